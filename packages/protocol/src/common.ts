@@ -1,0 +1,81 @@
+import { Type, type TSchema, type SchemaOptions } from "@sinclair/typebox";
+
+/**
+ * A strict object: every property required unless wrapped in `Type.Optional`, and unknown
+ * fields rejected, so a misspelt option is an error rather than silently ignored.
+ */
+export function Obj<T extends Record<string, TSchema>>(props: T, options: SchemaOptions = {}) {
+  return Type.Object(props, { additionalProperties: false, ...options });
+}
+
+/** A path inside a sandbox: relative paths resolve against `/home/user`. */
+export const Path = Type.String({
+  minLength: 1,
+  maxLength: 4096,
+  pattern: "^[^\\u0000]*$",
+  description: "A path inside the sandbox; relative paths resolve against /home/user.",
+  errorMessage: "must be a non-empty path of at most 4096 characters without NUL bytes",
+});
+
+export const SandboxId = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'A sandbox id: "sbx_" followed by at least 20 url-safe random characters.',
+});
+
+/** Client-chosen id of a byte stream carried in binary frames (see STREAM_FRAMES). */
+export const StreamId = Type.Integer({ minimum: 1, maximum: 0x7fffffff, description: "A stream id chosen by the client, unique on its connection." });
+
+/** Signals a caller may send; anything else is rejected as an invalid parameter. */
+export const SIGNALS = [
+  "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+  "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT",
+] as const;
+export type SignalName = (typeof SIGNALS)[number];
+export const Signal = Type.Union(SIGNALS.map((s) => Type.Literal(s)), {
+  description: "A POSIX signal name.",
+  errorMessage: `must be one of ${SIGNALS.join(", ")}`,
+});
+
+export const Duration = Type.String({
+  pattern: "^[0-9]{1,9}(ms|s|m|h)$",
+  description: 'A duration such as "500ms", "30s", "5m" or "2h".',
+  errorMessage: 'must be a duration such as "30s", "5m" or "2h"',
+});
+
+export const ByteSize = Type.Union(
+  [
+    Type.Integer({ minimum: 0 }),
+    Type.String({ pattern: "^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B?|B)?$" }),
+  ],
+  {
+    description: 'Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB".',
+    errorMessage: 'must be a non-negative number of bytes or a size such as "512MiB"',
+  },
+);
+
+export const FileMode = Type.Integer({ minimum: 0, maximum: 0o7777, description: "Unix permission bits." });
+
+export const StringMap = (description: string, maxProperties = 4096) =>
+  Type.Record(Type.String({ minLength: 1, maxLength: 4096, pattern: "^[^\\u0000]+$" }), Type.String({ maxLength: 1 << 20, pattern: "^[^\\u0000]*$" }), {
+    description,
+    maxProperties,
+    errorMessage: "must map non-empty names to strings, without NUL bytes",
+  });
+
+export const EnvName = Type.String({
+  minLength: 1,
+  maxLength: 4096,
+  pattern: "^[^\\u0000=]+$",
+  description: "An environment variable name.",
+  errorMessage: "must be a non-empty name without '=' or NUL bytes",
+});
+
+export const EnvMap = Type.Record(EnvName, Type.String({ maxLength: 1 << 20, pattern: "^[^\\u0000]*$" }), {
+  maxProperties: 4096,
+  description: "Environment variables.",
+  errorMessage: "must map variable names (no '=' or NUL) to strings without NUL bytes",
+});
+
+export const Empty = Obj({});
+export const Null = Type.Null();

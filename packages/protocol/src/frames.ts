@@ -1,0 +1,65 @@
+/**
+ * Binary stream frames. Bulk bytes (process stdio, file contents, tar archives) travel as
+ * binary WebSocket messages beside the JSON-RPC text messages:
+ *
+ *   byte 0      op (DATA, END, CREDIT, ABORT)
+ *   bytes 1..4  stream id, big-endian u32, chosen by the client when it names the stream
+ *   bytes 5..   payload: DATA bytes; CREDIT a big-endian u32 byte count; ABORT a UTF-8 reason
+ *
+ * Flow control is credit based: a sender may have at most STREAM_WINDOW bytes sent and not
+ * yet credited back; the receiver sends CREDIT as its consumer takes bytes.
+ */
+export const FrameOp = { Data: 0, End: 1, Credit: 2, Abort: 3 } as const;
+export type FrameOp = (typeof FrameOp)[keyof typeof FrameOp];
+
+/** Bytes a sender may have in flight per stream before it waits for CREDIT. */
+export const STREAM_WINDOW = 1 << 20;
+/** Largest DATA payload in one frame. */
+export const MAX_CHUNK = 256 * 1024;
+export const FRAME_HEADER = 5;
+
+export interface Frame {
+  op: FrameOp;
+  stream: number;
+  payload: Uint8Array;
+}
+
+export function encodeFrame(op: FrameOp, stream: number, payload?: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER + (payload?.byteLength ?? 0));
+  out[0] = op;
+  new DataView(out.buffer).setUint32(1, stream >>> 0);
+  if (payload) out.set(payload, FRAME_HEADER);
+  return out;
+}
+
+export function encodeCredit(stream: number, bytes: number): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER + 4);
+  const view = new DataView(out.buffer);
+  out[0] = FrameOp.Credit;
+  view.setUint32(1, stream >>> 0);
+  view.setUint32(5, bytes >>> 0);
+  return out;
+}
+
+export function encodeAbort(stream: number, reason: string): Uint8Array {
+  return encodeFrame(FrameOp.Abort, stream, new TextEncoder().encode(reason.slice(0, 1024)));
+}
+
+/** Decodes a frame, or returns a string describing why it is malformed. */
+export function decodeFrame(data: Uint8Array): Frame | string {
+  if (data.byteLength < FRAME_HEADER) return "frame shorter than its header";
+  const op = data[0] as FrameOp;
+  if (op > FrameOp.Abort) return `unknown frame op ${op}`;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const stream = view.getUint32(1);
+  if (stream === 0) return "frame for stream 0";
+  const payload = data.subarray(FRAME_HEADER);
+  if (op === FrameOp.Data && payload.byteLength > MAX_CHUNK) return `DATA frame of ${payload.byteLength} bytes exceeds ${MAX_CHUNK}`;
+  if (op === FrameOp.Credit && payload.byteLength !== 4) return "CREDIT frame without a 4-byte count";
+  if (op === FrameOp.End && payload.byteLength !== 0) return "END frame with a payload";
+  return { op, stream, payload };
+}
+
+export function creditOf(frame: Frame): number {
+  return new DataView(frame.payload.buffer, frame.payload.byteOffset, 4).getUint32(0);
+}

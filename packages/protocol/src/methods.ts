@@ -1,0 +1,113 @@
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import type { ErrorCodeName } from "./errors.js";
+import { Empty, Null } from "./common.js";
+import * as S from "./sandbox.js";
+import * as P from "./process.js";
+import * as F from "./fs.js";
+import * as E from "./env.js";
+
+export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
+  summary: string;
+  params: Params;
+  result: Result;
+  errors: readonly ErrorCodeName[];
+  /** Params naming streams the client writes (inbound to the daemon). */
+  inStreams?: readonly string[];
+  /** Params naming streams the daemon writes (outbound to the client). */
+  outStreams?: readonly string[];
+}
+
+const method = <P extends TSchema, R extends TSchema>(spec: MethodSpec<P, R>) => spec;
+const onSandbox = ["InvalidParams", "SandboxNotFound", "Unavailable"] as const;
+const onFs = [...onSandbox, "FileSystem"] as const;
+
+/** Every JSON-RPC method a client may call, defined once. */
+export const METHODS = {
+  "sandbox.create": method({
+    summary: "Start a new sandbox owned by the calling token.",
+    params: S.CreateParams,
+    result: S.CreateResult,
+    errors: ["InvalidParams", "ResourceLimit", "InternalError"],
+  }),
+  "sandbox.connect": method({
+    summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
+    params: S.IdParams,
+    result: S.SandboxInfo,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
+  "sandbox.list": method({ summary: "List this token's sandboxes.", params: S.ListParams, result: S.ListResult, errors: ["InvalidParams"] }),
+  "sandbox.kill": method({ summary: "Destroy a sandbox now.", params: S.IdParams, result: Null, errors: ["InvalidParams", "SandboxNotFound"] }),
+  "sandbox.extendTimeout": method({
+    summary: "Push the expiry back by a duration (a session sandbox becomes a timed one expiring then).",
+    params: S.ExtendTimeoutParams,
+    result: S.ExtendTimeoutResult,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
+  "process.spawn": method({
+    summary: "Start a process in the sandbox; stdio travels on the named streams.",
+    params: P.SpawnParams,
+    result: P.SpawnResult,
+    errors: [...onSandbox, "SpawnFailed", "ResourceLimit"],
+    inStreams: ["stdin"],
+    outStreams: ["stdout", "stderr"],
+  }),
+  "process.kill": method({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "fs.readFile": method({
+    summary: "Open a file and stream its bytes on `stream`; resolves with its size once open.",
+    params: F.ReadFileParams,
+    result: F.ReadFileResult,
+    errors: onFs,
+    outStreams: ["stream"],
+  }),
+  "fs.writeFile": method({
+    summary: "Write the bytes the client sends on `stream` to a file; resolves once the file is closed.",
+    params: F.WriteFileParams,
+    result: F.WriteFileResult,
+    errors: onFs,
+    inStreams: ["stream"],
+  }),
+  "fs.stat": method({ summary: "File information, following symlinks.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
+  "fs.lstat": method({ summary: "File information about a symlink itself.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
+  "fs.readDir": method({ summary: "Entries of a directory.", params: F.PathParams, result: F.ReadDirResult, errors: onFs }),
+  "fs.mkdir": method({ summary: "Create a directory.", params: F.MkdirParams, result: Null, errors: onFs }),
+  "fs.remove": method({ summary: "Remove a file, symlink or (with recursive) a directory tree.", params: F.RemoveParams, result: Null, errors: onFs }),
+  "fs.rename": method({ summary: "Rename or move a path.", params: F.RenameParams, result: Null, errors: onFs }),
+  "fs.copyFile": method({ summary: "Copy a file.", params: F.CopyFileParams, result: Null, errors: onFs }),
+  "fs.chmod": method({ summary: "Change permission bits.", params: F.ChmodParams, result: Null, errors: onFs }),
+  "fs.symlink": method({ summary: "Create a symlink at `path` pointing to `target`.", params: F.SymlinkParams, result: Null, errors: onFs }),
+  "fs.readLink": method({ summary: "Target of a symlink.", params: F.PathParams, result: F.PathResult, errors: onFs }),
+  "fs.realPath": method({ summary: "Absolute path with every symlink resolved.", params: F.PathParams, result: F.PathResult, errors: onFs }),
+  "fs.makeTempDir": method({ summary: "Create a new uniquely named directory (under /tmp by default).", params: F.MakeTempDirParams, result: F.PathResult, errors: onFs }),
+  "fs.upload": method({
+    summary: "Extract the tar archive the client sends on `stream` into the directory `path` (created if missing).",
+    params: F.UploadParams,
+    result: F.UploadResult,
+    errors: [...onFs, "StreamFailed"],
+    inStreams: ["stream"],
+  }),
+  "fs.download": method({
+    summary: "Stream the tree at `path` as a tar archive on `stream`; resolves once it is all sent.",
+    params: F.DownloadParams,
+    result: F.DownloadResult,
+    errors: [...onFs, "StreamFailed"],
+    outStreams: ["stream"],
+  }),
+  "env.get": method({ summary: "A variable of the sandbox's default environment, or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
+  "env.set": method({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
+  "env.delete": method({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
+  "env.toObject": method({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "rpc.discover": method({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
+} as const;
+
+/** Notifications the daemon sends to clients. */
+export const NOTIFICATIONS = {
+  "process.exit": { summary: "A process ended.", params: P.ProcessExitNotification },
+  "sandbox.exit": { summary: "A sandbox this connection used has stopped.", params: S.SandboxExitNotification },
+} as const;
+
+export type Methods = typeof METHODS;
+export type MethodName = keyof Methods;
+export type ParamsOf<M extends MethodName> = Static<Methods[M]["params"]>;
+export type ResultOf<M extends MethodName> = Static<Methods[M]["result"]>;
+export type NotificationName = keyof typeof NOTIFICATIONS;
+export type NotificationParams<N extends NotificationName> = Static<(typeof NOTIFICATIONS)[N]["params"]>;

@@ -1,0 +1,28 @@
+import { Type } from "@sinclair/typebox";
+import { EnvMap, Obj, Path, SandboxId, Signal, StreamId } from "./common.js";
+
+export const SpawnParams = Obj({
+  sandbox: SandboxId,
+  cmd: Type.String({ minLength: 1, maxLength: 4096, pattern: "^[^\\u0000]+$", errorMessage: "must be a non-empty command without NUL bytes" }),
+  args: Type.Optional(
+    Type.Array(Type.String({ maxLength: 1 << 20, pattern: "^[^\\u0000]*$", errorMessage: "must be a string without NUL bytes" }), { maxItems: 65536 }),
+  ),
+  cwd: Type.Optional(Path),
+  env: Type.Optional(EnvMap),
+  clearEnv: Type.Optional(Type.Boolean({ description: "Start from an empty environment instead of the sandbox's." })),
+  stdin: Type.Union([StreamId, Type.Null()], { description: "Stream the client writes the process's stdin to, or null for /dev/null." }),
+  stdout: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stdout to the client, or null to discard it." }),
+  stderr: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stderr to the client, or null to discard it." }),
+});
+export const SpawnResult = Obj({ pid: Type.Integer({ minimum: 1, description: "Process id inside the sandbox." }) });
+
+export const KillParams = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }), signal: Type.Optional(Signal) });
+
+export const ExitStatus = Obj({
+  success: Type.Boolean(),
+  code: Type.Integer({ minimum: 0, maximum: 255, description: "Exit code; 128 + signal number when killed by a signal." }),
+  signal: Type.Union([Signal, Type.String({ pattern: "^SIG[A-Z0-9]+$", maxLength: 16 }), Type.Null()]),
+  oom: Type.Boolean({ description: "The kernel killed the process for exceeding the sandbox's memory." }),
+});
+
+export const ProcessExitNotification = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }), status: ExitStatus });

@@ -1,0 +1,58 @@
+import { Type } from "@sinclair/typebox";
+import { ByteSize, Duration, EnvMap, Obj, SandboxId, StringMap } from "./common.js";
+
+export const SandboxStatus = Type.Union([Type.Literal("running"), Type.Literal("stopped")], {
+  description: "Whether the sandbox is alive.",
+});
+
+export const SandboxInfo = Obj(
+  {
+    id: SandboxId,
+    labels: StringMap("Labels given at create."),
+    createdAt: Type.String({ format: "date-time", description: "ISO 8601 creation time." }),
+    expiresAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
+      description: 'When the sandbox will be killed; null for a "session" sandbox.',
+    }),
+    status: SandboxStatus,
+  },
+  { description: "A sandbox as listed." },
+);
+
+export const SecretSpec = Obj({
+  hosts: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 64 }),
+  value: Type.String({ minLength: 1, maxLength: 65536 }),
+  body: Type.Optional(Type.Boolean()),
+});
+
+export const CreateParams = Obj({
+  memory: Type.Optional(ByteSize),
+  cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: "CPU quota in cores." })),
+  disk: Type.Optional(ByteSize),
+  timeout: Type.Optional(
+    Type.Union([Type.Literal("session"), Duration], {
+      description: '"session" (default): killed when the creating connection goes away; or a duration.',
+      errorMessage: 'must be "session" or a duration such as "30s", "5m" or "2h"',
+    }),
+  ),
+  env: Type.Optional(EnvMap),
+  allowNet: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256 })),
+  secrets: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" }), SecretSpec, { maxProperties: 64 })),
+  labels: Type.Optional(StringMap("Labels for finding the sandbox later with list().", 64)),
+});
+
+export const CreateResult = SandboxInfo;
+export const IdParams = Obj({ id: SandboxId });
+export const ListParams = Obj({ labels: Type.Optional(StringMap("Only sandboxes carrying all of these labels.", 64)) });
+export const ListResult = Type.Array(SandboxInfo);
+export const ExtendTimeoutParams = Obj({ id: SandboxId, duration: Duration });
+export const ExtendTimeoutResult = Obj({ expiresAt: Type.String({ format: "date-time" }) });
+
+export const SandboxExitReason = Type.Union(
+  [Type.Literal("killed"), Type.Literal("timeout"), Type.Literal("session"), Type.Literal("error")],
+  { description: "Why a sandbox stopped." },
+);
+export const SandboxExitNotification = Obj({
+  id: SandboxId,
+  reason: SandboxExitReason,
+  message: Type.Optional(Type.String({ maxLength: 4096 })),
+});

@@ -1,0 +1,4 @@
+export * from "./sandbox.js";
+export * from "./process.js";
+export * from "./fs.js";
+export * from "./env.js";
