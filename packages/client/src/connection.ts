@@ -1,0 +1,130 @@
+import WebSocket from "ws";
+import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
+import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
+import { AuthError, ConnectionError, fromRpcError } from "./errors.js";
+import { resolveEndpoint } from "./endpoint.js";
+import { StreamTable } from "./streams.js";
+import type { ConnectOptions } from "./types.js";
+
+type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void;
+
+function openSocket(url: string, token: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
+    ws.binaryType = "nodebuffer";
+    ws.once("open", () => resolve(ws));
+    ws.once("unexpected-response", (_req, res) => {
+      const status = res.statusCode ?? 0;
+      ws.terminate();
+      reject(
+        status === 401
+          ? new AuthError(`the daemon at ${url} refused the token (HTTP 401): set SBX_TOKEN or pass { token }`)
+          : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`),
+      );
+    });
+    ws.once("error", (err: NodeJS.ErrnoException) => reject(Object.assign(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err }), { errno: err.code })));
+  });
+}
+
+/** One authenticated WebSocket to the daemon: JSON-RPC calls, notifications and byte streams. */
+export class Connection {
+  readonly streams: StreamTable;
+  private readonly rpc: JSONRPCClient;
+  private readonly listeners = new Map<string, Set<(params: any) => void>>();
+  private closedWith: string | null = null;
+  private readonly closeListeners = new Set<(reason: string) => void>();
+  private readonly closedPromise: Promise<void>;
+
+  private constructor(private readonly ws: WebSocket, readonly url: string) {
+    this.streams = new StreamTable((frame) => this.sendBinary(frame));
+    this.rpc = new JSONRPCClient((payload) => {
+      if (this.closedWith) throw new ConnectionError(`connection to ${url} is closed (${this.closedWith})`);
+      ws.send(JSON.stringify(payload));
+    });
+    ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
+    this.closedPromise = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.shutdown(`closed with code ${code}${reason.length ? `: ${reason.toString()}` : ""}`);
+        resolve();
+      });
+    });
+    ws.on("error", (err) => this.shutdown(err.message));
+  }
+
+  /** Connects, starting a local daemon first when none runs and no url was given. */
+  static async open(opts: ConnectOptions = {}): Promise<Connection> {
+    const { url, token, embedded } = await resolveEndpoint(opts);
+    try {
+      return new Connection(await openSocket(url, await token()), url);
+    } catch (err) {
+      if (!embedded || (err as { errno?: string }).errno !== "ECONNREFUSED") throw err;
+    }
+    const { startLocalDaemon } = await import("./embedded.js");
+    await startLocalDaemon(url);
+    return new Connection(await openSocket(url, await token()), url);
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== null;
+  }
+
+  /** Calls a method; errors arrive as the SDK's error classes. */
+  async request<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.closedWith) throw new ConnectionError(`connection to ${this.url} is closed (${this.closedWith})`);
+    try {
+      return (await this.rpc.request(method, params as never)) as ResultOf<M>;
+    } catch (err) {
+      if (this.closedWith) throw new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
+      if (err instanceof JSONRPCErrorException) throw fromRpcError(err);
+      throw err;
+    }
+  }
+
+  on<N extends NotificationName>(method: N, listener: Listener<N>): () => void {
+    let set = this.listeners.get(method);
+    if (!set) this.listeners.set(method, (set = new Set()));
+    set.add(listener);
+    return () => set!.delete(listener);
+  }
+
+  /** Runs once when the connection is gone, whatever the cause. */
+  onClose(listener: (reason: string) => void): void {
+    if (this.closedWith) listener(this.closedWith);
+    else this.closeListeners.add(listener);
+  }
+
+  sendBinary(frame: Uint8Array): void {
+    if (!this.closedWith) this.ws.send(frame);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.close(1000, "client closed");
+    await this.closedPromise;
+  }
+
+  private onText(text: string): void {
+    let msg: any;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg && typeof msg.method === "string" && msg.id === undefined) {
+      for (const l of this.listeners.get(msg.method) ?? []) l(msg.params);
+    } else this.rpc.receive(msg);
+  }
+
+  private onBinary(data: Buffer): void {
+    const frame = decodeFrame(data);
+    if (typeof frame !== "string") this.streams.onFrame(frame);
+  }
+
+  private shutdown(reason: string): void {
+    if (this.closedWith) return;
+    this.closedWith = reason;
+    this.rpc.rejectAllPendingRequests(`connection closed: ${reason}`);
+    this.streams.failAll(`connection to ${this.url} closed (${reason})`);
+    for (const l of this.closeListeners) l(reason);
+  }
+}

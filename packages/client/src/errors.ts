@@ -1,0 +1,79 @@
+import { ErrorCodes } from "@sbx/protocol";
+import type { ExitStatus } from "./types.js";
+
+/** Base class of every error sbx throws; `code` is stable and safe to switch on. */
+export class SandboxError extends Error {
+  readonly code: string = "SANDBOX_ERROR";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The connection to the daemon failed or closed; pending calls reject with this. */
+export class ConnectionError extends SandboxError {
+  override readonly code = "CONNECTION_ERROR";
+}
+
+/** The daemon refused the token (HTTP 401) or the connection was not allowed. */
+export class AuthError extends SandboxError {
+  override readonly code = "AUTH_ERROR";
+}
+
+/** The daemon answered a call with a JSON-RPC error. */
+export class RpcError extends SandboxError {
+  override readonly code: string = "RPC_ERROR";
+  constructor(message: string, readonly rpcCode: number, readonly data?: unknown, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+  /** The errno name (`ENOENT`, `EACCES`, ...) of a failed file or spawn operation, if any. */
+  get errno(): string | undefined {
+    const d = this.data as { errno?: unknown } | undefined;
+    return typeof d?.errno === "string" ? d.errno : undefined;
+  }
+}
+
+/** No running sandbox with that id belongs to this token. */
+export class SandboxNotFoundError extends RpcError {
+  override readonly code = "SANDBOX_NOT_FOUND";
+}
+
+/** An option or parameter was rejected; the message names it. */
+export class InvalidOptionError extends RpcError {
+  override readonly code = "INVALID_OPTION";
+}
+
+/** The network policy refused something. */
+export class NetworkPolicyError extends RpcError {
+  override readonly code = "NETWORK_POLICY";
+}
+
+/** A limit was reached. */
+export class ResourceLimitError extends RpcError {
+  override readonly code = "RESOURCE_LIMIT";
+}
+
+/** A command run with `sh` exited unsuccessfully; `status` and the output say how. */
+export class SandboxCommandError extends SandboxError {
+  override readonly code = "COMMAND_FAILED";
+  constructor(message: string, readonly status: ExitStatus, readonly stdout: string, readonly stderr: string) {
+    super(message);
+  }
+}
+
+/** Maps a JSON-RPC error from the daemon onto the error class for its code. */
+export function fromRpcError(err: { code: number; message: string; data?: unknown }): RpcError {
+  switch (err.code) {
+    case ErrorCodes.SandboxNotFound:
+      return new SandboxNotFoundError(err.message, err.code, err.data);
+    case ErrorCodes.InvalidParams:
+      return new InvalidOptionError(err.message, err.code, err.data);
+    case ErrorCodes.NetworkPolicy:
+      return new NetworkPolicyError(err.message, err.code, err.data);
+    case ErrorCodes.ResourceLimit:
+    case ErrorCodes.TooManyRequests:
+      return new ResourceLimitError(err.message, err.code, err.data);
+    default:
+      return new RpcError(err.message, err.code, err.data);
+  }
+}

@@ -1,0 +1,266 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Connection } from "./connection.js";
+import { packTree } from "./tar/pack.js";
+import { unpackTar } from "./tar/unpack.js";
+
+/** What `stat` and `lstat` report. */
+export interface FileInfo {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  size: number;
+  mtime: Date | null;
+  atime: Date | null;
+  birthtime: Date | null;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface DirEntry {
+  name: string;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+}
+
+export interface WalkEntry extends DirEntry {
+  /** Full path inside the sandbox. */
+  path: string;
+}
+
+export interface WalkOptions {
+  maxDepth?: number;
+  includeFiles?: boolean;
+  includeDirs?: boolean;
+  includeSymlinks?: boolean;
+  /** Only entries whose path matches one of these. */
+  match?: RegExp[];
+  /** Leave out (and do not descend into) entries whose path matches one of these. */
+  skip?: RegExp[];
+}
+
+export interface WriteFileOptions {
+  /** Permission bits for a new file (and applied after writing). */
+  mode?: number;
+  append?: boolean;
+  /** Create the file if missing (default true). */
+  create?: boolean;
+  /** Fail if the file exists. */
+  createNew?: boolean;
+}
+
+export type FileData = Uint8Array | string | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+const encoder = new TextEncoder();
+
+function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of stream as unknown as AsyncIterable<Uint8Array>) {
+    chunks.push(c);
+    size += c.byteLength;
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) (out.set(c, off), (off += c.byteLength));
+  return out;
+}
+
+/**
+ * The sandbox's file system. Paths are resolved inside the sandbox (relative ones against
+ * /home/user); nothing here can reach the host.
+ */
+export class SandboxFs {
+  /** @internal */
+  constructor(private readonly conn: Connection, private readonly sandbox: string) {}
+
+  /** A file's contents as a stream; resolves once the file is open. */
+  async readFileStream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const stream = this.conn.streams.incoming();
+    try {
+      await this.conn.request("fs.readFile", { sandbox: this.sandbox, path, stream: stream.id });
+    } catch (err) {
+      stream.fail(err as Error);
+      throw err;
+    }
+    return stream.readable;
+  }
+
+  /** A whole file as bytes. */
+  async readFile(path: string): Promise<Uint8Array> {
+    return collect(await this.readFileStream(path));
+  }
+
+  /** A whole file as UTF-8 text. */
+  async readTextFile(path: string): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(path));
+  }
+
+  /** Writes bytes, a string, or a stream to a file, with backpressure. */
+  async writeFile(path: string, data: FileData, options: WriteFileOptions = {}): Promise<void> {
+    const stream = this.conn.streams.outgoing();
+    const call = this.conn.request("fs.writeFile", { sandbox: this.sandbox, path, stream: stream.id, ...options });
+    const pump = pumpInto(data, stream.writable);
+    pump.catch(() => {}); // when the call fails, its error is the one worth reporting
+    await call;
+    await pump;
+  }
+
+  async writeTextFile(path: string, text: string, options: WriteFileOptions = {}): Promise<void> {
+    await this.writeFile(path, text, options);
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    return this.info(await this.conn.request("fs.stat", { sandbox: this.sandbox, path }));
+  }
+
+  async lstat(path: string): Promise<FileInfo> {
+    return this.info(await this.conn.request("fs.lstat", { sandbox: this.sandbox, path }));
+  }
+
+  /** The entries of a directory. */
+  async *readDir(path: string): AsyncIterable<DirEntry> {
+    yield* await this.conn.request("fs.readDir", { sandbox: this.sandbox, path });
+  }
+
+  async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
+    await this.conn.request("fs.mkdir", { sandbox: this.sandbox, path, ...options });
+  }
+
+  /** Removes a file, symlink or empty directory; with `recursive`, a whole tree. */
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    await this.conn.request("fs.remove", { sandbox: this.sandbox, path, ...options });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.conn.request("fs.rename", { sandbox: this.sandbox, from, to });
+  }
+
+  async copyFile(from: string, to: string): Promise<void> {
+    await this.conn.request("fs.copyFile", { sandbox: this.sandbox, from, to });
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.conn.request("fs.chmod", { sandbox: this.sandbox, path, mode });
+  }
+
+  /** Creates a symlink at `path` pointing to `target`. */
+  async symlink(target: string, path: string): Promise<void> {
+    await this.conn.request("fs.symlink", { sandbox: this.sandbox, target, path });
+  }
+
+  async readLink(path: string): Promise<string> {
+    return this.conn.request("fs.readLink", { sandbox: this.sandbox, path });
+  }
+
+  async realPath(path: string): Promise<string> {
+    return this.conn.request("fs.realPath", { sandbox: this.sandbox, path });
+  }
+
+  /** Creates a new, uniquely named directory (in /tmp unless `dir` is given). */
+  async makeTempDir(options: { dir?: string; prefix?: string; suffix?: string } = {}): Promise<string> {
+    return this.conn.request("fs.makeTempDir", { sandbox: this.sandbox, ...options });
+  }
+
+  /** Walks a tree depth-first, like Deno's `walk`: the root first, then every entry below it. */
+  async *walk(root: string, options: WalkOptions = {}): AsyncIterable<WalkEntry> {
+    const base = await this.realPath(root);
+    const { includeDirs = true, match } = options;
+    if (includeDirs && (!match || match.some((r) => r.test(base)))) {
+      yield { path: base, name: base.split("/").pop() || "/", isFile: false, isDirectory: true, isSymlink: false };
+    }
+    yield* this.walkBelow(base, options, 0);
+  }
+
+  private async *walkBelow(dir: string, options: WalkOptions, depth: number): AsyncIterable<WalkEntry> {
+    const { maxDepth = Infinity, includeFiles = true, includeDirs = true, includeSymlinks = true, match, skip } = options;
+    if (depth >= maxDepth) return;
+    for await (const e of this.readDir(dir)) {
+      const path = join(dir, e.name);
+      if (skip?.some((r) => r.test(path))) continue;
+      const wanted = (e.isFile && includeFiles) || (e.isDirectory && includeDirs) || (e.isSymlink && includeSymlinks);
+      if (wanted && (!match || match.some((r) => r.test(path)))) yield { ...e, path };
+      if (e.isDirectory) yield* this.walkBelow(path, options, depth + 1);
+    }
+  }
+
+  /** Copies a local file or directory tree into the sandbox (trees travel as tar; symlinks stay symlinks). */
+  async upload(localPath: string, sandboxPath: string): Promise<void> {
+    const st = await fsp.lstat(localPath);
+    if (st.isFile()) {
+      await this.writeFile(sandboxPath, Readable.toWeb(createReadStream(localPath, { highWaterMark: 256 * 1024 })) as ReadableStream<Uint8Array>, { mode: st.mode & 0o777 });
+      return;
+    }
+    if (st.isSymbolicLink()) return this.symlink(await fsp.readlink(localPath), sandboxPath);
+    if (!st.isDirectory()) throw new Error(`${localPath} is neither a file, a symlink nor a directory`);
+    const stream = this.conn.streams.outgoing();
+    const call = this.conn.request("fs.upload", { sandbox: this.sandbox, path: sandboxPath, stream: stream.id });
+    const { stream: tar, done } = packTree(localPath);
+    const pump = pipeline(tar, Writable.fromWeb(stream.writable));
+    const outcome = await Promise.allSettled([call, pump, done]);
+    const failed = outcome.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (outcome[0].status === "rejected") throw outcome[0].reason;
+    if (failed) throw failed.reason;
+  }
+
+  /** Copies a sandbox file or tree to the local disk, refusing any entry that would land outside `localPath`. */
+  async download(sandboxPath: string, localPath: string): Promise<void> {
+    const st = await this.lstat(sandboxPath);
+    if (st.isSymlink) {
+      await fsp.symlink(await this.readLink(sandboxPath), localPath);
+      return;
+    }
+    if (!st.isDirectory) {
+      const body = await this.readFileStream(sandboxPath);
+      await pipeline(Readable.fromWeb(body as never), createWriteStream(localPath, { mode: st.mode & 0o777 }));
+      return;
+    }
+    const stream = this.conn.streams.incoming();
+    const call = this.conn.request("fs.download", { sandbox: this.sandbox, path: sandboxPath, stream: stream.id });
+    const unpack = unpackTar(Readable.fromWeb(stream.readable as never), localPath);
+    const outcome = await Promise.allSettled([call, unpack]);
+    if (outcome[0].status === "rejected") {
+      stream.fail(outcome[0].reason);
+      throw outcome[0].reason;
+    }
+    if (outcome[1].status === "rejected") throw outcome[1].reason;
+  }
+
+  private info(raw: { mtime: number | null; atime: number | null; birthtime: number | null } & Omit<FileInfo, "mtime" | "atime" | "birthtime">): FileInfo {
+    return { ...raw, mtime: toDate(raw.mtime), atime: toDate(raw.atime), birthtime: toDate(raw.birthtime) };
+  }
+}
+
+/** Feeds bytes, text, a Web stream or an async iterable into a WritableStream, closing it at the end. */
+async function pumpInto(data: FileData, writable: WritableStream<Uint8Array>): Promise<void> {
+  if (typeof data === "string" || data instanceof Uint8Array) {
+    const writer = writable.getWriter();
+    try {
+      await writer.write(typeof data === "string" ? encoder.encode(data) : data);
+      await writer.close();
+    } catch (err) {
+      await writer.abort(err).catch(() => {});
+      throw err;
+    }
+    return;
+  }
+  if (data instanceof ReadableStream) return data.pipeTo(writable);
+  const writer = writable.getWriter();
+  try {
+    for await (const chunk of data) await writer.write(chunk);
+    await writer.close();
+  } catch (err) {
+    await writer.abort(err).catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,58 @@
+import type { SignalName } from "@sbx/protocol";
+import type { Connection } from "./connection.js";
+import type { CommandOutput, ExitStatus } from "./types.js";
+
+async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array | null> {
+  if (!stream) return null;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+const decoder = new TextDecoder();
+
+/** A process running in a sandbox. */
+export class ChildProcess {
+  /** @internal */
+  constructor(
+    private readonly conn: Connection,
+    private readonly sandbox: string,
+    /** Process id inside the sandbox. */
+    readonly pid: number,
+    /** The process's stdin when spawned with `stdin: "piped"`; close it to send EOF. */
+    readonly stdin: WritableStream<Uint8Array> | null,
+    /** stdout when spawned with `stdout: "piped"` (the default). */
+    readonly stdout: ReadableStream<Uint8Array> | null,
+    /** stderr when spawned with `stderr: "piped"` (the default). */
+    readonly stderr: ReadableStream<Uint8Array> | null,
+    /** Resolves when the process exits. */
+    readonly status: Promise<ExitStatus>,
+  ) {}
+
+  /** Sends a signal (default SIGTERM). */
+  async kill(signal: SignalName = "SIGTERM"): Promise<void> {
+    await this.conn.request("process.kill", { sandbox: this.sandbox, pid: this.pid, signal });
+  }
+
+  /** Waits for the process to exit and collects whatever stdout and stderr were piped. */
+  async output(): Promise<CommandOutput> {
+    const [stdout, stderr, status] = await Promise.all([collect(this.stdout), collect(this.stderr), this.status]);
+    return {
+      status,
+      stdout,
+      stderr,
+      stdoutText: stdout && decoder.decode(stdout),
+      stderrText: stderr && decoder.decode(stderr),
+    };
+  }
+}

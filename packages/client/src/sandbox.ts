@@ -1,0 +1,255 @@
+import { Readable } from "node:stream";
+import type { ParamsOf, ResultOf, SignalName } from "@sbx/protocol";
+import { Connection } from "./connection.js";
+import { ConnectionError } from "./errors.js";
+import { SandboxEnv } from "./env.js";
+import { SandboxFs } from "./fs.js";
+import { ChildProcess } from "./process.js";
+import { ShCommand, buildScript } from "./sh.js";
+import type { ConnectOptions, ExitStatus, SandboxInfo } from "./types.js";
+
+/** Options of `Sandbox.create`. */
+export interface SandboxOptions extends ConnectOptions {
+  /** Memory cap: bytes or an IEC string ("1GiB"); default 1280MiB. */
+  memory?: number | string;
+  /** CPU quota in cores; default 1. */
+  cpus?: number;
+  /** Writable storage cap (home + tmp): bytes or "10GiB"; default 10GiB. */
+  disk?: number | string;
+  /** "session" (default): killed when this connection goes away; or a duration like "5m". */
+  timeout?: "session" | `${number}${"ms" | "s" | "m" | "h"}`;
+  /** Default environment for every process. */
+  env?: Record<string, string>;
+  /** Hosts the sandbox may reach; omitted or [] means no network at all. */
+  allowNet?: string[];
+  /** Secrets usable only toward their hosts; the sandbox sees placeholders. */
+  secrets?: Record<string, { hosts: string[]; value: string; body?: boolean }>;
+  /** Labels to find the sandbox by with `Sandbox.list`. */
+  labels?: Record<string, string>;
+}
+
+export type Stdio = "piped" | "inherit" | "null";
+
+/** Options of `sandbox.spawn`. */
+export interface SpawnOptions {
+  args?: string[];
+  /** Working directory (default /home/user). */
+  cwd?: string;
+  /** Variables added to the sandbox's environment for this process. */
+  env?: Record<string, string>;
+  /** Start from an empty environment instead of the sandbox's. */
+  clearEnv?: boolean;
+  /** "null" (default) or "piped" for a writable `stdin`. */
+  stdin?: "piped" | "null";
+  /** "piped" (default), "inherit" (copied to this process's stdout) or "null". */
+  stdout?: Stdio;
+  /** "piped" (default), "inherit" (copied to this process's stderr) or "null". */
+  stderr?: Stdio;
+  /** Aborting sends SIGTERM to the process. */
+  signal?: AbortSignal;
+}
+
+const KILLED: ExitStatus = { success: false, code: 137, signal: "SIGKILL", oom: false };
+
+function toInfo(raw: ResultOf<"sandbox.connect">): SandboxInfo {
+  return { ...raw, createdAt: new Date(raw.createdAt), expiresAt: raw.expiresAt ? new Date(raw.expiresAt) : null };
+}
+
+/**
+ * A sandbox: an isolated Linux environment on the daemon's host.
+ *
+ * @example
+ * await using sb = await Sandbox.create();
+ * const out = await sb.sh`python3 -c ${"print(6 * 7)"}`.text(); // "42"
+ */
+export class Sandbox implements AsyncDisposable {
+  /** The sandbox's files. */
+  readonly fs: SandboxFs;
+  /** The default environment of later spawns. */
+  readonly env: SandboxEnv;
+  private readonly exitWaiters = new Map<number, (s: ExitStatus) => void>();
+  private readonly earlyExits = new Map<number, ExitStatus>();
+  private stopped = false;
+
+  private constructor(private readonly conn: Connection, private info: SandboxInfo, private readonly owned: boolean) {
+    this.fs = new SandboxFs(conn, info.id);
+    this.env = new SandboxEnv(conn, info.id);
+    conn.on("process.exit", ({ sandbox, pid, status }) => {
+      if (sandbox !== this.id) return;
+      const waiter = this.exitWaiters.get(pid);
+      if (waiter) {
+        this.exitWaiters.delete(pid);
+        waiter(status);
+      } else if (this.earlyExits.size < 1024) this.earlyExits.set(pid, status);
+    });
+    conn.on("sandbox.exit", ({ id }) => {
+      if (id !== this.id) return;
+      this.stopped = true;
+      for (const waiter of this.exitWaiters.values()) waiter(KILLED);
+      this.exitWaiters.clear();
+    });
+  }
+
+  /** Starts a new sandbox. */
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const { url, token, ...params } = options;
+    const conn = await Connection.open({ url, token });
+    try {
+      return new Sandbox(conn, toInfo(await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">)), true);
+    } catch (err) {
+      await conn.close();
+      throw err;
+    }
+  }
+
+  /** Attaches to a running sandbox of this token (adopting a session sandbox whose creator left). */
+  static async connect(id: string, options: ConnectOptions = {}): Promise<Sandbox> {
+    const conn = await Connection.open(options);
+    try {
+      return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), false);
+    } catch (err) {
+      await conn.close();
+      throw err;
+    }
+  }
+
+  /** This token's sandboxes, optionally only those carrying all the given labels. */
+  static async list(options: ConnectOptions & { labels?: Record<string, string> } = {}): Promise<SandboxInfo[]> {
+    const { labels, ...connect } = options;
+    const conn = await Connection.open(connect);
+    try {
+      return (await conn.request("sandbox.list", labels ? { labels } : {})).map(toInfo);
+    } finally {
+      await conn.close();
+    }
+  }
+
+  /** "sbx_" followed by 24 random url-safe characters. */
+  get id(): string {
+    return this.info.id;
+  }
+
+  get labels(): Record<string, string> {
+    return { ...this.info.labels };
+  }
+
+  get createdAt(): Date {
+    return this.info.createdAt;
+  }
+
+  /** When the sandbox will be killed, or null for a session sandbox. */
+  get expiresAt(): Date | null {
+    return this.info.expiresAt;
+  }
+
+  /**
+   * Starts a process. Resolves once it runs; a missing command rejects with an `RpcError`
+   * whose `errno` is "ENOENT".
+   */
+  async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
+    const { args, cwd, env, clearEnv, signal } = options;
+    const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" };
+    const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
+    const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
+    const stderr = modes.stderr === "null" ? null : this.conn.streams.incoming();
+    signal?.throwIfAborted();
+    let pid: number;
+    try {
+      ({ pid } = await this.conn.request("process.spawn", {
+        sandbox: this.id,
+        cmd,
+        ...(args ? { args } : {}),
+        ...(cwd ? { cwd } : {}),
+        ...(env ? { env } : {}),
+        ...(clearEnv ? { clearEnv } : {}),
+        stdin: stdin?.id ?? null,
+        stdout: stdout?.id ?? null,
+        stderr: stderr?.id ?? null,
+      }));
+    } catch (err) {
+      for (const s of [stdin, stdout, stderr]) s?.fail(err as Error);
+      throw err;
+    }
+    const status = this.waitForExit(pid);
+    if (modes.stdout === "inherit") copyTo(stdout!.readable, process.stdout);
+    if (modes.stderr === "inherit") copyTo(stderr!.readable, process.stderr);
+    if (signal) {
+      const onAbort = () => void this.conn.request("process.kill", { sandbox: this.id, pid, signal: "SIGTERM" }).catch(() => {});
+      signal.addEventListener("abort", onAbort, { once: true });
+      status.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
+    }
+    return new ChildProcess(
+      this.conn,
+      this.id,
+      pid,
+      stdin?.writable ?? null,
+      modes.stdout === "piped" ? stdout!.readable : null,
+      modes.stderr === "piped" ? stderr!.readable : null,
+      status,
+    );
+  }
+
+  /**
+   * A bash command from a template; every substitution is shell-escaped (arrays become
+   * several words). Await it, or call `.text()`, `.json()`, `.noThrow()`, `.spawn()`.
+   *
+   * @example
+   * const listing = await sb.sh`ls -la ${dir}`.text();
+   */
+  sh(strings: TemplateStringsArray, ...values: unknown[]): ShCommand {
+    return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
+  }
+
+  /** Pushes the expiry back by `duration` ("30s", "5m", "2h"); a session sandbox becomes a timed one. */
+  async extendTimeout(duration: string): Promise<Date> {
+    const { expiresAt } = await this.conn.request("sandbox.extendTimeout", { id: this.id, duration });
+    this.info = { ...this.info, expiresAt: new Date(expiresAt) };
+    return this.info.expiresAt!;
+  }
+
+  /** Destroys the sandbox now, then closes this connection. */
+  async kill(): Promise<void> {
+    try {
+      if (!this.stopped) await this.conn.request("sandbox.kill", { id: this.id });
+    } finally {
+      this.stopped = true;
+      await this.conn.close();
+    }
+  }
+
+  /** Closes this connection; a "session" sandbox created here dies after a short grace period. */
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+
+  /** Kills a sandbox this handle created; only disconnects from one it connected to. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.owned) await this.kill().catch((err) => {
+      if (!(err instanceof ConnectionError) && !this.stopped) throw err;
+    });
+    else await this.close();
+  }
+
+  private waitForExit(pid: number): Promise<ExitStatus> {
+    const early = this.earlyExits.get(pid);
+    if (early) {
+      this.earlyExits.delete(pid);
+      return Promise.resolve(early);
+    }
+    if (this.stopped) return Promise.resolve(KILLED);
+    const status = new Promise<ExitStatus>((resolve, reject) => {
+      this.exitWaiters.set(pid, resolve);
+      this.conn.onClose((reason) => {
+        if (this.exitWaiters.delete(pid)) reject(new ConnectionError(`lost the connection before process ${pid} exited (${reason})`));
+      });
+    });
+    status.catch(() => {}); // callers who never look at the status must not crash the process
+    return status;
+  }
+}
+
+function copyTo(readable: ReadableStream<Uint8Array>, out: NodeJS.WritableStream): void {
+  Readable.fromWeb(readable as never).on("error", () => {}).pipe(out, { end: false });
+}
+
+export type { SignalName };

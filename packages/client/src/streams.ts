@@ -1,0 +1,133 @@
+import { FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
+import { ConnectionError, SandboxError } from "./errors.js";
+
+type Send = (frame: Uint8Array) => void;
+
+/** Bytes the daemon sends us, exposed as a Web ReadableStream that grants credit as it is read. */
+export class IncomingStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  private queue: Uint8Array[] = [];
+  private ended = false;
+  private error: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(readonly id: number, private readonly send: Send, private readonly onDone: () => void) {
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          while (this.queue.length === 0 && !this.ended && !this.error) await new Promise<void>((r) => (this.wake = r));
+          const chunk = this.queue.shift();
+          if (chunk) {
+            controller.enqueue(chunk);
+            this.send(encodeCredit(this.id, chunk.byteLength));
+          } else if (this.error) controller.error(this.error);
+          else controller.close();
+        },
+        cancel: (reason) => {
+          this.send(encodeAbort(this.id, String(reason ?? "cancelled by the reader")));
+          this.finish();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  onFrame(frame: Frame): void {
+    if (frame.op === FrameOp.Data) this.queue.push(frame.payload.slice());
+    else if (frame.op === FrameOp.End) this.finish();
+    else if (frame.op === FrameOp.Abort) this.fail(new SandboxError(`stream aborted: ${new TextDecoder().decode(frame.payload)}`));
+    this.wake?.();
+  }
+
+  fail(err: Error): void {
+    this.error ??= err;
+    this.finish();
+    this.wake?.();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onDone();
+  }
+}
+
+/** Bytes we send to the daemon, as a Web WritableStream that waits for credit. */
+export class OutgoingStream {
+  readonly writable: WritableStream<Uint8Array>;
+  private outstanding = 0;
+  private error: Error | null = null;
+  private wake: (() => void) | null = null;
+  private done = false;
+
+  constructor(readonly id: number, private readonly send: Send, private readonly onDone: () => void) {
+    this.writable = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError("write a Uint8Array");
+        for (let off = 0; off < chunk.byteLength; ) {
+          while (this.outstanding >= STREAM_WINDOW && !this.error) await new Promise<void>((r) => (this.wake = r));
+          if (this.error) throw this.error;
+          const n = Math.min(chunk.byteLength - off, MAX_CHUNK, STREAM_WINDOW - this.outstanding);
+          this.send(encodeFrame(FrameOp.Data, this.id, chunk.subarray(off, off + n)));
+          this.outstanding += n;
+          off += n;
+        }
+      },
+      close: () => {
+        if (this.error) throw this.error;
+        this.send(encodeFrame(FrameOp.End, this.id));
+        this.finish();
+      },
+      abort: (reason) => {
+        if (!this.error) this.send(encodeAbort(this.id, String(reason ?? "aborted by the writer")));
+        this.finish();
+      },
+    });
+  }
+
+  onFrame(frame: Frame): void {
+    if (frame.op === FrameOp.Credit) this.outstanding = Math.max(0, this.outstanding - creditOf(frame));
+    else if (frame.op === FrameOp.Abort) this.fail(new SandboxError(`stream closed by the sandbox: ${new TextDecoder().decode(frame.payload)}`));
+    this.wake?.();
+  }
+
+  fail(err: Error): void {
+    this.error ??= err;
+    this.finish();
+    this.wake?.();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.onDone();
+  }
+}
+
+/** The streams of one connection, keyed by the ids this client chose. */
+export class StreamTable {
+  private next = 1;
+  private readonly streams = new Map<number, IncomingStream | OutgoingStream>();
+
+  constructor(private readonly send: Send) {}
+
+  incoming(): IncomingStream {
+    const s = new IncomingStream(this.next++, this.send, () => this.streams.delete(s.id));
+    this.streams.set(s.id, s);
+    return s;
+  }
+
+  outgoing(): OutgoingStream {
+    const s = new OutgoingStream(this.next++, this.send, () => this.streams.delete(s.id));
+    this.streams.set(s.id, s);
+    return s;
+  }
+
+  onFrame(frame: Frame): void {
+    this.streams.get(frame.stream)?.onFrame(frame);
+  }
+
+  failAll(message: string): void {
+    for (const s of [...this.streams.values()]) s.fail(new ConnectionError(message));
+  }
+}

@@ -1,0 +1,84 @@
+import { FrameOp } from "@sbx/protocol";
+
+/**
+ * Framing on the pipe between the daemon and a sandbox's supervisor:
+ *   u32 length of what follows | u8 op | u32 stream id | payload
+ * Ops are the stream frame ops plus Msg, a JSON control message on stream 0.
+ */
+export const ChannelOp = { ...FrameOp, Msg: 4 } as const;
+export type ChannelOp = (typeof ChannelOp)[keyof typeof ChannelOp];
+
+export interface ChannelFrame {
+  op: ChannelOp;
+  id: number;
+  payload: Buffer;
+}
+
+const HEADER = 9;
+
+/** Largest frame either side accepts on the channel. */
+export const MAX_CHANNEL_FRAME = 16 << 20;
+
+export function encodeChannelFrame(op: ChannelOp, id: number, payload?: Uint8Array): Buffer {
+  const len = payload?.byteLength ?? 0;
+  const out = Buffer.allocUnsafe(HEADER + len);
+  out.writeUInt32BE(5 + len, 0);
+  out.writeUInt8(op, 4);
+  out.writeUInt32BE(id >>> 0, 5);
+  if (payload) out.set(payload, HEADER);
+  return out;
+}
+
+export function encodeMessage(msg: unknown): Buffer {
+  return encodeChannelFrame(ChannelOp.Msg, 0, Buffer.from(JSON.stringify(msg)));
+}
+
+export function encodeCreditFrame(id: number, bytes: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(bytes >>> 0, 0);
+  return encodeChannelFrame(ChannelOp.Credit, id, payload);
+}
+
+/**
+ * Splits a byte stream into frames. Throws on a frame larger than `maxFrame` or with an
+ * unknown op, so a misbehaving peer cannot make the reader buffer without bound.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxFrame: number) {}
+
+  push(data: Buffer): ChannelFrame[] {
+    this.chunks.push(data);
+    this.buffered += data.length;
+    const frames: ChannelFrame[] = [];
+    while (this.buffered >= 4) {
+      const head = this.peek(4);
+      const len = head.readUInt32BE(0);
+      if (len < 5 || len > this.maxFrame) throw new Error(`channel frame of ${len} bytes is outside 5..${this.maxFrame}`);
+      if (this.buffered < 4 + len) break;
+      const frame = this.take(4 + len);
+      const op = frame.readUInt8(4);
+      if (op > ChannelOp.Msg) throw new Error(`unknown channel op ${op}`);
+      frames.push({ op: op as ChannelOp, id: frame.readUInt32BE(5), payload: frame.subarray(HEADER) });
+    }
+    return frames;
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first;
+    return Buffer.concat(this.chunks).subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    const first = this.chunks[0]!;
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+import { SandboxError } from "@sbx/client";
+import { UsageError } from "./cli/args.js";
+import { createCommand, cpCommand, execCommand, killCommand, lsCommand, runCommand } from "./cli/client-commands.js";
+import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
+import { checkHost, formatChecks } from "./doctor.js";
+
+const HELP = `sbx: run untrusted code in sandboxes on this machine
+
+${DAEMON_HELP}
+sbx run [--allow-net HOST]... [--secret NAME=ENVVAR@HOST[,HOST]]... [--memory 1GiB] [--cpus 1]
+        [--disk 10GiB] [--timeout 5m] [--env K=V]... [--label K=V]... [--upload LOCAL:REMOTE]... -- CMD [ARGS...]
+  Runs CMD in a fresh sandbox with this terminal's stdio; exits with its exit code.
+sbx create [same options as run]        Prints the new sandbox's id (default --timeout 30m).
+sbx exec ID -- CMD [ARGS...]            Runs CMD in a running sandbox.
+sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
+sbx kill ID [ID...]                     Destroys sandboxes.
+sbx cp SRC DEST                         Copies files or trees; one side is ID:/path.
+sbx doctor                              Checks that this host can isolate sandboxes.
+
+Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file).`;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  daemon: daemonCommand,
+  run: runCommand,
+  create: createCommand,
+  exec: execCommand,
+  ls: lsCommand,
+  kill: killCommand,
+  cp: cpCommand,
+  doctor: async () => {
+    const checks = checkHost({ trialUid: process.getuid?.() === 0 ? 200000 : null });
+    process.stdout.write(formatChecks(checks) + "\n");
+    return checks.every((c) => c.ok) ? 0 : 1;
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(HELP + "\n");
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`sbx: unknown command '${name}'\n\n${HELP}\n`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sbx ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof SandboxError) {
+      process.stderr.write(`sbx ${name}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`sbx: ${err?.stack ?? err}\n`);
+    process.exitCode = 1;
+  },
+);

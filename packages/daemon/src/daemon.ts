@@ -1,0 +1,96 @@
+import { existsSync, readFileSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type DaemonConfig, parseListen } from "./config.js";
+import { checkHost, findBwrap, formatChecks } from "./doctor.js";
+import { SandboxManager } from "./sandbox/manager.js";
+import { Tokens, loadPrimaryToken } from "./server/auth.js";
+import { createApiServer } from "./server/server.js";
+import { createLogger, type Logger } from "./util/log.js";
+
+/** The bundled supervisor script that runs inside every sandbox. */
+const SUPERVISOR = fileURLToPath(new URL("./supervisor.mjs", import.meta.url));
+
+export class HostNotReadyError extends Error {}
+
+/** One sbx daemon: its listener, its sandboxes and its state dir. */
+export class Daemon {
+  private constructor(
+    readonly url: string,
+    readonly tokenPath: string | null,
+    private readonly server: Server,
+    private readonly manager: SandboxManager,
+    private readonly lockPath: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Checks the host, claims the state dir, reclaims what a crashed predecessor left, listens. */
+  static async start(config: DaemonConfig, opts: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<Daemon> {
+    const log = opts.log ?? createLogger();
+    const env = opts.env ?? process.env;
+    const { host, port } = parseListen(config.listen);
+    const rootMode = process.getuid?.() === 0;
+
+    const checks = checkHost({ trialUid: rootMode ? config.uidBase : null });
+    if (checks.some((c) => !c.ok)) {
+      throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
+    }
+    if (!existsSync(SUPERVISOR)) throw new Error(`the supervisor bundle is missing at ${SUPERVISOR}: build @sbx/daemon first`);
+
+    await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    const lockPath = join(config.stateDir, "daemon.pid");
+    await claimStateDir(lockPath);
+    const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
+    if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
+    const tokens = new Tokens([token, ...config.tokens]);
+
+    const manager = new SandboxManager({
+      stateDir: config.stateDir,
+      bwrapPath: findBwrap(env)!,
+      nodePath: process.execPath,
+      supervisorPath: SUPERVISOR,
+      uidBase: rootMode ? config.uidBase : null,
+      sessionGraceMs: config.sessionGraceMs,
+      maxSandboxesPerOwner: config.maxSandboxesPerToken,
+      log,
+    });
+    await manager.init();
+    const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64 }, log });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    log.info(`listening on ${url} (${rootMode ? `root mode, sandbox uids from ${config.uidBase}` : "rootless mode"}; token ${tokenPath ?? "from SBX_TOKEN"})`);
+    return new Daemon(url, tokenPath, server, manager, lockPath, log);
+  }
+
+  /** Kills every sandbox and stops listening. */
+  async close(): Promise<void> {
+    this.server.close();
+    this.server.closeAllConnections();
+    await this.manager.shutdown();
+    await fsp.rm(this.lockPath, { force: true });
+    this.log.info("stopped");
+  }
+}
+
+/** One daemon per state dir: a second one would reclaim the first one's sandboxes. */
+async function claimStateDir(lockPath: string): Promise<void> {
+  try {
+    const pid = Number(readFileSync(lockPath, "utf8").trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (/sbx|cli\.js|daemon/.test(cmdline)) {
+        throw new Error(`another sbx daemon (pid ${pid}) is using the state dir ${lockPath.replace(/\/daemon\.pid$/, "")}`);
+      }
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await fsp.writeFile(lockPath, `${process.pid}\n`, { mode: 0o600 });
+}

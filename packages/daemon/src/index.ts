@@ -1,0 +1,3 @@
+export { Daemon, HostNotReadyError } from "./daemon.js";
+export { defaultConfig, applyConfigFile, type DaemonConfig } from "./config.js";
+export { checkHost, formatChecks, type Check } from "./doctor.js";

@@ -1,0 +1,183 @@
+import type { ChildProcess } from "node:child_process";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { explainResult, type MethodName } from "@sbx/protocol";
+import { ChannelOp, FrameReader, MAX_CHANNEL_FRAME, encodeChannelFrame, encodeCreditFrame, encodeMessage, type ChannelFrame } from "../channel/framing.js";
+import { SupervisorMessage, type SupervisorErrorCode } from "../channel/messages.js";
+import type { Endpoint, Relay } from "../streams/relay.js";
+import type { Logger } from "../util/log.js";
+
+const checkMessage = TypeCompiler.Compile(SupervisorMessage);
+
+/** A call the supervisor refused or failed. */
+export class SupervisorError extends Error {
+  constructor(readonly code: SupervisorErrorCode | "Unavailable", message: string, readonly errno?: string) {
+    super(message);
+  }
+}
+
+export type ExitHandler = (pid: number, code: number | null, signal: string | null) => void;
+
+interface Pending {
+  method: MethodName;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The daemon's handle on one running bwrap + supervisor. Everything read from the
+ * supervisor is bounded and validated: it runs beside untrusted code and may be subverted.
+ */
+export class SupervisorLink {
+  private readonly reader = new FrameReader(MAX_CHANNEL_FRAME);
+  private readonly pending = new Map<number, Pending>();
+  /** Relays keyed by the sandbox-side stream id, with the direction the bytes flow. */
+  private readonly relays = new Map<number, { relay: Relay; outbound: boolean }>();
+  private nextCall = 1;
+  private nextStream = 1;
+  private stopped: string | null = null;
+  private readyWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private stderrTail = "";
+  onExit: ExitHandler = () => {};
+  /** Called once when the supervisor must be considered hostile or dead. */
+  onFatal: (reason: string) => void = () => {};
+
+  constructor(readonly proc: ChildProcess, private readonly log: Logger, private readonly label: string) {
+    proc.stdout!.on("data", (data: Buffer) => this.onData(data));
+    proc.stderr!.on("data", (data: Buffer) => {
+      this.stderrTail = (this.stderrTail + data.toString("utf8")).slice(-4096);
+    });
+    proc.stdin!.on("error", () => {});
+  }
+
+  /** Resolves when the supervisor says it is ready; rejects with bwrap's own words if it dies first. */
+  ready(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`sandbox did not start within ${timeoutMs} ms: ${this.stderr()}`)), timeoutMs);
+      this.readyWaiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+  }
+
+  stderr(): string {
+    return this.stderrTail.trim().split("\n").slice(-5).join("; ") || "no output";
+  }
+
+  call(method: MethodName, params: Record<string, unknown>): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new SupervisorError("Unavailable", `sandbox ${this.label} has stopped (${this.stopped})`));
+    const id = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { method, resolve, reject });
+      this.write(encodeMessage({ t: "call", id, m: method, p: params }));
+    });
+  }
+
+  allocStream(): number {
+    return this.nextStream++;
+  }
+
+  /** An endpoint that sends frames to the supervisor for stream `sid`. */
+  endpoint(sid: number): Endpoint {
+    return {
+      data: (chunk) => this.write(encodeChannelFrame(ChannelOp.Data, sid, chunk)),
+      end: () => this.write(encodeChannelFrame(ChannelOp.End, sid)),
+      credit: (n) => this.write(encodeCreditFrame(sid, n)),
+      abort: (reason) => this.write(encodeChannelFrame(ChannelOp.Abort, sid, Buffer.from(reason.slice(0, 1024)))),
+    };
+  }
+
+  addRelay(sid: number, relay: Relay, outbound: boolean): void {
+    this.relays.set(sid, { relay, outbound });
+  }
+
+  removeRelay(sid: number): void {
+    this.relays.delete(sid);
+  }
+
+  /** The sandbox is gone: fail every call and stream that depended on it. */
+  stop(reason: string): void {
+    if (this.stopped) return;
+    this.stopped = reason;
+    this.readyWaiter?.reject(new Error(`sandbox exited before it was ready: ${this.stderr()}`));
+    for (const p of this.pending.values()) p.reject(new SupervisorError("Unavailable", `sandbox ${this.label} stopped (${reason})`));
+    this.pending.clear();
+    for (const { relay } of [...this.relays.values()]) relay.abort(`sandbox stopped (${reason})`);
+    this.relays.clear();
+  }
+
+  private write(frame: Buffer): void {
+    if (!this.stopped) this.proc.stdin!.write(frame);
+  }
+
+  private violation(reason: string): void {
+    this.log.warn(`sandbox ${this.label}: supervisor violated the protocol (${reason}); killing the sandbox`);
+    this.onFatal(`supervisor protocol violation: ${reason}`);
+  }
+
+  private onData(data: Buffer): void {
+    if (this.stopped) return;
+    let frames: ChannelFrame[];
+    try {
+      frames = this.reader.push(data);
+    } catch (err) {
+      return this.violation((err as Error).message);
+    }
+    for (const frame of frames) {
+      if (this.stopped) return;
+      if (frame.op === ChannelOp.Msg) this.onMessage(frame.payload);
+      else this.onStreamFrame(frame);
+    }
+  }
+
+  private onStreamFrame(frame: ChannelFrame): void {
+    const entry = this.relays.get(frame.id);
+    if (!entry) return; // a stream that already ended; late frames are dropped
+    const { relay, outbound } = entry;
+    switch (frame.op) {
+      case ChannelOp.Data:
+        if (!outbound) return this.violation(`DATA on inbound stream ${frame.id}`);
+        if (frame.payload.length > 256 * 1024) return this.violation("oversized DATA frame");
+        return relay.data(frame.payload);
+      case ChannelOp.End:
+        if (!outbound) return this.violation(`END on inbound stream ${frame.id}`);
+        return relay.end();
+      case ChannelOp.Credit:
+        if (outbound || frame.payload.length !== 4) return this.violation(`bad CREDIT on stream ${frame.id}`);
+        return relay.credit(frame.payload.readUInt32BE(0));
+      case ChannelOp.Abort: {
+        const reason = frame.payload.subarray(0, 1024).toString("utf8");
+        return outbound ? relay.abortFromSrc(reason) : relay.abortFromDst(reason);
+      }
+    }
+  }
+
+  private onMessage(payload: Buffer): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return this.violation("malformed JSON message");
+    }
+    if (!checkMessage.Check(msg)) return this.violation("message of unknown shape");
+    const m = msg as SupervisorMessage;
+    if (m.t === "ready") {
+      this.readyWaiter?.resolve();
+      this.readyWaiter = null;
+    } else if (m.t === "exit") {
+      this.onExit(m.pid, m.code, m.signal);
+    } else {
+      const pending = this.pending.get(m.id);
+      if (!pending) return this.violation(`reply to unknown call ${m.id}`);
+      this.pending.delete(m.id);
+      if (m.ok) {
+        const problem = explainResult(pending.method, m.v);
+        if (problem) {
+          pending.reject(new SupervisorError("InternalError", `sandbox returned a malformed result for ${pending.method}`));
+          return this.violation(`${pending.method}: ${problem}`);
+        }
+        pending.resolve(m.v);
+      } else pending.reject(new SupervisorError(m.code, m.message, m.errno));
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
+
+/** Parts of the host's /etc that ordinary programs need; nothing with credentials or host identity. */
+const ETC_SHARED = [
+  "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates", "ca-certificates.conf",
+  "localtime", "timezone", "nsswitch.conf", "host.conf", "services", "protocols", "mime.types", "os-release",
+  "debian_version", "profile", "profile.d", "bash.bashrc", "inputrc", "terminfo", "gitconfig", "magic", "magic.mime",
+  "python3", "python3.11", "perl", "shells", "xattr.conf", "locale.alias",
+];
+
+/** Top-level host paths made visible read-only (as the symlinks they are on merged-/usr hosts). */
+const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+export interface LaunchSpec {
+  /** Host uid/gid bwrap runs as; null keeps the daemon's own (rootless mode). */
+  hostUid: number | null;
+  hostGid: number | null;
+  /** Size cap of each writable tmpfs (/home/user and /tmp). */
+  tmpfsBytes: number;
+  nodePath: string;
+  supervisorPath: string;
+  hostname: string;
+  bwrapPath: string;
+}
+
+const USER_ETC = {
+  passwd: "root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  group: "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n",
+  hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+};
+
+const SUPERVISOR_ENV: Record<string, string> = {
+  HOME: "/home/user",
+  USER: "user",
+  LOGNAME: "user",
+  PATH: "/usr/local/bin:/usr/bin:/bin",
+  LANG: "C.UTF-8",
+};
+
+/**
+ * The bwrap argv for one sandbox. Every host path appears as its own argv element; nothing is
+ * built as a shell string. Data files and the supervisor arrive on inherited fds (3..), so
+ * bwrap needs no read access to the daemon's files after it drops to the sandbox's uid.
+ */
+export function bwrapArgs(spec: LaunchSpec, fds: { passwd: number; group: number; hosts: number; node: number; supervisor: number }): string[] {
+  const a: string[] = [
+    "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
+    "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
+    "--die-with-parent", "--new-session", "--disable-userns", "--cap-drop", "ALL",
+    "--clearenv",
+  ];
+  for (const [k, v] of Object.entries(SUPERVISOR_ENV)) a.push("--setenv", k, v);
+  a.push("--ro-bind", "/usr", "/usr");
+  for (const dir of SYSTEM_DIRS) {
+    if (!existsSync(dir)) continue;
+    const st = lstatSync(dir);
+    if (st.isSymbolicLink()) a.push("--symlink", `usr${dir}`, dir);
+    else a.push("--ro-bind", dir, dir);
+  }
+  for (const name of ETC_SHARED) if (existsSync(`/etc/${name}`)) a.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
+  a.push("--perms", "0644", "--ro-bind-data", String(fds.passwd), "/etc/passwd");
+  a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
+  a.push("--perms", "0644", "--ro-bind-data", String(fds.hosts), "/etc/hosts");
+  a.push("--proc", "/proc", "--dev", "/dev");
+  a.push("--size", String(spec.tmpfsBytes), "--perms", "1777", "--tmpfs", "/tmp");
+  a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home");
+  a.push("--dir", "/home/user", "--symlink", "/tmp", "/var/tmp");
+  a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
+  a.push("--remount-ro", "/", "--chdir", "/home/user");
+  a.push("/.sbx/node", "--max-semi-space-size=2", "/.sbx/supervisor.mjs");
+  return a;
+}
+
+/** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
+export function launch(spec: LaunchSpec): ChildProcess {
+  const nodeFd = openSync(spec.nodePath, "r");
+  const supFd = openSync(spec.supervisorPath, "r");
+  try {
+    // fds 3,4,5 are pipes carrying /etc data; 6 and 7 are the node binary and the supervisor.
+    const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7 });
+    const child = spawn(spec.bwrapPath, args, {
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", nodeFd, supFd],
+      ...(spec.hostUid !== null ? { uid: spec.hostUid, gid: spec.hostGid ?? spec.hostUid } : {}),
+      env: {},
+    });
+    const [, , , passwd, group, hosts] = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
+    passwd?.end(USER_ETC.passwd);
+    group?.end(USER_ETC.group);
+    hosts?.end(USER_ETC.hosts);
+    return child;
+  } finally {
+    closeSync(nodeFd);
+    closeSync(supFd);
+  }
+}

@@ -1,0 +1,210 @@
+import { constants as osConstants, totalmem, availableParallelism } from "node:os";
+import { join } from "node:path";
+import { customAlphabet } from "nanoid";
+import type { ParamsOf } from "@sbx/protocol";
+import { DaemonError, invalid } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+import { parseBytes, parseDuration } from "../util/units.js";
+import { SupervisorLink } from "./instance.js";
+import { launch } from "./launcher.js";
+import { SandboxRecords } from "./records.js";
+import { Sandbox, type Client } from "./sandbox.js";
+import { UidPool } from "./uids.js";
+
+const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
+const MIB = 1024 * 1024;
+const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
+
+export interface ManagerOptions {
+  stateDir: string;
+  bwrapPath: string;
+  nodePath: string;
+  supervisorPath: string;
+  /** First host uid for sandboxes when running as root; null in rootless mode. */
+  uidBase: number | null;
+  sessionGraceMs: number;
+  maxSandboxesPerOwner: number;
+  log: Logger;
+}
+
+/** Owns every sandbox of one daemon: creation, lookup by owner, timeouts, teardown. */
+export class SandboxManager {
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly uids: UidPool | null;
+  private readonly records: SandboxRecords;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ManagerOptions) {
+    this.log = opts.log;
+    this.uids = opts.uidBase === null ? null : new UidPool(opts.uidBase, 65536);
+    this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
+  }
+
+  init(): Promise<void> {
+    return this.records.init();
+  }
+
+  get size(): number {
+    return this.sandboxes.size;
+  }
+
+  /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
+  get(owner: string, id: string): Sandbox {
+    const sb = this.sandboxes.get(id);
+    if (!sb || sb.owner !== owner || sb.stopped) throw new DaemonError("SandboxNotFound", `no running sandbox '${id.slice(0, 128)}'`);
+    return sb;
+  }
+
+  list(owner: string, labels: Record<string, string> = {}) {
+    return [...this.sandboxes.values()]
+      .filter((sb) => sb.owner === owner && !sb.stopped && Object.entries(labels).every(([k, v]) => sb.labels[k] === v))
+      .map((sb) => sb.info());
+  }
+
+  async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<Sandbox> {
+    const limits = this.limitsOf(p);
+    if (p.allowNet?.length || (p.secrets && Object.keys(p.secrets).length > 0)) {
+      throw new DaemonError("NetworkPolicy", "network egress and secrets are not available in this daemon yet: sandboxes have no network (omit allowNet and secrets)");
+    }
+    const timeoutMs = p.timeout && p.timeout !== "session" ? parseDuration(p.timeout) : null;
+    if (timeoutMs !== null && (timeoutMs < 1000 || timeoutMs > MAX_TIMEOUT_MS)) throw invalid("timeout", "must be between 1s and 168h");
+    const owned = [...this.sandboxes.values()].filter((sb) => sb.owner === client.owner).length;
+    if (owned >= this.opts.maxSandboxesPerOwner) {
+      throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
+    }
+
+    const id = `sbx_${newId()}`;
+    const hostUid = this.uids?.take() ?? null;
+    const proc = launch({
+      bwrapPath: this.opts.bwrapPath,
+      hostUid,
+      hostGid: hostUid,
+      tmpfsBytes: limits.diskBytes,
+      nodePath: this.opts.nodePath,
+      supervisorPath: this.opts.supervisorPath,
+      hostname: "sbx",
+    });
+    const link = new SupervisorLink(proc, this.log, id);
+    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, hostUid, proc, link);
+    link.onFatal = (reason) => this.destroy(sb, "error", reason);
+    link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
+    proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
+    proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
+    this.sandboxes.set(id, sb);
+
+    try {
+      await link.ready(15_000);
+      await this.records.write(id, proc.pid!);
+    } catch (err) {
+      this.destroy(sb, "error", (err as Error).message);
+      throw new DaemonError("InternalError", `could not start the sandbox: ${(err as Error).message}`);
+    }
+    sb.attached.add(client);
+    if (timeoutMs === null) sb.session = client;
+    else this.setExpiry(sb, Date.now() + timeoutMs);
+    this.log.info(`sandbox ${id} started (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${proc.pid})`);
+    return sb;
+  }
+
+  connect(client: Client, id: string): Sandbox {
+    const sb = this.get(client.owner, id);
+    sb.attached.add(client);
+    if (sb.graceTimer) {
+      // A session sandbox whose creator left is adopted by the connection that picks it up.
+      clearTimeout(sb.graceTimer);
+      sb.graceTimer = null;
+      sb.session = client;
+    }
+    return sb;
+  }
+
+  extendTimeout(client: Client, id: string, duration: string): Date {
+    const sb = this.get(client.owner, id);
+    const base = sb.expiresAt ? sb.expiresAt.getTime() : Date.now();
+    const until = base + parseDuration(duration);
+    if (until - Date.now() > MAX_TIMEOUT_MS) throw invalid("duration", "would put the expiry more than 168h from now");
+    if (sb.graceTimer) clearTimeout(sb.graceTimer);
+    sb.session = null;
+    sb.graceTimer = null;
+    this.setExpiry(sb, until);
+    return sb.expiresAt!;
+  }
+
+  kill(client: Client, id: string): void {
+    this.destroy(this.get(client.owner, id), "killed");
+  }
+
+  /** A connection closed: its session sandboxes die after the grace period unless reclaimed. */
+  detach(client: Client): void {
+    for (const sb of this.sandboxes.values()) {
+      sb.attached.delete(client);
+      if (sb.session === client && !sb.stopped) {
+        sb.graceTimer = setTimeout(() => this.destroy(sb, "session"), this.opts.sessionGraceMs);
+      }
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const all = [...this.sandboxes.values()];
+    for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
+    await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
+  }
+
+  private limitsOf(p: ParamsOf<"sandbox.create">) {
+    const memoryBytes = p.memory === undefined ? 1280 * MIB : parseBytes(p.memory);
+    if (memoryBytes < 128 * MIB || memoryBytes > totalmem()) throw invalid("memory", `must be between 128MiB and this host's ${Math.floor(totalmem() / MIB)}MiB`);
+    const diskBytes = p.disk === undefined ? 10 * 1024 * MIB : parseBytes(p.disk);
+    if (diskBytes < MIB) throw invalid("disk", "must be at least 1MiB");
+    const cpus = p.cpus ?? 1;
+    if (cpus > availableParallelism()) throw invalid("cpus", `must be at most this host's ${availableParallelism()} cores`);
+    return { memoryBytes, diskBytes, cpus };
+  }
+
+  private setExpiry(sb: Sandbox, at: number): void {
+    if (sb.expiryTimer) clearTimeout(sb.expiryTimer);
+    sb.expiresAt = new Date(at);
+    sb.expiryTimer = setTimeout(() => this.destroy(sb, "timeout"), Math.max(0, at - Date.now()));
+  }
+
+  /** Routes a process's exit to the client that spawned it, even if the exit won the race. */
+  trackProcess(sb: Sandbox, pid: number, client: Client): void {
+    const early = sb.earlyExits.get(pid);
+    if (early) {
+      sb.earlyExits.delete(pid);
+      client.notify("process.exit", { sandbox: sb.id, pid, status: early });
+    } else sb.processes.set(pid, client);
+  }
+
+  private onProcessExit(sb: Sandbox, pid: number, code: number | null, signal: string | null): void {
+    const signum = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
+    const status = { success: code === 0, code: code ?? 128 + signum, signal, oom: false };
+    const client = sb.processes.get(pid);
+    if (!client) {
+      // The exit arrived before the spawn call finished; keep a bounded few until it does.
+      if (sb.earlyExits.size >= 1024) sb.earlyExits.delete(sb.earlyExits.keys().next().value!);
+      sb.earlyExits.set(pid, status);
+      return;
+    }
+    sb.processes.delete(pid);
+    if (!client.closed) client.notify("process.exit", { sandbox: sb.id, pid, status });
+  }
+
+  /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
+  private destroy(sb: Sandbox, reason: "killed" | "timeout" | "session" | "error", message?: string): void {
+    if (sb.stopped) return;
+    sb.stopped = true;
+    sb.clearTimers();
+    sb.link.stop(message ?? reason);
+    sb.proc.kill("SIGKILL");
+    this.log.info(`sandbox ${sb.id} stopping (${reason}${message ? `: ${message}` : ""})`);
+    for (const client of sb.attached) client.notify("sandbox.exit", { id: sb.id, reason, ...(message ? { message: message.slice(0, 4000) } : {}) });
+    sb.attached.clear();
+  }
+
+  private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
+    if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
+    this.sandboxes.delete(sb.id);
+    if (sb.hostUid !== null) this.uids?.release(sb.hostUid);
+    this.records.remove(sb.id).catch((err) => this.log.warn(`could not remove the record of ${sb.id}: ${err.message}`));
+  }
+}

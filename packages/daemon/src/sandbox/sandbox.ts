@@ -1,0 +1,59 @@
+import type { ChildProcess } from "node:child_process";
+import type { NotificationName, NotificationParams } from "@sbx/protocol";
+import type { SupervisorLink } from "./instance.js";
+
+/** What the sandbox manager needs of a client connection. */
+export interface Client {
+  readonly id: number;
+  readonly owner: string;
+  readonly closed: boolean;
+  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
+}
+
+export interface SandboxLimits {
+  memoryBytes: number;
+  cpus: number;
+  diskBytes: number;
+}
+
+/** One live sandbox as the daemon tracks it. */
+export class Sandbox {
+  readonly createdAt = new Date();
+  expiresAt: Date | null = null;
+  /** The connection a "session" sandbox lives with; null once it has a duration timeout. */
+  session: Client | null = null;
+  graceTimer: NodeJS.Timeout | null = null;
+  expiryTimer: NodeJS.Timeout | null = null;
+  readonly attached = new Set<Client>();
+  /** Running processes and the client that spawned each (it gets the exit notification). */
+  readonly processes = new Map<number, Client>();
+  readonly earlyExits = new Map<number, NotificationParams<"process.exit">["status"]>();
+  stopped = false;
+
+  constructor(
+    readonly id: string,
+    readonly owner: string,
+    readonly labels: Record<string, string>,
+    readonly env: Map<string, string>,
+    readonly limits: SandboxLimits,
+    readonly hostUid: number | null,
+    readonly proc: ChildProcess,
+    readonly link: SupervisorLink,
+  ) {}
+
+  info() {
+    return {
+      id: this.id,
+      labels: { ...this.labels },
+      createdAt: this.createdAt.toISOString(),
+      expiresAt: this.expiresAt ? this.expiresAt.toISOString() : null,
+      status: this.stopped ? ("stopped" as const) : ("running" as const),
+    };
+  }
+
+  clearTimers(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.graceTimer = this.expiryTimer = null;
+  }
+}

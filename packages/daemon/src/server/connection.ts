@@ -1,0 +1,192 @@
+import type { WebSocket } from "ws";
+import { JSONRPCErrorCode, type JSONRPCRequest, type JSONRPCServer } from "json-rpc-2.0";
+import {
+  FrameOp, METHODS, creditOf, decodeFrame, encodeAbort, encodeCredit, encodeFrame, explainParams, isMethod, jsonDepth,
+  ErrorCodes, type NotificationName, type NotificationParams,
+} from "@sbx/protocol";
+import type { Client } from "../sandbox/sandbox.js";
+import type { SandboxManager } from "../sandbox/manager.js";
+import { Relay, type Endpoint } from "../streams/relay.js";
+import { DaemonError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+
+export interface ConnectionLimits {
+  maxInFlight: number;
+  maxStreams: number;
+  maxJsonDepth: number;
+}
+
+/** What a method handler gets beside its params: the caller and the streams prepared for it. */
+export interface CallContext {
+  conn: Connection;
+  /** Sandbox-side stream id for each stream-naming param. */
+  streams: Record<string, number>;
+}
+
+let nextConnectionId = 1;
+
+/** One authenticated WebSocket client. */
+export class Connection implements Client {
+  readonly id = nextConnectionId++;
+  closed = false;
+  private inFlight = 0;
+  private readonly streams = new Map<number, { relay: Relay; outbound: boolean }>();
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly owner: string,
+    private readonly manager: SandboxManager,
+    private readonly rpc: JSONRPCServer<CallContext>,
+    private readonly limits: ConnectionLimits,
+    private readonly log: Logger,
+  ) {
+    ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
+    ws.on("close", () => this.onClose());
+    ws.on("error", () => {});
+  }
+
+  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void {
+    this.sendJson({ jsonrpc: "2.0", method, params });
+  }
+
+  private sendJson(msg: unknown): void {
+    if (!this.closed) this.ws.send(JSON.stringify(msg));
+  }
+
+  private sendBinary(frame: Uint8Array): void {
+    if (!this.closed) this.ws.send(frame);
+  }
+
+  private endpoint(cid: number): Endpoint {
+    return {
+      data: (chunk) => this.sendBinary(encodeFrame(FrameOp.Data, cid, chunk)),
+      end: () => this.sendBinary(encodeFrame(FrameOp.End, cid)),
+      credit: (n) => this.sendBinary(encodeCredit(cid, n)),
+      abort: (reason) => this.sendBinary(encodeAbort(cid, reason)),
+    };
+  }
+
+  private violation(reason: string): void {
+    this.log.warn(`connection ${this.id}: ${reason}; closing it`);
+    this.ws.close(1008, reason.slice(0, 120));
+  }
+
+  private onText(text: string): void {
+    if (jsonDepth(text) > this.limits.maxJsonDepth) return this.replyError(null, ErrorCodes.ParseError, `message nests deeper than ${this.limits.maxJsonDepth} levels`);
+    let msg: any;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return this.replyError(null, ErrorCodes.ParseError, "message is not valid JSON");
+    }
+    if (Array.isArray(msg)) return this.replyError(null, ErrorCodes.InvalidRequest, "batch requests are not supported");
+    if (!msg || typeof msg !== "object" || msg.jsonrpc !== "2.0" || typeof msg.method !== "string") {
+      return this.replyError(msg?.id ?? null, ErrorCodes.InvalidRequest, "not a JSON-RPC 2.0 request");
+    }
+    const id = msg.id;
+    const isNotification = id === undefined;
+    if (isNotification) return; // clients have nothing to notify the daemon of
+    if (typeof id !== "number" && typeof id !== "string") return this.replyError(null, ErrorCodes.InvalidRequest, "id must be a number or string");
+    if (this.inFlight >= this.limits.maxInFlight) {
+      return this.replyError(id, ErrorCodes.TooManyRequests, `more than ${this.limits.maxInFlight} calls in flight on this connection`);
+    }
+    if (!isMethod(msg.method)) return this.replyError(id, JSONRPCErrorCode.MethodNotFound, `no such method '${String(msg.method).slice(0, 100)}'`);
+    if (msg.params !== undefined && (typeof msg.params !== "object" || msg.params === null || Array.isArray(msg.params))) {
+      return this.replyError(id, ErrorCodes.InvalidParams, "params: must be an object (by-name parameters)");
+    }
+    const params = msg.params ?? {};
+    const problem = explainParams(msg.method, params);
+    if (problem) return this.replyError(id, ErrorCodes.InvalidParams, problem);
+
+    let streams: Record<string, number>;
+    try {
+      streams = this.prepareStreams(msg.method, params);
+    } catch (err) {
+      const e = err as DaemonError;
+      return this.replyError(id, e.code, e.message);
+    }
+    this.inFlight++;
+    const request: JSONRPCRequest = { jsonrpc: "2.0", id, method: msg.method, params };
+    this.rpc.receive(request, { conn: this, streams }).then((response) => {
+      this.inFlight--;
+      if (response && "error" in response && response.error) this.abortPrepared(params, streams, response.error.message);
+      if (response) this.sendJson(response);
+    });
+  }
+
+  /** Registers the streams a call names before any of their frames can arrive. */
+  private prepareStreams(method: keyof typeof METHODS, params: Record<string, unknown>): Record<string, number> {
+    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
+    const fields = [...(spec.inStreams ?? []).map((f) => [f, false] as const), ...(spec.outStreams ?? []).map((f) => [f, true] as const)];
+    const named = fields.filter(([f]) => typeof params[f] === "number");
+    if (named.length === 0) return {};
+    const ids = named.map(([f]) => params[f] as number);
+    for (const [f] of named) {
+      const cid = params[f] as number;
+      if (this.streams.has(cid) || ids.indexOf(cid) !== ids.lastIndexOf(cid)) throw new DaemonError("InvalidParams", `params.${f}: stream id ${cid} is already in use`);
+    }
+    if (this.streams.size + named.length > this.limits.maxStreams) {
+      throw new DaemonError("ResourceLimit", `more than ${this.limits.maxStreams} open streams on this connection`);
+    }
+    const sb = this.manager.get(this.owner, params.sandbox as string);
+    const out: Record<string, number> = {};
+    for (const [field, outbound] of named) {
+      const cid = params[field] as number;
+      const sid = sb.link.allocStream();
+      const client = this.endpoint(cid);
+      const inside = sb.link.endpoint(sid);
+      const relay = new Relay(
+        outbound ? inside : client,
+        outbound ? client : inside,
+        (reason) => (outbound ? sb.link.onFatal(reason) : this.violation(reason)),
+        () => {
+          this.streams.delete(cid);
+          sb.link.removeRelay(sid);
+        },
+      );
+      this.streams.set(cid, { relay, outbound });
+      sb.link.addRelay(sid, relay, outbound);
+      out[field] = sid;
+    }
+    return out;
+  }
+
+  /** A call failed: the streams prepared for it will never carry anything. */
+  private abortPrepared(params: Record<string, unknown>, streams: Record<string, number>, reason: string): void {
+    for (const field of Object.keys(streams)) this.streams.get(params[field] as number)?.relay.abort(reason);
+  }
+
+  private onBinary(data: Buffer): void {
+    const frame = decodeFrame(data);
+    if (typeof frame === "string") return this.violation(`malformed stream frame: ${frame}`);
+    const entry = this.streams.get(frame.stream);
+    if (!entry) return; // a stream that already ended
+    const { relay, outbound } = entry;
+    switch (frame.op) {
+      case FrameOp.Data:
+        if (outbound) return this.violation(`DATA on the daemon's stream ${frame.stream}`);
+        return relay.data(frame.payload);
+      case FrameOp.End:
+        if (outbound) return this.violation(`END on the daemon's stream ${frame.stream}`);
+        return relay.end();
+      case FrameOp.Credit:
+        if (!outbound) return this.violation(`CREDIT on the client's stream ${frame.stream}`);
+        return relay.credit(creditOf(frame));
+      case FrameOp.Abort: {
+        const reason = new TextDecoder().decode(frame.payload) || "aborted by the client";
+        return outbound ? relay.abortFromDst(reason) : relay.abortFromSrc(reason);
+      }
+    }
+  }
+
+  private replyError(id: number | string | null, code: number, message: string): void {
+    this.sendJson({ jsonrpc: "2.0", id, error: { code, message } });
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    for (const { relay } of [...this.streams.values()]) relay.abort("client disconnected");
+    this.streams.clear();
+    this.manager.detach(this);
+  }
+}

@@ -1,0 +1,98 @@
+import { JSONRPCServer } from "json-rpc-2.0";
+import { buildOpenRpc, type MethodName, type ParamsOf, type ResultOf } from "@sbx/protocol";
+import { SupervisorError } from "../sandbox/instance.js";
+import type { SandboxManager } from "../sandbox/manager.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
+import { DaemonError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+import type { CallContext } from "./connection.js";
+
+/** The environment every spawn starts from, below the sandbox's and the call's own. */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  HOME: "/home/user",
+  USER: "user",
+  LOGNAME: "user",
+  SHELL: "/bin/bash",
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  LANG: "C.UTF-8",
+};
+
+type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
+
+/** Forwards a supervisor call, mapping its failures to protocol errors. */
+async function inside(sb: Sandbox, method: MethodName, params: Record<string, unknown>): Promise<any> {
+  try {
+    return await sb.link.call(method, params);
+  } catch (err) {
+    if (err instanceof SupervisorError) {
+      throw new DaemonError(err.code, err.message, err.errno ? { errno: err.errno, ...("path" in params ? { path: params.path } : {}) } : undefined);
+    }
+    throw err;
+  }
+}
+
+function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox"> {
+  const { sandbox: _, ...rest } = p;
+  return rest;
+}
+
+/** The daemon's JSON-RPC methods, each one checked against the protocol before it runs. */
+export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCServer<CallContext> {
+  const server = new JSONRPCServer<CallContext>({
+    errorListener: (message, data) => {
+      if (!(data instanceof DaemonError)) log.error(`${message}: ${(data as Error)?.stack ?? data}`);
+    },
+  });
+  const openrpc = buildOpenRpc();
+  const sandboxOf = (ctx: CallContext, id: string) => manager.get(ctx.conn.owner, id);
+
+  const handlers: { [M in MethodName]: Handler<M> } = {
+    "sandbox.create": async (p, ctx) => (await manager.create(ctx.conn, p)).info(),
+    "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
+    "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
+    "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),
+    "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
+    "process.spawn": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...BASE_ENV, ...Object.fromEntries(sb.env), ...(p.env ?? {}) };
+      const result = await inside(sb, "process.spawn", {
+        cmd: p.cmd,
+        ...(p.args ? { args: p.args } : {}),
+        ...(p.cwd ? { cwd: p.cwd } : {}),
+        env,
+        stdin: ctx.streams.stdin ?? null,
+        stdout: ctx.streams.stdout ?? null,
+        stderr: ctx.streams.stderr ?? null,
+      });
+      manager.trackProcess(sb, result.pid, ctx.conn);
+      return result;
+    },
+    "process.kill": async (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "process.kill", withoutSandbox(p)),
+    "fs.readFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
+    "fs.writeFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.writeFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
+    "fs.upload": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.upload", { ...withoutSandbox(p), stream: ctx.streams.stream }),
+    "fs.download": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.download", { ...withoutSandbox(p), stream: ctx.streams.stream }),
+    "fs.stat": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.stat", withoutSandbox(p)),
+    "fs.lstat": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.lstat", withoutSandbox(p)),
+    "fs.readDir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readDir", withoutSandbox(p)),
+    "fs.mkdir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.mkdir", withoutSandbox(p)),
+    "fs.remove": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.remove", withoutSandbox(p)),
+    "fs.rename": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.rename", withoutSandbox(p)),
+    "fs.copyFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.copyFile", withoutSandbox(p)),
+    "fs.chmod": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.chmod", withoutSandbox(p)),
+    "fs.symlink": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.symlink", withoutSandbox(p)),
+    "fs.readLink": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readLink", withoutSandbox(p)),
+    "fs.realPath": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.realPath", withoutSandbox(p)),
+    "fs.makeTempDir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.makeTempDir", withoutSandbox(p)),
+    "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
+    "env.set": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.set(p.name, p.value), null),
+    "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
+    "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
+    "rpc.discover": () => openrpc,
+  };
+
+  for (const [name, handler] of Object.entries(handlers)) {
+    server.addMethod(name, (params, ctx) => (handler as Handler<MethodName>)(params as never, ctx));
+  }
+  return server;
+}

@@ -1,0 +1,41 @@
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer } from "ws";
+import type { SandboxManager } from "../sandbox/manager.js";
+import type { Logger } from "../util/log.js";
+import { bearerOf, type Tokens } from "./auth.js";
+import { Connection, type ConnectionLimits } from "./connection.js";
+import { createRpcServer } from "./handlers.js";
+
+/** Largest WebSocket message accepted (JSON calls; stream frames are far smaller). */
+export const MAX_MESSAGE = 16 << 20;
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  const body = `${reason}\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * The daemon's HTTP listener. Only WebSocket upgrades are served, and only after the bearer
+ * token checks out; requests carrying a browser Origin are refused so that no web page can
+ * drive the daemon.
+ */
+export function createApiServer(opts: { manager: SandboxManager; tokens: Tokens; limits: ConnectionLimits; log: Logger }): Server {
+  const { manager, tokens, limits, log } = opts;
+  const rpc = createRpcServer(manager, log);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false });
+  const server = createServer((req, res) => {
+    res.writeHead(426, { "Content-Type": "text/plain", Upgrade: "websocket" }).end("sbx daemon: connect with a WebSocket client and a bearer token\n");
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => {});
+    if (req.headers.origin !== undefined) return refuse(socket, 403, "Forbidden: browser origins may not connect");
+    const token = bearerOf(req.headers.authorization);
+    const owner = token ? tokens.ownerOf(token) : null;
+    if (!owner) return refuse(socket, 401, "Unauthorized");
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      new Connection(ws, owner, manager, rpc, limits, log);
+    });
+  });
+  return server;
+}
