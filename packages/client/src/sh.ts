@@ -86,6 +86,14 @@ export class ShCommand implements PromiseLike<CommandOutput> {
     return JSON.parse((await this.result()).stdoutText ?? "") as T;
   }
 
+  catch<B = never>(onRejected?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<CommandOutput | B> {
+    return this.result().catch(onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<CommandOutput> {
+    return this.result().finally(onFinally);
+  }
+
   then<A = CommandOutput, B = never>(onFulfilled?: ((v: CommandOutput) => A | PromiseLike<A>) | null, onRejected?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
     return this.result().then(onFulfilled, onRejected);
   }

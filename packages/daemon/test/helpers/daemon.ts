@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+
+export interface TestDaemon extends AsyncDisposable {
+  url: string;
+  token: string;
+  stateDir: string;
+  proc: ChildProcess;
+  /** Everything the daemon wrote to stderr so far. */
+  logs(): string;
+  /** Options for Sandbox.create/connect/list. */
+  opts: { url: string; token: string };
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts a real `sbx daemon` on a free port with its own state dir. */
+export async function startDaemon(options: { stateDir?: string; config?: Record<string, unknown>; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "sbx-test-"));
+  const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--session-grace", "1s", ...(options.args ?? [])];
+  if (options.config) {
+    const file = join(stateDir, "..", `${stateDir.split("/").pop()}-config.json`);
+    writeFileSync(file, JSON.stringify(options.config));
+    args.push("--config", file);
+  }
+  const env = { ...process.env, ...options.env };
+  delete env.SBX_TOKEN;
+  delete env.SBX_URL;
+  Object.assign(env, options.env);
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
+  let stderr = "";
+  proc.stderr!.on("data", (d) => (stderr += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (ws:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    proc.once("exit", (code) => reject(new Error(`daemon exited with ${code}: ${stderr}`)));
+  });
+  const token = options.env?.SBX_TOKEN ?? readFileSync(join(stateDir, "token"), "utf8").trim();
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill(signal);
+    await exited;
+  };
+  return {
+    url,
+    token,
+    stateDir,
+    proc,
+    opts: { url, token },
+    logs: () => stderr,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Host pids of every process running as one of the sandbox uids (200000 and up). */
+export function sandboxHostPids(): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      if (uid >= 200000 && uid < 200000 + 65536) out.push(Number(entry));
+    } catch {}
+  }
+  return out;
+}

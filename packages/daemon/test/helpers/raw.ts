@@ -1,0 +1,65 @@
+import WebSocket from "ws";
+import { decodeFrame, encodeFrame, FrameOp, type Frame } from "@sbx/protocol";
+
+/** A bare WebSocket client speaking the wire protocol directly, for attacks the SDK would never send. */
+export class RawClient {
+  private nextId = 1;
+  private readonly waiters = new Map<number | string, (msg: any) => void>();
+  readonly notifications: any[] = [];
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (data: Buffer, isBinary) => {
+      if (isBinary) {
+        const f = decodeFrame(data);
+        if (typeof f !== "string") this.frames.push({ ...f, payload: f.payload.slice() });
+        return;
+      }
+      const msg = JSON.parse(data.toString());
+      if (msg.id !== undefined && this.waiters.has(msg.id)) {
+        this.waiters.get(msg.id)!(msg);
+        this.waiters.delete(msg.id);
+      } else if (msg.id === null) this.waiters.get("null")?.(msg);
+      else this.notifications.push(msg);
+    });
+    ws.on("close", (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+
+  static open(url: string, token: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
+      ws.once("open", () => resolve(new RawClient(ws)));
+      ws.once("error", reject);
+    });
+  }
+
+  /** Sends a request and resolves with the whole response message. */
+  call(method: string, params?: unknown): Promise<any> {
+    const id = this.nextId++;
+    return this.send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) }, id);
+  }
+
+  send(msg: unknown, id: number | string = "null"): Promise<any> {
+    return this.sendText(JSON.stringify(msg), id);
+  }
+
+  sendText(text: string, id: number | string = "null"): Promise<any> {
+    return new Promise((resolve) => {
+      this.waiters.set(id, resolve);
+      this.ws.send(text);
+    });
+  }
+
+  data(stream: number, bytes: Uint8Array): void {
+    this.ws.send(encodeFrame(FrameOp.Data, stream, bytes));
+  }
+
+  end(stream: number): void {
+    this.ws.send(encodeFrame(FrameOp.End, stream));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}

@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+let daemon: TestDaemon;
+let sb: Sandbox;
+const text = (b: Uint8Array | null) => new TextDecoder().decode(b ?? new Uint8Array());
+
+beforeAll(async () => {
+  daemon = await startDaemon();
+  sb = await Sandbox.create({ ...daemon.opts, env: { FROM_CREATE: "yes" } });
+});
+afterAll(async () => {
+  await sb?.kill();
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+describe("spawn", () => {
+  it("runs as uid 1000 'user' in /home/user with a clean environment", async () => {
+    const out = await sb.spawn("bash", { args: ["-c", "id -u; id -un; pwd; echo $HOME; env | sort"] }).then((p) => p.output());
+    const lines = out.stdoutText!.trim().split("\n");
+    expect(lines.slice(0, 4)).toEqual(["1000", "user", "/home/user", "/home/user"]);
+    const env = Object.fromEntries(lines.slice(4).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    expect(env.FROM_CREATE).toBe("yes");
+    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_"].includes(k))).toEqual([]);
+  });
+
+  it("streams stdout while the process is still running", async () => {
+    const p = await sb.spawn("bash", { args: ["-c", "echo first; read line; echo \"got $line\""], stdin: "piped" });
+    const reader = p.stdout!.getReader();
+    const first = await reader.read();
+    expect(text(first.value!)).toBe("first\n");
+    const writer = p.stdin!.getWriter();
+    await writer.write(new TextEncoder().encode("ping\n"));
+    await writer.close();
+    const second = await reader.read();
+    expect(text(second.value!)).toBe("got ping\n");
+    expect((await p.status).code).toBe(0);
+  });
+
+  it("reports exit codes, signals and success", async () => {
+    expect(await (await sb.spawn("bash", { args: ["-c", "exit 7"] })).status).toEqual({ success: false, code: 7, signal: null, oom: false });
+    const sleeper = await sb.spawn("sleep", { args: ["30"] });
+    await sleeper.kill("SIGKILL");
+    expect(await sleeper.status).toEqual({ success: false, code: 137, signal: "SIGKILL", oom: false });
+    const term = await sb.spawn("sleep", { args: ["30"] });
+    await term.kill();
+    expect((await term.status).signal).toBe("SIGTERM");
+  });
+
+  it("separates stdout and stderr and can discard either", async () => {
+    const out = await (await sb.spawn("bash", { args: ["-c", "echo out; echo err >&2"] })).output();
+    expect([out.stdoutText, out.stderrText]).toEqual(["out\n", "err\n"]);
+    const quiet = await (await sb.spawn("bash", { args: ["-c", "echo out; echo err >&2"], stdout: "null" })).output();
+    expect([quiet.stdout, quiet.stderrText]).toEqual([null, "err\n"]);
+  });
+
+  it("applies cwd, env and clearEnv", async () => {
+    await sb.fs.mkdir("work/dir", { recursive: true });
+    const out = await (await sb.spawn("bash", { args: ["-c", "pwd; echo $X"], cwd: "work/dir", env: { X: "1" } })).output();
+    expect(out.stdoutText).toBe("/home/user/work/dir\n1\n");
+    const bare = await (await sb.spawn("/usr/bin/env", { clearEnv: true, env: { ONLY: "me" } })).output();
+    expect(bare.stdoutText).toBe("ONLY=me\n");
+  });
+
+  it("fails clearly for a missing command or working directory, without hanging", async () => {
+    const missing = await sb.spawn("no-such-command").catch((e) => e);
+    expect(missing).toBeInstanceOf(RpcError);
+    expect(missing.message).toMatch(/command not found: 'no-such-command'/);
+    expect(missing.errno).toBe("ENOENT");
+    const badCwd = await sb.spawn("true", { cwd: "/nope" }).catch((e) => e);
+    expect(badCwd.message).toMatch(/working directory '\/nope' does not exist/);
+    const notExec = await sb.spawn("/etc/passwd").catch((e) => e);
+    expect(notExec.message).toMatch(/not an executable file/);
+  });
+
+  it("kills on AbortSignal", async () => {
+    const ac = new AbortController();
+    const p = await sb.spawn("sleep", { args: ["30"], signal: ac.signal });
+    ac.abort();
+    expect((await p.status).signal).toBe("SIGTERM");
+  });
+
+  it("moves 1 GiB of stdout with backpressure and bounded memory", async () => {
+    const before = process.memoryUsage().rss;
+    const p = await sb.spawn("head", { args: ["-c", String(1 << 30), "/dev/zero"] });
+    let total = 0;
+    let peak = 0;
+    for await (const chunk of p.stdout as unknown as AsyncIterable<Uint8Array>) {
+      total += chunk.byteLength;
+      if ((total & 0xfffffff) < chunk.byteLength) peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    expect(total).toBe(1 << 30);
+    expect((await p.status).code).toBe(0);
+    expect(peak - before).toBeLessThan(64 << 20);
+    const daemonRss = Number(/VmHWM:\s+(\d+)/.exec(require("node:fs").readFileSync(`/proc/${daemon.proc.pid}/status`, "utf8"))![1]) * 1024;
+    expect(daemonRss).toBeLessThan(256 << 20);
+  });
+
+  it("a slow reader holds the sandbox back instead of buffering", async () => {
+    const p = await sb.spawn("head", { args: ["-c", String(64 << 20), "/dev/zero"] });
+    await new Promise((r) => setTimeout(r, 500));
+    // Nothing read yet: the writer must be blocked on a full pipe, not finished into a buffer.
+    const raced = await Promise.race([p.status.then(() => "exited"), new Promise((r) => setTimeout(() => r("blocked"), 300))]);
+    expect(raced).toBe("blocked");
+    await p.stdout!.cancel();
+    await p.kill("SIGKILL").catch(() => {});
+  });
+});
+
+describe("sh", () => {
+  it("escapes every substitution", async () => {
+    const nasty = ["a b", "it's", '"q"', "$(touch /tmp/pwned)", "`id`", "x;y", "*", "\\", "new\nline", "", "-n"];
+    const out = await sb.sh`printf '%s\\0' ${nasty}`.result();
+    expect(out.stdoutText!.split("\0").slice(0, -1)).toEqual(nasty);
+    expect((await sb.sh`ls /tmp`.text()).split("\n")).not.toContain("pwned");
+  });
+
+  it("has text, json, cwd, env and noThrow", async () => {
+    expect(await sb.sh`echo hello`.text()).toBe("hello");
+    expect(await sb.sh`echo '{"a":[1,2]}'`.json()).toEqual({ a: [1, 2] });
+    expect(await sb.sh`pwd`.cwd("/tmp").text()).toBe("/tmp");
+    expect(await sb.sh`echo $A-$B`.env("A", "1").env({ B: "2" }).text()).toBe("1-2");
+    const res = await sb.sh`echo oops >&2; exit 3`.noThrow();
+    expect(res.status.code).toBe(3);
+  });
+
+  it("throws SandboxCommandError with the status and stderr on failure", async () => {
+    const err = await sb.sh`echo broken >&2; exit 2`.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SandboxCommandError);
+    expect((err as SandboxCommandError).status.code).toBe(2);
+    expect((err as SandboxCommandError).stderr).toBe("broken\n");
+    expect((err as Error).message).toMatch(/exited with code 2/);
+  });
+
+  it("can spawn for streaming", async () => {
+    const p = await sb.sh`for i in 1 2 3; do echo $i; done`.spawn();
+    expect((await p.output()).stdoutText).toBe("1\n2\n3\n");
+  });
+});
+
+describe("tools from the host work inside", () => {
+  it.each([
+    ["python3", ["-c", "import sys, json; print(json.dumps(sys.version_info[:2]))"], /\[3, \d+\]/],
+    ["node", ["-e", "console.log(process.versions.node)"], /^\d+\.\d+\.\d+$/m],
+    ["bash", ["--version"], /GNU bash/],
+    ["git", ["--version"], /git version/],
+    ["curl", ["--version"], /curl \d/],
+    ["ls", ["--version"], /coreutils/],
+  ])("%s", async (cmd, args, expected) => {
+    const out = await (await sb.spawn(cmd, { args })).output();
+    expect(out.status.code).toBe(0);
+    expect(out.stdoutText).toMatch(expected);
+  });
+
+  it("git can init, commit and log", async () => {
+    const log = await sb.sh`cd $(mktemp -d) && git init -q && git -c user.email=a@b -c user.name=a commit -q --allow-empty -m hello && git log --format=%s`.text();
+    expect(log).toBe("hello");
+  });
+});
