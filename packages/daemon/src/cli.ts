@@ -62,9 +62,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Exit explicitly: a stdin still being forwarded must not keep the CLI alive (stdio pipes are synchronous on Linux).
+  (code) => process.exit(code),
   (err) => {
     process.stderr.write(`sbx: ${err?.stack ?? err}\n`);
     process.exitCode = 1;

@@ -63,6 +63,7 @@ async function runAttached(sb: Sandbox, command: string[]): Promise<number> {
   }
   const status = await child.status;
   await Promise.all(copies);
+  if (feedStdin) process.stdin.destroy();
   return status.code;
 }
 

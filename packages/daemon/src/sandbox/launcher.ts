@@ -18,8 +18,9 @@ export interface LaunchSpec {
   hostGid: number | null;
   /** Size cap of each writable tmpfs (/home/user and /tmp). */
   tmpfsBytes: number;
-  nodePath: string;
-  supervisorPath: string;
+  /** Open fds of the node binary and the supervisor bundle, held by the daemon for its lifetime. */
+  nodeFd: number;
+  supervisorFd: number;
   hostname: string;
   bwrapPath: string;
 }
@@ -74,23 +75,26 @@ export function bwrapArgs(spec: LaunchSpec, fds: { passwd: number; group: number
 
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
-  const nodeFd = openSync(spec.nodePath, "r");
-  const supFd = openSync(spec.supervisorPath, "r");
-  try {
-    // fds 3,4,5 are pipes carrying /etc data; 6 and 7 are the node binary and the supervisor.
-    const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7 });
-    const child = spawn(spec.bwrapPath, args, {
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", nodeFd, supFd],
-      ...(spec.hostUid !== null ? { uid: spec.hostUid, gid: spec.hostGid ?? spec.hostUid } : {}),
-      env: {},
-    });
-    const [, , , passwd, group, hosts] = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
-    passwd?.end(USER_ETC.passwd);
-    group?.end(USER_ETC.group);
-    hosts?.end(USER_ETC.hosts);
-    return child;
-  } finally {
-    closeSync(nodeFd);
-    closeSync(supFd);
-  }
+  // fds 3,4,5 are pipes carrying /etc data; 6 and 7 are the node binary and the supervisor.
+  const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7 });
+  const child = spawn(spec.bwrapPath, args, {
+    stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd],
+    ...(spec.hostUid !== null ? { uid: spec.hostUid, gid: spec.hostGid ?? spec.hostUid } : {}),
+    env: {},
+  });
+  const [, , , passwd, group, hosts] = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
+  passwd?.end(USER_ETC.passwd);
+  group?.end(USER_ETC.group);
+  hosts?.end(USER_ETC.hosts);
+  return child;
+}
+
+/**
+ * Opens the files every sandbox binds read-only. Holding the fds means a rebuilt or upgraded
+ * file on disk never changes (or breaks) what running and new sandboxes of this daemon get.
+ */
+export function openSandboxFiles(nodePath: string, supervisorPath: string): { nodeFd: number; supervisorFd: number; close(): void } {
+  const nodeFd = openSync(nodePath, "r");
+  const supervisorFd = openSync(supervisorPath, "r");
+  return { nodeFd, supervisorFd, close: () => (closeSync(nodeFd), closeSync(supervisorFd)) };
 }

@@ -6,7 +6,7 @@ import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
-import { launch } from "./launcher.js";
+import { launch, openSandboxFiles } from "./launcher.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client } from "./sandbox.js";
 import { UidPool } from "./uids.js";
@@ -33,9 +33,11 @@ export class SandboxManager {
   private readonly uids: UidPool | null;
   private readonly records: SandboxRecords;
   private readonly log: Logger;
+  private readonly files: ReturnType<typeof openSandboxFiles>;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
+    this.files = openSandboxFiles(opts.nodePath, opts.supervisorPath);
     this.uids = opts.uidBase === null ? null : new UidPool(opts.uidBase, 65536);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
@@ -80,8 +82,8 @@ export class SandboxManager {
       hostUid,
       hostGid: hostUid,
       tmpfsBytes: limits.diskBytes,
-      nodePath: this.opts.nodePath,
-      supervisorPath: this.opts.supervisorPath,
+      nodeFd: this.files.nodeFd,
+      supervisorFd: this.files.supervisorFd,
       hostname: "sbx",
     });
     const link = new SupervisorLink(proc, this.log, id);
@@ -148,6 +150,7 @@ export class SandboxManager {
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
+    this.files.close();
   }
 
   private limitsOf(p: ParamsOf<"sandbox.create">) {

@@ -1,0 +1,110 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+const execFileP = promisify(execFile);
+let daemon: TestDaemon;
+
+beforeAll(async () => {
+  daemon = await startDaemon();
+});
+afterAll(async () => {
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+/** Runs the sbx CLI; resolves with its exit code and output instead of throwing. */
+async function sbx(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token };
+  if (input === undefined) {
+    try {
+      const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (err: any) {
+      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+    }
+  }
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(input);
+  });
+}
+
+describe("sbx CLI", () => {
+  it("run streams output and exits with the command's code", async () => {
+    const res = await sbx(["run", "--env", "GREETING=hi", "--", "bash", "-c", "echo $GREETING; echo oops >&2; exit 3"]);
+    expect(res).toMatchObject({ code: 3, stdout: "hi\n", stderr: "oops\n" });
+  });
+
+  it("run streams live: the first line arrives before the command ends", async () => {
+    const started = Date.now();
+    const p = spawn(process.execPath, [CLI, "run", "--", "bash", "-c", "echo early; sleep 2; echo late"], { env: { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token } });
+    const firstAt = await new Promise<number>((resolve) => p.stdout.once("data", () => resolve(Date.now())));
+    const code = await new Promise((resolve) => p.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(firstAt - started).toBeLessThan(Date.now() - started - 1500);
+  });
+
+  it("run forwards stdin and uploads files", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-cli-"));
+    writeFileSync(join(dir, "in.txt"), "uploaded\n");
+    const res = await sbx(["run", "--upload", `${join(dir, "in.txt")}:/home/user/in.txt`, "--", "bash", "-c", "cat in.txt; tr a-z A-Z"], "from stdin\n");
+    expect(res).toMatchObject({ code: 0, stdout: "uploaded\nFROM STDIN\n" });
+  });
+
+  it("run reports a missing command and bad options clearly", async () => {
+    const missing = await sbx(["run", "--", "no-such-tool"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/command not found: 'no-such-tool'/);
+    const bad = await sbx(["run", "--memory", "1KiB", "--", "true"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/params\.memory: must be between 128MiB/);
+    const usage = await sbx(["run", "true"]);
+    expect(usage.code).toBe(2);
+  });
+
+  it("create, exec, ls, cp and kill work together", async () => {
+    const created = await sbx(["create", "--label", "suite=cli", "--timeout", "2m"]);
+    expect(created.code).toBe(0);
+    const id = created.stdout.trim();
+    expect(id).toMatch(/^sbx_[A-Za-z0-9]{24}$/);
+
+    expect(await sbx(["exec", id, "--", "bash", "-c", "echo inside > /home/user/f.txt; exit 4"])).toMatchObject({ code: 4 });
+    const ls = await sbx(["ls", "--json", "--label", "suite=cli"]);
+    expect(JSON.parse(ls.stdout).map((s: { id: string }) => s.id)).toEqual([id]);
+    expect((await sbx(["ls"])).stdout).toContain(id);
+
+    const dir = mkdtempSync(join(tmpdir(), "sbx-cp-"));
+    expect((await sbx(["cp", `${id}:/home/user/f.txt`, join(dir, "f.txt")])).code).toBe(0);
+    expect(readFileSync(join(dir, "f.txt"), "utf8")).toBe("inside\n");
+    mkdirSync(join(dir, "tree/sub"), { recursive: true });
+    writeFileSync(join(dir, "tree/sub/g.txt"), "tree file");
+    expect((await sbx(["cp", join(dir, "tree"), `${id}:/home/user/tree`])).code).toBe(0);
+    expect((await sbx(["exec", id, "--", "cat", "/home/user/tree/sub/g.txt"])).stdout).toBe("tree file");
+
+    expect((await sbx(["kill", id])).code).toBe(0);
+    const gone = await sbx(["exec", id, "--", "true"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/no running sandbox/);
+  });
+
+  it("refuses a wrong token", async () => {
+    const res = await execFileP(process.execPath, [CLI, "ls"], { env: { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: "not-the-token-at-all" } }).catch((e) => e);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/refused the token \(HTTP 401\)/);
+  });
+
+  it("doctor reports this host ready", async () => {
+    const res = await sbx(["doctor"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/ok\s+namespaced trial sandbox/);
+  });
+});

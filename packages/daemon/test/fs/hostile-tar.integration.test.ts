@@ -1,0 +1,266 @@
+import { randomBytes } from "node:crypto";
+import * as tar from "tar-stream";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Sandbox, SandboxNotFoundError } from "@sbx/client";
+import { ErrorCodes } from "@sbx/protocol";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RawClient } from "../helpers/raw.js";
+
+let daemon: TestDaemon;
+let sb: Sandbox;
+let raw: RawClient;
+let nextStream = 100;
+
+type Entry = [tar.Headers, (string | Buffer)?];
+
+/** A tar archive exactly as given, with no sanitising of names, links or types. */
+function makeTar(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<Buffer>((resolve, reject) => {
+    pack.on("data", (c: Buffer) => chunks.push(c));
+    pack.on("end", () => resolve(Buffer.concat(chunks)));
+    pack.on("error", reject);
+  });
+  for (const [header, body] of entries) {
+    const size = body === undefined ? 0 : Buffer.byteLength(body);
+    pack.entry({ mode: 0o644, mtime: new Date(1_700_000_000_000), ...header, ...(header.type === undefined || header.type === "file" ? { size } : {}) }, body ?? "");
+  }
+  pack.finalize();
+  return done;
+}
+
+/** Sends fs.upload over the raw wire: the call, then the archive as DATA frames of at most 256 KiB, then END. */
+async function rawUpload(path: string, archive: Buffer): Promise<any> {
+  const stream = nextStream++;
+  const response = raw.call("fs.upload", { sandbox: sb.id, path, stream });
+  for (let off = 0; off < archive.length; off += 256 * 1024) raw.data(stream, archive.subarray(off, off + 256 * 1024));
+  raw.end(stream);
+  return response;
+}
+
+// File contents are read and written with the sandbox's own tools (sb.sh) so that these
+// tests depend only on fs.upload, fs.stat and friends, not on fs.readFile/fs.writeFile.
+
+/** Every name under the sandbox's writable places, with type, permission bits and link target. */
+async function writableTree(): Promise<string> {
+  return sb.sh`find /home /tmp -printf '%y %m %u %p -> %l\n' | sort`.text();
+}
+
+/** A fresh target directory (with a sentinel file in it) and its parent. */
+async function freshTarget(name: string): Promise<{ base: string; dest: string }> {
+  const base = `/home/user/h-${name}-${randomBytes(3).toString("hex")}`;
+  await sb.fs.mkdir(`${base}/dest`, { recursive: true });
+  await sb.sh`printf %s ${"was here before"} > ${`${base}/dest/keep.txt`}`;
+  return { base, dest: `${base}/dest` };
+}
+
+async function expectHealthy(): Promise<void> {
+  expect(raw.closed).toBeNull();
+  expect(daemon.proc.exitCode).toBeNull();
+  expect(await sb.sh`echo alive`.text()).toBe("alive");
+  const list = await Sandbox.list(daemon.opts);
+  expect(list.map((s) => s.id)).toContain(sb.id);
+}
+
+beforeAll(async () => {
+  daemon = await startDaemon();
+  sb = await Sandbox.create(daemon.opts);
+  raw = await RawClient.open(daemon.url, daemon.token);
+  // A writable directory a symlink could aim at: if a link were followed, the write would succeed.
+  await sb.fs.mkdir("/home/user/outside");
+});
+
+// If a test brings the sandbox down, that test fails; the next one gets a new sandbox.
+beforeEach(async () => {
+  const alive = await sb.env.toObject().then(
+    () => true,
+    (err) => {
+      if (err instanceof SandboxNotFoundError) return false;
+      throw err;
+    },
+  );
+  if (!alive) {
+    await sb.close().catch(() => {});
+    sb = await Sandbox.create(daemon.opts);
+    await sb.fs.mkdir("/home/user/outside");
+  }
+});
+
+afterAll(async () => {
+  raw?.close();
+  await sb?.kill().catch(() => {});
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+describe("fs.upload refuses hostile archives", () => {
+  const cases: Array<[string, () => Entry[], RegExp]> = [
+    ["an entry named ../x", () => [[{ name: "../x" }, "escaped"]], /refusing tar entry '\.\.\/x': contains '\.\.' and would escape/],
+    ["an absolute entry /abs", () => [[{ name: "/abs" }, "absolute"]], /refusing tar entry '\/abs': is an absolute path/],
+    [
+      "an absolute entry aimed at a writable place",
+      () => [[{ name: "/home/user/outside/abs-pwned" }, "absolute"]],
+      /refusing tar entry '\/home\/user\/outside\/abs-pwned': is an absolute path/,
+    ],
+    ["an entry named a/../../x", () => [[{ name: "a/../../x" }, "escaped"]], /refusing tar entry 'a\/\.\.\/\.\.\/x': contains '\.\.'/],
+    [
+      "'..' hidden in a ustar prefix",
+      () => [[{ name: `${"d".repeat(120)}/../../../prefix-escape` }, "escaped"]],
+      /refusing tar entry 'd{120}\/\.\.\/\.\.\/\.\.\/prefix-escape': contains '\.\.'/,
+    ],
+    ["'..' in a pax path", () => [[{ name: "é/../../../pax-escape" }, "escaped"]], /refusing tar entry 'é\/\.\.\/\.\.\/\.\.\/pax-escape': contains '\.\.'/],
+    [
+      "a symlink to an absolute directory, then a file through it",
+      () => [
+        [{ name: "link", type: "symlink", linkname: "/home/user/outside" }],
+        [{ name: "link/pwned" }, "through the link"],
+      ],
+      /refusing tar entry 'link\/pwned': 'link' is a symlink; refusing to write through it/,
+    ],
+    [
+      "a relative symlink climbing out, then a file through it",
+      () => [
+        [{ name: "up", type: "symlink", linkname: "../../outside" }],
+        [{ name: "up/pwned" }, "through the link"],
+      ],
+      /refusing tar entry 'up\/pwned': 'up' is a symlink; refusing to write through it/,
+    ],
+    [
+      "a symlink, then a directory entry of the same name",
+      () => [
+        [{ name: "d", type: "symlink", linkname: "/home/user/outside" }],
+        [{ name: "d", type: "directory", mode: 0o755 }],
+        [{ name: "d/pwned" }, "through the link"],
+      ],
+      /refusing tar entry 'd\/?': something other than a directory already stands there/,
+    ],
+    [
+      "a hardlink to ../../etc/passwd",
+      () => [[{ name: "h", type: "link", linkname: "../../etc/passwd" }]],
+      /refusing tar entry '\.\.\/\.\.\/etc\/passwd': contains '\.\.'/,
+    ],
+    ["a hardlink to /etc/passwd", () => [[{ name: "h", type: "link", linkname: "/etc/passwd" }]], /refusing tar entry '\/etc\/passwd': is an absolute path/],
+    [
+      "a hardlink through a symlinked directory",
+      () => [
+        [{ name: "s", type: "symlink", linkname: "/home/user/outside" }],
+        [{ name: "h", type: "link", linkname: "s/victim" }],
+      ],
+      /refusing tar entry 'h': 's' is a symlink; refusing to write through it/,
+    ],
+    [
+      "a hardlink to a symlink pointing out",
+      () => [
+        [{ name: "s", type: "symlink", linkname: "/etc/passwd" }],
+        [{ name: "h", type: "link", linkname: "s" }],
+      ],
+      /refusing tar entry 'h': hardlink target 's' is not a file unpacked into the target directory/,
+    ],
+    [
+      "a character device",
+      () => [[{ name: "null", type: "character-device", devmajor: 1, devminor: 3, mode: 0o666 }]],
+      /refusing tar entry 'null': is a character-device; only files, directories, symlinks and hardlinks are allowed/,
+    ],
+    [
+      "a block device",
+      () => [[{ name: "disk", type: "block-device", devmajor: 8, devminor: 0, mode: 0o660 }]],
+      /refusing tar entry 'disk': is a block-device/,
+    ],
+    ["a fifo", () => [[{ name: "pipe", type: "fifo", mode: 0o644 }]], /refusing tar entry 'pipe': is a fifo/],
+    ["a file entry naming the target itself", () => [[{ name: "." }, "x"]], /refusing tar entry '\.': names the target directory itself/],
+  ];
+
+  it.each(cases)("%s", async (_label, entries, message) => {
+    const { dest } = await freshTarget("case");
+    await sb.sh`printf victim > /home/user/outside/victim && chmod 644 /home/user/outside/victim`;
+    const before = await writableTree();
+    const archive = await makeTar([[{ name: "first.txt" }, "unpacked before the bad entry"], ...entries()]);
+    const res = await rawUpload(dest, archive);
+    expect(res.result).toBeUndefined();
+    expect(res.error.code).toBe(ErrorCodes.FileSystem);
+    expect(res.error.message).toMatch(message);
+    expect(res.error.data).toMatchObject({ errno: "EINVAL" });
+    // Nothing was created anywhere, inside the target or out of it, and the target is as it was.
+    expect(await writableTree()).toBe(before);
+    expect(await sb.sh`cat ${`${dest}/keep.txt`}`.text()).toBe("was here before");
+    expect(await sb.sh`cat /home/user/outside/victim`.text()).toBe("victim");
+    expect((await sb.fs.stat("/home/user/outside/victim")).mode).toBe(0o644);
+    await expectHealthy();
+  });
+
+  it("drops setuid, setgid and sticky bits and ownership from uploaded entries", async () => {
+    const { dest } = await freshTarget("suid");
+    const archive = await makeTar([
+      [{ name: "suid", mode: 0o4755, uid: 0, gid: 0, uname: "root", gname: "root" }, "#!/bin/sh\nid -u\n"],
+      [{ name: "sgid", mode: 0o2750, uid: 0, gid: 0 }, "x"],
+      [{ name: "sticky", type: "directory", mode: 0o1777, uid: 0, gid: 0 }],
+      [{ name: "sticky/inner", mode: 0o6777, uid: 4242, gid: 4242 }, "y"],
+    ]);
+    const res = await rawUpload(dest, archive);
+    expect(res.error).toBeUndefined();
+    expect(res.result).toEqual({ entries: 4, bytes: Buffer.byteLength("#!/bin/sh\nid -u\n") + 2 });
+    const suid = await sb.fs.stat(`${dest}/suid`);
+    expect(suid.mode & 0o7777).toBe(0o755);
+    expect(suid.mode & 0o4000).toBe(0);
+    expect([suid.uid, suid.gid]).toEqual([1000, 1000]);
+    expect((await sb.fs.stat(`${dest}/sgid`)).mode & 0o7777).toBe(0o750);
+    const sticky = await sb.fs.stat(`${dest}/sticky`);
+    expect(sticky.isDirectory).toBe(true);
+    expect(sticky.mode & 0o7000).toBe(0);
+    const inner = await sb.fs.stat(`${dest}/sticky/inner`);
+    expect(inner.mode & 0o7777).toBe(0o777);
+    expect([inner.uid, inner.gid]).toEqual([1000, 1000]);
+    expect(await sb.sh`${`${dest}/suid`}`.text()).toBe("1000");
+    await expectHealthy();
+  });
+
+  it("a failing upload removes everything it had unpacked and keeps what was there", async () => {
+    const { base, dest } = await freshTarget("rollback");
+    const before = await writableTree();
+    const archive = await makeTar([
+      [{ name: "newdir", type: "directory", mode: 0o755 }],
+      [{ name: "newdir/a.txt" }, "a"],
+      [{ name: "newdir/deeper/b.txt" }, "b"],
+      [{ name: "c.txt" }, "c"],
+      [{ name: "ln", type: "symlink", linkname: "c.txt" }],
+      [{ name: "hl", type: "link", linkname: "c.txt" }],
+      [{ name: "../escape" }, "never"],
+    ]);
+    const res = await rawUpload(dest, archive);
+    expect(res.error.message).toMatch(/refusing tar entry '\.\.\/escape'/);
+    expect(await writableTree()).toBe(before);
+    expect((await sb.sh`ls -A ${dest}`.text()).split("\n")).toEqual(["keep.txt"]);
+    expect((await sb.sh`ls -A ${base}`.text()).split("\n")).toEqual(["dest"]);
+    await expectHealthy();
+  });
+
+  it("a failing upload into a new directory leaves no directory behind", async () => {
+    const base = `/home/user/h-newdest-${randomBytes(3).toString("hex")}`;
+    await sb.fs.mkdir(base);
+    const before = await writableTree();
+    const archive = await makeTar([[{ name: "ok.txt" }, "ok"], [{ name: "/abs" }, "never"]]);
+    const res = await rawUpload(`${base}/new/dest`, archive);
+    expect(res.error.message).toMatch(/refusing tar entry '\/abs': is an absolute path/);
+    expect(await writableTree()).toBe(before);
+    await expectHealthy();
+  });
+
+  it("after every refusal the same connection still uploads a good archive", async () => {
+    const { dest } = await freshTarget("good");
+    const archive = await makeTar([
+      [{ name: "dir", type: "directory", mode: 0o750 }],
+      [{ name: "dir/file.txt", mode: 0o640 }, "good"],
+      [{ name: "dir/link", type: "symlink", linkname: "file.txt" }],
+      [{ name: "dir/hard", type: "link", linkname: "dir/file.txt" }],
+      [{ name: "big.bin" }, randomBytes(600_000)],
+    ]);
+    const res = await rawUpload(dest, archive);
+    expect(res.error).toBeUndefined();
+    expect(res.result).toEqual({ entries: 5, bytes: 4 + 600_000 });
+    expect(await sb.sh`cat ${`${dest}/dir/link`}`.text()).toBe("good");
+    expect(await sb.fs.readLink(`${dest}/dir/link`)).toBe("file.txt");
+    expect(await sb.sh`stat -c '%a %h' ${`${dest}/dir`} ${`${dest}/dir/file.txt`} ${`${dest}/dir/hard`}`.text()).toBe("750 2\n640 2\n640 2");
+    expect((await sb.fs.stat(`${dest}/big.bin`)).size).toBe(600_000);
+    await expectHealthy();
+  });
+});

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything sbx needs on a Debian/Ubuntu machine with Node >= 20:
+# bubblewrap (apt), pnpm (npm registry; corepack is not used) and the workspace's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.12.1
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "sbx needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "installing bubblewrap"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >/dev/null
+fi
+
+if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  echo "installing pnpm $PNPM_VERSION from the npm registry"
+  if [ -w "$(npm prefix -g)/lib" ] || [ -z "$SUDO" ]; then npm install -g --silent "pnpm@$PNPM_VERSION"; else $SUDO npm install -g --silent "pnpm@$PNPM_VERSION"; fi
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
