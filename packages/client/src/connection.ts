@@ -2,6 +2,7 @@ import WebSocket from "ws";
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { AuthError, ConnectionError, fromRpcError } from "./errors.js";
+import { isListening, startLocalDaemon } from "./embedded.js";
 import { resolveEndpoint } from "./endpoint.js";
 import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
@@ -22,7 +23,7 @@ function openSocket(url: string, token: string): Promise<WebSocket> {
           : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`),
       );
     });
-    ws.once("error", (err: NodeJS.ErrnoException) => reject(Object.assign(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err }), { errno: err.code })));
+    ws.once("error", (err) => reject(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err })));
   });
 }
 
@@ -54,13 +55,7 @@ export class Connection {
   /** Connects, starting a local daemon first when none runs and no url was given. */
   static async open(opts: ConnectOptions = {}): Promise<Connection> {
     const { url, token, embedded } = await resolveEndpoint(opts);
-    try {
-      return new Connection(await openSocket(url, await token()), url);
-    } catch (err) {
-      if (!embedded || (err as { errno?: string }).errno !== "ECONNREFUSED") throw err;
-    }
-    const { startLocalDaemon } = await import("./embedded.js");
-    await startLocalDaemon(url);
+    if (embedded && !(await isListening(url))) await startLocalDaemon(url);
     return new Connection(await openSocket(url, await token()), url);
   }
 

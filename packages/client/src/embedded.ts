@@ -24,6 +24,12 @@ function findDaemonCommand(): { file: string; args: string[] } | null {
   return null;
 }
 
+/** Whether something accepts TCP connections at a ws:// URL's host and port. */
+export function isListening(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return listening(hostname.replace(/^\[|\]$/g, ""), Number(port) || 80);
+}
+
 function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port }, () => (socket.destroy(), resolve(true)));
