@@ -52,7 +52,7 @@ describe("every bad param is -32602 naming the field", () => {
   const cases: Array<[string, string, () => Record<string, unknown>, string]> = [
     ["wrong type (cmd: 5)", "process.spawn", () => spawnParams({ cmd: 5 }), "params.cmd: must be a non-empty command without NUL bytes"],
     ["wrong type (args: string)", "process.spawn", () => spawnParams({ args: "-la" }), "params.args: expected array"],
-    ["wrong type (labels value)", "sandbox.create", () => ({ labels: { a: 1 } }), "params.labels: must map non-empty names to strings, without NUL bytes"],
+    ["wrong type (labels value)", "sandbox.create", () => ({ labels: { a: 1 } }), "params.labels.a: expected string"],
     ["unknown field (memroy)", "sandbox.create", () => ({ memroy: 1 }), "params.memroy: is not a known field"],
     ["unknown field in spawn", "process.spawn", () => spawnParams({ shell: true }), "params.shell: is not a known field"],
     ["missing field (cmd)", "process.spawn", () => ({ sandbox: sb.id, stdin: null, stdout: null, stderr: null }), "params.cmd: is required"],
@@ -61,7 +61,7 @@ describe("every bad param is -32602 naming the field", () => {
     ["NUL in a rename target", "fs.rename", () => ({ sandbox: sb.id, from: "a", to: "/tmp/\u0000" }), "params.to: must be a non-empty path of at most 4096 characters without NUL bytes"],
     ["NUL in args", "process.spawn", () => spawnParams({ args: ["ok", "a\u0000b"] }), "params.args[1]: must be a string without NUL bytes"],
     ["NUL in cmd", "process.spawn", () => spawnParams({ cmd: "true\u0000rm" }), "params.cmd: must be a non-empty command without NUL bytes"],
-    ["NUL in an env value", "process.spawn", () => spawnParams({ env: { A: "x\u0000y" } }), "params.env: must map variable names (no '=' or NUL) to strings without NUL bytes"],
+    ["NUL in an env value", "process.spawn", () => spawnParams({ env: { A: "x\u0000y" } }), "params.env.A: expected string to match '^[^\\u0000]*$'"],
     ["negative memory", "sandbox.create", () => ({ memory: -1 }), `params.memory: ${BYTES}`],
     ["negative disk", "sandbox.create", () => ({ disk: -5 }), `params.disk: ${BYTES}`],
     ["nonsense memory string", "sandbox.create", () => ({ memory: "lots" }), `params.memory: ${BYTES}`],
@@ -79,6 +79,27 @@ describe("every bad param is -32602 naming the field", () => {
     const res = await raw.call(method, params());
     expect(res.result).toBeUndefined();
     expect(res.error).toEqual({ code: -32602, message });
+  });
+
+  it("map keys are validated too: env names with '=' or NUL, empty label names", async () => {
+    const before = (await raw.call("sandbox.list", {})).result.map((s: { id: string }) => s.id);
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ["process.spawn", spawnParams({ env: { "A=B": "x" } }), /^params\.env\["A=B"\]: /],
+      ["process.spawn", spawnParams({ env: { "A\u0000": "x" } }), /^params\.env\["A\\u0000"\]: /],
+      ["sandbox.create", { timeout: "5s", env: { "BAD=NAME": { not: "a string" } } }, /^params\.env\["BAD=NAME"\]: /],
+      ["sandbox.create", { timeout: "5s", labels: { "": 5 } }, /^params\.labels\[""\]: /],
+      ["sandbox.list", { labels: { "": { deep: [1] } } }, /^params\.labels\[""\]: /],
+    ];
+    const problems: string[] = [];
+    for (const [method, params, message] of cases) {
+      const res = await raw.call(method, params);
+      if (res.result?.id) await raw.call("sandbox.kill", { id: res.result.id }); // must not have been created
+      if (res.error?.code !== -32602 || !message.test(res.error.message)) {
+        problems.push(`${method} ${JSON.stringify(params)} -> ${JSON.stringify(res.error ?? { result: res.result })}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect((await raw.call("sandbox.list", {})).result.map((s: { id: string }) => s.id)).toEqual(before);
   });
 
   it("params that are not an object", async () => {
@@ -180,9 +201,9 @@ describe("bounds on a connection", () => {
     try {
       const N = 300;
       const responses: any[] = new Array(N);
-      // Each fs.writeFile stays in flight until its stream ends, which we hold back.
+      // Each fs.upload stays in flight until its tar stream ends, which we hold back.
       const calls = Array.from({ length: N }, (_, i) => {
-        const p = client.call("fs.writeFile", { sandbox: sb.id, path: `/tmp/inflight-${i}`, stream: 1000 + i });
+        const p = client.call("fs.upload", { sandbox: sb.id, path: `/tmp/inflight-${i}`, stream: 1000 + i });
         p.then((r) => (responses[i] = r));
         return p;
       });
@@ -196,7 +217,7 @@ describe("bounds on a connection", () => {
       }
       for (let i = 0; i < 256; i++) client.end(1000 + i);
       const done = await Promise.all(calls.slice(0, 256));
-      for (const r of done) expect(r.result).toEqual({ bytesWritten: 0 });
+      for (const r of done) expect(r.result).toEqual({ entries: 0, bytes: 0 });
       // With the calls finished, there is room again.
       expect((await client.call("sandbox.list", {})).error).toBeUndefined();
       expect(await sb.sh`ls /tmp | grep -c '^inflight-'`.text()).toBe("256");
