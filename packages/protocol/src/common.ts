@@ -58,6 +58,7 @@ export const FileMode = Type.Integer({ minimum: 0, maximum: 0o7777, description:
 
 export const StringMap = (description: string, maxProperties = 4096) =>
   Type.Record(Type.String({ minLength: 1, maxLength: 4096, pattern: "^[^\\u0000]+$" }), Type.String({ maxLength: 1 << 20, pattern: "^[^\\u0000]*$" }), {
+    additionalProperties: false,
     description,
     maxProperties,
     errorMessage: "must map non-empty names to strings, without NUL bytes",
@@ -72,6 +73,7 @@ export const EnvName = Type.String({
 });
 
 export const EnvMap = Type.Record(EnvName, Type.String({ maxLength: 1 << 20, pattern: "^[^\\u0000]*$" }), {
+  additionalProperties: false,
   maxProperties: 4096,
   description: "Environment variables.",
   errorMessage: "must map variable names (no '=' or NUL) to strings without NUL bytes",

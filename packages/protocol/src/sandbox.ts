@@ -36,7 +36,7 @@ export const CreateParams = Obj({
   ),
   env: Type.Optional(EnvMap),
   allowNet: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256 })),
-  secrets: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" }), SecretSpec, { maxProperties: 64 })),
+  secrets: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" }), SecretSpec, { maxProperties: 64, additionalProperties: false, errorMessage: "must map secret names (letters, digits, _) to { hosts, value }" })),
   labels: Type.Optional(StringMap("Labels for finding the sandbox later with list().", 64)),
 });
 

@@ -30,16 +30,11 @@ function fieldName(path: string, root: string): string {
 }
 
 function describe(error: ValueError): string {
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return "is required";
+  if (error.type === ValueErrorType.ObjectAdditionalProperties) return "is not a known field";
   const custom = (error.schema as { errorMessage?: unknown }).errorMessage;
   if (typeof custom === "string") return custom;
-  switch (error.type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return "is required";
-    case ValueErrorType.ObjectAdditionalProperties:
-      return "is not a known field";
-    default:
-      return error.message.charAt(0).toLowerCase() + error.message.slice(1);
-  }
+  return error.message.charAt(0).toLowerCase() + error.message.slice(1);
 }
 
 /**

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { decodeFrame, encodeCredit, encodeFrame, creditOf, explainParams, FrameOp, jsonDepth, MAX_CHUNK, METHODS, buildOpenRpc } from "../src/index.js";
+
+describe("explainParams names the offending field", () => {
+  it.each([
+    ["process.spawn", { sandbox: "s", cmd: 5, stdin: null, stdout: null, stderr: null }, /^params\.cmd: /],
+    ["process.spawn", { sandbox: "s", stdin: null, stdout: null, stderr: null }, /^params\.cmd: is required$/],
+    ["sandbox.create", { memroy: 1 }, /^params\.memroy: is not a known field$/],
+    ["sandbox.create", { memory: -1 }, /^params\.memory: must be a non-negative number of bytes/],
+    ["sandbox.create", { timeout: "5 minutes" }, /^params\.timeout: must be "session" or a duration/],
+    ["fs.stat", { sandbox: "s", path: "a\u0000b" }, /^params\.path: .*without NUL bytes/],
+    ["process.kill", { sandbox: "s", pid: 3, signal: "SIGFOO" }, /^params\.signal: must be one of SIGTERM/],
+    ["process.spawn", { sandbox: "s", cmd: "x", args: ["ok", "bad\u0000"], stdin: null, stdout: null, stderr: null }, /^params\.args\[1\]: must be a string without NUL bytes$/],
+    ["sandbox.create", { env: { "A=B": "x" } }, /^params\.env(\["A=B"\])?: /],
+    ["sandbox.create", { labels: { "": "x" } }, /^params\.labels/],
+    ["sandbox.create", { labels: { a: 1 } }, /^params\.labels\.a: /],
+  ] as const)("%s %j", (method, params, expected) => {
+    expect(explainParams(method, params)).toMatch(expected);
+  });
+
+  it("accepts well-formed params", () => {
+    expect(explainParams("sandbox.create", { memory: "1GiB", timeout: "5m", labels: { a: "b" }, env: { X: "1" } })).toBeNull();
+    expect(explainParams("process.spawn", { sandbox: "s", cmd: "ls", args: ["-la"], stdin: null, stdout: 1, stderr: 2 })).toBeNull();
+  });
+});
+
+describe("frames", () => {
+  it("round-trips DATA and CREDIT", () => {
+    const data = decodeFrame(encodeFrame(FrameOp.Data, 7, new Uint8Array([1, 2, 3])));
+    expect(data).toMatchObject({ op: FrameOp.Data, stream: 7 });
+    expect([...(data as { payload: Uint8Array }).payload]).toEqual([1, 2, 3]);
+    const credit = decodeFrame(encodeCredit(9, 123456));
+    expect(typeof credit !== "string" && creditOf(credit)).toBe(123456);
+  });
+
+  it("rejects malformed frames with a reason", () => {
+    expect(decodeFrame(new Uint8Array([0, 0]))).toMatch(/shorter than its header/);
+    expect(decodeFrame(encodeFrame(9 as FrameOp, 1))).toMatch(/unknown frame op/);
+    expect(decodeFrame(encodeFrame(FrameOp.Data, 0, new Uint8Array(1)))).toMatch(/stream 0/);
+    expect(decodeFrame(encodeFrame(FrameOp.Data, 1, new Uint8Array(MAX_CHUNK + 1)))).toMatch(/exceeds/);
+    expect(decodeFrame(encodeFrame(FrameOp.Credit, 1, new Uint8Array(3)))).toMatch(/4-byte/);
+  });
+});
+
+describe("jsonDepth", () => {
+  it("counts nesting outside strings only", () => {
+    expect(jsonDepth('{"a":[1,{"b":"[[[[{{{"}]}')).toBe(3);
+    expect(jsonDepth("[".repeat(1000) + "]".repeat(1000))).toBe(1000);
+    expect(jsonDepth('"\\"[[["')).toBe(0);
+  });
+});
+
+describe("OpenRPC document", () => {
+  it("describes every method with its params and errors", () => {
+    const doc = buildOpenRpc();
+    expect(doc.methods.map((m) => m.name).sort()).toEqual(Object.keys(METHODS).sort());
+    const spawn = doc.methods.find((m) => m.name === "process.spawn")!;
+    expect(spawn.params.find((p) => p.name === "cmd")).toMatchObject({ required: true });
+    expect(spawn.errors.map((e) => e.message)).toContain("SpawnFailed");
+  });
+});
