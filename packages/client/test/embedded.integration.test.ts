@@ -35,7 +35,7 @@ await sb.kill();
 
 it("starts a local daemon when none listens, then reuses it", async () => {
   if (await portOpen(7070)) throw new Error("something already listens on 127.0.0.1:7070; stop it to run this test (it checks the client's default URL)");
-  const env = { ...process.env, SBX_STATE_DIR: stateDir, SBX_DAEMON_BIN: daemonCli };
+  const env: NodeJS.ProcessEnv = { ...process.env, SBX_STATE_DIR: stateDir, SBX_DAEMON_BIN: daemonCli };
   delete env.SBX_URL;
   delete env.SBX_TOKEN;
   const first = await run(process.execPath, ["--input-type=module", "-e", script], { env, timeout: 60_000 });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
+import { prepareSandboxFiles } from "./sandbox/files.js";
 import { SandboxManager } from "./sandbox/manager.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -47,11 +48,12 @@ export class Daemon {
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([token, ...config.tokens]);
 
+    const files = await prepareSandboxFiles(config.stateDir, process.execPath, SUPERVISOR, rootMode);
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
-      nodePath: process.execPath,
-      supervisorPath: SUPERVISOR,
+      nodePath: files.nodePath,
+      supervisorPath: files.supervisorPath,
       uidBase: rootMode ? config.uidBase : null,
       sessionGraceMs: config.sessionGraceMs,
       maxSandboxesPerOwner: config.maxSandboxesPerToken,

@@ -1,4 +1,4 @@
-import { constants, createWriteStream } from "node:fs";
+import { constants } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -62,7 +62,8 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
     await fsp.unlink(path);
   }
 
-  await fsp.mkdir(dest, { recursive: true });
+  // The first directory this call had to create for `dest` itself, if any: rolled back too.
+  const madeDest = await fsp.mkdir(dest, { recursive: true });
   const rootStat = await fsp.lstat(dest);
   if (!rootStat.isDirectory()) throw Object.assign(new Error(`'${dest}' is not a directory`), { code: "ENOTDIR" });
 
@@ -72,6 +73,10 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
   try {
     for await (const entry of extract) {
       const h = entry.header;
+      // The archive may end (or fail) while we are still awaiting fs calls below; remember
+      // why, so that we never pipe from an entry that is already destroyed (that waits forever).
+      let entryError: unknown = null;
+      entry.on("error", (err: unknown) => (entryError ??= err));
       if (++entries > maxEntries) throw new TarEntryError(h.name, `archive has more than ${maxEntries} entries`);
       const parts = entryParts(h.name);
       const mode = (h.mode ?? 0o644) & 0o777;
@@ -99,7 +104,11 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
           await clearForReplace(h.name, path);
           const handle = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
           created.push(path);
-          const sink = createWriteStream("", { fd: handle.fd, autoClose: true });
+          const sink = handle.createWriteStream({ autoClose: true });
+          if (entry.destroyed) {
+            sink.destroy();
+            throw entryError ?? new Error(`the archive ended inside '${h.name}'`);
+          }
           await pipeline(entry, sink);
           bytes += sink.bytesWritten;
           await fsp.chmod(path, mode);
@@ -137,6 +146,7 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
     extract.destroy();
     source.destroy();
     for (const path of created.reverse()) await fsp.rm(path, { recursive: true, force: true }).catch(() => {});
+    if (madeDest) await fsp.rm(madeDest, { recursive: true, force: true }).catch(() => {});
     throw err;
   }
 }

@@ -16,8 +16,10 @@ export interface LaunchSpec {
   /** Host uid/gid bwrap runs as; null keeps the daemon's own (rootless mode). */
   hostUid: number | null;
   hostGid: number | null;
-  /** Size cap of each writable tmpfs (/home/user and /tmp). */
+  /** Size cap of each writable tmpfs (/home/user and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
+  /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
+  storage: { homeFd: number; tmpFd: number } | null;
   /** Open fds of the node binary and the supervisor bundle, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
@@ -44,7 +46,10 @@ const SUPERVISOR_ENV: Record<string, string> = {
  * built as a shell string. Data files and the supervisor arrive on inherited fds (3..), so
  * bwrap needs no read access to the daemon's files after it drops to the sandbox's uid.
  */
-export function bwrapArgs(spec: LaunchSpec, fds: { passwd: number; group: number; hosts: number; node: number; supervisor: number }): string[] {
+export function bwrapArgs(
+  spec: LaunchSpec,
+  fds: { passwd: number; group: number; hosts: number; node: number; supervisor: number; home: number; tmp: number },
+): string[] {
   const a: string[] = [
     "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
     "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
@@ -64,9 +69,14 @@ export function bwrapArgs(spec: LaunchSpec, fds: { passwd: number; group: number
   a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
   a.push("--perms", "0644", "--ro-bind-data", String(fds.hosts), "/etc/hosts");
   a.push("--proc", "/proc", "--dev", "/dev");
-  a.push("--size", String(spec.tmpfsBytes), "--perms", "1777", "--tmpfs", "/tmp");
-  a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home");
-  a.push("--dir", "/home/user", "--symlink", "/tmp", "/var/tmp");
+  if (spec.storage) {
+    a.push("--bind-fd", String(fds.home), "/home/user", "--bind-fd", String(fds.tmp), "/tmp");
+  } else {
+    // Without a shared mount (rootless), each of the two gets the cap: approximate, and documented so.
+    a.push("--size", String(spec.tmpfsBytes), "--perms", "1777", "--tmpfs", "/tmp");
+    a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", "/home/user");
+  }
+  a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
   a.push("--remount-ro", "/", "--chdir", "/home/user");
   a.push("/.sbx/node", "--max-semi-space-size=2", "/.sbx/supervisor.mjs");
@@ -75,13 +85,17 @@ export function bwrapArgs(spec: LaunchSpec, fds: { passwd: number; group: number
 
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
-  // fds 3,4,5 are pipes carrying /etc data; 6 and 7 are the node binary and the supervisor.
-  const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7 });
+  // fds 3,4,5 are pipes carrying /etc data; 6 and 7 the node binary and the supervisor; 8 and 9 home and tmp.
+  const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7, home: 8, tmp: 9 });
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd];
+  if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
   const child = spawn(spec.bwrapPath, args, {
-    stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd],
+    stdio,
     ...(spec.hostUid !== null ? { uid: spec.hostUid, gid: spec.hostGid ?? spec.hostUid } : {}),
     env: {},
   });
+  // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
+  for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});
   const [, , , passwd, group, hosts] = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
   passwd?.end(USER_ETC.passwd);
   group?.end(USER_ETC.group);

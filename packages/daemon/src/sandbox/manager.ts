@@ -1,4 +1,5 @@
 import { constants as osConstants, totalmem, availableParallelism } from "node:os";
+import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
@@ -7,6 +8,8 @@ import type { Logger } from "../util/log.js";
 import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
 import { launch, openSandboxFiles } from "./launcher.js";
+import { startReaper } from "./reaper.js";
+import { reclaimStorage, SandboxStorage } from "./storage.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client } from "./sandbox.js";
 import { UidPool } from "./uids.js";
@@ -34,6 +37,8 @@ export class SandboxManager {
   private readonly records: SandboxRecords;
   private readonly log: Logger;
   private readonly files: ReturnType<typeof openSandboxFiles>;
+  /** Teardowns still running (unmounting storage, removing records). */
+  private readonly cleanups = new Set<Promise<void>>();
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -42,8 +47,21 @@ export class SandboxManager {
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
 
-  init(): Promise<void> {
-    return this.records.init();
+  async init(): Promise<void> {
+    // Kill leftovers first, then detach their storage.
+    await this.records.init();
+    if (this.uids) {
+      await fsp.mkdir(this.mountDir, { recursive: true, mode: 0o711 });
+      await fsp.chmod(this.mountDir, 0o711);
+      const detached = await reclaimStorage(this.mountDir);
+      if (detached > 0) this.log.info(`detached ${detached} storage mounts left by a previous daemon`);
+      startReaper(this.mountDir);
+    }
+  }
+
+  /** Where root mode mounts each sandbox's storage; traversable (not listable) by sandbox uids. */
+  private get mountDir(): string {
+    return join(this.opts.stateDir, "mnt");
   }
 
   get size(): number {
@@ -77,17 +95,27 @@ export class SandboxManager {
 
     const id = `sbx_${newId()}`;
     const hostUid = this.uids?.take() ?? null;
+    let storage: SandboxStorage | null = null;
+    if (hostUid !== null) {
+      try {
+        storage = await SandboxStorage.create(join(this.mountDir, id), limits.diskBytes, hostUid);
+      } catch (err) {
+        this.uids?.release(hostUid);
+        throw new DaemonError("InternalError", `could not mount the sandbox's storage: ${(err as Error).message}`);
+      }
+    }
     const proc = launch({
       bwrapPath: this.opts.bwrapPath,
       hostUid,
       hostGid: hostUid,
       tmpfsBytes: limits.diskBytes,
+      storage,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
       hostname: "sbx",
     });
     const link = new SupervisorLink(proc, this.log, id);
-    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, hostUid, proc, link);
+    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, hostUid, proc, link, storage);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
     link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
@@ -150,6 +178,7 @@ export class SandboxManager {
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
+    await Promise.all(this.cleanups);
     this.files.close();
   }
 
@@ -207,7 +236,14 @@ export class SandboxManager {
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
     if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
     this.sandboxes.delete(sb.id);
-    if (sb.hostUid !== null) this.uids?.release(sb.hostUid);
-    this.records.remove(sb.id).catch((err) => this.log.warn(`could not remove the record of ${sb.id}: ${err.message}`));
+    const cleanup = async () => {
+      await sb.storage?.destroy();
+      await this.records.remove(sb.id);
+      if (sb.hostUid !== null) this.uids?.release(sb.hostUid);
+    };
+    const done: Promise<void> = cleanup()
+      .catch((err) => this.log.warn(`could not clean up after ${sb.id}: ${err.message}`))
+      .finally(() => this.cleanups.delete(done));
+    this.cleanups.add(done);
   }
 }

@@ -16,6 +16,7 @@ export class SandboxRecords {
     await this.reclaim();
   }
 
+
   async write(id: string, pid: number): Promise<void> {
     const record = { id, pid, startTime: startTimeOf(pid) };
     await fsp.writeFile(join(this.dir, `${id}.json`), JSON.stringify(record), { mode: 0o600 });
@@ -23,7 +24,6 @@ export class SandboxRecords {
 
   async remove(id: string): Promise<void> {
     await fsp.rm(join(this.dir, `${id}.json`), { force: true });
-    await fsp.rm(join(this.dir, id), { recursive: true, force: true });
   }
 
   private async reclaim(): Promise<void> {
@@ -44,15 +44,22 @@ export class SandboxRecords {
       }
       await fsp.rm(path, { recursive: true, force: true });
     }
-    if (names.length > 0) this.log.info(`reclaimed ${names.length} leftover sandbox records (${killed} processes still running were killed)`);
+    if (names.length > 0) {
+      this.log.info(`reclaimed ${names.length} leftover sandbox records (${killed} processes still running were killed)`);
+    }
   }
 }
 
-/** Field 22 of /proc/PID/stat: distinguishes a process from a later one reusing its pid. */
+/**
+ * Field 22 of /proc/PID/stat: distinguishes a process from a later one reusing its pid.
+ * Null for a zombie (it runs nothing) or a process that is gone.
+ */
 function startTimeOf(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z") return null;
+    return fields[19] ?? null;
   } catch {
     return null;
   }

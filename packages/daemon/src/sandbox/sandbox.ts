@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { NotificationName, NotificationParams } from "@sbx/protocol";
 import type { SupervisorLink } from "./instance.js";
+import type { SandboxStorage } from "./storage.js";
 
 /** What the sandbox manager needs of a client connection. */
 export interface Client {
@@ -39,6 +40,8 @@ export class Sandbox {
     readonly hostUid: number | null,
     readonly proc: ChildProcess,
     readonly link: SupervisorLink,
+    /** The daemon-mounted home + tmp storage (root mode), unmounted at teardown. */
+    readonly storage: SandboxStorage | null,
   ) {}
 
   info() {

@@ -1,4 +1,4 @@
-import { JSONRPCServer } from "json-rpc-2.0";
+import { JSONRPCErrorException, JSONRPCServer } from "json-rpc-2.0";
 import { buildOpenRpc, type MethodName, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { SupervisorError } from "../sandbox/instance.js";
 import type { SandboxManager } from "../sandbox/manager.js";
@@ -40,7 +40,9 @@ function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox">
 export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCServer<CallContext> {
   const server = new JSONRPCServer<CallContext>({
     errorListener: (message, data) => {
-      if (!(data instanceof DaemonError)) log.error(`${message}: ${(data as Error)?.stack ?? data}`);
+      // Protocol errors (not found, bad params, ENOENT...) are answers, not faults. json-rpc-2.0 resets
+      // the prototype of its exception class, so subclasses are recognised by the base class only.
+      if (!(data instanceof JSONRPCErrorException)) log.error(`${message}: ${(data as Error)?.stack ?? data}`);
     },
   });
   const openrpc = buildOpenRpc();

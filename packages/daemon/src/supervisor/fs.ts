@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, constants, type Stats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
@@ -93,7 +93,7 @@ export async function readFile(path: string, out: OutStream): Promise<{ size: nu
   try {
     const st = await handle.stat();
     if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${at(path)}'`), { code: "EISDIR" });
-    out.attach(createReadStream("", { fd: handle.fd, highWaterMark: MAX_CHUNK, autoClose: true }));
+    out.attach(handle.createReadStream({ highWaterMark: MAX_CHUNK, autoClose: true }));
     return { size: st.size };
   } catch (err) {
     await handle.close();
@@ -113,7 +113,7 @@ export async function writeFile(p: P, input: InStream): Promise<{ bytesWritten: 
     input.fail((err as Error).message);
     throw err;
   }
-  const sink = createWriteStream("", { fd: handle.fd, autoClose: true });
+  const sink = handle.createWriteStream({ autoClose: true });
   const closed = new Promise<void>((resolveClosed, reject) => {
     sink.once("close", resolveClosed);
     sink.once("error", reject);

@@ -5,6 +5,7 @@
  * its stdin/stdout with the channel framing; nothing else of the host is reachable.
  */
 import type { ChildProcess } from "node:child_process";
+import { closeSync, readdirSync, readFileSync } from "node:fs";
 import { ChannelOp, FrameReader, MAX_CHANNEL_FRAME, type ChannelFrame } from "../channel/framing.js";
 import type { SupervisorCall } from "../channel/messages.js";
 import { CallError, fsError } from "./errors.js";
@@ -12,10 +13,31 @@ import { download, fsOps, readFile, upload, writeFile } from "./fs.js";
 import { InStream, Link, OutStream } from "./link.js";
 import { killProcess, startProcess } from "./spawn.js";
 
+closeInheritedFds();
+
 const link = new Link(process.stdout);
 const inStreams = new Map<number, InStream>();
 const outStreams = new Map<number, OutStream>();
 const children = new Map<number, ChildProcess>();
+
+/**
+ * Whatever the daemon's own parent left open without close-on-exec reaches us through bwrap;
+ * close it so no user process inherits a host pipe or socket. Node's own fds are all
+ * close-on-exec, so this closes only inherited ones.
+ */
+function closeInheritedFds(): void {
+  const O_CLOEXEC = 0o2000000;
+  for (const name of readdirSync("/proc/self/fd")) {
+    const fd = Number(name);
+    if (fd <= 2) continue;
+    try {
+      const flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8);
+      if (!(flags & O_CLOEXEC)) closeSync(fd);
+    } catch {
+      // already closed (the directory fd readdirSync used, or a race): nothing to do
+    }
+  }
+}
 
 function openIn(id: number | null | undefined): InStream | null {
   if (!id) return null;

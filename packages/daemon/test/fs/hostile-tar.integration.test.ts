@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as tar from "tar-stream";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError } from "@sbx/client";
@@ -11,14 +12,14 @@ let sb: Sandbox;
 let raw: RawClient;
 let nextStream = 100;
 
-type Entry = [tar.Headers, (string | Buffer)?];
+type Entry = [Partial<tar.Header> & { name: string }, (string | Buffer)?];
 
 /** A tar archive exactly as given, with no sanitising of names, links or types. */
 function makeTar(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on("data", (c: Buffer) => chunks.push(c));
+    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
     pack.on("end", () => resolve(Buffer.concat(chunks)));
     pack.on("error", reject);
   });
@@ -241,6 +242,23 @@ describe("fs.upload refuses hostile archives", () => {
     const archive = await makeTar([[{ name: "ok.txt" }, "ok"], [{ name: "/abs" }, "never"]]);
     const res = await rawUpload(`${base}/new/dest`, archive);
     expect(res.error.message).toMatch(/refusing tar entry '\/abs': is an absolute path/);
+    expect(await writableTree()).toBe(before);
+    await expectHealthy();
+  });
+
+  it("a truncated archive fails promptly with a clear error and is rolled back", async () => {
+    const { dest } = await freshTarget("trunc");
+    const before = await writableTree();
+    const archive = await makeTar([
+      [{ name: "whole.txt" }, "complete"],
+      [{ name: "cut.bin" }, randomBytes(100_000)],
+    ]);
+    // whole.txt takes 1024 bytes (header and padded body); cut.bin stops 100 bytes into its body.
+    const res = await Promise.race([
+      rawUpload(dest, archive.subarray(0, 1024 + 512 + 100)),
+      sleep(5000).then(() => ({ error: { message: "no answer within 5 s" } })),
+    ]);
+    expect(res.error.message).toMatch(/unexpected end of data/i);
     expect(await writableTree()).toBe(before);
     await expectHealthy();
   });

@@ -1,0 +1,50 @@
+import { constants, statSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+/** Whether a uid other than root and the owner could reach `path` (every directory o+x, the file o+r). */
+function reachableByOthers(path: string): boolean {
+  try {
+    if (!(statSync(path).mode & constants.S_IROTH)) return false;
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      if (!(statSync(dir).mode & constants.S_IXOTH)) return false;
+      if (dir === "/") return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * In root mode bwrap runs as the sandbox's uid and must be able to resolve every path it
+ * binds, so the node binary, the supervisor bundle and the storage mounts must sit where any
+ * uid can traverse. The state dir becomes 0711 (traversable, not listable; its secrets stay
+ * 0600), the supervisor is copied into it, and so is node if its own location is private.
+ */
+export async function prepareSandboxFiles(stateDir: string, nodePath: string, supervisorPath: string, rootMode: boolean) {
+  if (!rootMode) return { nodePath, supervisorPath };
+  await fsp.chmod(stateDir, 0o711);
+  for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
+    if (!(statSync(dir).mode & constants.S_IXOTH)) {
+      throw new Error(`the state dir ${stateDir} sits below ${dir}, which sandbox uids cannot traverse: run \`chmod o+x ${dir}\` or choose another --state-dir`);
+    }
+    if (dir === "/") break;
+  }
+  const lib = join(stateDir, "lib");
+  await fsp.mkdir(lib, { recursive: true, mode: 0o711 });
+  await fsp.chmod(lib, 0o711);
+  const supervisor = join(lib, "supervisor.mjs");
+  await fsp.copyFile(supervisorPath, `${supervisor}.tmp`);
+  await fsp.chmod(`${supervisor}.tmp`, 0o644);
+  await fsp.rename(`${supervisor}.tmp`, supervisor);
+  if (reachableByOthers(nodePath)) return { nodePath, supervisorPath: supervisor };
+  const node = join(lib, "node");
+  const src = await fsp.stat(nodePath);
+  const dst = await fsp.stat(node).catch(() => null);
+  if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) {
+    await fsp.copyFile(nodePath, `${node}.tmp`);
+    await fsp.chmod(`${node}.tmp`, 0o755);
+    await fsp.rename(`${node}.tmp`, node);
+  }
+  return { nodePath: node, supervisorPath: supervisor };
+}
