@@ -1,12 +1,12 @@
 import { Readable } from "node:stream";
 import type { ParamsOf, ResultOf, SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
-import { ConnectionError } from "./errors.js";
+import { ConnectionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
-import type { ConnectOptions, ExitStatus, SandboxInfo } from "./types.js";
+import type { ConnectOptions, ExitStatus, SandboxInfo, Usage } from "./types.js";
 
 /** Options of `Sandbox.create`. */
 export interface SandboxOptions extends ConnectOptions {
@@ -71,7 +71,12 @@ export class Sandbox implements AsyncDisposable {
   private readonly earlyExits = new Map<number, ExitStatus>();
   private stopped = false;
 
-  private constructor(private readonly conn: Connection, private info: SandboxInfo, private readonly owned: boolean) {
+  private constructor(
+    private readonly conn: Connection,
+    private info: SandboxInfo,
+    private readonly owned: boolean,
+    private readonly connectOptions: ConnectOptions,
+  ) {
     this.fs = new SandboxFs(conn, info.id);
     this.env = new SandboxEnv(conn, info.id);
     conn.on("process.exit", ({ sandbox, pid, status }) => {
@@ -95,7 +100,7 @@ export class Sandbox implements AsyncDisposable {
     const { url, token, ...params } = options;
     const conn = await Connection.open({ url, token });
     try {
-      return new Sandbox(conn, toInfo(await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">)), true);
+      return new Sandbox(conn, toInfo(await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">)), true, { url: conn.url, ...(token ? { token } : {}) });
     } catch (err) {
       await conn.close();
       throw err;
@@ -106,7 +111,7 @@ export class Sandbox implements AsyncDisposable {
   static async connect(id: string, options: ConnectOptions = {}): Promise<Sandbox> {
     const conn = await Connection.open(options);
     try {
-      return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), false);
+      return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), false, { url: conn.url, ...(options.token ? { token: options.token } : {}) });
     } catch (err) {
       await conn.close();
       throw err;
@@ -119,6 +124,16 @@ export class Sandbox implements AsyncDisposable {
     const conn = await Connection.open(connect);
     try {
       return (await conn.request("sandbox.list", labels ? { labels } : {})).map(toInfo);
+    } finally {
+      await conn.close();
+    }
+  }
+
+  /** The usage of any sandbox of this token, including one that ended in the last 15 minutes. */
+  static async usageOf(id: string, options: ConnectOptions = {}): Promise<Usage> {
+    const conn = await Connection.open(options);
+    try {
+      return await conn.request("sandbox.usage", { id });
     } finally {
       await conn.close();
     }
@@ -207,12 +222,21 @@ export class Sandbox implements AsyncDisposable {
     return this.info.expiresAt!;
   }
 
-  /** Destroys the sandbox now, then closes this connection. */
+  /**
+   * What the sandbox used so far (or in all, once it ended): CPU seconds, peak memory,
+   * memory GB-seconds, disk bytes, wall seconds and egress counters.
+   */
+  async usage(): Promise<Usage> {
+    if (this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
+    return this.conn.request("sandbox.usage", { id: this.id });
+  }
+
+  /** Destroys the sandbox now and closes this connection (`usage()` still works afterwards). */
   async kill(): Promise<void> {
     try {
       if (!this.stopped) await this.conn.request("sandbox.kill", { id: this.id });
-    } finally {
       this.stopped = true;
+    } finally {
       await this.conn.close();
     }
   }
@@ -222,12 +246,16 @@ export class Sandbox implements AsyncDisposable {
     await this.conn.close();
   }
 
-  /** Kills a sandbox this handle created; only disconnects from one it connected to. */
+  /** Kills a sandbox this handle created (only disconnects from one it connected to), then closes. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.owned) await this.kill().catch((err) => {
-      if (!(err instanceof ConnectionError) && !this.stopped) throw err;
-    });
-    else await this.close();
+    try {
+      if (this.owned) await this.kill();
+    } catch (err) {
+      // Already gone (killed elsewhere, timed out, daemon stopped) is what disposal wanted anyway.
+      if (!(err instanceof ConnectionError) && !(err instanceof SandboxNotFoundError)) throw err;
+    } finally {
+      await this.close();
+    }
   }
 
   private waitForExit(pid: number): Promise<ExitStatus> {

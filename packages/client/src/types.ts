@@ -37,3 +37,17 @@ export interface SandboxInfo {
   expiresAt: Date | null;
   status: "running" | "stopped";
 }
+
+/** What a sandbox used, from the kernel's own accounting. */
+export interface Usage {
+  cpuSeconds: number;
+  memoryPeakBytes: number;
+  memoryGbSeconds: number;
+  /** Bytes in use on the writable storage (home + /tmp). */
+  diskBytes: number;
+  wallSeconds: number;
+  egress: { requests: number; blocked: number; bytesOut: number; bytesIn: number };
+  /** True when the figures come from per-process accounting rather than a cgroup (rootless mode). */
+  approximate: boolean;
+  status: "running" | "stopped";
+}

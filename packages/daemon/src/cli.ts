@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { SandboxError } from "@sbx/client";
 import { UsageError } from "./cli/args.js";
-import { createCommand, cpCommand, execCommand, killCommand, lsCommand, runCommand } from "./cli/client-commands.js";
+import { createCommand, cpCommand, execCommand, killCommand, lsCommand, runCommand, usageCommand } from "./cli/client-commands.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { checkHost, formatChecks } from "./doctor.js";
 
@@ -16,6 +16,7 @@ sbx exec ID -- CMD [ARGS...]            Runs CMD in a running sandbox.
 sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
 sbx cp SRC DEST                         Copies files or trees; one side is ID:/path.
+sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
 sbx doctor                              Checks that this host can isolate sandboxes.
 
 Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file).`;
@@ -28,8 +29,10 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   ls: lsCommand,
   kill: killCommand,
   cp: cpCommand,
+  usage: usageCommand,
   doctor: async () => {
-    const checks = checkHost({ trialUid: process.getuid?.() === 0 ? 200000 : null });
+    const rootMode = process.getuid?.() === 0;
+    const checks = checkHost({ trialUid: rootMode ? 200000 : null, rootMode });
     process.stdout.write(formatChecks(checks) + "\n");
     return checks.every((c) => c.ok) ? 0 : 1;
   },

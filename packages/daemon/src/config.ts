@@ -14,6 +14,10 @@ export interface DaemonConfig {
   tokens: string[];
   /** First host uid given to sandboxes when running as root. */
   uidBase: number;
+  /** Processes and threads one sandbox may have at once (cgroup pids.max). */
+  pidsPerSandbox: number;
+  /** RLIMIT_NOFILE of every sandbox process. */
+  openFilesPerProcess: number;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -24,6 +28,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     maxSandboxesPerToken: 500,
     tokens: [],
     uidBase: 200000,
+    pidsPerSandbox: 1024,
+    openFilesPerProcess: 4096,
   };
 }
 
@@ -38,6 +44,8 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.tokens = v as string[];
   },
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
+  pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
+  openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
 };
 
 function str(key: string, v: unknown): string {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { Server } from "node:http";
@@ -6,7 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
+import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
+import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -35,7 +38,7 @@ export class Daemon {
     const { host, port } = parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    const checks = checkHost({ trialUid: rootMode ? config.uidBase : null });
+    const checks = checkHost({ trialUid: rootMode ? config.uidBase : null, rootMode });
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
@@ -49,6 +52,8 @@ export class Daemon {
     const tokens = new Tokens([token, ...config.tokens]);
 
     const files = await prepareSandboxFiles(config.stateDir, process.execPath, SUPERVISOR, rootMode);
+    // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
+    const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
@@ -57,6 +62,10 @@ export class Daemon {
       uidBase: rootMode ? config.uidBase : null,
       sessionGraceMs: config.sessionGraceMs,
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
+      cgroups,
+      seccomp: buildPolicy(hostArch()),
+      pidsPerSandbox: config.pidsPerSandbox,
+      openFilesPerProcess: config.openFilesPerProcess,
       log,
     });
     await manager.init();
@@ -67,7 +76,10 @@ export class Daemon {
     });
     const addr = server.address() as AddressInfo;
     const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
-    log.info(`listening on ${url} (${rootMode ? `root mode, sandbox uids from ${config.uidBase}` : "rootless mode"}; token ${tokenPath ?? "from SBX_TOKEN"})`);
+    const mode = rootMode
+      ? `root mode: sandbox uids from ${config.uidBase}, cgroup v${cgroups!.version}, seccomp`
+      : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
+    log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"})`);
     return new Daemon(url, tokenPath, server, manager, lockPath, log);
   }
 
@@ -79,6 +91,11 @@ export class Daemon {
     await fsp.rm(this.lockPath, { force: true });
     this.log.info("stopped");
   }
+}
+
+/** Each daemon's cgroups live under a name of its own, so daemons with other state dirs never touch them. */
+function cgroupName(stateDir: string): string {
+  return `sbx-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`;
 }
 
 /** One daemon per state dir: a second one would reclaim the first one's sandboxes. */

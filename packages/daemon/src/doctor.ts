@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { detectCgroups } from "./cgroups/cgroups.js";
 
 export interface Check {
   name: string;
@@ -40,7 +41,7 @@ function versionAtLeast(v: string, min: [number, number, number]): boolean {
  * whatever is missing. The daemon refuses to start while any check fails: it never runs
  * code unconfined.
  */
-export function checkHost(opts: { trialUid: number | null }): Check[] {
+export function checkHost(opts: { trialUid: number | null; rootMode: boolean }): Check[] {
   const checks: Check[] = [];
   const bwrap = findBwrap();
   checks.push(
@@ -78,6 +79,32 @@ export function checkHost(opts: { trialUid: number | null }): Check[] {
       ok: false,
       detail: "kernel.apparmor_restrict_unprivileged_userns = 1",
       fix: "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0   (or install an AppArmor profile granting bwrap 'userns')",
+    });
+  }
+  for (const tool of opts.rootMode ? ["/usr/bin/setpriv", "/usr/bin/prlimit"] : ["/usr/bin/prlimit"]) {
+    checks.push(
+      existsSync(tool)
+        ? { name: `${tool.split("/").pop()} (util-linux)`, ok: true, detail: tool }
+        : { name: `${tool.split("/").pop()} (util-linux)`, ok: false, detail: `${tool} is missing`, fix: "apt-get install -y util-linux" },
+    );
+  }
+  if (opts.rootMode) {
+    const cg = detectCgroups();
+    checks.push(
+      typeof cg === "string"
+        ? {
+            name: "cgroups (memory, cpu, pids)",
+            ok: false,
+            detail: cg,
+            fix: "enable the controllers: on cgroup v2 `echo '+memory +cpu +pids' > /sys/fs/cgroup/cgroup.subtree_control`; on v1 mount each hierarchy (`mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory`, likewise cpu,cpuacct and pids), or boot with systemd.unified_cgroup_hierarchy=1",
+          }
+        : { name: "cgroups (memory, cpu, pids)", ok: true, detail: `cgroup v${cg.version} under ${cg.baseDirs.join(", ")}` },
+    );
+  } else {
+    checks.push({
+      name: "cgroups",
+      ok: true,
+      detail: "rootless mode: not used; memory, CPU and pids caps are not enforced (run the daemon as root for them); open files and core dumps are capped with rlimits",
     });
   }
   if (bwrap && checks.every((c) => c.ok)) checks.push(trialRun(bwrap, opts.trialUid));

@@ -43,6 +43,12 @@ export const METHODS = {
     result: S.ExtendTimeoutResult,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
+  "sandbox.usage": method({
+    summary: "CPU, memory, disk and wall time a sandbox used, from the kernel's accounting; also for one that ended recently.",
+    params: S.IdParams,
+    result: S.Usage,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
   "process.spawn": method({
     summary: "Start a process in the sandbox; stdio travels on the named streams.",
     params: P.SpawnParams,

@@ -56,3 +56,22 @@ export const SandboxExitNotification = Obj({
   reason: SandboxExitReason,
   message: Type.Optional(Type.String({ maxLength: 4096 })),
 });
+
+export const Usage = Obj(
+  {
+    cpuSeconds: Type.Number({ minimum: 0, description: "CPU time used by every process of the sandbox." }),
+    memoryPeakBytes: Type.Integer({ minimum: 0 }),
+    memoryGbSeconds: Type.Number({ minimum: 0, description: "Memory in use integrated over wall time (sampled each second)." }),
+    diskBytes: Type.Integer({ minimum: 0, description: "Bytes in use on the writable storage (home + /tmp)." }),
+    wallSeconds: Type.Number({ minimum: 0 }),
+    egress: Obj({
+      requests: Type.Integer({ minimum: 0 }),
+      blocked: Type.Integer({ minimum: 0 }),
+      bytesOut: Type.Integer({ minimum: 0 }),
+      bytesIn: Type.Integer({ minimum: 0 }),
+    }),
+    approximate: Type.Boolean({ description: "True when figures come from per-process accounting, not a cgroup (rootless mode)." }),
+    status: SandboxStatus,
+  },
+  { description: "What a sandbox used; final figures stay readable for 15 minutes after it ends." },
+);

@@ -81,7 +81,7 @@ export async function runCommand(args: string[]): Promise<number> {
     for (const [local, remote] of uploads) await sb.fs.upload(local, remote);
     return await runAttached(sb, command);
   } finally {
-    await sb.kill().catch(() => {});
+    await sb[Symbol.asyncDispose]().catch(() => {});
   }
 }
 
@@ -127,6 +127,29 @@ export async function killCommand(args: string[]): Promise<number> {
   for (const id of positionals) {
     const sb = await Sandbox.connect(id, connectOptions(values));
     await sb.kill();
+  }
+  return 0;
+}
+
+export async function usageCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...CONNECT, json: { type: "boolean" } });
+  if (positionals.length !== 1) throw new UsageError("usage: sbx usage ID [--json]");
+  const sb = await Sandbox.connect(positionals[0]!, connectOptions(values)).catch(() => null);
+  // A sandbox that ended has no connection to attach to; its final usage is read through a fresh one.
+  const usage = sb ? await sb.usage().finally(() => sb.close()) : await Sandbox.usageOf(positionals[0]!, connectOptions(values));
+  if (values.json) process.stdout.write(JSON.stringify(usage, null, 2) + "\n");
+  else {
+    const rows: Array<[string, string]> = [
+      ["status", usage.status],
+      ["cpu", `${usage.cpuSeconds.toFixed(3)} s`],
+      ["memory peak", `${(usage.memoryPeakBytes / 2 ** 20).toFixed(1)} MiB`],
+      ["memory", `${usage.memoryGbSeconds.toFixed(3)} GB-s`],
+      ["disk", `${(usage.diskBytes / 2 ** 20).toFixed(1)} MiB`],
+      ["wall", `${usage.wallSeconds.toFixed(1)} s`],
+      ["egress", `${usage.egress.requests} requests (${usage.egress.blocked} blocked), ${usage.egress.bytesOut} B out, ${usage.egress.bytesIn} B in`],
+    ];
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(12)} ${v}\n`);
+    if (usage.approximate) process.stdout.write("(approximate: rootless mode measures processes, not a cgroup)\n");
   }
   return 0;
 }

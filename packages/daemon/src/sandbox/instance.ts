@@ -61,7 +61,7 @@ export class SupervisorLink {
   }
 
   stderr(): string {
-    return this.stderrTail.trim().split("\n").slice(-40).join("; ") || "no output";
+    return this.stderrTail.trim().split("\n").slice(-8).join("; ") || "no output";
   }
 
   call(method: MethodName, params: Record<string, unknown>): Promise<unknown> {

@@ -13,9 +13,9 @@ const ETC_SHARED = [
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 export interface LaunchSpec {
-  /** Host uid/gid bwrap runs as; null keeps the daemon's own (rootless mode). */
+  bwrapPath: string;
+  /** Host uid/gid the sandbox runs as (root mode); null keeps the daemon's own (rootless mode). */
   hostUid: number | null;
-  hostGid: number | null;
   /** Size cap of each writable tmpfs (/home/user and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
   /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
@@ -23,9 +23,22 @@ export interface LaunchSpec {
   /** Open fds of the node binary and the supervisor bundle, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
+  /** The compiled seccomp program every process in the sandbox runs under. */
+  seccomp: Buffer;
+  /** cgroup.procs files to join before bwrap starts (root mode). */
+  cgroupProcs: string[];
+  rlimits: { nofile: number; nproc: number | null };
   hostname: string;
-  bwrapPath: string;
 }
+
+/** Fixed fd numbers in bwrap's table. */
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, home: 9, tmp: 10 } as const;
+
+/**
+ * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
+ * host-wide OOM, and execs the rest of argv. A constant script: every value arrives as argv.
+ */
+const JOIN_SCRIPT = 'for f do if [ "$f" = -- ]; then shift; break; fi; echo 0 > "$f" || exit 125; shift; done; echo 500 > /proc/self/oom_score_adj; exec "$@"';
 
 const USER_ETC = {
   passwd: "root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
@@ -46,10 +59,7 @@ const SUPERVISOR_ENV: Record<string, string> = {
  * built as a shell string. Data files and the supervisor arrive on inherited fds (3..), so
  * bwrap needs no read access to the daemon's files after it drops to the sandbox's uid.
  */
-export function bwrapArgs(
-  spec: LaunchSpec,
-  fds: { passwd: number; group: number; hosts: number; node: number; supervisor: number; home: number; tmp: number },
-): string[] {
+export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   const a: string[] = [
     "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
     "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
@@ -78,28 +88,37 @@ export function bwrapArgs(
   }
   a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
-  a.push("--remount-ro", "/", "--chdir", "/home/user");
+  a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
   a.push("/.sbx/node", "--max-semi-space-size=2", "/.sbx/supervisor.mjs");
   return a;
 }
 
+/**
+ * The full argv: in root mode `sh` joins the cgroups as root, `prlimit` sets the rlimits and
+ * `setpriv` drops to the sandbox's host uid (clearing supplementary groups) before bwrap runs.
+ */
+export function launchArgv(spec: LaunchSpec): string[] {
+  const limits = [`--nofile=${spec.rlimits.nofile}:${spec.rlimits.nofile}`, "--core=0:0"];
+  if (spec.rlimits.nproc !== null) limits.push(`--nproc=${spec.rlimits.nproc}:${spec.rlimits.nproc}`);
+  const bwrap = [spec.bwrapPath, ...bwrapArgs(spec, FD)];
+  if (spec.hostUid === null) return ["/usr/bin/prlimit", ...limits, "--", ...bwrap];
+  const drop = ["/usr/bin/setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--"];
+  return ["/bin/sh", "-c", JOIN_SCRIPT, "sbx-join", ...spec.cgroupProcs, "--", "/usr/bin/prlimit", ...limits, "--", ...drop, ...bwrap];
+}
+
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
-  // fds 3,4,5 are pipes carrying /etc data; 6 and 7 the node binary and the supervisor; 8 and 9 home and tmp.
-  const args = bwrapArgs(spec, { passwd: 3, group: 4, hosts: 5, node: 6, supervisor: 7, home: 8, tmp: 9 });
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd];
+  const [file, ...args] = launchArgv(spec);
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
-  const child = spawn(spec.bwrapPath, args, {
-    stdio,
-    ...(spec.hostUid !== null ? { uid: spec.hostUid, gid: spec.hostGid ?? spec.hostUid } : {}),
-    env: {},
-  });
+  const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});
-  const [, , , passwd, group, hosts] = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
-  passwd?.end(USER_ETC.passwd);
-  group?.end(USER_ETC.group);
-  hosts?.end(USER_ETC.hosts);
+  const pipes = child.stdio as unknown as Array<NodeJS.WritableStream | null>;
+  pipes[FD.passwd]?.end(USER_ETC.passwd);
+  pipes[FD.group]?.end(USER_ETC.group);
+  pipes[FD.hosts]?.end(USER_ETC.hosts);
+  pipes[FD.seccomp]?.end(spec.seccomp);
   return child;
 }
 

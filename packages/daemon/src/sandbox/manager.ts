@@ -1,4 +1,5 @@
 import { constants as osConstants, totalmem, availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
@@ -9,7 +10,10 @@ import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
 import { launch, openSandboxFiles } from "./launcher.js";
 import { startReaper } from "./reaper.js";
-import { reclaimStorage, SandboxStorage } from "./storage.js";
+import { acquireResources, type SandboxResources } from "./resources.js";
+import { reclaimStorage } from "./storage.js";
+import { UsageMeter, type Usage } from "./usage.js";
+import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client } from "./sandbox.js";
 import { UidPool } from "./uids.js";
@@ -27,8 +31,17 @@ export interface ManagerOptions {
   uidBase: number | null;
   sessionGraceMs: number;
   maxSandboxesPerOwner: number;
+  /** cgroup driver in root mode; null where cgroups are not used (rootless). */
+  cgroups: CgroupDriver | null;
+  /** The compiled seccomp program for every sandbox. */
+  seccomp: Buffer;
+  pidsPerSandbox: number;
+  openFilesPerProcess: number;
   log: Logger;
 }
+
+/** How long the final usage of an ended sandbox stays readable. */
+const FINISHED_TTL_MS = 15 * 60_000;
 
 /** Owns every sandbox of one daemon: creation, lookup by owner, timeouts, teardown. */
 export class SandboxManager {
@@ -39,10 +52,16 @@ export class SandboxManager {
   private readonly files: ReturnType<typeof openSandboxFiles>;
   /** Teardowns still running (unmounting storage, removing records). */
   private readonly cleanups = new Set<Promise<void>>();
+  /** Final usage of ended sandboxes, by id. */
+  private readonly finished = new Map<string, { owner: string; usage: Usage; at: number }>();
+  private readonly sampler: NodeJS.Timeout;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
     this.files = openSandboxFiles(opts.nodePath, opts.supervisorPath);
+    this.sampler = setInterval(() => {
+      for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
+    }, 1000).unref();
     this.uids = opts.uidBase === null ? null : new UidPool(opts.uidBase, 65536);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
@@ -55,7 +74,9 @@ export class SandboxManager {
       await fsp.chmod(this.mountDir, 0o711);
       const detached = await reclaimStorage(this.mountDir);
       if (detached > 0) this.log.info(`detached ${detached} storage mounts left by a previous daemon`);
-      startReaper(this.mountDir);
+      const cgroups = (await this.opts.cgroups?.reclaim()) ?? 0;
+      if (cgroups > 0) this.log.info(`removed ${cgroups} cgroups left by a previous daemon`);
+      startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
     }
   }
 
@@ -94,28 +115,33 @@ export class SandboxManager {
     }
 
     const id = `sbx_${newId()}`;
-    const hostUid = this.uids?.take() ?? null;
-    let storage: SandboxStorage | null = null;
-    if (hostUid !== null) {
-      try {
-        storage = await SandboxStorage.create(join(this.mountDir, id), limits.diskBytes, hostUid);
-      } catch (err) {
-        this.uids?.release(hostUid);
-        throw new DaemonError("InternalError", `could not mount the sandbox's storage: ${(err as Error).message}`);
-      }
+    let resources: SandboxResources;
+    try {
+      resources = await acquireResources(
+        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox },
+        id,
+        limits,
+      );
+    } catch (err) {
+      throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
+    const { hostUid, storage, cgroup } = resources;
     const proc = launch({
       bwrapPath: this.opts.bwrapPath,
       hostUid,
-      hostGid: hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
+      seccomp: this.opts.seccomp,
+      cgroupProcs: cgroup?.procsFiles ?? [],
+      // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.
+      rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },
       hostname: "sbx",
     });
     const link = new SupervisorLink(proc, this.log, id);
-    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, hostUid, proc, link, storage);
+    const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)));
+    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, resources, proc, link, meter);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
     link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
@@ -132,7 +158,7 @@ export class SandboxManager {
     sb.attached.add(client);
     if (timeoutMs === null) sb.session = client;
     else this.setExpiry(sb, Date.now() + timeoutMs);
-    this.log.info(`sandbox ${id} started (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${proc.pid})`);
+    this.log.info(`sandbox ${id} started (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`);
     return sb;
   }
 
@@ -160,6 +186,13 @@ export class SandboxManager {
     return sb.expiresAt!;
   }
 
+  /** Usage of a running sandbox, or the final figures of one that ended recently. */
+  usage(client: Client, id: string): Usage & { status: "running" | "stopped" } {
+    const done = this.finished.get(id);
+    if (done && done.owner === client.owner) return { ...done.usage, status: "stopped" };
+    return { ...this.get(client.owner, id).meter.current(), status: "running" };
+  }
+
   kill(client: Client, id: string): void {
     this.destroy(this.get(client.owner, id), "killed");
   }
@@ -179,6 +212,7 @@ export class SandboxManager {
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
+    clearInterval(this.sampler);
     this.files.close();
   }
 
@@ -209,7 +243,14 @@ export class SandboxManager {
 
   private onProcessExit(sb: Sandbox, pid: number, code: number | null, signal: string | null): void {
     const signum = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
-    const status = { success: code === 0, code: code ?? 128 + signum, signal, oom: false };
+    // The kernel's OOM killer sends SIGKILL and counts it in the cgroup: that is how we know.
+    let oom = false;
+    if (signal === "SIGKILL") {
+      const kills = sb.meter.oomKills();
+      oom = kills > sb.oomKillsSeen;
+      sb.oomKillsSeen = kills;
+    }
+    const status = { success: code === 0, code: code ?? 128 + signum, signal, oom };
     const client = sb.processes.get(pid);
     if (!client) {
       // The exit arrived before the spawn call finished; keep a bounded few until it does.
@@ -236,14 +277,30 @@ export class SandboxManager {
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
     if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
     this.sandboxes.delete(sb.id);
+    const usage = sb.meter.finish();
+    const now = Date.now();
+    for (const [id, f] of this.finished) if (now - f.at > FINISHED_TTL_MS) this.finished.delete(id);
+    this.finished.set(sb.id, { owner: sb.owner, usage, at: now });
+    this.log.info(
+      `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
+    );
     const cleanup = async () => {
-      await sb.storage?.destroy();
+      await sb.resources.release();
       await this.records.remove(sb.id);
-      if (sb.hostUid !== null) this.uids?.release(sb.hostUid);
     };
     const done: Promise<void> = cleanup()
       .catch((err) => this.log.warn(`could not clean up after ${sb.id}: ${err.message}`))
       .finally(() => this.cleanups.delete(done));
     this.cleanups.add(done);
+  }
+}
+
+/** Rootless: the sandbox's home and /tmp, seen through its init process's root. */
+function insideStorage(bwrapPid: number): string[] {
+  try {
+    const init = readFileSync(`/proc/${bwrapPid}/task/${bwrapPid}/children`, "utf8").trim().split(" ")[0];
+    return init ? [`/proc/${init}/root/home/user`, `/proc/${init}/root/tmp`] : [];
+  } catch {
+    return [];
   }
 }

@@ -1,7 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import type { NotificationName, NotificationParams } from "@sbx/protocol";
 import type { SupervisorLink } from "./instance.js";
-import type { SandboxStorage } from "./storage.js";
+import type { SandboxResources } from "./resources.js";
+import type { UsageMeter } from "./usage.js";
 
 /** What the sandbox manager needs of a client connection. */
 export interface Client {
@@ -30,6 +31,8 @@ export class Sandbox {
   readonly processes = new Map<number, Client>();
   readonly earlyExits = new Map<number, NotificationParams<"process.exit">["status"]>();
   stopped = false;
+  /** OOM kills already attributed to a process. */
+  oomKillsSeen = 0;
 
   constructor(
     readonly id: string,
@@ -37,11 +40,11 @@ export class Sandbox {
     readonly labels: Record<string, string>,
     readonly env: Map<string, string>,
     readonly limits: SandboxLimits,
-    readonly hostUid: number | null,
+    /** Host uid, storage mount and cgroup set aside for it (root mode). */
+    readonly resources: SandboxResources,
     readonly proc: ChildProcess,
     readonly link: SupervisorLink,
-    /** The daemon-mounted home + tmp storage (root mode), unmounted at teardown. */
-    readonly storage: SandboxStorage | null,
+    readonly meter: UsageMeter,
   ) {}
 
   info() {

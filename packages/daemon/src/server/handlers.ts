@@ -53,6 +53,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
     "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),
+    "sandbox.usage": (p, ctx) => manager.usage(ctx.conn, p.id),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);

@@ -60,6 +60,8 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
     stop,
     async [Symbol.asyncDispose]() {
       await stop();
+      // After a SIGKILL the daemon's reaper detaches its storage mounts; give it a moment.
+      for (let i = 0; i < 100 && readFileSync("/proc/self/mountinfo", "utf8").includes(`${stateDir}/`); i++) await new Promise((r) => setTimeout(r, 30));
       if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,200 @@
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+
+/** What a sandbox's cgroup enforces. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  cpus: number;
+  pids: number;
+}
+
+/** The kernel's own accounting for one sandbox. */
+export interface CgroupStats {
+  cpuSeconds: number;
+  memoryBytes: number;
+  memoryPeakBytes: number;
+  oomKills: number;
+}
+
+/** One sandbox's cgroup(s): join by writing "0" to each procs file before exec'ing bwrap. */
+export interface SandboxCgroup {
+  readonly procsFiles: string[];
+  stats(): CgroupStats;
+  /** Kills anything left inside and removes the cgroup (it must be empty of live tasks). */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupDriver {
+  readonly version: 1 | 2;
+  /** Directories under which sandbox cgroups are made (the reaper cleans them if the daemon dies). */
+  readonly baseDirs: string[];
+  create(id: string, limits: CgroupLimits): Promise<SandboxCgroup>;
+  /** Removes cgroups a crashed daemon left behind; returns how many. */
+  reclaim(): Promise<number>;
+}
+
+const CPU_PERIOD_US = 100_000;
+
+const readNumber = (path: string): number => {
+  try {
+    return Number(readFileSync(path, "utf8").trim()) || 0;
+  } catch {
+    return 0;
+  }
+};
+
+const readKeyed = (path: string, key: string): number => {
+  try {
+    const m = new RegExp(`^${key}\\s+(\\d+)`, "m").exec(readFileSync(path, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+};
+
+/** Kills every task in a cgroup dir and removes it, retrying while the kernel finishes exits. */
+async function removeCgroup(dir: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      for (const pid of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {}
+      }
+      await fsp.rmdir(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY") throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  throw new Error(`cgroup ${dir} stayed busy`);
+}
+
+async function reclaimUnder(base: string): Promise<number> {
+  let n = 0;
+  for (const name of await fsp.readdir(base).catch(() => [] as string[])) {
+    const dir = join(base, name);
+    if (!statSync(dir).isDirectory()) continue;
+    await removeCgroup(dir);
+    n++;
+  }
+  return n;
+}
+
+/** cgroup v1: separate memory, cpu, cpuacct and pids hierarchies under /sys/fs/cgroup/<controller>. */
+export class CgroupV1Driver implements CgroupDriver {
+  readonly version = 1 as const;
+  readonly baseDirs: string[];
+  private readonly dirs: { memory: string; cpu: string; cpuacct: string; pids: string };
+
+  constructor(root = "/sys/fs/cgroup", name = "sbx") {
+    // cpu and cpuacct are often one hierarchy reached by two names (cpu,cpuacct): resolve them.
+    const at = (controller: string) => join(realpathSync(join(root, controller)), name);
+    this.dirs = { memory: at("memory"), cpu: at("cpu"), cpuacct: at("cpuacct"), pids: at("pids") };
+    this.baseDirs = [...new Set(Object.values(this.dirs))];
+  }
+
+  async create(id: string, limits: CgroupLimits): Promise<SandboxCgroup> {
+    for (const base of this.baseDirs) await fsp.mkdir(base, { recursive: true });
+    const d = {
+      memory: join(this.dirs.memory, id),
+      cpu: join(this.dirs.cpu, id),
+      cpuacct: join(this.dirs.cpuacct, id),
+      pids: join(this.dirs.pids, id),
+    };
+    const made = [...new Set(Object.values(d))];
+    try {
+      for (const dir of made) await fsp.mkdir(dir);
+      await fsp.writeFile(join(d.memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      // No swap beyond the limit, where the kernel accounts swap at all.
+      if (existsSync(join(d.memory, "memory.memsw.limit_in_bytes"))) await fsp.writeFile(join(d.memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+      await fsp.writeFile(join(d.cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+      await fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(limits.cpus * CPU_PERIOD_US)));
+      await fsp.writeFile(join(d.pids, "pids.max"), String(limits.pids));
+    } catch (err) {
+      for (const dir of made) await removeCgroup(dir).catch(() => {});
+      throw err;
+    }
+    return {
+      procsFiles: made.map((dir) => join(dir, "cgroup.procs")),
+      stats: () => ({
+        cpuSeconds: readNumber(join(d.cpuacct, "cpuacct.usage")) / 1e9,
+        memoryBytes: readNumber(join(d.memory, "memory.usage_in_bytes")),
+        memoryPeakBytes: readNumber(join(d.memory, "memory.max_usage_in_bytes")),
+        oomKills: readKeyed(join(d.memory, "memory.oom_control"), "oom_kill"),
+      }),
+      destroy: async () => {
+        for (const dir of made) await removeCgroup(dir);
+      },
+    };
+  }
+
+  async reclaim(): Promise<number> {
+    let n = 0;
+    for (const base of this.baseDirs) n = Math.max(n, await reclaimUnder(base));
+    return n;
+  }
+}
+
+/** cgroup v2: one unified hierarchy; sandboxes live under <root>/<name>. */
+export class CgroupV2Driver implements CgroupDriver {
+  readonly version = 2 as const;
+  readonly baseDirs: string[];
+
+  constructor(private readonly root = "/sys/fs/cgroup", name = "sbx") {
+    this.baseDirs = [join(root, name)];
+  }
+
+  async create(id: string, limits: CgroupLimits): Promise<SandboxCgroup> {
+    const base = this.baseDirs[0]!;
+    await fsp.mkdir(base, { recursive: true });
+    // Controllers must be enabled for children at every level down to the sandbox.
+    for (const dir of [this.root, base]) await fsp.writeFile(join(dir, "cgroup.subtree_control"), "+memory +cpu +pids");
+    const dir = join(base, id);
+    await fsp.mkdir(dir);
+    try {
+      await fsp.writeFile(join(dir, "memory.max"), String(limits.memoryBytes));
+      if (existsSync(join(dir, "memory.swap.max"))) await fsp.writeFile(join(dir, "memory.swap.max"), "0");
+      await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+      await fsp.writeFile(join(dir, "pids.max"), String(limits.pids));
+    } catch (err) {
+      await removeCgroup(dir).catch(() => {});
+      throw err;
+    }
+    let peak = 0;
+    return {
+      procsFiles: [join(dir, "cgroup.procs")],
+      stats: () => {
+        const current = readNumber(join(dir, "memory.current"));
+        // memory.peak exists from Linux 5.19; before that the highest value we sampled stands in.
+        peak = Math.max(peak, current, readNumber(join(dir, "memory.peak")));
+        return {
+          cpuSeconds: readKeyed(join(dir, "cpu.stat"), "usage_usec") / 1e6,
+          memoryBytes: current,
+          memoryPeakBytes: peak,
+          oomKills: readKeyed(join(dir, "memory.events"), "oom_kill"),
+        };
+      },
+      destroy: () => removeCgroup(dir),
+    };
+  }
+
+  reclaim(): Promise<number> {
+    return reclaimUnder(this.baseDirs[0]!);
+  }
+}
+
+/** Which cgroup driver this host supports for a daemon running as root, or why none. */
+export function detectCgroups(root = "/sys/fs/cgroup", name = "sbx"): CgroupDriver | string {
+  if (existsSync(join(root, "cgroup.controllers"))) {
+    const controllers = readFileSync(join(root, "cgroup.controllers"), "utf8");
+    const missing = ["memory", "cpu", "pids"].filter((c) => !controllers.split(/\s+/).includes(c));
+    return missing.length ? `cgroup v2 lacks the ${missing.join(", ")} controller(s)` : new CgroupV2Driver(root, name);
+  }
+  const missing = ["memory", "cpu", "cpuacct", "pids"].filter((c) => !existsSync(join(root, c, "cgroup.procs")));
+  return missing.length ? `cgroup v1 lacks the ${missing.join(", ")} hierarchy(ies) under ${root}` : new CgroupV1Driver(root, name);
+}
