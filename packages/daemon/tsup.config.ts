@@ -16,6 +16,7 @@ export default defineConfig([
     format: ["esm"],
     outExtension: () => ({ js: ".mjs" }),
     noExternal: [/.*/],
+    splitting: false,
     platform: "node",
     target: "node20",
     minify: true,

@@ -1,4 +1,4 @@
-import { FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
+import { CREDIT_BATCH, FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
 import { ConnectionError, SandboxError } from "./errors.js";
 
 type Send = (frame: Uint8Array) => void;
@@ -10,6 +10,7 @@ export class IncomingStream {
   private ended = false;
   private error: Error | null = null;
   private wake: (() => void) | null = null;
+  private uncredited = 0;
 
   constructor(readonly id: number, private readonly send: Send, private readonly onDone: () => void) {
     this.readable = new ReadableStream<Uint8Array>(
@@ -19,7 +20,11 @@ export class IncomingStream {
           const chunk = this.queue.shift();
           if (chunk) {
             controller.enqueue(chunk);
-            this.send(encodeCredit(this.id, chunk.byteLength));
+            this.uncredited += chunk.byteLength;
+            if (this.uncredited >= CREDIT_BATCH) {
+              this.send(encodeCredit(this.id, this.uncredited));
+              this.uncredited = 0;
+            }
           } else if (this.error) controller.error(this.error);
           else controller.close();
         },

@@ -1,4 +1,4 @@
-import { FrameOp } from "@sbx/protocol";
+import { FrameOp } from "@sbx/protocol/frames";
 
 /**
  * Framing on the pipe between the daemon and a sandbox's supervisor:
@@ -12,12 +12,23 @@ export interface ChannelFrame {
   op: ChannelOp;
   id: number;
   payload: Buffer;
+  /** The payload preceded by the frame's op and id bytes: five bytes a forwarder may rewrite in place. */
+  framed: Buffer;
 }
 
 const HEADER = 9;
 
 /** Largest frame either side accepts on the channel. */
 export const MAX_CHANNEL_FRAME = 16 << 20;
+
+/** Just the nine header bytes of a frame whose payload is written separately. */
+export function channelHeader(op: ChannelOp, id: number, payloadBytes: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER);
+  out.writeUInt32BE(5 + payloadBytes, 0);
+  out.writeUInt8(op, 4);
+  out.writeUInt32BE(id >>> 0, 5);
+  return out;
+}
 
 export function encodeChannelFrame(op: ChannelOp, id: number, payload?: Uint8Array): Buffer {
   const len = payload?.byteLength ?? 0;
@@ -61,7 +72,7 @@ export class FrameReader {
       const frame = this.take(4 + len);
       const op = frame.readUInt8(4);
       if (op > ChannelOp.Msg) throw new Error(`unknown channel op ${op}`);
-      frames.push({ op: op as ChannelOp, id: frame.readUInt32BE(5), payload: frame.subarray(HEADER) });
+      frames.push({ op: op as ChannelOp, id: frame.readUInt32BE(5), payload: frame.subarray(HEADER), framed: frame.subarray(4) });
     }
     return frames;
   }

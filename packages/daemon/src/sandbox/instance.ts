@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { explainResult, type MethodName } from "@sbx/protocol";
-import { ChannelOp, FrameReader, MAX_CHANNEL_FRAME, encodeChannelFrame, encodeCreditFrame, encodeMessage, type ChannelFrame } from "../channel/framing.js";
+import { ChannelOp, FrameReader, MAX_CHANNEL_FRAME, channelHeader, encodeChannelFrame, encodeCreditFrame, encodeMessage, type ChannelFrame } from "../channel/framing.js";
 import { SupervisorMessage, type SupervisorErrorCode } from "../channel/messages.js";
 import type { Endpoint, Relay } from "../streams/relay.js";
 import type { Logger } from "../util/log.js";
@@ -80,7 +80,7 @@ export class SupervisorLink {
   /** An endpoint that sends frames to the supervisor for stream `sid`. */
   endpoint(sid: number): Endpoint {
     return {
-      data: (chunk) => this.write(encodeChannelFrame(ChannelOp.Data, sid, chunk)),
+      data: (chunk) => this.writeData(sid, chunk),
       end: () => this.write(encodeChannelFrame(ChannelOp.End, sid)),
       credit: (n) => this.write(encodeCreditFrame(sid, n)),
       abort: (reason) => this.write(encodeChannelFrame(ChannelOp.Abort, sid, Buffer.from(reason.slice(0, 1024)))),
@@ -108,6 +108,16 @@ export class SupervisorLink {
 
   private write(frame: Buffer): void {
     if (!this.stopped) this.proc.stdin!.write(frame);
+  }
+
+  /** Header and payload as two writes in one writev: no copy of the payload. */
+  private writeData(sid: number, chunk: Uint8Array): void {
+    if (this.stopped) return;
+    const stdin = this.proc.stdin!;
+    stdin.cork();
+    stdin.write(channelHeader(ChannelOp.Data, sid, chunk.byteLength));
+    stdin.write(chunk);
+    process.nextTick(() => stdin.uncork());
   }
 
   private violation(reason: string): void {
@@ -138,7 +148,7 @@ export class SupervisorLink {
       case ChannelOp.Data:
         if (!outbound) return this.violation(`DATA on inbound stream ${frame.id}`);
         if (frame.payload.length > 256 * 1024) return this.violation("oversized DATA frame");
-        return relay.data(frame.payload);
+        return relay.data(frame.payload, frame.framed);
       case ChannelOp.End:
         if (!outbound) return this.violation(`END on inbound stream ${frame.id}`);
         return relay.end();

@@ -89,7 +89,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
   a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
-  a.push("/.sbx/node", "--max-semi-space-size=2", "/.sbx/supervisor.mjs");
+  a.push("/.sbx/node", "/.sbx/supervisor.mjs");
   return a;
 }
 

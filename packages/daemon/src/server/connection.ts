@@ -59,7 +59,13 @@ export class Connection implements Client {
 
   private endpoint(cid: number): Endpoint {
     return {
-      data: (chunk) => this.sendBinary(encodeFrame(FrameOp.Data, cid, chunk)),
+      data: (chunk, framed) => {
+        if (!framed) return this.sendBinary(encodeFrame(FrameOp.Data, cid, chunk));
+        // The channel frame's op and id bytes become the WebSocket frame's header, rewritten in place.
+        framed[0] = FrameOp.Data;
+        framed.writeUInt32BE(cid >>> 0, 1);
+        this.sendBinary(framed);
+      },
       end: () => this.sendBinary(encodeFrame(FrameOp.End, cid)),
       credit: (n) => this.sendBinary(encodeCredit(cid, n)),
       abort: (reason) => this.sendBinary(encodeAbort(cid, reason)),

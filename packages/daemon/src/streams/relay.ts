@@ -2,7 +2,11 @@ import { STREAM_WINDOW } from "@sbx/protocol";
 
 /** One side of a relayed stream: how to send frames toward it. */
 export interface Endpoint {
-  data(chunk: Uint8Array): void;
+  /**
+   * `framed`, when given, is the same payload preceded by five scratch bytes the endpoint may
+   * overwrite with its own frame header and send as is, saving a copy on the hot path.
+   */
+  data(chunk: Uint8Array, framed?: Buffer): void;
   end(): void;
   credit(bytes: number): void;
   abort(reason: string): void;
@@ -29,7 +33,7 @@ export class Relay {
     return this.closed;
   }
 
-  data(chunk: Uint8Array): void {
+  data(chunk: Uint8Array, framed?: Buffer): void {
     if (this.closed) return;
     this.outstanding += chunk.byteLength;
     if (this.outstanding > STREAM_WINDOW) {
@@ -37,7 +41,7 @@ export class Relay {
       this.onViolation("flow control violated");
       return;
     }
-    this.dst.data(chunk);
+    this.dst.data(chunk, framed);
   }
 
   credit(bytes: number): void {

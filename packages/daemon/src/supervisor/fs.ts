@@ -2,8 +2,7 @@ import { constants, type Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { packTree, unpackTar } from "@sbx/client/tar";
-import { MAX_CHUNK } from "@sbx/protocol";
+import { MAX_CHUNK } from "@sbx/protocol/frames";
 import { CallError, fsError } from "./errors.js";
 import type { InStream, OutStream } from "./link.js";
 import { HOME } from "./spawn.js";
@@ -133,6 +132,7 @@ export async function upload(path: string, input: InStream) {
   const { PassThrough } = await import("node:stream");
   const pipe = new PassThrough({ highWaterMark: MAX_CHUNK });
   input.attach(pipe);
+  const { unpackTar } = await import("@sbx/client/tar");
   try {
     return await unpackTar(pipe, at(path));
   } catch (err) {
@@ -145,6 +145,7 @@ export async function upload(path: string, input: InStream) {
 export async function download(path: string, out: OutStream) {
   const root = at(path);
   await fsp.lstat(root);
+  const { packTree } = await import("@sbx/client/tar");
   const { stream, done } = packTree(root);
   out.attach(stream);
   return await done;

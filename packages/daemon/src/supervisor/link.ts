@@ -1,5 +1,5 @@
 import type { Readable, Writable } from "node:stream";
-import { MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol";
+import { CREDIT_BATCH, MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol/frames";
 import { ChannelOp, encodeChannelFrame, encodeCreditFrame, encodeMessage } from "../channel/framing.js";
 
 /** The supervisor's end of the channel: writes frames to the daemon. */
@@ -96,6 +96,7 @@ export class InStream {
   private sink: Writable | null = null;
   private aborted: string | null = null;
   private endWaiters: Array<(err: Error | null) => void> = [];
+  private uncredited = 0;
 
   constructor(private readonly link: Link, readonly id: number) {}
 
@@ -142,7 +143,12 @@ export class InStream {
 
   private write(chunk: Buffer): void {
     this.sink!.write(chunk, (err) => {
-      if (!err) this.link.credit(this.id, chunk.length);
+      if (err) return;
+      this.uncredited += chunk.length;
+      if (this.uncredited >= CREDIT_BATCH) {
+        this.link.credit(this.id, this.uncredited);
+        this.uncredited = 0;
+      }
     });
   }
 
