@@ -21,6 +21,7 @@ const SUPERVISOR = join(ROOT, "packages/daemon/dist/supervisor.mjs");
 const requireFromClient = createRequire(join(ROOT, "packages/client/package.json"));
 const WebSocket = requireFromClient("ws");
 const { Sandbox } = await import(pathToFileURL(join(ROOT, "packages/client/dist/index.js")).href);
+const daemonModule = await import(pathToFileURL(join(ROOT, "packages/daemon/dist/index.js")).href);
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc");
@@ -188,7 +189,7 @@ function captureSandbox(daemonPid) {
   const args = [];
   const fds = [];
   const omitted = [];
-  const cmdAt = argv.lastIndexOf("--chdir") + 2;
+  const cmdAt = argv.lastIndexOf("/.sbx/node");
   for (let i = 1; i < argv.length; i++) {
     const opt = argv[i];
     const arity = i < cmdAt ? FD_OPTIONS[opt] : undefined;
@@ -206,6 +207,8 @@ function captureSandbox(daemonPid) {
     // the very bytes this sandbox got (the tree may have been rebuilt since the daemon started)
     else if (dest === "/.sbx/supervisor.mjs") source = { kind: "file", path: keepCopy(`supervisor-${pid}.mjs`, recover(pid, fd) ?? readFileSync(SUPERVISOR)) };
     else if (opt === "--bind-fd") source = { kind: "dir", dest, mode: dest === "/tmp" ? 0o1777 : 0o755 };
+    // the same filter the daemon compiles for every sandbox
+    else if (opt === "--seccomp") source = { kind: "data", data: daemonModule.buildPolicy(daemonModule.hostArch()) };
     else {
       const data = recover(pid, fd);
       if (data === null) {
@@ -241,9 +244,9 @@ function recover(pid, fd) {
 
 /** The same argv with the supervisor command replaced. */
 function withCommand(capture, command) {
-  const i = capture.args.lastIndexOf("--chdir");
-  if (i < 0) throw new Error("captured bwrap argv has no --chdir");
-  return { ...capture, args: [...capture.args.slice(0, i + 2), ...command] };
+  const i = capture.args.lastIndexOf("/.sbx/node");
+  if (i < 0) throw new Error("captured bwrap argv has no /.sbx/node command");
+  return { ...capture, args: [...capture.args.slice(0, i), ...command] };
 }
 
 function floorDir(uid, dest, mode) {

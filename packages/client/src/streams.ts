@@ -38,7 +38,8 @@ export class IncomingStream {
   }
 
   onFrame(frame: Frame): void {
-    if (frame.op === FrameOp.Data) this.queue.push(frame.payload.slice());
+    // Each WebSocket message arrives in a buffer of its own: the payload can be kept without a copy.
+    if (frame.op === FrameOp.Data) this.queue.push(frame.payload);
     else if (frame.op === FrameOp.End) this.finish();
     else if (frame.op === FrameOp.Abort) this.fail(new SandboxError(`stream aborted: ${new TextDecoder().decode(frame.payload)}`));
     this.wake?.();

@@ -1,6 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import { CREDIT_BATCH, MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol/frames";
-import { ChannelOp, encodeChannelFrame, encodeCreditFrame, encodeMessage } from "../channel/framing.js";
+import { ChannelOp, channelHeader, encodeChannelFrame, encodeCreditFrame, encodeMessage } from "../channel/framing.js";
 
 /** The supervisor's end of the channel: writes frames to the daemon. */
 export class Link {
@@ -9,8 +9,12 @@ export class Link {
   message(msg: unknown): void {
     this.out.write(encodeMessage(msg));
   }
+  /** Header and payload in one writev, without copying the payload. */
   data(id: number, chunk: Uint8Array): void {
-    this.out.write(encodeChannelFrame(ChannelOp.Data, id, chunk));
+    this.out.cork();
+    this.out.write(channelHeader(ChannelOp.Data, id, chunk.byteLength));
+    this.out.write(chunk);
+    process.nextTick(() => this.out.uncork());
   }
   end(id: number): void {
     this.out.write(encodeChannelFrame(ChannelOp.End, id));
