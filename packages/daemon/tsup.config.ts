@@ -1,14 +1,30 @@
 import { defineConfig } from "tsup";
 
+/** Lets bundled CommonJS dependencies (ws) call require() from an ES module. */
+const requireShim = "import { createRequire as __sbxCreateRequire } from 'node:module'; const require = __sbxCreateRequire(import.meta.url);";
+
 export default defineConfig([
   {
-    entry: { index: "src/index.ts", cli: "src/cli.ts" },
+    entry: { index: "src/index.ts" },
     format: ["esm"],
-    dts: { entry: { index: "src/index.ts" } },
+    dts: true,
     clean: true,
     sourcemap: true,
     target: "node20",
-    banner: { js: "" },
+  },
+  {
+    // The CLI is one self-contained file beside the supervisor: copy the two anywhere and run.
+    // bufferutil is an optional native speed-up ws loads when it can.
+    entry: { cli: "src/cli.ts" },
+    format: ["esm"],
+    noExternal: [/.*/],
+    external: ["bufferutil", "utf-8-validate"],
+    splitting: false,
+    platform: "node",
+    target: "node20",
+    sourcemap: true,
+    clean: false,
+    banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   },
   {
     // The supervisor runs inside sandboxes with nothing but the node binary: bundle everything.
@@ -21,6 +37,6 @@ export default defineConfig([
     target: "node20",
     minify: true,
     clean: false,
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    banner: { js: requireShim },
   },
 ]);

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { SandboxError } from "@sbx/client";
 import { UsageError } from "./cli/args.js";
 import { createCommand, cpCommand, execCommand, killCommand, lsCommand, runCommand, usageCommand } from "./cli/client-commands.js";

@@ -1,0 +1,113 @@
+/**
+ * Rootless mode: the daemon runs as an ordinary user (as on a laptop). As root, this test makes
+ * such a user, copies the self-contained CLI and supervisor somewhere that user can read, and
+ * runs the real daemon as it: unprivileged user namespaces, seccomp and rlimits, no cgroups.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "@sbx/client";
+
+const USER = "sbx-rootless";
+const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
+let dir: string;
+let uid: number;
+let daemon: ChildProcess;
+let logs = "";
+let opts: { url: string; token: string };
+
+function ensureUser(): number {
+  try {
+    return Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }).trim());
+  } catch {
+    execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
+    return Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }).trim());
+  }
+}
+
+beforeAll(async () => {
+  if (process.getuid?.() !== 0) throw new Error("this test sets up an unprivileged user and must run as root (CI does)");
+  uid = ensureUser();
+  dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
+  chmodSync(dir, 0o755);
+  for (const f of ["cli.js", "supervisor.mjs"]) copyFileSync(join(dist, f), join(dir, f));
+  const state = join(dir, "state");
+  execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
+  chownSync(dir, uid, uid);
+  daemon = spawn(process.execPath, [join(dir, "cli.js"), "daemon", "--listen", "127.0.0.1:0", "--state-dir", state], {
+    uid,
+    gid: uid,
+    cwd: dir,
+    env: { PATH: process.env.PATH, HOME: dir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  daemon.stderr!.on("data", (d) => (logs += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    daemon.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (ws:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    daemon.once("exit", (code) => reject(new Error(`rootless daemon exited with ${code}: ${logs}`)));
+  });
+  opts = { url, token: readFileSync(join(state, "token"), "utf8").trim() };
+});
+
+afterAll(async () => {
+  if (daemon && daemon.exitCode === null) {
+    const exited = new Promise((r) => daemon.once("exit", r));
+    daemon.kill("SIGTERM");
+    await exited;
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("rootless mode (daemon as an unprivileged user)", () => {
+  it("says which limits it cannot enforce", () => {
+    expect(logs).toMatch(/rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups/);
+  });
+
+  it("runs sandboxes as uid 1000 inside, mapped to the daemon's own unprivileged uid", async () => {
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
+    const out = await sb.sh`id -u; cat /proc/self/uid_map | awk '{print $1}'; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | awk '{print $2}'`.text();
+    expect(out.split("\n")).toEqual(["1000", "1000", "0000000000000000", "1", "2"]);
+    const name = `rootless-${Date.now()}`;
+    const sleeper = await sb.spawn("python3", { args: ["-c", "import time; time.sleep(30)", name] });
+    try {
+      const pids = execFileSync("pgrep", ["-f", `time.sleep\\(30\\) ${name}`], { encoding: "utf8" }).trim().split("\n");
+      const hostUid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pids[0]}/status`, "utf8"))![1]);
+      expect(hostUid).toBe(uid);
+    } finally {
+      await sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("keeps the seccomp filter and the open-files rlimit", async () => {
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
+    expect(await sb.sh`ulimit -n`.text()).toBe("4096");
+    const unshare = await sb.sh`unshare -Ur true`.noThrow();
+    expect(unshare.status.success).toBe(false);
+  });
+
+  it("runs processes, moves files and meters usage approximately", async () => {
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
+    await sb.fs.writeTextFile("note.txt", "rootless");
+    expect(await sb.sh`cat note.txt && python3 -c 'print(6*7)'`.text()).toBe("rootless42");
+    await sb.sh`python3 -c 'import time; t=time.time()\nwhile time.time()-t<0.5: pass'`;
+    const usage = await sb.usage();
+    expect(usage.approximate).toBe(true);
+    expect(usage.cpuSeconds).toBeGreaterThan(0.3);
+    expect(usage.status).toBe("running");
+  });
+
+  it("caps each of /home/user and /tmp at the disk size (approximate: per mount)", async () => {
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m", disk: "8MiB" });
+    const res = await sb.sh`head -c 16M /dev/zero > /home/user/big`.noThrow();
+    expect(res.status.success).toBe(false);
+    expect(res.stderrText).toMatch(/No space left on device/);
+  });
+});
