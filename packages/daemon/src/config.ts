@@ -18,6 +18,8 @@ export interface DaemonConfig {
   pidsPerSandbox: number;
   /** RLIMIT_NOFILE of every sandbox process. */
   openFilesPerProcess: number;
+  /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
+  warmPool: number;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -30,6 +32,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     uidBase: 200000,
     pidsPerSandbox: 1024,
     openFilesPerProcess: 4096,
+    warmPool: 2,
   };
 }
 
@@ -46,6 +49,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
+  warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
 };
 
 function str(key: string, v: unknown): string {

@@ -66,6 +66,7 @@ export class Daemon {
       seccomp: buildPolicy(hostArch()),
       pidsPerSandbox: config.pidsPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
+      warmPool: config.warmPool,
       log,
     });
     await manager.init();

@@ -2,9 +2,9 @@ import { applyConfigFile, defaultConfig } from "../config.js";
 import { Daemon, HostNotReadyError } from "../daemon.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
-import { parse } from "./args.js";
+import { parse, UsageError } from "./args.js";
 
-export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--quiet]
+export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--quiet]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
   "sbx daemon listening on ws://HOST:PORT" on stdout says which.`;
 
@@ -14,6 +14,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "state-dir": { type: "string" },
     config: { type: "string" },
     "session-grace": { type: "string" },
+    "warm-pool": { type: "string" },
     quiet: { type: "boolean" },
   }, false);
   const config = defaultConfig();
@@ -21,6 +22,11 @@ export async function daemonCommand(args: string[]): Promise<number> {
   if (values.listen) config.listen = values.listen;
   if (values["state-dir"]) config.stateDir = values["state-dir"];
   if (values["session-grace"]) config.sessionGraceMs = parseDuration(values["session-grace"]);
+  if (values["warm-pool"] !== undefined) {
+    const n = Number(values["warm-pool"]);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);
+    config.warmPool = n;
+  }
   const log = createLogger(undefined, values.quiet ?? false);
   let daemon: Daemon;
   try {

@@ -15,7 +15,7 @@ import { reclaimStorage } from "./storage.js";
 import { UsageMeter, type Usage } from "./usage.js";
 import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
-import { Sandbox, type Client } from "./sandbox.js";
+import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
 import { UidPool } from "./uids.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -37,6 +37,8 @@ export interface ManagerOptions {
   seccomp: Buffer;
   pidsPerSandbox: number;
   openFilesPerProcess: number;
+  /** Default-limit sandboxes kept started ahead of demand. */
+  warmPool: number;
   log: Logger;
 }
 
@@ -55,6 +57,10 @@ export class SandboxManager {
   /** Final usage of ended sandboxes, by id. */
   private readonly finished = new Map<string, { owner: string; usage: Usage; at: number }>();
   private readonly sampler: NodeJS.Timeout;
+  /** Started sandboxes nobody owns yet, handed out by create() (see fillPool). */
+  private readonly warm: Sandbox[] = [];
+  private filling = false;
+  private closing = false;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -78,6 +84,7 @@ export class SandboxManager {
       if (cgroups > 0) this.log.info(`removed ${cgroups} cgroups left by a previous daemon`);
       startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
     }
+    void this.fillPool();
   }
 
   /** Where root mode mounts each sandbox's storage; traversable (not listable) by sandbox uids. */
@@ -114,6 +121,24 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
 
+    const warm = this.takeWarm(limits);
+    const sb = warm ?? (await this.launchSandbox(limits));
+    sb.owner = client.owner;
+    sb.labels = { ...(p.labels ?? {}) };
+    for (const [k, v] of Object.entries(p.env ?? {})) sb.env.set(k, v);
+    sb.meter.rebase();
+    sb.attached.add(client);
+    if (timeoutMs === null) sb.session = client;
+    else this.setExpiry(sb, Date.now() + timeoutMs);
+    const { hostUid, cgroup } = sb.resources;
+    this.log.info(
+      `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
+    );
+    return sb;
+  }
+
+  /** Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is handed out. */
+  private async launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
     const id = `sbx_${newId()}`;
     let resources: SandboxResources;
     try {
@@ -141,13 +166,12 @@ export class SandboxManager {
     });
     const link = new SupervisorLink(proc, this.log, id);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)));
-    const sb = new Sandbox(id, client.owner, { ...(p.labels ?? {}) }, new Map(Object.entries(p.env ?? {})), limits, resources, proc, link, meter);
+    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
     link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
     this.sandboxes.set(id, sb);
-
     try {
       await link.ready(15_000);
       await this.records.write(id, proc.pid!);
@@ -155,11 +179,31 @@ export class SandboxManager {
       this.destroy(sb, "error", (err as Error).message);
       throw new DaemonError("InternalError", `could not start the sandbox: ${(err as Error).message}`);
     }
-    sb.attached.add(client);
-    if (timeoutMs === null) sb.session = client;
-    else this.setExpiry(sb, Date.now() + timeoutMs);
-    this.log.info(`sandbox ${id} started (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`);
     return sb;
+  }
+
+  /** A pre-started sandbox with exactly these limits, if the pool has one; the pool refills behind it. */
+  private takeWarm(limits: SandboxLimits): Sandbox | null {
+    const i = this.warm.findIndex((sb) => !sb.stopped && sameLimits(sb.limits, limits));
+    if (i < 0) return null;
+    const [sb] = this.warm.splice(i, 1);
+    setImmediate(() => this.fillPool());
+    return sb!;
+  }
+
+  /** Keeps `warmPool` default sandboxes started, one at a time so a refill never competes for the CPU in bursts. */
+  private async fillPool(): Promise<void> {
+    if (this.filling || this.closing) return;
+    this.filling = true;
+    try {
+      while (!this.closing && this.warm.length < this.opts.warmPool) {
+        this.warm.push(await this.launchSandbox(this.limitsOf({})));
+      }
+    } catch (err) {
+      this.log.warn(`could not warm a sandbox: ${(err as Error).message}`);
+    } finally {
+      this.filling = false;
+    }
   }
 
   connect(client: Client, id: string): Sandbox {
@@ -208,6 +252,7 @@ export class SandboxManager {
   }
 
   async shutdown(): Promise<void> {
+    this.closing = true;
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
@@ -277,6 +322,11 @@ export class SandboxManager {
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
     if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
     this.sandboxes.delete(sb.id);
+    const pooled = this.warm.indexOf(sb);
+    if (pooled >= 0) {
+      this.warm.splice(pooled, 1);
+      setImmediate(() => this.fillPool());
+    }
     const usage = sb.meter.finish();
     const now = Date.now();
     for (const [id, f] of this.finished) if (now - f.at > FINISHED_TTL_MS) this.finished.delete(id);
@@ -294,6 +344,8 @@ export class SandboxManager {
     this.cleanups.add(done);
   }
 }
+
+const sameLimits = (a: SandboxLimits, b: SandboxLimits) => a.memoryBytes === b.memoryBytes && a.diskBytes === b.diskBytes && a.cpus === b.cpus;
 
 /** Rootless: the sandbox's home and /tmp, seen through its init process's root. */
 function insideStorage(bwrapPid: number): string[] {

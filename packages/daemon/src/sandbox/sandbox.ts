@@ -36,8 +36,9 @@ export class Sandbox {
 
   constructor(
     readonly id: string,
-    readonly owner: string,
-    readonly labels: Record<string, string>,
+    /** The token's owner key; "" while the sandbox waits unowned in the warm pool. */
+    public owner: string,
+    public labels: Record<string, string>,
     readonly env: Map<string, string>,
     readonly limits: SandboxLimits,
     /** Host uid, storage mount and cgroup set aside for it (root mode). */

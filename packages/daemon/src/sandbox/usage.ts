@@ -39,8 +39,10 @@ function processTreeCpu(pid: number): { cpu: number; rss: number } {
  * process tree otherwise. Memory GB-seconds integrate sampled usage over wall time.
  */
 export class UsageMeter {
-  private readonly started = Date.now();
+  private started = Date.now();
   private lastSample = this.started;
+  /** CPU already used when the sandbox was handed out (a warm sandbox's start-up is not the user's). */
+  private cpuBase = 0;
   private gbSeconds = 0;
   private peak = 0;
   private cpu = 0;
@@ -53,6 +55,14 @@ export class UsageMeter {
     /** Paths whose file systems hold the sandbox's writable storage. */
     private readonly storagePaths: () => string[],
   ) {}
+
+  /** Starts the clock now: called when the sandbox is handed to its owner. */
+  rebase(): void {
+    this.sample();
+    this.cpuBase = this.cpu;
+    this.started = this.lastSample = Date.now();
+    this.gbSeconds = 0;
+  }
 
   sample(): void {
     if (this.finalUsage) return;
@@ -90,7 +100,7 @@ export class UsageMeter {
     if (this.finalUsage) return this.finalUsage;
     this.sample();
     return {
-      cpuSeconds: round(this.cpu, 3),
+      cpuSeconds: round(Math.max(0, this.cpu - this.cpuBase), 3),
       memoryPeakBytes: this.peak,
       memoryGbSeconds: round(this.gbSeconds, 6),
       diskBytes: this.disk,

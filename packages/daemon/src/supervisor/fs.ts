@@ -113,15 +113,20 @@ export async function writeFile(p: P, input: InStream): Promise<{ bytesWritten: 
     throw err;
   }
   const sink = handle.createWriteStream({ autoClose: true });
+  // The sink's own error (ENOSPC, EFBIG...) is the one worth reporting, not the abort it causes.
+  let sinkError: Error | null = null;
   const closed = new Promise<void>((resolveClosed, reject) => {
     sink.once("close", resolveClosed);
-    sink.once("error", reject);
+    sink.once("error", (err) => reject((sinkError ??= err)));
   });
+  closed.catch(() => {});
   input.attach(sink);
-  await input.whenEnded().catch((err) => {
+  try {
+    await input.whenEnded();
+  } catch (err) {
     sink.destroy();
-    throw new CallError("StreamFailed", `upload of ${at(p.path)} was aborted: ${err.message}`);
-  });
+    throw sinkError ?? new CallError("StreamFailed", `upload of ${at(p.path)} was aborted: ${(err as Error).message}`);
+  }
   await closed;
   if (p.mode !== undefined) await fsp.chmod(at(p.path), p.mode);
   return { bytesWritten: sink.bytesWritten };
