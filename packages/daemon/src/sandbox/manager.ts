@@ -197,7 +197,14 @@ export class SandboxManager {
     this.filling = true;
     try {
       while (!this.closing && this.warm.length < this.opts.warmPool) {
-        this.warm.push(await this.launchSandbox(this.limitsOf({})));
+        const sb = await this.launchSandbox(this.limitsOf({}));
+        // One throwaway spawn warms the supervisor's process-spawning path, so the owner's first is fast too.
+        const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: null, stderr: null })) as { pid: number };
+        await new Promise<void>((resolve) => {
+          const check = () => (sb.earlyExits.delete(pid) || sb.stopped ? resolve() : setTimeout(check, 2));
+          check();
+        });
+        if (!sb.stopped) this.warm.push(sb);
       }
     } catch (err) {
       this.log.warn(`could not warm a sandbox: ${(err as Error).message}`);
