@@ -14,10 +14,19 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-if ! command -v bwrap >/dev/null 2>&1; then
-  echo "installing bubblewrap"
+# bubblewrap runs the sandboxes; util-linux (setpriv, prlimit) sets them up; the tests also run
+# the host's git, python3 with pip, and ps inside sandboxes.
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v ps >/dev/null 2>&1 || missing+=(procps)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then

@@ -59,7 +59,8 @@ export class SandboxManager {
   private readonly sampler: NodeJS.Timeout;
   /** Started sandboxes nobody owns yet, handed out by create() (see fillPool). */
   private readonly warm: Sandbox[] = [];
-  private filling = false;
+  /** The refill under way, if any: shutdown waits for it so no sandbox starts behind its back. */
+  private filling: Promise<void> | null = null;
   private closing = false;
 
   constructor(private readonly opts: ManagerOptions) {
@@ -192,9 +193,13 @@ export class SandboxManager {
   }
 
   /** Keeps `warmPool` default sandboxes started, one at a time so a refill never competes for the CPU in bursts. */
-  private async fillPool(): Promise<void> {
-    if (this.filling || this.closing) return;
-    this.filling = true;
+  private fillPool(): Promise<void> {
+    if (this.filling || this.closing) return this.filling ?? Promise.resolve();
+    this.filling = this.refill().finally(() => (this.filling = null));
+    return this.filling;
+  }
+
+  private async refill(): Promise<void> {
     try {
       while (!this.closing && this.warm.length < this.opts.warmPool) {
         const sb = await this.launchSandbox(this.limitsOf({}));
@@ -207,9 +212,7 @@ export class SandboxManager {
         if (!sb.stopped) this.warm.push(sb);
       }
     } catch (err) {
-      this.log.warn(`could not warm a sandbox: ${(err as Error).message}`);
-    } finally {
-      this.filling = false;
+      if (!this.closing) this.log.warn(`could not warm a sandbox: ${(err as Error).message}`);
     }
   }
 
@@ -260,6 +263,7 @@ export class SandboxManager {
 
   async shutdown(): Promise<void> {
     this.closing = true;
+    await this.filling;
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));

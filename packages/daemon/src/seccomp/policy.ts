@@ -17,6 +17,7 @@ const TABLES = {
       process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, finit_module: 313, kexec_file_load: 320, bpf: 321,
       userfaultfd: 323, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, open_tree: 428, move_mount: 429,
       fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435, pidfd_getfd: 438, mount_setattr: 442, quotactl_fd: 443,
+      mbind: 237, set_mempolicy: 238, get_mempolicy: 239, migrate_pages: 256, move_pages: 279,
     } as Record<string, number>,
   },
   arm64: {
@@ -30,6 +31,7 @@ const TABLES = {
       process_vm_writev: 271, kcmp: 272, finit_module: 273, kexec_file_load: 294, bpf: 280, userfaultfd: 282,
       io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, open_tree: 428, move_mount: 429, fsopen: 430,
       fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435, pidfd_getfd: 438, mount_setattr: 442, quotactl_fd: 443,
+      mbind: 235, get_mempolicy: 236, set_mempolicy: 237, migrate_pages: 238, move_pages: 239,
     } as Record<string, number>,
   },
 } as const;
@@ -40,7 +42,7 @@ export type SeccompArch = keyof typeof TABLES;
  * Refused outright with EPERM: what Docker's default profile and Flatpak refuse to
  * unprivileged code — mounts and the new mount API, namespaces, keyrings, bpf, perf,
  * userfaultfd, io_uring, kexec and modules, ptrace and cross-process memory access,
- * clock and system administration.
+ * NUMA memory policy, clock and system administration.
  */
 export const DENIED = [
   "mount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
@@ -51,6 +53,7 @@ export const DENIED = [
   "name_to_handle_at", "open_by_handle_at", "fanotify_init", "lookup_dcookie", "quotactl", "quotactl_fd", "nfsservctl",
   "acct", "swapon", "swapoff", "reboot", "syslog", "vhangup", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
   "iopl", "ioperm", "uselib", "ustat", "sysfs", "_sysctl",
+  "mbind", "set_mempolicy", "get_mempolicy", "migrate_pages", "move_pages",
 ] as const;
 
 /** clone flags that create namespaces. */
@@ -78,7 +81,8 @@ export function buildPolicy(arch: SeccompArch): Buffer {
     jeq(t.audit, 1, 0),
     ret(RET_KILL_PROCESS),
   ];
-  if (arch === "x64") prog.push(ld(DATA_NR), jge(0x40000000, 0, 1), ret(RET_KILL_PROCESS));
+  // x32 numbers have bit 30 set; -1 (what some programs probe with) is let through to get ENOSYS.
+  if (arch === "x64") prog.push(ld(DATA_NR), jeq(0xffffffff, 2, 0), jge(0x40000000, 0, 1), ret(RET_KILL_PROCESS));
 
   for (const name of DENIED) if (nr(name) !== undefined) prog.push(...block(nr(name)!, [eperm]));
   // clone3 passes flags in a struct seccomp cannot read: make callers fall back to clone.

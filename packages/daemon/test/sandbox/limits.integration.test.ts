@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RpcError, Sandbox } from "@sbx/client";
+import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
 
@@ -145,12 +145,16 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const sb of cleanup) await sb.kill().catch(() => {});
   await daemon?.[Symbol.asyncDispose]();
+  // startDaemon writes the config file beside the state dir and leaves it there.
+  if (daemon) rmSync(`${daemon.stateDir}-config.json`, { force: true });
 });
 
 describe("memory", () => {
   it("a 1 GiB hog in a 256MiB sandbox is OOM-killed; the sandbox and daemon carry on", async () => {
     const sb = await create({ memory: "256MiB" });
     expect(cgroupFile(daemon, "memory", sb.id, "memory.limit_in_bytes")).toBe(String(256 * MIB));
+    // No swap beyond the cap either (this host accounts swap: memsw exists).
+    expect(cgroupFile(daemon, "memory", sb.id, "memory.memsw.limit_in_bytes")).toBe(String(256 * MIB));
     const out = await (await sb.spawn("python3", { args: ["-c", MEMORY_HOG] })).output();
     expect(out.status).toEqual({ success: false, code: 137, signal: "SIGKILL", oom: true });
     expect(out.stdoutText).toBe("");
@@ -303,7 +307,15 @@ describe("cpu", () => {
     // Unthrottled, two cores would give about 4 CPU-seconds.
     expect(after.cpuSeconds - before.cpuSeconds).toBeGreaterThan(0.65);
     expect(after.cpuSeconds - before.cpuSeconds).toBeLessThan(1.35);
+    // The kernel did throttle it.
+    expect(Number(/^nr_throttled (\d+)$/m.exec(cgroupFile(daemon, "cpu", sb.id, "cpu.stat"))![1])).toBeGreaterThan(5);
     await sb.kill();
+  });
+
+  it("a quota below what the kernel accepts (1 ms per 100 ms period) is an invalid option, not an internal error", async () => {
+    const err = await Sandbox.create({ ...daemon.opts, cpus: 0.005 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    expect((err as Error).message).toMatch(/\bcpus\b/);
   });
 });
 
