@@ -3,6 +3,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { collectBytes } from "./bytes.js";
 import type { Connection } from "./connection.js";
 import { packTree } from "./tar/pack.js";
 import { unpackTar } from "./tar/unpack.js";
@@ -63,19 +64,6 @@ function toDate(ms: number | null): Date | null {
   return ms === null ? null : new Date(ms);
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const c of stream as unknown as AsyncIterable<Uint8Array>) {
-    chunks.push(c);
-    size += c.byteLength;
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) (out.set(c, off), (off += c.byteLength));
-  return out;
-}
-
 /**
  * The sandbox's file system. Paths are resolved inside the sandbox (relative ones against
  * /home/user); nothing here can reach the host.
@@ -98,7 +86,7 @@ export class SandboxFs {
 
   /** A whole file as bytes. */
   async readFile(path: string): Promise<Uint8Array> {
-    return collect(await this.readFileStream(path));
+    return collectBytes(await this.readFileStream(path));
   }
 
   /** A whole file as UTF-8 text. */

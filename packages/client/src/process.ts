@@ -1,22 +1,10 @@
 import type { SignalName } from "@sbx/protocol";
+import { collectBytes } from "./bytes.js";
 import type { Connection } from "./connection.js";
 import type { CommandOutput, ExitStatus } from "./types.js";
 
-async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array | null> {
-  if (!stream) return null;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
+function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array | null> {
+  return stream ? collectBytes(stream) : Promise.resolve(null);
 }
 
 const decoder = new TextDecoder();

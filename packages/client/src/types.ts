@@ -1,4 +1,4 @@
-import type { SignalName } from "@sbx/protocol";
+import type { ResultOf, SignalName } from "@sbx/protocol";
 
 /** How a process ended. */
 export interface ExitStatus {
@@ -38,16 +38,9 @@ export interface SandboxInfo {
   status: "running" | "stopped";
 }
 
-/** What a sandbox used, from the kernel's own accounting. */
-export interface Usage {
-  cpuSeconds: number;
-  memoryPeakBytes: number;
-  memoryGbSeconds: number;
-  /** Bytes in use on the writable storage (home + /tmp). */
-  diskBytes: number;
-  wallSeconds: number;
-  egress: { requests: number; blocked: number; bytesOut: number; bytesIn: number };
-  /** True when the figures come from per-process accounting rather than a cgroup (rootless mode). */
-  approximate: boolean;
-  status: "running" | "stopped";
-}
+/**
+ * What a sandbox used, from the kernel's own accounting: cpuSeconds, memoryPeakBytes,
+ * memoryGbSeconds, diskBytes (home + /tmp), wallSeconds, egress counters, `approximate`
+ * (rootless mode) and status.
+ */
+export type Usage = ResultOf<"sandbox.usage">;

@@ -1,17 +1,9 @@
 import { readFileSync, statfsSync } from "node:fs";
+import type { ResultOf } from "@sbx/protocol";
 import type { SandboxCgroup } from "../cgroups/cgroups.js";
 
-/** What a sandbox used, as `sandbox.usage()` reports it. */
-export interface Usage {
-  cpuSeconds: number;
-  memoryPeakBytes: number;
-  memoryGbSeconds: number;
-  diskBytes: number;
-  wallSeconds: number;
-  egress: { requests: number; blocked: number; bytesOut: number; bytesIn: number };
-  /** True where the figures come from per-process accounting rather than a cgroup (rootless mode). */
-  approximate: boolean;
-}
+/** What a sandbox used, as `sandbox.usage()` reports it (without its status). */
+export type Usage = Omit<ResultOf<"sandbox.usage">, "status">;
 
 const TICKS = 100; // USER_HZ on Linux
 
