@@ -89,6 +89,17 @@ export function checkHost(opts: { trialUid: number | null; rootMode: boolean }):
     );
   }
   if (opts.rootMode) {
+    const mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].find((p) => existsSync(p));
+    checks.push(
+      mkfs && existsSync("/dev/loop-control")
+        ? { name: "disk-backed sandbox storage (ext4 on loop devices)", ok: true, detail: mkfs }
+        : {
+            name: "disk-backed sandbox storage (ext4 on loop devices)",
+            ok: false,
+            detail: mkfs ? "/dev/loop-control is missing" : "mkfs.ext4 is missing",
+            fix: mkfs ? "modprobe loop (or run the daemon where loop devices are available)" : "apt-get install -y e2fsprogs",
+          },
+    );
     const cg = detectCgroups();
     checks.push(
       typeof cg === "string"

@@ -278,6 +278,8 @@ export class SandboxManager {
     const diskBytes = p.disk === undefined ? 10 * 1024 * MIB : parseBytes(p.disk);
     if (diskBytes < MIB) throw invalid("disk", "must be at least 1MiB");
     const cpus = p.cpus ?? 1;
+    // The kernel's smallest CFS quota is 1 ms per 100 ms period.
+    if (cpus < 0.01) throw invalid("cpus", "must be at least 0.01");
     if (cpus > availableParallelism()) throw invalid("cpus", `must be at most this host's ${availableParallelism()} cores`);
     return { memoryBytes, diskBytes, cpus };
   }

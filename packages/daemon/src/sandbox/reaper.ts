@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 /**
  * Runs once its stdin reaches EOF, which happens when the daemon exits for any reason,
  * SIGKILL included: kills what is left in the sandbox cgroups below $2..., removes them,
- * then detaches every storage mount below $1 and removes the mount points.
+ * then detaches every storage mount below $1 and removes the mount points and disk images.
  */
 const SCRIPT = `
 while read -r _; do :; done
@@ -19,7 +19,7 @@ for base do
   done
 done
 awk -v p="$mnt/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount --lazy "$m"; done
-for d in "$mnt"/*; do [ -d "$d" ] && rmdir "$d"; done
+for d in "$mnt"/*; do if [ -d "$d" ]; then rmdir "$d"; else rm -f "$d"; fi; done
 exit 0
 `;
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,9 +60,7 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
     stop,
     async [Symbol.asyncDispose]() {
       await stop();
-      // After a SIGKILL the daemon's reaper detaches its storage mounts; give it a moment.
-      for (let i = 0; i < 100 && readFileSync("/proc/self/mountinfo", "utf8").includes(`${stateDir}/`); i++) await new Promise((r) => setTimeout(r, 30));
-      if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
+      if (!options.stateDir) await removeStateDir(stateDir);
     },
   };
 }
@@ -79,4 +77,20 @@ export function sandboxHostPids(): number[] {
     } catch {}
   }
   return out;
+}
+
+/**
+ * Removes a test daemon's state dir. After a SIGKILL the daemon's reaper detaches its storage
+ * mounts; a mount started at the very moment of the kill can land after that, so whatever is
+ * still mounted below the dir is detached here before removing it.
+ */
+export async function removeStateDir(stateDir: string): Promise<void> {
+  const mounted = () =>
+    readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[4] ?? "")
+      .filter((p) => p.startsWith(`${stateDir}/`));
+  for (let i = 0; i < 50 && mounted().length > 0; i++) await new Promise((r) => setTimeout(r, 30));
+  for (const p of mounted().reverse()) spawnSync("umount", ["--lazy", p]);
+  rmSync(stateDir, { recursive: true, force: true });
 }

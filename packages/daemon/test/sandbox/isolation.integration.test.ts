@@ -4,7 +4,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
-import { CLI, sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, removeStateDir, sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 /**
  * Each test here proves one defence of SECURITY.md "Escaping the sandbox" from both sides:
@@ -355,7 +355,7 @@ describe("no leaked file descriptors", () => {
       const exited = new Promise((r) => proc.once("exit", r));
       proc.kill("SIGTERM");
       await exited;
-      rmSync(stateDir, { recursive: true, force: true });
+      await removeStateDir(stateDir);
     }
   });
 });
@@ -403,7 +403,8 @@ describe("killing the daemon", () => {
   it("SIGKILL leaves no sandbox process alive; a restart reclaims the leftovers", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "sbx-test-"));
     try {
-      const first = await startDaemon({ stateDir });
+      // No warm pool: the records below must be exactly the two sandboxes made here.
+      const first = await startDaemon({ stateDir, args: ["--warm-pool", "0"] });
       const a = await Sandbox.create({ ...first.opts, timeout: "5m" });
       const b = await Sandbox.create({ ...first.opts });
       const sleepA = await sleeper(a);
@@ -441,7 +442,7 @@ describe("killing the daemon", () => {
         await second.stop();
       }
     } finally {
-      rmSync(stateDir, { recursive: true, force: true });
+      await removeStateDir(stateDir);
     }
   });
 });
