@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, expect, it } from "vitest";
+import { removeStateDir } from "../../daemon/test/helpers/daemon.js";
 
 const run = promisify(execFile);
 const stateDir = mkdtempSync(join(tmpdir(), "sbx-embedded-"));
@@ -18,11 +19,14 @@ const portOpen = (port: number) =>
     s.on("error", () => resolve(false));
   });
 
-afterAll(() => {
+afterAll(async () => {
   try {
-    process.kill(Number(readFileSync(join(stateDir, "daemon.pid"), "utf8")), "SIGTERM");
+    const pid = Number(readFileSync(join(stateDir, "daemon.pid"), "utf8"));
+    process.kill(pid, "SIGTERM");
+    // The daemon kills its sandboxes and unmounts their storage before it exits.
+    for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
   } catch {}
-  rmSync(stateDir, { recursive: true, force: true });
+  await removeStateDir(stateDir);
 });
 
 // Runs a fresh Node process with no url and no token, as a user's script would.

@@ -146,9 +146,12 @@ describe("no capability, no host root", () => {
       }
       expect(sandboxHostPids()).toContain(hostPid);
       expect(/^CapEff:\s+(\w+)$/m.exec(readProc(hostPid, "status")!)![1]).toBe("0000000000000000");
-      // Nothing the daemon started for a sandbox (bwrap, its init, the supervisor, user processes) is host
-      // root. The one root child is the daemon's own mount reaper (sh waiting on a pipe), run no sandbox code.
-      const tree = descendants(daemon.proc.pid!).filter((pid) => !readProc(pid, "cmdline")?.includes("sbx-reaper"));
+      // Nothing that runs a sandbox (bwrap, its init, the supervisor, user processes) is host root. The
+      // daemon's other children — its mount reaper, and while the warm pool refills the root-side launch
+      // steps (mkfs, mount, the cgroup-joining sh before setpriv drops) — run no sandbox code.
+      const all = descendants(daemon.proc.pid!);
+      const bwraps = all.filter((pid) => readProc(pid, "comm")?.trim() === "bwrap");
+      const tree = [...new Set(bwraps.flatMap((pid) => [pid, ...descendants(pid)]))];
       expect(tree).toContain(hostPid);
       for (const pid of tree) {
         const uid = uidsOf(pid)[1]!;
