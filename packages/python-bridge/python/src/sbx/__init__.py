@@ -1,0 +1,59 @@
+"""sbx: run untrusted code in sandboxes on a machine you own (sync ``Sandbox``, async ``AsyncSandbox``).
+
+Example::
+
+    from sbx import Sandbox
+
+    with Sandbox.create(timeout="5m") as sb:
+        out = sb.spawn("python3", args=["-c", "print(1)"]).output()
+        print(out.status.code, out.stdout_text)
+"""
+
+from ._async.env import AsyncSandboxEnv
+from ._async.fs import AsyncSandboxFs
+from ._async.process import AsyncChildProcess
+from ._async.sandbox import AsyncSandbox
+from ._errors import (
+    AuthError,
+    ConnectionError,
+    InvalidOptionError,
+    NetworkPolicyError,
+    ResourceLimitError,
+    RpcError,
+    SandboxCommandError,
+    SandboxError,
+    SandboxNotFoundError,
+)
+from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
+from ._sync.env import SandboxEnv
+from ._sync.fs import SandboxFs
+from ._sync.process import ChildProcess
+from ._sync.sandbox import Sandbox
+from ._types import CommandOutput
+
+__all__ = [
+    "Sandbox",
+    "AsyncSandbox",
+    "ChildProcess",
+    "AsyncChildProcess",
+    "SandboxFs",
+    "AsyncSandboxFs",
+    "SandboxEnv",
+    "AsyncSandboxEnv",
+    "CommandOutput",
+    "ExitStatus",
+    "FileInfo",
+    "DirEntry",
+    "SandboxInfo",
+    "SecretSpec",
+    "Usage",
+    "SandboxError",
+    "ConnectionError",
+    "AuthError",
+    "RpcError",
+    "SandboxCommandError",
+    "SandboxNotFoundError",
+    "InvalidOptionError",
+    "NetworkPolicyError",
+    "ResourceLimitError",
+]

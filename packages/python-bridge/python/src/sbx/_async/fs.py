@@ -1,0 +1,195 @@
+# hand-written: the sync flavour in ../_sync/fs.py is generated from this file
+"""The sandbox's file system. Paths resolve inside the sandbox (relative ones against /home/user)."""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import tarfile
+import tempfile
+from collections.abc import AsyncIterable
+
+from .._generated.models import DirEntry, FileInfo, FsUploadResult
+from .._local import extract_tar, pack_tree
+from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
+
+__all__ = ["AsyncSandboxFs"]
+
+FileData = bytes | bytearray | memoryview | str | AsyncIterable[bytes]
+_CHUNK = 256 * 1024
+
+
+class AsyncSandboxFs:
+    """``sb.fs``: files move as flow-controlled byte streams, never as base64 in JSON."""
+
+    def __init__(self, conn: AsyncConnection, sandbox: str) -> None:
+        self._conn = conn
+        self._sandbox = sandbox
+
+    async def read_file_stream(self, path: str) -> AsyncIncoming:
+        """A file's contents as an iterable of chunks; returns once the file is open."""
+        stream = self._conn.incoming()
+        try:
+            await self._conn.fs_read_file(sandbox=self._sandbox, path=path, stream=stream.id)
+        except BaseException as err:
+            stream.fail(err)
+            raise
+        return stream
+
+    async def read_file(self, path: str) -> bytes:
+        """A whole file as bytes."""
+        stream = await self.read_file_stream(path)
+        (data,) = await self._conn.collect([stream])
+        return data or b""
+
+    async def read_text_file(self, path: str) -> str:
+        """A whole file as UTF-8 text."""
+        return (await self.read_file(path)).decode("utf-8")
+
+    async def write_file(
+        self,
+        path: str,
+        data: FileData,
+        *,
+        mode: int | None = None,
+        append: bool | None = None,
+        create: bool | None = None,
+        create_new: bool | None = None,
+    ) -> int:
+        """Writes bytes, text, or an iterable of chunks to a file, with backpressure; returns the bytes written."""
+        stream = self._conn.outgoing()
+        call = await self._conn.start_fs_write_file(sandbox=self._sandbox, path=path, stream=stream.id, mode=mode, append=append, create=create, create_new=create_new)
+        await _pump(data, stream, call)
+        return (await call.result()).bytes_written
+
+    async def write_text_file(self, path: str, text: str, *, mode: int | None = None, append: bool | None = None) -> int:
+        """Writes UTF-8 text to a file."""
+        return await self.write_file(path, text, mode=mode, append=append)
+
+    async def stat(self, path: str) -> FileInfo:
+        """File information, following symlinks."""
+        return await self._conn.fs_stat(sandbox=self._sandbox, path=path)
+
+    async def lstat(self, path: str) -> FileInfo:
+        """File information about a symlink itself."""
+        return await self._conn.fs_lstat(sandbox=self._sandbox, path=path)
+
+    async def exists(self, path: str) -> bool:
+        """Whether anything (even a dangling symlink) is at ``path``."""
+        from .._errors import RpcError
+
+        try:
+            await self.lstat(path)
+            return True
+        except RpcError as err:
+            if err.errno == "ENOENT":
+                return False
+            raise
+
+    async def read_dir(self, path: str) -> list[DirEntry]:
+        """The entries of a directory."""
+        return await self._conn.fs_read_dir(sandbox=self._sandbox, path=path)
+
+    async def mkdir(self, path: str, *, recursive: bool | None = None, mode: int | None = None) -> None:
+        await self._conn.fs_mkdir(sandbox=self._sandbox, path=path, recursive=recursive, mode=mode)
+
+    async def remove(self, path: str, *, recursive: bool | None = None) -> None:
+        """Removes a file, symlink or empty directory; with ``recursive``, a whole tree."""
+        await self._conn.fs_remove(sandbox=self._sandbox, path=path, recursive=recursive)
+
+    async def rename(self, from_: str, to: str) -> None:
+        await self._conn.fs_rename(sandbox=self._sandbox, from_=from_, to=to)
+
+    async def copy_file(self, from_: str, to: str) -> None:
+        await self._conn.fs_copy_file(sandbox=self._sandbox, from_=from_, to=to)
+
+    async def chmod(self, path: str, mode: int) -> None:
+        await self._conn.fs_chmod(sandbox=self._sandbox, path=path, mode=mode)
+
+    async def symlink(self, target: str, path: str) -> None:
+        """Creates a symlink at ``path`` pointing to ``target``."""
+        await self._conn.fs_symlink(sandbox=self._sandbox, target=target, path=path)
+
+    async def read_link(self, path: str) -> str:
+        return await self._conn.fs_read_link(sandbox=self._sandbox, path=path)
+
+    async def real_path(self, path: str) -> str:
+        return await self._conn.fs_real_path(sandbox=self._sandbox, path=path)
+
+    async def make_temp_dir(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
+        return await self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    async def upload(self, local_path: str | os.PathLike[str], sandbox_path: str) -> None:
+        """Copies a local file or directory tree into the sandbox (trees travel as tar; symlinks stay symlinks)."""
+        st = os.lstat(local_path)
+        if statmod.S_ISLNK(st.st_mode):
+            await self.symlink(os.readlink(local_path), sandbox_path)
+        elif statmod.S_ISREG(st.st_mode):
+            with open(local_path, "rb") as f:
+                await self.write_file(sandbox_path, _AsyncChunks(f), mode=st.st_mode & 0o777)
+        elif statmod.S_ISDIR(st.st_mode):
+            with tempfile.TemporaryFile() as tar:
+                pack_tree(os.fspath(local_path), tar)
+                tar.seek(0)
+                stream = self._conn.outgoing()
+                call = await self._conn.start_fs_upload(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
+                await _pump(_AsyncChunks(tar), stream, call)
+                await call.result()
+        else:
+            raise ValueError(f"{local_path} is neither a file, a symlink nor a directory")
+
+    async def download(self, sandbox_path: str, local_path: str | os.PathLike[str]) -> None:
+        """Copies a sandbox file or tree to the local disk, refusing entries that would land outside ``local_path``."""
+        st = await self.lstat(sandbox_path)
+        if st.is_symlink:
+            os.symlink(await self.read_link(sandbox_path), local_path)
+        elif not st.is_directory:
+            body = await self.read_file_stream(sandbox_path)
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.mode & 0o777)
+            with open(fd, "wb") as out:
+                async for chunk in body:
+                    out.write(chunk)
+        else:
+            with tempfile.TemporaryFile() as tar:
+                stream = self._conn.incoming()
+                call = await self._conn.start_fs_download(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
+                await self._conn.collect([stream], [tar.write])
+                result: FsUploadResult = await call.result()
+                del result
+                tar.seek(0)
+                with tarfile.open(fileobj=tar, mode="r|") as archive:
+                    extract_tar(archive, os.fspath(local_path))
+
+
+class _AsyncChunks:
+    """A local binary file read in chunks, as the iterable ``write_file`` takes."""
+
+    def __init__(self, f: object) -> None:
+        self._f = f
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk: bytes = getattr(self._f, "read")(_CHUNK)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+
+async def _pump(data: FileData, stream: AsyncOutgoing, call: object) -> None:
+    """Feeds ``data`` into ``stream`` and ends it; if the daemon refuses, its answer is the error raised."""
+    try:
+        if isinstance(data, str):
+            await stream.write(data.encode())
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            await stream.write(data)
+        else:
+            async for chunk in data:
+                await stream.write(chunk)
+        await stream.end()
+    except BaseException:
+        await stream.abort()
+        await getattr(call, "result")()  # raises the call's own error when it failed
+        raise

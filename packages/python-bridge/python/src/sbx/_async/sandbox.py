@@ -1,0 +1,201 @@
+# hand-written: the sync flavour in ../_sync/sandbox.py is generated from this file
+"""A sandbox: an isolated Linux environment on the daemon's host."""
+
+from __future__ import annotations
+
+import builtins
+import shlex
+from datetime import datetime
+from types import TracebackType
+from typing import Literal
+
+from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
+from .._generated.models import SandboxInfo, SecretSpec, Usage
+from .._types import CommandOutput, Stdio
+from .env import AsyncSandboxEnv
+from .fs import AsyncSandboxFs
+from .process import AsyncChildProcess
+from .transport import AsyncConnection
+
+__all__ = ["AsyncSandbox"]
+
+
+def _parse_time(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+class AsyncSandbox:
+    """A sandbox. Use it as a context manager so it is destroyed when the block ends.
+
+    Example::
+
+        with Sandbox.create(timeout="5m") as sb:
+            print(sb.sh("python3 -c", "print(6 * 7)").text())   # 42
+    """
+
+    def __init__(self, conn: AsyncConnection, info: SandboxInfo, owned: bool) -> None:
+        self._conn = conn
+        self._info = info
+        self._owned = owned
+        #: The sandbox's files.
+        self.fs = AsyncSandboxFs(conn, info.id)
+        #: The default environment of later spawns.
+        self.env = AsyncSandboxEnv(conn, info.id)
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        memory: int | str | None = None,
+        cpus: float | None = None,
+        disk: int | str | None = None,
+        timeout: str | None = None,
+        env: dict[str, str] | None = None,
+        allow_net: builtins.list[str] | None = None,
+        secrets: dict[str, SecretSpec] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> AsyncSandbox:
+        """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon)."""
+        conn = await AsyncConnection.open(url, token)
+        try:
+            info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, info, owned=True)
+
+    @classmethod
+    async def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> AsyncSandbox:
+        """Attaches to a running sandbox of this token (adopting a session sandbox whose creator left)."""
+        conn = await AsyncConnection.open(url, token)
+        try:
+            info = await conn.sandbox_connect(id=id)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, info, owned=False)
+
+    @classmethod
+    async def list(cls, *, labels: dict[str, str] | None = None, url: str | None = None, token: str | None = None) -> builtins.list[SandboxInfo]:
+        """This token's sandboxes, optionally only those carrying all the given labels."""
+        conn = await AsyncConnection.open(url, token)
+        try:
+            return await conn.sandbox_list(labels=labels)
+        finally:
+            await conn.close()
+
+    @property
+    def id(self) -> str:
+        """``"sbx_"`` followed by url-safe random characters."""
+        return self._info.id
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self._info.labels)
+
+    @property
+    def created_at(self) -> datetime:
+        created = _parse_time(self._info.created_at)
+        assert created is not None
+        return created
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the sandbox will be killed, or None for a session sandbox."""
+        return _parse_time(self._info.expires_at)
+
+    async def spawn(
+        self,
+        cmd: str,
+        *,
+        args: builtins.list[str] | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        clear_env: bool | None = None,
+        stdin: Literal["piped", "null"] = "null",
+        stdout: Stdio = "piped",
+        stderr: Stdio = "piped",
+    ) -> AsyncChildProcess:
+        """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT."""
+        stdin_s = self._conn.outgoing() if stdin == "piped" else None
+        stdout_s = None if stdout == "null" else self._conn.incoming()
+        stderr_s = None if stderr == "null" else self._conn.incoming()
+        try:
+            spawned = await self._conn.process_spawn(
+                sandbox=self.id,
+                cmd=cmd,
+                args=args,
+                cwd=cwd,
+                env=env,
+                clear_env=clear_env or None,
+                stdin=stdin_s.id if stdin_s else None,
+                stdout=stdout_s.id if stdout_s else None,
+                stderr=stderr_s.id if stderr_s else None,
+            )
+        except BaseException as err:
+            for s in (stdin_s, stdout_s, stderr_s):
+                if s is not None:
+                    s.fail(err)
+            raise
+        return AsyncChildProcess(self._conn, self.id, spawned.pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
+
+    async def sh(self, script: str, *args: str, cwd: str | None = None, env: dict[str, str] | None = None, check: bool = True) -> CommandOutput:
+        """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``).
+
+        Raises ``SandboxCommandError`` on a non-zero exit unless ``check=False``.
+
+        Example: ``sb.sh("ls", "-la", path)`` runs ``ls -la '<path>'``.
+        """
+        line = " ".join([script, *(shlex.quote(str(a)) for a in args)])
+        p = await self.spawn("bash", args=["-c", line], cwd=cwd, env=env)
+        out = await p.output()
+        if check and not out.status.success:
+            tail = "\n".join((out.stderr_text or "").strip().split("\n")[-5:])
+            how = f"was killed by {out.status.signal}" if out.status.signal else f"exited with code {out.status.code}"
+            raise SandboxCommandError(f"command {how}: {line}" + (f"\n{tail}" if tail else ""), out.status, out.stdout_text or "", out.stderr_text or "")
+        return out
+
+    async def extend_timeout(self, duration: str) -> datetime:
+        """Pushes the expiry back by ``duration`` ("30s", "5m", "2h"); a session sandbox becomes a timed one."""
+        result = await self._conn.sandbox_extend_timeout(id=self.id, duration=duration)
+        self._info = SandboxInfo(self._info.id, self._info.labels, self._info.created_at, result.expires_at, self._info.status)
+        expires = _parse_time(result.expires_at)
+        assert expires is not None
+        return expires
+
+    async def usage(self) -> Usage:
+        """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
+        if self._conn.closed:
+            conn = await AsyncConnection.open(self._conn.url, None)
+            try:
+                return await conn.sandbox_usage(id=self.id)
+            finally:
+                await conn.close()
+        return await self._conn.sandbox_usage(id=self.id)
+
+    async def kill(self) -> None:
+        """Destroys the sandbox now and closes this connection."""
+        try:
+            await self._conn.sandbox_kill(id=self.id)
+            self._conn.forget_sandbox(self.id)
+        finally:
+            await self._conn.close()
+
+    async def close(self) -> None:
+        """Closes this connection; a "session" sandbox created here dies after a short grace period."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> AsyncSandbox:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Kills a sandbox this handle created (only disconnects from one it connected to)."""
+        try:
+            if self._owned:
+                await self.kill()
+        except (ConnectionError, SandboxNotFoundError):
+            pass  # already gone is what leaving the block wanted anyway
+        finally:
+            await self.close()

@@ -1,0 +1,119 @@
+"""Error classes, mirroring @sbx/client: each has a stable ``code`` string to switch on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._generated.models import ERROR_CODES
+
+if TYPE_CHECKING:
+    from ._generated.models import ExitStatus
+
+__all__ = [
+    "SandboxError",
+    "ConnectionError",
+    "AuthError",
+    "RpcError",
+    "SandboxCommandError",
+    "SandboxNotFoundError",
+    "InvalidOptionError",
+    "NetworkPolicyError",
+    "ResourceLimitError",
+    "from_rpc_error",
+]
+
+
+class SandboxError(Exception):
+    """Base class of every error sbx raises; ``code`` is stable and safe to switch on."""
+
+    code: str = "SANDBOX_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConnectionError(SandboxError):  # noqa: A001 - the SDK's own, like the TS client
+    """The connection to the daemon failed or closed; pending calls raise this."""
+
+    code = "CONNECTION_ERROR"
+
+
+class AuthError(SandboxError):
+    """The daemon refused the token (HTTP 401), or no token was found."""
+
+    code = "AUTH_ERROR"
+
+
+class RpcError(SandboxError):
+    """The daemon answered a call with a JSON-RPC error."""
+
+    code = "RPC_ERROR"
+
+    def __init__(self, message: str, rpc_code: int, data: Any = None) -> None:
+        super().__init__(message)
+        self.rpc_code = rpc_code
+        self.data = data
+
+    @property
+    def errno(self) -> str | None:
+        """The errno name (``ENOENT``, ``EACCES``, ...) of a failed file or spawn operation."""
+        if isinstance(self.data, dict):
+            e = self.data.get("errno")
+            return e if isinstance(e, str) else None
+        return None
+
+
+class SandboxNotFoundError(RpcError):
+    """No running sandbox with that id belongs to this token."""
+
+    code = "SANDBOX_NOT_FOUND"
+
+
+class InvalidOptionError(RpcError):
+    """An option or parameter was rejected; the message names it."""
+
+    code = "INVALID_OPTION"
+
+
+class NetworkPolicyError(RpcError):
+    """The network policy refused something."""
+
+    code = "NETWORK_POLICY"
+
+
+class ResourceLimitError(RpcError):
+    """A limit was reached."""
+
+    code = "RESOURCE_LIMIT"
+
+
+class SandboxCommandError(SandboxError):
+    """A command run with ``sh`` exited unsuccessfully; ``status`` and the output say how."""
+
+    code = "COMMAND_FAILED"
+
+    def __init__(self, message: str, status: ExitStatus, stdout: str, stderr: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+_BY_CODE: dict[int, type[RpcError]] = {
+    ERROR_CODES["SandboxNotFound"]: SandboxNotFoundError,
+    ERROR_CODES["InvalidParams"]: InvalidOptionError,
+    ERROR_CODES["NetworkPolicy"]: NetworkPolicyError,
+    ERROR_CODES["ResourceLimit"]: ResourceLimitError,
+    ERROR_CODES["TooManyRequests"]: ResourceLimitError,
+}
+
+
+def from_rpc_error(err: Any) -> RpcError:
+    """Maps a JSON-RPC error object from the daemon onto the error class for its code."""
+    code = err.get("code") if isinstance(err, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    if not isinstance(code, int):
+        code = ERROR_CODES["InternalError"]
+    cls = _BY_CODE.get(code, RpcError)
+    return cls(str(message or "unknown error"), code, err.get("data") if isinstance(err, dict) else None)

@@ -1,0 +1,176 @@
+"""The sync client against a real daemon."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from sbx import (
+    InvalidOptionError,
+    NetworkPolicyError,
+    RpcError,
+    Sandbox,
+    SandboxCommandError,
+    SandboxNotFoundError,
+)
+
+from .conftest import Daemon
+
+
+def test_spawn_output_status(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        assert sb.id.startswith("sbx_")
+        out = sb.spawn("python3", args=["-c", "import sys; print(1); print('e', file=sys.stderr); sys.exit(3)"]).output()
+        assert out.status.code == 3
+        assert out.status.success is False
+        assert out.status.signal is None
+        assert out.stdout == b"1\n"
+        assert out.stdout_text == "1\n"
+        assert out.stderr_text == "e\n"
+
+
+def test_streaming_stdout(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        p = sb.spawn("bash", args=["-c", "for i in 1 2 3; do echo $i; sleep 0.05; done"])
+        assert p.stdout is not None
+        chunks = [c for c in p.stdout]
+        assert b"".join(chunks) == b"1\n2\n3\n"
+        assert p.wait().code == 0
+
+
+def test_stdin_round_trip(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        p = sb.spawn("cat", stdin="piped")
+        p.write_stdin("hello ")
+        p.write_stdin(b"world")
+        p.close_stdin()
+        out = p.output()
+        assert out.stdout == b"hello world"
+        assert out.status.success
+
+
+def test_large_stdin_through_flow_control(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        p = sb.spawn("wc", args=["-c"], stdin="piped")
+        block = b"x" * (1 << 20)
+        for _ in range(8):
+            p.write_stdin(block)
+        p.close_stdin()
+        assert p.output().stdout_text == f"{8 << 20}\n"
+
+
+def test_kill_reports_signal(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        p = sb.spawn("sleep", args=["30"])
+        p.kill("SIGKILL")
+        status = p.wait()
+        assert status.signal == "SIGKILL"
+        assert status.code == 137
+        assert status.success is False
+        assert status.oom is False
+
+
+def test_env_is_passed_untouched(daemon: Daemon) -> None:
+    with Sandbox.create(env={"MY_VAR": "a", "camelCase": "b"}) as sb:
+        assert sb.env.get("MY_VAR") == "a"
+        assert sb.env.get("camelCase") == "b"
+        sb.env.set("OtherVar", "c")
+        assert sb.env.to_object()["OtherVar"] == "c"
+        assert sb.sh("echo $MY_VAR$camelCase$OtherVar").text() == "abc"
+        sb.env.delete("OtherVar")
+        assert sb.env.get("OtherVar") is None
+        out = sb.spawn("printenv", args=["ONLY"], env={"ONLY": "x"}, clear_env=True).output()
+        assert out.stdout_text == "x\n"
+
+
+def test_sh_quotes_and_raises(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        assert sb.sh("echo", "a b", "$HOME", "it's").text() == "a b $HOME it's"
+        with pytest.raises(SandboxCommandError) as info:
+            sb.sh("ls", "/nonexistent dir")
+        assert info.value.status.code == 2
+        assert "No such file" in info.value.stderr
+        assert info.value.code == "COMMAND_FAILED"
+        assert sb.sh("exit 4", check=False).status.code == 4
+
+
+def test_fs_text_and_bytes(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        sb.fs.write_text_file("/home/user/a.txt", "héllo\n")
+        assert sb.fs.read_text_file("/home/user/a.txt") == "héllo\n"
+        data = bytes(range(256)) * 4099
+        assert sb.fs.write_file("b.bin", data) == len(data)
+        assert sb.fs.read_file("/home/user/b.bin") == data
+        info = sb.fs.stat("b.bin")
+        assert info.is_file and info.size == len(data) and not info.is_directory
+        sb.fs.mkdir("d/e", recursive=True)
+        sb.fs.rename("b.bin", "d/e/c.bin")
+        sb.fs.copy_file("d/e/c.bin", "d/copy.bin")
+        sb.fs.symlink("e/c.bin", "d/link")
+        assert sb.fs.read_link("d/link") == "e/c.bin"
+        assert sb.fs.real_path("d/link") == "/home/user/d/e/c.bin"
+        assert sb.fs.lstat("d/link").is_symlink
+        sb.fs.chmod("d/copy.bin", 0o600)
+        assert sb.fs.stat("d/copy.bin").mode == 0o600
+        assert sorted(e.name for e in sb.fs.read_dir("d")) == ["copy.bin", "e", "link"]
+        tmp = sb.fs.make_temp_dir(prefix="x-")
+        assert tmp.startswith("/tmp/x-")
+        sb.fs.remove("d", recursive=True)
+        assert not sb.fs.exists("d")
+        with pytest.raises(RpcError) as info2:
+            sb.fs.read_file("/nope")
+        assert info2.value.errno == "ENOENT"
+
+
+def test_list_by_label(daemon: Daemon) -> None:
+    tag = uuid.uuid4().hex
+    with Sandbox.create(labels={"suite": tag, "Mixed_Case": "v"}) as sb:
+        found = Sandbox.list(labels={"suite": tag})
+        assert [s.id for s in found] == [sb.id]
+        assert found[0].labels == {"suite": tag, "Mixed_Case": "v"}
+        assert found[0].status == "running"
+        assert Sandbox.list(labels={"suite": "other-" + tag}) == []
+
+
+def test_bad_params_name_the_field(daemon: Daemon) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        Sandbox.create(memory="lots")
+    assert "memory" in str(info.value)
+    assert info.value.code == "INVALID_OPTION"
+    with pytest.raises(InvalidOptionError) as info2:
+        Sandbox.create(timeout="forever")
+    assert "timeout" in str(info2.value)
+
+
+def test_unknown_sandbox(daemon: Daemon) -> None:
+    with pytest.raises(SandboxNotFoundError) as info:
+        Sandbox.connect("sbx_doesnotexist000000000000")
+    assert info.value.code == "SANDBOX_NOT_FOUND"
+
+
+def test_allow_net_and_secrets_pass_through(daemon: Daemon) -> None:
+    # The daemon does not implement egress yet and refuses both; the names reach it intact.
+    with pytest.raises(NetworkPolicyError) as info:
+        Sandbox.create(allow_net=["api.openai.com"])
+    assert info.value.code == "NETWORK_POLICY"
+    with pytest.raises(NetworkPolicyError):
+        Sandbox.create(secrets={"OPENAI_API_KEY": {"hosts": ["api.openai.com"], "value": "k"}})
+
+
+def test_connect_extend_usage_kill(daemon: Daemon) -> None:
+    sb = Sandbox.create(timeout="5m")
+    try:
+        other = Sandbox.connect(sb.id)
+        with other:
+            assert other.sh("echo hi").text() == "hi"
+        before = sb.expires_at
+        assert before is not None
+        assert sb.extend_timeout("10m") > before
+        usage = sb.usage()
+        assert usage.wall_seconds >= 0 and usage.egress.requests == 0
+        sb.kill()
+        with pytest.raises(SandboxNotFoundError):
+            Sandbox.connect(sb.id)
+    finally:
+        sb.close()
