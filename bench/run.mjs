@@ -4,9 +4,12 @@
 //        BENCH_QUICK=1 node bench/run.mjs   (small sizes, few iterations: a smoke run)
 //        BENCH_ROOT=/path/to/other/checkout [BENCH_LABEL=text] node bench/run.mjs   (measure another built tree)
 //        BENCH_TRACE=1 logs the time of each step of every cold-start iteration
-// Writes bench/RESULTS.md. Needs root (sandboxes run as host uids 200000+), bwrap >= 0.8.
+// Writes bench/RESULTS.md. Needs root (sandboxes run as host uids 200000+), bwrap >= 0.8, cgroups.
+// Two daemons: one with its warm pool off (every create is cold) for all rows but 1e, and one with
+// the default pool for 1e. Rows 6 replay the daemon's launch with and without its hardening.
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -29,14 +32,16 @@ const gc = runInNewContext("gc");
 const QUICK = process.env.BENCH_QUICK === "1";
 const MiB = 1 << 20;
 const CFG = QUICK
-  ? { coldN: 5, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 4, floorIdleN: 2 }
-  : { coldN: 30, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 512 * MiB, reps: 3, idleN: 20, floorIdleN: 5 };
+  ? { coldN: 5, warmN: 5, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 4, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50 }
+  : { coldN: 30, warmN: 30, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 512 * MiB, reps: 3, idleN: 100, floorIdleN: 5, hardN: 20, hardRttReps: 3, hardRttN: 200 };
 /**
  * Host uids. The bench daemon gets its own uid base so that its sandboxes cannot be confused
  * with those of another daemon on this host (tests, a developer's daemon) that starts at 200000;
  * the raw-bwrap floors run as uids above both.
  */
 const DAEMON_UID_BASE = 230000;
+/** The second daemon, the one with its default warm pool (row 1e). */
+const POOL_UID_BASE = 245000;
 const UID_LO = DAEMON_UID_BASE;
 const FLOOR_UID = 260000;
 const UID_HI = FLOOR_UID + 1000;
@@ -58,6 +63,7 @@ const f1 = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(
 const ms = (st) => `${f1(st.median)} ms (p90 ${f1(st.p90)}, n=${st.n})`;
 const mbs = (st) => (st.n ? `${st.median.toFixed(0)} MB/s (p90-low ${lowP90(st).toFixed(0)}, n=${st.n})` : "no complete run");
 const mb = (x) => `${x.toFixed(1)} MB`;
+const sgn = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(1)} MB`;
 /** For throughputs the pessimistic tail is the low end. */
 const lowP90 = (st) => st._xs ? [...st._xs].sort((a, b) => a - b)[Math.floor(0.1 * st._xs.length)] : st.min;
 const tput = (xs) => Object.assign(stats(xs), { _xs: xs });
@@ -128,15 +134,24 @@ async function withRssPeak(daemonPid, fn) {
 
 // ---------------------------------------------------------------- daemon
 
-async function startDaemon() {
+/**
+ * One daemon of this bench. `warmPool: 0` turns its pool off (config file key); `null` leaves the
+ * daemon's default. Info lines (`quiet: false`) are kept for counting, not echoed.
+ */
+async function startDaemon({ uidBase = DAEMON_UID_BASE, warmPool = 0, quiet = true } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-"));
   const config = `${stateDir}.config.json`;
-  writeFileSync(config, JSON.stringify({ uidBase: DAEMON_UID_BASE }));
-  const proc = spawn(process.execPath, [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
+  writeFileSync(config, JSON.stringify({ uidBase, ...(warmPool === null ? {} : { warmPool }) }));
+  const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
+  let partial = "";
   proc.stderr.on("data", (d) => {
     stderr += d;
-    process.stderr.write(String(d).replace(/^(?=.)/gm, "[daemon] ")); // --quiet leaves warnings and errors
+    const lines = (partial + d).split("\n");
+    partial = lines.pop();
+    // warnings and errors only (what --quiet leaves)
+    for (const l of lines) if (!/^\S+ info /.test(l)) process.stderr.write(`[daemon] ${l}\n`);
   });
   const url = await new Promise((resolve, reject) => {
     let out = "";
@@ -149,7 +164,9 @@ async function startDaemon() {
   });
   const token = readFileSync(join(stateDir, "token"), "utf8").trim();
   return {
-    url, token, proc, stateDir, opts: { url, token }, logs: () => stderr,
+    url, token, proc, stateDir, uidBase, opts: { url, token }, logs: () => stderr,
+    /** This daemon's cgroup directory name (the daemon derives it from its state dir). */
+    cgroupName: `sbx-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
@@ -158,6 +175,8 @@ async function startDaemon() {
       }
       rmSync(stateDir, { recursive: true, force: true });
       rmSync(config, { force: true });
+      // the daemon leaves its (empty) per-state-dir cgroup parents behind: remove this one's
+      for (const c of CG_CONTROLLERS) try { rmdirSync(join("/sys/fs/cgroup", c, this.cgroupName)); } catch {}
     },
   };
 }
@@ -222,7 +241,128 @@ function captureSandbox(daemonPid) {
     fds.push({ fd, source });
     args.push(...words);
   }
-  return { bwrap: argv[0], args, fds, omitted, argc: argv.length - 1 };
+  return { bwrap: argv[0], args, fds, omitted, argc: argv.length - 1, hardening: captureHardening(pid) };
+}
+
+/**
+ * What the daemon's root-mode launch wrapped around that bwrap (the `sh` join script, `prlimit`
+ * and `setpriv` exec'd into it, so only their effects are left to read): the cgroup limits it
+ * sits under, its rlimits and its oom_score_adj.
+ */
+function captureHardening(pid) {
+  const cg = {};
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n")) {
+    const [, ctrls, path] = line.split(":");
+    for (const c of (ctrls ?? "").split(",")) if (["memory", "cpu", "cpuacct", "pids"].includes(c)) cg[c] = path;
+  }
+  const read = (c, file) => {
+    try {
+      return readFileSync(join("/sys/fs/cgroup", c, cg[c] ?? "/", file), "utf8").trim();
+    } catch {
+      return null;
+    }
+  };
+  const limitsText = readFileSync(`/proc/${pid}/limits`, "utf8");
+  const limit = (name) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, "m").exec(limitsText)?.slice(1, 3);
+  const nofile = limit("Max open files");
+  const nproc = limit("Max processes");
+  const core = limit("Max core file size");
+  const values = {
+    "memory.limit_in_bytes": read("memory", "memory.limit_in_bytes"),
+    "memory.memsw.limit_in_bytes": read("memory", "memory.memsw.limit_in_bytes"),
+    "cpu.cfs_period_us": read("cpu", "cpu.cfs_period_us"),
+    "cpu.cfs_quota_us": read("cpu", "cpu.cfs_quota_us"),
+    "pids.max": read("pids", "pids.max"),
+  };
+  const inCgroups = Object.values(cg).some((p) => p && p !== "/");
+  return {
+    cgroupPaths: cg,
+    cgroupValues: inCgroups ? values : null,
+    prlimit: [`--nofile=${nofile.join(":")}`, `--core=${core.join(":")}`, ...(nproc && nproc[0] !== "unlimited" ? [`--nproc=${nproc.join(":")}`] : [])],
+    oomScoreAdj: readFileSync(`/proc/${pid}/oom_score_adj`, "utf8").trim(),
+  };
+}
+
+/** The daemon's own cgroup join script, read from its bundle (so a change there is replayed here). */
+function joinScript() {
+  const text = readFileSync(join(ROOT, "packages/daemon/dist/index.js"), "utf8");
+  const m = /JOIN_SCRIPT = ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")/.exec(text);
+  if (!m) throw new Error("could not find JOIN_SCRIPT in packages/daemon/dist/index.js: update bench/run.mjs");
+  return runInNewContext(m[1]);
+}
+
+const BENCH_CG = `sbx-bench-${process.pid}`;
+const CG_CONTROLLERS = ["memory", "cpu", "cpuacct", "pids"];
+
+/** Controller dirs (deduplicated where two names reach one hierarchy) for this bench's cgroup `n`. */
+function benchCgroupDirs(n) {
+  const dirs = new Map();
+  for (const c of CG_CONTROLLERS) dirs.set(c, join(realpathSync(join("/sys/fs/cgroup", c)), BENCH_CG, String(n)));
+  return dirs;
+}
+
+/** A throwaway cgroup with the limits the daemon wrote for the captured sandbox: its procs files. */
+function makeBenchCgroup(n, values) {
+  const dirs = benchCgroupDirs(n);
+  const made = [...new Set(dirs.values())];
+  for (const dir of made) mkdirSync(dir, { recursive: true });
+  const put = (c, file) => values[file] !== null && values[file] !== undefined && writeFileSync(join(dirs.get(c), file), values[file]);
+  put("memory", "memory.limit_in_bytes");
+  if (existsSync(join(dirs.get("memory"), "memory.memsw.limit_in_bytes"))) put("memory", "memory.memsw.limit_in_bytes");
+  put("cpu", "cpu.cfs_period_us");
+  put("cpu", "cpu.cfs_quota_us");
+  put("pids", "pids.max");
+  return { n, made, procsFiles: made.map((d) => join(d, "cgroup.procs")) };
+}
+
+/** Kills what is left in it and removes it, retrying while the kernel finishes the exits. */
+async function removeBenchCgroup(cg) {
+  for (const dir of cg.made) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for (const pid of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {}
+        }
+        rmdirSync(dir);
+        break;
+      } catch (err) {
+        if (err.code === "ENOENT") break;
+        if (err.code !== "EBUSY" || attempt > 250) throw err;
+        await sleep(4);
+      }
+    }
+  }
+}
+
+function removeBenchCgroupBases() {
+  for (const c of CG_CONTROLLERS) {
+    const base = join(realpathSync(join("/sys/fs/cgroup", c)), BENCH_CG);
+    if (!existsSync(base)) continue;
+    for (const e of readdirSync(base, { withFileTypes: true })) if (e.isDirectory()) try { rmdirSync(join(base, e.name)); } catch {}
+    try { rmdirSync(base); } catch {}
+  }
+}
+
+/** The same capture without `--seccomp N` (and without the fd that carried the program). */
+function withoutSeccomp(capture) {
+  const i = capture.args.indexOf("--seccomp");
+  if (i < 0) return capture;
+  const fd = Number(capture.args[i + 1]);
+  return { ...capture, args: [...capture.args.slice(0, i), ...capture.args.slice(i + 2)], fds: capture.fds.filter((f) => f.fd !== fd) };
+}
+
+/**
+ * The daemon's root-mode launch prefix for host uid `uid`: join the cgroups (and set
+ * oom_score_adj) as root in `sh`, then `prlimit`, then `setpriv` down to the uid, then bwrap.
+ */
+function hardenedPrefix(capture, uid, procsFiles) {
+  return [
+    "/bin/sh", "-c", joinScript(), "sbx-join", ...procsFiles, "--",
+    "/usr/bin/prlimit", ...capture.hardening.prlimit, "--",
+    "/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--",
+  ];
 }
 
 function keepCopy(name, data) {
@@ -259,6 +399,7 @@ function floorDir(uid, dest, mode) {
   return dir;
 }
 
+/** bwrap with the captured argv as host uid `uid`: through node's uid option, or behind `capture.prefix` (which drops to it). */
 function spawnRawBwrap(capture, uid) {
   const stdio = ["pipe", "pipe", "pipe"];
   const opened = [];
@@ -276,7 +417,9 @@ function spawnRawBwrap(capture, uid) {
     }
   }
   try {
-    const child = spawn(capture.bwrap, capture.args, { stdio, uid, gid: uid, env: {} });
+    const child = capture.prefix
+      ? spawn(capture.prefix[0], [...capture.prefix.slice(1), capture.bwrap, ...capture.args], { stdio, env: {} })
+      : spawn(capture.bwrap, capture.args, { stdio, uid, gid: uid, env: {} });
     // a bwrap that dies early resets its pipes: that must not take the bench down
     for (const stream of child.stdio) stream?.on?.("error", () => {});
     for (const [fd, data] of feeds) child.stdio[fd].end(data);
@@ -306,15 +449,24 @@ async function rawSupervisorStart(capture, uid) {
 
 /** bwrap with the same argv running `command` (default /usr/bin/true), until it has exited. */
 async function rawBwrapTrue(capture, uid, command = ["/usr/bin/true"]) {
+  return (await rawBwrapRun(capture, uid, command)).t;
+}
+
+/** The same, also returning what the command wrote to stdout. */
+async function rawBwrapRun(capture, uid, command) {
   const t0 = now();
   const child = spawnRawBwrap(withCommand(capture, command), uid);
   let err = "";
+  let out = "";
   child.stderr.on("data", (d) => (err += d));
+  child.stdout.on("data", (d) => (out += d));
+  const closed = new Promise((r) => child.once("close", r));
   const [code] = await new Promise((r) => child.once("exit", (...a) => r(a)));
   const t = now() - t0;
-  if (code !== 0) throw new Error(`raw bwrap ${command.join(" ")} exited ${code}: ${err}`);
+  await closed;
+  if (code !== 0) throw new Error(`raw bwrap ${command.join(" ").slice(0, 80)} exited ${code}: ${err}`);
   await waitNoSandboxProcs(uid);
-  return t;
+  return { t, out };
 }
 
 function localTrue(stdio) {
@@ -502,6 +654,183 @@ function perSandboxMemory() {
   return [...byUid.values()];
 }
 
+// ---------------------------------------------------------------- warm pool (row 1e)
+
+/**
+ * `Sandbox.create()` + first `spawn("true")` against a daemon with its default warm pool. Before
+ * each sample the pool is given time to refill: the killed sandbox is gone, `size` supervisors of
+ * unowned sandboxes run, nothing else runs in them (the refill's throwaway `true` is done), and
+ * 250 ms more pass for the daemon to put the last one in the pool.
+ */
+async function measureWarmPool() {
+  const dp = await startDaemon({ uidBase: POOL_UID_BASE, warmPool: null, quiet: false });
+  const size = daemonModule.defaultConfig().warmPool;
+  const inRange = () => sandboxProcs().filter((p) => p.uid >= POOL_UID_BASE && p.uid < FLOOR_UID);
+  const refilled = async () => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const ps = inRange();
+      const uids = new Set(ps.map((p) => p.uid));
+      const supervisors = new Set(ps.filter((p) => p.name === "node").map((p) => p.uid));
+      if (uids.size === size && supervisors.size === size && ps.every((p) => p.name === "node" || p.name === "bwrap")) break;
+      if (Date.now() > deadline) throw new Error(`the warm pool did not refill to ${size} in 15 s: ${JSON.stringify(ps)}`);
+      await sleep(5);
+    }
+    await sleep(250);
+  };
+  const countStarts = () => {
+    const lines = dp.logs().split("\n").filter((l) => / info sandbox \S+ started/.test(l));
+    return { starts: lines.length, fromPool: lines.filter((l) => l.includes("from the warm pool")).length };
+  };
+  try {
+    log(`   daemon pid ${dp.proc.pid} (warm pool ${size}, the default)`);
+    for (let i = 0; i < 3; i++) {
+      await refilled();
+      const w = await sdkColdStart(dp);
+      await w.sb.kill();
+    }
+    const before = countStarts();
+    const total = [], create = [], firstSpawn = [];
+    for (let i = 0; i < CFG.warmN; i++) {
+      await refilled();
+      const r = await sdkColdStart(dp);
+      total.push(r.total), create.push(r.create), firstSpawn.push(r.firstSpawn);
+      await r.sb.kill();
+    }
+    await sleep(100); // the last create's log line
+    const after = countStarts();
+    // diagnostic: the first spawn once the refill behind the create has finished
+    const settled = [];
+    for (let i = 0; i < Math.ceil(CFG.warmN / 2); i++) {
+      await refilled();
+      const sb = await Sandbox.create(dp.opts);
+      await refilled();
+      settled.push(await sdkTrue(sb, "piped"));
+      await sb.kill();
+    }
+    return {
+      size, total: stats(total), create: stats(create), firstSpawn: stats(firstSpawn), settled: stats(settled),
+      starts: after.starts - before.starts, fromPool: after.fromPool - before.fromPool,
+    };
+  } finally {
+    await dp.stop();
+    const deadline = Date.now() + 10_000;
+    while (inRange().length > 0 && Date.now() < deadline) await sleep(10);
+  }
+}
+
+// ---------------------------------------------------------------- hardening on vs off (rows 6)
+
+/** Runs inside a sandbox (or on the host): `child_process.spawn('/bin/true')` round trips, as JSON. */
+const RTT_SCRIPT = `const { spawn } = require("child_process");
+const one = () => new Promise((resolve, reject) => {
+  const t0 = performance.now();
+  const c = spawn("/bin/true", [], { stdio: "pipe" });
+  c.once("error", reject);
+  c.once("exit", () => resolve(performance.now() - t0));
+});
+(async () => {
+  const n = Number(process.argv[1]);
+  for (let i = 0; i < 20; i++) await one();
+  const xs = [];
+  for (let i = 0; i < n; i++) xs.push(await one());
+  process.stdout.write(JSON.stringify(xs));
+})();`;
+
+/**
+ * The captured launch replayed four ways, interleaved: hardening off (no seccomp, no cgroups,
+ * bwrap started as the host uid through node's uid option), seccomp only, the root-mode wrapper
+ * only (fresh cgroups with the daemon's limits joined by the daemon's own `sh` script, its
+ * oom_score_adj, `prlimit`, `setpriv`) and both (= what the daemon runs).
+ */
+async function measureHardening(capture) {
+  const h = capture.hardening;
+  if (!h.cgroupValues) throw new Error("the captured sandbox sits in no cgroup of its own: is the daemon in root mode with cgroups?");
+  if (!capture.args.includes("--seccomp")) throw new Error("the captured bwrap argv has no --seccomp");
+  const uid = FLOOR_UID;
+  const plain = withoutSeccomp(capture);
+  const variants = {
+    off: { cap: plain, cg: false },
+    seccomp: { cap: capture, cg: false },
+    wrap: { cap: plain, cg: true },
+    on: { cap: capture, cg: true },
+  };
+  const order = Object.keys(variants);
+  const cgSetup = [], cgRemove = [];
+  let cgN = 0;
+  const run = async (v, fn, check = null) => {
+    if (!v.cg) return fn(v.cap);
+    const t0 = now();
+    const cg = makeBenchCgroup(cgN++, h.cgroupValues);
+    cgSetup.push(now() - t0);
+    try {
+      const r = await fn({ ...v.cap, prefix: hardenedPrefix(capture, uid, cg.procsFiles) });
+      check?.(cg);
+      return r;
+    } finally {
+      const t1 = now();
+      await removeBenchCgroup(cg);
+      cgRemove.push(now() - t1);
+    }
+  };
+  try {
+    // each variant really is what it claims to be
+    const probe = ["/bin/sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -s '\\t\\n' '  '; ulimit -n; cat /proc/self/oom_score_adj"];
+    const seen = {};
+    for (const k of order) {
+      let charged = null;
+      const { out } = await run(variants[k], (c) => rawBwrapRun(c, uid, probe), (cg) => {
+        const mem = cg.made.find((dir) => dir.includes("/memory/"));
+        charged = Number(readFileSync(join(mem, "memory.max_usage_in_bytes"), "utf8"));
+      });
+      seen[k] = out.trim().replace(/\s+/g, " ") + (charged !== null ? `; cgroup peak ${(charged / MiB).toFixed(1)} MiB` : "");
+      const filtered = /Seccomp: 2/.test(out);
+      if (filtered !== (k === "seccomp" || k === "on")) throw new Error(`hardening variant ${k}: unexpected seccomp state: ${out}`);
+      if (variants[k].cg && !(charged > 0)) throw new Error(`hardening variant ${k}: nothing was charged to its cgroup`);
+    }
+    log(`   variants: ${JSON.stringify(seen)}`);
+    const S = Object.fromEntries(order.map((k) => [k, { sup: [], tru: [], rtt: [] }]));
+    const rotated = (i) => order.map((_, j) => order[(i + j) % order.length]);
+    for (const k of order) {
+      await run(variants[k], (c) => rawSupervisorStart(c, uid));
+      await run(variants[k], (c) => rawBwrapTrue(c, uid));
+    }
+    for (let i = 0; i < CFG.hardN; i++) {
+      for (const k of rotated(i)) {
+        S[k].sup.push(await run(variants[k], (c) => rawSupervisorStart(c, uid)));
+        S[k].tru.push(await run(variants[k], (c) => rawBwrapTrue(c, uid)));
+      }
+    }
+    const host = [];
+    const rttArgv = ["/.sbx/node", "-e", RTT_SCRIPT, String(CFG.hardRttN)];
+    for (let i = 0; i < CFG.hardRttReps; i++) {
+      for (const k of rotated(i)) {
+        const { out } = await run(variants[k], (c) => rawBwrapRun(c, uid, rttArgv));
+        S[k].rtt.push(...JSON.parse(out));
+      }
+      host.push(...JSON.parse(execFileSync(process.execPath, ["-e", RTT_SCRIPT, String(CFG.hardRttN)], { encoding: "utf8" })));
+    }
+    const out = { seen, cgSetup: stats(cgSetup), cgRemove: stats(cgRemove), host: { rtt: stats(host) } };
+    for (const k of order) out[k] = { sup: stats(S[k].sup), tru: stats(S[k].tru), rtt: stats(S[k].rtt) };
+    return out;
+  } finally {
+    removeBenchCgroupBases();
+  }
+}
+
+const memAvailableMb = () => Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))[1]) / 1024;
+
+/** memory.usage_in_bytes (v1) or memory.current (v2) of each sandbox cgroup of one daemon. */
+function cgroupCharges(name) {
+  for (const [base, file] of [[join("/sys/fs/cgroup/memory", name), "memory.usage_in_bytes"], [join("/sys/fs/cgroup", name), "memory.current"]]) {
+    if (!existsSync(base)) continue;
+    return readdirSync(base, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => Number(readFileSync(join(base, e.name, file), "utf8")));
+  }
+  return [];
+}
+
 // ---------------------------------------------------------------- main
 
 function machine() {
@@ -543,16 +872,19 @@ async function main() {
   await waitNoSandboxProcs(null, 2000).catch(() => {
     throw new Error(`processes already run as uids ${UID_LO}..${UID_HI}: stop whatever runs them first`);
   });
-  const d = await startDaemon();
-  log(`daemon pid ${d.proc.pid} at ${d.url}`);
+  // the daemon for everything but row 1e runs with its warm pool off: every create is cold
+  const d = await startDaemon({ warmPool: 0 });
+  log(`daemon pid ${d.proc.pid} at ${d.url} (warm pool off)`);
   const peer = await startWsPeer();
   const R = {};
+  let capture;
   try {
     // ---- 1. cold create → first spawn, vs raw bwrap + supervisor
-    log("1. cold start");
+    log("1. cold start (warm pool off)");
     {
       const first = await sdkColdStart(d); // warm-up; also captures the exact bwrap argv
-      const capture = captureSandbox(d.proc.pid);
+      capture = captureSandbox(d.proc.pid);
+      R.hardening = capture.hardening;
       R.bwrapArgc = capture.argc;
       R.omitted = capture.omitted;
       await first.sb.kill();
@@ -583,6 +915,19 @@ async function main() {
       }
       R.cold = { total: stats(total), create: stats(create), firstSpawn: stats(firstSpawn), sup: stats(sup), bwrapTrue: stats(bt), bwrapNode: stats(bnode) };
       log(`   sdk ${ms(R.cold.total)}; floor bwrap+supervisor ${ms(R.cold.sup)}; bwrap true ${ms(R.cold.bwrapTrue)}; bwrap node -e 0 ${ms(R.cold.bwrapNode)}`);
+    }
+
+    // ---- 1e. the same from a warm pool: a second daemon with its default pool
+    log("1e. create + first spawn from the warm pool");
+    R.warm = await measureWarmPool();
+    log(`   sdk ${ms(R.warm.total)} (create ${ms(R.warm.create)}, first spawn ${ms(R.warm.firstSpawn)}); ${R.warm.fromPool} of ${R.warm.starts} creates taken from the pool`);
+
+    // ---- 6. hardening on vs off, raw replay of the captured launch
+    log("6. hardening on vs off");
+    R.hard = await measureHardening(capture);
+    {
+      const h = R.hard;
+      log(`   start ${ms(h.on.sup)} vs ${ms(h.off.sup)}; bwrap true ${ms(h.on.tru)} vs ${ms(h.off.tru)}; spawn rtt ${ms(h.on.rtt)} vs ${ms(h.off.rtt)} (host ${ms(h.host.rtt)})`);
     }
 
     // ---- 2. spawn("true") round trip in a live sandbox, vs local child_process.spawn
@@ -671,22 +1016,33 @@ async function main() {
     }
 
     // ---- 5. idle memory per sandbox, vs raw bwrap + supervisor with the same argv
-    log("5. idle memory");
+    log(`5. idle memory, ${CFG.idleN} sandboxes`);
     {
-      await sleep(500);
+      gc();
+      await sleep(1000);
       const daemonBefore = rssMb(d.proc.pid);
+      const availBefore = memAvailableMb();
       const sbs = [];
+      const t0 = now();
       for (let i = 0; i < CFG.idleN; i++) sbs.push(await Sandbox.create(d.opts));
-      await sleep(1500);
+      const createSeconds = (now() - t0) / 1000;
+      await sleep(2000);
       const fresh = perSandboxMemory();
       const daemonAfter = rssMb(d.proc.pid);
+      const availAfter = memAvailableMb();
+      const charged = cgroupCharges(d.cgroupName);
       for (const sb of sbs) await sdkTrue(sb, "piped");
       await sleep(1500);
       const used = perSandboxMemory();
+      const daemonUsed = rssMb(d.proc.pid);
+      const availUsed = memAvailableMb();
       if (fresh.length !== CFG.idleN || used.length !== CFG.idleN) throw new Error(`expected ${CFG.idleN} sandboxes, saw ${fresh.length} / ${used.length}`);
+      if (charged.length !== CFG.idleN) throw new Error(`expected ${CFG.idleN} sandbox memory cgroups under ${d.cgroupName}, saw ${charged.length}`);
       const capture = captureSandbox(d.proc.pid);
       for (const sb of sbs) await sb.kill();
-      await waitNoSandboxProcs();
+      await waitNoSandboxProcs(null, 60_000);
+      await sleep(1500);
+      const availEnd = memAvailableMb();
       // floor: the same bwrap argv and supervisor, started directly, left idle
       const floors = [];
       for (let i = 0; i < CFG.floorIdleN; i++) {
@@ -712,10 +1068,14 @@ async function main() {
         usedRss: avg(used, "rssKb"), usedPss: avg(used, "pssKb"),
         floorRss: avg(floorMem, "rssKb"), floorPss: avg(floorMem, "pssKb"), floorN: floorMem.length,
         sleepRss: avg(sleepMem, "rssKb"), sleepPss: avg(sleepMem, "pssKb"),
-        daemonGrowth: daemonAfter - daemonBefore,
+        daemonGrowth: daemonAfter - daemonBefore, daemonGrowthUsed: daemonUsed - daemonBefore,
+        availDrop: availBefore - availAfter, availDropUsed: availBefore - availUsed, availDrift: availBefore - availEnd,
+        cgroupCharge: charged.reduce((a, b) => a + b, 0) / charged.length / MiB,
+        createSeconds,
+        memTotalMb: totalmem() / MiB,
         procs: used[0].procs.join(", "),
       };
-      log(`   per sandbox RSS ${mb(R.idle.usedRss)} (PSS ${mb(R.idle.usedPss)}); floor ${mb(R.idle.floorRss)}; daemon +${mb(R.idle.daemonGrowth)}`);
+      log(`   per sandbox RSS ${mb(R.idle.usedRss)} (PSS ${mb(R.idle.usedPss)}); floor ${mb(R.idle.floorRss)}; daemon ${sgn(R.idle.daemonGrowthUsed)}; MemAvailable -${mb(R.idle.availDropUsed / CFG.idleN)} per sandbox; cgroup charge ${mb(R.idle.cgroupCharge)}`);
     }
   } finally {
     await peer.stop();
@@ -737,15 +1097,20 @@ function report(m, R) {
   const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
   const pct = (a, b) => `${((a / b) * 100).toFixed(0)} %`;
   const ok = (cond) => (cond ? "yes" : "**no**");
-  const c = R.cold, t = R.rtt, s = R.stdout, fl = R.files, i = R.idle;
+  const c = R.cold, w = R.warm, t = R.rtt, s = R.stdout, fl = R.files, i = R.idle, h = R.hard;
+  const perSb = (x) => `${(x / i.n).toFixed(1)} MB`;
+  const onOff = (k, label) => `${label}: ${ms(h.seccomp[k])} seccomp only; ${ms(h.wrap[k])} cgroups + prlimit + setpriv only`;
   const GiBof = (b) => (b >= 1024 * MiB ? `${b / (1024 * MiB)} GiB` : `${b / MiB} MiB`);
   const rows = [
-    ["1", "`Sandbox.create()` → first `spawn(\"true\")` finished, cold", ms(c.total), `bwrap (same argv) + supervisor to its first frame: ${ms(c.sup)}`, ratio(c.total.median, c.sup.median), "≤ 60 ms and ≤ 1.5× floor", `60 ms: ${ok(c.total.median <= 60)}; 1.5×: ${ok(c.total.median <= 1.5 * c.sup.median)}`],
+    ["1", "`Sandbox.create()` → first `spawn(\"true\")` finished, cold (daemon with `warmPool: 0`)", ms(c.total), `bwrap (same argv) + supervisor to its first frame: ${ms(c.sup)}`, ratio(c.total.median, c.sup.median), "≤ 60 ms and ≤ 1.5× floor", `60 ms: ${ok(c.total.median <= 60)}; 1.5×: ${ok(c.total.median <= 1.5 * c.sup.median)}`],
     ["1a", "… of which `Sandbox.create()` (connect + create)", ms(c.create), ms(c.sup), ratio(c.create.median, c.sup.median), "", ""],
     ["1b", "… of which the first `spawn(\"true\")`", ms(c.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(c.firstSpawn.median, t.piped.median), "", ""],
     ["1c", "bare bwrap, same argv, `/usr/bin/true`", "", ms(c.bwrapTrue), "", "(anchor 7.1 ms)", ""],
     ["1d", "bare bwrap, same argv, `node -e 0` (the daemon's node binary)", "", ms(c.bwrapNode), "", "(anchor 42.4 ms)", ""],
-    ["1e", "same from a warm pool", "not measured: the daemon has no pool", "", "", "≤ 10 ms", "**no**"],
+    ["1e", `same from a warm pool (create + first spawn; a second daemon, default pool of ${w.size}; ${w.fromPool} of ${w.starts} creates taken from it)`, ms(w.total), `cold (row 1): ${ms(c.total)}`, ratio(w.total.median, c.total.median), "≤ 10 ms", ok(w.total.median <= 10 && w.fromPool === w.starts)],
+    ["1f", "… of which `Sandbox.create()` (connect + create)", ms(w.create), "", "", "", ""],
+    ["1g", "… of which the first `spawn(\"true\")`", ms(w.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.firstSpawn.median, t.piped.median), "", ""],
+    ["1h", "… diagnostic: that first spawn when started after the pool's refill has finished", ms(w.settled), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.settled.median, t.piped.median), "", ""],
     ["2", "`spawn(\"true\")` round trip, live sandbox (stdout/stderr piped)", ms(t.piped), `local \`child_process.spawn('/bin/true')\`, piped: ${ms(t.localPipe)}`, ratio(t.piped.median, t.localPipe.median), "≤ 2×", ok(t.piped.median <= 2 * t.localPipe.median)],
     ["2a", "… with stdout/stderr `\"null\"`", ms(t.nul), `local, stdio ignore: ${ms(t.localIgnore)}`, ratio(t.nul.median, t.localIgnore.median), "≤ 2×", ok(t.nul.median <= 2 * t.localIgnore.median)],
     ["3", `process stdout, \`head -c ${GiBof(CFG.stdoutBytes)} /dev/zero\``, mbs(s.sdk), `raw \`ws\` server→client, 64 KiB frames: ${mbs(s.floor)}`, pct(s.sdk.median, s.floor.median), "≥ 50 %", ok(s.sdk.median >= 0.5 * s.floor.median)],
@@ -758,7 +1123,14 @@ function report(m, R) {
     ["5a", "… freshly created (no spawn yet)", mb(i.freshRss), "", ratio(i.freshRss, i.floorRss), "≤ 45 MB", ok(i.freshRss <= 45)],
     ["5b", "… PSS (shared pages split) after one `true` / fresh", `${mb(i.usedPss)} / ${mb(i.freshPss)}`, `raw: ${mb(i.floorPss)}`, ratio(i.usedPss, i.floorPss), "", ""],
     ["5c", "bwrap (same argv) holding only `sleep`", "", `${mb(i.sleepRss)} RSS, ${mb(i.sleepPss)} PSS`, "", "(anchor 5.3 MB)", ""],
-    ["5d", `daemon RSS growth with ${i.n} sandboxes: total / per sandbox`, `${mb(i.daemonGrowth)} / ${(i.daemonGrowth / i.n).toFixed(2)} MB`, "", "", "", ""],
+    ["5d", `daemon RSS growth with ${i.n} sandboxes: total / per sandbox (after one \`true\` each)`, `${sgn(i.daemonGrowthUsed)} / ${(i.daemonGrowthUsed / i.n).toFixed(2)} MB`, `fresh: ${sgn(i.daemonGrowth)}`, "", "", ""],
+    ["5e", `host MemAvailable drop per sandbox, ${i.n} live (after one \`true\` each / fresh)`, `${perSb(i.availDropUsed)} / ${perSb(i.availDrop)}`, "", "", `200 sandboxes on a 24 GiB host: ${((200 * i.availDropUsed) / i.n / 1024).toFixed(1)} GiB of ${(i.memTotalMb / 1024).toFixed(1)}`, ok((200 * i.availDropUsed) / i.n < i.memTotalMb * 0.8)],
+    ["5f", "… the kernel's charge to each sandbox's memory cgroup (fresh)", mb(i.cgroupCharge), "", "", "", ""],
+    ["6", "sandbox start, hardening **on** vs off: bwrap + supervisor to its first frame", ms(h.on.sup), `off (no seccomp, no cgroups/prlimit/setpriv): ${ms(h.off.sup)}`, ratio(h.on.sup.median, h.off.sup.median), "", ""],
+    ["6a", "… same argv running `/usr/bin/true`, until bwrap exits", ms(h.on.tru), `off: ${ms(h.off.tru)}`, ratio(h.on.tru.median, h.off.tru.median), "", ""],
+    ["6b", `\`true\` round trip inside the sandbox (node \`child_process.spawn('/bin/true')\`, ${CFG.hardRttReps}×${CFG.hardRttN})`, ms(h.on.rtt), `off: ${ms(h.off.rtt)}; on the host, outside any sandbox: ${ms(h.host.rtt)}`, ratio(h.on.rtt.median, h.off.rtt.median), "", ""],
+    ["6c", "… decomposition of 6 / 6a / 6b", "", `${onOff("sup", "6")}. ${onOff("tru", "6a")}. ${onOff("rtt", "6b")}`, `${ratio(h.seccomp.sup.median, h.off.sup.median)} / ${ratio(h.wrap.sup.median, h.off.sup.median)} (6)`, "", ""],
+    ["6d", "cgroup setup (mkdir × 4 + 5 limit writes) / removal per sandbox, not in 6–6b", `${ms(h.cgSetup)} / ${ms(h.cgRemove)}`, "", "", "", ""],
   ];
   const esc = (x) => String(x).replace(/\|/g, "\\|");
   const table = [
@@ -772,7 +1144,7 @@ Generated by \`node bench/run.mjs\` (\`pnpm bench\`) on ${new Date().toISOString
 
 Code measured: ${m.code} (its built \`dist/\`).
 
-Machine: ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.bwrap}, kernel ${m.kernel}; \`ws\` bufferutil addon ${m.bufferutil}. Daemon in root mode (one host uid per sandbox, from ${DAEMON_UID_BASE}), state dir in ${tmpdir()}. 1-minute load average ${m.loadStart} at the start, ${R.loadEnd} at the end (other work on the machine makes every figure noisier).
+Machine: ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.bwrap}, kernel ${m.kernel}; \`ws\` bufferutil addon ${m.bufferutil}. Daemons in root mode (one host uid per sandbox, from ${DAEMON_UID_BASE}; the warm-pool daemon of row 1e from ${POOL_UID_BASE}), state dirs in ${tmpdir()}. 1-minute load average ${m.loadStart} at the start, ${R.loadEnd} at the end (other work on the machine makes every figure noisier).
 
 Medians with p90 (for throughputs, the 10th percentile — the slow tail) over n samples; floors are measured in the same run, interleaved with the sbx samples. Targets from \`shared/TARGETS.md\`.
 
@@ -780,10 +1152,12 @@ ${table}
 
 How each figure is taken:
 - **1** one \`Sandbox.create()\` (a new WebSocket connection + \`sandbox.create\`) then \`spawn("true")\` until its exit status arrives, then \`kill()\` and wait until no sandbox-uid process is left. The floor replays the bwrap argv the daemon really used (${R.bwrapArgc} arguments, read from \`/proc/<bwrap>/cmdline\` of a live sandbox) with the same fd layout (/etc data pipes, \`--ro-bind-fd\` of the node binary and \`dist/supervisor.mjs\`, a plain directory of its own for any \`--bind-fd\`)${R.omitted.length ? `, **without** ${R.omitted.map((o) => `\`${o}\``).join(", ")} (not recoverable from a live sandbox)` : ""} as the same kind of host uid, and times until the supervisor's first stdout byte (its "ready" frame, which is what the daemon waits for). 1c and 1d replace the supervisor command with \`/usr/bin/true\` and \`/.sbx/node -e 0\` and time until bwrap exits.
+- **1e** a second daemon (its own state dir and uid range) with the default \`warmPool\` (${w.size}); the same \`Sandbox.create()\` + first \`spawn("true")\` + \`kill()\`. Before each sample the pool is left to refill: the killed sandbox's processes are gone, ${w.size} unowned sandboxes' supervisors run with nothing else in them (the refill's throwaway \`true\` is done), then 250 ms more. The daemon's log says which creates were served from the pool. 1h (diagnostic, ${w.settled.n} samples): create from the pool, wait until the pool has refilled, then time the first \`spawn("true")\`. Rows 1–1d, 2–5 use a daemon with \`"warmPool": 0\` in its config file.
 - **2** \`spawn("true")\` + await \`status\` in one live sandbox (after 30 warm-up spawns), interleaved with \`child_process.spawn('/bin/true')\` until \`exit\` in this process.
 - **3** \`spawn("head", ["-c", N, "/dev/zero"])\`, stdout read through the Web ReadableStream until it ends, plus the exit status. Floor: a separate \`ws\` server process sends the same bytes in 64 KiB binary frames to a \`ws\` client in this process. RSS growth is peak minus the value just before (after a GC), sampled every 20 ms.
 - **4** \`fs.writeFile(path, ReadableStream)\` of generated 1 MiB chunks into /home/user (tmpfs), then \`fs.readFileStream\` of the same file, read to its end. Floors: the same \`ws\` pair, client→server (masked) and server→client.
-- **5** ${i.n} sandboxes, each from its own \`Sandbox.create()\`; VmRSS (and PSS from smaps_rollup) of every process running as that sandbox's host uid, averaged per sandbox. Processes of one sandbox: ${i.procs} (MB). Floor: the same bwrap argv + supervisor started directly (${i.floorN} of them), idle.
+- **5** ${i.n} sandboxes, each from its own \`Sandbox.create()\` (${i.createSeconds.toFixed(1)} s for all of them, one after the other); VmRSS (and PSS from smaps_rollup) of every process running as that sandbox's host uid, summed per sandbox and averaged over the sandboxes. Processes of one sandbox: ${i.procs} (MB). 5d: the daemon's VmRSS before and with the sandboxes. 5e: /proc/meminfo MemAvailable before the first create and with all of them alive (2 s after the last create / 1.5 s after each ran \`true\`), divided by ${i.n} (other work on the host moves this figure too: MemAvailable 1.5 s after the last sandbox was gone was ${sgn(-i.availDrift)} from the start). 5f: mean \`memory.usage_in_bytes\` of the sandboxes' memory cgroups (page cache and kernel memory the sandbox first touched, e.g. its tmpfs). Floor: the same bwrap argv + supervisor started directly (${i.floorN} of them), idle.
+- **6** the argv captured in row 1, replayed four ways, interleaved (${CFG.hardN} samples each): **on** = exactly the daemon's root-mode launch: \`--seccomp\` with \`buildPolicy(hostArch())\`, and \`/bin/sh -c <the daemon's join script> sbx-join <cgroup.procs files> -- /usr/bin/prlimit ${R.hardening.prlimit.join(" ")} -- /usr/bin/setpriv --reuid=U --regid=U --clear-groups -- bwrap …\` into a fresh cgroup per sample under \`/sys/fs/cgroup/{memory,cpu,cpuacct,pids}/sbx-bench-<pid>/<n>\` with the limits the daemon wrote for the captured sandbox (${Object.entries(R.hardening.cgroupValues).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v}`).join(", ")}; oom_score_adj ${R.hardening.oomScoreAdj}); **off** = the same argv without \`--seccomp\`, bwrap spawned directly as host uid U (node's uid/gid option, which also clears supplementary groups), no cgroup, no rlimits. The partial variants (6c) take one of the two. Each variant was checked first: ${Object.entries(h.seen).map(([k, v]) => `${k}: \`${v}\``).join("; ")}. 6b runs \`/.sbx/node -e <script>\` inside each variant; the script does 20 warm-up then ${CFG.hardRttN} sequential \`child_process.spawn('/bin/true', {stdio: "pipe"})\` until \`exit\` and prints the times (every sample pooled; the same script on the host gives the outside figure). Creating and removing the cgroup (6d) is outside the timed part, as the daemon does it before launching and after bwrap has exited.
 `;
 }
 

@@ -26,7 +26,7 @@ export const SecretSpec = Obj({
 
 export const CreateParams = Obj({
   memory: Type.Optional(ByteSize),
-  cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: "CPU quota in cores." })),
+  cpus: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1024, description: "CPU quota in cores (the kernel's smallest quota is 0.01)." })),
   disk: Type.Optional(ByteSize),
   timeout: Type.Optional(
     Type.Union([Type.Literal("session"), Duration], {

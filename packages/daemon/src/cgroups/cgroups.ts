@@ -32,6 +32,12 @@ export interface CgroupDriver {
   create(id: string, limits: CgroupLimits): Promise<SandboxCgroup>;
   /** Removes cgroups a crashed daemon left behind; returns how many. */
   reclaim(): Promise<number>;
+  /** Removes this daemon's own (empty) base directories at shutdown. */
+  removeBase(): Promise<void>;
+}
+
+async function removeBases(dirs: string[]): Promise<void> {
+  for (const dir of dirs) await fsp.rmdir(dir).catch(() => {});
 }
 
 const CPU_PERIOD_US = 100_000;
@@ -138,6 +144,10 @@ export class CgroupV1Driver implements CgroupDriver {
     for (const base of this.baseDirs) n = Math.max(n, await reclaimUnder(base));
     return n;
   }
+
+  removeBase(): Promise<void> {
+    return removeBases(this.baseDirs);
+  }
 }
 
 /** cgroup v2: one unified hierarchy; sandboxes live under <root>/<name>. */
@@ -185,6 +195,10 @@ export class CgroupV2Driver implements CgroupDriver {
 
   reclaim(): Promise<number> {
     return reclaimUnder(this.baseDirs[0]!);
+  }
+
+  removeBase(): Promise<void> {
+    return removeBases(this.baseDirs);
   }
 }
 

@@ -268,6 +268,7 @@ export class SandboxManager {
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
+    await this.opts.cgroups?.removeBase();
     clearInterval(this.sampler);
     this.files.close();
   }
@@ -302,12 +303,13 @@ export class SandboxManager {
   private onProcessExit(sb: Sandbox, pid: number, code: number | null, signal: string | null): void {
     const signum = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
     // The kernel's OOM killer sends SIGKILL and counts it in the cgroup: that is how we know.
-    let oom = false;
-    if (signal === "SIGKILL") {
-      const kills = sb.meter.oomKills();
-      oom = kills > sb.oomKillsSeen;
-      sb.oomKillsSeen = kills;
-    }
+    // Read the counter on every exit, so an OOM kill of a grandchild is used up where it happened
+    // and never blamed on a later SIGKILL the API sent.
+    const kills = sb.meter.oomKills();
+    const fresh = kills > sb.oomKillsSeen;
+    sb.oomKillsSeen = kills;
+    const sentByUs = sb.sigkilled.delete(pid);
+    const oom = signal === "SIGKILL" && fresh && !sentByUs;
     const status = { success: code === 0, code: code ?? 128 + signum, signal, oom };
     const client = sb.processes.get(pid);
     if (!client) {
@@ -324,6 +326,8 @@ export class SandboxManager {
   private destroy(sb: Sandbox, reason: "killed" | "timeout" | "session" | "error", message?: string): void {
     if (sb.stopped) return;
     sb.stopped = true;
+    // Freeze the figures now, so the final usage is readable the moment kill returns.
+    if (sb.owner) this.finished.set(sb.id, { owner: sb.owner, usage: sb.meter.finish(), at: Date.now() });
     sb.clearTimers();
     sb.link.stop(message ?? reason);
     sb.proc.kill("SIGKILL");
@@ -343,7 +347,7 @@ export class SandboxManager {
     const usage = sb.meter.finish();
     const now = Date.now();
     for (const [id, f] of this.finished) if (now - f.at > FINISHED_TTL_MS) this.finished.delete(id);
-    this.finished.set(sb.id, { owner: sb.owner, usage, at: now });
+    if (sb.owner) this.finished.set(sb.id, { owner: sb.owner, usage, at: now });
     this.log.info(
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );

@@ -17,6 +17,7 @@ for base do
       sleep 0.1
     done
   done
+  rmdir "$base" 2>/dev/null
 done
 awk -v p="$mnt/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount --lazy "$m"; done
 for d in "$mnt"/*; do if [ -d "$d" ]; then rmdir "$d"; else rm -f "$d"; fi; done

@@ -33,6 +33,8 @@ export class Sandbox {
   stopped = false;
   /** OOM kills already attributed to a process. */
   oomKillsSeen = 0;
+  /** Pids the API sent SIGKILL to that have not exited yet: their SIGKILL is not an OOM kill. */
+  readonly sigkilled = new Set<number>();
 
   constructor(
     readonly id: string,

@@ -70,7 +70,11 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
       manager.trackProcess(sb, result.pid, ctx.conn);
       return result;
     },
-    "process.kill": async (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "process.kill", withoutSandbox(p)),
+    "process.kill": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      if (p.signal === "SIGKILL" && sb.sigkilled.size < 4096) sb.sigkilled.add(p.pid);
+      return inside(sb, "process.kill", withoutSandbox(p));
+    },
     "fs.readFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
     "fs.writeFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.writeFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
     "fs.upload": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.upload", { ...withoutSandbox(p), stream: ctx.streams.stream }),

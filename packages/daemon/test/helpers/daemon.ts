@@ -22,10 +22,11 @@ export interface TestDaemon extends AsyncDisposable {
 export async function startDaemon(options: { stateDir?: string; config?: Record<string, unknown>; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "sbx-test-"));
   const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--session-grace", "1s", ...(options.args ?? [])];
+  let configFile: string | null = null;
   if (options.config) {
-    const file = join(stateDir, "..", `${stateDir.split("/").pop()}-config.json`);
-    writeFileSync(file, JSON.stringify(options.config));
-    args.push("--config", file);
+    configFile = join(stateDir, "..", `${stateDir.split("/").pop()}-config.json`);
+    writeFileSync(configFile, JSON.stringify(options.config));
+    args.push("--config", configFile);
   }
   const env = { ...process.env, ...options.env };
   delete env.SBX_TOKEN;
@@ -61,6 +62,7 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
     async [Symbol.asyncDispose]() {
       await stop();
       if (!options.stateDir) await removeStateDir(stateDir);
+      if (configFile) rmSync(configFile, { force: true });
     },
   };
 }

@@ -11,9 +11,10 @@ import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
 
 /**
- * SECURITY.md "Exhausting the host", against REAL cgroup v1 (this host's /sys/fs/cgroup/{memory,
- * cpu,cpuacct,pids}), real bwrap and real tmpfs storage: each limit is hit by hostile code and
- * the test checks both the clear reason inside and the bound the host sees.
+ * SECURITY.md "Exhausting the host", against REAL cgroup v1 (this host's
+ * /sys/fs/cgroup/{memory,cpu,cpuacct,pids}), real bwrap and the real root-mode storage mount:
+ * each limit is hit by hostile code, and the test checks both the clear reason inside and the
+ * bound the host sees.
  */
 
 const MIB = 1024 * 1024;
@@ -64,6 +65,18 @@ const mountsUnder = (dir: string) =>
     .split("\n")
     .map((l) => l.split(" ")[4] ?? "")
     .filter((p) => p.startsWith(`${dir}/`));
+
+/** Loop devices still backed by a file below `dir` (root-mode storage images). */
+function loopsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const dev of readdirSync("/sys/block").filter((d) => d.startsWith("loop"))) {
+    try {
+      const backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, "utf8").trim();
+      if (backing.startsWith(`${dir}/`)) out.push(`${dev} ${backing}`);
+    } catch {}
+  }
+  return out;
+}
 
 /** Live (non-zombie) host processes whose real uid is in [from, to). */
 function pidsOfUids(from: number, to: number): number[] {
@@ -172,6 +185,20 @@ describe("memory", () => {
     expect(usage.memoryPeakBytes).toBeLessThanOrEqual(256 * MIB);
     await sb.kill();
   });
+
+  it("an OOM kill of a grandchild is not blamed on the next process killed with SIGKILL", async () => {
+    const sb = await create({ memory: "256MiB" });
+    // bash survives; the python it started is the one the kernel kills.
+    const parent = await (await sb.spawn("bash", { args: ["-c", `python3 -c "${MEMORY_HOG}"; echo "python: $?"`] })).output();
+    expect(parent.status).toEqual({ success: true, code: 0, signal: null, oom: false });
+    expect(parent.stdoutText).toBe("python: 137\n");
+    expect(cgroupFile(daemon, "memory", sb.id, "memory.oom_control")).toMatch(/^oom_kill 1$/m);
+    // A later SIGKILL sent through the API is just that.
+    const sleeper = await sb.spawn("sleep", { args: ["30"] });
+    await sleeper.kill("SIGKILL");
+    expect(await sleeper.status).toEqual({ success: false, code: 137, signal: "SIGKILL", oom: false });
+    await sb.kill();
+  });
 });
 
 describe("pids", () => {
@@ -206,7 +233,13 @@ describe("pids", () => {
     const procs = cgroupProcs(daemon, sb.id);
     expect(procs.length).toBeGreaterThan(PIDS / 2);
     await sb.kill();
-    await waitFor("the fork bomb's cgroups to go", () => CONTROLLERS.every((c) => !existsSync(join(cgroupBase(daemon.stateDir, c), sb.id))), 3000);
+    const mine = (entries: string[]) => entries.filter((e) => e.includes(sb.id));
+    const gone = () => CONTROLLERS.every((c) => !existsSync(join(cgroupBase(daemon.stateDir, c), sb.id))) && mine(mountsUnder(daemon.stateDir)).length + mine(loopsUnder(daemon.stateDir)).length === 0;
+    await waitFor("the fork bomb's cgroups and storage to go", gone, 3000).catch(() => {});
+    expect(CONTROLLERS.filter((c) => existsSync(join(cgroupBase(daemon.stateDir, c), sb.id)))).toEqual([]);
+    expect(mine(mountsUnder(daemon.stateDir))).toEqual([]);
+    expect(mine(loopsUnder(daemon.stateDir))).toEqual([]);
+    expect(mine(readdirSync(join(daemon.stateDir, "mnt")))).toEqual([]);
     expect(procs.filter(alive)).toEqual([]);
     expect(await bomb.status).toEqual({ success: false, code: 137, signal: "SIGKILL", oom: false });
     await probe.kill();
@@ -216,6 +249,11 @@ describe("pids", () => {
 describe("disk", () => {
   it("home and /tmp share one 16MiB cap: 64 MiB of writes end in ENOSPC in either", async () => {
     const sb = await create({ disk: "16MiB" });
+    // The host sees one file system of at most 16 MiB (less whatever its metadata takes) for the two.
+    const st = statfsSync(join(daemon.stateDir, "mnt", sb.id));
+    const room = st.bavail * st.bsize;
+    expect(st.blocks * st.bsize).toBeLessThanOrEqual(16 * MIB);
+    expect(room).toBeGreaterThan(14 * MIB);
     const r = await run(
       sb,
       [
@@ -229,17 +267,24 @@ describe("disk", () => {
     const lines = r.out.trim().split("\n");
     expect(lines[0]).toBe("home=0");
     expect(lines[1]).toBe("tmp=1");
-    // Together the two files fill the 16 MiB, give or take a few pages of metadata.
+    // Together the two files took all the room there was, and no more.
     const [half, big] = [Number(lines[2]), Number(lines[3])];
     expect(half).toBe(8 * MIB);
-    expect(half + big).toBeGreaterThan(15 * MIB);
-    expect(half + big).toBeLessThanOrEqual(16 * MIB);
+    expect(half + big).toBeGreaterThan(room - 512 * 1024);
+    expect(half + big).toBeLessThanOrEqual(room);
     expect(lines[4]).toBe("more=1");
     expect(lines[5]).toBe("after-rm=0");
     expect(r.err).toBe("head: error writing 'standard output': No space left on device\n".repeat(2));
-    // The host sees one 16 MiB file system for the two.
-    const st = statfsSync(join(daemon.stateDir, "mnt", sb.id));
-    expect(st.blocks * st.bsize).toBe(16 * MIB);
+    await sb.kill();
+  });
+
+  it("the disk cap, not the memory cap, bounds what a sandbox can store: 512 MiB fit in a 128MiB sandbox", async () => {
+    const sb = await create({ memory: "128MiB", disk: "1GiB" });
+    const r = await run(sb, "head -c 536870912 /dev/zero > /home/user/big; echo rc=$?; stat -c %s /home/user/big");
+    expect(r.out).toBe(`rc=0\n${512 * MIB}\n`);
+    expect(r.status.oom).toBe(false);
+    expect(cgroupFile(daemon, "memory", sb.id, "memory.oom_control")).toMatch(/^oom_kill 0$/m);
+    expect((await sb.usage()).diskBytes).toBeGreaterThanOrEqual(512 * MIB);
     await sb.kill();
   });
 
@@ -270,11 +315,13 @@ describe("disk", () => {
     );
     const [files, errno] = r.out.trim().split(" ");
     expect(errno).toBe("ENOSPC");
-    // 16 MiB / 2 KiB per inode = 8192 inodes, a few taken by the root, home and tmp dirs.
-    expect(Number(files)).toBeGreaterThan(8180);
-    expect(Number(files)).toBeLessThan(8192);
+    // The cap scales with the disk size (at most one inode per 2 KiB), and the bomb used all of it
+    // but the few the file system and the home and tmp dirs hold.
     const st = statfsSync(join(daemon.stateDir, "mnt", sb.id));
-    expect([st.files, st.ffree]).toEqual([8192, 0]);
+    expect(st.ffree).toBe(0);
+    expect(st.files).toBeLessThanOrEqual((16 * MIB) / 2048);
+    expect(Number(files)).toBeGreaterThan(st.files - 16);
+    expect(Number(files)).toBeLessThan(st.files);
     expect((await run(sb, "echo still")).out).toBe("still\n");
     await sb.kill();
   });
@@ -453,13 +500,17 @@ describe("killing the daemon", () => {
 
       await first.stop("SIGKILL");
       const killedAt = Date.now();
-      const clean = () => ours().length === 0 && cgroupChildren(stateDir).length === 0 && mountsUnder(stateDir).length === 0;
+      const clean = () =>
+        ours().length === 0 && cgroupChildren(stateDir).length === 0 && mountsUnder(stateDir).length === 0 && loopsUnder(stateDir).length === 0 && readdirSync(join(stateDir, "mnt")).length === 0;
       await waitFor("the reaper to clean up", clean, 3000).catch(() => {});
       const took = Date.now() - killedAt;
       expect(ours()).toEqual([]);
       expect(seen.filter(alive)).toEqual([]);
       expect(cgroupChildren(stateDir)).toEqual([]);
       expect(mountsUnder(stateDir)).toEqual([]);
+      expect(loopsUnder(stateDir)).toEqual([]);
+      // Mount points (and any storage images) are gone too.
+      expect(readdirSync(join(stateDir, "mnt"))).toEqual([]);
       expect(took).toBeLessThan(3000);
       await a.close().catch(() => {});
       await b.close().catch(() => {});

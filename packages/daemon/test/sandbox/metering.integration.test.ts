@@ -4,10 +4,11 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError, type Usage } from "@sbx/client";
 import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RawClient } from "../helpers/raw.js";
 
 /**
- * Usage metering (issue 3, "Metering") against real cgroup v1 accounting and real tmpfs
- * storage: the figures `sandbox.usage()` and `sbx usage` report agree with what the kernel
+ * Usage metering (issue 3, "Metering") against REAL cgroup v1 accounting and the real root-mode
+ * storage mount: the figures `sandbox.usage()` and `sbx usage` report agree with what the kernel
  * counted, and the final ones outlive the sandbox unchanged.
  */
 
@@ -58,6 +59,10 @@ describe("a running sandbox", () => {
     expect(u.status).toBe("running");
     expect(u.approximate).toBe(false);
     expect(u.egress).toEqual({ requests: 0, blocked: 0, bytesOut: 0, bytesIn: 0 });
+    // A fresh sandbox has used next to nothing: its start-up is not billed to its owner.
+    expect(u.cpuSeconds).toBeLessThan(0.25);
+    expect(u.diskBytes).toBeLessThan(MIB);
+    expect(u.memoryPeakBytes).toBeGreaterThan(MIB);
   });
 
   it("a 2-second single-thread busy loop reads 2 ± 0.3 CPU seconds", async () => {
@@ -152,5 +157,22 @@ describe("after kill", () => {
     const err = await Sandbox.usageOf(id, { url: daemon.url, token: OTHER_TOKEN }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxNotFoundError);
     expect((err as Error).message).toBe(`no running sandbox '${id}'`);
+  });
+
+  it("the final figures are readable the moment kill has returned", async () => {
+    const box = await Sandbox.create({ ...daemon.opts, timeout: "5m" });
+    await run(box, "head -c 1048576 /dev/zero > /home/user/one");
+    await box.close();
+    const raw = await RawClient.open(daemon.url, daemon.token);
+    try {
+      // Sent back to back: the usage request is answered right after the kill, whatever bwrap is doing.
+      const [killed, usage] = await Promise.all([raw.call("sandbox.kill", { id: box.id }), raw.call("sandbox.usage", { id: box.id })]);
+      expect(killed).toMatchObject({ result: null });
+      expect(usage.error).toBeUndefined();
+      expect(usage.result.status).toBe("stopped");
+      expect(usage.result.diskBytes).toBeGreaterThanOrEqual(MIB);
+    } finally {
+      raw.close();
+    }
   });
 });

@@ -101,7 +101,7 @@ class SandboxCreateParams(TypedDict, total=False):
     memory: int | str
     """Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB"."""
     cpus: float
-    """CPU quota in cores."""
+    """CPU quota in cores (the kernel's smallest quota is 0.01)."""
     disk: int | str
     """Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB"."""
     timeout: Literal["session"] | str
