@@ -1,0 +1,84 @@
+/**
+ * Vetting the address the proxy is about to dial. Loopback, private, link-local,
+ * multicast, metadata, other special-purpose blocks and this host's own addresses are
+ * refused unless an IP literal in `allowNet` names exactly that address; the daemon's
+ * own API is refused even then.
+ */
+import { networkInterfaces } from "node:os";
+import type { AllowedLiteral } from "./allowlist.js";
+import { classifyAddress, type AddressClass } from "./address-classes.js";
+import { canonicalIp, formatIp, ipBytes, unmapIPv4 } from "./ip.js";
+
+/** What the vetting needs to know besides the address. */
+export interface VetContext {
+  /** The IP literals of the sandbox's `allowNet` (`AllowList.literals`). */
+  readonly allowedLiterals: readonly AllowedLiteral[];
+  /** This host's own addresses; read from `os.networkInterfaces()` at each call when omitted. */
+  readonly hostAddresses?: readonly string[];
+  /** Where the daemon's API listens (its `listen` setting, after binding); never reachable from a sandbox. */
+  readonly daemonApi: { readonly host: string; readonly port: number };
+}
+
+/** Why an address was refused: its class, this host's own, the daemon's API, or not an address at all. */
+export type RefusalKind = Exclude<AddressClass, "public"> | "host" | "daemon-api" | "invalid";
+
+/** A refused address: what kind of refusal, and a reason that names the address. */
+export type AddressRefusal = { allowed: false; kind: RefusalKind; reason: string };
+
+/** The outcome of vetting: `via` says whether an `allowNet` literal was needed. */
+export type AddressVerdict = { allowed: true; via: "public" | "literal" } | AddressRefusal;
+
+/** The addresses of this host's interfaces right now, canonical. */
+export function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => canonicalIp(i.address) ?? i.address));
+}
+
+/**
+ * Decides whether the proxy may dial `ip:port`.
+ *
+ * @example vetAddress("127.0.0.1", { allowedLiterals: [], daemonApi: { host: "127.0.0.1", port: 7070 } }, 80)
+ * // { allowed: false, kind: "loopback", reason: "127.0.0.1 is a loopback address; ..." }
+ */
+export function vetAddress(ip: string, ctx: VetContext, port: number): AddressVerdict {
+  const raw = ipBytes(ip);
+  if (!raw) return { allowed: false, kind: "invalid", reason: `${JSON.stringify(ip)} is not an IP address` };
+  const address = formatIp(unmapIPv4(raw));
+  const own = ownAddresses(ctx);
+  const api = daemonApiRefusal(address, port, ctx, own);
+  if (api) return api;
+  const named = ctx.allowedLiterals.some((l) => canonicalIp(l.address) === address && (l.port === null || l.port === port));
+  const { addressClass, what } = classifyAddress(raw);
+  if (addressClass !== "public" && !named) return { allowed: false, kind: addressClass, reason: `${address} is ${what}${hint(address, port)}` };
+  if (own.has(address) && !named) return { allowed: false, kind: "host", reason: `${address} is one of this host's own addresses${hint(address, port)}` };
+  return { allowed: true, via: named ? "literal" : "public" };
+}
+
+/**
+ * Refuses `ip:port` if it could be the daemon's API: its listen address, or any loopback,
+ * unspecified or own address on the API port, since a wildcard listener answers on all of
+ * them. Applies to `egress.resolve` targets too. Returns null when it is not the API.
+ */
+export function daemonApiRefusal(ip: string, port: number, ctx: VetContext, own = ownAddresses(ctx)): AddressRefusal | null {
+  if (port !== ctx.daemonApi.port) return null;
+  const raw = ipBytes(ip);
+  if (!raw) return { allowed: false, kind: "invalid", reason: `${JSON.stringify(ip)} is not an IP address` };
+  const address = formatIp(unmapIPv4(raw));
+  const { addressClass } = classifyAddress(raw);
+  const listen = canonicalIp(ctx.daemonApi.host.replace(/^\[|\]$/g, ""));
+  if (address === listen || addressClass === "loopback" || addressClass === "unspecified" || own.has(address)) {
+    return { allowed: false, kind: "daemon-api", reason: `${show(address, port)} is the sbx daemon's API, which sandboxes can never reach` };
+  }
+  return null;
+}
+
+function ownAddresses(ctx: VetContext): Set<string> {
+  return new Set((ctx.hostAddresses ?? localAddresses()).map((a) => canonicalIp(a) ?? a));
+}
+
+function show(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function hint(address: string, port: number): string {
+  return `; only an IP literal in allowNet (${show(address, port)}) can allow it`;
+}
