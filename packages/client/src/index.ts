@@ -13,7 +13,7 @@ export { ChildProcess } from "./process.js";
 export { ShCommand, shellEscape } from "./sh.js";
 export { SandboxFs, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData } from "./fs.js";
 export { SandboxEnv } from "./env.js";
-export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage } from "./types.js";
+export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
   InvalidOptionError, NetworkPolicyError, ResourceLimitError,

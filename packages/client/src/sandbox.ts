@@ -6,7 +6,7 @@ import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
-import type { ConnectOptions, ExitStatus, SandboxInfo, Usage } from "./types.js";
+import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
 
 /** Options of `Sandbox.create`. */
 export interface SandboxOptions extends ConnectOptions {
@@ -70,6 +70,7 @@ export class Sandbox implements AsyncDisposable {
   private readonly exitWaiters = new Map<number, (s: ExitStatus) => void>();
   private readonly earlyExits = new Map<number, ExitStatus>();
   private stopped = false;
+  private networkListeners = 0;
 
   private constructor(
     private readonly conn: Connection,
@@ -229,6 +230,36 @@ export class Sandbox implements AsyncDisposable {
   async usage(): Promise<Usage> {
     if (this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
     return this.conn.request("sandbox.usage", { id: this.id });
+  }
+
+  /**
+   * Replaces the hosts the sandbox may reach (same forms as `allowNet` at create); open
+   * connections no longer allowed are closed. `[]` cuts it off.
+   */
+  async setAllowNet(allowNet: string[]): Promise<void> {
+    await this.conn.request("sandbox.setAllowNet", { id: this.id, allowNet });
+  }
+
+  /** Recent egress decisions, oldest first: time, host, port, allowed, and why not. */
+  async egressLog(limit?: number): Promise<EgressEvent[]> {
+    return this.conn.request("sandbox.egressLog", { id: this.id, ...(limit ? { limit } : {}) });
+  }
+
+  /**
+   * Calls `listener` with every egress decision from now on; returns a function that stops it.
+   *
+   * @example
+   * const stop = await sb.onNetwork((e) => console.log(e.allowed ? "ok" : "blocked", e.host, e.reason ?? ""));
+   */
+  async onNetwork(listener: (event: EgressEvent) => void): Promise<() => Promise<void>> {
+    const off = this.conn.on("sandbox.network", ({ id, event }) => {
+      if (id === this.id) listener(event);
+    });
+    if (this.networkListeners++ === 0) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: true });
+    return async () => {
+      off();
+      if (--this.networkListeners === 0 && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
+    };
   }
 
   /** Destroys the sandbox now and closes this connection (`usage()` still works afterwards). */

@@ -1,4 +1,4 @@
-import type { ResultOf, SignalName } from "@sbx/protocol";
+import type { NotificationParams, ResultOf, SignalName } from "@sbx/protocol";
 
 /** How a process ended. */
 export interface ExitStatus {
@@ -44,3 +44,6 @@ export interface SandboxInfo {
  * (rootless mode) and status.
  */
 export type Usage = ResultOf<"sandbox.usage">;
+
+/** One egress decision: a request the sandbox made through its proxy, allowed or not (and why). */
+export type EgressEvent = NotificationParams<"sandbox.network">["event"];

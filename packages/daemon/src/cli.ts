@@ -1,6 +1,6 @@
 import { SandboxError } from "@sbx/client";
 import { UsageError } from "./cli/args.js";
-import { createCommand, cpCommand, execCommand, killCommand, lsCommand, runCommand, usageCommand } from "./cli/client-commands.js";
+import { createCommand, cpCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { checkHost, formatChecks } from "./doctor.js";
 
@@ -16,6 +16,8 @@ sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
 sbx cp SRC DEST                         Copies files or trees; one side is ID:/path.
 sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
+sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
+sbx logs ID --net [--json]              Recent egress decisions: host, port, allowed or why not.
 sbx doctor                              Checks that this host can isolate sandboxes.
 
 Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file).`;
@@ -29,6 +31,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   kill: killCommand,
   cp: cpCommand,
   usage: usageCommand,
+  net: netCommand,
+  logs: logsCommand,
   doctor: async () => {
     const rootMode = process.getuid?.() === 0;
     const checks = checkHost({ trialUid: rootMode ? 200000 : null, rootMode });

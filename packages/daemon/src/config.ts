@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
+import { ResolveMap } from "./egress/resolve-map.js";
 import { parseDuration } from "./util/units.js";
 
 /** Everything the daemon can be told, with its defaults. */
@@ -20,6 +21,8 @@ export interface DaemonConfig {
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
   warmPool: number;
+  /** egress.resolve: names pinned to addresses (like curl --resolve); an operator's decision. */
+  egressPins: ResolveMap;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -33,6 +36,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     pidsPerSandbox: 1024,
     openFilesPerProcess: 4096,
     warmPool: 2,
+    egressPins: ResolveMap.empty,
   };
 }
 
@@ -50,6 +54,14 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
+  egress: (v, c) => {
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");
+    for (const [key, value] of Object.entries(v)) {
+      if (key !== "resolve") throw new Error(`config.egress: unknown key '${key}' (known: resolve)`);
+      if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("config.egress.resolve: must map NAME[:PORT] to ADDR[:PORT]");
+      c.egressPins = ResolveMap.parse(value as Record<string, string>);
+    }
+  },
 };
 
 function str(key: string, v: unknown): string {

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
 import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
+import type { DecideOptions } from "./egress/policy.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
@@ -51,6 +52,8 @@ export class Daemon {
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([token, ...config.tokens]);
 
+    // The API address is filled in once the server listens; proxies read it at decision time.
+    const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
     const files = await prepareSandboxFiles(config.stateDir, process.execPath, SUPERVISOR, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
@@ -67,6 +70,7 @@ export class Daemon {
       pidsPerSandbox: config.pidsPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      egress,
       log,
     });
     await manager.init();
@@ -76,6 +80,7 @@ export class Daemon {
       server.listen(port, host, () => resolve());
     });
     const addr = server.address() as AddressInfo;
+    (egress as { daemonApi: DecideOptions["daemonApi"] }).daemonApi = { host: addr.address, port: addr.port };
     const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
     const mode = rootMode
       ? `root mode: sandbox uids from ${config.uidBase}, cgroup v${cgroups!.version}, seccomp`

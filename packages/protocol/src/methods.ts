@@ -49,6 +49,24 @@ export const METHODS = {
     result: S.Usage,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
+  "sandbox.setAllowNet": method({
+    summary: "Replace the hosts the sandbox may reach; open connections no longer allowed are closed.",
+    params: S.AllowNetParams,
+    result: Null,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
+  "sandbox.egressLog": method({
+    summary: "Recent egress decisions (time, host, port, allowed or why not), oldest first.",
+    params: S.EgressLogParams,
+    result: S.EgressLogResult,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
+  "sandbox.watchNetwork": method({
+    summary: "Turn sandbox.network notifications for this sandbox on or off for this connection.",
+    params: S.WatchNetworkParams,
+    result: Null,
+    errors: ["InvalidParams", "SandboxNotFound"],
+  }),
   "process.spawn": method({
     summary: "Start a process in the sandbox; stdio travels on the named streams.",
     params: P.SpawnParams,
@@ -109,6 +127,7 @@ export const METHODS = {
 export const NOTIFICATIONS = {
   "process.exit": { summary: "A process ended.", params: P.ProcessExitNotification },
   "sandbox.exit": { summary: "A sandbox this connection used has stopped.", params: S.SandboxExitNotification },
+  "sandbox.network": { summary: "An egress decision in a sandbox this connection watches.", params: S.NetworkNotification },
 } as const;
 
 export type Methods = typeof METHODS;

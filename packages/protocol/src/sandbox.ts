@@ -75,3 +75,17 @@ export const Usage = Obj(
   },
   { description: "What a sandbox used; final figures stay readable for 15 minutes after it ends." },
 );
+
+export const EgressEvent = Obj({
+  time: Type.String({ format: "date-time" }),
+  host: Type.String({ maxLength: 300 }),
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  allowed: Type.Boolean(),
+  reason: Type.Optional(Type.String({ maxLength: 2000, description: "Why it was refused." })),
+  method: Type.String({ maxLength: 32, description: '"CONNECT" for tunnels, else the HTTP method.' }),
+});
+export const AllowNetParams = Obj({ id: SandboxId, allowNet: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256 }) });
+export const EgressLogParams = Obj({ id: SandboxId, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });
+export const EgressLogResult = Type.Array(EgressEvent);
+export const WatchNetworkParams = Obj({ id: SandboxId, enabled: Type.Boolean() });
+export const NetworkNotification = Obj({ id: SandboxId, event: EgressEvent });

@@ -13,6 +13,8 @@ const run = (file, args, cwd = root) => execFileSync(file, args, { cwd, stdio: "
 
 if (process.argv.includes("--fresh")) rmSync(venv, { recursive: true, force: true });
 if (!existsSync(py)) run(process.env.PYTHON ?? "python3", ["-m", "venv", venv]);
+// setuptools reuses python/build/lib, which would carry modules deleted from src into the wheel.
+rmSync(join(root, "python", "build"), { recursive: true, force: true });
 run(py, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "./python[test]"]);
 const python = join(root, "python");
 run(py, ["-m", "mypy", "--strict"], python);

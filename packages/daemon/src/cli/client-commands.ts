@@ -172,3 +172,31 @@ export async function cpCommand(args: string[]): Promise<number> {
   }
   return 0;
 }
+
+/** `sbx net ID --allow HOST...`: replace what a running sandbox may reach (no --allow: nothing). */
+export async function netCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...CONNECT, allow: { type: "string", multiple: true } });
+  if (positionals.length !== 1) throw new UsageError("usage: sbx net ID [--allow HOST]...");
+  const sb = await Sandbox.connect(positionals[0]!, connectOptions(values));
+  try {
+    await sb.setAllowNet((values.allow as string[] | undefined) ?? []);
+  } finally {
+    await sb.close();
+  }
+  return 0;
+}
+
+/** `sbx logs ID --net [--json]`: the sandbox's recent egress decisions. */
+export async function logsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...CONNECT, net: { type: "boolean" }, json: { type: "boolean" } });
+  if (positionals.length !== 1 || !values.net) throw new UsageError("usage: sbx logs ID --net [--json]");
+  const sb = await Sandbox.connect(positionals[0]!, connectOptions(values));
+  try {
+    const log = await sb.egressLog();
+    if (values.json) process.stdout.write(JSON.stringify(log, null, 2) + "\n");
+    else for (const e of log) process.stdout.write(`${e.time}  ${e.allowed ? "allowed" : "BLOCKED"}  ${e.method} ${e.host}:${e.port}${e.reason ? `  (${e.reason})` : ""}\n`);
+  } finally {
+    await sb.close();
+  }
+  return 0;
+}

@@ -2,9 +2,10 @@ import { applyConfigFile, defaultConfig } from "../config.js";
 import { Daemon, HostNotReadyError } from "../daemon.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
+import { ResolveMap } from "../egress/resolve-map.js";
 import { parse, UsageError } from "./args.js";
 
-export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--quiet]
+export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--quiet]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
   "sbx daemon listening on ws://HOST:PORT" on stdout says which.`;
 
@@ -15,6 +16,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     config: { type: "string" },
     "session-grace": { type: "string" },
     "warm-pool": { type: "string" },
+    resolve: { type: "string", multiple: true },
     quiet: { type: "boolean" },
   }, false);
   const config = defaultConfig();
@@ -22,6 +24,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
   if (values.listen) config.listen = values.listen;
   if (values["state-dir"]) config.stateDir = values["state-dir"];
   if (values["session-grace"]) config.sessionGraceMs = parseDuration(values["session-grace"]);
+  if (values.resolve?.length) config.egressPins = ResolveMap.fromFlags(values.resolve);
   if (values["warm-pool"] !== undefined) {
     const n = Number(values["warm-pool"]);
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);

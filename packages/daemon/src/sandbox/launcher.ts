@@ -14,6 +14,8 @@ const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 export interface LaunchSpec {
   bwrapPath: string;
+  /** Directory fd holding the egress proxy's unix socket, bound in at /.sbx/run: the sandbox's only way out. */
+  egressDirFd: number;
   /** Host uid/gid the sandbox runs as (root mode); null keeps the daemon's own (rootless mode). */
   hostUid: number | null;
   /** Size cap of each writable tmpfs (/home/user and /tmp) when there is no shared storage. */
@@ -32,7 +34,7 @@ export interface LaunchSpec {
 }
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, home: 9, tmp: 10 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, egress: 9, home: 10, tmp: 11 } as const;
 
 /**
  * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
@@ -88,6 +90,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   }
   a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
+  a.push("--bind-fd", String(fds.egress), "/.sbx/run");
   a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
   a.push("/.sbx/node", "/.sbx/supervisor.mjs");
   return a;
@@ -109,7 +112,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd];
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.egressDirFd];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.

@@ -1,7 +1,12 @@
 import { constants as osConstants, totalmem, availableParallelism } from "node:os";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
+import { AllowList } from "../egress/allowlist.js";
+import { AllowNetError } from "../egress/errors.js";
+import { EgressJournal } from "../egress/journal.js";
+import type { DecideOptions } from "../egress/policy.js";
+import { EgressProxy } from "../egress/proxy.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -33,6 +38,8 @@ export interface ManagerOptions {
   maxSandboxesPerOwner: number;
   /** cgroup driver in root mode; null where cgroups are not used (rootless). */
   cgroups: CgroupDriver | null;
+  /** Name pins and the daemon's API address, shared by every sandbox's egress proxy. */
+  egress: DecideOptions;
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
   pidsPerSandbox: number;
@@ -88,6 +95,27 @@ export class SandboxManager {
     void this.fillPool();
   }
 
+  /** Rootless mode's place for proxy sockets (root mode keeps them beside the storage mounts). */
+  private get runDir(): string {
+    return join(this.opts.stateDir, "run");
+  }
+
+  /** Replaces a sandbox's allow-list; connections it no longer allows are closed. */
+  setAllowNet(client: Client, id: string, allowNet: string[]): void {
+    const sb = this.get(client.owner, id);
+    sb.egress.proxy.setAllowList(parseAllowNet(allowNet));
+  }
+
+  egressLog(client: Client, id: string, limit?: number) {
+    return this.get(client.owner, id).egress.journal.log(limit);
+  }
+
+  watchNetwork(client: Client, id: string, enabled: boolean): void {
+    const sb = this.get(client.owner, id);
+    if (enabled) sb.networkWatchers.add(client);
+    else sb.networkWatchers.delete(client);
+  }
+
   /** Where root mode mounts each sandbox's storage; traversable (not listable) by sandbox uids. */
   private get mountDir(): string {
     return join(this.opts.stateDir, "mnt");
@@ -112,9 +140,10 @@ export class SandboxManager {
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<Sandbox> {
     const limits = this.limitsOf(p);
-    if (p.allowNet?.length || (p.secrets && Object.keys(p.secrets).length > 0)) {
-      throw new DaemonError("NetworkPolicy", "network egress and secrets are not available in this daemon yet: sandboxes have no network (omit allowNet and secrets)");
+    if (p.secrets && Object.keys(p.secrets).length > 0) {
+      throw new DaemonError("NetworkPolicy", "secrets are not available in this daemon yet (omit secrets)");
     }
+    const allowList = parseAllowNet(p.allowNet ?? []);
     const timeoutMs = p.timeout && p.timeout !== "session" ? parseDuration(p.timeout) : null;
     if (timeoutMs !== null && (timeoutMs < 1000 || timeoutMs > MAX_TIMEOUT_MS)) throw invalid("timeout", "must be between 1s and 168h");
     const owned = [...this.sandboxes.values()].filter((sb) => sb.owner === client.owner).length;
@@ -124,6 +153,7 @@ export class SandboxManager {
 
     const warm = this.takeWarm(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
+    sb.egress.proxy.setAllowList(allowList);
     sb.owner = client.owner;
     sb.labels = { ...(p.labels ?? {}) };
     for (const [k, v] of Object.entries(p.env ?? {})) sb.env.set(k, v);
@@ -152,7 +182,28 @@ export class SandboxManager {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
     const { hostUid, storage, cgroup } = resources;
+    const journal = new EgressJournal();
+    const proxy = new EgressProxy(AllowList.parse([]), journal, this.opts.egress);
+    // The socket's directory goes in by fd, so no host path shows in bwrap's argv (pid 1's cmdline
+    // inside); in root mode it lives on the sandbox's own storage file system.
+    const socketDir = storage ? join(storage.root, "run") : join(this.runDir, id);
+    const proxySocket = join(socketDir, "proxy.sock");
+    let socketDirFd: number;
+    try {
+      await fsp.mkdir(socketDir, { recursive: true, mode: 0o700 });
+      if (hostUid !== null) await fsp.chown(socketDir, hostUid, hostUid);
+      await proxy.listen(proxySocket);
+      await fsp.chmod(proxySocket, 0o600);
+      // Only the sandbox's own uid may connect.
+      if (hostUid !== null) await fsp.chown(proxySocket, hostUid, hostUid);
+      socketDirFd = openSync(socketDir, "r");
+    } catch (err) {
+      proxy.close();
+      await resources.release();
+      throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
+    }
     const proc = launch({
+      egressDirFd: socketDirFd,
       bwrapPath: this.opts.bwrapPath,
       hostUid,
       tmpfsBytes: limits.diskBytes,
@@ -165,9 +216,13 @@ export class SandboxManager {
       rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },
       hostname: "sbx",
     });
+    closeSync(socketDirFd);
     const link = new SupervisorLink(proc, this.log, id);
-    const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)));
-    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter);
+    const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => journal.counters());
+    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy, journal, socketDir });
+    journal.onEvent = (event) => {
+      for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
+    };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
     link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
@@ -255,6 +310,7 @@ export class SandboxManager {
   detach(client: Client): void {
     for (const sb of this.sandboxes.values()) {
       sb.attached.delete(client);
+      sb.networkWatchers.delete(client);
       if (sb.session === client && !sb.stopped) {
         sb.graceTimer = setTimeout(() => this.destroy(sb, "session"), this.opts.sessionGraceMs);
       }
@@ -352,6 +408,8 @@ export class SandboxManager {
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );
     const cleanup = async () => {
+      sb.egress.proxy.close();
+      await fsp.rm(sb.egress.socketDir, { recursive: true, force: true });
       await sb.resources.release();
       await this.records.remove(sb.id);
     };
@@ -371,5 +429,15 @@ function insideStorage(bwrapPid: number): string[] {
     return init ? [`/proc/${init}/root/home/user`, `/proc/${init}/root/tmp`] : [];
   } catch {
     return [];
+  }
+}
+
+/** allowNet as the proxy's allow-list; a bad entry is an invalid option naming it. */
+function parseAllowNet(entries: string[]): AllowList {
+  try {
+    return AllowList.parse(entries);
+  } catch (err) {
+    if (err instanceof AllowNetError) throw invalid(`allowNet[${err.index ?? 0}]`, err.message);
+    throw err;
   }
 }

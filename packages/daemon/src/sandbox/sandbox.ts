@@ -3,6 +3,8 @@ import type { NotificationName, NotificationParams } from "@sbx/protocol";
 import type { SupervisorLink } from "./instance.js";
 import type { SandboxResources } from "./resources.js";
 import type { UsageMeter } from "./usage.js";
+import type { EgressJournal } from "../egress/journal.js";
+import type { EgressProxy } from "../egress/proxy.js";
 
 /** What the sandbox manager needs of a client connection. */
 export interface Client {
@@ -27,6 +29,8 @@ export class Sandbox {
   graceTimer: NodeJS.Timeout | null = null;
   expiryTimer: NodeJS.Timeout | null = null;
   readonly attached = new Set<Client>();
+  /** Clients that asked for sandbox.network notifications. */
+  readonly networkWatchers = new Set<Client>();
   /** Running processes and the client that spawned each (it gets the exit notification). */
   readonly processes = new Map<number, Client>();
   readonly earlyExits = new Map<number, NotificationParams<"process.exit">["status"]>();
@@ -48,6 +52,8 @@ export class Sandbox {
     readonly proc: ChildProcess,
     readonly link: SupervisorLink,
     readonly meter: UsageMeter,
+    /** Its egress proxy, the counters and log, and the directory of the socket bound into it. */
+    readonly egress: { proxy: EgressProxy; journal: EgressJournal; socketDir: string },
   ) {}
 
   info() {

@@ -46,6 +46,8 @@ export class UsageMeter {
     private readonly rootPid: number,
     /** Paths whose file systems hold the sandbox's writable storage. */
     private readonly storagePaths: () => string[],
+    /** The sandbox's egress counters. */
+    private readonly egress: () => Usage["egress"],
   ) {}
 
   /** Starts the clock now: called when the sandbox is handed to its owner. */
@@ -97,7 +99,7 @@ export class UsageMeter {
       memoryGbSeconds: round(this.gbSeconds, 6),
       diskBytes: this.disk,
       wallSeconds: round((Date.now() - this.started) / 1000, 3),
-      egress: { requests: 0, blocked: 0, bytesOut: 0, bytesIn: 0 },
+      egress: this.egress(),
       approximate: this.cgroup === null,
     };
   }

@@ -15,6 +15,15 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   SHELL: "/bin/bash",
   PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   LANG: "C.UTF-8",
+  // The way out: the supervisor's bridge to the daemon's egress proxy. Programs that ignore these get no network at all.
+  ...Object.fromEntries(
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].flatMap((k) => [
+      [k, "http://127.0.0.1:3128"],
+      [k.toLowerCase(), "http://127.0.0.1:3128"],
+    ]),
+  ),
+  NO_PROXY: "localhost,127.0.0.1,::1",
+  no_proxy: "localhost,127.0.0.1,::1",
 };
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
@@ -54,6 +63,9 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
     "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),
     "sandbox.usage": (p, ctx) => manager.usage(ctx.conn, p.id),
+    "sandbox.setAllowNet": (p, ctx) => (manager.setAllowNet(ctx.conn, p.id, p.allowNet), null),
+    "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
+    "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);

@@ -12,6 +12,7 @@ import { CallError, fsError } from "./errors.js";
 import { download, fsOps, readFile, upload, writeFile } from "./fs.js";
 import { InStream, Link, OutStream } from "./link.js";
 import { killProcess, startProcess } from "./spawn.js";
+import { startEgressBridge } from "./bridge.js";
 
 closeInheritedFds();
 
@@ -138,4 +139,4 @@ process.stdout.on("error", () => process.exit(0));
 process.on("uncaughtException", (err) => {
   process.stderr.write(`supervisor: ${err.stack ?? err}\n`);
 });
-link.message({ t: "ready", pid: process.pid });
+startEgressBridge(() => link.message({ t: "ready", pid: process.pid }));

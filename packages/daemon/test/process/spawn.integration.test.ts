@@ -22,7 +22,9 @@ describe("spawn", () => {
     expect(lines.slice(0, 4)).toEqual(["1000", "user", "/home/user", "/home/user"]);
     const env = Object.fromEntries(lines.slice(4).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
     expect(env.FROM_CREATE).toBe("yes");
-    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_"].includes(k))).toEqual([]);
+    const proxyVars = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].flatMap((k) => [k, k.toLowerCase()]);
+    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_", ...proxyVars].includes(k))).toEqual([]);
+    expect(env.HTTPS_PROXY).toBe("http://127.0.0.1:3128");
   });
 
   it("streams stdout while the process is still running", async () => {

@@ -33,6 +33,47 @@ class Daemon:
             self.proc.wait(timeout=30)
 
 
+def mounts_under(state: str) -> list[str]:
+    """The lines of /proc/self/mountinfo naming ``state`` (root-mode storage is mounted below it)."""
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if state in line]
+
+
+def holders(state: str) -> list[int]:
+    """Processes whose command line names ``state``: the daemon and, after it dies, its reaper."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if state.encode() in Path("/proc", entry, "cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def remove_state_dir(state: str) -> None:
+    """Removes a daemon's state dir once nothing is mounted below it and no process of that
+    daemon is left: it unmounts its sandboxes' storage as it exits, and after a SIGKILL its
+    reaper does (removing the mount points as it goes)."""
+    deadline = time.monotonic() + 15
+    while (mounts_under(state) or holders(state)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = mounts_under(state)
+    if left:
+        # A mount that outlived the daemon: detach it rather than delete files through it.
+        for line in reversed(left):
+            subprocess.run(["umount", "--lazy", line.split()[4]], check=False)
+        assert not mounts_under(state), f"still mounted under {state}: {mounts_under(state)}"
+    for _ in range(20):
+        try:
+            shutil.rmtree(state)
+            return
+        except FileNotFoundError:
+            time.sleep(0.05)  # something else was removing entries at the same time
+    shutil.rmtree(state)
+
+
 def start_daemon() -> Daemon:
     if not CLI.exists():
         pytest.skip(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
@@ -52,7 +93,9 @@ def start_daemon() -> Daemon:
         line = proc.stdout.readline()
         if not line:
             err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"daemon exited with {proc.wait()}: {err}")
+            code = proc.wait()
+            remove_state_dir(state)
+            raise RuntimeError(f"daemon exited with {code}: {err}")
         seen += line
         m = re.search(rb"listening on (ws://\S+)", seen)
         if m:
@@ -62,6 +105,8 @@ def start_daemon() -> Daemon:
             token = (Path(state) / "token").read_text().strip()
             return Daemon(m.group(1).decode(), token, state, proc)
     proc.kill()
+    proc.wait()
+    remove_state_dir(state)
     raise RuntimeError("daemon did not start listening within 60s")
 
 
@@ -80,7 +125,7 @@ def daemon() -> Iterator[Daemon]:
             else:
                 os.environ[k] = v
         d.stop()
-        shutil.rmtree(d.state_dir, ignore_errors=True)
+        remove_state_dir(d.state_dir)
 
 
 @pytest.fixture
@@ -91,5 +136,4 @@ def own_daemon() -> Iterator[Daemon]:
         yield d
     finally:
         d.stop(signal.SIGKILL)
-        time.sleep(0.2)
-        shutil.rmtree(d.state_dir, ignore_errors=True)
+        remove_state_dir(d.state_dir)

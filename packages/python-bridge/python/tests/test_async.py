@@ -55,8 +55,11 @@ async def test_errors(daemon: Daemon) -> None:
     assert "cpus" in str(info.value)
     with pytest.raises(SandboxNotFoundError):
         await AsyncSandbox.connect("sbx_doesnotexist000000000000")
+    with pytest.raises(InvalidOptionError) as bad_net:
+        await AsyncSandbox.create(allow_net=["*.com"])
+    assert "allowNet[0]" in str(bad_net.value)
     with pytest.raises(NetworkPolicyError):
-        await AsyncSandbox.create(allow_net=["example.com"])
+        await AsyncSandbox.create(secrets={"K": {"hosts": ["example.com"], "value": "v"}})
     async with await AsyncSandbox.create() as sb:
         with pytest.raises(SandboxCommandError) as err:
             await sb.sh("false")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,11 +47,17 @@ async def test_api_md_async_example(daemon: Daemon) -> None:
         assert "a.txt" in ((await sb.sh("ls", "-la", "/home/user")).stdout_text or "")
 
 
-def test_quickstart_runs(daemon: Daemon) -> None:
-    env = {**os.environ, "SBX_URL": daemon.url, "SBX_TOKEN": daemon.token}
+def test_quickstart_runs(daemon: Daemon, tmp_path: Path) -> None:
+    # Checks what examples/test/examples.test.ts checks of quickstart.ts, and that the example
+    # cleans up after itself: no temp dirs left in its TMPDIR, no sandbox left on the daemon.
+    env = {**os.environ, "SBX_URL": daemon.url, "SBX_TOKEN": daemon.token, "TMPDIR": str(tmp_path)}
     run = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    assert re.search(r"^created sbx_[A-Za-z0-9_-]{20,}$", run.stdout, re.M), run.stdout
+    assert re.search(r"^user on sbx, kernel ", run.stdout, re.M), run.stdout
     assert "fib: 0 1 1 2 3 5 8 13 21 34 (exit 0)" in run.stdout
     assert "sum of y computed in the sandbox: 6" in run.stdout
     assert "downloaded total.txt: 6" in run.stdout
     assert "reading /etc/shadow inside: exit 1" in run.stdout
+    assert os.listdir(tmp_path) == []
+    assert Sandbox.list(labels={"example": "quickstart"}) == []

@@ -29,7 +29,8 @@ from ._sync.env import SandboxEnv
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
 from ._sync.sandbox import Sandbox
-from ._types import CommandOutput
+from ._tar import TarEntryError
+from ._types import CommandOutput, WalkEntry
 
 __all__ = [
     "Sandbox",
@@ -41,6 +42,7 @@ __all__ = [
     "SandboxEnv",
     "AsyncSandboxEnv",
     "CommandOutput",
+    "WalkEntry",
     "ExitStatus",
     "FileInfo",
     "DirEntry",
@@ -56,4 +58,5 @@ __all__ = [
     "InvalidOptionError",
     "NetworkPolicyError",
     "ResourceLimitError",
+    "TarEntryError",
 ]

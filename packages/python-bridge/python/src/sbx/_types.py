@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ._generated.models import ExitStatus
 
-__all__ = ["CommandOutput", "Stdio", "KILLED"]
+__all__ = ["CommandOutput", "WalkEntry", "Stdio", "KILLED"]
 
 Stdio = Literal["piped", "inherit", "null"]
 
@@ -36,6 +37,23 @@ class CommandOutput:
         return self.status.success
 
     def text(self) -> str:
-        """stdout as text without its trailing newline."""
+        """stdout as text without its trailing newline (like TypeScript's ``sh`...`.text()``)."""
         t = self.stdout_text or ""
+        if t.endswith("\r\n"):
+            return t[:-2]
         return t[:-1] if t.endswith("\n") else t
+
+    def json(self) -> Any:
+        """stdout parsed as JSON (like TypeScript's ``sh`...`.json()``); raises ``ValueError`` when it is not JSON."""
+        return json.loads(self.stdout_text or "")
+
+
+@dataclass(frozen=True)
+class WalkEntry:
+    """One entry ``sb.fs.walk`` reports: its full path inside the sandbox, its name and its kind."""
+
+    path: str
+    name: str
+    is_file: bool
+    is_directory: bool
+    is_symlink: bool

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import stat as statmod
-import tarfile
 import tempfile
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass
 
-from .._generated.models import DirEntry, FileInfo, FsUploadResult
-from .._local import extract_tar, pack_tree
+from .._generated.models import DirEntry, FileInfo
+from .._tar import pack_tree, unpack_tar
+from .._types import WalkEntry
 from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
 
 __all__ = ["AsyncSandboxFs"]
@@ -120,55 +123,126 @@ class AsyncSandboxFs:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return await self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
 
+    async def walk(
+        self,
+        root: str,
+        *,
+        max_depth: int | None = None,
+        include_files: bool = True,
+        include_dirs: bool = True,
+        include_symlinks: bool = True,
+        match: Sequence[str | re.Pattern[str]] | None = None,
+        skip: Sequence[str | re.Pattern[str]] | None = None,
+    ) -> AsyncIterator[WalkEntry]:
+        """Walks a tree depth-first, like Deno's ``walk``: the root first, then every entry below it.
+
+        ``max_depth`` limits how deep it goes (1: the root's own entries); ``match`` keeps only
+        entries whose path matches one of the patterns (``re.search``); ``skip`` leaves out, and
+        does not descend into, entries whose path matches one. Symlinks are reported, never followed.
+
+        Example::
+
+            async for entry in sb.fs.walk("/home/user/project", skip=["/node_modules$"]):
+                if entry.is_file:
+                    print(entry.path)
+        """
+        base = await self.real_path(root)
+        matches = _patterns(match)
+        if include_dirs and (matches is None or any(r.search(base) for r in matches)):
+            yield WalkEntry(path=base, name=posixpath.basename(base) or "/", is_file=False, is_directory=True, is_symlink=False)
+        walk = _Walk(max_depth, include_files, include_dirs, include_symlinks, matches, _patterns(skip) or [])
+        async for entry in self._walk_below(base, walk, 0):
+            yield entry
+
+    async def _walk_below(self, dir: str, walk: _Walk, depth: int) -> AsyncIterator[WalkEntry]:
+        if walk.max_depth is not None and depth >= walk.max_depth:
+            return
+        for e in await self.read_dir(dir):
+            path = posixpath.join(dir, e.name)
+            if any(r.search(path) for r in walk.skip):
+                continue
+            wanted = (e.is_file and walk.files) or (e.is_directory and walk.dirs) or (e.is_symlink and walk.symlinks)
+            if wanted and (walk.match is None or any(r.search(path) for r in walk.match)):
+                yield WalkEntry(path=path, name=e.name, is_file=e.is_file, is_directory=e.is_directory, is_symlink=e.is_symlink)
+            if e.is_directory:
+                async for entry in self._walk_below(path, walk, depth + 1):
+                    yield entry
+
     async def upload(self, local_path: str | os.PathLike[str], sandbox_path: str) -> None:
-        """Copies a local file or directory tree into the sandbox (trees travel as tar; symlinks stay symlinks)."""
+        """Copies a local file or directory tree into the sandbox.
+
+        A file keeps its permission bits; a tree travels as one tar stream with its empty
+        directories, modes and symlinks (kept as symlinks, never followed); sockets, FIFOs and
+        devices are left out.
+        """
         st = os.lstat(local_path)
         if statmod.S_ISLNK(st.st_mode):
             await self.symlink(os.readlink(local_path), sandbox_path)
         elif statmod.S_ISREG(st.st_mode):
             with open(local_path, "rb") as f:
-                await self.write_file(sandbox_path, _AsyncChunks(f), mode=st.st_mode & 0o777)
+                await self.write_file(sandbox_path, _FileChunks(f), mode=st.st_mode & 0o777)
         elif statmod.S_ISDIR(st.st_mode):
+            # Packed to a temporary file first: tarfile writes synchronously, the stream waits for credit.
             with tempfile.TemporaryFile() as tar:
                 pack_tree(os.fspath(local_path), tar)
                 tar.seek(0)
                 stream = self._conn.outgoing()
                 call = await self._conn.start_fs_upload(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
-                await _pump(_AsyncChunks(tar), stream, call)
+                await _pump(_FileChunks(tar), stream, call)
                 await call.result()
         else:
             raise ValueError(f"{local_path} is neither a file, a symlink nor a directory")
 
     async def download(self, sandbox_path: str, local_path: str | os.PathLike[str]) -> None:
-        """Copies a sandbox file or tree to the local disk, refusing entries that would land outside ``local_path``."""
+        """Copies a sandbox file or tree to the local disk.
+
+        A tree is unpacked into ``local_path`` (created if missing) refusing every entry that
+        would land outside it (absolute names, ``..``, writes through symlinks, hard links
+        out of the tree, devices and FIFOs raise ``TarEntryError`` and what was unpacked is
+        removed again); only permission bits are applied, never ownership or setuid bits.
+        """
         st = await self.lstat(sandbox_path)
         if st.is_symlink:
             os.symlink(await self.read_link(sandbox_path), local_path)
         elif not st.is_directory:
             body = await self.read_file_stream(sandbox_path)
-            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.mode & 0o777)
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
             with open(fd, "wb") as out:
                 async for chunk in body:
                     out.write(chunk)
+                os.fchmod(fd, st.mode & 0o777)
         else:
+            # Spooled to a temporary file, then unpacked: tarfile reads synchronously.
             with tempfile.TemporaryFile() as tar:
                 stream = self._conn.incoming()
                 call = await self._conn.start_fs_download(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
                 await self._conn.collect([stream], [tar.write])
-                result: FsUploadResult = await call.result()
-                del result
+                await call.result()
                 tar.seek(0)
-                with tarfile.open(fileobj=tar, mode="r|") as archive:
-                    extract_tar(archive, os.fspath(local_path))
+                unpack_tar(tar, os.fspath(local_path))
 
 
-class _AsyncChunks:
+@dataclass(frozen=True)
+class _Walk:
+    max_depth: int | None
+    files: bool
+    dirs: bool
+    symlinks: bool
+    match: list[re.Pattern[str]] | None
+    skip: list[re.Pattern[str]]
+
+
+def _patterns(given: Sequence[str | re.Pattern[str]] | None) -> list[re.Pattern[str]] | None:
+    return None if given is None else [re.compile(p) for p in given]
+
+
+class _FileChunks:
     """A local binary file read in chunks, as the iterable ``write_file`` takes."""
 
     def __init__(self, f: object) -> None:
         self._f = f
 
-    def __aiter__(self) -> _AsyncChunks:
+    def __aiter__(self) -> _FileChunks:
         return self
 
     async def __anext__(self) -> bytes:

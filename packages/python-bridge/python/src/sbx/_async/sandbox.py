@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import builtins
+import os
 import shlex
 from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxInfo, SecretSpec, Usage
+from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import AsyncSandboxEnv
 from .fs import AsyncSandboxFs
@@ -141,14 +142,34 @@ class AsyncSandbox:
             raise
         return AsyncChildProcess(self._conn, self.id, spawned.pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
 
-    async def sh(self, script: str, *args: str, cwd: str | None = None, env: dict[str, str] | None = None, check: bool = True) -> CommandOutput:
-        """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``).
+    async def sh(
+        self,
+        script: str,
+        *args: str | os.PathLike[str] | int,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> CommandOutput:
+        """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``),
+        and returns its output once it exits.
 
-        Raises ``SandboxCommandError`` on a non-zero exit unless ``check=False``.
+        The keywords are what TypeScript's ``sh`` chain offers: ``cwd=`` is ``.cwd(p)``, ``env=``
+        is ``.env(k, v)`` (added to the sandbox's environment; names pass through untouched),
+        ``check=False`` is ``.noThrow()``. On the result, ``.text()`` is stdout without its
+        trailing newline and ``.json()`` is stdout parsed as JSON, like ``.text()``/``.json()``.
 
-        Example: ``sb.sh("ls", "-la", path)`` runs ``ls -la '<path>'``.
+        Raises ``SandboxCommandError`` (carrying ``status``, ``stdout`` and ``stderr``) when the
+        command exits non-zero or is killed, unless ``check=False``.
+
+        Example::
+
+            sb.sh("ls", "-la", path)                      # runs: ls -la '<path>'
+            sb.sh("git rev-parse HEAD", cwd="repo").text()
+            sb.sh("echo $GREETING", env={"GREETING": "hi"}).text()   # "hi"
+            sb.sh("python3 -c", "import json; print(json.dumps([1]))").json()   # [1]
+            sb.sh("test -d", path, check=False).status.code
         """
-        line = " ".join([script, *(shlex.quote(str(a)) for a in args)])
+        line = " ".join([script, *(shlex.quote(os.fspath(a) if isinstance(a, os.PathLike) else str(a)) for a in args)])
         p = await self.spawn("bash", args=["-c", line], cwd=cwd, env=env)
         out = await p.output()
         if check and not out.status.success:
@@ -164,6 +185,14 @@ class AsyncSandbox:
         expires = _parse_time(result.expires_at)
         assert expires is not None
         return expires
+
+    async def set_allow_net(self, allow_net: builtins.list[str]) -> None:
+        """Replaces the hosts the sandbox may reach; open connections no longer allowed are closed."""
+        await self._conn.sandbox_set_allow_net(id=self.id, allow_net=allow_net)
+
+    async def egress_log(self, limit: int | None = None) -> builtins.list[SandboxEgressLogResultItem]:
+        """Recent egress decisions, oldest first: time, host, port, allowed, and why not."""
+        return await self._conn.sandbox_egress_log(id=self.id, limit=limit)
 
     async def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""

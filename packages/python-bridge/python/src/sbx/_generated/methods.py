@@ -13,6 +13,9 @@ from .models import (
     _SandboxConnectParams_to_wire,
     _SandboxListParams_to_wire,
     _SandboxExtendTimeoutParams_to_wire,
+    _SandboxSetAllowNetParams_to_wire,
+    _SandboxEgressLogParams_to_wire,
+    _SandboxWatchNetworkParams_to_wire,
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
     _FsReadFileParams_to_wire,
@@ -52,6 +55,9 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "sandbox.kill": ("InvalidParams", "SandboxNotFound",),
     "sandbox.extendTimeout": ("InvalidParams", "SandboxNotFound",),
     "sandbox.usage": ("InvalidParams", "SandboxNotFound",),
+    "sandbox.setAllowNet": ("InvalidParams", "SandboxNotFound",),
+    "sandbox.egressLog": ("InvalidParams", "SandboxNotFound",),
+    "sandbox.watchNetwork": ("InvalidParams", "SandboxNotFound",),
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "fs.readFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
@@ -145,6 +151,31 @@ class Methods:
         params["id"] = id
         result = self._call("sandbox.usage", params)
         return Usage.from_wire(result)
+
+    def sandbox_set_allow_net(self, *, id: str, allow_net: list[str]) -> None:
+        """Replace the hosts the sandbox may reach; open connections no longer allowed are closed. (`sandbox.setAllowNet`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["allowNet"] = allow_net
+        result = self._call("sandbox.setAllowNet", params)
+        return cast("None", result)
+
+    def sandbox_egress_log(self, *, id: str, limit: int | None = None) -> list[SandboxEgressLogResultItem]:
+        """Recent egress decisions (time, host, port, allowed or why not), oldest first. (`sandbox.egressLog`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        if limit is not None:
+            params["limit"] = limit
+        result = self._call("sandbox.egressLog", params)
+        return [SandboxEgressLogResultItem.from_wire(v1) for v1 in result]
+
+    def sandbox_watch_network(self, *, id: str, enabled: bool) -> None:
+        """Turn sandbox.network notifications for this sandbox on or off for this connection. (`sandbox.watchNetwork`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["enabled"] = enabled
+        result = self._call("sandbox.watchNetwork", params)
+        return cast("None", result)
 
     def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
@@ -504,6 +535,31 @@ class AsyncMethods:
         params["id"] = id
         result = await self._call("sandbox.usage", params)
         return Usage.from_wire(result)
+
+    async def sandbox_set_allow_net(self, *, id: str, allow_net: list[str]) -> None:
+        """Replace the hosts the sandbox may reach; open connections no longer allowed are closed. (`sandbox.setAllowNet`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["allowNet"] = allow_net
+        result = await self._call("sandbox.setAllowNet", params)
+        return cast("None", result)
+
+    async def sandbox_egress_log(self, *, id: str, limit: int | None = None) -> list[SandboxEgressLogResultItem]:
+        """Recent egress decisions (time, host, port, allowed or why not), oldest first. (`sandbox.egressLog`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        if limit is not None:
+            params["limit"] = limit
+        result = await self._call("sandbox.egressLog", params)
+        return [SandboxEgressLogResultItem.from_wire(v1) for v1 in result]
+
+    async def sandbox_watch_network(self, *, id: str, enabled: bool) -> None:
+        """Turn sandbox.network notifications for this sandbox on or off for this connection. (`sandbox.watchNetwork`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["enabled"] = enabled
+        result = await self._call("sandbox.watchNetwork", params)
+        return cast("None", result)
 
     async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""

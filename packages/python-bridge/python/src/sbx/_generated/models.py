@@ -16,6 +16,10 @@ __all__ = [
     "SandboxExtendTimeoutResult",
     "EgressUsage",
     "Usage",
+    "SandboxSetAllowNetParams",
+    "SandboxEgressLogParams",
+    "SandboxEgressLogResultItem",
+    "SandboxWatchNetworkParams",
     "ProcessSpawnParams",
     "ProcessSpawnResult",
     "ProcessKillParams",
@@ -40,6 +44,7 @@ __all__ = [
     "ExitStatus",
     "ProcessExitNotification",
     "SandboxExitNotification",
+    "SandboxNetworkNotification",
     "Signal",
     "ERROR_CODES",
     "NOTIFICATION_DECODERS",
@@ -308,6 +313,92 @@ class Usage:
         w["approximate"] = self.approximate
         w["status"] = self.status
         return w
+
+
+class SandboxSetAllowNetParams(TypedDict):
+    """The SandboxSetAllowNetParams shape."""
+
+    id: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    allow_net: list[str]
+
+
+def _SandboxSetAllowNetParams_to_wire(v: SandboxSetAllowNetParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    w["allowNet"] = v["allow_net"]
+    return w
+
+
+class _SandboxEgressLogParamsRequired(TypedDict):
+    id: str
+
+
+class SandboxEgressLogParams(_SandboxEgressLogParamsRequired, total=False):
+    """The SandboxEgressLogParams shape."""
+
+    limit: int
+
+
+def _SandboxEgressLogParams_to_wire(v: SandboxEgressLogParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    if "limit" in v:
+        w["limit"] = v["limit"]
+    return w
+
+
+@dataclass(frozen=True)
+class SandboxEgressLogResultItem:
+    """The SandboxEgressLogResultItem shape."""
+
+    time: str
+    host: str
+    port: int
+    allowed: bool
+    method: str
+    """"CONNECT" for tunnels, else the HTTP method."""
+    reason: str | None = None
+    """Why it was refused."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SandboxEgressLogResultItem:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            time=w["time"],
+            host=w["host"],
+            port=w["port"],
+            allowed=w["allowed"],
+            method=w["method"],
+            reason=w.get("reason"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["time"] = self.time
+        w["host"] = self.host
+        w["port"] = self.port
+        w["allowed"] = self.allowed
+        w["method"] = self.method
+        if self.reason is not None:
+            w["reason"] = self.reason
+        return w
+
+
+class SandboxWatchNetworkParams(TypedDict):
+    """The SandboxWatchNetworkParams shape."""
+
+    id: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    enabled: bool
+
+
+def _SandboxWatchNetworkParams_to_wire(v: SandboxWatchNetworkParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    w["enabled"] = v["enabled"]
+    return w
 
 
 class _ProcessSpawnParamsRequired(TypedDict):
@@ -870,8 +961,33 @@ class SandboxExitNotification:
         return w
 
 
+@dataclass(frozen=True)
+class SandboxNetworkNotification:
+    """The SandboxNetworkNotification shape."""
+
+    id: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    event: SandboxEgressLogResultItem
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SandboxNetworkNotification:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            event=SandboxEgressLogResultItem.from_wire(w["event"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["event"] = self.event.to_wire()
+        return w
+
+
 #: Decoders of the notifications the daemon sends, by method name.
 NOTIFICATION_DECODERS: dict[str, Any] = {
     "process.exit": ProcessExitNotification.from_wire,
     "sandbox.exit": SandboxExitNotification.from_wire,
+    "sandbox.network": SandboxNetworkNotification.from_wire,
 }

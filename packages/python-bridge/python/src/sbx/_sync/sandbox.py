@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import builtins
+import os
 import shlex
 from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxInfo, SecretSpec, Usage
+from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
@@ -142,14 +143,34 @@ class Sandbox:
             raise
         return ChildProcess(self._conn, self.id, spawned.pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
 
-    def sh(self, script: str, *args: str, cwd: str | None = None, env: dict[str, str] | None = None, check: bool = True) -> CommandOutput:
-        """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``).
+    def sh(
+        self,
+        script: str,
+        *args: str | os.PathLike[str] | int,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> CommandOutput:
+        """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``),
+        and returns its output once it exits.
 
-        Raises ``SandboxCommandError`` on a non-zero exit unless ``check=False``.
+        The keywords are what TypeScript's ``sh`` chain offers: ``cwd=`` is ``.cwd(p)``, ``env=``
+        is ``.env(k, v)`` (added to the sandbox's environment; names pass through untouched),
+        ``check=False`` is ``.noThrow()``. On the result, ``.text()`` is stdout without its
+        trailing newline and ``.json()`` is stdout parsed as JSON, like ``.text()``/``.json()``.
 
-        Example: ``sb.sh("ls", "-la", path)`` runs ``ls -la '<path>'``.
+        Raises ``SandboxCommandError`` (carrying ``status``, ``stdout`` and ``stderr``) when the
+        command exits non-zero or is killed, unless ``check=False``.
+
+        Example::
+
+            sb.sh("ls", "-la", path)                      # runs: ls -la '<path>'
+            sb.sh("git rev-parse HEAD", cwd="repo").text()
+            sb.sh("echo $GREETING", env={"GREETING": "hi"}).text()   # "hi"
+            sb.sh("python3 -c", "import json; print(json.dumps([1]))").json()   # [1]
+            sb.sh("test -d", path, check=False).status.code
         """
-        line = " ".join([script, *(shlex.quote(str(a)) for a in args)])
+        line = " ".join([script, *(shlex.quote(os.fspath(a) if isinstance(a, os.PathLike) else str(a)) for a in args)])
         p = self.spawn("bash", args=["-c", line], cwd=cwd, env=env)
         out = p.output()
         if check and not out.status.success:
@@ -165,6 +186,14 @@ class Sandbox:
         expires = _parse_time(result.expires_at)
         assert expires is not None
         return expires
+
+    def set_allow_net(self, allow_net: builtins.list[str]) -> None:
+        """Replaces the hosts the sandbox may reach; open connections no longer allowed are closed."""
+        self._conn.sandbox_set_allow_net(id=self.id, allow_net=allow_net)
+
+    def egress_log(self, limit: int | None = None) -> builtins.list[SandboxEgressLogResultItem]:
+        """Recent egress decisions, oldest first: time, host, port, allowed, and why not."""
+        return self._conn.sandbox_egress_log(id=self.id, limit=limit)
 
     def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""

@@ -1,0 +1,41 @@
+/** One egress decision, as the log and notifications report it. */
+export interface EgressEvent {
+  time: string;
+  host: string;
+  port: number;
+  allowed: boolean;
+  /** Why it was refused (absent when allowed). */
+  reason?: string;
+  /** "CONNECT" for tunnels, the HTTP method for plain requests. */
+  method: string;
+}
+
+/** Per-sandbox egress counters and a bounded log of recent decisions. */
+export class EgressJournal {
+  requests = 0;
+  blocked = 0;
+  bytesOut = 0;
+  bytesIn = 0;
+  private readonly recent: EgressEvent[] = [];
+  /** Told of every decision (the sandbox's watching clients). */
+  onEvent: (event: EgressEvent) => void = () => {};
+
+  constructor(private readonly capacity = 500) {}
+
+  record(event: Omit<EgressEvent, "time">): void {
+    const full = { time: new Date().toISOString(), ...event };
+    this.requests++;
+    if (!event.allowed) this.blocked++;
+    this.recent.push(full);
+    if (this.recent.length > this.capacity) this.recent.shift();
+    this.onEvent(full);
+  }
+
+  log(limit = this.capacity): EgressEvent[] {
+    return this.recent.slice(-limit);
+  }
+
+  counters() {
+    return { requests: this.requests, blocked: this.blocked, bytesOut: this.bytesOut, bytesIn: this.bytesIn };
+  }
+}
