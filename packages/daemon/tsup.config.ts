@@ -27,6 +27,18 @@ export default defineConfig([
     banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   },
   {
+    // Preloaded into Node processes inside sandboxes so fetch and http(s) use the egress proxy.
+    entry: { "node-proxy": "src/preload/node-proxy.ts", "node-proxy-impl": "src/preload/node-proxy-impl.ts" },
+    format: ["cjs"],
+    outExtension: () => ({ js: ".cjs" }),
+    noExternal: [/.*/],
+    splitting: false,
+    platform: "node",
+    target: "node18",
+    minify: true,
+    clean: false,
+  },
+  {
     // The supervisor runs inside sandboxes with nothing but the node binary: bundle everything.
     entry: { supervisor: "src/supervisor/main.ts" },
     format: ["esm"],

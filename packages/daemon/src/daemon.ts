@@ -18,6 +18,9 @@ import { createLogger, type Logger } from "./util/log.js";
 
 /** The bundled supervisor script that runs inside every sandbox. */
 const SUPERVISOR = fileURLToPath(new URL("./supervisor.mjs", import.meta.url));
+/** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
+const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
+const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
 
 export class HostNotReadyError extends Error {}
 
@@ -43,7 +46,7 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
-    if (!existsSync(SUPERVISOR)) throw new Error(`the supervisor bundle is missing at ${SUPERVISOR}: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
 
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     const lockPath = join(config.stateDir, "daemon.pid");
@@ -54,14 +57,13 @@ export class Daemon {
 
     // The API address is filled in once the server listens; proxies read it at decision time.
     const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
-    const files = await prepareSandboxFiles(config.stateDir, process.execPath, SUPERVISOR, rootMode);
+    const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
-      nodePath: files.nodePath,
-      supervisorPath: files.supervisorPath,
+      ...files,
       uidBase: rootMode ? config.uidBase : null,
       sessionGraceMs: config.sessionGraceMs,
       maxSandboxesPerOwner: config.maxSandboxesPerToken,

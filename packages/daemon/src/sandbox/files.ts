@@ -21,8 +21,15 @@ function reachableByOthers(path: string): boolean {
  * uid can traverse. The state dir becomes 0711 (traversable, not listable; its secrets stay
  * 0600), the supervisor is copied into it, and so is node if its own location is private.
  */
-export async function prepareSandboxFiles(stateDir: string, nodePath: string, supervisorPath: string, rootMode: boolean) {
-  if (!rootMode) return { nodePath, supervisorPath };
+export interface SandboxFiles {
+  nodePath: string;
+  supervisorPath: string;
+  preloadPath: string;
+  preloadImplPath: string;
+}
+
+export async function prepareSandboxFiles(stateDir: string, files: SandboxFiles, rootMode: boolean): Promise<SandboxFiles> {
+  if (!rootMode) return files;
   await fsp.chmod(stateDir, 0o711);
   for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
     if (!(statSync(dir).mode & constants.S_IXOTH)) {
@@ -33,18 +40,20 @@ export async function prepareSandboxFiles(stateDir: string, nodePath: string, su
   const lib = join(stateDir, "lib");
   await fsp.mkdir(lib, { recursive: true, mode: 0o711 });
   await fsp.chmod(lib, 0o711);
-  const supervisor = join(lib, "supervisor.mjs");
-  await fsp.copyFile(supervisorPath, `${supervisor}.tmp`);
-  await fsp.chmod(`${supervisor}.tmp`, 0o644);
-  await fsp.rename(`${supervisor}.tmp`, supervisor);
-  if (reachableByOthers(nodePath)) return { nodePath, supervisorPath: supervisor };
+  const copy = async (src: string, name: string, mode: number) => {
+    const dst = join(lib, name);
+    await fsp.copyFile(src, `${dst}.tmp`);
+    await fsp.chmod(`${dst}.tmp`, mode);
+    await fsp.rename(`${dst}.tmp`, dst);
+    return dst;
+  };
+  const supervisorPath = await copy(files.supervisorPath, "supervisor.mjs", 0o644);
+  const preloadPath = await copy(files.preloadPath, "node-proxy.cjs", 0o644);
+  const preloadImplPath = await copy(files.preloadImplPath, "node-proxy-impl.cjs", 0o644);
+  if (reachableByOthers(files.nodePath)) return { nodePath: files.nodePath, supervisorPath, preloadPath, preloadImplPath };
   const node = join(lib, "node");
-  const src = await fsp.stat(nodePath);
+  const src = await fsp.stat(files.nodePath);
   const dst = await fsp.stat(node).catch(() => null);
-  if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) {
-    await fsp.copyFile(nodePath, `${node}.tmp`);
-    await fsp.chmod(`${node}.tmp`, 0o755);
-    await fsp.rename(`${node}.tmp`, node);
-  }
-  return { nodePath: node, supervisorPath: supervisor };
+  if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copy(files.nodePath, "node", 0o755);
+  return { nodePath: node, supervisorPath, preloadPath, preloadImplPath };
 }

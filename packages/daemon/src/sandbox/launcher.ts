@@ -25,6 +25,9 @@ export interface LaunchSpec {
   /** Open fds of the node binary and the supervisor bundle, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
+  /** The Node preload that routes fetch and http(s) through the proxy, and its lazily loaded half. */
+  preloadFd: number;
+  preloadImplFd: number;
   /** The compiled seccomp program every process in the sandbox runs under. */
   seccomp: Buffer;
   /** cgroup.procs files to join before bwrap starts (root mode). */
@@ -34,7 +37,7 @@ export interface LaunchSpec {
 }
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, egress: 9, home: 10, tmp: 11 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, home: 12, tmp: 13 } as const;
 
 /**
  * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
@@ -90,6 +93,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   }
   a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
+  a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
   a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
   a.push("/.sbx/node", "/.sbx/supervisor.mjs");
@@ -112,7 +116,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.egressDirFd];
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
@@ -129,8 +133,11 @@ export function launch(spec: LaunchSpec): ChildProcess {
  * Opens the files every sandbox binds read-only. Holding the fds means a rebuilt or upgraded
  * file on disk never changes (or breaks) what running and new sandboxes of this daemon get.
  */
-export function openSandboxFiles(nodePath: string, supervisorPath: string): { nodeFd: number; supervisorFd: number; close(): void } {
-  const nodeFd = openSync(nodePath, "r");
-  const supervisorFd = openSync(supervisorPath, "r");
-  return { nodeFd, supervisorFd, close: () => (closeSync(nodeFd), closeSync(supervisorFd)) };
+export function openSandboxFiles(paths: { nodePath: string; supervisorPath: string; preloadPath: string; preloadImplPath: string }) {
+  const nodeFd = openSync(paths.nodePath, "r");
+  const supervisorFd = openSync(paths.supervisorPath, "r");
+  const preloadFd = openSync(paths.preloadPath, "r");
+  const preloadImplFd = openSync(paths.preloadImplPath, "r");
+  const all = [nodeFd, supervisorFd, preloadFd, preloadImplFd];
+  return { nodeFd, supervisorFd, preloadFd, preloadImplFd, close: () => all.forEach((fd) => closeSync(fd)) };
 }

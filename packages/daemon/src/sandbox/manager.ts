@@ -32,6 +32,8 @@ export interface ManagerOptions {
   bwrapPath: string;
   nodePath: string;
   supervisorPath: string;
+  preloadPath: string;
+  preloadImplPath: string;
   /** First host uid for sandboxes when running as root; null in rootless mode. */
   uidBase: number | null;
   sessionGraceMs: number;
@@ -72,7 +74,7 @@ export class SandboxManager {
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
-    this.files = openSandboxFiles(opts.nodePath, opts.supervisorPath);
+    this.files = openSandboxFiles(opts);
     this.sampler = setInterval(() => {
       for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
     }, 1000).unref();
@@ -210,6 +212,8 @@ export class SandboxManager {
       storage,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
+      preloadFd: this.files.preloadFd,
+      preloadImplFd: this.files.preloadImplFd,
       seccomp: this.opts.seccomp,
       cgroupProcs: cgroup?.procsFiles ?? [],
       // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.

@@ -24,6 +24,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   ),
   NO_PROXY: "localhost,127.0.0.1,::1",
   no_proxy: "localhost,127.0.0.1,::1",
+  // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
+  NODE_OPTIONS: "--require /.sbx/node-proxy.cjs",
 };
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
