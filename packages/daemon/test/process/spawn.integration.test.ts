@@ -23,8 +23,9 @@ describe("spawn", () => {
     const env = Object.fromEntries(lines.slice(4).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
     expect(env.FROM_CREATE).toBe("yes");
     const proxyVars = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].flatMap((k) => [k, k.toLowerCase()]);
-    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_", ...proxyVars].includes(k))).toEqual([]);
+    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_", "NODE_OPTIONS", ...proxyVars].includes(k))).toEqual([]);
     expect(env.HTTPS_PROXY).toBe("http://127.0.0.1:3128");
+    expect(env.NODE_OPTIONS).toBe("--require /.sbx/node-proxy.cjs");
   });
 
   it("streams stdout while the process is still running", async () => {
