@@ -1,11 +1,15 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { localAddresses } from "./addresses.js";
 import { AllowList } from "./allowlist.js";
 import { TargetError } from "./errors.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions } from "./policy.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, type Target } from "./target.js";
+
+let hostAddresses: string[] = [];
+let hostAddressesAt = 0;
 
 /** Headers that describe one hop and must not be forwarded. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
@@ -34,6 +38,8 @@ function refusal(status: 400 | 403 | 502, reason: string): string {
  */
 export class EgressProxy {
   private readonly server: Server;
+  /** Plain-HTTP upstream connections are reused across a sandbox's requests, like any client's. */
+  private readonly upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64 });
   private allowList: AllowList;
   private readonly open = new Set<OpenConnection>();
 
@@ -73,6 +79,7 @@ export class EgressProxy {
   close(): void {
     for (const conn of this.open) for (const s of conn.sockets) s.destroy();
     this.open.clear();
+    this.upstreamAgent.destroy();
     this.server.close();
     this.server.closeAllConnections();
   }
@@ -85,7 +92,7 @@ export class EgressProxy {
     } catch (err) {
       return void client.end(refusal(400, err instanceof TargetError ? err.message : "bad CONNECT target"));
     }
-    const decision = await decideEgress(target, this.allowList, this.decide);
+    const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
     const upstream = connect({ host: decision.address, port: decision.port });
@@ -127,13 +134,13 @@ export class EgressProxy {
     if (req.headers.host !== undefined && !hostHeaderAgrees(req.headers.host, target, 80)) {
       return reject(400, `the Host header '${req.headers.host.slice(0, 200)}' disagrees with the request target ${target.host}:${target.port}`);
     }
-    const decision = await decideEgress(target, this.allowList, this.decide);
+    const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return reject(decision.status, decision.reason);
 
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
-    const upstream = httpRequest({ host: decision.address, port: decision.port, method: req.method, path: target.path, headers, setHost: false });
+    const upstream = httpRequest({ host: decision.address, port: decision.port, method: req.method, path: target.path, headers, setHost: false, agent: this.upstreamAgent });
     const conn: OpenConnection = { target, dialled: decision, sockets: [req.socket, upstream as unknown as Duplex] };
     this.open.add(conn);
     const done = () => this.open.delete(conn);
@@ -152,6 +159,16 @@ export class EgressProxy {
     });
     req.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
     req.pipe(upstream);
+  }
+
+  /** The decision options with this host's own addresses, re-read at most once a second. */
+  private options(): DecideOptions {
+    const now = Date.now();
+    if (now - hostAddressesAt > 1000) {
+      hostAddresses = localAddresses();
+      hostAddressesAt = now;
+    }
+    return { ...this.decide, hostAddresses };
   }
 
   private count(client: Duplex, upstream: Socket): void {

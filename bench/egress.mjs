@@ -1,0 +1,105 @@
+// Egress proxy overhead, each beside its baseline from the same run: the same client
+// (egress-client.mjs) talks to a local upstream directly, through a minimal Node CONNECT proxy,
+// and from inside a sandbox through sbx's proxy (the upstream reached by name via --resolve).
+// Run: node bench/egress.mjs  (prints a Markdown table; run.mjs includes it in RESULTS.md)
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttp } from "node:http";
+import { createServer as createHttps } from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(BENCH, "..");
+const { Sandbox } = await import(pathToFileURL(join(ROOT, "packages/client/dist/index.js")).href);
+const N = Number(process.env.EGRESS_N ?? 300);
+
+function selfSigned(dir) {
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.bench.test", "-addext", "subjectAltName=DNS:api.bench.test", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+  return { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) };
+}
+
+const listen = (server) => new Promise((r) => server.listen(0, "127.0.0.1", () => r(server.address().port)));
+
+/** A minimal CONNECT proxy: the floor a proxy hop costs. */
+function minimalProxy() {
+  const server = net.createServer((client) => {
+    client.once("data", (head) => {
+      const m = /^CONNECT ([^:]+):(\d+)/.exec(head.toString());
+      if (!m) return client.destroy();
+      const up = net.connect(Number(m[2]), "127.0.0.1", () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        client.pipe(up).pipe(client);
+      });
+      up.on("error", () => client.destroy());
+      client.on("error", () => up.destroy());
+    });
+  });
+  return server;
+}
+
+// Asynchronous: the upstreams and the minimal proxy live in this process and must keep serving.
+const execFileAsync = promisify(execFile);
+async function runClient(args) {
+  const { stdout } = await execFileAsync(process.execPath, [join(BENCH, "egress-client.mjs"), ...args.map(String)]);
+  return JSON.parse(stdout);
+}
+
+export async function measureEgress() {
+  const dir = mkdtempSync(join(tmpdir(), "sbx-bench-egress-"));
+  const tlsFiles = selfSigned(dir);
+  const body = "ok\n";
+  const handler = (req, res) => res.writeHead(200, { "Content-Length": body.length }).end(body);
+  const httpPort = await listen(createHttp({ keepAliveTimeout: 60_000 }, handler));
+  const httpsPort = await listen(createHttps({ ...tlsFiles, keepAliveTimeout: 60_000 }, handler));
+  const proxy = minimalProxy();
+  const proxyPort = await listen(proxy);
+
+  const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-egress-state-"));
+  const daemon = spawn(process.execPath, [join(ROOT, "packages/daemon/dist/cli.js"), "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--quiet", "--warm-pool", "0",
+    "--resolve", `api.bench.test:80=127.0.0.1:${httpPort}`, "--resolve", `api.bench.test:443=127.0.0.1:${httpsPort}`], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise((resolve) => {
+    let out = "";
+    daemon.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on (ws:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+  });
+  const sb = await Sandbox.create({ url, token: readFileSync(join(stateDir, "token"), "utf8").trim(), allowNet: ["api.bench.test"] });
+  await sb.fs.writeFile("/tmp/egress-client.mjs", readFileSync(join(BENCH, "egress-client.mjs")));
+  const inside = async (args) => JSON.parse(await sb.sh`node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").text());
+
+  const rows = [];
+  for (const [scheme, port] of [["http", 80], ["https", 443]]) {
+    for (const keepAlive of [0, 1]) {
+      const hostPort = scheme === "http" ? httpPort : httpsPort;
+      const direct = await runClient([scheme, "127.0.0.1", hostPort, N, keepAlive]);
+      const minimal = scheme === "https" ? await runClient([scheme, "api.bench.test", hostPort, N, keepAlive, "127.0.0.1", proxyPort]) : null;
+      const sbx = await inside([scheme, "api.bench.test", port, N, keepAlive, "127.0.0.1", 3128]);
+      rows.push({ what: `${scheme === "http" ? "plain HTTP" : "HTTPS (CONNECT tunnel)"}, ${keepAlive ? "keep-alive" : "new connection per request"}`, direct, minimal, sbx });
+    }
+  }
+  await sb.kill();
+  daemon.kill("SIGTERM");
+  await new Promise((r) => daemon.once("exit", r));
+  proxy.close();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
+
+  const ms = (x) => `${x.median.toFixed(2)} ms (p90 ${x.p90.toFixed(2)}), ${Math.round(x.rps)} req/s`;
+  const lines = [
+    `| request (n=${N} sequential) | direct | minimal CONNECT proxy | through sbx's proxy | added latency vs direct | sbx vs minimal proxy |`,
+    "|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.what} | ${ms(r.direct)} | ${r.minimal ? ms(r.minimal) : "—"} | ${ms(r.sbx)} | +${(r.sbx.median - r.direct.median).toFixed(2)} ms | ${r.minimal ? `${(r.sbx.median / r.minimal.median).toFixed(2)}×` : "—"} |`),
+  ];
+  return lines.join("\n");
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(await measureEgress());
+  process.exit(0);
+}
