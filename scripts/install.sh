@@ -14,16 +14,19 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-# bubblewrap runs the sandboxes; util-linux (setpriv, prlimit) sets them up; the tests also run
-# the host's git, python3 with pip, and ps inside sandboxes.
+# bubblewrap runs the sandboxes; util-linux (setpriv, prlimit) sets them up; e2fsprogs makes their
+# storage; the tests also run the host's git, curl, wget, python3 with pip and requests, and ps
+# inside sandboxes, and openssl makes their test CA.
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 command -v git >/dev/null 2>&1 || missing+=(git)
+for tool in curl wget openssl; do command -v $tool >/dev/null 2>&1 || missing+=($tool); done
 command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 command -v ps >/dev/null 2>&1 || missing+=(procps)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+/usr/bin/python3 -c "import requests" >/dev/null 2>&1 || missing+=(python3-requests)
 # the Python SDK tests make a fresh virtual environment with the python3 on PATH
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

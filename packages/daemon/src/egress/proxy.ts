@@ -6,7 +6,7 @@ import { AllowList } from "./allowlist.js";
 import { TargetError } from "./errors.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions } from "./policy.js";
-import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, type Target } from "./target.js";
+import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
 
 let hostAddresses: string[] = [];
 let hostAddressesAt = 0;
@@ -111,10 +111,38 @@ export class EgressProxy {
     upstream.once("connect", () => {
       connected = true;
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      if (head.length) upstream.write(head);
-      this.count(client, upstream);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      // The first bytes decide: a TLS ClientHello's server name must agree with the CONNECT target.
+      let first = head;
+      const open = () => {
+        if (first.length) {
+          this.journal.bytesOut += first.length;
+          upstream.write(first);
+        }
+        this.count(client, upstream);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      };
+      const check = (): boolean => {
+        const hello = tlsServerName(first);
+        if (hello === "more") return false;
+        if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) {
+          const reason =
+            hello === "bad"
+              ? `a malformed TLS ClientHello was sent toward ${target.host}:${target.port}`
+              : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
+          this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
+          done();
+          return true;
+        }
+        open();
+        return true;
+      };
+      if (first.length && check()) return;
+      const gate = (chunk: Buffer) => {
+        first = Buffer.concat([first, chunk]);
+        if (check()) client.off("data", gate);
+      };
+      client.on("data", gate);
     });
     client.once("close", done);
     upstream.once("close", done);
@@ -139,14 +167,21 @@ export class EgressProxy {
     if (!decision.allowed) return reject(decision.status, decision.reason);
 
     const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    const listed = connectionOptions(req.headers.connection);
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name) && !listed.has(name)) headers[name] = value;
     const upstream = httpRequest({ host: decision.address, port: decision.port, method: req.method, path: target.path, headers, setHost: false, agent: this.upstreamAgent });
     const conn: OpenConnection = { target, dialled: decision, sockets: [req.socket, upstream as unknown as Duplex] };
     this.open.add(conn);
     const done = () => this.open.delete(conn);
+    // The client went away or its request turned out malformed mid-body: the upstream request is cut, not left hanging.
+    res.once("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+      done();
+    });
     upstream.on("response", (up) => {
       const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+      const upListed = connectionOptions(up.headers.connection);
+      for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP_BY_HOP.has(name) && !upListed.has(name)) out[name] = value;
       res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
       up.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
       up.pipe(res);
@@ -154,6 +189,7 @@ export class EgressProxy {
     });
     upstream.on("error", (err) => {
       done();
+      if (res.socket?.destroyed || res.socket?.writableEnded) return;
       if (!res.headersSent) reject(502, `cannot reach ${target.host}:${target.port}: ${err.message}`);
       else res.destroy();
     });
@@ -174,5 +210,48 @@ export class EgressProxy {
   private count(client: Duplex, upstream: Socket): void {
     client.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
     upstream.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
+  }
+}
+
+/** The header names a Connection header lists (RFC 9110 §7.6.1): hop-by-hop too, never forwarded. */
+function connectionOptions(value: string | string[] | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
+  return new Set(text.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+}
+
+/**
+ * The server name of a TLS ClientHello at the start of `buf`: the name, null for a ClientHello
+ * without SNI, "more" if the record is not complete yet, "not-tls" if the tunnel does not start
+ * with a TLS handshake, "bad" for a handshake record that cannot be read (refused, never passed).
+ */
+function tlsServerName(buf: Buffer): string | null | "more" | "not-tls" | "bad" {
+  if (buf.length < 1) return "more";
+  if (buf[0] !== 0x16) return "not-tls";
+  if (buf.length < 5) return "more";
+  const recordLength = buf.readUInt16BE(3);
+  if (recordLength > 16384) return "bad";
+  if (buf.length < 5 + recordLength) return "more";
+  const hello = buf.subarray(5, 5 + recordLength);
+  try {
+    if (hello[0] !== 0x01) return "bad";
+    let p = 4 + 2 + 32; // handshake header, client_version, random
+    p += 1 + hello[p]!; // session id
+    p += 2 + hello.readUInt16BE(p); // cipher suites
+    p += 1 + hello[p]!; // compression methods
+    if (p >= hello.length) return null;
+    const end = p + 2 + hello.readUInt16BE(p);
+    p += 2;
+    while (p + 4 <= end) {
+      const type = hello.readUInt16BE(p);
+      const len = hello.readUInt16BE(p + 2);
+      if (type === 0) {
+        const nameLength = hello.readUInt16BE(p + 4 + 3);
+        return hello.subarray(p + 4 + 5, p + 4 + 5 + nameLength).toString("latin1");
+      }
+      p += 4 + len;
+    }
+    return null;
+  } catch {
+    return "bad";
   }
 }

@@ -1,0 +1,327 @@
+/**
+ * Local upstream servers for the egress tests: one plain HTTP and one HTTPS server on
+ * loopback, serving every test name (told apart by the Host header), with a throwaway CA
+ * made by openssl. The daemon reaches them by real-looking names through `egress.resolve`
+ * (`upstreams.resolve`), so the proxy's production code path is the one under test.
+ *
+ * Per name:
+ * - any name: `/echo...` answers method, path, headers, body and TLS facts as JSON; `/bytes/N`
+ *   answers N bytes of "x"; anything else is a small text naming the host.
+ * - pypi.example.test: a PEP 503 simple index with one wheel, whose file lives on
+ *   files.pythonhosted.test.
+ * - registry.example.test: an npm registry with one package (packument and tarball).
+ * - git.example.test: `git http-backend` over CGI (smart HTTP) for /repo.git.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
+
+export const NAMES = [
+  "api.example.test",
+  "other.example.test",
+  "pypi.example.test",
+  "files.pythonhosted.test",
+  "registry.example.test",
+  "git.example.test",
+] as const;
+
+/** One request as an upstream saw it. */
+export interface SeenRequest {
+  host: string;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  /** Whether the whole body arrived. */
+  complete: boolean;
+  /** The connection went away before the whole body arrived. */
+  aborted: boolean;
+  tls: boolean;
+  servername: string | null;
+}
+
+export interface Upstreams {
+  httpPort: number;
+  httpsPort: number;
+  /** The test CA's PEM (write it into the sandbox for curl --cacert and friends). */
+  caPem: string;
+  /** `egress.resolve` for the daemon's config: each name on 80 and 443 to the two servers. */
+  resolve: Record<string, string>;
+  /** Every request the upstreams received, oldest first. */
+  seen: SeenRequest[];
+  /** Connections the upstreams currently hold open. */
+  openSockets(): number;
+  wheel: { name: string; sha256: string; bytes: Buffer };
+  npm: { name: string; version: string; tarball: Buffer; shasum: string; integrity: string };
+  git: { head: string; file: string; content: string };
+  close(): Promise<void>;
+}
+
+/** Makes a CA and a leaf certificate for `names` (and 127.0.0.1) in `dir`. */
+function makeCertificates(dir: string, names: readonly string[]): { caPem: string; key: string; cert: string } {
+  const ossl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  ossl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sbx egress test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  ossl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", `/CN=${names[0]}`]);
+  const san = [...names.map((n) => `DNS:${n}`), "IP:127.0.0.1"].join(",");
+  writeFileSync(join(dir, "leaf.ext"), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n`);
+  ossl(["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"]);
+  return { caPem: readFileSync(join(dir, "ca.pem"), "utf8"), key: readFileSync(join(dir, "leaf.key"), "utf8"), cert: readFileSync(join(dir, "leaf.pem"), "utf8") };
+}
+
+/** A minimal wheel (zip) for package `name` 1.0, made with the host's python3. */
+function makeWheel(dir: string, name: string): Buffer {
+  const file = join(dir, `${name}-1.0-py3-none-any.whl`);
+  const script = `
+import base64, hashlib, sys, zipfile
+name, out = sys.argv[1], sys.argv[2]
+files = {
+  f"{name}/__init__.py": b"VALUE = 42\\n",
+  f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: 1.0\\n".encode(),
+  f"{name}-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: sbx-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}
+record = []
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+record.append(f"{name}-1.0.dist-info/RECORD,,")
+files[f"{name}-1.0.dist-info/RECORD"] = ("\\n".join(record) + "\\n").encode()
+with zipfile.ZipFile(out, "w") as z:
+    for path, data in files.items():
+        z.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
+`;
+  execFileSync("python3", ["-c", script, name, file]);
+  return readFileSync(file);
+}
+
+/** An npm tarball for `name`@`version`. */
+function makeNpmTarball(dir: string, name: string, version: string): Buffer {
+  const root = join(dir, "npm");
+  mkdirSync(join(root, "package"), { recursive: true });
+  writeFileSync(join(root, "package", "package.json"), JSON.stringify({ name, version, description: "sbx egress test package", main: "index.js" }, null, 2));
+  writeFileSync(join(root, "package", "index.js"), "module.exports = 42;\n");
+  execFileSync("tar", ["czf", "pkg.tgz", "--owner=0", "--group=0", "--mtime=2020-01-01", "package"], { cwd: root });
+  return readFileSync(join(root, "pkg.tgz"));
+}
+
+/** A bare repository with one commit holding one file; returns the commit id. */
+function makeGitRepo(dir: string, file: string, content: string): string {
+  const work = join(dir, "work");
+  mkdirSync(work);
+  const git = (args: string[], cwd = work) =>
+    execFileSync("git", ["-c", "user.name=sbx", "-c", "user.email=sbx@example.test", "-c", "init.defaultBranch=main", ...args], { cwd, encoding: "utf8", env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", HOME: dir } }).trim();
+  git(["init", "-q"]);
+  writeFileSync(join(work, file), content);
+  git(["add", file]);
+  git(["commit", "-q", "-m", "the only commit"]);
+  const head = git(["rev-parse", "HEAD"]);
+  git(["clone", "-q", "--bare", work, join(dir, "git", "repo.git")], dir);
+  git(["update-server-info"], join(dir, "git", "repo.git"));
+  return head;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+/** Runs `git http-backend` for one request (CGI/1.1). */
+function gitBackend(projectRoot: string, req: IncomingMessage, body: Buffer, res: ServerResponse, tls: boolean): void {
+  const url = new URL(req.url ?? "/", "http://git.example.test");
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    GIT_PROJECT_ROOT: projectRoot,
+    GIT_HTTP_EXPORT_ALL: "1",
+    REQUEST_METHOD: req.method,
+    PATH_INFO: decodeURIComponent(url.pathname),
+    QUERY_STRING: url.search.replace(/^\?/, ""),
+    CONTENT_TYPE: req.headers["content-type"] ?? "",
+    CONTENT_LENGTH: String(body.length),
+    REMOTE_ADDR: "127.0.0.1",
+    SERVER_PROTOCOL: "HTTP/1.1",
+    GATEWAY_INTERFACE: "CGI/1.1",
+    HTTPS: tls ? "on" : "",
+    ...(req.headers["git-protocol"] ? { GIT_PROTOCOL: String(req.headers["git-protocol"]) } : {}),
+    ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"]) } : {}),
+  };
+  const cgi = spawn("git", ["http-backend"], { env, stdio: ["pipe", "pipe", "inherit"] });
+  const out: Buffer[] = [];
+  cgi.stdout.on("data", (c: Buffer) => out.push(c));
+  cgi.on("close", () => {
+    const all = Buffer.concat(out);
+    const split = all.indexOf("\r\n\r\n");
+    const head = all.subarray(0, split).toString("latin1");
+    const rest = all.subarray(split + 4);
+    let status = 200;
+    const headers: Record<string, string> = {};
+    for (const line of head.split("\r\n")) {
+      const i = line.indexOf(":");
+      const k = line.slice(0, i).trim();
+      const v = line.slice(i + 1).trim();
+      if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
+      else headers[k] = v;
+    }
+    headers["Content-Length"] = String(rest.length);
+    res.writeHead(status, headers);
+    res.end(rest);
+  });
+  cgi.stdin.end(body);
+}
+
+/** Starts the two upstream servers. Close them with `close()`. */
+export async function startUpstreams(): Promise<Upstreams> {
+  const dir = mkdtempSync(join(tmpdir(), "sbx-upstreams-"));
+  const { caPem, key, cert } = makeCertificates(dir, NAMES);
+  const wheelName = "sbxdemo";
+  const wheelBytes = makeWheel(dir, wheelName);
+  const wheel = { name: `${wheelName}-1.0-py3-none-any.whl`, sha256: createHash("sha256").update(wheelBytes).digest("hex"), bytes: wheelBytes };
+  const npmName = "sbx-demo";
+  const npmVersion = "1.2.3";
+  const tarball = makeNpmTarball(dir, npmName, npmVersion);
+  const npm = {
+    name: npmName,
+    version: npmVersion,
+    tarball,
+    shasum: createHash("sha1").update(tarball).digest("hex"),
+    integrity: `sha512-${createHash("sha512").update(tarball).digest("base64")}`,
+  };
+  const gitFile = "README.md";
+  const gitContent = "cloned through the sbx egress proxy\n";
+  const gitHead = makeGitRepo(dir, gitFile, gitContent);
+  const seen: SeenRequest[] = [];
+  const sockets = new Set<Socket>();
+
+  const handler = (tls: boolean) => async (req: IncomingMessage, res: ServerResponse) => {
+    const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
+    const path = req.url ?? "/";
+    const servername = tls ? ((req.socket as TLSSocket).servername || null) : null;
+    // recorded as soon as the head arrives, so a request that never completes is seen too
+    const entry: SeenRequest = { host, method: req.method ?? "", path, headers: req.headers, body: "", complete: false, aborted: false, tls, servername };
+    seen.push(entry);
+    req.once("close", () => {
+      if (!entry.complete) entry.aborted = true;
+    });
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch {
+      return; // the sender went away mid-request (entry.aborted says so)
+    }
+    entry.body = body.toString("latin1");
+    entry.complete = true;
+    const scheme = tls ? "https" : "http";
+    const send = (status: number, type: string, data: string | Buffer) => {
+      res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(data) });
+      res.end(data);
+    };
+    if (path.startsWith("/echo")) {
+      return send(200, "application/json", JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));
+    }
+    const bytes = /^\/bytes\/(\d+)$/.exec(path);
+    if (bytes) return send(200, "application/octet-stream", "x".repeat(Number(bytes[1])));
+    if (host === "pypi.example.test") {
+      if (path === "/simple/") return send(200, "text/html", `<!DOCTYPE html><html><body><a href="/simple/${wheelName}/">${wheelName}</a></body></html>`);
+      if (path === `/simple/${wheelName}/`) {
+        return send(200, "text/html", `<!DOCTYPE html><html><body><a href="${scheme}://files.pythonhosted.test/packages/${wheel.name}#sha256=${wheel.sha256}">${wheel.name}</a></body></html>`);
+      }
+      return send(404, "text/plain", "not found\n");
+    }
+    if (host === "files.pythonhosted.test" && path === `/packages/${wheel.name}`) return send(200, "application/octet-stream", wheel.bytes);
+    if (host === "registry.example.test") {
+      const tgzPath = `/${npmName}/-/${npmName}-${npmVersion}.tgz`;
+      if (path === `/${npmName}`) {
+        const packument = {
+          _id: npmName,
+          name: npmName,
+          "dist-tags": { latest: npmVersion },
+          versions: {
+            [npmVersion]: {
+              name: npmName,
+              version: npmVersion,
+              description: "sbx egress test package",
+              main: "index.js",
+              _id: `${npmName}@${npmVersion}`,
+              dist: { tarball: `${scheme}://registry.example.test${tgzPath}`, shasum: npm.shasum, integrity: npm.integrity },
+            },
+          },
+          time: { created: "2020-01-01T00:00:00.000Z", modified: "2020-01-01T00:00:00.000Z", [npmVersion]: "2020-01-01T00:00:00.000Z" },
+        };
+        return send(200, "application/json", JSON.stringify(packument));
+      }
+      if (path === tgzPath) return send(200, "application/octet-stream", tarball);
+      return send(404, "application/json", JSON.stringify({ error: "not found" }));
+    }
+    if (host === "git.example.test" && path.startsWith("/repo.git/")) return gitBackend(join(dir, "git"), req, body, res, tls);
+    return send(200, "text/plain", `hello from ${host} over ${scheme}\n`);
+  };
+
+  const track = (server: Server) => {
+    server.on("connection", (s: Socket) => {
+      sockets.add(s);
+      s.once("close", () => sockets.delete(s));
+    });
+    server.on("secureConnection", (s: Socket) => {
+      sockets.add(s);
+      s.once("close", () => sockets.delete(s));
+    });
+  };
+  const http = createHttpServer(handler(false));
+  const https = createHttpsServer({ key, cert }, handler(true));
+  track(http);
+  track(https);
+  const listen = (s: Server) => new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+  const httpPort = await listen(http);
+  const httpsPort = await listen(https);
+  const resolve: Record<string, string> = {};
+  for (const n of NAMES) {
+    resolve[`${n}:80`] = `127.0.0.1:${httpPort}`;
+    resolve[`${n}:443`] = `127.0.0.1:${httpsPort}`;
+  }
+  return {
+    httpPort,
+    httpsPort,
+    caPem,
+    resolve,
+    seen,
+    openSockets: () => [...sockets].filter((s) => !s.destroyed).length,
+    wheel,
+    npm,
+    git: { head: gitHead, file: gitFile, content: gitContent },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await Promise.all([http, https].map((s) => new Promise((r) => s.close(r))));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One HTTP/1.x response, parsed from raw bytes (latin-1). */
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  raw: string;
+}
+
+/** Parses the first response in `raw` (headers lower-cased; the body is everything after the head). */
+export function parseResponse(raw: string): RawResponse {
+  const end = raw.indexOf("\r\n\r\n");
+  const head = end < 0 ? raw : raw.slice(0, end);
+  const [statusLine, ...lines] = head.split("\r\n");
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? "")?.[1] ?? NaN);
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status, headers, body: end < 0 ? "" : raw.slice(end + 4), raw };
+}
