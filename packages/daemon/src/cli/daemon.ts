@@ -24,7 +24,8 @@ export async function daemonCommand(args: string[]): Promise<number> {
   if (values.listen) config.listen = values.listen;
   if (values["state-dir"]) config.stateDir = values["state-dir"];
   if (values["session-grace"]) config.sessionGraceMs = parseDuration(values["session-grace"]);
-  if (values.resolve?.length) config.egressPins = ResolveMap.fromFlags(values.resolve);
+  // Like curl, each --resolve adds a pin (and wins over the config file's for the same name).
+  if (values.resolve?.length) config.egressPins = config.egressPins.merge(ResolveMap.fromFlags(values.resolve));
   if (values["warm-pool"] !== undefined) {
     const n = Number(values["warm-pool"]);
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);

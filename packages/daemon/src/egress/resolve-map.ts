@@ -48,6 +48,11 @@ export class ResolveMap {
     return ResolveMap.parse(map);
   }
 
+  /** These pins with `other`'s added on top (a name both pin takes `other`'s: flags over the config file). */
+  merge(other: ResolveMap): ResolveMap {
+    return new ResolveMap(new Map([...this.pins, ...other.pins]));
+  }
+
   /** The pin for a canonical name on a port, `name:port` before `name`; the port filled in from the request if the pin has none. */
   lookup(name: string, port: number): { address: string; port: number } | undefined {
     const pin = this.pins.get(`${name}:${port}`) ?? this.pins.get(name);

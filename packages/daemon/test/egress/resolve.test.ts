@@ -193,3 +193,13 @@ describe("egress.resolve pins", () => {
     expect(() => ResolveMap.fromFlags(flags)).toThrow(reason);
   });
 });
+
+describe("ResolveMap.merge", () => {
+  it("adds the flags' pins to the config file's, the flags winning for the same name", () => {
+    const file = ResolveMap.parse({ "a.test": "127.0.0.1", "b.test:443": "127.0.0.2:8443" });
+    const merged = file.merge(ResolveMap.fromFlags(["b.test:443=127.0.0.3:9443", "c.test=10.0.0.1"]));
+    expect(merged.lookup("a.test", 80)).toEqual({ address: "127.0.0.1", port: 80 });
+    expect(merged.lookup("b.test", 443)).toEqual({ address: "127.0.0.3", port: 9443 });
+    expect(merged.lookup("c.test", 80)).toEqual({ address: "10.0.0.1", port: 80 });
+  });
+});
