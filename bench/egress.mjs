@@ -53,8 +53,10 @@ export async function measureEgress() {
   const tlsFiles = selfSigned(dir);
   const body = "ok\n";
   const handler = (req, res) => res.writeHead(200, { "Content-Length": body.length }).end(body);
-  const httpPort = await listen(createHttp({ keepAliveTimeout: 60_000 }, handler));
-  const httpsPort = await listen(createHttps({ ...tlsFiles, keepAliveTimeout: 60_000 }, handler));
+  const httpServer = createHttp({ keepAliveTimeout: 60_000 }, handler);
+  const httpsServer = createHttps({ ...tlsFiles, keepAliveTimeout: 60_000 }, handler);
+  const httpPort = await listen(httpServer);
+  const httpsPort = await listen(httpsServer);
   const proxy = minimalProxy();
   const proxyPort = await listen(proxy);
 
@@ -86,7 +88,10 @@ export async function measureEgress() {
   await sb.kill();
   daemon.kill("SIGTERM");
   await new Promise((r) => daemon.once("exit", r));
-  proxy.close();
+  for (const server of [proxy, httpServer, httpsServer]) {
+    server.close();
+    server.closeAllConnections?.();
+  }
   rmSync(dir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
 

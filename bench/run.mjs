@@ -33,7 +33,7 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const MiB = 1 << 20;
 const CFG = QUICK
   ? { coldN: 5, warmN: 5, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 4, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50 }
-  : { coldN: 30, warmN: 30, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 512 * MiB, reps: 3, idleN: 100, floorIdleN: 5, hardN: 20, hardRttReps: 3, hardRttN: 200 };
+  : { coldN: 30, warmN: 30, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 512 * MiB, reps: 3, idleN: 100, floorIdleN: 5, hardN: 40, hardRttReps: 6, hardRttN: 100 };
 /**
  * Host uids. The bench daemon gets its own uid base so that its sandboxes cannot be confused
  * with those of another daemon on this host (tests, a developer's daemon) that starts at 200000;
@@ -229,7 +229,8 @@ function captureSandbox(daemonPid) {
     // the same filter the daemon compiles for every sandbox
     else if (opt === "--seccomp") source = { kind: "data", data: daemonModule.buildPolicy(daemonModule.hostArch()) };
     else {
-      const data = recover(pid, fd);
+      // bwrap closes a bound fd once it is mounted; the file itself is still there inside the sandbox
+      const data = recover(pid, fd) ?? (opt === "--ro-bind-fd" ? fromInside(pid, dest) : null);
       if (data === null) {
         omitted.push(words.join(" "));
         // a `--perms`/`--size` modifier right before it would now apply to the next option
@@ -284,7 +285,8 @@ function captureHardening(pid) {
 }
 
 /** The daemon's own cgroup join script, read from its bundle (so a change there is replayed here). */
-function joinScript() {
+const joinScript = () => (joinScript.cached ??= readJoinScript());
+function readJoinScript() {
   const text = readFileSync(join(ROOT, "packages/daemon/dist/index.js"), "utf8");
   const m = /JOIN_SCRIPT = ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")/.exec(text);
   if (!m) throw new Error("could not find JOIN_SCRIPT in packages/daemon/dist/index.js: update bench/run.mjs");
@@ -370,6 +372,18 @@ function keepCopy(name, data) {
   const path = join(FLOOR_DIRS, name);
   writeFileSync(path, data, { mode: 0o644 });
   return path;
+}
+
+/** A file as the sandbox of bwrap `pid` sees it, read through its supervisor's root. */
+function fromInside(pid, path) {
+  const uid = procStatus(pid)?.uid;
+  for (const p of sandboxProcs(uid)) {
+    if (p.name !== "node") continue;
+    try {
+      return readFileSync(`/proc/${p.pid}/root${path}`);
+    } catch {}
+  }
+  return null;
 }
 
 /** The content behind fd `fd` of process `pid` if it can be read again (a file or memfd, not a pipe). */
@@ -745,6 +759,7 @@ const one = () => new Promise((resolve, reject) => {
  */
 async function measureHardening(capture) {
   const h = capture.hardening;
+  joinScript();
   if (!h.cgroupValues) throw new Error("the captured sandbox sits in no cgroup of its own: is the daemon in root mode with cgroups?");
   if (!capture.args.includes("--seccomp")) throw new Error("the captured bwrap argv has no --seccomp");
   const uid = FLOOR_UID;
@@ -757,6 +772,18 @@ async function measureHardening(capture) {
   };
   const order = Object.keys(variants);
   const cgSetup = [], cgRemove = [];
+  /** CFS throttling seen in each sample's cgroup: [samples throttled, samples, total throttled ms]. */
+  const throttled = {};
+  const throttleCheck = (k, phase) => (cg) => {
+    const cpu = cg.made.find((dir) => dir.includes("/cpu/"));
+    const stat = readFileSync(join(cpu, "cpu.stat"), "utf8");
+    const n = Number(/^nr_throttled (\d+)/m.exec(stat)?.[1] ?? 0);
+    const ns = Number(/^throttled_time (\d+)/m.exec(stat)?.[1] ?? 0);
+    const e = (throttled[`${k}.${phase}`] ??= [0, 0, 0]);
+    e[0] += n > 0 ? 1 : 0;
+    e[1] += 1;
+    e[2] += ns / 1e6;
+  };
   let cgN = 0;
   const run = async (v, fn, check = null) => {
     if (!v.cg) return fn(v.cap);
@@ -797,8 +824,8 @@ async function measureHardening(capture) {
     }
     for (let i = 0; i < CFG.hardN; i++) {
       for (const k of rotated(i)) {
-        S[k].sup.push(await run(variants[k], (c) => rawSupervisorStart(c, uid)));
-        S[k].tru.push(await run(variants[k], (c) => rawBwrapTrue(c, uid)));
+        S[k].sup.push(await run(variants[k], (c) => rawSupervisorStart(c, uid), throttleCheck(k, "sup")));
+        S[k].tru.push(await run(variants[k], (c) => rawBwrapTrue(c, uid), throttleCheck(k, "tru")));
       }
     }
     const host = [];
@@ -810,7 +837,7 @@ async function measureHardening(capture) {
       }
       host.push(...JSON.parse(execFileSync(process.execPath, ["-e", RTT_SCRIPT, String(CFG.hardRttN)], { encoding: "utf8" })));
     }
-    const out = { seen, cgSetup: stats(cgSetup), cgRemove: stats(cgRemove), host: { rtt: stats(host) } };
+    const out = { seen, throttled, cgSetup: stats(cgSetup), cgRemove: stats(cgRemove), host: { rtt: stats(host) } };
     for (const k of order) out[k] = { sup: stats(S[k].sup), tru: stats(S[k].tru), rtt: stats(S[k].rtt) };
     return out;
   } finally {
@@ -1075,22 +1102,42 @@ async function main() {
         memTotalMb: totalmem() / MiB,
         procs: used[0].procs.join(", "),
       };
-      log(`   per sandbox RSS ${mb(R.idle.usedRss)} (PSS ${mb(R.idle.usedPss)}); floor ${mb(R.idle.floorRss)}; daemon ${sgn(R.idle.daemonGrowthUsed)}; MemAvailable -${mb(R.idle.availDropUsed / CFG.idleN)} per sandbox; cgroup charge ${mb(R.idle.cgroupCharge)}`);
+      log(`   per sandbox RSS ${mb(R.idle.usedRss)} (PSS ${mb(R.idle.usedPss)}); floor ${mb(R.idle.floorRss)}; daemon ${sgn(R.idle.daemonGrowthUsed)}; MemAvailable ${sgn(-R.idle.availDropUsed / CFG.idleN)} per sandbox; cgroup charge ${mb(R.idle.cgroupCharge)}`);
     }
   } finally {
     await peer.stop();
     await d.stop();
     rmSync(FLOOR_DIRS, { recursive: true, force: true });
   }
+  log("7. egress proxy (bench/egress.mjs)");
+  const { measureEgress } = await import(pathToFileURL(join(BENCH, "egress.mjs")).href);
+  const egress = await measureEgress();
   R.seconds = (Date.now() - started) / 1000;
   R.loadEnd = loadavg()[0].toFixed(2);
-  const md = report(m, R);
+  const md = `${report(m, R)}
+## Egress proxy
+
+From \`bench/egress.mjs\`: one client (\`bench/egress-client.mjs\`) makes sequential GETs to a local
+upstream directly, through a minimal Node CONNECT proxy (the floor of a proxy hop; HTTPS only),
+and from inside a sandbox through sbx's proxy (upstream reached by name via \`--resolve\`).
+Targets: tunnel ≤ 1.2× a minimal CONNECT proxy.
+
+${egress}
+`;
   process.stdout.write(md);
   if (QUICK) log(`done in ${R.seconds.toFixed(0)} s (quick run: bench/RESULTS.md left as it was)`);
   else {
     writeFileSync(join(BENCH, "RESULTS.md"), md);
     log(`done in ${R.seconds.toFixed(0)} s; wrote bench/RESULTS.md`);
   }
+}
+
+function throttleText(t, k) {
+  const one = (phase) => {
+    const [hit, n, total] = t[`${k}.${phase}`] ?? [0, 0, 0];
+    return `${hit} of ${n}${hit ? ` (${f1(total / hit)} ms each)` : ""}`;
+  };
+  return `${one("sup")} / ${one("tru")}`;
 }
 
 function report(m, R) {
@@ -1107,6 +1154,7 @@ function report(m, R) {
     ["1b", "… of which the first `spawn(\"true\")`", ms(c.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(c.firstSpawn.median, t.piped.median), "", ""],
     ["1c", "bare bwrap, same argv, `/usr/bin/true`", "", ms(c.bwrapTrue), "", "(anchor 7.1 ms)", ""],
     ["1d", "bare bwrap, same argv, `node -e 0` (the daemon's node binary)", "", ms(c.bwrapNode), "", "(anchor 42.4 ms)", ""],
+    ["1i", "… `Sandbox.create()` beyond the hardened launch: median of 1a minus median of 6 (on)", `${f1(c.create.median - h.on.sup.median)} ms`, `(6 on: ${f1(h.on.sup.median)} ms)`, "", "", ""],
     ["1e", `same from a warm pool (create + first spawn; a second daemon, default pool of ${w.size}; ${w.fromPool} of ${w.starts} creates taken from it)`, ms(w.total), `cold (row 1): ${ms(c.total)}`, ratio(w.total.median, c.total.median), "≤ 10 ms", ok(w.total.median <= 10 && w.fromPool === w.starts)],
     ["1f", "… of which `Sandbox.create()` (connect + create)", ms(w.create), "", "", "", ""],
     ["1g", "… of which the first `spawn(\"true\")`", ms(w.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.firstSpawn.median, t.piped.median), "", ""],
@@ -1131,6 +1179,7 @@ function report(m, R) {
     ["6b", `\`true\` round trip inside the sandbox (node \`child_process.spawn('/bin/true')\`, ${CFG.hardRttReps}×${CFG.hardRttN})`, ms(h.on.rtt), `off: ${ms(h.off.rtt)}; on the host, outside any sandbox: ${ms(h.host.rtt)}`, ratio(h.on.rtt.median, h.off.rtt.median), "", ""],
     ["6c", "… decomposition of 6 / 6a / 6b", "", `${onOff("sup", "6")}. ${onOff("tru", "6a")}. ${onOff("rtt", "6b")}`, `${ratio(h.seccomp.sup.median, h.off.sup.median)} / ${ratio(h.wrap.sup.median, h.off.sup.median)} (6)`, "", ""],
     ["6d", "cgroup setup (mkdir × 4 + 5 limit writes) / removal per sandbox, not in 6–6b", `${ms(h.cgSetup)} / ${ms(h.cgRemove)}`, "", "", "", ""],
+    ["6e", "… samples of 6 / 6a throttled by the CPU quota (`cpu.stat` nr_throttled > 0), on", throttleText(h.throttled, "on"), `cgroups + prlimit + setpriv only: ${throttleText(h.throttled, "wrap")}`, "", "", ""],
   ];
   const esc = (x) => String(x).replace(/\|/g, "\\|");
   const table = [
@@ -1151,12 +1200,12 @@ Medians with p90 (for throughputs, the 10th percentile — the slow tail) over n
 ${table}
 
 How each figure is taken:
-- **1** one \`Sandbox.create()\` (a new WebSocket connection + \`sandbox.create\`) then \`spawn("true")\` until its exit status arrives, then \`kill()\` and wait until no sandbox-uid process is left. The floor replays the bwrap argv the daemon really used (${R.bwrapArgc} arguments, read from \`/proc/<bwrap>/cmdline\` of a live sandbox) with the same fd layout (/etc data pipes, \`--ro-bind-fd\` of the node binary and \`dist/supervisor.mjs\`, a plain directory of its own for any \`--bind-fd\`)${R.omitted.length ? `, **without** ${R.omitted.map((o) => `\`${o}\``).join(", ")} (not recoverable from a live sandbox)` : ""} as the same kind of host uid, and times until the supervisor's first stdout byte (its "ready" frame, which is what the daemon waits for). 1c and 1d replace the supervisor command with \`/usr/bin/true\` and \`/.sbx/node -e 0\` and time until bwrap exits.
+- **1** one \`Sandbox.create()\` (a new WebSocket connection + \`sandbox.create\`) then \`spawn("true")\` until its exit status arrives, then \`kill()\` and wait until no sandbox-uid process is left. The floor replays the bwrap argv the daemon really used (${R.bwrapArgc} arguments, read from \`/proc/<bwrap>/cmdline\` of a live sandbox) with the same fd layout (/etc data pipes, \`--ro-bind-fd\` of the node binary and \`dist/supervisor.mjs\`, a plain directory of its own for any \`--bind-fd\`)${R.omitted.length ? `, **without** ${R.omitted.map((o) => `\`${o}\``).join(", ")} (not recoverable from a live sandbox)` : ""} as the same kind of host uid, and times until the supervisor's first stdout byte (its "ready" frame, which is what the daemon waits for). 1c and 1d replace the supervisor command with \`/usr/bin/true\` and \`/.sbx/node -e 0\` and time until bwrap exits. 1i is what \`Sandbox.create()\` adds on top of the daemon's full launch as replayed in row 6 (on): the WebSocket connection, the sandbox's storage, cgroup and record, the handshake.
 - **1e** a second daemon (its own state dir and uid range) with the default \`warmPool\` (${w.size}); the same \`Sandbox.create()\` + first \`spawn("true")\` + \`kill()\`. Before each sample the pool is left to refill: the killed sandbox's processes are gone, ${w.size} unowned sandboxes' supervisors run with nothing else in them (the refill's throwaway \`true\` is done), then 250 ms more. The daemon's log says which creates were served from the pool. 1h (diagnostic, ${w.settled.n} samples): create from the pool, wait until the pool has refilled, then time the first \`spawn("true")\`. Rows 1–1d, 2–5 use a daemon with \`"warmPool": 0\` in its config file.
 - **2** \`spawn("true")\` + await \`status\` in one live sandbox (after 30 warm-up spawns), interleaved with \`child_process.spawn('/bin/true')\` until \`exit\` in this process.
 - **3** \`spawn("head", ["-c", N, "/dev/zero"])\`, stdout read through the Web ReadableStream until it ends, plus the exit status. Floor: a separate \`ws\` server process sends the same bytes in 64 KiB binary frames to a \`ws\` client in this process. RSS growth is peak minus the value just before (after a GC), sampled every 20 ms.
-- **4** \`fs.writeFile(path, ReadableStream)\` of generated 1 MiB chunks into /home/user (tmpfs), then \`fs.readFileStream\` of the same file, read to its end. Floors: the same \`ws\` pair, client→server (masked) and server→client.
-- **5** ${i.n} sandboxes, each from its own \`Sandbox.create()\` (${i.createSeconds.toFixed(1)} s for all of them, one after the other); VmRSS (and PSS from smaps_rollup) of every process running as that sandbox's host uid, summed per sandbox and averaged over the sandboxes. Processes of one sandbox: ${i.procs} (MB). 5d: the daemon's VmRSS before and with the sandboxes. 5e: /proc/meminfo MemAvailable before the first create and with all of them alive (2 s after the last create / 1.5 s after each ran \`true\`), divided by ${i.n} (other work on the host moves this figure too: MemAvailable 1.5 s after the last sandbox was gone was ${sgn(-i.availDrift)} from the start). 5f: mean \`memory.usage_in_bytes\` of the sandboxes' memory cgroups (page cache and kernel memory the sandbox first touched, e.g. its tmpfs). Floor: the same bwrap argv + supervisor started directly (${i.floorN} of them), idle.
+- **4** \`fs.writeFile(path, ReadableStream)\` of generated 1 MiB chunks into /home/user (the sandbox's own storage mount), then \`fs.readFileStream\` of the same file, read to its end. Floors: the same \`ws\` pair, client→server (masked) and server→client.
+- **5** ${i.n} sandboxes, each from its own \`Sandbox.create()\` (${i.createSeconds.toFixed(1)} s for all of them, one after the other); VmRSS (and PSS from smaps_rollup) of every process running as that sandbox's host uid, summed per sandbox and averaged over the sandboxes. Processes of one sandbox: ${i.procs} (MB). 5d: the daemon's VmRSS before and with the sandboxes. 5e: /proc/meminfo MemAvailable before the first create and with all of them alive (2 s after the last create / 1.5 s after each ran \`true\`), divided by ${i.n} (other work on the host moves this figure too: MemAvailable 1.5 s after the last sandbox was gone was ${sgn(-i.availDrift)} from the start). 5f: mean \`memory.usage_in_bytes\` of the sandboxes' memory cgroups (page cache and kernel memory the sandbox first touched, e.g. its storage's cache). Floor: the same bwrap argv + supervisor started directly (${i.floorN} of them), idle.
 - **6** the argv captured in row 1, replayed four ways, interleaved (${CFG.hardN} samples each): **on** = exactly the daemon's root-mode launch: \`--seccomp\` with \`buildPolicy(hostArch())\`, and \`/bin/sh -c <the daemon's join script> sbx-join <cgroup.procs files> -- /usr/bin/prlimit ${R.hardening.prlimit.join(" ")} -- /usr/bin/setpriv --reuid=U --regid=U --clear-groups -- bwrap …\` into a fresh cgroup per sample under \`/sys/fs/cgroup/{memory,cpu,cpuacct,pids}/sbx-bench-<pid>/<n>\` with the limits the daemon wrote for the captured sandbox (${Object.entries(R.hardening.cgroupValues).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v}`).join(", ")}; oom_score_adj ${R.hardening.oomScoreAdj}); **off** = the same argv without \`--seccomp\`, bwrap spawned directly as host uid U (node's uid/gid option, which also clears supplementary groups), no cgroup, no rlimits. The partial variants (6c) take one of the two. Each variant was checked first: ${Object.entries(h.seen).map(([k, v]) => `${k}: \`${v}\``).join("; ")}. 6b runs \`/.sbx/node -e <script>\` inside each variant; the script does 20 warm-up then ${CFG.hardRttN} sequential \`child_process.spawn('/bin/true', {stdio: "pipe"})\` until \`exit\` and prints the times (every sample pooled; the same script on the host gives the outside figure). Creating and removing the cgroup (6d) is outside the timed part, as the daemon does it before launching and after bwrap has exited.
 `;
 }

@@ -7,6 +7,7 @@ import { AllowNetError } from "../egress/errors.js";
 import { EgressJournal } from "../egress/journal.js";
 import type { DecideOptions } from "../egress/policy.js";
 import { EgressProxy } from "../egress/proxy.js";
+import { Relay, type Endpoint } from "../streams/relay.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -262,8 +263,11 @@ export class SandboxManager {
     try {
       while (!this.closing && this.warm.length < this.opts.warmPool) {
         const sb = await this.launchSandbox(this.limitsOf({}));
-        // One throwaway spawn warms the supervisor's process-spawning path, so the owner's first is fast too.
-        const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: null, stderr: null })) as { pid: number };
+        // One throwaway spawn, with piped output like the owner's, warms the supervisor's spawning path.
+        const discard: Endpoint = { data() {}, end() {}, credit() {}, abort() {} };
+        const streams = [sb.link.allocStream(), sb.link.allocStream()];
+        for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid)), true);
+        const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: streams[0], stderr: streams[1] })) as { pid: number };
         await new Promise<void>((resolve) => {
           const check = () => (sb.earlyExits.delete(pid) || sb.stopped ? resolve() : setTimeout(check, 2));
           check();
