@@ -76,10 +76,10 @@ def remove_state_dir(state: str) -> None:
 
 def start_daemon() -> Daemon:
     if not CLI.exists():
-        pytest.skip(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
+        pytest.fail(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not on PATH")
+        pytest.fail("node is not on PATH")
     state = tempfile.mkdtemp(prefix="sbx-pytest-")
     env = {k: v for k, v in os.environ.items() if k not in ("SBX_TOKEN", "SBX_URL")}
     proc = subprocess.Popen(

@@ -79,9 +79,9 @@ def stop_daemon(state: str) -> None:
 @pytest.fixture
 def state_dir() -> Iterator[str]:
     if not CLI.exists():
-        pytest.skip(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
+        pytest.fail(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
     if shutil.which("node") is None:
-        pytest.skip("node is not on PATH")
+        pytest.fail("node is not on PATH")
     if port_open(7070):
         pytest.fail("something already listens on 127.0.0.1:7070; stop it to run this test (it checks the client's default URL)")
     state = tempfile.mkdtemp(prefix="sbx-embedded-")
