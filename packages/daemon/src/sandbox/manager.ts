@@ -1,13 +1,11 @@
 import { constants as osConstants, totalmem, availableParallelism } from "node:os";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { AllowList } from "../egress/allowlist.js";
 import { AllowNetError } from "../egress/errors.js";
-import { EgressJournal } from "../egress/journal.js";
+import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/endpoint.js";
 import type { DecideOptions } from "../egress/policy.js";
-import { EgressProxy } from "../egress/proxy.js";
-import { Relay, type Endpoint } from "../streams/relay.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -16,6 +14,7 @@ import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
 import { launch, openSandboxFiles } from "./launcher.js";
 import { startReaper } from "./reaper.js";
+import { WarmPool } from "./pool.js";
 import { acquireResources, type SandboxResources } from "./resources.js";
 import { reclaimStorage } from "./storage.js";
 import { UsageMeter, type Usage } from "./usage.js";
@@ -67,15 +66,13 @@ export class SandboxManager {
   /** Final usage of ended sandboxes, by id. */
   private readonly finished = new Map<string, { owner: string; usage: Usage; at: number }>();
   private readonly sampler: NodeJS.Timeout;
-  /** Started sandboxes nobody owns yet, handed out by create() (see fillPool). */
-  private readonly warm: Sandbox[] = [];
-  /** The refill under way, if any: shutdown waits for it so no sandbox starts behind its back. */
-  private filling: Promise<void> | null = null;
-  private closing = false;
+  /** Started sandboxes nobody owns yet, handed out by create(). */
+  private readonly pool: WarmPool;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
     this.files = openSandboxFiles(opts);
+    this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(this.limitsOf({})), opts.log);
     this.sampler = setInterval(() => {
       for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
     }, 1000).unref();
@@ -95,7 +92,7 @@ export class SandboxManager {
       if (cgroups > 0) this.log.info(`removed ${cgroups} cgroups left by a previous daemon`);
       startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
     }
-    void this.fillPool();
+    void this.pool.fill();
   }
 
   /** Rootless mode's place for proxy sockets (root mode keeps them beside the storage mounts). */
@@ -154,7 +151,7 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
 
-    const warm = this.takeWarm(limits);
+    const warm = this.pool.take(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
     sb.egress.proxy.setAllowList(allowList);
     sb.owner = client.owner;
@@ -185,28 +182,16 @@ export class SandboxManager {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
     const { hostUid, storage, cgroup } = resources;
-    const journal = new EgressJournal();
-    const proxy = new EgressProxy(AllowList.parse([]), journal, this.opts.egress);
-    // The socket's directory goes in by fd, so no host path shows in bwrap's argv (pid 1's cmdline
-    // inside); in root mode it lives on the sandbox's own storage file system.
-    const socketDir = storage ? join(storage.root, "run") : join(this.runDir, id);
-    const proxySocket = join(socketDir, "proxy.sock");
-    let socketDirFd: number;
+    let egress: SandboxEgress;
     try {
-      await fsp.mkdir(socketDir, { recursive: true, mode: 0o700 });
-      if (hostUid !== null) await fsp.chown(socketDir, hostUid, hostUid);
-      await proxy.listen(proxySocket);
-      await fsp.chmod(proxySocket, 0o600);
-      // Only the sandbox's own uid may connect.
-      if (hostUid !== null) await fsp.chown(proxySocket, hostUid, hostUid);
-      socketDirFd = openSync(socketDir, "r");
+      // Root mode keeps the socket on the sandbox's own storage file system.
+      egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress);
     } catch (err) {
-      proxy.close();
       await resources.release();
       throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
     }
     const proc = launch({
-      egressDirFd: socketDirFd,
+      egressDirFd: egress.socketDirFd,
       bwrapPath: this.opts.bwrapPath,
       hostUid,
       tmpfsBytes: limits.diskBytes,
@@ -221,11 +206,11 @@ export class SandboxManager {
       rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },
       hostname: "sbx",
     });
-    closeSync(socketDirFd);
+    releaseFd(egress);
     const link = new SupervisorLink(proc, this.log, id);
-    const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => journal.counters());
-    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy, journal, socketDir });
-    journal.onEvent = (event) => {
+    const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
+    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
+    egress.journal.onEvent = (event) => {
       for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
     };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
@@ -241,42 +226,6 @@ export class SandboxManager {
       throw new DaemonError("InternalError", `could not start the sandbox: ${(err as Error).message}`);
     }
     return sb;
-  }
-
-  /** A pre-started sandbox with exactly these limits, if the pool has one; the pool refills behind it. */
-  private takeWarm(limits: SandboxLimits): Sandbox | null {
-    const i = this.warm.findIndex((sb) => !sb.stopped && sameLimits(sb.limits, limits));
-    if (i < 0) return null;
-    const [sb] = this.warm.splice(i, 1);
-    setImmediate(() => this.fillPool());
-    return sb!;
-  }
-
-  /** Keeps `warmPool` default sandboxes started, one at a time so a refill never competes for the CPU in bursts. */
-  private fillPool(): Promise<void> {
-    if (this.filling || this.closing) return this.filling ?? Promise.resolve();
-    this.filling = this.refill().finally(() => (this.filling = null));
-    return this.filling;
-  }
-
-  private async refill(): Promise<void> {
-    try {
-      while (!this.closing && this.warm.length < this.opts.warmPool) {
-        const sb = await this.launchSandbox(this.limitsOf({}));
-        // One throwaway spawn, with piped output like the owner's, warms the supervisor's spawning path.
-        const discard: Endpoint = { data() {}, end() {}, credit() {}, abort() {} };
-        const streams = [sb.link.allocStream(), sb.link.allocStream()];
-        for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid)), true);
-        const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: streams[0], stderr: streams[1] })) as { pid: number };
-        await new Promise<void>((resolve) => {
-          const check = () => (sb.earlyExits.delete(pid) || sb.stopped ? resolve() : setTimeout(check, 2));
-          check();
-        });
-        if (!sb.stopped) this.warm.push(sb);
-      }
-    } catch (err) {
-      if (!this.closing) this.log.warn(`could not warm a sandbox: ${(err as Error).message}`);
-    }
   }
 
   connect(client: Client, id: string): Sandbox {
@@ -326,8 +275,7 @@ export class SandboxManager {
   }
 
   async shutdown(): Promise<void> {
-    this.closing = true;
-    await this.filling;
+    await this.pool.close();
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
@@ -403,11 +351,7 @@ export class SandboxManager {
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
     if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
     this.sandboxes.delete(sb.id);
-    const pooled = this.warm.indexOf(sb);
-    if (pooled >= 0) {
-      this.warm.splice(pooled, 1);
-      setImmediate(() => this.fillPool());
-    }
+    this.pool.forget(sb);
     const usage = sb.meter.finish();
     const now = Date.now();
     for (const [id, f] of this.finished) if (now - f.at > FINISHED_TTL_MS) this.finished.delete(id);
@@ -416,8 +360,7 @@ export class SandboxManager {
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );
     const cleanup = async () => {
-      sb.egress.proxy.close();
-      await fsp.rm(sb.egress.socketDir, { recursive: true, force: true });
+      await stopSandboxEgress(sb.egress);
       await sb.resources.release();
       await this.records.remove(sb.id);
     };
@@ -427,8 +370,6 @@ export class SandboxManager {
     this.cleanups.add(done);
   }
 }
-
-const sameLimits = (a: SandboxLimits, b: SandboxLimits) => a.memoryBytes === b.memoryBytes && a.diskBytes === b.diskBytes && a.cpus === b.cpus;
 
 /** Rootless: the sandbox's home and /tmp, seen through its init process's root. */
 function insideStorage(bwrapPid: number): string[] {
