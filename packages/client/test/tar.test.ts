@@ -9,9 +9,9 @@ import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import * as tar from "tar-stream";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { packTree, TarEntryError, unpackTar } from "../src/tar/index.js";
+import { makeTar, type Entry } from "./helpers/tar.js";
 
 // These run on the user's machine when `download` unpacks what a (possibly hostile) sandbox sent.
 
@@ -35,24 +35,6 @@ function keepHandlesAlive(on: boolean) {
 beforeAll(() => keepHandlesAlive(true));
 afterAll(() => keepHandlesAlive(false));
 
-type Entry = [Partial<tar.Header> & { name: string }, (string | Buffer)?];
-
-/** A tar archive exactly as given, with no sanitising of names, links or types. */
-function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-    pack.on("end", () => resolve(Buffer.concat(chunks)));
-    pack.on("error", reject);
-  });
-  for (const [header, body] of entries) {
-    const size = body === undefined ? 0 : Buffer.byteLength(body);
-    pack.entry({ mode: 0o644, mtime: new Date(1_700_000_000_000), ...header, ...(header.type === undefined || header.type === "file" ? { size } : {}) }, body ?? "");
-  }
-  pack.finalize();
-  return done;
-}
 
 async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

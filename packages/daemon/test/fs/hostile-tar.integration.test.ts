@@ -1,35 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import * as tar from "tar-stream";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError } from "@sbx/client";
 import { ErrorCodes } from "@sbx/protocol";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
+import { makeTar, type Entry } from "../../../client/test/helpers/tar.js";
 
 let daemon: TestDaemon;
 let sb: Sandbox;
 let raw: RawClient;
 let nextStream = 100;
 
-type Entry = [Partial<tar.Header> & { name: string }, (string | Buffer)?];
-
-/** A tar archive exactly as given, with no sanitising of names, links or types. */
-function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-    pack.on("end", () => resolve(Buffer.concat(chunks)));
-    pack.on("error", reject);
-  });
-  for (const [header, body] of entries) {
-    const size = body === undefined ? 0 : Buffer.byteLength(body);
-    pack.entry({ mode: 0o644, mtime: new Date(1_700_000_000_000), ...header, ...(header.type === undefined || header.type === "file" ? { size } : {}) }, body ?? "");
-  }
-  pack.finalize();
-  return done;
-}
 
 /** Sends fs.upload over the raw wire: the call, then the archive as DATA frames of at most 256 KiB, then END. */
 async function rawUpload(path: string, archive: Buffer): Promise<any> {

@@ -35,15 +35,7 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (ws:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.once("exit", (code) => reject(new Error(`daemon exited with ${code}: ${stderr}`)));
-  });
+  const url = await waitForListening(proc, () => stderr);
   const token = options.env?.SBX_TOKEN ?? readFileSync(join(stateDir, "token"), "utf8").trim();
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -67,18 +59,31 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
   };
 }
 
-/** Host pids of every process running as one of the sandbox uids (200000 and up). */
-export function sandboxHostPids(): number[] {
+/** Host pids of every live (non-zombie) process whose real uid is in [from, to): by default the sandbox uids. */
+export function sandboxHostPids(from = 200000, to = from + 65536): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const status = readFileSync(`/proc/${entry}/status`, "utf8");
       const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-      if (uid >= 200000 && uid < 200000 + 65536) out.push(Number(entry));
+      if (uid >= from && uid < to && !/^State:\s+Z/m.test(status)) out.push(Number(entry));
     } catch {}
   }
   return out;
+}
+
+/** The URL a daemon prints once it listens; rejects (with its stderr) if it exits first. */
+export function waitForListening(proc: ChildProcess, stderr: () => string = () => ""): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (ws:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    proc.once("exit", (code) => reject(new Error(`daemon exited with ${code}: ${stderr()}`)));
+  });
 }
 
 /**

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
+import { waitForListening } from "../helpers/daemon.js";
 
 const USER = "sbx-rootless";
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
@@ -45,15 +46,7 @@ beforeAll(async () => {
     stdio: ["ignore", "pipe", "pipe"],
   });
   daemon.stderr!.on("data", (d) => (logs += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    daemon.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (ws:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    daemon.once("exit", (code) => reject(new Error(`rootless daemon exited with ${code}: ${logs}`)));
-  });
+  const url = await waitForListening(daemon, () => logs);
   opts = { url, token: readFileSync(join(state, "token"), "utf8").trim() };
 });
 

@@ -4,7 +4,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
-import { CLI, removeStateDir, sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, removeStateDir, sandboxHostPids, startDaemon, waitForListening, type TestDaemon } from "../helpers/daemon.js";
 
 /**
  * Each test here proves one defence of SECURITY.md "Escaping the sandbox" from both sides:
@@ -341,15 +341,7 @@ describe("no leaked file descriptors", () => {
     const proc = spawn(process.execPath, [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--session-grace", "1s"], { stdio, env });
     let box: Sandbox | undefined;
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        proc.stdout!.on("data", (d) => {
-          out += d;
-          const m = /listening on (ws:\/\/\S+)/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        proc.once("exit", (code) => reject(new Error(`daemon exited with ${code}`)));
-      });
+      const url = await waitForListening(proc);
       expect(readdirSync(`/proc/${proc.pid}/fd`)).toContain(String(STRAY)); // the daemon does hold it
       box = await Sandbox.create({ url, token: readFileSync(join(stateDir, "token"), "utf8").trim() });
       const fds = await fdsOf(box);

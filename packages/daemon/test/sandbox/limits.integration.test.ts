@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
 
 /**
@@ -78,19 +78,6 @@ function loopsUnder(dir: string): string[] {
   return out;
 }
 
-/** Live (non-zombie) host processes whose real uid is in [from, to). */
-function pidsOfUids(from: number, to: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, "utf8");
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-      if (uid >= from && uid < to && !/^State:\s+Z/m.test(status)) out.push(Number(entry));
-    } catch {}
-  }
-  return out;
-}
 
 function alive(pid: number): boolean {
   try {
@@ -481,7 +468,7 @@ describe("killing the daemon", () => {
     const stateDir = mkdtempSync(join(tmpdir(), "sbx-test-"));
     const uidBase = UID_BASE + 1000;
     const config = { pidsPerSandbox: PIDS, uidBase };
-    const ours = () => pidsOfUids(uidBase, uidBase + 1000);
+    const ours = () => sandboxHostPids(uidBase, uidBase + 1000);
     let first: TestDaemon | null = null;
     try {
       first = await startDaemon({ stateDir, config });
