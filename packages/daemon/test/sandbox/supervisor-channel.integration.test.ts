@@ -1,0 +1,35 @@
+/**
+ * Untrusted code cannot reach the daemon's channel to the supervisor: it is a socket pair, which
+ * /proc/<pid>/fd cannot reopen, and ptrace of the supervisor is refused by seccomp.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { Sandbox } from "@sbx/client";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+let daemon: TestDaemon;
+let sb: Sandbox;
+beforeAll(async () => {
+  daemon = await startDaemon();
+  sb = await Sandbox.create(daemon.opts);
+});
+afterAll(async () => {
+  await sb?.kill();
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+it("the supervisor's channel cannot be reopened or its memory touched from inside", async () => {
+  const probe = String.raw`
+import ctypes, errno, os
+out = []
+for fd in (0, 1):
+    try:
+        os.open("/proc/2/fd/%d" % fd, os.O_WRONLY); out.append("opened")
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.ptrace(16, 2, 0, 0)  # PTRACE_ATTACH to the supervisor
+out.append(errno.errorcode[ctypes.get_errno()] if r < 0 else "attached")
+print(" ".join(out))`;
+  expect((await sb.sh`cat /proc/2/cmdline | tr '\\0' ' '`.text()).trim()).toBe("/.sbx/node /.sbx/supervisor.mjs");
+  expect(await sb.sh`python3 -c ${probe}`.text()).toBe("ENXIO ENXIO EPERM");
+});
