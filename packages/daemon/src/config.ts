@@ -23,6 +23,8 @@ export interface DaemonConfig {
   warmPool: number;
   /** egress.resolve: names pinned to addresses (like curl --resolve); an operator's decision. */
   egressPins: ResolveMap;
+  /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
+  extraCaCerts: string[];
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -37,6 +39,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     openFilesPerProcess: 4096,
     warmPool: 2,
     egressPins: ResolveMap.empty,
+    extraCaCerts: [],
   };
 }
 
@@ -57,9 +60,15 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   egress: (v, c) => {
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");
     for (const [key, value] of Object.entries(v)) {
-      if (key !== "resolve") throw new Error(`config.egress: unknown key '${key}' (known: resolve)`);
-      if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("config.egress.resolve: must map NAME[:PORT] to ADDR[:PORT]");
-      c.egressPins = ResolveMap.parse(value as Record<string, string>);
+      if (key === "resolve") {
+        if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("config.egress.resolve: must map NAME[:PORT] to ADDR[:PORT]");
+        c.egressPins = ResolveMap.parse(value as Record<string, string>);
+      } else if (key === "extraCaCerts") {
+        if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error("config.egress.extraCaCerts: must be an array of PEM file paths");
+        c.extraCaCerts = value as string[];
+      } else {
+        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts)`);
+      }
     }
   },
 };

@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
 import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
+import { CertificateAuthority } from "./egress/ca.js";
 import type { DecideOptions } from "./egress/policy.js";
+import { upstreamTrust, writeSandboxTrust } from "./egress/trust.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
@@ -57,6 +59,10 @@ export class Daemon {
 
     // The API address is filled in once the server listens; proxies read it at decision time.
     const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
+    // TLS interception for secret hosts: the CA (made on first start), what upstreams are verified against, and what sandboxes trust.
+    const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
+    const upstream = upstreamTrust(config.extraCaCerts);
+    const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem);
     const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
@@ -73,6 +79,7 @@ export class Daemon {
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       egress,
+      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
       log,
     });
     await manager.init();
@@ -96,6 +103,7 @@ export class Daemon {
     this.server.close();
     this.server.closeAllConnections();
     await this.manager.shutdown();
+    this.manager.closeFiles();
     await fsp.rm(this.lockPath, { force: true });
     this.log.info("stopped");
   }

@@ -83,6 +83,7 @@ export const EgressEvent = Obj({
   allowed: Type.Boolean(),
   reason: Type.Optional(Type.String({ maxLength: 2000, description: "Why it was refused." })),
   method: Type.String({ maxLength: 32, description: '"CONNECT" for tunnels, else the HTTP method.' }),
+  secret: Type.Optional(Type.String({ maxLength: 128, description: "The secret whose placeholder a refused request carried (its name, never its value)." })),
 });
 export const AllowNetParams = Obj({ id: SandboxId, allowNet: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256 }) });
 export const EgressLogParams = Obj({ id: SandboxId, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });

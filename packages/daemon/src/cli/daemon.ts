@@ -5,7 +5,7 @@ import { parseDuration } from "../util/units.js";
 import { ResolveMap } from "../egress/resolve-map.js";
 import { parse, UsageError } from "./args.js";
 
-export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--quiet]
+export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--quiet]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
   "sbx daemon listening on ws://HOST:PORT" on stdout says which.`;
 
@@ -17,6 +17,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "session-grace": { type: "string" },
     "warm-pool": { type: "string" },
     resolve: { type: "string", multiple: true },
+    "extra-ca": { type: "string", multiple: true },
     quiet: { type: "boolean" },
   }, false);
   const config = defaultConfig();
@@ -26,6 +27,8 @@ export async function daemonCommand(args: string[]): Promise<number> {
   if (values["session-grace"]) config.sessionGraceMs = parseDuration(values["session-grace"]);
   // Like curl, each --resolve adds a pin (and wins over the config file's for the same name).
   if (values.resolve?.length) config.egressPins = config.egressPins.merge(ResolveMap.fromFlags(values.resolve));
+  // Extra CAs add up: the config file's and every --extra-ca.
+  if (values["extra-ca"]?.length) config.extraCaCerts = [...config.extraCaCerts, ...values["extra-ca"]];
   if (values["warm-pool"] !== undefined) {
     const n = Number(values["warm-pool"]);
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);

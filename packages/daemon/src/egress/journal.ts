@@ -8,6 +8,8 @@ export interface EgressEvent {
   reason?: string;
   /** "CONNECT" for tunnels, the HTTP method for plain requests. */
   method: string;
+  /** The secret whose placeholder the request carried, when that is why it was refused. */
+  secret?: string;
 }
 
 /** Per-sandbox egress counters and a bounded log of recent decisions. */

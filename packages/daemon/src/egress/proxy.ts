@@ -1,18 +1,27 @@
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { TLSSocket, type SecureContext } from "node:tls";
 import { localAddresses } from "./addresses.js";
 import { AllowList } from "./allowlist.js";
+import type { CertificateAuthority } from "./ca.js";
 import { TargetError } from "./errors.js";
+import { forward, forwardUpgrade, refusal, type ForwardHooks, type Route } from "./forward.js";
 import type { EgressJournal } from "./journal.js";
-import { decideEgress, stillAllowed, type DecideOptions } from "./policy.js";
+import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
+import { SecretSet, type SecretBlocked } from "./secrets.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
+
+/** What the proxy needs to intercept TLS for a secret's hosts. */
+export interface InterceptTls {
+  ca: CertificateAuthority;
+  /** What a secret host's real certificate is verified against. */
+  upstreamTrust: SecureContext;
+}
 
 let hostAddresses: string[] = [];
 let hostAddressesAt = 0;
-
-/** Headers that describe one hop and must not be forwarded. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
 
 interface OpenConnection {
   target: Target;
@@ -20,13 +29,13 @@ interface OpenConnection {
   sockets: Array<Socket | Duplex>;
 }
 
-/** A refusal the sandbox's program can read: status line, X-Sbx-Error header and a plain-text body. */
-function refusal(status: 400 | 403 | 502, reason: string): string {
-  const clean = reason.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 1000);
-  const text = status === 400 ? "Bad Request" : status === 403 ? "Forbidden" : "Bad Gateway";
-  const body = `sbx egress proxy: ${clean}\n`;
-  return `HTTP/1.1 ${status} ${text}\r\nX-Sbx-Error: ${clean}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+/** A CONNECT tunnel the proxy terminated because a secret is bound to its host. */
+interface Intercepted extends OpenConnection {
+  /** Upstream connections for this tunnel's requests, reused while it lasts. */
+  agent: HttpsAgent;
 }
+
+type Allowed = Extract<EgressDecision, { allowed: true }>;
 
 /**
  * One sandbox's egress proxy: the only way out of its network namespace. It listens on a
@@ -34,28 +43,41 @@ function refusal(status: 400 | 403 | 502, reason: string): string {
  * decides every CONNECT and plain-HTTP request against the sandbox's allow-list, dials the
  * vetted address itself, and records each decision. Node's HTTP parser runs in strict mode,
  * so smuggling shapes (Content-Length with Transfer-Encoding, obs-fold, bad chunking) are
- * answered 400 and never forwarded.
+ * answered 400 and never forwarded. Tunnels to a host one of the sandbox's secrets is bound
+ * to are terminated with a leaf from the daemon's CA, so their requests can be read (see
+ * forward.ts); every other tunnel stays opaque.
  */
 export class EgressProxy {
   private readonly server: Server;
   /** Plain-HTTP upstream connections are reused across a sandbox's requests, like any client's. */
   private readonly upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64 });
+  /** Parses the requests inside intercepted tunnels; it never listens, tunnels are handed to it. */
+  private readonly inner: Server;
+  private readonly intercepted = new WeakMap<Duplex, Intercepted>();
   private allowList: AllowList;
+  private secrets = SecretSet.none;
   private readonly open = new Set<OpenConnection>();
 
   constructor(
     allowList: AllowList,
     private readonly journal: EgressJournal,
     private readonly decide: DecideOptions,
+    private readonly tls: InterceptTls | null = null,
   ) {
     this.allowList = allowList;
-    this.server = createServer({ insecureHTTPParser: false, requestTimeout: 60_000, maxHeaderSize: 32 * 1024 });
+    this.server = httpServer();
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
-    this.server.on("clientError", (err: Error, socket: Duplex) => {
-      if (socket.writable) socket.end(refusal(400, `malformed request: ${err.message}`));
-      else socket.destroy();
-    });
+    this.inner = httpServer();
+    this.inner.on("request", (req: IncomingMessage, res: ServerResponse) => this.onInterceptedRequest(req, res));
+    this.inner.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onInterceptedUpgrade(req, socket, head));
+    this.inner.on("connect", (_req: IncomingMessage, socket: Duplex) => socket.end(refusal(400, "CONNECT inside an intercepted tunnel is not allowed")));
+  }
+
+  /** The sandbox's secrets: from now on their hosts are intercepted and their placeholders watched. */
+  setSecrets(secrets: SecretSet): void {
+    if (!secrets.empty && !this.tls) throw new Error("this proxy was started without a CA, so it cannot hold secrets");
+    this.secrets = secrets;
   }
 
   listen(path: string): Promise<void> {
@@ -82,6 +104,7 @@ export class EgressProxy {
     this.upstreamAgent.destroy();
     this.server.close();
     this.server.closeAllConnections();
+    this.secrets = SecretSet.none;
   }
 
   private async onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
@@ -95,6 +118,7 @@ export class EgressProxy {
     const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
+    if (this.tls && target.kind === "name" && this.secrets.intercepts(target.host, target.port)) return this.intercept(target, decision, client, head, this.tls);
     const upstream = connect({ host: decision.address, port: decision.port });
     let connected = false;
     const conn: OpenConnection = { target, dialled: decision, sockets: [client, upstream] };
@@ -162,39 +186,117 @@ export class EgressProxy {
     if (req.headers.host !== undefined && !hostHeaderAgrees(req.headers.host, target, 80)) {
       return reject(400, `the Host header '${req.headers.host.slice(0, 200)}' disagrees with the request target ${target.host}:${target.port}`);
     }
+    // A placeholder over plain HTTP blocks the request whatever the host (the body is checked as it streams, in forward()).
+    const carried = this.secrets.checkPlain(`${req.url ?? ""}\n${req.rawHeaders.join("\n")}`, { host: target.host, port: target.port, scheme: "http" });
+    if (carried) {
+      this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: false, reason: carried.message, secret: carried.secret });
+      return reject(403, carried.message);
+    }
     const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return reject(decision.status, decision.reason);
 
-    const headers: Record<string, string | string[]> = {};
-    const listed = connectionOptions(req.headers.connection);
-    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name) && !listed.has(name)) headers[name] = value;
-    const upstream = httpRequest({ host: decision.address, port: decision.port, method: req.method, path: target.path, headers, setHost: false, agent: this.upstreamAgent });
-    const conn: OpenConnection = { target, dialled: decision, sockets: [req.socket, upstream as unknown as Duplex] };
+    const route: Route = { to: { host: target.host, port: target.port, scheme: "http" }, address: decision.address, port: decision.port, path: target.path, agent: this.upstreamAgent };
+    forward(req, res, route, this.hooks(target, decision, req.method ?? "GET", [req.socket]));
+  }
+
+  /**
+   * Terminates the tunnel's TLS with a leaf for the target (only if the client's SNI agrees
+   * with it) and hands the plaintext to the inner HTTP server; each request then goes out on
+   * a verified TLS connection of the proxy's own.
+   */
+  private intercept(target: Target, decision: Allowed, client: Duplex, head: Buffer, tls: InterceptTls): void {
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length) client.unshift(head);
+    const context = tls.ca.contextFor(target.host);
+    const secure = new TLSSocket(client as Socket, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ["http/1.1"],
+      SNICallback: (name, cb) => {
+        if (sniAgrees(name, target)) return cb(null, context);
+        const reason = `the TLS server name '${name.slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
+        this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
+        cb(new Error(reason));
+      },
+    });
+    const conn: Intercepted = { target, dialled: decision, sockets: [client, secure], agent: new HttpsAgent({ keepAlive: true, maxSockets: 8 }) };
     this.open.add(conn);
-    const done = () => this.open.delete(conn);
-    // The client went away or its request turned out malformed mid-body: the upstream request is cut, not left hanging.
-    res.once("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-      done();
-    });
-    upstream.on("response", (up) => {
-      const out: Record<string, string | string[]> = {};
-      const upListed = connectionOptions(up.headers.connection);
-      for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP_BY_HOP.has(name) && !upListed.has(name)) out[name] = value;
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      up.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
-      up.pipe(res);
-      up.once("end", done);
-    });
-    upstream.on("error", (err) => {
-      done();
-      if (res.socket?.destroyed || res.socket?.writableEnded) return;
-      if (!res.headersSent) reject(502, `cannot reach ${target.host}:${target.port}: ${err.message}`);
-      else res.destroy();
-    });
-    req.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
-    req.pipe(upstream);
+    this.intercepted.set(secure, conn);
+    const done = () => {
+      this.open.delete(conn);
+      conn.agent.destroy();
+      secure.destroy();
+      client.destroy();
+    };
+    secure.on("error", done);
+    secure.once("close", done);
+    client.once("close", done);
+    this.inner.emit("connection", secure);
+  }
+
+  private onInterceptedRequest(req: IncomingMessage, res: ServerResponse): void {
+    const conn = this.intercepted.get(req.socket);
+    if (!conn) return void res.socket?.destroy();
+    const path = this.originForm(req, conn, (reason) => res.socket?.end(refusal(400, reason)));
+    if (path === null) return;
+    forward(req, res, this.routeOf(conn, path), this.hooks(conn.target, conn.dialled, req.method ?? "GET", conn.sockets));
+  }
+
+  private onInterceptedUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const conn = this.intercepted.get(socket);
+    if (!conn) return void socket.destroy();
+    const path = this.originForm(req, conn, (reason) => socket.end(refusal(400, reason)));
+    if (path === null) return;
+    forwardUpgrade(req, socket, head, this.routeOf(conn, path), this.hooks(conn.target, conn.dialled, req.method ?? "GET", conn.sockets));
+  }
+
+  private routeOf(conn: Intercepted, path: string): Route {
+    const { target, dialled } = conn;
+    return { to: { host: target.host, port: target.port, scheme: "https" }, address: dialled.address, port: dialled.port, path, agent: conn.agent, trust: this.tls!.upstreamTrust };
+  }
+
+  /**
+   * The path to ask for on an intercepted tunnel: requests there may only be for the tunnel's
+   * own host (Host header and any absolute-form target must agree), so no request can ride a
+   * secret's connection to another virtual host.
+   */
+  private originForm(req: IncomingMessage, conn: Intercepted, refuse: (reason: string) => void): string | null {
+    const { target } = conn;
+    const host = req.headers.host;
+    if (host === undefined || !hostHeaderAgrees(host, target, 443)) {
+      refuse(`the Host header '${String(host ?? "").slice(0, 200)}' disagrees with the intercepted connection to ${target.host}:${target.port}`);
+      return null;
+    }
+    const url = req.url ?? "";
+    if (url.startsWith("/")) return url;
+    if (url === "*" && req.method === "OPTIONS") return url;
+    try {
+      const abs = parseAbsoluteUri(url);
+      if (abs.scheme === "https" && abs.host === target.host && abs.port === target.port) return abs.path;
+    } catch {
+      // Refused below.
+    }
+    refuse(`the request target '${url.slice(0, 200)}' is not for the intercepted connection to ${target.host}:${target.port}`);
+    return null;
+  }
+
+  /** The callbacks forward() reports through: counters, refusals and the connection's sockets. */
+  private hooks(target: Target, dialled: OpenConnection["dialled"], method: string, sockets: Array<Socket | Duplex>): ForwardHooks {
+    let conn: OpenConnection | null = null;
+    return {
+      secrets: this.secrets,
+      blocked: (err: SecretBlocked) => this.journal.record({ host: target.host, port: target.port, method, allowed: false, reason: err.message, secret: err.secret }),
+      bytesOut: (n) => (this.journal.bytesOut += n),
+      bytesIn: (n) => (this.journal.bytesIn += n),
+      opened: (upstream) => {
+        conn = { target, dialled, sockets: [...sockets, upstream] };
+        this.open.add(conn);
+      },
+      closed: () => {
+        if (conn) this.open.delete(conn);
+      },
+    };
   }
 
   /** The decision options with this host's own addresses, re-read at most once a second. */
@@ -213,10 +315,14 @@ export class EgressProxy {
   }
 }
 
-/** The header names a Connection header lists (RFC 9110 §7.6.1): hop-by-hop too, never forwarded. */
-function connectionOptions(value: string | string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
-  return new Set(text.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+/** The proxy's HTTP parser: strict, bounded headers, and a clear 400 for anything malformed. */
+function httpServer(): Server {
+  const server = createServer({ insecureHTTPParser: false, requestTimeout: 60_000, maxHeaderSize: 32 * 1024 });
+  server.on("clientError", (err: Error, socket: Duplex) => {
+    if (socket.writable) socket.end(refusal(400, `malformed request: ${err.message}`));
+    else socket.destroy();
+  });
+  return server;
 }
 
 /**

@@ -18,7 +18,14 @@ function isDirect(host: string | null | undefined): boolean {
 }
 
 export function useProxyForFetch(): void {
-  setGlobalDispatcher(new EnvHttpProxyAgent());
+  // undici warns that EnvHttpProxyAgent is experimental on every construction; that line would land in every sandboxed program's stderr.
+  const emitWarning = process.emitWarning;
+  process.emitWarning = (() => {}) as typeof process.emitWarning;
+  try {
+    setGlobalDispatcher(new EnvHttpProxyAgent());
+  } finally {
+    process.emitWarning = emitWarning;
+  }
 }
 
 export function httpsProxyAgent(proxyUrl: string): https.Agent {

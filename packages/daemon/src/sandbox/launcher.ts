@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
+import { SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/trust.js";
 
 /** Parts of the host's /etc that ordinary programs need; nothing with credentials or host identity. */
 const ETC_SHARED = [
@@ -28,6 +29,11 @@ export interface LaunchSpec {
   /** The Node preload that routes fetch and http(s) through the proxy, and its lazily loaded half. */
   preloadFd: number;
   preloadImplFd: number;
+  /** The CA bundle every TLS client inside trusts (the host's plus the daemon's CA), and the daemon's CA alone. */
+  trustBundleFd: number;
+  /** The same bundle on a second fd, bound over the system bundle's path. */
+  trustSystemBundleFd: number;
+  trustCaFd: number;
   /** The compiled seccomp program every process in the sandbox runs under. */
   seccomp: Buffer;
   /** cgroup.procs files to join before bwrap starts (root mode). */
@@ -37,7 +43,7 @@ export interface LaunchSpec {
 }
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, home: 12, tmp: 13 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, home: 15, tmp: 16 } as const;
 
 /**
  * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
@@ -95,6 +101,10 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
+  // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
+  a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA);
+  const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
+  if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
   a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
   a.push("/.sbx/node", "/.sbx/supervisor.mjs");
   return a;
@@ -116,7 +126,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd];
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.

@@ -1,11 +1,13 @@
 import { constants as osConstants, totalmem, availableParallelism } from "node:os";
-import { readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { AllowList } from "../egress/allowlist.js";
 import { AllowNetError } from "../egress/errors.js";
 import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/endpoint.js";
 import type { DecideOptions } from "../egress/policy.js";
+import type { InterceptTls } from "../egress/proxy.js";
+import { SecretSet, SecretSpecError } from "../egress/secrets.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -42,6 +44,8 @@ export interface ManagerOptions {
   cgroups: CgroupDriver | null;
   /** Name pins and the daemon's API address, shared by every sandbox's egress proxy. */
   egress: DecideOptions;
+  /** The daemon's CA and upstream trust for intercepting secret hosts, and the trust files every sandbox binds. */
+  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number };
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
   pidsPerSandbox: number;
@@ -103,7 +107,7 @@ export class SandboxManager {
   /** Replaces a sandbox's allow-list; connections it no longer allows are closed. */
   setAllowNet(client: Client, id: string, allowNet: string[]): void {
     const sb = this.get(client.owner, id);
-    sb.egress.proxy.setAllowList(parseAllowNet(allowNet));
+    sb.egress.proxy.setAllowList(parseAllowNet([...allowNet, ...sb.secretHosts]));
   }
 
   egressLog(client: Client, id: string, limit?: number) {
@@ -119,6 +123,17 @@ export class SandboxManager {
   /** Where root mode mounts each sandbox's storage; traversable (not listable) by sandbox uids. */
   private get mountDir(): string {
     return join(this.opts.stateDir, "mnt");
+  }
+
+  /** Closes the trust files every sandbox binds (after shutdown). */
+  closeFiles(): void {
+    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd]) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Already closed.
+      }
+    }
   }
 
   get size(): number {
@@ -140,10 +155,9 @@ export class SandboxManager {
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<Sandbox> {
     const limits = this.limitsOf(p);
-    if (p.secrets && Object.keys(p.secrets).length > 0) {
-      throw new DaemonError("NetworkPolicy", "secrets are not available in this daemon yet (omit secrets)");
-    }
-    const allowList = parseAllowNet(p.allowNet ?? []);
+    const secrets = secretsOf(p);
+    // A secret's hosts are always reachable: its placeholder would be useless otherwise.
+    const allowList = parseAllowNet([...(p.allowNet ?? []), ...secrets.hostEntries]);
     const timeoutMs = p.timeout && p.timeout !== "session" ? parseDuration(p.timeout) : null;
     if (timeoutMs !== null && (timeoutMs < 1000 || timeoutMs > MAX_TIMEOUT_MS)) throw invalid("timeout", "must be between 1s and 168h");
     const owned = [...this.sandboxes.values()].filter((sb) => sb.owner === client.owner).length;
@@ -154,6 +168,9 @@ export class SandboxManager {
     const warm = this.pool.take(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
     sb.egress.proxy.setAllowList(allowList);
+    sb.egress.proxy.setSecrets(secrets);
+    sb.secretHosts = secrets.hostEntries;
+    for (const [k, v] of Object.entries(secrets.env)) sb.env.set(k, v);
     sb.owner = client.owner;
     sb.labels = { ...(p.labels ?? {}) };
     for (const [k, v] of Object.entries(p.env ?? {})) sb.env.set(k, v);
@@ -185,7 +202,7 @@ export class SandboxManager {
     let egress: SandboxEgress;
     try {
       // Root mode keeps the socket on the sandbox's own storage file system.
-      egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress);
+      egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress, this.opts.tls);
     } catch (err) {
       await resources.release();
       throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
@@ -200,6 +217,9 @@ export class SandboxManager {
       supervisorFd: this.files.supervisorFd,
       preloadFd: this.files.preloadFd,
       preloadImplFd: this.files.preloadImplFd,
+      trustBundleFd: this.opts.tls.bundleFd,
+      trustSystemBundleFd: this.opts.tls.systemBundleFd,
+      trustCaFd: this.opts.tls.caFd,
       seccomp: this.opts.seccomp,
       cgroupProcs: cgroup?.procsFiles ?? [],
       // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.
@@ -211,6 +231,8 @@ export class SandboxManager {
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
     egress.journal.onEvent = (event) => {
+      // Names the secret and the host, never the value.
+      if (event.secret) this.log.warn(`sandbox ${sb.id}: egress refused a request carrying secret ${event.secret}: ${event.reason}`);
       for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
     };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
@@ -389,4 +411,20 @@ function parseAllowNet(entries: string[]): AllowList {
     if (err instanceof AllowNetError) throw invalid(`allowNet[${err.index ?? 0}]`, err.message);
     throw err;
   }
+}
+
+/** The sandbox's secrets, checked; a bad one is InvalidParams naming the secret (never its value). */
+function secretsOf(p: ParamsOf<"sandbox.create">): SecretSet {
+  if (!p.secrets || Object.keys(p.secrets).length === 0) return SecretSet.none;
+  let secrets: SecretSet;
+  try {
+    secrets = SecretSet.create(p.secrets);
+  } catch (err) {
+    if (err instanceof SecretSpecError) throw invalid(`secrets.${err.secret}`, err.message.slice(`secrets.${err.secret}.`.length));
+    throw err;
+  }
+  for (const name of Object.keys(secrets.env)) {
+    if (p.env && Object.hasOwn(p.env, name)) throw invalid(`env.${name}`, `is also the name of a secret; the sandbox's ${name} holds the secret's placeholder`);
+  }
+  return secrets;
 }

@@ -37,6 +37,8 @@ export class Sandbox {
   stopped = false;
   /** OOM kills already attributed to a process. */
   oomKillsSeen = 0;
+  /** The allowNet entries its secrets' hosts add; kept whatever setAllowNet is given later. */
+  secretHosts: readonly string[] = [];
   /** Pids the API sent SIGKILL to that have not exited yet: their SIGKILL is not an OOM kill. */
   readonly sigkilled = new Set<number>();
 

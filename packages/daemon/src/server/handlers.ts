@@ -1,5 +1,6 @@
 import { JSONRPCErrorException, JSONRPCServer } from "json-rpc-2.0";
 import { buildOpenRpc, type MethodName, type ParamsOf, type ResultOf } from "@sbx/protocol";
+import { TRUST_ENV } from "../egress/trust.js";
 import { SupervisorError } from "../sandbox/instance.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
@@ -26,6 +27,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   no_proxy: "localhost,127.0.0.1,::1",
   // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
   NODE_OPTIONS: "--require /.sbx/node-proxy.cjs",
+  // Every TLS client trusts the daemon's CA, which signs what the proxy shows for secret hosts.
+  ...TRUST_ENV,
 };
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;

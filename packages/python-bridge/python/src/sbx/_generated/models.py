@@ -360,6 +360,8 @@ class SandboxEgressLogResultItem:
     """"CONNECT" for tunnels, else the HTTP method."""
     reason: str | None = None
     """Why it was refused."""
+    secret: str | None = None
+    """The secret whose placeholder a refused request carried (its name, never its value)."""
 
     @classmethod
     def from_wire(cls, w: Any) -> SandboxEgressLogResultItem:
@@ -371,6 +373,7 @@ class SandboxEgressLogResultItem:
             allowed=w["allowed"],
             method=w["method"],
             reason=w.get("reason"),
+            secret=w.get("secret"),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -383,6 +386,8 @@ class SandboxEgressLogResultItem:
         w["method"] = self.method
         if self.reason is not None:
             w["reason"] = self.reason
+        if self.secret is not None:
+            w["secret"] = self.secret
         return w
 
 

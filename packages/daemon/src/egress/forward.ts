@@ -1,0 +1,316 @@
+/**
+ * Forwarding one HTTP request the proxy can read: a plain-HTTP proxy request, or a request on
+ * a TLS connection the proxy intercepted for a secret's host. Where the sandbox holds
+ * secrets, this is where placeholders become values (or block the request) on the way out
+ * and values become placeholders again on the way back.
+ */
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from "node:https";
+import { connect as tlsConnect, type SecureContext } from "node:tls";
+import type { Duplex, Transform } from "node:stream";
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
+import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
+
+/** Headers that describe one hop and must not be forwarded. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
+/** Encodings the proxy can read, so a response in them can be scrubbed. */
+const READABLE_ENCODINGS = new Set(["gzip", "x-gzip", "deflate", "br", "identity"]);
+/** A compressed request body is read whole to look for placeholders: at most this much of it, and this much decoded. */
+const MAX_COMPRESSED_BODY = 16 * 1024 * 1024;
+const MAX_DECODED_BODY = 64 * 1024 * 1024;
+
+/** A refusal the sandbox's program can read: status line, X-Sbx-Error header and a plain-text body. */
+export function refusal(status: 400 | 403 | 413 | 502, reason: string): string {
+  const clean = reason.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 1000);
+  const text = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway" }[status];
+  const body = `sbx egress proxy: ${clean}\n`;
+  return `HTTP/1.1 ${status} ${text}\r\nX-Sbx-Error: ${clean}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** The header names a Connection header lists (RFC 9110 §7.6.1): hop-by-hop too, never forwarded. */
+export function connectionOptions(value: string | string[] | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
+  return new Set(text.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+}
+
+/** Raw header pairs without the hop-by-hop ones (and those the Connection header names). */
+export function endToEnd(raw: readonly string[], connection: string | string[] | undefined): string[] {
+  const listed = connectionOptions(connection);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !listed.has(name)) out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+function without(raw: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (!names.includes(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  return out;
+}
+
+function get(raw: readonly string[], name: string): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) values.push(raw[i + 1]!);
+  return values.length ? values.join(", ") : undefined;
+}
+
+/** Raw pairs as the object node:http wants (repeated names as arrays, Set-Cookie included). */
+function toHeaders(raw: readonly string[]): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const prev = out[name];
+    out[name] = prev === undefined ? raw[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), raw[i + 1]!];
+  }
+  return out;
+}
+
+/** Content codings, outermost last (RFC 9110 §8.4), lower-cased; identity dropped. */
+function codings(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter((s) => s && s !== "identity");
+}
+
+/** Where a readable request goes, and what the proxy knows about it. */
+export interface Route {
+  to: Destination;
+  /** The vetted address and port to dial. */
+  address: string;
+  port: number;
+  /** The origin-form target to ask for. */
+  path: string;
+  agent: HttpAgent | HttpsAgent;
+  /** For https: what the upstream's certificate is verified against. */
+  trust?: SecureContext;
+}
+
+/** What {@link forward} reports back to the proxy. */
+export interface ForwardHooks {
+  secrets: SecretSet;
+  /** A request blocked for a secret: counted, logged and answered 403 by the caller's journal. */
+  blocked(err: SecretBlocked): void;
+  bytesOut(n: number): void;
+  bytesIn(n: number): void;
+  /** The upstream request, so the proxy can cut it when allowNet changes. */
+  opened(upstream: Duplex): void;
+  closed(): void;
+}
+
+/**
+ * Forwards `req` along `route`, answering on `res`. With secrets: the URL and headers are
+ * checked and rewritten before anything is sent, the body passes through an inspector that
+ * substitutes or blocks, a compressed body is read whole and refused if it carries a
+ * placeholder, and the response's headers and body are scrubbed of every value.
+ */
+export function forward(req: IncomingMessage, res: ServerResponse, route: Route, hooks: ForwardHooks): void {
+  const { secrets } = hooks;
+  const { to } = route;
+  const refuse = (status: 400 | 403 | 413 | 502, reason: string) => res.socket?.end(refusal(status, reason));
+  const block = (err: SecretBlocked) => {
+    hooks.blocked(err);
+    if (!res.headersSent && res.socket && !res.socket.destroyed) refuse(403, err.message);
+    else res.destroy();
+  };
+
+  let headers = endToEnd(req.rawHeaders, req.headers.connection);
+  const chunked = codings(req.headers["transfer-encoding"]).includes("chunked");
+  const hasBody = chunked || Number(req.headers["content-length"] ?? 0) > 0;
+  const encoded = codings(req.headers["content-encoding"]);
+  let inspector: Transform | null = null;
+  if (!secrets.empty) {
+    const inUrl = secrets.checkUrl(route.path, to);
+    if (inUrl) return block(inUrl);
+    try {
+      headers = secrets.rewriteHeaders(headers, to);
+    } catch (err) {
+      if (err instanceof SecretBlocked) return block(err);
+      throw err;
+    }
+    // Only codings the proxy can read come back, so every response can be scrubbed.
+    const accept = get(headers, "accept-encoding");
+    if (accept !== undefined) headers = [...without(headers, ["accept-encoding"]), "Accept-Encoding", readableAccept(accept)];
+    if (hasBody && encoded.length === 0) {
+      inspector = secrets.bodyInspector(to);
+      if (secrets.substitutesBody(to)) headers = without(headers, ["content-length"]);
+    }
+  }
+  // Framing is this hop's: a body without a known length goes on chunked, whatever the method.
+  if (hasBody && get(headers, "content-length") === undefined) headers.push("Transfer-Encoding", "chunked");
+
+  const options = { host: route.address, port: route.port, method: req.method, path: route.path, headers: toHeaders(headers), setHost: false, agent: route.agent };
+  const upstream =
+    to.scheme === "https"
+      ? httpsRequest({ ...options, servername: to.host, secureContext: route.trust, ALPNProtocols: ["http/1.1"] } as HttpsRequestOptions)
+      : httpRequest(options);
+  hooks.opened(upstream as unknown as Duplex);
+  let finished = false;
+  const done = () => {
+    if (!finished) hooks.closed();
+    finished = true;
+  };
+  // The client went away or its request turned out malformed mid-body: the upstream request is cut, not left hanging.
+  res.once("close", () => {
+    if (!res.writableFinished) upstream.destroy();
+    done();
+  });
+  upstream.on("response", (up) => respond(up, res, req.method ?? "GET", to, secrets, hooks, () => upstream.destroy()));
+  upstream.once("close", done);
+  upstream.on("error", (err) => {
+    done();
+    if (res.socket?.destroyed || res.socket?.writableEnded) return;
+    if (!res.headersSent) refuse(502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
+    else res.destroy();
+  });
+  req.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
+
+  if (!secrets.empty && hasBody && encoded.length > 0) {
+    readCompressed(req, encoded, secrets, to).then(
+      (body) => upstream.end(body),
+      (err) => {
+        upstream.destroy();
+        if (err instanceof SecretBlocked) block(err);
+        else refuse(err instanceof TooLarge ? 413 : 403, (err as Error).message);
+      },
+    );
+    return;
+  }
+  if (!inspector) return void req.pipe(upstream);
+  inspector.on("error", (err) => {
+    // Nothing after the placeholder reaches the upstream, and the request it got is never completed.
+    upstream.destroy();
+    req.unpipe(inspector!);
+    if (err instanceof SecretBlocked) block(err);
+    else res.destroy();
+  });
+  req.pipe(inspector).pipe(upstream);
+}
+
+/** Sends the upstream's response back, scrubbed of every secret value where the sandbox holds any. */
+function respond(up: IncomingMessage, res: ServerResponse, method: string, to: Destination, secrets: SecretSet, hooks: ForwardHooks, cut: () => void): void {
+  let headers = endToEnd(up.rawHeaders, up.headers.connection);
+  up.on("data", (chunk: Buffer) => hooks.bytesIn(chunk.length));
+  const status = up.statusCode ?? 502;
+  if (secrets.empty) {
+    res.writeHead(status, up.statusMessage, toHeaders(headers));
+    up.pipe(res);
+    return;
+  }
+  for (let i = 1; i < headers.length; i += 2) headers[i] = secrets.scrubText(headers[i]!);
+  const bodyless = method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
+  if (bodyless) {
+    res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders(headers));
+    up.pipe(res);
+    return;
+  }
+  const encoded = codings(up.headers["content-encoding"]);
+  const unreadable = encoded.find((c) => !READABLE_ENCODINGS.has(c));
+  if (unreadable) {
+    cut();
+    res.socket?.end(refusal(502, `the response from ${to.host}:${to.port} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`));
+    return;
+  }
+  // The body is decoded, scrubbed and sent as it then is: its length may change, so it goes chunked.
+  headers = without(headers, ["content-length", ...(encoded.length ? ["content-encoding"] : [])]);
+  res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders(headers));
+  let body: NodeJS.ReadableStream = up;
+  for (const c of [...encoded].reverse()) body = body.pipe(decoder(c));
+  const scrubber = secrets.scrubber();
+  const fail = () => {
+    cut();
+    res.destroy();
+  };
+  scrubber.on("error", fail);
+  body.on("error", fail);
+  body.pipe(scrubber).pipe(res);
+}
+
+function decoder(coding: string): Transform {
+  if (coding === "br") return createBrotliDecompress();
+  if (coding === "deflate") return createInflate();
+  return createGunzip();
+}
+
+/** Accept-Encoding restricted to codings the proxy can decode (what the client asked for, in its order). */
+function readableAccept(value: string): string {
+  const kept = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => READABLE_ENCODINGS.has(s.split(";")[0]!.trim().toLowerCase()));
+  return kept.length ? kept.join(", ") : "identity";
+}
+
+class TooLarge extends Error {}
+
+/** Reads a compressed request body whole and decodes it; any placeholder in it refuses the request. */
+async function readCompressed(req: IncomingMessage, encoded: string[], secrets: SecretSet, to: Destination): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_COMPRESSED_BODY) throw new TooLarge(`a compressed request body to ${to.host}:${to.port} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`);
+    chunks.push(chunk);
+  }
+  const raw = Buffer.concat(chunks);
+  let decoded = raw;
+  for (const c of [...encoded].reverse()) {
+    const opts = { maxOutputLength: MAX_DECODED_BODY };
+    try {
+      if (c === "gzip" || c === "x-gzip") decoded = gunzipSync(decoded, opts);
+      else if (c === "deflate") decoded = inflateSync(decoded, opts);
+      else if (c === "br") decoded = brotliDecompressSync(decoded, opts);
+      else throw new Error(`a request body in content-encoding '${c.slice(0, 40)}' cannot be inspected for secrets, so it is refused`);
+    } catch (err) {
+      if ((err as Error).message.startsWith("a request body")) throw err;
+      throw new Error(`a request body in content-encoding '${c}' to ${to.host}:${to.port} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
+    }
+  }
+  const found = secrets.find(decoded.toString("latin1"))[0];
+  if (found) throw new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${to.host}:${to.port}; compressed bodies are never substituted, send it uncompressed`);
+  return raw;
+}
+
+/**
+ * A WebSocket upgrade on an intercepted connection: refused if it carries any placeholder
+ * (nothing in it is substituted), otherwise passed to the upstream, whose bytes are scrubbed.
+ */
+export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, route: Route, hooks: ForwardHooks): void {
+  const { secrets } = hooks;
+  const { to } = route;
+  const refuse = (status: 400 | 403 | 502, reason: string) => void client.end(refusal(status, reason));
+  if ((req.headers.upgrade ?? "").trim().toLowerCase() !== "websocket") {
+    return refuse(400, `only WebSocket upgrades pass the intercepted connection to ${to.host}:${to.port}`);
+  }
+  const carried = secrets.find(`${req.url ?? ""}\n${req.rawHeaders.join("\n")}`)[0];
+  if (carried) {
+    const err = new SecretBlocked(carried.name, `secret ${carried.name} is in a WebSocket upgrade to ${to.host}:${to.port}; secrets are never substituted in WebSocket upgrades`);
+    hooks.blocked(err);
+    return refuse(403, err.message);
+  }
+  const upstream = tlsConnect({ host: route.address, port: route.port, servername: to.host, secureContext: route.trust, ALPNProtocols: ["http/1.1"] });
+  hooks.opened(upstream);
+  const close = () => {
+    client.destroy();
+    upstream.destroy();
+    hooks.closed();
+  };
+  upstream.once("error", (err) => {
+    if (client.writable) refuse(502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
+    close();
+  });
+  upstream.once("secureConnect", () => {
+    const lines = [`${req.method} ${route.path} HTTP/1.1`];
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+    if (head.length) upstream.write(head);
+    const scrubber = secrets.scrubber();
+    client.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
+    upstream.on("data", (chunk: Buffer) => hooks.bytesIn(chunk.length));
+    client.pipe(upstream);
+    upstream.pipe(scrubber).pipe(client);
+    scrubber.on("error", close);
+  });
+  client.on("error", close);
+  client.once("close", close);
+  upstream.once("close", close);
+}
