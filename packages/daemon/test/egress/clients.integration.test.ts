@@ -140,8 +140,8 @@ describe("Python", () => {
     const script = [
       "import requests",
       "print(requests.get('http://api.example.test/echo/requests-http', timeout=10).text)",
-      `s = requests.Session(); s.verify = ${JSON.stringify(CA)}`,
-      "r = s.post('https://api.example.test/echo/requests-https', json={'a': 1}, timeout=10)",
+      // Per request: requests lets REQUESTS_CA_BUNDLE (set in every sandbox) win over a Session's verify.
+      `r = requests.post('https://api.example.test/echo/requests-https', json={'a': 1}, timeout=10, verify=${JSON.stringify(CA)})`,
       "print(r.status_code, r.text)",
     ].join("\n");
     await sb.fs.writeTextFile("requests_test.py", script);
@@ -161,7 +161,8 @@ describe("Python", () => {
       const r = await run(
         [
           pip("http://pypi.example.test/simple/", "/tmp/wheels-http", "--trusted-host pypi.example.test --trusted-host files.pythonhosted.test"),
-          pip("https://pypi.example.test/simple/", "/tmp/wheels-https", `--cert ${CA}`),
+          // pip's --cert loses to REQUESTS_CA_BUNDLE (requests' precedence), so the test CA is named there for this run.
+          `REQUESTS_CA_BUNDLE=${CA} ${pip("https://pypi.example.test/simple/", "/tmp/wheels-https", `--cert ${CA}`)}`,
           `sha256sum /tmp/wheels-http/* /tmp/wheels-https/*`,
         ].join(" && "),
       );
