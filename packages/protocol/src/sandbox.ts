@@ -18,11 +18,18 @@ export const SandboxInfo = Obj(
   { description: "A sandbox as listed." },
 );
 
-export const SecretSpec = Obj({
-  hosts: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 64 }),
-  value: Type.String({ minLength: 1, maxLength: 65536 }),
-  body: Type.Optional(Type.Boolean()),
-});
+export const SecretSpec = Obj(
+  {
+    hosts: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+      minItems: 1,
+      maxItems: 64,
+      description: "Host names (allowNet grammar: name, *.domain, optional :port) the value may be sent to; they are added to allowNet.",
+    }),
+    value: Type.String({ minLength: 1, maxLength: 65536, description: "The real value (printable ASCII, at least 8 characters). It stays in the daemon's memory; the sandbox sees a placeholder." }),
+    body: Type.Optional(Type.Boolean({ description: "Also substitute the placeholder in request bodies (default: headers only)." })),
+  },
+  { description: "A secret: the sandbox's variable of the same name holds SBX_SECRET_<random>, which the egress proxy swaps for the value only in HTTPS requests to these hosts." },
+);
 
 export const CreateParams = Obj({
   memory: Type.Optional(ByteSize),

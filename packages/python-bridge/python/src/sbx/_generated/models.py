@@ -86,9 +86,10 @@ class _SecretSpecRequired(TypedDict):
 
 
 class SecretSpec(_SecretSpecRequired, total=False):
-    """The SecretSpec shape."""
+    """A secret: the sandbox's variable of the same name holds SBX_SECRET_<random>, which the egress proxy swaps for the value only in HTTPS requests to these hosts."""
 
     body: bool
+    """Also substitute the placeholder in request bodies (default: headers only)."""
 
 
 def _SecretSpec_to_wire(v: SecretSpec) -> dict[str, Any]:
