@@ -59,8 +59,11 @@ export class CertificateAuthority {
     const certPem = issueCertificate({ commonName, publicKey: pair.publicKey, signingKey: pair.key, notBefore: new Date(now - DAY), notAfter: new Date(now + CA_LIFETIME), ca: true });
     // Written under temporary names and renamed, so a crash never leaves half a CA.
     const keyPem = pair.key.export({ type: "pkcs8", format: "pem" }) as string;
-    await fsp.writeFile(`${keyPath}.new`, keyPem, { mode: 0o600 });
-    await fsp.writeFile(`${certPath}.new`, certPem, { mode: 0o644 });
+    // A stale temporary file would keep its old mode: start each from nothing.
+    await fsp.rm(`${keyPath}.new`, { force: true });
+    await fsp.rm(`${certPath}.new`, { force: true });
+    await fsp.writeFile(`${keyPath}.new`, keyPem, { mode: 0o600, flag: "wx" });
+    await fsp.writeFile(`${certPath}.new`, certPem, { mode: 0o644, flag: "wx" });
     await fsp.rename(`${keyPath}.new`, keyPath);
     await fsp.rename(`${certPath}.new`, certPath);
     return new CertificateAuthority(certPem, pair.key, commonName);
@@ -91,13 +94,19 @@ export class CertificateAuthority {
   }
 }
 
+/** Both files, or null if neither exists; one without the other is an error (never silently replaced). */
 async function readIfPresent(keyPath: string, certPath: string): Promise<{ key: string; cert: string } | null> {
-  try {
-    return { key: await fsp.readFile(keyPath, "utf8"), cert: await fsp.readFile(certPath, "utf8") };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
+  const read = (path: string) =>
+    fsp.readFile(path, "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+  const [key, cert] = [await read(keyPath), await read(certPath)];
+  if (key === null && cert === null) return null;
+  if (key === null || cert === null) {
+    throw new Error(`the egress CA is incomplete: ${key === null ? keyPath : certPath} is missing; move the other file away to make a new CA`);
   }
+  return { key, cert };
 }
 
 function commonNameOf(cert: X509Certificate): string {

@@ -143,12 +143,8 @@ export class SecretSet {
    * URLs end up in logs, caches and referrers. Returns the blocking error or null.
    */
   checkUrl(url: string, to: Destination): SecretBlocked | null {
-    let decoded = url;
-    try {
-      decoded = decodeURIComponent(url);
-    } catch {
-      // A malformed escape is forwarded as the sandbox wrote it; the raw text was checked above.
-    }
+    // Each %XX on its own: one malformed escape elsewhere must not keep the rest from being read.
+    const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     const s = this.find(url)[0] ?? this.find(decoded)[0];
     if (!s) return null;
     return new SecretBlocked(s.name, `secret ${s.name} is in the URL of a request to ${show(to)}; secrets are never substituted in the request line (send it in a header)`);
