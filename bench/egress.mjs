@@ -1,6 +1,7 @@
 // Egress proxy overhead, each beside its baseline from the same run: the same client
 // (egress-client.mjs) talks to a local upstream directly, through a minimal Node CONNECT proxy,
-// and from inside a sandbox through sbx's proxy (the upstream reached by name via --resolve).
+// and from inside a sandbox through sbx's proxy (the upstream reached by name via --resolve):
+// as an opaque CONNECT tunnel, and intercepted with a secret substituted into each request.
 // Run: node bench/egress.mjs  (prints a Markdown table; run.mjs includes it in RESULTS.md)
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
@@ -16,9 +17,13 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH, "..");
 const { Sandbox } = await import(pathToFileURL(join(ROOT, "packages/client/dist/index.js")).href);
 const N = Number(process.env.EGRESS_N ?? 300);
+/** The bulk download, and how many of them, for throughput. */
+const BIG = 32 * 1024 * 1024;
+const BIG_N = Number(process.env.EGRESS_BIG_N ?? 8);
+const SECRET = "bench-secret-value-0123456789abcdef";
 
 function selfSigned(dir) {
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.bench.test", "-addext", "subjectAltName=DNS:api.bench.test", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.bench.test", "-addext", "subjectAltName=DNS:api.bench.test,DNS:secret.bench.test", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
   return { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) };
 }
 
@@ -43,8 +48,8 @@ function minimalProxy() {
 
 // Asynchronous: the upstreams and the minimal proxy live in this process and must keep serving.
 const execFileAsync = promisify(execFile);
-async function runClient(args) {
-  const { stdout } = await execFileAsync(process.execPath, [join(BENCH, "egress-client.mjs"), ...args.map(String)]);
+async function runClient(args, env = {}) {
+  const { stdout } = await execFileAsync(process.execPath, [join(BENCH, "egress-client.mjs"), ...args.map(String)], { env: { ...process.env, ...env } });
   return JSON.parse(stdout);
 }
 
@@ -52,7 +57,11 @@ export async function measureEgress() {
   const dir = mkdtempSync(join(tmpdir(), "sbx-bench-egress-"));
   const tlsFiles = selfSigned(dir);
   const body = "ok\n";
-  const handler = (req, res) => res.writeHead(200, { "Content-Length": body.length }).end(body);
+  const big = Buffer.alloc(BIG, "x");
+  const handler = (req, res) => {
+    const data = req.url === "/big" ? big : body;
+    res.writeHead(200, { "Content-Length": data.length }).end(data);
+  };
   const httpServer = createHttp({ keepAliveTimeout: 60_000 }, handler);
   const httpsServer = createHttps({ ...tlsFiles, keepAliveTimeout: 60_000 }, handler);
   const httpPort = await listen(httpServer);
@@ -62,7 +71,8 @@ export async function measureEgress() {
 
   const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-egress-state-"));
   const daemon = spawn(process.execPath, [join(ROOT, "packages/daemon/dist/cli.js"), "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--quiet", "--warm-pool", "0",
-    "--resolve", `api.bench.test:80=127.0.0.1:${httpPort}`, "--resolve", `api.bench.test:443=127.0.0.1:${httpsPort}`], { stdio: ["ignore", "pipe", "inherit"] });
+    "--resolve", `api.bench.test:80=127.0.0.1:${httpPort}`, "--resolve", `api.bench.test:443=127.0.0.1:${httpsPort}`,
+    "--resolve", `secret.bench.test:443=127.0.0.1:${httpsPort}`, "--extra-ca", join(dir, "cert.pem")], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise((resolve) => {
     let out = "";
     daemon.stdout.on("data", (d) => {
@@ -71,9 +81,18 @@ export async function measureEgress() {
       if (m) resolve(m[1]);
     });
   });
-  const sb = await Sandbox.create({ url, token: readFileSync(join(stateDir, "token"), "utf8").trim(), allowNet: ["api.bench.test"] });
+  const sb = await Sandbox.create({
+    url,
+    token: readFileSync(join(stateDir, "token"), "utf8").trim(),
+    allowNet: ["api.bench.test"],
+    secrets: { KEY: { hosts: ["secret.bench.test"], value: SECRET } },
+  });
   await sb.fs.writeFile("/tmp/egress-client.mjs", readFileSync(join(BENCH, "egress-client.mjs")));
-  const inside = async (args) => JSON.parse(await sb.sh`node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").text());
+  // $KEY (the placeholder) is expanded by the sandbox's shell; the proxy swaps in SECRET on secret.bench.test only.
+  const inside = async (args, path = "/") => JSON.parse(await sb.sh`node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").env("EGRESS_PATH", path).text());
+  const insideWithKey = async (args, path = "/") =>
+    JSON.parse(await sb.sh`EGRESS_HEADER="Authorization: Bearer $KEY" node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").env("EGRESS_PATH", path).text());
+  const outside = (args, path = "/") => runClient(args, { EGRESS_PATH: path, EGRESS_HEADER: `Authorization: Bearer ${SECRET}` });
 
   const rows = [];
   for (const [scheme, port] of [["http", 80], ["https", 443]]) {
@@ -84,6 +103,20 @@ export async function measureEgress() {
       const sbx = await inside([scheme, "api.bench.test", port, N, keepAlive, "127.0.0.1", 3128]);
       rows.push({ what: `${scheme === "http" ? "plain HTTP" : "HTTPS (CONNECT tunnel)"}, ${keepAlive ? "keep-alive" : "new connection per request"}`, direct, minimal, sbx });
     }
+  }
+  // Interception with substitution vs the opaque tunnel vs direct, all in this run.
+  const secretRows = [];
+  for (const keepAlive of [1, 0]) {
+    const direct = await outside(["https", "127.0.0.1", httpsPort, N, keepAlive]);
+    const tunnel = await insideWithKey(["https", "api.bench.test", 443, N, keepAlive, "127.0.0.1", 3128]);
+    const intercepted = await insideWithKey(["https", "secret.bench.test", 443, N, keepAlive, "127.0.0.1", 3128]);
+    secretRows.push({ what: `small GET, ${keepAlive ? "keep-alive" : "new connection per request"} (n=${N})`, direct, tunnel, intercepted, unit: "ms" });
+  }
+  {
+    const direct = await outside(["https", "127.0.0.1", httpsPort, BIG_N, 1], "/big");
+    const tunnel = await insideWithKey(["https", "api.bench.test", 443, BIG_N, 1, "127.0.0.1", 3128], "/big");
+    const intercepted = await insideWithKey(["https", "secret.bench.test", 443, BIG_N, 1, "127.0.0.1", 3128], "/big");
+    secretRows.push({ what: `${BIG / 1048576} MiB download, keep-alive (n=${BIG_N})`, direct, tunnel, intercepted, unit: "MB/s" });
   }
   await sb.kill();
   daemon.kill("SIGTERM");
@@ -101,6 +134,16 @@ export async function measureEgress() {
     "|---|---|---|---|---|---|",
     ...rows.map((r) => `| ${r.what} | ${ms(r.direct)} | ${r.minimal ? ms(r.minimal) : "—"} | ${ms(r.sbx)} | +${(r.sbx.median - r.direct.median).toFixed(2)} ms | ${r.minimal ? `${(r.sbx.median / r.minimal.median).toFixed(2)}×` : "—"} |`),
   ];
+  const cell = (x, unit) => (unit === "ms" ? `${x.median.toFixed(2)} ms (p90 ${x.p90.toFixed(2)}), ${Math.round(x.rps)} req/s` : `${x.mbps.toFixed(0)} MB/s`);
+  const added = (x, base, unit) => (unit === "ms" ? `+${(x.median - base.median).toFixed(2)} ms` : `${((x.mbps / base.mbps) * 100).toFixed(0)} %`);
+  lines.push(
+    "",
+    "HTTPS with a secret: the sandbox sends `Authorization: Bearer $KEY` (its placeholder); to `secret.bench.test` the proxy terminates TLS, swaps in the value, scrubs the response and re-encrypts; to `api.bench.test` it is an opaque tunnel; direct is the same client on the host with the real value.",
+    "",
+    "| request | direct | sbx tunnel | sbx intercepted + substituted | tunnel vs direct | intercepted vs direct | intercepted vs tunnel |",
+    "|---|---|---|---|---|---|---|",
+    ...secretRows.map((r) => `| ${r.what} | ${cell(r.direct, r.unit)} | ${cell(r.tunnel, r.unit)} | ${cell(r.intercepted, r.unit)} | ${added(r.tunnel, r.direct, r.unit)} | ${added(r.intercepted, r.direct, r.unit)} | ${r.unit === "ms" ? `${(r.intercepted.median / r.tunnel.median).toFixed(2)}×` : `${((r.intercepted.mbps / r.tunnel.mbps) * 100).toFixed(0)} %`} |`),
+  );
   return lines.join("\n");
 }
 

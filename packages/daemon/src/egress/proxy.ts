@@ -29,10 +29,11 @@ interface OpenConnection {
   sockets: Array<Socket | Duplex>;
 }
 
-/** A CONNECT tunnel the proxy terminated because a secret is bound to its host. */
+/** A CONNECT tunnel whose requests the proxy reads: TLS it terminated for a secret's host, or plaintext. */
 interface Intercepted extends OpenConnection {
   /** Upstream connections for this tunnel's requests, reused while it lasts. */
-  agent: HttpsAgent;
+  agent: HttpsAgent | Agent;
+  scheme: "http" | "https";
 }
 
 type Allowed = Extract<EgressDecision, { allowed: true }>;
@@ -118,7 +119,27 @@ export class EgressProxy {
     const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
-    if (this.tls && target.kind === "name" && this.secrets.intercepts(target.host, target.port)) return this.intercept(target, decision, client, head, this.tls);
+    if (this.secrets.empty) return this.tunnel(target, decision, client, head, false);
+    // The sandbox holds secrets: the proxy answers at once and reads the first bytes itself, so
+    // that no tunnel it could read (TLS to a secret's host, or plaintext to any host) is opaque.
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    const first = await firstBytes(client, head);
+    if (first === null) return void client.destroy();
+    const hello = tlsServerName(first);
+    if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) return this.refuseHello(target, hello, () => client.destroy());
+    client.pause();
+    client.unshift(first);
+    if (hello === "not-tls") return this.readTunnel(target, decision, client, "http", client);
+    if (this.tls && target.kind === "name" && this.secrets.intercepts(target.host, target.port)) return this.intercept(target, decision, client, this.tls);
+    return this.tunnel(target, decision, client, Buffer.alloc(0), true);
+  }
+
+  /**
+   * An opaque tunnel: bytes both ways, counted. Unless `answered`, the 200 goes out once the
+   * upstream is connected, and the first bytes decide: a TLS ClientHello's server name must
+   * agree with the CONNECT target.
+   */
+  private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, answered: boolean): void {
     const upstream = connect({ host: decision.address, port: decision.port });
     let connected = false;
     const conn: OpenConnection = { target, dialled: decision, sockets: [client, upstream] };
@@ -129,13 +150,11 @@ export class EgressProxy {
       upstream.destroy();
     };
     upstream.once("error", (err) => {
-      if (client.writable && !connected) client.end(refusal(502, `cannot reach ${target.host}:${target.port}: ${err.message}`));
+      if (client.writable && !connected && !answered) client.end(refusal(502, `cannot reach ${target.host}:${target.port}: ${err.message}`));
       done();
     });
     upstream.once("connect", () => {
       connected = true;
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      // The first bytes decide: a TLS ClientHello's server name must agree with the CONNECT target.
       let first = head;
       const open = () => {
         if (first.length) {
@@ -146,16 +165,13 @@ export class EgressProxy {
         client.pipe(upstream);
         upstream.pipe(client);
       };
+      if (answered) return open();
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       const check = (): boolean => {
         const hello = tlsServerName(first);
         if (hello === "more") return false;
         if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) {
-          const reason =
-            hello === "bad"
-              ? `a malformed TLS ClientHello was sent toward ${target.host}:${target.port}`
-              : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
-          this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
-          done();
+          this.refuseHello(target, hello, done);
           return true;
         }
         open();
@@ -170,6 +186,15 @@ export class EgressProxy {
     });
     client.once("close", done);
     upstream.once("close", done);
+  }
+
+  private refuseHello(target: Target, hello: string | null, close: () => void): void {
+    const reason =
+      hello === "bad"
+        ? `a malformed TLS ClientHello was sent toward ${target.host}:${target.port}`
+        : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
+    this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
+    close();
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -205,9 +230,7 @@ export class EgressProxy {
    * with it) and hands the plaintext to the inner HTTP server; each request then goes out on
    * a verified TLS connection of the proxy's own.
    */
-  private intercept(target: Target, decision: Allowed, client: Duplex, head: Buffer, tls: InterceptTls): void {
-    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    if (head.length) client.unshift(head);
+  private intercept(target: Target, decision: Allowed, client: Duplex, tls: InterceptTls): void {
     const context = tls.ca.contextFor(target.host);
     const secure = new TLSSocket(client as Socket, {
       isServer: true,
@@ -220,19 +243,30 @@ export class EgressProxy {
         cb(new Error(reason));
       },
     });
-    const conn: Intercepted = { target, dialled: decision, sockets: [client, secure], agent: new HttpsAgent({ keepAlive: true, maxSockets: 8 }) };
+    this.readTunnel(target, decision, client, "https", secure);
+  }
+
+  /**
+   * Hands a tunnel whose requests the proxy can read (decrypted, or plaintext to begin with)
+   * to the inner HTTP server; each request then goes out on a connection of the proxy's own.
+   */
+  private readTunnel(target: Target, decision: Allowed, client: Duplex, scheme: "http" | "https", stream: Duplex): void {
+    const agent = scheme === "https" ? new HttpsAgent({ keepAlive: true, maxSockets: 8 }) : new Agent({ keepAlive: true, maxSockets: 8 });
+    const conn: Intercepted = { target, dialled: decision, sockets: [client, stream], agent, scheme };
     this.open.add(conn);
-    this.intercepted.set(secure, conn);
+    this.intercepted.set(stream, conn);
     const done = () => {
       this.open.delete(conn);
       conn.agent.destroy();
-      secure.destroy();
+      stream.destroy();
       client.destroy();
     };
-    secure.on("error", done);
-    secure.once("close", done);
+    stream.on("error", done);
+    stream.once("close", done);
     client.once("close", done);
-    this.inner.emit("connection", secure);
+    this.inner.emit("connection", stream);
+    // The HTTP parser reads the socket's handle directly; the first bytes put back wait in the stream until it flows again.
+    if (stream === client) client.resume();
   }
 
   private onInterceptedRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -252,8 +286,8 @@ export class EgressProxy {
   }
 
   private routeOf(conn: Intercepted, path: string): Route {
-    const { target, dialled } = conn;
-    return { to: { host: target.host, port: target.port, scheme: "https" }, address: dialled.address, port: dialled.port, path, agent: conn.agent, trust: this.tls!.upstreamTrust };
+    const { target, dialled, scheme } = conn;
+    return { to: { host: target.host, port: target.port, scheme }, address: dialled.address, port: dialled.port, path, agent: conn.agent, ...(scheme === "https" ? { trust: this.tls!.upstreamTrust } : {}) };
   }
 
   /**
@@ -264,8 +298,8 @@ export class EgressProxy {
   private originForm(req: IncomingMessage, conn: Intercepted, refuse: (reason: string) => void): string | null {
     const { target } = conn;
     const host = req.headers.host;
-    if (host === undefined || !hostHeaderAgrees(host, target, 443)) {
-      refuse(`the Host header '${String(host ?? "").slice(0, 200)}' disagrees with the intercepted connection to ${target.host}:${target.port}`);
+    if (host === undefined || !hostHeaderAgrees(host, target, conn.scheme === "https" ? 443 : 80)) {
+      refuse(`the Host header '${String(host ?? "").slice(0, 200)}' disagrees with the tunnel to ${target.host}:${target.port}`);
       return null;
     }
     const url = req.url ?? "";
@@ -273,11 +307,11 @@ export class EgressProxy {
     if (url === "*" && req.method === "OPTIONS") return url;
     try {
       const abs = parseAbsoluteUri(url);
-      if (abs.scheme === "https" && abs.host === target.host && abs.port === target.port) return abs.path;
+      if (abs.scheme === conn.scheme && abs.host === target.host && abs.port === target.port) return abs.path;
     } catch {
       // Refused below.
     }
-    refuse(`the request target '${url.slice(0, 200)}' is not for the intercepted connection to ${target.host}:${target.port}`);
+    refuse(`the request target '${url.slice(0, 200)}' is not for the tunnel to ${target.host}:${target.port}`);
     return null;
   }
 
@@ -360,4 +394,29 @@ function tlsServerName(buf: Buffer): string | null | "more" | "not-tls" | "bad" 
   } catch {
     return "bad";
   }
+}
+
+/**
+ * The first bytes a client sends into a tunnel: enough to tell a TLS ClientHello (whole) from
+ * anything else; null if the client goes away first. Nothing is consumed for good: the caller
+ * puts the bytes back.
+ */
+function firstBytes(client: Duplex, head: Buffer): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    let first = head;
+    if (first.length && tlsServerName(first) !== "more") return resolve(first);
+    const onData = (chunk: Buffer) => {
+      first = Buffer.concat([first, chunk]);
+      if (tlsServerName(first) !== "more") finish(first);
+    };
+    const finish = (result: Buffer | null) => {
+      client.off("data", onData);
+      client.off("close", onClose);
+      client.pause();
+      resolve(result);
+    };
+    const onClose = () => finish(null);
+    client.on("data", onData);
+    client.once("close", onClose);
+  });
 }

@@ -93,7 +93,11 @@ export class SecretSet {
       if (typeof value !== "string" || value.length < MIN_VALUE_LENGTH) {
         throw new SecretSpecError(name, "value", `must be at least ${MIN_VALUE_LENGTH} characters (shorter values cannot be told apart from ordinary text when responses are scrubbed)`);
       }
-      if (!/^[\x20-\x7e]+$/.test(value)) throw new SecretSpecError(name, "value", "must be printable ASCII (it is sent in HTTP headers; control characters and non-ASCII are refused)");
+      if (!/^[\x21-\x7e]+$/.test(value)) throw new SecretSpecError(name, "value", "must be printable ASCII without spaces (it is sent in HTTP headers; control characters and non-ASCII are refused)");
+      const escaped = /["\\<>&']/.exec(value);
+      if (escaped) {
+        throw new SecretSpecError(name, "value", `must not contain ${JSON.stringify(escaped[0])}: JSON, HTML and URL encoders rewrite " \\ < > & ', which would hide the value from response scrubbing`);
+      }
       if (value.includes(PLACEHOLDER_PREFIX)) throw new SecretSpecError(name, "value", `must not contain ${PLACEHOLDER_PREFIX}`);
       let hosts: AllowList;
       try {
@@ -246,14 +250,17 @@ function show(to: Pick<Destination, "host" | "port">): string {
 }
 
 /**
- * The forms a value can take in a response: itself, and its base64 encoding in standard and
- * URL-safe alphabets at each of the three alignments it can have inside a longer encoded
- * text (e.g. an echoed `Authorization: Basic` of `user:value`). Only the characters that
- * depend on the value alone are matched; forms shorter than the minimum are left out.
+ * The forms a value can take in a response: itself; as JSON writes it with `/` escaped and as
+ * a URL percent-encodes it (values hold no other character an encoder rewrites); and its base64
+ * encoding in standard and URL-safe alphabets at each of the three alignments it can have inside
+ * a longer encoded text (e.g. an echoed `Authorization: Basic` of `user:value`). Only the
+ * characters that depend on the value alone are matched; forms shorter than the minimum are
+ * left out.
  */
 export function valueForms(value: string): string[] {
   const bytes = Buffer.from(value, "latin1");
-  const forms = new Set<string>([value]);
+  const percent = encodeURIComponent(value);
+  const forms = new Set<string>([value, value.replace(/\//g, "\\/"), percent, percent.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())]);
   for (let k = 0; k < 3; k++) {
     const encoded = Buffer.concat([Buffer.alloc(k), bytes]).toString("base64");
     const core = encoded.slice(Math.ceil((4 * k) / 3), Math.floor(((k + bytes.length) * 8) / 6));

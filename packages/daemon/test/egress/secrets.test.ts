@@ -184,9 +184,13 @@ describe("SecretSet.create accepts", () => {
     expect(SecretSet.create({ K: { hosts: ["api.example.com"], value: "12345678" } }).secrets[0]!.value).toBe("12345678");
   });
 
-  it("any printable ASCII, including spaces and lower-case sbx_secret_", () => {
-    const value = " !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~ sbx_secret_x SBX_SECRET";
+  it("printable ASCII but for space and the characters encoders rewrite, including lower-case sbx_secret_", () => {
+    const value = "!#$%()*+,-./09:;=?@AZ[]^_`az{|}~sbx_secret_xSBX_SECRET";
     expect(SecretSet.create({ K: { hosts: ["api.example.com"], value } }).secrets[0]!.value).toBe(value);
+  });
+
+  it.each([" ", '"', "\\", "<", ">", "&", "'"])("no value holding %j, which an encoder would rewrite out of scrubbing's sight", (c) => {
+    expect(() => SecretSet.create({ K: { hosts: ["api.example.com"], value: `abcd${c}efgh` } })).toThrow(SecretSpecError);
   });
 
   it("names that are environment variable names, up to 128 characters", () => {
@@ -686,19 +690,22 @@ describe("bodyInspector", () => {
 });
 
 describe("valueForms", () => {
-  it("is the value, then base64 cores at three alignments in both alphabets", () => {
-    expect(valueForms("tok>?~>?~>?~end")).toEqual([
-      "tok>?~>?~>?~end",
-      "dG9rPj9+Pj9+Pj9+ZW5k",
-      "dG9rPj9-Pj9-Pj9-ZW5k",
-      "Rvaz4/fj4/fj4/fmVuZ",
-      "Rvaz4_fj4_fj4_fmVuZ",
-      "0b2s+P34+P34+P35lbm",
-      "0b2s-P34-P34-P35lbm",
+  it("is the value, its JSON and percent-encoded spellings, then base64 cores at three alignments in both alphabets", () => {
+    expect(valueForms("tok?~/?~?~end")).toEqual([
+      "tok?~/?~?~end",
+      "tok?~\\/?~?~end",
+      "tok%3F~%2F%3F~%3F~end",
+      "tok%3f~%2f%3f~%3f~end",
+      "dG9rP34vP34/fmVuZ",
+      "dG9rP34vP34_fmVuZ",
+      "Rvaz9+Lz9+P35lbm",
+      "Rvaz9-Lz9-P35lbm",
+      "0b2s/fi8/fj9+ZW5k",
+      "0b2s_fi8_fj9-ZW5k",
     ]);
   });
 
-  it("lists a URL-safe form only where it differs", () => {
+  it("lists a spelling only where it differs", () => {
     expect(valueForms("abcdefghijkl")).toHaveLength(4);
   });
 
@@ -753,7 +760,7 @@ describe("scrubText", () => {
 });
 
 describe("scrubber", () => {
-  const VALUE = "tok>?~>?~>?~end";
+  const VALUE = "tok?~/?~?~end";
   const set = SecretSet.create({ K: { hosts: ["api.example.com"], value: VALUE }, API: { hosts: ["b.example.com"], value: API_KEY } });
   const placeholder = set.env.K!;
   const forms = valueForms(VALUE);

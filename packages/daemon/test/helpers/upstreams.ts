@@ -5,8 +5,9 @@
  * (`upstreams.resolve`), so the proxy's production code path is the one under test.
  *
  * Per name:
- * - any name: `/echo...` answers method, path, headers, body and TLS facts as JSON; `/bytes/N`
- *   answers N bytes of "x"; anything else is a small text naming the host.
+ * - any name: `/echo...` answers method, path, headers, body and TLS facts as JSON (`/echo-gzip...`
+ *   the same JSON gzip'd, with Content-Encoding: gzip); `/bytes/N` answers N bytes of "x"; a path
+ *   the test put in `canned` answers what it was given; anything else is a small text naming the host.
  * - pypi.example.test: a PEP 503 simple index with one wheel, whose file lives on
  *   files.pythonhosted.test.
  * - registry.example.test: an npm registry with one package (packument and tarball).
@@ -21,6 +22,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
+import { gzipSync } from "node:zlib";
 
 export const NAMES = [
   "api.example.test",
@@ -29,7 +31,19 @@ export const NAMES = [
   "files.pythonhosted.test",
   "registry.example.test",
   "git.example.test",
+  // real-looking API names, for the secrets tests
+  "api.openai.com",
+  "api.anthropic.com",
 ] as const;
+
+/** A response a test sets up front for one path (on every name, both schemes). */
+export interface CannedResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  body: string | Buffer;
+  /** Sent gzip'd, with Content-Encoding: gzip. */
+  gzip?: boolean;
+}
 
 /** One request as an upstream saw it. */
 export interface SeenRequest {
@@ -55,6 +69,8 @@ export interface Upstreams {
   resolve: Record<string, string>;
   /** Every request the upstreams received, oldest first. */
   seen: SeenRequest[];
+  /** Responses by exact path (query included), served instead of anything else; empty unless a test fills it. */
+  canned: Map<string, CannedResponse>;
   /** Connections the upstreams currently hold open. */
   openSockets(): number;
   wheel: { name: string; sha256: string; bytes: Buffer };
@@ -198,6 +214,7 @@ export async function startUpstreams(): Promise<Upstreams> {
   const gitContent = "cloned through the sbx egress proxy\n";
   const gitHead = makeGitRepo(dir, gitFile, gitContent);
   const seen: SeenRequest[] = [];
+  const canned = new Map<string, CannedResponse>();
   const sockets = new Set<Socket>();
 
   const handler = (tls: boolean) => async (req: IncomingMessage, res: ServerResponse) => {
@@ -223,6 +240,17 @@ export async function startUpstreams(): Promise<Upstreams> {
       res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(data) });
       res.end(data);
     };
+    const fixed = canned.get(path);
+    if (fixed) {
+      const data = fixed.gzip ? gzipSync(fixed.body) : fixed.body;
+      res.writeHead(fixed.status ?? 200, { "Content-Type": "text/plain", ...fixed.headers, ...(fixed.gzip ? { "Content-Encoding": "gzip" } : {}), "Content-Length": Buffer.byteLength(data) });
+      return void res.end(data);
+    }
+    if (path.startsWith("/echo-gzip")) {
+      const data = gzipSync(JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));
+      res.writeHead(200, { "Content-Type": "application/json", "Content-Encoding": "gzip", "Content-Length": data.length });
+      return void res.end(data);
+    }
     if (path.startsWith("/echo")) {
       return send(200, "application/json", JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));
     }
@@ -292,6 +320,7 @@ export async function startUpstreams(): Promise<Upstreams> {
     caPem,
     resolve,
     seen,
+    canned,
     openSockets: () => [...sockets].filter((s) => !s.destroyed).length,
     wheel,
     npm,
