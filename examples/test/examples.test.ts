@@ -4,19 +4,30 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { startDaemon, type TestDaemon } from "../../packages/daemon/test/helpers/daemon.js";
+import { startUpstreams, type Upstreams } from "../../packages/daemon/test/helpers/upstreams.js";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const examples = join(here, "..");
 const require = createRequire(import.meta.url);
 let daemon: TestDaemon;
+/** Local upstreams by real names (api.openai.com among them), which the daemon reaches through egress.resolve. */
+let up: Upstreams;
+let caDir: string;
 
 beforeAll(async () => {
-  daemon = await startDaemon();
+  up = await startUpstreams();
+  caDir = mkdtempSync(join(tmpdir(), "sbx-examples-ca-"));
+  writeFileSync(join(caDir, "ca.pem"), up.caPem);
+  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [join(caDir, "ca.pem")] } } });
 });
 afterAll(async () => {
   await daemon?.[Symbol.asyncDispose]();
+  await up?.close();
+  if (caDir) rmSync(caDir, { recursive: true, force: true });
 });
 
 const env = () => ({ ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token });
@@ -32,6 +43,22 @@ describe("examples", () => {
     expect(stdout).toContain("downloaded total.txt: 6");
     expect(stdout).toMatch(/reading \/etc\/shadow inside: exit 1/);
     expect(await import("@sbx/client").then((m) => m.Sandbox.list({ ...daemon.opts, labels: { example: "quickstart" } }))).toEqual([]);
+  });
+
+  it("agent-secrets.ts calls an OpenAI-compatible endpoint with a key the sandbox never sees", async () => {
+    const key = `sk-example-${Date.now()}-0123456789abcdef`;
+    up.chatKey = key;
+    const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
+    const { stdout } = await run(process.execPath, [tsx, "agent-secrets.ts"], { cwd: examples, env: { ...env(), OPENAI_API_KEY: key }, timeout: 60_000 });
+    expect(stdout).toMatch(/^inside, OPENAI_API_KEY is SBX_SECRET_[0-9A-Za-z]{32}$/m);
+    expect(stdout).toContain("the model says: Hello from the local stand-in!\n");
+    expect(stdout).toContain("exfiltration attempt answered 403\n");
+    expect(stdout).toContain("egress log: secret OPENAI_API_KEY was sent over plain HTTP to attacker.example:80");
+    expect(stdout).not.toContain(key);
+    // The stand-in got the real key; the attacker's host got nothing.
+    const chat = up.seen.filter((s) => s.path === "/v1/chat/completions");
+    expect(chat.map((s) => s.headers.authorization)).toEqual([`Bearer ${key}`]);
+    expect(up.seen.filter((s) => s.host === "attacker.example")).toEqual([]);
   });
 
   const deno = join(examples, "..", "node_modules", ".bin", "deno");

@@ -71,6 +71,11 @@ export interface Upstreams {
   seen: SeenRequest[];
   /** Responses by exact path (query included), served instead of anything else; empty unless a test fills it. */
   canned: Map<string, CannedResponse>;
+  /**
+   * An OpenAI-compatible stand-in on api.openai.com: POST /v1/chat/completions answers a chat
+   * completion when the bearer token is `chatKey`, 401 otherwise (null: no key set yet).
+   */
+  chatKey: string | null;
   /** Connections the upstreams currently hold open. */
   openSockets(): number;
   wheel: { name: string; sha256: string; bytes: Buffer };
@@ -217,6 +222,26 @@ export async function startUpstreams(): Promise<Upstreams> {
   const canned = new Map<string, CannedResponse>();
   const sockets = new Set<Socket>();
 
+  // Filled in once the servers listen; the handler reads chatKey from it.
+  const api: Upstreams = {
+    httpPort: 0,
+    httpsPort: 0,
+    caPem,
+    resolve: {},
+    seen,
+    canned,
+    chatKey: null,
+    openSockets: () => [...sockets].filter((s) => !s.destroyed).length,
+    wheel,
+    npm,
+    git: { head: gitHead, file: gitFile, content: gitContent },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await Promise.all([http, https].map((s) => new Promise((r) => s.close(r))));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
   const handler = (tls: boolean) => async (req: IncomingMessage, res: ServerResponse) => {
     const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
     const path = req.url ?? "/";
@@ -245,6 +270,13 @@ export async function startUpstreams(): Promise<Upstreams> {
       const data = fixed.gzip ? gzipSync(fixed.body) : fixed.body;
       res.writeHead(fixed.status ?? 200, { "Content-Type": "text/plain", ...fixed.headers, ...(fixed.gzip ? { "Content-Encoding": "gzip" } : {}), "Content-Length": Buffer.byteLength(data) });
       return void res.end(data);
+    }
+    if (host === "api.openai.com" && path === "/v1/chat/completions" && req.method === "POST") {
+      const authorized = api.chatKey !== null && req.headers.authorization === `Bearer ${api.chatKey}`;
+      if (!authorized) return send(401, "application/json", JSON.stringify({ error: { message: "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key" } }));
+      const { model } = JSON.parse(body.toString("utf8") || "{}") as { model?: string };
+      const reply = { id: "chatcmpl-standin", object: "chat.completion", model, choices: [{ index: 0, message: { role: "assistant", content: "Hello from the local stand-in!" }, finish_reason: "stop" }] };
+      return send(200, "application/json", JSON.stringify(reply));
     }
     if (path.startsWith("/echo-gzip")) {
       const data = gzipSync(JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));
@@ -314,23 +346,10 @@ export async function startUpstreams(): Promise<Upstreams> {
     resolve[`${n}:80`] = `127.0.0.1:${httpPort}`;
     resolve[`${n}:443`] = `127.0.0.1:${httpsPort}`;
   }
-  return {
-    httpPort,
-    httpsPort,
-    caPem,
-    resolve,
-    seen,
-    canned,
-    openSockets: () => [...sockets].filter((s) => !s.destroyed).length,
-    wheel,
-    npm,
-    git: { head: gitHead, file: gitFile, content: gitContent },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await Promise.all([http, https].map((s) => new Promise((r) => s.close(r))));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  api.httpPort = httpPort;
+  api.httpsPort = httpsPort;
+  api.resolve = resolve;
+  return api;
 }
 
 /** One HTTP/1.x response, parsed from raw bytes (latin-1). */
