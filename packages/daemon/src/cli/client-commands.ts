@@ -25,7 +25,8 @@ function secretsOf(list: string[] | undefined): SandboxOptions["secrets"] {
   const out: NonNullable<SandboxOptions["secrets"]> = {};
   for (const item of list) {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=([A-Za-z_][A-Za-z0-9_]*)@(.+)$/.exec(item);
-    if (!m) throw new UsageError(`--secret expects NAME=ENVVAR@HOST[,HOST], got '${item}'`);
+    // The argument is not echoed: someone may have put the value itself there.
+    if (!m) throw new UsageError("--secret expects NAME=ENVVAR@HOST[,HOST]: the value is read from $ENVVAR, never from the command line");
     const value = process.env[m[2]!];
     if (!value) throw new UsageError(`--secret ${m[1]}: environment variable ${m[2]} is not set`);
     out[m[1]!] = { hosts: m[3]!.split(","), value };

@@ -17,8 +17,8 @@ afterAll(async () => {
 });
 
 /** Runs the sbx CLI; resolves with its exit code and output instead of throwing. */
-async function sbx(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token };
+async function sbx(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token, ...extraEnv };
   if (input === undefined) {
     try {
       const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
@@ -69,6 +69,21 @@ describe("sbx CLI", () => {
     expect(bad.stderr).toMatch(/params\.memory: must be between 128MiB/);
     const usage = await sbx(["run", "true"]);
     expect(usage.code).toBe(2);
+  });
+
+  it("run --secret takes the value from the named variable: the sandbox gets a placeholder, and its host is reachable", async () => {
+    const value = "sk-cli-test-value-0123456789";
+    const res = await sbx(["run", "--secret", "API_KEY=MY_KEY@api.example.com,*.example.org", "--", "bash", "-c", 'echo "$API_KEY"; curl -s -o /dev/null -w "%{http_code}\\n" -H "X: $API_KEY" http://api.example.com/'], undefined, { MY_KEY: value });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^SBX_SECRET_[0-9A-Za-z]{32}\n403\n$/);
+    expect(res.stdout + res.stderr).not.toContain(value);
+    expect(daemon.logs()).not.toContain(value);
+    const unset = await sbx(["run", "--secret", "API_KEY=NOT_SET_ANYWHERE@api.example.com", "--", "true"]);
+    expect(unset).toMatchObject({ code: 2, stderr: expect.stringContaining("--secret API_KEY: environment variable NOT_SET_ANYWHERE is not set") });
+    const malformed = await sbx(["run", "--secret", `API_KEY=${value}`, "--", "true"]);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain("--secret expects NAME=ENVVAR@HOST[,HOST]: the value is read from $ENVVAR");
+    expect(malformed.stderr).not.toContain(value);
   });
 
   it("create, exec, ls, cp and kill work together", async () => {

@@ -421,6 +421,13 @@ describe("rewriteHeaders over HTTPS to the secret's own host", () => {
     expect(raw).toEqual(before);
   });
 
+  it("leaves a placeholder split across two headers as it is, halves and all (nothing to substitute, nothing leaks)", () => {
+    const cut = 20;
+    const raw = ["X-A", api.slice(0, cut), "X-B", api.slice(cut), "X-C", `${api.slice(0, cut)}, ${api.slice(cut)}`];
+    expect(set.rewriteHeaders(raw, to)).toEqual(raw);
+    expect(set.rewriteHeaders(raw, { ...to, scheme: "http" })).toEqual(raw);
+  });
+
   it("keeps duplicate header names as separate pairs", () => {
     expect(set.rewriteHeaders(["X-K", api, "X-K", "plain"], to)).toEqual(["X-K", API_KEY, "X-K", "plain"]);
   });
