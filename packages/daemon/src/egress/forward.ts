@@ -18,6 +18,8 @@ const READABLE_ENCODINGS = new Set(["gzip", "x-gzip", "deflate", "br", "identity
 /** A compressed request body is read whole to look for placeholders: at most this much of it, and this much decoded. */
 const MAX_COMPRESSED_BODY = 16 * 1024 * 1024;
 const MAX_DECODED_BODY = 64 * 1024 * 1024;
+/** A response body of known length up to this size is scrubbed whole and keeps a Content-Length; larger ones stream. */
+const WHOLE_RESPONSE = 1024 * 1024;
 
 /** A refusal the sandbox's program can read: status line, X-Sbx-Error header and a plain-text body. */
 export function refusal(status: 400 | 403 | 413 | 502, reason: string): string {
@@ -210,16 +212,29 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
     res.socket?.end(refusal(502, `the response from ${to.host}:${to.port} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`));
     return;
   }
+  const fail = () => {
+    cut();
+    res.destroy();
+  };
+  const length = Number(up.headers["content-length"] ?? NaN);
+  if (encoded.length === 0 && length <= WHOLE_RESPONSE) {
+    // Small and plain: read whole, scrubbed at once, and sent with its (new) length.
+    const chunks: Buffer[] = [];
+    up.on("data", (chunk: Buffer) => chunks.push(chunk));
+    up.once("error", fail);
+    up.once("end", () => {
+      const body = Buffer.from(secrets.scrubText(Buffer.concat(chunks).toString("latin1")), "latin1");
+      res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders([...without(headers, ["content-length"]), "Content-Length", String(body.length)]));
+      res.end(body);
+    });
+    return;
+  }
   // The body is decoded, scrubbed and sent as it then is: its length may change, so it goes chunked.
   headers = without(headers, ["content-length", ...(encoded.length ? ["content-encoding"] : [])]);
   res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders(headers));
   let body: NodeJS.ReadableStream = up;
   for (const c of [...encoded].reverse()) body = body.pipe(decoder(c));
   const scrubber = secrets.scrubber();
-  const fail = () => {
-    cut();
-    res.destroy();
-  };
   scrubber.on("error", fail);
   body.on("error", fail);
   body.pipe(scrubber).pipe(res);

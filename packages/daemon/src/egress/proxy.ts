@@ -31,7 +31,7 @@ interface OpenConnection {
 
 /** A CONNECT tunnel whose requests the proxy reads: TLS it terminated for a secret's host, or plaintext. */
 interface Intercepted extends OpenConnection {
-  /** Upstream connections for this tunnel's requests, reused while it lasts. */
+  /** The sandbox's upstream connections this tunnel's requests go out on. */
   agent: HttpsAgent | Agent;
   scheme: "http" | "https";
 }
@@ -52,6 +52,8 @@ export class EgressProxy {
   private readonly server: Server;
   /** Plain-HTTP upstream connections are reused across a sandbox's requests, like any client's. */
   private readonly upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64 });
+  /** Verified TLS connections to secret hosts, reused across the sandbox's tunnels (never across sandboxes). */
+  private readonly secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
   /** Parses the requests inside intercepted tunnels; it never listens, tunnels are handed to it. */
   private readonly inner: Server;
   private readonly intercepted = new WeakMap<Duplex, Intercepted>();
@@ -103,6 +105,7 @@ export class EgressProxy {
     for (const conn of this.open) for (const s of conn.sockets) s.destroy();
     this.open.clear();
     this.upstreamAgent.destroy();
+    this.secureAgent.destroy();
     this.server.close();
     this.server.closeAllConnections();
     this.secrets = SecretSet.none;
@@ -251,13 +254,12 @@ export class EgressProxy {
    * to the inner HTTP server; each request then goes out on a connection of the proxy's own.
    */
   private readTunnel(target: Target, decision: Allowed, client: Duplex, scheme: "http" | "https", stream: Duplex): void {
-    const agent = scheme === "https" ? new HttpsAgent({ keepAlive: true, maxSockets: 8 }) : new Agent({ keepAlive: true, maxSockets: 8 });
+    const agent = scheme === "https" ? this.secureAgent : this.upstreamAgent;
     const conn: Intercepted = { target, dialled: decision, sockets: [client, stream], agent, scheme };
     this.open.add(conn);
     this.intercepted.set(stream, conn);
     const done = () => {
       this.open.delete(conn);
-      conn.agent.destroy();
       stream.destroy();
       client.destroy();
     };

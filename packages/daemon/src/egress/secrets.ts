@@ -272,32 +272,31 @@ export function valueForms(value: string): string[] {
 }
 
 /**
- * Replaces every occurrence of any pattern in a byte stream, holding back the last
- * (longest pattern − 1) bytes of each chunk so a pattern split across chunks is still found.
- * `replacement(i)` gives the bytes for pattern `i`, or throws to end the stream with that
- * error; bytes before a match are only passed on once the match has been decided.
+ * Replaces every occurrence of any pattern in a byte stream, chunk-boundary safe: the tail of a
+ * chunk is held back only while it could still be the start of a pattern (so a stream of events
+ * that happen not to end in one is passed on at once, not a chunk late). `replacement(i)` gives
+ * the bytes for pattern `i`, or throws to end the stream with that error; bytes before a match
+ * are only passed on once the match has been decided.
  */
 export class StreamReplacer extends Transform {
   private carry: Buffer = Buffer.alloc(0);
-  private readonly hold: number;
   /** The longest prefix all patterns share (placeholders: SBX_SECRET_): searched first, so a clean chunk costs one scan. */
   private readonly prefix: Buffer;
+  private readonly longest: number;
 
   constructor(
     private readonly patterns: readonly Buffer[],
     private readonly replacement: (index: number) => Buffer,
   ) {
     super();
-    this.hold = Math.max(0, ...patterns.map((p) => p.length - 1));
     this.prefix = commonPrefix(patterns);
+    this.longest = Math.max(0, ...patterns.map((p) => p.length));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
       const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
-      const cutoff = Math.max(0, buf.length - this.hold);
-      const end = this.replaceUpTo(buf, cutoff);
-      this.carry = Buffer.from(buf.subarray(end));
+      this.carry = Buffer.from(buf.subarray(this.replace(buf, false)));
       done();
     } catch (err) {
       done(err as Error);
@@ -306,7 +305,7 @@ export class StreamReplacer extends Transform {
 
   override _flush(done: TransformCallback): void {
     try {
-      this.replaceUpTo(this.carry, this.carry.length);
+      this.replace(this.carry, true);
       this.carry = Buffer.alloc(0);
       done();
     } catch (err) {
@@ -315,22 +314,33 @@ export class StreamReplacer extends Transform {
   }
 
   /**
-   * Pushes `buf` up to `cutoff` (or past it, to the end of a match that starts before it),
-   * replacing complete matches that start before `cutoff`. Returns where it stopped.
+   * Pushes `buf` with its complete matches replaced, up to where a pattern could still be
+   * starting (all of it when `final`). A match is taken only if no longer-pending pattern
+   * starts before it. Returns where it stopped.
    */
-  private replaceUpTo(buf: Buffer, cutoff: number): number {
+  private replace(buf: Buffer, final: boolean): number {
     let pos = 0;
     for (;;) {
-      const m = this.nextMatch(buf, pos, cutoff);
-      if (!m) break;
+      const held = final ? buf.length : this.pendingFrom(buf, pos);
+      const m = this.nextMatch(buf, pos, held);
+      if (!m) {
+        if (held > pos) this.push(buf.subarray(pos, held));
+        return held;
+      }
       const replacement = this.replacement(m.index);
       if (m.start > pos) this.push(buf.subarray(pos, m.start));
       this.push(replacement);
       pos = m.start + this.patterns[m.index]!.length;
     }
-    const end = Math.max(pos, cutoff);
-    if (end > pos) this.push(Buffer.from(buf.subarray(pos, end)));
-    return end;
+  }
+
+  /** The earliest position from `from` whose rest of `buf` is a proper prefix of some pattern; buf.length if none. */
+  private pendingFrom(buf: Buffer, from: number): number {
+    for (let i = Math.max(from, buf.length - this.longest + 1); i < buf.length; i++) {
+      const rest = buf.length - i;
+      if (this.patterns.some((p) => p.length > rest && buf.compare(p, 0, rest, i, buf.length) === 0)) return i;
+    }
+    return buf.length;
   }
 
   private nextMatch(buf: Buffer, from: number, cutoff: number): { start: number; index: number } | null {

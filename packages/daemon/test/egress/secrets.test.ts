@@ -766,6 +766,30 @@ describe("scrubText", () => {
   });
 });
 
+describe("scrubber on a stream of events", () => {
+  const set = SecretSet.create({ K: { hosts: ["api.example.com"], value: API_KEY } });
+
+  it("passes each chunk on at once when its tail cannot start a value (a streamed completion is not held back an event)", () => {
+    const s = set.scrubber();
+    const out: string[] = [];
+    s.on("data", (d: Buffer) => out.push(d.toString("latin1")));
+    s.write(Buffer.from('data: {"delta":"Hel"}\n\n'));
+    expect(out.join("")).toBe('data: {"delta":"Hel"}\n\n');
+    s.write(Buffer.from('data: {"delta":"lo"}\n\n'));
+    expect(out.join("")).toBe('data: {"delta":"Hel"}\n\ndata: {"delta":"lo"}\n\n');
+  });
+
+  it("holds only a tail that could be the start of a value, and scrubs it when the rest arrives", () => {
+    const s = set.scrubber();
+    const out: string[] = [];
+    s.on("data", (d: Buffer) => out.push(d.toString("latin1")));
+    s.write(Buffer.from(`event: key=${API_KEY.slice(0, 5)}`));
+    expect(out.join("")).toBe("event: key=");
+    s.write(Buffer.from(`${API_KEY.slice(5)}\n`));
+    expect(out.join("")).toBe(`event: key=${set.env.K}\n`);
+  });
+});
+
 describe("scrubber", () => {
   const VALUE = "tok?~/?~?~end";
   const set = SecretSet.create({ K: { hosts: ["api.example.com"], value: VALUE }, API: { hosts: ["b.example.com"], value: API_KEY } });
