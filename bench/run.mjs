@@ -1120,7 +1120,8 @@ async function main() {
 From \`bench/egress.mjs\`: one client (\`bench/egress-client.mjs\`) makes sequential GETs to a local
 upstream directly, through a minimal Node CONNECT proxy (the floor of a proxy hop; HTTPS only),
 and from inside a sandbox through sbx's proxy (upstream reached by name via \`--resolve\`).
-Targets: tunnel ≤ 1.2× a minimal CONNECT proxy.
+Targets: tunnel ≤ 1.2× a minimal CONNECT proxy; intercepted HTTPS with secret substitution,
+keep-alive, ≤ +0.3 ms per request over direct.
 
 ${egress}
 `;
