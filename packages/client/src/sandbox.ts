@@ -22,7 +22,12 @@ export interface SandboxOptions extends ConnectOptions {
   env?: Record<string, string>;
   /** Hosts the sandbox may reach; omitted or [] means no network at all. */
   allowNet?: string[];
-  /** Secrets usable only toward their hosts; the sandbox sees placeholders. */
+  /**
+   * Secrets the sandbox can use but never read. Inside, `$NAME` holds `SBX_SECRET_<random>`;
+   * the egress proxy puts `value` in its place only in HTTPS request headers (and bodies, with
+   * `body: true`) to `hosts`, which are added to `allowNet`. Anywhere else the placeholder
+   * blocks the request (403 with `X-Sbx-Error`), and values in responses come back as placeholders.
+   */
   secrets?: Record<string, { hosts: string[]; value: string; body?: boolean }>;
   /** Labels to find the sandbox by with `Sandbox.list`. */
   labels?: Record<string, string>;

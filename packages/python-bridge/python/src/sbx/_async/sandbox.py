@@ -58,7 +58,12 @@ class AsyncSandbox:
         secrets: dict[str, SecretSpec] | None = None,
         labels: dict[str, str] | None = None,
     ) -> AsyncSandbox:
-        """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon)."""
+        """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon).
+
+        ``secrets`` maps a variable name to ``{"hosts": [...], "value": ..., "body": False}``: inside,
+        the variable holds ``SBX_SECRET_<random>``, and the egress proxy swaps in the value only in
+        HTTPS request headers (and bodies with ``body``) to those hosts, which join ``allow_net``.
+        """
         conn = await AsyncConnection.open(url, token)
         try:
             info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels)
