@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from sbx import AsyncSandbox, InvalidOptionError, NetworkPolicyError, SandboxCommandError, SandboxNotFoundError
+from sbx import AsyncSandbox, InvalidOptionError, SandboxCommandError, SandboxNotFoundError
 
 from .conftest import Daemon
 
@@ -58,8 +58,9 @@ async def test_errors(daemon: Daemon) -> None:
     with pytest.raises(InvalidOptionError) as bad_net:
         await AsyncSandbox.create(allow_net=["*.com"])
     assert "allowNet[0]" in str(bad_net.value)
-    with pytest.raises(NetworkPolicyError):
+    with pytest.raises(InvalidOptionError) as bad_secret:
         await AsyncSandbox.create(secrets={"K": {"hosts": ["example.com"], "value": "v"}})
+    assert "secrets.K: value must be at least 8 characters" in str(bad_secret.value)
     async with await AsyncSandbox.create() as sb:
         with pytest.raises(SandboxCommandError) as err:
             await sb.sh("false")

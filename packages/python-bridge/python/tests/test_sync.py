@@ -8,7 +8,6 @@ import pytest
 
 from sbx import (
     InvalidOptionError,
-    NetworkPolicyError,
     RpcError,
     Sandbox,
     SandboxCommandError,
@@ -156,10 +155,11 @@ def test_allow_net_and_secrets_pass_through(daemon: Daemon) -> None:
         assert out.stdout_text == "403"
         log = sb.egress_log()
         assert [(e.host, e.allowed) for e in log] == [("example.com", False)]
-    # Secrets are not implemented yet; the daemon refuses them and the name reaches it intact.
-    with pytest.raises(NetworkPolicyError) as info:
-        Sandbox.create(secrets={"OPENAI_API_KEY": {"hosts": ["api.openai.com"], "value": "k"}})
-    assert info.value.code == "NETWORK_POLICY"
+    # The secret's name reaches the daemon intact, and so does the refusal of its placeholder over plain HTTP.
+    with Sandbox.create(secrets={"OPENAI_API_KEY": {"hosts": ["api.openai.com"], "value": "sk-0123456789"}}) as sb:
+        out = sb.sh('curl -s -o /dev/null -w "%{http_code}" -H "X: $OPENAI_API_KEY" http://example.com/', check=False)
+        assert out.stdout_text == "403"
+        assert [(e.host, e.secret) for e in sb.egress_log()] == [("example.com", "OPENAI_API_KEY")]
 
 
 def test_connect_extend_usage_kill(daemon: Daemon) -> None:
