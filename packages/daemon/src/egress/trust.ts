@@ -21,7 +21,7 @@ export const SYSTEM_BUNDLES = [
 export const SANDBOX_BUNDLE = "/.sbx/ca-bundle.pem";
 export const SANDBOX_CA = "/.sbx/ca.pem";
 
-/** The variables that point each tool at the sandbox's bundle. */
+/** The variables that point each tool at the sandbox's bundle, in every sandbox. */
 export const TRUST_ENV: Readonly<Record<string, string>> = {
   SSL_CERT_FILE: SANDBOX_BUNDLE,
   REQUESTS_CA_BUNDLE: SANDBOX_BUNDLE,
@@ -29,9 +29,15 @@ export const TRUST_ENV: Readonly<Record<string, string>> = {
   GIT_SSL_CAINFO: SANDBOX_BUNDLE,
   PIP_CERT: SANDBOX_BUNDLE,
   DENO_CERT: SANDBOX_BUNDLE,
-  // Only the daemon's CA: Node adds it to its own roots, and parsing a whole bundle would cost every Node start ~75 ms.
-  NODE_EXTRA_CA_CERTS: SANDBOX_CA,
 };
+
+/**
+ * Node's variable, only in sandboxes that hold secrets (the only ones that can ever be shown a
+ * certificate from the daemon's CA): with it set, Node builds its whole root store as it starts,
+ * ~21 ms on every start even for this one-certificate file (~40 ms for the whole bundle). It
+ * names the CA alone, so Node adds just that to its own roots.
+ */
+export const SECRETS_TRUST_ENV: Readonly<Record<string, string>> = { NODE_EXTRA_CA_CERTS: SANDBOX_CA };
 
 function systemBundle(): { path: string; pem: string } | null {
   for (const path of SYSTEM_BUNDLES) {

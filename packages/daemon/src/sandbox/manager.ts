@@ -8,6 +8,7 @@ import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } 
 import type { DecideOptions } from "../egress/policy.js";
 import type { InterceptTls } from "../egress/proxy.js";
 import { SecretSet, SecretSpecError } from "../egress/secrets.js";
+import { SECRETS_TRUST_ENV } from "../egress/trust.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -170,6 +171,7 @@ export class SandboxManager {
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
     sb.secretHosts = secrets.hostEntries;
+    if (!secrets.empty) sb.baseEnv = SECRETS_TRUST_ENV;
     for (const [k, v] of Object.entries(secrets.env)) sb.env.set(k, v);
     sb.owner = client.owner;
     sb.labels = { ...(p.labels ?? {}) };

@@ -39,6 +39,8 @@ export class Sandbox {
   oomKillsSeen = 0;
   /** The allowNet entries its secrets' hosts add; kept whatever setAllowNet is given later. */
   secretHosts: readonly string[] = [];
+  /** Variables every spawn starts from beyond the daemon's base (the CA for Node where it holds secrets). */
+  baseEnv: Readonly<Record<string, string>> = {};
   /** Pids the API sent SIGKILL to that have not exited yet: their SIGKILL is not an OOM kill. */
   readonly sigkilled = new Set<number>();
 

@@ -27,7 +27,7 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   no_proxy: "localhost,127.0.0.1,::1",
   // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
   NODE_OPTIONS: "--require /.sbx/node-proxy.cjs",
-  // Every TLS client trusts the daemon's CA, which signs what the proxy shows for secret hosts.
+  // TLS clients trust the daemon's CA, which signs what the proxy shows for secret hosts (Node's variable: see SECRETS_TRUST_ENV).
   ...TRUST_ENV,
 };
 
@@ -74,7 +74,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...BASE_ENV, ...Object.fromEntries(sb.env), ...(p.env ?? {}) };
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env), ...(p.env ?? {}) };
       const result = await inside(sb, "process.spawn", {
         cmd: p.cmd,
         ...(p.args ? { args: p.args } : {}),
