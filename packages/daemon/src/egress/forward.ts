@@ -58,6 +58,16 @@ function get(raw: readonly string[], name: string): string | undefined {
   return values.length ? values.join(", ") : undefined;
 }
 
+/**
+ * The request's headers with exactly one Host: the one the proxy checked against the target
+ * (Node keeps the first of several), or the target's authority. A second Host header must never
+ * reach an upstream that might route by it, with a secret substituted into the request.
+ */
+function oneHost(raw: readonly string[], req: IncomingMessage, to: Destination): string[] {
+  const host = req.headers.host ?? (to.host.includes(":") ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`);
+  return ["Host", host, ...without(raw, ["host"])];
+}
+
 /** Raw pairs as the object node:http wants (repeated names as arrays, Set-Cookie included). */
 function toHeaders(raw: readonly string[]): OutgoingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -115,7 +125,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
     else res.destroy();
   };
 
-  let headers = endToEnd(req.rawHeaders, req.headers.connection);
+  let headers = oneHost(endToEnd(req.rawHeaders, req.headers.connection), req, to);
   const chunked = codings(req.headers["transfer-encoding"]).includes("chunked");
   const hasBody = chunked || Number(req.headers["content-length"] ?? 0) > 0;
   const encoded = codings(req.headers["content-encoding"]);
@@ -315,7 +325,8 @@ export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffe
   });
   upstream.once("secureConnect", () => {
     const lines = [`${req.method} ${route.path} HTTP/1.1`];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    const headers = oneHost(req.rawHeaders, req, to);
+    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
     upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length) upstream.write(head);
     const scrubber = secrets.scrubber();

@@ -68,12 +68,14 @@ export interface Destination {
 export class SecretSet {
   private readonly byPlaceholder = new Map<string, Secret>();
   /** Every value and its base64 forms, each mapped to the placeholder that replaces it in responses. */
-  private readonly scrubPatterns: Array<{ find: Buffer; replace: Buffer }> = [];
+  private readonly scrubPatterns: Array<{ find: Buffer; replace: Buffer; findText: string; replaceText: string }> = [];
 
   private constructor(readonly secrets: readonly Secret[]) {
     for (const s of secrets) {
       this.byPlaceholder.set(s.placeholder, s);
-      for (const form of valueForms(s.value)) this.scrubPatterns.push({ find: Buffer.from(form, "latin1"), replace: Buffer.from(s.placeholder, "latin1") });
+      for (const form of valueForms(s.value)) {
+        this.scrubPatterns.push({ find: Buffer.from(form, "latin1"), replace: Buffer.from(s.placeholder, "latin1"), findText: form, replaceText: s.placeholder });
+      }
     }
     // Longest first, so a value that contains another secret's value is replaced whole.
     this.scrubPatterns.sort((a, b) => b.find.length - a.find.length);
@@ -212,10 +214,7 @@ export class SecretSet {
   scrubText(text: string): string {
     if (this.scrubPatterns.length === 0) return text;
     let out = text;
-    for (const p of this.scrubPatterns) {
-      const find = p.find.toString("latin1");
-      if (out.includes(find)) out = out.split(find).join(p.replace.toString("latin1"));
-    }
+    for (const p of this.scrubPatterns) if (out.includes(p.findText)) out = out.split(p.findText).join(p.replaceText);
     return out;
   }
 

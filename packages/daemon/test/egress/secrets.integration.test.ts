@@ -801,6 +801,22 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
   });
 });
 
+describe("a second Host header", () => {
+  it("never reaches the upstream beside a substituted secret (intercepted), nor on plain HTTP: only the checked one goes", async () => {
+    const [tls, plain] = await raw([
+      tlsRequest("api.openai.com", "GET", "/echo/two-hosts", ["Host: other.example.test", `Authorization: Bearer ${P.OPENAI_KEY}`]),
+      { parts: ["GET http://api.example.test/echo/two-hosts-plain HTTP/1.1\r\nHost: api.example.test\r\nHost: other.example.test\r\nConnection: close\r\n\r\n"] },
+    ]);
+    expect(tls!.status, tls!.raw).toBe(200);
+    expect(plain!.status, plain!.raw).toBe(200);
+    const hosts = (r: SeenRequest) => r.rawHeaders.flatMap((name, i) => (i % 2 === 0 && name.toLowerCase() === "host" ? [r.rawHeaders[i + 1]!] : []));
+    const [seenTls] = seenAt("/echo/two-hosts");
+    expect(hosts(seenTls!)).toEqual(["api.openai.com"]);
+    expect(seenTls!.headers.authorization).toBe(`Bearer ${OPENAI}`);
+    expect(hosts(seenAt("/echo/two-hosts-plain")[0]!)).toEqual(["api.example.test"]);
+  });
+});
+
 describe("the upstream of a secret's host is verified before anything is sent", () => {
   it("a certificate from an untrusted CA, or one that does not name the host: 502 naming the problem, and no request reaches it", async () => {
     const out = ok(

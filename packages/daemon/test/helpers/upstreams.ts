@@ -51,6 +51,8 @@ export interface SeenRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The headers as they came on the wire (name, value, ...), duplicates and all. */
+  rawHeaders: string[];
   body: string;
   /** Whether the whole body arrived. */
   complete: boolean;
@@ -247,7 +249,7 @@ export async function startUpstreams(): Promise<Upstreams> {
     const path = req.url ?? "/";
     const servername = tls ? ((req.socket as TLSSocket).servername || null) : null;
     // recorded as soon as the head arrives, so a request that never completes is seen too
-    const entry: SeenRequest = { host, method: req.method ?? "", path, headers: req.headers, body: "", complete: false, aborted: false, tls, servername };
+    const entry: SeenRequest = { host, method: req.method ?? "", path, headers: req.headers, rawHeaders: req.rawHeaders, body: "", complete: false, aborted: false, tls, servername };
     seen.push(entry);
     req.once("close", () => {
       if (!entry.complete) entry.aborted = true;
