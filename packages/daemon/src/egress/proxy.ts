@@ -10,7 +10,7 @@ import { TargetError } from "./errors.js";
 import { forward, forwardUpgrade, refusal, type ForwardHooks, type Route } from "./forward.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
-import { SecretSet, type SecretBlocked } from "./secrets.js";
+import { SecretBlocked, SecretSet } from "./secrets.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
 
 /** What the proxy needs to intercept TLS for a secret's hosts. */
@@ -123,34 +123,41 @@ export class EgressProxy {
     this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
     if (this.secrets.empty) return this.tunnel(target, decision, client, head, false);
-    // The sandbox holds secrets: the proxy answers at once and reads the first bytes itself, so
-    // that no tunnel it could read (TLS to a secret's host, or plaintext to any host) is opaque.
+    // The sandbox holds secrets: the proxy answers at once and reads what comes, so that no tunnel
+    // it could read (TLS to a secret's host, plaintext to any host) is passed on unread.
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    const interceptable = this.tls !== null && target.kind === "name" && this.secrets.intercepts(target.host, target.port);
+    // Any other host is dialled at once, so protocols where the server speaks first still work.
+    if (!interceptable) return this.tunnel(target, decision, client, head, true);
     const first = await firstBytes(client, head);
     if (first === null) return void client.destroy();
     const hello = tlsServerName(first);
-    if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) return this.refuseHello(target, hello, () => client.destroy());
+    if (hello === "not-tls") return this.tunnel(target, decision, client, first, true);
+    if (hello === "bad" || !sniAgrees(hello ?? undefined, target)) return this.refuseHello(target, hello, () => client.destroy());
     client.pause();
     client.unshift(first);
-    if (hello === "not-tls") return this.readTunnel(target, decision, client, "http", client);
-    if (this.tls && target.kind === "name" && this.secrets.intercepts(target.host, target.port)) return this.intercept(target, decision, client, this.tls);
-    return this.tunnel(target, decision, client, Buffer.alloc(0), true);
+    this.intercept(target, decision, client, this.tls!);
   }
 
   /**
-   * An opaque tunnel: bytes both ways, counted. Unless `answered`, the 200 goes out once the
-   * upstream is connected, and the first bytes decide: a TLS ClientHello's server name must
-   * agree with the CONNECT target.
+   * A tunnel the proxy does not terminate. The client's first bytes decide: a TLS ClientHello's
+   * server name must agree with the CONNECT target, and the bytes then pass as they are. Unless
+   * `answered`, the 200 goes out once the upstream is connected. Where `answered` (the sandbox
+   * holds secrets), plaintext is read: an HTTP request goes to the inner server like any plain
+   * request (placeholders refused, responses scrubbed); any other protocol passes through a guard
+   * that ends the tunnel before a placeholder of the sandbox's would leave.
    */
   private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, answered: boolean): void {
     const upstream = connect({ host: decision.address, port: decision.port });
     let connected = false;
+    /** Set once the client is handed to the inner HTTP server: closing the upstream no longer closes it. */
+    let handedOff = false;
     const conn: OpenConnection = { target, dialled: decision, sockets: [client, upstream] };
     this.open.add(conn);
     const done = () => {
       this.open.delete(conn);
-      client.destroy();
       upstream.destroy();
+      if (!handedOff) client.destroy();
     };
     upstream.once("error", (err) => {
       if (client.writable && !connected && !answered) client.end(refusal(502, `cannot reach ${target.host}:${target.port}: ${err.message}`));
@@ -159,17 +166,29 @@ export class EgressProxy {
     upstream.once("connect", () => {
       connected = true;
       let first = head;
+      const write = (bytes: Buffer) => {
+        if (!bytes.length) return;
+        this.journal.bytesOut += bytes.length;
+        upstream.write(bytes);
+      };
       const open = () => {
-        if (first.length) {
-          this.journal.bytesOut += first.length;
-          upstream.write(first);
-        }
+        write(first);
         this.count(client, upstream);
         client.pipe(upstream);
-        upstream.pipe(client);
+        if (!answered) upstream.pipe(client);
       };
-      if (answered) return open();
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      const guarded = () => {
+        const guard = this.secrets.bodyInspector({ host: target.host, port: target.port, scheme: "http" });
+        guard.on("error", (err) => {
+          if (err instanceof SecretBlocked) this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: false, reason: err.message, secret: err.secret });
+          done();
+        });
+        client.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
+        upstream.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
+        guard.pipe(upstream);
+        guard.write(first);
+        client.pipe(guard);
+      };
       const check = (): boolean => {
         const hello = tlsServerName(first);
         if (hello === "more") return false;
@@ -177,17 +196,33 @@ export class EgressProxy {
           this.refuseHello(target, hello, done);
           return true;
         }
-        open();
+        if (hello !== "not-tls" || !answered) return open(), true;
+        const text = first.subarray(0, 16).toString("latin1");
+        if (/^[A-Z]{1,15}$/.test(text)) return false; // perhaps the start of an HTTP method: wait for more
+        if (!/^[A-Z]+ /.test(text)) return guarded(), true;
+        // A plaintext HTTP request: read like a plain proxy request, on the proxy's own upstream connections.
+        handedOff = true;
+        upstream.unpipe(client);
+        done();
+        client.pause();
+        client.unshift(first);
+        this.readTunnel(target, decision, client, "http", client);
         return true;
       };
+      // With the 200 already sent, the server may speak first (SMTP, FTP and the like).
+      if (answered) upstream.pipe(client);
+      else client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       if (first.length && check()) return;
       const gate = (chunk: Buffer) => {
         first = Buffer.concat([first, chunk]);
         if (check()) client.off("data", gate);
       };
       client.on("data", gate);
+      client.resume(); // firstBytes may have paused it
     });
-    client.once("close", done);
+    client.once("close", () => {
+      if (!handedOff) done();
+    });
     upstream.once("close", done);
   }
 

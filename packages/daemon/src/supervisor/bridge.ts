@@ -12,8 +12,9 @@ const SOCKET = "/.sbx/run/proxy.sock";
  */
 export function startEgressBridge(ready: () => void): void {
   if (!existsSync(SOCKET)) return ready();
-  const server = createServer({ noDelay: true }, (inside) => {
-    const out = connect(SOCKET);
+  // Half-open both ways: a client that shuts down its sending side still reads the answer.
+  const server = createServer({ noDelay: true, allowHalfOpen: true }, (inside) => {
+    const out = connect({ path: SOCKET, allowHalfOpen: true });
     inside.on("error", () => out.destroy());
     out.on("error", () => inside.destroy());
     inside.pipe(out);

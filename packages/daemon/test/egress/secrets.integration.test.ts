@@ -4,7 +4,7 @@ import { createReadStream, existsSync, mkdtempSync, readFileSync, realpathSync, 
 import { readdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,7 +58,7 @@ const SANDBOX_VALUES = Object.values(SECRETS).map((s) => s.value);
 const PLACEHOLDER_RE = /^SBX_SECRET_[0-9A-Za-z]{32}$/;
 /** Where the upstreams' test CA goes inside, for opaque tunnels (curl --cacert). */
 const TEST_CA = "/home/user/test-ca.pem";
-const ALLOW = ["api.example.test", "other.example.test"];
+const ALLOW = ["api.example.test", "other.example.test", "tcp.example.test"];
 
 let up: Upstreams;
 let daemon: TestDaemon;
@@ -68,6 +68,10 @@ let sb: Sandbox;
 /** An HTTPS server with a self-signed certificate for api.impostor.test, and what reached it. */
 let impostor: Server;
 let impostorRequests = 0;
+/** Raw TCP upstreams for protocols other than HTTP: one that speaks first, one that records what it gets. */
+let banner: net.Server;
+let recorder: net.Server;
+const recorded: Buffer[] = [];
 /** Each secret's placeholder, as the sandbox sees it. */
 let P: Record<SecretName, string>;
 /** Refusals answered for a secret that the tests below saw (each one must be counted and logged). */
@@ -279,7 +283,16 @@ beforeAll(async () => {
     res.end("impostor\n");
   });
   const impostorPort = await new Promise<number>((r) => impostor.listen(0, "127.0.0.1", () => r((impostor.address() as AddressInfo).port)));
-  const resolve = { ...up.resolve, "api.impostor.test:443": `127.0.0.1:${impostorPort}`, "unlisted.example.test:443": `127.0.0.1:${up.httpsPort}` };
+  banner = net.createServer((s) => s.end("220 tcp.example.test ready\r\n"));
+  recorder = net.createServer((s) => s.on("data", (d) => recorded.push(d)).on("end", () => s.end("bye\n")));
+  const listenTcp = (server: net.Server) => new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as AddressInfo).port)));
+  const resolve = {
+    ...up.resolve,
+    "api.impostor.test:443": `127.0.0.1:${impostorPort}`,
+    "unlisted.example.test:443": `127.0.0.1:${up.httpsPort}`,
+    "tcp.example.test:2525": `127.0.0.1:${await listenTcp(banner)}`,
+    "tcp.example.test:2222": `127.0.0.1:${await listenTcp(recorder)}`,
+  };
   daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [testCa] } }, args: ["--warm-pool", "0"] });
   daemon.proc.stdout!.on("data", (d) => (daemonStdout += d));
   sb = await Sandbox.create({ ...daemon.opts, disk: "512MiB", allowNet: ALLOW, secrets: SECRETS });
@@ -300,6 +313,8 @@ afterAll(async () => {
   await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   impostor?.close();
+  banner?.close();
+  recorder?.close();
   if (hostDir) rmSync(hostDir, { recursive: true, force: true });
   if (missed.length) throw new Error(`secret values found after the tests: ${missed.join("; ")}`);
 });
@@ -798,6 +813,62 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
     up.canned.set("/canned/spellings", { body: Buffer.from(spellings.join("\n")), headers: {} });
     const back = ok(await run(`curl -sS --fail https://api.openai.com/canned/spellings`), "curl");
     expect(back).toBe([P.QUOTED_KEY, P.QUOTED_KEY, P.QUOTED_KEY].join("\n"));
+  });
+});
+
+describe("tunnels of other protocols, in a sandbox that holds secrets", () => {
+  /**
+   * Opens a CONNECT tunnel from inside to tcp.example.test:PORT, sends DATA (with $VAR expanded
+   * from the environment, if any), half-closes, and prints what comes back until the far end
+   * closes ("closed" if the connection is reset).
+   */
+  const TUNNEL_PY = String.raw`
+import os, socket, sys
+port, data = sys.argv[1], os.path.expandvars(sys.argv[2]).encode()
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(("CONNECT tcp.example.test:%s HTTP/1.1\r\nHost: tcp.example.test:%s\r\n\r\n" % (port, port)).encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += s.recv(1)
+out = b""
+try:
+    if data:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        out += c
+except OSError:
+    print("closed", end="")
+print(out.decode(), end="")
+`;
+  const tunnel = async (port: number, send: string) => {
+    await sb.fs.writeTextFile("/tmp/tunnel.py", TUNNEL_PY);
+    return run(`python3 /tmp/tunnel.py ${port} '${send}'`);
+  };
+
+  it("a server that speaks first is heard without the client sending anything", async () => {
+    expect(ok(await tunnel(2525, ""), "banner")).toBe("220 tcp.example.test ready\r\n");
+  });
+
+  it("a non-HTTP protocol passes as it is, and a placeholder in it ends the tunnel before it leaves", async () => {
+    recorded.length = 0;
+    expect(ok(await tunnel(2222, "SSH-2.0-test\r\nplain bytes\n"), "clean")).toBe("bye\n");
+    expect(Buffer.concat(recorded).toString()).toBe("SSH-2.0-test\r\nplain bytes\n");
+    recorded.length = 0;
+    const before = (await sb.usage()).egress.blocked;
+    const r = ok(await tunnel(2222, "SSH-2.0-test\r\nkey $OPENAI_KEY\n"), "guarded");
+    expect(r === "" || r === "closed").toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    const got = Buffer.concat(recorded).toString();
+    expect(got).not.toContain(P.OPENAI_KEY);
+    expect(got).not.toContain(OPENAI);
+    expect((await sb.usage()).egress.blocked).toBe(before + 1);
+    const last = (await sb.egressLog()).at(-1)!;
+    expect(last).toMatchObject({ host: "tcp.example.test", port: 2222, method: "CONNECT", allowed: false, secret: "OPENAI_KEY" });
+    refusalsSeen++;
   });
 });
 
