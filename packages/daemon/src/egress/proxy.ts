@@ -46,7 +46,8 @@ type Allowed = Extract<EgressDecision, { allowed: true }>;
  * so smuggling shapes (Content-Length with Transfer-Encoding, obs-fold, bad chunking) are
  * answered 400 and never forwarded. Tunnels to a host one of the sandbox's secrets is bound
  * to are terminated with a leaf from the daemon's CA, so their requests can be read (see
- * forward.ts); every other tunnel stays opaque.
+ * forward.ts); in a sandbox holding secrets plaintext tunnels are read too (see tunnel()).
+ * TLS to any other host stays opaque.
  */
 export class EgressProxy {
   private readonly server: Server;
