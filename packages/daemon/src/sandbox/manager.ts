@@ -12,6 +12,7 @@ import { SECRETS_TRUST_ENV } from "../egress/trust.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
+import { LogBudget } from "../util/log.js";
 import type { Logger } from "../util/log.js";
 import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
@@ -55,6 +56,9 @@ export interface ManagerOptions {
   warmPool: number;
   log: Logger;
 }
+
+/** Warn lines a sandbox's refused secrets may put in the daemon's log per minute. */
+const SECRET_WARNINGS_PER_MINUTE = 100;
 
 /** How long the final usage of an ended sandbox stays readable. */
 const FINISHED_TTL_MS = 15 * 60_000;
@@ -232,9 +236,15 @@ export class SandboxManager {
     const link = new SupervisorLink(proc, this.log, id);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
+    // A sandbox may try as often as it likes; the daemon's log takes a bounded share of it.
+    const secretWarnings = new LogBudget(SECRET_WARNINGS_PER_MINUTE, 60_000);
     egress.journal.onEvent = (event) => {
-      // Names the secret and the host, never the value.
-      if (event.secret) this.log.warn(`sandbox ${sb.id}: egress refused a request carrying secret ${event.secret}: ${event.reason}`);
+      if (event.secret) {
+        // Names the secret and the host, never the value.
+        const line = secretWarnings.take();
+        if (line.suppressed > 0) this.log.warn(`sandbox ${sb.id}: ${line.suppressed} more refusals of requests carrying secrets were not logged (the egress log has them)`);
+        if (line.allowed) this.log.warn(`sandbox ${sb.id}: egress refused a request carrying secret ${event.secret}: ${event.reason}`);
+      }
       for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
     };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);

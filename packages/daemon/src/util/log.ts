@@ -13,3 +13,39 @@ export function createLogger(write: (line: string) => void = (l) => process.stde
     error: (m) => line("error", m),
   };
 }
+
+/**
+ * At most `limit` lines per `windowMs` for one noisy source. `take()` says whether this line
+ * may be written, and how many were held back since the last one that was (to be said once).
+ *
+ * @example
+ * const budget = new LogBudget(100, 60_000);
+ * const { allowed, suppressed } = budget.take();
+ */
+export class LogBudget {
+  private windowStart = -Infinity;
+  private used = 0;
+  private held = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  take(): { allowed: boolean; suppressed: number } {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      this.windowStart = t;
+      this.used = 0;
+    }
+    if (this.used >= this.limit) {
+      this.held++;
+      return { allowed: false, suppressed: 0 };
+    }
+    this.used++;
+    const suppressed = this.held;
+    this.held = 0;
+    return { allowed: true, suppressed };
+  }
+}
