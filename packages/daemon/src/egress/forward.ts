@@ -107,6 +107,8 @@ export interface ForwardHooks {
   /** The upstream request, so the proxy can cut it when allowNet changes. */
   opened(upstream: Duplex): void;
   closed(): void;
+  /** A failure of the proxy's own (the connection is closed); for the daemon's log. */
+  failed(err: unknown): void;
 }
 
 /**
@@ -166,7 +168,16 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
     if (!res.writableFinished) upstream.destroy();
     done();
   });
-  upstream.on("response", (up) => respond(up, res, req.method ?? "GET", to, secrets, hooks, () => upstream.destroy()));
+  const cut = () => upstream.destroy();
+  upstream.on("response", (up) => {
+    try {
+      respond(up, res, req.method ?? "GET", to, secrets, hooks, cut);
+    } catch (err) {
+      cut();
+      res.destroy();
+      hooks.failed(err);
+    }
+  });
   upstream.once("close", done);
   upstream.on("error", (err) => {
     done();
@@ -233,9 +244,14 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
     up.on("data", (chunk: Buffer) => chunks.push(chunk));
     up.once("error", fail);
     up.once("end", () => {
-      const body = Buffer.from(secrets.scrubText(Buffer.concat(chunks).toString("latin1")), "latin1");
-      res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders([...without(headers, ["content-length"]), "Content-Length", String(body.length)]));
-      res.end(body);
+      try {
+        const body = Buffer.from(secrets.scrubText(Buffer.concat(chunks).toString("latin1")), "latin1");
+        res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders([...without(headers, ["content-length"]), "Content-Length", String(body.length)]));
+        res.end(body);
+      } catch (err) {
+        fail();
+        hooks.failed(err);
+      }
     });
     return;
   }

@@ -70,12 +70,36 @@ export class EgressProxy {
   ) {
     this.allowList = allowList;
     this.server = httpServer();
-    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
-    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
+    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.safely(socket, () => this.onConnect(req, socket, head)));
+    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => this.safely(req.socket, () => this.onRequest(req, res)));
     this.inner = httpServer();
-    this.inner.on("request", (req: IncomingMessage, res: ServerResponse) => this.onInterceptedRequest(req, res));
-    this.inner.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onInterceptedUpgrade(req, socket, head));
+    this.inner.on("request", (req: IncomingMessage, res: ServerResponse) => this.safely(req.socket, () => this.onInterceptedRequest(req, res)));
+    this.inner.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.safely(socket, () => this.onInterceptedUpgrade(req, socket, head)));
     this.inner.on("connect", (_req: IncomingMessage, socket: Duplex) => socket.end(refusal(400, "CONNECT inside an intercepted tunnel is not allowed")));
+  }
+
+  /** Told of a failure in the proxy's own handling of a request (scrubbed of secret values); the connection is closed. */
+  onInternalError: (message: string) => void = () => {};
+
+  /**
+   * Runs a handler so that nothing a sandbox sends can take the daemon down: a throw or a
+   * rejection closes that connection and is reported, scrubbed of every secret value.
+   */
+  private safely(socket: Duplex | null | undefined, handle: () => unknown): void {
+    const fail = (err: unknown) => {
+      socket?.destroy();
+      this.reportFailure(err);
+    };
+    try {
+      const result = handle();
+      if (result instanceof Promise) result.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  private reportFailure(err: unknown): void {
+    this.onInternalError(this.secrets.scrubText(err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 500));
   }
 
   /** The sandbox's secrets: from now on their hosts are intercepted and their placeholders watched. */
@@ -368,6 +392,7 @@ export class EgressProxy {
       closed: () => {
         if (conn) this.open.delete(conn);
       },
+      failed: (err) => this.reportFailure(err),
     };
   }
 

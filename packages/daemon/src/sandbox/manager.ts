@@ -238,6 +238,7 @@ export class SandboxManager {
     const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
     // A sandbox may try as often as it likes; the daemon's log takes a bounded share of it.
     const secretWarnings = new LogBudget(SECRET_WARNINGS_PER_MINUTE, 60_000);
+    egress.proxy.onInternalError = (message) => this.log.error(`sandbox ${sb.id}: egress proxy: ${message}`);
     egress.journal.onEvent = (event) => {
       if (event.secret) {
         // Names the secret and the host, never the value.
