@@ -4,13 +4,14 @@
  * runs the real daemon as it: unprivileged user namespaces, seccomp and rlimits, no cgroups.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { waitForListening } from "../helpers/daemon.js";
+import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
 const USER = "sbx-rootless";
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
@@ -19,6 +20,7 @@ let uid: number;
 let daemon: ChildProcess;
 let logs = "";
 let opts: { url: string; token: string };
+let up: Upstreams;
 
 function ensureUser(): number {
   try {
@@ -37,8 +39,12 @@ beforeAll(async () => {
   for (const f of ["cli.js", "supervisor.mjs", "node-proxy.cjs", "node-proxy-impl.cjs"]) copyFileSync(join(dist, f), join(dir, f));
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
+  // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.
+  up = await startUpstreams();
+  writeFileSync(join(dir, "test-ca.pem"), up.caPem);
   chownSync(dir, uid, uid);
-  daemon = spawn(process.execPath, [join(dir, "cli.js"), "daemon", "--listen", "127.0.0.1:0", "--state-dir", state], {
+  const egress = ["--resolve", `api.example.test:443=127.0.0.1:${up.httpsPort}`, "--extra-ca", join(dir, "test-ca.pem")];
+  daemon = spawn(process.execPath, [join(dir, "cli.js"), "daemon", "--listen", "127.0.0.1:0", "--state-dir", state, ...egress], {
     uid,
     gid: uid,
     cwd: dir,
@@ -56,6 +62,7 @@ afterAll(async () => {
     daemon.kill("SIGTERM");
     await exited;
   }
+  await up?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -96,6 +103,17 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     expect(usage.approximate).toBe(true);
     expect(usage.cpuSeconds).toBeGreaterThan(0.3);
     expect(usage.status).toBe("running");
+  });
+
+  it("intercepts TLS for a secret's host with the daemon's own CA, kept 0600 by the daemon's user", async () => {
+    const value = "sk-rootless-0123456789abcdef";
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m", secrets: { KEY: { hosts: ["api.example.test"], value } } });
+    const echoed = JSON.parse(await sb.sh`curl -sS --fail -H "Authorization: Bearer $KEY" https://api.example.test/echo/rootless`.text());
+    expect(echoed.headers.authorization).toMatch(/^Bearer SBX_SECRET_[0-9A-Za-z]{32}$/);
+    expect(up.seen.find((r) => r.path === "/echo/rootless")!.headers.authorization).toBe(`Bearer ${value}`);
+    const key = statSync(join(dir, "state", "ca", "ca.key"));
+    expect([key.uid, key.mode & 0o777]).toEqual([uid, 0o600]);
+    expect(logs).not.toContain(value);
   });
 
   it("caps each of /home/user and /tmp at the disk size (approximate: per mount)", async () => {
