@@ -72,6 +72,8 @@ let impostorRequests = 0;
 let banner: net.Server;
 let recorder: net.Server;
 const recorded: Buffer[] = [];
+/** Connections the recorder has seen end, however they ended. */
+let recorderClosed = 0;
 /** Each secret's placeholder, as the sandbox sees it. */
 let P: Record<SecretName, string>;
 /** Refusals answered for a secret that the tests below saw (each one must be counted and logged). */
@@ -284,7 +286,10 @@ beforeAll(async () => {
   });
   const impostorPort = await new Promise<number>((r) => impostor.listen(0, "127.0.0.1", () => r((impostor.address() as AddressInfo).port)));
   banner = net.createServer((s) => s.end("220 tcp.example.test ready\r\n"));
-  recorder = net.createServer((s) => s.on("data", (d) => recorded.push(d)).on("end", () => s.end("bye\n")));
+  recorder = net.createServer((s) => {
+    s.on("data", (d) => recorded.push(d)).on("end", () => s.end("bye\n"));
+    s.on("error", () => {}).on("close", () => recorderClosed++);
+  });
   const listenTcp = (server: net.Server) => new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as AddressInfo).port)));
   const resolve = {
     ...up.resolve,
@@ -859,9 +864,11 @@ print(out.decode(), end="")
     expect(Buffer.concat(recorded).toString()).toBe("SSH-2.0-test\r\nplain bytes\n");
     recorded.length = 0;
     const before = (await sb.usage()).egress.blocked;
+    const closedBefore = recorderClosed;
     const r = ok(await tunnel(2222, "SSH-2.0-test\r\nkey $OPENAI_KEY\n"), "guarded");
     expect(r === "" || r === "closed").toBe(true);
-    await new Promise((r) => setTimeout(r, 100));
+    // Everything the recorder will ever get has arrived once its side of the tunnel is closed.
+    await expect.poll(() => recorderClosed, { timeout: 5000, interval: 10 }).toBe(closedBefore + 1);
     const got = Buffer.concat(recorded).toString();
     expect(got).not.toContain(P.OPENAI_KEY);
     expect(got).not.toContain(OPENAI);
