@@ -74,7 +74,7 @@ def remove_state_dir(state: str) -> None:
     shutil.rmtree(state)
 
 
-def start_daemon() -> Daemon:
+def start_daemon(extra_args: tuple[str, ...] = ()) -> Daemon:
     if not CLI.exists():
         pytest.fail(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
     node = shutil.which("node")
@@ -83,7 +83,7 @@ def start_daemon() -> Daemon:
     state = tempfile.mkdtemp(prefix="sbx-pytest-")
     env = {k: v for k, v in os.environ.items() if k not in ("SBX_TOKEN", "SBX_URL")}
     proc = subprocess.Popen(
-        [node, str(CLI), "daemon", "--listen", "127.0.0.1:0", "--state-dir", state, "--session-grace", "1s"],
+        [node, str(CLI), "daemon", "--listen", "127.0.0.1:0", "--state-dir", state, "--session-grace", "1s", *extra_args],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     assert proc.stdout is not None

@@ -1,16 +1,20 @@
-"""Every Python example of API.md, and examples/quickstart.py, run against the real daemon."""
+"""Every Python example of API.md, and examples/quickstart.py and agent_secrets.py, run against the real daemon."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sbx import AsyncSandbox, Sandbox
 
-from .conftest import Daemon
+from .conftest import Daemon, remove_state_dir, start_daemon
 
 # The repository's examples/ folder, beside examples/quickstart.ts.
 EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
@@ -56,3 +60,63 @@ def test_quickstart_runs(daemon: Daemon, tmp_path: Path) -> None:
     assert "reading /etc/shadow inside: exit 1" in run.stdout
     assert os.listdir(tmp_path) == []
     assert Sandbox.list(labels={"example": "quickstart"}) == []
+
+
+def make_certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a leaf for ``name`` signed by it (CA, leaf certificate, leaf key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=sbx pytest CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={name}")
+    (directory / "leaf.ext").write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
+            "-days", "1", "-extfile", "leaf.ext")
+    return directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key"
+
+
+def test_agent_secrets_runs(tmp_path: Path) -> None:
+    # A stand-in for api.openai.com that answers only the right bearer token, reached by its
+    # real name through the daemon's --resolve, its CA trusted through --extra-ca.
+    api_key = "sk-pytest-agent-0123456789abcdef"
+    authorizations: list[str] = []
+
+    class StandIn(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            authorizations.append(self.headers.get("Authorization", ""))
+            ok = self.headers.get("Authorization") == f"Bearer {api_key}"
+            reply = {"choices": [{"message": {"role": "assistant", "content": "Hello from the Python stand-in!"}}]} if ok else {"error": "bad key"}
+            body = json.dumps(reply).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server signature
+            pass
+
+    ca, cert, key = make_certificates(tmp_path, "api.openai.com")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    d = start_daemon(("--resolve", f"api.openai.com:443=127.0.0.1:{server.server_address[1]}", "--extra-ca", str(ca), "--warm-pool", "0"))
+    try:
+        env = {**os.environ, "SBX_URL": d.url, "SBX_TOKEN": d.token, "OPENAI_API_KEY": api_key}
+        run = subprocess.run([sys.executable, str(EXAMPLES / "agent_secrets.py")], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert re.search(r"^inside, OPENAI_API_KEY is SBX_SECRET_[0-9A-Za-z]{32}$", run.stdout, re.M), run.stdout
+        assert "the model says: Hello from the Python stand-in!\n" in run.stdout
+        assert "exfiltration attempt answered 403\n" in run.stdout
+        assert "egress log: secret OPENAI_API_KEY was sent over plain HTTP to attacker.example:80" in run.stdout
+        assert '{"blocked": 1}' in run.stdout
+        assert api_key not in run.stdout + run.stderr
+        assert authorizations == [f"Bearer {api_key}"]
+    finally:
+        d.stop()
+        remove_state_dir(d.state_dir)
+        server.shutdown()
