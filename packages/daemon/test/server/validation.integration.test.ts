@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FrameOp, MAX_CHUNK, encodeFrame } from "@sbx/protocol";
+import { FrameOp, MAX_CHUNK, STREAM_WINDOW, encodeFrame } from "@sbx/protocol";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
@@ -226,12 +226,12 @@ describe("bounds on a connection", () => {
     }
   });
 
-  it("a DATA frame overrunning the 1 MiB window on a stdin stream closes the connection with 1008", async () => {
+  it("a DATA frame overrunning the window on a stdin stream closes the connection with 1008", async () => {
     const client = await RawClient.open(daemon.url, daemon.token);
     const spawned = await client.call("process.spawn", { sandbox: sb.id, cmd: "sleep", args: ["30"], stdin: 7, stdout: null, stderr: null });
     expect(spawned.result.pid).toBeGreaterThan(1);
     const chunk = new Uint8Array(MAX_CHUNK);
-    for (let i = 0; i < 8; i++) client.data(7, chunk); // 2 MiB, while sleep reads nothing
+    for (let sent = 0; sent <= STREAM_WINDOW; sent += chunk.length) client.data(7, chunk); // one chunk past the window, while sleep reads nothing
     expect(await waitClosed(client)).toEqual({ code: 1008, reason: "flow control violated" });
     expect(daemon.logs()).toMatch(/connection \d+: flow control violated; closing it/);
     await daemonStillServes();
