@@ -147,17 +147,17 @@ export class EgressProxy {
     const decision = await decideEgress(target, this.allowList, this.options());
     this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
-    if (this.secrets.empty) return this.tunnel(target, decision, client, head, false);
-    // The sandbox holds secrets: the proxy answers at once and reads what comes, so that no tunnel
-    // it could read (TLS to a secret's host, plaintext to any host) is passed on unread.
+    // A sandbox holding secrets gets no tunnel the proxy could read (TLS to a secret's host,
+    // plaintext to any host) passed on unread.
+    const readPlaintext = !this.secrets.empty;
+    const interceptable = readPlaintext && this.tls !== null && target.kind === "name" && this.secrets.intercepts(target.host, target.port);
+    if (!interceptable) return this.tunnel(target, decision, client, head, { answered: false, readPlaintext });
+    // A secret's host: the proxy answers at once and reads the first bytes to see whether they are TLS.
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    const interceptable = this.tls !== null && target.kind === "name" && this.secrets.intercepts(target.host, target.port);
-    // Any other host is dialled at once, so protocols where the server speaks first still work.
-    if (!interceptable) return this.tunnel(target, decision, client, head, true);
     const first = await firstBytes(client, head);
     if (first === null) return void client.destroy();
     const hello = tlsServerName(first);
-    if (hello === "not-tls") return this.tunnel(target, decision, client, first, true);
+    if (hello === "not-tls") return this.tunnel(target, decision, client, first, { answered: true, readPlaintext });
     if (hello === "bad" || !sniAgrees(hello ?? undefined, target)) return this.refuseHello(target, hello, () => client.destroy());
     client.pause();
     client.unshift(first);
@@ -167,12 +167,14 @@ export class EgressProxy {
   /**
    * A tunnel the proxy does not terminate. The client's first bytes decide: a TLS ClientHello's
    * server name must agree with the CONNECT target, and the bytes then pass as they are. Unless
-   * `answered`, the 200 goes out once the upstream is connected. Where `answered` (the sandbox
-   * holds secrets), plaintext is read: an HTTP request goes to the inner server like any plain
-   * request (placeholders refused, responses scrubbed); any other protocol passes through a guard
-   * that ends the tunnel before a placeholder of the sandbox's would leave.
+   * `answered`, the 200 goes out once the upstream is connected (a 502 names the problem if it
+   * cannot be). With `readPlaintext` (the sandbox holds secrets), plaintext is read: an HTTP
+   * request goes to the inner server like any plain request (placeholders refused, responses
+   * scrubbed); any other protocol passes through a guard that ends the tunnel before a
+   * placeholder of the sandbox's would leave. The upstream's bytes then flow from the start, so
+   * servers that speak first still work.
    */
-  private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, answered: boolean): void {
+  private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, { answered, readPlaintext }: { answered: boolean; readPlaintext: boolean }): void {
     const upstream = connect({ host: decision.address, port: decision.port });
     let connected = false;
     /** Set once the client is handed to the inner HTTP server: closing the upstream no longer closes it. */
@@ -200,7 +202,7 @@ export class EgressProxy {
         write(first);
         this.count(client, upstream);
         client.pipe(upstream);
-        if (!answered) upstream.pipe(client);
+        if (!readPlaintext) upstream.pipe(client);
       };
       const guarded = () => {
         const guard = this.secrets.bodyInspector({ host: target.host, port: target.port, scheme: "http" });
@@ -221,7 +223,7 @@ export class EgressProxy {
           this.refuseHello(target, hello, done);
           return true;
         }
-        if (hello !== "not-tls" || !answered) return open(), true;
+        if (hello !== "not-tls" || !readPlaintext) return open(), true;
         const text = first.subarray(0, 16).toString("latin1");
         if (/^[A-Z]{1,15}$/.test(text)) return false; // perhaps the start of an HTTP method: wait for more
         if (!/^[A-Z]+ /.test(text)) return guarded(), true;
@@ -234,9 +236,9 @@ export class EgressProxy {
         this.readTunnel(target, decision, client, "http", client);
         return true;
       };
-      // With the 200 already sent, the server may speak first (SMTP, FTP and the like).
-      if (answered) upstream.pipe(client);
-      else client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (!answered) client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      // While the client's first bytes are awaited, the server may speak first (SMTP, FTP and the like).
+      if (readPlaintext) upstream.pipe(client);
       if (first.length && check()) return;
       const gate = (chunk: Buffer) => {
         first = Buffer.concat([first, chunk]);

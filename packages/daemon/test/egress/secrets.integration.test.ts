@@ -65,6 +65,14 @@ let daemon: TestDaemon;
 let daemonStdout = "";
 let hostDir: string;
 let sb: Sandbox;
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  const port = await new Promise<number>((r) => probe.listen(0, "127.0.0.1", () => r((probe.address() as AddressInfo).port)));
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
 /** An HTTPS server with a self-signed certificate for api.impostor.test, and what reached it. */
 let impostor: Server;
 let impostorRequests = 0;
@@ -297,6 +305,7 @@ beforeAll(async () => {
     "unlisted.example.test:443": `127.0.0.1:${up.httpsPort}`,
     "tcp.example.test:2525": `127.0.0.1:${await listenTcp(banner)}`,
     "tcp.example.test:2222": `127.0.0.1:${await listenTcp(recorder)}`,
+    "tcp.example.test:2999": `127.0.0.1:${await closedPort()}`,
   };
   daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [testCa] } }, args: ["--warm-pool", "0"] });
   daemon.proc.stdout!.on("data", (d) => (daemonStdout += d));
@@ -853,6 +862,13 @@ print(out.decode(), end="")
     await sb.fs.writeTextFile("/tmp/tunnel.py", TUNNEL_PY);
     return run(`python3 /tmp/tunnel.py ${port} '${send}'`);
   };
+
+  it("a host that cannot be reached is a 502 naming it, as in a sandbox without secrets", async () => {
+    const r = await run(`curl -s -p -o /dev/null -w '%{http_connect}' http://tcp.example.test:2999/`);
+    expect(r.out).toBe("502");
+    const refused = await raw([{ parts: ["CONNECT tcp.example.test:2999 HTTP/1.1\r\nHost: tcp.example.test:2999\r\n\r\n"] }]);
+    expect(refused[0]!.headers["x-sbx-error"]).toMatch(/^cannot reach tcp\.example\.test:2999: connect ECONNREFUSED/);
+  });
 
   it("a server that speaks first is heard without the client sending anything", async () => {
     expect(ok(await tunnel(2525, ""), "banner")).toBe("220 tcp.example.test ready\r\n");
