@@ -52,6 +52,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`sbx: unknown command '${name}'\n\n${HELP}\n`);
     return 2;
   }
+  // `sbx run --help` and the like (before any `--`, after which the words are the command's).
+  const own = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
+  if (own.includes("--help") || own.includes("-h")) {
+    process.stdout.write(HELP + "\n");
+    return 0;
+  }
   try {
     return await command(rest);
   } catch (err) {

@@ -117,6 +117,16 @@ describe("sbx CLI", () => {
     expect(res.stderr).toMatch(/refused the token \(HTTP 401\)/);
   });
 
+  it("--help after a command prints the usage, unless it is past -- (then it is the command's)", async () => {
+    for (const cmd of ["daemon", "run", "exec"]) {
+      const res = await sbx([cmd, "--help"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toContain("sbx daemon [--listen 127.0.0.1:7070]");
+      expect(res.stdout).toContain("[--secret NAME=ENVVAR@HOST[,HOST]]");
+    }
+    expect(await sbx(["run", "--", "printf", "%s\n", "--help"])).toMatchObject({ code: 0, stdout: "--help\n" });
+  });
+
   it("doctor reports this host ready", async () => {
     const res = await sbx(["doctor"]);
     expect(res.code).toBe(0);
