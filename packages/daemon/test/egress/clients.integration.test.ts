@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ok, runBash } from "../helpers/bash.js";
 import { startUpstreams, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
 
 /**
@@ -21,21 +22,7 @@ let sb: Sandbox;
 const CA = "/home/user/ca.pem";
 const ALLOW = ["api.example.test", "pypi.example.test", "files.pythonhosted.test", "registry.example.test", "git.example.test"];
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-async function run(script: string, env?: Record<string, string>): Promise<Run> {
-  const r = await (await sb.spawn("bash", { args: ["-c", script], ...(env ? { env } : {}) })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
-
-function ok(r: Run, what: string): string {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.out}\n--- stderr\n${r.err}`);
-  return r.out;
-}
+const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
 /** The requests the upstreams saw for `path` (exactly), oldest first. */
 const seenAt = (path: string): SeenRequest[] => up.seen.filter((s) => s.path === path);

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type EgressEvent } from "@sbx/client";
 import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ok, runBash } from "../helpers/bash.js";
 import { parseResponse, startUpstreams, type RawResponse, type Upstreams } from "../helpers/upstreams.js";
 
 /**
@@ -21,21 +22,7 @@ let daemon: TestDaemon;
 let sb: Sandbox;
 let apiPort: number;
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-async function run(script: string, env?: Record<string, string>): Promise<Run> {
-  const r = await (await sb.spawn("bash", { args: ["-c", script], ...(env ? { env } : {}) })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
-
-function ok(r: Run, what: string): string {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.out}\n--- stderr\n${r.err}`);
-  return r.out;
-}
+const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
 /** Sends each raw request on its own connection to the proxy bridge; returns everything read back until close or `wait` seconds of silence. */
 const RAW_PY = `

@@ -12,6 +12,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type SandboxOptions } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ok, runBash } from "../helpers/bash.js";
 import { parseResponse, startUpstreams, type RawResponse, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
 
 /**
@@ -87,21 +88,7 @@ let P: Record<SecretName, string>;
 /** Refusals answered for a secret that the tests below saw (each one must be counted and logged). */
 let refusalsSeen = 0;
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-async function run(script: string, env?: Record<string, string>): Promise<Run> {
-  const r = await (await sb.spawn("bash", { args: ["-c", script], ...(env ? { env } : {}) })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
-
-function ok(r: Run, what: string): string {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.out}\n--- stderr\n${r.err}`);
-  return r.out;
-}
+const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
 const formsOf = new Map<string, string[]>();
 /** The forms of a value the proxy promises to scrub: itself and its base64 at each alignment (standard and URL-safe). */

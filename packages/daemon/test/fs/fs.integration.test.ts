@@ -4,8 +4,9 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { RpcError, Sandbox, SandboxNotFoundError } from "@sbx/client";
+import { RpcError, Sandbox } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { sandboxAlive } from "../helpers/bash.js";
 
 let daemon: TestDaemon;
 let sb: Sandbox;
@@ -83,14 +84,7 @@ beforeAll(async () => {
 // A test that crashes the sandbox must not take every later test down with it: each test
 // gets a live sandbox (the crash itself is reported by the test that caused it).
 beforeEach(async () => {
-  const alive = await sb.env.toObject().then(
-    () => true,
-    (err) => {
-      if (err instanceof SandboxNotFoundError) return false;
-      throw err;
-    },
-  );
-  if (!alive) {
+  if (!(await sandboxAlive(sb))) {
     await sb.close().catch(() => {});
     sb = await Sandbox.create(daemon.opts);
   }

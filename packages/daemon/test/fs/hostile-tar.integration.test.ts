@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Sandbox, SandboxNotFoundError } from "@sbx/client";
+import { Sandbox } from "@sbx/client";
 import { ErrorCodes } from "@sbx/protocol";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { sandboxAlive } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 import { makeTar, type Entry } from "../../../client/test/helpers/tar.js";
 
@@ -56,14 +57,7 @@ beforeAll(async () => {
 
 // If a test brings the sandbox down, that test fails; the next one gets a new sandbox.
 beforeEach(async () => {
-  const alive = await sb.env.toObject().then(
-    () => true,
-    (err) => {
-      if (err instanceof SandboxNotFoundError) return false;
-      throw err;
-    },
-  );
-  if (!alive) {
+  if (!(await sandboxAlive(sb))) {
     await sb.close().catch(() => {});
     sb = await Sandbox.create(daemon.opts);
     await sb.fs.mkdir("/home/user/outside");

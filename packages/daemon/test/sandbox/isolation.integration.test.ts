@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
 import { CLI, removeStateDir, sandboxHostPids, startDaemon, waitForListening, type TestDaemon } from "../helpers/daemon.js";
+import { runBash, waitFor } from "../helpers/bash.js";
 
 /**
  * Each test here proves one defence of SECURITY.md "Escaping the sandbox" from both sides:
@@ -14,17 +15,8 @@ import { CLI, removeStateDir, sandboxHostPids, startDaemon, waitForListening, ty
 let daemon: TestDaemon;
 let sb: Sandbox;
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
-/** Runs a bash script inside the sandbox and returns its exit code and output. */
-async function run(box: Sandbox, script: string): Promise<Run> {
-  const r = await (await box.spawn("bash", { args: ["-c", script] })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
+const run = (box: Sandbox, script: string) => runBash(box, script);
 
 const SANDBOX_UID_BASE = 200000;
 
@@ -82,15 +74,6 @@ function uidsOf(pid: number): number[] {
   return /^Uid:\s+(.*)$/m.exec(status)![1]!.trim().split(/\s+/).map(Number);
 }
 
-async function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const uniq = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
 import { sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runBash, waitFor } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 
 /**
@@ -36,11 +37,7 @@ async function create(options: Parameters<typeof Sandbox.create>[0] = {}, d: Tes
   return sb;
 }
 
-/** Runs a bash script inside and returns its exit code and output. */
-async function run(sb: Sandbox, script: string) {
-  const r = await (await sb.spawn("bash", { args: ["-c", script] })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "", status: r.status };
-}
+const run = (box: Sandbox, script: string) => runBash(box, script);
 
 /** The daemon's own cgroup base dir in one hierarchy: sbx-<12 hex of sha256(stateDir)>. */
 function cgroupBase(stateDir: string, controller: string): string {
@@ -90,15 +87,6 @@ function alive(pid: number): boolean {
 
 const rssBytes = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
-async function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Reads a process's stdout until the first newline (the process keeps running). */
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {

@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError, type Usage } from "@sbx/client";
 import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runBash } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 
 /**
@@ -23,10 +24,7 @@ let createdAfter = 0;
 /** The last live reading, to compare the final figures with. */
 let lastLive: Usage;
 
-async function run(box: Sandbox, script: string) {
-  const r = await (await box.spawn("bash", { args: ["-c", script] })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
+const run = (box: Sandbox, script: string) => runBash(box, script);
 
 async function sbxUsage(id: string): Promise<unknown> {
   const { stdout } = await execFileP(process.execPath, [CLI, "usage", id, "--json"], {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ok, runBash } from "../helpers/bash.js";
 
 /**
  * The seccomp filter and the rest of the hardening must not break ordinary tools (issue 3):
@@ -12,23 +13,8 @@ import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 let daemon: TestDaemon;
 let sb: Sandbox;
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
 
-/** Runs a bash script inside the sandbox and returns its exit code and output. */
-async function run(script: string, cwd?: string): Promise<Run> {
-  const r = await (await sb.spawn("bash", { args: ["-c", script], ...(cwd ? { cwd } : {}) })).output();
-  return { code: r.status.code, out: r.stdoutText ?? "", err: r.stderrText ?? "" };
-}
-
-/** Fails with everything the command printed when it did not exit 0. */
-function ok(r: Run, what: string): string {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.out}\n--- stderr\n${r.err}`);
-  return r.out;
-}
+const run = (script: string, cwd?: string) => runBash(sb, script, cwd ? { cwd } : {});
 
 beforeAll(async () => {
   daemon = await startDaemon();
