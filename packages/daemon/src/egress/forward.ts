@@ -7,7 +7,7 @@
 import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from "node:https";
 import { connect as tlsConnect, type SecureContext } from "node:tls";
-import type { Duplex, Transform } from "node:stream";
+import { pipeline, type Duplex, type Transform } from "node:stream";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
 
@@ -21,12 +21,31 @@ const MAX_DECODED_BODY = 64 * 1024 * 1024;
 /** A response body of known length up to this size is scrubbed whole and keeps a Content-Length; larger ones stream. */
 const WHOLE_RESPONSE = 1024 * 1024;
 
-/** A refusal the sandbox's program can read: status line, X-Sbx-Error header and a plain-text body. */
-export function refusal(status: 400 | 403 | 413 | 502, reason: string): string {
+type RefusalStatus = 400 | 403 | 413 | 502;
+const STATUS_TEXT: Record<RefusalStatus, string> = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway" };
+
+/** A refusal's header fields and body: an X-Sbx-Error naming the reason, the same as plain text, and Connection: close. */
+function refusalParts(reason: string): { headers: Record<string, string>; body: string } {
   const clean = reason.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 1000);
-  const text = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway" }[status];
   const body = `sbx egress proxy: ${clean}\n`;
-  return `HTTP/1.1 ${status} ${text}\r\nX-Sbx-Error: ${clean}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  return { headers: { "X-Sbx-Error": clean, "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(Buffer.byteLength(body)), Connection: "close" }, body };
+}
+
+/** A refusal as raw bytes, for a socket that is no HTTP response (a CONNECT, an upgrade, a malformed request). */
+export function refusal(status: RefusalStatus, reason: string): string {
+  const { headers, body } = refusalParts(reason);
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
+}
+
+/**
+ * Answers `res` with a refusal, through the response itself: a pipelined request's response has
+ * no socket yet, and one written past it would never finish. Once headers went out, it is cut.
+ */
+export function refuse(res: ServerResponse, status: RefusalStatus, reason: string): void {
+  if (res.headersSent) return void res.destroy();
+  const { headers, body } = refusalParts(reason);
+  res.writeHead(status, STATUS_TEXT[status], headers);
+  res.end(body);
 }
 
 /** The header names a Connection header lists (RFC 9110 §7.6.1): hop-by-hop too, never forwarded. */
@@ -120,11 +139,9 @@ export interface ForwardHooks {
 export function forward(req: IncomingMessage, res: ServerResponse, route: Route, hooks: ForwardHooks): void {
   const { secrets } = hooks;
   const { to } = route;
-  const refuse = (status: 400 | 403 | 413 | 502, reason: string) => res.socket?.end(refusal(status, reason));
   const block = (err: SecretBlocked) => {
     hooks.blocked(err);
-    if (!res.headersSent && res.socket && !res.socket.destroyed) refuse(403, err.message);
-    else res.destroy();
+    refuse(res, 403, err.message);
   };
 
   let headers = oneHost(endToEnd(req.rawHeaders, req.headers.connection), req, to);
@@ -181,9 +198,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
   upstream.once("close", done);
   upstream.on("error", (err) => {
     done();
-    if (res.socket?.destroyed || res.socket?.writableEnded) return;
-    if (!res.headersSent) refuse(502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
-    else res.destroy();
+    if (res.destroyed || res.writableEnded) return;
+    refuse(res, 502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
   });
   req.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
 
@@ -193,7 +209,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
       (err) => {
         upstream.destroy();
         if (err instanceof SecretBlocked) block(err);
-        else refuse(err instanceof TooLarge ? 413 : 403, (err as Error).message);
+        else refuse(res, err instanceof TooLarge ? 413 : 403, (err as Error).message);
       },
     );
     return;
@@ -230,7 +246,7 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   const unreadable = encoded.find((c) => !READABLE_ENCODINGS.has(c));
   if (unreadable) {
     cut();
-    res.socket?.end(refusal(502, `the response from ${to.host}:${to.port} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`));
+    refuse(res, 502, `the response from ${to.host}:${to.port} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`);
     return;
   }
   const fail = () => {
@@ -258,12 +274,10 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   // The body is decoded, scrubbed and sent as it then is: its length may change, so it goes chunked.
   headers = without(headers, ["content-length", ...(encoded.length ? ["content-encoding"] : [])]);
   res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders(headers));
-  let body: NodeJS.ReadableStream = up;
-  for (const c of [...encoded].reverse()) body = body.pipe(decoder(c));
-  const scrubber = secrets.scrubber();
-  scrubber.on("error", fail);
-  body.on("error", fail);
-  body.pipe(scrubber).pipe(res);
+  // pipeline: an error anywhere (a corrupt coding in any decoder of the chain) ends all of it, never the daemon.
+  pipeline([up, ...[...encoded].reverse().map(decoder), secrets.scrubber(), res], (err) => {
+    if (err) fail();
+  });
 }
 
 function decoder(coding: string): Transform {

@@ -7,7 +7,7 @@ import { localAddresses } from "./addresses.js";
 import { AllowList } from "./allowlist.js";
 import type { CertificateAuthority } from "./ca.js";
 import { TargetError } from "./errors.js";
-import { forward, forwardUpgrade, refusal, type ForwardHooks, type Route } from "./forward.js";
+import { forward, forwardUpgrade, refusal, refuse, type ForwardHooks, type Route } from "./forward.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
 import { SecretBlocked, SecretSet } from "./secrets.js";
@@ -263,9 +263,7 @@ export class EgressProxy {
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const reject = (status: 400 | 403 | 502, reason: string) => {
-      res.socket?.end(refusal(status, reason));
-    };
+    const reject = (status: 400 | 403 | 502, reason: string) => refuse(res, status, reason);
     let target: ReturnType<typeof parseAbsoluteUri>;
     try {
       target = parseAbsoluteUri(req.url ?? "");
@@ -336,7 +334,7 @@ export class EgressProxy {
   private onInterceptedRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.intercepted.get(req.socket);
     if (!conn) return void res.socket?.destroy();
-    const path = this.originForm(req, conn, (reason) => res.socket?.end(refusal(400, reason)));
+    const path = this.originForm(req, conn, (reason) => refuse(res, 400, reason));
     if (path === null) return;
     forward(req, res, this.routeOf(conn, path), this.hooks(conn.target, conn.dialled, req.method ?? "GET", conn.sockets));
   }

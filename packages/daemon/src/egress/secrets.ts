@@ -319,8 +319,10 @@ export class StreamReplacer extends Transform {
    */
   private replace(buf: Buffer, final: boolean): number {
     let pos = 0;
+    let held = final ? buf.length : this.pendingFrom(buf, 0);
     for (;;) {
-      const held = final ? buf.length : this.pendingFrom(buf, pos);
+      // Only a match that ran past the held tail can change where that tail starts.
+      if (pos > held) held = this.pendingFrom(buf, pos);
       const m = this.nextMatch(buf, pos, held);
       if (!m) {
         if (held > pos) this.push(buf.subarray(pos, held));
@@ -333,13 +335,22 @@ export class StreamReplacer extends Transform {
     }
   }
 
-  /** The earliest position from `from` whose rest of `buf` is a proper prefix of some pattern; buf.length if none. */
+  /**
+   * The earliest position from `from` whose rest of `buf` is a proper prefix of some pattern;
+   * buf.length if none. Per pattern, only the places its first byte occurs are compared.
+   */
   private pendingFrom(buf: Buffer, from: number): number {
-    for (let i = Math.max(from, buf.length - this.longest + 1); i < buf.length; i++) {
-      const rest = buf.length - i;
-      if (this.patterns.some((p) => p.length > rest && buf.compare(p, 0, rest, i, buf.length) === 0)) return i;
+    let best = buf.length;
+    for (const p of this.patterns) {
+      const first = Math.max(from, buf.length - p.length + 1);
+      for (let i = buf.indexOf(p[0]!, first); i !== -1 && i < best; i = buf.indexOf(p[0]!, i + 1)) {
+        if (buf.compare(p, 0, buf.length - i, i, buf.length) === 0) {
+          best = i;
+          break;
+        }
+      }
     }
-    return buf.length;
+    return best;
   }
 
   private nextMatch(buf: Buffer, from: number, cutoff: number): { start: number; index: number } | null {

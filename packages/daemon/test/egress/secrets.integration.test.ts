@@ -882,6 +882,59 @@ print(out.decode(), end="")
   });
 });
 
+describe("requests on an intercepted tunnel go only to its own host", () => {
+  it("another Host, no Host, an absolute target for another host, or a CONNECT inside: 400, and nothing reaches an upstream", async () => {
+    const [otherHost, noHost, absolute, connect] = await raw([
+      { tls: "api.openai.com", parts: [`GET /echo/vhost-other HTTP/1.1\r\nHost: other.example.test\r\nAuthorization: Bearer ${P.OPENAI_KEY}\r\nConnection: close\r\n\r\n`] },
+      { tls: "api.openai.com", parts: [`GET /echo/vhost-none HTTP/1.0\r\nAuthorization: Bearer ${P.OPENAI_KEY}\r\n\r\n`] },
+      tlsRequest("api.openai.com", "GET", "https://other.example.test/echo/vhost-absolute", [`Authorization: Bearer ${P.OPENAI_KEY}`]),
+      tlsRequest("api.openai.com", "CONNECT", "other.example.test:443"),
+    ]);
+    for (const r of [otherHost, noHost, absolute, connect]) expect(r!.status, r!.raw).toBe(400);
+    expect(otherHost!.headers["x-sbx-error"]).toMatch(/Host header .* disagrees with the tunnel to api\.openai\.com:443/);
+    expect(absolute!.headers["x-sbx-error"]).toMatch(/is not for the tunnel to api\.openai\.com:443/);
+    expect(connect!.headers["x-sbx-error"]).toBe("CONNECT inside an intercepted tunnel is not allowed");
+    expect(up.seen.filter((r) => r.path.startsWith("/echo/vhost-"))).toEqual([]);
+  });
+
+  it("a TLS server name that disagrees with the CONNECT to a secret's host ends the handshake, and is logged", async () => {
+    const r = await run(`curl -sS --connect-to other.example.test:443:api.openai.com:443 -H "Authorization: Bearer $OPENAI_KEY" https://other.example.test/echo/sni-mismatch`);
+    expect(r.code).not.toBe(0);
+    expect(seenAt("/echo/sni-mismatch")).toEqual([]);
+    const last = (await sb.egressLog()).at(-1)!;
+    expect(last).toMatchObject({ host: "api.openai.com", port: 443, method: "TLS", allowed: false });
+    expect(last.reason).toContain("the TLS server name 'other.example.test' disagrees with the CONNECT target api.openai.com:443");
+  });
+});
+
+describe("responses the proxy cannot scrub", () => {
+  it("a content coding it cannot read is refused with 502 rather than passed on unscrubbed", async () => {
+    up.canned.set("/canned/zstd", { body: Buffer.from(OPENAI), headers: { "Content-Encoding": "zstd" } });
+    const r = await run(`curl -sS -i https://api.openai.com/canned/zstd; echo; curl -sS -i http://api.example.test/canned/zstd`);
+    expect(r.out.match(/^HTTP\/1\.1 502 /gm)).toHaveLength(2);
+    expect(r.out).toContain("X-Sbx-Error: the response from api.openai.com:443 is in content-encoding 'zstd', which the proxy cannot read to scrub secrets from");
+    expectNoValue(r.out, "the 502s");
+  });
+
+  it("a corrupt body in a chain of codings cuts that response only; the daemon and the sandbox carry on", async () => {
+    up.canned.set("/canned/corrupt", { body: Buffer.from("not gzip at all"), headers: { "Content-Encoding": "gzip, gzip" } });
+    const r = await run(`curl -sS -o /dev/null http://api.example.test/canned/corrupt`);
+    expect(r.code).not.toBe(0);
+    expect(ok(await run("curl -sS --fail -o /dev/null -w '%{http_code}' http://api.example.test/echo/after-corrupt"), "curl")).toBe("200");
+  });
+
+  it("a refusal of a pipelined request is answered in turn, after the response before it", async () => {
+    const head = (path: string, extra = "") => `GET http://api.example.test${path} HTTP/1.1\r\nHost: api.example.test\r\n${extra}\r\n`;
+    const [r] = await raw([{ parts: [head("/echo/pipelined-first") + head("/echo/pipelined-second", `X-Key: ${P.OPENAI_KEY}\r\n`)] }]);
+    expect(r!.status).toBe(200);
+    const second = r!.raw.slice(r!.raw.indexOf("HTTP/1.1", 10));
+    expect(second).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(second).toContain("X-Sbx-Error: secret OPENAI_KEY was sent over plain HTTP to api.example.test:80");
+    expect(seenAt("/echo/pipelined-second")).toEqual([]);
+    refusalsSeen++;
+  });
+});
+
 describe("a second Host header", () => {
   it("never reaches the upstream beside a substituted secret (intercepted), nor on plain HTTP: only the checked one goes", async () => {
     const [tls, plain] = await raw([
