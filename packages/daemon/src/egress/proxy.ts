@@ -224,9 +224,9 @@ export class EgressProxy {
           return true;
         }
         if (hello !== "not-tls" || !readPlaintext) return open(), true;
-        const text = first.subarray(0, 16).toString("latin1");
-        if (/^[A-Z]{1,15}$/.test(text)) return false; // perhaps the start of an HTTP method: wait for more
-        if (!/^[A-Z]+ /.test(text)) return guarded(), true;
+        const kind = plaintextKind(first);
+        if (kind === "more") return false;
+        if (kind === "other") return guarded(), true;
         // A plaintext HTTP request: read like a plain proxy request, on the proxy's own upstream connections.
         handedOff = true;
         upstream.unpipe(client);
@@ -299,12 +299,8 @@ export class EgressProxy {
       isServer: true,
       secureContext: context,
       ALPNProtocols: ["http/1.1"],
-      SNICallback: (name, cb) => {
-        if (sniAgrees(name, target)) return cb(null, context);
-        const reason = `the TLS server name '${name.slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
-        this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
-        cb(new Error(reason));
-      },
+      // onConnect vetted this very ClientHello; this is the backstop should that ever change.
+      SNICallback: (name, cb) => (sniAgrees(name, target) ? cb(null, context) : this.refuseHello(target, name, () => cb(new Error("the TLS server name disagrees")))),
     });
     this.readTunnel(target, decision, client, "https", secure);
   }
@@ -457,6 +453,21 @@ function tlsServerName(buf: Buffer): string | null | "more" | "not-tls" | "bad" 
   } catch {
     return "bad";
   }
+}
+
+/**
+ * Whether plaintext in a tunnel is HTTP: only a whole request line (`METHOD target HTTP/1.x`)
+ * is; SMTP's `EHLO host`, FTP's `USER x` and anything else are not. "more" while the first line
+ * could still become one (at most 8 KiB of it is waited for).
+ */
+function plaintextKind(first: Buffer): "http" | "other" | "more" {
+  const eol = first.indexOf(0x0a);
+  const line = first.subarray(0, eol === -1 ? Math.min(first.length, 8192) : eol).toString("latin1");
+  if (eol !== -1) return /^[A-Z]+ \S+ HTTP\/1\.[01]\r?$/.test(line) ? "http" : "other";
+  if (first.length >= 8192) return "other";
+  if (/^[A-Z]*$/.test(line) || /^[A-Z]+ \S*$/.test(line)) return "more";
+  const rest = /^[A-Z]+ \S+ (.*)$/s.exec(line)?.[1];
+  return rest !== undefined && ["HTTP/1.1\r", "HTTP/1.0\r"].some((v) => v.startsWith(rest)) ? "more" : "other";
 }
 
 /**

@@ -57,8 +57,18 @@ export interface ManagerOptions {
   log: Logger;
 }
 
-/** Warn lines a sandbox's refused secrets may put in the daemon's log per minute. */
-const SECRET_WARNINGS_PER_MINUTE = 100;
+/** Lines one sandbox's egress may put in the daemon's log per minute, per kind (refused secrets, proxy failures). */
+const EGRESS_LINES_PER_MINUTE = 100;
+
+/** A log writer that keeps to the budget, saying once how many `what` it held back. */
+function budgeted(write: (message: string) => void, what: string): (message: string) => void {
+  const budget = new LogBudget(EGRESS_LINES_PER_MINUTE, 60_000);
+  return (message) => {
+    const line = budget.take();
+    if (line.suppressed > 0) write(`${line.suppressed} more ${what} were not logged`);
+    if (line.allowed) write(message);
+  };
+}
 
 /** How long the final usage of an ended sandbox stays readable. */
 const FINISHED_TTL_MS = 15 * 60_000;
@@ -236,16 +246,13 @@ export class SandboxManager {
     const link = new SupervisorLink(proc, this.log, id);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
-    // A sandbox may try as often as it likes; the daemon's log takes a bounded share of it.
-    const secretWarnings = new LogBudget(SECRET_WARNINGS_PER_MINUTE, 60_000);
-    egress.proxy.onInternalError = (message) => this.log.error(`sandbox ${sb.id}: egress proxy: ${message}`);
+    // A sandbox may provoke these as often as it likes; the daemon's log takes a bounded share of each.
+    const refusals = budgeted((m) => this.log.warn(`sandbox ${sb.id}: ${m}`), "refusals of requests carrying secrets (the egress log keeps them all)");
+    const failures = budgeted((m) => this.log.error(`sandbox ${sb.id}: egress proxy: ${m}`), "failures");
+    egress.proxy.onInternalError = failures;
     egress.journal.onEvent = (event) => {
-      if (event.secret) {
-        // Names the secret and the host, never the value.
-        const line = secretWarnings.take();
-        if (line.suppressed > 0) this.log.warn(`sandbox ${sb.id}: ${line.suppressed} more refusals of requests carrying secrets were not logged (the egress log has them)`);
-        if (line.allowed) this.log.warn(`sandbox ${sb.id}: egress refused a request carrying secret ${event.secret}: ${event.reason}`);
-      }
+      // Names the secret and the host, never the value.
+      if (event.secret) refusals(`egress refused a request carrying secret ${event.secret}: ${event.reason}`);
       for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
     };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);

@@ -866,6 +866,10 @@ print(out.decode(), end="")
     expect(ok(await tunnel(2222, "SSH-2.0-test\r\nplain bytes\n"), "clean")).toBe("bye\n");
     expect(Buffer.concat(recorded).toString()).toBe("SSH-2.0-test\r\nplain bytes\n");
     recorded.length = 0;
+    // An upper-case verb and a space is not HTTP yet: SMTP's EHLO passes as it is.
+    expect(ok(await tunnel(2222, "EHLO client.example\r\n"), "smtp-like")).toBe("bye\n");
+    expect(Buffer.concat(recorded).toString()).toBe("EHLO client.example\r\n");
+    recorded.length = 0;
     const before = (await sb.usage()).egress.blocked;
     const closedBefore = recorderClosed;
     const r = ok(await tunnel(2222, "SSH-2.0-test\r\nkey $OPENAI_KEY\n"), "guarded");
