@@ -336,7 +336,7 @@ export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffe
   if ((req.headers.upgrade ?? "").trim().toLowerCase() !== "websocket") {
     return refuse(400, `only WebSocket upgrades pass the intercepted connection to ${to.host}:${to.port}`);
   }
-  const carried = secrets.find(`${req.url ?? ""}\n${req.rawHeaders.join("\n")}`)[0];
+  const carried = secrets.carried(req.url ?? "", req.rawHeaders);
   if (carried) {
     const err = new SecretBlocked(carried.name, `secret ${carried.name} is in a WebSocket upgrade to ${to.host}:${to.port}; secrets are never substituted in WebSocket upgrades`);
     hooks.blocked(err);

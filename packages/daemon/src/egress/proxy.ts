@@ -275,7 +275,7 @@ export class EgressProxy {
       return reject(400, `the Host header '${req.headers.host.slice(0, 200)}' disagrees with the request target ${target.host}:${target.port}`);
     }
     // A placeholder over plain HTTP blocks the request whatever the host (the body is checked as it streams, in forward()).
-    const carried = this.secrets.checkPlain(`${req.url ?? ""}\n${req.rawHeaders.join("\n")}`, { host: target.host, port: target.port, scheme: "http" });
+    const carried = this.secrets.checkPlain(req.url ?? "", req.rawHeaders, { host: target.host, port: target.port, scheme: "http" });
     if (carried) {
       this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: false, reason: carried.message, secret: carried.secret });
       return reject(403, carried.message);

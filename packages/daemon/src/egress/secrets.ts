@@ -149,9 +149,7 @@ export class SecretSet {
    * URLs end up in logs, caches and referrers. Returns the blocking error or null.
    */
   checkUrl(url: string, to: Destination): SecretBlocked | null {
-    // Each %XX on its own: one malformed escape elsewhere must not keep the rest from being read.
-    const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-    const s = this.find(url)[0] ?? this.find(decoded)[0];
+    const s = this.inUrl(url);
     if (!s) return null;
     return new SecretBlocked(s.name, `secret ${s.name} is in the URL of a request to ${show(to)}; secrets are never substituted in the request line (send it in a header)`);
   }
@@ -181,9 +179,29 @@ export class SecretSet {
   }
 
   /** A plain-HTTP request whose URL or headers (`text`) carry any placeholder is blocked, whatever the host. */
-  checkPlain(text: string, to: Destination): SecretBlocked | null {
-    const s = this.find(text)[0];
+  checkPlain(url: string, rawHeaders: readonly string[], to: Destination): SecretBlocked | null {
+    const s = this.carried(url, rawHeaders);
     return s ? overPlainHttp(s, to) : null;
+  }
+
+  /**
+   * The first of this sandbox's placeholders a request head carries anywhere: in its URL (also
+   * percent-encoded), a header name or value, or `Authorization: Basic` credentials. Empty sets
+   * answer at once.
+   */
+  carried(url: string, rawHeaders: readonly string[]): Secret | undefined {
+    if (this.empty) return undefined;
+    const inHeaders = rawHeaders.map((h) => {
+      const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(h);
+      return basic ? `${h}\n${Buffer.from(basic[1]!, "base64").toString("latin1")}` : h;
+    });
+    return this.inUrl(url) ?? this.find(inHeaders.join("\n"))[0];
+  }
+
+  /** A placeholder in a URL, as written or percent-decoded (each %XX on its own, so one malformed escape hides nothing). */
+  private inUrl(url: string): Secret | undefined {
+    const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    return this.find(url)[0] ?? this.find(decoded)[0];
   }
 
   /** Whether a request body to `to` may carry placeholders that become values. */

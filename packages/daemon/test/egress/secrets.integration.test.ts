@@ -690,10 +690,14 @@ describe("where a placeholder is not substituted", () => {
       { tls: "api.openai.com", parts: [wsHead("api.openai.com", "/ws/auth", `Authorization: Bearer ${P.OPENAI_KEY}`)] },
       { tls: "api.openai.com", parts: [wsHead("api.openai.com", "/ws/protocol", `Sec-WebSocket-Protocol: chat, ${P.OPENAI_KEY}`)] },
       { parts: [wsHead("api.example.test", "http://api.example.test/ws/plain", `Authorization: Bearer ${P.OPENAI_KEY}`)] },
+      { tls: "api.openai.com", parts: [wsHead("api.openai.com", `/ws/url?k=${P.OPENAI_KEY.replaceAll("_", "%5F")}`, "X-None: 1")] },
+      { tls: "api.openai.com", parts: [wsHead("api.openai.com", "/ws/basic", `Authorization: Basic ${Buffer.from(`u:${P.OPENAI_KEY}`).toString("base64")}`)] },
     ]);
     expectSecretRefusal(res[0]!, "OPENAI_KEY", "api.openai.com:443", /is in a WebSocket upgrade/);
     expectSecretRefusal(res[1]!, "OPENAI_KEY", "api.openai.com:443", /is in a WebSocket upgrade/);
     expectSecretRefusal(res[2]!, "OPENAI_KEY", "api.example.test:80", /over plain HTTP/);
+    expectSecretRefusal(res[3]!, "OPENAI_KEY", "api.openai.com:443", /is in a WebSocket upgrade/);
+    expectSecretRefusal(res[4]!, "OPENAI_KEY", "api.openai.com:443", /is in a WebSocket upgrade/);
     expect(seenUnder("/ws/")).toEqual([]);
   });
 

@@ -559,12 +559,16 @@ describe("checkPlain blocks any placeholder of the set in a plain-HTTP request",
   const { set, api, db } = twoSecrets();
 
   it("whatever the host, even the secret's own", () => {
-    for (const [text, name, host] of [
-      [`GET /?k=${api}`, "API", "api.example.com"],
-      [`X-Db: ${db}`, "DB", "db.example.org"],
-      [`X-Db: ${db}`, "DB", "evil.test"],
+    const basic = (user: string) => `Basic ${Buffer.from(`${user}:x`).toString("base64")}`;
+    for (const [url, headers, name, host] of [
+      [`/?k=${api}`, [], "API", "api.example.com"],
+      ["/", ["X-Db", db], "DB", "db.example.org"],
+      ["/", ["X-Db", db], "DB", "evil.test"],
+      [`/?k=${api.replaceAll("_", "%5F")}`, [], "API", "evil.test"],
+      ["/", ["Authorization", basic(db)], "DB", "evil.test"],
+      ["/", [db, "a header named after it"], "DB", "evil.test"],
     ] as const) {
-      const err = set.checkPlain(text, http(host));
+      const err = set.checkPlain(url, headers, http(host));
       expect(err).toBeInstanceOf(SecretBlocked);
       expect(err!.secret).toBe(name);
       expect(err!.message).toMatch(/plain HTTP/);
@@ -574,7 +578,7 @@ describe("checkPlain blocks any placeholder of the set in a plain-HTTP request",
   });
 
   it("and lets through text without one", () => {
-    expect(set.checkPlain(`GET /?k=SBX_SECRET_${"x".repeat(32)}\nAccept: */*`, http("api.example.com"))).toBeNull();
+    expect(set.checkPlain(`/?k=SBX_SECRET_${"x".repeat(32)}`, ["Accept", "*/*"], http("api.example.com"))).toBeNull();
   });
 });
 
