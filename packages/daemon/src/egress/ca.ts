@@ -39,6 +39,7 @@ export class CertificateAuthority {
     await fsp.chmod(dir, 0o700);
     const keyPath = join(dir, "ca.key");
     const certPath = join(dir, "ca.pem");
+    await finishInterruptedWrite(keyPath, certPath);
     const existing = await readIfPresent(keyPath, certPath);
     if (existing) {
       let key: KeyObject;
@@ -57,7 +58,7 @@ export class CertificateAuthority {
     const commonName = `sbx egress CA ${createHash("sha256").update(pair.publicKey.export({ type: "spki", format: "der" })).digest("hex").slice(0, 12)}`;
     const now = Date.now();
     const certPem = issueCertificate({ commonName, publicKey: pair.publicKey, signingKey: pair.key, notBefore: new Date(now - DAY), notAfter: new Date(now + CA_LIFETIME), ca: true });
-    // Written under temporary names and renamed, so a crash never leaves half a CA.
+    // Written under temporary names and renamed (key first); a crash between the renames is finished on the next start.
     const keyPem = pair.key.export({ type: "pkcs8", format: "pem" }) as string;
     // A stale temporary file would keep its old mode: start each from nothing.
     await fsp.rm(`${keyPath}.new`, { force: true });
@@ -92,6 +93,26 @@ export class CertificateAuthority {
     if (this.leaves.size > LEAF_CACHE) this.leaves.delete(this.leaves.keys().next().value!);
     return context;
   }
+}
+
+/**
+ * Completes a new CA whose writing a crash cut short: both temporary files written (key and
+ * certificate renamed next), or the key already renamed and its certificate not yet. Only a
+ * certificate that belongs to the key is ever moved into place.
+ */
+async function finishInterruptedWrite(keyPath: string, certPath: string): Promise<void> {
+  const read = (path: string) => fsp.readFile(path, "utf8").catch(() => null);
+  const [newKey, newCert] = [await read(`${keyPath}.new`), await read(`${certPath}.new`)];
+  if (newCert === null) return;
+  const key = newKey ?? (await read(keyPath));
+  if (key === null) return;
+  try {
+    if (!new X509Certificate(newCert).checkPrivateKey(createPrivateKey(key))) return;
+  } catch {
+    return; // unreadable: left for loadOrCreate to report, never moved into place
+  }
+  if (newKey !== null) await fsp.rename(`${keyPath}.new`, keyPath);
+  await fsp.rename(`${certPath}.new`, certPath);
 }
 
 /** Both files, or null if neither exists; one without the other is an error (never silently replaced). */

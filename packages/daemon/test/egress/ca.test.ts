@@ -204,6 +204,31 @@ describe("CertificateAuthority.loadOrCreate on an existing directory", () => {
     expect(new Date(new X509Certificate(ca.certPem).validTo).getTime()).toBeGreaterThan(Date.now() + 3600 * DAY);
     expect(mode(join(dir, "ca.key"))).toBe(0o600);
   });
+
+  /** A CA in `dir` whose renewal was cut short: `step` says how far the two renames got. */
+  async function interrupted(step: "before the renames" | "between the renames"): Promise<{ dir: string; next: string }> {
+    const dir = freshDir();
+    await CertificateAuthority.loadOrCreate(dir);
+    const other = freshDir();
+    const next = (await CertificateAuthority.loadOrCreate(other)).certPem;
+    writeFileSync(join(dir, step === "before the renames" ? "ca.key.new" : "ca.key"), readFileSync(join(other, "ca.key")));
+    writeFileSync(join(dir, "ca.pem.new"), next);
+    return { dir, next };
+  }
+
+  it.each(["before the renames", "between the renames"] as const)("finishes a new CA whose writing a crash cut short %s", async (step) => {
+    const { dir, next } = await interrupted(step);
+    expect((await CertificateAuthority.loadOrCreate(dir)).certPem).toBe(next);
+    expect(readdirSync(dir).sort()).toEqual(["ca.key", "ca.pem"]);
+    expect(mode(join(dir, "ca.key"))).toBe(0o600);
+  });
+
+  it("never moves a certificate into place that does not belong to the key", async () => {
+    const { dir } = await interrupted("between the renames");
+    writeFileSync(join(dir, "ca.pem.new"), readFileSync(join(dir, "ca.pem")));
+    await expect(CertificateAuthority.loadOrCreate(dir)).rejects.toThrow(/ca\.pem does not belong to ca\.key/);
+    expect(readdirSync(dir)).toContain("ca.pem.new");
+  });
 });
 
 describe("CertificateAuthority.loadOrCreate refuses a CA it cannot use, naming the directory and touching nothing", () => {
