@@ -8,6 +8,7 @@ import { networkInterfaces } from "node:os";
 import type { AllowedLiteral } from "./allowlist.js";
 import { classifyAddress, type AddressClass } from "./address-classes.js";
 import { canonicalIp, formatIp, ipBytes, unmapIPv4 } from "./ip.js";
+import { hostPort } from "./host.js";
 
 /** What the vetting needs to know besides the address. */
 export interface VetContext {
@@ -66,7 +67,7 @@ export function daemonApiRefusal(ip: string, port: number, ctx: VetContext, own 
   const { addressClass } = classifyAddress(raw);
   const listen = canonicalIp(ctx.daemonApi.host.replace(/^\[|\]$/g, ""));
   if (address === listen || addressClass === "loopback" || addressClass === "unspecified" || own.has(address)) {
-    return { allowed: false, kind: "daemon-api", reason: `${show(address, port)} is the sbx daemon's API, which sandboxes can never reach` };
+    return { allowed: false, kind: "daemon-api", reason: `${hostPort(address, port)} is the sbx daemon's API, which sandboxes can never reach` };
   }
   return null;
 }
@@ -75,10 +76,6 @@ function ownAddresses(ctx: VetContext): Set<string> {
   return new Set((ctx.hostAddresses ?? localAddresses()).map((a) => canonicalIp(a) ?? a));
 }
 
-function show(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 function hint(address: string, port: number): string {
-  return `; only an IP literal in allowNet (${show(address, port)}) can allow it`;
+  return `; only an IP literal in allowNet (${hostPort(address, port)}) can allow it`;
 }

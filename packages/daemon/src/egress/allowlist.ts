@@ -3,7 +3,7 @@
  * matching is plain comparison against a target that target.ts already canonicalised.
  */
 import { AllowNetError, Malformed, rewrap } from "./errors.js";
-import { canonicalHost, checkAuthorityText, parsePort, splitHostPort } from "./host.js";
+import { canonicalHost, checkAuthorityText, hostPort, parsePort, splitHostPort } from "./host.js";
 import { canonicalIp } from "./ip.js";
 import { publicSuffix } from "./public-suffixes.js";
 
@@ -98,7 +98,7 @@ export class AllowList {
   }
 
   private whyNot(host: string, port: number, named: (e: AllowEntry) => boolean): string {
-    const shown = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const shown = hostPort(host, port);
     const ports = [...new Set(this.entries.filter(named).map((e) => e.port))];
     if (ports.length > 0) return `${shown} is not in allowNet: it is allowed only on port${ports.length > 1 ? "s" : ""} ${ports.join(", ")}`;
     const overItself = this.entries.find((e) => e.kind === "wildcard" && e.host === host);

@@ -10,6 +10,7 @@ import { connect as tlsConnect, type SecureContext } from "node:tls";
 import { pipeline, type Duplex, type Transform } from "node:stream";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
+import { hostPort } from "./host.js";
 
 /** Headers that describe one hop and must not be forwarded. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
@@ -83,7 +84,7 @@ function get(raw: readonly string[], name: string): string | undefined {
  * reach an upstream that might route by it, with a secret substituted into the request.
  */
 function oneHost(raw: readonly string[], req: IncomingMessage, to: Destination): string[] {
-  const host = req.headers.host ?? (to.host.includes(":") ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`);
+  const host = req.headers.host ?? hostPort(to.host, to.port);
   return ["Host", host, ...without(raw, ["host"])];
 }
 
@@ -199,7 +200,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
   upstream.on("error", (err) => {
     done();
     if (res.destroyed || res.writableEnded) return;
-    refuse(res, 502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
+    refuse(res, 502, `cannot reach ${hostPort(to.host, to.port)}: ${err.message}`);
   });
   req.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
 
@@ -246,7 +247,7 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   const unreadable = encoded.find((c) => !READABLE_ENCODINGS.has(c));
   if (unreadable) {
     cut();
-    refuse(res, 502, `the response from ${to.host}:${to.port} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`);
+    refuse(res, 502, `the response from ${hostPort(to.host, to.port)} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`);
     return;
   }
   const fail = () => {
@@ -303,7 +304,7 @@ async function readCompressed(req: IncomingMessage, encoded: string[], secrets: 
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_COMPRESSED_BODY) throw new TooLarge(`a compressed request body to ${to.host}:${to.port} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`);
+    if (size > MAX_COMPRESSED_BODY) throw new TooLarge(`a compressed request body to ${hostPort(to.host, to.port)} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`);
     chunks.push(chunk);
   }
   const raw = Buffer.concat(chunks);
@@ -317,11 +318,11 @@ async function readCompressed(req: IncomingMessage, encoded: string[], secrets: 
       else throw new Error(`a request body in content-encoding '${c.slice(0, 40)}' cannot be inspected for secrets, so it is refused`);
     } catch (err) {
       if ((err as Error).message.startsWith("a request body")) throw err;
-      throw new Error(`a request body in content-encoding '${c}' to ${to.host}:${to.port} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
+      throw new Error(`a request body in content-encoding '${c}' to ${hostPort(to.host, to.port)} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
     }
   }
   const found = secrets.find(decoded.toString("latin1"))[0];
-  if (found) throw new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${to.host}:${to.port}; compressed bodies are never substituted, send it uncompressed`);
+  if (found) throw new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${hostPort(to.host, to.port)}; compressed bodies are never substituted, send it uncompressed`);
   return raw;
 }
 
@@ -334,11 +335,11 @@ export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffe
   const { to } = route;
   const refuse = (status: 400 | 403 | 502, reason: string) => void client.end(refusal(status, reason));
   if ((req.headers.upgrade ?? "").trim().toLowerCase() !== "websocket") {
-    return refuse(400, `only WebSocket upgrades pass the intercepted connection to ${to.host}:${to.port}`);
+    return refuse(400, `only WebSocket upgrades pass the intercepted connection to ${hostPort(to.host, to.port)}`);
   }
   const carried = secrets.carried(req.url ?? "", req.rawHeaders);
   if (carried) {
-    const err = new SecretBlocked(carried.name, `secret ${carried.name} is in a WebSocket upgrade to ${to.host}:${to.port}; secrets are never substituted in WebSocket upgrades`);
+    const err = new SecretBlocked(carried.name, `secret ${carried.name} is in a WebSocket upgrade to ${hostPort(to.host, to.port)}; secrets are never substituted in WebSocket upgrades`);
     hooks.blocked(err);
     return refuse(403, err.message);
   }
@@ -350,7 +351,7 @@ export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffe
     hooks.closed();
   };
   upstream.once("error", (err) => {
-    if (client.writable) refuse(502, `cannot reach ${to.host}:${to.port}: ${err.message}`);
+    if (client.writable) refuse(502, `cannot reach ${hostPort(to.host, to.port)}: ${err.message}`);
     close();
   });
   upstream.once("secureConnect", () => {

@@ -83,3 +83,8 @@ function checkName(name: string): void {
     if (!/^[a-z0-9_-]+$/.test(label)) throw new Malformed(`has a character not allowed in a host name in ${JSON.stringify(label)}`);
   }
 }
+
+/** `host:port` as a URL writes it: an IPv6 address in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}

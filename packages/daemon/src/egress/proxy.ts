@@ -11,6 +11,7 @@ import { forward, forwardUpgrade, refusal, refuse, type ForwardHooks, type Route
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
 import { SecretBlocked, SecretSet } from "./secrets.js";
+import { hostPort } from "./host.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
 
 /** What the proxy needs to intercept TLS for a secret's hosts. */
@@ -187,7 +188,7 @@ export class EgressProxy {
       if (!handedOff) client.destroy();
     };
     upstream.once("error", (err) => {
-      if (client.writable && !connected && !answered) client.end(refusal(502, `cannot reach ${target.host}:${target.port}: ${err.message}`));
+      if (client.writable && !connected && !answered) client.end(refusal(502, `cannot reach ${hostPort(target.host, target.port)}: ${err.message}`));
       done();
     });
     upstream.once("connect", () => {
@@ -256,8 +257,8 @@ export class EgressProxy {
   private refuseHello(target: Target, hello: string | null, close: () => void): void {
     const reason =
       hello === "bad"
-        ? `a malformed TLS ClientHello was sent toward ${target.host}:${target.port}`
-        : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${target.host}:${target.port}`;
+        ? `a malformed TLS ClientHello was sent toward ${hostPort(target.host, target.port)}`
+        : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${hostPort(target.host, target.port)}`;
     this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
     close();
   }
@@ -272,7 +273,7 @@ export class EgressProxy {
     }
     if (target.scheme !== "http") return reject(400, "use CONNECT for https:// through this proxy");
     if (req.headers.host !== undefined && !hostHeaderAgrees(req.headers.host, target, 80)) {
-      return reject(400, `the Host header '${req.headers.host.slice(0, 200)}' disagrees with the request target ${target.host}:${target.port}`);
+      return reject(400, `the Host header '${req.headers.host.slice(0, 200)}' disagrees with the request target ${hostPort(target.host, target.port)}`);
     }
     // A placeholder over plain HTTP blocks the request whatever the host (the body is checked as it streams, in forward()).
     const carried = this.secrets.checkPlain(req.url ?? "", req.rawHeaders, { host: target.host, port: target.port, scheme: "http" });
@@ -357,7 +358,7 @@ export class EgressProxy {
     const { target } = conn;
     const host = req.headers.host;
     if (host === undefined || !hostHeaderAgrees(host, target, conn.scheme === "https" ? 443 : 80)) {
-      refuse(`the Host header '${String(host ?? "").slice(0, 200)}' disagrees with the tunnel to ${target.host}:${target.port}`);
+      refuse(`the Host header '${String(host ?? "").slice(0, 200)}' disagrees with the tunnel to ${hostPort(target.host, target.port)}`);
       return null;
     }
     const url = req.url ?? "";
@@ -369,7 +370,7 @@ export class EgressProxy {
     } catch {
       // Refused below.
     }
-    refuse(`the request target '${url.slice(0, 200)}' is not for the tunnel to ${target.host}:${target.port}`);
+    refuse(`the request target '${url.slice(0, 200)}' is not for the tunnel to ${hostPort(target.host, target.port)}`);
     return null;
   }
 

@@ -10,6 +10,7 @@ import { customAlphabet } from "nanoid";
 import { Transform, type TransformCallback } from "node:stream";
 import { AllowList } from "./allowlist.js";
 import { AllowNetError } from "./errors.js";
+import { hostPort } from "./host.js";
 
 export const PLACEHOLDER_PREFIX = "SBX_SECRET_";
 const PLACEHOLDER_ID = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 32);
@@ -263,7 +264,7 @@ function overPlainHttp(secret: Secret, to: Destination): SecretBlocked {
 }
 
 function show(to: Pick<Destination, "host" | "port">): string {
-  return `${to.host.includes(":") ? `[${to.host}]` : to.host}:${to.port}`;
+  return hostPort(to.host, to.port);
 }
 
 /**
