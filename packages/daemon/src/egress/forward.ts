@@ -262,7 +262,7 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
     up.once("error", fail);
     up.once("end", () => {
       try {
-        const body = Buffer.from(secrets.scrubText(Buffer.concat(chunks).toString("latin1")), "latin1");
+        const body = secrets.scrubBytes(Buffer.concat(chunks));
         res.writeHead(status, secrets.scrubText(up.statusMessage ?? ""), toHeaders([...without(headers, ["content-length"]), "Content-Length", String(body.length)]));
         res.end(body);
       } catch (err) {

@@ -69,17 +69,14 @@ export interface Destination {
 export class SecretSet {
   private readonly byPlaceholder = new Map<string, Secret>();
   /** Every value and its base64 forms, each mapped to the placeholder that replaces it in responses. */
-  private readonly scrubPatterns: Array<{ find: Buffer; replace: Buffer; findText: string; replaceText: string }> = [];
+  private readonly scrubPatterns: Array<{ find: Buffer; replace: Buffer }> = [];
+  private scrubReplacer: Replacer | undefined;
 
   private constructor(readonly secrets: readonly Secret[]) {
     for (const s of secrets) {
       this.byPlaceholder.set(s.placeholder, s);
-      for (const form of valueForms(s.value)) {
-        this.scrubPatterns.push({ find: Buffer.from(form, "latin1"), replace: Buffer.from(s.placeholder, "latin1"), findText: form, replaceText: s.placeholder });
-      }
+      for (const form of valueForms(s.value)) this.scrubPatterns.push({ find: Buffer.from(form, "latin1"), replace: Buffer.from(s.placeholder, "latin1") });
     }
-    // Longest first, so a value that contains another secret's value is replaced whole.
-    this.scrubPatterns.sort((a, b) => b.find.length - a.find.length);
   }
 
   static readonly none = new SecretSet([]);
@@ -229,20 +226,27 @@ export class SecretSet {
     return out;
   }
 
-  /** Replaces every value (and its base64 forms) in a header value by the placeholder. */
-  scrubText(text: string): string {
-    if (this.scrubPatterns.length === 0) return text;
-    let out = text;
-    for (const p of this.scrubPatterns) if (out.includes(p.findText)) out = out.split(p.findText).join(p.replaceText);
-    return out;
+  /** Replaces every value (and each form of it) in complete bytes by its placeholder. */
+  scrubBytes(bytes: Buffer): Buffer {
+    return this.scrubPatterns.length === 0 ? bytes : this.scrubMatcher().replaceAll(bytes);
   }
 
-  /** A stream that replaces values (and base64 forms) by placeholders, chunk-boundary safe. */
+  /** The same for text (a header value, an error message). */
+  scrubText(text: string): string {
+    return this.scrubPatterns.length === 0 ? text : this.scrubBytes(Buffer.from(text, "latin1")).toString("latin1");
+  }
+
+  /** A stream that replaces values (and each form of them) by placeholders, chunk-boundary safe. */
   scrubber(): Transform {
-    return new StreamReplacer(
-      this.scrubPatterns.map((p) => p.find),
-      (i) => this.scrubPatterns[i]!.replace,
-    );
+    return new StreamReplacer(...this.scrubArgs());
+  }
+
+  private scrubArgs(): [Buffer[], (index: number) => Buffer] {
+    return [this.scrubPatterns.map((p) => p.find), (i) => this.scrubPatterns[i]!.replace];
+  }
+
+  private scrubMatcher(): Replacer {
+    return (this.scrubReplacer ??= new Replacer(...this.scrubArgs()));
   }
 
   /**
@@ -298,23 +302,17 @@ export function valueForms(value: string): string[] {
  */
 export class StreamReplacer extends Transform {
   private carry: Buffer = Buffer.alloc(0);
-  /** The longest prefix all patterns share (placeholders: SBX_SECRET_): searched first, so a clean chunk costs one scan. */
-  private readonly prefix: Buffer;
-  private readonly longest: number;
+  private readonly matcher: Replacer;
 
-  constructor(
-    private readonly patterns: readonly Buffer[],
-    private readonly replacement: (index: number) => Buffer,
-  ) {
+  constructor(patterns: readonly Buffer[], replacement: (index: number) => Buffer) {
     super();
-    this.prefix = commonPrefix(patterns);
-    this.longest = Math.max(0, ...patterns.map((p) => p.length));
+    this.matcher = new Replacer(patterns, replacement);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
       const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
-      this.carry = Buffer.from(buf.subarray(this.replace(buf, false)));
+      this.carry = Buffer.from(buf.subarray(this.matcher.replace(buf, false, (b) => this.push(b))));
       done();
     } catch (err) {
       done(err as Error);
@@ -323,20 +321,40 @@ export class StreamReplacer extends Transform {
 
   override _flush(done: TransformCallback): void {
     try {
-      this.replace(this.carry, true);
+      this.matcher.replace(this.carry, true, (b) => this.push(b));
       this.carry = Buffer.alloc(0);
       done();
     } catch (err) {
       done(err as Error);
     }
   }
+}
+
+/** The matching behind {@link StreamReplacer}, also used whole on a buffer already complete. */
+export class Replacer {
+  /** The longest prefix all patterns share (placeholders: SBX_SECRET_): searched first, so a clean chunk costs one scan. */
+  private readonly prefix: Buffer;
+
+  constructor(
+    private readonly patterns: readonly Buffer[],
+    private readonly replacement: (index: number) => Buffer,
+  ) {
+    this.prefix = commonPrefix(patterns);
+  }
+
+  /** `buf` with every match replaced. */
+  replaceAll(buf: Buffer): Buffer {
+    const out: Buffer[] = [];
+    this.replace(buf, true, (b) => out.push(b));
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
 
   /**
-   * Pushes `buf` with its complete matches replaced, up to where a pattern could still be
+   * Emits `buf` with its complete matches replaced, up to where a pattern could still be
    * starting (all of it when `final`). A match is taken only if no longer-pending pattern
    * starts before it. Returns where it stopped.
    */
-  private replace(buf: Buffer, final: boolean): number {
+  replace(buf: Buffer, final: boolean, emit: (bytes: Buffer) => void): number {
     let pos = 0;
     let held = final ? buf.length : this.pendingFrom(buf, 0);
     for (;;) {
@@ -344,12 +362,12 @@ export class StreamReplacer extends Transform {
       if (pos > held) held = this.pendingFrom(buf, pos);
       const m = this.nextMatch(buf, pos, held);
       if (!m) {
-        if (held > pos) this.push(buf.subarray(pos, held));
+        if (held > pos) emit(buf.subarray(pos, held));
         return held;
       }
       const replacement = this.replacement(m.index);
-      if (m.start > pos) this.push(buf.subarray(pos, m.start));
-      this.push(replacement);
+      if (m.start > pos) emit(buf.subarray(pos, m.start));
+      emit(replacement);
       pos = m.start + this.patterns[m.index]!.length;
     }
   }

@@ -1040,11 +1040,14 @@ canary() { printf '%s%s' ${canary}; }
 canary > /tmp/canary-file
 (exec -a "$(canary)" sleep 60) & argv_pid=$!
 CANARY="$(canary)" sleep 60 & env_pid=$!
+# both canaries in place before anything is scanned (the exec -a may not have happened yet)
+for i in $(seq 250); do grep -qaF "$(canary)" /proc/$argv_pid/cmdline 2>/dev/null && grep -qaF "$(canary)" /proc/$env_pid/environ 2>/dev/null && break; sleep 0.02; done
 exec 3< <(pats); wait $!
 exec 4< <(pats); wait $!
 exec 5< <(pats); wait $!
 echo "== env"; CANARY_ENV="$(canary)" env | grep -c -F -f /dev/fd/3; echo "exit=\${PIPESTATUS[1]}"
-echo "== proc"; grep -l -a -F -f /dev/fd/4 /proc/[0-9]*/environ /proc/[0-9]*/cmdline; echo "exit=$?"
+# -s, and "exit" from what was found: a process that ends while grep runs (its /proc entry gone) is no finding
+echo "== proc"; found=$(grep -s -l -a -F -f /dev/fd/4 /proc/[0-9]*/environ /proc/[0-9]*/cmdline); [ -n "$found" ] && echo "$found"; [ -n "$found" ]; echo "exit=$?"
 echo "== files"; grep -r -l -a -F -D skip -f /dev/fd/5 /home/user /tmp /etc /.sbx; echo "exit=$?"
 echo "== seen"; ls /proc | grep -c '^[0-9]'; find /home/user /tmp /etc /.sbx -type f 2>/dev/null | wc -l
 echo "== canaries"; echo "$argv_pid $env_pid"
