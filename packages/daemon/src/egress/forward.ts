@@ -15,7 +15,13 @@ import { hostPort } from "./host.js";
 /** Headers that describe one hop and must not be forwarded. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
 /** Encodings the proxy can read, so a response in them can be scrubbed. */
-const READABLE_ENCODINGS = new Set(["gzip", "x-gzip", "deflate", "br", "identity"]);
+const CODINGS: Record<string, { stream: () => Transform; whole: (b: Buffer, o: { maxOutputLength: number }) => Buffer }> = {
+  gzip: { stream: createGunzip, whole: gunzipSync },
+  "x-gzip": { stream: createGunzip, whole: gunzipSync },
+  deflate: { stream: createInflate, whole: inflateSync },
+  br: { stream: createBrotliDecompress, whole: brotliDecompressSync },
+};
+const READABLE_ENCODINGS = new Set([...Object.keys(CODINGS), "identity"]);
 /** A compressed request body is read whole to look for placeholders: at most this much of it, and this much decoded. */
 const MAX_COMPRESSED_BODY = 16 * 1024 * 1024;
 const MAX_DECODED_BODY = 64 * 1024 * 1024;
@@ -210,7 +216,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
       (err) => {
         upstream.destroy();
         if (err instanceof SecretBlocked) block(err);
-        else refuse(res, err instanceof TooLarge ? 413 : 403, (err as Error).message);
+        else refuse(res, err instanceof TooLarge ? 413 : err instanceof Undecodable ? 400 : 403, (err as Error).message);
       },
     );
     return;
@@ -281,11 +287,7 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   });
 }
 
-function decoder(coding: string): Transform {
-  if (coding === "br") return createBrotliDecompress();
-  if (coding === "deflate") return createInflate();
-  return createGunzip();
-}
+const decoder = (coding: string): Transform => CODINGS[coding]!.stream();
 
 /** Accept-Encoding restricted to codings the proxy can decode (what the client asked for, in its order). */
 function readableAccept(value: string): string {
@@ -297,6 +299,7 @@ function readableAccept(value: string): string {
 }
 
 class TooLarge extends Error {}
+class Undecodable extends Error {}
 
 /** Reads a compressed request body whole and decodes it; any placeholder in it refuses the request. */
 async function readCompressed(req: IncomingMessage, encoded: string[], secrets: SecretSet, to: Destination): Promise<Buffer> {
@@ -308,17 +311,14 @@ async function readCompressed(req: IncomingMessage, encoded: string[], secrets: 
     chunks.push(chunk);
   }
   const raw = Buffer.concat(chunks);
-  let decoded = raw;
+  let decoded: Buffer = raw;
   for (const c of [...encoded].reverse()) {
-    const opts = { maxOutputLength: MAX_DECODED_BODY };
+    const coding = CODINGS[c];
+    if (!coding) throw new Error(`a request body in content-encoding '${c.slice(0, 40)}' cannot be inspected for secrets, so it is refused`);
     try {
-      if (c === "gzip" || c === "x-gzip") decoded = gunzipSync(decoded, opts);
-      else if (c === "deflate") decoded = inflateSync(decoded, opts);
-      else if (c === "br") decoded = brotliDecompressSync(decoded, opts);
-      else throw new Error(`a request body in content-encoding '${c.slice(0, 40)}' cannot be inspected for secrets, so it is refused`);
+      decoded = coding.whole(decoded, { maxOutputLength: MAX_DECODED_BODY });
     } catch (err) {
-      if ((err as Error).message.startsWith("a request body")) throw err;
-      throw new Error(`a request body in content-encoding '${c}' to ${hostPort(to.host, to.port)} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
+      throw new Undecodable(`a request body in content-encoding '${c}' to ${hostPort(to.host, to.port)} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
     }
   }
   const found = secrets.find(decoded.toString("latin1"))[0];

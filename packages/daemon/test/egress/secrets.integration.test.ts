@@ -915,6 +915,26 @@ describe("requests on an intercepted tunnel go only to its own host", () => {
   });
 });
 
+describe("compressed request bodies the proxy cannot read to the end", () => {
+  it("a coding it does not know (403), one that does not decode (400), a bomb past 64 MiB decoded (400), over 16 MiB (413): never forwarded", async () => {
+    const post = (path: string, coding: string, body: Buffer) => tlsRequest("api.openai.com", "POST", path, [`Content-Encoding: ${coding}`], body);
+    const [unknown, corrupt, bomb, big] = await raw([
+      post("/echo/cbody-zstd", "zstd", Buffer.from("whatever")),
+      post("/echo/cbody-corrupt", "gzip", Buffer.from("not gzip at all")),
+      post("/echo/cbody-bomb", "gzip", gzipSync(Buffer.alloc(80 << 20))),
+      post("/echo/cbody-big", "gzip", Buffer.alloc((16 << 20) + 1)),
+    ]);
+    expect(unknown!.status, unknown!.raw).toBe(403);
+    expect(unknown!.headers["x-sbx-error"]).toBe("a request body in content-encoding 'zstd' cannot be inspected for secrets, so it is refused");
+    expect(corrupt!.status).toBe(400);
+    expect(corrupt!.headers["x-sbx-error"]).toMatch(/^a request body in content-encoding 'gzip' to api\.openai\.com:443 cannot be decoded to look for secrets/);
+    expect(bomb!.status).toBe(400);
+    expect(big!.status).toBe(413);
+    expect(big!.headers["x-sbx-error"]).toBe("a compressed request body to api.openai.com:443 is over 16 MiB; the proxy reads such bodies whole to look for secrets");
+    expect(up.seen.filter((r) => r.path.startsWith("/echo/cbody-"))).toEqual([]);
+  });
+});
+
 describe("responses the proxy cannot scrub", () => {
   it("a content coding it cannot read is refused with 502 rather than passed on unscrubbed", async () => {
     up.canned.set("/canned/zstd", { body: Buffer.from(OPENAI), headers: { "Content-Encoding": "zstd" } });
