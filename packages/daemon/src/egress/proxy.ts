@@ -211,9 +211,9 @@ export class EgressProxy {
           if (err instanceof SecretBlocked) this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: false, reason: err.message, secret: err.secret });
           done();
         });
-        client.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
-        upstream.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
+        this.count(client, upstream);
         guard.pipe(upstream);
+        this.journal.bytesOut += first.length;
         guard.write(first);
         client.pipe(guard);
       };
