@@ -1,4 +1,8 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "tsup";
+
+const version = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")).version as string;
+const define = { __SBX_VERSION__: JSON.stringify(version) };
 
 /** Lets bundled CommonJS dependencies (ws) call require() from an ES module. */
 const requireShim = "import { createRequire as __sbxCreateRequire } from 'node:module'; const require = __sbxCreateRequire(import.meta.url);";
@@ -9,6 +13,7 @@ export default defineConfig([
     format: ["esm"],
     dts: true,
     clean: true,
+    define,
     sourcemap: true,
     target: "node20",
   },
@@ -24,6 +29,7 @@ export default defineConfig([
     target: "node20",
     sourcemap: true,
     clean: false,
+    define,
     banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   },
   {

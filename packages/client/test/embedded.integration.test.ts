@@ -1,6 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,11 +12,14 @@ const stateDir = mkdtempSync(join(tmpdir(), "sbx-embedded-"));
 const clientEntry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
 const daemonCli = fileURLToPath(new URL("../../daemon/dist/cli.js", import.meta.url));
 
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = createConnection({ host: "127.0.0.1", port }, () => (s.destroy(), resolve(true)));
-    s.on("error", () => resolve(false));
-  });
+// The client's default URL is 127.0.0.1:7070, where the user's own daemon (the README's quick
+// start leaves one) may already listen. The test gets a loopback of its own: a fresh network
+// namespace, as on a machine where nothing runs yet.
+const netns = `sbx-embedded-${process.pid}`;
+execFileSync("ip", ["netns", "add", netns]);
+execFileSync("ip", ["-n", netns, "link", "set", "lo", "up"]);
+// nsenter, not `ip netns exec`: that one mounts a fresh /sys, which hides the cgroup file systems.
+const inNetns = (file: string, args: string[], env: NodeJS.ProcessEnv) => run("nsenter", [`--net=/run/netns/${netns}`, "--", file, ...args], { env, timeout: 60_000 });
 
 afterAll(async () => {
   try {
@@ -26,6 +28,7 @@ afterAll(async () => {
     // The daemon kills its sandboxes and unmounts their storage before it exits.
     for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
   } catch {}
+  execFileSync("ip", ["netns", "delete", netns]);
   await removeStateDir(stateDir);
 });
 
@@ -36,18 +39,29 @@ const sb = await Sandbox.create();
 console.log(await sb.sh\`echo embedded \${sb.id}\`.text());
 await sb.kill();
 `;
+const portOpen = `require("net").connect(7070, "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))`;
 
-it("starts a local daemon when none listens, then reuses it", async () => {
-  if (await portOpen(7070)) throw new Error("something already listens on 127.0.0.1:7070; stop it to run this test (it checks the client's default URL)");
+it("starts a local daemon at the default URL when none listens, then reuses it", async () => {
   const env: NodeJS.ProcessEnv = { ...process.env, SBX_STATE_DIR: stateDir, SBX_DAEMON_BIN: daemonCli };
   delete env.SBX_URL;
   delete env.SBX_TOKEN;
-  const first = await run(process.execPath, ["--input-type=module", "-e", script], { env, timeout: 60_000 });
+  await expect(inNetns(process.execPath, ["-e", portOpen], env)).rejects.toThrow();
+  const first = await inNetns(process.execPath, ["--input-type=module", "-e", script], env);
   expect(first.stdout).toMatch(/^embedded sbx_[A-Za-z0-9]{24}\n$/);
   const pid = Number(readFileSync(join(stateDir, "daemon.pid"), "utf8"));
-  expect(await portOpen(7070)).toBe(true);
-  const second = await run(process.execPath, ["--input-type=module", "-e", script], { env, timeout: 60_000 });
+  await inNetns(process.execPath, ["-e", portOpen], env);
+  const second = await inNetns(process.execPath, ["--input-type=module", "-e", script], env);
   expect(second.stdout).toMatch(/^embedded sbx_/);
   expect(Number(readFileSync(join(stateDir, "daemon.pid"), "utf8"))).toBe(pid);
   expect(readFileSync(join(stateDir, "daemon.log"), "utf8")).toMatch(/listening on ws:\/\/127\.0\.0\.1:7070/);
+
+  // `sbx daemon status|stop` find it through the state dir alone.
+  const cli = (...args: string[]) => inNetns(process.execPath, [daemonCli, "daemon", ...args, "--state-dir", stateDir], env);
+  const status = await cli("status");
+  expect(status.stdout).toContain(`running (pid ${pid}, root mode`);
+  expect(status.stdout).toContain("listening on ws://127.0.0.1:7070");
+  const stop = await cli("stop");
+  expect(stop.stdout).toBe(`stopped the sbx daemon (pid ${pid}) of ${stateDir}\n`);
+  await expect(cli("status")).rejects.toMatchObject({ code: 3, stdout: `no sbx daemon runs for ${stateDir}\n` });
+  await expect(inNetns(process.execPath, ["-e", portOpen], env)).rejects.toThrow();
 });

@@ -3,6 +3,7 @@ import { UsageError } from "./cli/args.js";
 import { createCommand, cpCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { checkHost, formatChecks } from "./doctor.js";
+import { SBX_VERSION } from "./version.js";
 
 const HELP = `sbx: run untrusted code in sandboxes on this machine
 
@@ -19,6 +20,8 @@ sbx usage ID [--json]                   CPU, memory, disk and wall time used (al
 sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
 sbx logs ID --net [--json]              Recent egress decisions: host, port, allowed or why not.
 sbx doctor                              Checks that this host can isolate sandboxes.
+
+sbx --version                           Prints this CLI's version.
 
 Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file).`;
 
@@ -43,6 +46,10 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`sbx ${SBX_VERSION}\n`);
+    return 0;
+  }
   if (!name || name === "help" || name === "--help" || name === "-h") {
     process.stdout.write(HELP + "\n");
     return name ? 0 : 2;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,6 +17,8 @@ import { SandboxManager } from "./sandbox/manager.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
 import { createLogger, type Logger } from "./util/log.js";
+import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
+import { SBX_VERSION } from "./version.js";
 
 /** The bundled supervisor script that runs inside every sandbox. */
 const SUPERVISOR = fileURLToPath(new URL("./supervisor.mjs", import.meta.url));
@@ -33,7 +35,7 @@ export class Daemon {
     readonly tokenPath: string | null,
     private readonly server: Server,
     private readonly manager: SandboxManager,
-    private readonly lockPath: string,
+    private readonly stateDir: string,
     private readonly log: Logger,
   ) {}
 
@@ -51,8 +53,7 @@ export class Daemon {
     for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
 
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-    const lockPath = join(config.stateDir, "daemon.pid");
-    await claimStateDir(lockPath);
+    await claimStateDir(config.stateDir);
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([token, ...config.tokens]);
@@ -95,7 +96,8 @@ export class Daemon {
       ? `root mode: sandbox uids from ${config.uidBase}, cgroup v${cgroups!.version}, seccomp`
       : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
     log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"})`);
-    return new Daemon(url, tokenPath, server, manager, lockPath, log);
+    writeDaemonInfo({ pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless" });
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, log);
   }
 
   /** Kills every sandbox and stops listening. */
@@ -104,7 +106,7 @@ export class Daemon {
     this.server.closeAllConnections();
     await this.manager.shutdown();
     this.manager.closeFiles();
-    await fsp.rm(this.lockPath, { force: true });
+    removeDaemonFiles(this.stateDir);
     this.log.info("stopped");
   }
 }
@@ -115,17 +117,8 @@ function cgroupName(stateDir: string): string {
 }
 
 /** One daemon per state dir: a second one would reclaim the first one's sandboxes. */
-async function claimStateDir(lockPath: string): Promise<void> {
-  try {
-    const pid = Number(readFileSync(lockPath, "utf8").trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (/sbx|cli\.js|daemon/.test(cmdline)) {
-        throw new Error(`another sbx daemon (pid ${pid}) is using the state dir ${lockPath.replace(/\/daemon\.pid$/, "")}`);
-      }
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  await fsp.writeFile(lockPath, `${process.pid}\n`, { mode: 0o600 });
+async function claimStateDir(stateDir: string): Promise<void> {
+  const pid = daemonPid(stateDir);
+  if (pid !== null) throw new Error(`another sbx daemon (pid ${pid}) is using the state dir ${stateDir}; \`sbx daemon stop --state-dir ${stateDir}\` stops it`);
+  await fsp.writeFile(pidFile(stateDir), `${process.pid}\n`, { mode: 0o644 });
 }

@@ -1,5 +1,9 @@
-import { applyConfigFile, defaultConfig } from "../config.js";
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { applyConfigFile, defaultConfig, type DaemonConfig } from "../config.js";
 import { Daemon, HostNotReadyError } from "../daemon.js";
+import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
 import { ResolveMap } from "../egress/resolve-map.js";
@@ -7,19 +11,35 @@ import { parse, UsageError } from "./args.js";
 
 export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--quiet]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
-  "sbx daemon listening on ws://HOST:PORT" on stdout says which.`;
+  "sbx daemon listening on ws://HOST:PORT" on stdout says which.
+sbx daemon start [same options]         Starts it in the background (log: daemon.log in the state dir).
+sbx daemon status [--state-dir DIR]     Says whether a daemon runs for the state dir, where it listens, its pid.
+sbx daemon stop [--state-dir DIR] [--timeout 30s] [--force]
+                                        Stops it (its sandboxes are destroyed); --force: SIGKILL after the timeout.`;
 
+const OPTIONS = {
+  listen: { type: "string" },
+  "state-dir": { type: "string" },
+  config: { type: "string" },
+  "session-grace": { type: "string" },
+  "warm-pool": { type: "string" },
+  resolve: { type: "string", multiple: true },
+  "extra-ca": { type: "string", multiple: true },
+  quiet: { type: "boolean" },
+} as const;
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { start: startCommand, status: statusCommand, stop: stopCommand };
+
+/** `sbx daemon [start|status|stop] ...`; without a subcommand the daemon runs in the foreground. */
 export async function daemonCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, {
-    listen: { type: "string" },
-    "state-dir": { type: "string" },
-    config: { type: "string" },
-    "session-grace": { type: "string" },
-    "warm-pool": { type: "string" },
-    resolve: { type: "string", multiple: true },
-    "extra-ca": { type: "string", multiple: true },
-    quiet: { type: "boolean" },
-  }, false);
+  const sub = args[0] && !args[0].startsWith("-") ? SUBCOMMANDS[args[0]] : undefined;
+  if (args[0] && !args[0].startsWith("-") && !sub) throw new UsageError(`unknown subcommand '${args[0]}' (known: start, status, stop; none runs the daemon in the foreground)`);
+  if (sub) return sub(args.slice(1));
+  return runForeground(args);
+}
+
+function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
+  const { values } = parse(args, OPTIONS, false);
   const config = defaultConfig();
   if (values.config) applyConfigFile(config, values.config);
   if (values.listen) config.listen = values.listen;
@@ -34,7 +54,12 @@ export async function daemonCommand(args: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);
     config.warmPool = n;
   }
-  const log = createLogger(undefined, values.quiet ?? false);
+  return { config, quiet: values.quiet ?? false };
+}
+
+async function runForeground(args: string[]): Promise<number> {
+  const { config, quiet } = configOf(args);
+  const log = createLogger(undefined, quiet);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, { log });
@@ -50,5 +75,104 @@ export async function daemonCommand(args: string[]): Promise<number> {
     process.once("SIGTERM", stop);
   });
   await daemon.close();
+  return 0;
+}
+
+/** The state dir the other subcommands act on: --state-dir, the config file's, or the default. */
+function stateDirOf(args: string[], extra: Parameters<typeof parse>[1] = {}): { stateDir: string; values: Record<string, any> } {
+  const { values } = parse(args, { "state-dir": { type: "string" }, config: { type: "string" }, ...extra }, false);
+  const config = defaultConfig();
+  if (values.config) applyConfigFile(config, values.config);
+  return { stateDir: values["state-dir"] ?? config.stateDir, values };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function startCommand(args: string[]): Promise<number> {
+  const { config } = configOf(args);
+  const running = runningDaemon(config.stateDir);
+  if (running) {
+    process.stdout.write(`an sbx daemon already runs for ${config.stateDir} (pid ${running.pid}${running.info ? `, ${running.info.url}` : ""})\n`);
+    return 0;
+  }
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const logPath = join(config.stateDir, LOG_FILE);
+  const log = openSync(logPath, "a", 0o600);
+  // The same CLI, in the foreground, detached from this terminal.
+  const child = spawn(process.execPath, [process.argv[1]!, "daemon", ...args], { detached: true, stdio: ["ignore", log, log] });
+  closeSync(log);
+  child.unref();
+  let exited: number | null = null;
+  child.once("exit", (code) => (exited = code ?? 1));
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
+    const info = runningDaemon(config.stateDir)?.info;
+    if (info?.pid === child.pid) {
+      process.stdout.write(`sbx daemon started (pid ${info.pid}), listening on ${info.url}\nlog: ${logPath}\nstop it with: sbx daemon stop${config.stateDir === defaultConfig().stateDir ? "" : ` --state-dir ${config.stateDir}`}\n`);
+      return 0;
+    }
+    if (exited !== null) {
+      process.stderr.write(`sbx daemon start: the daemon exited with code ${exited}; see ${logPath}\n`);
+      return 1;
+    }
+  }
+  process.stderr.write(`sbx daemon start: the daemon (pid ${child.pid}) did not start listening within 30s; see ${logPath}\n`);
+  return 1;
+}
+
+async function statusCommand(args: string[]): Promise<number> {
+  const { stateDir } = stateDirOf(args);
+  const running = runningDaemon(stateDir);
+  if (!running) {
+    process.stdout.write(`no sbx daemon runs for ${stateDir}\n`);
+    // LSB's "program is not running".
+    return 3;
+  }
+  const { pid, info } = running;
+  if (!info) {
+    process.stdout.write(`an sbx daemon (pid ${pid}) is starting for ${stateDir}\n`);
+    return 0;
+  }
+  const up = Math.round((Date.now() - Date.parse(info.startedAt)) / 1000);
+  process.stdout.write(
+    [
+      `sbx daemon ${info.version} running (pid ${pid}, ${info.mode} mode, up ${up}s)`,
+      `listening on ${info.url}`,
+      `state dir ${stateDir}`,
+      `log ${join(stateDir, LOG_FILE)} (when started in the background)`,
+    ].join("\n") + "\n",
+  );
+  return 0;
+}
+
+async function stopCommand(args: string[]): Promise<number> {
+  const { stateDir, values } = stateDirOf(args, { timeout: { type: "string" }, force: { type: "boolean" } });
+  const timeoutMs = values.timeout ? parseDuration(values.timeout) : 30_000;
+  const running = runningDaemon(stateDir);
+  if (!running) {
+    process.stdout.write(`no sbx daemon runs for ${stateDir}\n`);
+    return 0;
+  }
+  const { pid } = running;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ESRCH") return 0;
+    throw new UsageError(code === "EPERM" ? `the daemon (pid ${pid}) belongs to another user; stop it as that user (or root)` : (err as Error).message);
+  }
+  // It destroys its sandboxes and detaches their storage before it exits.
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) {
+    if (!isDaemonProcess(pid)) {
+      process.stdout.write(`stopped the sbx daemon (pid ${pid}) of ${stateDir}\n`);
+      return 0;
+    }
+  }
+  if (!values.force) {
+    process.stderr.write(`sbx daemon stop: the daemon (pid ${pid}) did not exit within ${timeoutMs / 1000}s; --force kills it (its reaper then cleans up)\n`);
+    return 1;
+  }
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 100 && isDaemonProcess(pid); i++) await sleep(50);
+  process.stdout.write(`killed the sbx daemon (pid ${pid}) of ${stateDir}\n`);
   return 0;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const execFileP = promisify(execFile);
 let daemon: TestDaemon;
@@ -125,6 +125,34 @@ describe("sbx CLI", () => {
       expect(res.stdout).toContain("[--secret NAME=ENVVAR@HOST[,HOST]]");
     }
     expect(await sbx(["run", "--", "printf", "%s\n", "--help"])).toMatchObject({ code: 0, stdout: "--help\n" });
+  });
+
+  it("daemon start|status|stop manage a background daemon through its state dir; --version", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "sbx-cli-daemon-"));
+    const dirArgs = ["--state-dir", stateDir];
+    try {
+      expect(await sbx(["daemon", "status", ...dirArgs])).toMatchObject({ code: 3, stdout: `no sbx daemon runs for ${stateDir}\n` });
+      const started = await sbx(["daemon", "start", "--listen", "127.0.0.1:0", "--warm-pool", "0", ...dirArgs]);
+      expect(started.code).toBe(0);
+      const url = /listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(started.stdout)![1]!;
+      expect(started.stdout).toContain(`log: ${join(stateDir, "daemon.log")}`);
+      const pid = Number(readFileSync(join(stateDir, "daemon.pid"), "utf8"));
+      // A second start finds it instead of starting another.
+      expect((await sbx(["daemon", "start", ...dirArgs])).stdout).toBe(`an sbx daemon already runs for ${stateDir} (pid ${pid}, ${url})\n`);
+      // Started with SBX_TOKEN set (as sbx() does), the daemon takes that token.
+      expect(await sbx(["run", "--url", url, "--", "echo", "served"])).toMatchObject({ code: 0, stdout: "served\n" });
+      const status = await sbx(["daemon", "status", ...dirArgs]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(new RegExp(`^sbx daemon \\S+ running \\(pid ${pid}, root mode, up \\d+s\\)\nlistening on ${url}\n`));
+      expect(await sbx(["daemon", "stop", ...dirArgs])).toMatchObject({ code: 0, stdout: `stopped the sbx daemon (pid ${pid}) of ${stateDir}\n` });
+      expect((await sbx(["daemon", "status", ...dirArgs])).code).toBe(3);
+      expect(await sbx(["daemon", "stop", ...dirArgs])).toMatchObject({ code: 0, stdout: `no sbx daemon runs for ${stateDir}\n` });
+      expect(await sbx(["daemon", "restart"])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown subcommand 'restart' (known: start, status, stop") });
+      expect((await sbx(["--version"])).stdout).toMatch(/^sbx \d+\.\d+\.\d+\n$/);
+    } finally {
+      await sbx(["daemon", "stop", "--force", ...dirArgs]);
+      await removeStateDir(stateDir);
+    }
   });
 
   it("doctor reports this host ready", async () => {
