@@ -106,7 +106,7 @@ async function startCommand(args: string[]): Promise<number> {
   child.once("exit", (code) => (exited = code ?? 1));
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
     const info = runningDaemon(config.stateDir)?.info;
-    if (info?.pid === child.pid) {
+    if (info && info.pid === child.pid) {
       process.stdout.write(`sbx daemon started (pid ${info.pid}), listening on ${info.url}\nlog: ${logPath}\nstop it with: sbx daemon stop${config.stateDir === defaultConfig().stateDir ? "" : ` --state-dir ${config.stateDir}`}\n`);
       return 0;
     }
