@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,14 +35,6 @@ from sbx import Sandbox
 with Sandbox.create() as sb:
     print(sb.sh("echo embedded", sb.id).text())
 """
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def gone(pid: int) -> bool:
@@ -77,13 +68,32 @@ def stop_daemon(state: str) -> None:
 
 
 @pytest.fixture
+def netns() -> Iterator[list[str]]:
+    """A network namespace of the test's own, with only loopback: the client's default URL is
+    127.0.0.1:7070, where the user's own daemon (the README's quick start leaves one) may listen.
+    Yields the command prefix that runs a program in it (nsenter, not `ip netns exec`, which
+    mounts a fresh /sys and so hides the cgroup file systems from the daemon)."""
+    for tool in ("ip", "nsenter"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not on PATH (iproute2 / util-linux; scripts/install.sh installs them)")
+    name = f"sbx-embedded-py-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield ["nsenter", f"--net=/run/netns/{name}", "--"]
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+PORT_OPEN = "import socket, sys; s = socket.socket(); sys.exit(0 if s.connect_ex(('127.0.0.1', 7070)) == 0 else 1)"
+
+
+@pytest.fixture
 def state_dir() -> Iterator[str]:
     if not CLI.exists():
         pytest.fail(f"the daemon is not built ({CLI} missing): run `pnpm build` first")
     if shutil.which("node") is None:
         pytest.fail("node is not on PATH")
-    if port_open(7070):
-        pytest.fail("something already listens on 127.0.0.1:7070; stop it to run this test (it checks the client's default URL)")
     state = tempfile.mkdtemp(prefix="sbx-embedded-")
     try:
         yield state
@@ -94,18 +104,23 @@ def state_dir() -> Iterator[str]:
             remove_state_dir(state)
 
 
-def test_starts_a_local_daemon_when_none_listens_then_reuses_it(state_dir: str) -> None:
+def test_starts_a_local_daemon_when_none_listens_then_reuses_it(state_dir: str, netns: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SBX_URL", "SBX_TOKEN")}
     env.update(SBX_STATE_DIR=state_dir, SBX_DAEMON_BIN=str(CLI))
 
-    first = subprocess.run([sys.executable, "-c", ASYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)
+    def port_open() -> bool:
+        return subprocess.run([*netns, sys.executable, "-c", PORT_OPEN]).returncode == 0
+
+    assert not port_open()
+
+    first = subprocess.run([*netns, sys.executable, "-c", ASYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)
     assert first.returncode == 0, first.stderr
     assert re.fullmatch(r"embedded sbx_[A-Za-z0-9_-]{20,}\n", first.stdout), first.stdout
     pid = int(Path(state_dir, "daemon.pid").read_text().strip())
     assert not gone(pid)
-    assert port_open(7070)
+    assert port_open()
 
-    second = subprocess.run([sys.executable, "-c", SYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)
+    second = subprocess.run([*netns, sys.executable, "-c", SYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("embedded sbx_")
     assert second.stdout != first.stdout
