@@ -13,8 +13,10 @@ export interface DaemonConfig {
   maxSandboxesPerToken: number;
   /** Tokens of further tenants, beside the primary one. */
   tokens: string[];
-  /** First host uid given to sandboxes when running as root. */
-  uidBase: number;
+  /** First host uid given to sandboxes when running as root; null picks a range no other daemon holds. */
+  uidBase: number | null;
+  /** How many host uids (so live sandboxes, pool included) this daemon may use in root mode. */
+  uidCount: number;
   /** Processes and threads one sandbox may have at once (cgroup pids.max). */
   pidsPerSandbox: number;
   /** RLIMIT_NOFILE of every sandbox process. */
@@ -34,7 +36,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     sessionGraceMs: 5000,
     maxSandboxesPerToken: 500,
     tokens: [],
-    uidBase: 200000,
+    uidBase: null,
+    uidCount: 65536,
     pidsPerSandbox: 1024,
     openFilesPerProcess: 4096,
     warmPool: 2,
@@ -54,6 +57,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.tokens = v as string[];
   },
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
+  uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),

@@ -14,6 +14,7 @@ import { upstreamTrust, writeSandboxTrust } from "./egress/trust.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
 import { createLogger, type Logger } from "./util/log.js";
@@ -36,6 +37,7 @@ export class Daemon {
     private readonly server: Server,
     private readonly manager: SandboxManager,
     private readonly stateDir: string,
+    private readonly uids: UidRange | null,
     private readonly log: Logger,
   ) {}
 
@@ -43,17 +45,30 @@ export class Daemon {
   static async start(config: DaemonConfig, opts: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<Daemon> {
     const log = opts.log ?? createLogger();
     const env = opts.env ?? process.env;
-    const { host, port } = parseListen(config.listen);
+    parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    const checks = checkHost({ trialUid: rootMode ? config.uidBase : null, rootMode });
+    for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    await claimStateDir(config.stateDir);
+    // Root mode: host uids of our own, never shared with another daemon's sandboxes.
+    const uids = rootMode ? claimUidRange({ base: config.uidBase, count: config.uidCount, stateDir: config.stateDir }) : null;
+    try {
+      return await Daemon.listen(config, uids, log, env);
+    } catch (err) {
+      uids?.release();
+      removeDaemonFiles(config.stateDir);
+      throw err;
+    }
+  }
+
+  private static async listen(config: DaemonConfig, uids: UidRange | null, log: Logger, env: NodeJS.ProcessEnv): Promise<Daemon> {
+    const { host, port } = parseListen(config.listen);
+    const rootMode = uids !== null;
+    const checks = checkHost({ trialUid: uids?.base ?? null, rootMode });
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
-    for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
-
-    await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-    await claimStateDir(config.stateDir);
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([token, ...config.tokens]);
@@ -71,7 +86,7 @@ export class Daemon {
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
       ...files,
-      uidBase: rootMode ? config.uidBase : null,
+      uids,
       sessionGraceMs: config.sessionGraceMs,
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
@@ -93,11 +108,14 @@ export class Daemon {
     (egress as { daemonApi: DecideOptions["daemonApi"] }).daemonApi = { host: addr.address, port: addr.port };
     const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
     const mode = rootMode
-      ? `root mode: sandbox uids from ${config.uidBase}, cgroup v${cgroups!.version}, seccomp`
+      ? `root mode: sandbox uids ${uids.base}..${uids.base + uids.count - 1}, cgroup v${cgroups!.version}, seccomp`
       : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
     log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"})`);
-    writeDaemonInfo({ pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless" });
-    return new Daemon(url, tokenPath, server, manager, config.stateDir, log);
+    writeDaemonInfo({
+      pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
+      ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),
+    });
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log);
   }
 
   /** Kills every sandbox and stops listening. */
@@ -106,6 +124,7 @@ export class Daemon {
     this.server.closeAllConnections();
     await this.manager.shutdown();
     this.manager.closeFiles();
+    this.uids?.release();
     removeDaemonFiles(this.stateDir);
     this.log.info("stopped");
   }

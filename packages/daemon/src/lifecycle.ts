@@ -12,6 +12,8 @@ export interface DaemonInfo {
   version: string;
   startedAt: string;
   mode: "root" | "rootless";
+  /** Root mode: the first and last host uid its sandboxes run as. */
+  uids?: [number, number];
 }
 
 const PID_FILE = "daemon.pid";

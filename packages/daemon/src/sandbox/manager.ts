@@ -38,8 +38,8 @@ export interface ManagerOptions {
   supervisorPath: string;
   preloadPath: string;
   preloadImplPath: string;
-  /** First host uid for sandboxes when running as root; null in rootless mode. */
-  uidBase: number | null;
+  /** Host uids this daemon claimed for its sandboxes (root mode); null in rootless mode. */
+  uids: { base: number; count: number } | null;
   sessionGraceMs: number;
   maxSandboxesPerOwner: number;
   /** cgroup driver in root mode; null where cgroups are not used (rootless). */
@@ -95,7 +95,7 @@ export class SandboxManager {
     this.sampler = setInterval(() => {
       for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
     }, 1000).unref();
-    this.uids = opts.uidBase === null ? null : new UidPool(opts.uidBase, 65536);
+    this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
 

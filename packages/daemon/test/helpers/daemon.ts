@@ -11,6 +11,8 @@ export interface TestDaemon extends AsyncDisposable {
   token: string;
   stateDir: string;
   proc: ChildProcess;
+  /** Root mode: the host uids its sandboxes run as, [first, last]. */
+  uids: [number, number] | null;
   /** Everything the daemon wrote to stderr so far. */
   logs(): string;
   /** Options for Sandbox.create/connect/list. */
@@ -36,6 +38,8 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
   const url = await waitForListening(proc, () => stderr);
+  // Written before the daemon says it listens.
+  const { uids } = JSON.parse(readFileSync(join(stateDir, "daemon.json"), "utf8")) as { uids?: [number, number] };
   const token = options.env?.SBX_TOKEN ?? readFileSync(join(stateDir, "token"), "utf8").trim();
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -48,6 +52,7 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
     token,
     stateDir,
     proc,
+    uids: uids ?? null,
     opts: { url, token },
     logs: () => stderr,
     stop,
@@ -59,15 +64,15 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
   };
 }
 
-/** Host pids of every live (non-zombie) process whose real uid is in [from, to): by default the sandbox uids. */
-export function sandboxHostPids(from = 200000, to = from + 65536): number[] {
+/** Host pids of every live (non-zombie) process whose real uid is in [from, to]: a daemon's sandbox uids (`daemon.uids`). */
+export function sandboxHostPids([from, to]: [number, number]): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const status = readFileSync(`/proc/${entry}/status`, "utf8");
       const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-      if (uid >= from && uid < to && !/^State:\s+Z/m.test(status)) out.push(Number(entry));
+      if (uid >= from && uid <= to && !/^State:\s+Z/m.test(status)) out.push(Number(entry));
     } catch {}
   }
   return out;

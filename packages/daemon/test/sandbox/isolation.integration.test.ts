@@ -18,7 +18,6 @@ let sb: Sandbox;
 
 const run = (box: Sandbox, script: string) => runBash(box, script);
 
-const SANDBOX_UID_BASE = 200000;
 
 function readProc(pid: number, file: string): string | null {
   try {
@@ -118,16 +117,18 @@ describe("no capability, no host root", () => {
     expect(py.out).toMatch(/^-1 (28|1)\n$/); // ENOSPC (--disable-userns) or EPERM (seccomp)
   });
 
-  it("runs every sandbox process on the host as an unprivileged uid >= 200000", async () => {
+  it("runs every sandbox process on the host as an unprivileged uid of the daemon's own range (from 200000)", async () => {
     const { child, hostPid } = await sleeper(sb);
+    const [first, last] = daemon.uids!;
+    expect(first).toBeGreaterThanOrEqual(200000);
     try {
       const uids = uidsOf(hostPid);
       expect(uids).toHaveLength(4);
       for (const uid of uids) {
-        expect(uid).toBeGreaterThanOrEqual(SANDBOX_UID_BASE);
-        expect(uid).toBeLessThan(SANDBOX_UID_BASE + 65536);
+        expect(uid).toBeGreaterThanOrEqual(first);
+        expect(uid).toBeLessThanOrEqual(last);
       }
-      expect(sandboxHostPids()).toContain(hostPid);
+      expect(sandboxHostPids(daemon.uids!)).toContain(hostPid);
       expect(/^CapEff:\s+(\w+)$/m.exec(readProc(hostPid, "status")!)![1]).toBe("0000000000000000");
       // Nothing that runs a sandbox (bwrap, its init, the supervisor, user processes) is host root. The
       // daemon's other children — its mount reaper, and while the warm pool refills the root-side launch
@@ -139,7 +140,7 @@ describe("no capability, no host root", () => {
       // A process that exited since the listing (the warm pool's throwaway spawn, say) has nothing left to check.
       for (const pid of tree.filter((p) => readProc(p, "status") !== null)) {
         const uid = uidsOf(pid)[1]!;
-        expect(uid, `host pid ${pid} (${readProc(pid, "comm")?.trim()}) runs as uid ${uid}`).toBeGreaterThanOrEqual(SANDBOX_UID_BASE);
+        expect(uid, `host pid ${pid} (${readProc(pid, "comm")?.trim()}) runs as uid ${uid}`).toBeGreaterThanOrEqual(daemon.uids![0]);
       }
     } finally {
       await child.kill("SIGKILL");
@@ -156,8 +157,8 @@ describe("no capability, no host root", () => {
       expect(readFileSync(file, "utf8")).toBe("secret-content\n"); // the very file created inside
       const st = statSync(file);
       expect(st.uid).toBe(hostUid);
-      expect(st.uid).toBeGreaterThanOrEqual(SANDBOX_UID_BASE);
-      expect(st.gid).toBeGreaterThanOrEqual(SANDBOX_UID_BASE);
+      expect(st.uid).toBeGreaterThanOrEqual(daemon.uids![0]);
+      expect(st.gid).toBeGreaterThanOrEqual(daemon.uids![0]);
       const dir = statSync(`/proc/${hostPid}/root/tmp/${name}`);
       expect(dir.uid).toBe(hostUid);
     } finally {

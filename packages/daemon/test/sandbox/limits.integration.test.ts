@@ -21,8 +21,9 @@ import { RawClient } from "../helpers/raw.js";
 const MIB = 1024 * 1024;
 const PIDS = 64;
 const NOFILE = 1536;
-/** Own sandbox uids, so processes of other test files' daemons (uids from 200000) never count here. */
-const UID_BASE = 310000;
+/** Own sandbox uids (explicit, of a small count), so processes of other test files' daemons never count here. */
+const UID_BASE = 20_000_000; // above the automatic ranges (200000 + 65536 × up to 256)
+const UID_COUNT = 1000;
 const CONTROLLERS = ["memory", "cpu", "cpuacct", "pids"] as const;
 
 let daemon: TestDaemon;
@@ -128,7 +129,7 @@ process.exit(0);
 const MEMORY_HOG = "b = bytearray(1 << 30)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived', len(b))";
 
 beforeAll(async () => {
-  daemon = await startDaemon({ config: { pidsPerSandbox: PIDS, openFilesPerProcess: NOFILE, uidBase: UID_BASE } });
+  daemon = await startDaemon({ config: { pidsPerSandbox: PIDS, openFilesPerProcess: NOFILE, uidBase: UID_BASE, uidCount: UID_COUNT } });
 });
 afterAll(async () => {
   for (const sb of cleanup) await sb.kill().catch(() => {});
@@ -209,7 +210,9 @@ describe("pids", () => {
     expect(procs.length).toBeGreaterThan(PIDS / 2);
     await sb.kill();
     const mine = (entries: string[]) => entries.filter((e) => e.includes(sb.id));
-    const gone = () => CONTROLLERS.every((c) => !existsSync(join(cgroupBase(daemon.stateDir, c), sb.id))) && mine(mountsUnder(daemon.stateDir)).length + mine(loopsUnder(daemon.stateDir)).length === 0;
+    const gone = () =>
+      CONTROLLERS.every((c) => !existsSync(join(cgroupBase(daemon.stateDir, c), sb.id))) &&
+      mine(mountsUnder(daemon.stateDir)).length + mine(loopsUnder(daemon.stateDir)).length + mine(readdirSync(join(daemon.stateDir, "mnt"))).length === 0;
     await waitFor("the fork bomb's cgroups and storage to go", gone, 3000).catch(() => {});
     expect(CONTROLLERS.filter((c) => existsSync(join(cgroupBase(daemon.stateDir, c), sb.id)))).toEqual([]);
     expect(mine(mountsUnder(daemon.stateDir))).toEqual([]);
@@ -454,9 +457,9 @@ describe("everything at once", () => {
 describe("killing the daemon", () => {
   it("SIGKILL leaves no process, cgroup or mount behind within 3 s; a restarted daemon is clean", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "sbx-test-"));
-    const uidBase = UID_BASE + 1000;
-    const config = { pidsPerSandbox: PIDS, uidBase };
-    const ours = () => sandboxHostPids(uidBase, uidBase + 1000);
+    const uidBase = UID_BASE + UID_COUNT;
+    const config = { pidsPerSandbox: PIDS, uidBase, uidCount: UID_COUNT };
+    const ours = () => sandboxHostPids([uidBase, uidBase + UID_COUNT - 1]);
     let first: TestDaemon | null = null;
     try {
       first = await startDaemon({ stateDir, config });
