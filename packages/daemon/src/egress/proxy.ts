@@ -12,6 +12,7 @@ import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
 import { SecretBlocked, SecretSet } from "./secrets.js";
 import { hostPort } from "./host.js";
+import { clientHelloServerName, plaintextKind } from "./sniff.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
 
 /** What the proxy needs to intercept TLS for a secret's hosts. */
@@ -157,7 +158,7 @@ export class EgressProxy {
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     const first = await firstBytes(client, head);
     if (first === null) return void client.destroy();
-    const hello = tlsServerName(first);
+    const hello = clientHelloServerName(first);
     if (hello === "not-tls") return this.tunnel(target, decision, client, first, { answered: true, readPlaintext });
     if (hello === "bad" || !sniAgrees(hello ?? undefined, target)) return this.refuseHello(target, hello, () => client.destroy());
     client.pause();
@@ -218,7 +219,7 @@ export class EgressProxy {
         client.pipe(guard);
       };
       const check = (): boolean => {
-        const hello = tlsServerName(first);
+        const hello = clientHelloServerName(first);
         if (hello === "more") return false;
         if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) {
           this.refuseHello(target, hello, done);
@@ -420,58 +421,6 @@ function httpServer(): Server {
 }
 
 /**
- * The server name of a TLS ClientHello at the start of `buf`: the name, null for a ClientHello
- * without SNI, "more" if the record is not complete yet, "not-tls" if the tunnel does not start
- * with a TLS handshake, "bad" for a handshake record that cannot be read (refused, never passed).
- */
-function tlsServerName(buf: Buffer): string | null | "more" | "not-tls" | "bad" {
-  if (buf.length < 1) return "more";
-  if (buf[0] !== 0x16) return "not-tls";
-  if (buf.length < 5) return "more";
-  const recordLength = buf.readUInt16BE(3);
-  if (recordLength > 16384) return "bad";
-  if (buf.length < 5 + recordLength) return "more";
-  const hello = buf.subarray(5, 5 + recordLength);
-  try {
-    if (hello[0] !== 0x01) return "bad";
-    let p = 4 + 2 + 32; // handshake header, client_version, random
-    p += 1 + hello[p]!; // session id
-    p += 2 + hello.readUInt16BE(p); // cipher suites
-    p += 1 + hello[p]!; // compression methods
-    if (p >= hello.length) return null;
-    const end = p + 2 + hello.readUInt16BE(p);
-    p += 2;
-    while (p + 4 <= end) {
-      const type = hello.readUInt16BE(p);
-      const len = hello.readUInt16BE(p + 2);
-      if (type === 0) {
-        const nameLength = hello.readUInt16BE(p + 4 + 3);
-        return hello.subarray(p + 4 + 5, p + 4 + 5 + nameLength).toString("latin1");
-      }
-      p += 4 + len;
-    }
-    return null;
-  } catch {
-    return "bad";
-  }
-}
-
-/**
- * Whether plaintext in a tunnel is HTTP: only a whole request line (`METHOD target HTTP/1.x`)
- * is; SMTP's `EHLO host`, FTP's `USER x` and anything else are not. "more" while the first line
- * could still become one (at most 8 KiB of it is waited for).
- */
-function plaintextKind(first: Buffer): "http" | "other" | "more" {
-  const eol = first.indexOf(0x0a);
-  const line = first.subarray(0, eol === -1 ? Math.min(first.length, 8192) : eol).toString("latin1");
-  if (eol !== -1) return /^[A-Z]+ \S+ HTTP\/1\.[01]\r?$/.test(line) ? "http" : "other";
-  if (first.length >= 8192) return "other";
-  if (/^[A-Z]*$/.test(line) || /^[A-Z]+ \S*$/.test(line)) return "more";
-  const rest = /^[A-Z]+ \S+ (.*)$/s.exec(line)?.[1];
-  return rest !== undefined && ["HTTP/1.1\r", "HTTP/1.0\r"].some((v) => v.startsWith(rest)) ? "more" : "other";
-}
-
-/**
  * The first bytes a client sends into a tunnel: enough to tell a TLS ClientHello (whole) from
  * anything else; null if the client goes away first. Nothing is consumed for good: the caller
  * puts the bytes back.
@@ -479,10 +428,10 @@ function plaintextKind(first: Buffer): "http" | "other" | "more" {
 function firstBytes(client: Duplex, head: Buffer): Promise<Buffer | null> {
   return new Promise((resolve) => {
     let first = head;
-    if (first.length && tlsServerName(first) !== "more") return resolve(first);
+    if (first.length && clientHelloServerName(first) !== "more") return resolve(first);
     const onData = (chunk: Buffer) => {
       first = Buffer.concat([first, chunk]);
-      if (tlsServerName(first) !== "more") finish(first);
+      if (clientHelloServerName(first) !== "more") finish(first);
     };
     const finish = (result: Buffer | null) => {
       client.off("data", onData);

@@ -363,15 +363,65 @@ def attempt(sni, path):
         print(sni, "reached", t.recv(4096).split(b"\\r\\n")[0].decode())
     except (OSError, ssl.SSLError) as e:
         print(sni, "refused", type(e).__name__)
+def attempt_split(sni, path):
+    # The ClientHello re-sent as two TLS records, cut where its extensions start (the first record then looks like a ClientHello without SNI).
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"CONNECT api.example.test:443 HTTP/1.1\\r\\nHost: api.example.test:443\\r\\n\\r\\n")
+    reply = b""
+    while b"\\r\\n\\r\\n" not in reply:
+        reply += s.recv(4096)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    t = ssl.create_default_context(cafile="/home/user/ca.pem").wrap_bio(inc, out, server_hostname=sni)
+    first = True
+    try:
+        while True:
+            try:
+                t.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            data = out.read()
+            if first:
+                msg = data[5:]
+                cut = 4 + 2 + 32
+                cut += 1 + msg[cut]
+                cut += 2 + int.from_bytes(msg[cut:cut + 2], "big")
+                cut += 1 + msg[cut]
+                data = b"".join(bytes([0x16, 3, 1]) + len(p).to_bytes(2, "big") + p for p in (msg[:cut], msg[cut:]))
+                first = False
+            s.sendall(data)
+            got = s.recv(65536)
+            if not got:
+                raise OSError("closed")
+            inc.write(got)
+        s.sendall(out.read())
+        t.write(("GET " + path + " HTTP/1.1\\r\\nHost: " + sni + "\\r\\nConnection: close\\r\\n\\r\\n").encode())
+        s.sendall(out.read())
+        while True:
+            try:
+                print(sni, "split reached", t.read(4096).split(b"\\r\\n")[0].decode())
+                break
+            except ssl.SSLWantReadError:
+                inc.write(s.recv(65536))
+    except (OSError, ssl.SSLError) as e:
+        print(sni, "split refused", type(e).__name__)
 attempt("api.example.test", "/echo/sni-same")
 attempt("other.example.test", "/echo/sni-fronted")
+attempt_split("api.example.test", "/echo/sni-split-same")
+attempt_split("other.example.test", "/echo/sni-split-fronted")
 `;
     await sb.fs.writeTextFile("/tmp/sni.py", script);
     const out = ok(await run("python3 /tmp/sni.py"), "sni.py");
-    expect(out.split("\n")[0]).toBe("api.example.test reached HTTP/1.1 200 OK");
+    const lines = out.split("\n");
+    expect(lines[0]).toBe("api.example.test reached HTTP/1.1 200 OK");
     // domain fronting: other.example.test is not allowed, but shares the allowed name's address
     expect(seenAt("/echo/sni-fronted")).toEqual([]);
-    expect(out.split("\n")[1]).toMatch(/^other\.example\.test refused \w+$/);
+    expect(lines[1]).toMatch(/^other\.example\.test refused \w+$/);
+    // The same with the ClientHello split across two records: the proxy reassembles it before deciding.
+    expect(lines[2]).toBe("api.example.test split reached HTTP/1.1 200 OK");
+    expect(lines[3]).toMatch(/^other\.example\.test split refused \w+$/);
+    expect(seenAt("/echo/sni-split-fronted")).toEqual([]);
+    expect(seenAt("/echo/sni-split-same")).toHaveLength(1);
   });
 });
 
