@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
 import { ResolveMap } from "./egress/resolve-map.js";
-import { parseDuration } from "./util/units.js";
+import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
+import { parseBytes, parseDuration } from "./util/units.js";
 
 /** Everything the daemon can be told, with its defaults. */
 export interface DaemonConfig {
@@ -27,6 +28,8 @@ export interface DaemonConfig {
   egressPins: ResolveMap;
   /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
   extraCaCerts: string[];
+  /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
+  egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -43,6 +46,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     warmPool: 2,
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
+    egressBounds: { ...DEFAULT_BOUNDS, connections: null },
   };
 }
 
@@ -70,12 +74,29 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
       } else if (key === "extraCaCerts") {
         if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error("config.egress.extraCaCerts: must be an array of PEM file paths");
         c.extraCaCerts = value as string[];
+      } else if (key in EGRESS_BOUNDS) {
+        const [field, min, read] = EGRESS_BOUNDS[key]!;
+        c.egressBounds[field] = read(`egress.${key}`, value, min);
       } else {
-        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts)`);
+        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
       }
     }
   },
 };
+
+/** The config's egress bounds: key → the field it sets, its minimum, and how it is read. */
+const EGRESS_BOUNDS: Record<string, [keyof EgressBounds, number, (key: string, v: unknown, min: number) => number]> = {
+  maxConnectionsPerSandbox: ["connectionsPerSandbox", 4, int],
+  maxConnections: ["connections", 16, int],
+  firstRequestTimeout: ["firstRequestMs", 100, (key, v, min) => atLeast(key, parseDuration(str(key, v)), min)],
+  maxHeldBytesPerSandbox: ["heldBytesPerSandbox", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],
+  maxHeldBytes: ["heldBytes", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],
+};
+
+function atLeast(key: string, n: number, min: number): number {
+  if (!Number.isFinite(n) || n < min) throw new Error(`config.${key}: must be at least ${min}`);
+  return n;
+}
 
 function str(key: string, v: unknown): string {
   if (typeof v !== "string" || v.length === 0) throw new Error(`config.${key}: must be a non-empty string`);

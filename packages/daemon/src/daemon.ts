@@ -11,6 +11,9 @@ import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
 import { CertificateAuthority } from "./egress/ca.js";
 import type { DecideOptions } from "./egress/policy.js";
 import { upstreamTrust, writeSandboxTrust } from "./egress/trust.js";
+import { EgressShared } from "./egress/limits.js";
+import { localAddresses } from "./egress/addresses.js";
+import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
@@ -75,6 +78,10 @@ export class Daemon {
 
     // The API address is filled in once the server listens; proxies read it at decision time.
     const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
+    // Each proxy connection costs two descriptors; the daemon keeps a reserve for everything else.
+    const fdLimit = raiseOpenFileLimit();
+    const egressConnections = config.egressBounds.connections ?? Math.max(64, Math.floor((Math.min(fdLimit, 1 << 20) - FD_RESERVE) / 2));
+    const egressShared = new EgressShared({ ...config.egressBounds, connections: egressConnections }, localAddresses);
     // TLS interception for secret hosts: the CA (made on first start), what upstreams are verified against, and what sandboxes trust.
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);
@@ -95,6 +102,7 @@ export class Daemon {
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       egress,
+      egressShared,
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
       log,
     });

@@ -5,6 +5,7 @@ import { AllowList } from "./allowlist.js";
 import { EgressJournal } from "./journal.js";
 import type { DecideOptions } from "./policy.js";
 import { EgressProxy, type InterceptTls } from "./proxy.js";
+import type { EgressShared } from "./limits.js";
 
 /** A sandbox's egress proxy, listening, with the directory fd bwrap binds in at /.sbx/run. */
 export interface SandboxEgress {
@@ -20,9 +21,9 @@ export interface SandboxEgress {
  * only `uid` may connect to. The socket's directory goes in by fd, so no host path shows in
  * bwrap's argv (pid 1's cmdline inside).
  */
-export async function startSandboxEgress(socketDir: string, uid: number | null, decide: DecideOptions, tls: InterceptTls | null): Promise<SandboxEgress> {
+export async function startSandboxEgress(socketDir: string, uid: number | null, decide: DecideOptions, shared: EgressShared, tls: InterceptTls | null): Promise<SandboxEgress> {
   const journal = new EgressJournal();
-  const proxy = new EgressProxy(AllowList.parse([]), journal, decide, tls);
+  const proxy = new EgressProxy(AllowList.parse([]), journal, decide, shared.forSandbox(), tls);
   const socket = join(socketDir, "proxy.sock");
   try {
     await fsp.mkdir(socketDir, { recursive: true, mode: 0o700 });

@@ -7,29 +7,33 @@
 import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from "node:https";
 import { connect as tlsConnect, type SecureContext } from "node:tls";
-import { pipeline, type Duplex, type Transform } from "node:stream";
-import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
-import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
+import { pipeline, Transform, Writable, type Duplex } from "node:stream";
+import { pipeline as pipelineAsync } from "node:stream/promises";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
+import { PLACEHOLDER_LENGTH, SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
 import { hostPort } from "./host.js";
+import { decodeSlot, type SandboxEgressBudgets } from "./limits.js";
 
 /** Headers that describe one hop and must not be forwarded. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
-/** Encodings the proxy can read, so a response in them can be scrubbed. */
-const CODINGS: Record<string, { stream: () => Transform; whole: (b: Buffer, o: { maxOutputLength: number }) => Buffer }> = {
-  gzip: { stream: createGunzip, whole: gunzipSync },
-  "x-gzip": { stream: createGunzip, whole: gunzipSync },
-  deflate: { stream: createInflate, whole: inflateSync },
-  br: { stream: createBrotliDecompress, whole: brotliDecompressSync },
+/** Encodings the proxy can read (always as streams, on libuv's threads: never on the daemon's own). */
+const CODINGS: Record<string, () => Transform> = {
+  gzip: createGunzip,
+  "x-gzip": createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
 };
 const READABLE_ENCODINGS = new Set([...Object.keys(CODINGS), "identity"]);
+/** Content codings the proxy unwraps in one body; more are refused (a stack of hundreds once froze the daemon). */
+export const MAX_CODINGS = 4;
 /** A compressed request body is read whole to look for placeholders: at most this much of it, and this much decoded. */
 const MAX_COMPRESSED_BODY = 16 * 1024 * 1024;
 const MAX_DECODED_BODY = 64 * 1024 * 1024;
 /** A response body of known length up to this size is scrubbed whole and keeps a Content-Length; larger ones stream. */
 const WHOLE_RESPONSE = 1024 * 1024;
 
-type RefusalStatus = 400 | 403 | 413 | 502;
-const STATUS_TEXT: Record<RefusalStatus, string> = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway" };
+export type RefusalStatus = 400 | 403 | 413 | 415 | 502 | 503;
+const STATUS_TEXT: Record<RefusalStatus, string> = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 415: "Unsupported Media Type", 502: "Bad Gateway", 503: "Service Unavailable" };
 
 /** A refusal's header fields and body: an X-Sbx-Error naming the reason, the same as plain text, and Connection: close. */
 function refusalParts(reason: string): { headers: Record<string, string>; body: string } {
@@ -126,6 +130,8 @@ export interface Route {
 /** What {@link forward} reports back to the proxy. */
 export interface ForwardHooks {
   secrets: SecretSet;
+  /** What this sandbox may make the proxy hold and decode. */
+  budgets: SandboxEgressBudgets;
   /** A request blocked for a secret: counted, logged and answered 403 by the caller's journal. */
   blocked(err: SecretBlocked): void;
   bytesOut(n: number): void;
@@ -211,12 +217,16 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
   req.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
 
   if (!secrets.empty && hasBody && encoded.length > 0) {
-    readCompressed(req, encoded, secrets, to).then(
-      (body) => upstream.end(body),
+    readCompressed(req, encoded, secrets, to, hooks.budgets).then(
+      ({ body, release }) => upstream.end(body, release),
       (err) => {
         upstream.destroy();
         if (err instanceof SecretBlocked) block(err);
-        else refuse(res, err instanceof TooLarge ? 413 : err instanceof Undecodable ? 400 : 403, (err as Error).message);
+        else if (err instanceof BodyRefused) refuse(res, err.status, err.message);
+        else {
+          res.destroy();
+          hooks.failed(err);
+        }
       },
     );
     return;
@@ -251,6 +261,11 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   }
   const encoded = codings(up.headers["content-encoding"]);
   const unreadable = encoded.find((c) => !READABLE_ENCODINGS.has(c));
+  if (encoded.length > MAX_CODINGS) {
+    cut();
+    refuse(res, 502, `the response from ${hostPort(to.host, to.port)} has ${encoded.length} content codings; the proxy unwraps at most ${MAX_CODINGS} to scrub secrets from it`);
+    return;
+  }
   if (unreadable) {
     cut();
     refuse(res, 502, `the response from ${hostPort(to.host, to.port)} is in content-encoding '${unreadable.slice(0, 40)}', which the proxy cannot read to scrub secrets from`);
@@ -261,10 +276,17 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
     res.destroy();
   };
   const length = Number(up.headers["content-length"] ?? NaN);
-  if (encoded.length === 0 && length <= WHOLE_RESPONSE) {
-    // Small and plain: read whole, scrubbed at once, and sent with its (new) length.
+  // Small and plain: read whole (if the sandbox's held-bytes budget has room), scrubbed at once, and sent with its (new) length.
+  if (encoded.length === 0 && length <= WHOLE_RESPONSE && hooks.budgets.held.take(length)) {
     const chunks: Buffer[] = [];
-    up.on("data", (chunk: Buffer) => chunks.push(chunk));
+    let held = 0;
+    up.on("data", (chunk: Buffer) => {
+      held += chunk.length;
+      // A server that sends more than it announced is cut off before the proxy holds it.
+      if (held > length) return fail();
+      chunks.push(chunk);
+    });
+    up.once("close", () => hooks.budgets.held.give(length));
     up.once("error", fail);
     up.once("end", () => {
       try {
@@ -287,7 +309,7 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   });
 }
 
-const decoder = (coding: string): Transform => CODINGS[coding]!.stream();
+const decoder = (coding: string): Transform => CODINGS[coding]!();
 
 /** Accept-Encoding restricted to codings the proxy can decode (what the client asked for, in its order). */
 function readableAccept(value: string): string {
@@ -298,32 +320,102 @@ function readableAccept(value: string): string {
   return kept.length ? kept.join(", ") : "identity";
 }
 
-class TooLarge extends Error {}
-class Undecodable extends Error {}
+/** A request body the proxy will not forward, with the status that says why. */
+class BodyRefused extends Error {
+  constructor(readonly status: RefusalStatus, message: string) {
+    super(message);
+  }
+}
 
-/** Reads a compressed request body whole and decodes it; any placeholder in it refuses the request. */
-async function readCompressed(req: IncomingMessage, encoded: string[], secrets: SecretSet, to: Destination): Promise<Buffer> {
+/**
+ * Reads a compressed request body, holding it (it goes on as it came) while it is decoded as
+ * a stream and searched for placeholders; any placeholder refuses the request. Bounded
+ * everywhere: at most {@link MAX_CODINGS} codings, {@link MAX_COMPRESSED_BODY} held (drawn from
+ * the sandbox's and the daemon's held-bytes budgets), {@link MAX_DECODED_BODY} decoded, and one
+ * decode per sandbox at a time in a small daemon-wide pool. The request stream is never
+ * destroyed, so the refusal still reaches the client.
+ */
+async function readCompressed(req: IncomingMessage, encoded: string[], secrets: SecretSet, to: Destination, budgets: SandboxEgressBudgets): Promise<{ body: Buffer; release: () => void }> {
+  // Nothing may flow (and be lost) while this waits for its turn to decode.
+  req.pause();
+  const where = hostPort(to.host, to.port);
+  if (encoded.length > MAX_CODINGS) return refuseAfterBody(req, new BodyRefused(415, `a request body to ${where} has ${encoded.length} content codings; the proxy reads at most ${MAX_CODINGS} to look for secrets`));
+  const unknown = encoded.find((c) => !CODINGS[c]);
+  if (unknown) return refuseAfterBody(req, new BodyRefused(415, `a request body in content-encoding '${unknown.slice(0, 40)}' cannot be inspected for secrets, so it is refused`));
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_COMPRESSED_BODY) throw new TooLarge(`a compressed request body to ${hostPort(to.host, to.port)} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`);
-    chunks.push(chunk);
+  const release = () => {
+    budgets.held.give(size);
+    size = 0;
+  };
+  const hold = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (size + chunk.length > MAX_COMPRESSED_BODY) return done(new BodyRefused(413, `a compressed request body to ${where} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`));
+      if (!budgets.held.take(chunk.length)) return done(new BodyRefused(503, `the proxy already holds as many request bodies of this sandbox as it may (${budgets.held.limit / 1048576} MiB, or the daemon's limit); try again`));
+      size += chunk.length;
+      chunks.push(chunk);
+      done(null, chunk);
+    },
+  });
+  let decoded = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      decoded += chunk.length;
+      if (decoded > MAX_DECODED_BODY) return done(new BodyRefused(413, `a compressed request body to ${where} decodes to over ${MAX_DECODED_BODY / 1048576} MiB; the proxy refuses it rather than look through all of it`));
+      done(null, chunk);
+    },
+  });
+  const free = await decodeSlot(budgets);
+  req.pipe(hold);
+  try {
+    await pipelineAsync([hold, ...[...encoded].reverse().map(decoder), count, placeholderScanner(secrets, where)]);
+  } catch (err) {
+    release();
+    free();
+    req.unpipe(hold);
+    if (err instanceof SecretBlocked || err instanceof BodyRefused) return refuseAfterBody(req, err);
+    return refuseAfterBody(req, new BodyRefused(400, `a request body in content-encoding '${encoded.join(", ")}' to ${where} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`));
   }
-  const raw = Buffer.concat(chunks);
-  let decoded: Buffer = raw;
-  for (const c of [...encoded].reverse()) {
-    const coding = CODINGS[c];
-    if (!coding) throw new Error(`a request body in content-encoding '${c.slice(0, 40)}' cannot be inspected for secrets, so it is refused`);
-    try {
-      decoded = coding.whole(decoded, { maxOutputLength: MAX_DECODED_BODY });
-    } catch (err) {
-      throw new Undecodable(`a request body in content-encoding '${c}' to ${hostPort(to.host, to.port)} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`);
-    }
+  free();
+  return { body: Buffer.concat(chunks), release };
+}
+
+/**
+ * Rejects with `err` once the rest of the request body has been read and dropped (at most
+ * 32 MiB, for at most 10 s): the refusal closes the connection, and a client still sending
+ * into a closed socket gets a reset instead of the answer.
+ */
+async function refuseAfterBody(req: IncomingMessage, err: Error): Promise<never> {
+  if (!req.complete) {
+    await new Promise<void>((resolve) => {
+      let dropped = 0;
+      const timer = setTimeout(resolve, 10_000);
+      timer.unref();
+      const done = () => (clearTimeout(timer), resolve());
+      req.on("data", (chunk: Buffer) => {
+        dropped += chunk.length;
+        if (dropped > 32 << 20) done();
+      });
+      req.once("end", done);
+      req.once("close", done);
+      req.resume();
+    });
   }
-  const found = secrets.find(decoded.toString("latin1"))[0];
-  if (found) throw new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${hostPort(to.host, to.port)}; compressed bodies are never substituted, send it uncompressed`);
-  return raw;
+  throw err;
+}
+
+/** A sink that fails with {@link SecretBlocked} at the first placeholder of the sandbox in what it is written, across chunk boundaries. */
+function placeholderScanner(secrets: SecretSet, where: string): Writable {
+  let tail = "";
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const text = tail + chunk.toString("latin1");
+      const found = secrets.find(text)[0];
+      if (found) return done(new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${where}; compressed bodies are never substituted, send it uncompressed`));
+      tail = text.slice(-(PLACEHOLDER_LENGTH - 1));
+      done();
+    },
+  });
 }
 
 /**

@@ -3,11 +3,11 @@ import { Agent as HttpsAgent } from "node:https";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
-import { localAddresses } from "./addresses.js";
 import { AllowList } from "./allowlist.js";
 import type { CertificateAuthority } from "./ca.js";
 import { TargetError } from "./errors.js";
 import { forward, forwardUpgrade, refusal, refuse, type ForwardHooks, type Route } from "./forward.js";
+import type { SandboxEgressBudgets } from "./limits.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
 import { SecretBlocked, SecretSet } from "./secrets.js";
@@ -21,9 +21,6 @@ export interface InterceptTls {
   /** What a secret host's real certificate is verified against. */
   upstreamTrust: SecureContext;
 }
-
-let hostAddresses: string[] = [];
-let hostAddressesAt = 0;
 
 interface OpenConnection {
   target: Target;
@@ -68,10 +65,12 @@ export class EgressProxy {
     allowList: AllowList,
     private readonly journal: EgressJournal,
     private readonly decide: DecideOptions,
+    private readonly budgets: SandboxEgressBudgets,
     private readonly tls: InterceptTls | null = null,
   ) {
     this.allowList = allowList;
     this.server = httpServer();
+    this.server.on("connection", (socket: Socket) => this.admit(socket));
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.safely(socket, () => this.onConnect(req, socket, head)));
     this.server.on("request", (req: IncomingMessage, res: ServerResponse) => this.safely(req.socket, () => this.onRequest(req, res)));
     this.inner = httpServer();
@@ -82,6 +81,33 @@ export class EgressProxy {
 
   /** Told of a failure in the proxy's own handling of a request (scrubbed of secret values); the connection is closed. */
   onInternalError: (message: string) => void = () => {};
+  /** Told when a connection is turned away at a bound (for the daemon's rate-limited log). */
+  onBound: (message: string) => void = () => {};
+
+  /**
+   * Every connection from the sandbox counts against its connection budget (and the daemon's)
+   * until it closes; past either it gets a 503 naming the bound. One that has not sent a whole
+   * request (or CONNECT) within `firstRequestMs` is closed: idle sockets cost descriptors.
+   */
+  private admit(socket: Socket): void {
+    socket.on("error", () => {});
+    if (!this.budgets.connections.take(1)) {
+      const own = this.budgets.connections.inUse >= this.budgets.connections.limit;
+      const reason = own
+        ? `this sandbox has ${this.budgets.connections.limit} open proxy connections, the most it may (egress.maxConnectionsPerSandbox)`
+        : "the daemon has as many open proxy connections as it may over all sandboxes (egress.maxConnections); try again";
+      this.onBound(reason);
+      // Closed as soon as the answer is out: a client that never reads or closes must not keep the descriptor.
+      socket.end(refusal(503, reason), () => socket.destroy());
+      return;
+    }
+    socket.once("close", () => this.budgets.connections.give(1));
+    const idle = setTimeout(() => socket.destroy(), this.budgets.shared.bounds.firstRequestMs);
+    idle.unref();
+    const started = () => clearTimeout(idle);
+    socket.once("close", started);
+    (socket as Socket & { [FIRST_REQUEST]?: () => void })[FIRST_REQUEST] = started;
+  }
 
   /**
    * Runs a handler so that nothing a sandbox sends can take the daemon down: a throw or a
@@ -140,6 +166,7 @@ export class EgressProxy {
 
   private async onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     client.on("error", () => {});
+    firstRequestArrived(client);
     let target: Target;
     try {
       target = parseConnectTarget(req.url ?? "");
@@ -265,6 +292,7 @@ export class EgressProxy {
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    firstRequestArrived(req.socket);
     const reject = (status: 400 | 403 | 502, reason: string) => refuse(res, status, reason);
     let target: ReturnType<typeof parseAbsoluteUri>;
     try {
@@ -380,6 +408,7 @@ export class EgressProxy {
     let conn: OpenConnection | null = null;
     return {
       secrets: this.secrets,
+      budgets: this.budgets,
       blocked: (err: SecretBlocked) => this.journal.record({ host: target.host, port: target.port, method, allowed: false, reason: err.message, secret: err.secret }),
       bytesOut: (n) => (this.journal.bytesOut += n),
       bytesIn: (n) => (this.journal.bytesIn += n),
@@ -394,20 +423,22 @@ export class EgressProxy {
     };
   }
 
-  /** The decision options with this host's own addresses, re-read at most once a second. */
+  /** The decision options with this host's own addresses (the daemon re-reads them at most once a second). */
   private options(): DecideOptions {
-    const now = Date.now();
-    if (now - hostAddressesAt > 1000) {
-      hostAddresses = localAddresses();
-      hostAddressesAt = now;
-    }
-    return { ...this.decide, hostAddresses };
+    return { ...this.decide, hostAddresses: this.budgets.shared.hostAddresses() };
   }
 
   private count(client: Duplex, upstream: Socket): void {
     client.on("data", (chunk: Buffer) => (this.journal.bytesOut += chunk.length));
     upstream.on("data", (chunk: Buffer) => (this.journal.bytesIn += chunk.length));
   }
+}
+
+/** Where a sandbox connection keeps the function that stops its first-request timer. */
+const FIRST_REQUEST = Symbol("firstRequest");
+
+function firstRequestArrived(socket: Duplex | null): void {
+  (socket as (Duplex & { [FIRST_REQUEST]?: () => void }) | null)?.[FIRST_REQUEST]?.();
 }
 
 /** The proxy's HTTP parser: strict, bounded headers, and a clear 400 for anything malformed. */

@@ -7,6 +7,7 @@ import { AllowNetError } from "../egress/errors.js";
 import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/endpoint.js";
 import type { DecideOptions } from "../egress/policy.js";
 import type { InterceptTls } from "../egress/proxy.js";
+import type { EgressShared } from "../egress/limits.js";
 import { SecretSet, SecretSpecError } from "../egress/secrets.js";
 import { SECRETS_TRUST_ENV } from "../egress/trust.js";
 import { customAlphabet } from "nanoid";
@@ -46,6 +47,8 @@ export interface ManagerOptions {
   cgroups: CgroupDriver | null;
   /** Name pins and the daemon's API address, shared by every sandbox's egress proxy. */
   egress: DecideOptions;
+  /** The daemon-wide side of every proxy's bounds (connections, held bytes, decoding) and the host's addresses. */
+  egressShared: EgressShared;
   /** The daemon's CA and upstream trust for intercepting secret hosts, and the trust files every sandbox binds. */
   tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number };
   /** The compiled seccomp program for every sandbox. */
@@ -218,7 +221,7 @@ export class SandboxManager {
     let egress: SandboxEgress;
     try {
       // Root mode keeps the socket on the sandbox's own storage file system.
-      egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress, this.opts.tls);
+      egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress, this.opts.egressShared, this.opts.tls);
     } catch (err) {
       await resources.release();
       throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
@@ -250,6 +253,7 @@ export class SandboxManager {
     const refusals = budgeted((m) => this.log.warn(`sandbox ${sb.id}: ${m}`), "refusals of requests carrying secrets (the egress log keeps them all)");
     const failures = budgeted((m) => this.log.error(`sandbox ${sb.id}: egress proxy: ${m}`), "failures");
     egress.proxy.onInternalError = failures;
+    egress.proxy.onBound = budgeted((m) => this.log.warn(`sandbox ${sb.id}: egress: ${m}`), "connections turned away at a bound");
     egress.journal.onEvent = (event) => {
       // Names the secret and the host, never the value.
       if (event.secret) refusals(`egress refused a request carrying secret ${event.secret}: ${event.reason}`);

@@ -916,19 +916,27 @@ describe("requests on an intercepted tunnel go only to its own host", () => {
 });
 
 describe("compressed request bodies the proxy cannot read to the end", () => {
-  it("a coding it does not know (403), one that does not decode (400), a bomb past 64 MiB decoded (400), over 16 MiB (413): never forwarded", async () => {
+  it("a coding it does not know (415), too many codings (415), one that does not decode (400), a bomb past 64 MiB decoded (413), over 16 MiB (413): never forwarded", async () => {
     const post = (path: string, coding: string, body: Buffer) => tlsRequest("api.openai.com", "POST", path, [`Content-Encoding: ${coding}`], body);
-    const [unknown, corrupt, bomb, big] = await raw([
+    // Resilience item 1: hundreds of stacked layers (each a stored gzip, the innermost compressed) once froze the daemon.
+    let stacked = gzipSync(Buffer.alloc(1 << 20));
+    for (let i = 0; i < 600; i++) stacked = gzipSync(stacked, { level: 0 });
+    const [unknown, many, corrupt, bomb, big] = await raw([
       post("/echo/cbody-zstd", "zstd", Buffer.from("whatever")),
+      post("/echo/cbody-stacked", Array(601).fill("gzip").join(", "), stacked),
       post("/echo/cbody-corrupt", "gzip", Buffer.from("not gzip at all")),
       post("/echo/cbody-bomb", "gzip", gzipSync(Buffer.alloc(80 << 20))),
-      post("/echo/cbody-big", "gzip", Buffer.alloc((16 << 20) + 1)),
+      // Valid gzip of incompressible bytes, so the decoder keeps going until the 16 MiB it may hold are full.
+      post("/echo/cbody-big", "gzip", gzipSync(randomBytes(17 << 20), { level: 1 })),
     ]);
-    expect(unknown!.status, unknown!.raw).toBe(403);
+    expect(unknown!.status, unknown!.raw).toBe(415);
     expect(unknown!.headers["x-sbx-error"]).toBe("a request body in content-encoding 'zstd' cannot be inspected for secrets, so it is refused");
+    expect(many!.status, many!.raw).toBe(415);
+    expect(many!.headers["x-sbx-error"]).toBe("a request body to api.openai.com:443 has 601 content codings; the proxy reads at most 4 to look for secrets");
     expect(corrupt!.status).toBe(400);
     expect(corrupt!.headers["x-sbx-error"]).toMatch(/^a request body in content-encoding 'gzip' to api\.openai\.com:443 cannot be decoded to look for secrets/);
-    expect(bomb!.status).toBe(400);
+    expect(bomb!.status).toBe(413);
+    expect(bomb!.headers["x-sbx-error"]).toBe("a compressed request body to api.openai.com:443 decodes to over 64 MiB; the proxy refuses it rather than look through all of it");
     expect(big!.status).toBe(413);
     expect(big!.headers["x-sbx-error"]).toBe("a compressed request body to api.openai.com:443 is over 16 MiB; the proxy reads such bodies whole to look for secrets");
     expect(up.seen.filter((r) => r.path.startsWith("/echo/cbody-"))).toEqual([]);
@@ -942,6 +950,15 @@ describe("responses the proxy cannot scrub", () => {
     expect(r.out.match(/^HTTP\/1\.1 502 /gm)).toHaveLength(2);
     expect(r.out).toContain("X-Sbx-Error: the response from api.openai.com:443 is in content-encoding 'zstd', which the proxy cannot read to scrub secrets from");
     expectNoValue(r.out, "the 502s");
+  });
+
+  it("a response with more than 4 content codings is refused with 502 naming the count", async () => {
+    let body = Buffer.from("x");
+    for (let i = 0; i < 5; i++) body = gzipSync(body);
+    up.canned.set("/canned/five", { body, headers: { "Content-Encoding": "gzip, gzip, gzip, gzip, gzip" } });
+    const r = await run(`curl -sS -i http://api.example.test/canned/five`);
+    expect(r.out).toMatch(/^HTTP\/1\.1 502 /);
+    expect(r.out).toContain("X-Sbx-Error: the response from api.example.test:80 has 5 content codings; the proxy unwraps at most 4 to scrub secrets from it");
   });
 
   it("a corrupt body in a chain of codings cuts that response only; the daemon and the sandbox carry on", async () => {
