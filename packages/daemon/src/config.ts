@@ -24,6 +24,8 @@ export interface DaemonConfig {
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
   warmPool: number;
+  /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
+  stallMs: number;
   /** egress.resolve: names pinned to addresses (like curl --resolve); an operator's decision. */
   egressPins: ResolveMap;
   /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
@@ -44,6 +46,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     pidsPerSandbox: 1024,
     openFilesPerProcess: 4096,
     warmPool: 2,
+    stallMs: 30_000,
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
@@ -65,6 +68,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
+  stallTimeout: (v, c) => (c.stallMs = atLeast("stallTimeout", parseDuration(str("stallTimeout", v)), 100)),
   egress: (v, c) => {
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");
     for (const [key, value] of Object.entries(v)) {

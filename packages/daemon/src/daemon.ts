@@ -101,13 +101,14 @@ export class Daemon {
       pidsPerSandbox: config.pidsPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      stallMs: config.stallMs,
       egress,
       egressShared,
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
       log,
     });
     await manager.init();
-    const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64 }, log });
+    const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());

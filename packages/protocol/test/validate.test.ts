@@ -47,6 +47,18 @@ describe("jsonDepth", () => {
     expect(jsonDepth('{"a":[1,{"b":"[[[[{{{"}]}')).toBe(3);
     expect(jsonDepth("[".repeat(1000) + "]".repeat(1000))).toBe(1000);
     expect(jsonDepth('"\\"[[["')).toBe(0);
+    // An escaped backslash before a quote ends the string; an escaped quote does not.
+    expect(jsonDepth('["a\\\\",[["x"]]]')).toBe(3);
+    expect(jsonDepth('["a\\\\\\"[[",1]')).toBe(1);
+    expect(jsonDepth('{"a":"' + "x".repeat(4 << 20) + '","b":[[1]]}')).toBe(3);
+  });
+
+  it("matches the depth of generated documents whose strings hold brackets, quotes and backslashes", () => {
+    for (let i = 0; i < 2000; i++) {
+      const build = (d: number): unknown => (d === 0 ? "s\\\"[{" + i : i % 2 ? [build(d - 1), '"]'] : { k: build(d - 1), "\\": "{" });
+      const depth = i % 12;
+      expect(jsonDepth(JSON.stringify(build(depth)))).toBe(depth);
+    }
   });
 });
 

@@ -18,10 +18,25 @@ export class SupervisorError extends Error {
 export type ExitHandler = (pid: number, code: number | null, signal: string | null) => void;
 
 interface Pending {
-  method: MethodName;
+  method: MethodName | typeof PING;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
+  since: number;
 }
+
+/**
+ * The liveness check: any reply proves the supervisor is reading and answering (one that
+ * does not know the method answers with an error, which is still an answer).
+ */
+const PING = "supervisor.ping";
+/**
+ * A call may legitimately take long (a recursive remove, a whole upload), but the supervisor
+ * may not stop answering: once a call has waited `stallMs` (config `stallTimeout`), the
+ * supervisor must answer a ping within min(10 s, stallMs).
+ */
+export const DEFAULT_STALL_MS = 30_000;
+/** Bytes queued toward a supervisor's stdin before the clients feeding it are made to wait. */
+const STDIN_HIGH = 4 << 20;
 
 /**
  * The daemon's handle on one running bwrap + supervisor. Everything read from the
@@ -37,11 +52,19 @@ export class SupervisorLink {
   private stopped: string | null = null;
   private readyWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private stderrTail = "";
+  private watchdog: NodeJS.Timeout | null = null;
+  private inputHolds = 0;
+  private pinging = false;
   onExit: ExitHandler = () => {};
   /** Called once when the supervisor must be considered hostile or dead. */
   onFatal: (reason: string) => void = () => {};
 
-  constructor(readonly proc: ChildProcess, private readonly log: Logger, private readonly label: string) {
+  constructor(
+    readonly proc: ChildProcess,
+    private readonly log: Logger,
+    private readonly label: string,
+    private readonly stallMs = DEFAULT_STALL_MS,
+  ) {
     proc.stdout!.on("data", (data: Buffer) => this.onData(data));
     proc.stderr!.on("data", (data: Buffer) => {
       this.stderrTail = (this.stderrTail + data.toString("utf8")).slice(-4096);
@@ -65,12 +88,54 @@ export class SupervisorLink {
   }
 
   call(method: MethodName, params: Record<string, unknown>): Promise<unknown> {
+    return this.send(method, params);
+  }
+
+  private send(method: MethodName | typeof PING, params: Record<string, unknown>): Promise<unknown> {
     if (this.stopped) return Promise.reject(new SupervisorError("Unavailable", `sandbox ${this.label} has stopped (${this.stopped})`));
     const id = this.nextCall++;
+    const frame = encodeMessage({ t: "call", id, m: method, p: params });
+    // Checked here, on the sending side: a frame the supervisor must refuse would wedge its reader.
+    if (frame.length - 4 > MAX_CHANNEL_FRAME) {
+      return Promise.reject(new SupervisorError("InvalidParams", `the ${method} call is ${Math.ceil(frame.length / 1048576)} MiB, more than the ${MAX_CHANNEL_FRAME / 1048576} MiB a call to a sandbox may be`));
+    }
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { method, resolve, reject });
-      this.write(encodeMessage({ t: "call", id, m: method, p: params }));
+      this.pending.set(id, { method, resolve, reject, since: Date.now() });
+      this.write(frame);
+      this.armWatchdog();
     });
+  }
+
+  /**
+   * While calls are pending, checks every `stallMs` that none has waited that long unanswered;
+   * if one has, the supervisor must answer a ping in time or the sandbox is ended with that
+   * reason (a stopped or wedged supervisor never hangs a call).
+   */
+  private armWatchdog(): void {
+    if (this.watchdog || this.stopped) return;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      if (this.stopped || this.pending.size === 0) return;
+      const oldest = Math.min(...[...this.pending.values()].map((p) => p.since));
+      if (Date.now() - oldest >= this.stallMs && !this.pinging) this.ping();
+      this.armWatchdog();
+    }, this.stallMs);
+    this.watchdog.unref();
+  }
+
+  private ping(): void {
+    this.pinging = true;
+    const limit = Math.min(10_000, this.stallMs);
+    const timer = setTimeout(() => {
+      this.log.warn(`sandbox ${this.label}: its supervisor did not answer a liveness check within ${limit / 1000} s; ending the sandbox`);
+      this.onFatal(`the sandbox's supervisor stopped answering (no reply to a liveness check within ${limit / 1000} s while a call waited)`);
+    }, limit);
+    timer.unref();
+    const answered = () => {
+      clearTimeout(timer);
+      this.pinging = false;
+    };
+    this.send(PING, {}).then(answered, answered);
   }
 
   allocStream(): number {
@@ -84,7 +149,31 @@ export class SupervisorLink {
       end: () => this.write(encodeChannelFrame(ChannelOp.End, sid)),
       credit: (n) => this.write(encodeCreditFrame(sid, n)),
       abort: (reason) => this.write(encodeChannelFrame(ChannelOp.Abort, sid, Buffer.from(reason.slice(0, 1024)))),
+      congestion: () => this.stdinCongestion(),
     };
+  }
+
+  /** A supervisor that does not read its stdin makes its writers wait, not the daemon's memory grow. */
+  private stdinCongestion(): Promise<void> | null {
+    const stdin = this.proc.stdin!;
+    if (this.stopped || stdin.writableLength <= STDIN_HIGH) return null;
+    return new Promise((resolve) => {
+      const done = () => {
+        stdin.off("drain", done);
+        stdin.off("close", done);
+        resolve();
+      };
+      stdin.on("drain", done);
+      stdin.on("close", done);
+    });
+  }
+
+  /** Stops reading the supervisor until `until` settles: a client its bytes go to is not keeping up. */
+  private holdInput(until: Promise<void>): void {
+    if (this.inputHolds++ === 0) this.proc.stdout!.pause();
+    void until.finally(() => {
+      if (--this.inputHolds === 0 && !this.stopped) this.proc.stdout!.resume();
+    });
   }
 
   addRelay(sid: number, relay: Relay, outbound: boolean): void {
@@ -99,6 +188,7 @@ export class SupervisorLink {
   stop(reason: string): void {
     if (this.stopped) return;
     this.stopped = reason;
+    if (this.watchdog) clearTimeout(this.watchdog);
     this.readyWaiter?.reject(new Error(`sandbox exited before it was ready: ${this.stderr()}`));
     for (const p of this.pending.values()) p.reject(new SupervisorError("Unavailable", `sandbox ${this.label} stopped (${reason})`));
     this.pending.clear();
@@ -145,10 +235,14 @@ export class SupervisorLink {
     if (!entry) return; // a stream that already ended; late frames are dropped
     const { relay, outbound } = entry;
     switch (frame.op) {
-      case ChannelOp.Data:
+      case ChannelOp.Data: {
         if (!outbound) return this.violation(`DATA on inbound stream ${frame.id}`);
         if (frame.payload.length > 256 * 1024) return this.violation("oversized DATA frame");
-        return relay.data(frame.payload, frame.framed);
+        relay.data(frame.payload, frame.framed);
+        const behind = relay.dst.congestion();
+        if (behind) this.holdInput(behind);
+        return;
+      }
       case ChannelOp.End:
         if (!outbound) return this.violation(`END on inbound stream ${frame.id}`);
         return relay.end();
@@ -180,6 +274,7 @@ export class SupervisorLink {
       const pending = this.pending.get(m.id);
       if (!pending) return this.violation(`reply to unknown call ${m.id}`);
       this.pending.delete(m.id);
+      if (pending.method === PING) return pending.resolve(null);
       if (m.ok) {
         const problem = explainResult(pending.method, m.v);
         if (problem) {

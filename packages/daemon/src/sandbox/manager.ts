@@ -27,6 +27,7 @@ import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
 import { UidPool } from "./uids.js";
+import { execSizeProblem } from "./exec-size.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
 const MIB = 1024 * 1024;
@@ -57,6 +58,8 @@ export interface ManagerOptions {
   openFilesPerProcess: number;
   /** Default-limit sandboxes kept started ahead of demand. */
   warmPool: number;
+  /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
+  stallMs: number;
   log: Logger;
 }
 
@@ -173,6 +176,8 @@ export class SandboxManager {
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<Sandbox> {
     const limits = this.limitsOf(p);
+    const tooBig = execSizeProblem([], p.env ?? {});
+    if (tooBig) throw invalid(tooBig.field, tooBig.message);
     const secrets = secretsOf(p);
     // A secret's hosts are always reachable: its placeholder would be useless otherwise.
     const allowList = parseAllowNet([...(p.allowNet ?? []), ...secrets.hostEntries]);
@@ -246,7 +251,7 @@ export class SandboxManager {
       hostname: "sbx",
     });
     releaseFd(egress);
-    const link = new SupervisorLink(proc, this.log, id);
+    const link = new SupervisorLink(proc, this.log, id, this.opts.stallMs);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
     // A sandbox may provoke these as often as it likes; the daemon's log takes a bounded share of each.

@@ -65,7 +65,7 @@ export class WarmPool {
 
 /** One throwaway spawn, with piped output like an owner's, warms the supervisor's spawning path. */
 async function warmUp(sb: Sandbox): Promise<void> {
-  const discard: Endpoint = { data() {}, end() {}, credit() {}, abort() {} };
+  const discard: Endpoint = { data() {}, end() {}, credit() {}, abort() {}, congestion: () => null };
   const streams = [sb.link.allocStream(), sb.link.allocStream()];
   for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid)), true);
   const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: streams[0], stderr: streams[1] })) as { pid: number };

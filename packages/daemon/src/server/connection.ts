@@ -7,6 +7,7 @@ import {
 import type { Client } from "../sandbox/sandbox.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import { Relay, type Endpoint } from "../streams/relay.js";
+import type { RateLimit, SendQueue } from "./backpressure.js";
 import { DaemonError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 
@@ -14,7 +15,10 @@ export interface ConnectionLimits {
   maxInFlight: number;
   maxStreams: number;
   maxJsonDepth: number;
+  /** Bytes of call messages in flight (received, not yet answered) before the daemon stops reading more. */
+  maxInFlightBytes: number;
 }
+
 
 /** What a method handler gets beside its params: the caller and the streams prepared for it. */
 export interface CallContext {
@@ -30,7 +34,14 @@ export class Connection implements Client {
   readonly id = nextConnectionId++;
   closed = false;
   private inFlight = 0;
+  private inFlightBytes = 0;
   private readonly streams = new Map<number, { relay: Relay; outbound: boolean }>();
+  /** Bytes handed to the socket and not yet written out of the daemon. */
+  private unsent = 0;
+  private reading = true;
+  /** Reasons (other than this connection's own send queue) not to read the client now. */
+  private holds = 0;
+  private waitingForDrain = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -39,6 +50,9 @@ export class Connection implements Client {
     private readonly rpc: JSONRPCServer<CallContext>,
     private readonly limits: ConnectionLimits,
     private readonly log: Logger,
+    private readonly out: SendQueue,
+    private readonly json: RateLimit,
+    private readonly releaseQueue: () => void,
   ) {
     ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
     ws.on("close", () => this.onClose());
@@ -46,15 +60,65 @@ export class Connection implements Client {
   }
 
   notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void {
+    // Network events are a log the sandbox can make as long as it likes: dropped while the client is not reading.
+    if (method === "sandbox.network" && this.out.congested()) return;
     this.sendJson({ jsonrpc: "2.0", method, params });
   }
 
   private sendJson(msg: unknown): void {
-    if (!this.closed) this.ws.send(JSON.stringify(msg));
+    this.send(JSON.stringify(msg));
   }
 
   private sendBinary(frame: Uint8Array): void {
-    if (!this.closed) this.ws.send(frame);
+    this.send(frame);
+  }
+
+  /** Every byte to the client goes through here, counted until the socket has written it. */
+  private send(data: string | Uint8Array): void {
+    if (this.closed) return;
+    const n = typeof data === "string" ? data.length : data.byteLength;
+    this.unsent += n;
+    this.out.add(n);
+    this.ws.send(data, () => {
+      if (this.closed) return;
+      this.unsent -= n;
+      this.out.sub(n);
+    });
+    if (this.reading && this.out.congested()) this.updateReading();
+  }
+
+  /** Reads from the client only while nothing holds it back; resumes once the causes are gone. */
+  private updateReading(): void {
+    if (this.closed) return;
+    const congested = this.out.congested() !== null;
+    const read = !congested && this.holds === 0 && this.inFlightBytes <= this.limits.maxInFlightBytes;
+    if (read !== this.reading) {
+      this.reading = read;
+      if (read) this.ws.resume();
+      else this.ws.pause();
+    }
+    if (congested && !this.waitingForDrain) {
+      this.waitingForDrain = true;
+      void this.out.drained().then(() => {
+        this.waitingForDrain = false;
+        this.updateReading();
+      });
+    }
+  }
+
+  /** Stops reading the client until `until` settles (a sandbox's stdin is full, or a turn for other connections). */
+  private hold(until: Promise<unknown>): void {
+    this.holds++;
+    this.updateReading();
+    void until.finally(() => {
+      this.holds--;
+      this.updateReading();
+    });
+  }
+
+  /** Null while the client keeps up; else resolves once its queues are under their low marks. */
+  private congestion(): Promise<void> | null {
+    return this.out.congested() ? this.out.drained() : null;
   }
 
   private endpoint(cid: number): Endpoint {
@@ -69,6 +133,7 @@ export class Connection implements Client {
       end: () => this.sendBinary(encodeFrame(FrameOp.End, cid)),
       credit: (n) => this.sendBinary(encodeCredit(cid, n)),
       abort: (reason) => this.sendBinary(encodeAbort(cid, reason)),
+      congestion: () => this.congestion(),
     };
   }
 
@@ -112,9 +177,15 @@ export class Connection implements Client {
       return this.replyError(id, e.code, e.message);
     }
     this.inFlight++;
+    this.inFlightBytes += text.length;
+    const wait = this.json.take(text.length);
+    if (wait > 0) this.hold(new Promise((r) => setTimeout(r, wait)));
+    else if (this.inFlightBytes > this.limits.maxInFlightBytes) this.updateReading();
     const request: JSONRPCRequest = { jsonrpc: "2.0", id, method: msg.method, params };
     this.rpc.receive(request, { conn: this, streams }).then((response) => {
       this.inFlight--;
+      this.inFlightBytes -= text.length;
+      this.updateReading();
       if (response && "error" in response && response.error) this.abortPrepared(params, streams, response.error.message);
       if (response) this.sendJson(response);
     });
@@ -169,9 +240,14 @@ export class Connection implements Client {
     if (!entry) return; // a stream that already ended
     const { relay, outbound } = entry;
     switch (frame.op) {
-      case FrameOp.Data:
+      case FrameOp.Data: {
         if (outbound) return this.violation(`DATA on the daemon's stream ${frame.stream}`);
-        return relay.data(frame.payload);
+        relay.data(frame.payload);
+        // The sandbox is not reading its end (its channel is full): stop reading this client until it does.
+        const behind = relay.dst.congestion();
+        if (behind) this.hold(behind);
+        return;
+      }
       case FrameOp.End:
         if (outbound) return this.violation(`END on the daemon's stream ${frame.stream}`);
         return relay.end();
@@ -191,6 +267,9 @@ export class Connection implements Client {
 
   private onClose(): void {
     this.closed = true;
+    this.out.sub(this.unsent);
+    this.unsent = 0;
+    this.releaseQueue();
     for (const { relay } of [...this.streams.values()]) relay.abort("client disconnected");
     this.streams.clear();
     this.manager.detach(this);

@@ -4,7 +4,8 @@ import { TRUST_ENV } from "../egress/trust.js";
 import { SupervisorError } from "../sandbox/instance.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
-import { DaemonError } from "../util/errors.js";
+import { DaemonError, invalid } from "../util/errors.js";
+import { execSizeProblem } from "../sandbox/exec-size.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 
@@ -45,6 +46,11 @@ async function inside(sb: Sandbox, method: MethodName, params: Record<string, un
   }
 }
 
+/** What every spawn starts from unless it clears the environment: the daemon's base, the sandbox's own, then env.set. */
+function defaultEnv(sb: Sandbox): Record<string, string> {
+  return { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env) };
+}
+
 function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox"> {
   const { sandbox: _, ...rest } = p;
   return rest;
@@ -74,7 +80,9 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env), ...(p.env ?? {}) };
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...defaultEnv(sb), ...(p.env ?? {}) };
+      const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
+      if (tooBig) throw invalid(tooBig.field, tooBig.message);
       const result = await inside(sb, "process.spawn", {
         cmd: p.cmd,
         ...(p.args ? { args: p.args } : {}),
@@ -109,7 +117,14 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "fs.realPath": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.realPath", withoutSandbox(p)),
     "fs.makeTempDir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.makeTempDir", withoutSandbox(p)),
     "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
-    "env.set": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.set(p.name, p.value), null),
+    "env.set": (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      // Refused here rather than at the next spawn: every later process would carry it.
+      const tooBig = execSizeProblem([], { ...defaultEnv(sb), [p.name]: p.value });
+      if (tooBig) throw invalid("value", `${p.name}: ${tooBig.message}`);
+      sb.env.set(p.name, p.value);
+      return null;
+    },
     "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
     "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
     "rpc.discover": () => openrpc,

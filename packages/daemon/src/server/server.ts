@@ -6,9 +6,13 @@ import type { Logger } from "../util/log.js";
 import { bearerOf, type Tokens } from "./auth.js";
 import { Connection, type ConnectionLimits } from "./connection.js";
 import { createRpcServer } from "./handlers.js";
+import { SendQueues } from "./backpressure.js";
 
-/** Largest WebSocket message accepted (JSON calls; stream frames are far smaller). */
-export const MAX_MESSAGE = 16 << 20;
+/**
+ * Largest WebSocket message accepted: JSON calls (a spawn's arguments and environment are at
+ * most 1 MiB; file contents travel in stream frames of at most 256 KiB).
+ */
+export const MAX_MESSAGE = 2 << 20;
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
@@ -23,7 +27,9 @@ function refuse(socket: Duplex, status: number, reason: string): void {
 export function createApiServer(opts: { manager: SandboxManager; tokens: Tokens; limits: ConnectionLimits; log: Logger }): Server {
   const { manager, tokens, limits, log } = opts;
   const rpc = createRpcServer(manager, log);
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false });
+  const queues = new SendQueues();
+  // One message per event-loop turn per connection: a client with a thousand calls queued takes turns with everyone else.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false, allowSynchronousEvents: false });
   const server = createServer((req, res) => {
     res.writeHead(426, { "Content-Type": "text/plain", Upgrade: "websocket" }).end("sbx daemon: connect with a WebSocket client and a bearer token\n");
   });
@@ -34,7 +40,8 @@ export function createApiServer(opts: { manager: SandboxManager; tokens: Tokens;
     const owner = token ? tokens.ownerOf(token) : null;
     if (!owner) return refuse(socket, 401, "Unauthorized");
     wss.handleUpgrade(req, socket, head, (ws) => {
-      new Connection(ws, owner, manager, rpc, limits, log);
+      const { queue, json, release } = queues.forConnection(owner);
+      new Connection(ws, owner, manager, rpc, limits, log, queue, json, release);
     });
   });
   return server;

@@ -10,6 +10,11 @@ export interface Endpoint {
   end(): void;
   credit(bytes: number): void;
   abort(reason: string): void;
+  /**
+   * Null while this side takes bytes as fast as they come; otherwise a promise that resolves
+   * once it has caught up, until when whoever feeds it data should stop reading its source.
+   */
+  congestion(): Promise<void> | null;
 }
 
 /**

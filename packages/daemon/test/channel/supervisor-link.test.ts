@@ -53,7 +53,7 @@ describe("a subverted supervisor", () => {
   it("sending more than the window on a stream is fatal, and nothing past the window is forwarded", async () => {
     const { link, fatal, send, settle } = fakeSupervisor();
     const received: number[] = [];
-    const client: Endpoint = { data: (c) => void received.push(c.byteLength), end() {}, credit() {}, abort() {} };
+    const client: Endpoint = { data: (c) => void received.push(c.byteLength), end() {}, credit() {}, abort() {}, congestion: () => null };
     const sid = link.allocStream();
     link.addRelay(sid, new Relay(link.endpoint(sid), client, (reason) => link.onFatal(reason), () => link.removeRelay(sid)), true);
     const chunk = Buffer.alloc(256 * 1024);
@@ -66,7 +66,7 @@ describe("a subverted supervisor", () => {
   it("DATA on a stream that flows into the sandbox is fatal", async () => {
     const { link, fatal, send, settle } = fakeSupervisor();
     const sid = link.allocStream();
-    const noop: Endpoint = { data() {}, end() {}, credit() {}, abort() {} };
+    const noop: Endpoint = { data() {}, end() {}, credit() {}, abort() {}, congestion: () => null };
     link.addRelay(sid, new Relay(noop, link.endpoint(sid), () => {}, () => {}), false);
     send(encodeChannelFrame(ChannelOp.Data, sid, Buffer.from("x")));
     await settle();
