@@ -26,7 +26,7 @@ export type DecideOptions = Omit<ResolveOptions, "allowedLiterals">;
 export async function decideEgress(target: Target, allowList: AllowList, opts: DecideOptions): Promise<EgressDecision> {
   const match = allowList.match(target.host, target.port);
   if (!match.allowed) return { allowed: false, status: 403, kind: "not-allowed", reason: match.reason };
-  const resolved = await resolveTarget(target, { ...opts, allowedLiterals: allowList.literals });
+  const resolved = await resolveTarget(target, { ...opts, allowedLiterals: allowList.literals, entryPort: match.entry.port });
   if (!resolved.allowed) return { ...resolved, status: resolved.kind === "unresolved" ? 502 : 403 };
   return { allowed: true, entry: match.entry, address: resolved.address, port: resolved.port, via: resolved.via };
 }

@@ -53,10 +53,14 @@ export class ResolveMap {
     return new ResolveMap(new Map([...this.pins, ...other.pins]));
   }
 
-  /** The pin for a canonical name on a port, `name:port` before `name`; the port filled in from the request if the pin has none. */
-  lookup(name: string, port: number): { address: string; port: number } | undefined {
-    const pin = this.pins.get(`${name}:${port}`) ?? this.pins.get(name);
-    return pin && { address: pin.address, port: pin.port ?? port };
+  /**
+   * The pin for a canonical name on a port, `name:port` before `name`; the port filled in from
+   * the request if the pin has none (`portFromPin` says which).
+   */
+  lookup(name: string, port: number): { address: string; port: number; portFromPin: boolean } | undefined {
+    const exact = this.pins.get(`${name}:${port}`);
+    const pin = exact ?? this.pins.get(name);
+    return pin && { address: pin.address, port: pin.port ?? port, portFromPin: exact !== undefined || pin.port !== null };
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import { lookup as dnsLookup } from "node:dns/promises";
 import { daemonApiRefusal, localAddresses, vetAddress, type RefusalKind, type VetContext } from "./addresses.js";
-import { canonicalIp } from "./ip.js";
+import { canonicalIp, ipBytes } from "./ip.js";
+import { classifyAddress } from "./address-classes.js";
 import { ResolveMap } from "./resolve-map.js";
 import type { Target } from "./target.js";
 
@@ -19,6 +20,8 @@ export const systemLookup: Lookup = (name) => dnsLookup(name, { all: true, verba
 /** What resolution needs beside the target: the vetting context, the pins, and a resolver. */
 export interface ResolveOptions extends VetContext {
   readonly pins?: ResolveMap;
+  /** The port of the `allowNet` entry the target matched (null: any port). */
+  readonly entryPort?: number | null;
   /** Defaults to {@link systemLookup}; tests inject their own. */
   readonly lookup?: Lookup;
   /** Aborts a lookup that is taking too long; the lookup then rejects with the signal's reason. */
@@ -42,6 +45,18 @@ export async function resolveTarget(target: Target, opts: ResolveOptions): Promi
   if (pin) {
     const refusal = daemonApiRefusal(pin.address, pin.port, ctx);
     if (refusal) return { ...refusal, reason: `${target.host} is pinned by egress.resolve to ${refusal.reason}` };
+    // A pin to a loopback or private address opens what is behind it only on a port someone named:
+    // a port-less pin plus a port-less allowNet entry (or secret host) must not open every port there.
+    if (!pin.portFromPin && (opts.entryPort ?? null) === null) {
+      const { addressClass, what } = classifyAddress(ipBytes(pin.address)!);
+      if (addressClass !== "public") {
+        return {
+          allowed: false,
+          kind: addressClass,
+          reason: `${target.host} is pinned by egress.resolve to ${pin.address} (${what}) without a port, and its allowNet entry names none: name the port in allowNet (${target.host}:${target.port}) or in the pin`,
+        };
+      }
+    }
     return { allowed: true, address: pin.address, port: pin.port, addresses: [pin.address], via: "pin" };
   }
   if (target.kind !== "name") {

@@ -24,12 +24,12 @@ const opts: DecideOptions = {
 };
 
 describe("the whole decision, in order: allowNet, then resolution and vetting", () => {
-  const list = AllowList.parse(["example.com", "*.example.com", "upstream.test", "127.0.0.1:8080", "nowhere.example.org"]);
+  const list = AllowList.parse(["example.com", "*.example.com", "upstream.test:443", "127.0.0.1:8080", "nowhere.example.org"]);
 
   it.each([
     ["example.com:443", "example.com", "93.184.215.14", 443, "dns"],
     ["api.example.com:443", "*.example.com", "93.184.215.15", 443, "dns"],
-    ["upstream.test:443", "upstream.test", "127.0.0.1", 443, "pin"],
+    ["upstream.test:443", "upstream.test:443", "127.0.0.1", 443, "pin"],
     ["127.0.0.1:8080", "127.0.0.1:8080", "127.0.0.1", 8080, "literal"],
     ["127.1:8080", "127.0.0.1:8080", "127.0.0.1", 8080, "literal"],
     ["0x7f.0.0.1:8080", "127.0.0.1:8080", "127.0.0.1", 8080, "literal"],
@@ -50,6 +50,11 @@ describe("the whole decision, in order: allowNet, then resolution and vetting", 
     ["nowhere.example.org:443", 502, "unresolved", "nowhere.example.org does not resolve (ENOTFOUND)"],
   ])("%s is refused with %i (%s): %s", async (target, status, kind, reason) => {
     expect(await decideEgress(parseConnectTarget(target), list, opts)).toEqual({ allowed: false, status, kind, reason });
+  });
+
+  it("a name pinned to loopback without a port is reachable only on a port allowNet names", async () => {
+    const anyPort = AllowList.parse(["upstream.test"]);
+    expect(await decideEgress(parseConnectTarget("upstream.test:22"), anyPort, opts)).toMatchObject({ allowed: false, status: 403, kind: "loopback" });
   });
 
   it("a plain HTTP request's absolute URI goes through the same decision", async () => {

@@ -135,8 +135,24 @@ describe("egress.resolve pins", () => {
     ["api.test:8080", "127.0.0.1", 8080],
   ])("%s is dialled at %s:%i, skipping the address classes and DNS", async (target, address, port) => {
     const lookup = dns();
-    expect(await resolve(target, opts({ pins, lookup }))).toEqual({ allowed: true, address, port, addresses: [address], via: "pin" });
+    // allowNet names the port (a port-less pin to a loopback or private address needs one somewhere).
+    const entryPort = Number(target.split(":").pop());
+    expect(await resolve(target, opts({ pins, lookup, entryPort }))).toEqual({ allowed: true, address, port, addresses: [address], via: "pin" });
     expect(lookup.queries).toEqual([]);
+  });
+
+  it("a port-less pin to a loopback or private address, matched by a port-less allowNet entry, opens no port (resilience item 13)", async () => {
+    expect(await resolve("upstream.test:22", opts({ pins, entryPort: null }))).toEqual({
+      allowed: false,
+      kind: "loopback",
+      reason: "upstream.test is pinned by egress.resolve to 127.0.0.1 (a loopback address) without a port, and its allowNet entry names none: name the port in allowNet (upstream.test:22) or in the pin",
+    });
+    expect(await resolve("private.test:5432", opts({ pins, entryPort: null }))).toMatchObject({ allowed: false, kind: "private" });
+    // A pin that names the port, an entry that names it, or a public address: allowed as before.
+    expect(await resolve("upstream.test:443", opts({ pins, entryPort: null }))).toMatchObject({ allowed: true, port: 8443 });
+    expect(await resolve("upstream.test:22", opts({ pins, entryPort: 22 }))).toMatchObject({ allowed: true, port: 22 });
+    const pub = ResolveMap.parse({ "pub.test": "93.184.215.14" });
+    expect(await resolve("pub.test:8443", opts({ pins: pub, entryPort: null }))).toMatchObject({ allowed: true, address: "93.184.215.14", port: 8443 });
   });
 
   it("a pin never reaches the daemon's API", async () => {
@@ -157,9 +173,9 @@ describe("egress.resolve pins", () => {
 
   it("reads --resolve flags", () => {
     const map = ResolveMap.fromFlags(["a.test:443=127.0.0.1:8443", "b.test=[::1]"]);
-    expect(map.lookup("a.test", 443)).toEqual({ address: "127.0.0.1", port: 8443 });
+    expect(map.lookup("a.test", 443)).toEqual({ address: "127.0.0.1", port: 8443, portFromPin: true });
     expect(map.lookup("a.test", 80)).toBeUndefined();
-    expect(map.lookup("b.test", 80)).toEqual({ address: "::1", port: 80 });
+    expect(map.lookup("b.test", 80)).toEqual({ address: "::1", port: 80, portFromPin: false });
   });
 
   it.each([
@@ -198,8 +214,8 @@ describe("ResolveMap.merge", () => {
   it("adds the flags' pins to the config file's, the flags winning for the same name", () => {
     const file = ResolveMap.parse({ "a.test": "127.0.0.1", "b.test:443": "127.0.0.2:8443" });
     const merged = file.merge(ResolveMap.fromFlags(["b.test:443=127.0.0.3:9443", "c.test=10.0.0.1"]));
-    expect(merged.lookup("a.test", 80)).toEqual({ address: "127.0.0.1", port: 80 });
-    expect(merged.lookup("b.test", 443)).toEqual({ address: "127.0.0.3", port: 9443 });
-    expect(merged.lookup("c.test", 80)).toEqual({ address: "10.0.0.1", port: 80 });
+    expect(merged.lookup("a.test", 80)).toEqual({ address: "127.0.0.1", port: 80, portFromPin: false });
+    expect(merged.lookup("b.test", 443)).toEqual({ address: "127.0.0.3", port: 9443, portFromPin: true });
+    expect(merged.lookup("c.test", 80)).toEqual({ address: "10.0.0.1", port: 80, portFromPin: false });
   });
 });

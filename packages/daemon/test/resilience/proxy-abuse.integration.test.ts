@@ -40,7 +40,8 @@ beforeAll(async () => {
   writeFileSync(ca, up.caPem);
   sink = spawn(process.execPath, ["-e", SINK], { stdio: ["ignore", "pipe", "inherit"] });
   sinkPort = await new Promise<string>((r) => sink.stdout!.once("data", (d) => r(String(d).trim())));
-  const resolve = { ...up.resolve, "sink.example.test": daemonSink() };
+  // Port-less on purpose: item 13's footgun (a pin and a secret host both without a port).
+  const resolve = { ...up.resolve, "sink.example.test": daemonSink(), "portless.example.test": "127.0.0.1" };
   daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [ca] } }, args: ["--warm-pool", "0"] });
   attacker = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test", "sink.example.test"], secrets: { KEY: { hosts: ["api.openai.com"], value: "sk-resilience-0123456789" } } });
   neighbour = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test"] });
@@ -157,5 +158,21 @@ time.sleep(2)
     expect(fdsPeak - fdsBefore).toBeLessThan(256 + 64);
     expectUnharmed(report, expect);
     expect(daemon.logs()).toMatch(/sandbox sbx_\w+: egress: this sandbox has 256 open proxy connections, the most it may \(egress\.maxConnectionsPerSandbox\)/);
+  });
+});
+
+describe("a port-less pin to a loopback address (resilience item 13)", () => {
+  it("plus a port-less secret host opens no port of that address; naming the port in allowNet does", async () => {
+    const sb = await Sandbox.create({ ...daemon.opts, secrets: { K: { hosts: ["portless.example.test"], value: "sk-portless-0123456789" } } });
+    try {
+      const url = `http://portless.example.test:${sinkPort}/`;
+      const refused = ok(await runBash(sb, `curl -sS -o /dev/null -D - ${url} | grep -i -e '^HTTP' -e '^x-sbx-error'`), "curl");
+      expect(refused).toContain("HTTP/1.1 403 Forbidden");
+      expect(refused).toContain(`portless.example.test is pinned by egress.resolve to 127.0.0.1 (a loopback address) without a port, and its allowNet entry names none: name the port in allowNet (portless.example.test:${sinkPort}) or in the pin`);
+      await sb.setAllowNet([`portless.example.test:${sinkPort}`]);
+      expect(ok(await runBash(sb, `curl -sS ${url}`), "curl")).toBe("ok");
+    } finally {
+      await sb.kill();
+    }
   });
 });
