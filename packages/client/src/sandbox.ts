@@ -135,7 +135,7 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  /** The usage of any sandbox of this token, including one that ended in the last 15 minutes. */
+  /** The usage of any sandbox of this token, including one that ended in the last 24 hours (even if the daemon restarted since). */
   static async usageOf(id: string, options: ConnectOptions = {}): Promise<Usage> {
     const conn = await Connection.open(options);
     try {

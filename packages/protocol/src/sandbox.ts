@@ -80,7 +80,7 @@ export const Usage = Obj(
     approximate: Type.Boolean({ description: "True when figures come from per-process accounting, not a cgroup (rootless mode)." }),
     status: SandboxStatus,
   },
-  { description: "What a sandbox used; final figures stay readable for 15 minutes after it ends." },
+  { description: "What a sandbox used; final figures stay readable for 24 hours after it ends, also across daemon restarts." },
 );
 
 export const EgressEvent = Obj({

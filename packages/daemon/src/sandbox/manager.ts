@@ -23,6 +23,7 @@ import { WarmPool } from "./pool.js";
 import { acquireResources, type SandboxResources } from "./resources.js";
 import { reclaimStorage } from "./storage.js";
 import { UsageMeter, type Usage } from "./usage.js";
+import { UsageStore, type UsageRecord } from "./usage-store.js";
 import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
@@ -76,8 +77,10 @@ function budgeted(write: (message: string) => void, what: string): (message: str
   };
 }
 
-/** How long the final usage of an ended sandbox stays readable. */
-const FINISHED_TTL_MS = 15 * 60_000;
+/** How long the final usage of an ended sandbox stays readable (across daemon restarts). */
+const FINISHED_TTL_MS = 24 * 3_600_000;
+/** Running sandboxes' usage is saved every this many sampler ticks (seconds). */
+const SAVE_RUNNING_EVERY = 5;
 
 /** Owns every sandbox of one daemon: creation, lookup by owner, timeouts, teardown. */
 export class SandboxManager {
@@ -89,7 +92,8 @@ export class SandboxManager {
   /** Teardowns still running (unmounting storage, removing records). */
   private readonly cleanups = new Set<Promise<void>>();
   /** Final usage of ended sandboxes, by id. */
-  private readonly finished = new Map<string, { owner: string; usage: Usage; at: number }>();
+  private readonly finished = new Map<string, UsageRecord>();
+  private readonly usageStore: UsageStore;
   private readonly sampler: NodeJS.Timeout;
   /** Started sandboxes nobody owns yet, handed out by create(). */
   private readonly pool: WarmPool;
@@ -98,9 +102,12 @@ export class SandboxManager {
     this.log = opts.log;
     this.files = openSandboxFiles(opts);
     this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(this.limitsOf({})), opts.log);
+    let ticks = 0;
     this.sampler = setInterval(() => {
       for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
+      if (++ticks % SAVE_RUNNING_EVERY === 0) this.saveRunningUsage();
     }, 1000).unref();
+    this.usageStore = new UsageStore(join(opts.stateDir, "usage"), FINISHED_TTL_MS, opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
@@ -108,6 +115,7 @@ export class SandboxManager {
   async init(): Promise<void> {
     // Kill leftovers first, then detach their storage.
     await this.records.init();
+    for (const [id, record] of await this.usageStore.init()) this.finished.set(id, record);
     if (this.uids) {
       await fsp.mkdir(this.mountDir, { recursive: true, mode: 0o711 });
       await fsp.chmod(this.mountDir, 0o711);
@@ -326,13 +334,15 @@ export class SandboxManager {
   }
 
   async shutdown(): Promise<void> {
+    clearInterval(this.sampler);
     await this.pool.close();
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
     await this.opts.cgroups?.removeBase();
-    clearInterval(this.sampler);
+    // Every sandbox ended and wrote its final record: no running totals to recover.
+    this.usageStore.writeRunning(new Map());
     this.files.close();
   }
 
@@ -385,12 +395,24 @@ export class SandboxManager {
     if (!client.closed) client.notify("process.exit", { sandbox: sb.id, pid, status });
   }
 
+  private keepFinal(id: string, record: UsageRecord): void {
+    this.finished.set(id, record);
+    this.usageStore.writeFinal(id, record);
+  }
+
+  /** Every owned running sandbox's totals so far, on disk: what a restarted daemon reports if this one is killed. */
+  private saveRunningUsage(): void {
+    const running = new Map<string, { owner: string; usage: Usage }>();
+    for (const sb of this.sandboxes.values()) if (sb.owner && !sb.stopped) running.set(sb.id, { owner: sb.owner, usage: sb.meter.current() });
+    this.usageStore.writeRunning(running);
+  }
+
   /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
   private destroy(sb: Sandbox, reason: "killed" | "timeout" | "session" | "error", message?: string): void {
     if (sb.stopped) return;
     sb.stopped = true;
     // Freeze the figures now, so the final usage is readable the moment kill returns.
-    if (sb.owner) this.finished.set(sb.id, { owner: sb.owner, usage: sb.meter.finish(), at: Date.now() });
+    if (sb.owner) this.keepFinal(sb.id, { owner: sb.owner, usage: sb.meter.finish(), at: Date.now() });
     sb.clearTimers();
     sb.link.stop(message ?? reason);
     sb.proc.kill("SIGKILL");
@@ -405,8 +427,10 @@ export class SandboxManager {
     this.pool.forget(sb);
     const usage = sb.meter.finish();
     const now = Date.now();
-    for (const [id, f] of this.finished) if (now - f.at > FINISHED_TTL_MS) this.finished.delete(id);
-    if (sb.owner) this.finished.set(sb.id, { owner: sb.owner, usage, at: now });
+    const expired = [...this.finished].filter(([, f]) => now - f.at > FINISHED_TTL_MS).map(([id]) => id);
+    for (const id of expired) this.finished.delete(id);
+    if (expired.length) void this.usageStore.prune(expired);
+    if (sb.owner) this.keepFinal(sb.id, { owner: sb.owner, usage, at: now });
     this.log.info(
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );

@@ -1,10 +1,12 @@
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError, type Usage } from "@sbx/client";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { runBash } from "../helpers/bash.js";
+import { CLI, removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runBash, waitFor } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 
 /**
@@ -171,6 +173,41 @@ describe("after kill", () => {
       expect(usage.result.diskBytes).toBeGreaterThanOrEqual(MIB);
     } finally {
       raw.close();
+    }
+  });
+});
+
+describe("usage records outlive the daemon (resilience item 12)", () => {
+  it("after a SIGKILL, a restarted daemon still answers usageOf for sandboxes that ended with it and before it", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "sbx-usage-"));
+    try {
+      const first = await startDaemon({ stateDir, args: ["--warm-pool", "0"] });
+      const ended = await Sandbox.create({ ...first.opts, timeout: "5m" });
+      await ended.kill();
+      const endedUsage = await Sandbox.usageOf(ended.id, first.opts);
+      const busy = await Sandbox.create({ ...first.opts, timeout: "5m" });
+      await run(busy, "timeout 1.5 sh -c 'while :; do :; done'; head -c 2097152 /dev/zero > /home/user/two");
+      // Its running totals reach the state dir within a few seconds.
+      await waitFor("the running totals to be saved", () => {
+        try {
+          const saved = JSON.parse(readFileSync(join(stateDir, "usage", "running.json"), "utf8"));
+          return saved[busy.id]?.usage.cpuSeconds >= 0.5 && saved[busy.id].usage.diskBytes >= 2 * MIB;
+        } catch {
+          return false;
+        }
+      }, 10_000);
+      await first.stop("SIGKILL");
+      await using second = await startDaemon({ stateDir, config: { tokens: [OTHER_TOKEN] }, args: ["--warm-pool", "0"] });
+      expect(second.logs()).toContain("kept the last usage of 1 sandboxes that ended with the previous daemon");
+      const after = await Sandbox.usageOf(busy.id, second.opts);
+      expect(after.status).toBe("stopped");
+      expect(after.cpuSeconds).toBeGreaterThanOrEqual(0.5);
+      expect(after.diskBytes).toBeGreaterThanOrEqual(2 * MIB);
+      expect(await Sandbox.usageOf(ended.id, second.opts)).toEqual(endedUsage);
+      // Still only for the token that owned them.
+      await expect(Sandbox.usageOf(busy.id, { url: second.url, token: OTHER_TOKEN })).rejects.toBeInstanceOf(SandboxNotFoundError);
+    } finally {
+      await removeStateDir(stateDir);
     }
   });
 });

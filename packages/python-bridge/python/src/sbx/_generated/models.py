@@ -272,7 +272,7 @@ class EgressUsage:
 
 @dataclass(frozen=True)
 class Usage:
-    """What a sandbox used; final figures stay readable for 15 minutes after it ends."""
+    """What a sandbox used; final figures stay readable for 24 hours after it ends, also across daemon restarts."""
 
     cpu_seconds: float
     """CPU time used by every process of the sandbox."""
