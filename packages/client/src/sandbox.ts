@@ -72,6 +72,12 @@ export class Sandbox implements AsyncDisposable {
   readonly fs: SandboxFs;
   /** The default environment of later spawns. */
   readonly env: SandboxEnv;
+  /**
+   * What the daemon said about this sandbox when it created it: a limit it cannot enforce here
+   * (rootless daemons have no cgroups), or a disk cap it did not reserve. Empty when there is
+   * nothing to say, and for a sandbox reached with `connect`.
+   */
+  warnings: readonly string[] = [];
   private readonly exitWaiters = new Map<number, (s: ExitStatus) => void>();
   private readonly earlyExits = new Map<number, ExitStatus>();
   private stopped = false;
@@ -106,7 +112,10 @@ export class Sandbox implements AsyncDisposable {
     const { url, token, ...params } = options;
     const conn = await Connection.open({ url, token });
     try {
-      return new Sandbox(conn, toInfo(await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">)), true, { url: conn.url, ...(token ? { token } : {}) });
+      const { warnings, ...info } = await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">);
+      const sb = new Sandbox(conn, toInfo(info), true, { url: conn.url, ...(token ? { token } : {}) });
+      sb.warnings = warnings ?? [];
+      return sb;
     } catch (err) {
       await conn.close();
       throw err;

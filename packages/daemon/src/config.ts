@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
 import { ResolveMap } from "./egress/resolve-map.js";
 import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
+import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
 
 /** Everything the daemon can be told, with its defaults. */
@@ -26,6 +27,8 @@ export interface DaemonConfig {
   warmPool: number;
   /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
   stallMs: number;
+  /** diskReserve, diskOvercommit, diskMinFree: what sandboxes' disk caps may promise (root mode). */
+  disk: DiskPolicy;
   /** egress.resolve: names pinned to addresses (like curl --resolve); an operator's decision. */
   egressPins: ResolveMap;
   /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
@@ -47,6 +50,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     openFilesPerProcess: 4096,
     warmPool: 2,
     stallMs: 30_000,
+    disk: { ...DEFAULT_DISK_POLICY },
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
@@ -68,6 +72,15 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
+  diskReserve: (v, c) => {
+    if (typeof v !== "boolean") throw new Error("config.diskReserve: must be true or false");
+    c.disk.reserve = v;
+  },
+  diskOvercommit: (v, c) => {
+    if (typeof v !== "number" || !(v >= 1)) throw new Error("config.diskOvercommit: must be a number of at least 1 (1: caps add up to at most the free space)");
+    c.disk.overcommit = v;
+  },
+  diskMinFree: (v, c) => (c.disk.minFreeBytes = atLeast("diskMinFree", typeof v === "number" ? v : parseBytes(str("diskMinFree", v)), 0)),
   stallTimeout: (v, c) => (c.stallMs = atLeast("stallTimeout", parseDuration(str("stallTimeout", v)), 100)),
   egress: (v, c) => {
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");

@@ -47,7 +47,18 @@ export const CreateParams = Obj({
   labels: Type.Optional(StringMap("Labels for finding the sandbox later with list().", 64)),
 });
 
-export const CreateResult = SandboxInfo;
+export const CreateResult = Obj(
+  {
+    ...SandboxInfo.properties,
+    warnings: Type.Optional(
+      Type.Array(Type.String({ maxLength: 1000 }), {
+        maxItems: 16,
+        description: "What the caller should know about the sandbox as created: a limit this daemon cannot enforce here, a disk cap that is not reserved.",
+      }),
+    ),
+  },
+  { description: "The new sandbox, and any warnings about it." },
+);
 export const IdParams = Obj({ id: SandboxId });
 export const ListParams = Obj({ labels: Type.Optional(StringMap("Only sandboxes carrying all of these labels.", 64)) });
 export const ListResult = Type.Array(SandboxInfo);

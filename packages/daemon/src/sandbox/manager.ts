@@ -28,6 +28,7 @@ import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
 import { UidPool } from "./uids.js";
+import { DiskBudget, type DiskPolicy } from "./disk-budget.js";
 import { execSizeProblem } from "./exec-size.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -61,6 +62,8 @@ export interface ManagerOptions {
   warmPool: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
   stallMs: number;
+  /** What the daemon promises about sandboxes' disks (root mode). */
+  disk: DiskPolicy;
   log: Logger;
 }
 
@@ -97,6 +100,8 @@ export class SandboxManager {
   private readonly sampler: NodeJS.Timeout;
   /** Started sandboxes nobody owns yet, handed out by create(). */
   private readonly pool: WarmPool;
+  /** Root mode: the promises sandboxes' disk caps make against the state dir's free space. */
+  private readonly disk: DiskBudget | null;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -109,6 +114,7 @@ export class SandboxManager {
     }, 1000).unref();
     this.usageStore = new UsageStore(join(opts.stateDir, "usage"), FINISHED_TTL_MS, opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
+    this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
   }
 
@@ -124,8 +130,25 @@ export class SandboxManager {
       const cgroups = (await this.opts.cgroups?.reclaim()) ?? 0;
       if (cgroups > 0) this.log.info(`removed ${cgroups} cgroups left by a previous daemon`);
       startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
+      this.disk!.describe();
+      this.disk!.watch();
     }
     void this.pool.fill();
+  }
+
+  /** Every live sandbox's disk cap and image (pooled ones included: they were promised too). */
+  private diskClaims(except?: Sandbox) {
+    return [...this.sandboxes.values()].filter((sb) => sb !== except && !sb.stopped && sb.resources.storage).map((sb) => ({ cap: sb.limits.diskBytes, image: sb.resources.storage!.image }));
+  }
+
+  /** What the owner of `sb` should know about limits this daemon cannot keep as asked. */
+  private warningsFor(sb: Sandbox, p: ParamsOf<"sandbox.create">): string[] {
+    if (this.disk) return this.disk.warnings(sb.limits.diskBytes, this.diskClaims(sb));
+    // Rootless: no cgroups, so memory, CPU and process counts are not limits at all here.
+    const unenforced = (["memory", "cpus"] as const).filter((k) => p[k] !== undefined);
+    const out = unenforced.map((k) => `${k}: not enforced: this daemon runs rootless (without cgroups), so ${k} ${JSON.stringify(p[k])} is not a limit here; run the daemon as root for enforced limits`);
+    if (p.disk !== undefined) out.push(`disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at ${JSON.stringify(p.disk)}`);
+    return out;
   }
 
   /** Rootless mode's place for proxy sockets (root mode keeps them beside the storage mounts). */
@@ -182,7 +205,7 @@ export class SandboxManager {
       .map((sb) => sb.info());
   }
 
-  async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<Sandbox> {
+  async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<{ sandbox: Sandbox; warnings: string[] }> {
     const limits = this.limitsOf(p);
     const tooBig = execSizeProblem([], p.env ?? {});
     if (tooBig) throw invalid(tooBig.field, tooBig.message);
@@ -214,16 +237,17 @@ export class SandboxManager {
     this.log.info(
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
     );
-    return sb;
+    return { sandbox: sb, warnings: this.warningsFor(sb, p) };
   }
 
   /** Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is handed out. */
   private async launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
     const id = `sbx_${newId()}`;
+    this.disk?.admit(limits.diskBytes, this.diskClaims());
     let resources: SandboxResources;
     try {
       resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox },
+        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, reserveDisk: this.opts.disk.reserve },
         id,
         limits,
       );
@@ -335,6 +359,7 @@ export class SandboxManager {
 
   async shutdown(): Promise<void> {
     clearInterval(this.sampler);
+    this.disk?.stop();
     await this.pool.close();
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");

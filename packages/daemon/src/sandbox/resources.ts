@@ -29,6 +29,8 @@ export interface ResourceOptions {
   cgroups: CgroupDriver | null;
   mountDir: string;
   pidsPerSandbox: number;
+  /** Allocate each storage image in full (config diskReserve). */
+  reserveDisk: boolean;
 }
 
 /** Hands out per-sandbox host resources, undoing the parts already taken when a later one fails. */
@@ -38,7 +40,7 @@ export async function acquireResources(opts: ResourceOptions, id: string, limits
   const hostUid = uids.take();
   let storage: SandboxStorage | null = null;
   try {
-    storage = await SandboxStorage.create(join(opts.mountDir, id), limits.diskBytes, hostUid);
+    storage = await SandboxStorage.create(join(opts.mountDir, id), limits.diskBytes, hostUid, opts.reserveDisk);
     const cgroup = opts.cgroups ? await opts.cgroups.create(id, { memoryBytes: limits.memoryBytes, cpus: limits.cpus, pids: opts.pidsPerSandbox }) : null;
     return new SandboxResources(hostUid, storage, cgroup, () => uids.release(hostUid));
   } catch (err) {

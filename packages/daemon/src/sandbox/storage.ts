@@ -15,18 +15,22 @@ const run = promisify(execFile);
  * path, so `root` sits in a directory any uid can traverse).
  */
 export class SandboxStorage {
-  private constructor(readonly root: string, private readonly image: string, readonly homeFd: number, readonly tmpFd: number) {}
+  private constructor(readonly root: string, readonly image: string, readonly homeFd: number, readonly tmpFd: number) {}
 
-  static async create(root: string, bytes: number, uid: number): Promise<SandboxStorage> {
+  /** Makes and mounts the file system; `reserve` allocates the whole image up front (no write can then find the host disk full). */
+  static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
     const image = `${root}.img`;
     const inodes = Math.max(1024, Math.min(4_000_000, Math.floor(bytes / 8192)));
     await fsp.writeFile(image, "", { mode: 0o600 });
     try {
-      await fsp.truncate(image, bytes);
+      if (reserve) await run("fallocate", ["-l", String(bytes), image]);
+      else await fsp.truncate(image, bytes);
       // Lazy init and no journal: a 10 GiB file system is ready in a few milliseconds.
-      await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-N", String(inodes), "-O", "^has_journal", "-E", `lazy_itable_init=1,lazy_journal_init=1,root_owner=${uid}:${uid}`, image]);
+      // nodiscard: on a file, mkfs would punch the reserved blocks back out.
+      await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-N", String(inodes), "-O", "^has_journal", "-E", `lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=${uid}:${uid}`, image]);
       await fsp.mkdir(root, { mode: 0o700 });
-      await run("mount", ["-o", "loop,nosuid,nodev,noatime", image, root]);
+      // errors=remount-ro: metadata that cannot be written turns the file system read-only rather than corrupt.
+      await run("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
     } catch (err) {
       await fsp.rm(image, { force: true });
       await fsp.rmdir(root).catch(() => {});

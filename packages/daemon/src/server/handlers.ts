@@ -69,7 +69,10 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
   const sandboxOf = (ctx: CallContext, id: string) => manager.get(ctx.conn.owner, id);
 
   const handlers: { [M in MethodName]: Handler<M> } = {
-    "sandbox.create": async (p, ctx) => (await manager.create(ctx.conn, p)).info(),
+    "sandbox.create": async (p, ctx) => {
+      const { sandbox, warnings } = await manager.create(ctx.conn, p);
+      return { ...sandbox.info(), ...(warnings.length ? { warnings } : {}) };
+    },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
     "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),

@@ -12,7 +12,8 @@ export function fsError(err: unknown): CallError {
   if (err instanceof CallError) return err;
   const e = err as NodeJS.ErrnoException;
   if (typeof e?.code === "string" && /^E[A-Z0-9]+$/.test(e.code)) {
-    const hint = e.code === "ENOSPC" ? " (no space left: the sandbox's disk is full)" : "";
+    const hint =
+      e.code === "ENOSPC" ? " (no space left: the sandbox's disk is full)" : e.code === "EIO" ? " (an I/O error: the data did not reach the disk; the host's disk may be full)" : "";
     return new CallError("FileSystem", `${e.message}${hint}`, e.code);
   }
   return new CallError("InternalError", e instanceof Error ? e.message : String(err));

@@ -112,11 +112,13 @@ export async function writeFile(p: P, input: InStream): Promise<{ bytesWritten: 
     input.fail((err as Error).message);
     throw err;
   }
-  const sink = handle.createWriteStream({ autoClose: true });
-  // The sink's own error (ENOSPC, EFBIG...) is the one worth reporting, not the abort it causes.
+  // flush: fsync before close. Acknowledged means on disk: a write the disk cannot keep (the
+  // host's disk full under a sparse image) fails here, not later and silently.
+  const sink = handle.createWriteStream({ autoClose: true, flush: true });
+  // The sink's own error (ENOSPC, EIO, EFBIG...) is the one worth reporting, not the abort it causes.
   let sinkError: Error | null = null;
   const closed = new Promise<void>((resolveClosed, reject) => {
-    sink.once("close", resolveClosed);
+    sink.once("close", () => (sinkError ? reject(sinkError) : resolveClosed()));
     sink.once("error", (err) => reject((sinkError ??= err)));
   });
   closed.catch(() => {});

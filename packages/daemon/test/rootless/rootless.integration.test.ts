@@ -67,8 +67,16 @@ afterAll(async () => {
 });
 
 describe("rootless mode (daemon as an unprivileged user)", () => {
-  it("says which limits it cannot enforce", () => {
+  it("says which limits it cannot enforce: in its log, and to the caller that asked for one (issue 18 item 6)", async () => {
     expect(logs).toMatch(/rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups/);
+    await using plain = await Sandbox.create({ ...opts, timeout: "1m" });
+    expect(plain.warnings).toEqual([]);
+    await using limited = await Sandbox.create({ ...opts, timeout: "1m", memory: "256MiB", cpus: 0.5, disk: "64MiB" });
+    expect(limited.warnings).toEqual([
+      'memory: not enforced: this daemon runs rootless (without cgroups), so memory "256MiB" is not a limit here; run the daemon as root for enforced limits',
+      "cpus: not enforced: this daemon runs rootless (without cgroups), so cpus 0.5 is not a limit here; run the daemon as root for enforced limits",
+      'disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at "64MiB"',
+    ]);
   });
 
   it("runs sandboxes as uid 1000 inside, mapped to the daemon's own unprivileged uid", async () => {

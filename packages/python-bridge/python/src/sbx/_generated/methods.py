@@ -115,20 +115,20 @@ class Methods:
         result = self._call("sandbox.create", params)
         return SandboxInfo.from_wire(result)
 
-    def sandbox_connect(self, *, id: str) -> SandboxInfo:
+    def sandbox_connect(self, *, id: str) -> SandboxConnectResult:
         """Attach this connection to a running sandbox (adopting a session sandbox whose creator left). (`sandbox.connect`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         result = self._call("sandbox.connect", params)
-        return SandboxInfo.from_wire(result)
+        return SandboxConnectResult.from_wire(result)
 
-    def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
+    def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxConnectResult]:
         """List this token's sandboxes. (`sandbox.list`)"""
         params: dict[str, Any] = {}
         if labels is not None:
             params["labels"] = labels
         result = self._call("sandbox.list", params)
-        return [SandboxInfo.from_wire(v1) for v1 in result]
+        return [SandboxConnectResult.from_wire(v1) for v1 in result]
 
     def sandbox_kill(self, *, id: str) -> None:
         """Destroy a sandbox now. (`sandbox.kill`)"""
@@ -499,20 +499,20 @@ class AsyncMethods:
         result = await self._call("sandbox.create", params)
         return SandboxInfo.from_wire(result)
 
-    async def sandbox_connect(self, *, id: str) -> SandboxInfo:
+    async def sandbox_connect(self, *, id: str) -> SandboxConnectResult:
         """Attach this connection to a running sandbox (adopting a session sandbox whose creator left). (`sandbox.connect`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         result = await self._call("sandbox.connect", params)
-        return SandboxInfo.from_wire(result)
+        return SandboxConnectResult.from_wire(result)
 
-    async def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
+    async def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxConnectResult]:
         """List this token's sandboxes. (`sandbox.list`)"""
         params: dict[str, Any] = {}
         if labels is not None:
             params["labels"] = labels
         result = await self._call("sandbox.list", params)
-        return [SandboxInfo.from_wire(v1) for v1 in result]
+        return [SandboxConnectResult.from_wire(v1) for v1 in result]
 
     async def sandbox_kill(self, *, id: str) -> None:
         """Destroy a sandbox now. (`sandbox.kill`)"""

@@ -11,6 +11,7 @@ __all__ = [
     "SandboxCreateParams",
     "SandboxInfo",
     "SandboxConnectParams",
+    "SandboxConnectResult",
     "SandboxListParams",
     "SandboxExtendTimeoutParams",
     "SandboxExtendTimeoutResult",
@@ -143,6 +144,61 @@ def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SandboxInfo:
+    """The new sandbox, and any warnings about it."""
+
+    id: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    labels: dict[str, str]
+    """Labels given at create."""
+    created_at: str
+    """ISO 8601 creation time."""
+    expires_at: str | None
+    """When the sandbox will be killed; null for a "session" sandbox."""
+    status: Literal["running", "stopped"]
+    """Whether the sandbox is alive."""
+    warnings: list[str] | None = None
+    """What the caller should know about the sandbox as created: a limit this daemon cannot enforce here, a disk cap that is not reserved."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SandboxInfo:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            labels=w["labels"],
+            created_at=w["createdAt"],
+            expires_at=w["expiresAt"],
+            status=w["status"],
+            warnings=w.get("warnings"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["labels"] = self.labels
+        w["createdAt"] = self.created_at
+        w["expiresAt"] = self.expires_at
+        w["status"] = self.status
+        if self.warnings is not None:
+            w["warnings"] = self.warnings
+        return w
+
+
+class SandboxConnectParams(TypedDict):
+    """The SandboxConnectParams shape."""
+
+    id: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+
+
+def _SandboxConnectParams_to_wire(v: SandboxConnectParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    return w
+
+
+@dataclass(frozen=True)
+class SandboxConnectResult:
     """A sandbox as listed."""
 
     id: str
@@ -157,7 +213,7 @@ class SandboxInfo:
     """Whether the sandbox is alive."""
 
     @classmethod
-    def from_wire(cls, w: Any) -> SandboxInfo:
+    def from_wire(cls, w: Any) -> SandboxConnectResult:
         """Builds the model from the daemon's JSON (camelCase field names)."""
         return cls(
             id=w["id"],
@@ -176,19 +232,6 @@ class SandboxInfo:
         w["expiresAt"] = self.expires_at
         w["status"] = self.status
         return w
-
-
-class SandboxConnectParams(TypedDict):
-    """The SandboxConnectParams shape."""
-
-    id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
-
-
-def _SandboxConnectParams_to_wire(v: SandboxConnectParams) -> dict[str, Any]:
-    w: dict[str, Any] = {}
-    w["id"] = v["id"]
-    return w
 
 
 class SandboxListParams(TypedDict, total=False):
