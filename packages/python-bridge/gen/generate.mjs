@@ -35,7 +35,8 @@ const pascal = (name) => name.split(/[._]/).map((p) => p[0].toUpperCase() + p.sl
 
 // Nicer names for shapes first met under a derived name.
 const RENAMES = {
-  SandboxCreateResult: "SandboxInfo",
+  SandboxConnectResult: "SandboxInfo",
+  SandboxCreateResult: "CreatedSandbox",
   SandboxUsageResult: "Usage",
   SandboxUsageResultEgress: "EgressUsage",
   SandboxCreateParamsSecretsValue: "SecretSpec",

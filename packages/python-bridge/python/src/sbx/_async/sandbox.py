@@ -38,6 +38,7 @@ class AsyncSandbox:
         self._conn = conn
         self._info = info
         self._owned = owned
+        self._warnings: tuple[str, ...] = ()
         #: The sandbox's files.
         self.fs = AsyncSandboxFs(conn, info.id)
         #: The default environment of later spawns.
@@ -70,7 +71,9 @@ class AsyncSandbox:
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, info, owned=True)
+        sandbox = cls(conn, SandboxInfo(info.id, info.labels, info.created_at, info.expires_at, info.status), owned=True)
+        sandbox._warnings = tuple(info.warnings or ())
+        return sandbox
 
     @classmethod
     async def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> AsyncSandbox:
@@ -91,6 +94,12 @@ class AsyncSandbox:
             return await conn.sandbox_list(labels=labels)
         finally:
             await conn.close()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the daemon said about this sandbox when it created it: a limit it cannot enforce here
+        (rootless daemons have no cgroups), or a disk cap it did not reserve. Empty for ``connect``."""
+        return self._warnings
 
     @property
     def id(self) -> str:

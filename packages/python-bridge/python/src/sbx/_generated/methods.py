@@ -93,7 +93,7 @@ class Methods:
     def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> RawPending:
         raise NotImplementedError
 
-    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> SandboxInfo:
+    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -113,22 +113,22 @@ class Methods:
         if labels is not None:
             params["labels"] = labels
         result = self._call("sandbox.create", params)
-        return SandboxInfo.from_wire(result)
+        return CreatedSandbox.from_wire(result)
 
-    def sandbox_connect(self, *, id: str) -> SandboxConnectResult:
+    def sandbox_connect(self, *, id: str) -> SandboxInfo:
         """Attach this connection to a running sandbox (adopting a session sandbox whose creator left). (`sandbox.connect`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         result = self._call("sandbox.connect", params)
-        return SandboxConnectResult.from_wire(result)
+        return SandboxInfo.from_wire(result)
 
-    def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxConnectResult]:
+    def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
         """List this token's sandboxes. (`sandbox.list`)"""
         params: dict[str, Any] = {}
         if labels is not None:
             params["labels"] = labels
         result = self._call("sandbox.list", params)
-        return [SandboxConnectResult.from_wire(v1) for v1 in result]
+        return [SandboxInfo.from_wire(v1) for v1 in result]
 
     def sandbox_kill(self, *, id: str) -> None:
         """Destroy a sandbox now. (`sandbox.kill`)"""
@@ -477,7 +477,7 @@ class AsyncMethods:
     async def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> AsyncRawPending:
         raise NotImplementedError
 
-    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> SandboxInfo:
+    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -497,22 +497,22 @@ class AsyncMethods:
         if labels is not None:
             params["labels"] = labels
         result = await self._call("sandbox.create", params)
-        return SandboxInfo.from_wire(result)
+        return CreatedSandbox.from_wire(result)
 
-    async def sandbox_connect(self, *, id: str) -> SandboxConnectResult:
+    async def sandbox_connect(self, *, id: str) -> SandboxInfo:
         """Attach this connection to a running sandbox (adopting a session sandbox whose creator left). (`sandbox.connect`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         result = await self._call("sandbox.connect", params)
-        return SandboxConnectResult.from_wire(result)
+        return SandboxInfo.from_wire(result)
 
-    async def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxConnectResult]:
+    async def sandbox_list(self, *, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
         """List this token's sandboxes. (`sandbox.list`)"""
         params: dict[str, Any] = {}
         if labels is not None:
             params["labels"] = labels
         result = await self._call("sandbox.list", params)
-        return [SandboxConnectResult.from_wire(v1) for v1 in result]
+        return [SandboxInfo.from_wire(v1) for v1 in result]
 
     async def sandbox_kill(self, *, id: str) -> None:
         """Destroy a sandbox now. (`sandbox.kill`)"""

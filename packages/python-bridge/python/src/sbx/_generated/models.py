@@ -9,9 +9,9 @@ from typing import Any, Literal, TypedDict
 __all__ = [
     "SecretSpec",
     "SandboxCreateParams",
-    "SandboxInfo",
+    "CreatedSandbox",
     "SandboxConnectParams",
-    "SandboxConnectResult",
+    "SandboxInfo",
     "SandboxListParams",
     "SandboxExtendTimeoutParams",
     "SandboxExtendTimeoutResult",
@@ -143,7 +143,7 @@ def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class SandboxInfo:
+class CreatedSandbox:
     """The new sandbox, and any warnings about it."""
 
     id: str
@@ -160,7 +160,7 @@ class SandboxInfo:
     """What the caller should know about the sandbox as created: a limit this daemon cannot enforce here, a disk cap that is not reserved."""
 
     @classmethod
-    def from_wire(cls, w: Any) -> SandboxInfo:
+    def from_wire(cls, w: Any) -> CreatedSandbox:
         """Builds the model from the daemon's JSON (camelCase field names)."""
         return cls(
             id=w["id"],
@@ -198,7 +198,7 @@ def _SandboxConnectParams_to_wire(v: SandboxConnectParams) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class SandboxConnectResult:
+class SandboxInfo:
     """A sandbox as listed."""
 
     id: str
@@ -213,7 +213,7 @@ class SandboxConnectResult:
     """Whether the sandbox is alive."""
 
     @classmethod
-    def from_wire(cls, w: Any) -> SandboxConnectResult:
+    def from_wire(cls, w: Any) -> SandboxInfo:
         """Builds the model from the daemon's JSON (camelCase field names)."""
         return cls(
             id=w["id"],

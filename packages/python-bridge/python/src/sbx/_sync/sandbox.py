@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import CreatedSandbox, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
@@ -39,6 +39,7 @@ class Sandbox:
         self._conn = conn
         self._info = info
         self._owned = owned
+        self._warnings: tuple[str, ...] = ()
         #: The sandbox's files.
         self.fs = SandboxFs(conn, info.id)
         #: The default environment of later spawns.
@@ -71,7 +72,9 @@ class Sandbox:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, info, owned=True)
+        sandbox = cls(conn, SandboxInfo(info.id, info.labels, info.created_at, info.expires_at, info.status), owned=True)
+        sandbox._warnings = tuple(info.warnings or ())
+        return sandbox
 
     @classmethod
     def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> Sandbox:
@@ -92,6 +95,12 @@ class Sandbox:
             return conn.sandbox_list(labels=labels)
         finally:
             conn.close()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the daemon said about this sandbox when it created it: a limit it cannot enforce here
+        (rootless daemons have no cgroups), or a disk cap it did not reserve. Empty for ``connect``."""
+        return self._warnings
 
     @property
     def id(self) -> str:
