@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import CreatedSandbox, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
