@@ -3,10 +3,13 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { ErrorCodes } from "@sbx/protocol";
 import { collectBytes } from "./bytes.js";
+import { ResourceLimitError } from "./errors.js";
 import type { Connection } from "./connection.js";
 import { packTree } from "./tar/pack.js";
 import { unpackTar } from "./tar/unpack.js";
+import { TarEntryError } from "./tar/names.js";
 
 /** What `stat` and `lstat` report. */
 export interface FileInfo {
@@ -58,6 +61,27 @@ export interface WriteFileOptions {
 
 export type FileData = Uint8Array | string | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
+/** Bytes `readFile` and `readTextFile` hold in memory at most, unless told otherwise. */
+export const DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024;
+
+export interface ReadFileOptions {
+  /**
+   * Fail (with {@link ResourceLimitError}) rather than hold more than this many bytes. Default
+   * 256 MiB; read bigger files with `readFileStream`.
+   */
+  maxBytes?: number;
+}
+
+export interface DownloadOptions {
+  /**
+   * What to do with a symlink in a downloaded tree that leads out of it (absolute, or climbing
+   * above the tree): "refuse" the download (default; nothing is left behind) or "skip" the link.
+   * Links that stay inside the tree are kept; a single symlink downloaded by name is followed in
+   * the sandbox and its content copied. No download ever creates a link leading out of its target.
+   */
+  symlinks?: "refuse" | "skip";
+}
+
 const encoder = new TextEncoder();
 
 function toDate(ms: number | null): Date | null {
@@ -84,14 +108,18 @@ export class SandboxFs {
     return stream.readable;
   }
 
-  /** A whole file as bytes. */
-  async readFile(path: string): Promise<Uint8Array> {
-    return collectBytes(await this.readFileStream(path));
+  /** A whole file as bytes (at most `maxBytes`, default 256 MiB). */
+  async readFile(path: string, options: ReadFileOptions = {}): Promise<Uint8Array> {
+    const max = options.maxBytes ?? DEFAULT_MAX_READ_BYTES;
+    const tooBig = () => new ResourceLimitError(`${path} holds more than maxBytes (${max} bytes); read it with readFileStream, or pass a larger { maxBytes }`, ErrorCodes.ResourceLimit);
+    // Counted as the bytes come: the file may grow while it is read. (FIFOs and devices, which
+    // could be endless, are refused by the sandbox with EINVAL.)
+    return collectBytes(await this.readFileStream(path), max, tooBig);
   }
 
-  /** A whole file as UTF-8 text. */
-  async readTextFile(path: string): Promise<string> {
-    return new TextDecoder().decode(await this.readFile(path));
+  /** A whole file as UTF-8 text (at most `maxBytes`, default 256 MiB). */
+  async readTextFile(path: string, options: ReadFileOptions = {}): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(path, options));
   }
 
   /** Writes bytes, a string, or a stream to a file, with backpressure. */
@@ -201,27 +229,35 @@ export class SandboxFs {
     if (failed) throw failed.reason;
   }
 
-  /** Copies a sandbox file or tree to the local disk, refusing any entry that would land outside `localPath`. */
-  async download(sandboxPath: string, localPath: string): Promise<void> {
-    const st = await this.lstat(sandboxPath);
-    if (st.isSymlink) {
-      await fsp.symlink(await this.readLink(sandboxPath), localPath);
-      return;
-    }
+  /**
+   * Copies a sandbox file or tree to the local disk. Nothing it writes lands outside `localPath`
+   * or leads out of it: tree entries that would are refused, symlinks that point out of the tree
+   * are refused (or skipped, see {@link DownloadOptions}), and special files (FIFOs, devices,
+   * sockets) are never copied (EINVAL for one named directly, refused inside a tree).
+   */
+  async download(sandboxPath: string, localPath: string, options: DownloadOptions = {}): Promise<void> {
+    // stat, not lstat: a symlink named directly is followed in the sandbox (its content is copied, never the link).
+    const st = await this.stat(sandboxPath);
     if (!st.isDirectory) {
+      // The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
       const body = await this.readFileStream(sandboxPath);
-      await pipeline(Readable.fromWeb(body as never), createWriteStream(localPath, { mode: st.mode & 0o777 }));
+      // wx: never write through whatever already stands at localPath (a symlink there could lead anywhere).
+      await fsp.rm(localPath, { force: true }).catch(() => {});
+      await pipeline(Readable.fromWeb(body as never), createWriteStream(localPath, { mode: st.mode & 0o777, flags: "wx" }));
       return;
     }
+    const root = await this.realPath(sandboxPath);
     const stream = this.conn.streams.incoming();
     const call = this.conn.request("fs.download", { sandbox: this.sandbox, path: sandboxPath, stream: stream.id });
-    const unpack = unpackTar(Readable.fromWeb(stream.readable as never), localPath);
-    const outcome = await Promise.allSettled([call, unpack]);
-    if (outcome[0].status === "rejected") {
-      stream.fail(outcome[0].reason);
-      throw outcome[0].reason;
+    const unpack = unpackTar(Readable.fromWeb(stream.readable as never), localPath, { outsideLinks: options.symlinks ?? "refuse", packedRoot: root });
+    const [called, unpacked] = await Promise.allSettled([call, unpack]);
+    // An entry refused here is the cause; the sandbox's side then fails only because we stopped reading.
+    if (unpacked.status === "rejected" && unpacked.reason instanceof TarEntryError) throw unpacked.reason;
+    if (called.status === "rejected") {
+      stream.fail(called.reason);
+      throw called.reason;
     }
-    if (outcome[1].status === "rejected") throw outcome[1].reason;
+    if (unpacked.status === "rejected") throw unpacked.reason;
   }
 
   private info(raw: { mtime: number | null; atime: number | null; birthtime: number | null } & Omit<FileInfo, "mtime" | "atime" | "birthtime">): FileInfo {

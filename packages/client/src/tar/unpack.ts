@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
@@ -9,6 +9,17 @@ import { entryParts, TarEntryError } from "./names.js";
 export interface UnpackOptions {
   /** Stop with an error after this many entries (default 1,000,000). */
   maxEntries?: number;
+  /**
+   * Symlinks whose target is absolute or climbs out of `dest`: "keep" them (an upload into a
+   * sandbox, where every link resolves inside it anyway), "refuse" the archive (the default for
+   * a download onto your machine) or "skip" them.
+   */
+  outsideLinks?: "keep" | "refuse" | "skip";
+  /**
+   * Where the tree lived on the side it was packed (the sandbox): an absolute link into it is
+   * rewritten as the relative link it means here instead of being treated as outside.
+   */
+  packedRoot?: string;
 }
 
 export interface UnpackResult {
@@ -118,8 +129,13 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
         case "symlink": {
           if (!h.linkname) throw new TarEntryError(h.name, "symlink without a target");
           if (h.linkname.includes("\0")) throw new TarEntryError(h.name, "symlink target contains a NUL byte");
+          const target = linkTarget(h.name, parts, h.linkname, options);
+          if (target === null) {
+            entry.resume();
+            break;
+          }
           await clearForReplace(h.name, path);
-          await fsp.symlink(h.linkname, path);
+          await fsp.symlink(target, path);
           created.push(path);
           entry.resume();
           break;
@@ -149,4 +165,28 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
     if (madeDest) await fsp.rm(madeDest, { recursive: true, force: true }).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The target to give a symlink entry at `parts`, or null to leave it out. Unless outside links
+ * are kept, a link may only point inside the tree: relative, as some `../` (no more than its own
+ * depth) then names only (a `..` after a name could climb out through another link, which is
+ * resolved first), or absolute into `packedRoot` (rewritten as such a relative link).
+ */
+function linkTarget(name: string, parts: string[], linkname: string, options: UnpackOptions): string | null {
+  const policy = options.outsideLinks ?? "keep";
+  if (policy === "keep") return linkname;
+  let target = linkname;
+  const root = options.packedRoot?.replace(/\/+$/, "");
+  if (root && target.startsWith("/") && (target === root || target.startsWith(`${root}/`))) {
+    target = posix.relative(posix.join("/", ...parts.slice(0, -1)), posix.join("/", posix.relative(root, target))) || ".";
+  }
+  if (!target.startsWith("/")) {
+    const steps = target.split("/").filter((p) => p !== "" && p !== ".");
+    const up = steps.findIndex((p) => p !== "..");
+    const climbs = up === -1 ? steps.length : up;
+    if (climbs <= parts.length - 1 && !steps.slice(climbs).includes("..")) return target;
+  }
+  if (policy === "skip") return null;
+  throw new TarEntryError(name, `is a symlink to '${linkname.slice(0, 512)}', outside what is being unpacked; a download never creates a link that leads out of its target (pass { symlinks: "skip" } to leave such links out)`);
 }

@@ -88,10 +88,13 @@ export const fsOps = {
 
 /** Opens a file and streams it out; resolves with its size once open. */
 export async function readFile(path: string, out: OutStream): Promise<{ size: number }> {
-  const handle = await fsp.open(at(path), constants.O_RDONLY);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+  const handle = await fsp.open(at(path), constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
     if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${at(path)}'`), { code: "EISDIR" });
+    // A FIFO or a device can be endless; only regular files are read.
+    if (!st.isFile()) throw Object.assign(new Error(`EINVAL: not a regular file (a FIFO, device or socket), read '${at(path)}'`), { code: "EINVAL" });
     out.attach(handle.createReadStream({ highWaterMark: MAX_CHUNK, autoClose: true }));
     return { size: st.size };
   } catch (err) {

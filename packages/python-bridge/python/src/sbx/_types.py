@@ -8,9 +8,12 @@ from typing import Any, Literal
 
 from ._generated.models import ExitStatus
 
-__all__ = ["CommandOutput", "WalkEntry", "Stdio", "KILLED"]
+__all__ = ["CommandOutput", "WalkEntry", "Stdio", "KILLED", "DEFAULT_MAX_READ_BYTES"]
 
 Stdio = Literal["piped", "inherit", "null"]
+
+#: Bytes ``read_file`` and ``read_text_file`` hold in memory at most, unless told otherwise.
+DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024
 
 #: The status of a process whose sandbox was destroyed under it.
 KILLED = ExitStatus(success=False, code=137, signal="SIGKILL", oom=False)

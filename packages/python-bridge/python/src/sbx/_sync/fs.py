@@ -11,10 +11,12 @@ import stat as statmod
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from .._generated.models import DirEntry, FileInfo
+from .._errors import ResourceLimitError
+from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._tar import pack_tree, unpack_tar
-from .._types import WalkEntry
+from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
 from .transport import Connection, Incoming, Outgoing
 
 __all__ = ["SandboxFs"]
@@ -40,15 +42,26 @@ class SandboxFs:
             raise
         return stream
 
-    def read_file(self, path: str) -> bytes:
-        """A whole file as bytes."""
+    def read_file(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ_BYTES) -> bytes:
+        """A whole file as bytes, at most ``max_bytes`` (default 256 MiB; more raises ``ResourceLimitError``:
+        read bigger files with ``read_file_stream``). FIFOs and devices are refused by the sandbox (EINVAL)."""
         stream = self.read_file_stream(path)
-        (data,) = self._conn.collect([stream])
-        return data or b""
+        parts: list[bytes] = []
+        size = 0
+        for chunk in stream:
+            size += len(chunk)
+            if size > max_bytes:
+                stream.cancel("over the byte limit")
+                raise ResourceLimitError(
+                    f"{path} holds more than max_bytes ({max_bytes} bytes); read it with read_file_stream, or pass a larger max_bytes",
+                    ERROR_CODES["ResourceLimit"],
+                )
+            parts.append(chunk)
+        return b"".join(parts)
 
-    def read_text_file(self, path: str) -> str:
-        """A whole file as UTF-8 text."""
-        return (self.read_file(path)).decode("utf-8")
+    def read_text_file(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ_BYTES) -> str:
+        """A whole file as UTF-8 text, at most ``max_bytes`` (default 256 MiB)."""
+        return (self.read_file(path, max_bytes=max_bytes)).decode("utf-8")
 
     def write_file(
         self,
@@ -194,20 +207,25 @@ class SandboxFs:
         else:
             raise ValueError(f"{local_path} is neither a file, a symlink nor a directory")
 
-    def download(self, sandbox_path: str, local_path: str | os.PathLike[str]) -> None:
+    def download(self, sandbox_path: str, local_path: str | os.PathLike[str], *, symlinks: Literal["refuse", "skip"] = "refuse") -> None:
         """Copies a sandbox file or tree to the local disk.
 
         A tree is unpacked into ``local_path`` (created if missing) refusing every entry that
         would land outside it (absolute names, ``..``, writes through symlinks, hard links
         out of the tree, devices and FIFOs raise ``TarEntryError`` and what was unpacked is
         removed again); only permission bits are applied, never ownership or setuid bits.
+        A symlink in the tree that leads out of it is refused (``symlinks="skip"`` leaves it
+        out); links inside it are kept. A symlink named directly is followed in the sandbox and
+        its content copied: no download creates a link that leads out of its target.
         """
-        st = self.lstat(sandbox_path)
-        if st.is_symlink:
-            os.symlink(self.read_link(sandbox_path), local_path)
-        elif not st.is_directory:
+        st = self.stat(sandbox_path)
+        if not st.is_directory:
+            # The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
             body = self.read_file_stream(sandbox_path)
-            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
+            # Never written through whatever stands at local_path (a symlink there could lead anywhere).
+            if os.path.lexists(local_path) and not os.path.isdir(local_path):
+                os.unlink(local_path)
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
             with open(fd, "wb") as out:
                 for chunk in body:
                     out.write(chunk)
@@ -220,7 +238,7 @@ class SandboxFs:
                 self._conn.collect([stream], [tar.write])
                 call.result()
                 tar.seek(0)
-                unpack_tar(tar, os.fspath(local_path))
+                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=self.real_path(sandbox_path))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import IO, NamedTuple
+import posixpath
+from typing import IO, Literal, NamedTuple
 
 from .names import TarEntryError, entry_parts
 
@@ -74,7 +75,14 @@ def _set_mtime(target: int | str, mtime: float) -> None:
         pass
 
 
-def unpack_tar(source: IO[bytes], dest: str, *, max_entries: int = 1_000_000) -> UnpackResult:
+def unpack_tar(
+    source: IO[bytes],
+    dest: str,
+    *,
+    max_entries: int = 1_000_000,
+    outside_links: Literal["keep", "refuse", "skip"] = "keep",
+    packed_root: str | None = None,
+) -> UnpackResult:
     """Unpacks the tar archive in ``source`` (a seekable binary file, read from where it stands)
     into ``dest`` (created if missing) without ever writing outside it.
 
@@ -83,6 +91,10 @@ def unpack_tar(source: IO[bytes], dest: str, *, max_entries: int = 1_000_000) ->
     followed; only permission bits are applied (no setuid, setgid, sticky bit or ownership).
     An archive that ends early raises ``tarfile.ReadError``. On any error, what this call
     created is removed again before the error is raised.
+
+    ``outside_links``: symlinks that are absolute or climb out of ``dest`` are kept (an upload
+    into a sandbox), refused (a download onto your machine) or skipped; ``packed_root`` is where
+    the tree lived where it was packed, so an absolute link into it is rewritten relative.
     """
     created: list[str] = []
     dir_times: list[tuple[str, float]] = []
@@ -157,9 +169,11 @@ def unpack_tar(source: IO[bytes], dest: str, *, max_entries: int = 1_000_000) ->
                     raise TarEntryError(name, "symlink without a target")
                 if "\0" in member.linkname:
                     raise TarEntryError(name, "symlink target contains a NUL byte")
-                clear_for_replace(name, path)
-                os.symlink(member.linkname, path)
-                created.append(path)
+                link = _link_target(name, parts, member.linkname, outside_links, packed_root)
+                if link is not None:
+                    clear_for_replace(name, path)
+                    os.symlink(link, path)
+                    created.append(path)
             elif member.type == tarfile.LNKTYPE:
                 target_parts = entry_parts(member.linkname)
                 if not target_parts:
@@ -184,3 +198,29 @@ def unpack_tar(source: IO[bytes], dest: str, *, max_entries: int = 1_000_000) ->
         if made_dest is not None:
             shutil.rmtree(made_dest, ignore_errors=True)
         raise
+
+
+def _link_target(name: str, parts: list[str], linkname: str, policy: str, packed_root: str | None) -> str | None:
+    """The target to give a symlink entry at ``parts``, or None to leave it out. Unless outside
+    links are kept, a link may only point inside the tree: relative, as some ``../`` (no more than
+    its own depth) then names only (a ``..`` after a name could climb out through another link),
+    or absolute into ``packed_root`` (rewritten as such a relative link)."""
+    if policy == "keep":
+        return linkname
+    target = linkname
+    root = packed_root.rstrip("/") if packed_root else None
+    if root and target.startswith("/") and (target == root or target.startswith(root + "/")):
+        here = posixpath.join("/", *parts[:-1])
+        target = posixpath.relpath(posixpath.join("/", posixpath.relpath(target, root)), here)
+    if not target.startswith("/"):
+        steps = [p for p in target.split("/") if p not in ("", ".")]
+        climbs = next((i for i, p in enumerate(steps) if p != ".."), len(steps))
+        if climbs <= len(parts) - 1 and ".." not in steps[climbs:]:
+            return target
+    if policy == "skip":
+        return None
+    raise TarEntryError(
+        name,
+        f"is a symlink to '{linkname[:512]}', outside what is being unpacked; a download never creates a link "
+        'that leads out of its target (pass symlinks="skip" to leave such links out)',
+    )
