@@ -447,7 +447,10 @@ export class SandboxManager {
   }
 
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
-    if (!sb.stopped) this.destroy(sb, "error", error ?? `sandbox exited unexpectedly (${signal ?? `code ${code}`}): ${sb.link.stderr()}`);
+    if (!sb.stopped) {
+      const oom = sb.meter.oomKills() > sb.oomKillsSeen;
+      this.destroy(sb, "error", error ?? deathReason({ code, signal, oom, memoryBytes: sb.limits.memoryBytes, stderr: sb.link.stderr() }));
+    }
     this.sandboxes.delete(sb.id);
     this.pool.forget(sb);
     const usage = sb.meter.finish();
@@ -469,6 +472,24 @@ export class SandboxManager {
       .finally(() => this.cleanups.delete(done));
     this.cleanups.add(done);
   }
+}
+
+/**
+ * Why a sandbox ended without being asked to, in words its owner can act on: bwrap exits with
+ * its first process's status, 128 + N when a signal killed it, and the cgroup counts OOM kills.
+ *
+ * @example deathReason({ code: 137, signal: null, oom: true, memoryBytes: 256 << 20, stderr: "" })
+ * // "the kernel's OOM killer ended the sandbox's supervisor: the sandbox used all of its 256 MiB of memory; create it with more"
+ */
+export function deathReason(d: { code: number | null; signal: string | null; oom: boolean; memoryBytes: number; stderr: string }): string {
+  const bySignal = d.signal ?? (d.code !== null && d.code > 128 ? signalName(d.code - 128) : null);
+  if (d.oom) return `the kernel's OOM killer ended the sandbox's supervisor: the sandbox used all of its ${Math.round(d.memoryBytes / MIB)} MiB of memory; create it with more`;
+  if (bySignal) return `the sandbox's supervisor was killed by ${bySignal} (not by sbx); bwrap: ${d.stderr}`;
+  return `the sandbox's supervisor exited with code ${d.code}; bwrap: ${d.stderr}`;
+}
+
+function signalName(n: number): string {
+  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
 }
 
 /** Rootless: the sandbox's home and /tmp, seen through its init process's root. */

@@ -144,6 +144,16 @@ describe("calls to a sandbox never hang (resilience item 8)", () => {
   });
 });
 
+describe("a sandbox whose supervisor dies is reported with a reason (resilience item 6)", () => {
+  it("killed from outside: the sandbox ends saying by which signal", async () => {
+    const sb = await Sandbox.create({ ...daemon.opts });
+    const bwrap = Number(/bwrap pid (\d+)/.exec(daemon.logs().split("\n").find((l) => l.includes(`sandbox ${sb.id} started`))!)![1]);
+    const supervisor = descendants(bwrap).find((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "bwrap")!;
+    execFileSync("kill", ["-KILL", String(supervisor)]);
+    await waitFor("the sandbox to end", () => daemon.logs().includes(`sandbox ${sb.id} stopping (error: the sandbox's supervisor was killed by SIGKILL (not by sbx)`), 5000);
+  });
+});
+
 function descendants(root: number): number[] {
   const out: number[] = [];
   const children = (pid: number) => {

@@ -324,8 +324,9 @@ describe("losing the daemon", () => {
       const child = await sb.spawn("sleep", { args: ["31"] });
       const write = sb.fs.writeFile("/tmp/never-ends", new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) }));
       write.catch(() => {});
-      await sb.sh`mkfifo /tmp/fifo`;
-      const read = sb.fs.readFile("/tmp/fifo"); // open() blocks until a writer comes
+      // A read that is still going when the daemon dies: a file that keeps growing.
+      await sb.spawn("sh", { args: ["-c", "while :; do head -c 1048576 /dev/zero; sleep 0.01; done > /tmp/growing"], stdout: "null", stderr: "null" });
+      const read = sb.fs.readFile("/tmp/growing", { maxBytes: 8 * 2 ** 30 });
       read.catch(() => {});
       await sleep(300);
 
