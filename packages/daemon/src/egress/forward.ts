@@ -4,115 +4,18 @@
  * secrets, this is where placeholders become values (or block the request) on the way out
  * and values become placeholders again on the way back.
  */
-import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from "node:https";
 import { connect as tlsConnect, type SecureContext } from "node:tls";
-import { pipeline, Transform, Writable, type Duplex } from "node:stream";
-import { pipeline as pipelineAsync } from "node:stream/promises";
-import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
-import { PLACEHOLDER_LENGTH, SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
+import { pipeline, type Duplex, type Transform } from "node:stream";
+import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
 import { hostPort } from "./host.js";
-import { decodeSlot, type SandboxEgressBudgets } from "./limits.js";
+import type { SandboxEgressBudgets } from "./limits.js";
+import { codings, endToEnd, get, oneHost, refusal, refuse, toHeaders, without } from "./http.js";
+import { BodyRefused, decoder, MAX_CODINGS, READABLE_ENCODINGS, readCompressed } from "./bodies.js";
 
-/** Headers that describe one hop and must not be forwarded. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
-/** Encodings the proxy can read (always as streams, on libuv's threads: never on the daemon's own). */
-const CODINGS: Record<string, () => Transform> = {
-  gzip: createGunzip,
-  "x-gzip": createGunzip,
-  deflate: createInflate,
-  br: createBrotliDecompress,
-};
-const READABLE_ENCODINGS = new Set([...Object.keys(CODINGS), "identity"]);
-/** Content codings the proxy unwraps in one body; more are refused (a stack of hundreds once froze the daemon). */
-export const MAX_CODINGS = 4;
-/** A compressed request body is read whole to look for placeholders: at most this much of it, and this much decoded. */
-const MAX_COMPRESSED_BODY = 16 * 1024 * 1024;
-const MAX_DECODED_BODY = 64 * 1024 * 1024;
 /** A response body of known length up to this size is scrubbed whole and keeps a Content-Length; larger ones stream. */
 const WHOLE_RESPONSE = 1024 * 1024;
-
-export type RefusalStatus = 400 | 403 | 413 | 415 | 502 | 503;
-const STATUS_TEXT: Record<RefusalStatus, string> = { 400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 415: "Unsupported Media Type", 502: "Bad Gateway", 503: "Service Unavailable" };
-
-/** A refusal's header fields and body: an X-Sbx-Error naming the reason, the same as plain text, and Connection: close. */
-function refusalParts(reason: string): { headers: Record<string, string>; body: string } {
-  const clean = reason.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 1000);
-  const body = `sbx egress proxy: ${clean}\n`;
-  return { headers: { "X-Sbx-Error": clean, "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(Buffer.byteLength(body)), Connection: "close" }, body };
-}
-
-/** A refusal as raw bytes, for a socket that is no HTTP response (a CONNECT, an upgrade, a malformed request). */
-export function refusal(status: RefusalStatus, reason: string): string {
-  const { headers, body } = refusalParts(reason);
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
-}
-
-/**
- * Answers `res` with a refusal, through the response itself: a pipelined request's response has
- * no socket yet, and one written past it would never finish. Once headers went out, it is cut.
- */
-export function refuse(res: ServerResponse, status: RefusalStatus, reason: string): void {
-  if (res.headersSent) return void res.destroy();
-  const { headers, body } = refusalParts(reason);
-  res.writeHead(status, STATUS_TEXT[status], headers);
-  res.end(body);
-}
-
-/** The header names a Connection header lists (RFC 9110 §7.6.1): hop-by-hop too, never forwarded. */
-export function connectionOptions(value: string | string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
-  return new Set(text.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
-}
-
-/** Raw header pairs without the hop-by-hop ones (and those the Connection header names). */
-export function endToEnd(raw: readonly string[], connection: string | string[] | undefined): string[] {
-  const listed = connectionOptions(connection);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(name) && !listed.has(name)) out.push(raw[i]!, raw[i + 1]!);
-  }
-  return out;
-}
-
-function without(raw: readonly string[], names: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (!names.includes(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
-  return out;
-}
-
-function get(raw: readonly string[], name: string): string | undefined {
-  const values: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) values.push(raw[i + 1]!);
-  return values.length ? values.join(", ") : undefined;
-}
-
-/**
- * The request's headers with exactly one Host: the one the proxy checked against the target
- * (Node keeps the first of several), or the target's authority. A second Host header must never
- * reach an upstream that might route by it, with a secret substituted into the request.
- */
-function oneHost(raw: readonly string[], req: IncomingMessage, to: Destination): string[] {
-  const host = req.headers.host ?? hostPort(to.host, to.port);
-  return ["Host", host, ...without(raw, ["host"])];
-}
-
-/** Raw pairs as the object node:http wants (repeated names as arrays, Set-Cookie included). */
-function toHeaders(raw: readonly string[]): OutgoingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!;
-    const prev = out[name];
-    out[name] = prev === undefined ? raw[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), raw[i + 1]!];
-  }
-  return out;
-}
-
-/** Content codings, outermost last (RFC 9110 §8.4), lower-cased; identity dropped. */
-function codings(value: string | undefined): string[] {
-  return (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter((s) => s && s !== "identity");
-}
 
 /** Where a readable request goes, and what the proxy knows about it. */
 export interface Route {
@@ -309,8 +212,6 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   });
 }
 
-const decoder = (coding: string): Transform => CODINGS[coding]!();
-
 /** Accept-Encoding restricted to codings the proxy can decode (what the client asked for, in its order). */
 function readableAccept(value: string): string {
   const kept = value
@@ -318,104 +219,6 @@ function readableAccept(value: string): string {
     .map((s) => s.trim())
     .filter((s) => READABLE_ENCODINGS.has(s.split(";")[0]!.trim().toLowerCase()));
   return kept.length ? kept.join(", ") : "identity";
-}
-
-/** A request body the proxy will not forward, with the status that says why. */
-class BodyRefused extends Error {
-  constructor(readonly status: RefusalStatus, message: string) {
-    super(message);
-  }
-}
-
-/**
- * Reads a compressed request body, holding it (it goes on as it came) while it is decoded as
- * a stream and searched for placeholders; any placeholder refuses the request. Bounded
- * everywhere: at most {@link MAX_CODINGS} codings, {@link MAX_COMPRESSED_BODY} held (drawn from
- * the sandbox's and the daemon's held-bytes budgets), {@link MAX_DECODED_BODY} decoded, and one
- * decode per sandbox at a time in a small daemon-wide pool. The request stream is never
- * destroyed, so the refusal still reaches the client.
- */
-async function readCompressed(req: IncomingMessage, encoded: string[], secrets: SecretSet, to: Destination, budgets: SandboxEgressBudgets): Promise<{ body: Buffer; release: () => void }> {
-  // Nothing may flow (and be lost) while this waits for its turn to decode.
-  req.pause();
-  const where = hostPort(to.host, to.port);
-  if (encoded.length > MAX_CODINGS) return refuseAfterBody(req, new BodyRefused(415, `a request body to ${where} has ${encoded.length} content codings; the proxy reads at most ${MAX_CODINGS} to look for secrets`));
-  const unknown = encoded.find((c) => !CODINGS[c]);
-  if (unknown) return refuseAfterBody(req, new BodyRefused(415, `a request body in content-encoding '${unknown.slice(0, 40)}' cannot be inspected for secrets, so it is refused`));
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const release = () => {
-    budgets.held.give(size);
-    size = 0;
-  };
-  const hold = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      if (size + chunk.length > MAX_COMPRESSED_BODY) return done(new BodyRefused(413, `a compressed request body to ${where} is over ${MAX_COMPRESSED_BODY / 1048576} MiB; the proxy reads such bodies whole to look for secrets`));
-      if (!budgets.held.take(chunk.length)) return done(new BodyRefused(503, `the proxy already holds as many request bodies of this sandbox as it may (${budgets.held.limit / 1048576} MiB, or the daemon's limit); try again`));
-      size += chunk.length;
-      chunks.push(chunk);
-      done(null, chunk);
-    },
-  });
-  let decoded = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      decoded += chunk.length;
-      if (decoded > MAX_DECODED_BODY) return done(new BodyRefused(413, `a compressed request body to ${where} decodes to over ${MAX_DECODED_BODY / 1048576} MiB; the proxy refuses it rather than look through all of it`));
-      done(null, chunk);
-    },
-  });
-  const free = await decodeSlot(budgets);
-  req.pipe(hold);
-  try {
-    await pipelineAsync([hold, ...[...encoded].reverse().map(decoder), count, placeholderScanner(secrets, where)]);
-  } catch (err) {
-    release();
-    free();
-    req.unpipe(hold);
-    if (err instanceof SecretBlocked || err instanceof BodyRefused) return refuseAfterBody(req, err);
-    return refuseAfterBody(req, new BodyRefused(400, `a request body in content-encoding '${encoded.join(", ")}' to ${where} cannot be decoded to look for secrets (${(err as Error).message}), so it is refused`));
-  }
-  free();
-  return { body: Buffer.concat(chunks), release };
-}
-
-/**
- * Rejects with `err` once the rest of the request body has been read and dropped (at most
- * 32 MiB, for at most 10 s): the refusal closes the connection, and a client still sending
- * into a closed socket gets a reset instead of the answer.
- */
-async function refuseAfterBody(req: IncomingMessage, err: Error): Promise<never> {
-  if (!req.complete) {
-    await new Promise<void>((resolve) => {
-      let dropped = 0;
-      const timer = setTimeout(resolve, 10_000);
-      timer.unref();
-      const done = () => (clearTimeout(timer), resolve());
-      req.on("data", (chunk: Buffer) => {
-        dropped += chunk.length;
-        if (dropped > 32 << 20) done();
-      });
-      req.once("end", done);
-      req.once("close", done);
-      req.resume();
-    });
-  }
-  throw err;
-}
-
-/** A sink that fails with {@link SecretBlocked} at the first placeholder of the sandbox in what it is written, across chunk boundaries. */
-function placeholderScanner(secrets: SecretSet, where: string): Writable {
-  let tail = "";
-  return new Writable({
-    write(chunk: Buffer, _enc, done) {
-      const text = tail + chunk.toString("latin1");
-      const found = secrets.find(text)[0];
-      if (found) return done(new SecretBlocked(found.name, `secret ${found.name} is in a compressed request body to ${where}; compressed bodies are never substituted, send it uncompressed`));
-      tail = text.slice(-(PLACEHOLDER_LENGTH - 1));
-      done();
-    },
-  });
 }
 
 /**

@@ -6,13 +6,15 @@ import { TLSSocket, type SecureContext } from "node:tls";
 import { AllowList } from "./allowlist.js";
 import type { CertificateAuthority } from "./ca.js";
 import { TargetError } from "./errors.js";
-import { forward, forwardUpgrade, refusal, refuse, type ForwardHooks, type Route } from "./forward.js";
+import { forward, forwardUpgrade, type ForwardHooks, type Route } from "./forward.js";
+import { refusal, refuse } from "./http.js";
 import type { SandboxEgressBudgets } from "./limits.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
 import { SecretBlocked, SecretSet } from "./secrets.js";
 import { hostPort } from "./host.js";
-import { clientHelloServerName, plaintextKind } from "./sniff.js";
+import { clientHelloServerName, type HelloName } from "./sniff.js";
+import { Tunnel, type Allowed, type OpenConnection, type TunnelHost, type TunnelOptions } from "./tunnel.js";
 import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
 
 /** What the proxy needs to intercept TLS for a secret's hosts. */
@@ -22,20 +24,12 @@ export interface InterceptTls {
   upstreamTrust: SecureContext;
 }
 
-interface OpenConnection {
-  target: Target;
-  dialled: { address: string; port: number; via: "literal" | "pin" | "dns" };
-  sockets: Array<Socket | Duplex>;
-}
-
 /** A CONNECT tunnel whose requests the proxy reads: TLS it terminated for a secret's host, or plaintext. */
 interface Intercepted extends OpenConnection {
   /** The sandbox's upstream connections this tunnel's requests go out on. */
   agent: HttpsAgent | Agent;
   scheme: "http" | "https";
 }
-
-type Allowed = Extract<EgressDecision, { allowed: true }>;
 
 /**
  * One sandbox's egress proxy: the only way out of its network namespace. It listens on a
@@ -193,96 +187,24 @@ export class EgressProxy {
     this.intercept(target, decision, client, this.tls!);
   }
 
-  /**
-   * A tunnel the proxy does not terminate. The client's first bytes decide: a TLS ClientHello's
-   * server name must agree with the CONNECT target, and the bytes then pass as they are. Unless
-   * `answered`, the 200 goes out once the upstream is connected (a 502 names the problem if it
-   * cannot be). With `readPlaintext` (the sandbox holds secrets), plaintext is read: an HTTP
-   * request goes to the inner server like any plain request (placeholders refused, responses
-   * scrubbed); any other protocol passes through a guard that ends the tunnel before a
-   * placeholder of the sandbox's would leave. The upstream's bytes then flow from the start, so
-   * servers that speak first still work.
-   */
-  private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, { answered, readPlaintext }: { answered: boolean; readPlaintext: boolean }): void {
-    const upstream = connect({ host: decision.address, port: decision.port });
-    let connected = false;
-    /** Set once the client is handed to the inner HTTP server: closing the upstream no longer closes it. */
-    let handedOff = false;
-    const conn: OpenConnection = { target, dialled: decision, sockets: [client, upstream] };
-    this.open.add(conn);
-    const done = () => {
-      this.open.delete(conn);
-      upstream.destroy();
-      if (!handedOff) client.destroy();
+  /** A tunnel the proxy does not terminate (see {@link Tunnel} for its steps). */
+  private tunnel(target: Target, decision: Allowed, client: Duplex, head: Buffer, opts: TunnelOptions): void {
+    const host: TunnelHost = {
+      journal: this.journal,
+      secrets: this.secrets,
+      track: (conn) => {
+        this.open.add(conn);
+        return () => this.open.delete(conn);
+      },
+      count: (c, upstream) => this.count(c, upstream),
+      refuseHello: (t, hello, close) => this.refuseHello(t, hello, close),
+      readAsHttp: (t, d, c) => this.readTunnel(t, d, c, "http", c),
     };
-    upstream.once("error", (err) => {
-      if (client.writable && !connected && !answered) client.end(refusal(502, `cannot reach ${hostPort(target.host, target.port)}: ${err.message}`));
-      done();
-    });
-    upstream.once("connect", () => {
-      connected = true;
-      let first = head;
-      const write = (bytes: Buffer) => {
-        if (!bytes.length) return;
-        this.journal.bytesOut += bytes.length;
-        upstream.write(bytes);
-      };
-      const open = () => {
-        write(first);
-        this.count(client, upstream);
-        client.pipe(upstream);
-        if (!readPlaintext) upstream.pipe(client);
-      };
-      const guarded = () => {
-        const guard = this.secrets.bodyInspector({ host: target.host, port: target.port, scheme: "http" });
-        guard.on("error", (err) => {
-          if (err instanceof SecretBlocked) this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: false, reason: err.message, secret: err.secret });
-          done();
-        });
-        this.count(client, upstream);
-        guard.pipe(upstream);
-        this.journal.bytesOut += first.length;
-        guard.write(first);
-        client.pipe(guard);
-      };
-      const check = (): boolean => {
-        const hello = clientHelloServerName(first);
-        if (hello === "more") return false;
-        if (hello === "bad" || (hello !== "not-tls" && !sniAgrees(hello ?? undefined, target))) {
-          this.refuseHello(target, hello, done);
-          return true;
-        }
-        if (hello !== "not-tls" || !readPlaintext) return open(), true;
-        const kind = plaintextKind(first);
-        if (kind === "more") return false;
-        if (kind === "other") return guarded(), true;
-        // A plaintext HTTP request: read like a plain proxy request, on the proxy's own upstream connections.
-        handedOff = true;
-        upstream.unpipe(client);
-        done();
-        client.pause();
-        client.unshift(first);
-        this.readTunnel(target, decision, client, "http", client);
-        return true;
-      };
-      if (!answered) client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      // While the client's first bytes are awaited, the server may speak first (SMTP, FTP and the like).
-      if (readPlaintext) upstream.pipe(client);
-      if (first.length && check()) return;
-      const gate = (chunk: Buffer) => {
-        first = Buffer.concat([first, chunk]);
-        if (check()) client.off("data", gate);
-      };
-      client.on("data", gate);
-      client.resume(); // firstBytes may have paused it
-    });
-    client.once("close", () => {
-      if (!handedOff) done();
-    });
-    upstream.once("close", done);
+    new Tunnel(host, target, decision, client, head, opts);
   }
 
-  private refuseHello(target: Target, hello: string | null, close: () => void): void {
+
+  private refuseHello(target: Target, hello: HelloName, close: () => void): void {
     const reason =
       hello === "bad"
         ? `a malformed TLS ClientHello was sent toward ${hostPort(target.host, target.port)}`
