@@ -3,6 +3,7 @@ import { closeSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { AllowList } from "../egress/allowlist.js";
+import { hostPort } from "../egress/host.js";
 import { AllowNetError } from "../egress/errors.js";
 import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/endpoint.js";
 import type { DecideOptions } from "../egress/policy.js";
@@ -291,9 +292,12 @@ export class SandboxManager {
     const failures = budgeted((m) => this.log.error(`sandbox ${sb.id}: egress proxy: ${m}`), "failures");
     egress.proxy.onInternalError = failures;
     egress.proxy.onBound = budgeted((m) => this.log.warn(`sandbox ${sb.id}: egress: ${m}`), "connections turned away at a bound");
+    // Refusals reach the daemon's log too (a tool that retries quietly is otherwise a mystery to the operator).
+    const denied = budgeted((m) => this.log.warn(`sandbox ${sb.id}: ${m}`), "egress refusals (the egress log keeps them all)");
     egress.journal.onEvent = (event) => {
       // Names the secret and the host, never the value.
       if (event.secret) refusals(`egress refused a request carrying secret ${event.secret}: ${event.reason}`);
+      else if (!event.allowed) denied(`egress refused ${event.method} ${hostPort(event.host, event.port)}: ${event.reason}`);
       for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
     };
     link.onFatal = (reason) => this.destroy(sb, "error", reason);

@@ -9,6 +9,20 @@ import { execSizeProblem } from "../sandbox/exec-size.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 
+/** The Node option that loads the egress preload; kept in front of whatever NODE_OPTIONS a caller sets. */
+const PROXY_PRELOAD = "--require /.sbx/node-proxy.cjs";
+
+/**
+ * NODE_OPTIONS as the caller set it (env.set, spawn's env, sh.env) with the proxy preload in
+ * front: without it Node's fetch gets no network at all. A caller who clears the environment
+ * gets exactly what it gives.
+ */
+export function withProxyPreload(env: Record<string, string>): Record<string, string> {
+  const own = env.NODE_OPTIONS;
+  if (own === undefined || own.split(/\s+/).join(" ").includes(PROXY_PRELOAD)) return env;
+  return { ...env, NODE_OPTIONS: own.trim() ? `${PROXY_PRELOAD} ${own}` : PROXY_PRELOAD };
+}
+
 /** The environment every spawn starts from, below the sandbox's and the call's own. */
 export const BASE_ENV: Readonly<Record<string, string>> = {
   HOME: "/home/user",
@@ -27,7 +41,7 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   NO_PROXY: "localhost,127.0.0.1,::1",
   no_proxy: "localhost,127.0.0.1,::1",
   // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
-  NODE_OPTIONS: "--require /.sbx/node-proxy.cjs",
+  NODE_OPTIONS: PROXY_PRELOAD,
   // TLS clients trust the daemon's CA, which signs what the proxy shows for secret hosts (Node's variable: see SECRETS_TRUST_ENV).
   ...TRUST_ENV,
 };
@@ -83,7 +97,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...defaultEnv(sb), ...(p.env ?? {}) };
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : withProxyPreload({ ...defaultEnv(sb), ...(p.env ?? {}) });
       const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
       const result = await inside(sb, "process.spawn", {

@@ -182,6 +182,8 @@ describe("refusals", () => {
     expect(r2.out).toContain("HTTP/1.1 403 Forbidden\r\nX-Sbx-Error: other.example.test:80 is not in allowNet\r\n");
     expect(r2.out.endsWith("\r\n\r\nsbx egress proxy: other.example.test:80 is not in allowNet\n")).toBe(true);
     expect(up.seen.filter((s) => s.host === "other.example.test")).toEqual([]);
+    // The operator sees them in the daemon's log (rate-limited), not only in egressLog().
+    expect(daemon.logs()).toContain(`warn sandbox ${sb.id}: egress refused CONNECT other.example.test:443: other.example.test:443 is not in allowNet`);
     const after = (await sb.usage()).egress;
     expect(after.requests - before.requests).toBe(4);
     expect(after.blocked - before.blocked).toBe(4);
