@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
 import { ResolveMap } from "./egress/resolve-map.js";
+import { parseApprovedRanges } from "./egress/addresses.js";
+import type { Prefix } from "./egress/ip.js";
 import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
@@ -33,6 +35,10 @@ export interface DaemonConfig {
   egressPins: ResolveMap;
   /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
   extraCaCerts: string[];
+  /** egress.sandboxCaCerts: PEM files every sandbox trusts too (a gateway that re-signs TLS, an internal CA). */
+  sandboxCaCerts: string[];
+  /** egress.allowedRanges: private blocks every sandbox may reach by name or address (an internal mirror); never metadata. */
+  approvedRanges: Prefix[];
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
 }
@@ -53,6 +59,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     disk: { ...DEFAULT_DISK_POLICY },
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
+    sandboxCaCerts: [],
+    approvedRanges: [],
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
   };
 }
@@ -88,14 +96,17 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
       if (key === "resolve") {
         if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("config.egress.resolve: must map NAME[:PORT] to ADDR[:PORT]");
         c.egressPins = ResolveMap.parse(value as Record<string, string>);
-      } else if (key === "extraCaCerts") {
-        if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error("config.egress.extraCaCerts: must be an array of PEM file paths");
-        c.extraCaCerts = value as string[];
+      } else if (key === "extraCaCerts" || key === "sandboxCaCerts") {
+        if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error(`config.egress.${key}: must be an array of PEM file paths`);
+        c[key] = value as string[];
+      } else if (key === "allowedRanges") {
+        if (!Array.isArray(value) || value.some((r) => typeof r !== "string")) throw new Error("config.egress.allowedRanges: must be an array of CIDR blocks such as \"10.20.0.0/16\"");
+        c.approvedRanges = parseApprovedRanges(value as string[]);
       } else if (key in EGRESS_BOUNDS) {
         const [field, min, read] = EGRESS_BOUNDS[key]!;
         c.egressBounds[field] = read(`egress.${key}`, value, min);
       } else {
-        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
+        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, sandboxCaCerts, allowedRanges, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
       }
     }
   },

@@ -77,7 +77,7 @@ export class Daemon {
     const tokens = new Tokens([token, ...config.tokens]);
 
     // The API address is filled in once the server listens; proxies read it at decision time.
-    const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
+    const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port }, approvedRanges: config.approvedRanges };
     // Each proxy connection costs two descriptors; the daemon keeps a reserve for everything else.
     const fdLimit = raiseOpenFileLimit();
     const egressConnections = config.egressBounds.connections ?? Math.max(64, Math.floor((Math.min(fdLimit, 1 << 20) - FD_RESERVE) / 2));
@@ -85,7 +85,7 @@ export class Daemon {
     // TLS interception for secret hosts: the CA (made on first start), what upstreams are verified against, and what sandboxes trust.
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);
-    const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem);
+    const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem, config.sandboxCaCerts);
     const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;

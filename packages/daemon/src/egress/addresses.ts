@@ -7,7 +7,7 @@
 import { networkInterfaces } from "node:os";
 import type { AllowedLiteral } from "./allowlist.js";
 import { classifyAddress, type AddressClass } from "./address-classes.js";
-import { canonicalIp, formatIp, ipBytes, unmapIPv4 } from "./ip.js";
+import { canonicalIp, formatIp, inPrefix, ipBytes, prefix, unmapIPv4, type Prefix } from "./ip.js";
 import { hostPort } from "./host.js";
 
 /** What the vetting needs to know besides the address. */
@@ -18,6 +18,27 @@ export interface VetContext {
   readonly hostAddresses?: readonly string[];
   /** Where the daemon's API listens (its `listen` setting, after binding); never reachable from a sandbox. */
   readonly daemonApi: { readonly host: string; readonly port: number };
+  /** `egress.allowedRanges`: private (or loopback, link-local) blocks the operator approved for every sandbox. */
+  readonly approvedRanges?: readonly Prefix[];
+}
+
+/** The classes an operator may approve ranges of; metadata, multicast, broadcast and unspecified never. */
+const APPROVABLE: ReadonlySet<AddressClass> = new Set(["private", "loopback", "link-local", "reserved", "documentation"]);
+
+/**
+ * Reads `egress.allowedRanges` (CIDR blocks); throws naming an entry that is not one, or that
+ * covers a cloud metadata address (those stay refused whatever the operator approves).
+ */
+export function parseApprovedRanges(entries: readonly string[]): Prefix[] {
+  return entries.map((cidr, i) => {
+    const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr);
+    const bytes = m ? ipBytes(m[1]!) : null;
+    if (!m || !bytes || Number(m[2]) > bytes.length * 8) throw new Error(`config.egress.allowedRanges[${i}]: '${cidr}' is not a CIDR block such as 10.20.0.0/16`);
+    const p = prefix(`${formatIp(bytes)}/${m[2]}`);
+    const metadata = ["169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "fd20:ce::254"].find((a) => inPrefix(ipBytes(a)!, p));
+    if (metadata) throw new Error(`config.egress.allowedRanges[${i}]: '${cidr}' covers the cloud metadata address ${metadata}, which sandboxes may never reach`);
+    return p;
+  });
 }
 
 /** Why an address was refused: its class, this host's own, the daemon's API, or not an address at all. */
@@ -49,8 +70,9 @@ export function vetAddress(ip: string, ctx: VetContext, port: number): AddressVe
   if (api) return api;
   const named = ctx.allowedLiterals.some((l) => canonicalIp(l.address) === address && (l.port === null || l.port === port));
   const { addressClass, what } = classifyAddress(raw);
-  if (addressClass !== "public" && !named) return { allowed: false, kind: addressClass, reason: `${address} is ${what}${hint(address, port)}` };
-  if (own.has(address) && !named) return { allowed: false, kind: "host", reason: `${address} is one of this host's own addresses${hint(address, port)}` };
+  const approved = APPROVABLE.has(addressClass) && (ctx.approvedRanges ?? []).some((p) => inPrefix(unmapIPv4(raw), p));
+  if (addressClass !== "public" && !named && !approved) return { allowed: false, kind: addressClass, reason: `${address} is ${what}${hint(address, port)}` };
+  if (own.has(address) && !named && !approved) return { allowed: false, kind: "host", reason: `${address} is one of this host's own addresses${hint(address, port)}` };
   return { allowed: true, via: named ? "literal" : "public" };
 }
 

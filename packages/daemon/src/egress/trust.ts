@@ -71,16 +71,21 @@ function certificatesIn(text: string, source: string): string[] {
 export function upstreamTrust(extraCaCerts: readonly string[]): SecureContext {
   const system = systemBundle();
   const ca = system ? certificatesIn(system.pem, system.path) : [...rootCertificates];
-  for (const file of extraCaCerts) {
+  ca.push(...readCaFiles(extraCaCerts, "extra CA file"));
+  return createSecureContext({ ca, minVersion: "TLSv1.2" });
+}
+
+/** Every certificate in `files`; throws naming a file that cannot be read or holds none. */
+function readCaFiles(files: readonly string[], what: string): string[] {
+  return files.flatMap((file) => {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
-      throw new Error(`extra CA file ${file} cannot be read: ${(err as Error).message}`);
+      throw new Error(`${what} ${file} cannot be read: ${(err as Error).message}`);
     }
-    ca.push(...certificatesIn(text, `extra CA file ${file}`));
-  }
-  return createSecureContext({ ca, minVersion: "TLSv1.2" });
+    return certificatesIn(text, `${what} ${file}`);
+  });
 }
 
 /** The trust files every sandbox binds, held open by the daemon. */
@@ -93,10 +98,12 @@ export interface SandboxTrustFiles {
 }
 
 /**
- * Writes the sandbox's bundle (host bundle + `caPem`) and the CA-only file under `dir`
+ * Writes the sandbox's bundle (host bundle + `sandboxCaCerts` + `caPem`) and the CA-only file under `dir`
  * (readable by sandbox uids, like the supervisor) and opens both.
  */
-export async function writeSandboxTrust(dir: string, caPem: string): Promise<SandboxTrustFiles> {
+export async function writeSandboxTrust(dir: string, caPem: string, sandboxCaCerts: readonly string[] = []): Promise<SandboxTrustFiles> {
+  // The operator's own CAs (a re-signing gateway, an internal CA) join the host's bundle.
+  const extra = readCaFiles(sandboxCaCerts, "sandbox CA file").map((pem) => `${pem}\n`).join("");
   await fsp.mkdir(dir, { recursive: true, mode: 0o711 });
   const system = systemBundle();
   const write = async (name: string, text: string) => {
@@ -106,7 +113,7 @@ export async function writeSandboxTrust(dir: string, caPem: string): Promise<San
     await fsp.rename(`${path}.tmp`, path);
     return openSync(path, "r");
   };
-  const bundleFd = await write("ca-bundle.pem", `${system ? `${system.pem.trimEnd()}\n` : rootCertificates.join("\n")}\n${caPem}`);
+  const bundleFd = await write("ca-bundle.pem", `${system ? `${system.pem.trimEnd()}\n` : rootCertificates.join("\n")}\n${extra}${caPem}`);
   const systemBundleFd = openSync(join(dir, "ca-bundle.pem"), "r");
   const caFd = await write("sbx-ca.pem", caPem);
   return { bundleFd, systemBundleFd, caFd, close: () => [bundleFd, systemBundleFd, caFd].forEach((fd) => closeSync(fd)) };

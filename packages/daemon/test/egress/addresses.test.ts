@@ -1,6 +1,6 @@
 import { networkInterfaces } from "node:os";
 import { describe, expect, it } from "vitest";
-import { localAddresses, vetAddress, type VetContext } from "../../src/egress/addresses.js";
+import { localAddresses, parseApprovedRanges, vetAddress, type VetContext } from "../../src/egress/addresses.js";
 import { AllowList } from "../../src/egress/allowlist.js";
 
 /** A host whose own public address is 93.184.216.34, with the daemon's API on loopback. */
@@ -152,5 +152,30 @@ describe("the daemon's own API is never reachable, not even through an allowNet 
 
   it("the API port on somebody else's public address is just a public address", () => {
     expect(vetAddress("8.8.8.8", ctx(), 7070)).toEqual({ allowed: true, via: "public" });
+  });
+});
+
+describe("egress.allowedRanges: blocks the operator approved", () => {
+  const approved = (ranges: string[]) => ctx([], { approvedRanges: parseApprovedRanges(ranges) });
+
+  it("allows private, loopback and link-local addresses inside them, and nothing outside", () => {
+    const c = approved(["10.20.0.0/16", "fd12:3456::/32"]);
+    expect(vetAddress("10.20.1.5", c, 443)).toEqual({ allowed: true, via: "public" });
+    expect(vetAddress("fd12:3456::1", c, 443)).toEqual({ allowed: true, via: "public" });
+    expect(vetAddress("::ffff:10.20.1.5", c, 443)).toEqual({ allowed: true, via: "public" });
+    expect(vetAddress("10.21.0.1", c, 443)).toMatchObject({ allowed: false, kind: "private" });
+    expect(vetAddress("192.168.1.1", c, 443)).toMatchObject({ allowed: false, kind: "private" });
+  });
+
+  it("never approves metadata, multicast or the unspecified address, and never the daemon's API", () => {
+    expect(() => parseApprovedRanges(["169.254.0.0/16"])).toThrow(/covers the cloud metadata address 169\.254\.169\.254/);
+    expect(() => parseApprovedRanges(["0.0.0.0/0"])).toThrow(/covers the cloud metadata address/);
+    expect(() => parseApprovedRanges(["fd00::/8"])).toThrow(/covers the cloud metadata address fd00:ec2::254/);
+    expect(() => parseApprovedRanges(["10.0.0.0"])).toThrow(/is not a CIDR block/);
+    expect(() => parseApprovedRanges(["10.0.0.0/33"])).toThrow(/is not a CIDR block/);
+    const c = approved(["224.0.0.0/4", "127.0.0.0/8"]);
+    expect(vetAddress("224.0.0.1", c, 80)).toMatchObject({ allowed: false, kind: "multicast" });
+    expect(vetAddress("127.0.0.1", c, 7070)).toMatchObject({ allowed: false, kind: "daemon-api" });
+    expect(vetAddress("127.0.0.1", c, 8080)).toEqual({ allowed: true, via: "public" });
   });
 });
