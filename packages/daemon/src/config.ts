@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
 import { ResolveMap } from "./egress/resolve-map.js";
 import { parseApprovedRanges } from "./egress/addresses.js";
+import { parseUpstreamProxy, type UpstreamProxy } from "./egress/dial.js";
 import type { Prefix } from "./egress/ip.js";
 import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
@@ -39,6 +40,8 @@ export interface DaemonConfig {
   sandboxCaCerts: string[];
   /** egress.allowedRanges: private blocks every sandbox may reach by name or address (an internal mirror); never metadata. */
   approvedRanges: Prefix[];
+  /** egress.upstreamProxy: the operator's HTTP proxy allowed traffic goes out through (null: the daemon's HTTPS_PROXY, if set). */
+  upstreamProxy: UpstreamProxy | null;
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
 }
@@ -61,6 +64,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     extraCaCerts: [],
     sandboxCaCerts: [],
     approvedRanges: [],
+    upstreamProxy: null,
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
   };
 }
@@ -99,6 +103,8 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
       } else if (key === "extraCaCerts" || key === "sandboxCaCerts") {
         if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error(`config.egress.${key}: must be an array of PEM file paths`);
         c[key] = value as string[];
+      } else if (key === "upstreamProxy") {
+        c.upstreamProxy = parseUpstreamProxy(value);
       } else if (key === "allowedRanges") {
         if (!Array.isArray(value) || value.some((r) => typeof r !== "string")) throw new Error("config.egress.allowedRanges: must be an array of CIDR blocks such as \"10.20.0.0/16\"");
         c.approvedRanges = parseApprovedRanges(value as string[]);
@@ -106,7 +112,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
         const [field, min, read] = EGRESS_BOUNDS[key]!;
         c.egressBounds[field] = read(`egress.${key}`, value, min);
       } else {
-        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, sandboxCaCerts, allowedRanges, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
+        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, sandboxCaCerts, allowedRanges, upstreamProxy, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
       }
     }
   },

@@ -12,6 +12,8 @@ import { CertificateAuthority } from "./egress/ca.js";
 import type { DecideOptions } from "./egress/policy.js";
 import { upstreamTrust, writeSandboxTrust } from "./egress/trust.js";
 import { EgressShared } from "./egress/limits.js";
+import { Dialer, upstreamFromEnvironment } from "./egress/dial.js";
+import { hostPort } from "./egress/host.js";
 import { localAddresses } from "./egress/addresses.js";
 import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
@@ -81,7 +83,9 @@ export class Daemon {
     // Each proxy connection costs two descriptors; the daemon keeps a reserve for everything else.
     const fdLimit = raiseOpenFileLimit();
     const egressConnections = config.egressBounds.connections ?? Math.max(64, Math.floor((Math.min(fdLimit, 1 << 20) - FD_RESERVE) / 2));
-    const egressShared = new EgressShared({ ...config.egressBounds, connections: egressConnections }, localAddresses);
+    const upstreamProxy = config.upstreamProxy ?? upstreamFromEnvironment(env);
+    if (upstreamProxy) log.info(`egress goes out through the upstream proxy ${hostPort(upstreamProxy.host, upstreamProxy.port)} (CONNECT by ${upstreamProxy.connectBy}${upstreamProxy.noProxy.length ? `; direct: ${upstreamProxy.noProxy.join(", ")}` : ""})`);
+    const egressShared = new EgressShared({ ...config.egressBounds, connections: egressConnections }, localAddresses, new Dialer(upstreamProxy));
     // TLS interception for secret hosts: the CA (made on first start), what upstreams are verified against, and what sandboxes trust.
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);

@@ -13,6 +13,7 @@ import { hostPort } from "./host.js";
 import type { SandboxEgressBudgets } from "./limits.js";
 import { codings, endToEnd, get, oneHost, refusal, refuse, toHeaders, without } from "./http.js";
 import { BodyRefused, decoder, MAX_CODINGS, READABLE_ENCODINGS, readCompressed } from "./bodies.js";
+import type { Dialer } from "./dial.js";
 
 /** A response body of known length up to this size is scrubbed whole and keeps a Content-Length; larger ones stream. */
 const WHOLE_RESPONSE = 1024 * 1024;
@@ -28,11 +29,15 @@ export interface Route {
   agent: HttpAgent | HttpsAgent;
   /** For https: what the upstream's certificate is verified against. */
   trust?: SecureContext;
+  /** The address came from DNS (not a pin or a literal). */
+  resolved: boolean;
 }
 
 /** What {@link forward} reports back to the proxy. */
 export interface ForwardHooks {
   secrets: SecretSet;
+  /** Where upstream connections come from (directly, or through the operator's upstream proxy). */
+  dialer: Dialer;
   /** What this sandbox may make the proxy hold and decode. */
   budgets: SandboxEgressBudgets;
   /** A request blocked for a secret: counted, logged and answered 403 by the caller's journal. */
@@ -85,7 +90,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
   // Framing is this hop's: a body without a known length goes on chunked, whatever the method.
   if (hasBody && get(headers, "content-length") === undefined) headers.push("Transfer-Encoding", "chunked");
 
-  const options = { host: route.address, port: route.port, method: req.method, path: route.path, headers: toHeaders(headers), setHost: false, agent: route.agent };
+  // dialName: the name the vetted address was allowed for (the dialer's upstream-proxy rules match names).
+  const options = { host: route.address, port: route.port, method: req.method, path: route.path, headers: toHeaders(headers), setHost: false, agent: route.agent, dialName: to.host, dialResolved: route.resolved };
   const upstream =
     to.scheme === "https"
       ? httpsRequest({ ...options, servername: to.host, secureContext: route.trust, ALPNProtocols: ["http/1.1"] } as HttpsRequestOptions)
@@ -238,31 +244,42 @@ export function forwardUpgrade(req: IncomingMessage, client: Duplex, head: Buffe
     hooks.blocked(err);
     return refuse(403, err.message);
   }
-  const upstream = tlsConnect({ host: route.address, port: route.port, servername: to.host, secureContext: route.trust, ALPNProtocols: ["http/1.1"] });
-  hooks.opened(upstream);
+  const { socket, ready } = hooks.dialer.dial(route.address, route.port, to.host, route.resolved);
+  hooks.opened(socket);
+  let upstream: Duplex | null = null;
   const close = () => {
     client.destroy();
-    upstream.destroy();
+    socket.destroy();
+    upstream?.destroy();
     hooks.closed();
   };
-  upstream.once("error", (err) => {
+  const unreachable = (err: Error) => {
     if (client.writable) refuse(502, `cannot reach ${hostPort(to.host, to.port)}: ${err.message}`);
     close();
-  });
-  upstream.once("secureConnect", () => {
-    const lines = [`${req.method} ${route.path} HTTP/1.1`];
-    const headers = oneHost(req.rawHeaders, req, to);
-    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
-    upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
-    if (head.length) upstream.write(head);
-    const scrubber = secrets.scrubber();
-    client.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
-    upstream.on("data", (chunk: Buffer) => hooks.bytesIn(chunk.length));
-    client.pipe(upstream);
-    upstream.pipe(scrubber).pipe(client);
-    scrubber.on("error", close);
-  });
+  };
+  socket.on("error", () => {});
   client.on("error", close);
   client.once("close", close);
-  upstream.once("close", close);
+  socket.once("close", close);
+  // TLS starts only once the connection is through (an upstream proxy answers its CONNECT first).
+  ready.then((rest) => {
+    if (rest.length) socket.unshift(rest);
+    socket.resume();
+    const tls = tlsConnect({ socket, servername: to.host, secureContext: route.trust, ALPNProtocols: ["http/1.1"] });
+    upstream = tls;
+    tls.once("error", unreachable);
+    tls.once("secureConnect", () => {
+      const lines = [`${req.method} ${route.path} HTTP/1.1`];
+      const headers = oneHost(req.rawHeaders, req, to);
+      for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
+      tls.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (head.length) tls.write(head);
+      const scrubber = secrets.scrubber();
+      client.on("data", (chunk: Buffer) => hooks.bytesOut(chunk.length));
+      tls.on("data", (chunk: Buffer) => hooks.bytesIn(chunk.length));
+      client.pipe(tls);
+      tls.pipe(scrubber).pipe(client);
+      scrubber.on("error", close);
+    });
+  }, unreachable);
 }

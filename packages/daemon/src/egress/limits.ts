@@ -6,6 +6,8 @@
  * anything. See the README's "Bounds" table for the config keys.
  */
 
+import { Dialer } from "./dial.js";
+
 /** The bounds, as the daemon's config sets them (`egress.*`). */
 export interface EgressBounds {
   /** Open proxy connections (tunnels included) per sandbox. */
@@ -95,7 +97,12 @@ export class EgressShared {
   private addresses: string[] = [];
   private addressesAt = 0;
 
-  constructor(readonly bounds: EgressBounds, private readonly readAddresses: () => string[]) {
+  constructor(
+    readonly bounds: EgressBounds,
+    private readonly readAddresses: () => string[],
+    /** How every proxy reaches what it allowed: directly, or through the operator's upstream proxy. */
+    readonly dialer: Dialer = new Dialer(null),
+  ) {
     this.connections = new Budget(bounds.connections);
     this.held = new Budget(bounds.heldBytes);
   }

@@ -27,7 +27,7 @@ export interface InterceptTls {
 /** A CONNECT tunnel whose requests the proxy reads: TLS it terminated for a secret's host, or plaintext. */
 interface Intercepted extends OpenConnection {
   /** The sandbox's upstream connections this tunnel's requests go out on. */
-  agent: HttpsAgent | Agent;
+  agent: Agent;
   scheme: "http" | "https";
 }
 
@@ -45,9 +45,9 @@ interface Intercepted extends OpenConnection {
 export class EgressProxy {
   private readonly server: Server;
   /** Plain-HTTP upstream connections are reused across a sandbox's requests, like any client's. */
-  private readonly upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly upstreamAgent: Agent;
   /** Verified TLS connections to secret hosts, reused across the sandbox's tunnels (never across sandboxes). */
-  private readonly secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  private readonly secureAgent: Agent;
   /** Parses the requests inside intercepted tunnels; it never listens, tunnels are handed to it. */
   private readonly inner: Server;
   private readonly intercepted = new WeakMap<Duplex, Intercepted>();
@@ -63,6 +63,8 @@ export class EgressProxy {
     private readonly tls: InterceptTls | null = null,
   ) {
     this.allowList = allowList;
+    this.upstreamAgent = budgets.shared.dialer.agent("http", { keepAlive: true, maxSockets: 64 });
+    this.secureAgent = budgets.shared.dialer.agent("https", { keepAlive: true, maxSockets: 64 });
     this.server = httpServer();
     this.server.on("connection", (socket: Socket) => this.admit(socket));
     this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.safely(socket, () => this.onConnect(req, socket, head)));
@@ -192,6 +194,7 @@ export class EgressProxy {
     const host: TunnelHost = {
       journal: this.journal,
       secrets: this.secrets,
+      dialer: this.budgets.shared.dialer,
       track: (conn) => {
         this.open.add(conn);
         return () => this.open.delete(conn);
@@ -236,7 +239,7 @@ export class EgressProxy {
     this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
     if (!decision.allowed) return reject(decision.status, decision.reason);
 
-    const route: Route = { to: { host: target.host, port: target.port, scheme: "http" }, address: decision.address, port: decision.port, path: target.path, agent: this.upstreamAgent };
+    const route: Route = { to: { host: target.host, port: target.port, scheme: "http" }, address: decision.address, port: decision.port, path: target.path, agent: this.upstreamAgent, resolved: decision.via === "dns" };
     forward(req, res, route, this.hooks(target, decision, req.method ?? "GET", [req.socket]));
   }
 
@@ -297,7 +300,7 @@ export class EgressProxy {
 
   private routeOf(conn: Intercepted, path: string): Route {
     const { target, dialled, scheme } = conn;
-    return { to: { host: target.host, port: target.port, scheme }, address: dialled.address, port: dialled.port, path, agent: conn.agent, ...(scheme === "https" ? { trust: this.tls!.upstreamTrust } : {}) };
+    return { to: { host: target.host, port: target.port, scheme }, address: dialled.address, port: dialled.port, path, agent: conn.agent, resolved: dialled.via === "dns", ...(scheme === "https" ? { trust: this.tls!.upstreamTrust } : {}) };
   }
 
   /**
@@ -331,6 +334,7 @@ export class EgressProxy {
     return {
       secrets: this.secrets,
       budgets: this.budgets,
+      dialer: this.budgets.shared.dialer,
       blocked: (err: SecretBlocked) => this.journal.record({ host: target.host, port: target.port, method, allowed: false, reason: err.message, secret: err.secret }),
       bytesOut: (n) => (this.journal.bytesOut += n),
       bytesIn: (n) => (this.journal.bytesIn += n),

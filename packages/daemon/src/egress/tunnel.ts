@@ -1,4 +1,5 @@
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import type { Dialer } from "./dial.js";
 import type { Duplex } from "node:stream";
 import { hostPort } from "./host.js";
 import { refusal } from "./http.js";
@@ -20,6 +21,7 @@ export interface OpenConnection {
 /** What a tunnel needs from the proxy that owns it. */
 export interface TunnelHost {
   readonly journal: EgressJournal;
+  readonly dialer: Dialer;
   readonly secrets: SecretSet;
   /** Keeps `conn` among the open connections until the returned function is called. */
   track(conn: OpenConnection): () => void;
@@ -69,10 +71,14 @@ export class Tunnel {
     private readonly opts: TunnelOptions,
   ) {
     this.first = head;
-    this.upstream = connect({ host: decision.address, port: decision.port });
+    const { socket, ready } = host.dialer.dial(decision.address, decision.port, target.host, decision.via === "dns");
+    this.upstream = socket;
     this.untrack = host.track({ target, dialled: decision, sockets: [client, this.upstream] });
-    this.upstream.once("error", (err) => this.unreachable(err));
-    this.upstream.once("connect", () => this.onConnected());
+    this.upstream.on("error", () => {});
+    ready.then(
+      (rest) => this.onConnected(rest),
+      (err: Error) => this.unreachable(err),
+    );
     this.upstream.once("close", () => this.close());
     client.once("close", () => {
       if (!this.handedOff) this.close();
@@ -86,8 +92,11 @@ export class Tunnel {
     this.close();
   }
 
-  private onConnected(): void {
+  private onConnected(rest: Buffer): void {
     this.connected = true;
+    // Bytes the upstream sent right behind an upstream proxy's answer belong to the stream.
+    if (rest.length) this.upstream.unshift(rest);
+    this.upstream.resume();
     if (!this.opts.answered) this.client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     // While the client's first bytes are awaited, the server may speak first (SMTP, FTP and the like).
     if (this.opts.readPlaintext) this.upstream.pipe(this.client);
