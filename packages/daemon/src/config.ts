@@ -7,6 +7,7 @@ import type { Prefix } from "./egress/ip.js";
 import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
+import { parseTenants, type TenantQuotas } from "./server/tenants.js";
 
 /** Everything the daemon can be told, with its defaults. */
 export interface DaemonConfig {
@@ -16,8 +17,8 @@ export interface DaemonConfig {
   /** How long a "session" sandbox outlives its creator's connection, so a reconnect can adopt it. */
   sessionGraceMs: number;
   maxSandboxesPerToken: number;
-  /** Tokens of further tenants, beside the primary one. */
-  tokens: string[];
+  /** Further tenants beside the primary token's ("default"): `tenants` entries, and `tokens` (named token-2, token-3, ...). */
+  tenants: Array<{ name: string; token: string; quotas: TenantQuotas }>;
   /** First host uid given to sandboxes when running as root; null picks a range no other daemon holds. */
   uidBase: number | null;
   /** How many host uids (so live sandboxes, pool included) this daemon may use in root mode. */
@@ -52,7 +53,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     stateDir: defaultStateDir(env),
     sessionGraceMs: 5000,
     maxSandboxesPerToken: 500,
-    tokens: [],
+    tenants: [],
     uidBase: null,
     uidCount: 65536,
     pidsPerSandbox: 1024,
@@ -77,8 +78,9 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   maxSandboxesPerToken: (v, c) => (c.maxSandboxesPerToken = int("maxSandboxesPerToken", v, 1)),
   tokens: (v, c) => {
     if (!Array.isArray(v) || v.some((t) => typeof t !== "string" || t.length < 16)) throw new Error("config.tokens: must be an array of strings of at least 16 characters");
-    c.tokens = v as string[];
+    c.tenants.push(...(v as string[]).map((token, i) => ({ name: `token-${i + 2}`, token, quotas: {} })));
   },
+  tenants: (v, c) => c.tenants.push(...parseTenants(v)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),

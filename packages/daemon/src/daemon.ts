@@ -76,7 +76,7 @@ export class Daemon {
     }
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
-    const tokens = new Tokens([token, ...config.tokens]);
+    const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
 
     // The API address is filled in once the server listens; proxies read it at decision time.
     const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port }, approvedRanges: config.approvedRanges };
@@ -105,6 +105,7 @@ export class Daemon {
       pidsPerSandbox: config.pidsPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      tenants: tokens,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,

@@ -15,6 +15,7 @@ import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import { LogBudget } from "../util/log.js";
+import { callContext } from "../util/context.js";
 import type { Logger } from "../util/log.js";
 import { parseBytes, parseDuration } from "../util/units.js";
 import { SupervisorLink } from "./instance.js";
@@ -24,7 +25,9 @@ import { WarmPool } from "./pool.js";
 import { acquireResources, type SandboxResources } from "./resources.js";
 import { reclaimStorage } from "./storage.js";
 import { UsageMeter, type Usage } from "./usage.js";
-import { UsageStore, type UsageRecord } from "./usage-store.js";
+import { UsageStore, type RunningRecord, type UsageRecord } from "./usage-store.js";
+import { UsageLedger } from "./ledger.js";
+import { DEFAULT_PERIOD_MS, type TenantQuotas } from "../server/tenants.js";
 import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { SandboxRecords } from "./records.js";
 import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
@@ -65,6 +68,8 @@ export interface ManagerOptions {
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
   disk: DiskPolicy;
+  /** Tenants' names and quotas by owner key, and how far back the longest quota period looks. */
+  tenants: { nameOf(owner: string): string; quotasOf(owner: string): TenantQuotas; horizonMs: number };
   log: Logger;
 }
 
@@ -98,6 +103,8 @@ export class SandboxManager {
   /** Final usage of ended sandboxes, by id. */
   private readonly finished = new Map<string, UsageRecord>();
   private readonly usageStore: UsageStore;
+  /** Every ended sandbox's usage, for billing and tenants' quotas. */
+  private readonly ledger: UsageLedger;
   private readonly sampler: NodeJS.Timeout;
   /** Started sandboxes nobody owns yet, handed out by create(). */
   private readonly pool: WarmPool;
@@ -114,6 +121,7 @@ export class SandboxManager {
       if (++ticks % SAVE_RUNNING_EVERY === 0) this.saveRunningUsage();
     }, 1000).unref();
     this.usageStore = new UsageStore(join(opts.stateDir, "usage"), FINISHED_TTL_MS, opts.log);
+    this.ledger = new UsageLedger(join(opts.stateDir, "usage", "ledger.jsonl"), opts.tenants.horizonMs, opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
@@ -122,7 +130,10 @@ export class SandboxManager {
   async init(): Promise<void> {
     // Kill leftovers first, then detach their storage.
     await this.records.init();
-    for (const [id, record] of await this.usageStore.init()) this.finished.set(id, record);
+    const { records, leftovers } = await this.usageStore.init();
+    for (const [id, record] of records) this.finished.set(id, record);
+    this.ledger.load();
+    for (const [id, r] of leftovers) this.ledger.append({ tenant: r.tenant ?? this.opts.tenants.nameOf(r.owner), owner: r.owner, id, createdAt: r.createdAt ?? new Date(r.at - r.usage.wallSeconds * 1000).toISOString(), endedAt: new Date(r.at).toISOString(), ...r.usage });
     if (this.uids) {
       await fsp.mkdir(this.mountDir, { recursive: true, mode: 0o711 });
       await fsp.chmod(this.mountDir, 0o711);
@@ -135,6 +146,30 @@ export class SandboxManager {
       this.disk!.watch();
     }
     void this.pool.fill();
+  }
+
+  /** Refuses a sandbox the tenant's quotas (config tenants[].quotas) do not leave room for, saying which. */
+  private checkQuotas(owner: string, limits: SandboxLimits): void {
+    const q = this.opts.tenants.quotasOf(owner);
+    const tenant = this.opts.tenants.nameOf(owner);
+    const mine = [...this.sandboxes.values()].filter((sb) => sb.owner === owner && !sb.stopped);
+    const refuse = (what: string) => new DaemonError("ResourceLimit", `tenant ${tenant}: ${what}`);
+    if (q.sandboxes !== undefined && mine.length >= q.sandboxes) throw refuse(`${mine.length} live sandboxes, its quota (quotas.sandboxes: ${q.sandboxes})`);
+    if (q.memoryBytes !== undefined) {
+      const memory = mine.reduce((sum, sb) => sum + sb.limits.memoryBytes, 0) + limits.memoryBytes;
+      if (memory > q.memoryBytes) throw refuse(`its sandboxes' memory would add up to ${Math.round(memory / MIB)} MiB, over its quota of ${Math.round(q.memoryBytes / MIB)} MiB (quotas.memory)`);
+    }
+    if (q.cpuSeconds === undefined && q.gbSeconds === undefined) return;
+    const periodMs = q.periodMs ?? DEFAULT_PERIOD_MS;
+    const used = this.ledger.usedSince(owner, Date.now() - periodMs);
+    for (const sb of mine) {
+      const now = sb.meter.current();
+      used.cpuSeconds += now.cpuSeconds;
+      used.gbSeconds += now.memoryGbSeconds;
+    }
+    const period = `${Math.round(periodMs / 3_600_000)}h`;
+    if (q.cpuSeconds !== undefined && used.cpuSeconds >= q.cpuSeconds) throw refuse(`used ${used.cpuSeconds.toFixed(1)} CPU-seconds in the last ${period}, its quota is ${q.cpuSeconds} (quotas.cpuSeconds)`);
+    if (q.gbSeconds !== undefined && used.gbSeconds >= q.gbSeconds) throw refuse(`used ${used.gbSeconds.toFixed(1)} GB-seconds of memory in the last ${period}, its quota is ${q.gbSeconds} (quotas.gbSeconds)`);
   }
 
   /** Every live sandbox's disk cap and image (pooled ones included: they were promised too). */
@@ -219,6 +254,7 @@ export class SandboxManager {
     if (owned >= this.opts.maxSandboxesPerOwner) {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
+    this.checkQuotas(client.owner, limits);
 
     const warm = this.pool.take(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
@@ -231,6 +267,7 @@ export class SandboxManager {
     sb.labels = { ...(p.labels ?? {}) };
     for (const [k, v] of Object.entries(p.env ?? {})) sb.env.set(k, v);
     sb.meter.rebase();
+    sb.handedOutAt = new Date();
     sb.attached.add(client);
     if (timeoutMs === null) sb.session = client;
     else this.setExpiry(sb, Date.now() + timeoutMs);
@@ -241,8 +278,16 @@ export class SandboxManager {
     return { sandbox: sb, warnings: this.warningsFor(sb, p) };
   }
 
-  /** Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is handed out. */
-  private async launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
+  /**
+   * Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is
+   * handed out. Outside any call's context: what the sandbox does later (exits, egress) is not
+   * the doing of the call that happened to start it.
+   */
+  private launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
+    return callContext.exit(() => this.startSandbox(limits));
+  }
+
+  private async startSandbox(limits: SandboxLimits): Promise<Sandbox> {
     const id = `sbx_${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
     let resources: SandboxResources;
@@ -431,8 +476,10 @@ export class SandboxManager {
 
   /** Every owned running sandbox's totals so far, on disk: what a restarted daemon reports if this one is killed. */
   private saveRunningUsage(): void {
-    const running = new Map<string, { owner: string; usage: Usage }>();
-    for (const sb of this.sandboxes.values()) if (sb.owner && !sb.stopped) running.set(sb.id, { owner: sb.owner, usage: sb.meter.current() });
+    const running = new Map<string, RunningRecord>();
+    for (const sb of this.sandboxes.values()) {
+      if (sb.owner && !sb.stopped) running.set(sb.id, { owner: sb.owner, tenant: this.opts.tenants.nameOf(sb.owner), createdAt: sb.handedOutAt.toISOString(), usage: sb.meter.current() });
+    }
     this.usageStore.writeRunning(running);
   }
 
@@ -462,7 +509,10 @@ export class SandboxManager {
     const expired = [...this.finished].filter(([, f]) => now - f.at > FINISHED_TTL_MS).map(([id]) => id);
     for (const id of expired) this.finished.delete(id);
     if (expired.length) void this.usageStore.prune(expired);
-    if (sb.owner) this.keepFinal(sb.id, { owner: sb.owner, usage, at: now });
+    if (sb.owner) {
+      this.keepFinal(sb.id, { owner: sb.owner, usage, at: now });
+      this.ledger.append({ tenant: this.opts.tenants.nameOf(sb.owner), owner: sb.owner, id: sb.id, createdAt: sb.handedOutAt.toISOString(), endedAt: new Date(now).toISOString(), ...usage });
+    }
     this.log.info(
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );

@@ -23,6 +23,8 @@ export interface SandboxLimits {
 /** One live sandbox as the daemon tracks it. */
 export class Sandbox {
   readonly createdAt = new Date();
+  /** When its owner got it (later than createdAt for a sandbox from the warm pool). */
+  handedOutAt = new Date();
   expiresAt: Date | null = null;
   /** The connection a "session" sandbox lives with; null once it has a duration timeout. */
   session: Client | null = null;
