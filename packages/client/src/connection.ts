@@ -33,6 +33,9 @@ export class Connection {
   private readonly rpc: JSONRPCClient;
   private readonly listeners = new Map<string, Set<(params: any) => void>>();
   private closedWith: string | null = null;
+  /** Set once the sandbox this connection serves has ended: what later calls reject with. */
+  private retiredWith: (() => Error) | null = null;
+  private inFlight = 0;
   private readonly closeListeners = new Set<(reason: string) => void>();
   private readonly closedPromise: Promise<void>;
 
@@ -65,14 +68,32 @@ export class Connection {
 
   /** Calls a method; errors arrive as the SDK's error classes. */
   async request<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.retiredWith) throw this.retiredWith();
     if (this.closedWith) throw new ConnectionError(`connection to ${this.url} is closed (${this.closedWith})`);
+    this.inFlight++;
     try {
       return (await this.rpc.request(method, params as never)) as ResultOf<M>;
     } catch (err) {
-      if (this.closedWith) throw new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
+      // (re-read: the sandbox may have ended while this call was in flight)
+      const retired = this.retiredWith as (() => Error) | null;
+      if (this.closedWith) throw retired?.() ?? new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
       if (err instanceof JSONRPCErrorException) throw fromRpcError(err);
       throw err;
+    } finally {
+      if (--this.inFlight === 0 && this.retiredWith) void this.close();
     }
+  }
+
+  /**
+   * The sandbox this connection serves has ended. An open WebSocket keeps a Node process alive,
+   * so a handle whose sandbox is gone would hold its script open forever: close once the calls
+   * in flight have their answers (a `sandbox.kill` awaiting its own reply among them), and
+   * reject later calls with `error()`.
+   */
+  retire(error: () => Error): void {
+    if (this.retiredWith) return;
+    this.retiredWith = error;
+    if (this.inFlight === 0) void this.close();
   }
 
   on<N extends NotificationName>(method: N, listener: Listener<N>): () => void {

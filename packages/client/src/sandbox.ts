@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import type { ParamsOf, ResultOf, SignalName } from "@sbx/protocol";
+import { ErrorCodes, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { ConnectionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
@@ -101,6 +101,9 @@ export class Sandbox implements AsyncDisposable {
       this.stopped = true;
       for (const waiter of this.exitWaiters.values()) waiter(KILLED);
       this.exitWaiters.clear();
+      // Each handle has a connection of its own, so nothing else needs this one now; later
+      // calls get what the daemon would have answered.
+      conn.retire(() => new SandboxNotFoundError(`no running sandbox '${id}'`, ErrorCodes.SandboxNotFound));
     });
   }
 
@@ -236,7 +239,8 @@ export class Sandbox implements AsyncDisposable {
    * memory GB-seconds, disk bytes, wall seconds and egress counters.
    */
   async usage(): Promise<Usage> {
-    if (this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
+    // A sandbox that ended is read through a fresh connection (this one closes when it ends).
+    if (this.stopped || this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
     return this.conn.request("sandbox.usage", { id: this.id });
   }
 
@@ -266,7 +270,7 @@ export class Sandbox implements AsyncDisposable {
     if (this.networkListeners++ === 0) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: true });
     return async () => {
       off();
-      if (--this.networkListeners === 0 && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
+      if (--this.networkListeners === 0 && !this.stopped && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
     };
   }
 
