@@ -1,27 +1,23 @@
 import WebSocket from "ws";
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
-import { AuthError, ConnectionError, fromRpcError } from "./errors.js";
+import { ConnectionError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
-import { resolveEndpoint } from "./endpoint.js";
+import { authFailure, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
 import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
 
 type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void;
 
-function openSocket(url: string, token: string): Promise<WebSocket> {
+function openSocket(url: string, token: ResolvedToken): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
     ws.binaryType = "nodebuffer";
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => {
       const status = res.statusCode ?? 0;
       ws.terminate();
-      reject(
-        status === 401
-          ? new AuthError(`the daemon at ${url} refused the token (HTTP 401): set SBX_TOKEN or pass { token }`)
-          : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`),
-      );
+      reject(status === 401 ? authFailure(url, token) : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`));
     });
     ws.once("error", (err) => reject(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err })));
   });

@@ -114,7 +114,7 @@ describe("sbx CLI", () => {
   it("refuses a wrong token", async () => {
     const res = await execFileP(process.execPath, [CLI, "ls"], { env: { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: "not-the-token-at-all" } }).catch((e) => e);
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/refused the token \(HTTP 401\)/);
+    expect(res.stderr).toMatch(/refused the token in SBX_TOKEN \(HTTP 401\)/);
   });
 
   it("--help after a command prints the usage, unless it is past -- (then it is the command's)", async () => {
