@@ -14,7 +14,7 @@ sbx run [--allow-net HOST]... [--secret NAME=ENVVAR@HOST[,HOST]]... [--memory 1G
   Runs CMD in a fresh sandbox with this terminal's stdio; exits with its exit code.
   Sizes: 512MiB, 1.5G, 2GB (case-insensitive; K/M/G/T and KiB.. are 1024-based, KB/MB/GB/TB 1000-based).
   Durations: 90s, 5m, 2h, 1h30m.
-sbx create [same options as run]        Prints the new sandbox's id (default --timeout 30m; not "session").
+sbx create [same options as run]        Prints the new sandbox's id, after any --upload (default --timeout 30m; not "session").
 sbx exec ID -- CMD [ARGS...]            Runs CMD in a running sandbox.
 sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.

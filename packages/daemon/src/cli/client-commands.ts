@@ -15,6 +15,7 @@ const CREATE = {
   timeout: { type: "string" },
   env: { type: "string", multiple: true },
   label: { type: "string", multiple: true },
+  upload: { type: "string", multiple: true },
 } as const;
 
 function connectOptions(values: { url?: string; token?: string }) {
@@ -78,19 +79,27 @@ async function runAttached(sb: Sandbox, command: string[]): Promise<number> {
   return status.code;
 }
 
-export async function runCommand(args: string[]): Promise<number> {
-  const { values, command } = optionsThenCommand(args, { ...CREATE, upload: { type: "string", multiple: true } }, "sbx run [options] -- CMD [ARGS...]");
-  const uploads = ((values.upload ?? []) as string[]).map((u) => {
+/** `--upload LOCAL:REMOTE`s, each local path checked before a sandbox exists: a typo costs nothing. */
+function uploadsOf(list: string[] | undefined) {
+  return (list ?? []).map((u) => {
     const i = u.lastIndexOf(":");
     if (i <= 0 || i === u.length - 1) throw new UsageError(`--upload expects LOCAL:REMOTE, got '${u}'`);
     const local = u.slice(0, i);
-    // Checked before a sandbox exists: a typo costs nothing.
     return { local, stat: localSource(local, "--upload "), remote: u.slice(i + 1) };
   });
+}
+
+async function upload(sb: Sandbox, uploads: ReturnType<typeof uploadsOf>): Promise<void> {
+  for (const { local, stat, remote } of uploads) await uploadInto(sb, local, stat, remote, remote);
+}
+
+export async function runCommand(args: string[]): Promise<number> {
+  const { values, command } = optionsThenCommand(args, CREATE, "sbx run [options] -- CMD [ARGS...]");
+  const uploads = uploadsOf(values.upload);
   const options = createOptions(values, "session");
   const sb = await Sandbox.create({ ...options, ...(await connectFor(values, "start")) });
   try {
-    for (const { local, stat, remote } of uploads) await uploadInto(sb, local, stat, remote, remote);
+    await upload(sb, uploads);
     return await runAttached(sb, command);
   } finally {
     await sb[Symbol.asyncDispose]().catch(() => {});
@@ -103,8 +112,16 @@ export async function createCommand(args: string[]): Promise<number> {
     // A session sandbox dies with the connection that made it, which ends as `sbx create` exits.
     throw new UsageError("--timeout session would end the sandbox seconds after `sbx create` exits; give a duration such as 30m (the default) or 2h, and `sbx kill ID` when done (sbx run keeps a session sandbox for as long as its command runs)");
   }
+  const uploads = uploadsOf(values.upload);
   const options = createOptions(values, "30m");
   const sb = await Sandbox.create({ ...options, ...(await connectFor(values, "start")) });
+  try {
+    await upload(sb, uploads);
+  } catch (err) {
+    // A sandbox without the files asked for is not what was created for: do not leave it behind.
+    await sb.kill().catch(() => {});
+    throw err;
+  }
   process.stdout.write(`${sb.id}\n`);
   await sb.close();
   return 0;

@@ -225,6 +225,22 @@ describe("sbx CLI", () => {
     }
   });
 
+  it("create takes --upload like run, and leaves no sandbox when an upload fails", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-create-upload-"));
+    writeFileSync(join(dir, "in.txt"), "for later\n");
+    const before = JSON.parse((await sbx(["ls", "--json"])).stdout).length;
+    try {
+      const id = (await sbx(["create", "--timeout", "2m", "--upload", `${join(dir, "in.txt")}:/home/user/`])).stdout.trim();
+      expect(await sbx(["exec", id, "--", "cat", "in.txt"])).toMatchObject({ code: 0, stdout: "for later\n" });
+      expect((await sbx(["kill", id])).code).toBe(0);
+      // The sandbox has no /nowhere/ directory: the upload fails after the create.
+      expect(await sbx(["create", "--upload", `${join(dir, "in.txt")}:/nowhere/`])).toMatchObject({ code: 1, stdout: "", stderr: "sbx create: /nowhere/: no such directory in the sandbox\n" });
+      expect(JSON.parse((await sbx(["ls", "--json"])).stdout)).toHaveLength(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("logs shows the egress decisions with or without --net", async () => {
     const id = (await sbx(["create", "--timeout", "2m", "--allow-net", "example.com"])).stdout.trim();
     try {
