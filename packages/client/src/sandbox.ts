@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import type { ParamsOf, ResultOf, SignalName } from "@sbx/protocol";
+import { ErrorCodes, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { ConnectionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
@@ -10,14 +10,17 @@ import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from
 
 /** Options of `Sandbox.create`. */
 export interface SandboxOptions extends ConnectOptions {
-  /** Memory cap: bytes or an IEC string ("1GiB"); default 1280MiB. */
+  /**
+   * Memory cap: bytes or a size string, case-insensitive ("1GiB", "1.5G", "2GB"); default 1280MiB.
+   * K, M, G, T alone or with "iB" are binary (1G = 1GiB = 2^30 bytes); with "B" alone decimal (1GB = 10^9).
+   */
   memory?: number | string;
   /** CPU quota in cores; default 1. */
   cpus?: number;
-  /** Writable storage cap (home + tmp): bytes or "10GiB"; default 10GiB. */
+  /** Writable storage cap (home + tmp): bytes or a size string as for `memory`; default 10GiB. */
   disk?: number | string;
-  /** "session" (default): killed when this connection goes away; or a duration like "5m". */
-  timeout?: "session" | `${number}${"ms" | "s" | "m" | "h"}`;
+  /** "session" (default): killed when this connection goes away; or a duration: "90s", "5m", "1h30m" (units h, m, s, ms). */
+  timeout?: "session" | `${number}${string}`;
   /** Default environment for every process. */
   env?: Record<string, string>;
   /** Hosts the sandbox may reach; omitted or [] means no network at all. */
@@ -104,6 +107,9 @@ export class Sandbox implements AsyncDisposable {
       this.stopped = true;
       for (const waiter of this.exitWaiters.values()) waiter(KILLED);
       this.exitWaiters.clear();
+      // Each handle has a connection of its own, so nothing else needs this one now; later
+      // calls get what the daemon would have answered.
+      conn.retire(() => new SandboxNotFoundError(`no running sandbox '${id}'`, ErrorCodes.SandboxNotFound));
     });
   }
 
@@ -230,7 +236,7 @@ export class Sandbox implements AsyncDisposable {
     return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
   }
 
-  /** Pushes the expiry back by `duration` ("30s", "5m", "2h"); a session sandbox becomes a timed one. */
+  /** Pushes the expiry back by `duration` ("30s", "5m", "1h30m"); a session sandbox becomes a timed one. */
   async extendTimeout(duration: string): Promise<Date> {
     const { expiresAt } = await this.conn.request("sandbox.extendTimeout", { id: this.id, duration });
     this.info = { ...this.info, expiresAt: new Date(expiresAt) };
@@ -242,7 +248,8 @@ export class Sandbox implements AsyncDisposable {
    * memory GB-seconds, disk bytes, wall seconds and egress counters.
    */
   async usage(): Promise<Usage> {
-    if (this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
+    // A sandbox that ended is read through a fresh connection (this one closes when it ends).
+    if (this.stopped || this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
     return this.conn.request("sandbox.usage", { id: this.id });
   }
 
@@ -272,7 +279,7 @@ export class Sandbox implements AsyncDisposable {
     if (this.networkListeners++ === 0) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: true });
     return async () => {
       off();
-      if (--this.networkListeners === 0 && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
+      if (--this.networkListeners === 0 && !this.stopped && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
     };
   }
 

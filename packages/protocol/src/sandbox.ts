@@ -38,7 +38,7 @@ export const CreateParams = Obj({
   timeout: Type.Optional(
     Type.Union([Type.Literal("session"), Duration], {
       description: '"session" (default): killed when the creating connection goes away; or a duration.',
-      errorMessage: 'must be "session" or a duration such as "30s", "5m" or "2h"',
+      errorMessage: 'must be "session" or a duration such as "30s", "5m", "2h" or "1h30m"',
     }),
   ),
   env: Type.Optional(EnvMap),

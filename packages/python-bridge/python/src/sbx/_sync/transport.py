@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from .. import _frames as F
-from .._endpoint import ensure_daemon, resolve_endpoint
-from .._errors import AuthError, ConnectionError, SandboxError, from_rpc_error
+from .._endpoint import auth_failure, ensure_daemon, resolve_endpoint
+from .._errors import ConnectionError, SandboxError, from_rpc_error
 from .._generated.methods import Methods
 from .._generated.models import ExitStatus, ProcessExitNotification, SandboxExitNotification
 from .._types import KILLED
@@ -186,14 +186,15 @@ class Connection(Methods):
         endpoint = resolve_endpoint(url, token)
         if endpoint.embedded:
             ensure_daemon(endpoint)
-        headers = {"Authorization": f"Bearer {endpoint.token()}"}
+        resolved = endpoint.resolve_token()
+        headers = {"Authorization": f"Bearer {resolved.value}"}
         try:
             # Entering marks the connection as managed (websockets >= 17 warns otherwise); close() ends it.
             ws = connect(endpoint.url, additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, open_timeout=30).__enter__()
         except InvalidStatus as err:
             status = err.response.status_code
             if status == 401:
-                raise AuthError(f"the daemon at {endpoint.url} refused the token (HTTP 401): set SBX_TOKEN or pass token=...") from err
+                raise auth_failure(endpoint.url, resolved) from err
             raise ConnectionError(f"the daemon at {endpoint.url} refused the connection (HTTP {status})") from err
         except (OSError, WebSocketException, TimeoutError) as err:
             raise ConnectionError(f"cannot connect to the sbx daemon at {endpoint.url}: {err}") from err
