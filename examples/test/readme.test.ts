@@ -71,7 +71,7 @@ const RULES: Record<string, Rule> = {
       expect(stdout).toBe(`sbx ${version}\n`);
     },
   },
-  "README.md Daemon configuration#1": { kind: "daemon-config", placeholders: { "/path/to/ca.pem": () => caFile } },
+  "README.md Daemon configuration#1": { kind: "daemon-config", placeholders: { "/path/to/ca.pem": () => caFile, "/etc/ssl/corp-gateway-ca.pem": () => caFile } },
 };
 
 const readmes = ["README.md", ...readdirSync(join(repo, "packages")).map((p) => `packages/${p}/README.md`), "examples/README.md"].filter((f) => existsSync(join(repo, f)));
