@@ -36,6 +36,13 @@ static void out_destroy(struct task *t)
     free(s);
 }
 
+/* The daemon never reuses a stream id; if it ever did, two streams would share frames. */
+static void claim(struct idmap *m, uint32_t id, void *s)
+{
+    if (idmap_get(&outs, id) || idmap_get(&ins, id)) die("the daemon reused stream id %u", id);
+    idmap_put(m, id, s);
+}
+
 static void out_finish(struct outstream *s, enum out_end how)
 {
     if (s->task.dead) return;
@@ -90,7 +97,7 @@ struct outstream *out_open(uint32_t id, const struct out_source *src, void *owne
      * no writer yet reads as end-of-file, but must wait for one, as open(2) would.
      */
     if (fd >= 0 && loop_watch(&s->w, fd, true, false) == 0) s->pollable = true;
-    idmap_put(&outs, id, s);
+    claim(&outs, id, s);
     task_start(&s->task, out_pump, out_destroy);
     return s;
 }
@@ -202,7 +209,7 @@ struct instream *in_open(uint32_t id, const struct in_sink *sink, void *owner, i
         s->pollable = true;
         s->w.writable = true;
     }
-    idmap_put(&ins, id, s);
+    claim(&ins, id, s);
     task_start(&s->task, in_pump, in_destroy);
     return s;
 }

@@ -34,6 +34,8 @@ struct wjob {
     bool in_place, create_new, set_mode;
     mode_t mode;
     uint64_t written;
+    dev_t written_dev;
+    ino_t written_ino;
     struct err err;
 };
 
@@ -93,6 +95,12 @@ static void sink_ended(struct instream *s)
             return fail_job(j, &e);
         }
     } else {
+        /* Code inside could have put something else under the temporary name meanwhile. */
+        struct stat named;
+        if (fstatat(j->dirfd, j->tmp, &named, AT_SYMLINK_NOFOLLOW) < 0 || named.st_dev != j->written_dev || named.st_ino != j->written_ino) {
+            err_set(&e, "FileSystem", EBUSY, "EBUSY: the temporary file of '%s' was replaced while it was written", j->path);
+            return fail_job(j, &e);
+        }
         int r = renameat2(j->dirfd, j->tmp, j->dirfd, j->name, j->create_new ? RENAME_NOREPLACE : 0);
         if (r < 0 && j->create_new && errno == EINVAL) {
             /* A file system without RENAME_NOREPLACE: link(2) refuses an existing name too. */
@@ -165,7 +173,13 @@ static int open_temp(struct wjob *j)
         /* Hidden, beside the target, and short enough for any name the target may have. */
         snprintf(j->tmp, sizeof j->tmp, ".%.200s.sbx-%s.tmp", j->name, rnd);
         j->fd = openat(j->dirfd, j->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (j->fd >= 0) return 0;
+        struct stat st;
+        if (j->fd >= 0 && fstat(j->fd, &st) == 0) {
+            j->written_dev = st.st_dev;
+            j->written_ino = st.st_ino;
+            return 0;
+        }
+        if (j->fd >= 0) return -1;
         j->tmp[0] = 0;
         if (errno != EEXIST) return -1;
     }
