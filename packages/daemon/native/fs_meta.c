@@ -119,7 +119,7 @@ void h_read_dir(int64_t id, const jv *p)
         goto fail;
     }
     sort_names = &names;
-    qsort(ents.p, count, sizeof(struct dent), cmp_dent);
+    if (count) qsort(ents.p, count, sizeof(struct dent), cmp_dent);
     jw w;
     reply_begin(&w, id);
     jw_arr(&w);

@@ -20,6 +20,8 @@ struct pending {
 
 static struct idmap outs, ins;
 static bool room_wanted;
+/* One chunk's worth: sources read here and the channel copies what they read. */
+static uint8_t scratch[MAX_CHUNK];
 
 bool stream_waiting_for_room(void)
 {
@@ -27,7 +29,6 @@ bool stream_waiting_for_room(void)
     room_wanted = false;
     return w;
 }
-static uint8_t scratch[MAX_CHUNK];
 
 static void out_destroy(struct task *t)
 {
