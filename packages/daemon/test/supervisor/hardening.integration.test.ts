@@ -54,8 +54,8 @@ describe("signals from inside do not reach the supervisor", () => {
   it.each([["USR1"], ["TERM"], ["INT"], ["HUP"], ["KILL"], ["STOP"], ["SEGV"], ["RTMIN+2"]])("kill -%s 1 changes nothing", async (sig) => {
     const started = await pid1StartTime();
     const r = await runBash(sb, `kill -${sig} 1; echo "kill: $?"; sleep 0.2; grep '^State:' /proc/1/status`);
-    // The kernel drops them silently for a pid namespace's init without a handler.
-    expect(r.out).toMatch(/^kill: 0\nState:\s+S \(sleeping\)\n$/);
+    // The kernel drops them silently for a pid namespace's init without a handler: not stopped, not gone.
+    expect(r.out).toMatch(/^kill: 0\nState:\s+[SR] \((sleeping|running)\)\n$/);
     await stillServing(started);
   });
 
