@@ -144,10 +144,11 @@ static bool accept_pump(struct task *t)
         if (!listener.w.readable) return false;
         int fd = accept4(listener.w.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN) listener.w.readable = false;
-            else if (errno != EINTR && errno != ECONNABORTED) warnx_("egress bridge: accept: %s", strerror(errno));
-            if (errno == EAGAIN || (errno != EINTR && errno != ECONNABORTED)) return false;
-            continue;
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            /* Out of fds (EMFILE) and the like: wait for the next connection rather than spin. */
+            if (errno != EAGAIN) warnx_("egress bridge: accept: %s", strerror(errno));
+            listener.w.readable = false;
+            return false;
         }
         if (listener.conns >= MAX_CONNS) close(fd);
         else bridge_one(fd);
