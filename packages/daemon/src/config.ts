@@ -25,6 +25,8 @@ export interface DaemonConfig {
   uidCount: number;
   /** Processes and threads one sandbox may have at once (cgroup pids.max). */
   pidsPerSandbox: number;
+  /** Ptys one sandbox may hold at once (the max= of its own devpts). */
+  ptysPerSandbox: number;
   /** RLIMIT_NOFILE of every sandbox process. */
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
@@ -57,6 +59,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     uidBase: null,
     uidCount: 65536,
     pidsPerSandbox: 1024,
+    ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
     warmPool: 2,
     stallMs: 30_000,
@@ -84,6 +87,11 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
+  ptysPerSandbox: (v, c) => {
+    // devpts refuses a max= above the kernel's NR_UNIX98_PTY_MAX.
+    if (Number.isInteger(v) && (v as number) > 1 << 20) throw new Error("config.ptysPerSandbox: must be at most 1048576");
+    c.ptysPerSandbox = int("ptysPerSandbox", v, 1);
+  },
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
   diskReserve: (v, c) => {

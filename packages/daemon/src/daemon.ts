@@ -26,8 +26,8 @@ import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
 
-/** The bundled supervisor script that runs inside every sandbox. */
-const SUPERVISOR = fileURLToPath(new URL("./supervisor.mjs", import.meta.url));
+/** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
+const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -103,6 +103,7 @@ export class Daemon {
       cgroups,
       seccomp: buildPolicy(hostArch()),
       pidsPerSandbox: config.pidsPerSandbox,
+      ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       tenants: tokens,

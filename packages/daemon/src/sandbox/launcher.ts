@@ -23,7 +23,7 @@ export interface LaunchSpec {
   tmpfsBytes: number;
   /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
   storage: { homeFd: number; tmpFd: number } | null;
-  /** Open fds of the node binary and the supervisor bundle, held by the daemon for its lifetime. */
+  /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
   /** The Node preload that routes fetch and http(s) through the proxy, and its lazily loaded half. */
@@ -34,8 +34,10 @@ export interface LaunchSpec {
   /** The same bundle on a second fd, bound over the system bundle's path. */
   trustSystemBundleFd: number;
   trustCaFd: number;
-  /** The compiled seccomp program every process in the sandbox runs under. */
+  /** The compiled seccomp program every process in the sandbox runs under; the supervisor installs it. */
   seccomp: Buffer;
+  /** Ptys the sandbox may hold at once (its own devpts instance's max=). */
+  ptysPerSandbox: number;
   /** cgroup.procs files to join before bwrap starts (root mode). */
   cgroupProcs: string[];
   rlimits: { nofile: number; nproc: number | null };
@@ -74,7 +76,12 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   const a: string[] = [
     "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
     "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
-    "--die-with-parent", "--new-session", "--disable-userns", "--cap-drop", "ALL",
+    "--die-with-parent", "--new-session", "--disable-userns",
+    // The supervisor alone starts with these two: CAP_SYS_ADMIN mounts the sandbox's own devpts,
+    // CAP_SETPCAP empties the bounding set. It drops every capability before it reads a call.
+    "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
+    // The supervisor is pid 1: processes inside can deliver it only the signals it handles.
+    "--as-pid-1",
     "--clearenv",
   ];
   for (const [k, v] of Object.entries(SUPERVISOR_ENV)) a.push("--setenv", k, v);
@@ -98,15 +105,16 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
     a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", "/home/user");
   }
   a.push("--symlink", "/tmp", "/var/tmp");
-  a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor.mjs");
+  a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
   // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA);
   const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
-  a.push("--remount-ro", "/", "--chdir", "/home/user", "--seccomp", String(fds.seccomp));
-  a.push("/.sbx/node", "/.sbx/supervisor.mjs");
+  a.push("--remount-ro", "/", "--chdir", "/home/user");
+  // The seccomp program reaches the supervisor on its fd: it mounts devpts first, then installs it.
+  a.push("/.sbx/supervisor", "--seccomp-fd", String(fds.seccomp), "--ptys", String(spec.ptysPerSandbox));
   return a;
 }
 

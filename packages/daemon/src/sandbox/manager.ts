@@ -61,6 +61,7 @@ export interface ManagerOptions {
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
   pidsPerSandbox: number;
+  ptysPerSandbox: number;
   openFilesPerProcess: number;
   /** Default-limit sandboxes kept started ahead of demand. */
   warmPool: number;
@@ -323,6 +324,7 @@ export class SandboxManager {
       trustSystemBundleFd: this.opts.tls.systemBundleFd,
       trustCaFd: this.opts.tls.caFd,
       seccomp: this.opts.seccomp,
+      ptysPerSandbox: this.opts.ptysPerSandbox,
       cgroupProcs: cgroup?.procsFiles ?? [],
       // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.
       rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },

@@ -1,6 +1,6 @@
 /**
  * Rootless mode: the daemon runs as an ordinary user (as on a laptop). As root, this test makes
- * such a user, copies the self-contained CLI, supervisor and Node preload somewhere that user can read, and
+ * such a user, copies the self-contained CLI, native supervisor and Node preload somewhere that user can read, and
  * runs the real daemon as it: unprivileged user namespaces, seccomp and rlimits, no cgroups.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -30,7 +30,7 @@ beforeAll(async () => {
   uid = user.uid;
   dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
   chmodSync(dir, 0o755);
-  for (const f of ["cli.js", "supervisor.mjs", "node-proxy.cjs", "node-proxy-impl.cjs"]) copyFileSync(join(dist, f), join(dir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "node-proxy.cjs", "node-proxy-impl.cjs"]) copyFileSync(join(dist, f), join(dir, f));
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
   // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.
