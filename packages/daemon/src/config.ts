@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
-import { ResolveMap } from "./egress/resolve-map.js";
-import { parseApprovedRanges } from "./egress/addresses.js";
-import { parseUpstreamProxy, type UpstreamProxy } from "./egress/dial.js";
-import type { Prefix } from "./egress/ip.js";
-import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
+import { ResolveMap } from "./egress/policy/resolve-map.js";
+import { parseApprovedRanges } from "./egress/policy/addresses.js";
+import { parseUpstreamProxy, type UpstreamProxy } from "./egress/proxy/dial.js";
+import type { Prefix } from "./egress/policy/ip.js";
+import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/proxy/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
 import { parseTenants, type TenantQuotas } from "./server/tenants.js";

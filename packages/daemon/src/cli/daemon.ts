@@ -6,7 +6,7 @@ import { Daemon, HostNotReadyError } from "../daemon.js";
 import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
-import { ResolveMap } from "../egress/resolve-map.js";
+import { ResolveMap } from "../egress/policy/resolve-map.js";
 import { parse, UsageError } from "./args.js";
 import { CliError } from "./errors.js";
 

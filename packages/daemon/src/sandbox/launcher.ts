@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
-import { SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/trust.js";
+import { SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 
 /** Parts of the host's /etc that ordinary programs need; nothing with credentials or host identity. */
 const ETC_SHARED = [

@@ -1,10 +1,10 @@
 import type { ChildProcess } from "node:child_process";
 import type { NotificationName, NotificationParams } from "@sbx/protocol";
-import type { SupervisorLink } from "./instance.js";
+import type { SupervisorLink } from "./supervisor-link.js";
 import type { SandboxResources } from "./resources.js";
 import type { UsageMeter } from "./usage.js";
-import type { EgressJournal } from "../egress/journal.js";
-import type { EgressProxy } from "../egress/proxy.js";
+import type { EgressJournal } from "../egress/proxy/journal.js";
+import type { EgressProxy } from "../egress/proxy/proxy.js";
 
 /** What the sandbox manager needs of a client connection. */
 export interface Client {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { beforeAll, describe, expect, it } from "vitest";
-import { clientHelloServerName, MAX_CLIENT_HELLO, plaintextKind } from "../../src/egress/sniff.js";
+import { clientHelloServerName, MAX_CLIENT_HELLO, plaintextKind } from "../../../src/egress/proxy/sniff.js";
 
 /** The first flight of a real TLS client (Node's OpenSSL) asking for `servername`. */
 async function realHello(servername?: string): Promise<Buffer> {

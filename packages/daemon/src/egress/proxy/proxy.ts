@@ -3,19 +3,19 @@ import { Agent as HttpsAgent } from "node:https";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
-import { AllowList } from "./allowlist.js";
-import type { CertificateAuthority } from "./ca.js";
-import { TargetError } from "./errors.js";
+import { AllowList } from "../policy/allowlist.js";
+import type { CertificateAuthority } from "../tls/ca.js";
+import { TargetError } from "../policy/errors.js";
 import { forward, forwardUpgrade, type ForwardHooks, type Route } from "./forward.js";
 import { refusal, refuse } from "./http.js";
 import type { SandboxEgressBudgets } from "./limits.js";
 import type { EgressJournal } from "./journal.js";
-import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "./policy.js";
-import { SecretBlocked, SecretSet } from "./secrets.js";
-import { hostPort } from "./host.js";
+import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "../policy/policy.js";
+import { SecretBlocked, SecretSet } from "../secrets/secrets.js";
+import { hostPort } from "../policy/host.js";
 import { clientHelloServerName, type HelloName } from "./sniff.js";
 import { Tunnel, type Allowed, type OpenConnection, type TunnelHost, type TunnelOptions } from "./tunnel.js";
-import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "./target.js";
+import { hostHeaderAgrees, parseAbsoluteUri, parseConnectTarget, sniAgrees, type Target } from "../policy/target.js";
 
 /** What the proxy needs to intercept TLS for a secret's hosts. */
 export interface InterceptTls {

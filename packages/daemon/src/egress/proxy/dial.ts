@@ -10,8 +10,8 @@ import { Agent, type AgentOptions } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import { hostPort } from "./host.js";
-import { canonicalIp, inPrefix, ipBytes, prefix, type Prefix } from "./ip.js";
+import { hostPort } from "../policy/host.js";
+import { canonicalIp, inPrefix, ipBytes, prefix, type Prefix } from "../policy/ip.js";
 
 export interface UpstreamProxy {
   host: string;

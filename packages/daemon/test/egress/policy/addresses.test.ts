@@ -1,7 +1,7 @@
 import { networkInterfaces } from "node:os";
 import { describe, expect, it } from "vitest";
-import { localAddresses, parseApprovedRanges, vetAddress, type VetContext } from "../../src/egress/addresses.js";
-import { AllowList } from "../../src/egress/allowlist.js";
+import { localAddresses, parseApprovedRanges, vetAddress, type VetContext } from "../../../src/egress/policy/addresses.js";
+import { AllowList } from "../../../src/egress/policy/allowlist.js";
 
 /** A host whose own public address is 93.184.216.34, with the daemon's API on loopback. */
 const ctx = (allowNet: string[] = [], over: Partial<VetContext> = {}): VetContext => ({

@@ -4,8 +4,8 @@
  * object form node:http wants, content codings).
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { hostPort } from "./host.js";
-import type { Destination } from "./secrets.js";
+import { hostPort } from "../policy/host.js";
+import type { Destination } from "../secrets/secrets.js";
 
 /** Headers that describe one hop and must not be forwarded. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);

@@ -9,7 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { STREAM_WINDOW } from "@sbx/protocol";
 import { ChannelOp, encodeChannelFrame, encodeMessage } from "../../src/channel/framing.js";
-import { SupervisorError, SupervisorLink } from "../../src/sandbox/instance.js";
+import { SupervisorError, SupervisorLink } from "../../src/sandbox/supervisor-link.js";
 import { Relay, type Endpoint } from "../../src/streams/relay.js";
 
 function fakeSupervisor() {

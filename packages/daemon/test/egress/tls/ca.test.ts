@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, createServer, type ConnectionOptions, type SecureContext } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CertificateAuthority } from "../../src/egress/ca.js";
-import { issueCertificate, newKeyPair } from "../../src/egress/x509.js";
+import { CertificateAuthority } from "../../../src/egress/tls/ca.js";
+import { issueCertificate, newKeyPair } from "../../../src/egress/tls/x509.js";
 
 const DAY = 86_400_000;
 const root = mkdtempSync(join(tmpdir(), "sbx-ca-test-"));

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { AllowList } from "../../src/egress/allowlist.js";
-import { decideEgress, stillAllowed, type DecideOptions } from "../../src/egress/policy.js";
-import { ResolveMap } from "../../src/egress/resolve-map.js";
-import type { Lookup } from "../../src/egress/resolve.js";
-import { parseAbsoluteUri, parseConnectTarget } from "../../src/egress/target.js";
+import { AllowList } from "../../../src/egress/policy/allowlist.js";
+import { decideEgress, stillAllowed, type DecideOptions } from "../../../src/egress/policy/policy.js";
+import { ResolveMap } from "../../../src/egress/policy/resolve-map.js";
+import type { Lookup } from "../../../src/egress/policy/resolve.js";
+import { parseAbsoluteUri, parseConnectTarget } from "../../../src/egress/policy/target.js";
 
 const records: Record<string, string[]> = {
   "example.com": ["93.184.215.14"],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { TargetError } from "../../src/egress/errors.js";
-import { hostHeaderAgrees, parseAbsoluteUri, parseAuthority, parseConnectTarget, sniAgrees } from "../../src/egress/target.js";
+import { TargetError } from "../../../src/egress/policy/errors.js";
+import { hostHeaderAgrees, parseAbsoluteUri, parseAuthority, parseConnectTarget, sniAgrees } from "../../../src/egress/policy/target.js";
 
 describe("CONNECT targets are canonicalised the way clients read them", () => {
   it.each([

@@ -1,13 +1,13 @@
 import type { Socket } from "node:net";
 import type { Dialer } from "./dial.js";
 import type { Duplex } from "node:stream";
-import { hostPort } from "./host.js";
+import { hostPort } from "../policy/host.js";
 import { refusal } from "./http.js";
 import type { EgressJournal } from "./journal.js";
-import type { EgressDecision } from "./policy.js";
-import { SecretBlocked, type SecretSet } from "./secrets.js";
+import type { EgressDecision } from "../policy/policy.js";
+import { SecretBlocked, type SecretSet } from "../secrets/secrets.js";
 import { clientHelloServerName, plaintextKind, type HelloName } from "./sniff.js";
-import { sniAgrees, type Target } from "./target.js";
+import { sniAgrees, type Target } from "../policy/target.js";
 
 export type Allowed = Extract<EgressDecision, { allowed: true }>;
 

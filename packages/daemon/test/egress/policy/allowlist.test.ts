@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AllowList, parseAllowEntry } from "../../src/egress/allowlist.js";
-import { AllowNetError } from "../../src/egress/errors.js";
+import { AllowList, parseAllowEntry } from "../../../src/egress/policy/allowlist.js";
+import { AllowNetError } from "../../../src/egress/policy/errors.js";
 
 describe("allowNet entries that are accepted, and what they normalise to", () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Budget, decodeSlot, DEFAULT_BOUNDS, EgressShared, Slots } from "../../src/egress/limits.js";
+import { Budget, decodeSlot, DEFAULT_BOUNDS, EgressShared, Slots } from "../../../src/egress/proxy/limits.js";
 
 describe("Budget", () => {
   it("takes only when it and its parent have room, and gives back to both", () => {

@@ -7,10 +7,10 @@ import type { IncomingMessage } from "node:http";
 import { Transform, Writable } from "node:stream";
 import { pipeline as pipelineAsync } from "node:stream/promises";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
-import { hostPort } from "./host.js";
+import { hostPort } from "../policy/host.js";
 import type { RefusalStatus } from "./http.js";
 import { decodeSlot, type SandboxEgressBudgets } from "./limits.js";
-import { PLACEHOLDER_LENGTH, SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
+import { PLACEHOLDER_LENGTH, SecretBlocked, type Destination, type SecretSet } from "../secrets/secrets.js";
 
 /** Encodings the proxy can read (always as streams, on libuv's threads: never on the daemon's own). */
 export const CODINGS: Record<string, () => Transform> = {

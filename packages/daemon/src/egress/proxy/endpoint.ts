@@ -1,9 +1,9 @@
 import { closeSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { AllowList } from "./allowlist.js";
+import { AllowList } from "../policy/allowlist.js";
 import { EgressJournal } from "./journal.js";
-import type { DecideOptions } from "./policy.js";
+import type { DecideOptions } from "../policy/policy.js";
 import { EgressProxy, type InterceptTls } from "./proxy.js";
 import type { EgressShared } from "./limits.js";
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import type { VetContext } from "../../src/egress/addresses.js";
-import { AllowList } from "../../src/egress/allowlist.js";
-import { ResolveMapError } from "../../src/egress/errors.js";
-import { ResolveMap } from "../../src/egress/resolve-map.js";
-import { resolveTarget, type Lookup, type ResolveOptions } from "../../src/egress/resolve.js";
-import { parseConnectTarget } from "../../src/egress/target.js";
+import type { VetContext } from "../../../src/egress/policy/addresses.js";
+import { AllowList } from "../../../src/egress/policy/allowlist.js";
+import { ResolveMapError } from "../../../src/egress/policy/errors.js";
+import { ResolveMap } from "../../../src/egress/policy/resolve-map.js";
+import { resolveTarget, type Lookup, type ResolveOptions } from "../../../src/egress/policy/resolve.js";
+import { parseConnectTarget } from "../../../src/egress/policy/target.js";
 
 /** A resolver over a fixed zone that counts its queries; unknown names fail as getaddrinfo does. */
 function zone(records: Record<string, string[]>): Lookup & { queries: string[] } {

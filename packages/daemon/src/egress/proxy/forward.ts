@@ -8,8 +8,8 @@ import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage, 
 import { request as httpsRequest, type Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from "node:https";
 import { connect as tlsConnect, type SecureContext } from "node:tls";
 import { pipeline, type Duplex, type Transform } from "node:stream";
-import { SecretBlocked, type Destination, type SecretSet } from "./secrets.js";
-import { hostPort } from "./host.js";
+import { SecretBlocked, type Destination, type SecretSet } from "../secrets/secrets.js";
+import { hostPort } from "../policy/host.js";
 import type { SandboxEgressBudgets } from "./limits.js";
 import { codings, endToEnd, get, oneHost, refusal, refuse, toHeaders, without } from "./http.js";
 import { BodyRefused, decoder, MAX_CODINGS, READABLE_ENCODINGS, readCompressed } from "./bodies.js";

@@ -8,9 +8,9 @@
  */
 import { customAlphabet } from "nanoid";
 import { Transform, type TransformCallback } from "node:stream";
-import { AllowList } from "./allowlist.js";
-import { AllowNetError } from "./errors.js";
-import { hostPort } from "./host.js";
+import { AllowList } from "../policy/allowlist.js";
+import { AllowNetError } from "../policy/errors.js";
+import { hostPort } from "../policy/host.js";
 
 export const PLACEHOLDER_PREFIX = "SBX_SECRET_";
 const PLACEHOLDER_ID = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 32);

@@ -12,7 +12,7 @@ import {
   valueForms,
   type Destination,
   type SecretInput,
-} from "../../src/egress/secrets.js";
+} from "../../../src/egress/secrets/secrets.js";
 
 const https = (host: string, port = 443): Destination => ({ host, port, scheme: "https" });
 const http = (host: string, port = 80): Destination => ({ host, port, scheme: "http" });

@@ -3,11 +3,11 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AllowList } from "../../src/egress/allowlist.js";
-import { EgressJournal } from "../../src/egress/journal.js";
-import type { DecideOptions } from "../../src/egress/policy.js";
-import { EgressProxy } from "../../src/egress/proxy.js";
-import { DEFAULT_BOUNDS, EgressShared, type EgressBounds } from "../../src/egress/limits.js";
+import { AllowList } from "../../../src/egress/policy/allowlist.js";
+import { EgressJournal } from "../../../src/egress/proxy/journal.js";
+import type { DecideOptions } from "../../../src/egress/policy/policy.js";
+import { EgressProxy } from "../../../src/egress/proxy/proxy.js";
+import { DEFAULT_BOUNDS, EgressShared, type EgressBounds } from "../../../src/egress/proxy/limits.js";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,0 +1,49 @@
+/**
+ * The environment a sandbox's processes start from: the daemon's base (the user, the proxy
+ * variables, the Node preload, the trust bundle), then the sandbox's own (env.set, create's env,
+ * its secrets' placeholders), then the spawn's.
+ */
+import { TRUST_ENV } from "../egress/tls/trust.js";
+import type { Sandbox } from "./sandbox.js";
+
+/** The Node option that loads the egress preload; kept in front of whatever NODE_OPTIONS a caller sets. */
+const PROXY_PRELOAD = "--require /.sbx/node-proxy.cjs";
+
+/**
+ * NODE_OPTIONS as the caller set it (env.set, spawn's env, sh.env) with the proxy preload in
+ * front: without it Node's fetch gets no network at all. A caller who clears the environment
+ * gets exactly what it gives.
+ */
+export function withProxyPreload(env: Record<string, string>): Record<string, string> {
+  const own = env.NODE_OPTIONS;
+  if (own === undefined || own.split(/\s+/).join(" ").includes(PROXY_PRELOAD)) return env;
+  return { ...env, NODE_OPTIONS: own.trim() ? `${PROXY_PRELOAD} ${own}` : PROXY_PRELOAD };
+}
+
+/** The environment every spawn starts from, below the sandbox's and the call's own. */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  HOME: "/home/user",
+  USER: "user",
+  LOGNAME: "user",
+  SHELL: "/bin/bash",
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  LANG: "C.UTF-8",
+  // The way out: the supervisor's bridge to the daemon's egress proxy. Programs that ignore these get no network at all.
+  ...Object.fromEntries(
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].flatMap((k) => [
+      [k, "http://127.0.0.1:3128"],
+      [k.toLowerCase(), "http://127.0.0.1:3128"],
+    ]),
+  ),
+  NO_PROXY: "localhost,127.0.0.1,::1",
+  no_proxy: "localhost,127.0.0.1,::1",
+  // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
+  NODE_OPTIONS: PROXY_PRELOAD,
+  // TLS clients trust the daemon's CA, which signs what the proxy shows for secret hosts (Node's variable: see SECRETS_TRUST_ENV).
+  ...TRUST_ENV,
+};
+
+/** What every spawn starts from unless it clears the environment: the daemon's base, the sandbox's own, then env.set. */
+export function defaultEnv(sb: Sandbox): Record<string, string> {
+  return { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env) };
+}
