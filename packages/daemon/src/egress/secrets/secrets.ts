@@ -6,46 +6,15 @@
  * to the secret's own hosts) or must block the request (anywhere else the proxy can see),
  * and scrubs values back out of responses. It never puts a value in an error or a reason.
  */
-import { customAlphabet } from "nanoid";
-import { Transform, type TransformCallback } from "node:stream";
-import { AllowList } from "../policy/allowlist.js";
-import { AllowNetError } from "../policy/errors.js";
+import type { Transform } from "node:stream";
 import { hostPort } from "../policy/host.js";
+import { valueForms } from "./forms.js";
+import { Replacer, StreamReplacer } from "./replacer.js";
+import { compileSecrets, PLACEHOLDER_LENGTH, PLACEHOLDER_PREFIX, type Secret, type SecretInput } from "./spec.js";
 
-export const PLACEHOLDER_PREFIX = "SBX_SECRET_";
-const PLACEHOLDER_ID = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 32);
-/** Every placeholder has this length, so a stream needs to hold back fewer bytes than this. */
-export const PLACEHOLDER_LENGTH = PLACEHOLDER_PREFIX.length + 32;
-/** Shorter values could not be told from ordinary text when responses are scrubbed. */
-export const MIN_VALUE_LENGTH = 8;
-
-/** What `create` accepts for one secret (the protocol's SecretSpec). */
-export interface SecretInput {
-  hosts: string[];
-  value: string;
-  body?: boolean;
-}
-
-/** A secret in daemon memory. */
-export interface Secret {
-  readonly name: string;
-  readonly placeholder: string;
-  readonly value: string;
-  readonly hosts: AllowList;
-  readonly body: boolean;
-}
-
-/** A create-time problem with one secret; answered as InvalidParams naming the secret (never its value). */
-export class SecretSpecError extends Error {
-  override readonly name = "SecretSpecError";
-  constructor(
-    readonly secret: string,
-    readonly field: "hosts" | "value" | "name",
-    reason: string,
-  ) {
-    super(`secrets.${secret}.${field} ${reason}`);
-  }
-}
+export { MIN_VALUE_LENGTH, PLACEHOLDER_LENGTH, PLACEHOLDER_PREFIX, SecretSpecError, type Secret, type SecretInput } from "./spec.js";
+export { valueForms } from "./forms.js";
+export { Replacer, StreamReplacer } from "./replacer.js";
 
 /** Why a request was blocked: names the secret and the host, never the value. */
 export class SecretBlocked extends Error {
@@ -86,31 +55,7 @@ export class SecretSet {
    * {@link SecretSpecError} naming the secret and what is wrong with it.
    */
   static create(specs: Record<string, SecretInput>): SecretSet {
-    const secrets: Secret[] = [];
-    for (const [name, spec] of Object.entries(specs)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) throw new SecretSpecError(name.slice(0, 128), "name", "must be letters, digits and _ (an environment variable name)");
-      const value = spec.value;
-      if (typeof value !== "string" || value.length < MIN_VALUE_LENGTH) {
-        throw new SecretSpecError(name, "value", `must be at least ${MIN_VALUE_LENGTH} characters (shorter values cannot be told apart from ordinary text when responses are scrubbed)`);
-      }
-      if (!/^[\x21-\x7e]+$/.test(value)) throw new SecretSpecError(name, "value", "must be printable ASCII without spaces (it is sent in HTTP headers; control characters and non-ASCII are refused)");
-      const escaped = /["\\<>&']/.exec(value);
-      if (escaped) {
-        throw new SecretSpecError(name, "value", `must not contain ${JSON.stringify(escaped[0])}: JSON, HTML and URL encoders rewrite " \\ < > & ', which would hide the value from response scrubbing`);
-      }
-      if (value.includes(PLACEHOLDER_PREFIX)) throw new SecretSpecError(name, "value", `must not contain ${PLACEHOLDER_PREFIX}`);
-      let hosts: AllowList;
-      try {
-        hosts = AllowList.parse(spec.hosts);
-      } catch (err) {
-        throw new SecretSpecError(name, "hosts", err instanceof AllowNetError ? `entry ${JSON.stringify(err.entry)} ${err.reason}` : String(err));
-      }
-      const literal = hosts.entries.find((e) => e.kind !== "name" && e.kind !== "wildcard");
-      if (literal) throw new SecretSpecError(name, "hosts", `entry ${JSON.stringify(literal.text)} is an IP address; a secret is bound to host names, which its intercepted TLS certificate names`);
-      if (hosts.entries.length === 0) throw new SecretSpecError(name, "hosts", "must name at least one host");
-      secrets.push({ name, placeholder: PLACEHOLDER_PREFIX + PLACEHOLDER_ID(), value, hosts, body: spec.body === true });
-    }
-    return new SecretSet(secrets);
+    return new SecretSet(compileSecrets(specs));
   }
 
   get empty(): boolean {
@@ -269,158 +214,4 @@ function overPlainHttp(secret: Secret, to: Destination): SecretBlocked {
 
 function show(to: Pick<Destination, "host" | "port">): string {
   return hostPort(to.host, to.port);
-}
-
-/**
- * The forms a value can take in a response: itself; as JSON writes it with `/` escaped and as
- * a URL percent-encodes it (values hold no other character an encoder rewrites); and its base64
- * encoding in standard and URL-safe alphabets at each of the three alignments it can have inside
- * a longer encoded text (e.g. an echoed `Authorization: Basic` of `user:value`). Only the
- * characters that depend on the value alone are matched; forms shorter than the minimum are
- * left out.
- */
-export function valueForms(value: string): string[] {
-  const bytes = Buffer.from(value, "latin1");
-  const percent = encodeURIComponent(value);
-  const forms = new Set<string>([value, value.replace(/\//g, "\\/"), percent, percent.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())]);
-  for (let k = 0; k < 3; k++) {
-    const encoded = Buffer.concat([Buffer.alloc(k), bytes]).toString("base64");
-    const core = encoded.slice(Math.ceil((4 * k) / 3), Math.floor(((k + bytes.length) * 8) / 6));
-    if (core.length < MIN_VALUE_LENGTH) continue;
-    forms.add(core);
-    forms.add(core.replace(/\+/g, "-").replace(/\//g, "_"));
-  }
-  return [...forms];
-}
-
-/**
- * Replaces every occurrence of any pattern in a byte stream, chunk-boundary safe: the tail of a
- * chunk is held back only while it could still be the start of a pattern (so a stream of events
- * that happen not to end in one is passed on at once, not a chunk late). `replacement(i)` gives
- * the bytes for pattern `i`, or throws to end the stream with that error; bytes before a match
- * are only passed on once the match has been decided.
- */
-export class StreamReplacer extends Transform {
-  private carry: Buffer = Buffer.alloc(0);
-  private readonly matcher: Replacer;
-
-  constructor(patterns: readonly Buffer[], replacement: (index: number) => Buffer) {
-    super();
-    this.matcher = new Replacer(patterns, replacement);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    try {
-      const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
-      this.carry = Buffer.from(buf.subarray(this.matcher.replace(buf, false, (b) => this.push(b))));
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  }
-
-  override _flush(done: TransformCallback): void {
-    try {
-      this.matcher.replace(this.carry, true, (b) => this.push(b));
-      this.carry = Buffer.alloc(0);
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  }
-}
-
-/** The matching behind {@link StreamReplacer}, also used whole on a buffer already complete. */
-export class Replacer {
-  /** The longest prefix all patterns share (placeholders: SBX_SECRET_): searched first, so a clean chunk costs one scan. */
-  private readonly prefix: Buffer;
-
-  constructor(
-    private readonly patterns: readonly Buffer[],
-    private readonly replacement: (index: number) => Buffer,
-  ) {
-    this.prefix = commonPrefix(patterns);
-  }
-
-  /** `buf` with every match replaced. */
-  replaceAll(buf: Buffer): Buffer {
-    const out: Buffer[] = [];
-    this.replace(buf, true, (b) => out.push(b));
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
-  }
-
-  /**
-   * Emits `buf` with its complete matches replaced, up to where a pattern could still be
-   * starting (all of it when `final`). A match is taken only if no longer-pending pattern
-   * starts before it. Returns where it stopped.
-   */
-  replace(buf: Buffer, final: boolean, emit: (bytes: Buffer) => void): number {
-    let pos = 0;
-    let held = final ? buf.length : this.pendingFrom(buf, 0);
-    for (;;) {
-      // Only a match that ran past the held tail can change where that tail starts.
-      if (pos > held) held = this.pendingFrom(buf, pos);
-      const m = this.nextMatch(buf, pos, held);
-      if (!m) {
-        if (held > pos) emit(buf.subarray(pos, held));
-        return held;
-      }
-      const replacement = this.replacement(m.index);
-      if (m.start > pos) emit(buf.subarray(pos, m.start));
-      emit(replacement);
-      pos = m.start + this.patterns[m.index]!.length;
-    }
-  }
-
-  /**
-   * The earliest position from `from` whose rest of `buf` is a proper prefix of some pattern;
-   * buf.length if none. Per pattern, only the places its first byte occurs are compared.
-   */
-  private pendingFrom(buf: Buffer, from: number): number {
-    let best = buf.length;
-    for (const p of this.patterns) {
-      const first = Math.max(from, buf.length - p.length + 1);
-      for (let i = buf.indexOf(p[0]!, first); i !== -1 && i < best; i = buf.indexOf(p[0]!, i + 1)) {
-        if (buf.compare(p, 0, buf.length - i, i, buf.length) === 0) {
-          best = i;
-          break;
-        }
-      }
-    }
-    return best;
-  }
-
-  private nextMatch(buf: Buffer, from: number, cutoff: number): { start: number; index: number } | null {
-    if (this.patterns.length === 0) return null;
-    if (this.prefix.length === 0) {
-      // No shared prefix: the earliest start of any pattern wins, the longest at a tie.
-      let best: { start: number; index: number } | null = null;
-      this.patterns.forEach((p, i) => {
-        const at = buf.indexOf(p, from);
-        if (at === -1 || at >= cutoff) return;
-        if (!best || at < best.start || (at === best.start && p.length > this.patterns[best.index]!.length)) best = { start: at, index: i };
-      });
-      return best;
-    }
-    for (let at = buf.indexOf(this.prefix, from); at !== -1 && at < cutoff; at = buf.indexOf(this.prefix, at + 1)) {
-      let best = -1;
-      for (let i = 0; i < this.patterns.length; i++) {
-        const p = this.patterns[i]!;
-        if (at + p.length <= buf.length && buf.compare(p, 0, p.length, at, at + p.length) === 0 && (best === -1 || p.length > this.patterns[best]!.length)) best = i;
-      }
-      if (best !== -1) return { start: at, index: best };
-    }
-    return null;
-  }
-}
-
-function commonPrefix(patterns: readonly Buffer[]): Buffer {
-  if (patterns.length === 0) return Buffer.alloc(0);
-  let n = Math.min(...patterns.map((p) => p.length));
-  for (const p of patterns) {
-    let i = 0;
-    while (i < n && p[i] === patterns[0]![i]) i++;
-    n = i;
-  }
-  return Buffer.from(patterns[0]!.subarray(0, n));
 }
