@@ -44,17 +44,18 @@ export const Duration = Type.String({
   errorMessage: 'must be a duration such as "30s", "5m", "2h" or "1h30m"',
 });
 
-export const ByteSize = Type.Union(
-  [
-    Type.Integer({ minimum: 0 }),
-    Type.String({ pattern: BYTE_SIZE_PATTERN }),
-  ],
-  {
-    description:
-      'Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000).',
+const BYTE_SIZE_FORMS =
+  'Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000).';
+
+/** A size in bytes; `what` (if given) says what it measures and comes first in the description. */
+export function byteSize(what?: string) {
+  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: BYTE_SIZE_PATTERN })], {
+    description: what ? `${what} ${BYTE_SIZE_FORMS}` : BYTE_SIZE_FORMS,
     errorMessage: 'must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"',
-  },
-);
+  });
+}
+
+export const ByteSize = byteSize();
 
 export const FileMode = Type.Integer({ minimum: 0, maximum: 0o7777, description: "Unix permission bits." });
 

@@ -6,4 +6,5 @@ export * from "./validate.js";
 export * from "./openrpc.js";
 export * from "./paths.js";
 export * from "./units.js";
+export { LIMIT_DEFAULTS } from "./sandbox.js";
 export * as schemas from "./schemas.js";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { CgroupDriver, SandboxCgroup } from "../cgroups/cgroups.js";
-import type { SandboxLimits } from "./sandbox.js";
+import type { SandboxLimits } from "./limits.js";
 import { SandboxStorage } from "./storage.js";
 import type { UidPool } from "./uids.js";
 

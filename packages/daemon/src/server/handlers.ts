@@ -23,7 +23,6 @@ async function inside(sb: Sandbox, method: MethodName, params: Record<string, un
   }
 }
 
-
 function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox"> {
   const { sandbox: _, ...rest } = p;
   return rest;
@@ -57,12 +56,12 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
         stdout: ctx.streams.stdout ?? null,
         stderr: ctx.streams.stderr ?? null,
       });
-      manager.trackProcess(sb, result.pid, ctx.conn);
+      sb.processes.track(result.pid, ctx.conn);
       return result;
     },
     "process.kill": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      if (p.signal === "SIGKILL" && sb.sigkilled.size < 4096) sb.sigkilled.add(p.pid);
+      if (p.signal === "SIGKILL") sb.processes.killing(p.pid);
       return inside(sb, "process.kill", withoutSandbox(p));
     },
   };

@@ -106,11 +106,11 @@ class SandboxCreateParams(TypedDict, total=False):
     """The SandboxCreateParams shape."""
 
     memory: int | str
-    """Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
+    """Memory cap (default 1280MiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
     cpus: float
-    """CPU quota in cores (the kernel's smallest quota is 0.01)."""
+    """CPU quota in cores (default 1; the kernel's smallest quota is 0.01)."""
     disk: int | str
-    """Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
+    """Writable storage cap: home and /tmp (default 10GiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
     timeout: Literal["session"] | str
     """"session" (default): killed when the creating connection goes away; or a duration."""
     env: dict[str, str]
