@@ -19,6 +19,7 @@ import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -31,6 +32,9 @@ const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
+
+/** Root mode's cache of the /etc paths links from /usr lead to: one host, one list, whichever daemon found it. */
+const ETC_CACHE = "/run/sbx/etc-links.json";
 
 export class HostNotReadyError extends Error {}
 
@@ -74,6 +78,8 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
+    // Reads all of /usr unless cached: under way while the rest of the start goes on.
+    const etcBinds = cachedLinkedEtcPaths(rootMode ? ETC_CACHE : join(config.stateDir, "etc-links.json"));
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
@@ -102,6 +108,10 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
+      etcBinds: await etcBinds.then((paths) => {
+        if (paths.length) log.info(`binds ${paths.length} more host /etc paths that links from /usr lead to: ${paths.join(", ")}`);
+        return paths;
+      }),
       pidsPerSandbox: config.pidsPerSandbox,
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
@@ -111,7 +121,7 @@ export class Daemon {
       disk: config.disk,
       egress,
       egressShared,
-      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
+      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
     await manager.init();

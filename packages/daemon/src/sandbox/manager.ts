@@ -17,6 +17,7 @@ import { callContext } from "../util/context.js";
 import type { Logger } from "../util/log.js";
 import { Accounting, type TenantDirectory } from "./accounting.js";
 import { deathReason } from "./death.js";
+import { CpuPlacer } from "./cpus.js";
 import { DiskBudget, type DiskPolicy } from "./disk-budget.js";
 import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
@@ -53,9 +54,11 @@ export interface ManagerOptions {
   /** The daemon-wide side of every proxy's bounds (connections, held bytes, decoding) and the host's addresses. */
   egressShared: EgressShared;
   /** The daemon's CA and upstream trust for intercepting secret hosts, and the trust files every sandbox binds. */
-  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number };
+  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number; javaStoreFd: number };
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
+  /** Host /etc paths that links from /usr lead to, bound into every sandbox. */
+  etcBinds: readonly string[];
   pidsPerSandbox: number;
   ptysPerSandbox: number;
   openFilesPerProcess: number;
@@ -88,6 +91,8 @@ export class SandboxManager {
   private readonly pool: WarmPool;
   /** Root mode: the promises sandboxes' disk caps make against the state dir's free space. */
   private readonly disk: DiskBudget | null;
+  /** Which CPUs each sandbox sees and runs on. */
+  private readonly cpus = new CpuPlacer();
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -155,7 +160,7 @@ export class SandboxManager {
 
   /** Closes the trust files every sandbox binds (after shutdown). */
   closeFiles(): void {
-    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd]) {
+    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd, this.opts.tls.javaStoreFd]) {
       try {
         closeSync(fd);
       } catch {
@@ -231,7 +236,7 @@ export class SandboxManager {
     let resources: SandboxResources;
     try {
       resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, reserveDisk: this.opts.disk.reserve },
+        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus, reserveDisk: this.opts.disk.reserve },
         id,
         limits,
       );
@@ -250,9 +255,12 @@ export class SandboxManager {
     const proc = launch({
       egressDirFd: egress.socketDirFd,
       bwrapPath: this.opts.bwrapPath,
+      etcBinds: this.opts.etcBinds,
       hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
+      cpuSet: resources.cpuSet,
+      cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
       preloadFd: this.files.preloadFd,
@@ -260,6 +268,7 @@ export class SandboxManager {
       trustBundleFd: this.opts.tls.bundleFd,
       trustSystemBundleFd: this.opts.tls.systemBundleFd,
       trustCaFd: this.opts.tls.caFd,
+      javaStoreFd: this.opts.tls.javaStoreFd,
       seccomp: this.opts.seccomp,
       ptysPerSandbox: this.opts.ptysPerSandbox,
       cgroupProcs: cgroup?.procsFiles ?? [],
