@@ -3,6 +3,7 @@
 //   python/src/sbx/_generated/models.py   typed models of every params/result/notification shape
 //   python/src/sbx/_generated/methods.py  the sync and async method layers, from one template
 //   python/src/sbx/_sync/*.py             the sync ergonomic layer, derived from python/src/sbx/_async/*.py
+//                                         (all but transport.py: each flavour's driver is written by hand)
 // With --check it writes nothing and fails when any committed file differs.
 // The work is in ./lib: names, shapes (schema -> Python types), collect, one emitter per file, unasync.
 import { readFileSync } from "node:fs";
