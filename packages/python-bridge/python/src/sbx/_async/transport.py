@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import WebSocketException
 
 from .._core import Watched
-from .._endpoint import auth_failure, ensure_daemon, resolve_endpoint
+from .._endpoint import connect_failure, ensure_daemon, resolve_endpoint
 from .._errors import ConnectionError
 from .channel import AsyncChannel
 from .streams import AsyncIncoming
@@ -43,13 +43,8 @@ class AsyncConnection(AsyncChannel):
         headers = {"Authorization": f"Bearer {resolved.value}"}
         try:
             ws = await connect(endpoint.url, additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, ping_interval=None, open_timeout=30)
-        except InvalidStatus as err:
-            status = err.response.status_code
-            if status == 401:
-                raise auth_failure(endpoint.url, resolved) from err
-            raise ConnectionError(f"the daemon at {endpoint.url} refused the connection (HTTP {status})") from err
-        except (OSError, WebSocketException, asyncio.TimeoutError) as err:
-            raise ConnectionError(f"cannot connect to the sbx daemon at {endpoint.url}: {err}") from err
+        except (OSError, WebSocketException, asyncio.TimeoutError) as err:  # InvalidStatus too: a WebSocketException
+            raise connect_failure(endpoint.url, resolved, err) from err
         return cls(ws, endpoint.url)
 
     async def collect(self, streams: Sequence[AsyncIncoming | None], sinks: Sequence[Callable[[bytes], object] | None] = ()) -> list[bytes | None]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from .._core import Watched
-from .._endpoint import auth_failure, ensure_daemon, resolve_endpoint
+from .._endpoint import connect_failure, ensure_daemon, resolve_endpoint
 from .._errors import ConnectionError
 from .channel import Channel
 from .streams import Incoming
@@ -48,13 +48,8 @@ class Connection(Channel):
         try:
             # Entering marks the connection as managed (websockets >= 17 warns otherwise); close() ends it.
             ws = connect(endpoint.url, additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, open_timeout=30).__enter__()
-        except InvalidStatus as err:
-            status = err.response.status_code
-            if status == 401:
-                raise auth_failure(endpoint.url, resolved) from err
-            raise ConnectionError(f"the daemon at {endpoint.url} refused the connection (HTTP {status})") from err
-        except (OSError, WebSocketException, TimeoutError) as err:
-            raise ConnectionError(f"cannot connect to the sbx daemon at {endpoint.url}: {err}") from err
+        except (OSError, WebSocketException, TimeoutError) as err:  # InvalidStatus too: a WebSocketException
+            raise connect_failure(endpoint.url, resolved, err) from err
         return cls(ws, endpoint.url)
 
     def collect(self, streams: Sequence[Incoming | None], sinks: Sequence[Callable[[bytes], object] | None] = ()) -> list[bytes | None]:
