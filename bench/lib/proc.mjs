@@ -23,7 +23,12 @@ export function pssKb(pid) {
 
 export const rssMb = (pid) => (procStatus(pid)?.rssKb ?? 0) / 1024;
 export const pssMb = (pid) => pssKb(pid) / 1024;
-export const memAvailableMb = () => Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))[1]) / 1024;
+/** /proc/meminfo in MB: MemAvailable, and `kernel`, the unreclaimable kernel memory (slab, stacks, page tables, per-cpu). */
+export function meminfoMb() {
+  const text = readFileSync("/proc/meminfo", "utf8");
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+  return { avail: kb("MemAvailable") / 1024, kernel: (kb("SUnreclaim") + kb("KernelStack") + kb("PageTables") + kb("Percpu")) / 1024 };
+}
 
 /**
  * The host uid ranges this bench's daemons claimed (from their daemon.json) and who launches

@@ -6,17 +6,17 @@ import { mb, stats } from "../lib/stats.mjs";
 import { captureSandbox, withCommand } from "../lib/capture.mjs";
 import { cgroupCharges } from "../lib/cgroups.mjs";
 import { spawnRawBwrap } from "../lib/floors.mjs";
-import { memAvailableMb, perSandboxMemory, pssMb, rssMb, waitNoSandboxProcs } from "../lib/proc.mjs";
+import { meminfoMb, perSandboxMemory, pssMb, rssMb, waitNoSandboxProcs } from "../lib/proc.mjs";
 import { sdkTrue } from "../lib/sdk.mjs";
 
-/** MemAvailable, the median of five reads 100 ms apart (other work on the host moves it). */
-async function memAvailable() {
+/** meminfoMb(), each field the median of five reads 100 ms apart (other work on the host moves them). */
+async function meminfo() {
   const xs = [];
   for (let k = 0; k < 5; k++) {
     if (k) await sleep(100);
-    xs.push(memAvailableMb());
+    xs.push(meminfoMb());
   }
-  return stats(xs).median;
+  return { avail: stats(xs.map((x) => x.avail)).median, kernel: stats(xs.map((x) => x.kernel)).median };
 }
 
 /** `CFG.idleN` sandboxes from the daemon `d`, measured fresh and after one `true` each; `uids` for the floors. */
@@ -27,7 +27,7 @@ export async function measureIdle(d, uids) {
   gc();
   await sleep(1000);
   const daemonBefore = daemonMem();
-  const availBefore = await memAvailable();
+  const memBefore = await meminfo();
   const sbs = [];
   const t0 = now();
   for (let i = 0; i < n; i++) sbs.push(await Sandbox.create(d.opts));
@@ -35,20 +35,20 @@ export async function measureIdle(d, uids) {
   await sleep(2000);
   const fresh = perSandboxMemory();
   const daemonFresh = daemonMem();
-  const availAfter = await memAvailable();
+  const memFresh = await meminfo();
   const charged = cgroupCharges(d.cgroupName);
   for (const sb of sbs) await sdkTrue(sb, "piped");
   await sleep(1500);
   const used = perSandboxMemory();
   const daemonUsed = daemonMem();
-  const availUsed = await memAvailable();
+  const memUsed = await meminfo();
   if (fresh.length !== n || used.length !== n) throw new Error(`expected ${n} sandboxes, saw ${fresh.length} / ${used.length}`);
   if (charged.length !== n) throw new Error(`expected ${n} sandbox memory cgroups under ${d.cgroupName}, saw ${charged.length}`);
   const capture = captureSandbox(pid);
   for (const sb of sbs) await sb.kill();
   await waitNoSandboxProcs(null, 60_000);
   await sleep(1500);
-  const availEnd = await memAvailable();
+  const memEnd = await meminfo();
   // floor: the same bwrap argv and supervisor, started directly, left idle
   const floorUids = uids.slice(0, CFG.floorIdleN);
   const floors = [];
@@ -67,6 +67,7 @@ export async function measureIdle(d, uids) {
   const sleepMem = perSandboxMemory();
   for (const c of sleepers) c.kill("SIGKILL");
   for (const uid of floorUids) await waitNoSandboxProcs(uid);
+  const base = (k) => (memBefore[k] + memEnd[k]) / 2;
   const avg = (list, k) => list.reduce((a, e) => a + e[k], 0) / list.length / 1024;
   const idle = {
     n,
@@ -77,7 +78,8 @@ export async function measureIdle(d, uids) {
     daemonGrowth: daemonFresh.rss - daemonBefore.rss, daemonGrowthUsed: daemonUsed.rss - daemonBefore.rss,
     daemonPssGrowth: daemonFresh.pss - daemonBefore.pss, daemonPssGrowthUsed: daemonUsed.pss - daemonBefore.pss,
     // against the mean of before and after (all gone): a steady drift of the host's other work cancels out
-    availDrop: (availBefore + availEnd) / 2 - availAfter, availDropUsed: (availBefore + availEnd) / 2 - availUsed, availDrift: availBefore - availEnd,
+    availDrop: base("avail") - memFresh.avail, availDropUsed: base("avail") - memUsed.avail, availDrift: memBefore.avail - memEnd.avail,
+    kernelGrowth: memFresh.kernel - base("kernel"), kernelGrowthUsed: memUsed.kernel - base("kernel"), kernelDrift: memEnd.kernel - memBefore.kernel,
     cgroupCharge: charged.reduce((a, b) => a + b, 0) / charged.length / MiB,
     createSeconds,
     memTotalMb: totalmem() / MiB,
@@ -86,6 +88,9 @@ export async function measureIdle(d, uids) {
   // the target's figure: the sandbox's own processes plus its share of the daemon's growth
   idle.treePss = idle.usedPss + Math.max(0, idle.daemonPssGrowthUsed) / n;
   idle.availPerSandbox = idle.availDropUsed / n;
-  log(`   per sandbox PSS ${mb(idle.usedPss)} + daemon ${mb(idle.daemonPssGrowthUsed / n)} = ${mb(idle.treePss)} (RSS ${mb(idle.usedRss)}); floor ${mb(idle.floorPss)} PSS; MemAvailable drop ${mb(idle.availPerSandbox)} per sandbox; cgroup charge ${mb(idle.cgroupCharge)}`);
+  idle.kernelPerSandbox = idle.kernelGrowthUsed / n;
+  // what each takes from the host, two ways: MemAvailable (everything, noisy) and PSS + unreclaimable kernel memory; the larger counts
+  idle.hostCost = Math.max(idle.availPerSandbox, idle.treePss + Math.max(0, idle.kernelPerSandbox));
+  log(`   per sandbox PSS ${mb(idle.usedPss)} + daemon ${mb(idle.daemonPssGrowthUsed / n)} = ${mb(idle.treePss)} (RSS ${mb(idle.usedRss)}); floor ${mb(idle.floorPss)} PSS; MemAvailable drop ${mb(idle.availPerSandbox)}, kernel ${mb(idle.kernelPerSandbox)} per sandbox; cgroup charge ${mb(idle.cgroupCharge)}`);
   return idle;
 }
