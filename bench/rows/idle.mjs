@@ -1,5 +1,6 @@
 // Rows 5: what an idle sandbox costs in memory (its processes, the daemon's share, the host's),
 // beside bwrap (same argv) holding the supervisor alone, and holding only `sleep`.
+import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { CFG, MiB, Sandbox, gc, log, now, sleep } from "../lib/env.mjs";
 import { mb, stats } from "../lib/stats.mjs";
@@ -47,6 +48,9 @@ export async function measureIdle(d, uids) {
   const capture = captureSandbox(pid);
   for (const sb of sbs) await sb.kill();
   await waitNoSandboxProcs(null, 60_000);
+  // the daemon unmounts and deletes each sandbox's storage after its processes are gone
+  const deadline = Date.now() + 60_000;
+  while (readFileSync("/proc/self/mountinfo", "utf8").includes(` ${d.stateDir}/`) && Date.now() < deadline) await sleep(50);
   await sleep(1500);
   const memEnd = await meminfo();
   // floor: the same bwrap argv and supervisor, started directly, left idle
