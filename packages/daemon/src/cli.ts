@@ -20,6 +20,8 @@ sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
 sbx cp SRC DEST                         Copies files or trees; one side is ID:/path; into DEST when it is a directory.
 sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
+sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|csv|json] [--state-dir DIR]
+                                        What tenants used, from the state dir's ledger (on the daemon's host).
 sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
 sbx logs ID [--net] [--json]            Recent egress decisions: host, port, allowed or why not.
 sbx doctor                              Checks that this host can isolate sandboxes.

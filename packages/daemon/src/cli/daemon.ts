@@ -105,9 +105,15 @@ async function runForeground(args: string[]): Promise<number> {
 /** The state dir the other subcommands act on: --state-dir, the config file's, or the default. */
 function stateDirOf(args: string[], extra: Parameters<typeof parse>[1] = {}): { stateDir: string; values: Record<string, any> } {
   const { values } = parse(args, { "state-dir": { type: "string" }, config: { type: "string" }, ...extra }, false);
+  return { stateDir: stateDirFrom(values), values };
+}
+
+/** The state dir named by parsed `--state-dir` or `--config`, else the default one. */
+export function stateDirFrom(values: { "state-dir"?: string; config?: string }): string {
+  if (values["state-dir"]) return values["state-dir"];
   const config = defaultConfig();
   if (values.config) readConfigFile(config, values.config);
-  return { stateDir: values["state-dir"] ?? config.stateDir, values };
+  return config.stateDir;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
