@@ -30,6 +30,7 @@ import { SandboxRecords } from "./records.js";
 import { acquireResources, type SandboxResources } from "./resources.js";
 import { Sandbox, type Client, type EndReason, type SandboxLimits } from "./sandbox.js";
 import { reclaimStorage } from "./storage.js";
+import { StorageStock } from "./storage-stock.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { UidPool } from "./uids.js";
 import { UsageMeter, type Usage } from "./usage.js";
@@ -64,6 +65,8 @@ export interface ManagerOptions {
   openFilesPerProcess: number;
   /** Default-limit sandboxes kept started ahead of demand. */
   warmPool: number;
+  /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode). */
+  storageStock: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
@@ -93,6 +96,8 @@ export class SandboxManager {
   private readonly disk: DiskBudget | null;
   /** Which CPUs each sandbox sees and runs on. */
   private readonly cpus = new CpuPlacer();
+  /** Root mode: file systems made ahead of demand. */
+  private readonly storage: StorageStock;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -102,6 +107,16 @@ export class SandboxManager {
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
+    const defaultDisk = limitsOf({}).diskBytes;
+    this.storage = new StorageStock({
+      dir: this.mountDir,
+      size: opts.uids === null ? 0 : opts.storageStock,
+      bytes: defaultDisk,
+      reserve: opts.disk.reserve,
+      mayPrepare: () => this.disk?.allows(defaultDisk, [...this.diskClaims(), ...this.storage.claims()]) ?? false,
+      newId: () => `sbx_${newId()}`,
+      log: opts.log,
+    });
   }
 
   async init(): Promise<void> {
@@ -118,6 +133,7 @@ export class SandboxManager {
       startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
       this.disk!.describe();
       this.disk!.watch();
+      await this.storage.fill();
     }
     void this.pool.fill();
   }
@@ -231,15 +247,13 @@ export class SandboxManager {
   }
 
   private async startSandbox(limits: SandboxLimits): Promise<Sandbox> {
-    const id = `sbx_${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
+    // Root mode: the sandbox takes the id of the file system it gets (prepared ones were named ahead).
+    const fs = this.storage.take(limits.diskBytes);
+    const { id } = fs;
     let resources: SandboxResources;
     try {
-      resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus, reserveDisk: this.opts.disk.reserve },
-        id,
-        limits,
-      );
+      resources = await acquireResources({ uids: this.uids, cgroups: this.opts.cgroups, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus }, fs, limits);
     } catch (err) {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
@@ -330,6 +344,7 @@ export class SandboxManager {
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
+    await this.storage.close();
     await this.opts.cgroups?.removeBase();
     this.accounting.close();
     this.files.close();
