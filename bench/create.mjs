@@ -25,5 +25,5 @@ const floor = 1.2 * cold.bwrapTrue.median + 10;
 console.log(`load ${load0} → ${loadavg()[0].toFixed(2)}`);
 console.log(`1  cold create + first true: ${f(cold.total)}; bare bwrap true ${f(cold.bwrapTrue)}: ${(cold.total.median / cold.bwrapTrue.median).toFixed(2)}× (target ≤ ${floor.toFixed(1)} ms: ${cold.total.median <= floor ? "met" : "missed"})`);
 console.log(`1a   of which create ${f(cold.create)}, first spawn ${f(cold.firstSpawn)}; bwrap+supervisor ${f(cold.sup)}`);
-if (warm) console.log(`1e warm create + first true: ${f(warm.total)} (create ${f(warm.create)}, first spawn ${f(warm.firstSpawn)}, settled ${f(warm.settled)}); ${warm.fromPool} of ${warm.starts} from the pool`);
+if (warm) console.log(`1e warm create + first true: ${f(warm.total)}; other limits (1j) ${f(warm.other)} (create ${f(warm.create)}, first spawn ${f(warm.firstSpawn)}, settled ${f(warm.settled)}); ${warm.fromPool} of ${warm.starts} from the pool`);
 log(`done (${CFG.coldN} cold samples)`);

@@ -1,6 +1,7 @@
 // The table of RESULTS.md: every row with its floor from the same run, its ratio and its target.
 import { CFG, MiB } from "./env.mjs";
 import { f1, mb, mbs, ms, ok, pct, ratio, sgn } from "./stats.mjs";
+import { OTHER_LIMITS } from "../rows/pool.mjs";
 
 const GiBof = (b) => (b >= 1024 * MiB ? `${b / (1024 * MiB)} GiB` : `${b / MiB} MiB`);
 
@@ -39,6 +40,7 @@ export function tableRows(R) {
     ["1f", "… of which `Sandbox.create()` (connect + create)", ms(w.create), "", "", "", ""],
     ["1g", "… of which the first `spawn(\"true\")`", ms(w.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.firstSpawn.median, t.piped.median), "", ""],
     ["1h", "… diagnostic: that first spawn when started after the pool's refill has finished", ms(w.settled), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.settled.median, t.piped.median), "", ""],
+    ["1j", `same from the warm pool with other limits (\`memory: "${OTHER_LIMITS.memory}", cpus: ${OTHER_LIMITS.cpus}\`: the cgroup is set at claim), interleaved with 1e`, ms(w.other), `default limits (1e): ${ms(w.total)}`, ratio(w.other.median, w.total.median), "≤ 5 ms", ok(w.other.median <= 5 && w.fromPool === w.starts)],
     ["1p", `${p.width} cold creates at once, each with its first \`spawn("true")\`: wall time until all are done`, ms(p.total), `${p.width} bare bwrap launches (same argv, \`/usr/bin/true\`) at once: ${ms(p.floor)}`, ratio(p.total.median, p.floor.median), "≤ 2×", ok(p.total.median <= 2 * p.floor.median)],
     ["1q", "… until the last `Sandbox.create()` returned", ms(p.create), "", ratio(p.create.median, p.floor.median), "", ""],
     ["2", "`spawn(\"true\")` round trip, live sandbox (stdout/stderr piped)", ms(t.piped), `local \`child_process.spawn('/bin/true')\`, piped: ${ms(t.localPipe)}`, ratio(t.piped.median, t.localPipe.median), "≤ 1.5×", ok(t.piped.median <= 1.5 * t.localPipe.median)],

@@ -116,6 +116,7 @@ export class Daemon {
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      warmPoolMax: config.warmPoolMax,
       storageStock: config.storageStock,
       tenants: tokens,
       stallMs: config.stallMs,

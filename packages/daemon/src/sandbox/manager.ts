@@ -1,4 +1,5 @@
 import { closeSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
@@ -23,11 +24,11 @@ import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
 import { launch, openSandboxFiles } from "./launcher.js";
 import { timeoutOf } from "./lifetime.js";
-import { limitsOf, rootlessWarnings } from "./limits.js";
+import { limitsOf, rootlessWarnings, sameLimits } from "./limits.js";
 import { WarmPool } from "./pool.js";
 import { startReaper } from "./reaper.js";
 import { SandboxRecords } from "./records.js";
-import { acquireResources, type SandboxResources } from "./resources.js";
+import { acquireResources, setSize, type SandboxResources } from "./resources.js";
 import { Sandbox, type Client, type EndReason, type SandboxLimits } from "./sandbox.js";
 import { reclaimStorage } from "./storage.js";
 import { StorageStock } from "./storage-stock.js";
@@ -63,8 +64,10 @@ export interface ManagerOptions {
   pidsPerSandbox: number;
   ptysPerSandbox: number;
   openFilesPerProcess: number;
-  /** Default-limit sandboxes kept started ahead of demand. */
+  /** Default-limit sandboxes kept started ahead of demand; 0 turns the pool off. */
   warmPool: number;
+  /** The most the pool grows to when creates outrun it. */
+  warmPoolMax: number;
   /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode). */
   storageStock: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
@@ -102,7 +105,16 @@ export class SandboxManager {
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
     this.files = openSandboxFiles(opts);
-    this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(limitsOf({})), opts.log);
+    this.pool = new WarmPool({
+      base: opts.warmPool,
+      max: Math.max(opts.warmPool, opts.warmPoolMax),
+      parallel: Math.min(2, availableParallelism()),
+      defaults: limitsOf({}),
+      kindOf: (limits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`,
+      launch: (limits) => this.launchSandbox(limits),
+      discard: (sb) => this.destroy(sb, "killed", "the warm pool shrank"),
+      log: opts.log,
+    });
     this.accounting = new Accounting(opts.stateDir, opts.tenants, () => this.sandboxes.values(), opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
@@ -216,7 +228,7 @@ export class SandboxManager {
     }
     this.accounting.checkQuotas(client.owner, limits);
 
-    const warm = this.pool.take(limits);
+    const warm = await this.fromPool(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
@@ -235,6 +247,21 @@ export class SandboxManager {
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
     );
     return { sandbox: sb, warnings: this.warningsFor(sb, p) };
+  }
+
+  /** A pooled sandbox held to `limits`, or null when the pool has none of that kind (or it died being claimed). */
+  private async fromPool(limits: SandboxLimits): Promise<Sandbox | null> {
+    const sb = this.pool.take(limits);
+    if (!sb) return null;
+    if (!sameLimits(sb.limits, limits)) {
+      try {
+        await sb.retune(limits);
+      } catch (err) {
+        this.destroy(sb, "error", `could not set its limits: ${(err as Error).message}`);
+        return null;
+      }
+    }
+    return sb.stopped ? null : sb;
   }
 
   /**

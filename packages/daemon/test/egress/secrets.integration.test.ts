@@ -273,7 +273,7 @@ beforeAll(async () => {
   hostDir = mkdtempSync(join(tmpdir(), "sbx-secrets-test-"));
   const testCa = join(hostDir, "test-ca.pem");
   writeFileSync(testCa, up.caPem);
-  // no warm pool: every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
+  // no warm pool and no storage stock (default-size 10 GiB images made ahead): every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
   execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.impostor.test", "-addext", "subjectAltName=DNS:api.impostor.test", "-keyout", join(hostDir, "impostor.key"), "-out", join(hostDir, "impostor.pem")], { stdio: "ignore" });
   impostor = createHttpsServer({ key: readFileSync(join(hostDir, "impostor.key")), cert: readFileSync(join(hostDir, "impostor.pem")) }, (_req, res) => {
     impostorRequests++;
@@ -294,7 +294,7 @@ beforeAll(async () => {
     "tcp.example.test:2222": `127.0.0.1:${await listenTcp(recorder)}`,
     "tcp.example.test:2999": `127.0.0.1:${await closedPort()}`,
   };
-  daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [testCa] } }, args: ["--warm-pool", "0"] });
+  daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [testCa] }, storageStock: 0 }, args: ["--warm-pool", "0"] });
   daemon.proc.stdout!.on("data", (d) => (daemonStdout += d));
   sb = await Sandbox.create({ ...daemon.opts, disk: "512MiB", allowNet: ALLOW, secrets: SECRETS });
   P = (await sb.env.toObject()) as Record<SecretName, string>;
