@@ -328,10 +328,12 @@ export class SandboxManager {
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
     this.sandboxes.set(id, sb);
+    // The record (what a restarted daemon kills if this one dies) is written while bwrap starts: both are done before the sandbox is handed out.
+    const recorded = this.records.write(id, proc.pid!);
     try {
-      await link.ready(15_000);
-      await this.records.write(id, proc.pid!);
+      await Promise.all([link.ready(15_000), recorded]);
     } catch (err) {
+      await recorded.catch(() => {}); // written before the teardown removes it
       this.destroy(sb, "error", (err as Error).message);
       throw new DaemonError("InternalError", `could not start the sandbox: ${(err as Error).message}`);
     }
