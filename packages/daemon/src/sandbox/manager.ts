@@ -41,6 +41,8 @@ const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 export interface ManagerOptions {
   stateDir: string;
   bwrapPath: string;
+  /** sbx-launch, which starts each sandbox's bwrap (native/launch.c). */
+  launcherPath: string;
   nodePath: string;
   supervisorPath: string;
   preloadPath: string;
@@ -295,6 +297,7 @@ export class SandboxManager {
     }
     const proc = launch({
       egressDirFd: egress.socketDirFd,
+      launcherPath: this.opts.launcherPath,
       bwrapPath: this.opts.bwrapPath,
       etcBinds: this.opts.etcBinds,
       hostUid,
