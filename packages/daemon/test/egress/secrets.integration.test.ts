@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type SandboxOptions } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { ok, runBash } from "../helpers/bash.js";
-import { parseResponse, startUpstreams, type RawResponse, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
+import { bodyOf, chunk, parseResponse, rawRequests, tlsRequest, type RawRequest, type RawResponse } from "../helpers/raw-http.js";
+import { startUpstreams, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
 
 /**
  * Secrets end to end: a real daemon, real bwrap, real tools inside, and local upstreams by
@@ -136,86 +137,7 @@ function expectSecretRefusal(res: RawResponse, secret: SecretName, hostPort: str
   refusalsSeen++;
 }
 
-function dechunk(body: string): string {
-  let out = "";
-  for (let i = 0; ; ) {
-    const eol = body.indexOf("\r\n", i);
-    const size = parseInt(body.slice(i, eol), 16);
-    if (!(size > 0)) return out;
-    out += body.slice(eol + 2, eol + 2 + size);
-    i = eol + 2 + size + 2;
-  }
-}
-const bodyOf = (r: RawResponse) => (r.headers["transfer-encoding"] === "chunked" ? dechunk(r.body) : r.body);
-
-/**
- * Sends raw requests to the proxy bridge, each on its own connection: through a CONNECT
- * tunnel and TLS (verified with the default context, i.e. SSL_CERT_FILE) when `tls` names a
- * host, else as plain proxy requests. A number among the parts sleeps that many seconds,
- * so a body goes out in pieces. Returns everything read back until the proxy closes.
- */
-const RAW_PY = String.raw`
-import base64, json, socket, ssl, sys, time
-out = []
-for r in json.load(open(sys.argv[1])):
-    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
-    data = b""
-    host = r.get("tls")
-    if host:
-        s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (host, host)).encode())
-        while b"\r\n\r\n" not in data:
-            c = s.recv(1)
-            if not c:
-                break
-            data += c
-        if not data.startswith(b"HTTP/1.1 200"):
-            out.append(base64.b64encode(data).decode())
-            continue
-        data = b""
-        s = ssl.create_default_context().wrap_socket(s, server_hostname=host)
-    try:
-        for part in r["parts"]:
-            if isinstance(part, (int, float)):
-                time.sleep(part)
-            else:
-                s.sendall(base64.b64decode(part))
-    except OSError:
-        pass
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-    except OSError:
-        pass
-    s.close()
-    out.append(base64.b64encode(data).decode())
-print(json.dumps(out))
-`;
-
-interface RawRequest {
-  /** TLS through a CONNECT tunnel to this host's port 443; plain proxy request when absent. */
-  tls?: string;
-  parts: Array<string | Buffer | number>;
-}
-
-async function raw(requests: RawRequest[]): Promise<RawResponse[]> {
-  const file = `/tmp/raw-${rand(8)}.json`;
-  const encoded = requests.map((r) => ({ ...r, parts: r.parts.map((p) => (typeof p === "number" ? p : Buffer.from(p as string, "latin1").toString("base64"))) }));
-  await sb.fs.writeTextFile(file, JSON.stringify(encoded));
-  const out = ok(await run(`python3 /tmp/raw.py ${file}`), "raw.py");
-  return (JSON.parse(out) as string[]).map((b) => parseResponse(Buffer.from(b, "base64").toString("latin1")));
-}
-
-/** One request with `Connection: close` (and Content-Length for a body) on an intercepted connection to `host`. */
-function tlsRequest(host: string, method: string, path: string, headers: string[] = [], body?: string | Buffer): RawRequest {
-  const length = body === undefined ? [] : [`Content-Length: ${Buffer.byteLength(body)}`];
-  const head = `${method} ${path} HTTP/1.1\r\n${[`Host: ${host}`, ...headers, ...length, "Connection: close"].map((h) => `${h}\r\n`).join("")}\r\n`;
-  return { tls: host, parts: body === undefined ? [head] : [head, body] };
-}
-
-const chunk = (s: string | Buffer) => Buffer.concat([Buffer.from(`${Buffer.byteLength(s).toString(16)}\r\n`), Buffer.from(s), Buffer.from("\r\n")]);
+const raw = (requests: RawRequest[]) => rawRequests(sb, requests);
 
 /** Every regular file below `root` (not following symlinks, skipping sockets, FIFOs and devices). */
 async function* filesBelow(root: string): AsyncGenerator<string> {
@@ -299,7 +221,6 @@ beforeAll(async () => {
   sb = await Sandbox.create({ ...daemon.opts, disk: "512MiB", allowNet: ALLOW, secrets: SECRETS });
   P = (await sb.env.toObject()) as Record<SecretName, string>;
   await sb.fs.writeTextFile(TEST_CA, up.caPem);
-  await sb.fs.writeTextFile("/tmp/raw.py", RAW_PY);
 });
 afterAll(async () => {
   const missed: string[] = [];
