@@ -4,7 +4,8 @@ import { networkInterfaces } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type EgressEvent } from "@sbx/client";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { connect, get, rawRequests, REPLY_HEAD, type RawRequest, type RawResponse } from "../helpers/raw-http.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
@@ -19,9 +20,25 @@ import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
 const execFileP = promisify(execFile);
 let up: Upstreams;
-let daemon: TestDaemon;
-let sb: Sandbox;
 let apiPort: number;
+beforeAll(async () => {
+  up = await startUpstreams();
+  // the API port is fixed up front so that a pin can point at it
+  apiPort = await freePort();
+});
+// registered before the daemon's hooks, so it runs after the daemon stopped
+afterAll(() => up?.close());
+const { daemon, sb } = useSandbox({
+  daemon: () => ({
+    config: { egress: { resolve: { ...up.resolve, "api-port.example.test": `127.0.0.1:${apiPort}` } } },
+    args: ["--listen", `127.0.0.1:${apiPort}`],
+  }),
+  sandbox: { allowNet: ["api.example.test"] },
+  setup: (sb) => sb.fs.writeTextFile("/home/user/ca.pem", up.caPem),
+});
+beforeAll(() => {
+  expect(Number(new URL(daemon.url).port)).toBe(apiPort);
+});
 
 const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
@@ -55,24 +72,6 @@ async function freePort(): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
-
-beforeAll(async () => {
-  up = await startUpstreams();
-  apiPort = await freePort();
-  // the API port is fixed up front so that a pin can point at it
-  daemon = await startDaemon({
-    config: { egress: { resolve: { ...up.resolve, "api-port.example.test": `127.0.0.1:${apiPort}` } } },
-    args: ["--listen", `127.0.0.1:${apiPort}`],
-  });
-  expect(Number(new URL(daemon.url).port)).toBe(apiPort);
-  sb = await Sandbox.create({ ...daemon.opts, allowNet: ["api.example.test"] });
-  await sb.fs.writeTextFile("/home/user/ca.pem", up.caPem);
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-  await up?.close();
-});
 
 describe("the allowed path", () => {
   it("plain HTTP and CONNECT reach an allowed name at the pinned upstream", async () => {

@@ -1,19 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { ErrorCodes } from "@sbx/protocol";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { sandboxAlive } from "../helpers/bash.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
 import { makeTar } from "../../../client/test/helpers/tar.js";
 import { FIRST_ENTRY, refusalText, TAR_ATTACKS, type TarLayout } from "../../../client/test/helpers/tar-attacks.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+// If a test brings the sandbox down, that test fails; the next one gets a new sandbox.
+const { daemon, sb } = useSandbox({
+  replaceDead: true,
+  // A writable directory a symlink could aim at: if a link were followed, the write would succeed.
+  setup: (sb) => sb.fs.mkdir("/home/user/outside"),
+});
 let raw: RawClient;
 let nextStream = 100;
-
 
 /** Sends fs.upload over the raw wire: the call, then the archive as DATA frames of at most 256 KiB, then END. */
 async function rawUpload(path: string, archive: Buffer): Promise<any> {
@@ -52,26 +54,11 @@ async function expectHealthy(): Promise<void> {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
   raw = await RawClient.open(daemon.url, daemon.token);
-  // A writable directory a symlink could aim at: if a link were followed, the write would succeed.
-  await sb.fs.mkdir("/home/user/outside");
 });
 
-// If a test brings the sandbox down, that test fails; the next one gets a new sandbox.
-beforeEach(async () => {
-  if (!(await sandboxAlive(sb))) {
-    await sb.close().catch(() => {});
-    sb = await Sandbox.create(daemon.opts);
-    await sb.fs.mkdir("/home/user/outside");
-  }
-});
-
-afterAll(async () => {
+afterAll(() => {
   raw?.close();
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 describe("fs.upload refuses hostile archives", () => {
