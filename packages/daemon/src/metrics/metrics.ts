@@ -64,7 +64,7 @@ export class DaemonMetrics {
           for (const [tenant, u] of source.tenantUsage()) this.inc({ tenant }, pick(u));
         },
       });
-    perTenant("sbx_tenant_cpu_seconds_total", "CPU-seconds used by each tenant's sandboxes (ended ones from the ledger's period in memory, plus running ones).", (u) => u.cpuSeconds);
+    perTenant("sbx_tenant_cpu_seconds_total", "CPU-seconds used by each tenant's sandboxes since the daemon started (ended ones plus running ones so far).", (u) => u.cpuSeconds);
     perTenant("sbx_tenant_memory_gb_seconds_total", "Memory GB-seconds used by each tenant's sandboxes.", (u) => u.gbSeconds);
   }
 }
