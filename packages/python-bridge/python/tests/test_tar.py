@@ -1,5 +1,5 @@
 """The local tar extractor ``download`` uses on what a (possibly hostile) sandbox sent, tested
-directly with archives crafted by Python's tarfile module (mirrors packages/client/test/tar.test.ts)."""
+directly with archives crafted by Python's tarfile module (mirrors packages/client/test/tar/tar.test.ts)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,11 @@ import { networkInterfaces } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type EgressEvent } from "@sbx/client";
-import { CLI } from "../helpers/daemon.js";
-import { useSandbox } from "../helpers/fixtures.js";
-import { ok, runBash } from "../helpers/bash.js";
-import { connect, get, rawRequests, REPLY_HEAD, type RawRequest, type RawResponse } from "../helpers/raw-http.js";
-import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
+import { CLI } from "../../helpers/daemon.js";
+import { useSandbox } from "../../helpers/fixtures.js";
+import { ok, runBash } from "../../helpers/bash.js";
+import { connect, get, rawRequests, REPLY_HEAD, type RawRequest, type RawResponse } from "../../helpers/raw-http.js";
+import { startUpstreams, type Upstreams } from "../../helpers/upstreams.js";
 
 /**
  * The egress proxy against a real daemon, real bwrap and real upstream servers on loopback

@@ -10,9 +10,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { packTree, TarEntryError, unpackTar } from "../src/tar/index.js";
-import { makeTar, type Entry } from "./helpers/tar.js";
-import { FIRST_ENTRY, refusalText, TAR_ATTACKS, TAR_ATTACKS_JSON, tarAttacksJson } from "./helpers/tar-attacks.js";
+import { packTree, TarEntryError, unpackTar } from "../../src/tar/index.js";
+import { makeTar, type Entry } from "../helpers/tar.js";
+import { FIRST_ENTRY, refusalText, TAR_ATTACKS, TAR_ATTACKS_JSON, tarAttacksJson } from "../helpers/tar-attacks.js";
 
 // These run on the user's machine when `download` unpacks what a (possibly hostile) sandbox sent.
 

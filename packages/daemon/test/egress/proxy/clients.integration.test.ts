@@ -2,9 +2,9 @@ import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useSandbox } from "../helpers/fixtures.js";
-import { ok, runBash } from "../helpers/bash.js";
-import { startUpstreams, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
+import { useSandbox } from "../../helpers/fixtures.js";
+import { ok, runBash } from "../../helpers/bash.js";
+import { startUpstreams, type SeenRequest, type Upstreams } from "../../helpers/upstreams.js";
 
 /**
  * Real clients reach allowed hosts through the sandbox's egress proxy with no per-tool setup
@@ -281,7 +281,7 @@ describe("git", () => {
 
 describe("Deno", () => {
   const denoBin = (() => {
-    const root = fileURLToPath(new URL("../../../../", import.meta.url));
+    const root = fileURLToPath(new URL("../../../../../", import.meta.url));
     const shim = join(root, "node_modules", ".bin", "deno");
     if (!existsSync(shim)) return null;
     const pkg = join(root, "node_modules", ".pnpm", "node_modules", "@deno", `${process.platform}-${process.arch === "x64" ? "x64" : "arm64"}-glibc`, "deno");
