@@ -63,7 +63,7 @@ export function isThere(standIn: object): boolean {
 }
 
 function notYet(what: string): never {
-  throw new Error(`the file's ${what} is not there: use it in a test or a hook, not while the file is collected`);
+  throw new Error(`the file's ${what} is not there (yet): use it in a test or in a hook registered after useDaemon/useSandbox, not while the file is collected`);
 }
 
 /** The file's daemon, started with `options`; its state dir is removed at the end. */
