@@ -57,6 +57,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
         stderr: ctx.streams.stderr ?? null,
       });
       sb.processes.track(result.pid, ctx.conn);
+      manager.metrics.spawns.inc();
       return result;
     },
     "process.kill": async (p, ctx) => {

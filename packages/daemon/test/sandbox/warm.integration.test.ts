@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { ok, runBash, waitFor } from "../helpers/bash.js";
 
 /**
@@ -26,17 +26,11 @@ afterAll(async () => {
 });
 
 describe("storage stock", () => {
-  let daemon: TestDaemon;
+  const daemon = useDaemon({ config: { warmPool: 0, storageStock: 2 } });
   const mnt = () => join(daemon.stateDir, "mnt");
   /** Mounted file systems no sandbox has claimed: still owned by root. */
   const unclaimed = () => mountsUnder(mnt()).filter((p) => statSync(p).uid === 0);
 
-  beforeAll(async () => {
-    daemon = await startDaemon({ config: { warmPool: 0, storageStock: 2 } });
-  });
-  afterAll(async () => {
-    await daemon?.stop();
-  });
 
   it("holds formatted, mounted file systems owned by root (mode 0700) before any create", async () => {
     const ready = await waitFor("two prepared file systems", () => unclaimed().length === 2 && unclaimed());
@@ -88,7 +82,7 @@ describe("storage stock", () => {
 });
 
 describe("warm pool", () => {
-  let daemon: TestDaemon;
+  const daemon = useDaemon({ config: { warmPool: 2, warmPoolMax: 4, storageStock: 0 } });
   const MIB = 2 ** 20;
   /** The daemon's cgroup dir for one sandbox in a v1 hierarchy (sbx-<12 hex of sha256(stateDir)>). */
   const cgroupFile = (controller: string, id: string, file: string) =>
@@ -103,12 +97,6 @@ describe("warm pool", () => {
   /** Sandboxes the pool holds ready now: those it said were ready less those handed out. */
   const ready = () => count(daemon.logs(), / ready in the warm pool$/gm) - count(daemon.logs(), / started from the warm pool /g);
 
-  beforeAll(async () => {
-    daemon = await startDaemon({ config: { warmPool: 2, warmPoolMax: 4, storageStock: 0 } });
-  });
-  afterAll(async () => {
-    await daemon?.stop();
-  });
 
   it("serves a create with other memory and CPU limits, holding it to them from the start", async () => {
     await waitFor("the pool to fill", () => ready() === 2, 15_000);
@@ -154,7 +142,7 @@ describe("warm pool", () => {
 });
 
 describe("warm pool under a burst", () => {
-  let daemon: TestDaemon;
+  const daemon = useDaemon({ config: { warmPool: 1, warmPoolMax: 3, storageStock: 0 } });
   const fromPool = async (id: string) => {
     await waitFor(`the start of ${id} in the log`, () => daemon.logs().includes(`sandbox ${id} started`));
     return daemon.logs().includes(`sandbox ${id} started from the warm pool`);
@@ -162,12 +150,6 @@ describe("warm pool under a burst", () => {
   const live = () => mountsUnder(join(daemon.stateDir, "mnt")).length;
   const ready = () => count(daemon.logs(), / ready in the warm pool$/gm) - count(daemon.logs(), / started from the warm pool /g);
 
-  beforeAll(async () => {
-    daemon = await startDaemon({ config: { warmPool: 1, warmPoolMax: 3, storageStock: 0 } });
-  });
-  afterAll(async () => {
-    await daemon?.stop();
-  });
 
   it("grows to a burst it could not serve, up to warmPoolMax, and then serves that many of the next burst", async () => {
     await waitFor("the pool to fill", () => ready() === 1, 15_000);
