@@ -113,7 +113,8 @@ export class SandboxManager {
     this.pool = new WarmPool({
       base: opts.warmPool,
       max: Math.max(opts.warmPool, opts.warmPoolMax),
-      parallel: Math.min(2, availableParallelism()),
+      // Refills never take more than half the host's CPUs from the sandboxes already running.
+      parallel: Math.max(1, Math.floor(availableParallelism() / 2)),
       defaults: limitsOf({}),
       kindOf: (limits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`,
       launch: (limits) => this.launchSandbox(limits),
