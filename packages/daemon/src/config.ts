@@ -4,6 +4,8 @@ import { ResolveMap } from "./egress/resolve-map.js";
 import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
+import { idPrefixOf } from "./fleet/host-state.js";
+import { readTokensFile } from "./fleet/tokens-file.js";
 
 /** Everything the daemon can be told, with its defaults. */
 export interface DaemonConfig {
@@ -35,6 +37,10 @@ export interface DaemonConfig {
   extraCaCerts: string[];
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
+  /** idPrefix: names this host in every sandbox id (sbx_<prefix>_...), for a fleet gateway; null: none. */
+  idPrefix: string | null;
+  /** The most sandboxes this daemon runs at once (all tokens); creates beyond it are refused. */
+  maxSandboxes: number;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -54,6 +60,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
+    idPrefix: null,
+    maxSandboxes: 1000,
   };
 }
 
@@ -65,8 +73,11 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   maxSandboxesPerToken: (v, c) => (c.maxSandboxesPerToken = int("maxSandboxesPerToken", v, 1)),
   tokens: (v, c) => {
     if (!Array.isArray(v) || v.some((t) => typeof t !== "string" || t.length < 16)) throw new Error("config.tokens: must be an array of strings of at least 16 characters");
-    c.tokens = v as string[];
+    c.tokens = [...c.tokens, ...(v as string[])];
   },
+  tokensFile: (v, c) => (c.tokens = [...c.tokens, ...readTokensFile(str("tokensFile", v))]),
+  idPrefix: (v, c) => (c.idPrefix = idPrefixOf(str("idPrefix", v))),
+  maxSandboxes: (v, c) => (c.maxSandboxes = int("maxSandboxes", v, 1)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),

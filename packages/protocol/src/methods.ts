@@ -5,6 +5,7 @@ import * as S from "./sandbox.js";
 import * as P from "./process.js";
 import * as F from "./fs.js";
 import * as E from "./env.js";
+import * as H from "./host.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
   summary: string;
@@ -27,7 +28,7 @@ export const METHODS = {
     summary: "Start a new sandbox owned by the calling token.",
     params: S.CreateParams,
     result: S.CreateResult,
-    errors: ["InvalidParams", "ResourceLimit", "InternalError"],
+    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError"],
   }),
   "sandbox.connect": method({
     summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
@@ -120,6 +121,18 @@ export const METHODS = {
   "env.set": method({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
   "env.delete": method({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
   "env.toObject": method({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "daemon.info": method({
+    summary: "What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only.",
+    params: Empty,
+    result: H.DaemonInfo,
+    errors: ["Forbidden"],
+  }),
+  "daemon.drain": method({
+    summary: "Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only.",
+    params: H.DrainParams,
+    result: H.DaemonInfo,
+    errors: ["InvalidParams", "Forbidden"],
+  }),
   "rpc.discover": method({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 

@@ -64,6 +64,8 @@ export interface ManagerOptions {
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
   disk: DiskPolicy;
+  /** Put in every sandbox id after "sbx_" (config idPrefix), so a fleet gateway routes by id. */
+  idPrefix?: string | null;
   log: Logger;
 }
 
@@ -192,6 +194,11 @@ export class SandboxManager {
     return this.sandboxes.size;
   }
 
+  /** The caps of every live sandbox handed out to a token (fleet capacity; the warm pool is not counted). */
+  owned(): SandboxLimits[] {
+    return [...this.sandboxes.values()].filter((sb) => sb.owner && !sb.stopped).map((sb) => sb.limits);
+  }
+
   /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
   get(owner: string, id: string): Sandbox {
     const sb = this.sandboxes.get(id);
@@ -242,7 +249,7 @@ export class SandboxManager {
 
   /** Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is handed out. */
   private async launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
-    const id = `sbx_${newId()}`;
+    const id = `sbx_${this.opts.idPrefix ? `${this.opts.idPrefix}_` : ""}${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
     let resources: SandboxResources;
     try {

@@ -8,6 +8,7 @@ import { DaemonError, invalid } from "../util/errors.js";
 import { execSizeProblem } from "../sandbox/exec-size.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
+import type { HostState } from "../fleet/host-state.js";
 
 /** The environment every spawn starts from, below the sandbox's and the call's own. */
 export const BASE_ENV: Readonly<Record<string, string>> = {
@@ -57,7 +58,7 @@ function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox">
 }
 
 /** The daemon's JSON-RPC methods, each one checked against the protocol before it runs. */
-export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCServer<CallContext> {
+export function createRpcServer(manager: SandboxManager, host: HostState, log: Logger): JSONRPCServer<CallContext> {
   const server = new JSONRPCServer<CallContext>({
     errorListener: (message, data) => {
       // Protocol errors (not found, bad params, ENOENT...) are answers, not faults. json-rpc-2.0 resets
@@ -70,7 +71,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
 
   const handlers: { [M in MethodName]: Handler<M> } = {
     "sandbox.create": async (p, ctx) => {
-      const { sandbox, warnings } = await manager.create(ctx.conn, p);
+      const { sandbox, warnings } = await host.admit(() => manager.create(ctx.conn, p));
       return { ...sandbox.info(), ...(warnings.length ? { warnings } : {}) };
     },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
@@ -130,6 +131,8 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     },
     "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
     "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
+    "daemon.info": (_p, ctx) => host.info(ctx.conn.owner),
+    "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
   };
 

@@ -30,7 +30,8 @@ from .models import (
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
     _EnvToObjectParams_to_wire,
-    _RpcDiscoverParams_to_wire,
+    _DaemonInfoParams_to_wire,
+    _DaemonDrainParams_to_wire,
 )
 
 __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERRORS"]
@@ -49,7 +50,7 @@ OUT_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Error codes each method may answer with.
 METHOD_ERRORS: dict[str, tuple[str, ...]] = {
-    "sandbox.create": ("InvalidParams", "ResourceLimit", "InternalError",),
+    "sandbox.create": ("InvalidParams", "ResourceLimit", "Unavailable", "InternalError",),
     "sandbox.connect": ("InvalidParams", "SandboxNotFound",),
     "sandbox.list": ("InvalidParams",),
     "sandbox.kill": ("InvalidParams", "SandboxNotFound",),
@@ -80,6 +81,8 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "env.set": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.delete": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.toObject": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "daemon.info": ("Forbidden",),
+    "daemon.drain": ("InvalidParams", "Forbidden",),
     "rpc.discover": (),
 }
 
@@ -460,6 +463,20 @@ class Methods:
         params["sandbox"] = sandbox
         result = self._call("env.toObject", params)
         return cast("dict[str, str]", result)
+
+    def daemon_info(self) -> DaemonInfoResult:
+        """What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only. (`daemon.info`)"""
+        params: dict[str, Any] = {}
+        result = self._call("daemon.info", params)
+        return DaemonInfoResult.from_wire(result)
+
+    def daemon_drain(self, *, draining: bool | None = None) -> DaemonInfoResult:
+        """Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only. (`daemon.drain`)"""
+        params: dict[str, Any] = {}
+        if draining is not None:
+            params["draining"] = draining
+        result = self._call("daemon.drain", params)
+        return DaemonInfoResult.from_wire(result)
 
     def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
@@ -844,6 +861,20 @@ class AsyncMethods:
         params["sandbox"] = sandbox
         result = await self._call("env.toObject", params)
         return cast("dict[str, str]", result)
+
+    async def daemon_info(self) -> DaemonInfoResult:
+        """What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only. (`daemon.info`)"""
+        params: dict[str, Any] = {}
+        result = await self._call("daemon.info", params)
+        return DaemonInfoResult.from_wire(result)
+
+    async def daemon_drain(self, *, draining: bool | None = None) -> DaemonInfoResult:
+        """Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only. (`daemon.drain`)"""
+        params: dict[str, Any] = {}
+        if draining is not None:
+            params["draining"] = draining
+        result = await self._call("daemon.drain", params)
+        return DaemonInfoResult.from_wire(result)
 
     async def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
