@@ -1,0 +1,241 @@
+/**
+ * Three real daemons behind two gateway replicas, reached with the unchanged SDK: placement,
+ * every SDK call through either replica, tenants kept apart, drain, and the gateway's own
+ * checks. (Losing a host is in host-lost.integration.test.ts.)
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCodes, FrameOp, encodeFrame } from "@sbx/protocol";
+import { InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
+import { CLI } from "../../daemon/test/helpers/daemon.js";
+import { RawClient } from "../../daemon/test/helpers/raw.js";
+import { startFleet, type TestFleet } from "./helpers/fleet.js";
+
+const execFileP = promisify(execFile);
+let fleet: TestFleet;
+const via = (g: number, tenant = 0) => ({ url: fleet.gateways[g]!.url, token: fleet.tenants[tenant]! });
+const prefixOf = (id: string) => /^sbx_(h\d)_/.exec(id)?.[1];
+const text = (b: Uint8Array | null | undefined) => new TextDecoder().decode(b ?? new Uint8Array());
+
+async function liveOn(i: number): Promise<number> {
+  const raw = await RawClient.open(fleet.daemons[i]!.url, fleet.operator);
+  try {
+    return (await raw.call("daemon.info")).result.capacity.sandboxes.live;
+  } finally {
+    raw.close();
+  }
+}
+
+beforeAll(async () => {
+  fleet = await startFleet({ daemons: 3, gateways: 2 });
+});
+afterAll(async () => {
+  await fleet?.[Symbol.asyncDispose]();
+});
+
+describe("placement", () => {
+  it("spreads creates over the hosts, one at a time through alternating replicas and all at once", async () => {
+    const one: Sandbox[] = [];
+    for (let i = 0; i < 6; i++) one.push(await Sandbox.create({ ...via(i % 2), timeout: "5m" }));
+    const count = (list: Sandbox[]) => ["h0", "h1", "h2"].map((h) => list.filter((s) => prefixOf(s.id) === h).length);
+    expect(count(one)).toEqual([2, 2, 2]);
+    expect(await Promise.all([0, 1, 2].map(liveOn))).toEqual([2, 2, 2]);
+    await Promise.all(one.map((s) => s.kill()));
+
+    // Concurrent creates through one replica see each other's choice (creates in flight count).
+    const burst = await Promise.all([0, 1, 2, 3, 4, 5].map(() => Sandbox.create({ ...via(0), timeout: "5m" })));
+    for (const n of count(burst)) expect(n).toBeGreaterThanOrEqual(1);
+    await Promise.all(burst.map((s) => s.kill()));
+  });
+});
+
+describe("every SDK call through either replica", () => {
+  it("create on one, then spawn with streaming, stdin, fs, upload/download, env, usage, egress, extendTimeout, kill through the other", async () => {
+    const created = await Sandbox.create({ ...via(0), timeout: "5m", env: { FROM: "create" }, labels: { suite: "fleet" } });
+    const sb = await Sandbox.connect(created.id, via(1));
+    try {
+      // Output streams while the process runs; stdin goes the other way.
+      const p = await sb.spawn("bash", { args: ["-c", 'echo "first $FROM"; read line; echo "got $line"; head -c 3000000 /dev/zero | wc -c'], stdin: "piped" });
+      const reader = p.stdout!.getReader();
+      expect(text((await reader.read()).value)).toBe("first create\n");
+      const writer = p.stdin!.getWriter();
+      await writer.write(new TextEncoder().encode("ping\n"));
+      await writer.close();
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) rest += text(r.value);
+      expect(rest).toBe("got ping\n3000000\n");
+      expect(await p.status).toEqual({ success: true, code: 0, signal: null, oom: false });
+
+      // Several windows of credit each way.
+      const big = new Uint8Array(5 << 20).map((_, i) => (i * 7) & 255);
+      await sb.fs.writeFile("big.bin", big);
+      expect(Buffer.from(await sb.fs.readFile("big.bin")).equals(Buffer.from(big))).toBe(true);
+      expect((await sb.fs.stat("big.bin")).size).toBe(big.byteLength);
+      await sb.fs.writeTextFile("/tmp/t.txt", "through the gateway");
+      expect(await sb.fs.readTextFile("/tmp/t.txt")).toBe("through the gateway");
+
+      const local = mkdtempSync(join(tmpdir(), "sbx-gw-tree-"));
+      try {
+        mkdirSync(join(local, "up", "sub"), { recursive: true });
+        writeFileSync(join(local, "up", "a.txt"), "A");
+        writeFileSync(join(local, "up", "sub", "b.txt"), "B".repeat(300_000));
+        await sb.fs.upload(join(local, "up"), "tree");
+        expect((await sb.sh`cat tree/a.txt; wc -c < tree/sub/b.txt`.text()).trim()).toBe("A300000");
+        await sb.fs.download("tree", join(local, "down"));
+        expect(readFileSync(join(local, "down", "sub", "b.txt"), "utf8")).toBe("B".repeat(300_000));
+      } finally {
+        rmSync(local, { recursive: true, force: true });
+      }
+
+      await sb.env.set("ADDED", "yes");
+      expect(await sb.env.get("ADDED")).toBe("yes");
+      expect(await sb.env.toObject()).toMatchObject({ FROM: "create", ADDED: "yes" });
+      await sb.env.delete("ADDED");
+      expect(await sb.env.get("ADDED")).toBeUndefined();
+
+      // Notifications come back to the connection that asked for them.
+      const events: EgressEvent[] = [];
+      const stop = await sb.onNetwork((e) => events.push(e));
+      await sb.sh`curl -s -o /dev/null http://blocked.example.com/ || true`;
+      await stop();
+      expect(events.some((e) => e.host === "blocked.example.com" && !e.allowed)).toBe(true);
+      expect((await sb.egressLog()).some((e) => e.host === "blocked.example.com" && !e.allowed)).toBe(true);
+
+      const before = created.expiresAt!.getTime();
+      const until = await sb.extendTimeout("10m");
+      expect(until.getTime()).toBeGreaterThanOrEqual(before + 600_000 - 1000);
+      const usage = await sb.usage();
+      expect(usage.status).toBe("running");
+      expect(usage.egress.blocked).toBeGreaterThanOrEqual(1);
+      expect(usage.cpuSeconds).toBeGreaterThan(0);
+
+      const sleeper = await sb.spawn("sleep", { args: ["30"] });
+      await sleeper.kill("SIGKILL");
+      expect(await sleeper.status).toMatchObject({ code: 137, signal: "SIGKILL" });
+    } finally {
+      await sb.close();
+    }
+    await created.kill();
+    // Final usage is still read through the host named in the id, after the end.
+    expect((await Sandbox.usageOf(created.id, via(1))).status).toBe("stopped");
+    const gone = await Sandbox.connect(created.id, via(1)).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(SandboxNotFoundError);
+  });
+
+  it("list fans out to every host and merges; tenants see only their own sandboxes everywhere", async () => {
+    // One after the other: replicas do not coordinate, so only sequential creates are sure to spread over all three.
+    const mine: Sandbox[] = [];
+    for (const i of [0, 1, 2]) mine.push(await Sandbox.create({ ...via(i % 2), timeout: "5m", labels: { who: "t0" } }));
+    const theirs = await Sandbox.create({ ...via(1, 1), timeout: "5m", labels: { who: "t1" } });
+    try {
+      expect(new Set(mine.map((s) => prefixOf(s.id))).size).toBe(3);
+      for (const g of [0, 1]) {
+        const listed = await Sandbox.list({ ...via(g), labels: { who: "t0" } });
+        expect(listed.map((s) => s.id).sort()).toEqual(mine.map((s) => s.id).sort());
+        expect(listed.map((s) => s.createdAt.getTime())).toEqual([...listed.map((s) => s.createdAt.getTime())].sort((a, b) => a - b));
+        expect((await Sandbox.list(via(g))).some((s) => s.id === theirs.id)).toBe(false);
+        expect((await Sandbox.list(via(g, 1))).map((s) => s.id)).toEqual([theirs.id]);
+      }
+      // Another tenant's sandbox does not exist for this token, on any host, through any replica.
+      for (const g of [0, 1]) {
+        const err = await Sandbox.connect(theirs.id, via(g)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SandboxNotFoundError);
+        expect((err as Error).message).toBe(`no running sandbox '${theirs.id}'`);
+      }
+    } finally {
+      await Promise.all([...mine, theirs].map((s) => s.kill()));
+    }
+  });
+});
+
+describe("drain", () => {
+  it("a drained daemon gets no new sandboxes; its running ones stay reachable", async () => {
+    const h2 = fleet.daemons[2]!;
+    const onH2: Sandbox[] = [];
+    while (onH2.length === 0) {
+      const sb = await Sandbox.create({ ...via(0), timeout: "5m" });
+      if (prefixOf(sb.id) === "h2") onH2.push(sb);
+      else await sb.kill();
+    }
+    const drain = await execFileP(process.execPath, [CLI, "daemon", "drain", "--state-dir", h2.stateDir], { env: { ...process.env, SBX_TOKEN: fleet.operator } });
+    expect(drain.stdout).toBe("draining: 1 sandboxes running\n");
+    try {
+      const created = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => Sandbox.create({ ...via(i % 2), timeout: "5m" })));
+      expect(created.filter((s) => prefixOf(s.id) === "h2")).toEqual([]);
+      await Promise.all(created.map((s) => s.kill()));
+      const still = await Sandbox.connect(onH2[0]!.id, via(1));
+      expect((await still.sh`echo on the drained host`.text()).trim()).toBe("on the drained host");
+      await still.close();
+    } finally {
+      await execFileP(process.execPath, [CLI, "daemon", "drain", "--undo", "--state-dir", h2.stateDir], { env: { ...process.env, SBX_TOKEN: fleet.operator } });
+      await onH2[0]!.kill();
+    }
+  });
+});
+
+describe("the gateway's own door", () => {
+  function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      ws.once("open", () => (ws.close(), resolve(101)));
+      ws.once("unexpected-response", (_req, res) => (ws.terminate(), resolve(res.statusCode ?? 0)));
+      ws.once("error", reject);
+    });
+  }
+
+  it("authenticates as a daemon does: bearer token, Origin refused; the daemons' operator token is not a client token", async () => {
+    const url = fleet.gateways[0]!.url;
+    expect(await upgradeStatus(url, {})).toBe(401);
+    expect(await upgradeStatus(url, { Authorization: `Bearer ${fleet.tenants[0]}x` })).toBe(401);
+    expect(await upgradeStatus(url, { Authorization: `Bearer ${fleet.tenants[0]!.slice(0, -1)}` })).toBe(401);
+    expect(await upgradeStatus(url, { Authorization: `Bearer ${fleet.operator}` })).toBe(401);
+    expect(await upgradeStatus(url, { Authorization: `Bearer ${fleet.tenants[0]}`, Origin: "https://evil.example" })).toBe(403);
+    expect(await upgradeStatus(url, { Authorization: `Bearer ${fleet.tenants[1]}` })).toBe(101);
+    const res = await fetch(url.replace("ws://", "http://") + "/readyz");
+    expect([res.status, await res.text()]).toEqual([200, "ready\n"]);
+  });
+
+  it("answers bad calls as a daemon does, and refuses per-host operator methods", async () => {
+    const raw = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);
+    try {
+      expect((await raw.call("fs.stat", { sandbox: "sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA", path: "a\u0000b" })).error).toMatchObject({ code: ErrorCodes.InvalidParams, message: expect.stringMatching(/^params\.path: .*without NUL bytes/) });
+      expect((await raw.call("fs.stat", { sandbox: "sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" })).error).toEqual({ code: ErrorCodes.SandboxNotFound, message: "no running sandbox 'sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA'" });
+      expect((await raw.call("fs.stat", { sandbox: "sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" })).error).toEqual({ code: ErrorCodes.SandboxNotFound, message: "no running sandbox 'sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA'" });
+      expect((await raw.call("no.such")).error).toEqual({ code: ErrorCodes.MethodNotFound, message: "no such method 'no.such'" });
+      expect((await raw.call("daemon.info")).error).toMatchObject({ code: ErrorCodes.MethodNotFound, message: expect.stringMatching(/^daemon\.info is a per-host operator method/) });
+      expect((await raw.call("rpc.discover")).result.info.title).toBe("sbx daemon");
+      expect((await raw.sendText("{nope", "null")).error).toEqual({ code: ErrorCodes.ParseError, message: "message is not valid JSON" });
+    } finally {
+      raw.close();
+    }
+    const err = await Sandbox.create({ ...via(0), memroy: "1GiB" } as never).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    expect((err as RpcError).message).toBe("params.memroy: is not a known field");
+  });
+
+  it("passes stream frames through untouched: a client overrunning its credit is closed by the daemon, and so by the gateway (1008)", async () => {
+    const sb = await Sandbox.create({ ...via(0), timeout: "5m" });
+    const raw = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);
+    try {
+      const spawned = await raw.call("process.spawn", { sandbox: sb.id, cmd: "sleep", args: ["30"], stdin: 7, stdout: null, stderr: null });
+      expect(spawned.result.pid).toBeGreaterThan(0);
+      const chunk = new Uint8Array(256 * 1024);
+      for (let i = 0; i < 6; i++) raw.ws.send(encodeFrame(FrameOp.Data, 7, chunk)); // 1.5 MiB with a 1 MiB window
+      for (let i = 0; i < 100 && !raw.closed; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(raw.closed).toEqual({ code: 1008, reason: "flow control violated" });
+      // A malformed frame is refused by the gateway itself, in the daemon's words.
+      const raw2 = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);
+      raw2.ws.send(new Uint8Array([9, 0, 0, 0, 1]));
+      for (let i = 0; i < 100 && !raw2.closed; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(raw2.closed).toEqual({ code: 1008, reason: "malformed stream frame: unknown frame op 9" });
+    } finally {
+      raw.close();
+      await sb.kill();
+    }
+  });
+});
