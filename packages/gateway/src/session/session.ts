@@ -216,16 +216,17 @@ export class Session implements UpstreamOwner {
     if (this.closed) return;
     // The daemon closed this client for a protocol violation: as it would have, directly.
     if (code === 1008) return void this.link.ws.close(1008, closeReason.slice(0, 120));
+    // As the daemon does when a call fails: its streams are aborted before the call is answered.
+    for (const stream of [...up.streams]) {
+      this.forget(stream);
+      this.toClient(Buffer.from(encodeAbort(stream, `host lost: ${reason}`)));
+    }
     for (const p of up.pending.values()) {
       if (p.internal) continue;
       this.inFlight--;
       this.fail(p.clientId, ErrorCodes.Unavailable, `host lost during ${p.method}: ${reason}`);
     }
     up.pending.clear();
-    for (const stream of [...up.streams]) {
-      this.forget(stream);
-      this.toClient(Buffer.from(encodeAbort(stream, `host lost: ${reason}`)));
-    }
     // Sandbox.exit is what an SDK waits on for a sandbox's processes: nothing is left hanging.
     for (const id of up.touched) {
       this.sendText(JSON.stringify({ jsonrpc: "2.0", method: "sandbox.exit", params: { id, reason: "error", message: `host lost: ${reason}`.slice(0, 4000) } }));
