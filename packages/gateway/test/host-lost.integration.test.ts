@@ -53,10 +53,11 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
   await fleet.daemons[1]!.stop("SIGKILL");
 
   const [readErr, writeErr, status, tickerStatus, rawWrite] = await Promise.all([
-    (async () => {
-      for (;;) await reader.read();
+    (async (): Promise<Error> => {
+      while (!(await reader.read()).done);
+      return new Error("the stream ended without an error");
     })().catch((e: Error) => e),
-    write.catch((e: Error) => e),
+    write.then(() => new Error("the write finished"), (e: Error) => e),
     sleeper.status,
     ticker.status,
     pendingWrite,

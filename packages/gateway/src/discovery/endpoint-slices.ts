@@ -42,7 +42,7 @@ export function endpointsOf(slices: Iterable<EndpointSlice>, portName: string | 
       byUrl.set(url, { url, name, ready: ready || (seen?.ready ?? false) });
     }
   }
-  return [...byUrl.values()].sort((a, b) => a.url.localeCompare(b.url)).slice(0, MAX_ENDPOINTS);
+  return [...byUrl.values()].sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0)).slice(0, MAX_ENDPOINTS);
 }
 
 /** Whether two sorted endpoint lists say the same. */

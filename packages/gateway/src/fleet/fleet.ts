@@ -118,6 +118,9 @@ export class Fleet {
       seen.add(endpoint.url);
       const known = this.hosts.get(endpoint.url);
       if (known) {
+        if (known.endpoint.ready !== endpoint.ready) {
+          this.opts.log.info(`daemon ${known.label} ${endpoint.ready ? "is ready again: it gets new sandboxes" : "is not ready (or terminating): it gets no new sandboxes; its own stay reachable"}`);
+        }
         known.endpoint = endpoint;
         continue;
       }
