@@ -39,7 +39,8 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
   expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^tick/);
   const sleeper = await a.spawn("sleep", { args: ["60"] });
   const open = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new Uint8Array(1000)) });
-  const write = a.fs.writeFile("never-finished.bin", open);
+  // Settled into a value at once: it rejects while the test is still waiting for the kill.
+  const write = a.fs.writeFile("never-finished.bin", open).then(() => new Error("the write finished"), (e: Error) => e);
   // Through replica 1, on one raw connection: the victim and a survivor.
   const raw = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);
   expect((await raw.call("sandbox.connect", { id: victim.id })).result.id).toBe(victim.id);
@@ -57,7 +58,7 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
       while (!(await reader.read()).done);
       return new Error("the stream ended without an error");
     })().catch((e: Error) => e),
-    write.then(() => new Error("the write finished"), (e: Error) => e),
+    write,
     sleeper.status,
     ticker.status,
     pendingWrite,
