@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sbx import AsyncSandbox, Sandbox, WalkEntry
+from sbx import AsyncSandbox, Sandbox, TarEntryError, WalkEntry
 
 from .conftest import Daemon
 from .trees import make_tree, snapshot
@@ -20,6 +20,11 @@ def remote_listing(sb: Sandbox, path: str) -> dict[str, str]:
     """What the sandbox sees under ``path``: type, permission bits and link target per entry."""
     out = sb.sh("find . -mindepth 1 -printf '%P %y %m %l\\n' | sort", cwd=path).stdout_text or ""
     return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def without_abs_link(tree: dict[str, str]) -> dict[str, str]:
+    """A tree's snapshot less its link to an absolute path, which downloads skip when told to."""
+    return {k: v for k, v in tree.items() if k != "link-abs-dangling"}
 
 
 def test_tree_round_trip_sync(daemon: Daemon, tmp_path: Path) -> None:
@@ -40,9 +45,13 @@ def test_tree_round_trip_sync(daemon: Daemon, tmp_path: Path) -> None:
         assert sb.fs.read_text_file(f"{REMOTE}/link-rel") == "# hello\n"
 
         out = tmp_path / "out"
-        sb.fs.download(REMOTE, out)
+        # link-abs-dangling leads out of the tree: a download refuses it (and leaves nothing) unless told to skip it.
+        with pytest.raises(TarEntryError, match="refusing tar entry 'link-abs-dangling'"):
+            sb.fs.download(REMOTE, out)
+        assert not out.exists()
+        sb.fs.download(REMOTE, out, symlinks="skip")
     # Same types, modes, contents and link targets; owned by us, not by the sandbox's user.
-    assert snapshot(out) == snapshot(src)
+    assert snapshot(out) == without_abs_link(snapshot(src))
     assert (out / "link-dir").is_symlink()
 
 
@@ -51,14 +60,16 @@ async def test_tree_round_trip_async(daemon: Daemon, tmp_path: Path) -> None:
     make_tree(src)
     async with await AsyncSandbox.create() as sb:
         await sb.fs.upload(src, REMOTE)
-        await sb.fs.download(REMOTE, tmp_path / "out")
+        await sb.fs.download(REMOTE, tmp_path / "out", symlinks="skip")
         # Into a directory that already exists, keeping what is there.
         (tmp_path / "again").mkdir()
         (tmp_path / "again" / "mine.txt").write_text("mine")
-        await sb.fs.download(f"{REMOTE}/deep", tmp_path / "again")
-    assert snapshot(tmp_path / "out") == snapshot(src)
+        # (deep/er/link-up climbs to ../../readme.md, out of deep/: skipped)
+        await sb.fs.download(f"{REMOTE}/deep", tmp_path / "again", symlinks="skip")
+    assert snapshot(tmp_path / "out") == without_abs_link(snapshot(src))
     assert sorted(os.listdir(tmp_path / "again")) == ["er", "mine.txt"]
     assert (tmp_path / "again" / "er" / "est" / "data.bin").read_bytes() == (src / "deep" / "er" / "est" / "data.bin").read_bytes()
+    assert not os.path.lexists(tmp_path / "again" / "er" / "link-up")
 
 
 def test_single_file_both_ways(daemon: Daemon, tmp_path: Path) -> None:
@@ -73,12 +84,13 @@ def test_single_file_both_ways(daemon: Daemon, tmp_path: Path) -> None:
         sb.fs.chmod("tool.sh", 0o700)
         back = tmp_path / "back.sh"
         sb.fs.download("tool.sh", back)
-        # A symlink travels as a symlink.
+        # A symlink named directly is followed in the sandbox: its content comes back, never a link.
         sb.fs.symlink("tool.sh", "alias")
         sb.fs.download("alias", tmp_path / "alias")
     assert back.read_bytes() == f.read_bytes()
     assert stat.S_IMODE(back.stat().st_mode) == 0o700
-    assert os.readlink(tmp_path / "alias") == "tool.sh"
+    assert not (tmp_path / "alias").is_symlink()
+    assert (tmp_path / "alias").read_bytes() == f.read_bytes()
 
 
 async def test_single_file_both_ways_async(daemon: Daemon, tmp_path: Path) -> None:
@@ -104,10 +116,14 @@ def test_download_of_a_hostile_tree_stays_inside(daemon: Daemon, tmp_path: Path)
         sb.fs.symlink(str(sentinel), "t/out")
         sb.fs.symlink(str(sentinel / "canary"), "t/sub/canary")
         sb.sh("mkfifo pipe && echo x > suid && chmod 4755 suid", cwd="t")
-        sb.fs.download("t", tmp_path / "t")
+        with pytest.raises(TarEntryError, match="outside what is being unpacked"):
+            sb.fs.download("t", tmp_path / "t")
+        assert not (tmp_path / "t").exists()
+        sb.fs.download("t", tmp_path / "t", symlinks="skip")
     assert snapshot(sentinel) == before
-    assert os.readlink(tmp_path / "t" / "out") == str(sentinel)
-    assert os.readlink(tmp_path / "t" / "sub" / "canary") == str(sentinel / "canary")
+    # No link that leads out of the download is ever made.
+    assert not os.path.lexists(tmp_path / "t" / "out")
+    assert not os.path.lexists(tmp_path / "t" / "sub" / "canary")
     assert not (tmp_path / "t" / "pipe").exists()
     st = (tmp_path / "t" / "suid").stat()
     assert stat.S_IMODE(st.st_mode) == 0o755
