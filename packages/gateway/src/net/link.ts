@@ -12,6 +12,7 @@ export class Link {
   private closed = false;
   private holds = 0;
   private reading = true;
+  private corked = false;
 
   constructor(readonly ws: WebSocket, gateway: ByteBudget) {
     this.budget = new ByteBudget(MARKS.socket.high, MARKS.socket.low, gateway);
@@ -21,6 +22,7 @@ export class Link {
   /** Sends (text as a text message, bytes as a binary one), counting the bytes until the socket has written them. */
   send(data: string | Uint8Array): void {
     if (this.closed) return;
+    this.batch();
     const n = typeof data === "string" ? data.length : data.byteLength;
     this.unsent += n;
     this.budget.add(n);
@@ -28,6 +30,23 @@ export class Link {
       if (this.closed) return;
       this.unsent -= n;
       this.budget.sub(n);
+    });
+  }
+
+  /**
+   * Holds writes back until the current event-loop callback is done, then lets them go in one
+   * system call: what one read from the other side brought (an answer, stream ENDs, an exit
+   * notification) leaves in one write and wakes the peer once. (`_socket` is ws's own net.Socket.)
+   */
+  private batch(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
     });
   }
 
