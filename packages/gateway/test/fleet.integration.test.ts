@@ -14,7 +14,7 @@ import { ErrorCodes, FrameOp, encodeFrame } from "@sbx/protocol";
 import { InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
-import { startFleet, type TestFleet } from "./helpers/fleet.js";
+import { startFleet, startGateway, type TestFleet } from "./helpers/fleet.js";
 
 const execFileP = promisify(execFile);
 let fleet: TestFleet;
@@ -216,6 +216,28 @@ describe("the gateway's own door", () => {
     const err = await Sandbox.create({ ...via(0), memroy: "1GiB" } as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidOptionError);
     expect((err as RpcError).message).toBe("params.memroy: is not a known field");
+  });
+
+  it("a daemon that cannot be reached does not stop the others; ids nobody claims may be on it, and the error says so", async () => {
+    const gw = await startGateway([
+      "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"),
+      ...fleet.daemons.map((d) => ["--daemon", d.url]).flat(), "--daemon", "ws://127.0.0.1:1",
+    ]);
+    try {
+      const readyz = gw.url.replace("ws://", "http://") + "/readyz";
+      for (let i = 0; i < 100 && (await fetch(readyz)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await (await fetch(readyz)).text()).toBe("ready\n");
+      const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
+      const res = await raw.call("fs.stat", { sandbox: "sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" });
+      expect(res.error).toEqual({ code: ErrorCodes.SandboxNotFound, message: "no running sandbox 'sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA' (or it is on one of the 1 sbx daemons this gateway cannot reach now)" });
+      raw.close();
+      const sb = await Sandbox.create({ url: gw.url, token: fleet.tenants[0]!, timeout: "5m" });
+      expect(prefixOf(sb.id)).toMatch(/^h[012]$/);
+      await sb.kill();
+      expect(gw.logs()).toMatch(/daemon ws:\/\/127\.0\.0\.1:1 discovered/);
+    } finally {
+      await gw.stop();
+    }
   });
 
   it("passes stream frames through untouched: a client overrunning its credit is closed by the daemon, and so by the gateway (1008)", async () => {

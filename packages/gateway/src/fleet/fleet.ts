@@ -45,6 +45,16 @@ export class Fleet {
     return [...this.hosts.values()].filter((h) => h.state === "up");
   }
 
+  /** Every daemon discovered has been tried once: until then an unknown id prefix may just be one not heard from yet. */
+  settled(): boolean {
+    return [...this.hosts.values()].every((h) => h.tried);
+  }
+
+  /** Daemons discovered but never identified (no id prefix known): a sandbox id nobody claims may be on one of them. */
+  unidentified(): number {
+    return [...this.hosts.values()].filter((h) => h.prefix === null).length;
+  }
+
   describe(): string {
     return `${this.up().length} of ${this.hosts.size} daemons up (${this.discovery.describe()})`;
   }

@@ -27,6 +27,8 @@ export class Host {
   placing = 0;
   /** Why the host is down (for messages); empty while up. */
   downReason = "";
+  /** The first connection attempt has ended (up, or failed): the gateway's view of this host is settled. */
+  tried = false;
   private ws: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (info: DaemonInfo) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -70,6 +72,7 @@ export class Host {
           if (ws !== this.ws) return;
           if (!info.idPrefix) return this.unusable(`it has no id prefix, so its sandboxes could not be routed: start it with --id-prefix (config idPrefix)`);
           this.state = "up";
+          this.tried = true;
           this.downReason = "";
           this.events.onUp(this);
         },
@@ -145,6 +148,7 @@ export class Host {
 
   private lost(reason: string): void {
     if (this.state === "closed" || this.state === "down") return;
+    this.tried = true;
     const wasUp = this.state === "up";
     this.state = "down";
     this.downReason = reason;

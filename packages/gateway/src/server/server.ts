@@ -37,8 +37,9 @@ export function createGatewayServer(opts: ServerOptions): { server: Server; sess
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/healthz") return res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
     if (req.method === "GET" && req.url === "/readyz") {
-      const up = fleet.up().length;
-      return res.writeHead(up > 0 ? 200 : 503, { "Content-Type": "text/plain" }).end(up > 0 ? "ready\n" : "no sbx daemon is up\n");
+      // Ready once it has heard from every daemon it found (so it knows their id prefixes) and one is up.
+      const ready = fleet.settled() && fleet.up().length > 0;
+      return res.writeHead(ready ? 200 : 503, { "Content-Type": "text/plain" }).end(ready ? "ready\n" : fleet.settled() ? "no sbx daemon is up\n" : "still connecting to the sbx daemons\n");
     }
     res.writeHead(426, { "Content-Type": "text/plain", Upgrade: "websocket" }).end("sbx gateway: connect with a WebSocket client and a bearer token\n");
   });

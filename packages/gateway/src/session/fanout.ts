@@ -25,45 +25,52 @@ export async function createSandbox(session: Session, id: Id, params: ParamsOf<"
     const shown = refusals.slice(0, 10).join("; ") + (refusals.length > 10 ? `; and ${refusals.length - 10} more` : "");
     return session.replyError(id, { code: ErrorCodes.ResourceLimit, message: `no sbx host has room for this sandbox: ${shown}` });
   }
-  let last: RpcError = { code: ErrorCodes.Unavailable, message: "every host chosen for this sandbox went away before it could start it" };
-  for (const [attempt, host] of order.slice(0, MAX_ATTEMPTS).entries()) {
-    // place() reserved the first host; later ones are reserved here.
-    if (attempt > 0) host.placing++;
-    if (session.isClosed || host.state !== "up") {
-      host.placing--;
-      if (session.isClosed) return;
-      continue;
-    }
-    const up = session.upstreamFor(host);
-    let answer: { result?: ResultOf<"sandbox.create">; error?: RpcError };
-    try {
-      answer = await up.request("sandbox.create", params, id);
-    } catch (err) {
-      last = { code: ErrorCodes.Unavailable, message: `host lost during sandbox.create: ${(err as Error).message}` };
-      continue;
-    } finally {
-      host.placing--;
-    }
-    if (answer.error) {
-      last = answer.error;
-      if (TRY_ANOTHER.has(answer.error.code)) {
-        session.log.info(`sandbox.create refused by ${host.label} (${answer.error.message}); trying another host`);
-        continue;
+  const hosts = order.slice(0, MAX_ATTEMPTS);
+  // Attempts chain through callbacks, not awaits: the answer reaches the client from inside the
+  // handler of the daemon's message, ahead of anything the daemon said after it.
+  return new Promise<void>((done) => {
+    let last: RpcError = { code: ErrorCodes.Unavailable, message: "every host chosen for this sandbox went away before it could start it" };
+    const attempt = (i: number): void => {
+      const host = hosts[i];
+      if (!host || session.isClosed) {
+        if (host && i === 0) host.placing--; // place()'s reservation, never used
+        if (!session.isClosed) session.replyError(id, last);
+        return done();
       }
-      break;
-    }
-    const sandbox = answer.result!;
-    if (hostPrefixOf(sandbox.id) !== host.prefix) {
-      // Unroutable: nobody could reach it again. Remove it rather than hand out a dead end.
-      void up.request("sandbox.kill", { id: sandbox.id }, id).catch(() => {});
-      session.log.error(`daemon ${host.label} made sandbox ${sandbox.id} without its id prefix '${host.prefix}'; killed it`);
-      last = { code: ErrorCodes.InternalError, message: `the sbx daemon ${host.label} made a sandbox id without its id prefix '${host.prefix}' (was it restarted with another --id-prefix?)` };
-      continue;
-    }
-    up.touch(sandbox.id);
-    return session.reply(id, sandbox);
-  }
-  session.replyError(id, last);
+      // place() reserved the first host; later ones are reserved here.
+      if (i > 0) host.placing++;
+      if (host.state !== "up") {
+        host.placing--;
+        return attempt(i + 1);
+      }
+      const up = session.upstreamFor(host);
+      up.call("sandbox.create", params, id, (answer: Error | { result?: ResultOf<"sandbox.create">; error?: RpcError }) => {
+        host.placing--;
+        if (answer instanceof Error) {
+          last = { code: ErrorCodes.Unavailable, message: `host lost during sandbox.create: ${answer.message}` };
+          return attempt(i + 1);
+        }
+        if (answer.error) {
+          last = answer.error;
+          if (!TRY_ANOTHER.has(answer.error.code)) return attempt(hosts.length);
+          session.log.info(`sandbox.create refused by ${host.label} (${answer.error.message}); trying another host`);
+          return attempt(i + 1);
+        }
+        const sandbox = answer.result!;
+        if (hostPrefixOf(sandbox.id) !== host.prefix) {
+          // Unroutable: nobody could reach it again. Remove it rather than hand out a dead end.
+          up.call("sandbox.kill", { id: sandbox.id }, id, () => {});
+          session.log.error(`daemon ${host.label} made sandbox ${sandbox.id} without its id prefix '${host.prefix}'; killed it`);
+          last = { code: ErrorCodes.InternalError, message: `the sbx daemon ${host.label} made a sandbox id without its id prefix '${host.prefix}' (was it restarted with another --id-prefix?)` };
+          return attempt(i + 1);
+        }
+        up.touch(sandbox.id);
+        session.reply(id, sandbox);
+        done();
+      });
+    };
+    attempt(0);
+  });
 }
 
 export async function listSandboxes(session: Session, id: Id, params: ParamsOf<"sandbox.list">): Promise<void> {

@@ -138,8 +138,13 @@ export class Session implements UpstreamOwner {
     }
     if (this.streams.size + ids.length > this.limits.maxStreams) return this.fail(msg.id, ErrorCodes.ResourceLimit, `more than ${this.limits.maxStreams} open streams on this connection`);
     const where = this.fleet.lookup(sandbox);
-    // The daemon's own words for an id that leads nowhere: no hint whether it ever existed.
-    if (!where) return this.fail(msg.id, ErrorCodes.SandboxNotFound, `no running sandbox '${sandbox.slice(0, 128)}'`);
+    // The daemon's own words for an id that leads nowhere (no hint whether it ever existed),
+    // unless some daemon has not said who it is yet: then the sandbox may be there.
+    if (!where) {
+      const unknown = this.fleet.unidentified();
+      const maybe = unknown > 0 ? ` (or it is on one of the ${unknown} sbx daemons this gateway cannot reach now)` : "";
+      return this.fail(msg.id, ErrorCodes.SandboxNotFound, `no running sandbox '${sandbox.slice(0, 128)}'${maybe}`);
+    }
     if ("lost" in where) {
       return this.fail(msg.id, ErrorCodes.Unavailable, `host lost: sandbox ${sandbox} was on the sbx daemon ${where.lost.label}, which went away (${where.lost.reason}); its sandboxes are gone or unreachable`);
     }

@@ -8,13 +8,14 @@ export const MAX_UPSTREAM_MESSAGE = 64 << 20;
 /** Sandbox ids remembered per upstream, to tell the client which of its sandboxes a lost host took. */
 const MAX_TOUCHED = 4096;
 
-/** A call in flight on an upstream: the client's own (answered to it) or the gateway's (resolved here). */
+/** A call in flight on an upstream: the client's own (answered to it) or the gateway's (handed to `internal`). */
 export interface Pending {
   clientId: number | string;
   method: string;
   /** The upstream id differs from the client's (answers get the client's id back). */
   remapped: boolean;
-  internal?: { resolve(msg: any): void; reject(err: Error): void };
+  /** The gateway's own call: gets the answer message, or the Error that ended the connection first. */
+  internal?: (answer: any) => void;
 }
 
 /** What an upstream tells the session that owns it. */
@@ -82,18 +83,26 @@ export class Upstream {
     this.send(text);
   }
 
-  /** The gateway's own call (placement's create, list's fan-out); resolves with the whole answer. */
-  request(method: string, params: unknown, clientId: number | string, timeoutMs = 0): Promise<any> {
+  /**
+   * The gateway's own call (placement's create, list's fan-out). `onAnswer` runs inside the
+   * handler of the answer's message, before any later message of this daemon is looked at, so
+   * what it sends the client keeps the daemon's order (a create's answer before the new
+   * sandbox's first notification). It gets an Error instead if the connection ends first.
+   */
+  call(method: string, params: unknown, clientId: number | string, onAnswer: (answer: any) => void, timeoutMs = 0): void {
     const id = this.nextInternal--;
-    return new Promise((resolve, reject) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => this.pending.delete(id) && reject(new Error(`no answer to ${method} within ${timeoutMs / 1000} s`)), timeoutMs) : null;
-      const settle = <T,>(fn: (v: T) => void) => (v: T) => {
-        if (timer) clearTimeout(timer);
-        fn(v);
-      };
-      this.pending.set(id, { clientId, method, remapped: true, internal: { resolve: settle(resolve), reject: settle(reject) } });
-      this.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
-    });
+    const timer = timeoutMs > 0 ? setTimeout(() => this.pending.delete(id) && onAnswer(new Error(`no answer to ${method} within ${timeoutMs / 1000} s`)), timeoutMs) : null;
+    const internal = (answer: any) => {
+      if (timer) clearTimeout(timer);
+      onAnswer(answer);
+    };
+    this.pending.set(id, { clientId, method, remapped: true, internal });
+    this.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+  }
+
+  /** `call` as a promise, for callers to whom the order of later messages does not matter. */
+  request(method: string, params: unknown, clientId: number | string, timeoutMs = 0): Promise<any> {
+    return new Promise((resolve, reject) => this.call(method, params, clientId, (a) => (a instanceof Error ? reject(a) : resolve(a)), timeoutMs));
   }
 
   send(data: string | Buffer): void {
@@ -142,7 +151,7 @@ export class Upstream {
     const pending = typeof msg?.id === "number" ? this.pending.get(msg.id) : undefined;
     if (!pending) return;
     this.pending.delete(msg.id);
-    if (pending.internal) pending.internal.resolve(msg);
+    if (pending.internal) pending.internal(msg);
     else this.owner.answered(this, pending, text, msg);
   }
 
@@ -164,7 +173,7 @@ export class Upstream {
     for (const [id, p] of this.pending) {
       if (!p.internal) continue;
       this.pending.delete(id);
-      p.internal.reject(new Error(reason));
+      p.internal(new Error(reason));
     }
   }
 }
