@@ -23,8 +23,8 @@ const [host, port] = process.argv[1].split(":");
 const s = net.createServer((c) => { const u = net.connect(Number(port), host); c.setNoDelay(true); u.setNoDelay(true); c.pipe(u).pipe(c); c.on("error", () => u.destroy()); u.on("error", () => c.destroy()); });
 s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
 const STREAM_BYTES = 256 * 1024 * 1024;
-const ROUND_TRIPS = 400;
-const STREAMS = 6;
+const ROUND_TRIPS = 600;
+const STREAMS = 10;
 const CREATES = 15;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
