@@ -34,9 +34,10 @@ export class Link {
   }
 
   /**
-   * Holds writes back until the current event-loop callback is done, then lets them go in one
-   * system call: what one read from the other side brought (an answer, stream ENDs, an exit
-   * notification) leaves in one write and wakes the peer once. (`_socket` is ws's own net.Socket.)
+   * Holds writes back until the event loop has handled every socket that was ready to read, then
+   * lets them go in one system call: what the reads of one loop turn brought (an answer, stream
+   * ENDs and an exit notification; several chunks of a stream) leaves in one write and wakes the
+   * peer once. (`_socket` is ws's own net.Socket.)
    */
   private batch(): void {
     if (this.corked) return;
@@ -44,7 +45,7 @@ export class Link {
     if (!socket) return;
     this.corked = true;
     socket.cork();
-    process.nextTick(() => {
+    setImmediate(() => {
       this.corked = false;
       socket.uncork();
     });
