@@ -54,6 +54,7 @@ export class HostState {
   private draining = false;
   /** Creates admitted and not finished yet: counted against maxSandboxes, so concurrent creates cannot overshoot it. */
   private admitting = 0;
+  private statfsFailed = false;
 
   constructor(private readonly opts: HostStateOptions, private readonly sandboxes: OwnedSandboxes) {}
 
@@ -104,7 +105,9 @@ export class HostState {
       const s = statfsSync(this.opts.stateDir);
       disk = { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
     } catch (err) {
-      this.opts.log.warn(`cannot read the free space of ${this.opts.stateDir}: ${(err as Error).message}`);
+      // Asked for on every placement: said once, not every time.
+      if (!this.statfsFailed) this.opts.log.warn(`cannot read the free space of ${this.opts.stateDir} (daemon.info reports 0): ${(err as Error).message}`);
+      this.statfsFailed = true;
     }
     const sum = (pick: (l: SandboxLimits) => number) => owned.reduce((n, l) => n + pick(l), 0);
     return {
