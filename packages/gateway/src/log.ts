@@ -5,6 +5,7 @@ export interface Logger {
   error(msg: string): void;
 }
 
+/** A logger writing timestamped lines (to stderr by default); `quiet` keeps only warnings and errors. */
 export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l), quiet = false): Logger {
   const line = (level: string, msg: string) => write(`${new Date().toISOString()} ${level} ${msg}\n`);
   return {

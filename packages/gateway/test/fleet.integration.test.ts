@@ -55,9 +55,9 @@ describe("placement", () => {
 });
 
 describe("every SDK call through either replica", () => {
-  it("create on one, then spawn with streaming, stdin, fs, upload/download, env, usage, egress, extendTimeout, kill through the other", async () => {
-    const created = await Sandbox.create({ ...via(0), timeout: "5m", env: { FROM: "create" }, labels: { suite: "fleet" } });
-    const sb = await Sandbox.connect(created.id, via(1));
+  it.each([[0, 1], [1, 0]])("create through replica %i, then spawn with streaming, stdin, fs, upload/download, env, usage, egress, extendTimeout, kill through replica %i", async (a, b) => {
+    const created = await Sandbox.create({ ...via(a), timeout: "5m", env: { FROM: "create" }, labels: { suite: "fleet" } });
+    const sb = await Sandbox.connect(created.id, via(b));
     try {
       // Output streams while the process runs; stdin goes the other way.
       const p = await sb.spawn("bash", { args: ["-c", 'echo "first $FROM"; read line; echo "got $line"; head -c 3000000 /dev/zero | wc -c'], stdin: "piped" });
@@ -122,8 +122,8 @@ describe("every SDK call through either replica", () => {
     }
     await created.kill();
     // Final usage is still read through the host named in the id, after the end.
-    expect((await Sandbox.usageOf(created.id, via(1))).status).toBe("stopped");
-    const gone = await Sandbox.connect(created.id, via(1)).catch((e: unknown) => e);
+    expect((await Sandbox.usageOf(created.id, via(b))).status).toBe("stopped");
+    const gone = await Sandbox.connect(created.id, via(a)).catch((e: unknown) => e);
     expect(gone).toBeInstanceOf(SandboxNotFoundError);
   });
 

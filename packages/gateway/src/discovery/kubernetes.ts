@@ -3,6 +3,7 @@ import type { DaemonEndpoint, Discovery } from "./discovery.js";
 import { endpointsOf, sameEndpoints, type EndpointSlice } from "./endpoint-slices.js";
 import { KubeApi, KubeApiError, type KubeApiOptions } from "./kube-api.js";
 
+/** Where the API server is, how to authenticate to it, and which Service's EndpointSlices to follow. */
 export interface KubernetesDiscoveryOptions extends KubeApiOptions {
   namespace: string;
   /** The headless Service in front of the daemons' DaemonSet. */

@@ -8,6 +8,7 @@
  */
 import type { ParamsOf, ResultOf } from "@sbx/protocol";
 
+/** What a daemon reports about itself and its host (`daemon.info`). */
 export type DaemonInfo = ResultOf<"daemon.info">;
 
 /** What a create asks for, with the protocol's defaults (API.md: 1280 MiB, 10 GiB, 1 core). */
@@ -28,6 +29,7 @@ export function bytesOf(size: number | string): number {
   return Math.floor(Number(m[1]) * (UNITS[(m[2] ?? "").toUpperCase()] ?? NaN));
 }
 
+/** The sizes a create asks for, its omitted ones filled with the protocol's defaults. */
 export function requestOf(p: ParamsOf<"sandbox.create">): Request {
   return {
     memoryBytes: p.memory === undefined ? 1280 * MIB : bytesOf(p.memory),
