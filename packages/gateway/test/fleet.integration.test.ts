@@ -225,7 +225,7 @@ describe("the gateway's own door", () => {
     ]);
     try {
       const readyz = gw.url.replace("ws://", "http://") + "/readyz";
-      for (let i = 0; i < 100 && (await fetch(readyz)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 400 && (await fetch(readyz)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
       expect(await (await fetch(readyz)).text()).toBe("ready\n");
       const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
       const res = await raw.call("fs.stat", { sandbox: "sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" });
@@ -248,12 +248,12 @@ describe("the gateway's own door", () => {
       expect(spawned.result.pid).toBeGreaterThan(0);
       const chunk = new Uint8Array(256 * 1024);
       for (let i = 0; i < 6; i++) raw.ws.send(encodeFrame(FrameOp.Data, 7, chunk)); // 1.5 MiB with a 1 MiB window
-      for (let i = 0; i < 100 && !raw.closed; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 300 && !raw.closed; i++) await new Promise((r) => setTimeout(r, 50));
       expect(raw.closed).toEqual({ code: 1008, reason: "flow control violated" });
       // A malformed frame is refused by the gateway itself, in the daemon's words.
       const raw2 = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);
       raw2.ws.send(new Uint8Array([9, 0, 0, 0, 1]));
-      for (let i = 0; i < 100 && !raw2.closed; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 300 && !raw2.closed; i++) await new Promise((r) => setTimeout(r, 50));
       expect(raw2.closed).toEqual({ code: 1008, reason: "malformed stream frame: unknown frame op 9" });
     } finally {
       raw.close();

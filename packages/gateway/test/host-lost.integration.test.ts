@@ -64,7 +64,8 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
     pendingWrite,
   ]);
   const elapsed = Date.now() - killedAt;
-  expect(elapsed).toBeLessThan(5000);
+  // Prompt: the sockets close at once; the bound is loose for a machine shared with other suites.
+  expect(elapsed).toBeLessThan(8000);
   expect(readErr.message).toMatch(/^stream aborted: host lost: /);
   expect(writeErr).toBeInstanceOf(RpcError);
   expect((writeErr as RpcError).rpcCode).toBe(ErrorCodes.Unavailable);
@@ -132,7 +133,7 @@ it("a daemon that stops answering (no FIN: a frozen process) is lost after two u
     try {
       const status = await sleeper.status;
       expect(status).toMatchObject({ signal: "SIGKILL" });
-      expect(Date.now() - stoppedAt).toBeLessThan(6000);
+      expect(Date.now() - stoppedAt).toBeLessThan(10_000);
       await gw.waitForLog(/host lost: ws:\/\/127\.0\.0\.1:\d+: it did not answer a ping within 2 s/);
       const err = await Sandbox.connect(frozen.id, opts).catch((e: unknown) => e);
       expect((err as Error).message).toMatch(/^host lost: .*it did not answer a ping within 2 s/);
@@ -145,7 +146,7 @@ it("a daemon that stops answering (no FIN: a frozen process) is lost after two u
     expect((await again.sh`echo back`.text()).trim()).toBe("back");
     await again.kill();
     await frozen.close();
-    await Promise.all(others.map((s) => s.kill()));
+    await Promise.all(others.map((s) => s.kill().catch(() => {})));
   } finally {
     await gw.stop();
   }
