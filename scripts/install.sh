@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything sbx needs on a Debian/Ubuntu machine with Node >= 20:
-# bubblewrap (apt), pnpm (npm registry; corepack is not used) and the workspace's packages.
+# bubblewrap and a C toolchain (apt), pnpm (npm registry; corepack is not used) and the workspace's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,10 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 for tool in curl wget openssl; do command -v $tool >/dev/null 2>&1 || missing+=($tool); done
 command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 command -v ps >/dev/null 2>&1 || missing+=(procps)
+# the native supervisor is built from C (static, against glibc's libc.a) by `pnpm build`
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
+[ -e "$(gcc -print-file-name=libc.a 2>/dev/null)" ] || missing+=(libc6-dev)
 # the embedded-daemon test gives itself a network namespace (ip, nsenter)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)

@@ -7,4 +7,7 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: "node20",
+  // embedded.ts finds @sbx/daemon from this module's own location (import.meta.url); the CJS
+  // build needs tsup's shim for that, or the lookup silently finds nothing there.
+  shims: true,
 });

@@ -18,7 +18,8 @@ export default defineConfig([
     target: "node20",
   },
   {
-    // The CLI is one self-contained file beside the supervisor: copy the two anywhere and run.
+    // The CLI is one self-contained file beside the native supervisor (built by `make -C native dist`
+    // after tsup, whose first config empties dist/): copy the two anywhere and run.
     // bufferutil is an optional native speed-up ws loads when it can.
     entry: { cli: "src/cli.ts" },
     format: ["esm"],
@@ -43,18 +44,5 @@ export default defineConfig([
     target: "node18",
     minify: true,
     clean: false,
-  },
-  {
-    // The supervisor runs inside sandboxes with nothing but the node binary: bundle everything.
-    entry: { supervisor: "src/supervisor/main.ts" },
-    format: ["esm"],
-    outExtension: () => ({ js: ".mjs" }),
-    noExternal: [/.*/],
-    splitting: false,
-    platform: "node",
-    target: "node20",
-    minify: true,
-    clean: false,
-    banner: { js: requireShim },
   },
 ]);

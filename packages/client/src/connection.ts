@@ -1,27 +1,23 @@
 import WebSocket from "ws";
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
-import { AuthError, ConnectionError, fromRpcError } from "./errors.js";
+import { ConnectionError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
-import { resolveEndpoint } from "./endpoint.js";
+import { authFailure, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
 import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
 
 type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void;
 
-function openSocket(url: string, token: string): Promise<WebSocket> {
+function openSocket(url: string, token: ResolvedToken): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
     ws.binaryType = "nodebuffer";
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => {
       const status = res.statusCode ?? 0;
       ws.terminate();
-      reject(
-        status === 401
-          ? new AuthError(`the daemon at ${url} refused the token (HTTP 401): set SBX_TOKEN or pass { token }`)
-          : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`),
-      );
+      reject(status === 401 ? authFailure(url, token) : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`));
     });
     ws.once("error", (err) => reject(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err })));
   });
@@ -33,6 +29,9 @@ export class Connection {
   private readonly rpc: JSONRPCClient;
   private readonly listeners = new Map<string, Set<(params: any) => void>>();
   private closedWith: string | null = null;
+  /** Set once the sandbox this connection serves has ended: what later calls reject with. */
+  private retiredWith: (() => Error) | null = null;
+  private inFlight = 0;
   private readonly closeListeners = new Set<(reason: string) => void>();
   private readonly closedPromise: Promise<void>;
 
@@ -65,14 +64,32 @@ export class Connection {
 
   /** Calls a method; errors arrive as the SDK's error classes. */
   async request<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.retiredWith) throw this.retiredWith();
     if (this.closedWith) throw new ConnectionError(`connection to ${this.url} is closed (${this.closedWith})`);
+    this.inFlight++;
     try {
       return (await this.rpc.request(method, params as never)) as ResultOf<M>;
     } catch (err) {
-      if (this.closedWith) throw new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
+      // (re-read: the sandbox may have ended while this call was in flight)
+      const retired = this.retiredWith as (() => Error) | null;
+      if (this.closedWith) throw retired?.() ?? new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
       if (err instanceof JSONRPCErrorException) throw fromRpcError(err);
       throw err;
+    } finally {
+      if (--this.inFlight === 0 && this.retiredWith) void this.close();
     }
+  }
+
+  /**
+   * The sandbox this connection serves has ended. An open WebSocket keeps a Node process alive,
+   * so a handle whose sandbox is gone would hold its script open forever: close once the calls
+   * in flight have their answers (a `sandbox.kill` awaiting its own reply among them), and
+   * reject later calls with `error()`.
+   */
+  retire(error: () => Error): void {
+    if (this.retiredWith) return;
+    this.retiredWith = error;
+    if (this.inFlight === 0) void this.close();
   }
 
   on<N extends NotificationName>(method: N, listener: Listener<N>): () => void {

@@ -15,9 +15,24 @@ export class ConnectionError extends SandboxError {
   override readonly code = "CONNECTION_ERROR";
 }
 
-/** The daemon refused the token (HTTP 401) or the connection was not allowed. */
+/**
+ * The daemon refused the token (HTTP 401), or no token was found. The message says which token
+ * was tried and what to do; when another local user's daemon holds the port, `portOwner` says whose.
+ */
 export class AuthError extends SandboxError {
   override readonly code = "AUTH_ERROR";
+  /** Where the refused token came from: the `token` option, SBX_TOKEN, or the daemon's token file. */
+  readonly tokenSource?: "option" | "SBX_TOKEN" | "file";
+  /** The token file read, when `tokenSource` is "file". */
+  readonly tokenFile?: string;
+  /** The other user whose daemon listens at the (loopback) URL, as far as /proc tells. */
+  readonly portOwner?: { uid: number; user: string | null; pid: number | null };
+  constructor(message: string, options: { cause?: unknown; tokenSource?: AuthError["tokenSource"]; tokenFile?: string; portOwner?: AuthError["portOwner"] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.tokenSource) this.tokenSource = options.tokenSource;
+    if (options.tokenFile) this.tokenFile = options.tokenFile;
+    if (options.portOwner) this.portOwner = options.portOwner;
+  }
 }
 
 /** The daemon answered a call with a JSON-RPC error. */

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { constants as fsConstants, createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -241,9 +241,9 @@ export class SandboxFs {
     if (!st.isDirectory) {
       // The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
       const body = await this.readFileStream(sandboxPath);
-      // wx: never write through whatever already stands at localPath (a symlink there could lead anywhere).
-      await fsp.rm(localPath, { force: true }).catch(() => {});
-      await pipeline(Readable.fromWeb(body as never), createWriteStream(localPath, { mode: st.mode & 0o777, flags: "wx" }));
+      // O_NOFOLLOW: never written through a symlink standing at localPath (ELOOP says so instead).
+      const handle = await fsp.open(localPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, st.mode & 0o777);
+      await pipeline(Readable.fromWeb(body as never), handle.createWriteStream());
       return;
     }
     const root = await this.realPath(sandboxPath);

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import type { ParamsOf, ResultOf, SignalName } from "@sbx/protocol";
+import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { ConnectionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
@@ -8,30 +8,44 @@ import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
 
-/** Options of `Sandbox.create`. */
+type CreateParams = ParamsOf<"sandbox.create">;
+
+/**
+ * Options of `Sandbox.create`: the protocol's `sandbox.create` parameters (the compiler checks
+ * every one is here and typed as the protocol types it) and where to connect.
+ * Defaults come from the protocol's {@link LIMIT_DEFAULTS}.
+ */
 export interface SandboxOptions extends ConnectOptions {
-  /** Memory cap: bytes or an IEC string ("1GiB"); default 1280MiB. */
-  memory?: number | string;
+  /**
+   * Memory cap: bytes or a size string, case-insensitive ("1GiB", "1.5G", "2GB"); default 1280MiB.
+   * K, M, G, T alone or with "iB" are binary (1G = 1GiB = 2^30 bytes); with "B" alone decimal (1GB = 10^9).
+   */
+  memory?: CreateParams["memory"];
   /** CPU quota in cores; default 1. */
-  cpus?: number;
-  /** Writable storage cap (home + tmp): bytes or "10GiB"; default 10GiB. */
-  disk?: number | string;
-  /** "session" (default): killed when this connection goes away; or a duration like "5m". */
-  timeout?: "session" | `${number}${"ms" | "s" | "m" | "h"}`;
+  cpus?: CreateParams["cpus"];
+  /** Writable storage cap (home + tmp): bytes or a size string as for `memory`; default 10GiB. */
+  disk?: CreateParams["disk"];
+  /** "session" (default): killed when this connection goes away; or a duration: "90s", "5m", "1h30m" (units h, m, s, ms). */
+  timeout?: "session" | `${number}${string}`;
   /** Default environment for every process. */
-  env?: Record<string, string>;
+  env?: CreateParams["env"];
   /** Hosts the sandbox may reach; omitted or [] means no network at all. */
-  allowNet?: string[];
+  allowNet?: CreateParams["allowNet"];
   /**
    * Secrets the sandbox can use but never read. Inside, `$NAME` holds `SBX_SECRET_<random>`;
    * the egress proxy puts `value` in its place only in HTTPS request headers (and bodies, with
    * `body: true`) to `hosts`, which are added to `allowNet`. Anywhere else the placeholder
    * blocks the request (403 with `X-Sbx-Error`), and values in responses come back as placeholders.
    */
-  secrets?: Record<string, { hosts: string[]; value: string; body?: boolean }>;
+  secrets?: CreateParams["secrets"];
   /** Labels to find the sandbox by with `Sandbox.list`. */
-  labels?: Record<string, string>;
+  labels?: CreateParams["labels"];
 }
+
+/** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */
+type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _optionsCoverCreate: Exactly<keyof CreateParams, Exclude<keyof SandboxOptions, keyof ConnectOptions>> & (Pick<SandboxOptions, keyof CreateParams> extends CreateParams ? true : false) = true;
+void _optionsCoverCreate;
 
 export type Stdio = "piped" | "inherit" | "null";
 
@@ -104,6 +118,9 @@ export class Sandbox implements AsyncDisposable {
       this.stopped = true;
       for (const waiter of this.exitWaiters.values()) waiter(KILLED);
       this.exitWaiters.clear();
+      // Each handle has a connection of its own, so nothing else needs this one now; later
+      // calls get what the daemon would have answered.
+      conn.retire(() => new SandboxNotFoundError(`no running sandbox '${id}'`, ErrorCodes.SandboxNotFound));
     });
   }
 
@@ -230,7 +247,7 @@ export class Sandbox implements AsyncDisposable {
     return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
   }
 
-  /** Pushes the expiry back by `duration` ("30s", "5m", "2h"); a session sandbox becomes a timed one. */
+  /** Pushes the expiry back by `duration` ("30s", "5m", "1h30m"); a session sandbox becomes a timed one. */
   async extendTimeout(duration: string): Promise<Date> {
     const { expiresAt } = await this.conn.request("sandbox.extendTimeout", { id: this.id, duration });
     this.info = { ...this.info, expiresAt: new Date(expiresAt) };
@@ -242,7 +259,8 @@ export class Sandbox implements AsyncDisposable {
    * memory GB-seconds, disk bytes, wall seconds and egress counters.
    */
   async usage(): Promise<Usage> {
-    if (this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
+    // A sandbox that ended is read through a fresh connection (this one closes when it ends).
+    if (this.stopped || this.conn.closed) return Sandbox.usageOf(this.id, this.connectOptions);
     return this.conn.request("sandbox.usage", { id: this.id });
   }
 
@@ -272,7 +290,7 @@ export class Sandbox implements AsyncDisposable {
     if (this.networkListeners++ === 0) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: true });
     return async () => {
       off();
-      if (--this.networkListeners === 0 && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
+      if (--this.networkListeners === 0 && !this.stopped && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
     };
   }
 

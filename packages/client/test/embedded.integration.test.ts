@@ -10,6 +10,7 @@ import { removeStateDir } from "../../daemon/test/helpers/daemon.js";
 const run = promisify(execFile);
 const stateDir = mkdtempSync(join(tmpdir(), "sbx-embedded-"));
 const clientEntry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+const clientCjs = fileURLToPath(new URL("../dist/index.cjs", import.meta.url));
 const daemonCli = fileURLToPath(new URL("../../daemon/dist/cli.js", import.meta.url));
 
 // The client's default URL is 127.0.0.1:7070, where the user's own daemon (the README's quick
@@ -19,7 +20,7 @@ const netns = `sbx-embedded-${process.pid}`;
 execFileSync("ip", ["netns", "add", netns]);
 execFileSync("ip", ["-n", netns, "link", "set", "lo", "up"]);
 // nsenter, not `ip netns exec`: that one mounts a fresh /sys, which hides the cgroup file systems.
-const inNetns = (file: string, args: string[], env: NodeJS.ProcessEnv) => run("nsenter", [`--net=/run/netns/${netns}`, "--", file, ...args], { env, timeout: 60_000 });
+const inNetns = (file: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string) => run("nsenter", [`--net=/run/netns/${netns}`, "--", file, ...args], { env, timeout: 60_000, cwd });
 
 afterAll(async () => {
   try {
@@ -39,6 +40,15 @@ const sb = await Sandbox.create();
 console.log(await sb.sh\`echo embedded \${sb.id}\`.text());
 await sb.kill();
 `;
+// The same from CommonJS: there the client finds @sbx/daemon from its own location (import.meta.url shimmed for CJS).
+const cjsScript = `
+const { Sandbox } = require(${JSON.stringify(clientCjs)});
+(async () => {
+  const sb = await Sandbox.create();
+  console.log(await sb.sh\`echo embedded \${sb.id}\`.text());
+  await sb.kill();
+})();
+`;
 const portOpen = `require("net").connect(7070, "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))`;
 
 it("starts a local daemon at the default URL when none listens, then reuses it", async () => {
@@ -46,7 +56,11 @@ it("starts a local daemon at the default URL when none listens, then reuses it",
   delete env.SBX_URL;
   delete env.SBX_TOKEN;
   await expect(inNetns(process.execPath, ["-e", portOpen], env)).rejects.toThrow();
-  const first = await inNetns(process.execPath, ["--input-type=module", "-e", script], env);
+  // First from CommonJS, run outside the repository with neither SBX_DAEMON_BIN nor `sbx` on PATH:
+  // only the client's own location can lead it to the daemon's CLI.
+  const bare: NodeJS.ProcessEnv = { ...env, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+  delete bare.SBX_DAEMON_BIN;
+  const first = await inNetns(process.execPath, ["-e", cjsScript], bare, tmpdir());
   expect(first.stdout).toMatch(/^embedded sbx_[A-Za-z0-9]{24}\n$/);
   const pid = Number(readFileSync(join(stateDir, "daemon.pid"), "utf8"));
   await inNetns(process.execPath, ["-e", portOpen], env);

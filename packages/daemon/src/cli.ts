@@ -1,6 +1,7 @@
-import { SandboxError } from "@sbx/client";
-import { UsageError } from "./cli/args.js";
-import { createCommand, cpCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
+import { DEFAULT_URL } from "@sbx/protocol";
+import { createCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
+import { cpCommand } from "./cli/cp.js";
+import { describeFailure } from "./cli/errors.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { checkHost, formatChecks } from "./doctor.js";
 import { SBX_VERSION } from "./version.js";
@@ -11,19 +12,25 @@ ${DAEMON_HELP}
 sbx run [--allow-net HOST]... [--secret NAME=ENVVAR@HOST[,HOST]]... [--memory 1GiB] [--cpus 1]
         [--disk 10GiB] [--timeout 5m] [--env K=V]... [--label K=V]... [--upload LOCAL:REMOTE]... -- CMD [ARGS...]
   Runs CMD in a fresh sandbox with this terminal's stdio; exits with its exit code.
-sbx create [same options as run]        Prints the new sandbox's id (default --timeout 30m).
+  Sizes: 512MiB, 1.5G, 2GB (case-insensitive; K/M/G/T and KiB.. are 1024-based, KB/MB/GB/TB 1000-based).
+  Durations: 90s, 5m, 2h, 1h30m.
+sbx create [same options as run]        Prints the new sandbox's id, after any --upload (default --timeout 30m; not "session").
 sbx exec ID -- CMD [ARGS...]            Runs CMD in a running sandbox.
 sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
-sbx cp SRC DEST                         Copies files or trees; one side is ID:/path.
+sbx cp SRC DEST                         Copies files or trees; one side is ID:/path; into DEST when it is a directory.
 sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
+sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|csv|json] [--state-dir DIR]
+                                        What tenants used, from the state dir's ledger (on the daemon's host).
 sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
-sbx logs ID --net [--json]              Recent egress decisions: host, port, allowed or why not.
+sbx logs ID [--net] [--json]            Recent egress decisions: host, port, allowed or why not.
 sbx doctor                              Checks that this host can isolate sandboxes.
 
 sbx --version                           Prints this CLI's version.
 
-Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file).`;
+Client commands take --url and --token (default SBX_URL, SBX_TOKEN, the token file). With neither
+--url nor SBX_URL, run, create and ls start a daemon at ws://127.0.0.1:7070 when none runs (and say so).
+SBX_DEBUG=1 prints the stack of an unexpected error.`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   daemon: daemonCommand,
@@ -68,23 +75,27 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`sbx ${name}: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof SandboxError) {
-      process.stderr.write(`sbx ${name}: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    const { line, code } = describeFailure(err, name, urlOf(own));
+    process.stderr.write(`sbx ${name}: ${line}\n`);
+    if (process.env.SBX_DEBUG === "1" && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return code;
   }
+}
+
+/** The daemon URL a client command talks to, for its error messages. */
+function urlOf(args: string[]): string {
+  const i = args.findIndex((a) => a === "--url" || a.startsWith("--url="));
+  if (i >= 0) return args[i]!.startsWith("--url=") ? args[i]!.slice(6) : (args[i + 1] ?? DEFAULT_URL);
+  return process.env.SBX_URL ?? DEFAULT_URL;
 }
 
 main(process.argv.slice(2)).then(
   // Exit explicitly: a stdin still being forwarded must not keep the CLI alive (stdio pipes are synchronous on Linux).
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`sbx: ${err?.stack ?? err}\n`);
-    process.exitCode = 1;
+    // Only a failure outside any command gets here (main catches theirs): still one line.
+    process.stderr.write(`sbx: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.SBX_DEBUG === "1" && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
   },
 );

@@ -1,9 +1,13 @@
 import { readFileSync } from "node:fs";
 import { defaultStateDir } from "@sbx/protocol";
-import { ResolveMap } from "./egress/resolve-map.js";
-import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/limits.js";
+import { ResolveMap } from "./egress/policy/resolve-map.js";
+import { parseApprovedRanges } from "./egress/policy/addresses.js";
+import { parseUpstreamProxy, type UpstreamProxy } from "./egress/proxy/dial.js";
+import type { Prefix } from "./egress/policy/ip.js";
+import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/proxy/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
+import { parseTenants, type TenantQuotas } from "./server/tenants.js";
 import { idPrefixOf } from "./fleet/host-state.js";
 import { readTokensFile } from "./fleet/tokens-file.js";
 
@@ -15,14 +19,16 @@ export interface DaemonConfig {
   /** How long a "session" sandbox outlives its creator's connection, so a reconnect can adopt it. */
   sessionGraceMs: number;
   maxSandboxesPerToken: number;
-  /** Tokens of further tenants, beside the primary one. */
-  tokens: string[];
+  /** Further tenants beside the primary token's ("default"): `tenants` entries, and `tokens` and `tokensFile` (named token-2, token-3, ...). */
+  tenants: Array<{ name: string; token: string; quotas: TenantQuotas }>;
   /** First host uid given to sandboxes when running as root; null picks a range no other daemon holds. */
   uidBase: number | null;
   /** How many host uids (so live sandboxes, pool included) this daemon may use in root mode. */
   uidCount: number;
   /** Processes and threads one sandbox may have at once (cgroup pids.max). */
   pidsPerSandbox: number;
+  /** Ptys one sandbox may hold at once (the max= of its own devpts). */
+  ptysPerSandbox: number;
   /** RLIMIT_NOFILE of every sandbox process. */
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
@@ -35,6 +41,12 @@ export interface DaemonConfig {
   egressPins: ResolveMap;
   /** egress.extraCaCerts: PEM files the proxy trusts (beside the system store) when it verifies a secret host's upstream. */
   extraCaCerts: string[];
+  /** egress.sandboxCaCerts: PEM files every sandbox trusts too (a gateway that re-signs TLS, an internal CA). */
+  sandboxCaCerts: string[];
+  /** egress.allowedRanges: private blocks every sandbox may reach by name or address (an internal mirror); never metadata. */
+  approvedRanges: Prefix[];
+  /** egress.upstreamProxy: the operator's HTTP proxy allowed traffic goes out through (null: the daemon's HTTPS_PROXY, if set). */
+  upstreamProxy: UpstreamProxy | null;
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
   /** idPrefix: names this host in every sandbox id (sbx_<prefix>_...), for a fleet gateway; null: none. */
@@ -49,16 +61,20 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     stateDir: defaultStateDir(env),
     sessionGraceMs: 5000,
     maxSandboxesPerToken: 500,
-    tokens: [],
+    tenants: [],
     uidBase: null,
     uidCount: 65536,
     pidsPerSandbox: 1024,
+    ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
     warmPool: 2,
     stallMs: 30_000,
     disk: { ...DEFAULT_DISK_POLICY },
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
+    sandboxCaCerts: [],
+    approvedRanges: [],
+    upstreamProxy: null,
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
     idPrefix: null,
     maxSandboxes: 1000,
@@ -73,14 +89,20 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   maxSandboxesPerToken: (v, c) => (c.maxSandboxesPerToken = int("maxSandboxesPerToken", v, 1)),
   tokens: (v, c) => {
     if (!Array.isArray(v) || v.some((t) => typeof t !== "string" || t.length < 16)) throw new Error("config.tokens: must be an array of strings of at least 16 characters");
-    c.tokens = [...c.tokens, ...(v as string[])];
+    addPlainTokens(c, v as string[]);
   },
-  tokensFile: (v, c) => (c.tokens = [...c.tokens, ...readTokensFile(str("tokensFile", v))]),
+  tokensFile: (v, c) => addPlainTokens(c, readTokensFile(str("tokensFile", v))),
+  tenants: (v, c) => c.tenants.push(...parseTenants(v)),
   idPrefix: (v, c) => (c.idPrefix = idPrefixOf(str("idPrefix", v))),
   maxSandboxes: (v, c) => (c.maxSandboxes = int("maxSandboxes", v, 1)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
+  ptysPerSandbox: (v, c) => {
+    // devpts refuses a max= above the kernel's NR_UNIX98_PTY_MAX.
+    if (Number.isInteger(v) && (v as number) > 1 << 20) throw new Error("config.ptysPerSandbox: must be at most 1048576");
+    c.ptysPerSandbox = int("ptysPerSandbox", v, 1);
+  },
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
   diskReserve: (v, c) => {
@@ -99,18 +121,32 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
       if (key === "resolve") {
         if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("config.egress.resolve: must map NAME[:PORT] to ADDR[:PORT]");
         c.egressPins = ResolveMap.parse(value as Record<string, string>);
-      } else if (key === "extraCaCerts") {
-        if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error("config.egress.extraCaCerts: must be an array of PEM file paths");
-        c.extraCaCerts = value as string[];
+      } else if (key === "extraCaCerts" || key === "sandboxCaCerts") {
+        if (!Array.isArray(value) || value.some((f) => typeof f !== "string" || f.length === 0)) throw new Error(`config.egress.${key}: must be an array of PEM file paths`);
+        c[key] = value as string[];
+      } else if (key === "upstreamProxy") {
+        c.upstreamProxy = parseUpstreamProxy(value);
+      } else if (key === "allowedRanges") {
+        if (!Array.isArray(value) || value.some((r) => typeof r !== "string")) throw new Error("config.egress.allowedRanges: must be an array of CIDR blocks such as \"10.20.0.0/16\"");
+        c.approvedRanges = parseApprovedRanges(value as string[]);
       } else if (key in EGRESS_BOUNDS) {
         const [field, min, read] = EGRESS_BOUNDS[key]!;
         c.egressBounds[field] = read(`egress.${key}`, value, min);
       } else {
-        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
+        throw new Error(`config.egress: unknown key '${key}' (known: resolve, extraCaCerts, sandboxCaCerts, allowedRanges, upstreamProxy, ${Object.keys(EGRESS_BOUNDS).join(", ")})`);
       }
     }
   },
 };
+
+/**
+ * Tokens without a tenant entry (`tokens`, `tokensFile`) are tenants without quotas named
+ * token-2, token-3, ... in the order given, both keys together (the primary token is "default").
+ */
+function addPlainTokens(c: DaemonConfig, tokens: string[]): void {
+  let n = c.tenants.filter((t) => /^token-\d+$/.test(t.name)).length;
+  c.tenants.push(...tokens.map((token) => ({ name: `token-${(n++) + 2}`, token, quotas: {} })));
+}
 
 /** The config's egress bounds: key → the field it sets, its minimum, and how it is read. */
 const EGRESS_BOUNDS: Record<string, [keyof EgressBounds, number, (key: string, v: unknown, min: number) => number]> = {

@@ -8,15 +8,18 @@ import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
 import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
-import { CertificateAuthority } from "./egress/ca.js";
-import type { DecideOptions } from "./egress/policy.js";
-import { upstreamTrust, writeSandboxTrust } from "./egress/trust.js";
-import { EgressShared } from "./egress/limits.js";
-import { localAddresses } from "./egress/addresses.js";
+import { CertificateAuthority } from "./egress/tls/ca.js";
+import type { DecideOptions } from "./egress/policy/policy.js";
+import { upstreamTrust, writeSandboxTrust } from "./egress/tls/trust.js";
+import { EgressShared } from "./egress/proxy/limits.js";
+import { Dialer, upstreamFromEnvironment } from "./egress/proxy/dial.js";
+import { hostPort } from "./egress/policy/host.js";
+import { localAddresses } from "./egress/policy/addresses.js";
 import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -25,11 +28,14 @@ import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecy
 import { SBX_VERSION } from "./version.js";
 import { HostState } from "./fleet/host-state.js";
 
-/** The bundled supervisor script that runs inside every sandbox. */
-const SUPERVISOR = fileURLToPath(new URL("./supervisor.mjs", import.meta.url));
+/** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
+const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
+
+/** Root mode's cache of the /etc paths links from /usr lead to: one host, one list, whichever daemon found it. */
+const ETC_CACHE = "/run/sbx/etc-links.json";
 
 export class HostNotReadyError extends Error {}
 
@@ -73,20 +79,24 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
+    // Reads all of /usr unless cached: under way while the rest of the start goes on.
+    const etcBinds = cachedLinkedEtcPaths(rootMode ? ETC_CACHE : join(config.stateDir, "etc-links.json"));
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
-    const tokens = new Tokens([token, ...config.tokens]);
+    const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
 
     // The API address is filled in once the server listens; proxies read it at decision time.
-    const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port } };
+    const egress: DecideOptions = { pins: config.egressPins, daemonApi: { host, port }, approvedRanges: config.approvedRanges };
     // Each proxy connection costs two descriptors; the daemon keeps a reserve for everything else.
     const fdLimit = raiseOpenFileLimit();
     const egressConnections = config.egressBounds.connections ?? Math.max(64, Math.floor((Math.min(fdLimit, 1 << 20) - FD_RESERVE) / 2));
-    const egressShared = new EgressShared({ ...config.egressBounds, connections: egressConnections }, localAddresses);
+    const upstreamProxy = config.upstreamProxy ?? upstreamFromEnvironment(env);
+    if (upstreamProxy) log.info(`egress goes out through the upstream proxy ${hostPort(upstreamProxy.host, upstreamProxy.port)} (CONNECT by ${upstreamProxy.connectBy}${upstreamProxy.noProxy.length ? `; direct: ${upstreamProxy.noProxy.join(", ")}` : ""})`);
+    const egressShared = new EgressShared({ ...config.egressBounds, connections: egressConnections }, localAddresses, new Dialer(upstreamProxy));
     // TLS interception for secret hosts: the CA (made on first start), what upstreams are verified against, and what sandboxes trust.
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);
-    const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem);
+    const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem, config.sandboxCaCerts);
     const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
@@ -99,15 +109,21 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
+      etcBinds: await etcBinds.then((paths) => {
+        if (paths.length) log.info(`binds ${paths.length} more host /etc paths that links from /usr lead to: ${paths.join(", ")}`);
+        return paths;
+      }),
       pidsPerSandbox: config.pidsPerSandbox,
+      ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      tenants: tokens,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,
       egressShared,
       idPrefix: config.idPrefix,
-      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
+      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
     await manager.init();

@@ -90,7 +90,7 @@ describe("the manifests agree with the code they run", () => {
     writeFileSync(join(work, "daemon.json"), JSON.stringify({ ...config, tokensFile: join(work, "tenants") }));
     const parsed = defaultConfig();
     applyConfigFile(parsed, join(work, "daemon.json"));
-    expect(parsed.tokens).toEqual(["tenant-token-0123456789"]);
+    expect(parsed.tenants).toEqual([{ name: "token-2", token: "tenant-token-0123456789", quotas: {} }]);
     expect(config.tokensFile).toBe("/etc/sbx/tokens/tenants");
 
     const ds = find(all, "DaemonSet", "sbx-daemon");

@@ -1,4 +1,5 @@
 import { Type, type TSchema, type SchemaOptions } from "@sinclair/typebox";
+import { BYTE_SIZE_PATTERN, DURATION_PATTERN } from "./units.js";
 
 /**
  * A strict object: every property required unless wrapped in `Type.Optional`, and unknown
@@ -38,21 +39,23 @@ export const Signal = Type.Union(SIGNALS.map((s) => Type.Literal(s)), {
 });
 
 export const Duration = Type.String({
-  pattern: "^[0-9]{1,9}(ms|s|m|h)$",
-  description: 'A duration such as "500ms", "30s", "5m" or "2h".',
-  errorMessage: 'must be a duration such as "30s", "5m" or "2h"',
+  pattern: DURATION_PATTERN,
+  description: 'A duration: digits and a unit (h, m, s, ms), several from largest to smallest, such as "500ms", "90s", "5m", "2h" or "1h30m".',
+  errorMessage: 'must be a duration such as "30s", "5m", "2h" or "1h30m"',
 });
 
-export const ByteSize = Type.Union(
-  [
-    Type.Integer({ minimum: 0 }),
-    Type.String({ pattern: "^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B?|B)?$" }),
-  ],
-  {
-    description: 'Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB".',
-    errorMessage: 'must be a non-negative number of bytes or a size such as "512MiB"',
-  },
-);
+const BYTE_SIZE_FORMS =
+  'Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000).';
+
+/** A size in bytes; `what` (if given) says what it measures and comes first in the description. */
+export function byteSize(what?: string) {
+  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: BYTE_SIZE_PATTERN })], {
+    description: what ? `${what} ${BYTE_SIZE_FORMS}` : BYTE_SIZE_FORMS,
+    errorMessage: 'must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"',
+  });
+}
+
+export const ByteSize = byteSize();
 
 export const FileMode = Type.Integer({ minimum: 0, maximum: 0o7777, description: "Unix permission bits." });
 

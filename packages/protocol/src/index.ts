@@ -5,4 +5,6 @@ export * from "./methods.js";
 export * from "./validate.js";
 export * from "./openrpc.js";
 export * from "./paths.js";
+export * from "./units.js";
+export { LIMIT_DEFAULTS } from "./sandbox.js";
 export * as schemas from "./schemas.js";

@@ -9,6 +9,11 @@ import * as H from "./host.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
   summary: string;
+  /**
+   * Where the call is carried out: by the daemon itself, or by the supervisor inside the sandbox
+   * (the daemon forwards its params without `sandbox`, streams renumbered, and checks the result).
+   */
+  runs: "daemon" | "supervisor";
   params: Params;
   result: Result;
   errors: readonly ErrorCodeName[];
@@ -18,57 +23,58 @@ export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSc
   outStreams?: readonly string[];
 }
 
-const method = <P extends TSchema, R extends TSchema>(spec: MethodSpec<P, R>) => spec;
+const daemon = <P extends TSchema, R extends TSchema>(spec: Omit<MethodSpec<P, R>, "runs">) => ({ ...spec, runs: "daemon" as const });
+const supervisor = <P extends TSchema, R extends TSchema>(spec: Omit<MethodSpec<P, R>, "runs">) => ({ ...spec, runs: "supervisor" as const });
 const onSandbox = ["InvalidParams", "SandboxNotFound", "Unavailable"] as const;
 const onFs = [...onSandbox, "FileSystem"] as const;
 
 /** Every JSON-RPC method a client may call, defined once. */
 export const METHODS = {
-  "sandbox.create": method({
+  "sandbox.create": daemon({
     summary: "Start a new sandbox owned by the calling token.",
     params: S.CreateParams,
     result: S.CreateResult,
     errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError"],
   }),
-  "sandbox.connect": method({
+  "sandbox.connect": daemon({
     summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
     params: S.IdParams,
     result: S.SandboxInfo,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "sandbox.list": method({ summary: "List this token's sandboxes.", params: S.ListParams, result: S.ListResult, errors: ["InvalidParams"] }),
-  "sandbox.kill": method({ summary: "Destroy a sandbox now.", params: S.IdParams, result: Null, errors: ["InvalidParams", "SandboxNotFound"] }),
-  "sandbox.extendTimeout": method({
+  "sandbox.list": daemon({ summary: "List this token's sandboxes.", params: S.ListParams, result: S.ListResult, errors: ["InvalidParams"] }),
+  "sandbox.kill": daemon({ summary: "Destroy a sandbox now.", params: S.IdParams, result: Null, errors: ["InvalidParams", "SandboxNotFound"] }),
+  "sandbox.extendTimeout": daemon({
     summary: "Push the expiry back by a duration (a session sandbox becomes a timed one expiring then).",
     params: S.ExtendTimeoutParams,
     result: S.ExtendTimeoutResult,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "sandbox.usage": method({
+  "sandbox.usage": daemon({
     summary: "CPU, memory, disk and wall time a sandbox used, from the kernel's accounting; also for one that ended recently.",
     params: S.IdParams,
     result: S.Usage,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "sandbox.setAllowNet": method({
+  "sandbox.setAllowNet": daemon({
     summary: "Replace the hosts the sandbox may reach; open connections no longer allowed are closed.",
     params: S.AllowNetParams,
     result: Null,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "sandbox.egressLog": method({
+  "sandbox.egressLog": daemon({
     summary: "Recent egress decisions (time, host, port, allowed or why not), oldest first.",
     params: S.EgressLogParams,
     result: S.EgressLogResult,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "sandbox.watchNetwork": method({
+  "sandbox.watchNetwork": daemon({
     summary: "Turn sandbox.network notifications for this sandbox on or off for this connection.",
     params: S.WatchNetworkParams,
     result: Null,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
-  "process.spawn": method({
+  "process.spawn": supervisor({
     summary: "Start a process in the sandbox; stdio travels on the named streams.",
     params: P.SpawnParams,
     result: P.SpawnResult,
@@ -76,64 +82,64 @@ export const METHODS = {
     inStreams: ["stdin"],
     outStreams: ["stdout", "stderr"],
   }),
-  "process.kill": method({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
-  "fs.readFile": method({
+  "process.kill": supervisor({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "fs.readFile": supervisor({
     summary: "Open a file and stream its bytes on `stream`; resolves with its size once open.",
     params: F.ReadFileParams,
     result: F.ReadFileResult,
     errors: onFs,
     outStreams: ["stream"],
   }),
-  "fs.writeFile": method({
+  "fs.writeFile": supervisor({
     summary: "Write the bytes the client sends on `stream` to a file; resolves once the file is closed.",
     params: F.WriteFileParams,
     result: F.WriteFileResult,
     errors: onFs,
     inStreams: ["stream"],
   }),
-  "fs.stat": method({ summary: "File information, following symlinks.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
-  "fs.lstat": method({ summary: "File information about a symlink itself.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
-  "fs.readDir": method({ summary: "Entries of a directory.", params: F.PathParams, result: F.ReadDirResult, errors: onFs }),
-  "fs.mkdir": method({ summary: "Create a directory.", params: F.MkdirParams, result: Null, errors: onFs }),
-  "fs.remove": method({ summary: "Remove a file, symlink or (with recursive) a directory tree.", params: F.RemoveParams, result: Null, errors: onFs }),
-  "fs.rename": method({ summary: "Rename or move a path.", params: F.RenameParams, result: Null, errors: onFs }),
-  "fs.copyFile": method({ summary: "Copy a file.", params: F.CopyFileParams, result: Null, errors: onFs }),
-  "fs.chmod": method({ summary: "Change permission bits.", params: F.ChmodParams, result: Null, errors: onFs }),
-  "fs.symlink": method({ summary: "Create a symlink at `path` pointing to `target`.", params: F.SymlinkParams, result: Null, errors: onFs }),
-  "fs.readLink": method({ summary: "Target of a symlink.", params: F.PathParams, result: F.PathResult, errors: onFs }),
-  "fs.realPath": method({ summary: "Absolute path with every symlink resolved.", params: F.PathParams, result: F.PathResult, errors: onFs }),
-  "fs.makeTempDir": method({ summary: "Create a new uniquely named directory (under /tmp by default).", params: F.MakeTempDirParams, result: F.PathResult, errors: onFs }),
-  "fs.upload": method({
+  "fs.stat": supervisor({ summary: "File information, following symlinks.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
+  "fs.lstat": supervisor({ summary: "File information about a symlink itself.", params: F.PathParams, result: F.FileInfo, errors: onFs }),
+  "fs.readDir": supervisor({ summary: "Entries of a directory.", params: F.PathParams, result: F.ReadDirResult, errors: onFs }),
+  "fs.mkdir": supervisor({ summary: "Create a directory.", params: F.MkdirParams, result: Null, errors: onFs }),
+  "fs.remove": supervisor({ summary: "Remove a file, symlink or (with recursive) a directory tree.", params: F.RemoveParams, result: Null, errors: onFs }),
+  "fs.rename": supervisor({ summary: "Rename or move a path.", params: F.RenameParams, result: Null, errors: onFs }),
+  "fs.copyFile": supervisor({ summary: "Copy a file.", params: F.CopyFileParams, result: Null, errors: onFs }),
+  "fs.chmod": supervisor({ summary: "Change permission bits.", params: F.ChmodParams, result: Null, errors: onFs }),
+  "fs.symlink": supervisor({ summary: "Create a symlink at `path` pointing to `target`.", params: F.SymlinkParams, result: Null, errors: onFs }),
+  "fs.readLink": supervisor({ summary: "Target of a symlink.", params: F.PathParams, result: F.PathResult, errors: onFs }),
+  "fs.realPath": supervisor({ summary: "Absolute path with every symlink resolved.", params: F.PathParams, result: F.PathResult, errors: onFs }),
+  "fs.makeTempDir": supervisor({ summary: "Create a new uniquely named directory (under /tmp by default).", params: F.MakeTempDirParams, result: F.PathResult, errors: onFs }),
+  "fs.upload": supervisor({
     summary: "Extract the tar archive the client sends on `stream` into the directory `path` (created if missing).",
     params: F.UploadParams,
     result: F.UploadResult,
     errors: [...onFs, "StreamFailed"],
     inStreams: ["stream"],
   }),
-  "fs.download": method({
+  "fs.download": supervisor({
     summary: "Stream the tree at `path` as a tar archive on `stream`; resolves once it is all sent.",
     params: F.DownloadParams,
     result: F.DownloadResult,
     errors: [...onFs, "StreamFailed"],
     outStreams: ["stream"],
   }),
-  "env.get": method({ summary: "A variable of the sandbox's default environment, or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
-  "env.set": method({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
-  "env.delete": method({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
-  "env.toObject": method({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
-  "daemon.info": method({
+  "env.get": daemon({ summary: "A variable of the sandbox's default environment, or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
+  "env.set": daemon({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
+  "env.delete": daemon({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
+  "env.toObject": daemon({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "daemon.info": daemon({
     summary: "What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only.",
     params: Empty,
     result: H.DaemonInfo,
     errors: ["Forbidden"],
   }),
-  "daemon.drain": method({
+  "daemon.drain": daemon({
     summary: "Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only.",
     params: H.DrainParams,
     result: H.DaemonInfo,
     errors: ["InvalidParams", "Forbidden"],
   }),
-  "rpc.discover": method({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
+  "rpc.discover": daemon({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 
 /** Notifications the daemon sends to clients. */
@@ -149,3 +155,9 @@ export type ParamsOf<M extends MethodName> = Static<Methods[M]["params"]>;
 export type ResultOf<M extends MethodName> = Static<Methods[M]["result"]>;
 export type NotificationName = keyof typeof NOTIFICATIONS;
 export type NotificationParams<N extends NotificationName> = Static<(typeof NOTIFICATIONS)[N]["params"]>;
+/** Methods the supervisor inside the sandbox carries out. */
+export type SupervisorMethodName = { [M in MethodName]: Methods[M]["runs"] extends "supervisor" ? M : never }[MethodName];
+/** Methods the daemon carries out itself. */
+export type DaemonMethodName = Exclude<MethodName, SupervisorMethodName>;
+/** The names of the supervisor's methods, at run time. */
+export const SUPERVISOR_METHODS = (Object.keys(METHODS) as MethodName[]).filter((m) => METHODS[m].runs === "supervisor") as SupervisorMethodName[];

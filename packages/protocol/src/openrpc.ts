@@ -32,6 +32,7 @@ export function buildOpenRpc() {
       params: paramsOf(m.params as never),
       result: { name: "result", schema: plain(m.result) },
       errors: m.errors.map((e) => ({ code: ErrorCodes[e], message: e, data: ERROR_DESCRIPTIONS[e] })),
+      "x-runs": m.runs,
       ...("inStreams" in m ? { "x-in-streams": m.inStreams } : {}),
       ...("outStreams" in m ? { "x-out-streams": m.outStreams } : {}),
     })),

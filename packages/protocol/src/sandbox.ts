@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import { ByteSize, Duration, EnvMap, Obj, SandboxId, StringMap } from "./common.js";
+import { byteSize, Duration, EnvMap, Obj, SandboxId, StringMap } from "./common.js";
 
 export const SandboxStatus = Type.Union([Type.Literal("running"), Type.Literal("stopped")], {
   description: "Whether the sandbox is alive.",
@@ -31,14 +31,20 @@ export const SecretSpec = Obj(
   { description: "A secret: the sandbox's variable of the same name holds SBX_SECRET_<random>, which the egress proxy swaps for the value only in HTTPS requests to these hosts." },
 );
 
+/**
+ * What a sandbox gets when `create` does not say: the one place these figures are written down
+ * (the daemon, the SDKs' documentation and the generated Python read them from here).
+ */
+export const LIMIT_DEFAULTS = { memory: "1280MiB", cpus: 1, disk: "10GiB" } as const;
+
 export const CreateParams = Obj({
-  memory: Type.Optional(ByteSize),
-  cpus: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1024, description: "CPU quota in cores (the kernel's smallest quota is 0.01)." })),
-  disk: Type.Optional(ByteSize),
+  memory: Type.Optional(byteSize(`Memory cap (default ${LIMIT_DEFAULTS.memory}).`)),
+  cpus: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1024, description: `CPU quota in cores (default ${LIMIT_DEFAULTS.cpus}; the kernel's smallest quota is 0.01).` })),
+  disk: Type.Optional(byteSize(`Writable storage cap: home and /tmp (default ${LIMIT_DEFAULTS.disk}).`)),
   timeout: Type.Optional(
     Type.Union([Type.Literal("session"), Duration], {
       description: '"session" (default): killed when the creating connection goes away; or a duration.',
-      errorMessage: 'must be "session" or a duration such as "30s", "5m" or "2h"',
+      errorMessage: 'must be "session" or a duration such as "30s", "5m", "2h" or "1h30m"',
     }),
   ),
   env: Type.Optional(EnvMap),

@@ -3,7 +3,8 @@ import { FrameOp } from "@sbx/protocol/frames";
 /**
  * Framing on the pipe between the daemon and a sandbox's supervisor:
  *   u32 length of what follows | u8 op | u32 stream id | payload
- * Ops are the stream frame ops plus Msg, a JSON control message on stream 0.
+ * Ops are the stream frame ops plus Msg, a JSON control message on stream 0. The supervisor's
+ * side is native/frame.c (same limits, same refusals).
  */
 export const ChannelOp = { ...FrameOp, Msg: 4 } as const;
 export type ChannelOp = (typeof ChannelOp)[keyof typeof ChannelOp];

@@ -36,7 +36,7 @@ const Ready = Type.Object({ t: Type.Literal("ready"), pid: Type.Integer({ minimu
 export const SupervisorMessage = Type.Union([Reply, Exit, Ready]);
 export type SupervisorMessage = Static<typeof SupervisorMessage>;
 
-/** A call from the daemon: a protocol method (without `sandbox`, streams renumbered) or an internal one. */
+/** A call from the daemon: a protocol method (without `sandbox`, streams renumbered); native/call.c reads it. */
 export interface SupervisorCall {
   t: "call";
   id: number;

@@ -28,3 +28,23 @@ export function keyValues(list: string[] | undefined, flag: string): Record<stri
   }
   return out;
 }
+
+/**
+ * For `sbx run`/`sbx exec`: the options before `--` and the command after it. `leading` words
+ * (exec's ID) may precede the options; any other word before `--` is a command that was meant
+ * to follow it, which parseArgs would report as "does not take positional arguments" or, for
+ * `ls -la`, as an unknown option.
+ */
+export function optionsThenCommand<T extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: T, usage: string, leading = 0): Parsed & { command: string[] } {
+  const { before, command } = splitCommand(args);
+  const loose = parseArgs({ args: before, options, allowPositionals: true, strict: false, tokens: true });
+  const words = loose.tokens.filter((t) => t.kind === "positional").map((t) => (t as { value: string }).value);
+  if (words.length > leading) {
+    const stray = words.slice(leading).join(" ");
+    throw new UsageError(`put the command after --: ${usage} (got '${stray}' before any --)`);
+  }
+  const parsed = parse(before, options, leading > 0);
+  if (parsed.positionals.length !== leading) throw new UsageError(`usage: ${usage}`);
+  if (command.length === 0) throw new UsageError(`no command given after --: ${usage}`);
+  return { ...parsed, command };
+}

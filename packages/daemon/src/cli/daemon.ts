@@ -6,9 +6,10 @@ import { Daemon, HostNotReadyError } from "../daemon.js";
 import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
-import { ResolveMap } from "../egress/resolve-map.js";
+import { ResolveMap } from "../egress/policy/resolve-map.js";
 import { idPrefixOf } from "../fleet/host-state.js";
 import { parse, UsageError } from "./args.js";
+import { CliError } from "./errors.js";
 import { drainCommand, FLEET_HELP, readyCommand } from "./fleet-commands.js";
 
 export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--id-prefix NAME] [--quiet]
@@ -42,13 +43,31 @@ export async function daemonCommand(args: string[]): Promise<number> {
   return runForeground(args);
 }
 
+/** A config file's mistakes are the user's to fix: one line naming the file and the key. */
+function readConfigFile(config: DaemonConfig, path: string): void {
+  try {
+    applyConfigFile(config, path);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+}
+
+/** A duration flag's value in ms; a malformed one is a usage error naming the flag. */
+export function flagDuration(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
 function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
   const { values } = parse(args, OPTIONS, false);
   const config = defaultConfig();
-  if (values.config) applyConfigFile(config, values.config);
+  if (values.config) readConfigFile(config, values.config);
   if (values.listen) config.listen = values.listen;
   if (values["state-dir"]) config.stateDir = values["state-dir"];
-  if (values["session-grace"]) config.sessionGraceMs = parseDuration(values["session-grace"]);
+  if (values["session-grace"]) config.sessionGraceMs = flagDuration("--session-grace", values["session-grace"]);
   if (values["id-prefix"]) {
     try {
       config.idPrefix = idPrefixOf(values["id-prefix"]);
@@ -57,7 +76,13 @@ function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
     }
   }
   // Like curl, each --resolve adds a pin (and wins over the config file's for the same name).
-  if (values.resolve?.length) config.egressPins = config.egressPins.merge(ResolveMap.fromFlags(values.resolve));
+  if (values.resolve?.length) {
+    try {
+      config.egressPins = config.egressPins.merge(ResolveMap.fromFlags(values.resolve));
+    } catch (err) {
+      throw new UsageError(`--resolve: ${(err as Error).message}`);
+    }
+  }
   // Extra CAs add up: the config file's and every --extra-ca.
   if (values["extra-ca"]?.length) config.extraCaCerts = [...config.extraCaCerts, ...values["extra-ca"]];
   if (values["warm-pool"] !== undefined) {
@@ -92,22 +117,31 @@ async function runForeground(args: string[]): Promise<number> {
 /** The state dir the other subcommands act on: --state-dir, the config file's, or the default. */
 function stateDirOf(args: string[], extra: Parameters<typeof parse>[1] = {}): { stateDir: string; values: Record<string, any> } {
   const { values } = parse(args, { "state-dir": { type: "string" }, config: { type: "string" }, ...extra }, false);
+  return { stateDir: stateDirFrom(values), values };
+}
+
+/** The state dir named by parsed `--state-dir` or `--config`, else the default one. */
+export function stateDirFrom(values: { "state-dir"?: string; config?: string }): string {
+  if (values["state-dir"]) return values["state-dir"];
   const config = defaultConfig();
-  if (values.config) applyConfigFile(config, values.config);
-  return { stateDir: values["state-dir"] ?? config.stateDir, values };
+  if (values.config) readConfigFile(config, values.config);
+  return config.stateDir;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startCommand(args: string[]): Promise<number> {
+/** How a background start went: started (or found already running), or why not. */
+export type BackgroundStart =
+  | { ok: true; already: boolean; pid: number; url: string | null; stateDir: string; logPath: string }
+  | { ok: false; message: string };
+
+/** Starts the daemon detached from this terminal, logging to its state dir, and waits until it listens. */
+export async function startInBackground(args: string[]): Promise<BackgroundStart> {
   const { config } = configOf(args);
-  const running = runningDaemon(config.stateDir);
-  if (running) {
-    process.stdout.write(`an sbx daemon already runs for ${config.stateDir} (pid ${running.pid}${running.info ? `, ${running.info.url}` : ""})\n`);
-    return 0;
-  }
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const logPath = join(config.stateDir, LOG_FILE);
+  const running = runningDaemon(config.stateDir);
+  if (running) return { ok: true, already: true, pid: running.pid, url: running.info?.url ?? null, stateDir: config.stateDir, logPath };
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const log = openSync(logPath, "a", 0o600);
   // The same CLI, in the foreground, detached from this terminal.
   const child = spawn(process.execPath, [process.argv[1]!, "daemon", ...args], { detached: true, stdio: ["ignore", log, log] });
@@ -117,17 +151,30 @@ async function startCommand(args: string[]): Promise<number> {
   child.once("exit", (code) => (exited = code ?? 1));
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
     const info = runningDaemon(config.stateDir)?.info;
-    if (info && info.pid === child.pid) {
-      process.stdout.write(`sbx daemon started (pid ${info.pid}), listening on ${info.url}\nlog: ${logPath}\nstop it with: sbx daemon stop${config.stateDir === defaultConfig().stateDir ? "" : ` --state-dir ${config.stateDir}`}\n`);
-      return 0;
-    }
-    if (exited !== null) {
-      process.stderr.write(`sbx daemon start: the daemon exited with code ${exited}; see ${logPath}\n`);
-      return 1;
-    }
+    if (info && info.pid === child.pid) return { ok: true, already: false, pid: info.pid, url: info.url, stateDir: config.stateDir, logPath };
+    if (exited !== null) return { ok: false, message: `the daemon exited with code ${exited}; see ${logPath}` };
   }
-  process.stderr.write(`sbx daemon start: the daemon (pid ${child.pid}) did not start listening within 30s; see ${logPath}\n`);
-  return 1;
+  return { ok: false, message: `the daemon (pid ${child.pid}) did not start listening within 30s; see ${logPath}` };
+}
+
+/** `sbx daemon stop`, with --state-dir when the state dir is not the default one. */
+export function stopHint(stateDir: string): string {
+  return `sbx daemon stop${stateDir === defaultConfig().stateDir ? "" : ` --state-dir ${stateDir}`}`;
+}
+
+async function startCommand(args: string[]): Promise<number> {
+  const started = await startInBackground(args);
+  if (!started.ok) {
+    process.stderr.write(`sbx daemon start: ${started.message}\n`);
+    return 1;
+  }
+  const { pid, url, stateDir, logPath } = started;
+  if (started.already) {
+    process.stdout.write(`an sbx daemon already runs for ${stateDir} (pid ${pid}${url ? `, ${url}` : ""})\n`);
+    return 0;
+  }
+  process.stdout.write(`sbx daemon started (pid ${pid}), listening on ${url}\nlog: ${logPath}\nstop it with: ${stopHint(stateDir)}\n`);
+  return 0;
 }
 
 async function statusCommand(args: string[]): Promise<number> {
@@ -157,7 +204,7 @@ async function statusCommand(args: string[]): Promise<number> {
 
 async function stopCommand(args: string[]): Promise<number> {
   const { stateDir, values } = stateDirOf(args, { timeout: { type: "string" }, force: { type: "boolean" } });
-  const timeoutMs = values.timeout ? parseDuration(values.timeout) : 30_000;
+  const timeoutMs = values.timeout ? flagDuration("--timeout", values.timeout) : 30_000;
   const running = runningDaemon(stateDir);
   if (!running) {
     process.stdout.write(`no sbx daemon runs for ${stateDir}\n`);

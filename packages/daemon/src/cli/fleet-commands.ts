@@ -1,6 +1,5 @@
-import { applyConfigFile, defaultConfig } from "../config.js";
-import { parseDuration } from "../util/units.js";
 import { parse } from "./args.js";
+import { flagDuration, stateDirFrom } from "./daemon.js";
 import { OperatorLink } from "./operator.js";
 
 export const FLEET_HELP = `sbx daemon drain [--state-dir DIR] [--url URL] [--wait 10m] [--undo]
@@ -12,15 +11,13 @@ sbx daemon ready [--state-dir DIR] [--url URL] [--timeout 2s]
 const COMMON = { "state-dir": { type: "string" }, config: { type: "string" }, url: { type: "string" } } as const;
 
 function target(values: Record<string, any>): { stateDir: string; url?: string } {
-  const config = defaultConfig();
-  if (values.config) applyConfigFile(config, values.config);
-  return { stateDir: values["state-dir"] ?? config.stateDir, ...(values.url ? { url: values.url } : {}) };
+  return { stateDir: stateDirFrom(values), ...(values.url ? { url: values.url } : {}) };
 }
 
 /** `sbx daemon drain`: what a Kubernetes preStop hook runs before the node or pod goes away. */
 export async function drainCommand(args: string[]): Promise<number> {
   const { values } = parse(args, { ...COMMON, wait: { type: "string" }, undo: { type: "boolean" } }, false);
-  const waitMs = values.wait ? parseDuration(values.wait) : 0;
+  const waitMs = values.wait ? flagDuration("--wait", values.wait) : 0;
   const link = await OperatorLink.open({ ...target(values), timeoutMs: 10_000 });
   try {
     let info = await link.call("daemon.drain", { draining: !values.undo }, 10_000);
@@ -42,7 +39,7 @@ export async function drainCommand(args: string[]): Promise<number> {
 /** `sbx daemon ready`: a readiness probe lighter than `sbx doctor` (which runs a trial sandbox). */
 export async function readyCommand(args: string[]): Promise<number> {
   const { values } = parse(args, { ...COMMON, timeout: { type: "string" } }, false);
-  const timeoutMs = values.timeout ? parseDuration(values.timeout) : 2000;
+  const timeoutMs = values.timeout ? flagDuration("--timeout", values.timeout) : 2000;
   let link: OperatorLink;
   try {
     link = await OperatorLink.open({ ...target(values), timeoutMs });

@@ -17,7 +17,7 @@ function reachableByOthers(path: string): boolean {
 
 /**
  * In root mode bwrap runs as the sandbox's uid and must be able to resolve every path it
- * binds, so the node binary, the supervisor bundle and the storage mounts must sit where any
+ * binds, so the node binary, the native supervisor and the storage mounts must sit where any
  * uid can traverse. The state dir becomes 0711 (traversable, not listable; its secrets stay
  * 0600), the supervisor is copied into it, and so is node if its own location is private.
  */
@@ -47,7 +47,7 @@ export async function prepareSandboxFiles(stateDir: string, files: SandboxFiles,
     await fsp.rename(`${dst}.tmp`, dst);
     return dst;
   };
-  const supervisorPath = await copy(files.supervisorPath, "supervisor.mjs", 0o644);
+  const supervisorPath = await copy(files.supervisorPath, "sbx-supervisor", 0o755);
   const preloadPath = await copy(files.preloadPath, "node-proxy.cjs", 0o644);
   const preloadImplPath = await copy(files.preloadImplPath, "node-proxy-impl.cjs", 0o644);
   if (reachableByOthers(files.nodePath)) return { nodePath: files.nodePath, supervisorPath, preloadPath, preloadImplPath };

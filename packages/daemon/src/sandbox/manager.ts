@@ -1,39 +1,40 @@
-import { constants as osConstants, totalmem, availableParallelism } from "node:os";
 import { closeSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { AllowList } from "../egress/allowlist.js";
-import { AllowNetError } from "../egress/errors.js";
-import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/endpoint.js";
-import type { DecideOptions } from "../egress/policy.js";
-import type { InterceptTls } from "../egress/proxy.js";
-import type { EgressShared } from "../egress/limits.js";
-import { SecretSet, SecretSpecError } from "../egress/secrets.js";
-import { SECRETS_TRUST_ENV } from "../egress/trust.js";
 import { customAlphabet } from "nanoid";
 import type { ParamsOf } from "@sbx/protocol";
-import { DaemonError, invalid } from "../util/errors.js";
-import { LogBudget } from "../util/log.js";
-import type { Logger } from "../util/log.js";
-import { parseBytes, parseDuration } from "../util/units.js";
-import { SupervisorLink } from "./instance.js";
-import { launch, openSandboxFiles } from "./launcher.js";
-import { startReaper } from "./reaper.js";
-import { WarmPool } from "./pool.js";
-import { acquireResources, type SandboxResources } from "./resources.js";
-import { reclaimStorage } from "./storage.js";
-import { UsageMeter, type Usage } from "./usage.js";
-import { UsageStore, type UsageRecord } from "./usage-store.js";
+import { AllowList } from "../egress/policy/allowlist.js";
+import { AllowNetError } from "../egress/policy/errors.js";
+import type { DecideOptions } from "../egress/policy/policy.js";
+import { releaseFd, startSandboxEgress, stopSandboxEgress, type SandboxEgress } from "../egress/proxy/endpoint.js";
+import type { InterceptTls } from "../egress/proxy/proxy.js";
+import type { EgressShared } from "../egress/proxy/limits.js";
+import { SecretSet, SecretSpecError } from "../egress/secrets/secrets.js";
+import { SECRETS_TRUST_ENV } from "../egress/tls/trust.js";
 import type { CgroupDriver } from "../cgroups/cgroups.js";
-import { SandboxRecords } from "./records.js";
-import { Sandbox, type Client, type SandboxLimits } from "./sandbox.js";
-import { UidPool } from "./uids.js";
+import { DaemonError, invalid } from "../util/errors.js";
+import { callContext } from "../util/context.js";
+import type { Logger } from "../util/log.js";
+import { Accounting, type TenantDirectory } from "./accounting.js";
+import { deathReason } from "./death.js";
+import { CpuPlacer } from "./cpus.js";
 import { DiskBudget, type DiskPolicy } from "./disk-budget.js";
+import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
+import { launch, openSandboxFiles } from "./launcher.js";
+import { timeoutOf } from "./lifetime.js";
+import { limitsOf, rootlessWarnings } from "./limits.js";
+import { WarmPool } from "./pool.js";
+import { startReaper } from "./reaper.js";
+import { SandboxRecords } from "./records.js";
+import { acquireResources, type SandboxResources } from "./resources.js";
+import { Sandbox, type Client, type EndReason, type SandboxLimits } from "./sandbox.js";
+import { reclaimStorage } from "./storage.js";
+import { SupervisorLink } from "./supervisor-link.js";
+import { UidPool } from "./uids.js";
+import { UsageMeter, type Usage } from "./usage.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
-const MIB = 1024 * 1024;
-const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
 export interface ManagerOptions {
   stateDir: string;
@@ -53,10 +54,13 @@ export interface ManagerOptions {
   /** The daemon-wide side of every proxy's bounds (connections, held bytes, decoding) and the host's addresses. */
   egressShared: EgressShared;
   /** The daemon's CA and upstream trust for intercepting secret hosts, and the trust files every sandbox binds. */
-  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number };
+  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number; javaStoreFd: number };
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
+  /** Host /etc paths that links from /usr lead to, bound into every sandbox. */
+  etcBinds: readonly string[];
   pidsPerSandbox: number;
+  ptysPerSandbox: number;
   openFilesPerProcess: number;
   /** Default-limit sandboxes kept started ahead of demand. */
   warmPool: number;
@@ -66,28 +70,16 @@ export interface ManagerOptions {
   disk: DiskPolicy;
   /** Put in every sandbox id after "sbx_" (config idPrefix), so a fleet gateway routes by id. */
   idPrefix?: string | null;
+  /** Tenants' names and quotas by owner key. */
+  tenants: TenantDirectory;
   log: Logger;
 }
 
-/** Lines one sandbox's egress may put in the daemon's log per minute, per kind (refused secrets, proxy failures). */
-const EGRESS_LINES_PER_MINUTE = 100;
-
-/** A log writer that keeps to the budget, saying once how many `what` it held back. */
-function budgeted(write: (message: string) => void, what: string): (message: string) => void {
-  const budget = new LogBudget(EGRESS_LINES_PER_MINUTE, 60_000);
-  return (message) => {
-    const line = budget.take();
-    if (line.suppressed > 0) write(`${line.suppressed} more ${what} were not logged`);
-    if (line.allowed) write(message);
-  };
-}
-
-/** How long the final usage of an ended sandbox stays readable (across daemon restarts). */
-const FINISHED_TTL_MS = 24 * 3_600_000;
-/** Running sandboxes' usage is saved every this many sampler ticks (seconds). */
-const SAVE_RUNNING_EVERY = 5;
-
-/** Owns every sandbox of one daemon: creation, lookup by owner, timeouts, teardown. */
+/**
+ * Owns every sandbox of one daemon: creation (from the warm pool or launched), lookup by owner,
+ * and teardown. What a sandbox is lives in `Sandbox`; its limits in `limits.ts`; when it ends on
+ * its own in `Lifetime`; its processes' exits in `ProcessTable`; what it used in `Accounting`.
+ */
 export class SandboxManager {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly uids: UidPool | null;
@@ -96,25 +88,19 @@ export class SandboxManager {
   private readonly files: ReturnType<typeof openSandboxFiles>;
   /** Teardowns still running (unmounting storage, removing records). */
   private readonly cleanups = new Set<Promise<void>>();
-  /** Final usage of ended sandboxes, by id. */
-  private readonly finished = new Map<string, UsageRecord>();
-  private readonly usageStore: UsageStore;
-  private readonly sampler: NodeJS.Timeout;
+  private readonly accounting: Accounting;
   /** Started sandboxes nobody owns yet, handed out by create(). */
   private readonly pool: WarmPool;
   /** Root mode: the promises sandboxes' disk caps make against the state dir's free space. */
   private readonly disk: DiskBudget | null;
+  /** Which CPUs each sandbox sees and runs on. */
+  private readonly cpus = new CpuPlacer();
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
     this.files = openSandboxFiles(opts);
-    this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(this.limitsOf({})), opts.log);
-    let ticks = 0;
-    this.sampler = setInterval(() => {
-      for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.meter.sample();
-      if (++ticks % SAVE_RUNNING_EVERY === 0) this.saveRunningUsage();
-    }, 1000).unref();
-    this.usageStore = new UsageStore(join(opts.stateDir, "usage"), FINISHED_TTL_MS, opts.log);
+    this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(limitsOf({})), opts.log);
+    this.accounting = new Accounting(opts.stateDir, opts.tenants, () => this.sandboxes.values(), opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
@@ -123,7 +109,7 @@ export class SandboxManager {
   async init(): Promise<void> {
     // Kill leftovers first, then detach their storage.
     await this.records.init();
-    for (const [id, record] of await this.usageStore.init()) this.finished.set(id, record);
+    await this.accounting.init();
     if (this.uids) {
       await fsp.mkdir(this.mountDir, { recursive: true, mode: 0o711 });
       await fsp.chmod(this.mountDir, 0o711);
@@ -147,10 +133,7 @@ export class SandboxManager {
   private warningsFor(sb: Sandbox, p: ParamsOf<"sandbox.create">): string[] {
     if (this.disk) return this.disk.warnings(sb.limits.diskBytes, this.diskClaims(sb));
     // Rootless: no cgroups, so memory, CPU and process counts are not limits at all here.
-    const unenforced = (["memory", "cpus"] as const).filter((k) => p[k] !== undefined);
-    const out = unenforced.map((k) => `${k}: not enforced: this daemon runs rootless (without cgroups), so ${k} ${JSON.stringify(p[k])} is not a limit here; run the daemon as root for enforced limits`);
-    if (p.disk !== undefined) out.push(`disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at ${JSON.stringify(p.disk)}`);
-    return out;
+    return rootlessWarnings(p);
   }
 
   /** Rootless mode's place for proxy sockets (root mode keeps them beside the storage mounts). */
@@ -169,9 +152,7 @@ export class SandboxManager {
   }
 
   watchNetwork(client: Client, id: string, enabled: boolean): void {
-    const sb = this.get(client.owner, id);
-    if (enabled) sb.networkWatchers.add(client);
-    else sb.networkWatchers.delete(client);
+    this.get(client.owner, id).watchNetwork(client, enabled);
   }
 
   /** Where root mode mounts each sandbox's storage; traversable (not listable) by sandbox uids. */
@@ -181,7 +162,7 @@ export class SandboxManager {
 
   /** Closes the trust files every sandbox binds (after shutdown). */
   closeFiles(): void {
-    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd]) {
+    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd, this.opts.tls.javaStoreFd]) {
       try {
         closeSync(fd);
       } catch {
@@ -213,33 +194,33 @@ export class SandboxManager {
   }
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<{ sandbox: Sandbox; warnings: string[] }> {
-    const limits = this.limitsOf(p);
+    const limits = limitsOf(p);
     const tooBig = execSizeProblem([], p.env ?? {});
     if (tooBig) throw invalid(tooBig.field, tooBig.message);
     const secrets = secretsOf(p);
     // A secret's hosts are always reachable: its placeholder would be useless otherwise.
     const allowList = parseAllowNet([...(p.allowNet ?? []), ...secrets.hostEntries]);
-    const timeoutMs = p.timeout && p.timeout !== "session" ? parseDuration(p.timeout) : null;
-    if (timeoutMs !== null && (timeoutMs < 1000 || timeoutMs > MAX_TIMEOUT_MS)) throw invalid("timeout", "must be between 1s and 168h");
+    const timeoutMs = timeoutOf(p.timeout);
     const owned = [...this.sandboxes.values()].filter((sb) => sb.owner === client.owner).length;
     if (owned >= this.opts.maxSandboxesPerOwner) {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
+    this.accounting.checkQuotas(client.owner, limits);
 
     const warm = this.pool.take(limits);
     const sb = warm ?? (await this.launchSandbox(limits));
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
-    sb.secretHosts = secrets.hostEntries;
-    if (!secrets.empty) sb.baseEnv = SECRETS_TRUST_ENV;
-    for (const [k, v] of Object.entries(secrets.env)) sb.env.set(k, v);
-    sb.owner = client.owner;
-    sb.labels = { ...(p.labels ?? {}) };
-    for (const [k, v] of Object.entries(p.env ?? {})) sb.env.set(k, v);
-    sb.meter.rebase();
-    sb.attached.add(client);
-    if (timeoutMs === null) sb.session = client;
-    else this.setExpiry(sb, Date.now() + timeoutMs);
+    sb.handOut({
+      owner: client.owner,
+      labels: p.labels ?? {},
+      baseEnv: secrets.empty ? {} : SECRETS_TRUST_ENV,
+      secretHosts: secrets.hostEntries,
+      env: { ...secrets.env, ...(p.env ?? {}) },
+    });
+    if (timeoutMs === null) sb.lifetime.bindTo(client);
+    else sb.lifetime.endAt(Date.now() + timeoutMs);
+    sb.attach(client);
     const { hostUid, cgroup } = sb.resources;
     this.log.info(
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
@@ -247,14 +228,22 @@ export class SandboxManager {
     return { sandbox: sb, warnings: this.warningsFor(sb, p) };
   }
 
-  /** Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is handed out. */
-  private async launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
+  /**
+   * Starts a sandbox that belongs to nobody yet (owner ""): no token can see it until it is
+   * handed out. Outside any call's context: what the sandbox does later (exits, egress) is not
+   * the doing of the call that happened to start it.
+   */
+  private launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
+    return callContext.exit(() => this.startSandbox(limits));
+  }
+
+  private async startSandbox(limits: SandboxLimits): Promise<Sandbox> {
     const id = `sbx_${this.opts.idPrefix ? `${this.opts.idPrefix}_` : ""}${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
     let resources: SandboxResources;
     try {
       resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, reserveDisk: this.opts.disk.reserve },
+        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus, reserveDisk: this.opts.disk.reserve },
         id,
         limits,
       );
@@ -273,9 +262,12 @@ export class SandboxManager {
     const proc = launch({
       egressDirFd: egress.socketDirFd,
       bwrapPath: this.opts.bwrapPath,
+      etcBinds: this.opts.etcBinds,
       hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
+      cpuSet: resources.cpuSet,
+      cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
       preloadFd: this.files.preloadFd,
@@ -283,7 +275,9 @@ export class SandboxManager {
       trustBundleFd: this.opts.tls.bundleFd,
       trustSystemBundleFd: this.opts.tls.systemBundleFd,
       trustCaFd: this.opts.tls.caFd,
+      javaStoreFd: this.opts.tls.javaStoreFd,
       seccomp: this.opts.seccomp,
+      ptysPerSandbox: this.opts.ptysPerSandbox,
       cgroupProcs: cgroup?.procsFiles ?? [],
       // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.
       rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },
@@ -292,19 +286,11 @@ export class SandboxManager {
     releaseFd(egress);
     const link = new SupervisorLink(proc, this.log, id, this.opts.stallMs);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
-    const sb = new Sandbox(id, "", {}, new Map(), limits, resources, proc, link, meter, { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir });
-    // A sandbox may provoke these as often as it likes; the daemon's log takes a bounded share of each.
-    const refusals = budgeted((m) => this.log.warn(`sandbox ${sb.id}: ${m}`), "refusals of requests carrying secrets (the egress log keeps them all)");
-    const failures = budgeted((m) => this.log.error(`sandbox ${sb.id}: egress proxy: ${m}`), "failures");
-    egress.proxy.onInternalError = failures;
-    egress.proxy.onBound = budgeted((m) => this.log.warn(`sandbox ${sb.id}: egress: ${m}`), "connections turned away at a bound");
-    egress.journal.onEvent = (event) => {
-      // Names the secret and the host, never the value.
-      if (event.secret) refusals(`egress refused a request carrying secret ${event.secret}: ${event.reason}`);
-      for (const c of sb.networkWatchers) if (!c.closed) c.notify("sandbox.network", { id: sb.id, event });
-    };
+    const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir } };
+    const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));
+    wireEgress(sb, egress, this.log);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
-    link.onExit = (pid, code, signal) => this.onProcessExit(sb, pid, code, signal);
+    link.onExit = (pid, code, signal) => sb.processes.exited(pid, code, signal);
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
     this.sandboxes.set(id, sb);
@@ -320,32 +306,18 @@ export class SandboxManager {
 
   connect(client: Client, id: string): Sandbox {
     const sb = this.get(client.owner, id);
-    sb.attached.add(client);
-    if (sb.graceTimer) {
-      // A session sandbox whose creator left is adopted by the connection that picks it up.
-      clearTimeout(sb.graceTimer);
-      sb.graceTimer = null;
-      sb.session = client;
-    }
+    sb.attach(client);
     return sb;
   }
 
   extendTimeout(client: Client, id: string, duration: string): Date {
-    const sb = this.get(client.owner, id);
-    const base = sb.expiresAt ? sb.expiresAt.getTime() : Date.now();
-    const until = base + parseDuration(duration);
-    if (until - Date.now() > MAX_TIMEOUT_MS) throw invalid("duration", "would put the expiry more than 168h from now");
-    if (sb.graceTimer) clearTimeout(sb.graceTimer);
-    sb.session = null;
-    sb.graceTimer = null;
-    this.setExpiry(sb, until);
-    return sb.expiresAt!;
+    return this.get(client.owner, id).lifetime.extend(duration);
   }
 
   /** Usage of a running sandbox, or the final figures of one that ended recently. */
   usage(client: Client, id: string): Usage & { status: "running" | "stopped" } {
-    const done = this.finished.get(id);
-    if (done && done.owner === client.owner) return { ...done.usage, status: "stopped" };
+    const done = this.accounting.finalUsage(client.owner, id);
+    if (done) return { ...done, status: "stopped" };
     return { ...this.get(client.owner, id).meter.current(), status: "running" };
   }
 
@@ -355,17 +327,10 @@ export class SandboxManager {
 
   /** A connection closed: its session sandboxes die after the grace period unless reclaimed. */
   detach(client: Client): void {
-    for (const sb of this.sandboxes.values()) {
-      sb.attached.delete(client);
-      sb.networkWatchers.delete(client);
-      if (sb.session === client && !sb.stopped) {
-        sb.graceTimer = setTimeout(() => this.destroy(sb, "session"), this.opts.sessionGraceMs);
-      }
-    }
+    for (const sb of this.sandboxes.values()) sb.detach(client);
   }
 
   async shutdown(): Promise<void> {
-    clearInterval(this.sampler);
     this.disk?.stop();
     await this.pool.close();
     const all = [...this.sandboxes.values()];
@@ -373,99 +338,27 @@ export class SandboxManager {
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
     await this.opts.cgroups?.removeBase();
-    // Every sandbox ended and wrote its final record: no running totals to recover.
-    this.usageStore.writeRunning(new Map());
+    this.accounting.close();
     this.files.close();
   }
 
-  private limitsOf(p: ParamsOf<"sandbox.create">) {
-    const memoryBytes = p.memory === undefined ? 1280 * MIB : parseBytes(p.memory);
-    if (memoryBytes < 128 * MIB || memoryBytes > totalmem()) throw invalid("memory", `must be between 128MiB and this host's ${Math.floor(totalmem() / MIB)}MiB`);
-    const diskBytes = p.disk === undefined ? 10 * 1024 * MIB : parseBytes(p.disk);
-    if (diskBytes < MIB) throw invalid("disk", "must be at least 1MiB");
-    const cpus = p.cpus ?? 1;
-    // The kernel's smallest CFS quota is 1 ms per 100 ms period.
-    if (cpus < 0.01) throw invalid("cpus", "must be at least 0.01");
-    if (cpus > availableParallelism()) throw invalid("cpus", `must be at most this host's ${availableParallelism()} cores`);
-    return { memoryBytes, diskBytes, cpus };
-  }
-
-  private setExpiry(sb: Sandbox, at: number): void {
-    if (sb.expiryTimer) clearTimeout(sb.expiryTimer);
-    sb.expiresAt = new Date(at);
-    sb.expiryTimer = setTimeout(() => this.destroy(sb, "timeout"), Math.max(0, at - Date.now()));
-  }
-
-  /** Routes a process's exit to the client that spawned it, even if the exit won the race. */
-  trackProcess(sb: Sandbox, pid: number, client: Client): void {
-    const early = sb.earlyExits.get(pid);
-    if (early) {
-      sb.earlyExits.delete(pid);
-      client.notify("process.exit", { sandbox: sb.id, pid, status: early });
-    } else sb.processes.set(pid, client);
-  }
-
-  private onProcessExit(sb: Sandbox, pid: number, code: number | null, signal: string | null): void {
-    const signum = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
-    // The kernel's OOM killer sends SIGKILL and counts it in the cgroup: that is how we know.
-    // Read the counter on every exit, so an OOM kill of a grandchild is used up where it happened
-    // and never blamed on a later SIGKILL the API sent.
-    const kills = sb.meter.oomKills();
-    const fresh = kills > sb.oomKillsSeen;
-    sb.oomKillsSeen = kills;
-    const sentByUs = sb.sigkilled.delete(pid);
-    const oom = signal === "SIGKILL" && fresh && !sentByUs;
-    const status = { success: code === 0, code: code ?? 128 + signum, signal, oom };
-    const client = sb.processes.get(pid);
-    if (!client) {
-      // The exit arrived before the spawn call finished; keep a bounded few until it does.
-      if (sb.earlyExits.size >= 1024) sb.earlyExits.delete(sb.earlyExits.keys().next().value!);
-      sb.earlyExits.set(pid, status);
-      return;
-    }
-    sb.processes.delete(pid);
-    if (!client.closed) client.notify("process.exit", { sandbox: sb.id, pid, status });
-  }
-
-  private keepFinal(id: string, record: UsageRecord): void {
-    this.finished.set(id, record);
-    this.usageStore.writeFinal(id, record);
-  }
-
-  /** Every owned running sandbox's totals so far, on disk: what a restarted daemon reports if this one is killed. */
-  private saveRunningUsage(): void {
-    const running = new Map<string, { owner: string; usage: Usage }>();
-    for (const sb of this.sandboxes.values()) if (sb.owner && !sb.stopped) running.set(sb.id, { owner: sb.owner, usage: sb.meter.current() });
-    this.usageStore.writeRunning(running);
-  }
-
   /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
-  private destroy(sb: Sandbox, reason: "killed" | "timeout" | "session" | "error", message?: string): void {
-    if (sb.stopped) return;
-    sb.stopped = true;
-    // Freeze the figures now, so the final usage is readable the moment kill returns.
-    if (sb.owner) this.keepFinal(sb.id, { owner: sb.owner, usage: sb.meter.finish(), at: Date.now() });
-    sb.clearTimers();
+  private destroy(sb: Sandbox, reason: EndReason, message?: string): void {
+    if (!sb.stop(reason, message)) return;
+    this.accounting.stopping(sb);
     sb.link.stop(message ?? reason);
     sb.proc.kill("SIGKILL");
     this.log.info(`sandbox ${sb.id} stopping (${reason}${message ? `: ${message}` : ""})`);
-    for (const client of sb.attached) client.notify("sandbox.exit", { id: sb.id, reason, ...(message ? { message: message.slice(0, 4000) } : {}) });
-    sb.attached.clear();
   }
 
   private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
     if (!sb.stopped) {
-      const oom = sb.meter.oomKills() > sb.oomKillsSeen;
+      const oom = sb.processes.unattributedOom();
       this.destroy(sb, "error", error ?? deathReason({ code, signal, oom, memoryBytes: sb.limits.memoryBytes, stderr: sb.link.stderr() }));
     }
     this.sandboxes.delete(sb.id);
     this.pool.forget(sb);
-    const usage = sb.meter.finish();
-    const now = Date.now();
-    const expired = [...this.finished].filter(([, f]) => now - f.at > FINISHED_TTL_MS).map(([id]) => id);
-    for (const id of expired) this.finished.delete(id);
-    if (expired.length) void this.usageStore.prune(expired);
-    if (sb.owner) this.keepFinal(sb.id, { owner: sb.owner, usage, at: now });
+    const usage = this.accounting.ended(sb);
     this.log.info(
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );
@@ -479,24 +372,6 @@ export class SandboxManager {
       .finally(() => this.cleanups.delete(done));
     this.cleanups.add(done);
   }
-}
-
-/**
- * Why a sandbox ended without being asked to, in words its owner can act on: bwrap exits with
- * its first process's status, 128 + N when a signal killed it, and the cgroup counts OOM kills.
- *
- * @example deathReason({ code: 137, signal: null, oom: true, memoryBytes: 256 << 20, stderr: "" })
- * // "the kernel's OOM killer ended the sandbox's supervisor: the sandbox used all of its 256 MiB of memory; create it with more"
- */
-export function deathReason(d: { code: number | null; signal: string | null; oom: boolean; memoryBytes: number; stderr: string }): string {
-  const bySignal = d.signal ?? (d.code !== null && d.code > 128 ? signalName(d.code - 128) : null);
-  if (d.oom) return `the kernel's OOM killer ended the sandbox's supervisor: the sandbox used all of its ${Math.round(d.memoryBytes / MIB)} MiB of memory; create it with more`;
-  if (bySignal) return `the sandbox's supervisor was killed by ${bySignal} (not by sbx); bwrap: ${d.stderr}`;
-  return `the sandbox's supervisor exited with code ${d.code}; bwrap: ${d.stderr}`;
-}
-
-function signalName(n: number): string {
-  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
 }
 
 /** Rootless: the sandbox's home and /tmp, seen through its init process's root. */

@@ -1,8 +1,7 @@
 import { Relay, type Endpoint } from "../streams/relay.js";
 import type { Logger } from "../util/log.js";
-import type { Sandbox, SandboxLimits } from "./sandbox.js";
-
-const sameLimits = (a: SandboxLimits, b: SandboxLimits) => a.memoryBytes === b.memoryBytes && a.diskBytes === b.diskBytes && a.cpus === b.cpus;
+import { sameLimits, type SandboxLimits } from "./limits.js";
+import type { Sandbox } from "./sandbox.js";
 
 /**
  * Default-limit sandboxes started ahead of demand and owned by nobody until `take` hands one
@@ -69,9 +68,9 @@ async function warmUp(sb: Sandbox): Promise<void> {
   const streams = [sb.link.allocStream(), sb.link.allocStream()];
   for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid)), true);
   const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: streams[0], stderr: streams[1] })) as { pid: number };
-  // Its exit lands in earlyExits (no client tracks it); wait for it and drop it.
+  // No client tracks it, so its exit is kept as an early one; wait for it and drop it.
   await new Promise<void>((resolve) => {
-    const check = () => (sb.earlyExits.delete(pid) || sb.stopped ? resolve() : setTimeout(check, 2));
+    const check = () => (sb.processes.takeUntracked(pid) || sb.stopped ? resolve() : setTimeout(check, 2));
     check();
   });
 }

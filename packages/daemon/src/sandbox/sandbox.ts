@@ -1,10 +1,16 @@
 import type { ChildProcess } from "node:child_process";
 import type { NotificationName, NotificationParams } from "@sbx/protocol";
-import type { SupervisorLink } from "./instance.js";
+import type { SupervisorLink } from "./supervisor-link.js";
 import type { SandboxResources } from "./resources.js";
 import type { UsageMeter } from "./usage.js";
-import type { EgressJournal } from "../egress/journal.js";
-import type { EgressProxy } from "../egress/proxy.js";
+import type { EgressEvent, EgressJournal } from "../egress/proxy/journal.js";
+import type { EgressProxy } from "../egress/proxy/proxy.js";
+import { Emitter, type Registration } from "../util/emitter.js";
+import type { SandboxLimits } from "./limits.js";
+import { Lifetime } from "./lifetime.js";
+import { ProcessTable } from "./processes.js";
+
+export type { SandboxLimits } from "./limits.js";
 
 /** What the sandbox manager needs of a client connection. */
 export interface Client {
@@ -14,65 +20,169 @@ export interface Client {
   notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
 }
 
-export interface SandboxLimits {
-  memoryBytes: number;
-  cpus: number;
-  diskBytes: number;
+/** Why a sandbox ended, as `sandbox.exit` reports it. */
+export type EndReason = NotificationParams<"sandbox.exit">["reason"];
+
+/** The parts the host set up for one sandbox, handed to it whole. */
+export interface SandboxParts {
+  limits: SandboxLimits;
+  /** Host uid, storage mount and cgroup set aside for it (root mode). */
+  resources: SandboxResources;
+  proc: ChildProcess;
+  link: SupervisorLink;
+  meter: UsageMeter;
+  /** Its egress proxy, the counters and log, and the directory of the socket bound into it. */
+  egress: { proxy: EgressProxy; journal: EgressJournal; socketDir: string };
 }
 
-/** One live sandbox as the daemon tracks it. */
+/** What `create` gives a sandbox when it hands it to its owner. */
+export interface Ownership {
+  owner: string;
+  labels: Record<string, string>;
+  /** Variables every spawn starts from beyond the daemon's base (the CA for Node where it holds secrets). */
+  baseEnv: Readonly<Record<string, string>>;
+  /** The allowNet entries its secrets' hosts add; kept whatever setAllowNet is given later. */
+  secretHosts: readonly string[];
+  /** The default environment of its processes: the secrets' placeholders, then create's env. */
+  env: Record<string, string>;
+}
+
+/**
+ * One live sandbox as the daemon tracks it. Its state changes through its methods only: it is
+ * owned once, stops once, and its connections, watchers and processes are kept here.
+ */
 export class Sandbox {
   readonly createdAt = new Date();
-  expiresAt: Date | null = null;
-  /** The connection a "session" sandbox lives with; null once it has a duration timeout. */
-  session: Client | null = null;
-  graceTimer: NodeJS.Timeout | null = null;
-  expiryTimer: NodeJS.Timeout | null = null;
-  readonly attached = new Set<Client>();
-  /** Clients that asked for sandbox.network notifications. */
-  readonly networkWatchers = new Set<Client>();
-  /** Running processes and the client that spawned each (it gets the exit notification). */
-  readonly processes = new Map<number, Client>();
-  readonly earlyExits = new Map<number, NotificationParams<"process.exit">["status"]>();
-  stopped = false;
-  /** OOM kills already attributed to a process. */
-  oomKillsSeen = 0;
-  /** The allowNet entries its secrets' hosts add; kept whatever setAllowNet is given later. */
-  secretHosts: readonly string[] = [];
-  /** Variables every spawn starts from beyond the daemon's base (the CA for Node where it holds secrets). */
-  baseEnv: Readonly<Record<string, string>> = {};
-  /** Pids the API sent SIGKILL to that have not exited yet: their SIGKILL is not an OOM kill. */
-  readonly sigkilled = new Set<number>();
+  /** Its default environment, as env.set and env.delete leave it. */
+  readonly env = new Map<string, string>();
+  readonly processes: ProcessTable;
+  readonly lifetime: Lifetime;
+  readonly limits: SandboxLimits;
+  readonly resources: SandboxResources;
+  readonly proc: ChildProcess;
+  readonly link: SupervisorLink;
+  readonly meter: UsageMeter;
+  readonly egress: SandboxParts["egress"];
+
+  #owner = "";
+  #labels: Record<string, string> = {};
+  #handedOutAt = new Date();
+  #baseEnv: Readonly<Record<string, string>> = {};
+  #secretHosts: readonly string[] = [];
+  #stopped = false;
+  /** Connections that created or connected to it: they hear `sandbox.exit`. */
+  readonly #attached = new Set<Client>();
+  readonly #network = new Emitter<EgressEvent>();
+  /** Clients that asked for `sandbox.network`, and their registrations. */
+  readonly #watchers = new Map<Client, Registration>();
 
   constructor(
     readonly id: string,
-    /** The token's owner key; "" while the sandbox waits unowned in the warm pool. */
-    public owner: string,
-    public labels: Record<string, string>,
-    readonly env: Map<string, string>,
-    readonly limits: SandboxLimits,
-    /** Host uid, storage mount and cgroup set aside for it (root mode). */
-    readonly resources: SandboxResources,
-    readonly proc: ChildProcess,
-    readonly link: SupervisorLink,
-    readonly meter: UsageMeter,
-    /** Its egress proxy, the counters and log, and the directory of the socket bound into it. */
-    readonly egress: { proxy: EgressProxy; journal: EgressJournal; socketDir: string },
-  ) {}
-
-  info() {
-    return {
-      id: this.id,
-      labels: { ...this.labels },
-      createdAt: this.createdAt.toISOString(),
-      expiresAt: this.expiresAt ? this.expiresAt.toISOString() : null,
-      status: this.stopped ? ("stopped" as const) : ("running" as const),
-    };
+    parts: SandboxParts,
+    /** How long a session sandbox outlives its connection. */
+    sessionGraceMs: number,
+    /** Called when its lifetime runs out. */
+    end: (reason: "timeout" | "session") => void,
+  ) {
+    ({ limits: this.limits, resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
+    this.processes = new ProcessTable(id, () => this.meter.oomKills());
+    this.lifetime = new Lifetime(sessionGraceMs, end);
   }
 
-  clearTimers(): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer);
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.graceTimer = this.expiryTimer = null;
+  /** The token's owner key; "" while the sandbox waits unowned in the warm pool. */
+  get owner(): string {
+    return this.#owner;
+  }
+
+  get labels(): Readonly<Record<string, string>> {
+    return this.#labels;
+  }
+
+  /** When its owner got it (later than createdAt for a sandbox from the warm pool). */
+  get handedOutAt(): Date {
+    return this.#handedOutAt;
+  }
+
+  get baseEnv(): Readonly<Record<string, string>> {
+    return this.#baseEnv;
+  }
+
+  get secretHosts(): readonly string[] {
+    return this.#secretHosts;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Gives the sandbox to its owner; a sandbox is handed out once. */
+  handOut(o: Ownership): void {
+    if (this.#owner) throw new Error(`sandbox ${this.id} already belongs to an owner`);
+    this.#owner = o.owner;
+    this.#labels = { ...o.labels };
+    this.#baseEnv = o.baseEnv;
+    this.#secretHosts = o.secretHosts;
+    for (const [k, v] of Object.entries(o.env)) this.env.set(k, v);
+    this.#handedOutAt = new Date();
+    this.meter.rebase();
+  }
+
+  /** `client` hears of the sandbox's end. */
+  attach(client: Client): void {
+    this.#attached.add(client);
+    this.lifetime.joined(client);
+  }
+
+  /** `client`'s connection closed: it hears nothing more, and a session it held starts its grace period. */
+  detach(client: Client): void {
+    this.#attached.delete(client);
+    this.watchNetwork(client, false);
+    if (!this.#stopped) this.lifetime.left(client);
+  }
+
+  /** Turns `sandbox.network` notifications to `client` on or off. */
+  watchNetwork(client: Client, enabled: boolean): void {
+    const current = this.#watchers.get(client);
+    if (enabled && !current) this.#watchers.set(client, this.onNetwork((event) => client.closed || client.notify("sandbox.network", { id: this.id, event })));
+    if (!enabled && current) {
+      current[Symbol.dispose]();
+      this.#watchers.delete(client);
+    }
+  }
+
+  /** Listens to every egress event of the sandbox (allowed and refused connections and requests). */
+  onNetwork(listener: (event: EgressEvent) => void): Registration {
+    return this.#network.on(listener);
+  }
+
+  /** The egress journal recorded an event. */
+  networkEvent(event: EgressEvent): void {
+    this.#network.fire(event);
+  }
+
+  /**
+   * Marks the sandbox stopped and tells every attached connection why; false if it already was.
+   * Timers stop and listeners go; killing the processes is the caller's part.
+   */
+  stop(reason: EndReason, message?: string): boolean {
+    if (this.#stopped) return false;
+    this.#stopped = true;
+    this.lifetime.stop();
+    for (const client of this.#attached) client.notify("sandbox.exit", { id: this.id, reason, ...(message ? { message: message.slice(0, 4000) } : {}) });
+    this.#attached.clear();
+    this.#watchers.clear();
+    this.#network.clear();
+    return true;
+  }
+
+  info() {
+    const expiresAt = this.lifetime.expiresAt;
+    return {
+      id: this.id,
+      labels: { ...this.#labels },
+      createdAt: this.createdAt.toISOString(),
+      expiresAt: expiresAt ? expiresAt.toISOString() : null,
+      status: this.#stopped ? ("stopped" as const) : ("running" as const),
+    };
   }
 }

@@ -12,6 +12,14 @@ export interface UsageRecord {
   at: number;
 }
 
+/** A running sandbox's totals so far, as saved every few seconds. */
+export interface RunningRecord {
+  owner: string;
+  tenant: string;
+  createdAt: string;
+  usage: Usage;
+}
+
 const RUNNING = "running.json";
 
 /**
@@ -27,12 +35,15 @@ export class UsageStore {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the records still within their time, first finishing those a dead daemon left running. */
-  async init(now = Date.now()): Promise<Map<string, UsageRecord>> {
+  /**
+   * Loads the records still within their time, first finishing those a dead daemon left running
+   * (returned as `leftovers` too, for the ledger).
+   */
+  async init(now = Date.now()): Promise<{ records: Map<string, UsageRecord>; leftovers: Map<string, RunningRecord & { at: number }> }> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const records = new Map<string, UsageRecord>();
     const leftovers = this.readRunning();
-    for (const [id, record] of leftovers) this.writeFinal(id, record);
+    for (const [id, record] of leftovers) this.writeFinal(id, { owner: record.owner, usage: record.usage, at: record.at });
     if (leftovers.size > 0) this.log.info(`kept the last usage of ${leftovers.size} sandboxes that ended with the previous daemon`);
     await fsp.rm(join(this.dir, RUNNING), { force: true });
     for (const name of await fsp.readdir(this.dir)) {
@@ -42,7 +53,7 @@ export class UsageStore {
       if (!record || now - record.at > this.ttlMs) await fsp.rm(join(this.dir, name), { force: true });
       else records.set(m[1]!, record);
     }
-    return records;
+    return { records, leftovers };
   }
 
   /** An ended sandbox's final figures (written at once: the daemon may die the next moment). */
@@ -55,7 +66,7 @@ export class UsageStore {
   }
 
   /** The running sandboxes' totals so far, replacing the previous snapshot. */
-  writeRunning(running: ReadonlyMap<string, Omit<UsageRecord, "at">>, now = Date.now()): void {
+  writeRunning(running: ReadonlyMap<string, RunningRecord>, now = Date.now()): void {
     try {
       atomicWrite(join(this.dir, RUNNING), JSON.stringify(Object.fromEntries([...running].map(([id, r]) => [id, { ...r, at: now }]))));
     } catch (err) {
@@ -68,13 +79,18 @@ export class UsageStore {
     for (const id of ids) await fsp.rm(join(this.dir, `${id}.json`), { force: true });
   }
 
-  private readRunning(): Map<string, UsageRecord> {
-    try {
-      const data = JSON.parse(readFileSync(join(this.dir, RUNNING), "utf8")) as Record<string, UsageRecord>;
-      return new Map(Object.entries(data).filter(([id, r]) => /^sbx_[A-Za-z0-9]+$/.test(id) && isRecord(r)));
-    } catch {
-      return new Map();
-    }
+  private readRunning(): Map<string, RunningRecord & { at: number }> {
+    return readRunningUsage(this.dir);
+  }
+}
+
+/** The running sandboxes' totals as a daemon last saved them in `dir` (at most a few seconds old while it runs). */
+export function readRunningUsage(dir: string): Map<string, RunningRecord & { at: number }> {
+  try {
+    const data = JSON.parse(readFileSync(join(dir, RUNNING), "utf8")) as Record<string, RunningRecord & { at: number }>;
+    return new Map(Object.entries(data).filter(([id, r]) => /^sbx_[A-Za-z0-9]+$/.test(id) && isRecord(r)));
+  } catch {
+    return new Map();
   }
 }
 

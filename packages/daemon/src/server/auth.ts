@@ -2,8 +2,16 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { TOKEN_FILE } from "@sbx/protocol";
+import { DEFAULT_PERIOD_MS, type TenantQuotas } from "./tenants.js";
 
 const digest = (token: string) => createHash("sha256").update(token, "utf8").digest();
+
+/** A tenant: a name (for logs, metrics and usage), the token it authenticates with, and its quotas. */
+export interface TenantToken {
+  name: string;
+  token: string;
+  quotas?: TenantQuotas;
+}
 
 /**
  * The tokens this daemon accepts. Each token is a tenant: it sees only the sandboxes it
@@ -11,9 +19,11 @@ const digest = (token: string) => createHash("sha256").update(token, "utf8").dig
  */
 export class Tokens {
   private readonly digests: Buffer[];
+  private readonly tenants = new Map<string, TenantToken>();
 
-  constructor(tokens: string[]) {
-    this.digests = tokens.map(digest);
+  constructor(tenants: readonly TenantToken[]) {
+    this.digests = tenants.map((t) => digest(t.token));
+    tenants.forEach((t, i) => this.tenants.set(this.digests[i]!.toString("hex"), t));
   }
 
   /** The owner key for a presented token, or null if it is not one of ours. */
@@ -22,6 +32,20 @@ export class Tokens {
     let match: Buffer | null = null;
     for (const known of this.digests) if (timingSafeEqual(d, known)) match = known;
     return match ? match.toString("hex") : null;
+  }
+
+  /** The tenant name of an owner key. */
+  nameOf(owner: string): string {
+    return this.tenants.get(owner)?.name ?? "unknown";
+  }
+
+  quotasOf(owner: string): TenantQuotas {
+    return this.tenants.get(owner)?.quotas ?? {};
+  }
+
+  /** How far back the longest quota period looks. */
+  get horizonMs(): number {
+    return Math.max(DEFAULT_PERIOD_MS, ...[...this.tenants.values()].map((t) => t.quotas?.periodMs ?? 0));
   }
 }
 

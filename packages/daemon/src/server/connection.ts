@@ -8,6 +8,7 @@ import type { Client } from "../sandbox/sandbox.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import { Relay, type Endpoint } from "../streams/relay.js";
 import type { RateLimit, SendQueue } from "./backpressure.js";
+import { callContext } from "../util/context.js";
 import { DaemonError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 
@@ -53,6 +54,8 @@ export class Connection implements Client {
     private readonly out: SendQueue,
     private readonly json: RateLimit,
     private readonly releaseQueue: () => void,
+    /** The tenant's name, for logs and metrics. */
+    readonly tenant: string,
   ) {
     ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
     ws.on("close", () => this.onClose());
@@ -182,7 +185,8 @@ export class Connection implements Client {
     if (wait > 0) this.hold(new Promise((r) => setTimeout(r, wait)));
     else if (this.inFlightBytes > this.limits.maxInFlightBytes) this.updateReading();
     const request: JSONRPCRequest = { jsonrpc: "2.0", id, method: msg.method, params };
-    this.rpc.receive(request, { conn: this, streams }).then((response) => {
+    const context = { request: `c${this.id}-${String(id).slice(0, 40)}`, tenant: this.tenant };
+    callContext.run(context, () => this.rpc.receive(request, { conn: this, streams })).then((response) => {
       this.inFlight--;
       this.inFlightBytes -= text.length;
       this.updateReading();

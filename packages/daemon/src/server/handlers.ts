@@ -1,37 +1,14 @@
 import { JSONRPCErrorException, JSONRPCServer } from "json-rpc-2.0";
-import { buildOpenRpc, type MethodName, type ParamsOf, type ResultOf } from "@sbx/protocol";
-import { TRUST_ENV } from "../egress/trust.js";
-import { SupervisorError } from "../sandbox/instance.js";
+import { buildOpenRpc, SUPERVISOR_METHODS, type DaemonMethodName, type MethodName, type ParamsOf, type ResultOf, type SupervisorMethodName } from "@sbx/protocol";
+import { SupervisorError } from "../sandbox/supervisor-link.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { execSizeProblem } from "../sandbox/exec-size.js";
+import { defaultEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 import type { HostState } from "../fleet/host-state.js";
-
-/** The environment every spawn starts from, below the sandbox's and the call's own. */
-export const BASE_ENV: Readonly<Record<string, string>> = {
-  HOME: "/home/user",
-  USER: "user",
-  LOGNAME: "user",
-  SHELL: "/bin/bash",
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-  LANG: "C.UTF-8",
-  // The way out: the supervisor's bridge to the daemon's egress proxy. Programs that ignore these get no network at all.
-  ...Object.fromEntries(
-    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].flatMap((k) => [
-      [k, "http://127.0.0.1:3128"],
-      [k.toLowerCase(), "http://127.0.0.1:3128"],
-    ]),
-  ),
-  NO_PROXY: "localhost,127.0.0.1,::1",
-  no_proxy: "localhost,127.0.0.1,::1",
-  // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
-  NODE_OPTIONS: "--require /.sbx/node-proxy.cjs",
-  // TLS clients trust the daemon's CA, which signs what the proxy shows for secret hosts (Node's variable: see SECRETS_TRUST_ENV).
-  ...TRUST_ENV,
-};
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 
@@ -45,11 +22,6 @@ async function inside(sb: Sandbox, method: MethodName, params: Record<string, un
     }
     throw err;
   }
-}
-
-/** What every spawn starts from unless it clears the environment: the daemon's base, the sandbox's own, then env.set. */
-function defaultEnv(sb: Sandbox): Record<string, string> {
-  return { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env) };
 }
 
 function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox"> {
@@ -69,7 +41,34 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
   const openrpc = buildOpenRpc();
   const sandboxOf = (ctx: CallContext, id: string) => manager.get(ctx.conn.owner, id);
 
-  const handlers: { [M in MethodName]: Handler<M> } = {
+  // What the supervisor carries out needs only forwarding, but for these two.
+  const special: { [M in SupervisorMethodName]?: Handler<M> } = {
+    "process.spawn": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
+      const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
+      if (tooBig) throw invalid(tooBig.field, tooBig.message);
+      const result = await inside(sb, "process.spawn", {
+        cmd: p.cmd,
+        ...(p.args ? { args: p.args } : {}),
+        ...(p.cwd ? { cwd: p.cwd } : {}),
+        env,
+        stdin: ctx.streams.stdin ?? null,
+        stdout: ctx.streams.stdout ?? null,
+        stderr: ctx.streams.stderr ?? null,
+      });
+      sb.processes.track(result.pid, ctx.conn);
+      return result;
+    },
+    "process.kill": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      if (p.signal === "SIGKILL") sb.processes.killing(p.pid);
+      return inside(sb, "process.kill", withoutSandbox(p));
+    },
+  };
+  const forward = <M extends SupervisorMethodName>(m: M): Handler<M> => (p, ctx) => inside(sandboxOf(ctx, p.sandbox), m, { ...withoutSandbox(p), ...ctx.streams });
+
+  const handlers: { [M in DaemonMethodName]: Handler<M> } = {
     "sandbox.create": async (p, ctx) => {
       const { sandbox, warnings } = await host.admit(() => manager.create(ctx.conn, p));
       return { ...sandbox.info(), ...(warnings.length ? { warnings } : {}) };
@@ -82,44 +81,6 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
     "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
-    "process.spawn": async (p, ctx) => {
-      const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : { ...defaultEnv(sb), ...(p.env ?? {}) };
-      const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
-      if (tooBig) throw invalid(tooBig.field, tooBig.message);
-      const result = await inside(sb, "process.spawn", {
-        cmd: p.cmd,
-        ...(p.args ? { args: p.args } : {}),
-        ...(p.cwd ? { cwd: p.cwd } : {}),
-        env,
-        stdin: ctx.streams.stdin ?? null,
-        stdout: ctx.streams.stdout ?? null,
-        stderr: ctx.streams.stderr ?? null,
-      });
-      manager.trackProcess(sb, result.pid, ctx.conn);
-      return result;
-    },
-    "process.kill": async (p, ctx) => {
-      const sb = sandboxOf(ctx, p.sandbox);
-      if (p.signal === "SIGKILL" && sb.sigkilled.size < 4096) sb.sigkilled.add(p.pid);
-      return inside(sb, "process.kill", withoutSandbox(p));
-    },
-    "fs.readFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
-    "fs.writeFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.writeFile", { ...withoutSandbox(p), stream: ctx.streams.stream }),
-    "fs.upload": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.upload", { ...withoutSandbox(p), stream: ctx.streams.stream }),
-    "fs.download": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.download", { ...withoutSandbox(p), stream: ctx.streams.stream }),
-    "fs.stat": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.stat", withoutSandbox(p)),
-    "fs.lstat": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.lstat", withoutSandbox(p)),
-    "fs.readDir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readDir", withoutSandbox(p)),
-    "fs.mkdir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.mkdir", withoutSandbox(p)),
-    "fs.remove": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.remove", withoutSandbox(p)),
-    "fs.rename": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.rename", withoutSandbox(p)),
-    "fs.copyFile": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.copyFile", withoutSandbox(p)),
-    "fs.chmod": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.chmod", withoutSandbox(p)),
-    "fs.symlink": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.symlink", withoutSandbox(p)),
-    "fs.readLink": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.readLink", withoutSandbox(p)),
-    "fs.realPath": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.realPath", withoutSandbox(p)),
-    "fs.makeTempDir": (p, ctx) => inside(sandboxOf(ctx, p.sandbox), "fs.makeTempDir", withoutSandbox(p)),
     "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
     "env.set": (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
@@ -138,6 +99,10 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
 
   for (const [name, handler] of Object.entries(handlers)) {
     server.addMethod(name, (params, ctx) => (handler as Handler<MethodName>)(params as never, ctx));
+  }
+  for (const name of SUPERVISOR_METHODS) {
+    const handler = (special[name] ?? forward(name)) as Handler<MethodName>;
+    server.addMethod(name, (params, ctx) => handler(params as never, ctx));
   }
   return server;
 }

@@ -42,7 +42,7 @@ export function createApiServer(opts: { manager: SandboxManager; host: HostState
     if (!owner) return refuse(socket, 401, "Unauthorized");
     wss.handleUpgrade(req, socket, head, (ws) => {
       const { queue, json, release } = queues.forConnection(owner);
-      new Connection(ws, owner, manager, rpc, limits, log, queue, json, release);
+      new Connection(ws, owner, manager, rpc, limits, log, queue, json, release, tokens.nameOf(owner));
     });
   });
   return server;

@@ -1,3 +1,5 @@
+import { callContext } from "./context.js";
+
 /** A line logger; the daemon owns one and hands it down. */
 export interface Logger {
   info(msg: string): void;
@@ -5,8 +7,22 @@ export interface Logger {
   error(msg: string): void;
 }
 
-export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l), quiet = false): Logger {
-  const line = (level: string, msg: string) => write(`${new Date().toISOString()} ${level} ${msg}\n`);
+export type LogFormat = "text" | "json";
+
+/**
+ * A logger writing one line per message: `<time> <level> <message>` as text, or a JSON object
+ * per line (`--log-format json`) with `time`, `level`, `msg`, the `sandbox` the message is about
+ * and, inside a client's call, its `request` id and `tenant`.
+ */
+export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l), quiet = false, format: LogFormat = "text"): Logger {
+  const line = (level: string, msg: string) => {
+    const ctx = callContext.getStore();
+    const time = new Date().toISOString();
+    if (format === "json") {
+      const sandbox = /\bsbx_[A-Za-z0-9]{8,}/.exec(msg)?.[0];
+      write(`${JSON.stringify({ time, level, msg, ...(sandbox ? { sandbox } : {}), ...(ctx ? { request: ctx.request, tenant: ctx.tenant } : {}) })}\n`);
+    } else write(`${time} ${level} ${msg}\n`);
+  };
   return {
     info: (m) => quiet || line("info", m),
     warn: (m) => line("warn", m),

@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -64,11 +64,66 @@ describe("sbx CLI", () => {
     const missing = await sbx(["run", "--", "no-such-tool"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/command not found: 'no-such-tool'/);
+    // The daemon's field names come back as the flags the user typed.
     const bad = await sbx(["run", "--memory", "1KiB", "--", "true"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/params\.memory: must be between 128MiB/);
-    const usage = await sbx(["run", "true"]);
-    expect(usage.code).toBe(2);
+    expect(bad.stderr).toMatch(/^sbx run: --memory: must be between 128MiB and this host's \d+MiB\n$/);
+    expect(await sbx(["run", "--allow-net", "*", "--", "true"])).toMatchObject({ code: 1, stderr: 'sbx run: --allow-net: allowNet entry "*" would allow every host; name the hosts the sandbox needs\n' });
+    expect(await sbx(["run", "--secret", "K=HOME@api.example.com", "--", "true"], undefined, { HOME: "short" })).toMatchObject({ code: 1, stderr: expect.stringMatching(/^sbx run: --secret K: value must be at least 8 characters/) });
+    expect(await sbx(["run", "--memory", "lots", "--", "true"])).toMatchObject({ code: 1, stderr: 'sbx run: --memory: must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"\n' });
+  });
+
+  it("run and exec say to put the command after -- when it comes first", async () => {
+    expect(await sbx(["run", "true"])).toMatchObject({ code: 2, stdout: "", stderr: "sbx run: put the command after --: sbx run [options] -- CMD [ARGS...] (got 'true' before any --)\n" });
+    // `ls -la` would otherwise be reported as an unknown option -l.
+    expect(await sbx(["run", "--memory", "1G", "ls", "-la"])).toMatchObject({ code: 2, stderr: "sbx run: put the command after --: sbx run [options] -- CMD [ARGS...] (got 'ls' before any --)\n" });
+    expect(await sbx(["exec", "sbx_whatever", "uname", "-a"])).toMatchObject({ code: 2, stderr: "sbx exec: put the command after --: sbx exec ID -- CMD [ARGS...] (got 'uname' before any --)\n" });
+    expect(await sbx(["run", "--"])).toMatchObject({ code: 2, stderr: "sbx run: no command given after --: sbx run [options] -- CMD [ARGS...]\n" });
+  });
+
+  it("accepts sizes and durations in their common spellings", async () => {
+    for (const [memory, disk, timeout] of [["1g", "1gb", "1h30m"], ["1GB", "1.5GiB", "90s"], ["1536MiB", "2G", "2m30s"]]) {
+      expect(await sbx(["run", "--memory", memory!, "--disk", disk!, "--timeout", timeout!, "--", "echo", "ok"])).toMatchObject({ code: 0, stdout: "ok\n" });
+    }
+    const created = await sbx(["create", "--timeout", "1h30m"]);
+    expect(created.code).toBe(0);
+    const listed = JSON.parse((await sbx(["ls", "--json"])).stdout).find((s: { id: string }) => s.id === created.stdout.trim());
+    // (createdAt is when the sandbox started, a moment before the timeout was set)
+    expect(Date.parse(listed.expiresAt) - Date.parse(listed.createdAt)).toBeGreaterThanOrEqual(90 * 60_000);
+    expect(Date.parse(listed.expiresAt) - Date.now()).toBeGreaterThan(89 * 60_000);
+    expect(Date.parse(listed.expiresAt) - Date.parse(listed.createdAt)).toBeLessThan(91 * 60_000);
+    expect((await sbx(["kill", created.stdout.trim()])).code).toBe(0);
+  });
+
+  it("create refuses --timeout session: the sandbox would die as the command exits", async () => {
+    const before = (await sbx(["ls", "--json"])).stdout;
+    const res = await sbx(["create", "--timeout", "session"]);
+    expect(res).toMatchObject({ code: 2, stdout: "" });
+    expect(res.stderr).toBe("sbx create: --timeout session would end the sandbox seconds after `sbx create` exits; give a duration such as 30m (the default) or 2h, and `sbx kill ID` when done (sbx run keeps a session sandbox for as long as its command runs)\n");
+    expect((await sbx(["ls", "--json"])).stdout).toBe(before);
+  });
+
+  it("a bad SBX_URL or --url is one line saying what a URL looks like", async () => {
+    expect(await sbx(["ls"], undefined, { SBX_URL: "127.0.0.1:7070" })).toMatchObject({ code: 1, stderr: "sbx ls: SBX_URL must be a ws:// or wss:// URL, got '127.0.0.1:7070' (did you mean ws://127.0.0.1:7070?)\n" });
+    expect(await sbx(["ls", "--url", "localhost:7070"])).toMatchObject({ code: 2, stderr: "sbx ls: --url must be a ws:// or wss:// URL, got 'localhost:7070' (did you mean ws://localhost:7070?)\n" });
+    expect(await sbx(["ls"], undefined, { SBX_URL: "http://127.0.0.1:7070" })).toMatchObject({ code: 1, stderr: "sbx ls: SBX_URL must be a ws:// or wss:// URL, got 'http://127.0.0.1:7070'\n" });
+  });
+
+  it("an unexpected failure is one line; SBX_DEBUG=1 adds the stack", async () => {
+    const created = await sbx(["create", "--timeout", "2m"]);
+    const id = created.stdout.trim();
+    try {
+      expect((await sbx(["exec", id, "--", "bash", "-c", "head -c 100000 /dev/zero > big"])).code).toBe(0);
+      // /dev/full answers every write with ENOSPC: a failure no sbx code foresees.
+      const plain = await sbx(["cp", `${id}:/home/user/big`, "/dev/full"]);
+      expect(plain).toMatchObject({ code: 1, stderr: "sbx cp: ENOSPC: no space left on device, write (SBX_DEBUG=1 prints the stack)\n" });
+      const debug = await sbx(["cp", `${id}:/home/user/big`, "/dev/full"], undefined, { SBX_DEBUG: "1" });
+      expect(debug.code).toBe(1);
+      // (a system error's stack is its message alone: the write failed inside libuv, not in JavaScript)
+      expect(debug.stderr).toMatch(/^sbx cp: ENOSPC: no space left on device, write \(SBX_DEBUG=1 prints the stack\)\nError: ENOSPC: no space left on device, write\n/);
+    } finally {
+      await sbx(["kill", id]);
+    }
   });
 
   it("run --secret takes the value from the named variable: the sandbox gets a placeholder, and its host is reachable", async () => {
@@ -111,10 +166,93 @@ describe("sbx CLI", () => {
     expect(gone.stderr).toMatch(/no running sandbox/);
   });
 
-  it("refuses a wrong token", async () => {
-    const res = await execFileP(process.execPath, [CLI, "ls"], { env: { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: "not-the-token-at-all" } }).catch((e) => e);
-    expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/refused the token \(HTTP 401\)/);
+  it("refuses a wrong token, naming where it came from and the --token flag", async () => {
+    const env = { SBX_TOKEN: "not-the-token-at-all" };
+    expect(await sbx(["ls"], undefined, env)).toMatchObject({
+      code: 1,
+      stderr: `sbx ls: the daemon at ${daemon.url} refused the token in SBX_TOKEN (HTTP 401): set SBX_TOKEN (or pass --token) to the token of the daemon at ${daemon.url} (its state dir's token file)\n`,
+    });
+    expect(await sbx(["ls", "--token", "not-the-token-either"])).toMatchObject({
+      code: 1,
+      stderr: `sbx ls: the daemon at ${daemon.url} refused the token given with --token (HTTP 401): pass the token of the daemon at ${daemon.url} (its state dir's token file)\n`,
+    });
+    // From a token file that belongs to another daemon (the state dir's, as with no SBX_TOKEN at all).
+    const state = mkdtempSync(join(tmpdir(), "sbx-cli-token-"));
+    writeFileSync(join(state, "token"), "a-token-of-some-other-daemon\n");
+    try {
+      expect(await sbx(["ls"], undefined, { SBX_TOKEN: "", SBX_STATE_DIR: state })).toMatchObject({
+        code: 1,
+        stderr: `sbx ls: the daemon at ${daemon.url} refused the token from ${join(state, "token")} (HTTP 401): that file belongs to another daemon; pass --token or set SBX_TOKEN to the token of the daemon at ${daemon.url}\n`,
+      });
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it("cp copies into an existing directory or a DEST ending in /, both ways, like cp", async () => {
+    const id = (await sbx(["create", "--timeout", "2m"])).stdout.trim();
+    const dir = mkdtempSync(join(tmpdir(), "sbx-cp-into-"));
+    try {
+      writeFileSync(join(dir, "a.txt"), "local a\n");
+      mkdirSync(join(dir, "tree"));
+      writeFileSync(join(dir, "tree", "t.txt"), "tree t\n");
+      expect((await sbx(["exec", id, "--", "mkdir", "-p", "/home/user/in"])).code).toBe(0);
+      expect((await sbx(["cp", join(dir, "a.txt"), `${id}:/home/user/in`])).code).toBe(0);
+      expect((await sbx(["cp", join(dir, "a.txt"), `${id}:/home/user/in/`])).code).toBe(0);
+      expect((await sbx(["cp", join(dir, "tree"), `${id}:/home/user/in`])).code).toBe(0);
+      expect((await sbx(["exec", id, "--", "bash", "-c", "cd /home/user/in && cat a.txt tree/t.txt && ls"])).stdout).toBe("local a\ntree t\na.txt\ntree\n");
+      // A trailing / that names no directory is refused, as cp does.
+      expect(await sbx(["cp", join(dir, "a.txt"), `${id}:/home/user/nowhere/`])).toMatchObject({ code: 1, stderr: `sbx cp: ${id}:/home/user/nowhere/: no such directory in the sandbox\n` });
+
+      const out = join(dir, "out");
+      mkdirSync(out);
+      expect((await sbx(["cp", `${id}:/home/user/in/a.txt`, out])).code).toBe(0);
+      expect((await sbx(["cp", `${id}:/home/user/in/tree`, `${out}/`])).code).toBe(0);
+      expect(readFileSync(join(out, "a.txt"), "utf8")).toBe("local a\n");
+      expect(readFileSync(join(out, "tree", "t.txt"), "utf8")).toBe("tree t\n");
+      expect(await sbx(["cp", `${id}:/home/user/in/a.txt`, join(dir, "missing", "a.txt")])).toMatchObject({ code: 1, stderr: `sbx cp: ${join(dir, "missing")}: no such directory\n` });
+
+      // Missing paths are one line naming them, on either side.
+      expect(await sbx(["cp", join(dir, "nope.txt"), `${id}:/home/user/`])).toMatchObject({ code: 1, stderr: `sbx cp: ${join(dir, "nope.txt")}: no such file or directory\n` });
+      expect(await sbx(["cp", `${id}:/home/user/nope.txt`, out])).toMatchObject({ code: 1, stderr: `sbx cp: ${id}:/home/user/nope.txt: no such file or directory in the sandbox\n` });
+      expect(await sbx(["run", "--upload", `${join(dir, "nope.txt")}:/home/user/x`, "--", "true"])).toMatchObject({ code: 1, stderr: `sbx run: --upload ${join(dir, "nope.txt")}: no such file or directory\n` });
+      // --upload into a directory, too.
+      expect(await sbx(["run", "--upload", `${join(dir, "a.txt")}:/tmp/`, "--", "cat", "/tmp/a.txt"])).toMatchObject({ code: 0, stdout: "local a\n" });
+      expect(await sbx(["cp", "a", "b"])).toMatchObject({ code: 2, stderr: "sbx cp: exactly one of SRC and DEST must be ID:/path (like sbx_abc…:/home/user/file)\n" });
+    } finally {
+      await sbx(["kill", id]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("create takes --upload like run, and leaves no sandbox when an upload fails", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-create-upload-"));
+    writeFileSync(join(dir, "in.txt"), "for later\n");
+    const before = JSON.parse((await sbx(["ls", "--json"])).stdout).length;
+    try {
+      const id = (await sbx(["create", "--timeout", "2m", "--upload", `${join(dir, "in.txt")}:/home/user/`])).stdout.trim();
+      expect(await sbx(["exec", id, "--", "cat", "in.txt"])).toMatchObject({ code: 0, stdout: "for later\n" });
+      expect((await sbx(["kill", id])).code).toBe(0);
+      // The sandbox has no /nowhere/ directory: the upload fails after the create.
+      expect(await sbx(["create", "--upload", `${join(dir, "in.txt")}:/nowhere/`])).toMatchObject({ code: 1, stdout: "", stderr: "sbx create: /nowhere/: no such directory in the sandbox\n" });
+      expect(JSON.parse((await sbx(["ls", "--json"])).stdout)).toHaveLength(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("logs shows the egress decisions with or without --net", async () => {
+    const id = (await sbx(["create", "--timeout", "2m", "--allow-net", "example.com"])).stdout.trim();
+    try {
+      await sbx(["exec", id, "--", "curl", "-s", "-o", "/dev/null", "http://blocked.example.org/"]);
+      const plain = await sbx(["logs", id]);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(/BLOCKED {2}GET blocked\.example\.org:80 {2}\(/);
+      expect((await sbx(["logs", id, "--net"])).stdout).toBe(plain.stdout);
+      expect(JSON.parse((await sbx(["logs", "--json", id])).stdout)).toHaveLength(1);
+    } finally {
+      await sbx(["kill", id]);
+    }
   });
 
   it("--help after a command prints the usage, unless it is past -- (then it is the command's)", async () => {

@@ -190,6 +190,22 @@ console.log(JSON.stringify([a, b, c]));
     expect(log).toEqual(["allowed CONNECT api.example.test:80", "allowed CONNECT api.example.test:443", "blocked CONNECT other.example.test:80"]);
   });
 
+  it("a NODE_OPTIONS of the caller's own (spawn env, sh.env, env.set) keeps the preload in front, so fetch still goes out", async () => {
+    const script = `console.log(process.execArgv.join(" ") || "-", (await (await fetch("http://api.example.test/echo/own-node-options")).json()).path);`;
+    await sb.fs.writeTextFile("own_options.mjs", script);
+    const viaSpawn = await (await sb.spawn("node", { args: ["own_options.mjs"], env: { NODE_OPTIONS: "--max-old-space-size=200" } })).output();
+    expect(viaSpawn.stdoutText).toBe("- /echo/own-node-options\n");
+    expect(ok(await run("echo $NODE_OPTIONS", { NODE_OPTIONS: "--no-warnings" }), "env")).toBe("--require /.sbx/node-proxy.cjs --no-warnings\n");
+    expect(await sb.sh`node own_options.mjs`.env("NODE_OPTIONS", "--no-deprecation").text()).toBe("- /echo/own-node-options");
+    await sb.env.set("NODE_OPTIONS", "--enable-source-maps");
+    try {
+      expect(ok(await run("echo $NODE_OPTIONS"), "env")).toBe("--require /.sbx/node-proxy.cjs --enable-source-maps\n");
+      expect(ok(await run("node own_options.mjs"), "node")).toBe("- /echo/own-node-options\n");
+    } finally {
+      await sb.env.delete("NODE_OPTIONS");
+    }
+  });
+
   it("the http and https modules reach an allowed host (through the preload)", async () => {
     const script = `
 const http = require("node:http");

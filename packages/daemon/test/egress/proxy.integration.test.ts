@@ -182,6 +182,8 @@ describe("refusals", () => {
     expect(r2.out).toContain("HTTP/1.1 403 Forbidden\r\nX-Sbx-Error: other.example.test:80 is not in allowNet\r\n");
     expect(r2.out.endsWith("\r\n\r\nsbx egress proxy: other.example.test:80 is not in allowNet\n")).toBe(true);
     expect(up.seen.filter((s) => s.host === "other.example.test")).toEqual([]);
+    // The operator sees them in the daemon's log (rate-limited), not only in egressLog().
+    expect(daemon.logs()).toContain(`warn sandbox ${sb.id}: egress refused CONNECT other.example.test:443: other.example.test:443 is not in allowNet`);
     const after = (await sb.usage()).egress;
     expect(after.requests - before.requests).toBe(4);
     expect(after.blocked - before.blocked).toBe(4);
@@ -726,7 +728,8 @@ except OSError as e:
     expect(r.out).toBe("200 200 403 ");
     const bad = await execFileP(process.execPath, [CLI, "net", sb.id, "--allow", "*"], { env }).catch((e: any) => e);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain("allowNet[0]");
+    // The daemon's params.allowNet[0] comes back as the flag typed.
+    expect(bad.stderr).toBe('sbx net: --allow: allowNet entry "*" would allow every host; name the hosts the sandbox needs\n');
     await execFileP(process.execPath, [CLI, "net", sb.id], { env });
     const none = await run(`curl -sS -o /dev/null -w "%{http_code}" http://other.example.test/echo/cli-none`);
     expect(none.out).toBe("403");

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,6 +39,12 @@ describe("downloads never create a link that leads out of their target", () => {
     const err = await sb.fs.download("/home/user/shadow", join(local, "shadow")).catch((e: unknown) => e);
     expect((err as RpcError).errno).toBe("ENOENT");
     expect(existsSync(join(local, "shadow"))).toBe(false);
+    // A symlink already standing at the local path is not written through (ELOOP), and its target is untouched.
+    const victim = join(local, "victim.txt");
+    writeFileSync(victim, "keep me");
+    symlinkSync(victim, join(local, "trap"));
+    await expect(sb.fs.download("/home/user/real.txt", join(local, "trap"))).rejects.toMatchObject({ code: "ELOOP" });
+    expect(readFileSync(victim, "utf8")).toBe("keep me");
     // One that names a file the sandbox does have (bound read-only from the host): its content.
     await sb.fs.download("/home/user/os-release", join(local, "os-release"));
     expect(lstatSync(join(local, "os-release")).isSymbolicLink()).toBe(false);

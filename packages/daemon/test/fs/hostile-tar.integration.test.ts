@@ -211,6 +211,27 @@ describe("fs.upload refuses hostile archives", () => {
     await expectHealthy();
   });
 
+  it("a failing upload takes back what it made inside directories that were already there, and keeps those", async () => {
+    const { dest } = await freshTarget("nested-rollback");
+    await sb.fs.mkdir(`${dest}/pre/inner`, { recursive: true });
+    await sb.sh`printf kept > ${`${dest}/pre/inner/old.txt`}`;
+    const before = await writableTree();
+    const archive = await makeTar([
+      [{ name: "pre/new.txt" }, "new"],
+      [{ name: "pre/inner/also-new.txt" }, "new"],
+      [{ name: "pre/made/deeper/x.txt" }, "x"],
+      [{ name: "pre/made/y.txt" }, "y"],
+      [{ name: "pre/made/deeper", type: "directory", mode: 0o700 }],
+      [{ name: "pre/inner/ln", type: "symlink", linkname: "old.txt" }],
+      [{ name: "/abs" }, "never"],
+    ]);
+    const res = await rawUpload(dest, archive);
+    expect(res.error.message).toMatch(/refusing tar entry '\/abs': is an absolute path/);
+    expect(await writableTree()).toBe(before);
+    expect(await sb.sh`cat ${`${dest}/pre/inner/old.txt`}`.text()).toBe("kept");
+    await expectHealthy();
+  });
+
   it("a failing upload into a new directory leaves no directory behind", async () => {
     const base = `/home/user/h-newdest-${randomBytes(3).toString("hex")}`;
     await sb.fs.mkdir(base);

@@ -118,23 +118,25 @@ describe("compressed request bodies (resilience item 1)", () => {
 });
 
 describe("connections (resilience item 2)", () => {
-  it("a sandbox holding 1000 idle proxy connections gets 256; the rest are told why; the daemon's descriptors stay bounded; neighbours connect", async () => {
+  it("a sandbox holding 1000 idle proxy connections gets 256; the rest are told why (or closed by its own bridge); the daemon's descriptors stay bounded; neighbours connect", async () => {
     const fdsBefore = openFds(daemon.proc.pid!);
     const flood = `
 import socket, time
-socks, refused = [], 0
+socks, admitted, refused, closed = [], 0, 0, 0
 for i in range(1000):
-    s = socket.create_connection(("127.0.0.1", 3128))
-    socks.append(s)
+    socks.append(socket.create_connection(("127.0.0.1", 3128)))
 time.sleep(1.5)
 for s in socks:
     s.setblocking(False)
     try:
-        if s.recv(4096).startswith(b"HTTP/1.1 503"):
+        data = s.recv(4096)
+        if data.startswith(b"HTTP/1.1 503"):
             refused += 1
+        else:
+            closed += 1  # the supervisor's bridge takes at most 512 at once
     except BlockingIOError:
-        pass
-print(len(socks) - refused, refused)
+        admitted += 1  # still open, waiting: the proxy took it
+print(admitted, refused, closed)
 time.sleep(2)
 `;
     await attacker.fs.writeTextFile("/tmp/flood.py", flood);
@@ -152,7 +154,10 @@ time.sleep(2)
       out = ok(await attack, "flood.py");
     });
     console.log(`connection flood: ${report.line}; daemon fds ${fdsBefore} → ${fdsPeak}`);
-    expect(out.trim()).toBe("256 744");
+    const [admitted, refused, closed] = out.trim().split(" ").map(Number);
+    expect(admitted).toBe(256);
+    expect(refused).toBeGreaterThan(0);
+    expect(admitted! + refused! + closed!).toBe(1000);
     expect(neighbourEgress).toBe("200");
     // Each admitted connection costs the daemon one descriptor (no upstream was dialled).
     expect(fdsPeak - fdsBefore).toBeLessThan(256 + 64);

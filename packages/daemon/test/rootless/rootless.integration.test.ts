@@ -1,6 +1,6 @@
 /**
  * Rootless mode: the daemon runs as an ordinary user (as on a laptop). As root, this test makes
- * such a user, copies the self-contained CLI, supervisor and Node preload somewhere that user can read, and
+ * such a user, copies the self-contained CLI, native supervisor and Node preload somewhere that user can read, and
  * runs the real daemon as it: unprivileged user namespaces, seccomp and rlimits, no cgroups.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -11,32 +11,26 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { waitForListening } from "../helpers/daemon.js";
+import { systemUser, type SystemUser } from "../helpers/users.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
 const USER = "sbx-rootless";
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
 let dir: string;
+let user: SystemUser | undefined;
 let uid: number;
 let daemon: ChildProcess;
 let logs = "";
 let opts: { url: string; token: string };
 let up: Upstreams;
 
-function ensureUser(): number {
-  try {
-    return Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }).trim());
-  } catch {
-    execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-    return Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }).trim());
-  }
-}
-
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error("this test sets up an unprivileged user and must run as root (CI does)");
-  uid = ensureUser();
+  user = systemUser(USER);
+  uid = user.uid;
   dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
   chmodSync(dir, 0o755);
-  for (const f of ["cli.js", "supervisor.mjs", "node-proxy.cjs", "node-proxy-impl.cjs"]) copyFileSync(join(dist, f), join(dir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "node-proxy.cjs", "node-proxy-impl.cjs"]) copyFileSync(join(dist, f), join(dir, f));
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
   // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.
@@ -64,6 +58,8 @@ afterAll(async () => {
   }
   await up?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  // The suite leaves no user behind (the daemon and its sandboxes are gone by now).
+  await user?.remove();
 });
 
 describe("rootless mode (daemon as an unprivileged user)", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deathReason } from "../../src/sandbox/manager.js";
+import { deathReason } from "../../src/sandbox/death.js";
 
 describe("why a sandbox ended on its own (resilience item 6)", () => {
   it("says OOM, a signal, or an exit code, in words a user can act on", () => {

@@ -247,7 +247,7 @@ describe("no host secrets visible", () => {
 });
 
 describe("own namespaces", () => {
-  it("sees no host process: a handful of pids, pid 1 is bwrap's init, the daemon is not there", async () => {
+  it("sees no host process: a handful of pids, pid 1 is the supervisor, the daemon is not there", async () => {
     const r = await run(sb, "ls /proc | grep -E '^[0-9]+$'; echo ---; cat /proc/1/comm; echo ---; ps -e -o pid= -o comm=");
     const [pidsPart, comm, ps] = r.out.split("---\n");
     const pids = pidsPart!.split("\n").filter(Boolean).map(Number);
@@ -256,7 +256,7 @@ describe("own namespaces", () => {
     expect(pids).toContain(1);
     expect(pids).not.toContain(daemon.proc.pid);
     expect(pids.every((p) => p < 100)).toBe(true);
-    expect(comm!.trim()).toBe("bwrap");
+    expect(comm!.trim()).toBe("supervisor");
     const psLines = ps!.trim().split("\n").map((l) => l.trim().split(/\s+/));
     expect(psLines.length).toBeLessThanOrEqual(6);
     expect(psLines.map((l) => l[1])).not.toContain("vitest");

@@ -62,7 +62,8 @@ describe("a running sandbox", () => {
     // A fresh sandbox has used next to nothing: its start-up is not billed to its owner.
     expect(u.cpuSeconds).toBeLessThan(0.25);
     expect(u.diskBytes).toBeLessThan(MIB);
-    expect(u.memoryPeakBytes).toBeGreaterThan(MIB);
+    // The native supervisor and its kernel objects alone are charged a few hundred KiB.
+    expect(u.memoryPeakBytes).toBeGreaterThan(256 * 1024);
   });
 
   it("a 2-second single-thread busy loop reads 2 ± 0.3 CPU seconds", async () => {
@@ -99,8 +100,8 @@ describe("a running sandbox", () => {
     const elapsed = b.wallSeconds - a.wallSeconds;
     expect(elapsed).toBeGreaterThan(2.1);
     const grown = b.memoryGbSeconds - a.memoryGbSeconds;
-    // At least a few MB were in use all along (the supervisor alone is more), never more than the peak.
-    expect(grown).toBeGreaterThan((4 * MIB * elapsed) / 1e9);
+    // At least what the supervisor holds was in use all along, never more than the peak.
+    expect(grown).toBeGreaterThan((256 * 1024 * elapsed) / 1e9);
     expect(grown).toBeLessThanOrEqual((b.memoryPeakBytes * elapsed) / 1e9 + 1e-6);
     expect(b.memoryPeakBytes).toBeGreaterThanOrEqual(a.memoryPeakBytes);
   });

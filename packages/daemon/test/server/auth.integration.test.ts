@@ -60,7 +60,8 @@ describe("authentication happens before the upgrade", () => {
     const err = await Sandbox.list({ url: daemon.url, token: "not-the-token-at-all" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthError);
     expect((err as AuthError).code).toBe("AUTH_ERROR");
-    expect((err as Error).message).toBe(`the daemon at ${daemon.url} refused the token (HTTP 401): set SBX_TOKEN or pass { token }`);
+    expect((err as Error).message).toBe(`the daemon at ${daemon.url} refused the token passed in { token } (HTTP 401): pass { token } or set SBX_TOKEN to the token of the daemon at ${daemon.url} (its state dir's token file)`);
+    expect((err as AuthError).tokenSource).toBe("option");
     const create = await Sandbox.create({ url: daemon.url, token: `${daemon.token}x` }).catch((e: unknown) => e);
     expect(create).toBeInstanceOf(AuthError);
     expect(await Sandbox.list(daemon.opts)).toEqual([]); // nothing was created

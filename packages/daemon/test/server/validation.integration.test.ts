@@ -9,7 +9,7 @@ let sb: Sandbox;
 let raw: RawClient;
 
 const SIGNALS = "SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT, SIGTSTP, SIGALRM, SIGPIPE, SIGWINCH, SIGABRT";
-const BYTES = 'must be a non-negative number of bytes or a size such as "512MiB"';
+const BYTES = 'must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const spawnParams = (extra: Record<string, unknown> = {}) => ({ sandbox: sb.id, cmd: "true", stdin: null, stdout: null, stderr: null, ...extra });
@@ -68,8 +68,8 @@ describe("every bad param is -32602 naming the field", () => {
     ["zero cpus", "sandbox.create", () => ({ cpus: 0 }), "params.cpus: expected number to be greater or equal to 0.01"],
     ["unknown signal", "process.kill", () => ({ sandbox: sb.id, pid: 2, signal: "SIGFOO" }), `params.signal: must be one of ${SIGNALS}`],
     ["non-positive pid", "process.kill", () => ({ sandbox: sb.id, pid: 0 }), "params.pid: expected integer to be greater or equal to 1"],
-    ["bad timeout", "sandbox.create", () => ({ timeout: "5 minutes" }), 'params.timeout: must be "session" or a duration such as "30s", "5m" or "2h"'],
-    ["bad extend duration", "sandbox.extendTimeout", () => ({ id: sb.id, duration: "soon" }), 'params.duration: must be a duration such as "30s", "5m" or "2h"'],
+    ["bad timeout", "sandbox.create", () => ({ timeout: "5 minutes" }), 'params.timeout: must be "session" or a duration such as "30s", "5m", "2h" or "1h30m"'],
+    ["bad extend duration", "sandbox.extendTimeout", () => ({ id: sb.id, duration: "soon" }), 'params.duration: must be a duration such as "30s", "5m", "2h" or "1h30m"'],
     ["env name with '='", "env.set", () => ({ sandbox: sb.id, name: "A=B", value: "x" }), "params.name: must be a non-empty name without '=' or NUL bytes"],
     ["stream id 0", "fs.readFile", () => ({ sandbox: sb.id, path: "/etc/hostname", stream: 0 }), "params.stream: expected integer to be greater or equal to 1"],
     ["mode out of range", "fs.chmod", () => ({ sandbox: sb.id, path: "/tmp", mode: 0o10000 }), "params.mode: expected integer to be less or equal to 4095"],

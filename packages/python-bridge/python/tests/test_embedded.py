@@ -113,11 +113,17 @@ def test_starts_a_local_daemon_when_none_listens_then_reuses_it(state_dir: str, 
 
     assert not port_open()
 
-    first = subprocess.run([*netns, sys.executable, "-c", ASYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)
+    # The first client has neither SBX_DAEMON_BIN nor `sbx` on PATH: it starts the CLI of the
+    # checkout it was installed from (recorded by setup.py), as after the README's quick start.
+    bare = {**env, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    del bare["SBX_DAEMON_BIN"]
+    assert shutil.which("sbx", path=bare["PATH"]) is None
+    first = subprocess.run([*netns, sys.executable, "-c", ASYNC_SCRIPT], env=bare, capture_output=True, text=True, timeout=90, cwd=tempfile.gettempdir())
     assert first.returncode == 0, first.stderr
     assert re.fullmatch(r"embedded sbx_[A-Za-z0-9_-]{20,}\n", first.stdout), first.stdout
     pid = int(Path(state_dir, "daemon.pid").read_text().strip())
     assert not gone(pid)
+    assert str(CLI).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert port_open()
 
     second = subprocess.run([*netns, sys.executable, "-c", SYNC_SCRIPT], env=env, capture_output=True, text=True, timeout=90)

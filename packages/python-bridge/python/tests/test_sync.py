@@ -142,6 +142,18 @@ def test_bad_params_name_the_field(daemon: Daemon) -> None:
     assert "timeout" in str(info2.value)
 
 
+def test_common_size_and_duration_spellings(daemon: Daemon) -> None:
+    # Sizes are case-insensitive with an optional B (GB decimal, G/GiB binary); durations compound.
+    with Sandbox.create(memory="1gb", disk="1.5GiB", timeout="1h30m") as sb:
+        assert sb.expires_at is not None
+        assert abs((sb.expires_at - sb.created_at).total_seconds() - 5400) < 60
+        before = sb.expires_at
+        assert (sb.extend_timeout("2m30s") - before).total_seconds() == pytest.approx(150, abs=1)
+    with pytest.raises(InvalidOptionError) as info:
+        Sandbox.create(memory="1 gigabyte")
+    assert str(info.value) == 'params.memory: must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"'
+
+
 def test_unknown_sandbox(daemon: Daemon) -> None:
     with pytest.raises(SandboxNotFoundError) as info:
         Sandbox.connect("sbx_doesnotexist000000000000")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._generated.models import ERROR_CODES
@@ -13,6 +14,7 @@ __all__ = [
     "SandboxError",
     "ConnectionError",
     "AuthError",
+    "PortOwner",
     "RpcError",
     "SandboxCommandError",
     "SandboxNotFoundError",
@@ -39,10 +41,31 @@ class ConnectionError(SandboxError):  # noqa: A001 - the SDK's own, like the TS 
     code = "CONNECTION_ERROR"
 
 
+@dataclass(frozen=True)
+class PortOwner:
+    """Who listens on a local TCP port, as far as /proc tells this user."""
+
+    uid: int
+    #: The uid's name, if it has one.
+    user: str | None
+    #: Only found when this user may read the owner's /proc/PID/fd (its own processes, or root).
+    pid: int | None
+
+
 class AuthError(SandboxError):
-    """The daemon refused the token (HTTP 401), or no token was found."""
+    """The daemon refused the token (HTTP 401), or no token was found. The message says which
+    token was tried and what to do; when another local user's daemon holds the port,
+    ``port_owner`` says whose."""
 
     code = "AUTH_ERROR"
+
+    def __init__(self, message: str, *, token_source: str | None = None, token_file: str | None = None, port_owner: PortOwner | None = None) -> None:
+        super().__init__(message)
+        #: Where the refused token came from: "option" (``token=``), "SBX_TOKEN" or "file".
+        self.token_source = token_source
+        #: The token file read, when ``token_source`` is "file".
+        self.token_file = token_file
+        self.port_owner = port_owner
 
 
 class RpcError(SandboxError):

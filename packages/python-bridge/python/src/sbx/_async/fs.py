@@ -16,7 +16,8 @@ from .._errors import ResourceLimitError
 from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
-from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
+from .streams import AsyncIncoming, AsyncOutgoing
+from .transport import AsyncConnection
 
 __all__ = ["AsyncSandboxFs"]
 
@@ -221,10 +222,8 @@ class AsyncSandboxFs:
         if not st.is_directory:
             # The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
             body = await self.read_file_stream(sandbox_path)
-            # Never written through whatever stands at local_path (a symlink there could lead anywhere).
-            if os.path.lexists(local_path) and not os.path.isdir(local_path):
-                os.unlink(local_path)
-            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
+            # O_NOFOLLOW: never written through a symlink standing at local_path (ELOOP says so instead).
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
             with open(fd, "wb") as out:
                 async for chunk in body:
                     out.write(chunk)

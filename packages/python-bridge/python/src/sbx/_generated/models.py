@@ -114,11 +114,11 @@ class SandboxCreateParams(TypedDict, total=False):
     """The SandboxCreateParams shape."""
 
     memory: int | str
-    """Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB"."""
+    """Memory cap (default 1280MiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
     cpus: float
-    """CPU quota in cores (the kernel's smallest quota is 0.01)."""
+    """CPU quota in cores (default 1; the kernel's smallest quota is 0.01)."""
     disk: int | str
-    """Bytes, as a number or an IEC/SI string such as "512MiB" or "10GiB"."""
+    """Writable storage cap: home and /tmp (default 10GiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
     timeout: Literal["session"] | str
     """"session" (default): killed when the creating connection goes away; or a duration."""
     env: dict[str, str]
@@ -262,7 +262,7 @@ class SandboxExtendTimeoutParams(TypedDict):
     id: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     duration: str
-    """A duration such as "500ms", "30s", "5m" or "2h"."""
+    """A duration: digits and a unit (h, m, s, ms), several from largest to smallest, such as "500ms", "90s", "5m", "2h" or "1h30m"."""
 
 
 def _SandboxExtendTimeoutParams_to_wire(v: SandboxExtendTimeoutParams) -> dict[str, Any]:

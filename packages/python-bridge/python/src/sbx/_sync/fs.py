@@ -17,7 +17,8 @@ from .._errors import ResourceLimitError
 from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
-from .transport import Connection, Incoming, Outgoing
+from .streams import Incoming, Outgoing
+from .transport import Connection
 
 __all__ = ["SandboxFs"]
 
@@ -222,10 +223,8 @@ class SandboxFs:
         if not st.is_directory:
             # The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
             body = self.read_file_stream(sandbox_path)
-            # Never written through whatever stands at local_path (a symlink there could lead anywhere).
-            if os.path.lexists(local_path) and not os.path.isdir(local_path):
-                os.unlink(local_path)
-            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
+            # O_NOFOLLOW: never written through a symlink standing at local_path (ELOOP says so instead).
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
             with open(fd, "wb") as out:
                 for chunk in body:
                     out.write(chunk)

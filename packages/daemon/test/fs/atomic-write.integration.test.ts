@@ -1,0 +1,255 @@
+/**
+ * fs.writeFile is atomic: the bytes go to a temporary file beside the target, renamed over it
+ * only once all of them arrived. Whatever interrupts a write (the client's process dying, the
+ * client aborting its stream, a full disk) leaves the old content and no temporary file, and a
+ * reader inside never sees a half-written file. createNew is still EEXIST on an existing name,
+ * a symlink's target is what gets replaced, and modes follow the rules of a plain overwrite.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { RpcError, Sandbox } from "@sbx/client";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { sandboxAlive } from "../helpers/bash.js";
+
+const MiB = 1 << 20;
+const CLIENT = createRequire(import.meta.url).resolve("@sbx/client");
+
+let daemon: TestDaemon;
+let sb: Sandbox;
+let n = 0;
+
+beforeAll(async () => {
+  daemon = await startDaemon();
+  sb = await Sandbox.create(daemon.opts);
+});
+beforeEach(async () => {
+  if (!(await sandboxAlive(sb))) sb = await Sandbox.create(daemon.opts);
+});
+afterAll(async () => {
+  await sb?.kill().catch(() => {});
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+const filled = (size: number, byte: number) => new Uint8Array(size).fill(byte);
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+/** A fresh directory, so the "no temporary file" checks see only this test's doing. */
+async function dir(): Promise<string> {
+  const d = `/home/user/atomic-${++n}`;
+  await sb.fs.mkdir(d);
+  return d;
+}
+const listing = (d: string) => sb.sh`ls -A ${d}`.text();
+const insideSha = (path: string) => sb.sh`sha256sum ${path} | cut -d' ' -f1`.text();
+
+/** Polls `fn` every 25 ms until it gives a truthy value, which it returns; fails naming `what` after `ms`. */
+async function until<T>(what: string, fn: () => Promise<T> | T, ms = 5000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The rejection of `p`; fails the test if it resolves. */
+async function failure(p: Promise<unknown>): Promise<RpcError> {
+  const outcome = await p.then(
+    () => null,
+    (e: unknown) => e as RpcError,
+  );
+  if (!outcome) throw new Error("expected a rejection");
+  return outcome;
+}
+
+describe("an interrupted overwrite leaves the old content and no temporary file", () => {
+  it("the client's process killed in the middle of overwriting a 20 MiB file", async () => {
+    const d = await dir();
+    const target = `${d}/big.bin`;
+    const old = filled(20 * MiB, 0x41);
+    await sb.fs.writeFile(target, old);
+    // Another client (its own process and connection) starts a 20 MiB overwrite, sends 12 MiB and stalls.
+    const script = join(tmpdir(), `sbx-atomic-${process.pid}-${n}.cjs`);
+    writeFileSync(
+      script,
+      `const { Sandbox } = require(${JSON.stringify(CLIENT)});
+(async () => {
+  const sb = await Sandbox.connect(process.env.SBX_ID, { url: process.env.SBX_URL, token: process.env.SBX_TOKEN });
+  const chunk = new Uint8Array(1 << 20).fill(0x42);
+  let sent = 0;
+  const stream = new ReadableStream({
+    pull(c) {
+      if (sent === 12 << 20) { process.stdout.write("sent\\n"); return new Promise(() => {}); }
+      c.enqueue(chunk);
+      sent += chunk.length;
+    },
+  });
+  await sb.fs.writeFile(process.env.TARGET, stream);
+})();`,
+    );
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, SBX_ID: sb.id, SBX_URL: daemon.url, SBX_TOKEN: daemon.token, TARGET: target },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      let out = "";
+      child.stdout!.on("data", (c) => (out += c));
+      await until("the other client to send 12 MiB", () => out.includes("sent"), 20_000);
+      // The bytes are arriving in a temporary file beside the target...
+      const tmp = await until(
+        "the temporary file to hold most of them",
+        async () => (await sb.sh`find ${d} -name '.big.bin.sbx-*.tmp' -size +10M`.text()) || null,
+        10_000,
+      );
+      expect(tmp).toMatch(/^\/home\/user\/atomic-\d+\/\.big\.bin\.sbx-[0-9a-f]{16}\.tmp$/);
+      // ...while a reader inside still sees the whole old file, never a half-written one.
+      expect(await insideSha(target)).toBe(sha(old));
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      await until("the temporary file to go", async () => (await listing(d)) === "big.bin", 5000);
+    } finally {
+      child.kill("SIGKILL");
+      rmSync(script, { force: true });
+    }
+    expect(await insideSha(target)).toBe(sha(old));
+    expect((await sb.fs.stat(target)).size).toBe(20 * MiB);
+  }, 60_000);
+
+  it("a stream the client aborts", async () => {
+    const d = await dir();
+    await sb.fs.writeTextFile(`${d}/f.txt`, "old content");
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 3 * MiB) return c.error(new Error("the source broke"));
+        c.enqueue(filled(MiB, 0x42));
+        sent += MiB;
+      },
+    });
+    const err = await failure(sb.fs.writeFile(`${d}/f.txt`, stream));
+    expect(err).toBeInstanceOf(RpcError);
+    expect(err.message).toMatch(/abort/i);
+    await until("the temporary file to go", async () => (await listing(d)) === "f.txt", 5000);
+    expect(await sb.fs.readTextFile(`${d}/f.txt`)).toBe("old content");
+  });
+
+  it("a full disk (ENOSPC)", async () => {
+    const small = await Sandbox.create({ ...daemon.opts, disk: "8MiB" });
+    try {
+      await small.fs.mkdir("d");
+      const old = filled(3 * MiB, 0x41);
+      await small.fs.writeFile("d/f.bin", old);
+      // The new version and the old one do not fit side by side.
+      const err = await failure(small.fs.writeFile("d/f.bin", filled(6 * MiB, 0x42)));
+      expect(err.errno).toBe("ENOSPC");
+      expect(err.message).toMatch(/no space left: the sandbox's disk is full/);
+      expect(await small.sh`ls -A d`.text()).toBe("f.bin");
+      expect(await small.sh`sha256sum d/f.bin | cut -d' ' -f1`.text()).toBe(sha(old));
+      // The space the attempt used is free again: a smaller new version fits.
+      await small.fs.writeFile("d/f.bin", filled(4 * MiB, 0x43));
+      expect((await small.fs.stat("d/f.bin")).size).toBe(4 * MiB);
+    } finally {
+      await small.kill();
+    }
+  });
+});
+
+describe("what an overwrite keeps and refuses", () => {
+  it("createNew is EEXIST for an existing name, a dangling symlink included, and leaves it alone", async () => {
+    const d = await dir();
+    await sb.fs.writeTextFile(`${d}/f.txt`, "first");
+    const err = await failure(sb.fs.writeTextFile(`${d}/f.txt`, "second", { createNew: true }));
+    expect(err.errno).toBe("EEXIST");
+    expect(err.message).toBe(`EEXIST: file already exists, open '${d}/f.txt'`);
+    await sb.fs.symlink("nowhere", `${d}/dangling`);
+    expect((await failure(sb.fs.writeTextFile(`${d}/dangling`, "x", { createNew: true }))).errno).toBe("EEXIST");
+    expect(await sb.fs.readLink(`${d}/dangling`)).toBe("nowhere");
+    expect(await sb.fs.readTextFile(`${d}/f.txt`)).toBe("first");
+    await sb.fs.writeTextFile(`${d}/new.txt`, "fresh", { createNew: true });
+    expect(await sb.fs.readTextFile(`${d}/new.txt`)).toBe("fresh");
+    expect((await listing(d)).split("\n").sort()).toEqual(["dangling", "f.txt", "new.txt"]);
+  });
+
+  it("of two createNew writes racing to one name, exactly one wins and the other is EEXIST", async () => {
+    const d = await dir();
+    // Both are open (past the existence check) before either finishes.
+    const gate = { open: () => {} };
+    const opened = new Promise<void>((r) => (gate.open = r));
+    const slow = (byte: number) =>
+      new ReadableStream<Uint8Array>({
+        async start(c) {
+          c.enqueue(filled(1000, byte));
+          await opened;
+          c.close();
+        },
+      });
+    const a = sb.fs.writeFile(`${d}/race`, slow(0x61), { createNew: true }).then(() => "a", (e: RpcError) => e.errno);
+    const b = sb.fs.writeFile(`${d}/race`, slow(0x62), { createNew: true }).then(() => "b", (e: RpcError) => e.errno);
+    await until("both writes to be under way", async () => (await sb.sh`ls -A ${d} | grep -c sbx- || true`.text()) === "2", 5000);
+    gate.open();
+    const results = await Promise.all([a, b]);
+    expect(results.filter((r) => r === "EEXIST")).toHaveLength(1);
+    const winner = results.find((r) => r !== "EEXIST")!;
+    expect(["a", "b"]).toContain(winner);
+    expect(await sb.fs.readTextFile(`${d}/race`)).toBe(winner.repeat(1000));
+    expect(await listing(d)).toBe("race");
+  });
+
+  it("writing through a symlink replaces the file it points to, not the link", async () => {
+    const d = await dir();
+    await sb.fs.mkdir(`${d}/sub`);
+    await sb.fs.writeTextFile(`${d}/sub/real.txt`, "old");
+    await sb.fs.symlink("sub/real.txt", `${d}/link`);
+    await sb.fs.symlink("link", `${d}/link-to-link`);
+    // '..' in a target is the kernel's to resolve from the link's own directory.
+    await sb.fs.symlink("../sub/./real.txt", `${d}/sub/climb`);
+    for (const [via, text] of [["link", "one"], ["link-to-link", "two"], ["sub/climb", "three"]]) {
+      await sb.fs.writeTextFile(`${d}/${via}`, text!);
+      expect(await sb.fs.readTextFile(`${d}/sub/real.txt`)).toBe(text);
+      expect((await sb.fs.lstat(`${d}/${via}`)).isSymlink).toBe(true);
+    }
+    expect(await sb.fs.readLink(`${d}/link`)).toBe("sub/real.txt");
+    // A dangling link gets its target created, as open(O_CREAT) would.
+    await sb.fs.symlink("sub/later.txt", `${d}/dangling`);
+    await sb.fs.writeTextFile(`${d}/dangling`, "created");
+    expect(await sb.fs.readTextFile(`${d}/sub/later.txt`)).toBe("created");
+    expect((await sb.fs.lstat(`${d}/dangling`)).isSymlink).toBe(true);
+    expect((await listing(`${d}/sub`)).split("\n").sort()).toEqual(["climb", "later.txt", "real.txt"]);
+  });
+
+  it("an existing file keeps its mode; a new one gets 0644 or the mode asked for; an explicit mode always applies", async () => {
+    const d = await dir();
+    await sb.fs.writeTextFile(`${d}/private`, "v1");
+    await sb.fs.chmod(`${d}/private`, 0o600);
+    await sb.fs.writeTextFile(`${d}/private`, "v2");
+    expect((await sb.fs.stat(`${d}/private`)).mode).toBe(0o600);
+    await sb.fs.writeTextFile(`${d}/plain`, "x");
+    expect((await sb.fs.stat(`${d}/plain`)).mode).toBe(0o644);
+    await sb.fs.writeTextFile(`${d}/tool`, "#!/bin/sh\n", { mode: 0o750 });
+    expect((await sb.fs.stat(`${d}/tool`)).mode).toBe(0o750);
+    await sb.fs.writeTextFile(`${d}/private`, "v3", { mode: 0o640 });
+    expect((await sb.fs.stat(`${d}/private`)).mode).toBe(0o640);
+    expect(await sb.fs.readTextFile(`${d}/private`)).toBe("v3");
+  });
+
+  it("a reader that opened the old file keeps reading the old content while the new one lands", async () => {
+    const d = await dir();
+    await sb.fs.writeTextFile(`${d}/f.txt`, "the old version\n");
+    // The shell opens the file on fd 3 before the overwrite, then reads it after.
+    const reader = await sb.spawn("bash", { args: ["-c", `exec 3< ${d}/f.txt; echo opened; read -r gate; cat <&3`], stdin: "piped" });
+    const out = reader.stdout!.getReader();
+    expect(new TextDecoder().decode((await out.read()).value)).toBe("opened\n");
+    await sb.fs.writeTextFile(`${d}/f.txt`, "the new version\n");
+    const w = reader.stdin!.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    await w.close();
+    expect(new TextDecoder().decode((await out.read()).value)).toBe("the old version\n");
+    expect((await reader.status).code).toBe(0);
+    expect(await sb.fs.readTextFile(`${d}/f.txt`)).toBe("the new version\n");
+  });
+});
