@@ -240,6 +240,36 @@ describe("the gateway's own door", () => {
     }
   });
 
+  it("a client that reads none of its answers costs the gateway a bounded amount: it stops reading that client, and serves others", async () => {
+    const gw = fleet.gateways[0]!;
+    const rss = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${gw.proc.pid}/status`, "utf8"))![1]) * 1024;
+    const before = rss();
+    const ws = new WebSocket(gw.url, { headers: { Authorization: `Bearer ${fleet.tenants[0]}` }, perMessageDeflate: false });
+    await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+    let answers = 0;
+    ws.on("message", () => answers++);
+    ws.pause();
+    // 2,000 calls of ~50 bytes (a few socket reads), each answered by the gateway itself with
+    // the 110 KB OpenRPC document: 220 MB if the gateway kept answering.
+    const CALLS = 2000;
+    for (let i = 1; i <= CALLS; i++) ws.send(`{"jsonrpc":"2.0","id":${i},"method":"rpc.discover"}`);
+    let peak = 0;
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      peak = Math.max(peak, rss() - before);
+    }
+    expect(peak).toBeLessThan(40 << 20);
+    // Another client of the same replica is served meanwhile.
+    const other = await RawClient.open(gw.url, fleet.tenants[0]!);
+    expect((await other.call("rpc.discover")).result.info.title).toBe("sbx daemon");
+    other.close();
+    // Once it reads, every call is answered.
+    ws.resume();
+    for (let i = 0; i < 600 && answers < CALLS; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(answers).toBe(CALLS);
+    ws.close();
+  });
+
   it("passes stream frames through untouched: a client overrunning its credit is closed by the daemon, and so by the gateway (1008)", async () => {
     const sb = await Sandbox.create({ ...via(0), timeout: "5m" });
     const raw = await RawClient.open(fleet.gateways[1]!.url, fleet.tenants[0]!);

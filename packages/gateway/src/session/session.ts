@@ -33,7 +33,15 @@ export class Session implements UpstreamOwner {
   private readonly streams = new Map<number, Upstream>();
   private inFlight = 0;
   private closed = false;
-  private holdingUpstreams = false;
+  /** Set while the client lags behind its answers: the gateway reads nothing more from it meanwhile. */
+  private clientBehind: Promise<void> | null = null;
+  /**
+   * Messages that arrived while the client lagged, in order, handled once it catches up. One
+   * socket read brings many messages at once, and stopping the socket stops only later reads:
+   * without this, a read full of rpc.discover calls (each answered with 110 KB by the gateway
+   * itself) would queue over 100 MB for a client that reads nothing. Bounded by one read.
+   */
+  private readonly backlog: Array<{ data: Buffer; binary: boolean }> = [];
   private readonly offLost: () => void;
 
   constructor(
@@ -45,7 +53,7 @@ export class Session implements UpstreamOwner {
     private readonly gateway: ByteBudget,
   ) {
     this.link = new Link(ws, gateway);
-    ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
+    ws.on("message", (data: Buffer, isBinary) => this.receive(data, isBinary));
     ws.on("close", () => this.onClose());
     ws.on("error", () => {});
     // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
@@ -73,6 +81,24 @@ export class Session implements UpstreamOwner {
 
   private fail(id: Id, code: number, message: string): void {
     this.replyError(id, { code, message });
+  }
+
+  private receive(data: Buffer, binary: boolean): void {
+    if (this.clientBehind || this.backlog.length > 0) {
+      this.backlog.push({ data, binary });
+      return;
+    }
+    if (binary) this.onBinary(data);
+    else this.onText(data.toString("utf8"));
+  }
+
+  /** Handles what waited while the client lagged, until it lags again. */
+  private catchUp(): void {
+    while (this.backlog.length > 0 && !this.clientBehind && !this.closed) {
+      const { data, binary } = this.backlog.shift()!;
+      if (binary) this.onBinary(data);
+      else this.onText(data.toString("utf8"));
+    }
   }
 
   private onText(text: string): void {
@@ -184,14 +210,23 @@ export class Session implements UpstreamOwner {
     this.toClient(text);
   }
 
-  /** Everything to the client goes through here; while it lags, no upstream of this session is read. */
+  /**
+   * Everything to the client goes through here. While it lags, neither its upstreams nor the
+   * client itself is read (as the daemon stops reading a client that does not read its answers):
+   * a client costs the gateway a bounded amount whether its answers come from a daemon or from
+   * the gateway itself.
+   */
   private toClient(data: string | Buffer): void {
     this.link.send(data);
-    if (this.holdingUpstreams) return;
+    if (this.clientBehind) return;
     const behind = this.link.congestion();
     if (!behind) return;
-    this.holdingUpstreams = true;
-    void behind.then(() => (this.holdingUpstreams = false));
+    this.clientBehind = behind;
+    void behind.then(() => {
+      this.clientBehind = null;
+      this.catchUp();
+    });
+    this.link.hold(behind);
     for (const up of this.upstreams.values()) up.link.hold(behind);
   }
 
@@ -241,6 +276,7 @@ export class Session implements UpstreamOwner {
 
   private onClose(): void {
     this.closed = true;
+    this.backlog.length = 0;
     this.offLost();
     for (const up of this.upstreams.values()) up.close();
     this.upstreams.clear();
