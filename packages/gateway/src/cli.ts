@@ -8,7 +8,8 @@ const HELP = `sbx-gateway: one endpoint for a fleet of sbx daemons
 
 sbx-gateway --tokens-file FILE (--daemon ws://HOST:PORT ... | --kubernetes-service NAME) [options]
   --listen HOST:PORT             where clients connect (default 0.0.0.0:7070; port 0 picks one)
-  --tokens-file FILE             client tokens, one per line (every daemon must accept them too)
+  --tokens-file FILE             client tokens, one per line (every daemon must accept them too);
+                                 repeatable: a tenant's own token file is one more
   --daemon-token-file FILE       the daemons' operator token (default: $SBX_DAEMON_TOKEN)
   --daemon URL                   a daemon, for a fixed list (repeatable)
   --kubernetes-service NAME      the daemons' headless Service: its EndpointSlices are watched
@@ -25,7 +26,7 @@ Prints "sbx gateway listening on ws://HOST:PORT" once it listens; SIGTERM closes
 const OPTIONS = {
   listen: { type: "string" },
   config: { type: "string" },
-  "tokens-file": { type: "string" },
+  "tokens-file": { type: "string", multiple: true },
   "daemon-token-file": { type: "string" },
   daemon: { type: "string", multiple: true },
   "kubernetes-service": { type: "string" },
@@ -50,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const settings: GatewaySettings = values.config ? readConfigFile(values.config) : {};
     if (values.listen) settings.listen = values.listen;
-    if (values["tokens-file"]) settings.tokensFile = values["tokens-file"];
+    if (values["tokens-file"]?.length) settings.tokensFile = values["tokens-file"];
     if (values["daemon-token-file"]) settings.daemonTokenFile = values["daemon-token-file"];
     if (values.daemon?.length) settings.daemons = values.daemon;
     if (values["kubernetes-service"]) {

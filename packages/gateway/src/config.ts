@@ -12,7 +12,7 @@ export type DiscoveryConfig =
 export interface GatewayConfig {
   /** host:port to listen on; port 0 picks a free one. */
   listen: string;
-  /** Tokens clients may connect with (tokensFile): the fleet's tenants, which every daemon accepts too. */
+  /** Tokens clients may connect with (tokensFile, one file or several): the fleet's tenants, which every daemon accepts too. */
   tokens: string[];
   /** The daemons' operator (primary) token, for daemon.info (daemonTokenFile or SBX_DAEMON_TOKEN). */
   daemonToken: string;
@@ -28,7 +28,8 @@ export interface GatewayConfig {
 /** What flags and the config file may say; read into a GatewayConfig by `resolveConfig`. */
 export interface GatewaySettings {
   listen?: string;
-  tokensFile?: string;
+  /** One file or several: a plain list (the daemons' tokensFile) and each tenant's own tokenFile. */
+  tokensFile?: string | string[];
   daemonTokenFile?: string;
   daemons?: string[];
   kubernetes?: { service?: string; namespace?: string; portName?: string; apiUrl?: string; tokenFile?: string; caFile?: string };
@@ -74,8 +75,12 @@ function durationMs(key: string, v: string | undefined, fallback: number): numbe
 
 /** Turns settings (file, then flags over it) and the environment into a checked config. */
 export function resolveConfig(s: GatewaySettings, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  if (!s.tokensFile) throw new Error("tokensFile (--tokens-file) is required: the tokens clients may connect with, one per line");
-  const tokens = readTokensFile(s.tokensFile);
+  const files = typeof s.tokensFile === "string" ? [s.tokensFile] : s.tokensFile;
+  if (files !== undefined && (!Array.isArray(files) || files.some((f) => typeof f !== "string" || f.length === 0))) {
+    throw new Error("tokensFile: must be a file path or an array of file paths");
+  }
+  if (!files?.length) throw new Error("tokensFile (--tokens-file) is required: the tokens clients may connect with, one per line");
+  const tokens = files.flatMap((f) => readTokensFile(f));
   const daemonToken = s.daemonTokenFile ? readTokensFile(s.daemonTokenFile, "daemonTokenFile")[0] : env.SBX_DAEMON_TOKEN;
   if (!daemonToken) throw new Error("the daemons' operator token is required: daemonTokenFile (--daemon-token-file) or SBX_DAEMON_TOKEN");
   if (s.daemons?.length && s.kubernetes) throw new Error("give either daemons (static discovery) or kubernetes, not both");

@@ -11,10 +11,10 @@ import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes, FrameOp, encodeFrame } from "@sbx/protocol";
-import { InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
+import { AuthError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
-import { startFleet, startGateway, type TestFleet } from "./helpers/fleet.js";
+import { startFleet, startGateway, token, type TestFleet } from "./helpers/fleet.js";
 
 const execFileP = promisify(execFile);
 let fleet: TestFleet;
@@ -31,11 +31,18 @@ async function liveOn(i: number): Promise<number> {
   }
 }
 
+/** A tenant with a quota, declared on every daemon with its own token file (config tenants). */
+const gradedDir = mkdtempSync(join(tmpdir(), "sbx-fleet-graded-"));
+const GRADED = token("graded");
+const gradedFile = join(gradedDir, "graded.token");
+
 beforeAll(async () => {
-  fleet = await startFleet({ daemons: 3, gateways: 2 });
+  writeFileSync(gradedFile, GRADED + "\n");
+  fleet = await startFleet({ daemons: 3, gateways: 2, daemonConfig: { tenants: [{ name: "graded", tokenFile: gradedFile, quotas: { sandboxes: 1 } }] } });
 });
 afterAll(async () => {
   await fleet?.[Symbol.asyncDispose]();
+  rmSync(gradedDir, { recursive: true, force: true });
 });
 
 describe("placement", () => {
@@ -216,6 +223,31 @@ describe("the gateway's own door", () => {
     const err = await Sandbox.create({ ...via(0), memroy: "1GiB" } as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidOptionError);
     expect((err as RpcError).message).toBe("params.memroy: is not a known field");
+  });
+
+  it("takes several token files (a tenant's own, as the daemons' tenants[].tokenFile); a tenant's quota holds per host", async () => {
+    const common = ["--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])];
+    // Without its file the tenant's token is refused at the door, though every daemon knows it.
+    const without = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), ...common]);
+    const withFile = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--tokens-file", gradedFile, ...common]);
+    const made: Sandbox[] = [];
+    try {
+      const refused = await Sandbox.create({ url: without.url, token: GRADED }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(AuthError);
+      await Promise.all([0, 1, 2].map((i) => withFile.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+      // quotas.sandboxes 1 on each of the 3 daemons: a host that refuses for the quota passes the create on.
+      for (let i = 0; i < 3; i++) made.push(await Sandbox.create({ url: withFile.url, token: GRADED, timeout: "5m" }));
+      expect(made.map((s) => prefixOf(s.id)).sort()).toEqual(["h0", "h1", "h2"]);
+      const fourth = await Sandbox.create({ url: withFile.url, token: GRADED, timeout: "5m" }).catch((e: unknown) => e);
+      expect(fourth).toBeInstanceOf(RpcError);
+      expect((fourth as RpcError).message).toMatch(/tenant graded: 1 live sandboxes, its quota \(quotas\.sandboxes: 1\)/);
+      // The other tenants, from the first file, still get in through the same gateway.
+      await using other = await Sandbox.create({ url: withFile.url, token: fleet.tenants[1]!, timeout: "5m" });
+      expect(prefixOf(other.id)).toMatch(/^h[012]$/);
+    } finally {
+      await Promise.all(made.map((s) => s.kill()));
+      await Promise.all([without.stop(), withFile.stop()]);
+    }
   });
 
   it("a daemon that cannot be reached does not stop the others; ids nobody claims may be on it, and the error says so", async () => {
