@@ -19,6 +19,7 @@ import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
 import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
@@ -49,6 +50,8 @@ export class Daemon {
     private readonly stateDir: string,
     private readonly uids: UidRange | null,
     private readonly log: Logger,
+    /** The Prometheus endpoint, when config metricsListen asks for one. */
+    private readonly metricsServer: Server | null,
   ) {}
 
   /** Checks the host, claims the state dir, reclaims what a crashed predecessor left, listens. */
@@ -100,6 +103,21 @@ export class Daemon {
     const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
+    // Read when scraped: nothing to report until the manager exists.
+    let counted: SandboxManager | null = null;
+    const metrics = new DaemonMetrics({
+      sandboxes: () => counted?.metricsSource.sandboxes() ?? { owned: 0, pooled: 0 },
+      tenantUsage: () => counted?.metricsSource.tenantUsage() ?? new Map(),
+    });
+    let metricsServer: Server | null = null;
+    if (config.metricsListen) {
+      const at = parseListen(config.metricsListen);
+      metricsServer = await startMetricsServer(metrics, at.host, at.port).catch((err: Error) => {
+        throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
+      });
+      const m = metricsServer.address() as AddressInfo;
+      log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
+    }
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
@@ -118,6 +136,7 @@ export class Daemon {
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       tenants: tokens,
+      metrics,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,
@@ -126,9 +145,10 @@ export class Daemon {
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
+    counted = manager;
     await manager.init();
     const hostState = new HostState(
-      { idPrefix: config.idPrefix, maxSandboxes: config.maxSandboxes, operator: tokens.ownerOf(token)!, stateDir: config.stateDir, mode: rootMode ? "root" : "rootless", version: SBX_VERSION, log },
+      { idPrefix: config.idPrefix, maxSandboxes: config.maxSandboxes, operator: tokens.ownerOf(token)!, stateDir: config.stateDir, mode: rootMode ? "root" : "rootless", version: SBX_VERSION, metrics, log },
       manager,
     );
     const server = createApiServer({ manager, host: hostState, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
@@ -147,13 +167,15 @@ export class Daemon {
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),
     });
-    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log);
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log, metricsServer);
   }
 
   /** Kills every sandbox and stops listening. */
   async close(): Promise<void> {
     this.server.close();
     this.server.closeAllConnections();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     await this.manager.shutdown();
     this.manager.closeFiles();
     this.uids?.release();

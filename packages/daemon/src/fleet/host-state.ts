@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { availableParallelism, freemem, totalmem } from "node:os";
 import type { ResultOf } from "@sbx/protocol";
+import type { DaemonMetrics } from "../metrics/metrics.js";
 import type { SandboxLimits } from "../sandbox/sandbox.js";
 import { DaemonError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
@@ -27,6 +28,8 @@ export interface HostStateOptions {
   stateDir: string;
   mode: "root" | "rootless";
   version: string;
+  /** Refused creates count in sbx_sandbox_create_errors_total like the manager's own refusals. */
+  metrics: DaemonMetrics;
   log: Logger;
 }
 
@@ -61,11 +64,11 @@ export class HostState {
   /** Runs a create if this daemon takes new sandboxes now; otherwise refuses, saying why. */
   async admit<T>(create: () => Promise<T>): Promise<T> {
     if (this.draining) {
-      throw new DaemonError("Unavailable", "this daemon is draining (sbx daemon drain): it starts no new sandboxes while its running ones finish; create the sandbox on another host");
+      throw this.refuse("Unavailable", "this daemon is draining (sbx daemon drain): it starts no new sandboxes while its running ones finish; create the sandbox on another host");
     }
     const live = this.sandboxes.owned().length;
     if (live + this.admitting >= this.opts.maxSandboxes) {
-      throw new DaemonError("ResourceLimit", `this daemon already runs ${live} sandboxes (${this.admitting} more starting), the most it allows (maxSandboxes ${this.opts.maxSandboxes})`);
+      throw this.refuse("ResourceLimit", `this daemon already runs ${live} sandboxes (${this.admitting} more starting), the most it allows (maxSandboxes ${this.opts.maxSandboxes})`);
     }
     this.admitting++;
     try {
@@ -73,6 +76,11 @@ export class HostState {
     } finally {
       this.admitting--;
     }
+  }
+
+  private refuse(code: "Unavailable" | "ResourceLimit", message: string): DaemonError {
+    this.opts.metrics.createErrors.inc({ code });
+    return new DaemonError(code, message);
   }
 
   /** daemon.info: for the operator token only (host-wide figures say what other tenants run). */

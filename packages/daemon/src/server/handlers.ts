@@ -58,6 +58,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
         stderr: ctx.streams.stderr ?? null,
       });
       sb.processes.track(result.pid, ctx.conn);
+      manager.metrics.spawns.inc();
       return result;
     },
     "process.kill": async (p, ctx) => {

@@ -28,6 +28,13 @@ async function sbxDaemon(sub: string, args: string[] = [], env: NodeJS.ProcessEn
   }
 }
 
+/** sbx_sandbox_create_errors_total{code} from the daemon's /metrics. */
+async function createErrors(code: string): Promise<number> {
+  const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(daemon.logs())![1]!;
+  const line = (await (await fetch(url)).text()).split("\n").find((l) => l.startsWith(`sbx_sandbox_create_errors_total{code="${code}"} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
 async function operatorCall(method: string, params: unknown = {}, token = OPERATOR): Promise<any> {
   const raw = await RawClient.open(daemon.url, token);
   try {
@@ -39,7 +46,7 @@ async function operatorCall(method: string, params: unknown = {}, token = OPERAT
 
 beforeAll(async () => {
   writeFileSync(join(dir, "tokens"), `# tenants of this fleet\n\n${TENANT}\n`);
-  daemon = await startDaemon({ env: { SBX_TOKEN: OPERATOR }, config: { idPrefix: "n1", maxSandboxes: 3, tokensFile: join(dir, "tokens") }, args: ["--warm-pool", "1"] });
+  daemon = await startDaemon({ env: { SBX_TOKEN: OPERATOR }, config: { idPrefix: "n1", maxSandboxes: 3, tokensFile: join(dir, "tokens") }, args: ["--warm-pool", "1", "--metrics", "127.0.0.1:0"] });
 });
 afterAll(async () => {
   await daemon?.[Symbol.asyncDispose]();
@@ -109,9 +116,11 @@ describe("daemon.info", () => {
 });
 
 describe("maxSandboxes", () => {
-  it("refuses a create beyond the cap, naming it, and accepts again once one ends", async () => {
+  it("refuses a create beyond the cap, naming it (counted in /metrics), and accepts again once one ends", async () => {
     const held = await Promise.all([0, 1, 2].map(() => Sandbox.create(tenant())));
+    const counted = await createErrors("ResourceLimit");
     const err = await Sandbox.create(tenant()).catch((e: unknown) => e);
+    expect(await createErrors("ResourceLimit")).toBe(counted + 1);
     expect(err).toBeInstanceOf(RpcError);
     expect((err as RpcError).rpcCode).toBe(ErrorCodes.ResourceLimit);
     expect((err as Error).message).toMatch(/^this daemon already runs 3 sandboxes \(0 more starting\), the most it allows \(maxSandboxes 3\)$/);
@@ -123,12 +132,14 @@ describe("maxSandboxes", () => {
 });
 
 describe("drain", () => {
-  it("refuses new sandboxes while running ones go on; ready says so; --undo accepts them again", async () => {
+  it("refuses new sandboxes while running ones go on (each refusal counted in /metrics); ready says so; --undo accepts them again", async () => {
     await using running = await Sandbox.create({ ...tenant(), timeout: "5m" });
     expect(await sbxDaemon("ready")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ready: 1 of at most 3 sandboxes, ids sbx_n1_\.\.\.\n$/) });
 
     expect(await sbxDaemon("drain")).toMatchObject({ code: 0, stdout: "draining: 1 sandboxes running\n" });
+    const counted = await createErrors("Unavailable");
     const err = await Sandbox.create(tenant()).catch((e: unknown) => e);
+    expect(await createErrors("Unavailable")).toBe(counted + 1);
     expect((err as RpcError).rpcCode).toBe(ErrorCodes.Unavailable);
     expect((err as Error).message).toBe("this daemon is draining (sbx daemon drain): it starts no new sandboxes while its running ones finish; create the sandbox on another host");
     expect((await running.sh`echo still here`.text()).trim()).toBe("still here");
