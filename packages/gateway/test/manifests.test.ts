@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfigFile, defaultConfig } from "../../daemon/src/config.js";
-import { CLI } from "../../daemon/test/helpers/daemon.js";
+import { randomBytes } from "node:crypto";
+import { CLI, startDaemon } from "../../daemon/test/helpers/daemon.js";
 import { GATEWAY_CLI } from "./helpers/fleet.js";
 
 const execFileP = promisify(execFile);
@@ -119,6 +120,30 @@ describe("the manifests agree with the code they run", () => {
     // Every flag parsed; it stops at the first file the cluster would have mounted.
     expect(started).toMatchObject({ code: 1, stderr: "sbx-gateway: tokensFile: cannot read /etc/sbx/tokens/tenants: ENOENT: no such file or directory, open '/etc/sbx/tokens/tenants'\n" });
   });
+
+  it("the startup probe is sbx doctor against the pod's own daemon, and it passes end to end against a working one", async () => {
+    const daemon = find(resources(), "DaemonSet", "sbx-daemon").spec.template.spec.containers[0];
+    const probe: string[] = daemon.startupProbe.exec.command;
+    expect(probe).toEqual(["sbx", "doctor", "--url=ws://127.0.0.1:7070"]);
+    // The container's own --listen answers at the probe's URL.
+    expect(daemon.args).toContain("--listen=0.0.0.0:7070");
+    // Here: the same command against a real daemon, with the operator token as the pod has it (SBX_TOKEN).
+    const operator = `operator-${randomBytes(18).toString("base64url")}`;
+    await using real = await startDaemon({ env: { SBX_TOKEN: operator } });
+    const args = probe.slice(1).map((a) => a.replace("ws://127.0.0.1:7070", real.url));
+    const passed = await execFileP(process.execPath, [CLI, ...args], { env: { ...process.env, SBX_TOKEN: operator }, timeout: 120_000 }).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (err: any) => ({ code: err.code, stdout: `${err.stdout}${err.stderr}` }),
+    );
+    expect(passed.stdout).toMatch(/seccomp and namespaces/);
+    expect(passed.code, passed.stdout).toBe(0);
+    // And it fails while no daemon answers there (a pod whose daemon has not started is not ready).
+    const none = await execFileP(process.execPath, [CLI, ...probe.slice(1).map((a) => a.replace("ws://127.0.0.1:7070", "ws://127.0.0.1:1"))], { env: { ...process.env, SBX_TOKEN: operator }, timeout: 120_000 }).then(
+      () => 0,
+      (err: any) => err.code,
+    );
+    expect(none).not.toBe(0);
+  }, 180_000);
 
   it("names agree: Service ports and selectors, the NetworkPolicy, the gateway's RBAC", () => {
     const all = resources();
