@@ -116,6 +116,8 @@ export class Daemon {
         throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
       });
       const m = metricsServer.address() as AddressInfo;
+      // No token guards it: sandboxes must never reach it, whatever their allowNet says.
+      (egress as { daemonMetrics: DecideOptions["daemonMetrics"] }).daemonMetrics = { host: m.address, port: m.port };
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
     const manager = new SandboxManager({
