@@ -158,6 +158,14 @@ describe("the manifests agree with the code they run", () => {
     const np = find(all, "NetworkPolicy", "sbx-daemon-api");
     expect(ds.spec.template.metadata.labels).toMatchObject(np.spec.podSelector.matchLabels);
     expect(gw.spec.template.metadata.labels).toMatchObject(np.spec.ingress[0].from[0].podSelector.matchLabels);
+    // Each port the daemon listens on is reached only as the policy says: the API from gateways, /metrics from monitoring.
+    const daemon = ds.spec.template.spec.containers[0];
+    const ports = Object.fromEntries(daemon.ports.map((p: any) => [p.name, p.containerPort]));
+    expect(daemon.args).toContain(`--listen=0.0.0.0:${ports.api}`);
+    expect(daemon.args).toContain(`--metrics=0.0.0.0:${ports.metrics}`);
+    expect(np.spec.ingress.map((r: any) => r.ports.map((p: any) => p.port))).toEqual([[ports.api], [ports.metrics]]);
+    expect(np.spec.ingress[1].from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
+    expect(ds.spec.template.metadata.annotations["prometheus.io/port"]).toBe(String(ports.metrics));
     expect(find(all, "Role", "sbx-gateway").rules).toEqual([{ apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] }]);
     expect(gw.spec.template.spec.serviceAccountName).toBe("sbx-gateway");
     expect(ds.spec.template.spec.automountServiceAccountToken).toBe(false);
