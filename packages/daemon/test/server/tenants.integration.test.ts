@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResourceLimitError, Sandbox } from "@sbx/client";
 import { execFileSync } from "node:child_process";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { runBash } from "../helpers/bash.js";
 
 /**
@@ -16,27 +17,22 @@ import { runBash } from "../helpers/bash.js";
 const GRADING = "grading-tenant-token-0123456789";
 const CI = "ci-tenant-token-from-a-file-0123";
 let dir: string;
-let daemon: TestDaemon;
-const as = (token: string) => ({ url: daemon.url, token });
-
-beforeAll(async () => {
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "sbx-tenants-"));
   writeFileSync(join(dir, "ci.token"), `${CI}\n`);
-  daemon = await startDaemon({
-    config: {
-      tenants: [
-        { name: "grading", token: GRADING, quotas: { sandboxes: 2, memory: "700MiB", cpuSeconds: 1, period: "1h" } },
-        { name: "ci", tokenFile: join(dir, "ci.token") },
-      ],
-    },
-    args: ["--warm-pool", "0"],
-  });
 });
-
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-  rmSync(dir, { recursive: true, force: true });
-});
+// registered before the daemon's hooks, so it runs after the daemon stopped
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const daemon = useDaemon(() => ({
+  config: {
+    tenants: [
+      { name: "grading", token: GRADING, quotas: { sandboxes: 2, memory: "700MiB", cpuSeconds: 1, period: "1h" } },
+      { name: "ci", tokenFile: join(dir, "ci.token") },
+    ],
+  },
+  args: ["--warm-pool", "0"],
+}));
+const as = (token: string) => ({ url: daemon.url, token });
 
 describe("tenants", () => {
   it("live sandboxes and their memory are refused past the tenant's quota, naming it", async () => {
