@@ -4,18 +4,18 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ErrorCodes } from "@sbx/protocol";
 import { RpcError, Sandbox } from "@sbx/client";
 import { idPrefixOf } from "../../src/fleet/host-state.js";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
 
 const execFileP = promisify(execFile);
 const OPERATOR = `operator-${randomBytes(18).toString("base64url")}`;
 const TENANT = `tenant-${randomBytes(18).toString("base64url")}`;
 const dir = mkdtempSync(join(tmpdir(), "sbx-fleet-host-"));
-let daemon: TestDaemon;
 const tenant = () => ({ url: daemon.url, token: TENANT });
 
 /** Runs `sbx daemon SUB ...` for the test daemon's state dir; resolves with its exit code and stdout. */
@@ -44,13 +44,10 @@ async function operatorCall(method: string, params: unknown = {}, token = OPERAT
   }
 }
 
-beforeAll(async () => {
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const daemon = useDaemon(() => {
   writeFileSync(join(dir, "tokens"), `# tenants of this fleet\n\n${TENANT}\n`);
-  daemon = await startDaemon({ env: { SBX_TOKEN: OPERATOR }, config: { idPrefix: "n1", maxSandboxes: 3, tokensFile: join(dir, "tokens") }, args: ["--warm-pool", "1", "--metrics", "127.0.0.1:0"] });
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-  rmSync(dir, { recursive: true, force: true });
+  return { env: { SBX_TOKEN: OPERATOR }, config: { idPrefix: "n1", maxSandboxes: 3, tokensFile: join(dir, "tokens") }, args: ["--warm-pool", "1", "--metrics", "127.0.0.1:0"] };
 });
 
 describe("id prefix", () => {

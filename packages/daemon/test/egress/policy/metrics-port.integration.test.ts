@@ -1,7 +1,7 @@
 import { networkInterfaces } from "node:os";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../../helpers/fixtures.js";
 
 /**
  * The daemon's /metrics (config metricsListen) carries no token and names every tenant with its
@@ -9,19 +9,11 @@ import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
  * defence, a sandbox allowed `127.0.0.1:<metrics port>` (or the host's own address, where
  * metrics listen on every address, as a fleet's pods do) reads other tenants' figures.
  */
-let daemon: TestDaemon;
-let port: number;
-
-beforeAll(async () => {
-  daemon = await startDaemon({ args: ["--metrics", "0.0.0.0:0", "--warm-pool", "0"] });
-  port = Number(/metrics on http:\/\/0\.0\.0\.0:(\d+)\/metrics/.exec(daemon.logs())![1]);
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon({ args: ["--metrics", "0.0.0.0:0", "--warm-pool", "0"] });
 
 describe("the daemon's metrics endpoint", () => {
   it("is out of sandboxes' reach at every address it answers on, even where allowNet names it", async () => {
+    const port = Number(/metrics on http:\/\/0\.0\.0\.0:(\d+)\/metrics/.exec(daemon.logs())![1]);
     const own = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)!.address;
     // The host side does answer there (so a refusal below is the proxy's, not a closed port).
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
