@@ -160,6 +160,14 @@ describe("every SDK call through either replica", () => {
   });
 });
 
+describe("sbx doctor through a replica", () => {
+  it("passes end to end: create, a process, files, the network shut, seccomp, kill and usage, on whichever host placement chose", async () => {
+    const { stdout } = await execFileP(process.execPath, [CLI, "doctor", "--url", fleet.gateways[1]!.url, "--token", fleet.tenants[0]!], { timeout: 120_000 });
+    expect(stdout).toMatch(/^ok {3}daemon: create a sandbox: sbx_h[012]_[A-Za-z0-9]{24} in /m);
+    for (const step of ["process", "files", "no network without allowNet", "seccomp and namespaces", "kill and usage"]) expect(stdout).toMatch(new RegExp(`^ok {3}daemon: ${step}: `, "m"));
+  });
+});
+
 describe("drain", () => {
   it("a drained daemon gets no new sandboxes; its running ones stay reachable", async () => {
     const h2 = fleet.daemons[2]!;
