@@ -3,7 +3,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ErrorCodes } from "@sbx/protocol";
+import { ErrorCodes, pathSpellings } from "@sbx/protocol";
 import { collectBytes } from "./bytes.js";
 import { ResourceLimitError } from "./errors.js";
 import type { Connection } from "./connection.js";
@@ -90,7 +90,7 @@ function toDate(ms: number | null): Date | null {
 
 /**
  * The sandbox's file system. Paths are resolved inside the sandbox (relative ones against
- * /home/user); nothing here can reach the host.
+ * /home/sandbox); nothing here can reach the host.
  */
 export class SandboxFs {
   /** @internal */
@@ -249,7 +249,7 @@ export class SandboxFs {
     const root = await this.realPath(sandboxPath);
     const stream = this.conn.streams.incoming();
     const call = this.conn.request("fs.download", { sandbox: this.sandbox, path: sandboxPath, stream: stream.id });
-    const unpack = unpackTar(Readable.fromWeb(stream.readable as never), localPath, { outsideLinks: options.symlinks ?? "refuse", packedRoot: root });
+    const unpack = unpackTar(Readable.fromWeb(stream.readable as never), localPath, { outsideLinks: options.symlinks ?? "refuse", packedRoot: pathSpellings(root) });
     const [called, unpacked] = await Promise.allSettled([call, unpack]);
     // An entry refused here is the cause; the sandbox's side then fails only because we stopped reading.
     if (unpacked.status === "rejected" && unpacked.reason instanceof TarEntryError) throw unpacked.reason;

@@ -52,7 +52,7 @@ export type Stdio = "piped" | "inherit" | "null";
 /** Options of `sandbox.spawn`. */
 export interface SpawnOptions {
   args?: string[];
-  /** Working directory (default /home/user). */
+  /** Working directory (default /home/sandbox, the home). */
   cwd?: string;
   /** Variables added to the sandbox's environment for this process. */
   env?: Record<string, string>;

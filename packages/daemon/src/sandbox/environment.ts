@@ -3,6 +3,7 @@
  * variables, the Node preload, the trust bundle), then the sandbox's own (env.set, create's env,
  * its secrets' placeholders), then the spawn's.
  */
+import { SANDBOX_HOME } from "@sbx/protocol";
 import { TRUST_ENV } from "../egress/tls/trust.js";
 import type { Sandbox } from "./sandbox.js";
 
@@ -22,7 +23,7 @@ export function withProxyPreload(env: Record<string, string>): Record<string, st
 
 /** The environment every spawn starts from, below the sandbox's and the call's own. */
 export const BASE_ENV: Readonly<Record<string, string>> = {
-  HOME: "/home/user",
+  HOME: SANDBOX_HOME,
   USER: "user",
   LOGNAME: "user",
   SHELL: "/bin/bash",

@@ -38,9 +38,9 @@ async function collectList<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** A fresh directory under /home/user for one test, so tests do not depend on each other. */
+/** A fresh directory under /home/sandbox for one test, so tests do not depend on each other. */
 async function testDir(name: string): Promise<string> {
-  const dir = `/home/user/t-${name}-${randomBytes(3).toString("hex")}`;
+  const dir = `/home/sandbox/t-${name}-${randomBytes(3).toString("hex")}`;
   await sb.fs.mkdir(dir);
   return dir;
 }
@@ -407,20 +407,31 @@ describe("directories and names", () => {
     expect(logs.map((e) => e.path)).toEqual([`${dir}/a/b/deep.log`]);
     const skipped = await collectList(sb.fs.walk(dir, { skip: [/\/a$/] }));
     expect(skipped.map((e) => e.path).sort()).toEqual([dir, `${dir}/ln`, `${dir}/top.txt`].sort());
-    // walk from a relative root resolves against /home/user
-    const rel = await collectList(sb.fs.walk(dir.slice("/home/user/".length), { includeDirs: false }));
+    // walk from a relative root resolves against /home/sandbox
+    const rel = await collectList(sb.fs.walk(dir.slice("/home/sandbox/".length), { includeDirs: false }));
     expect(rel.map((e) => e.path).sort()).toEqual(filesOnly.map((e) => e.path).concat(`${dir}/ln`).sort());
   });
 });
 
 describe("paths resolve inside the sandbox", () => {
-  it("relative paths resolve against /home/user", async () => {
+  it("/home/user, the home's former name, is the same directory", async () => {
+    const dir = await testDir("alias");
+    const name = dir.slice("/home/sandbox/".length);
+    await sb.fs.writeTextFile(`/home/user/${name}/via-alias.txt`, "one home");
+    expect(await sb.fs.readTextFile(`${name}/via-alias.txt`)).toBe("one home");
+    expect((await sb.fs.stat("/home/user")).isDirectory).toBe(true);
+    const [home, alias] = (await sb.sh`stat -c %d:%i /home/sandbox /home/user`.text()).split("\n");
+    expect(alias).toBe(home);
+    expect(await sb.sh`cd /home/user/${name} && cat via-alias.txt`.text()).toBe("one home");
+  });
+
+  it("relative paths resolve against /home/sandbox", async () => {
     const dir = await testDir("relative");
-    const name = dir.slice("/home/user/".length);
+    const name = dir.slice("/home/sandbox/".length);
     await sb.fs.writeTextFile(`${name}/rel.txt`, "relative");
     expect(await sb.fs.readTextFile(`${dir}/rel.txt`)).toBe("relative");
-    expect(await sb.sh`cat /home/user/${name}/rel.txt`.text()).toBe("relative");
-    expect(await sb.fs.realPath(".")).toBe("/home/user");
+    expect(await sb.sh`cat /home/sandbox/${name}/rel.txt`.text()).toBe("relative");
+    expect(await sb.fs.realPath(".")).toBe("/home/sandbox");
     expect(await sb.fs.realPath(name)).toBe(dir);
     const listed = await collectList(sb.fs.readDir("."));
     expect(listed.map((e) => e.name)).toContain(name);
@@ -441,7 +452,7 @@ describe("paths resolve inside the sandbox", () => {
 
   it("absolute paths name the sandbox's files: /etc/passwd is the sandbox's, with user 1000", async () => {
     const passwd = await sb.fs.readTextFile("/etc/passwd");
-    expect(passwd).toMatch(/^user:x:1000:1000:[^:]*:\/home\/user:/m);
+    expect(passwd).toMatch(/^user:x:1000:1000:[^:]*:\/home\/sandbox:/m);
     expect(passwd).not.toBe(readFileSync("/etc/passwd", "utf8"));
     expect(passwd.trim().split("\n").map((l) => l.split(":")[0])).toEqual(["root", "user", "nobody"]);
     expect(await sb.sh`cat /etc/passwd`.text()).toBe(passwd.trimEnd());
@@ -673,7 +684,7 @@ describe("disk limit", () => {
   it("the cap covers home and /tmp together", async () => {
     await small.sh`rm -f /tmp/* ~/* 2>/dev/null; true`;
     await small.fs.writeFile("/tmp/half.bin", new Uint8Array(5 * MiB));
-    const err = await failure(small.fs.writeFile("/home/user/other-half.bin", new Uint8Array(5 * MiB)));
+    const err = await failure(small.fs.writeFile("/home/sandbox/other-half.bin", new Uint8Array(5 * MiB)));
     expect(err).toBeInstanceOf(RpcError);
     expect(err.message).toMatch(/no space|ENOSPC|disk is full/i);
   });

@@ -16,10 +16,10 @@ afterAll(async () => {
 });
 
 describe("spawn", () => {
-  it("runs as uid 1000 'user' in /home/user with a clean environment", async () => {
+  it("runs as uid 1000 'user' in /home/sandbox with a clean environment", async () => {
     const out = await sb.spawn("bash", { args: ["-c", "id -u; id -un; pwd; echo $HOME; env | sort"] }).then((p) => p.output());
     const lines = out.stdoutText!.trim().split("\n");
-    expect(lines.slice(0, 4)).toEqual(["1000", "user", "/home/user", "/home/user"]);
+    expect(lines.slice(0, 4)).toEqual(["1000", "user", "/home/sandbox", "/home/sandbox"]);
     const env = Object.fromEntries(lines.slice(4).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
     expect(env.FROM_CREATE).toBe("yes");
     const proxyVars = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].flatMap((k) => [k, k.toLowerCase()]);
@@ -64,7 +64,7 @@ describe("spawn", () => {
   it("applies cwd, env and clearEnv", async () => {
     await sb.fs.mkdir("work/dir", { recursive: true });
     const out = await (await sb.spawn("bash", { args: ["-c", "pwd; echo $X"], cwd: "work/dir", env: { X: "1" } })).output();
-    expect(out.stdoutText).toBe("/home/user/work/dir\n1\n");
+    expect(out.stdoutText).toBe("/home/sandbox/work/dir\n1\n");
     const bare = await (await sb.spawn("/usr/bin/env", { clearEnv: true, env: { ONLY: "me" } })).output();
     expect(bare.stdoutText).toBe("ONLY=me\n");
   });

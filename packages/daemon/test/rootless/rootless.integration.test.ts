@@ -71,7 +71,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     expect(limited.warnings).toEqual([
       'memory: not enforced: this daemon runs rootless (without cgroups), so memory "256MiB" is not a limit here; run the daemon as root for enforced limits',
       "cpus: not enforced: this daemon runs rootless (without cgroups), so cpus 0.5 is not a limit here; run the daemon as root for enforced limits",
-      'disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at "64MiB"',
+      'disk: approximate: rootless sandboxes keep /home/sandbox and /tmp in memory (tmpfs), each capped at "64MiB"',
     ]);
   });
 
@@ -120,7 +120,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     expect(logs).not.toContain(value);
   });
 
-  it("caps each of /home/user and /tmp at the disk size (approximate: per mount)", async () => {
+  it("caps each of /home/sandbox (and its alias /home/user) and /tmp at the disk size (approximate: per mount)", async () => {
     await using sb = await Sandbox.create({ ...opts, timeout: "1m", disk: "8MiB" });
     const res = await sb.sh`head -c 16M /dev/zero > /home/user/big`.noThrow();
     expect(res.status.success).toBe(false);

@@ -1,5 +1,5 @@
 # hand-written: the sync flavour in ../_sync/fs.py is generated from this file
-"""The sandbox's file system. Paths resolve inside the sandbox (relative ones against /home/user)."""
+"""The sandbox's file system. Paths resolve inside the sandbox (relative ones against /home/sandbox)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Literal
 
 from .._errors import ResourceLimitError
 from .._generated.models import ERROR_CODES, DirEntry, FileInfo
+from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
 from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
@@ -155,7 +156,7 @@ class AsyncSandboxFs:
 
         Example::
 
-            async for entry in sb.fs.walk("/home/user/project", skip=["/node_modules$"]):
+            async for entry in sb.fs.walk("/home/sandbox/project", skip=["/node_modules$"]):
                 if entry.is_file:
                     print(entry.path)
         """
@@ -235,7 +236,7 @@ class AsyncSandboxFs:
                 await self._conn.collect([stream], [tar.write])
                 await call.result()
                 tar.seek(0)
-                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=await self.real_path(sandbox_path))
+                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(await self.real_path(sandbox_path)))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ __all__ = [
     "STREAM_WINDOW",
     "MAX_CHUNK",
     "FRAME_HEADER",
+    "SANDBOX_HOME",
+    "SANDBOX_HOME_ALIAS",
 ]
 
 #: Bytes a sender may have in flight per stream before it waits for CREDIT.
@@ -59,6 +61,10 @@ STREAM_WINDOW = 1048576
 #: Largest DATA payload in one frame.
 MAX_CHUNK = 262144
 FRAME_HEADER = 5
+#: The sandbox user's home: where processes start and relative paths resolve.
+SANDBOX_HOME = "/home/sandbox"
+#: The home's other name (the same directory, bound there).
+SANDBOX_HOME_ALIAS = "/home/user"
 
 Signal = Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"]
 
@@ -463,7 +469,7 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
 
     args: list[str]
     cwd: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     env: dict[str, str]
     """Environment variables."""
     clear_env: bool
@@ -536,7 +542,7 @@ class FsReadFileParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     stream: int
     """A stream id chosen by the client, unique on its connection."""
 
@@ -629,7 +635,7 @@ class FsStatParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsStatParams_to_wire(v: FsStatParams) -> dict[str, Any]:
@@ -767,9 +773,9 @@ class FsRenameParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
     from_: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     to: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsRenameParams_to_wire(v: FsRenameParams) -> dict[str, Any]:
@@ -786,7 +792,7 @@ class FsChmodParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     mode: int
     """Unix permission bits."""
 
@@ -805,9 +811,9 @@ class FsSymlinkParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
     target: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsSymlinkParams_to_wire(v: FsSymlinkParams) -> dict[str, Any]:
@@ -826,7 +832,7 @@ class FsMakeTempDirParams(_FsMakeTempDirParamsRequired, total=False):
     """The FsMakeTempDirParams shape."""
 
     dir: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     prefix: str
     suffix: str
 
