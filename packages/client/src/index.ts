@@ -11,7 +11,11 @@
 export { Sandbox, type SandboxOptions, type SpawnOptions, type Stdio, type SignalName } from "./sandbox.js";
 export { ChildProcess } from "./process.js";
 export { ShCommand, shellEscape } from "./sh.js";
-export { SandboxFs, DEFAULT_MAX_READ_BYTES, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData, type ReadFileOptions, type DownloadOptions } from "./fs.js";
+export {
+  SandboxFs, FsFile, SeekMode, DEFAULT_MAX_READ_BYTES,
+  type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type ExpandGlobOptions, type WriteFileOptions, type FileData, type ReadFileOptions,
+  type DownloadOptions, type MkdirOptions, type RemoveOptions, type OpenOptions, type PathLike,
+} from "./fs/index.js";
 export { SandboxEnv } from "./env.js";
 export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
 export {

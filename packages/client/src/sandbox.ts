@@ -3,7 +3,7 @@ import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type Sig
 import { Connection } from "./connection.js";
 import { ConnectionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
-import { SandboxFs } from "./fs.js";
+import { SandboxFs } from "./fs/index.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";

@@ -51,6 +51,12 @@ export class IncomingStream {
     this.wake?.();
   }
 
+  /** Stops the stream from this side (the daemon stops sending); the reader gets `reason`. */
+  abort(reason: unknown): void {
+    if (!this.ended) this.send(encodeAbort(this.id, "aborted by the client"));
+    this.fail(reason as Error);
+  }
+
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
@@ -101,6 +107,12 @@ export class OutgoingStream {
     this.error ??= err;
     this.finish();
     this.wake?.();
+  }
+
+  /** Stops the stream from this side (the receiver drops what it got); writes fail with `reason`. */
+  abort(reason: unknown): void {
+    if (!this.done) this.send(encodeAbort(this.id, "aborted by the client"));
+    this.fail(reason as Error);
   }
 
   private finish(): void {

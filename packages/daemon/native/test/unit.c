@@ -209,6 +209,11 @@ static void test_json_values(void)
     CHECK(!jv_get(root, "frac")->is_int);
     CHECK(!jv_get(root, "exp")->is_int);
     CHECK(!jv_get(root, "huge")->is_int);
+    /* Every number also as a double (times in seconds take fractions); out of range is infinite. */
+    CHECK(jv_get(root, "frac")->d == 1.5);
+    CHECK(jv_get(root, "exp")->d == 100.0);
+    CHECK(jv_get(root, "neg")->d == -9223372036854775808.0);
+    CHECK(jv_get(root, "huge")->d > 1e308);
     v = jv_get(root, "s");
     CHECK(v && v->len == 3 && memcmp(v->s, "a\0b", 3) == 0);
     v = jv_get(root, "lone");
