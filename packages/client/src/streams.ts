@@ -1,5 +1,5 @@
 import { CREDIT_BATCH, FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
-import { ConnectionError, SandboxError } from "./errors.js";
+import { SandboxError } from "./errors.js";
 
 type Send = (frame: Uint8Array) => void;
 
@@ -145,7 +145,7 @@ export class StreamTable {
     this.streams.get(frame.stream)?.onFrame(frame);
   }
 
-  failAll(message: string): void {
-    for (const s of [...this.streams.values()]) s.fail(new ConnectionError(message));
+  failAll(error: () => Error): void {
+    for (const s of [...this.streams.values()]) s.fail(error());
   }
 }

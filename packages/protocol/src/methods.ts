@@ -44,7 +44,7 @@ export const METHODS = {
   "sandbox.list": daemon({ summary: "List this token's sandboxes.", params: S.ListParams, result: S.ListResult, errors: ["InvalidParams"] }),
   "sandbox.kill": daemon({ summary: "Destroy a sandbox now.", params: S.IdParams, result: Null, errors: ["InvalidParams", "SandboxNotFound"] }),
   "sandbox.extendTimeout": daemon({
-    summary: "Push the expiry back by a duration (a session sandbox becomes a timed one expiring then).",
+    summary: "Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then).",
     params: S.ExtendTimeoutParams,
     result: S.ExtendTimeoutResult,
     errors: ["InvalidParams", "SandboxNotFound"],
@@ -166,10 +166,10 @@ export const METHODS = {
     errors: [...onFs, "StreamFailed"],
     outStreams: ["stream"],
   }),
-  "env.get": daemon({ summary: "A variable of the sandbox's default environment, or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
+  "env.get": daemon({ summary: "A variable of the environment a process spawned now starts with (the base one included), or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
   "env.set": daemon({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
-  "env.delete": daemon({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
-  "env.toObject": daemon({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "env.delete": daemon({ summary: "Remove a variable (set, or of the base environment) for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
+  "env.toObject": daemon({ summary: "The whole environment a process spawned now starts with (the base one included).", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
   "rpc.discover": daemon({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 

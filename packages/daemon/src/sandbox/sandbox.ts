@@ -56,6 +56,8 @@ export class Sandbox {
   readonly createdAt = new Date();
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
+  /** Variables of the base environment (the daemon's or create's) that env.delete removed. */
+  readonly envRemoved = new Set<string>();
   readonly processes: ProcessTable;
   /** Files opened with fs.open, by the connection holding each. */
   readonly files = new FileHandles();

@@ -5,7 +5,7 @@ import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { execSizeProblem } from "../sandbox/exec-size.js";
-import { defaultEnv, withProxyPreload } from "../sandbox/environment.js";
+import { defaultEnv, deleteEnv, setEnv, withProxyPreload } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 
@@ -109,17 +109,21 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
     "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
-    "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
+    // As Deno's: what a process started now would see, the base environment (PATH, HOME...) included.
+    "env.get": (p, ctx) => {
+      const env = defaultEnv(sandboxOf(ctx, p.sandbox));
+      return Object.hasOwn(env, p.name) ? env[p.name]! : null;
+    },
     "env.set": (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
       // Refused here rather than at the next spawn: every later process would carry it.
       const tooBig = execSizeProblem([], { ...defaultEnv(sb), [p.name]: p.value });
       if (tooBig) throw invalid("value", `${p.name}: ${tooBig.message}`);
-      sb.env.set(p.name, p.value);
+      setEnv(sb, p.name, p.value);
       return null;
     },
-    "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
-    "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
+    "env.delete": (p, ctx) => (deleteEnv(sandboxOf(ctx, p.sandbox), p.name), null),
+    "env.toObject": (p, ctx) => defaultEnv(sandboxOf(ctx, p.sandbox)),
     "rpc.discover": () => openrpc,
   };
 

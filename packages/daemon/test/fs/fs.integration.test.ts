@@ -105,7 +105,7 @@ describe("reading and writing files", () => {
     expect(await sb.fs.readFile(`${dir}/hello.txt`)).toEqual(encoder.encode(text));
     expect((await sb.fs.stat(`${dir}/hello.txt`)).size).toBe(encoder.encode(text).byteLength);
     // The sandbox's own tools see the same bytes.
-    expect(await sb.sh`sha256sum ${`${dir}/hello.txt`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(text).digest("hex"));
+    expect(await sb.sh`sha256sum ${`${dir}/hello.txt`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(text).digest("hex")}\n`);
   });
 
   it("round-trips binary data with every byte value", async () => {
@@ -117,8 +117,8 @@ describe("reading and writing files", () => {
     const back = await sb.fs.readFile(`${dir}/all.bin`);
     expect(back).toBeInstanceOf(Uint8Array);
     expect(Buffer.from(back).equals(Buffer.from(bytes))).toBe(true);
-    expect(await sb.sh`sha256sum ${`${dir}/all.bin`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(bytes).digest("hex"));
-    expect(await sb.sh`head -c 8 ${`${dir}/all.bin`} | od -An -tu1 | xargs`.text()).toBe(Array.from(bytes.subarray(0, 8)).join(" "));
+    expect(await sb.sh`sha256sum ${`${dir}/all.bin`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(bytes).digest("hex")}\n`);
+    expect(await sb.sh`head -c 8 ${`${dir}/all.bin`} | od -An -tu1 | xargs`.text()).toBe(`${Array.from(bytes.subarray(0, 8)).join(" ")}\n`);
   });
 
   it("writes and reads an empty file", async () => {
@@ -146,7 +146,7 @@ describe("reading and writing files", () => {
     });
     await sb.fs.writeFile(`${dir}/from-stream.bin`, stream);
     expect((await sb.fs.stat(`${dir}/from-stream.bin`)).size).toBe(size);
-    expect(await sb.sh`sha256sum ${`${dir}/from-stream.bin`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(await sb.sh`sha256sum ${`${dir}/from-stream.bin`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(data).digest("hex")}\n`);
     expect(Buffer.from(await sb.fs.readFile(`${dir}/from-stream.bin`)).equals(Buffer.from(data))).toBe(true);
 
     async function* gen() {
@@ -163,7 +163,7 @@ describe("reading and writing files", () => {
     const dir = await testDir("readstream");
     const size = 2 * MiB + 5;
     await sb.sh`head -c ${String(size)} /dev/urandom > ${`${dir}/r.bin`}`;
-    const expected = await sb.sh`sha256sum ${`${dir}/r.bin`} | cut -d' ' -f1`.text();
+    const expected = (await sb.sh`sha256sum ${`${dir}/r.bin`} | cut -d' ' -f1`.text()).trimEnd();
     const stream = await sb.fs.readFileStream(`${dir}/r.bin`);
     expect(stream).toBeInstanceOf(ReadableStream);
     const h = createHash("sha256");
@@ -204,7 +204,7 @@ describe("reading and writing files", () => {
     expect((await sb.fs.stat(`${dir}/secret.txt`)).mode & 0o7777).toBe(0o600);
     await sb.fs.writeTextFile(`${dir}/tool.sh`, "#!/bin/sh\necho tool-ran\n", { mode: 0o755 });
     expect((await sb.fs.stat(`${dir}/tool.sh`)).mode & 0o7777).toBe(0o755);
-    expect(await sb.sh`${`${dir}/tool.sh`}`.text()).toBe("tool-ran");
+    expect(await sb.sh`${`${dir}/tool.sh`}`.text()).toBe("tool-ran\n");
   });
 
   it("reports ENOENT and EISDIR as RpcError with errno and path", async () => {
@@ -284,7 +284,7 @@ describe("metadata", () => {
     expect((await sb.fs.stat(`${dir}/f`)).mode & 0o7777).toBe(0o600);
     await sb.fs.chmod(`${dir}/f`, 0o751);
     expect((await sb.fs.stat(`${dir}/f`)).mode & 0o7777).toBe(0o751);
-    expect(await sb.sh`stat -c %a ${`${dir}/f`}`.text()).toBe("751");
+    expect(await sb.sh`stat -c %a ${`${dir}/f`}`.text()).toBe("751\n");
     await expectErrno(sb.fs.chmod(`${dir}/missing`, 0o600), "ENOENT");
   });
 });
@@ -465,7 +465,7 @@ describe("paths resolve inside the sandbox", () => {
     expect(passwd).toMatch(/^user:x:1000:1000:[^:]*:\/home\/sandbox:/m);
     expect(passwd).not.toBe(readFileSync("/etc/passwd", "utf8"));
     expect(passwd.trim().split("\n").map((l) => l.split(":")[0])).toEqual(["root", "user", "nobody"]);
-    expect(await sb.sh`cat /etc/passwd`.text()).toBe(passwd.trimEnd());
+    expect(await sb.sh`cat /etc/passwd`.text()).toBe(passwd);
     // A file written to /tmp in the sandbox does not appear in the host's /tmp.
     const name = `sbx-fs-probe-${randomBytes(6).toString("hex")}`;
     await sb.fs.writeTextFile(`/tmp/${name}`, "inside");
@@ -527,7 +527,7 @@ describe("upload and download", () => {
     await makeHostTree(local);
     const dir = await testDir("upload");
     await sb.fs.upload(local, `${dir}/tree`);
-    const listing = await sb.sh`cd ${`${dir}/tree`} && find . -printf '%y %m %p %l\n' | sort`.text();
+    const listing = (await sb.sh`cd ${`${dir}/tree`} && find . -printf '%y %m %p %l\n' | sort`.text()).trimEnd();
     expect(listing.split("\n")).toEqual(
       [
         "d 755 . ",
@@ -547,10 +547,10 @@ describe("upload and download", () => {
       ].sort(),
     );
     expect(await sb.fs.readTextFile(`${dir}/tree/link-to-a`)).toBe("alpha\n");
-    expect(await sb.sh`sha256sum ${`${dir}/tree/nested/deep/er/data.bin`} | cut -d' ' -f1`.text()).toBe(await sha256File(join(local, "nested/deep/er/data.bin")));
-    expect(await sb.sh`${`${dir}/tree/bin/run.sh`}`.text()).toBe("ran");
+    expect(await sb.sh`sha256sum ${`${dir}/tree/nested/deep/er/data.bin`} | cut -d' ' -f1`.text()).toBe(`${await sha256File(join(local, "nested/deep/er/data.bin"))}\n`);
+    expect(await sb.sh`${`${dir}/tree/bin/run.sh`}`.text()).toBe("ran\n");
     const owners = await sb.sh`find ${`${dir}/tree`} -printf '%U:%G\n' | sort -u`.text();
-    expect(owners).toBe("1000:1000");
+    expect(owners).toBe("1000:1000\n");
   });
 
   it("downloads a directory tree back to an identical host tree", async () => {
@@ -623,10 +623,10 @@ describe("upload and download", () => {
     expect((await sb.fs.stat(`${dir}/big.bin`)).size).toBe(GiB);
     const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
     for (const [off, buf] of windows) {
-      expect(await sb.sh`tail -c +${String(off + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | sha256sum | cut -d' ' -f1`.text()).toBe(sha(buf));
+      expect(await sb.sh`tail -c +${String(off + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | sha256sum | cut -d' ' -f1`.text()).toBe(`${sha(buf)}\n`);
     }
     // Between the windows the file is zeros, as the sparse source was.
-    expect(await sb.sh`tail -c +${String(MiB + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | tr -d '\\0' | wc -c`.text()).toBe("0");
+    expect(await sb.sh`tail -c +${String(MiB + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | tr -d '\\0' | wc -c`.text()).toBe("0\n");
     expect(upGrowth).toBeLessThan(64 << 20);
 
     const dst = join(hostTmp, "big.back");

@@ -422,7 +422,7 @@ describe("killing the daemon", () => {
         expect(readFileSync(join(stateDir, "daemon.pid"), "utf8").trim()).toBe(String(second.proc.pid));
         // And it works.
         const c = await Sandbox.create({ ...second.opts });
-        expect(await c.sh`echo ok`.text()).toBe("ok");
+        expect(await c.sh`echo ok`.text()).toBe("ok\n");
         await c.kill();
       } finally {
         await second.stop();

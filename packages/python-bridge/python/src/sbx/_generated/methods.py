@@ -170,7 +170,7 @@ class Methods:
         return cast("None", result)
 
     def sandbox_extend_timeout(self, *, id: str, duration: str) -> SandboxExtendTimeoutResult:
-        """Push the expiry back by a duration (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
+        """Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         params["duration"] = duration
@@ -659,7 +659,7 @@ class Methods:
         return Pending(raw, lambda result: FsUploadResult.from_wire(result))
 
     def env_get(self, *, sandbox: str, name: str) -> str | None:
-        """A variable of the sandbox's default environment, or null. (`env.get`)"""
+        """A variable of the environment a process spawned now starts with (the base one included), or null. (`env.get`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -676,7 +676,7 @@ class Methods:
         return cast("None", result)
 
     def env_delete(self, *, sandbox: str, name: str) -> None:
-        """Remove a variable for processes spawned later. (`env.delete`)"""
+        """Remove a variable (set, or of the base environment) for processes spawned later. (`env.delete`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -684,7 +684,7 @@ class Methods:
         return cast("None", result)
 
     def env_to_object(self, *, sandbox: str) -> dict[str, str]:
-        """The sandbox's whole default environment. (`env.toObject`)"""
+        """The whole environment a process spawned now starts with (the base one included). (`env.toObject`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         result = self._call("env.toObject", params)
@@ -751,7 +751,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def sandbox_extend_timeout(self, *, id: str, duration: str) -> SandboxExtendTimeoutResult:
-        """Push the expiry back by a duration (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
+        """Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         params["duration"] = duration
@@ -1240,7 +1240,7 @@ class AsyncMethods:
         return AsyncPending(raw, lambda result: FsUploadResult.from_wire(result))
 
     async def env_get(self, *, sandbox: str, name: str) -> str | None:
-        """A variable of the sandbox's default environment, or null. (`env.get`)"""
+        """A variable of the environment a process spawned now starts with (the base one included), or null. (`env.get`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -1257,7 +1257,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def env_delete(self, *, sandbox: str, name: str) -> None:
-        """Remove a variable for processes spawned later. (`env.delete`)"""
+        """Remove a variable (set, or of the base environment) for processes spawned later. (`env.delete`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -1265,7 +1265,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def env_to_object(self, *, sandbox: str) -> dict[str, str]:
-        """The sandbox's whole default environment. (`env.toObject`)"""
+        """The whole environment a process spawned now starts with (the base one included). (`env.toObject`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         result = await self._call("env.toObject", params)

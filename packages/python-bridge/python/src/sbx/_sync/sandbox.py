@@ -194,7 +194,7 @@ class Sandbox:
         return out
 
     def extend_timeout(self, duration: str) -> datetime:
-        """Pushes the expiry back by ``duration`` ("30s", "5m", "2h"); a session sandbox becomes a timed one."""
+        """Sets the expiry to ``duration`` from now ("30s", "5m", "2h"), as Deno's; a session sandbox becomes a timed one."""
         result = self._conn.sandbox_extend_timeout(id=self.id, duration=duration)
         self._info = SandboxInfo(self._info.id, self._info.labels, self._info.created_at, result.expires_at, self._info.status)
         expires = _parse_time(result.expires_at)

@@ -1,0 +1,80 @@
+/**
+ * The options of `@deno/sandbox` that make no sense for a self-hosted daemon (accepted and
+ * ignored, with a one-line warning, so code written for Deno runs unchanged), the ones sbx
+ * cannot honour yet (refused clearly), and Deno's error classes for a bad memory size or timeout.
+ */
+import { parseBytes, parseDuration } from "@sbx/protocol";
+import { InvalidMemoryError, InvalidOptionError, InvalidTimeoutError, NotSupportedError } from "./errors.js";
+
+/** Options of Deno's `Sandbox.create`, `Sandbox.connect` and `Client` that sbx accepts and ignores. */
+export interface DenoIgnoredOptions {
+  /** Ignored (sandboxes run on the daemon's host). */
+  region?: string;
+  /** Ignored. */
+  debug?: boolean;
+  /** Ignored (tokens are the daemon's). */
+  org?: string;
+  /** Ignored (sbx connects to `url`). */
+  apiEndpoint?: string;
+  /** Ignored (sbx connects to `url`). */
+  sandboxEndpoint?: string | ((region: string) => string);
+}
+
+/** Options of Deno's `Sandbox.create` that sbx does not offer yet: creating with them fails, saying so. */
+export interface DenoUnsupportedOptions {
+  /** Not supported: sbx has no SSH access to sandboxes. */
+  ssh?: boolean;
+  /** Not supported yet: volumes and snapshots. */
+  root?: string;
+  /** Not supported yet: volumes and snapshots. */
+  volumes?: Record<string, string>;
+}
+
+const IGNORED: ReadonlyArray<keyof DenoIgnoredOptions> = ["region", "debug", "org", "apiEndpoint", "sandboxEndpoint"];
+const UNSUPPORTED: Record<keyof DenoUnsupportedOptions, string> = {
+  ssh: "ssh: sbx gives no SSH access to sandboxes; run commands with sandbox.spawn or sandbox.sh",
+  root: "root: volumes and snapshots are not supported by sbx yet",
+  volumes: "volumes: volumes and snapshots are not supported by sbx yet",
+};
+
+/** `options` without Deno's ignored ones (warning once per call about those given) or unsupported ones (refused). */
+export function withoutDenoOptions<T extends object>(options: T, call: string): Omit<T, keyof DenoIgnoredOptions | keyof DenoUnsupportedOptions> {
+  const rest = { ...options } as Record<string, unknown>;
+  const ignored = IGNORED.filter((k) => rest[k] !== undefined);
+  if (ignored.length) console.warn(`sbx: ${call} ignores ${ignored.map((k) => `'${k}'`).join(", ")} (an option of Deno's hosted sandboxes; sbx runs them on the daemon at 'url')`);
+  for (const [key, why] of Object.entries(UNSUPPORTED)) {
+    if (rest[key] !== undefined && rest[key] !== false) throw new NotSupportedError(why);
+  }
+  for (const k of [...IGNORED, ...Object.keys(UNSUPPORTED)]) delete rest[k];
+  return rest as Omit<T, keyof DenoIgnoredOptions | keyof DenoUnsupportedOptions>;
+}
+
+/** Refuses, with Deno's error classes, a memory size or timeout that cannot be read. */
+export function checkSizes(options: { memory?: unknown; timeout?: unknown }): void {
+  const { memory, timeout } = options;
+  if (memory !== undefined) {
+    try {
+      if (typeof memory !== "number" && typeof memory !== "string") throw new Error(`${JSON.stringify(memory)} is not a number of bytes or a size string`);
+      parseBytes(memory);
+    } catch (err) {
+      throw new InvalidMemoryError(`Invalid memory format: memory: ${(err as Error).message}. Expected a number of bytes or a string like "1GiB", "1280MiB", "1GB", "805307kB"`);
+    }
+ // (a number the daemon refuses, it names: see asDenoError)
+  }
+  if (timeout !== undefined && timeout !== "session") {
+    try {
+      if (typeof timeout !== "string") throw new Error(`${JSON.stringify(timeout)} is not a string`);
+      parseDuration(timeout);
+    } catch {
+      throw new InvalidTimeoutError(`Invalid timeout: ${String(timeout)}. Examples of valid timeout: "session", "600s", "15m" (sbx also takes "1h30m", "500ms")`);
+    }
+  }
+}
+
+/** The daemon's refusal of a memory size or timeout, as Deno's error class for it. */
+export function asDenoError(err: unknown): unknown {
+  if (!(err instanceof InvalidOptionError) || err instanceof InvalidMemoryError || err instanceof InvalidTimeoutError) return err;
+  if (/^params\.memory\b/.test(err.message)) return new InvalidMemoryError(err.message, err.data);
+  if (/^params\.(timeout|duration)\b/.test(err.message)) return new InvalidTimeoutError(err.message, err.data);
+  return err;
+}
