@@ -46,6 +46,8 @@ type Rule =
   | { kind: "run"; after: () => Promise<void> };
 
 let caFile = "";
+let tenantTokenFile = "";
+const TENANT_TOKEN = "readme-tenant-token-0123456789";
 let scratch = "";
 const home = () => join(scratch, "home");
 const pathWithLocalBin = () => `${join(home(), ".local", "bin")}:${dirname(process.execPath)}:${process.env.PATH}`;
@@ -72,6 +74,7 @@ const RULES: Record<string, Rule> = {
     },
   },
   "README.md Daemon configuration#1": { kind: "daemon-config", placeholders: { "/path/to/ca.pem": () => caFile, "/etc/ssl/corp-gateway-ca.pem": () => caFile } },
+  "README.md Operating sbx#1": { kind: "daemon-config", placeholders: { "/etc/sbx/grading.token": () => tenantTokenFile } },
 };
 
 const readmes = ["README.md", ...readdirSync(join(repo, "packages")).map((p) => `packages/${p}/README.md`), "examples/README.md"].filter((f) => existsSync(join(repo, f)));
@@ -85,6 +88,8 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "sbx-readme-"));
   caFile = join(scratch, "upstream-ca.pem");
   writeFileSync(caFile, up.caPem);
+  tenantTokenFile = join(scratch, "tenant.token");
+  writeFileSync(tenantTokenFile, `${TENANT_TOKEN}\n`, { mode: 0o600 });
   // A stand-in for "the root of the checkout" that the blocks' own files do not clutter.
   symlinkSync(join(repo, "packages"), join(scratch, "packages"));
   mkdirSync(join(scratch, "node_modules", "@sbx"), { recursive: true });
@@ -224,7 +229,9 @@ async function checkDaemonConfig(block: Block, placeholders: Record<string, () =
   try {
     const url = await waitForListening(proc, () => stderr);
     // The file took effect: its second tenant's token is accepted.
-    expect(await Sandbox.list({ url, token: config.tokens[0] })).toEqual([]);
+    const token = config.tokens?.[0] ?? (config.tenants?.[0]?.tokenFile ? readFileSync(config.tenants[0].tokenFile, "utf8").trim() : undefined);
+    expect(token, "a config block in the README names a second tenant's token (tokens or tenants[0].tokenFile)").toBeDefined();
+    expect(await Sandbox.list({ url, token })).toEqual([]);
   } finally {
     if (proc.exitCode === null) {
       const exited = new Promise((r) => proc.once("exit", r));

@@ -19,6 +19,8 @@ import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
+import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -32,6 +34,9 @@ const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
 
+/** Root mode's cache of the /etc paths links from /usr lead to: one host, one list, whichever daemon found it. */
+const ETC_CACHE = "/run/sbx/etc-links.json";
+
 export class HostNotReadyError extends Error {}
 
 /** One sbx daemon: its listener, its sandboxes and its state dir. */
@@ -44,6 +49,8 @@ export class Daemon {
     private readonly stateDir: string,
     private readonly uids: UidRange | null,
     private readonly log: Logger,
+    /** The Prometheus endpoint, when config metricsListen asks for one. */
+    private readonly metricsServer: Server | null,
   ) {}
 
   /** Checks the host, claims the state dir, reclaims what a crashed predecessor left, listens. */
@@ -74,6 +81,8 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
+    // Reads all of /usr unless cached: under way while the rest of the start goes on.
+    const etcBinds = cachedLinkedEtcPaths(rootMode ? ETC_CACHE : join(config.stateDir, "etc-links.json"));
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
@@ -93,6 +102,21 @@ export class Daemon {
     const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
+    // Read when scraped: nothing to report until the manager exists.
+    let counted: SandboxManager | null = null;
+    const metrics = new DaemonMetrics({
+      sandboxes: () => counted?.metricsSource.sandboxes() ?? { owned: 0, pooled: 0 },
+      tenantUsage: () => counted?.metricsSource.tenantUsage() ?? new Map(),
+    });
+    let metricsServer: Server | null = null;
+    if (config.metricsListen) {
+      const at = parseListen(config.metricsListen);
+      metricsServer = await startMetricsServer(metrics, at.host, at.port).catch((err: Error) => {
+        throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
+      });
+      const m = metricsServer.address() as AddressInfo;
+      log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
+    }
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
@@ -102,18 +126,24 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
+      etcBinds: await etcBinds.then((paths) => {
+        if (paths.length) log.info(`binds ${paths.length} more host /etc paths that links from /usr lead to: ${paths.join(", ")}`);
+        return paths;
+      }),
       pidsPerSandbox: config.pidsPerSandbox,
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       tenants: tokens,
+      metrics,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,
       egressShared,
-      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd },
+      tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
+    counted = manager;
     await manager.init();
     const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
     await new Promise<void>((resolve, reject) => {
@@ -131,13 +161,15 @@ export class Daemon {
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),
     });
-    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log);
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log, metricsServer);
   }
 
   /** Kills every sandbox and stops listening. */
   async close(): Promise<void> {
     this.server.close();
     this.server.closeAllConnections();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     await this.manager.shutdown();
     this.manager.closeFiles();
     this.uids?.release();

@@ -1,12 +1,15 @@
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
+import { formatCpuList } from "../sandbox/cpus.js";
 
 /** What a sandbox's cgroup enforces. */
 export interface CgroupLimits {
   memoryBytes: number;
   cpus: number;
   pids: number;
+  /** The CPUs the sandbox may run on (cpuset), null for all; enforced where the cpuset controller exists. */
+  cpuSet?: readonly number[] | null;
 }
 
 /** The kernel's own accounting for one sandbox. */
@@ -96,16 +99,36 @@ export class CgroupV1Driver implements CgroupDriver {
   readonly version = 1 as const;
   readonly baseDirs: string[];
   private readonly dirs: { memory: string; cpu: string; cpuacct: string; pids: string };
+  /** The cpuset hierarchy's base, where the host mounts one (sandboxes with a CPU set join it). */
+  private readonly cpuset: string | null;
 
   constructor(root = "/sys/fs/cgroup", name = "sbx") {
     // cpu and cpuacct are often one hierarchy reached by two names (cpu,cpuacct): resolve them.
     const at = (controller: string) => join(realpathSync(join(root, controller)), name);
     this.dirs = { memory: at("memory"), cpu: at("cpu"), cpuacct: at("cpuacct"), pids: at("pids") };
-    this.baseDirs = [...new Set(Object.values(this.dirs))];
+    this.cpuset = existsSync(join(root, "cpuset", "cpuset.cpus")) ? at("cpuset") : null;
+    this.baseDirs = [...new Set([...Object.values(this.dirs), ...(this.cpuset ? [this.cpuset] : [])])];
+  }
+
+  /** v1 cpusets start empty: a new one must be given CPUs and memory nodes before anything joins it. */
+  private async makeCpuset(dir: string, cpus: string): Promise<void> {
+    const parent = join(dir, "..");
+    await fsp.mkdir(dir);
+    await fsp.writeFile(join(dir, "cpuset.mems"), readFileSync(join(parent, "cpuset.mems"), "utf8").trim());
+    await fsp.writeFile(join(dir, "cpuset.cpus"), cpus);
   }
 
   async create(id: string, limits: CgroupLimits): Promise<SandboxCgroup> {
-    for (const base of this.baseDirs) await fsp.mkdir(base, { recursive: true });
+    for (const base of this.baseDirs) {
+      if (base !== this.cpuset) await fsp.mkdir(base, { recursive: true });
+      else if (!existsSync(base)) {
+        try {
+          await this.makeCpuset(base, readFileSync(join(base, "..", "cpuset.cpus"), "utf8").trim());
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        }
+      }
+    }
     const d = {
       memory: join(this.dirs.memory, id),
       cpu: join(this.dirs.cpu, id),
@@ -115,6 +138,11 @@ export class CgroupV1Driver implements CgroupDriver {
     const made = [...new Set(Object.values(d))];
     try {
       for (const dir of made) await fsp.mkdir(dir);
+      if (this.cpuset && limits.cpuSet) {
+        const dir = join(this.cpuset, id);
+        await this.makeCpuset(dir, formatCpuList(limits.cpuSet));
+        made.push(dir);
+      }
       await fsp.writeFile(join(d.memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
       // No swap beyond the limit, where the kernel accounts swap at all.
       if (existsSync(join(d.memory, "memory.memsw.limit_in_bytes"))) await fsp.writeFile(join(d.memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
@@ -163,10 +191,12 @@ export class CgroupV2Driver implements CgroupDriver {
     const base = this.baseDirs[0]!;
     await fsp.mkdir(base, { recursive: true });
     // Controllers must be enabled for children at every level down to the sandbox.
-    for (const dir of [this.root, base]) await fsp.writeFile(join(dir, "cgroup.subtree_control"), "+memory +cpu +pids");
+    const cpuset = !!limits.cpuSet && this.hasCpuset();
+    for (const dir of [this.root, base]) await fsp.writeFile(join(dir, "cgroup.subtree_control"), `+memory +cpu +pids${cpuset ? " +cpuset" : ""}`);
     const dir = join(base, id);
     await fsp.mkdir(dir);
     try {
+      if (cpuset) await fsp.writeFile(join(dir, "cpuset.cpus"), formatCpuList(limits.cpuSet!));
       await fsp.writeFile(join(dir, "memory.max"), String(limits.memoryBytes));
       if (existsSync(join(dir, "memory.swap.max"))) await fsp.writeFile(join(dir, "memory.swap.max"), "0");
       await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
@@ -191,6 +221,14 @@ export class CgroupV2Driver implements CgroupDriver {
       },
       destroy: () => removeCgroup(dir),
     };
+  }
+
+  private hasCpuset(): boolean {
+    try {
+      return readFileSync(join(this.root, "cgroup.controllers"), "utf8").split(/\s+/).includes("cpuset");
+    } catch {
+      return false;
+    }
   }
 
   reclaim(): Promise<number> {

@@ -4,21 +4,41 @@
  * its secrets' placeholders), then the spawn's.
  */
 import { SANDBOX_HOME } from "@sbx/protocol";
-import { TRUST_ENV } from "../egress/tls/trust.js";
+import { JAVA_TRUST_STORE, TRUST_ENV } from "../egress/tls/trust.js";
+import { JKS_PASSWORD } from "../egress/tls/jks.js";
 import type { Sandbox } from "./sandbox.js";
 
-/** The Node option that loads the egress preload; kept in front of whatever NODE_OPTIONS a caller sets. */
+/** The Node option that loads the egress preload. */
 const PROXY_PRELOAD = "--require /.sbx/node-proxy.cjs";
 
 /**
- * NODE_OPTIONS as the caller set it (env.set, spawn's env, sh.env) with the proxy preload in
- * front: without it Node's fetch gets no network at all. A caller who clears the environment
- * gets exactly what it gives.
+ * Java reads no proxy variables: its system properties name the proxy (for HttpURLConnection,
+ * java.net.http, Maven and Gradle), and its trust store is a JKS copy of the sandbox's bundle
+ * (the daemon's CA included, for secret hosts).
  */
-export function withProxyPreload(env: Record<string, string>): Record<string, string> {
-  const own = env.NODE_OPTIONS;
-  if (own === undefined || own.split(/\s+/).join(" ").includes(PROXY_PRELOAD)) return env;
-  return { ...env, NODE_OPTIONS: own.trim() ? `${PROXY_PRELOAD} ${own}` : PROXY_PRELOAD };
+const JAVA_OPTIONS = [
+  "-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=3128", "-Dhttps.proxyHost=127.0.0.1", "-Dhttps.proxyPort=3128",
+  "-Dhttp.nonProxyHosts=localhost|127.0.0.1|[::1]",
+  `-Djavax.net.ssl.trustStore=${JAVA_TRUST_STORE}`, "-Djavax.net.ssl.trustStoreType=JKS", `-Djavax.net.ssl.trustStorePassword=${JKS_PASSWORD}`,
+].join(" ");
+
+/** Variables holding a runtime's options, and what of ours each must keep in front of a caller's own. */
+const OURS: Readonly<Record<string, string>> = { NODE_OPTIONS: PROXY_PRELOAD, JAVA_TOOL_OPTIONS: JAVA_OPTIONS };
+
+/**
+ * NODE_OPTIONS and JAVA_TOOL_OPTIONS as the caller set them (env.set, spawn's env, sh.env) with
+ * ours in front: without them Node's fetch and Java get no network at all (a caller's own
+ * options come after ours, so a later -D of theirs still wins). A caller who clears the
+ * environment gets exactly what it gives.
+ */
+export function withEgressOptions(env: Record<string, string>): Record<string, string> {
+  let out = env;
+  for (const [name, ours] of Object.entries(OURS)) {
+    const own = env[name];
+    if (own === undefined || own.split(/\s+/).join(" ").includes(ours)) continue;
+    out = { ...out, [name]: own.trim() ? `${ours} ${own}` : ours };
+  }
+  return out;
 }
 
 /** The environment every spawn starts from, below the sandbox's and the call's own. */
@@ -38,8 +58,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   ),
   NO_PROXY: "localhost,127.0.0.1,::1",
   no_proxy: "localhost,127.0.0.1,::1",
-  // Node's fetch and http(s) ignore the variables above; this preload routes them through the proxy.
-  NODE_OPTIONS: PROXY_PRELOAD,
+  // Node's fetch and http(s) and Java ignore the variables above; their options route them through the proxy.
+  ...OURS,
   // TLS clients trust the daemon's CA, which signs what the proxy shows for secret hosts (Node's variable: see SECRETS_TRUST_ENV).
   ...TRUST_ENV,
 };
@@ -59,8 +79,8 @@ export function setEnv(sb: Sandbox, name: string, value: string): void {
 
 /**
  * Base variables env.delete may remove. The rest of the base is the sandbox's plumbing (the
- * proxy variables, the Node preload, the trust bundle, secret placeholders): deleting one only
- * undoes an env.set, so that no call leaves Node without its way out.
+ * proxy variables, Node's and Java's options, the trust bundle, secret placeholders): deleting
+ * one only undoes an env.set, so that no call leaves a runtime without its way out.
  */
 const REMOVABLE = new Set(["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG"]);
 

@@ -1,15 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
-import { SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
-
-/** Parts of the host's /etc that ordinary programs need; nothing with credentials or host identity. */
-const ETC_SHARED = [
-  "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates", "ca-certificates.conf",
-  "localtime", "timezone", "nsswitch.conf", "host.conf", "services", "protocols", "mime.types", "os-release",
-  "debian_version", "profile", "profile.d", "bash.bashrc", "inputrc", "terminfo", "gitconfig", "magic", "magic.mime",
-  "python3", "python3.11", "perl", "shells", "xattr.conf", "locale.alias",
-];
+import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
+import { ETC_SHARED } from "./etc.js";
+import { formatCpuList } from "./cpus.js";
 
 /** Top-level host paths made visible read-only (as the symlinks they are on merged-/usr hosts). */
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -20,8 +14,14 @@ export interface LaunchSpec {
   egressDirFd: number;
   /** Host uid/gid the sandbox runs as (root mode); null keeps the daemon's own (rootless mode). */
   hostUid: number | null;
+  /** Host /etc paths that links from /usr lead to (see etc.ts), bound read-only as they are. */
+  etcBinds: readonly string[];
   /** Size cap of each writable tmpfs (/home and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
+  /** The CPUs the sandbox runs on (its quota rounded up); null for all the daemon's. */
+  cpuSet: readonly number[] | null;
+  /** All the CPUs the daemon runs on: what the sandbox sees as online when it has no set of its own. */
+  cpusOnline: readonly number[];
   /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
   storage: { homeFd: number; tmpFd: number } | null;
   /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
@@ -35,6 +35,8 @@ export interface LaunchSpec {
   /** The same bundle on a second fd, bound over the system bundle's path. */
   trustSystemBundleFd: number;
   trustCaFd: number;
+  /** The bundle as a Java trust store (JKS). */
+  javaStoreFd: number;
   /** The compiled seccomp program every process in the sandbox runs under; the supervisor installs it. */
   seccomp: Buffer;
   /** Ptys the sandbox may hold at once (its own devpts instance's max=). */
@@ -46,7 +48,7 @@ export interface LaunchSpec {
 }
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, home: 15, tmp: 16 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18 } as const;
 
 /**
  * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
@@ -94,9 +96,13 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
     else a.push("--ro-bind", dir, dir);
   }
   for (const name of ETC_SHARED) if (existsSync(`/etc/${name}`)) a.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
+  // What links from /usr lead to (OpenJDK's and Maven's configuration...), found at daemon start.
+  for (const path of spec.etcBinds) a.push("--ro-bind", path, path);
   a.push("--perms", "0644", "--ro-bind-data", String(fds.passwd), "/etc/passwd");
   a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
   a.push("--perms", "0644", "--ro-bind-data", String(fds.hosts), "/etc/hosts");
+  // glibc's get_nprocs (Python's os.cpu_count, sysconf) reads this; /sys itself is not there.
+  a.push("--perms", "0444", "--ro-bind-data", String(fds.cpusOnline), "/sys/devices/system/cpu/online");
   a.push("--proc", "/proc", "--dev", "/dev");
   if (spec.storage) {
     a.push("--bind-fd", String(fds.home), SANDBOX_HOME, "--bind-fd", String(fds.tmp), "/tmp");
@@ -112,7 +118,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
   // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
-  a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA);
+  a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
   const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
   a.push("--remount-ro", "/", "--chdir", SANDBOX_HOME);
@@ -128,7 +134,8 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
 export function launchArgv(spec: LaunchSpec): string[] {
   const limits = [`--nofile=${spec.rlimits.nofile}:${spec.rlimits.nofile}`, "--core=0:0"];
   if (spec.rlimits.nproc !== null) limits.push(`--nproc=${spec.rlimits.nproc}:${spec.rlimits.nproc}`);
-  const bwrap = [spec.bwrapPath, ...bwrapArgs(spec, FD)];
+  // The affinity nproc and availableParallelism read; in root mode a cpuset enforces the same set where the host has the controller.
+  const bwrap = [...(spec.cpuSet ? ["/usr/bin/taskset", "--cpu-list", formatCpuList(spec.cpuSet)] : []), spec.bwrapPath, ...bwrapArgs(spec, FD)];
   if (spec.hostUid === null) return ["/usr/bin/prlimit", ...limits, "--", ...bwrap];
   const drop = ["/usr/bin/setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--"];
   return ["/bin/sh", "-c", JOIN_SCRIPT, "sbx-join", ...spec.cgroupProcs, "--", "/usr/bin/prlimit", ...limits, "--", ...drop, ...bwrap];
@@ -137,7 +144,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd];
+  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
@@ -147,6 +154,7 @@ export function launch(spec: LaunchSpec): ChildProcess {
   pipes[FD.group]?.end(USER_ETC.group);
   pipes[FD.hosts]?.end(USER_ETC.hosts);
   pipes[FD.seccomp]?.end(spec.seccomp);
+  pipes[FD.cpusOnline]?.end(`${formatCpuList(spec.cpuSet ?? spec.cpusOnline)}\n`);
   return child;
 }
 

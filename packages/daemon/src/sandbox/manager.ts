@@ -15,8 +15,10 @@ import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { callContext } from "../util/context.js";
 import type { Logger } from "../util/log.js";
+import type { DaemonMetrics } from "../metrics/metrics.js";
 import { Accounting, type TenantDirectory } from "./accounting.js";
 import { deathReason } from "./death.js";
+import { CpuPlacer } from "./cpus.js";
 import { DiskBudget, type DiskPolicy } from "./disk-budget.js";
 import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
@@ -53,9 +55,11 @@ export interface ManagerOptions {
   /** The daemon-wide side of every proxy's bounds (connections, held bytes, decoding) and the host's addresses. */
   egressShared: EgressShared;
   /** The daemon's CA and upstream trust for intercepting secret hosts, and the trust files every sandbox binds. */
-  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number };
+  tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number; javaStoreFd: number };
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
+  /** Host /etc paths that links from /usr lead to, bound into every sandbox. */
+  etcBinds: readonly string[];
   pidsPerSandbox: number;
   ptysPerSandbox: number;
   openFilesPerProcess: number;
@@ -67,6 +71,8 @@ export interface ManagerOptions {
   disk: DiskPolicy;
   /** Tenants' names and quotas by owner key. */
   tenants: TenantDirectory;
+  /** Counters and histograms the daemon's /metrics serves. */
+  metrics: DaemonMetrics;
   log: Logger;
 }
 
@@ -88,6 +94,8 @@ export class SandboxManager {
   private readonly pool: WarmPool;
   /** Root mode: the promises sandboxes' disk caps make against the state dir's free space. */
   private readonly disk: DiskBudget | null;
+  /** Which CPUs each sandbox sees and runs on. */
+  private readonly cpus = new CpuPlacer();
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -155,7 +163,7 @@ export class SandboxManager {
 
   /** Closes the trust files every sandbox binds (after shutdown). */
   closeFiles(): void {
-    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd]) {
+    for (const fd of [this.opts.tls.bundleFd, this.opts.tls.systemBundleFd, this.opts.tls.caFd, this.opts.tls.javaStoreFd]) {
       try {
         closeSync(fd);
       } catch {
@@ -166,6 +174,24 @@ export class SandboxManager {
 
   get size(): number {
     return this.sandboxes.size;
+  }
+
+  /** The daemon's counters, for the server's connections and handlers to bump. */
+  get metrics(): DaemonMetrics {
+    return this.opts.metrics;
+  }
+
+  /** Live sandboxes, owned and pooled, and each tenant's usage so far: what /metrics reads when scraped. */
+  get metricsSource() {
+    return {
+      sandboxes: () => {
+        let owned = 0;
+        let pooled = 0;
+        for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.owner ? owned++ : pooled++;
+        return { owned, pooled };
+      },
+      tenantUsage: () => this.accounting.tenantUsage(),
+    };
   }
 
   /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
@@ -182,6 +208,17 @@ export class SandboxManager {
   }
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<{ sandbox: Sandbox; warnings: string[] }> {
+    const started = performance.now();
+    try {
+      return await this.createSandbox(client, p, started);
+    } catch (err) {
+      // json-rpc-2.0 resets its exceptions' prototype, so the code name is read off the object.
+      this.opts.metrics.createErrors.inc({ code: (err as { codeName?: string }).codeName ?? "InternalError" });
+      throw err;
+    }
+  }
+
+  private async createSandbox(client: Client, p: ParamsOf<"sandbox.create">, started: number): Promise<{ sandbox: Sandbox; warnings: string[] }> {
     const limits = limitsOf(p);
     const tooBig = execSizeProblem([], p.env ?? {});
     if (tooBig) throw invalid(tooBig.field, tooBig.message);
@@ -209,6 +246,9 @@ export class SandboxManager {
     if (timeoutMs === null) sb.lifetime.bindTo(client);
     else sb.lifetime.endAt(Date.now() + timeoutMs);
     sb.attach(client);
+    const source = warm ? "pool" : "launch";
+    this.opts.metrics.creates.inc({ tenant: this.opts.tenants.nameOf(client.owner), source });
+    this.opts.metrics.createSeconds.observe({ source }, (performance.now() - started) / 1000);
     const { hostUid, cgroup } = sb.resources;
     this.log.info(
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
@@ -231,7 +271,7 @@ export class SandboxManager {
     let resources: SandboxResources;
     try {
       resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, reserveDisk: this.opts.disk.reserve },
+        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus, reserveDisk: this.opts.disk.reserve },
         id,
         limits,
       );
@@ -250,9 +290,12 @@ export class SandboxManager {
     const proc = launch({
       egressDirFd: egress.socketDirFd,
       bwrapPath: this.opts.bwrapPath,
+      etcBinds: this.opts.etcBinds,
       hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
+      cpuSet: resources.cpuSet,
+      cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,
       supervisorFd: this.files.supervisorFd,
       preloadFd: this.files.preloadFd,
@@ -260,6 +303,7 @@ export class SandboxManager {
       trustBundleFd: this.opts.tls.bundleFd,
       trustSystemBundleFd: this.opts.tls.systemBundleFd,
       trustCaFd: this.opts.tls.caFd,
+      javaStoreFd: this.opts.tls.javaStoreFd,
       seccomp: this.opts.seccomp,
       ptysPerSandbox: this.opts.ptysPerSandbox,
       cgroupProcs: cgroup?.procsFiles ?? [],
@@ -272,9 +316,11 @@ export class SandboxManager {
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir } };
     const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));
-    wireEgress(sb, egress, this.log);
+    wireEgress(sb, egress, this.log, this.opts.metrics);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
-    link.onExit = (pid, code, signal) => sb.processes.exited(pid, code, signal);
+    link.onExit = (pid, code, signal) => {
+      if (sb.processes.exited(pid, code, signal).oom) this.opts.metrics.oomKills.inc();
+    };
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
     this.sandboxes.set(id, sb);
@@ -329,6 +375,7 @@ export class SandboxManager {
   /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
   private destroy(sb: Sandbox, reason: EndReason, message?: string): void {
     if (!sb.stop(reason, message)) return;
+    if (sb.owner) this.opts.metrics.ends.inc({ reason });
     this.accounting.stopping(sb);
     sb.link.stop(message ?? reason);
     sb.proc.kill("SIGKILL");

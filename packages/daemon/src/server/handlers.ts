@@ -5,7 +5,7 @@ import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { execSizeProblem } from "../sandbox/exec-size.js";
-import { defaultEnv, deleteEnv, setEnv, withProxyPreload } from "../sandbox/environment.js";
+import { defaultEnv, deleteEnv, setEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 
@@ -49,7 +49,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
   const special: { [M in SupervisorMethodName]?: Handler<M> } = {
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : withProxyPreload({ ...defaultEnv(sb), ...(p.env ?? {}) });
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
       const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
       const result = await inside(sb, "process.spawn", {
@@ -62,6 +62,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
         stderr: ctx.streams.stderr ?? null,
       });
       sb.processes.track(result.pid, ctx.conn);
+      manager.metrics.spawns.inc();
       return result;
     },
     "fs.open": async (p, ctx) => {

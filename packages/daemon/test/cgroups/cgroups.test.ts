@@ -112,6 +112,7 @@ function fakeV2(controllers = "cpuset cpu io memory hugetlb pids rdma misc", opt
     "cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
     "pids.max": "max\n",
     "pids.current": "0\n",
+    ...(controllers.split(" ").includes("cpuset") ? { "cpuset.cpus": "\n" } : {}),
   });
 }
 
@@ -125,21 +126,28 @@ const V1_FILES: Record<string, Record<string, string>> = {
   cpu: { "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "-1\n", "cpu.shares": "1024\n" },
   cpuacct: { "cpuacct.usage": "0\n", "cpuacct.stat": "user 0\nsystem 0\n" },
   pids: { "pids.max": "max\n", "pids.current": "0\n" },
+  // A new v1 cpuset starts empty: nothing may join it until it has CPUs and memory nodes.
+  cpuset: { "cpuset.cpus": "\n", "cpuset.mems": "\n" },
 };
 
 /**
  * A cgroup v1 mount: one hierarchy per controller, or cpu and cpuacct co-mounted as
  * "cpu,cpuacct" and reached through two symlinks (as most distributions do).
  */
-function fakeV1(opts: { comount?: boolean; memsw?: boolean; without?: string } = {}) {
+function fakeV1(opts: { comount?: boolean; memsw?: boolean; without?: string; cpuset?: boolean } = {}) {
   const hierarchies: Record<string, string[]> = opts.comount
     ? { memory: ["memory"], "cpu,cpuacct": ["cpu", "cpuacct"], pids: ["pids"] }
     : { memory: ["memory"], cpu: ["cpu"], cpuacct: ["cpuacct"], pids: ["pids"] };
+  if (opts.cpuset) hierarchies.cpuset = ["cpuset"];
   const owner = new Map<string, string[]>();
   for (const [dir, controllers] of Object.entries(hierarchies)) {
     if (controllers.includes(opts.without ?? "")) continue;
     mkdirSync(join(root, dir));
     put(join(root, dir, "cgroup.procs"), "1\n");
+    if (dir === "cpuset") {
+      put(join(root, dir, "cpuset.cpus"), "0-3\n");
+      put(join(root, dir, "cpuset.mems"), "0\n");
+    }
     owner.set(join(root, dir), controllers);
     if (opts.comount) for (const c of controllers) if (c !== dir) symlinkSync(dir, join(root, c));
   }
@@ -393,5 +401,41 @@ describe("detectCgroups", () => {
 
   it("an empty (unmounted) root lacks everything", () => {
     expect(detectCgroups(root, "sbx-x")).toBe(`cgroup v1 lacks the memory, cpu, cpuacct, pids hierarchy(ies) under ${root}`);
+  });
+});
+
+describe("CPU sets (fake cgroupfs)", () => {
+  it("v2: enables cpuset down to a sandbox given a set and writes it; a sandbox without one leaves cpuset alone", async () => {
+    fakeV2();
+    const driver = new CgroupV2Driver(root, "sbx-abc");
+    await driver.create("sbx_all", LIMITS);
+    expect(read(root, "cgroup.subtree_control")).toBe("+memory +cpu +pids");
+    await driver.create("sbx_set", { ...LIMITS, cpuSet: [1, 2, 3, 5] });
+    expect(read(root, "cgroup.subtree_control")).toBe("+memory +cpu +pids +cpuset");
+    expect(read(root, "sbx-abc", "cgroup.subtree_control")).toBe("+memory +cpu +pids +cpuset");
+    expect(read(root, "sbx-abc", "sbx_set", "cpuset.cpus")).toBe("1-3,5");
+  });
+
+  it("v2 without the cpuset controller: the set is not written (the launch's affinity still applies)", async () => {
+    fakeV2("cpu io memory pids");
+    await new CgroupV2Driver(root, "sbx-abc").create("sbx_set", { ...LIMITS, cpuSet: [0] });
+    expect(read(root, "cgroup.subtree_control")).toBe("+memory +cpu +pids");
+    expect(existsSync(join(root, "sbx-abc", "sbx_set", "cpuset.cpus"))).toBe(false);
+  });
+
+  it("v1: a sandbox given a set joins a cpuset of its own, its memory nodes and the base's copied from the parent", async () => {
+    fakeV1({ cpuset: true });
+    const driver = new CgroupV1Driver(root, "sbx-abc");
+    expect(driver.baseDirs).toContain(join(root, "cpuset", "sbx-abc"));
+    const all = await driver.create("sbx_all", LIMITS);
+    expect(all.procsFiles.some((f) => f.includes("/cpuset/"))).toBe(false);
+    expect(read(root, "cpuset", "sbx-abc", "cpuset.cpus")).toBe("0-3");
+    expect(read(root, "cpuset", "sbx-abc", "cpuset.mems")).toBe("0");
+    const cg = await driver.create("sbx_set", { ...LIMITS, cpuSet: [2] });
+    expect(read(root, "cpuset", "sbx-abc", "sbx_set", "cpuset.cpus")).toBe("2");
+    expect(read(root, "cpuset", "sbx-abc", "sbx_set", "cpuset.mems")).toBe("0");
+    expect(cg.procsFiles).toContain(join(root, "cpuset", "sbx-abc", "sbx_set", "cgroup.procs"));
+    await cg.destroy();
+    expect(existsSync(join(root, "cpuset", "sbx-abc", "sbx_set"))).toBe(false);
   });
 });

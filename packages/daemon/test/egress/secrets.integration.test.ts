@@ -1123,7 +1123,7 @@ kill $argv_pid $env_pid; rm /tmp/canary-file
       { KA: line.slice(0, 20), KB: line.slice(20) },
     );
     expect(r.out).toMatch(/^exit=[12]\n/);
-    expect(r.out.split("\n").slice(1).filter(Boolean).sort()).toEqual(["ca-bundle.pem", "ca.pem", "node", "node-proxy-impl.cjs", "node-proxy.cjs", "run", "supervisor"]);
+    expect(r.out.split("\n").slice(1).filter(Boolean).sort()).toEqual(["ca-bundle.pem", "ca.pem", "java-cacerts.jks", "node", "node-proxy-impl.cjs", "node-proxy.cjs", "run", "supervisor"]);
   });
 });
 

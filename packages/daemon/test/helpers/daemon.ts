@@ -87,7 +87,8 @@ export function waitForListening(proc: ChildProcess, stderr: () => string = () =
       const m = /listening on (ws:\/\/\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    proc.once("exit", (code) => reject(new Error(`daemon exited with ${code}: ${stderr()}`)));
+    // "close", not "exit": the daemon's last words (why it stopped) are read by then.
+    proc.once("close", (code) => reject(new Error(`daemon exited with ${code}: ${stderr()}`)));
   });
 }
 

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResourceLimitError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { execFileSync } from "node:child_process";
+import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { runBash } from "../helpers/bash.js";
 
 /**
@@ -66,6 +67,33 @@ describe("tenants", () => {
     expect(mine.cpuSeconds).toBeGreaterThan(1);
     expect(new Set(ledger.map((e) => e.tenant))).toEqual(new Set(["grading", "ci"]));
   });
+
+  it("sbx usage --tenant exports the ledger (and running sandboxes' totals) as CSV, JSON or a table, and reads it with the daemon stopped", async () => {
+    const usage = (...args: string[]) => execFileSync(process.execPath, [CLI, "usage", "--state-dir", daemon.stateDir, ...args], { encoding: "utf8" });
+    const running = await Sandbox.create(as(CI));
+    // Running totals are saved every 5 s.
+    await new Promise((r) => setTimeout(r, 5500));
+    const csv = usage("--tenant", "grading", "--format", "csv").split("\r\n").filter(Boolean);
+    expect(csv[0]).toBe("tenant,id,status,createdAt,endedAt,cpuSeconds,memoryGbSeconds,memoryPeakBytes,diskBytes,wallSeconds,egressRequests,egressBlocked,egressBytesOut,egressBytesIn,approximate");
+    expect(csv.length).toBeGreaterThanOrEqual(4); // a, b and busy (and the refused ones never started)
+    expect(csv.slice(1).every((l) => l.startsWith("grading,sbx_") && l.includes(",ended,"))).toBe(true);
+    const json = JSON.parse(usage("--all", "--format", "json"));
+    expect(json.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(["ci", "grading"]);
+    const ci = json.tenants.find((t: { tenant: string }) => t.tenant === "ci");
+    expect(ci.running).toBe(1);
+    expect(json.sandboxes.find((r: { id: string }) => r.id === running.id)).toMatchObject({ tenant: "ci", status: "running", endedAt: "" });
+    const grading = json.tenants.find((t: { tenant: string }) => t.tenant === "grading");
+    expect(grading.cpuSeconds).toBeGreaterThan(1);
+    expect(JSON.stringify(json)).not.toContain("owner");
+    // A window that ended before any of them: nothing, but the header.
+    expect(usage("--tenant", "grading", "--until", "2020-01-01", "--format", "csv").trim()).toBe(csv[0]);
+    expect(usage("--tenant", "grading", "--since", "1h")).toMatch(/^usage from \S+ until \S+ .*\ntenant +sandboxes +running +CPU s/);
+    expect(() => usage("--tenant", "grading", "--since", "yesterday")).toThrow(/--since expects a date such as 2026-12-01/);
+    await running.kill();
+    await daemon.stop();
+    // The ledger is a file: the export needs no daemon.
+    expect(usage("--tenant", "grading", "--format", "csv").split("\r\n").filter(Boolean).length).toBe(csv.length);
+  }, 30_000);
 
   it("a tenant entry that names no token, or a reserved name, is refused at start", async () => {
     await expect(startDaemon({ config: { tenants: [{ name: "x" }] } })).rejects.toThrow("config.tenants[0]: give exactly one of token and tokenFile");

@@ -8,6 +8,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
+import { trustStoreJks } from "./jks.js";
 
 /** Where distributions keep the system CA bundle; the first that exists is the system store. */
 export const SYSTEM_BUNDLES = [
@@ -20,6 +21,8 @@ export const SYSTEM_BUNDLES = [
 /** Inside the sandbox: the full bundle, and a file with only the daemon's CA (for NODE_EXTRA_CA_CERTS). */
 export const SANDBOX_BUNDLE = "/.sbx/ca-bundle.pem";
 export const SANDBOX_CA = "/.sbx/ca.pem";
+/** The bundle again as a Java trust store (JKS), for JAVA_TOOL_OPTIONS. */
+export const JAVA_TRUST_STORE = "/.sbx/java-cacerts.jks";
 
 /** The variables that point each tool at the sandbox's bundle, in every sandbox. */
 export const TRUST_ENV: Readonly<Record<string, string>> = {
@@ -64,6 +67,18 @@ function certificatesIn(text: string, source: string): string[] {
   return pems;
 }
 
+/** Every PEM certificate in `text` that parses, in order. */
+function readableCertificates(text: string): string[] {
+  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).filter((pem) => {
+    try {
+      new X509Certificate(pem);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /**
  * The context the proxy verifies upstream certificates with: the system bundle (Node's own
  * Mozilla roots where the host has none) plus every file in `extraCaCerts`. Built once.
@@ -94,6 +109,8 @@ export interface SandboxTrustFiles {
   /** The bundle again: bwrap consumes each fd it binds, and the bundle is bound at two paths. */
   systemBundleFd: number;
   caFd: number;
+  /** The bundle as a JKS trust store for Java. */
+  javaStoreFd: number;
   close(): void;
 }
 
@@ -106,15 +123,19 @@ export async function writeSandboxTrust(dir: string, caPem: string, sandboxCaCer
   const extra = readCaFiles(sandboxCaCerts, "sandbox CA file").map((pem) => `${pem}\n`).join("");
   await fsp.mkdir(dir, { recursive: true, mode: 0o711 });
   const system = systemBundle();
-  const write = async (name: string, text: string) => {
+  const write = async (name: string, text: string | Buffer) => {
     const path = join(dir, name);
     await fsp.writeFile(`${path}.tmp`, text, { mode: 0o644 });
     await fsp.chmod(`${path}.tmp`, 0o644);
     await fsp.rename(`${path}.tmp`, path);
     return openSync(path, "r");
   };
-  const bundleFd = await write("ca-bundle.pem", `${system ? `${system.pem.trimEnd()}\n` : rootCertificates.join("\n")}\n${extra}${caPem}`);
+  const bundle = `${system ? `${system.pem.trimEnd()}\n` : rootCertificates.join("\n")}\n${extra}${caPem}`;
+  const bundleFd = await write("ca-bundle.pem", bundle);
   const systemBundleFd = openSync(join(dir, "ca-bundle.pem"), "r");
   const caFd = await write("sbx-ca.pem", caPem);
-  return { bundleFd, systemBundleFd, caFd, close: () => [bundleFd, systemBundleFd, caFd].forEach((fd) => closeSync(fd)) };
+  // Certificates the system bundle holds that Node cannot read are left out of Java's copy, as Node's own context would.
+  const javaStoreFd = await write("java-cacerts.jks", trustStoreJks(readableCertificates(bundle)));
+  const all = [bundleFd, systemBundleFd, caFd, javaStoreFd];
+  return { bundleFd, systemBundleFd, caFd, javaStoreFd, close: () => all.forEach((fd) => closeSync(fd)) };
 }

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ._errors import AuthError, ConnectionError, PortOwner
+from websockets.exceptions import InvalidStatus
+
+from ._errors import AuthError, ConnectionError, PortOwner, SandboxError
 
 DEFAULT_URL = "ws://127.0.0.1:7070"
 TOKEN_FILE = "token"
@@ -170,6 +172,17 @@ def auth_failure(url: str, token: ResolvedToken) -> AuthError:
         token_source=token.source,
         token_file=file,
     )
+
+
+def connect_failure(url: str, token: ResolvedToken, err: BaseException) -> SandboxError:
+    """The error for a failed WebSocket handshake, from either driver: AuthError for HTTP 401,
+    a ConnectionError naming the status or the cause otherwise."""
+    if isinstance(err, InvalidStatus):
+        status = err.response.status_code
+        if status == 401:
+            return auth_failure(url, token)
+        return ConnectionError(f"the daemon at {url} refused the connection (HTTP {status})")
+    return ConnectionError(f"cannot connect to the sbx daemon at {url}: {err}")
 
 
 # ------------------------------------------------------------ starting a local daemon

@@ -17,7 +17,8 @@ from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
-from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
+from .streams import AsyncIncoming, AsyncOutgoing
+from .transport import AsyncConnection
 
 __all__ = ["AsyncSandboxFs"]
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from .._generated.models import ExitStatus, Signal
 from .._types import CommandOutput
-from .transport import AsyncConnection, AsyncIncoming, AsyncOutgoing
+from .streams import AsyncIncoming, AsyncOutgoing
+from .transport import AsyncConnection
 
 __all__ = ["AsyncChildProcess"]
 

@@ -18,7 +18,8 @@ from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
-from .transport import Connection, Incoming, Outgoing
+from .streams import Incoming, Outgoing
+from .transport import Connection
 
 __all__ = ["SandboxFs"]
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from .._generated.models import ExitStatus, Signal
 from .._types import CommandOutput
-from .transport import Connection, Incoming, Outgoing
+from .streams import Incoming, Outgoing
+from .transport import Connection
 
 __all__ = ["ChildProcess"]
 

@@ -1,0 +1,33 @@
+// What every bench module shares: where the measured tree is, what it exports, and this run's sizes.
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+export const BENCH = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = process.env.BENCH_ROOT ? resolve(process.env.BENCH_ROOT) : join(BENCH, "..");
+export const CLI = join(ROOT, "packages/daemon/dist/cli.js");
+/** The native supervisor as built; the floors replay the bytes a live sandbox got when they can. */
+export const SUPERVISOR = join(ROOT, "packages/daemon/dist/sbx-supervisor");
+/** Its name in /proc/<pid>/status: bwrap execs it as /.sbx/supervisor. */
+export const SUPERVISOR_NAME = "supervisor";
+
+export const requireFromClient = createRequire(join(ROOT, "packages/client/package.json"));
+export const WebSocket = requireFromClient("ws");
+export const { Sandbox } = await import(pathToFileURL(join(ROOT, "packages/client/dist/index.js")).href);
+export const daemonModule = await import(pathToFileURL(join(ROOT, "packages/daemon/dist/index.js")).href);
+
+setFlagsFromString("--expose-gc");
+export const gc = runInNewContext("gc");
+
+export const QUICK = process.env.QUICK === "1" || process.env.BENCH_QUICK === "1";
+export const MiB = 1 << 20;
+/** Sample counts and sizes; QUICK is a smoke run that only shows the bench still works. */
+export const CFG = QUICK
+  ? { coldN: 5, warmN: 5, parN: 2, parWidth: 20, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 6, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50 }
+  : { coldN: 30, warmN: 30, parN: 8, parWidth: 20, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 1024 * MiB, reps: 3, idleN: 200, floorIdleN: 5, hardN: 40, hardRttReps: 6, hardRttN: 100 };
+
+export const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const now = () => performance.now();

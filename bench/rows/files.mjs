@@ -1,0 +1,64 @@
+// Rows 4: file upload and download through the SDK, beside raw `ws` client→server and server→client.
+import { CFG, MiB, Sandbox, log } from "../lib/env.mjs";
+import { tput, mbs } from "../lib/stats.mjs";
+import { waitNoSandboxProcs, withRssPeak } from "../lib/proc.mjs";
+import { sdkDownload, sdkUpload, within } from "../lib/sdk.mjs";
+
+/**
+ * `fs.writeFile` from a stream, then `fs.readFileStream`, CFG.reps times after a 64 MiB warm-up,
+ * each beside its floor. A sandbox that dies on the way is replaced; every sandbox used is
+ * killed at the end (the one passed in included).
+ */
+export async function measureFiles(d, sb, peer) {
+  const path = "/home/user/bench.bin";
+  const limitMs = 120_000;
+  let box = sb;
+  const replace = async (why) => {
+    log(`   replacing the sandbox: ${why}`);
+    await box.kill().catch(() => {});
+    box = await Sandbox.create(d.opts);
+  };
+  const up = [], down = [], upFloor = [], downFloor = [];
+  const failed = { up: [], down: [] };
+  const growth = { upClient: 0, upDaemon: 0, downClient: 0, downDaemon: 0 };
+  // rep -1 is a 64 MiB warm-up, not recorded
+  for (let i = -1; i < CFG.reps; i++) {
+    const size = i < 0 ? 64 * MiB : CFG.fileBytes;
+    upFloor.push(await peer.upload(size, 64 * 1024));
+    try {
+      const u = await withRssPeak(d.proc.pid, () => within(sdkUpload(box, path, size), limitMs, "fs.writeFile"));
+      if (i >= 0) {
+        up.push(u.result);
+        growth.upClient = Math.max(growth.upClient, u.clientGrowth);
+        growth.upDaemon = Math.max(growth.upDaemon, u.daemonGrowth);
+      }
+    } catch (err) {
+      if (i >= 0) failed.up.push(err.message);
+      log(`   upload failed: ${err.message}`);
+      await replace("after a failed upload");
+      continue;
+    }
+    downFloor.push(await peer.download(size, 64 * 1024));
+    const dl = await withRssPeak(d.proc.pid, () => within(sdkDownload(box, path, size), limitMs, "fs.readFileStream"));
+    if (i >= 0) {
+      down.push(dl.result.rate);
+      growth.downClient = Math.max(growth.downClient, dl.clientGrowth);
+      growth.downDaemon = Math.max(growth.downDaemon, dl.daemonGrowth);
+      if (dl.result.error) failed.down.push(`${dl.result.error} (after ${(dl.result.bytes / MiB).toFixed(0)} MiB)`);
+    }
+    if (dl.result.error) {
+      log(`   download aborted after ${(dl.result.bytes / MiB).toFixed(0)} MiB: ${dl.result.error}`);
+      const alive = await box.fs.stat(path).then(() => true, () => false);
+      if (!alive) await replace("the sandbox died during the download");
+    }
+  }
+  upFloor.shift();
+  downFloor.shift();
+  await box.fs.remove(path).catch(() => {});
+  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), growth, failed };
+  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)}; down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
+  await box.kill().catch(() => {});
+  if (box !== sb) await sb.kill().catch(() => {});
+  await waitNoSandboxProcs();
+  return files;
+}

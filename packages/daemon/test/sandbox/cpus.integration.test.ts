@@ -1,0 +1,50 @@
+import { availableParallelism } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "@sbx/client";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+/**
+ * A sandbox sees as many CPUs as its quota rounded up (issue 16 item 4), so tools that size
+ * themselves by the CPU count do not oversubscribe it: `nproc` and Node read the affinity,
+ * Python's os.cpu_count() reads /sys/devices/system/cpu/online. In root mode a cpuset holds
+ * the set where the host has the controller (this host: cgroup v1 with a cpuset hierarchy), so
+ * a process inside cannot widen it.
+ */
+
+const HOST_CPUS = availableParallelism();
+const CPUSET = existsSync("/sys/fs/cgroup/cpuset/cpuset.cpus") || (existsSync("/sys/fs/cgroup/cgroup.controllers") && /\bcpuset\b/.test(readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8")));
+let daemon: TestDaemon;
+
+const counts = (sb: Sandbox) => sb.sh`nproc; python3 -c "import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))"; /.sbx/node -p "require('os').availableParallelism()"`.text().then((s) => s.trim());
+
+beforeAll(async () => {
+  daemon = await startDaemon({ args: ["--warm-pool", "0"] });
+});
+afterAll(async () => {
+  await daemon?.[Symbol.asyncDispose]();
+});
+
+describe.skipIf(HOST_CPUS < 2)("the CPUs a sandbox sees", () => {
+  it("match its quota rounded up, for nproc, Python and Node", async () => {
+    await using half = await Sandbox.create({ ...daemon.opts, cpus: 0.5 });
+    await using one = await Sandbox.create({ ...daemon.opts, cpus: 1 });
+    await using all = await Sandbox.create({ ...daemon.opts, cpus: HOST_CPUS });
+    expect(await counts(half)).toBe("1\n1 1\n1");
+    expect(await counts(one)).toBe("1\n1 1\n1");
+    expect(await counts(all)).toBe(`${HOST_CPUS}\n${HOST_CPUS} ${HOST_CPUS}\n${HOST_CPUS}`);
+  });
+
+  it("are spread: two one-CPU sandboxes run on different CPUs", async () => {
+    await using a = await Sandbox.create({ ...daemon.opts, cpus: 1 });
+    await using b = await Sandbox.create({ ...daemon.opts, cpus: 1 });
+    const cpu = (sb: Sandbox) => sb.sh`grep Cpus_allowed_list /proc/self/status`.text();
+    expect(await cpu(a)).not.toBe(await cpu(b));
+  });
+
+  it.skipIf(!CPUSET)("cannot be widened from inside where a cpuset holds them (root mode)", async () => {
+    await using sb = await Sandbox.create({ ...daemon.opts, cpus: 1 });
+    const out = await sb.sh`taskset -pc 0-${HOST_CPUS - 1} $$ >/dev/null 2>&1; nproc`.noThrow().text();
+    expect(out.trim()).toBe("1");
+  });
+});
