@@ -270,7 +270,7 @@ describe.each(readmes)("%s", (file) => {
 });
 
 describe("links", () => {
-  it.each(["README.md", "SECURITY.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
+  it.each(["README.md", "SECURITY.md", "CONTRIBUTING.md", "deploy/systemd/README.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
     const text = readFileSync(join(repo, file), "utf8");
     const targets = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((t) => !/^(https?:|mailto:|#)/.test(t));
     for (const target of targets) {
