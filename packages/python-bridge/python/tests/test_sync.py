@@ -191,3 +191,30 @@ def test_connect_extend_usage_kill(daemon: Daemon) -> None:
             Sandbox.connect(sb.id)
     finally:
         sb.close()
+
+
+def test_fs_calls_as_denos(daemon: Daemon) -> None:
+    # link, truncate, make_temp_file, utime, chown and umask, named as Deno's Python SDK names them.
+    with Sandbox.create() as sb:
+        sb.fs.write_text_file("a.txt", "0123456789")
+        sb.fs.link("a.txt", "hard.txt")
+        assert sb.fs.stat("a.txt").nlink == 2
+        assert sb.fs.stat("a.txt").ino == sb.fs.stat("hard.txt").ino
+        sb.fs.truncate("a.txt", 4)
+        assert sb.fs.read_text_file("hard.txt") == "0123"
+        sb.fs.truncate("a.txt")
+        assert sb.fs.stat("a.txt").size == 0
+        tmp = sb.fs.make_temp_file(prefix="p-", suffix=".txt")
+        assert tmp.startswith("/tmp/p-") and tmp.endswith(".txt")
+        assert sb.fs.stat(tmp).is_file
+        sb.fs.utime("a.txt", 1_000_000, datetime(2030, 1, 1, tzinfo=timezone.utc))
+        st = sb.fs.stat("a.txt")
+        assert st.atime == 1_000_000_000
+        assert st.mtime == datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000
+        sb.fs.chown("a.txt", 1000, None)
+        with pytest.raises(RpcError) as err:
+            sb.fs.chown("a.txt", 0, 0)
+        assert err.value.errno in ("EINVAL", "EPERM")
+        assert sb.fs.umask(0o077) == 0o022
+        assert sb.fs.umask() == 0o077
+        assert sb.sh("umask").stdout_text == "0077\n"

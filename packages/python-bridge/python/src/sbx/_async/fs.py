@@ -10,6 +10,7 @@ import stat as statmod
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from .._errors import ResourceLimitError
@@ -138,6 +139,30 @@ class AsyncSandboxFs:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return await self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
 
+    async def make_temp_file(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Creates a new uniquely named empty file (in /tmp unless ``dir`` is given)."""
+        return await self._conn.fs_make_temp_file(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    async def link(self, target: str, path: str) -> None:
+        """Creates ``path`` as a hard link to ``target``."""
+        await self._conn.fs_link(sandbox=self._sandbox, target=target, path=path)
+
+    async def truncate(self, name: str, length: int | None = None) -> None:
+        """Truncates (or extends) a file to ``length`` bytes; without it, empties the file."""
+        await self._conn.fs_truncate(sandbox=self._sandbox, path=name, len=length)
+
+    async def umask(self, mask: int | None = None) -> int:
+        """The umask of later file calls and processes; with ``mask``, sets it. Returns the one before."""
+        return await self._conn.fs_umask(sandbox=self._sandbox, mask=mask)
+
+    async def utime(self, path: str, atime: float | datetime, mtime: float | datetime) -> None:
+        """Sets access and modification times: datetimes, or seconds since the epoch."""
+        await self._conn.fs_utime(sandbox=self._sandbox, path=path, atime=_seconds(atime), mtime=_seconds(mtime))
+
+    async def chown(self, path: str, uid: int | None = None, gid: int | None = None) -> None:
+        """Changes owner and group; None leaves one as it is."""
+        await self._conn.fs_chown(sandbox=self._sandbox, path=path, uid=uid, gid=gid)
+
     async def walk(
         self,
         root: str,
@@ -238,6 +263,10 @@ class AsyncSandboxFs:
                 await call.result()
                 tar.seek(0)
                 unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(await self.real_path(sandbox_path)))
+
+
+def _seconds(t: float | datetime) -> float:
+    return t.timestamp() if isinstance(t, datetime) else float(t)
 
 
 @dataclass(frozen=True)

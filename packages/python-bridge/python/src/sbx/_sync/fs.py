@@ -11,6 +11,7 @@ import stat as statmod
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from .._errors import ResourceLimitError
@@ -139,6 +140,30 @@ class SandboxFs:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
 
+    def make_temp_file(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Creates a new uniquely named empty file (in /tmp unless ``dir`` is given)."""
+        return self._conn.fs_make_temp_file(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    def link(self, target: str, path: str) -> None:
+        """Creates ``path`` as a hard link to ``target``."""
+        self._conn.fs_link(sandbox=self._sandbox, target=target, path=path)
+
+    def truncate(self, name: str, length: int | None = None) -> None:
+        """Truncates (or extends) a file to ``length`` bytes; without it, empties the file."""
+        self._conn.fs_truncate(sandbox=self._sandbox, path=name, len=length)
+
+    def umask(self, mask: int | None = None) -> int:
+        """The umask of later file calls and processes; with ``mask``, sets it. Returns the one before."""
+        return self._conn.fs_umask(sandbox=self._sandbox, mask=mask)
+
+    def utime(self, path: str, atime: float | datetime, mtime: float | datetime) -> None:
+        """Sets access and modification times: datetimes, or seconds since the epoch."""
+        self._conn.fs_utime(sandbox=self._sandbox, path=path, atime=_seconds(atime), mtime=_seconds(mtime))
+
+    def chown(self, path: str, uid: int | None = None, gid: int | None = None) -> None:
+        """Changes owner and group; None leaves one as it is."""
+        self._conn.fs_chown(sandbox=self._sandbox, path=path, uid=uid, gid=gid)
+
     def walk(
         self,
         root: str,
@@ -239,6 +264,10 @@ class SandboxFs:
                 call.result()
                 tar.seek(0)
                 unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(self.real_path(sandbox_path)))
+
+
+def _seconds(t: float | datetime) -> float:
+    return t.timestamp() if isinstance(t, datetime) else float(t)
 
 
 @dataclass(frozen=True)
