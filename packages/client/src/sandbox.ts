@@ -5,6 +5,7 @@ import { asDenoError, checkSizes, withoutDenoOptions, type DenoIgnoredOptions, t
 import { NotSupportedError, RpcError, SandboxKillError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs/index.js";
+import { pathOf } from "./fs/paths.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, shCommand } from "./sh.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
@@ -54,7 +55,7 @@ export type Stdio = "piped" | "inherit" | "null";
 export interface SpawnOptions {
   args?: string[];
   /** Working directory (default /home/sandbox, the home). */
-  cwd?: string;
+  cwd?: string | URL;
   /** Variables added to the sandbox's environment for this process. */
   env?: Record<string, string>;
   /** Start from an empty environment instead of the sandbox's. */
@@ -204,8 +205,11 @@ export class Sandbox implements AsyncDisposable {
    * Starts a process. Resolves once it runs; a missing command rejects with an `RpcError`
    * whose `errno` is "ENOENT".
    */
-  async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
-    const { args, cwd, env, clearEnv, signal } = options;
+  async spawn(command: string | URL, options: SpawnOptions = {}): Promise<ChildProcess> {
+    const { args, env, clearEnv, signal } = options;
+    // As Deno's: a file: URL names a path (any other URL is a TypeError).
+    const cmd = pathOf(command);
+    const cwd = options.cwd === undefined ? undefined : pathOf(options.cwd);
     const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" };
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();

@@ -210,6 +210,13 @@ describe(".d.ts examples", () => {
     expect((await disposed.status).signal).toBe("SIGTERM");
   });
 
+  it("spawn takes file: URLs for the command and cwd, as Deno's", async () => {
+    await using sandbox = await Sandbox.create();
+    const child = await sandbox.spawn(new URL("file:///bin/pwd"), { cwd: new URL("file:///tmp") });
+    expect((await child.output()).stdoutText).toBe("/tmp\n");
+    await expect(sandbox.spawn(new URL("https://example.com/x"))).rejects.toThrow(TypeError);
+  });
+
   it("A.31/A.34 text() is stdout exactly", async () => {
     await using sandbox = await Sandbox.create();
     const message = "hello";
