@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from sbx import (
+    FsFile,
     InvalidOptionError,
     RpcError,
     Sandbox,
@@ -218,3 +219,44 @@ def test_fs_calls_as_denos(daemon: Daemon) -> None:
         assert sb.fs.umask(0o077) == 0o022
         assert sb.fs.umask() == 0o077
         assert sb.sh("umask").stdout_text == "0077\n"
+
+
+def test_fs_file(daemon: Daemon) -> None:
+    # open/create give an FsFile: write, seek, read(size), stat, truncate, lock, close; a context manager.
+    with Sandbox.create() as sb:
+        with sb.fs.create("data.bin") as f:
+            assert isinstance(f, FsFile)
+            assert f.write(b"hello world") == 11
+            assert f.seek(6) == 6
+            assert f.read(16) == b"world"
+            assert f.read(16) == b""
+            assert f.seek(-5, 2) == 6
+            assert f.stat().size == 11
+            f.truncate(5)
+            f.sync()
+            f.sync_data()
+            f.utime(1_000_000, 2_000_000)
+            assert f.stat().mtime == 2_000_000_000
+            f.lock(True)
+            f.unlock()
+        assert sb.fs.read_text_file("data.bin") == "hello"
+        f.close()  # closing again does nothing
+        with pytest.raises(RpcError) as err:
+            f.read(4)
+        assert err.value.errno == "EBADF"
+        ro = sb.fs.open("data.bin")
+        with pytest.raises(RpcError) as err:
+            ro.write(b"x")
+        assert err.value.errno == "EBADF"
+        ro.close()
+        with pytest.raises(RpcError) as err:
+            sb.fs.open("data.bin", write=True, create_new=True)
+        assert err.value.errno == "EEXIST"
+        big = bytes(range(256)) * 8192  # 2 MiB: more than one read
+        with sb.fs.open("big.bin", write=True, create=True) as w:
+            assert w.write(big) == len(big)
+        with sb.fs.open("big.bin") as r:
+            got = b""
+            while chunk := r.read(1 << 20):
+                got += chunk
+        assert got == big

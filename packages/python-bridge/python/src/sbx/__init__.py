@@ -10,6 +10,7 @@ Example::
 """
 
 from ._async.env import AsyncSandboxEnv
+from ._async.file import AsyncFsFile
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.sandbox import AsyncSandbox
@@ -27,6 +28,7 @@ from ._errors import (
 )
 from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
 from ._sync.env import SandboxEnv
+from ._sync.file import FsFile
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
 from ._sync.sandbox import Sandbox
@@ -40,6 +42,8 @@ __all__ = [
     "AsyncChildProcess",
     "SandboxFs",
     "AsyncSandboxFs",
+    "FsFile",
+    "AsyncFsFile",
     "SandboxEnv",
     "AsyncSandboxEnv",
     "CommandOutput",

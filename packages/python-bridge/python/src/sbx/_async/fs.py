@@ -18,6 +18,7 @@ from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
+from .file import AsyncFsFile
 from .streams import AsyncIncoming, AsyncOutgoing
 from .transport import AsyncConnection
 
@@ -138,6 +139,28 @@ class AsyncSandboxFs:
     async def make_temp_dir(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return await self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    async def open(
+        self,
+        path: str,
+        *,
+        read: bool | None = None,
+        write: bool | None = None,
+        append: bool | None = None,
+        truncate: bool | None = None,
+        create: bool | None = None,
+        create_new: bool | None = None,
+        mode: int | None = None,
+    ) -> AsyncFsFile:
+        """Opens a file as an ``FsFile`` (read-only unless told otherwise), as Deno's ``open``."""
+        opened = await self._conn.fs_open(
+            sandbox=self._sandbox, path=path, read=read, write=write, append=append, truncate=truncate, create=create, create_new=create_new, mode=mode
+        )
+        return AsyncFsFile(self._conn, self._sandbox, opened.handle)
+
+    async def create(self, path: str) -> AsyncFsFile:
+        """Creates a file (emptying an existing one) and opens it for reading and writing."""
+        return await self.open(path, read=True, write=True, create=True, truncate=True)
 
     async def make_temp_file(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
         """Creates a new uniquely named empty file (in /tmp unless ``dir`` is given)."""

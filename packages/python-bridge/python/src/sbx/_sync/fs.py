@@ -19,6 +19,7 @@ from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
+from .file import FsFile
 from .streams import Incoming, Outgoing
 from .transport import Connection
 
@@ -139,6 +140,28 @@ class SandboxFs:
     def make_temp_dir(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    def open(
+        self,
+        path: str,
+        *,
+        read: bool | None = None,
+        write: bool | None = None,
+        append: bool | None = None,
+        truncate: bool | None = None,
+        create: bool | None = None,
+        create_new: bool | None = None,
+        mode: int | None = None,
+    ) -> FsFile:
+        """Opens a file as an ``FsFile`` (read-only unless told otherwise), as Deno's ``open``."""
+        opened = self._conn.fs_open(
+            sandbox=self._sandbox, path=path, read=read, write=write, append=append, truncate=truncate, create=create, create_new=create_new, mode=mode
+        )
+        return FsFile(self._conn, self._sandbox, opened.handle)
+
+    def create(self, path: str) -> FsFile:
+        """Creates a file (emptying an existing one) and opens it for reading and writing."""
+        return self.open(path, read=True, write=True, create=True, truncate=True)
 
     def make_temp_file(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
         """Creates a new uniquely named empty file (in /tmp unless ``dir`` is given)."""
