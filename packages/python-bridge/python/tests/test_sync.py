@@ -8,8 +8,12 @@ from datetime import datetime, timezone
 import pytest
 
 from sbx import (
+    AuthenticationError,
+    AuthError,
     FsFile,
     InvalidOptionError,
+    MissingApiToken,
+    ProcessAlreadyExited,
     RpcError,
     Sandbox,
     SandboxCommandError,
@@ -70,6 +74,22 @@ def test_kill_reports_signal(daemon: Daemon) -> None:
         assert status.code == 137
         assert status.success is False
         assert status.oom is False
+        # Killing it again: Deno's Python SDK's error for a process that already exited.
+        with pytest.raises(ProcessAlreadyExited):
+            p.kill()
+
+
+def test_auth_errors_have_denos_names(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AuthenticationError) as refused:
+        Sandbox.create(token="not-the-token")
+    assert isinstance(refused.value, AuthError)
+    assert "refused the token passed as token=..." in str(refused.value)
+    monkeypatch.delenv("SBX_TOKEN", raising=False)
+    monkeypatch.setenv("SBX_STATE_DIR", "/nonexistent-sbx-state")
+    with pytest.raises(MissingApiToken) as missing:
+        Sandbox.create()
+    assert isinstance(missing.value, AuthError)
+    assert str(missing.value).startswith("no token:")
 
 
 def test_env_is_passed_untouched(daemon: Daemon) -> None:

@@ -15,11 +15,14 @@ from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.sandbox import AsyncSandbox
 from ._errors import (
+    AuthenticationError,
     AuthError,
     ConnectionError,
     InvalidOptionError,
+    MissingApiToken,
     NetworkPolicyError,
     PortOwner,
+    ProcessAlreadyExited,
     ResourceLimitError,
     RpcError,
     SandboxCommandError,
@@ -57,6 +60,9 @@ __all__ = [
     "SandboxError",
     "ConnectionError",
     "AuthError",
+    "AuthenticationError",
+    "MissingApiToken",
+    "ProcessAlreadyExited",
     "PortOwner",
     "RpcError",
     "SandboxCommandError",
