@@ -3,7 +3,7 @@
  * ignored, with a one-line warning, so code written for Deno runs unchanged), the ones sbx
  * cannot honour yet (refused clearly), and Deno's error classes for a bad memory size or timeout.
  */
-import { parseBytes, parseDuration } from "@sbx/protocol";
+import { explainParams } from "@sbx/protocol";
 import { InvalidMemoryError, InvalidOptionError, InvalidTimeoutError, NotSupportedError } from "./errors.js";
 
 /** Options of Deno's `Sandbox.create`, `Sandbox.connect` and `Client` that sbx accepts and ignores. */
@@ -49,26 +49,16 @@ export function withoutDenoOptions<T extends object>(options: T, call: string): 
   return rest as Omit<T, keyof DenoIgnoredOptions | keyof DenoUnsupportedOptions>;
 }
 
-/** Refuses, with Deno's error classes, a memory size or timeout that cannot be read. */
+/**
+ * Refuses, with Deno's error classes and the daemon's words, a memory size or timeout that
+ * cannot be read, before connecting (whether it is in range is the daemon's to say).
+ */
 export function checkSizes(options: { memory?: unknown; timeout?: unknown }): void {
   const { memory, timeout } = options;
-  if (memory !== undefined) {
-    try {
-      if (typeof memory !== "number" && typeof memory !== "string") throw new Error(`${JSON.stringify(memory)} is not a number of bytes or a size string`);
-      parseBytes(memory);
-    } catch (err) {
-      throw new InvalidMemoryError(`Invalid memory format: memory: ${(err as Error).message}. Expected a number of bytes or a string like "1GiB", "1280MiB", "1GB", "805307kB"`);
-    }
- // (a number the daemon refuses, it names: see asDenoError)
-  }
-  if (timeout !== undefined && timeout !== "session") {
-    try {
-      if (typeof timeout !== "string") throw new Error(`${JSON.stringify(timeout)} is not a string`);
-      parseDuration(timeout);
-    } catch {
-      throw new InvalidTimeoutError(`Invalid timeout: ${String(timeout)}. Examples of valid timeout: "session", "600s", "15m" (sbx also takes "1h30m", "500ms")`);
-    }
-  }
+  const memoryProblem = memory === undefined ? null : explainParams("sandbox.create", { memory });
+  if (memoryProblem) throw new InvalidMemoryError(memoryProblem);
+  const timeoutProblem = timeout === undefined ? null : explainParams("sandbox.create", { timeout });
+  if (timeoutProblem) throw new InvalidTimeoutError(timeoutProblem);
 }
 
 /** The daemon's refusal of a memory size or timeout, as Deno's error class for it. */
