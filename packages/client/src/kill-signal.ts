@@ -87,10 +87,16 @@ export class KillController {
   }
 }
 
-/** A KillSignal that SIGTERMs when `abort` fires (once, without keeping a listener afterwards). */
+/** The KillSignal of each AbortSignal given to `sh().signal()`: one listener per AbortSignal, however many commands use it. */
+const adapted = new WeakMap<AbortSignal, KillSignal>();
+
+/** A KillSignal that SIGTERMs when `abort` fires (one listener on `abort`, removed when it fires). */
 export function killSignalOf(abort: AbortSignal): KillSignal {
+  const known = adapted.get(abort);
+  if (known) return known;
   const controller = new KillController();
   if (abort.aborted) controller.kill("SIGTERM");
   else abort.addEventListener("abort", () => controller.kill("SIGTERM"), { once: true });
+  adapted.set(abort, controller.signal);
   return controller.signal;
 }

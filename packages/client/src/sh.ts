@@ -122,7 +122,7 @@ export class ShCommand implements PromiseLike<CommandOutput> {
     else if (signal instanceof AbortSignal) next = killSignalOf(signal);
     else throw new Error("Invalid parameter. Expected a KillSignal or AbortSignal.");
     // As Deno's: a signal set earlier still reaches the command, through the new one.
-    this.options.signal?.linkChild(next);
+    if (this.options.signal && this.options.signal !== next) this.options.signal.linkChild(next);
     return this.with({ signal: next });
   }
 

@@ -10,6 +10,7 @@ import {
   InvalidTimeoutError, InvalidTokenError, KillController, KillSignal, MissingTokenError, NetworkError, RpcError, SandboxCommandError,
   SandboxError, SandboxKillError, SandboxSdkError, SeekMode, ChildProcess, Sandbox, Snapshot, Volume, VsCode, Client, NotSupportedError,
 } from "../../src/index.js";
+import { killSignalOf } from "../../src/kill-signal.js";
 import { shellEscape } from "../../src/sh.js";
 
 // Deno's 24 runtime exports (esm/mod.js). DenoProcess and DenoRepl come with `sandbox.deno` (the runtimes issue).
@@ -119,6 +120,16 @@ describe("KillController", () => {
     c.kill("SIGKILL");
     expect(got).toEqual(["SIGUSR1", "SIGTERM"]);
     expect(c.signal.abortedExitCode).toBe(137);
+  });
+
+  it("an AbortSignal given to many commands gets one listener (one KillSignal), which SIGTERMs on abort", () => {
+    const ac = new AbortController();
+    const k = killSignalOf(ac.signal);
+    expect(killSignalOf(ac.signal)).toBe(k);
+    expect(k.aborted).toBe(false);
+    ac.abort();
+    expect(k.abortedExitCode).toBe(143);
+    expect(killSignalOf(AbortSignal.abort()).abortedExitCode).toBe(143);
   });
 
   it("linkChild forwards to a child signal until unsubscribed", () => {
