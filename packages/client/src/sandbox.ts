@@ -104,6 +104,7 @@ export class Sandbox implements AsyncDisposable {
     private info: SandboxInfo,
     private readonly connectOptions: ConnectOptions,
   ) {
+    if (!(conn instanceof Connection)) throw new TypeError("Can not call 'Sandbox' constructor directly. Use 'Sandbox.create()' instead.");
     this.fs = new SandboxFs(conn, info.id);
     this.env = new SandboxEnv(conn, info.id);
     conn.on("process.exit", ({ sandbox, pid, status }) => {

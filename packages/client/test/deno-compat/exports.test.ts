@@ -86,6 +86,7 @@ describe("errors", () => {
 
 describe("classes user code may not construct", () => {
   it.each([
+    ["Sandbox", () => new (Sandbox as any)(), TypeError, "Can not call 'Sandbox' constructor directly. Use 'Sandbox.create()' instead."],
     ["ChildProcess", () => new (ChildProcess as any)(), TypeError, "Can not construct ChildProcess, use 'sandbox.spawn()'."],
     ["FsFile", () => new (FsFile as any)(), TypeError, "Can not construct FsFile, use 'sandbox.fs.open()' or 'sandbox.fs.create()'."],
     ["KillSignal", () => new (KillSignal as any)(), Error, "Constructing instances of KillSignal is not permitted. Use KillController instead."],
