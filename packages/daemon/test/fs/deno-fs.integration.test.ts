@@ -10,11 +10,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FsFile, RpcError, Sandbox, SeekMode } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { daemon, sb } = useSandbox();
 let hostTmp: string;
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -42,14 +41,10 @@ async function testDir(name: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
   hostTmp = await fsp.mkdtemp(join(tmpdir(), "sbx-deno-fs-"));
 });
 
 afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
   if (hostTmp) await fsp.rm(hostTmp, { recursive: true, force: true });
 });
 
