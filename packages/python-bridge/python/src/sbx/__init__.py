@@ -10,6 +10,7 @@ Example::
 """
 
 from ._async.env import AsyncSandboxEnv
+from ._async.deno import AsyncDenoDeploy
 from ._async.file import AsyncFsFile
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
@@ -20,6 +21,7 @@ from ._errors import (
     ConnectionError,
     InvalidOptionError,
     MissingApiToken,
+    NotSupportedError,
     NetworkPolicyError,
     PortOwner,
     ProcessAlreadyExited,
@@ -31,6 +33,7 @@ from ._errors import (
 )
 from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
 from ._sync.env import SandboxEnv
+from ._sync.deno import DenoDeploy
 from ._sync.file import FsFile
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
@@ -47,6 +50,9 @@ __all__ = [
     "AsyncSandboxFs",
     "FsFile",
     "AsyncFsFile",
+    "DenoDeploy",
+    "AsyncDenoDeploy",
+    "NotSupportedError",
     "SandboxEnv",
     "AsyncSandboxEnv",
     "CommandOutput",

@@ -107,6 +107,12 @@ class ProcessAlreadyExited(RpcError):  # noqa: N818 - Deno's Python SDK's name
     code = "PROCESS_NOT_FOUND"
 
 
+class NotSupportedError(SandboxError):
+    """Something Deno's SDK offers that sbx does not (yet); the message says what."""
+
+    code = "NOT_SUPPORTED"
+
+
 class InvalidOptionError(RpcError):
     """An option or parameter was rejected; the message names it."""
 
