@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
-import type { ParamsOf } from "@sbx/protocol";
+import { SANDBOX_HOME, type ParamsOf } from "@sbx/protocol";
 import { AllowList } from "../egress/policy/allowlist.js";
 import { AllowNetError } from "../egress/policy/errors.js";
 import type { DecideOptions } from "../egress/policy/policy.js";
@@ -77,6 +77,8 @@ export interface ManagerOptions {
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
   disk: DiskPolicy;
+  /** Put in every sandbox id after "sbx_" (config idPrefix), so a fleet gateway routes by id. */
+  idPrefix?: string | null;
   /** Tenants' names and quotas by owner key. */
   tenants: TenantDirectory;
   /** Counters and histograms the daemon's /metrics serves. */
@@ -132,7 +134,7 @@ export class SandboxManager {
       bytes: defaultDisk,
       reserve: opts.disk.reserve,
       mayPrepare: () => this.disk?.allows(defaultDisk, [...this.diskClaims(), ...this.storage.claims()]) ?? false,
-      newId: () => `sbx_${newId()}`,
+      newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
   }
@@ -205,6 +207,11 @@ export class SandboxManager {
 
   get size(): number {
     return this.sandboxes.size;
+  }
+
+  /** The caps of every live sandbox handed out to a token (fleet capacity; the warm pool is not counted). */
+  owned(): SandboxLimits[] {
+    return [...this.sandboxes.values()].filter((sb) => sb.owner && !sb.stopped).map((sb) => sb.limits);
   }
 
   /** The daemon's counters, for the server's connections and handlers to bump. */
@@ -457,7 +464,7 @@ export class SandboxManager {
 function insideStorage(bwrapPid: number): string[] {
   try {
     const init = readFileSync(`/proc/${bwrapPid}/task/${bwrapPid}/children`, "utf8").trim().split(" ")[0];
-    return init ? [`/proc/${init}/root/home/user`, `/proc/${init}/root/tmp`] : [];
+    return init ? [`/proc/${init}/root${SANDBOX_HOME}`, `/proc/${init}/root/tmp`] : [];
   } catch {
     return [];
   }
