@@ -110,13 +110,3 @@ export function useSandbox(options: SandboxFixtureOptions = {}): { daemon: TestD
   });
   return { daemon, sb: standIn("sandbox", () => sb) };
 }
-
-/**
- * A sandbox that `await using` kills when its scope ends. The SDK's own dispose only closes the
- * connection, as Deno's does (a "session" sandbox then ends after the grace period, a timed one
- * lives on): tests that count live sandboxes need them gone at once.
- */
-export async function killedAtScopeEnd<T extends { kill(): Promise<unknown> }>(created: Promise<T>): Promise<T & AsyncDisposable> {
-  const sb = await created;
-  return Object.assign(sb, { [Symbol.asyncDispose]: async () => void (await sb.kill().catch(() => {})) });
-}
