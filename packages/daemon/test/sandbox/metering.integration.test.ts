@@ -185,7 +185,8 @@ describe("usage records outlive the daemon (resilience item 12)", () => {
       await ended.kill();
       const endedUsage = await Sandbox.usageOf(ended.id, first.opts);
       const busy = await Sandbox.create({ ...first.opts, timeout: "5m" });
-      await run(busy, "timeout 1.5 sh -c 'while :; do :; done'; head -c 2097152 /dev/zero > /home/user/two");
+      // 0.7 CPU-seconds of work however busy the machine is (a wall-time loop gets less under load).
+      await run(busy, "python3 -c 'import time\nwhile time.process_time() < 0.7: pass'; head -c 2097152 /dev/zero > /home/user/two");
       // Its running totals reach the state dir within a few seconds.
       await waitFor("the running totals to be saved", () => {
         try {
