@@ -32,6 +32,11 @@ export class ChildProcess {
     await this.conn.request("process.kill", { sandbox: this.sandbox, pid: this.pid, signal });
   }
 
+  /** Resizes the terminal of a process spawned with `pty: true` (it gets SIGWINCH). */
+  async resize(cols: number, rows: number): Promise<void> {
+    await this.conn.request("process.resize", { sandbox: this.sandbox, pid: this.pid, cols, rows });
+  }
+
   /** Waits for the process to exit and collects whatever stdout and stderr were piped. */
   async output(): Promise<CommandOutput> {
     const [stdout, stderr, status] = await Promise.all([collect(this.stdout), collect(this.stderr), this.status]);

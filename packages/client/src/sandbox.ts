@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
-import { ConnectionError, SandboxNotFoundError } from "./errors.js";
+import { ConnectionError, InvalidOptionError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
@@ -58,6 +58,16 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Start from an empty environment instead of the sandbox's. */
   clearEnv?: boolean;
+  /**
+   * Run on a terminal (a pty from the sandbox's own devpts): stdin and stdout are the terminal,
+   * stderr arrives merged into stdout (the `stderr` option must be left out or "null").
+   * Resize it with `ChildProcess.resize`.
+   */
+  pty?: boolean;
+  /** The terminal's width with `pty` (default 80). */
+  cols?: number;
+  /** The terminal's height with `pty` (default 24). */
+  rows?: number;
   /** "null" (default) or "piped" for a writable `stdin`. */
   stdin?: "piped" | "null";
   /** "piped" (default), "inherit" (copied to this process's stdout) or "null". */
@@ -195,7 +205,9 @@ export class Sandbox implements AsyncDisposable {
    */
   async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
     const { args, cwd, env, clearEnv, signal } = options;
-    const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" };
+    const pty = ptyOf(options);
+    const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? (pty ? "null" : "piped") };
+    if (pty && modes.stderr !== "null") throw new InvalidOptionError(`stderr: must be "null" with pty (the terminal carries stderr in stdout), not "${modes.stderr}"`, ErrorCodes.InvalidParams);
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
     const stderr = modes.stderr === "null" ? null : this.conn.streams.incoming();
@@ -212,6 +224,7 @@ export class Sandbox implements AsyncDisposable {
         stdin: stdin?.id ?? null,
         stdout: stdout?.id ?? null,
         stderr: stderr?.id ?? null,
+        ...(pty ? { pty } : {}),
       }));
     } catch (err) {
       for (const s of [stdin, stdout, stderr]) s?.fail(err as Error);
@@ -337,6 +350,19 @@ export class Sandbox implements AsyncDisposable {
     status.catch(() => {}); // callers who never look at the status must not crash the process
     return status;
   }
+}
+
+/** The terminal `spawn` asks for, checked here so that a bad size names the option. */
+function ptyOf(options: SpawnOptions): { cols: number; rows: number } | null {
+  if (!options.pty) {
+    if (options.cols !== undefined || options.rows !== undefined) throw new InvalidOptionError("cols/rows: only with pty: true", ErrorCodes.InvalidParams);
+    return null;
+  }
+  const size = { cols: options.cols ?? 80, rows: options.rows ?? 24 };
+  for (const [k, v] of Object.entries(size)) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidOptionError(`${k}: must be an integer from 1 to 65535, not ${v}`, ErrorCodes.InvalidParams);
+  }
+  return size;
 }
 
 function copyTo(readable: ReadableStream<Uint8Array>, out: NodeJS.WritableStream): void {

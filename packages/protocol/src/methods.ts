@@ -82,6 +82,7 @@ export const METHODS = {
     outStreams: ["stdout", "stderr"],
   }),
   "process.kill": supervisor({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "process.resize": supervisor({ summary: "Resize the terminal of a process started with a pty.", params: P.ResizeParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
   "fs.readFile": supervisor({
     summary: "Open a file and stream its bytes on `stream`; resolves with its size once open.",
     params: F.ReadFileParams,

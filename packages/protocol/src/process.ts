@@ -13,6 +13,12 @@ export const SpawnParams = Obj({
   stdin: Type.Union([StreamId, Type.Null()], { description: "Stream the client writes the process's stdin to, or null for /dev/null." }),
   stdout: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stdout to the client, or null to discard it." }),
   stderr: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stderr to the client, or null to discard it." }),
+  pty: Type.Optional(
+    Obj(
+      { cols: Type.Integer({ minimum: 1, maximum: 65535 }), rows: Type.Integer({ minimum: 1, maximum: 65535 }) },
+      { description: "Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)." },
+    ),
+  ),
 });
 export const SpawnResult = Obj({ pid: Type.Integer({ minimum: 1, description: "Process id inside the sandbox." }) });
 
@@ -26,3 +32,10 @@ export const ExitStatus = Obj({
 });
 
 export const ProcessExitNotification = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }), status: ExitStatus });
+
+export const ResizeParams = Obj({
+  sandbox: SandboxId,
+  pid: Type.Integer({ minimum: 1 }),
+  cols: Type.Integer({ minimum: 1, maximum: 65535 }),
+  rows: Type.Integer({ minimum: 1, maximum: 65535 }),
+});

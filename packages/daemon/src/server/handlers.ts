@@ -55,6 +55,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
         stdin: ctx.streams.stdin ?? null,
         stdout: ctx.streams.stdout ?? null,
         stderr: ctx.streams.stderr ?? null,
+        ...(p.pty ? { pty: p.pty } : {}),
       });
       sb.processes.track(result.pid, ctx.conn);
       return result;

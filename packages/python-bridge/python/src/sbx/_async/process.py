@@ -62,6 +62,10 @@ class AsyncChildProcess:
         """Sends a signal (default SIGTERM)."""
         await self._conn.process_kill(sandbox=self._sandbox, pid=self.pid, signal=signal)
 
+    async def resize(self, cols: int, rows: int) -> None:
+        """Resizes the terminal of a process spawned with ``pty=True`` (it gets SIGWINCH)."""
+        await self._conn.process_resize(sandbox=self._sandbox, pid=self.pid, cols=cols, rows=rows)
+
     async def wait(self) -> ExitStatus:
         """Waits for the process to exit (copying inherited output through meanwhile)."""
         await self._drain_inherited()

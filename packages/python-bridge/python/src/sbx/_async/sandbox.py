@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import AsyncSandboxEnv
 from .fs import AsyncSandboxFs
@@ -19,6 +19,21 @@ from .process import AsyncChildProcess
 from .transport import AsyncConnection
 
 __all__ = ["AsyncSandbox"]
+
+
+def _pty_size(pty: bool, cols: int | None, rows: int | None, stderr: str) -> ProcessSpawnParamsPty | None:
+    """The terminal ``spawn`` asks for, checked here so that a bad size names the option."""
+    if not pty:
+        if cols is not None or rows is not None:
+            raise ValueError("cols/rows: only with pty=True")
+        return None
+    if stderr != "null":
+        raise ValueError(f'stderr: must be "null" with pty=True (the terminal carries stderr in stdout), not "{stderr}"')
+    size: ProcessSpawnParamsPty = {"cols": 80 if cols is None else cols, "rows": 24 if rows is None else rows}
+    for k, v in size.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+            raise ValueError(f"{k}: must be an integer from 1 to 65535, not {v!r}")
+    return size
 
 
 def _parse_time(s: str | None) -> datetime | None:
@@ -131,9 +146,20 @@ class AsyncSandbox:
         clear_env: bool | None = None,
         stdin: Literal["piped", "null"] = "null",
         stdout: Stdio = "piped",
-        stderr: Stdio = "piped",
+        stderr: Stdio | None = None,
+        pty: bool = False,
+        cols: int | None = None,
+        rows: int | None = None,
     ) -> AsyncChildProcess:
-        """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT."""
+        """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT.
+
+        ``pty=True`` runs it on a terminal of ``cols`` x ``rows`` (default 80 x 24) from the sandbox's
+        own devpts: stdin and stdout are the terminal and stderr arrives merged into stdout (``stderr``
+        must be left out or "null"); ``resize`` changes the size.
+        """
+        if stderr is None:
+            stderr = "null" if pty else "piped"
+        size = _pty_size(pty, cols, rows, stderr)
         stdin_s = self._conn.outgoing() if stdin == "piped" else None
         stdout_s = None if stdout == "null" else self._conn.incoming()
         stderr_s = None if stderr == "null" else self._conn.incoming()
@@ -148,6 +174,7 @@ class AsyncSandbox:
                 stdin=stdin_s.id if stdin_s else None,
                 stdout=stdout_s.id if stdout_s else None,
                 stderr=stderr_s.id if stderr_s else None,
+                pty=size,
             )
         except BaseException as err:
             for s in (stdin_s, stdout_s, stderr_s):

@@ -16,8 +16,10 @@ from .models import (
     _SandboxSetAllowNetParams_to_wire,
     _SandboxEgressLogParams_to_wire,
     _SandboxWatchNetworkParams_to_wire,
+    _ProcessSpawnParamsPty_to_wire,
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
+    _ProcessResizeParams_to_wire,
     _FsReadFileParams_to_wire,
     _FsWriteFileParams_to_wire,
     _FsStatParams_to_wire,
@@ -60,6 +62,7 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "sandbox.watchNetwork": ("InvalidParams", "SandboxNotFound",),
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "fs.readFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.writeFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.stat": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
@@ -177,7 +180,7 @@ class Methods:
         result = self._call("sandbox.watchNetwork", params)
         return cast("None", result)
 
-    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
+    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -193,10 +196,12 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> Pending[ProcessSpawnResult]:
+    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -212,6 +217,8 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
         raw = self._start("process.spawn", params, streams)
         return Pending(raw, lambda result: ProcessSpawnResult.from_wire(result))
@@ -224,6 +231,16 @@ class Methods:
         if signal is not None:
             params["signal"] = signal
         result = self._call("process.kill", params)
+        return cast("None", result)
+
+    def process_resize(self, *, sandbox: str, pid: int, cols: int, rows: int) -> None:
+        """Resize the terminal of a process started with a pty. (`process.resize`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["cols"] = cols
+        params["rows"] = rows
+        result = self._call("process.resize", params)
         return cast("None", result)
 
     def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:
@@ -561,7 +578,7 @@ class AsyncMethods:
         result = await self._call("sandbox.watchNetwork", params)
         return cast("None", result)
 
-    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
+    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -577,10 +594,12 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = await self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> AsyncPending[ProcessSpawnResult]:
+    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -596,6 +615,8 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
         raw = await self._start("process.spawn", params, streams)
         return AsyncPending(raw, lambda result: ProcessSpawnResult.from_wire(result))
@@ -608,6 +629,16 @@ class AsyncMethods:
         if signal is not None:
             params["signal"] = signal
         result = await self._call("process.kill", params)
+        return cast("None", result)
+
+    async def process_resize(self, *, sandbox: str, pid: int, cols: int, rows: int) -> None:
+        """Resize the terminal of a process started with a pty. (`process.resize`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["cols"] = cols
+        params["rows"] = rows
+        result = await self._call("process.resize", params)
         return cast("None", result)
 
     async def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:

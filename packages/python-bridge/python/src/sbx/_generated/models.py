@@ -21,9 +21,11 @@ __all__ = [
     "SandboxEgressLogParams",
     "SandboxEgressLogResultItem",
     "SandboxWatchNetworkParams",
+    "ProcessSpawnParamsPty",
     "ProcessSpawnParams",
     "ProcessSpawnResult",
     "ProcessKillParams",
+    "ProcessResizeParams",
     "FsReadFileParams",
     "FsReadFileResult",
     "FsWriteFileParams",
@@ -450,6 +452,20 @@ def _SandboxWatchNetworkParams_to_wire(v: SandboxWatchNetworkParams) -> dict[str
     return w
 
 
+class ProcessSpawnParamsPty(TypedDict):
+    """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
+
+    cols: int
+    rows: int
+
+
+def _ProcessSpawnParamsPty_to_wire(v: ProcessSpawnParamsPty) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["cols"] = v["cols"]
+    w["rows"] = v["rows"]
+    return w
+
+
 class _ProcessSpawnParamsRequired(TypedDict):
     sandbox: str
     cmd: str
@@ -468,6 +484,8 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     """Environment variables."""
     clear_env: bool
     """Start from an empty environment instead of the sandbox's."""
+    pty: ProcessSpawnParamsPty
+    """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
 
 
 def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
@@ -485,6 +503,8 @@ def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
     w["stdin"] = v["stdin"]
     w["stdout"] = v["stdout"]
     w["stderr"] = v["stderr"]
+    if "pty" in v:
+        w["pty"] = _ProcessSpawnParamsPty_to_wire(v["pty"])
     return w
 
 
@@ -527,6 +547,25 @@ def _ProcessKillParams_to_wire(v: ProcessKillParams) -> dict[str, Any]:
     w["pid"] = v["pid"]
     if "signal" in v:
         w["signal"] = v["signal"]
+    return w
+
+
+class ProcessResizeParams(TypedDict):
+    """The ProcessResizeParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    pid: int
+    cols: int
+    rows: int
+
+
+def _ProcessResizeParams_to_wire(v: ProcessResizeParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["cols"] = v["cols"]
+    w["rows"] = v["rows"]
     return w
 
 

@@ -63,6 +63,10 @@ class ChildProcess:
         """Sends a signal (default SIGTERM)."""
         self._conn.process_kill(sandbox=self._sandbox, pid=self.pid, signal=signal)
 
+    def resize(self, cols: int, rows: int) -> None:
+        """Resizes the terminal of a process spawned with ``pty=True`` (it gets SIGWINCH)."""
+        self._conn.process_resize(sandbox=self._sandbox, pid=self.pid, cols=cols, rows=rows)
+
     def wait(self) -> ExitStatus:
         """Waits for the process to exit (copying inherited output through meanwhile)."""
         self._drain_inherited()
