@@ -10,6 +10,10 @@
  */
 export { Sandbox, type SandboxOptions, type SpawnOptions, type Stdio, type SignalName } from "./sandbox.js";
 export { ChildProcess } from "./process.js";
+export { SandboxDeno, DenoRepl } from "./runtimes/deno.js";
+export { SandboxPython, PythonRepl } from "./runtimes/python.js";
+export { Repl, ReplError, type ReplOptions, type CallOptions, type ReplOutput } from "./runtimes/repl.js";
+export { decodeValue } from "./runtimes/value.js";
 export { ShCommand, shellEscape } from "./sh.js";
 export { SandboxFs, DEFAULT_MAX_READ_BYTES, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData, type ReadFileOptions, type DownloadOptions } from "./fs.js";
 export { SandboxEnv } from "./env.js";

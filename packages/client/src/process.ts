@@ -13,8 +13,8 @@ const decoder = new TextDecoder();
 export class ChildProcess {
   /** @internal */
   constructor(
-    private readonly conn: Connection,
-    private readonly sandbox: string,
+    protected readonly conn: Connection,
+    protected readonly sandbox: string,
     /** Process id inside the sandbox. */
     readonly pid: number,
     /** The process's stdin when spawned with `stdin: "piped"`; close it to send EOF. */

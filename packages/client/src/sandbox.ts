@@ -6,6 +6,9 @@ import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
+import { SandboxDeno } from "./runtimes/deno.js";
+import { SandboxPython } from "./runtimes/python.js";
+import type { ReplStarter } from "./runtimes/repl.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
 
 type CreateParams = ParamsOf<"sandbox.create">;
@@ -78,6 +81,9 @@ export interface SpawnOptions {
   signal?: AbortSignal;
 }
 
+/** The stream ids a call that starts a process names. */
+type StreamIds = { stdin: number | null; stdout: number | null; stderr: number | null };
+
 const KILLED: ExitStatus = { success: false, code: 137, signal: "SIGKILL", oom: false };
 
 function toInfo(raw: ResultOf<"sandbox.connect">): SandboxInfo {
@@ -96,6 +102,10 @@ export class Sandbox implements AsyncDisposable {
   readonly fs: SandboxFs;
   /** The default environment of later spawns. */
   readonly env: SandboxEnv;
+  /** Deno inside the sandbox: `eval`, stateful `repl()`, `run()`. */
+  readonly deno: SandboxDeno;
+  /** Python inside the sandbox, stateful: `eval`, `exec`, `repl()`. */
+  readonly python: SandboxPython;
   /**
    * What the daemon said about this sandbox when it created it: a limit it cannot enforce here
    * (rootless daemons have no cgroups), or a disk cap it did not reserve. Empty when there is
@@ -115,6 +125,15 @@ export class Sandbox implements AsyncDisposable {
   ) {
     this.fs = new SandboxFs(conn, info.id);
     this.env = new SandboxEnv(conn, info.id);
+    const startRepl: ReplStarter = (language, options, make) => {
+      const { args, cwd, env, clearEnv } = options;
+      const stdio = { stdin: "null", stdout: options.stdout ?? "inherit", stderr: options.stderr ?? "inherit" } as const;
+      const start = async (ids: StreamIds) =>
+        (await conn.request("repl.start", { sandbox: this.id, language, ...(args ? { args } : {}), ...(cwd ? { cwd } : {}), ...(env ? { env } : {}), ...(clearEnv ? { clearEnv } : {}), stdout: ids.stdout, stderr: ids.stderr })).pid;
+      return this.launch(stdio, options.signal, start, make);
+    };
+    this.deno = new SandboxDeno(conn, info.id, startRepl);
+    this.python = new SandboxPython(startRepl);
     conn.on("process.exit", ({ sandbox, pid, status }) => {
       if (sandbox !== this.id) return;
       const waiter = this.exitWaiters.get(pid);
@@ -204,28 +223,43 @@ export class Sandbox implements AsyncDisposable {
    * whose `errno` is "ENOENT".
    */
   async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
-    const { args, cwd, env, clearEnv, signal } = options;
+    const { args, cwd, env, clearEnv } = options;
     const pty = ptyOf(options);
-    const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? (pty ? "null" : "piped") };
-    if (pty && modes.stderr !== "null") throw new InvalidOptionError(`stderr: must be "null" with pty (the terminal carries stderr in stdout), not "${modes.stderr}"`, ErrorCodes.InvalidParams);
+    const stdio = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? (pty ? "null" : "piped") } as const;
+    if (pty && stdio.stderr !== "null") throw new InvalidOptionError(`stderr: must be "null" with pty (the terminal carries stderr in stdout), not "${stdio.stderr}"`, ErrorCodes.InvalidParams);
+    const start = async (ids: StreamIds) =>
+      (
+        await this.conn.request("process.spawn", {
+          sandbox: this.id,
+          cmd,
+          ...(args ? { args } : {}),
+          ...(cwd ? { cwd } : {}),
+          ...(env ? { env } : {}),
+          ...(clearEnv ? { clearEnv } : {}),
+          ...ids,
+          ...(pty ? { pty } : {}),
+        })
+      ).pid;
+    return this.launch(stdio, options.signal, start, (...parts) => new ChildProcess(...parts));
+  }
+
+  /**
+   * Starts a process with `start` (which names its streams in its call) and wires its stdio as
+   * `spawn` does; `make` builds the handle (a ChildProcess or one of its runtimes' subclasses).
+   */
+  private async launch<P>(
+    modes: { stdin: "piped" | "null"; stdout: Stdio; stderr: Stdio },
+    signal: AbortSignal | undefined,
+    start: (ids: StreamIds) => Promise<number>,
+    make: (...parts: ConstructorParameters<typeof ChildProcess>) => P,
+  ): Promise<P> {
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
     const stderr = modes.stderr === "null" ? null : this.conn.streams.incoming();
     signal?.throwIfAborted();
     let pid: number;
     try {
-      ({ pid } = await this.conn.request("process.spawn", {
-        sandbox: this.id,
-        cmd,
-        ...(args ? { args } : {}),
-        ...(cwd ? { cwd } : {}),
-        ...(env ? { env } : {}),
-        ...(clearEnv ? { clearEnv } : {}),
-        stdin: stdin?.id ?? null,
-        stdout: stdout?.id ?? null,
-        stderr: stderr?.id ?? null,
-        ...(pty ? { pty } : {}),
-      }));
+      pid = await start({ stdin: stdin?.id ?? null, stdout: stdout?.id ?? null, stderr: stderr?.id ?? null });
     } catch (err) {
       for (const s of [stdin, stdout, stderr]) s?.fail(err as Error);
       throw err;
@@ -238,7 +272,7 @@ export class Sandbox implements AsyncDisposable {
       signal.addEventListener("abort", onAbort, { once: true });
       status.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
     }
-    return new ChildProcess(
+    return make(
       this.conn,
       this.id,
       pid,

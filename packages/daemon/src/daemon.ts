@@ -26,6 +26,7 @@ import { createApiServer } from "./server/server.js";
 import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
+import { findDeno, replDrivers } from "./runtimes/files.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
@@ -96,7 +97,13 @@ export class Daemon {
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);
     const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem, config.sandboxCaCerts);
-    const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
+    const denoPath = findDeno(config.deno);
+    if (!denoPath) log.info(config.deno === false ? "sandboxes get no Deno (config deno: false)" : "no Deno binary found (the deno npm package beside the daemon, or config deno): sandboxes get none");
+    const files = await prepareSandboxFiles(
+      config.stateDir,
+      { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL, denoPath, ...replDrivers() },
+      rootMode,
+    );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
     const manager = new SandboxManager({

@@ -5,6 +5,7 @@ import * as S from "./sandbox.js";
 import * as P from "./process.js";
 import * as F from "./fs.js";
 import * as E from "./env.js";
+import * as R from "./repl.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
   summary: string;
@@ -83,6 +84,26 @@ export const METHODS = {
   }),
   "process.kill": supervisor({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
   "process.resize": supervisor({ summary: "Resize the terminal of a process started with a pty.", params: P.ResizeParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "repl.start": daemon({
+    summary: "Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr.",
+    params: R.ReplStartParams,
+    result: R.ReplStartResult,
+    errors: [...onSandbox, "SpawnFailed", "ResourceLimit"],
+    outStreams: ["stdout", "stderr"],
+  }),
+  "repl.eval": daemon({
+    summary: "Evaluate code in a REPL; the value of its last expression, or the exception it raised.",
+    params: R.ReplEvalParams,
+    result: R.ReplResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+  }),
+  "repl.call": daemon({
+    summary: "Call a function of a REPL (by name, or a function expression) with JSON arguments.",
+    params: R.ReplCallParams,
+    result: R.ReplResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+  }),
+  "repl.close": daemon({ summary: "End a REPL (its state is lost).", params: R.ReplCloseParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
   "fs.readFile": supervisor({
     summary: "Open a file and stream its bytes on `stream`; resolves with its size once open.",
     params: F.ReadFileParams,

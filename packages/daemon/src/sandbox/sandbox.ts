@@ -9,6 +9,7 @@ import { Emitter, type Registration } from "../util/emitter.js";
 import type { SandboxLimits } from "./limits.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
+import { ReplTable } from "../runtimes/repl.js";
 
 export type { SandboxLimits } from "./limits.js";
 
@@ -56,6 +57,8 @@ export class Sandbox {
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
   readonly processes: ProcessTable;
+  /** Its REPLs (runtimes/repl.ts), by pid. */
+  readonly repls = new ReplTable();
   readonly lifetime: Lifetime;
   readonly limits: SandboxLimits;
   readonly resources: SandboxResources;

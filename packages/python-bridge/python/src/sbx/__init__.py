@@ -12,6 +12,7 @@ Example::
 from ._async.env import AsyncSandboxEnv
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
+from ._async.runtimes import AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
 from ._async.sandbox import AsyncSandbox
 from ._errors import (
     AuthError,
@@ -29,6 +30,8 @@ from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, Secr
 from ._sync.env import SandboxEnv
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
+from ._sync.runtimes import DenoRepl, PythonRepl, SandboxDeno, SandboxPython
+from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
 from ._tar import TarEntryError
 from ._types import CommandOutput, WalkEntry
@@ -38,6 +41,17 @@ __all__ = [
     "AsyncSandbox",
     "ChildProcess",
     "AsyncChildProcess",
+    "SandboxDeno",
+    "AsyncSandboxDeno",
+    "SandboxPython",
+    "AsyncSandboxPython",
+    "DenoRepl",
+    "AsyncDenoRepl",
+    "PythonRepl",
+    "AsyncPythonRepl",
+    "ReplError",
+    "ReplOutput",
+    "decode_value",
     "SandboxFs",
     "AsyncSandboxFs",
     "SandboxEnv",

@@ -16,6 +16,7 @@ from .._types import CommandOutput, Stdio
 from .env import AsyncSandboxEnv
 from .fs import AsyncSandboxFs
 from .process import AsyncChildProcess
+from .runtimes import AsyncSandboxDeno, AsyncSandboxPython
 from .transport import AsyncConnection
 
 __all__ = ["AsyncSandbox"]
@@ -58,6 +59,10 @@ class AsyncSandbox:
         self.fs = AsyncSandboxFs(conn, info.id)
         #: The default environment of later spawns.
         self.env = AsyncSandboxEnv(conn, info.id)
+        #: Deno inside the sandbox: ``eval``, stateful ``repl()``.
+        self.deno = AsyncSandboxDeno(conn, info.id)
+        #: A stateful Python inside the sandbox: ``eval``, ``repl()`` (``exec`` for value, output and exception).
+        self.python = AsyncSandboxPython(conn, info.id)
 
     @classmethod
     async def create(

@@ -20,6 +20,10 @@ from .models import (
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
     _ProcessResizeParams_to_wire,
+    _ReplStartParams_to_wire,
+    _ReplEvalParams_to_wire,
+    _ReplCallParams_to_wire,
+    _ReplCloseParams_to_wire,
     _FsReadFileParams_to_wire,
     _FsWriteFileParams_to_wire,
     _FsStatParams_to_wire,
@@ -46,6 +50,7 @@ IN_STREAMS: dict[str, tuple[str, ...]] = {
 #: Params naming streams the daemon writes, per method.
 OUT_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdout", "stderr",),
+    "repl.start": ("stdout", "stderr",),
     "fs.readFile": ("stream",),
     "fs.download": ("stream",),
 }
@@ -63,6 +68,10 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "repl.start": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
+    "repl.eval": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "repl.call": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "repl.close": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "fs.readFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.writeFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.stat": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
@@ -241,6 +250,74 @@ class Methods:
         params["cols"] = cols
         params["rows"] = rows
         result = self._call("process.resize", params)
+        return cast("None", result)
+
+    def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
+        """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        result = self._call("repl.start", params)
+        return ReplStartResult.from_wire(result)
+
+    def start_repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> Pending[ReplStartResult]:
+        """Sends `repl.start` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = self._start("repl.start", params, streams)
+        return Pending(raw, lambda result: ReplStartResult.from_wire(result))
+
+    def repl_eval(self, *, sandbox: str, pid: int, code: str, timeout: str | int | None = None) -> ReplEvalResult:
+        """Evaluate code in a REPL; the value of its last expression, or the exception it raised. (`repl.eval`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["code"] = code
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = self._call("repl.eval", params)
+        return ReplEvalResult.from_wire(result)
+
+    def repl_call(self, *, sandbox: str, pid: int, fn: str, args: list[Any], timeout: str | int | None = None) -> ReplEvalResult:
+        """Call a function of a REPL (by name, or a function expression) with JSON arguments. (`repl.call`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["fn"] = fn
+        params["args"] = args
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = self._call("repl.call", params)
+        return ReplEvalResult.from_wire(result)
+
+    def repl_close(self, *, sandbox: str, pid: int) -> None:
+        """End a REPL (its state is lost). (`repl.close`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = self._call("repl.close", params)
         return cast("None", result)
 
     def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:
@@ -639,6 +716,74 @@ class AsyncMethods:
         params["cols"] = cols
         params["rows"] = rows
         result = await self._call("process.resize", params)
+        return cast("None", result)
+
+    async def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
+        """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        result = await self._call("repl.start", params)
+        return ReplStartResult.from_wire(result)
+
+    async def start_repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> AsyncPending[ReplStartResult]:
+        """Sends `repl.start` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = await self._start("repl.start", params, streams)
+        return AsyncPending(raw, lambda result: ReplStartResult.from_wire(result))
+
+    async def repl_eval(self, *, sandbox: str, pid: int, code: str, timeout: str | int | None = None) -> ReplEvalResult:
+        """Evaluate code in a REPL; the value of its last expression, or the exception it raised. (`repl.eval`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["code"] = code
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = await self._call("repl.eval", params)
+        return ReplEvalResult.from_wire(result)
+
+    async def repl_call(self, *, sandbox: str, pid: int, fn: str, args: list[Any], timeout: str | int | None = None) -> ReplEvalResult:
+        """Call a function of a REPL (by name, or a function expression) with JSON arguments. (`repl.call`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["fn"] = fn
+        params["args"] = args
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = await self._call("repl.call", params)
+        return ReplEvalResult.from_wire(result)
+
+    async def repl_close(self, *, sandbox: str, pid: int) -> None:
+        """End a REPL (its state is lost). (`repl.close`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = await self._call("repl.close", params)
         return cast("None", result)
 
     async def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:

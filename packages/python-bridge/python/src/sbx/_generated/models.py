@@ -26,6 +26,13 @@ __all__ = [
     "ProcessSpawnResult",
     "ProcessKillParams",
     "ProcessResizeParams",
+    "ReplStartParams",
+    "ReplStartResult",
+    "ReplEvalParams",
+    "ReplEvalResultError",
+    "ReplEvalResult",
+    "ReplCallParams",
+    "ReplCloseParams",
     "FsReadFileParams",
     "FsReadFileResult",
     "FsWriteFileParams",
@@ -566,6 +573,195 @@ def _ProcessResizeParams_to_wire(v: ProcessResizeParams) -> dict[str, Any]:
     w["pid"] = v["pid"]
     w["cols"] = v["cols"]
     w["rows"] = v["rows"]
+    return w
+
+
+class _ReplStartParamsRequired(TypedDict):
+    sandbox: str
+    language: Literal["deno", "python"]
+    stdout: int | None
+    stderr: int | None
+
+
+class ReplStartParams(_ReplStartParamsRequired, total=False):
+    """The ReplStartParams shape."""
+
+    args: list[str]
+    """Script arguments (Deno.args, sys.argv[1:])."""
+    cwd: str
+    """A path inside the sandbox; relative paths resolve against /home/user."""
+    env: dict[str, str]
+    """Environment variables."""
+    clear_env: bool
+
+
+def _ReplStartParams_to_wire(v: ReplStartParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["language"] = v["language"]
+    if "args" in v:
+        w["args"] = v["args"]
+    if "cwd" in v:
+        w["cwd"] = v["cwd"]
+    if "env" in v:
+        w["env"] = v["env"]
+    if "clear_env" in v:
+        w["clearEnv"] = v["clear_env"]
+    w["stdout"] = v["stdout"]
+    w["stderr"] = v["stderr"]
+    return w
+
+
+@dataclass(frozen=True)
+class ReplStartResult:
+    """The ReplStartResult shape."""
+
+    pid: int
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplStartResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            pid=w["pid"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["pid"] = self.pid
+        return w
+
+
+class _ReplEvalParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    code: str
+
+
+class ReplEvalParams(_ReplEvalParamsRequired, total=False):
+    """The ReplEvalParams shape."""
+
+    timeout: str | int
+    """Interrupts the call after this long (milliseconds or a duration). Python keeps its session (KeyboardInterrupt); Deno cannot interrupt running JavaScript, so its REPL is ended."""
+
+
+def _ReplEvalParams_to_wire(v: ReplEvalParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["code"] = v["code"]
+    if "timeout" in v:
+        w["timeout"] = v["timeout"]
+    return w
+
+
+@dataclass(frozen=True)
+class ReplEvalResultError:
+    """The ReplEvalResultError shape."""
+
+    type: str
+    """The exception's class: TypeError, ZeroDivisionError, KeyboardInterrupt ..."""
+    message: str
+    traceback: str
+    """The stack (JavaScript) or formatted traceback (Python)."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplEvalResultError:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            type=w["type"],
+            message=w["message"],
+            traceback=w["traceback"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["type"] = self.type
+        w["message"] = self.message
+        w["traceback"] = self.traceback
+        return w
+
+
+@dataclass(frozen=True)
+class ReplEvalResult:
+    """The ReplEvalResult shape."""
+
+    ok: bool
+    """Whether the code ran to completion (else `error` says what it raised)."""
+    stdout: str
+    """What the call printed to stdout (Python: captured per call, Deno: empty)."""
+    stderr: str
+    value: Any | None = None
+    """The value (when ok), encoded so that undefined, NaN, BigInt, Date, Map, Set, bytes and shared references survive (see the SDKs' decodeValue)."""
+    repr: str | None | None = None
+    """Python: repr() of the value (null for None)."""
+    error: ReplEvalResultError | None = None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplEvalResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            ok=w["ok"],
+            stdout=w["stdout"],
+            stderr=w["stderr"],
+            value=w.get("value"),
+            repr=w.get("repr"),
+            error=None if w.get("error") is None else ReplEvalResultError.from_wire(w["error"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["ok"] = self.ok
+        w["stdout"] = self.stdout
+        w["stderr"] = self.stderr
+        if self.value is not None:
+            w["value"] = self.value
+        if self.repr is not None:
+            w["repr"] = self.repr
+        if self.error is not None:
+            w["error"] = self.error.to_wire()
+        return w
+
+
+class _ReplCallParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    fn: str
+    args: list[Any]
+
+
+class ReplCallParams(_ReplCallParamsRequired, total=False):
+    """The ReplCallParams shape."""
+
+    timeout: str | int
+    """Interrupts the call after this long (milliseconds or a duration). Python keeps its session (KeyboardInterrupt); Deno cannot interrupt running JavaScript, so its REPL is ended."""
+
+
+def _ReplCallParams_to_wire(v: ReplCallParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["fn"] = v["fn"]
+    w["args"] = v["args"]
+    if "timeout" in v:
+        w["timeout"] = v["timeout"]
+    return w
+
+
+class ReplCloseParams(TypedDict):
+    """The ReplCloseParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    pid: int
+
+
+def _ReplCloseParams_to_wire(v: ReplCloseParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
     return w
 
 

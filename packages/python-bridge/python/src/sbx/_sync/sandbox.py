@@ -17,6 +17,7 @@ from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
 from .process import ChildProcess
+from .runtimes import SandboxDeno, SandboxPython
 from .transport import Connection
 
 __all__ = ["Sandbox"]
@@ -59,6 +60,10 @@ class Sandbox:
         self.fs = SandboxFs(conn, info.id)
         #: The default environment of later spawns.
         self.env = SandboxEnv(conn, info.id)
+        #: Deno inside the sandbox: ``eval``, stateful ``repl()``.
+        self.deno = SandboxDeno(conn, info.id)
+        #: A stateful Python inside the sandbox: ``eval``, ``repl()`` (``exec`` for value, output and exception).
+        self.python = SandboxPython(conn, info.id)
 
     @classmethod
     def create(
