@@ -10,7 +10,7 @@
  */
 export { Sandbox, type SandboxOptions, type SpawnOptions, type Stdio, type SignalName } from "./sandbox.js";
 export { ChildProcess } from "./process.js";
-export { SandboxDeno, DenoRepl } from "./runtimes/deno.js";
+export { SandboxDeno, DenoRepl, DenoProcess, type DenoRunOptions } from "./runtimes/deno.js";
 export { SandboxPython, PythonRepl } from "./runtimes/python.js";
 export { Repl, ReplError, type ReplOptions, type CallOptions, type ReplOutput } from "./runtimes/repl.js";
 export { decodeValue } from "./runtimes/value.js";

@@ -1,7 +1,9 @@
 import { Readable } from "node:stream";
 import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
-import { ConnectionError, InvalidOptionError, SandboxNotFoundError } from "./errors.js";
+import { ConnectionError, InvalidOptionError, SandboxError, SandboxNotFoundError } from "./errors.js";
+import { fetchInside } from "./runtimes/fetch.js";
+import { listeningPorts } from "./runtimes/http.js";
 import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
@@ -132,7 +134,7 @@ export class Sandbox implements AsyncDisposable {
         (await conn.request("repl.start", { sandbox: this.id, language, ...(args ? { args } : {}), ...(cwd ? { cwd } : {}), ...(env ? { env } : {}), ...(clearEnv ? { clearEnv } : {}), stdout: ids.stdout, stderr: ids.stderr })).pid;
       return this.launch(stdio, options.signal, start, make);
     };
-    this.deno = new SandboxDeno(conn, info.id, startRepl);
+    this.deno = new SandboxDeno((cmd, options, make) => this.spawnAs(cmd, options, make), startRepl);
     this.python = new SandboxPython(startRepl);
     conn.on("process.exit", ({ sandbox, pid, status }) => {
       if (sandbox !== this.id) return;
@@ -222,7 +224,12 @@ export class Sandbox implements AsyncDisposable {
    * Starts a process. Resolves once it runs; a missing command rejects with an `RpcError`
    * whose `errno` is "ENOENT".
    */
-  async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
+  spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
+    return this.spawnAs(cmd, options, (...parts) => new ChildProcess(...parts));
+  }
+
+  /** `spawn`, building the handle with `make` (DenoProcess for `deno.run`). */
+  private async spawnAs<P>(cmd: string, options: SpawnOptions, make: (...parts: ConstructorParameters<typeof ChildProcess>) => P): Promise<P> {
     const { args, cwd, env, clearEnv } = options;
     const pty = ptyOf(options);
     const stdio = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? (pty ? "null" : "piped") } as const;
@@ -240,7 +247,7 @@ export class Sandbox implements AsyncDisposable {
           ...(pty ? { pty } : {}),
         })
       ).pid;
-    return this.launch(stdio, options.signal, start, (...parts) => new ChildProcess(...parts));
+    return this.launch(stdio, options.signal, start, make);
   }
 
   /**
@@ -292,6 +299,41 @@ export class Sandbox implements AsyncDisposable {
    */
   sh(strings: TemplateStringsArray, ...values: unknown[]): ShCommand {
     return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
+  }
+
+  /**
+   * Makes an HTTP server inside the sandbox reachable at a URL on the daemon's host, until the
+   * sandbox ends: `{ port }`, or `{ pid }` for the port a process listens on. The URL carries an
+   * unguessable token as its first path segment (the daemon's own token is never needed or
+   * accepted there); `public: true` serves it without one. The sandbox itself gets no inbound
+   * network: the daemon relays each connection through its supervisor.
+   *
+   * @example
+   * await sb.deno.run({ code: "Deno.serve({ port: 8000 }, () => new Response('hi'))" }).then((p) => p.httpReady);
+   * const url = await sb.exposeHttp({ port: 8000 });   // http://127.0.0.1:41234/Xy.../
+   * await (await fetch(url)).text();                   // "hi"
+   */
+  async exposeHttp(target: { port: number; public?: boolean } | { pid: number; public?: boolean }): Promise<string> {
+    let port: number;
+    if ("pid" in target) {
+      const [first] = await listeningPorts(this.conn, this.id, target.pid);
+      if (first === undefined) throw new SandboxError(`process ${target.pid} listens on no TCP port (yet)`);
+      port = first;
+    } else port = target.port;
+    return (await this.conn.request("net.exposeHttp", { sandbox: this.id, port, ...(target.public ? { public: true } : {}) })).url;
+  }
+
+  /**
+   * Sends an HTTP request to a server inside the sandbox (`http://localhost:PORT/...`) without
+   * exposing it: the connection is opened on the sandbox's loopback and relayed by the daemon.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return fetchInside(this.conn, this.id, input, init, null);
+  }
+
+  /** Not supported: sbx offers no SSH server; use `spawn(..., { pty: true })` or `sbx shell ID` for a terminal. */
+  async exposeSsh(): Promise<never> {
+    throw new SandboxError("exposeSsh is not supported by sbx; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, { pty: true })");
   }
 
   /** Pushes the expiry back by `duration` ("30s", "5m", "1h30m"); a session sandbox becomes a timed one. */

@@ -473,6 +473,8 @@ static void signal_name(int sig, char *out, size_t cap)
     else snprintf(out, cap, "SIGRT%d", sig);
 }
 
+bool procs_running(pid_t pid) { return pid > 0 && idmap_get(&children, (uint32_t)pid) != NULL; }
+
 void procs_reap(void)
 {
     for (;;) {

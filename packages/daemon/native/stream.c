@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -345,3 +346,11 @@ static ssize_t pty_read(struct outstream *s, uint8_t *buf, size_t cap)
 
 const struct out_source PTY_SOURCE = {pty_read, fd_closed};
 
+/* One direction of a socket whose other direction is still in use: END half-closes it. */
+static void sock_ended(struct instream *s)
+{
+    shutdown(s->fd, SHUT_WR);
+    close(s->fd);
+}
+
+const struct in_sink SOCK_SINK = {fd_write, sock_ended, fd_failed};

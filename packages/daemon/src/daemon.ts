@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -107,6 +108,8 @@ export class Daemon {
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
     const manager = new SandboxManager({
+      // A wildcard listen address is no host to put in a URL: the machine's name stands for it.
+      expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
       ...files,

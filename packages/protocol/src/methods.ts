@@ -5,6 +5,7 @@ import * as S from "./sandbox.js";
 import * as P from "./process.js";
 import * as F from "./fs.js";
 import * as E from "./env.js";
+import * as N from "./net.js";
 import * as R from "./repl.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
@@ -84,6 +85,21 @@ export const METHODS = {
   }),
   "process.kill": supervisor({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
   "process.resize": supervisor({ summary: "Resize the terminal of a process started with a pty.", params: P.ResizeParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "process.ports": supervisor({ summary: "TCP ports a running process and its descendants listen on.", params: P.PortsParams, result: P.PortsResult, errors: [...onSandbox, "ProcessNotFound"] }),
+  "net.connect": supervisor({
+    summary: "Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`.",
+    params: N.ConnectParams,
+    result: Null,
+    errors: [...onSandbox, "StreamFailed", "ResourceLimit"],
+    inStreams: ["input"],
+    outStreams: ["output"],
+  }),
+  "net.exposeHttp": daemon({
+    summary: "Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends.",
+    params: N.ExposeHttpParams,
+    result: N.ExposeHttpResult,
+    errors: [...onSandbox, "ResourceLimit"],
+  }),
   "repl.start": daemon({
     summary: "Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr.",
     params: R.ReplStartParams,

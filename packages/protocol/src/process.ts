@@ -39,3 +39,8 @@ export const ResizeParams = Obj({
   cols: Type.Integer({ minimum: 1, maximum: 65535 }),
   rows: Type.Integer({ minimum: 1, maximum: 65535 }),
 });
+
+export const PortsParams = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }) });
+export const PortsResult = Obj({
+  ports: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64, description: "TCP ports the process or its descendants listen on, ascending." }),
+});

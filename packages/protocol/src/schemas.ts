@@ -3,3 +3,4 @@ export * from "./process.js";
 export * from "./fs.js";
 export * from "./env.js";
 export * from "./repl.js";
+export * from "./net.js";

@@ -2,8 +2,49 @@
  * `sandbox.deno`: Deno inside the sandbox (the daemon's own Deno, bound read-only at /.sbx/bin/deno
  * and on PATH), with @deno/sandbox's names: `eval`, `repl()` → DenoRepl.
  */
-import type { Connection } from "../connection.js";
+import { ErrorCodes } from "@sbx/protocol";
+import { ChildProcess } from "../process.js";
+import { InvalidOptionError } from "../errors.js";
+import type { SpawnOptions } from "../sandbox.js";
+import { fetchProcess, waitForHttp } from "./http.js";
 import { Repl, ReplError, type CallOptions, type ReplOptions, type ReplStarter } from "./repl.js";
+
+/** @internal How a Sandbox spawns a process and builds its handle. */
+export type Spawner = <P>(cmd: string, options: SpawnOptions, make: (...parts: ConstructorParameters<typeof ChildProcess>) => P) => Promise<P>;
+
+/** Options of `deno.run`: an `entrypoint` file (or URL) or `code`, and what `spawn` takes. */
+export type DenoRunOptions = Omit<SpawnOptions, "args" | "pty" | "cols" | "rows"> & {
+  /** Arguments of the script (`Deno.args`). */
+  scriptArgs?: string[];
+} & ({ entrypoint: string | URL; code?: never } | { code: string; entrypoint?: never; /** The code's language (default "ts"). */ extension?: "ts" | "tsx" | "js" | "jsx" });
+
+/**
+ * A Deno program started by `deno.run`: a ChildProcess that also knows when it serves HTTP.
+ *
+ * @example
+ * await using server = await sb.deno.run({ code: "Deno.serve({ port: 8000 }, () => new Response('hi'))" });
+ * await server.httpReady;                                   // true once it listens
+ * await (await server.fetch("http://localhost/")).text();   // "hi"
+ */
+export class DenoProcess extends ChildProcess {
+  #httpReady: Promise<boolean> | null = null;
+
+  /** True once the program (or a child of it) listens on a TCP port; false if it exits first. */
+  get httpReady(): Promise<boolean> {
+    return (this.#httpReady ??= waitForHttp(this.conn, this.sandbox, this.pid, this.status));
+  }
+
+  /** Sends a request to the server the program started (its first listening port); the URL's host is not used for routing. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return fetchProcess(this.conn, this.sandbox, this.pid, input, init);
+  }
+
+  /** Kills the program (SIGKILL) and waits for it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill("SIGKILL").catch(() => {});
+    await this.status.catch(() => {});
+  }
+}
 
 /** Built-in error classes a REPL's exception is rebuilt as (anything else is a ReplError). */
 const ERRORS: Record<string, ErrorConstructor> = { Error, TypeError, ReferenceError, SyntaxError, RangeError, URIError, EvalError };
@@ -44,10 +85,25 @@ export class DenoRepl extends Repl {
 export class SandboxDeno {
   /** @internal */
   constructor(
-    private readonly conn: Connection,
-    private readonly sandbox: string,
+    private readonly spawn: Spawner,
     private readonly start: ReplStarter,
   ) {}
+
+  /**
+   * Runs a Deno program with all of Deno's permissions (the sandbox is the boundary): `entrypoint`
+   * (a path inside the sandbox or a URL) or `code` (TypeScript unless `extension` says otherwise).
+   * stdout and stderr default to "inherit", as in @deno/sandbox.
+   */
+  run(options: DenoRunOptions): Promise<DenoProcess> {
+    const { entrypoint, code, scriptArgs = [], ...spawn } = options as DenoRunOptions & { entrypoint?: string | URL; code?: string; extension?: string };
+    const extension = (options as { extension?: string }).extension ?? "ts";
+    delete (spawn as { extension?: string }).extension;
+    let args: string[];
+    if (entrypoint !== undefined) args = ["run", "-A", "--quiet", entrypoint instanceof URL ? (entrypoint.protocol === "file:" ? entrypoint.pathname : entrypoint.href) : entrypoint, ...scriptArgs];
+    else if (typeof code === "string") args = ["eval", "--quiet", `--ext=${extension}`, code, ...scriptArgs];
+    else throw new InvalidOptionError("deno.run: give entrypoint or code", ErrorCodes.InvalidParams);
+    return this.spawn("deno", { stdout: "inherit", stderr: "inherit", ...spawn, args }, (...parts) => new DenoProcess(...parts));
+  }
 
   /** Starts a REPL: state persists between `eval`/`call`s until `close()`. */
   repl(options: ReplOptions = {}): Promise<DenoRepl> {

@@ -7,6 +7,7 @@ import { ChildProcess } from "../process.js";
 import { RpcError, SandboxError } from "../errors.js";
 import type { Stdio } from "../sandbox.js";
 import { decodeValue } from "./value.js";
+import { fetchProcess, waitForHttp } from "./http.js";
 
 /** Options of `deno.repl()`, `python.repl()` and the one-shot `eval`s. */
 export interface ReplOptions {
@@ -69,6 +70,18 @@ export class ReplError extends SandboxError {
 
 /** A running REPL; state persists between calls until `close()`. */
 export class Repl extends ChildProcess {
+  #httpReady: Promise<boolean> | null = null;
+
+  /** True once code in the REPL listens on a TCP port (Deno.serve, http.server in a thread ...); false if the REPL exits first. */
+  get httpReady(): Promise<boolean> {
+    return (this.#httpReady ??= waitForHttp(this.conn, this.sandbox, this.pid, this.status));
+  }
+
+  /** Sends a request to the server the REPL's code started (its first listening port); the URL's host is not used. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return fetchProcess(this.conn, this.sandbox, this.pid, input, init);
+  }
+
   /** Runs code and reports its value or exception with what it printed; never throws for the code's own errors. */
   protected async run<T>(method: "repl.eval" | "repl.call", params: Omit<ParamsOf<"repl.eval">, "sandbox" | "pid"> | Omit<ParamsOf<"repl.call">, "sandbox" | "pid">, options: CallOptions = {}): Promise<ReplOutput<T>> {
     const r: ResultOf<"repl.eval"> = await this.conn.request(method, { sandbox: this.sandbox, pid: this.pid, ...params, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) } as never);

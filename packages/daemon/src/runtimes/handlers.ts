@@ -1,6 +1,6 @@
 /**
- * The daemon's repl.* methods: a REPL is a driver process started through the supervisor with a
- * private pipe pair, owned by the sandbox (so by its token), ended with the sandbox.
+ * The daemon's repl.* methods (a REPL is a driver process started through the supervisor with a
+ * private pipe pair, owned by the sandbox, so by its token, and ended with it) and net.exposeHttp.
  */
 import type { ParamsOf, ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -14,7 +14,7 @@ import { driverCommand, MAX_REPLS, Repl, timeoutMs } from "./repl.js";
 
 type Inside = (sb: Sandbox, method: "process.spawn", params: Record<string, unknown>) => Promise<{ pid: number }>;
 
-export function replHandlers(sandboxOf: (ctx: CallContext, id: string) => Sandbox, inside: Inside, hasDeno: () => boolean) {
+export function runtimeHandlers(sandboxOf: (ctx: CallContext, id: string) => Sandbox, inside: Inside, hasDeno: () => boolean, expose: () => { bind: string; host: string }) {
   return {
     "repl.start": async (p: ParamsOf<"repl.start">, ctx: CallContext): Promise<ResultOf<"repl.start">> => {
       const sb = sandboxOf(ctx, p.sandbox);
@@ -51,6 +51,11 @@ export function replHandlers(sandboxOf: (ctx: CallContext, id: string) => Sandbo
       sb.repls.add(repl);
       await ready;
       return { pid };
+    },
+    "net.exposeHttp": async (p: ParamsOf<"net.exposeHttp">, ctx: CallContext): Promise<ResultOf<"net.exposeHttp">> => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const exposure = await sb.exposures.add(sb, p.port, { public: p.public === true, ...expose() });
+      return { url: exposure.url };
     },
     "repl.eval": (p: ParamsOf<"repl.eval">, ctx: CallContext) => sandboxOf(ctx, p.sandbox).repls.get(p.pid).request({ op: "eval", code: p.code }, timeoutMs(p.timeout)),
     "repl.call": (p: ParamsOf<"repl.call">, ctx: CallContext) => sandboxOf(ctx, p.sandbox).repls.get(p.pid).request({ op: "call", fn: p.fn, args: p.args }, timeoutMs(p.timeout)),

@@ -8,6 +8,9 @@ import { JKS_PASSWORD } from "../egress/tls/jks.js";
 import type { Sandbox } from "./sandbox.js";
 import { DENO_BIN_DIR, DENO_ENV } from "../runtimes/files.js";
 
+/** The port of the supervisor's bridge to the egress proxy on the sandbox's loopback (HTTP_PROXY and friends). */
+export const EGRESS_BRIDGE_PORT = 3128;
+
 /** The Node option that loads the egress preload. */
 const PROXY_PRELOAD = "--require /.sbx/node-proxy.cjs";
 

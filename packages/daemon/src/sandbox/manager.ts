@@ -44,6 +44,8 @@ export interface ManagerOptions {
   preloadPath: string;
   preloadImplPath: string;
   denoPath: string | null;
+  /** Where exposeHttp listens (the API's listen host) and the host its URLs name. */
+  expose: { bind: string; host: string };
   denoReplPath: string;
   pythonReplPath: string;
   /** Host uids this daemon claimed for its sandboxes (root mode); null in rootless mode. */
@@ -177,6 +179,11 @@ export class SandboxManager {
   }
 
   /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
+  /** Where exposeHttp listens and the host its URLs name. */
+  get expose(): { bind: string; host: string } {
+    return this.opts.expose;
+  }
+
   /** Whether its sandboxes have Deno (bound at runtimes/files.ts's DENO_PATH). */
   get hasDeno(): boolean {
     return this.files.runtimes.denoFd !== null;

@@ -10,6 +10,7 @@ import type { SandboxLimits } from "./limits.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
 import { ReplTable } from "../runtimes/repl.js";
+import { Exposures } from "../runtimes/expose.js";
 
 export type { SandboxLimits } from "./limits.js";
 
@@ -59,6 +60,8 @@ export class Sandbox {
   readonly processes: ProcessTable;
   /** Its REPLs (runtimes/repl.ts), by pid. */
   readonly repls = new ReplTable();
+  /** Its exposed ports (runtimes/expose.ts), closed when it stops. */
+  readonly exposures = new Exposures();
   readonly lifetime: Lifetime;
   readonly limits: SandboxLimits;
   readonly resources: SandboxResources;
@@ -171,6 +174,7 @@ export class Sandbox {
     if (this.#stopped) return false;
     this.#stopped = true;
     this.lifetime.stop();
+    this.exposures.closeAll();
     for (const client of this.#attached) client.notify("sandbox.exit", { id: this.id, reason, ...(message ? { message: message.slice(0, 4000) } : {}) });
     this.#attached.clear();
     this.#watchers.clear();

@@ -8,7 +8,7 @@ import { execSizeProblem } from "../sandbox/exec-size.js";
 import { defaultEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
-import { replHandlers } from "../runtimes/handlers.js";
+import { runtimeHandlers } from "../runtimes/handlers.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 
@@ -94,7 +94,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
     "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
     "rpc.discover": () => openrpc,
-    ...replHandlers(sandboxOf, inside, () => manager.hasDeno),
+    ...runtimeHandlers(sandboxOf, inside, () => manager.hasDeno, () => manager.expose),
   };
 
   for (const [name, handler] of Object.entries(handlers)) {

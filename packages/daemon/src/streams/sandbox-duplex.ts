@@ -22,8 +22,14 @@ export class SandboxDuplex extends Duplex {
   /** Bytes pushed to our reader that the supervisor has not been credited for. */
   private uncredited = 0;
   private ended = false;
+  /** Writes wait for this: a pipe whose far end the supervisor opens only when its call succeeds. */
+  private opened: Promise<void> = Promise.resolve();
 
-  constructor(link: SupervisorLink) {
+  /** `meter`, when given, hears of every byte each way (a tunnel's traffic counts as the sandbox's). */
+  constructor(
+    link: SupervisorLink,
+    private readonly meter?: { toSandbox(n: number): void; fromSandbox(n: number): void },
+  ) {
     super({ allowHalfOpen: true });
     this.input = link.allocStream();
     this.output = link.allocStream();
@@ -41,6 +47,7 @@ export class SandboxDuplex extends Duplex {
     };
     const reader: Endpoint = {
       data: (chunk) => {
+        this.meter?.fromSandbox(chunk.byteLength);
         const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         if (this.push(Buffer.from(buf))) this.fromSandbox.credit(chunk.byteLength);
         else this.uncredited += chunk.byteLength;
@@ -60,6 +67,18 @@ export class SandboxDuplex extends Duplex {
     link.addRelay(this.output, this.fromSandbox, true);
   }
 
+  /** Holds writes until `call` (the supervisor call that opens the far end) succeeds; its failure destroys the pipe. */
+  openWith(call: Promise<unknown>): void {
+    this.opened = call.then(
+      () => {},
+      (err: Error) => {
+        this.destroy(err);
+        throw err;
+      },
+    );
+    this.opened.catch(() => {});
+  }
+
   override _read(): void {
     if (this.uncredited > 0) {
       const n = this.uncredited;
@@ -70,6 +89,7 @@ export class SandboxDuplex extends Duplex {
 
   override async _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): Promise<void> {
     try {
+      await this.opened;
       for (let off = 0; off < chunk.length; off += MAX_CHUNK) {
         const piece = chunk.subarray(off, off + MAX_CHUNK);
         while (this.inFlight + piece.length > STREAM_WINDOW) {
@@ -78,6 +98,7 @@ export class SandboxDuplex extends Duplex {
         }
         if (this.toSandbox.isClosed) throw new Error("the pipe into the sandbox is closed");
         this.inFlight += piece.length;
+        this.meter?.toSandbox(piece.length);
         this.toSandbox.data(piece);
       }
       done();
@@ -87,8 +108,13 @@ export class SandboxDuplex extends Duplex {
   }
 
   override _final(done: (err?: Error | null) => void): void {
-    this.toSandbox.end();
-    done();
+    this.opened.then(
+      () => {
+        this.toSandbox.end();
+        done();
+      },
+      (err: Error) => done(err),
+    );
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {

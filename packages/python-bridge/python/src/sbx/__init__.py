@@ -12,7 +12,7 @@ Example::
 from ._async.env import AsyncSandboxEnv
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
-from ._async.runtimes import AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
+from ._async.runtimes import AsyncDenoProcess, AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
 from ._async.sandbox import AsyncSandbox
 from ._errors import (
     AuthError,
@@ -30,7 +30,7 @@ from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, Secr
 from ._sync.env import SandboxEnv
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
-from ._sync.runtimes import DenoRepl, PythonRepl, SandboxDeno, SandboxPython
+from ._sync.runtimes import DenoProcess, DenoRepl, PythonRepl, SandboxDeno, SandboxPython
 from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
 from ._tar import TarEntryError
@@ -46,6 +46,8 @@ __all__ = [
     "SandboxPython",
     "AsyncSandboxPython",
     "DenoRepl",
+    "DenoProcess",
+    "AsyncDenoProcess",
     "AsyncDenoRepl",
     "PythonRepl",
     "AsyncPythonRepl",

@@ -3,24 +3,68 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from .._errors import RpcError
 from .._generated.models import ERROR_CODES, ReplEvalResult
 from .._repl import ReplError, ReplOutput, decode_value
 from .._types import Stdio
-from .process import AsyncChildProcess
+from .process import AsyncChildProcess, launch
 from .transport import AsyncConnection
 
-__all__ = ["AsyncDenoRepl", "AsyncPythonRepl", "AsyncSandboxDeno", "AsyncSandboxPython"]
+__all__ = ["AsyncDenoProcess", "AsyncDenoRepl", "AsyncPythonRepl", "AsyncSandboxDeno", "AsyncSandboxPython", "listening_ports"]
 
 Timeout = int | str | None
+
+
+async def listening_ports(conn: AsyncConnection, sandbox: str, pid: int) -> builtins.list[int]:
+    """The TCP ports ``pid`` and its descendants listen on, ascending; [] once it has exited."""
+    try:
+        return (await conn.process_ports(sandbox=sandbox, pid=pid)).ports
+    except RpcError as err:
+        if err.rpc_code == ERROR_CODES["ProcessNotFound"]:
+            return []
+        raise
+
+
+async def _http_ready(conn: AsyncConnection, sandbox: str, pid: int, timeout: float | None) -> bool:
+    delay = 0.02
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            if (await conn.process_ports(sandbox=sandbox, pid=pid)).ports:
+                return True
+        except RpcError as err:
+            if err.rpc_code == ERROR_CODES["ProcessNotFound"]:
+                return False
+            raise
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"process {pid} did not listen on a TCP port within {timeout} s")
+        # unasync: time.sleep(delay)
+        await asyncio.sleep(delay)
+        delay = min(0.25, delay * 1.5)
+
+
+class AsyncDenoProcess(AsyncChildProcess):
+    """A Deno program started by ``deno.run``: a process that also knows when it serves HTTP."""
+
+    async def http_ready(self, timeout: float | None = None) -> bool:
+        """True once the program (or a child) listens on a TCP port; False if it exits first.
+        With ``timeout`` (seconds), raises ``TimeoutError`` when neither happens in time."""
+        return await _http_ready(self._conn, self._sandbox, self.pid, timeout)
 
 
 class AsyncRepl(AsyncChildProcess):
     """A running REPL (a process, whose exit and output work as any spawn's); state persists
     between calls until ``close()``."""
+
+    async def http_ready(self, timeout: float | None = None) -> bool:
+        """True once code in the REPL listens on a TCP port; False if the REPL exits first."""
+        return await _http_ready(self._conn, self._sandbox, self.pid, timeout)
 
     async def _run(self, result: ReplEvalResult) -> ReplOutput:
         if not result.ok:
@@ -117,29 +161,54 @@ class AsyncRuntime:
         stdout: Stdio,
         stderr: Stdio,
     ) -> R:
-        stdout_s = None if stdout == "null" else self._conn.incoming()
-        stderr_s = None if stderr == "null" else self._conn.incoming()
-        try:
-            started = await self._conn.repl_start(
-                sandbox=self._sandbox,
-                language=language,
-                args=args,
-                cwd=cwd,
-                env=env,
-                clear_env=clear_env or None,
-                stdout=stdout_s.id if stdout_s else None,
-                stderr=stderr_s.id if stderr_s else None,
-            )
-        except BaseException as err:
-            for s in (stdout_s, stderr_s):
-                if s is not None:
-                    s.fail(err)
-            raise
-        return cls(self._conn, self._sandbox, started.pid, None, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
+        async def start(_i: int | None, o: int | None, e: int | None) -> int:
+            started = await self._conn.repl_start(sandbox=self._sandbox, language=language, args=args, cwd=cwd, env=env, clear_env=clear_env or None, stdout=o, stderr=e)
+            return started.pid
+
+        return await launch(self._conn, self._sandbox, cls, "null", stdout, stderr, start)
+
+
+SpawnAs = Callable[..., Awaitable[AsyncDenoProcess]]
 
 
 class AsyncSandboxDeno(AsyncRuntime):
     """Deno in the sandbox (the daemon's own, read-only at /.sbx/bin/deno and on PATH)."""
+
+    def __init__(self, conn: AsyncConnection, sandbox: str, spawn_as: SpawnAs) -> None:
+        super().__init__(conn, sandbox)
+        self._spawn_as = spawn_as
+
+    async def run(
+        self,
+        *,
+        entrypoint: str | None = None,
+        code: str | None = None,
+        extension: Literal["ts", "tsx", "js", "jsx"] = "ts",
+        script_args: builtins.list[str] | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        clear_env: bool | None = None,
+        stdin: Literal["piped", "null"] = "null",
+        stdout: Stdio = "piped",
+        stderr: Stdio = "piped",
+    ) -> AsyncDenoProcess:
+        """Runs a Deno program with all of Deno's permissions (the sandbox is the boundary):
+        ``entrypoint`` (a path inside the sandbox or a URL) or ``code`` (TypeScript unless
+        ``extension`` says otherwise). ``http_ready()`` tells when it serves HTTP.
+
+        Example::
+
+            server = sb.deno.run(code="Deno.serve({ port: 8000 }, () => new Response('hi'))")
+            server.http_ready()                                   # True
+            url = sb.expose_http(8000)                            # http://127.0.0.1:PORT/TOKEN/
+        """
+        if (entrypoint is None) == (code is None):
+            raise ValueError("deno.run: give exactly one of entrypoint= or code=")
+        if entrypoint is not None:
+            args = ["run", "-A", "--quiet", entrypoint, *(script_args or [])]
+        else:
+            args = ["eval", "--quiet", f"--ext={extension}", str(code), *(script_args or [])]
+        return await self._spawn_as(AsyncDenoProcess, "deno", args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr)
 
     async def repl(
         self,

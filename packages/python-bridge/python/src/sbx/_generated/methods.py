@@ -20,10 +20,12 @@ from .models import (
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
     _ProcessResizeParams_to_wire,
+    _ProcessPortsParams_to_wire,
+    _NetConnectParams_to_wire,
+    _NetExposeHttpParams_to_wire,
     _ReplStartParams_to_wire,
     _ReplEvalParams_to_wire,
     _ReplCallParams_to_wire,
-    _ReplCloseParams_to_wire,
     _FsReadFileParams_to_wire,
     _FsWriteFileParams_to_wire,
     _FsStatParams_to_wire,
@@ -44,12 +46,14 @@ __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERROR
 #: Params naming streams the client writes, per method.
 IN_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdin",),
+    "net.connect": ("input",),
     "fs.writeFile": ("stream",),
     "fs.upload": ("stream",),
 }
 #: Params naming streams the daemon writes, per method.
 OUT_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdout", "stderr",),
+    "net.connect": ("output",),
     "repl.start": ("stdout", "stderr",),
     "fs.readFile": ("stream",),
     "fs.download": ("stream",),
@@ -68,6 +72,9 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "process.ports": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "net.connect": ("InvalidParams", "SandboxNotFound", "Unavailable", "StreamFailed", "ResourceLimit",),
+    "net.exposeHttp": ("InvalidParams", "SandboxNotFound", "Unavailable", "ResourceLimit",),
     "repl.start": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "repl.eval": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "repl.call": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
@@ -251,6 +258,45 @@ class Methods:
         params["rows"] = rows
         result = self._call("process.resize", params)
         return cast("None", result)
+
+    def process_ports(self, *, sandbox: str, pid: int) -> ProcessPortsResult:
+        """TCP ports a running process and its descendants listen on. (`process.ports`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = self._call("process.ports", params)
+        return ProcessPortsResult.from_wire(result)
+
+    def net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> None:
+        """Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`. (`net.connect`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        result = self._call("net.connect", params)
+        return cast("None", result)
+
+    def start_net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> Pending[None]:
+        """Sends `net.connect` and returns while its streams (input, output) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
+        raw = self._start("net.connect", params, streams)
+        return Pending(raw, lambda result: cast("None", result))
+
+    def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
+        """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        if public is not None:
+            params["public"] = public
+        result = self._call("net.exposeHttp", params)
+        return NetExposeHttpResult.from_wire(result)
 
     def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
         """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""
@@ -717,6 +763,45 @@ class AsyncMethods:
         params["rows"] = rows
         result = await self._call("process.resize", params)
         return cast("None", result)
+
+    async def process_ports(self, *, sandbox: str, pid: int) -> ProcessPortsResult:
+        """TCP ports a running process and its descendants listen on. (`process.ports`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = await self._call("process.ports", params)
+        return ProcessPortsResult.from_wire(result)
+
+    async def net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> None:
+        """Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`. (`net.connect`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        result = await self._call("net.connect", params)
+        return cast("None", result)
+
+    async def start_net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> AsyncPending[None]:
+        """Sends `net.connect` and returns while its streams (input, output) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
+        raw = await self._start("net.connect", params, streams)
+        return AsyncPending(raw, lambda result: cast("None", result))
+
+    async def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
+        """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        if public is not None:
+            params["public"] = public
+        result = await self._call("net.exposeHttp", params)
+        return NetExposeHttpResult.from_wire(result)
 
     async def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
         """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""

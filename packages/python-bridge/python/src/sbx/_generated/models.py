@@ -26,13 +26,17 @@ __all__ = [
     "ProcessSpawnResult",
     "ProcessKillParams",
     "ProcessResizeParams",
+    "ProcessPortsParams",
+    "ProcessPortsResult",
+    "NetConnectParams",
+    "NetExposeHttpParams",
+    "NetExposeHttpResult",
     "ReplStartParams",
     "ReplStartResult",
     "ReplEvalParams",
     "ReplEvalResultError",
     "ReplEvalResult",
     "ReplCallParams",
-    "ReplCloseParams",
     "FsReadFileParams",
     "FsReadFileResult",
     "FsWriteFileParams",
@@ -576,6 +580,106 @@ def _ProcessResizeParams_to_wire(v: ProcessResizeParams) -> dict[str, Any]:
     return w
 
 
+class ProcessPortsParams(TypedDict):
+    """The ProcessPortsParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    pid: int
+
+
+def _ProcessPortsParams_to_wire(v: ProcessPortsParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    return w
+
+
+@dataclass(frozen=True)
+class ProcessPortsResult:
+    """The ProcessPortsResult shape."""
+
+    ports: list[int]
+    """TCP ports the process or its descendants listen on, ascending."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessPortsResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            ports=w["ports"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["ports"] = self.ports
+        return w
+
+
+class NetConnectParams(TypedDict):
+    """The NetConnectParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    port: int
+    """A TCP port on the sandbox's own loopback (127.0.0.1, then ::1)."""
+    input: int
+    """A stream id chosen by the client, unique on its connection."""
+    output: int
+    """A stream id chosen by the client, unique on its connection."""
+
+
+def _NetConnectParams_to_wire(v: NetConnectParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["port"] = v["port"]
+    w["input"] = v["input"]
+    w["output"] = v["output"]
+    return w
+
+
+class _NetExposeHttpParamsRequired(TypedDict):
+    sandbox: str
+    port: int
+
+
+class NetExposeHttpParams(_NetExposeHttpParamsRequired, total=False):
+    """The NetExposeHttpParams shape."""
+
+    public: bool
+    """Serve without a token: anyone who can reach the daemon's host can use the URL."""
+
+
+def _NetExposeHttpParams_to_wire(v: NetExposeHttpParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["port"] = v["port"]
+    if "public" in v:
+        w["public"] = v["public"]
+    return w
+
+
+@dataclass(frozen=True)
+class NetExposeHttpResult:
+    """The NetExposeHttpResult shape."""
+
+    url: str
+    """http://HOST:PORT/TOKEN/ (or http://HOST:PORT/ when public): a listener of the daemon's, open until the sandbox ends."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> NetExposeHttpResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            url=w["url"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["url"] = self.url
+        return w
+
+
 class _ReplStartParamsRequired(TypedDict):
     sandbox: str
     language: Literal["deno", "python"]
@@ -747,21 +851,6 @@ def _ReplCallParams_to_wire(v: ReplCallParams) -> dict[str, Any]:
     w["args"] = v["args"]
     if "timeout" in v:
         w["timeout"] = v["timeout"]
-    return w
-
-
-class ReplCloseParams(TypedDict):
-    """The ReplCloseParams shape."""
-
-    sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
-    pid: int
-
-
-def _ReplCloseParams_to_wire(v: ReplCloseParams) -> dict[str, Any]:
-    w: dict[str, Any] = {}
-    w["sandbox"] = v["sandbox"]
-    w["pid"] = v["pid"]
     return w
 
 

@@ -11,13 +11,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
-from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
+from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
 from .._generated.models import ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
-from .process import ChildProcess
-from .runtimes import SandboxDeno, SandboxPython
+from .process import ChildProcess, P, launch
+from .runtimes import SandboxDeno, SandboxPython, listening_ports
 from .transport import Connection
 
 __all__ = ["Sandbox"]
@@ -61,7 +61,7 @@ class Sandbox:
         #: The default environment of later spawns.
         self.env = SandboxEnv(conn, info.id)
         #: Deno inside the sandbox: ``eval``, stateful ``repl()``.
-        self.deno = SandboxDeno(conn, info.id)
+        self.deno = SandboxDeno(conn, info.id, self._spawn_as)
         #: A stateful Python inside the sandbox: ``eval``, ``repl()`` (``exec`` for value, output and exception).
         self.python = SandboxPython(conn, info.id)
 
@@ -166,28 +166,46 @@ class Sandbox:
         if stderr is None:
             stderr = "null" if pty else "piped"
         size = _pty_size(pty, cols, rows, stderr)
-        stdin_s = self._conn.outgoing() if stdin == "piped" else None
-        stdout_s = None if stdout == "null" else self._conn.incoming()
-        stderr_s = None if stderr == "null" else self._conn.incoming()
-        try:
-            spawned = self._conn.process_spawn(
-                sandbox=self.id,
-                cmd=cmd,
-                args=args,
-                cwd=cwd,
-                env=env,
-                clear_env=clear_env or None,
-                stdin=stdin_s.id if stdin_s else None,
-                stdout=stdout_s.id if stdout_s else None,
-                stderr=stderr_s.id if stderr_s else None,
-                pty=size,
-            )
-        except BaseException as err:
-            for s in (stdin_s, stdout_s, stderr_s):
-                if s is not None:
-                    s.fail(err)
-            raise
-        return ChildProcess(self._conn, self.id, spawned.pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
+        return self._spawn_as(ChildProcess, cmd, args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr, pty=size)
+
+    def expose_http(self, port: int | None = None, *, pid: int | None = None, public: bool = False) -> str:
+        """Makes an HTTP server inside the sandbox reachable at a URL on the daemon's host until the
+        sandbox ends: ``port``, or ``pid=`` for the port a process listens on. The URL carries an
+        unguessable token as its first path segment; ``public=True`` serves it without one. The
+        sandbox gets no inbound network: the daemon relays each connection through its supervisor."""
+        if (port is None) == (pid is None):
+            raise ValueError("expose_http: give exactly one of port or pid=")
+        if pid is not None:
+            ports = listening_ports(self._conn, self.id, pid)
+            if not ports:
+                raise SandboxError(f"process {pid} listens on no TCP port (yet)")
+            port = ports[0]
+        assert port is not None
+        return (self._conn.net_expose_http(sandbox=self.id, port=port, public=public or None)).url
+
+    def expose_ssh(self) -> None:
+        """Not supported: sbx offers no SSH server; use ``sbx shell ID`` or ``spawn(..., pty=True)``."""
+        raise SandboxError("expose_ssh is not supported by sbx; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, pty=True)")
+
+    def _spawn_as(
+        self,
+        cls: type[P],
+        cmd: str,
+        *,
+        args: builtins.list[str] | None,
+        cwd: str | None,
+        env: dict[str, str] | None,
+        clear_env: bool | None,
+        stdin: Literal["piped", "null"],
+        stdout: Stdio,
+        stderr: Stdio,
+        pty: ProcessSpawnParamsPty | None = None,
+    ) -> P:
+        def start(i: int | None, o: int | None, e: int | None) -> int:
+            spawned = self._conn.process_spawn(sandbox=self.id, cmd=cmd, args=args, cwd=cwd, env=env, clear_env=clear_env or None, stdin=i, stdout=o, stderr=e, pty=pty)
+            return spawned.pid
+
+        return launch(self._conn, self.id, cls, stdin, stdout, stderr, start)
 
     def sh(
         self,
