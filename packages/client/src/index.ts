@@ -17,7 +17,7 @@ export { decodeValue } from "./runtimes/value.js";
 export { ShCommand, shellEscape } from "./sh.js";
 export { SandboxFs, DEFAULT_MAX_READ_BYTES, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData, type ReadFileOptions, type DownloadOptions } from "./fs.js";
 export { SandboxEnv } from "./env.js";
-export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
+export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent, ProcessListing } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
   InvalidOptionError, NetworkPolicyError, ResourceLimitError,

@@ -11,7 +11,7 @@ import { ShCommand, buildScript } from "./sh.js";
 import { SandboxDeno } from "./runtimes/deno.js";
 import { SandboxPython } from "./runtimes/python.js";
 import type { ReplStarter } from "./runtimes/repl.js";
-import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
+import type { ConnectOptions, EgressEvent, ExitStatus, ProcessListing, SandboxInfo, Usage } from "./types.js";
 
 type CreateParams = ParamsOf<"sandbox.create">;
 
@@ -299,6 +299,48 @@ export class Sandbox implements AsyncDisposable {
    */
   sh(strings: TemplateStringsArray, ...values: unknown[]): ShCommand {
     return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
+  }
+
+  /**
+   * The processes started in this sandbox (by any client of this token) that can be attached to:
+   * running or recently ended, with the byte range of their output the daemon still keeps.
+   */
+  async processes(): Promise<ProcessListing[]> {
+    return (await this.conn.request("process.list", { sandbox: this.id })).processes.map((p) => ({ ...p, startedAt: new Date(p.startedAt) }));
+  }
+
+  /**
+   * Attaches to a process again, typically after `Sandbox.connect` from a new connection: its
+   * stdout and stderr from byte offsets (default: the earliest the daemon keeps, the last 1 MiB
+   * of each) and then live; this connection hears its exit. While no client is attached the
+   * process runs on and the daemon keeps the tail of its output. An offset no longer kept is
+   * refused with an error naming the earliest one kept.
+   *
+   * @example
+   * const sb = await Sandbox.connect(id);
+   * const [build] = (await sb.processes()).filter((p) => p.running);
+   * const p = await sb.attach(build.pid, { stdoutFrom: seenSoFar });
+   */
+  async attach(pid: number, options: { stdoutFrom?: number; stderrFrom?: number; stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {}): Promise<ChildProcess & { stdoutFrom: number | null; stderrFrom: number | null }> {
+    let offsets = { stdoutFrom: null as number | null, stderrFrom: null as number | null };
+    let ended: ExitStatus | null = null;
+    const start = async (ids: StreamIds) => {
+      const r = await this.conn.request("process.attach", {
+        sandbox: this.id,
+        pid,
+        stdout: ids.stdout,
+        stderr: ids.stderr,
+        ...(options.stdoutFrom !== undefined ? { stdoutFrom: options.stdoutFrom } : {}),
+        ...(options.stderrFrom !== undefined ? { stderrFrom: options.stderrFrom } : {}),
+      });
+      offsets = { stdoutFrom: r.stdoutFrom, stderrFrom: r.stderrFrom };
+      ended = r.status ?? null;
+      if (ended) this.earlyExits.set(pid, ended);
+      return pid;
+    };
+    const modes = { stdin: "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" } as const;
+    const child = await this.launch(modes, undefined, start, (...parts) => new ChildProcess(...parts));
+    return Object.assign(child, offsets);
   }
 
   /**

@@ -94,6 +94,19 @@ export const METHODS = {
     inStreams: ["input"],
     outStreams: ["output"],
   }),
+  "process.list": daemon({
+    summary: "The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output.",
+    params: P.ListProcessesParams,
+    result: P.ListProcessesResult,
+    errors: onSandbox,
+  }),
+  "process.attach": daemon({
+    summary: "Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit.",
+    params: P.AttachParams,
+    result: P.AttachResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+    outStreams: ["stdout", "stderr"],
+  }),
   "net.exposeHttp": daemon({
     summary: "Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends.",
     params: N.ExposeHttpParams,

@@ -44,3 +44,37 @@ export const PortsParams = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum
 export const PortsResult = Obj({
   ports: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64, description: "TCP ports the process or its descendants listen on, ascending." }),
 });
+
+const Span = Type.Optional(
+  Obj(
+    { start: Type.Integer({ minimum: 0, description: "The first byte offset still kept." }), end: Type.Integer({ minimum: 0, description: "Bytes the stream carried so far." }) },
+    { description: "What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped." },
+  ),
+);
+
+export const ListProcessesParams = Obj({ sandbox: SandboxId });
+export const ProcessListing = Obj({
+  pid: Type.Integer({ minimum: 1 }),
+  cmd: Type.String(),
+  args: Type.Array(Type.String()),
+  startedAt: Type.String({ format: "date-time" }),
+  running: Type.Boolean(),
+  status: Type.Optional(ExitStatus),
+  stdout: Span,
+  stderr: Span,
+});
+export const ListProcessesResult = Obj({ processes: Type.Array(ProcessListing) });
+
+export const AttachParams = Obj({
+  sandbox: SandboxId,
+  pid: Type.Integer({ minimum: 1 }),
+  stdout: Type.Union([StreamId, Type.Null()], { description: "Stream to carry stdout from `stdoutFrom` on, or null." }),
+  stderr: Type.Union([StreamId, Type.Null()]),
+  stdoutFrom: Type.Optional(Type.Integer({ minimum: 0, description: "Byte offset to resume stdout at (default: the earliest kept)." })),
+  stderrFrom: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+export const AttachResult = Obj({
+  stdoutFrom: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: "The offset stdout resumes at (null: not attached)." }),
+  stderrFrom: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  status: Type.Optional(ExitStatus),
+});

@@ -9,6 +9,7 @@ import { Emitter, type Registration } from "../util/emitter.js";
 import type { SandboxLimits } from "./limits.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
+import { ProcessOutputs } from "./outputs.js";
 import { ReplTable } from "../runtimes/repl.js";
 import { Exposures } from "../runtimes/expose.js";
 
@@ -58,6 +59,8 @@ export class Sandbox {
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
   readonly processes: ProcessTable;
+  /** What its clients may attach to again: processes' commands, statuses and kept output. */
+  readonly outputs = new ProcessOutputs();
   /** Its REPLs (runtimes/repl.ts), by pid. */
   readonly repls = new ReplTable();
   /** Its exposed ports (runtimes/expose.ts), closed when it stops. */
@@ -91,7 +94,7 @@ export class Sandbox {
     end: (reason: "timeout" | "session") => void,
   ) {
     ({ limits: this.limits, resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
-    this.processes = new ProcessTable(id, () => this.meter.oomKills());
+    this.processes = new ProcessTable(id, () => this.meter.oomKills(), (pid, status) => this.outputs.exited(pid, status));
     this.lifetime = new Lifetime(sessionGraceMs, end);
   }
 

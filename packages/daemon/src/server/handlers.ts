@@ -48,6 +48,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
       const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
       const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
+      const sids = { ...(ctx.streams.stdout ? { stdout: ctx.streams.stdout } : {}), ...(ctx.streams.stderr ? { stderr: ctx.streams.stderr } : {}) };
       const result = await inside(sb, "process.spawn", {
         cmd: p.cmd,
         ...(p.args ? { args: p.args } : {}),
@@ -57,7 +58,11 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
         stdout: ctx.streams.stdout ?? null,
         stderr: ctx.streams.stderr ?? null,
         ...(p.pty ? { pty: p.pty } : {}),
+      }).catch((err) => {
+        sb.outputs.drop(Object.values(sids));
+        throw err;
       });
+      sb.outputs.adopt(result.pid, p.cmd, p.args ?? [], sids);
       sb.processes.track(result.pid, ctx.conn);
       return result;
     },
@@ -82,6 +87,15 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
     "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
+    "process.list": (p, ctx) => ({ processes: sandboxOf(ctx, p.sandbox).outputs.list() }),
+    "process.attach": (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const record = sb.outputs.list().find((r) => r.pid === p.pid);
+      if (!record) throw new DaemonError("ProcessNotFound", `no process with pid ${p.pid} that this sandbox's clients started (or it ended long ago)`);
+      // Ended already: its status comes with the answer (no process.exit will follow); else this connection hears it.
+      if (!record.status) sb.processes.reattach(p.pid, ctx.conn);
+      return { stdoutFrom: ctx.streams.stdoutFrom ?? null, stderrFrom: ctx.streams.stderrFrom ?? null, ...(record.status ? { status: record.status } : {}) };
+    },
     "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
     "env.set": (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);

@@ -26,7 +26,7 @@ from ._errors import (
     SandboxError,
     SandboxNotFoundError,
 )
-from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
+from ._generated.models import DirEntry, ExitStatus, FileInfo, OutputSpan, ProcessListing, SandboxInfo, SecretSpec, Usage
 from ._sync.env import SandboxEnv
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
@@ -61,6 +61,8 @@ __all__ = [
     "CommandOutput",
     "WalkEntry",
     "ExitStatus",
+    "ProcessListing",
+    "OutputSpan",
     "FileInfo",
     "DirEntry",
     "SandboxInfo",

@@ -22,6 +22,8 @@ from .models import (
     _ProcessResizeParams_to_wire,
     _ProcessPortsParams_to_wire,
     _NetConnectParams_to_wire,
+    _ProcessListParams_to_wire,
+    _ProcessAttachParams_to_wire,
     _NetExposeHttpParams_to_wire,
     _ReplStartParams_to_wire,
     _ReplEvalParams_to_wire,
@@ -37,7 +39,6 @@ from .models import (
     _FsMakeTempDirParams_to_wire,
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
-    _EnvToObjectParams_to_wire,
     _RpcDiscoverParams_to_wire,
 )
 
@@ -54,6 +55,7 @@ IN_STREAMS: dict[str, tuple[str, ...]] = {
 OUT_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdout", "stderr",),
     "net.connect": ("output",),
+    "process.attach": ("stdout", "stderr",),
     "repl.start": ("stdout", "stderr",),
     "fs.readFile": ("stream",),
     "fs.download": ("stream",),
@@ -74,6 +76,8 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "process.ports": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "net.connect": ("InvalidParams", "SandboxNotFound", "Unavailable", "StreamFailed", "ResourceLimit",),
+    "process.list": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "process.attach": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "net.exposeHttp": ("InvalidParams", "SandboxNotFound", "Unavailable", "ResourceLimit",),
     "repl.start": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "repl.eval": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
@@ -287,6 +291,42 @@ class Methods:
         streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
         raw = self._start("net.connect", params, streams)
         return Pending(raw, lambda result: cast("None", result))
+
+    def process_list(self, *, sandbox: str) -> ProcessListResult:
+        """The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output. (`process.list`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        result = self._call("process.list", params)
+        return ProcessListResult.from_wire(result)
+
+    def process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> ProcessAttachResult:
+        """Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit. (`process.attach`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        result = self._call("process.attach", params)
+        return ProcessAttachResult.from_wire(result)
+
+    def start_process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> Pending[ProcessAttachResult]:
+        """Sends `process.attach` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = self._start("process.attach", params, streams)
+        return Pending(raw, lambda result: ProcessAttachResult.from_wire(result))
 
     def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
         """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""
@@ -792,6 +832,42 @@ class AsyncMethods:
         streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
         raw = await self._start("net.connect", params, streams)
         return AsyncPending(raw, lambda result: cast("None", result))
+
+    async def process_list(self, *, sandbox: str) -> ProcessListResult:
+        """The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output. (`process.list`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        result = await self._call("process.list", params)
+        return ProcessListResult.from_wire(result)
+
+    async def process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> ProcessAttachResult:
+        """Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit. (`process.attach`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        result = await self._call("process.attach", params)
+        return ProcessAttachResult.from_wire(result)
+
+    async def start_process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> AsyncPending[ProcessAttachResult]:
+        """Sends `process.attach` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = await self._start("process.attach", params, streams)
+        return AsyncPending(raw, lambda result: ProcessAttachResult.from_wire(result))
 
     async def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
         """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""

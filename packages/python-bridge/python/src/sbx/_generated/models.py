@@ -29,6 +29,13 @@ __all__ = [
     "ProcessPortsParams",
     "ProcessPortsResult",
     "NetConnectParams",
+    "ProcessListParams",
+    "ExitStatus",
+    "OutputSpan",
+    "ProcessListing",
+    "ProcessListResult",
+    "ProcessAttachParams",
+    "ProcessAttachResult",
     "NetExposeHttpParams",
     "NetExposeHttpResult",
     "ReplStartParams",
@@ -53,9 +60,7 @@ __all__ = [
     "FsUploadResult",
     "EnvGetParams",
     "EnvSetParams",
-    "EnvToObjectParams",
     "RpcDiscoverParams",
-    "ExitStatus",
     "ProcessExitNotification",
     "SandboxExitNotification",
     "SandboxNetworkNotification",
@@ -636,6 +641,197 @@ def _NetConnectParams_to_wire(v: NetConnectParams) -> dict[str, Any]:
     w["input"] = v["input"]
     w["output"] = v["output"]
     return w
+
+
+class ProcessListParams(TypedDict):
+    """The ProcessListParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+
+
+def _ProcessListParams_to_wire(v: ProcessListParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    return w
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """The ExitStatus shape."""
+
+    success: bool
+    code: int
+    """Exit code; 128 + signal number when killed by a signal."""
+    signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"] | str | None
+    oom: bool
+    """The kernel killed the process for exceeding the sandbox's memory."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ExitStatus:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            success=w["success"],
+            code=w["code"],
+            signal=w["signal"],
+            oom=w["oom"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["success"] = self.success
+        w["code"] = self.code
+        w["signal"] = self.signal
+        w["oom"] = self.oom
+        return w
+
+
+@dataclass(frozen=True)
+class OutputSpan:
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+
+    start: int
+    """The first byte offset still kept."""
+    end: int
+    """Bytes the stream carried so far."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> OutputSpan:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            start=w["start"],
+            end=w["end"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["start"] = self.start
+        w["end"] = self.end
+        return w
+
+
+@dataclass(frozen=True)
+class ProcessListing:
+    """The ProcessListing shape."""
+
+    pid: int
+    cmd: str
+    args: list[str]
+    started_at: str
+    running: bool
+    status: ExitStatus | None = None
+    stdout: OutputSpan | None = None
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+    stderr: OutputSpan | None = None
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessListing:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            pid=w["pid"],
+            cmd=w["cmd"],
+            args=w["args"],
+            started_at=w["startedAt"],
+            running=w["running"],
+            status=None if w.get("status") is None else ExitStatus.from_wire(w["status"]),
+            stdout=None if w.get("stdout") is None else OutputSpan.from_wire(w["stdout"]),
+            stderr=None if w.get("stderr") is None else OutputSpan.from_wire(w["stderr"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["pid"] = self.pid
+        w["cmd"] = self.cmd
+        w["args"] = self.args
+        w["startedAt"] = self.started_at
+        w["running"] = self.running
+        if self.status is not None:
+            w["status"] = self.status.to_wire()
+        if self.stdout is not None:
+            w["stdout"] = self.stdout.to_wire()
+        if self.stderr is not None:
+            w["stderr"] = self.stderr.to_wire()
+        return w
+
+
+@dataclass(frozen=True)
+class ProcessListResult:
+    """The ProcessListResult shape."""
+
+    processes: list[ProcessListing]
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessListResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            processes=[ProcessListing.from_wire(v1) for v1 in w["processes"]],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["processes"] = [v1.to_wire() for v1 in self.processes]
+        return w
+
+
+class _ProcessAttachParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    stdout: int | None
+    stderr: int | None
+
+
+class ProcessAttachParams(_ProcessAttachParamsRequired, total=False):
+    """The ProcessAttachParams shape."""
+
+    stdout_from: int
+    """Byte offset to resume stdout at (default: the earliest kept)."""
+    stderr_from: int
+
+
+def _ProcessAttachParams_to_wire(v: ProcessAttachParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["stdout"] = v["stdout"]
+    w["stderr"] = v["stderr"]
+    if "stdout_from" in v:
+        w["stdoutFrom"] = v["stdout_from"]
+    if "stderr_from" in v:
+        w["stderrFrom"] = v["stderr_from"]
+    return w
+
+
+@dataclass(frozen=True)
+class ProcessAttachResult:
+    """The ProcessAttachResult shape."""
+
+    stdout_from: int | None
+    """The offset stdout resumes at (null: not attached)."""
+    stderr_from: int | None
+    status: ExitStatus | None = None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessAttachResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            stdout_from=w["stdoutFrom"],
+            stderr_from=w["stderrFrom"],
+            status=None if w.get("status") is None else ExitStatus.from_wire(w["status"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["stdoutFrom"] = self.stdout_from
+        w["stderrFrom"] = self.stderr_from
+        if self.status is not None:
+            w["status"] = self.status.to_wire()
+        return w
 
 
 class _NetExposeHttpParamsRequired(TypedDict):
@@ -1224,19 +1420,6 @@ def _EnvSetParams_to_wire(v: EnvSetParams) -> dict[str, Any]:
     return w
 
 
-class EnvToObjectParams(TypedDict):
-    """The EnvToObjectParams shape."""
-
-    sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
-
-
-def _EnvToObjectParams_to_wire(v: EnvToObjectParams) -> dict[str, Any]:
-    w: dict[str, Any] = {}
-    w["sandbox"] = v["sandbox"]
-    return w
-
-
 class RpcDiscoverParams(TypedDict):
     """The RpcDiscoverParams shape."""
 
@@ -1245,37 +1428,6 @@ class RpcDiscoverParams(TypedDict):
 def _RpcDiscoverParams_to_wire(v: RpcDiscoverParams) -> dict[str, Any]:
     w: dict[str, Any] = {}
     return w
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    """The ExitStatus shape."""
-
-    success: bool
-    code: int
-    """Exit code; 128 + signal number when killed by a signal."""
-    signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"] | str | None
-    oom: bool
-    """The kernel killed the process for exceeding the sandbox's memory."""
-
-    @classmethod
-    def from_wire(cls, w: Any) -> ExitStatus:
-        """Builds the model from the daemon's JSON (camelCase field names)."""
-        return cls(
-            success=w["success"],
-            code=w["code"],
-            signal=w["signal"],
-            oom=w["oom"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The model as the daemon's JSON."""
-        w: dict[str, Any] = {}
-        w["success"] = self.success
-        w["code"] = self.code
-        w["signal"] = self.signal
-        w["oom"] = self.oom
-        return w
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class ChildProcess:
         #: stderr chunks when spawned with stderr="piped" (the default).
         self.stderr = None if inherit[1] else stderr
         self._inherited = (stdout if inherit[0] else None, stderr if inherit[1] else None)
+        #: After ``attach``: the byte offsets stdout and stderr resumed at (None when not attached).
+        self.stdout_from: int | None = None
+        self.stderr_from: int | None = None
 
     @property
     def status(self) -> ExitStatus | None:

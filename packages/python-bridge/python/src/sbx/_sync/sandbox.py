@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
-from .._generated.models import ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
@@ -167,6 +167,33 @@ class Sandbox:
             stderr = "null" if pty else "piped"
         size = _pty_size(pty, cols, rows, stderr)
         return self._spawn_as(ChildProcess, cmd, args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr, pty=size)
+
+    def processes(self) -> builtins.list[ProcessListing]:
+        """The processes started in this sandbox (by any client of this token) that can be attached
+        to: running or recently ended (then with ``status``), with the byte range of their output
+        the daemon still keeps (``stdout.start``, ``stdout.end``)."""
+        return (self._conn.process_list(sandbox=self.id)).processes
+
+    def attach(self, pid: int, *, stdout_from: int | None = None, stderr_from: int | None = None) -> ChildProcess:
+        """Attaches to a process again, typically after ``Sandbox.connect`` from a new connection:
+        its stdout and stderr from byte offsets (default: the earliest kept; the daemon keeps the
+        last 1 MiB of each) and then live; this connection hears its exit. While no client is
+        attached the process runs on. An offset no longer kept raises ``InvalidOptionError`` naming
+        the earliest one kept. The offsets used are on the result's ``stdout_from``/``stderr_from``."""
+        found: builtins.list[ProcessAttachResult] = []
+
+        def start(_i: int | None, o: int | None, e: int | None) -> int:
+            found.append(self._conn.process_attach(sandbox=self.id, pid=pid, stdout=o, stderr=e, stdout_from=stdout_from, stderr_from=stderr_from))
+            return pid
+
+        child = launch(self._conn, self.id, ChildProcess, "null", "piped", "piped", start)
+        r = found[0]
+        # Ended already: no process.exit will come, the answer carries the status.
+        if r.status is not None:
+            child._status = r.status
+        child.stdout_from = r.stdout_from
+        child.stderr_from = r.stderr_from
+        return child
 
     def expose_http(self, port: int | None = None, *, pid: int | None = None, public: bool = False) -> str:
         """Makes an HTTP server inside the sandbox reachable at a URL on the daemon's host until the

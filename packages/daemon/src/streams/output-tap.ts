@@ -1,0 +1,144 @@
+/**
+ * A process's stdout or stderr as the daemon keeps it, so that a client that lost its connection
+ * can attach again (process.attach) and read on from a byte offset. The daemon holds the last
+ * KEPT bytes of each stream. While a client is attached, the process goes at that client's pace
+ * (credit flows back to the supervisor only as the client grants it, as with a plain relay);
+ * while none is, the daemon reads on by itself and keeps only the tail, so a long build neither
+ * blocks on a vanished reader nor grows the daemon's memory.
+ */
+import { MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol";
+import { Relay, type Endpoint } from "./relay.js";
+import type { SupervisorLink } from "../sandbox/supervisor-link.js";
+
+/** Bytes of each stream kept for a client that attaches later. */
+export const KEPT = 1 << 20;
+
+export class OutputTap {
+  /** What the supervisor sends, into this tap. */
+  private readonly fromSandbox: Relay;
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+  /** Bytes the stream has carried in all (the offset of its next byte). */
+  total = 0;
+  /** Received from the supervisor, not yet credited back to it. */
+  private uncredited = 0;
+  /** Live chunks waiting for the attached client's window. */
+  private queue: Buffer[] = [];
+  private toClient: Relay | null = null;
+  /** Bytes sent to the attached client it has not granted credit for. */
+  private inFlight = 0;
+  private ended: string | null = null;
+  private failed = false;
+
+  constructor(link: SupervisorLink, sid: number, onViolation: (reason: string) => void) {
+    const sink: Endpoint = {
+      data: (chunk) => this.onData(Buffer.from(chunk)),
+      end: () => this.finish("end"),
+      credit: () => {},
+      abort: () => ((this.failed = true), this.finish("aborted")),
+      congestion: () => null,
+    };
+    this.fromSandbox = new Relay(link.endpoint(sid), sink, onViolation, () => link.removeRelay(sid));
+    link.addRelay(sid, this.fromSandbox, true);
+  }
+
+  /** The first offset still kept. */
+  get start(): number {
+    return this.total - this.keptBytes;
+  }
+
+  get done(): boolean {
+    return this.ended !== null;
+  }
+
+  /**
+   * Sends `client` the kept bytes from `from` on, then the live ones; returns the relay the
+   * connection routes the client's CREDIT and ABORT to. A client attached before is let go.
+   */
+  attach(client: Endpoint, from: number, onClose: () => void): Relay {
+    this.toClient?.abort("another client attached to this process's output");
+    const source: Endpoint = {
+      data: () => {},
+      end: () => {},
+      credit: (n) => {
+        this.inFlight -= n;
+        this.flush();
+      },
+      abort: () => this.detach(relay),
+      congestion: () => null,
+    };
+    const relay = new Relay(source, client, () => {}, onClose);
+    this.toClient = relay;
+    this.inFlight = 0;
+    // The replay: the kept tail from `from`, in chunks; what arrives meanwhile queues behind it.
+    let skip = from - this.start;
+    const replay: Buffer[] = [];
+    for (const b of this.kept) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      const part = skip > 0 ? b.subarray(skip) : b;
+      skip = 0;
+      for (let off = 0; off < part.length; off += MAX_CHUNK) replay.push(part.subarray(off, off + MAX_CHUNK));
+    }
+    this.queue = [...replay.map((b) => Object.assign(b, { replayed: true })), ...this.queue];
+    this.flush();
+    return relay;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.total += chunk.length;
+    this.kept.push(chunk);
+    this.keptBytes += chunk.length;
+    while (this.keptBytes - this.kept[0]!.length >= KEPT) this.keptBytes -= this.kept.shift()!.length;
+    if (this.keptBytes > KEPT) {
+      const drop = this.keptBytes - KEPT;
+      this.kept[0] = this.kept[0]!.subarray(drop);
+      this.keptBytes -= drop;
+    }
+    if (!this.toClient) {
+      // Nobody reads: the process goes on, only the tail is kept.
+      this.fromSandbox.credit(chunk.length);
+      return;
+    }
+    this.uncredited += chunk.length;
+    this.queue.push(chunk);
+    this.flush();
+  }
+
+  /** Moves queued chunks to the client within its window; live ones are credited to the supervisor as they go. */
+  private flush(): void {
+    const relay = this.toClient;
+    if (!relay) return;
+    while (this.queue.length && this.inFlight + this.queue[0]!.length <= STREAM_WINDOW) {
+      const chunk = this.queue.shift()! as Buffer & { replayed?: boolean };
+      this.inFlight += chunk.length;
+      relay.data(chunk);
+      if (!chunk.replayed) {
+        this.uncredited -= chunk.length;
+        this.fromSandbox.credit(chunk.length);
+      }
+      if (this.toClient !== relay) return;
+    }
+    if (this.queue.length === 0 && this.ended !== null && !this.failed) relay.end();
+    else if (this.queue.length === 0 && this.failed) relay.abort("the process's output stream failed");
+  }
+
+  /** The attached client went away: the process is no longer held back. */
+  private detach(relay: Relay): void {
+    if (this.toClient !== relay) return;
+    this.toClient = null;
+    this.queue = [];
+    if (this.uncredited > 0) {
+      this.fromSandbox.credit(this.uncredited);
+      this.uncredited = 0;
+    }
+  }
+
+  private finish(how: string): void {
+    if (this.ended) return;
+    this.ended = how;
+    this.flush();
+  }
+}
