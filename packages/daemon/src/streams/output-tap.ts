@@ -2,9 +2,11 @@
  * A process's stdout or stderr as the daemon keeps it, so that a client that lost its connection
  * can attach again (process.attach) and read on from a byte offset. The daemon holds the last
  * KEPT bytes of each stream. While a client is attached, the process goes at that client's pace
- * (credit flows back to the supervisor only as the client grants it, as with a plain relay);
- * while none is, the daemon reads on by itself and keeps only the tail, so a long build neither
- * blocks on a vanished reader nor grows the daemon's memory.
+ * (credit flows back to the supervisor only as the client grants it, as with a plain relay).
+ * While none is, the process runs on until it has written one window (1 MiB) nobody read, then
+ * waits for a reader: the daemon keeps those bytes and grants no more, so a vanished client costs
+ * neither memory nor CPU (an endless writer cannot make the daemon drain it forever), and nothing
+ * written is lost before someone attaches again.
  */
 import { MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol";
 import { Relay, type Endpoint } from "./relay.js";
@@ -83,6 +85,11 @@ export class OutputTap {
       for (let off = 0; off < part.length; off += MAX_CHUNK) replay.push(part.subarray(off, off + MAX_CHUNK));
     }
     this.queue = [...replay.map((b) => Object.assign(b, { replayed: true })), ...this.queue];
+    // What arrived while nobody read is in the replay: the supervisor may go on.
+    if (this.uncredited > 0) {
+      this.fromSandbox.credit(this.uncredited);
+      this.uncredited = 0;
+    }
     this.flush();
     return relay;
   }
@@ -97,12 +104,9 @@ export class OutputTap {
       this.kept[0] = this.kept[0]!.subarray(drop);
       this.keptBytes -= drop;
     }
-    if (!this.toClient) {
-      // Nobody reads: the process goes on, only the tail is kept.
-      this.fromSandbox.credit(chunk.length);
-      return;
-    }
     this.uncredited += chunk.length;
+    // Nobody reads: kept (the window bounds it), credited when a reader attaches.
+    if (!this.toClient) return;
     this.queue.push(chunk);
     this.flush();
   }
@@ -125,15 +129,11 @@ export class OutputTap {
     else if (this.queue.length === 0 && this.failed) relay.abort("the process's output stream failed");
   }
 
-  /** The attached client went away: the process is no longer held back. */
+  /** The attached client went away: what it had not been sent stays kept (and uncredited) for the next reader. */
   private detach(relay: Relay): void {
     if (this.toClient !== relay) return;
     this.toClient = null;
     this.queue = [];
-    if (this.uncredited > 0) {
-      this.fromSandbox.credit(this.uncredited);
-      this.uncredited = 0;
-    }
   }
 
   private finish(how: string): void {
