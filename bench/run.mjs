@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BENCH, QUICK, Sandbox, log } from "./lib/env.mjs";
 import { FLOOR_DIRS } from "./lib/capture.mjs";
-import { floorUids, startDaemon } from "./lib/daemon.mjs";
+import { floorUids, freePort, startDaemon } from "./lib/daemon.mjs";
 import { renderResults, writeResults } from "./lib/document.mjs";
 import { machine } from "./lib/machine.mjs";
 import { waitNoSandboxProcs } from "./lib/proc.mjs";
@@ -26,6 +26,7 @@ import { measureIdle } from "./rows/idle.mjs";
 import { measureParallel } from "./rows/parallel.mjs";
 import { measureWarmPool } from "./rows/pool.mjs";
 import { measureRtt } from "./rows/rtt.mjs";
+import { measureMetricsScrape } from "./rows/metrics.mjs";
 import { measureStdout } from "./rows/stdout.mjs";
 
 async function main() {
@@ -34,7 +35,7 @@ async function main() {
   const m = machine();
   log(`machine: ${JSON.stringify(m)}${QUICK ? " (QUICK)" : ""}`);
   // the daemon for everything but row 1e runs with its warm pool off: every create is cold
-  const d = await startDaemon({ warmPool: 0 });
+  const d = await startDaemon({ warmPool: 0, metricsPort: await freePort() });
   const uids = floorUids(d);
   log(`daemon pid ${d.proc.pid} at ${d.url} (warm pool off; uids ${d.uids.join("..")}, floors from ${uids[0]})`);
   await waitNoSandboxProcs(null, 2000).catch(() => {
@@ -60,6 +61,8 @@ async function main() {
     const sb = await Sandbox.create(d.opts);
     log("2. spawn round trip");
     R.rtt = await measureRtt(sb);
+    log("2m. spawn round trip while /metrics is scraped");
+    R.metrics = await measureMetricsScrape(sb, d.metricsUrl);
     log("3. stdout throughput");
     R.stdout = await measureStdout(d, sb, peer);
     log("4. file upload/download");

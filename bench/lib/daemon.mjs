@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, sleep } from "./env.mjs";
@@ -14,11 +15,11 @@ import { sandboxProcs, watchUids } from "./proc.mjs";
  * since a range overlapping another running daemon's is refused. Info lines (`quiet: false`) are
  * kept for counting, not echoed.
  */
-export async function startDaemon({ warmPool = 0, quiet = true } = {}) {
+export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = null } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-"));
   const config = `${stateDir}.config.json`;
   // Hundreds of idle sandboxes with the default 10 GiB disk cap each promise more than /tmp holds; their images stay sparse.
-  writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }) }));
+  writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }), ...(metricsPort === null ? {} : { metricsListen: `127.0.0.1:${metricsPort}` }) }));
   const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -46,6 +47,8 @@ export async function startDaemon({ warmPool = 0, quiet = true } = {}) {
   const token = readFileSync(join(stateDir, "token"), "utf8").trim();
   return {
     url, token, proc, stateDir, opts: { url, token }, logs: () => stderr,
+    /** Its Prometheus endpoint, when started with a metricsPort. */
+    metricsUrl: metricsPort === null ? null : `http://127.0.0.1:${metricsPort}/metrics`,
     /** The host uids it claimed, first and last. */
     uids: [lo, hi],
     /** This daemon's cgroup directory name (the daemon derives it from its state dir). */
@@ -77,4 +80,15 @@ export function floorUids(d, count = 64) {
   const [lo, hi] = d.uids;
   if (hi - lo + 1 < 4 * count) throw new Error(`the daemon's uid range ${lo}..${hi} is too small to lend the floors ${count} uids`);
   return Array.from({ length: count }, (_, i) => hi - count + 1 + i);
+}
+
+/** A loopback port free right now (for a listener configured by number, such as metricsListen). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }

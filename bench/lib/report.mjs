@@ -20,7 +20,7 @@ export const fitting = (i, perSandboxMb) => Math.floor((0.1 * i.memTotalMb) / pe
 
 /** Rows: [#, metric, sbx, floor, ratio, target, met]. */
 export function tableRows(R) {
-  const { cold: c, warm: w, par: p, rtt: t, stdout: s, files: fl, idle: i, hard: h } = R;
+  const { cold: c, warm: w, par: p, rtt: t, metrics: mx, stdout: s, files: fl, idle: i, hard: h } = R;
   const coldBound = 1.2 * c.bwrapTrue.median + 10;
   const onOff = (k, label) => `${label}: ${ms(h.seccomp[k])} seccomp only; ${ms(h.wrap[k])} cgroups + prlimit + setpriv only`;
   // a MemAvailable drop within the host's noise gives no capacity figure of its own
@@ -43,6 +43,7 @@ export function tableRows(R) {
     ["1q", "… until the last `Sandbox.create()` returned", ms(p.create), "", ratio(p.create.median, p.floor.median), "", ""],
     ["2", "`spawn(\"true\")` round trip, live sandbox (stdout/stderr piped)", ms(t.piped), `local \`child_process.spawn('/bin/true')\`, piped: ${ms(t.localPipe)}`, ratio(t.piped.median, t.localPipe.median), "≤ 1.5×", ok(t.piped.median <= 1.5 * t.localPipe.median)],
     ["2a", "… with stdout/stderr `\"null\"`", ms(t.nul), `local, stdio ignore: ${ms(t.localIgnore)}`, ratio(t.nul.median, t.localIgnore.median), "≤ 1.5×", ok(t.nul.median <= 1.5 * t.localIgnore.median)],
+    ["2m", `… while \`/metrics\` is scraped back to back, 10 ms apart (blocks of 50 interleaved; a scrape of ${(mx.bytes / 1024).toFixed(0)} KiB took ${ms(mx.scrape)})`, ms(mx.scraped), `same sandbox, not scraped: ${ms(mx.quiet)}`, ratio(mx.scraped.median, mx.quiet.median), "≤ 1.1×", ok(mx.scraped.median <= 1.1 * mx.quiet.median)],
     ["3", `process stdout, \`head -c ${GiBof(CFG.stdoutBytes)} /dev/zero\``, mbs(s.sdk), `raw \`ws\` server→client, 64 KiB frames: ${mbs(s.floor)}`, pct(s.sdk.median, s.floor.median), "≥ 50 %", ok(s.sdk.median >= 0.5 * s.floor.median)],
     ["3a", `… peak RSS growth while reading ${GiBof(CFG.stdoutBytes)}: client / daemon`, `${mb(s.clientGrowth)} / ${mb(s.daemonGrowth)}`, "", "", "≤ 64 MB for 1 GiB", ok(s.clientGrowth <= 64 && s.daemonGrowth <= 64)],
     ["4", `file upload, ${GiBof(CFG.fileBytes)} (\`fs.writeFile\` from a ReadableStream)`, mbs(fl.up) + (fl.failed.up.length ? `; **${fl.failed.up.length} of ${CFG.reps} failed**: ${fl.failed.up[0]}` : ""), `raw \`ws\` client→server (masked), 64 KiB frames: ${mbs(fl.upFloor)}`, pct(fl.up.median, fl.upFloor.median), "≥ 50 %", ok(fl.up.median >= 0.5 * fl.upFloor.median && !fl.failed.up.length)],

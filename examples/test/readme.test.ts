@@ -22,7 +22,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { CLI, removeStateDir, startDaemon, waitForListening, type TestDaemon } from "../../packages/daemon/test/helpers/daemon.js";
+import { CLI, removeStateDir, waitForListening } from "../../packages/daemon/test/helpers/daemon.js";
+import { useDaemon } from "../../packages/daemon/test/helpers/fixtures.js";
 import { startUpstreams, type Upstreams } from "../../packages/daemon/test/helpers/upstreams.js";
 import { blocksOf, type Block } from "./readme-blocks.js";
 
@@ -46,6 +47,8 @@ type Rule =
   | { kind: "run"; after: () => Promise<void> };
 
 let caFile = "";
+let tenantTokenFile = "";
+const TENANT_TOKEN = "readme-tenant-token-0123456789";
 let scratch = "";
 const home = () => join(scratch, "home");
 const pathWithLocalBin = () => `${join(home(), ".local", "bin")}:${dirname(process.execPath)}:${process.env.PATH}`;
@@ -72,12 +75,12 @@ const RULES: Record<string, Rule> = {
     },
   },
   "README.md Daemon configuration#1": { kind: "daemon-config", placeholders: { "/path/to/ca.pem": () => caFile, "/etc/ssl/corp-gateway-ca.pem": () => caFile } },
+  "README.md Operating sbx#1": { kind: "daemon-config", placeholders: { "/etc/sbx/grading.token": () => tenantTokenFile } },
 };
 
 const readmes = ["README.md", ...readdirSync(join(repo, "packages")).map((p) => `packages/${p}/README.md`), "examples/README.md"].filter((f) => existsSync(join(repo, f)));
 const blocks = readmes.flatMap((f) => blocksOf(join(repo, f), f));
 
-let daemon: TestDaemon;
 let up: Upstreams;
 
 beforeAll(async () => {
@@ -85,19 +88,20 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "sbx-readme-"));
   caFile = join(scratch, "upstream-ca.pem");
   writeFileSync(caFile, up.caPem);
+  tenantTokenFile = join(scratch, "tenant.token");
+  writeFileSync(tenantTokenFile, `${TENANT_TOKEN}\n`, { mode: 0o600 });
   // A stand-in for "the root of the checkout" that the blocks' own files do not clutter.
   symlinkSync(join(repo, "packages"), join(scratch, "packages"));
   mkdirSync(join(scratch, "node_modules", "@sbx"), { recursive: true });
   symlinkSync(join(repo, "packages", "client"), join(scratch, "node_modules", "@sbx", "client"));
   mkdirSync(home());
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [caFile] } } });
 });
-
+// registered before the daemon's hooks, so it runs after the daemon stopped
 afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
+const daemon = useDaemon(() => ({ config: { egress: { resolve: up.resolve, extraCaCerts: [caFile] } } }));
 
 function env(): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token, OPENAI_API_KEY, HOME: home(), PATH: pathWithLocalBin() };
@@ -224,7 +228,9 @@ async function checkDaemonConfig(block: Block, placeholders: Record<string, () =
   try {
     const url = await waitForListening(proc, () => stderr);
     // The file took effect: its second tenant's token is accepted.
-    expect(await Sandbox.list({ url, token: config.tokens[0] })).toEqual([]);
+    const token = config.tokens?.[0] ?? (config.tenants?.[0]?.tokenFile ? readFileSync(config.tenants[0].tokenFile, "utf8").trim() : undefined);
+    expect(token, "a config block in the README names a second tenant's token (tokens or tenants[0].tokenFile)").toBeDefined();
+    expect(await Sandbox.list({ url, token })).toEqual([]);
   } finally {
     if (proc.exitCode === null) {
       const exited = new Promise((r) => proc.once("exit", r));
@@ -263,7 +269,7 @@ describe.each(readmes)("%s", (file) => {
 });
 
 describe("links", () => {
-  it.each(["README.md", "SECURITY.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
+  it.each(["README.md", "SECURITY.md", "CONTRIBUTING.md", "deploy/systemd/README.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
     const text = readFileSync(join(repo, file), "utf8");
     const targets = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((t) => !/^(https?:|mailto:|#)/.test(t));
     for (const target of targets) {

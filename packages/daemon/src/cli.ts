@@ -4,7 +4,7 @@ import { cpCommand } from "./cli/cp.js";
 import { shellCommand } from "./cli/shell.js";
 import { describeFailure } from "./cli/errors.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
-import { checkHost, formatChecks } from "./doctor.js";
+import { doctorCommand } from "./cli/doctor-daemon.js";
 import { SBX_VERSION } from "./version.js";
 
 const HELP = `sbx: run untrusted code in sandboxes on this machine
@@ -23,9 +23,13 @@ sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
 sbx cp SRC DEST                         Copies files or trees; one side is ID:/path; into DEST when it is a directory.
 sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
+sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|csv|json] [--state-dir DIR]
+                                        What tenants used, from the state dir's ledger (on the daemon's host).
 sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
 sbx logs ID [--net] [--json]            Recent egress decisions: host, port, allowed or why not.
-sbx doctor                              Checks that this host can isolate sandboxes.
+sbx doctor [--url URL] [--token T] [--host-only]
+                                        Checks that this host can isolate sandboxes, then (when a daemon answers
+                                        at --url, SBX_URL or the default URL) that it works end to end.
 
 sbx --version                           Prints this CLI's version.
 
@@ -45,12 +49,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   usage: usageCommand,
   net: netCommand,
   logs: logsCommand,
-  doctor: async () => {
-    const rootMode = process.getuid?.() === 0;
-    const checks = checkHost({ trialUid: rootMode ? 200000 : null, rootMode });
-    process.stdout.write(formatChecks(checks) + "\n");
-    return checks.every((c) => c.ok) ? 0 : 1;
-  },
+  doctor: doctorCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -47,6 +47,10 @@ export interface DaemonConfig {
   approvedRanges: Prefix[];
   /** egress.upstreamProxy: the operator's HTTP proxy allowed traffic goes out through (null: the daemon's HTTPS_PROXY, if set). */
   upstreamProxy: UpstreamProxy | null;
+  /** metricsListen: host:port of the Prometheus /metrics endpoint; null (the default) serves none. */
+  metricsListen: string | null;
+  /** logFormat: "text" lines, or one JSON object per line with the request id and tenant of the call a line belongs to. */
+  logFormat: "text" | "json";
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
 }
@@ -73,7 +77,15 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     approvedRanges: [],
     upstreamProxy: null,
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
+    metricsListen: null,
+    logFormat: "text",
   };
+}
+
+/** Checks a log format named in the config or on the command line. */
+export function parseLogFormat(v: unknown, where: string): "text" | "json" {
+  if (v !== "text" && v !== "json") throw new Error(`${where}: must be "text" or "json"`);
+  return v;
 }
 
 /** The config file's keys and how each is read; anything else in the file is an error. */
@@ -107,6 +119,11 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.disk.overcommit = v;
   },
   diskMinFree: (v, c) => (c.disk.minFreeBytes = atLeast("diskMinFree", typeof v === "number" ? v : parseBytes(str("diskMinFree", v)), 0)),
+  metricsListen: (v, c) => {
+    c.metricsListen = str("metricsListen", v);
+    parseListenAs("config.metricsListen", c.metricsListen);
+  },
+  logFormat: (v, c) => (c.logFormat = parseLogFormat(v, "config.logFormat")),
   stallTimeout: (v, c) => (c.stallMs = atLeast("stallTimeout", parseDuration(str("stallTimeout", v)), 100)),
   egress: (v, c) => {
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");
@@ -172,8 +189,13 @@ export function applyConfigFile(config: DaemonConfig, path: string): void {
 }
 
 export function parseListen(listen: string): { host: string; port: number } {
+  return parseListenAs("listen address", listen);
+}
+
+/** HOST:PORT (IPv6 in brackets) as host and port; the error starts with `what`. */
+export function parseListenAs(what: string, listen: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new Error(`listen address '${listen}' is not HOST:PORT`);
+  if (!m || port > 65535) throw new Error(`${what} '${listen}' is not HOST:PORT`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }

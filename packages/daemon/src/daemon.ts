@@ -20,6 +20,7 @@ import { FD_RESERVE, raiseOpenFileLimit } from "./util/fd-limit.js";
 import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
+import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
 import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
@@ -50,6 +51,8 @@ export class Daemon {
     private readonly stateDir: string,
     private readonly uids: UidRange | null,
     private readonly log: Logger,
+    /** The Prometheus endpoint, when config metricsListen asks for one. */
+    private readonly metricsServer: Server | null,
   ) {}
 
   /** Checks the host, claims the state dir, reclaims what a crashed predecessor left, listens. */
@@ -107,6 +110,21 @@ export class Daemon {
     );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
+    // Read when scraped: nothing to report until the manager exists.
+    let counted: SandboxManager | null = null;
+    const metrics = new DaemonMetrics({
+      sandboxes: () => counted?.metricsSource.sandboxes() ?? { owned: 0, pooled: 0 },
+      tenantUsage: () => counted?.metricsSource.tenantUsage() ?? new Map(),
+    });
+    let metricsServer: Server | null = null;
+    if (config.metricsListen) {
+      const at = parseListen(config.metricsListen);
+      metricsServer = await startMetricsServer(metrics, at.host, at.port).catch((err: Error) => {
+        throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
+      });
+      const m = metricsServer.address() as AddressInfo;
+      log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
+    }
     const manager = new SandboxManager({
       // A wildcard listen address is no host to put in a URL: the machine's name stands for it.
       expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
@@ -127,6 +145,7 @@ export class Daemon {
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       tenants: tokens,
+      metrics,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,
@@ -134,6 +153,7 @@ export class Daemon {
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
+    counted = manager;
     await manager.init();
     const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
     await new Promise<void>((resolve, reject) => {
@@ -151,13 +171,15 @@ export class Daemon {
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),
     });
-    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log);
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log, metricsServer);
   }
 
   /** Kills every sandbox and stops listening. */
   async close(): Promise<void> {
     this.server.close();
     this.server.closeAllConnections();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     await this.manager.shutdown();
     this.manager.closeFiles();
     this.uids?.release();

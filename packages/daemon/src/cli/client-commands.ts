@@ -2,6 +2,8 @@ import { Readable, Writable } from "node:stream";
 import { Sandbox, type SandboxOptions } from "@sbx/client";
 import { keyValues, optionsThenCommand, parse, UsageError } from "./args.js";
 import { localSource, uploadInto } from "./cp.js";
+import { stateDirFrom } from "./daemon.js";
+import { formatCsv, formatTable, parseWhen, usageReport } from "./usage-report.js";
 import { ensureLocalDaemon } from "./local-daemon.js";
 
 const CONNECT = { url: { type: "string" }, token: { type: "string" } } as const;
@@ -164,9 +166,25 @@ export async function killCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+const USAGE_HELP = "usage: sbx usage ID [--json], or sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|csv|json] [--state-dir DIR|--config FILE]";
+
 export async function usageCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...CONNECT, json: { type: "boolean" } });
-  if (positionals.length !== 1) throw new UsageError("usage: sbx usage ID [--json]");
+  const { values, positionals } = parse(args, {
+    ...CONNECT,
+    json: { type: "boolean" },
+    tenant: { type: "string" },
+    all: { type: "boolean" },
+    since: { type: "string" },
+    until: { type: "string" },
+    format: { type: "string" },
+    "state-dir": { type: "string" },
+    config: { type: "string" },
+  });
+  if (values.tenant !== undefined || values.all) {
+    if (positionals.length > 0 || (values.tenant !== undefined && values.all)) throw new UsageError(USAGE_HELP);
+    return tenantUsage(values);
+  }
+  if (positionals.length !== 1) throw new UsageError(USAGE_HELP);
   const options = await connectFor(values, "existing");
   const sb = await Sandbox.connect(positionals[0]!, options).catch(() => null);
   // A sandbox that ended has no connection to attach to; its final usage is read through a fresh one.
@@ -213,5 +231,21 @@ export async function logsCommand(args: string[]): Promise<number> {
   } finally {
     await sb.close();
   }
+  return 0;
+}
+
+/** `sbx usage --tenant NAME|--all`: billing data from the state dir's ledger, as a table, CSV or JSON. */
+function tenantUsage(values: Record<string, any>): number {
+  const format = values.format ?? (values.json ? "json" : "table");
+  if (!["table", "csv", "json"].includes(format)) throw new UsageError(`--format expects table, csv or json (got '${format}')`);
+  const now = Date.now();
+  const stateDir = stateDirFrom(values);
+  const report = usageReport(stateDir, {
+    tenant: values.all ? null : values.tenant,
+    since: values.since === undefined ? null : parseWhen(values.since, "--since", now),
+    until: values.until === undefined ? now + 1 : parseWhen(values.until, "--until", now),
+    now,
+  });
+  process.stdout.write(format === "csv" ? formatCsv(report) : format === "json" ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
   return 0;
 }

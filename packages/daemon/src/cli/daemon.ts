@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { applyConfigFile, defaultConfig, type DaemonConfig } from "../config.js";
+import { applyConfigFile, defaultConfig, parseListenAs, parseLogFormat, type DaemonConfig } from "../config.js";
 import { Daemon, HostNotReadyError } from "../daemon.js";
 import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
@@ -11,6 +11,7 @@ import { parse, UsageError } from "./args.js";
 import { CliError } from "./errors.js";
 
 export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--quiet]
+           [--metrics HOST:PORT] [--log-format text|json]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
   "sbx daemon listening on ws://HOST:PORT" on stdout says which.
 sbx daemon start [same options]         Starts it in the background (log: daemon.log in the state dir).
@@ -27,6 +28,8 @@ const OPTIONS = {
   resolve: { type: "string", multiple: true },
   "extra-ca": { type: "string", multiple: true },
   quiet: { type: "boolean" },
+  metrics: { type: "string" },
+  "log-format": { type: "string" },
 } as const;
 
 const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { start: startCommand, status: statusCommand, stop: stopCommand };
@@ -78,12 +81,27 @@ function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warm-pool expects a whole number, got '${values["warm-pool"]}'`);
     config.warmPool = n;
   }
+  if (values.metrics !== undefined) {
+    try {
+      parseListenAs("--metrics", values.metrics);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    config.metricsListen = values.metrics;
+  }
+  if (values["log-format"] !== undefined) {
+    try {
+      config.logFormat = parseLogFormat(values["log-format"], "--log-format");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   return { config, quiet: values.quiet ?? false };
 }
 
 async function runForeground(args: string[]): Promise<number> {
   const { config, quiet } = configOf(args);
-  const log = createLogger(undefined, quiet);
+  const log = createLogger(undefined, quiet, config.logFormat);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, { log });
@@ -105,9 +123,15 @@ async function runForeground(args: string[]): Promise<number> {
 /** The state dir the other subcommands act on: --state-dir, the config file's, or the default. */
 function stateDirOf(args: string[], extra: Parameters<typeof parse>[1] = {}): { stateDir: string; values: Record<string, any> } {
   const { values } = parse(args, { "state-dir": { type: "string" }, config: { type: "string" }, ...extra }, false);
+  return { stateDir: stateDirFrom(values), values };
+}
+
+/** The state dir named by parsed `--state-dir` or `--config`, else the default one. */
+export function stateDirFrom(values: { "state-dir"?: string; config?: string }): string {
+  if (values["state-dir"]) return values["state-dir"];
   const config = defaultConfig();
   if (values.config) readConfigFile(config, values.config);
-  return { stateDir: values["state-dir"] ?? config.stateDir, values };
+  return config.stateDir;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -32,6 +32,8 @@ export class Accounting {
   private readonly store: UsageStore;
   private readonly ledger: UsageLedger;
   private readonly sampler: NodeJS.Timeout;
+  /** What ended sandboxes used since this daemon started, by tenant (for the metrics). */
+  private readonly endedTotals = new Map<string, { cpuSeconds: number; gbSeconds: number }>();
 
   constructor(
     stateDir: string,
@@ -78,10 +80,31 @@ export class Accounting {
     for (const id of expired) this.finished.delete(id);
     if (expired.length) void this.store.prune(expired);
     if (sb.owner) {
+      const tenant = this.tenants.nameOf(sb.owner);
       this.keepFinal(sb.id, { owner: sb.owner, usage, at: now });
-      this.ledger.append({ tenant: this.tenants.nameOf(sb.owner), owner: sb.owner, id: sb.id, createdAt: sb.handedOutAt.toISOString(), endedAt: new Date(now).toISOString(), ...usage });
+      this.ledger.append({ tenant, owner: sb.owner, id: sb.id, createdAt: sb.handedOutAt.toISOString(), endedAt: new Date(now).toISOString(), ...usage });
+      const t = this.endedTotals.get(tenant) ?? { cpuSeconds: 0, gbSeconds: 0 };
+      t.cpuSeconds += usage.cpuSeconds;
+      t.gbSeconds += usage.memoryGbSeconds;
+      this.endedTotals.set(tenant, t);
     }
     return usage;
+  }
+
+  /** Each tenant's CPU- and GB-seconds since this daemon started: ended sandboxes' final figures plus running ones' so far. */
+  tenantUsage(): Map<string, { cpuSeconds: number; gbSeconds: number }> {
+    const out = new Map([...this.endedTotals].map(([t, u]) => [t, { ...u }]));
+    // Stopping sandboxes too: their figures are frozen, and they reach endedTotals only when they end.
+    for (const sb of this.live()) {
+      if (!sb.owner) continue;
+      const tenant = this.tenants.nameOf(sb.owner);
+      const now = sb.meter.current();
+      const t = out.get(tenant) ?? { cpuSeconds: 0, gbSeconds: 0 };
+      t.cpuSeconds += now.cpuSeconds;
+      t.gbSeconds += now.memoryGbSeconds;
+      out.set(tenant, t);
+    }
+    return out;
   }
 
   /** Refuses a sandbox the tenant's quotas (config tenants[].quotas) do not leave room for, saying which. */
@@ -98,7 +121,9 @@ export class Accounting {
     if (q.cpuSeconds === undefined && q.gbSeconds === undefined) return;
     const periodMs = q.periodMs ?? DEFAULT_PERIOD_MS;
     const used = this.ledger.usedSince(owner, Date.now() - periodMs);
-    for (const sb of mine) {
+    // Stopping sandboxes count too: killed but not yet ended, they are in neither `mine` nor the ledger.
+    for (const sb of this.live()) {
+      if (sb.owner !== owner) continue;
       const now = sb.meter.current();
       used.cpuSeconds += now.cpuSeconds;
       used.gbSeconds += now.memoryGbSeconds;

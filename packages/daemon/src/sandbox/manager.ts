@@ -15,6 +15,7 @@ import type { CgroupDriver } from "../cgroups/cgroups.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { callContext } from "../util/context.js";
 import type { Logger } from "../util/log.js";
+import type { DaemonMetrics } from "../metrics/metrics.js";
 import { Accounting, type TenantDirectory } from "./accounting.js";
 import { deathReason } from "./death.js";
 import { CpuPlacer } from "./cpus.js";
@@ -75,6 +76,8 @@ export interface ManagerOptions {
   disk: DiskPolicy;
   /** Tenants' names and quotas by owner key. */
   tenants: TenantDirectory;
+  /** Counters and histograms the daemon's /metrics serves. */
+  metrics: DaemonMetrics;
   log: Logger;
 }
 
@@ -178,6 +181,24 @@ export class SandboxManager {
     return this.sandboxes.size;
   }
 
+  /** The daemon's counters, for the server's connections and handlers to bump. */
+  get metrics(): DaemonMetrics {
+    return this.opts.metrics;
+  }
+
+  /** Live sandboxes, owned and pooled, and each tenant's usage so far: what /metrics reads when scraped. */
+  get metricsSource() {
+    return {
+      sandboxes: () => {
+        let owned = 0;
+        let pooled = 0;
+        for (const sb of this.sandboxes.values()) if (!sb.stopped) sb.owner ? owned++ : pooled++;
+        return { owned, pooled };
+      },
+      tenantUsage: () => this.accounting.tenantUsage(),
+    };
+  }
+
   /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
   /** Where exposeHttp listens and the host its URLs name. */
   get expose(): { bind: string; host: string } {
@@ -202,6 +223,17 @@ export class SandboxManager {
   }
 
   async create(client: Client, p: ParamsOf<"sandbox.create">): Promise<{ sandbox: Sandbox; warnings: string[] }> {
+    const started = performance.now();
+    try {
+      return await this.createSandbox(client, p, started);
+    } catch (err) {
+      // json-rpc-2.0 resets its exceptions' prototype, so the code name is read off the object.
+      this.opts.metrics.createErrors.inc({ code: (err as { codeName?: string }).codeName ?? "InternalError" });
+      throw err;
+    }
+  }
+
+  private async createSandbox(client: Client, p: ParamsOf<"sandbox.create">, started: number): Promise<{ sandbox: Sandbox; warnings: string[] }> {
     const limits = limitsOf(p);
     const tooBig = execSizeProblem([], p.env ?? {});
     if (tooBig) throw invalid(tooBig.field, tooBig.message);
@@ -229,6 +261,9 @@ export class SandboxManager {
     if (timeoutMs === null) sb.lifetime.bindTo(client);
     else sb.lifetime.endAt(Date.now() + timeoutMs);
     sb.attach(client);
+    const source = warm ? "pool" : "launch";
+    this.opts.metrics.creates.inc({ tenant: this.opts.tenants.nameOf(client.owner), source });
+    this.opts.metrics.createSeconds.observe({ source }, (performance.now() - started) / 1000);
     const { hostUid, cgroup } = sb.resources;
     this.log.info(
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
@@ -297,9 +332,11 @@ export class SandboxManager {
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir } };
     const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));
-    wireEgress(sb, egress, this.log);
+    wireEgress(sb, egress, this.log, this.opts.metrics);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
-    link.onExit = (pid, code, signal) => sb.processes.exited(pid, code, signal);
+    link.onExit = (pid, code, signal) => {
+      if (sb.processes.exited(pid, code, signal).oom) this.opts.metrics.oomKills.inc();
+    };
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
     this.sandboxes.set(id, sb);
@@ -354,6 +391,7 @@ export class SandboxManager {
   /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
   private destroy(sb: Sandbox, reason: EndReason, message?: string): void {
     if (!sb.stop(reason, message)) return;
+    if (sb.owner) this.opts.metrics.ends.inc({ reason });
     this.accounting.stopping(sb);
     sb.link.stop(message ?? reason);
     sb.proc.kill("SIGKILL");

@@ -45,8 +45,8 @@ export class ProcessTable {
     if (this.sigkilled.size < MAX_SIGKILLED) this.sigkilled.add(pid);
   }
 
-  /** The supervisor reported `pid` ended; the exit goes to its spawner. */
-  exited(pid: number, code: number | null, signal: string | null): void {
+  /** The supervisor reported `pid` ended; the exit goes to its spawner. Returns the status it got. */
+  exited(pid: number, code: number | null, signal: string | null): ExitStatus {
     const signum = signal ? ((osConstants.signals as Record<string, number>)[signal] ?? 0) : 0;
     // Read the counter on every exit, so an OOM kill of a grandchild is used up where it happened
     // and never blamed on a later SIGKILL the API sent.
@@ -60,10 +60,11 @@ export class ProcessTable {
     if (!client) {
       if (this.early.size >= MAX_EARLY_EXITS) this.early.delete(this.early.keys().next().value!);
       this.early.set(pid, status);
-      return;
+      return status;
     }
     this.owners.delete(pid);
     if (!client.closed) client.notify("process.exit", { sandbox: this.sandboxId, pid, status });
+    return status;
   }
 
   /** Whether the cgroup counted an OOM kill no process exit has accounted for (the supervisor's own death, say). */

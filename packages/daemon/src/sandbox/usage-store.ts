@@ -80,12 +80,17 @@ export class UsageStore {
   }
 
   private readRunning(): Map<string, RunningRecord & { at: number }> {
-    try {
-      const data = JSON.parse(readFileSync(join(this.dir, RUNNING), "utf8")) as Record<string, RunningRecord & { at: number }>;
-      return new Map(Object.entries(data).filter(([id, r]) => /^sbx_[A-Za-z0-9]+$/.test(id) && isRecord(r)));
-    } catch {
-      return new Map();
-    }
+    return readRunningUsage(this.dir);
+  }
+}
+
+/** The running sandboxes' totals as a daemon last saved them in `dir` (at most a few seconds old while it runs). */
+export function readRunningUsage(dir: string): Map<string, RunningRecord & { at: number }> {
+  try {
+    const data = JSON.parse(readFileSync(join(dir, RUNNING), "utf8")) as Record<string, RunningRecord & { at: number }>;
+    return new Map(Object.entries(data).filter(([id, r]) => /^sbx_[A-Za-z0-9]+$/.test(id) && isRecord(r)));
+  } catch {
+    return new Map();
   }
 }
 

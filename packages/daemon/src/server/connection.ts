@@ -127,6 +127,7 @@ export class Connection implements Client {
   private endpoint(cid: number): Endpoint {
     return {
       data: (chunk, framed) => {
+        this.manager.metrics.bytesOut.inc(chunk.byteLength);
         if (!framed) return this.sendBinary(encodeFrame(FrameOp.Data, cid, chunk));
         // The channel frame's op and id bytes become the WebSocket frame's header, rewritten in place.
         framed[0] = FrameOp.Data;
@@ -190,7 +191,11 @@ export class Connection implements Client {
       this.inFlight--;
       this.inFlightBytes -= text.length;
       this.updateReading();
-      if (response && "error" in response && response.error) this.abortPrepared(params, streams, response.error.message);
+      if (response && "error" in response && response.error) {
+        this.abortPrepared(params, streams, response.error.message);
+        // What went wrong inside the daemon is in its log: the request id finds the lines.
+        if (response.error.code === ErrorCodes.InternalError) response.error.message += ` (daemon log: request ${context.request})`;
+      }
       if (response) this.sendJson(response);
     });
   }
@@ -262,6 +267,7 @@ export class Connection implements Client {
     switch (frame.op) {
       case FrameOp.Data: {
         if (outbound) return this.violation(`DATA on the daemon's stream ${frame.stream}`);
+        this.manager.metrics.bytesIn.inc(frame.payload.byteLength);
         relay.data(frame.payload);
         // The sandbox is not reading its end (its channel is full): stop reading this client until it does.
         const behind = relay.dst.congestion();

@@ -64,6 +64,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
       });
       sb.outputs.adopt(result.pid, p.cmd, p.args ?? [], sids);
       sb.processes.track(result.pid, ctx.conn);
+      manager.metrics.spawns.inc();
       return result;
     },
     "process.kill": async (p, ctx) => {

@@ -3,18 +3,12 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { describe, expect, it } from "vitest";
+import { CLI, removeStateDir } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
 const execFileP = promisify(execFile);
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon();
 
 /** Runs the sbx CLI; resolves with its exit code and output instead of throwing. */
 async function sbx(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -293,9 +287,27 @@ describe("sbx CLI", () => {
     }
   });
 
-  it("doctor reports this host ready", async () => {
+  it("doctor reports this host ready, then checks the daemon end to end (process, files, network shut, escapes refused, kill and usage)", async () => {
     const res = await sbx(["doctor"]);
-    expect(res.code).toBe(0);
+    expect(res.code, res.stdout).toBe(0);
     expect(res.stdout).toMatch(/ok\s+namespaced trial sandbox/);
+    for (const step of ["create a sandbox", "process", "files", "no network without allowNet", "seccomp and namespaces", "kill and usage"]) {
+      expect(res.stdout).toMatch(new RegExp(`^ok +daemon: ${step}: `, "m"));
+    }
+    expect(res.stdout).toContain("example.com refused by the egress proxy (403)");
+    // Its sandbox is gone.
+    expect((await sbx(["ls", "--label", "purpose=sbx-doctor"])).stdout).not.toMatch(/sbx_/);
+  });
+
+  it("doctor fails, saying why, when the daemon it is pointed at cannot be used", async () => {
+    const wrongToken = await sbx(["doctor"], undefined, { SBX_TOKEN: "not-the-token-0123456789" });
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.stdout).toMatch(/^FAIL daemon: create a sandbox: .*(401|token)/im);
+    const nobody = await sbx(["doctor", "--url", "ws://127.0.0.1:9"]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stdout).toMatch(/^FAIL daemon: create a sandbox: /m);
+    const hostOnly = await sbx(["doctor", "--host-only", "--url", "ws://127.0.0.1:9"]);
+    expect(hostOnly.code).toBe(0);
+    expect(hostOnly.stdout).not.toContain("daemon:");
   });
 });

@@ -19,18 +19,22 @@ export class EgressJournal {
   bytesOut = 0;
   bytesIn = 0;
   private readonly recent: EgressEvent[] = [];
-  /** Told of every decision (the sandbox's watching clients). */
-  onEvent: (event: EgressEvent) => void = () => {};
+  /** Told of every decision (the daemon's log, metrics and the sandbox's watching clients), with its kind. */
+  onEvent: (event: EgressEvent, kind: string) => void = () => {};
 
   constructor(private readonly capacity = 500) {}
 
-  record(event: Omit<EgressEvent, "time">): void {
+  /**
+   * Records one decision. `kind` names a refusal's class for counting (the policy's kind, such as
+   * "not-allowed" or "private"); it stays out of the event, whose reason says it in words.
+   */
+  record(event: Omit<EgressEvent, "time">, kind?: string): void {
     const full = { time: new Date().toISOString(), ...event };
     this.requests++;
     if (!event.allowed) this.blocked++;
     this.recent.push(full);
     if (this.recent.length > this.capacity) this.recent.shift();
-    this.onEvent(full);
+    this.onEvent(full, event.allowed ? "allowed" : event.secret ? "secret" : (kind ?? "other"));
   }
 
   log(limit = this.capacity): EgressEvent[] {

@@ -170,7 +170,7 @@ export class EgressProxy {
       return void client.end(refusal(400, err instanceof TargetError ? err.message : "bad CONNECT target"));
     }
     const decision = await decideEgress(target, this.allowList, this.options());
-    this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
+    this.journal.record({ host: target.host, port: target.port, method: "CONNECT", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) }, decision.allowed ? undefined : decision.kind);
     if (!decision.allowed) return void client.end(refusal(decision.status, decision.reason));
     // A sandbox holding secrets gets no tunnel the proxy could read (TLS to a secret's host,
     // plaintext to any host) passed on unread.
@@ -212,7 +212,7 @@ export class EgressProxy {
       hello === "bad"
         ? `a malformed TLS ClientHello was sent toward ${hostPort(target.host, target.port)}`
         : `the TLS server name '${String(hello).slice(0, 200)}' disagrees with the CONNECT target ${hostPort(target.host, target.port)}`;
-    this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason });
+    this.journal.record({ host: target.host, port: target.port, method: "TLS", allowed: false, reason }, "tls-server-name");
     close();
   }
 
@@ -236,7 +236,7 @@ export class EgressProxy {
       return reject(403, carried.message);
     }
     const decision = await decideEgress(target, this.allowList, this.options());
-    this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) });
+    this.journal.record({ host: target.host, port: target.port, method: req.method ?? "GET", allowed: decision.allowed, ...(decision.allowed ? {} : { reason: decision.reason }) }, decision.allowed ? undefined : decision.kind);
     if (!decision.allowed) return reject(decision.status, decision.reason);
 
     const route: Route = { to: { host: target.host, port: target.port, scheme: "http" }, address: decision.address, port: decision.port, path: target.path, agent: this.upstreamAgent, resolved: decision.via === "dns" };
