@@ -5,7 +5,7 @@
  */
 import type { NotificationParams } from "@sbx/protocol";
 import { DaemonError } from "../util/errors.js";
-import { OutputTap, KEPT } from "../streams/output-tap.js";
+import { KEPT, KEPT_PER_SANDBOX, KeptBudget, OutputTap } from "../streams/output-tap.js";
 import type { Endpoint, Relay } from "../streams/relay.js";
 import type { SupervisorLink } from "./supervisor-link.js";
 
@@ -31,10 +31,12 @@ export class ProcessOutputs {
   private readonly records = new Map<number, ProcRecord>();
   /** Exits that came before their spawn's answer (a quick process), by pid; bounded. */
   private readonly early = new Map<number, ExitStatus>();
+  /** What all its taps keep together (KEPT_PER_SANDBOX). */
+  private readonly budget = new KeptBudget();
 
   /** A tap for the stream `sid` of a spawn under way. */
   tapFor(link: SupervisorLink, sid: number, onViolation: (reason: string) => void): OutputTap {
-    const tap = new OutputTap(link, sid, onViolation);
+    const tap = new OutputTap(link, sid, onViolation, this.budget);
     this.pending.set(sid, tap);
     return tap;
   }
@@ -55,7 +57,11 @@ export class ProcessOutputs {
 
   /** The spawn failed: its taps carry nothing. */
   drop(sids: number[]): void {
-    for (const sid of sids) this.pending.delete(sid);
+    for (const sid of sids) {
+      const tap = this.pending.get(sid);
+      if (tap) this.budget.forget(tap);
+      this.pending.delete(sid);
+    }
   }
 
   exited(pid: number, status: ExitStatus): void {
@@ -92,7 +98,7 @@ export class ProcessOutputs {
       if (at === undefined) continue;
       if (at > tap.total) throw new DaemonError("InvalidParams", `params.${f}From: ${at} is past the end of ${f} (${tap.total} bytes so far)`);
       if (at < tap.start) {
-        throw new DaemonError("InvalidParams", `params.${f}From: bytes ${at}..${tap.start} of ${f} are no longer kept (the daemon keeps the last ${KEPT} bytes of each stream; the earliest now is offset ${tap.start})`);
+        throw new DaemonError("InvalidParams", `params.${f}From: bytes ${at}..${tap.start} of ${f} are no longer kept (the daemon keeps the last ${KEPT} bytes of each stream, ${KEPT_PER_SANDBOX} of a sandbox's; the earliest now is offset ${tap.start})`);
       }
     }
     return r;
@@ -109,7 +115,10 @@ export class ProcessOutputs {
     if (this.records.size <= MAX_RECORDS) return;
     for (const [pid, r] of this.records) {
       if (this.records.size <= MAX_RECORDS) return;
-      if (r.status !== null) this.records.delete(pid);
+      if (r.status !== null) {
+        for (const tap of [r.stdout, r.stderr]) if (tap) this.budget.forget(tap);
+        this.records.delete(pid);
+      }
     }
   }
 }

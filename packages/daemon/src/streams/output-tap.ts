@@ -14,6 +14,36 @@ import type { SupervisorLink } from "../sandbox/supervisor-link.js";
 
 /** Bytes of each stream kept for a client that attaches later. */
 export const KEPT = 1 << 20;
+/** Bytes kept across all the streams of one sandbox: many writers share it, so the daemon's memory stays bounded per sandbox. */
+export const KEPT_PER_SANDBOX = 8 << 20;
+
+/**
+ * What one sandbox's taps may keep together. Over it, ended processes' tails go first (oldest
+ * first), then the writing stream's own oldest bytes.
+ */
+export class KeptBudget {
+  used = 0;
+  private readonly taps = new Set<OutputTap>();
+
+  constructor(readonly limit = KEPT_PER_SANDBOX) {}
+
+  add(tap: OutputTap): void {
+    this.taps.add(tap);
+  }
+
+  forget(tap: OutputTap): void {
+    if (this.taps.delete(tap)) tap.trim(tap.keptLength);
+  }
+
+  /** Makes room after `writer` grew. */
+  reclaim(writer: OutputTap): void {
+    for (const tap of this.taps) {
+      if (this.used <= this.limit) return;
+      if (tap.done && tap !== writer) tap.trim(Math.min(tap.keptLength, this.used - this.limit));
+    }
+    if (this.used > this.limit) writer.trim(Math.min(writer.keptLength, this.used - this.limit));
+  }
+}
 
 export class OutputTap {
   /** What the supervisor sends, into this tap. */
@@ -32,16 +62,45 @@ export class OutputTap {
   private ended: string | null = null;
   private failed = false;
 
-  constructor(link: SupervisorLink, sid: number, onViolation: (reason: string) => void) {
+  constructor(
+    link: SupervisorLink,
+    sid: number,
+    onViolation: (reason: string) => void,
+    private readonly budget: KeptBudget = new KeptBudget(),
+  ) {
+    budget.add(this);
     const sink: Endpoint = {
       data: (chunk) => this.onData(Buffer.from(chunk)),
       end: () => this.finish("end"),
       credit: () => {},
       abort: () => ((this.failed = true), this.finish("aborted")),
-      congestion: () => null,
+      // A client that is not keeping up makes the supervisor link stop reading, as with a plain relay.
+      congestion: () => this.toClient?.dst.congestion() ?? null,
     };
     this.fromSandbox = new Relay(link.endpoint(sid), sink, onViolation, () => link.removeRelay(sid));
     link.addRelay(sid, this.fromSandbox, true);
+  }
+
+  get keptLength(): number {
+    return this.keptBytes;
+  }
+
+  /** Drops the oldest `n` kept bytes. */
+  trim(n: number): void {
+    let left = n;
+    while (left > 0 && this.kept.length) {
+      const head = this.kept[0]!;
+      if (head.length <= left) {
+        this.kept.shift();
+        left -= head.length;
+      } else {
+        this.kept[0] = head.subarray(left);
+        left = 0;
+      }
+    }
+    const dropped = n - left;
+    this.keptBytes -= dropped;
+    this.budget.used -= dropped;
   }
 
   /** The first offset still kept. */
@@ -98,12 +157,9 @@ export class OutputTap {
     this.total += chunk.length;
     this.kept.push(chunk);
     this.keptBytes += chunk.length;
-    while (this.keptBytes - this.kept[0]!.length >= KEPT) this.keptBytes -= this.kept.shift()!.length;
-    if (this.keptBytes > KEPT) {
-      const drop = this.keptBytes - KEPT;
-      this.kept[0] = this.kept[0]!.subarray(drop);
-      this.keptBytes -= drop;
-    }
+    this.budget.used += chunk.length;
+    if (this.keptBytes > KEPT) this.trim(this.keptBytes - KEPT);
+    if (this.budget.used > this.budget.limit) this.budget.reclaim(this);
     this.uncredited += chunk.length;
     // Nobody reads: kept (the window bounds it), credited when a reader attaches.
     if (!this.toClient) return;
