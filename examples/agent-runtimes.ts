@@ -5,10 +5,11 @@
  */
 import { Sandbox } from "@sbx/client";
 
-await using sb = await Sandbox.create({ timeout: "5m", labels: { example: "agent-runtimes" } });
+// Killed at the end (its REPLs and server with it); a session sandbox besides, should the script fail first.
+await using sb = await Sandbox.create({ labels: { example: "agent-runtimes" } });
 
 // Step 1 and 2 of a data task: the session keeps `rows` between the agent's tool calls.
-await using py = await sb.python.repl();
+const py = await sb.python.repl();
 await py.exec("import statistics\nrows = [3, 1, 4, 1, 5, 9, 2, 6]");
 const step = await py.exec("print('rows:', len(rows))\nstatistics.median(rows)");
 console.log(`python said ${JSON.stringify(step.stdout)} and returned ${step.value}`);
@@ -16,7 +17,7 @@ const oops = await py.exec("rows[100]");
 console.log(`a failing step comes back as data: ${oops.error?.type}: ${oops.error?.message.split(": ").slice(1).join(": ")}`);
 
 // The Deno REPL keeps its functions too; a call passes JSON arguments in.
-await using deno = await sb.deno.repl({ stdout: "null" });
+const deno = await sb.deno.repl({ stdout: "null" });
 await deno.eval("const greet = (name: string) => `hello, ${name}`;");
 console.log(await deno.call("greet", "agent"));
 
@@ -29,3 +30,4 @@ const url = await sb.exposeHttp({ port: 8000 });
 console.log(`exposed at ${url.replace(/\/[A-Za-z0-9_-]{32}\/$/, "/<token>/")}`);
 console.log(`through the URL: ${await (await fetch(`${url}public`)).text()}`);
 console.log(`without the token: ${(await fetch(new URL(url).origin + "/public")).status}`);
+await sb.kill();

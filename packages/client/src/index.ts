@@ -14,11 +14,23 @@ export { SandboxDeno, DenoRepl, DenoProcess, type DenoRunOptions } from "./runti
 export { SandboxPython, PythonRepl } from "./runtimes/python.js";
 export { Repl, ReplError, type ReplOptions, type CallOptions, type ReplOutput } from "./runtimes/repl.js";
 export { decodeValue } from "./runtimes/value.js";
-export { ShCommand, shellEscape } from "./sh.js";
-export { SandboxFs, DEFAULT_MAX_READ_BYTES, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData, type ReadFileOptions, type DownloadOptions } from "./fs.js";
+export { ShCommand, shellEscape, type ShellPipeKind } from "./sh.js";
+export { KillController, KillSignal, type KillSignalListener } from "./kill-signal.js";
+export {
+  SandboxFs, FsFile, SeekMode, DEFAULT_MAX_READ_BYTES,
+  type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type ExpandGlobOptions, type WriteFileOptions, type FileData, type ReadFileOptions,
+  type DownloadOptions, type MkdirOptions, type RemoveOptions, type OpenOptions, type PathLike,
+} from "./fs/index.js";
 export { SandboxEnv } from "./env.js";
+export { Client, type Sandboxes, type SandboxMetadata } from "./deno/client.js";
+export { VsCode, Volume, Snapshot } from "./deno/unsupported.js";
+export type { DenoIgnoredOptions, DenoUnsupportedOptions } from "./deno-options.js";
 export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent, ProcessListing } from "./types.js";
+export type { ExitStatus as ChildProcessStatus, CommandOutput as ChildProcessOutput, CommandOutput as SandboxCommandResult } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
-  InvalidOptionError, NetworkPolicyError, ResourceLimitError,
+  InvalidOptionError, NetworkPolicyError, ResourceLimitError, NotSupportedError,
+  // @deno/sandbox's family, arranged so that instanceof works for both (see errors.ts)
+  SandboxSdkError, ApiError, ConnectionClosedError, ConnectionEstablishmentError, InvalidMemoryError, InvalidTimeoutError,
+  InvalidTokenError, MissingTokenError, NetworkError, SandboxKillError,
 } from "./errors.js";

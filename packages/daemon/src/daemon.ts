@@ -29,9 +29,12 @@ import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
 import { findDeno, replDrivers } from "./runtimes/files.js";
+import { HostState } from "./fleet/host-state.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
+/** What the daemon runs to start each sandbox's bwrap: cgroups, rlimits, affinity and uid in one exec (native/launch.c). */
+const LAUNCHER = fileURLToPath(new URL("./sbx-launch", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -62,7 +65,7 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, LAUNCHER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
@@ -123,6 +126,8 @@ export class Daemon {
         throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
       });
       const m = metricsServer.address() as AddressInfo;
+      // No token guards it: sandboxes must never reach it, whatever their allowNet says.
+      (egress as { daemonMetrics: DecideOptions["daemonMetrics"] }).daemonMetrics = { host: m.address, port: m.port };
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
     const manager = new SandboxManager({
@@ -130,6 +135,7 @@ export class Daemon {
       expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
+      launcherPath: LAUNCHER,
       ...files,
       uids,
       sessionGraceMs: config.sessionGraceMs,
@@ -144,18 +150,25 @@ export class Daemon {
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      warmPoolMax: config.warmPoolMax,
+      storageStock: config.storageStock,
       tenants: tokens,
       metrics,
       stallMs: config.stallMs,
       disk: config.disk,
       egress,
       egressShared,
+      idPrefix: config.idPrefix,
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
     counted = manager;
     await manager.init();
-    const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
+    const hostState = new HostState(
+      { idPrefix: config.idPrefix, maxSandboxes: config.maxSandboxes, operator: tokens.ownerOf(token)!, stateDir: config.stateDir, mode: rootMode ? "root" : "rootless", version: SBX_VERSION, metrics, log },
+      manager,
+    );
+    const server = createApiServer({ manager, host: hostState, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
@@ -166,7 +179,7 @@ export class Daemon {
     const mode = rootMode
       ? `root mode: sandbox uids ${uids.base}..${uids.base + uids.count - 1}, cgroup v${cgroups!.version}, seccomp`
       : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
-    log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"})`);
+    log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"}${config.idPrefix ? `; sandbox ids sbx_${config.idPrefix}_...` : ""})`);
     writeDaemonInfo({
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   TooManyRequests: -32007,
   StreamFailed: -32008,
   Unavailable: -32009,
+  Forbidden: -32010,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCodes;
@@ -42,5 +43,6 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCodeName, string> = {
   NetworkPolicy: "The network policy refused the request.",
   TooManyRequests: "Too many calls in flight on this connection.",
   StreamFailed: "A byte stream broke (the other side aborted or violated flow control).",
-  Unavailable: "The sandbox stopped while the call was running.",
+  Unavailable: "The sandbox stopped while the call was running, or its host cannot serve the call: the daemon is draining (no new sandboxes), or, behind a gateway, the host holding the sandbox was lost.",
+  Forbidden: "The token may not call this method: daemon.* methods answer only the daemon's operator token (its primary token: SBX_TOKEN or the token file).",
 };

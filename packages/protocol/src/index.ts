@@ -8,3 +8,4 @@ export * from "./paths.js";
 export * from "./units.js";
 export { LIMIT_DEFAULTS } from "./sandbox.js";
 export * as schemas from "./schemas.js";
+export { MAX_FILE_READ } from "./fs.js";

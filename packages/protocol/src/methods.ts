@@ -7,6 +7,7 @@ import * as F from "./fs.js";
 import * as E from "./env.js";
 import * as N from "./net.js";
 import * as R from "./repl.js";
+import * as H from "./host.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
   summary: string;
@@ -35,7 +36,7 @@ export const METHODS = {
     summary: "Start a new sandbox owned by the calling token.",
     params: S.CreateParams,
     result: S.CreateResult,
-    errors: ["InvalidParams", "ResourceLimit", "InternalError"],
+    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError"],
   }),
   "sandbox.connect": daemon({
     summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
@@ -46,7 +47,7 @@ export const METHODS = {
   "sandbox.list": daemon({ summary: "List this token's sandboxes.", params: S.ListParams, result: S.ListResult, errors: ["InvalidParams"] }),
   "sandbox.kill": daemon({ summary: "Destroy a sandbox now.", params: S.IdParams, result: Null, errors: ["InvalidParams", "SandboxNotFound"] }),
   "sandbox.extendTimeout": daemon({
-    summary: "Push the expiry back by a duration (a session sandbox becomes a timed one expiring then).",
+    summary: "Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then).",
     params: S.ExtendTimeoutParams,
     result: S.ExtendTimeoutResult,
     errors: ["InvalidParams", "SandboxNotFound"],
@@ -159,6 +160,50 @@ export const METHODS = {
   "fs.readLink": supervisor({ summary: "Target of a symlink.", params: F.PathParams, result: F.PathResult, errors: onFs }),
   "fs.realPath": supervisor({ summary: "Absolute path with every symlink resolved.", params: F.PathParams, result: F.PathResult, errors: onFs }),
   "fs.makeTempDir": supervisor({ summary: "Create a new uniquely named directory (under /tmp by default).", params: F.MakeTempDirParams, result: F.PathResult, errors: onFs }),
+  "fs.makeTempFile": supervisor({ summary: "Create a new uniquely named empty file (under /tmp by default).", params: F.MakeTempFileParams, result: F.PathResult, errors: onFs }),
+  "fs.link": supervisor({ summary: "Create `path` as a hard link to `target`.", params: F.LinkParams, result: Null, errors: onFs }),
+  "fs.truncate": supervisor({ summary: "Truncate (or extend) a file to `len` bytes (default 0).", params: F.TruncateParams, result: Null, errors: onFs }),
+  "fs.umask": supervisor({
+    summary: "The umask of the sandbox's file calls and of processes spawned later; with `mask`, set it. Returns the one before.",
+    params: F.UmaskParams,
+    result: F.UmaskResult,
+    errors: onSandbox,
+  }),
+  "fs.utime": supervisor({ summary: "Set a file's access and modification times (seconds since the epoch).", params: F.UtimeParams, result: Null, errors: onFs }),
+  "fs.chown": supervisor({ summary: "Change a file's owner and group (null leaves one unchanged).", params: F.ChownParams, result: Null, errors: onFs }),
+  "fs.open": supervisor({
+    summary: "Open a file; the handle is this connection's until fs.fileClose or until the connection closes (a sandbox holds at most 256).",
+    params: F.OpenParams,
+    result: F.OpenResult,
+    errors: [...onFs, "ResourceLimit"],
+  }),
+  "fs.fileRead": supervisor({
+    summary: "Read up to `length` bytes at the handle's position and send them on `stream`.",
+    params: F.FileReadParams,
+    result: F.FileReadResult,
+    errors: onFs,
+    outStreams: ["stream"],
+  }),
+  "fs.fileWrite": supervisor({
+    summary: "Write the bytes the client sends on `stream` at the handle's position; resolves once all are written.",
+    params: F.FileWriteParams,
+    result: F.WriteFileResult,
+    errors: [...onFs, "StreamFailed"],
+    inStreams: ["stream"],
+  }),
+  "fs.fileSeek": supervisor({ summary: "Move the handle's position; returns the new one.", params: F.FileSeekParams, result: F.FileSeekResult, errors: onFs }),
+  "fs.fileStat": supervisor({ summary: "File information of an open file.", params: F.HandleParams, result: F.FileInfo, errors: onFs }),
+  "fs.fileTruncate": supervisor({ summary: "Truncate (or extend) an open file to `len` bytes (default 0).", params: F.FileTruncateParams, result: Null, errors: onFs }),
+  "fs.fileSync": supervisor({ summary: "Flush an open file's data (and metadata, unless dataOnly) to disk.", params: F.FileSyncParams, result: Null, errors: onFs }),
+  "fs.fileUtime": supervisor({ summary: "Set an open file's access and modification times.", params: F.FileUtimeParams, result: Null, errors: onFs }),
+  "fs.fileLock": supervisor({
+    summary: "Take an advisory lock (flock) on an open file without waiting: EAGAIN while another holds it.",
+    params: F.FileLockParams,
+    result: Null,
+    errors: onFs,
+  }),
+  "fs.fileUnlock": supervisor({ summary: "Release an advisory lock.", params: F.HandleParams, result: Null, errors: onFs }),
+  "fs.fileClose": supervisor({ summary: "Close an open file.", params: F.HandleParams, result: Null, errors: onFs }),
   "fs.upload": supervisor({
     summary: "Extract the tar archive the client sends on `stream` into the directory `path` (created if missing).",
     params: F.UploadParams,
@@ -173,10 +218,22 @@ export const METHODS = {
     errors: [...onFs, "StreamFailed"],
     outStreams: ["stream"],
   }),
-  "env.get": daemon({ summary: "A variable of the sandbox's default environment, or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
+  "env.get": daemon({ summary: "A variable of the environment a process spawned now starts with (the base one included), or null.", params: E.EnvGetParams, result: E.EnvGetResult, errors: onSandbox }),
   "env.set": daemon({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
-  "env.delete": daemon({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
-  "env.toObject": daemon({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "env.delete": daemon({ summary: "Remove a variable (set, or of the base environment) for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
+  "env.toObject": daemon({ summary: "The whole environment a process spawned now starts with (the base one included).", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "daemon.info": daemon({
+    summary: "What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only.",
+    params: Empty,
+    result: H.DaemonInfo,
+    errors: ["Forbidden"],
+  }),
+  "daemon.drain": daemon({
+    summary: "Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only.",
+    params: H.DrainParams,
+    result: H.DaemonInfo,
+    errors: ["InvalidParams", "Forbidden"],
+  }),
   "rpc.discover": daemon({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 

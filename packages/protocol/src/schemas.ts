@@ -4,3 +4,4 @@ export * from "./fs.js";
 export * from "./env.js";
 export * from "./repl.js";
 export * from "./net.js";
+export * from "./host.js";

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
+import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 import { ETC_SHARED } from "./etc.js";
 import { formatCpuList } from "./cpus.js";
@@ -10,6 +11,8 @@ import { DENO_PATH, DENO_REPL_DRIVER, PYTHON_REPL_DRIVER } from "../runtimes/fil
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 export interface LaunchSpec {
+  /** sbx-launch (native/launch.c): joins the cgroups, sets rlimits, affinity and the uid, then execs bwrap. */
+  launcherPath: string;
   bwrapPath: string;
   /** Directory fd holding the egress proxy's unix socket, bound in at /.sbx/run: the sandbox's only way out. */
   egressDirFd: number;
@@ -17,7 +20,7 @@ export interface LaunchSpec {
   hostUid: number | null;
   /** Host /etc paths that links from /usr lead to (see etc.ts), bound read-only as they are. */
   etcBinds: readonly string[];
-  /** Size cap of each writable tmpfs (/home/user and /tmp) when there is no shared storage. */
+  /** Size cap of each writable tmpfs (/home and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
   /** The CPUs the sandbox runs on (its quota rounded up); null for all the daemon's. */
   cpuSet: readonly number[] | null;
@@ -44,7 +47,7 @@ export interface LaunchSpec {
   seccomp: Buffer;
   /** Ptys the sandbox may hold at once (its own devpts instance's max=). */
   ptysPerSandbox: number;
-  /** cgroup.procs files to join before bwrap starts (root mode). */
+  /** cgroup.procs files sbx-launch joins before it execs bwrap (root mode). */
   cgroupProcs: string[];
   rlimits: { nofile: number; nproc: number | null };
   hostname: string;
@@ -53,20 +56,14 @@ export interface LaunchSpec {
 /** Fixed fd numbers in bwrap's table. */
 const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
 
-/**
- * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
- * host-wide OOM, and execs the rest of argv. A constant script: every value arrives as argv.
- */
-const JOIN_SCRIPT = 'for f do if [ "$f" = -- ]; then shift; break; fi; echo 0 > "$f" || exit 125; shift; done; echo 500 > /proc/self/oom_score_adj; exec "$@"';
-
 const USER_ETC = {
-  passwd: "root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
   group: "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n",
   hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 };
 
 const SUPERVISOR_ENV: Record<string, string> = {
-  HOME: "/home/user",
+  HOME: SANDBOX_HOME,
   USER: "user",
   LOGNAME: "user",
   PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -108,12 +105,14 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--perms", "0444", "--ro-bind-data", String(fds.cpusOnline), "/sys/devices/system/cpu/online");
   a.push("--proc", "/proc", "--dev", "/dev");
   if (spec.storage) {
-    a.push("--bind-fd", String(fds.home), "/home/user", "--bind-fd", String(fds.tmp), "/tmp");
+    a.push("--bind-fd", String(fds.home), SANDBOX_HOME, "--bind-fd", String(fds.tmp), "/tmp");
   } else {
     // Without a shared mount (rootless), each of the two gets the cap: approximate, and documented so.
     a.push("--size", String(spec.tmpfsBytes), "--perms", "1777", "--tmpfs", "/tmp");
-    a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", "/home/user");
+    a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", SANDBOX_HOME);
   }
+  // The mount point of the home's former name: the supervisor binds the home there (setup.c).
+  a.push("--dir", SANDBOX_HOME_ALIAS);
   a.push("--symlink", "/tmp", "/var/tmp");
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
@@ -124,24 +123,28 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
   const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
-  a.push("--remount-ro", "/", "--chdir", "/home/user");
+  a.push("--remount-ro", "/", "--chdir", SANDBOX_HOME);
   // The seccomp program reaches the supervisor on its fd: it mounts devpts first, then installs it.
   a.push("/.sbx/supervisor", "--seccomp-fd", String(fds.seccomp), "--ptys", String(spec.ptysPerSandbox));
   return a;
 }
 
 /**
- * The full argv: in root mode `sh` joins the cgroups as root, `prlimit` sets the rlimits and
- * `setpriv` drops to the sandbox's host uid (clearing supplementary groups) before bwrap runs.
+ * The full argv: sbx-launch (one exec) joins the cgroups as root and makes the sandbox the
+ * preferred victim of a host-wide OOM (root mode), sets the rlimits and the CPU affinity (the
+ * set nproc and availableParallelism read; in root mode a cpuset enforces the same set where the
+ * host has the controller), drops to the sandbox's host uid with no supplementary groups (root
+ * mode), and execs bwrap.
  */
 export function launchArgv(spec: LaunchSpec): string[] {
-  const limits = [`--nofile=${spec.rlimits.nofile}:${spec.rlimits.nofile}`, "--core=0:0"];
-  if (spec.rlimits.nproc !== null) limits.push(`--nproc=${spec.rlimits.nproc}:${spec.rlimits.nproc}`);
-  // The affinity nproc and availableParallelism read; in root mode a cpuset enforces the same set where the host has the controller.
-  const bwrap = [...(spec.cpuSet ? ["/usr/bin/taskset", "--cpu-list", formatCpuList(spec.cpuSet)] : []), spec.bwrapPath, ...bwrapArgs(spec, FD)];
-  if (spec.hostUid === null) return ["/usr/bin/prlimit", ...limits, "--", ...bwrap];
-  const drop = ["/usr/bin/setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--"];
-  return ["/bin/sh", "-c", JOIN_SCRIPT, "sbx-join", ...spec.cgroupProcs, "--", "/usr/bin/prlimit", ...limits, "--", ...drop, ...bwrap];
+  const a = [spec.launcherPath];
+  for (const file of spec.cgroupProcs) a.push("--cgroup-procs", file);
+  if (spec.hostUid !== null) a.push("--oom-score-adj", "500");
+  a.push("--nofile", String(spec.rlimits.nofile));
+  if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));
+  if (spec.cpuSet) a.push("--cpus", formatCpuList(spec.cpuSet));
+  if (spec.hostUid !== null) a.push("--uid", String(spec.hostUid));
+  return [...a, "--", spec.bwrapPath, ...bwrapArgs(spec, FD)];
 }
 
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */

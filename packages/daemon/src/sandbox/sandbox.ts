@@ -7,6 +7,7 @@ import type { EgressEvent, EgressJournal } from "../egress/proxy/journal.js";
 import type { EgressProxy } from "../egress/proxy/proxy.js";
 import { Emitter, type Registration } from "../util/emitter.js";
 import type { SandboxLimits } from "./limits.js";
+import { FileHandles } from "./file-handles.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
 import { ProcessOutputs } from "./outputs.js";
@@ -58,6 +59,8 @@ export class Sandbox {
   readonly createdAt = new Date();
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
+  /** Variables of the base environment (the daemon's or create's) that env.delete removed. */
+  readonly envRemoved = new Set<string>();
   readonly processes: ProcessTable;
   /** What its clients may attach to again: processes' commands, statuses and kept output. */
   readonly outputs = new ProcessOutputs();
@@ -65,8 +68,10 @@ export class Sandbox {
   readonly repls = new ReplTable();
   /** Its exposed ports (runtimes/expose.ts), closed when it stops. */
   readonly exposures = new Exposures();
+  /** Files opened with fs.open, by the connection holding each. */
+  readonly files = new FileHandles();
   readonly lifetime: Lifetime;
-  readonly limits: SandboxLimits;
+  #limits: SandboxLimits;
   readonly resources: SandboxResources;
   readonly proc: ChildProcess;
   readonly link: SupervisorLink;
@@ -93,9 +98,26 @@ export class Sandbox {
     /** Called when its lifetime runs out. */
     end: (reason: "timeout" | "session") => void,
   ) {
-    ({ limits: this.limits, resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
+    this.#limits = parts.limits;
+    ({ resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
     this.processes = new ProcessTable(id, () => this.meter.oomKills(), (pid, status) => this.outputs.exited(pid, status));
     this.lifetime = new Lifetime(sessionGraceMs, end);
+  }
+
+  /** The limits the host holds it to now. */
+  get limits(): SandboxLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Holds a pooled sandbox, before it is handed out, to other memory and CPU caps (its disk and
+   * the number of CPUs it sees stay: the pool keeps sandboxes apart by those).
+   */
+  async retune(limits: SandboxLimits): Promise<void> {
+    if (this.#owner) throw new Error(`sandbox ${this.id} is already handed out`);
+    if (limits.diskBytes !== this.#limits.diskBytes) throw new Error(`sandbox ${this.id} has a ${this.#limits.diskBytes}-byte disk, not ${limits.diskBytes}`);
+    await this.resources.retune(limits);
+    this.#limits = { ...limits };
   }
 
   /** The token's owner key; "" while the sandbox waits unowned in the warm pool. */
@@ -142,10 +164,11 @@ export class Sandbox {
     this.lifetime.joined(client);
   }
 
-  /** `client`'s connection closed: it hears nothing more, and a session it held starts its grace period. */
+  /** `client`'s connection closed: it hears nothing more, its open files close, and a session it held starts its grace period. */
   detach(client: Client): void {
     this.#attached.delete(client);
     this.watchNetwork(client, false);
+    for (const handle of this.files.release(client)) this.link.call("fs.fileClose", { handle }).catch(() => {});
     if (!this.#stopped) this.lifetime.left(client);
   }
 

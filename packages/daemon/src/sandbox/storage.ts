@@ -8,17 +8,38 @@ const run = promisify(execFile);
 
 /**
  * A sandbox's writable storage in root mode: one ext4 file system in a sparse image file,
- * loop-mounted, holding both /home/user and /tmp, so the `disk` limit (bytes, and inodes) covers
+ * loop-mounted, holding both the home (/home/sandbox) and /tmp, so the `disk` limit (bytes, and inodes) covers
  * the two together. Being disk-backed, what a sandbox writes is page cache the kernel can write
  * back and reclaim: filling the disk ends in ENOSPC, never in an out-of-memory kill. The daemon
  * hands bwrap open directory fds (bwrap runs as the sandbox uid and must still resolve the
  * path, so `root` sits in a directory any uid can traverse).
+ *
+ * Made in two steps: {@link PreparedStorage.prepare} formats and mounts an image owned by root
+ * (the slow part, which {@link StorageStock} does ahead of demand), and `claim` hands it to one
+ * sandbox uid.
  */
 export class SandboxStorage {
-  private constructor(readonly root: string, readonly image: string, readonly homeFd: number, readonly tmpFd: number) {}
+  constructor(readonly root: string, readonly image: string, readonly bytes: number, readonly homeFd: number, readonly tmpFd: number) {}
+
+  /** Makes, mounts and claims a file system in one go (what the create path does when no prepared one fits). */
+  static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
+    return (await PreparedStorage.prepare(root, bytes, reserve)).claim(uid);
+  }
+
+  /** Releases the fds, unmounts (bwrap's namespace holds its own reference until it dies) and deletes the image. */
+  async destroy(): Promise<void> {
+    closeSync(this.homeFd);
+    closeSync(this.tmpFd);
+    await detach(this.root, this.image);
+  }
+}
+
+/** A formatted, mounted file system with home and tmp made, owned by root and by no sandbox yet. */
+export class PreparedStorage {
+  private constructor(readonly root: string, readonly image: string, readonly bytes: number) {}
 
   /** Makes and mounts the file system; `reserve` allocates the whole image up front (no write can then find the host disk full). */
-  static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
+  static async prepare(root: string, bytes: number, reserve = false): Promise<PreparedStorage> {
     const image = `${root}.img`;
     const inodes = Math.max(1024, Math.min(4_000_000, Math.floor(bytes / 8192)));
     await fsp.writeFile(image, "", { mode: 0o600 });
@@ -27,7 +48,7 @@ export class SandboxStorage {
       else await fsp.truncate(image, bytes);
       // Lazy init and no journal: a 10 GiB file system is ready in a few milliseconds.
       // nodiscard: on a file, mkfs would punch the reserved blocks back out.
-      await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-N", String(inodes), "-O", "^has_journal", "-E", `lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=${uid}:${uid}`, image]);
+      await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-N", String(inodes), "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0", image]);
       await fsp.mkdir(root, { mode: 0o700 });
       // errors=remount-ro: metadata that cannot be written turns the file system read-only rather than corrupt.
       await run("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
@@ -42,20 +63,30 @@ export class SandboxStorage {
       await fsp.mkdir(join(root, "home"), { mode: 0o755 });
       await fsp.mkdir(join(root, "tmp"), { mode: 0o1777 });
       await fsp.chmod(join(root, "tmp"), 0o1777);
-      await fsp.chown(join(root, "home"), uid, uid);
-      await fsp.chown(join(root, "tmp"), uid, uid);
-      return new SandboxStorage(root, image, openSync(join(root, "home"), "r"), openSync(join(root, "tmp"), "r"));
+      return new PreparedStorage(root, image, bytes);
     } catch (err) {
       await detach(root, image);
       throw err;
     }
   }
 
-  /** Releases the fds, unmounts (bwrap's namespace holds its own reference until it dies) and deletes the image. */
-  async destroy(): Promise<void> {
-    closeSync(this.homeFd);
-    closeSync(this.tmpFd);
-    await detach(this.root, this.image);
+  /** Gives the file system to host uid `uid` (its root, home and tmp) and opens the directories bwrap binds. */
+  async claim(uid: number): Promise<SandboxStorage> {
+    let homeFd = -1;
+    try {
+      for (const dir of [this.root, join(this.root, "home"), join(this.root, "tmp")]) await fsp.chown(dir, uid, uid);
+      homeFd = openSync(join(this.root, "home"), "r");
+      return new SandboxStorage(this.root, this.image, this.bytes, homeFd, openSync(join(this.root, "tmp"), "r"));
+    } catch (err) {
+      if (homeFd >= 0) closeSync(homeFd);
+      await this.destroy();
+      throw err;
+    }
+  }
+
+  /** Unmounts and deletes it, unclaimed. */
+  destroy(): Promise<void> {
+    return detach(this.root, this.image);
   }
 }
 

@@ -39,7 +39,7 @@ beforeAll(async () => {
   // The other user's copy of the CLI, somewhere it can read, with a state dir it owns.
   otherDir = mkdtempSync(join(tmpdir(), "sbx-other-user-"));
   chmodSync(otherDir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(otherDir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(otherDir, f));
   mkdirSync(join(otherDir, "state"), { mode: 0o700 });
   chownSync(join(otherDir, "state"), other.uid, other.uid);
   // nsenter (as root) joins the namespace, setpriv then drops to the other user; both exec, so the pid is the daemon's.
@@ -87,7 +87,7 @@ it("the SDK says another user's daemon owns the port, and how to run one's own",
   const res = await inNetns([process.execPath, "--input-type=module", "-e", script], myEnv());
   expect(res.code).toBe(0);
   expect(JSON.parse(res.stdout)).toEqual({
-    name: "AuthError",
+    name: "InvalidTokenError", // an AuthError: the daemon refused the token (Deno's class name)
     message: `the daemon at ws://127.0.0.1:7070 refused the token from ${myState}/token (HTTP 401): ${hint()}`,
     tokenSource: "file",
     portOwner: { uid: other.uid, user: "sbx-otheruser", pid: otherDaemon.pid },

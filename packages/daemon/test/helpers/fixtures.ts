@@ -3,7 +3,7 @@
  * stopped after the last, so that no file repeats the hooks or forgets the teardown.
  *
  *     const { daemon, sb } = useSandbox({ sandbox: { allowNet: ["api.example.test"] } });
- *     it("runs", async () => expect(await sb.sh`echo hi`.text()).toBe("hi"));
+ *     it("runs", async () => expect(await sb.sh`echo hi`.text()).toBe("hi\n"));
  *
  * `daemon` and `sb` are stand-ins that forward to the file's daemon and sandbox once the
  * hooks have started them (touching one while the file is collected throws), so the tests
@@ -109,4 +109,14 @@ export function useSandbox(options: SandboxFixtureOptions = {}): { daemon: TestD
     await sb?.kill().catch(() => {});
   });
   return { daemon, sb: standIn("sandbox", () => sb) };
+}
+
+/**
+ * A sandbox that `await using` kills when its scope ends. The SDK's own dispose only closes the
+ * connection, as Deno's does (a "session" sandbox then ends after the grace period, a timed one
+ * lives on): tests that count live sandboxes need them gone at once.
+ */
+export async function killedAtScopeEnd<T extends { kill(): Promise<unknown> }>(created: Promise<T>): Promise<T & AsyncDisposable> {
+  const sb = await created;
+  return Object.assign(sb, { [Symbol.asyncDispose]: async () => void (await sb.kill().catch(() => {})) });
 }

@@ -192,11 +192,12 @@ export function useSecretsSandbox() {
     if (missed.length) throw new Error(`secret values found after the tests: ${missed.join("; ")}`);
   });
   const { daemon, sb } = useSandbox({
-    // no warm pool: every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
-    daemon: () => ({ config: { egress: { resolve, extraCaCerts: [join(hostDir!, "test-ca.pem")] } }, args: ["--warm-pool", "0"] }),
+    // no warm pool and no storage stock (default-size 10 GiB images made ahead): every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
+    daemon: () => ({ config: { egress: { resolve, extraCaCerts: [join(hostDir!, "test-ca.pem")] }, storageStock: 0 }, args: ["--warm-pool", "0"] }),
     sandbox: { disk: "512MiB", allowNet: ALLOW, secrets: SECRETS },
     setup: async (sb) => {
-      Object.assign(P, await sb.env.toObject());
+      // The placeholders only: env.toObject also lists the base environment (PATH, DENO_NO_UPDATE_CHECK=1 ...).
+      Object.assign(P, Object.fromEntries(Object.entries(await sb.env.toObject()).filter(([, v]) => v.startsWith("SBX_SECRET_"))));
       await sb.fs.writeTextFile(TEST_CA, up!.caPem);
     },
   });

@@ -184,7 +184,7 @@ describe("exposeHttp", () => {
     expect(after.bytesOut - before.bytesOut).toBeGreaterThan(100000);
     expect(after.bytesIn).toBeGreaterThan(before.bytesIn);
     // Inside, only loopback: the exposure is not an interface of the sandbox.
-    expect(await box.sh`cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '`.text()).toBe("lo");
+    expect(await box.sh`cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '`.text()).toBe("lo\n");
     await box.kill();
     await expect(fetch(url)).rejects.toThrow();
   });
@@ -202,7 +202,7 @@ describe("exposeHttp", () => {
 
 describe("exposeSsh", () => {
   it("says it is not supported and what to use instead", async () => {
-    await expect(sb.exposeSsh()).rejects.toThrow(/not supported by sbx.*sbx shell/);
+    await expect(sb.exposeSsh()).rejects.toThrow(/no SSH access to sandboxes; for an interactive terminal use `sbx shell <id>`/);
   });
 });
 

@@ -29,7 +29,7 @@ describe("sandbox.deno", () => {
     expect(await sb.deno.eval("const a = 1; const b = 2; a + b;", quiet)).toBe(3);
     expect(await sb.deno.eval("Deno.version.deno", quiet)).toMatch(/^2\./);
     // The binary is the daemon's, read-only, on PATH; the sandbox cannot replace it.
-    expect(await sb.sh`command -v deno; deno --version | head -1; test -w /.sbx/bin/deno || echo read-only`.text()).toMatch(/^\/\.sbx\/bin\/deno\ndeno 2\.\S+ .*\nread-only$/);
+    expect(await sb.sh`command -v deno; deno --version | head -1; test -w /.sbx/bin/deno || echo read-only`.text()).toMatch(/^\/\.sbx\/bin\/deno\ndeno 2\.\S+ .*\nread-only\n$/);
   });
 
   it("repl keeps state across calls; TypeScript, top-level await, call by name or expression", async () => {
@@ -168,7 +168,7 @@ describe("sandbox.python", () => {
     await expect(endless.exec("import os\nchunk = b'x' * (1 << 20)\nfor _ in range(64): os.write(4, chunk)")).rejects.toThrow(/longer than \d+ bytes/);
     const forged = await sb.deno.repl(quiet);
     await expect(forged.eval(`const f = await Deno.open("/dev/fd/4", { write: true }); await f.write(new TextEncoder().encode('{"id": 1, "ok": "yes"}\\n')); await new Promise(() => {})`)).rejects.toThrow(/wrong shape/);
-    expect(await sb.sh`echo fine`.text()).toBe("fine");
+    expect(await sb.sh`echo fine`.text()).toBe("fine\n");
   });
 
   it("closed or foreign REPLs are not found", async () => {

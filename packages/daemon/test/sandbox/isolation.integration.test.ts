@@ -120,7 +120,7 @@ describe("no capability, no host root", () => {
       expect(/^CapEff:\s+(\w+)$/m.exec(readProc(hostPid, "status")!)![1]).toBe("0000000000000000");
       // Nothing that runs a sandbox (bwrap, its init, the supervisor, user processes) is host root. The
       // daemon's other children — its mount reaper, and while the warm pool refills the root-side launch
-      // steps (mkfs, mount, the cgroup-joining sh before setpriv drops) — run no sandbox code.
+      // steps (mkfs, mount, sbx-launch before it drops to the sandbox uid) — run no sandbox code.
       const all = descendants(daemon.proc.pid!);
       const bwraps = all.filter((pid) => readProc(pid, "comm")?.trim() === "bwrap");
       const tree = [...new Set(bwraps.flatMap((pid) => [pid, ...descendants(pid)]))];
@@ -195,10 +195,15 @@ describe("no host secrets visible", () => {
     expect(r.err).toBe("ls: cannot access '/root': No such file or directory\n");
   });
 
-  it("/home holds only the sandbox user's home", async () => {
-    expect(readdirSync("/home").filter((n) => n !== "user").length).toBeGreaterThan(0); // the host has others
-    const r = await run(sb, "ls -A /home");
-    expect(r.out.split("\n").filter(Boolean)).toEqual(["user"]);
+  it("/home holds only the sandbox user's home, under its name and its former name", async () => {
+    expect(readdirSync("/home").filter((n) => n !== "user" && n !== "sandbox").length).toBeGreaterThan(0); // the host has others
+    const r = await run(sb, "ls -A /home; stat -c '%d:%i %U' /home/sandbox /home/user");
+    const [a, b, home, alias] = r.out.split("\n");
+    expect([a, b]).toEqual(["sandbox", "user"]);
+    expect(alias).toBe(home); // the same directory, owned by the sandbox user
+    expect(home).toMatch(/ user$/);
+    // Neither name can be taken away from inside.
+    expect((await run(sb, "umount /home/user || rmdir /home/user || mv /home/user /home/x || mv /home/sandbox /home/x")).code).not.toBe(0);
   });
 
   it("/var has nothing of the host", async () => {
@@ -405,7 +410,7 @@ describe("killing the daemon", () => {
         expect(readFileSync(join(stateDir, "daemon.pid"), "utf8").trim()).toBe(String(second.proc.pid));
         // And it works.
         const c = await Sandbox.create({ ...second.opts });
-        expect(await c.sh`echo ok`.text()).toBe("ok");
+        expect(await c.sh`echo ok`.text()).toBe("ok\n");
         await c.kill();
       } finally {
         await second.stop();
