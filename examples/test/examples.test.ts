@@ -60,6 +60,25 @@ describe("examples", () => {
     expect(up.seen.filter((s) => s.host === "attacker.example")).toEqual([]);
   });
 
+  it("agent-runtimes.ts keeps REPL state across steps and reaches a server it started through exposeHttp", async () => {
+    const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
+    const { stdout } = await run(process.execPath, [tsx, "agent-runtimes.ts"], { cwd: examples, env: env(), timeout: 90_000 });
+    expect(stdout).toBe(
+      [
+        'python said "rows: 8\\n" and returned 3.5',
+        "a failing step comes back as data: IndexError: list index out of range",
+        "hello, agent",
+        "server listening: true",
+        "from the SDK: served /private",
+        `exposed at http://127.0.0.1:${stdout.match(/127\.0\.0\.1:(\d+)/)![1]}/<token>/`,
+        "through the URL: served /public",
+        "without the token: 401",
+        "",
+      ].join("\n"),
+    );
+    expect(await import("@sbx/client").then((m) => m.Sandbox.list({ ...daemon.opts, labels: { example: "agent-runtimes" } }))).toEqual([]);
+  });
+
   it("from-deno.ts: programs from @deno/sandbox's README run with only the import changed", async () => {
     const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
     const { stdout } = await run(process.execPath, [tsx, "from-deno.ts"], { cwd: examples, env: env(), timeout: 60_000 });

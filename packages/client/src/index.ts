@@ -10,6 +10,10 @@
  */
 export { Sandbox, type SandboxOptions, type SpawnOptions, type Stdio, type SignalName } from "./sandbox.js";
 export { ChildProcess } from "./process.js";
+export { SandboxDeno, DenoRepl, DenoProcess, type DenoRunOptions } from "./runtimes/deno.js";
+export { SandboxPython, PythonRepl } from "./runtimes/python.js";
+export { Repl, ReplError, type ReplOptions, type CallOptions, type ReplOutput } from "./runtimes/repl.js";
+export { decodeValue } from "./runtimes/value.js";
 export { ShCommand, shellEscape, type ShellPipeKind } from "./sh.js";
 export { KillController, KillSignal, type KillSignalListener } from "./kill-signal.js";
 export {
@@ -21,7 +25,7 @@ export { SandboxEnv } from "./env.js";
 export { Client, type Sandboxes, type SandboxMetadata } from "./deno/client.js";
 export { VsCode, Volume, Snapshot } from "./deno/unsupported.js";
 export type { DenoIgnoredOptions, DenoUnsupportedOptions } from "./deno-options.js";
-export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
+export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent, ProcessListing } from "./types.js";
 export type { ExitStatus as ChildProcessStatus, CommandOutput as ChildProcessOutput, CommandOutput as SandboxCommandResult } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,

@@ -18,8 +18,8 @@ const decoder = new TextDecoder();
 export class ChildProcess implements AsyncDisposable {
   /** @internal */
   constructor(
-    private readonly conn: Connection,
-    private readonly sandbox: string,
+    protected readonly conn: Connection,
+    protected readonly sandbox: string,
     /** Process id inside the sandbox. */
     readonly pid: number,
     /** The process's stdin when spawned with `stdin: "piped"`; close it to send EOF. */
@@ -50,6 +50,11 @@ export class ChildProcess implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill();
     await this.status;
+  }
+
+  /** Resizes the terminal of a process spawned with `pty: true` (it gets SIGWINCH). */
+  async resize(cols: number, rows: number): Promise<void> {
+    await this.conn.request("process.resize", { sandbox: this.sandbox, pid: this.pid, cols, rows });
   }
 
   /** Waits for the process to exit and collects whatever stdout and stderr were piped. */

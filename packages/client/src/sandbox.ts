@@ -2,13 +2,18 @@ import { Readable } from "node:stream";
 import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { asDenoError, checkSizes, withoutDenoOptions, type DenoIgnoredOptions, type DenoUnsupportedOptions } from "./deno-options.js";
-import { NotSupportedError, RpcError, SandboxKillError, SandboxNotFoundError } from "./errors.js";
+import { InvalidOptionError, NotSupportedError, RpcError, SandboxError, SandboxKillError, SandboxNotFoundError } from "./errors.js";
+import { fetchInside } from "./runtimes/fetch.js";
+import { listeningPorts } from "./runtimes/http.js";
 import { SandboxEnv } from "./env.js";
 import { SandboxFs } from "./fs/index.js";
 import { pathOf } from "./fs/paths.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, shCommand } from "./sh.js";
-import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
+import { SandboxDeno } from "./runtimes/deno.js";
+import { SandboxPython } from "./runtimes/python.js";
+import type { ReplStarter } from "./runtimes/repl.js";
+import type { ConnectOptions, EgressEvent, ExitStatus, ProcessListing, SandboxInfo, Usage } from "./types.js";
 
 type CreateParams = ParamsOf<"sandbox.create">;
 
@@ -60,6 +65,16 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Start from an empty environment instead of the sandbox's. */
   clearEnv?: boolean;
+  /**
+   * Run on a terminal (a pty from the sandbox's own devpts): stdin and stdout are the terminal,
+   * stderr arrives merged into stdout (the `stderr` option must be left out or "null").
+   * Resize it with `ChildProcess.resize`.
+   */
+  pty?: boolean;
+  /** The terminal's width with `pty` (default 80). */
+  cols?: number;
+  /** The terminal's height with `pty` (default 24). */
+  rows?: number;
   /** "null" (default) or "piped" for a writable `stdin`. */
   stdin?: "piped" | "null";
   /** "piped" (default), "inherit" (copied to this process's stdout) or "null". */
@@ -69,6 +84,9 @@ export interface SpawnOptions {
   /** Aborting sends SIGTERM to the process. */
   signal?: AbortSignal;
 }
+
+/** The stream ids a call that starts a process names. */
+type StreamIds = { stdin: number | null; stdout: number | null; stderr: number | null };
 
 const KILLED: ExitStatus = { success: false, code: 137, signal: "SIGKILL", oom: false };
 
@@ -88,6 +106,10 @@ export class Sandbox implements AsyncDisposable {
   readonly fs: SandboxFs;
   /** The default environment of later spawns. */
   readonly env: SandboxEnv;
+  /** Deno inside the sandbox: `eval`, stateful `repl()`, `run()`. */
+  readonly deno: SandboxDeno;
+  /** Python inside the sandbox, stateful: `eval`, `exec`, `repl()`. */
+  readonly python: SandboxPython;
   /**
    * What the daemon said about this sandbox when it created it: a limit it cannot enforce here
    * (rootless daemons have no cgroups), or a disk cap it did not reserve. Empty when there is
@@ -107,6 +129,15 @@ export class Sandbox implements AsyncDisposable {
     if (!(conn instanceof Connection)) throw new TypeError("Can not call 'Sandbox' constructor directly. Use 'Sandbox.create()' instead.");
     this.fs = new SandboxFs(conn, info.id);
     this.env = new SandboxEnv(conn, info.id);
+    const startRepl: ReplStarter = (language, options, make) => {
+      const { args, cwd, env, clearEnv } = options;
+      const stdio = { stdin: "null", stdout: options.stdout ?? "inherit", stderr: options.stderr ?? "inherit" } as const;
+      const start = async (ids: StreamIds) =>
+        (await conn.request("repl.start", { sandbox: this.id, language, ...(args ? { args } : {}), ...(cwd ? { cwd } : {}), ...(env ? { env } : {}), ...(clearEnv ? { clearEnv } : {}), stdout: ids.stdout, stderr: ids.stderr })).pid;
+      return this.launch(stdio, options.signal, start, make);
+    };
+    this.deno = new SandboxDeno((cmd, options, make) => this.spawnAs(cmd, options, make), startRepl);
+    this.python = new SandboxPython(startRepl);
     conn.on("process.exit", ({ sandbox, pid, status }) => {
       if (sandbox !== this.id) return;
       const waiter = this.exitWaiters.get(pid);
@@ -206,29 +237,52 @@ export class Sandbox implements AsyncDisposable {
    * Starts a process. Resolves once it runs; a missing command rejects with an `RpcError`
    * whose `errno` is "ENOENT".
    */
-  async spawn(command: string | URL, options: SpawnOptions = {}): Promise<ChildProcess> {
-    const { args, env, clearEnv, signal } = options;
+  spawn(command: string | URL, options: SpawnOptions = {}): Promise<ChildProcess> {
+    return this.spawnAs(command, options, (...parts) => new ChildProcess(...parts));
+  }
+
+  /** `spawn`, building the handle with `make` (DenoProcess for `deno.run`). */
+  private async spawnAs<P>(command: string | URL, options: SpawnOptions, make: (...parts: ConstructorParameters<typeof ChildProcess>) => P): Promise<P> {
+    const { args, env, clearEnv } = options;
     // As Deno's: a file: URL names a path (any other URL is a TypeError).
     const cmd = pathOf(command);
     const cwd = options.cwd === undefined ? undefined : pathOf(options.cwd);
-    const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" };
+    const pty = ptyOf(options);
+    const stdio = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? (pty ? "null" : "piped") } as const;
+    if (pty && stdio.stderr !== "null") throw new InvalidOptionError(`stderr: must be "null" with pty (the terminal carries stderr in stdout), not "${stdio.stderr}"`, ErrorCodes.InvalidParams);
+    const start = async (ids: StreamIds) =>
+      (
+        await this.conn.request("process.spawn", {
+          sandbox: this.id,
+          cmd,
+          ...(args ? { args } : {}),
+          ...(cwd ? { cwd } : {}),
+          ...(env ? { env } : {}),
+          ...(clearEnv ? { clearEnv } : {}),
+          ...ids,
+          ...(pty ? { pty } : {}),
+        })
+      ).pid;
+    return this.launch(stdio, options.signal, start, make);
+  }
+
+  /**
+   * Starts a process with `start` (which names its streams in its call) and wires its stdio as
+   * `spawn` does; `make` builds the handle (a ChildProcess or one of its runtimes' subclasses).
+   */
+  private async launch<P>(
+    modes: { stdin: "piped" | "null"; stdout: Stdio; stderr: Stdio },
+    signal: AbortSignal | undefined,
+    start: (ids: StreamIds) => Promise<number>,
+    make: (...parts: ConstructorParameters<typeof ChildProcess>) => P,
+  ): Promise<P> {
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
     const stderr = modes.stderr === "null" ? null : this.conn.streams.incoming();
     signal?.throwIfAborted();
     let pid: number;
     try {
-      ({ pid } = await this.conn.request("process.spawn", {
-        sandbox: this.id,
-        cmd,
-        ...(args ? { args } : {}),
-        ...(cwd ? { cwd } : {}),
-        ...(env ? { env } : {}),
-        ...(clearEnv ? { clearEnv } : {}),
-        stdin: stdin?.id ?? null,
-        stdout: stdout?.id ?? null,
-        stderr: stderr?.id ?? null,
-      }));
+      pid = await start({ stdin: stdin?.id ?? null, stdout: stdout?.id ?? null, stderr: stderr?.id ?? null });
     } catch (err) {
       for (const s of [stdin, stdout, stderr]) s?.fail(err as Error);
       throw err;
@@ -241,7 +295,7 @@ export class Sandbox implements AsyncDisposable {
       signal.addEventListener("abort", onAbort, { once: true });
       status.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
     }
-    return new ChildProcess(
+    return make(
       this.conn,
       this.id,
       pid,
@@ -268,9 +322,81 @@ export class Sandbox implements AsyncDisposable {
     return this.conn.whenClosed;
   }
 
+  /**
+   * The processes started in this sandbox (by any client of this token) that can be attached to:
+   * running or recently ended, with the byte range of their output the daemon still keeps.
+   */
+  async processes(): Promise<ProcessListing[]> {
+    return (await this.conn.request("process.list", { sandbox: this.id })).processes.map((p) => ({ ...p, startedAt: new Date(p.startedAt) }));
+  }
+
+  /**
+   * Attaches to a process again, typically after `Sandbox.connect` from a new connection: its
+   * stdout and stderr from byte offsets (default: the earliest the daemon keeps, the last 1 MiB
+   * of each) and then live; this connection hears its exit. While no client is attached the
+   * process runs on and the daemon keeps the tail of its output. An offset no longer kept is
+   * refused with an error naming the earliest one kept.
+   *
+   * @example
+   * const sb = await Sandbox.connect(id);
+   * const [build] = (await sb.processes()).filter((p) => p.running);
+   * const p = await sb.attach(build.pid, { stdoutFrom: seenSoFar });
+   */
+  async attach(pid: number, options: { stdoutFrom?: number; stderrFrom?: number; stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {}): Promise<ChildProcess & { stdoutFrom: number | null; stderrFrom: number | null }> {
+    let offsets = { stdoutFrom: null as number | null, stderrFrom: null as number | null };
+    let ended: ExitStatus | null = null;
+    const start = async (ids: StreamIds) => {
+      const r = await this.conn.request("process.attach", {
+        sandbox: this.id,
+        pid,
+        stdout: ids.stdout,
+        stderr: ids.stderr,
+        ...(options.stdoutFrom !== undefined ? { stdoutFrom: options.stdoutFrom } : {}),
+        ...(options.stderrFrom !== undefined ? { stderrFrom: options.stderrFrom } : {}),
+      });
+      offsets = { stdoutFrom: r.stdoutFrom, stderrFrom: r.stderrFrom };
+      ended = r.status ?? null;
+      if (ended) this.earlyExits.set(pid, ended);
+      return pid;
+    };
+    const modes = { stdin: "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" } as const;
+    const child = await this.launch(modes, undefined, start, (...parts) => new ChildProcess(...parts));
+    return Object.assign(child, offsets);
+  }
+
+  /**
+   * Makes an HTTP server inside the sandbox reachable at a URL on the daemon's host, until the
+   * sandbox ends: `{ port }`, or `{ pid }` for the port a process listens on. The URL carries an
+   * unguessable token as its first path segment (the daemon's own token is never needed or
+   * accepted there); `public: true` serves it without one. The sandbox itself gets no inbound
+   * network: the daemon relays each connection through its supervisor.
+   *
+   * @example
+   * await sb.deno.run({ code: "Deno.serve({ port: 8000 }, () => new Response('hi'))" }).then((p) => p.httpReady);
+   * const url = await sb.exposeHttp({ port: 8000 });   // http://127.0.0.1:41234/Xy.../
+   * await (await fetch(url)).text();                   // "hi"
+   */
+  async exposeHttp(target: { port: number; public?: boolean } | { pid: number; public?: boolean }): Promise<string> {
+    let port: number;
+    if ("pid" in target) {
+      const [first] = await listeningPorts(this.conn, this.id, target.pid);
+      if (first === undefined) throw new SandboxError(`process ${target.pid} listens on no TCP port (yet)`);
+      port = first;
+    } else port = target.port;
+    return (await this.conn.request("net.exposeHttp", { sandbox: this.id, port, ...(target.public ? { public: true } : {}) })).url;
+  }
+
+  /**
+   * Sends an HTTP request to a server inside the sandbox (`http://localhost:PORT/...`) without
+   * exposing it: the connection is opened on the sandbox's loopback and relayed by the daemon.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return fetchInside(this.conn, this.id, input, init, null);
+  }
+
   /** Not supported: sbx gives no SSH access to sandboxes. */
   async exposeSsh(): Promise<never> {
-    throw new NotSupportedError("exposeSsh: sbx gives no SSH access to sandboxes; run commands with sandbox.spawn or sandbox.sh");
+    throw new NotSupportedError("exposeSsh: sbx gives no SSH access to sandboxes; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, { pty: true }); run commands with sandbox.spawn or sandbox.sh");
   }
 
   /** Not supported: sbx cannot expose VS Code from a sandbox. */
@@ -279,6 +405,7 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Sets the expiry to `duration` from now ("30s", "5m", "1h30m"), as Deno's does; a session sandbox becomes a timed one. Resolves to the new expiry. */
+  /** Pushes the expiry back by `duration` ("30s", "5m", "1h30m"); a session sandbox becomes a timed one. */
   async extendTimeout(duration: string): Promise<Date> {
     const { expiresAt } = await this.conn.request("sandbox.extendTimeout", { id: this.id, duration });
     this.info = { ...this.info, expiresAt: new Date(expiresAt) };
@@ -370,6 +497,19 @@ export class Sandbox implements AsyncDisposable {
     status.catch(() => {}); // callers who never look at the status must not crash the process
     return status;
   }
+}
+
+/** The terminal `spawn` asks for, checked here so that a bad size names the option. */
+function ptyOf(options: SpawnOptions): { cols: number; rows: number } | null {
+  if (!options.pty) {
+    if (options.cols !== undefined || options.rows !== undefined) throw new InvalidOptionError("cols/rows: only with pty: true", ErrorCodes.InvalidParams);
+    return null;
+  }
+  const size = { cols: options.cols ?? 80, rows: options.rows ?? 24 };
+  for (const [k, v] of Object.entries(size)) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidOptionError(`${k}: must be an integer from 1 to 65535, not ${v}`, ErrorCodes.InvalidParams);
+  }
+  return size;
 }
 
 function copyTo(readable: ReadableStream<Uint8Array>, out: NodeJS.WritableStream): void {

@@ -47,3 +47,6 @@ export type Usage = ResultOf<"sandbox.usage">;
 
 /** One egress decision: a request the sandbox made through its proxy, allowed or not (and why). */
 export type EgressEvent = NotificationParams<"sandbox.network">["event"];
+
+/** A process `Sandbox.processes()` lists: running or recently ended (then with `status`), with what is kept of its output ({ start, end } byte offsets; absent when not piped). */
+export type ProcessListing = Omit<ResultOf<"process.list">["processes"][number], "startedAt"> & { startedAt: Date };

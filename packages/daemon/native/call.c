@@ -26,6 +26,7 @@ static const struct {
     {"fs.mkdir", h_mkdir},          {"fs.remove", h_remove},        {"fs.rename", h_rename},
     {"fs.copyFile", h_copy_file},   {"fs.chmod", h_chmod},          {"fs.symlink", h_symlink},
     {"fs.readLink", h_read_link},   {"fs.realPath", h_real_path},   {"fs.makeTempDir", h_make_temp_dir},
+    {"process.resize", h_resize},   {"process.ports", h_ports},     {"net.connect", h_net_connect},
     {"fs.makeTempFile", h_make_temp_file}, {"fs.link", h_link},     {"fs.truncate", h_truncate},
     {"fs.umask", h_umask},          {"fs.utime", h_utime},          {"fs.chown", h_chown},
     {"fs.open", h_open},            {"fs.fileRead", h_file_read},   {"fs.fileWrite", h_file_write},

@@ -8,7 +8,8 @@
 
 typedef void handler_fn(int64_t id, const jv *p);
 
-handler_fn h_spawn, h_kill;
+handler_fn h_spawn, h_kill, h_resize, h_ports;
+handler_fn h_net_connect;
 handler_fn h_stat, h_lstat, h_read_dir, h_mkdir, h_remove, h_rename, h_chmod, h_symlink, h_read_link, h_real_path, h_make_temp_dir;
 handler_fn h_copy_file, h_read_file, h_write_file, h_upload, h_download;
 handler_fn h_link, h_make_temp_file, h_truncate, h_umask, h_utime, h_chown;

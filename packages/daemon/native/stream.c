@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -328,3 +329,28 @@ static void fd_failed(struct instream *s, const char *reason, bool by_daemon)
 }
 
 const struct in_sink FD_SINK = {fd_write, fd_ended, fd_failed};
+
+/* A pty master reports EIO once every slave end has closed: that is its end of file. */
+static ssize_t pty_read(struct outstream *s, uint8_t *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = read(s->fd, buf, cap);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return IO_AGAIN;
+        if (errno == EIO) return 0;
+        snprintf(s->reason, sizeof s->reason, "%s: %s, read", errno_name(errno), errno_desc(errno));
+        return -1;
+    }
+}
+
+const struct out_source PTY_SOURCE = {pty_read, fd_closed};
+
+/* One direction of a socket whose other direction is still in use: END half-closes it. */
+static void sock_ended(struct instream *s)
+{
+    shutdown(s->fd, SHUT_WR);
+    close(s->fd);
+}
+
+const struct in_sink SOCK_SINK = {fd_write, sock_ended, fd_failed};

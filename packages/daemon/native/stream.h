@@ -81,5 +81,8 @@ void stream_frame(uint8_t op, uint32_t id, const uint8_t *p, size_t n);
 /* Ready-made sources and sinks on plain fds (pipes, files); they close the fd at the end. */
 extern const struct out_source FD_SOURCE;
 extern const struct in_sink FD_SINK;
+/* A pty master's output (EIO is its end), and a socket's sending half (END is shutdown(SHUT_WR)). */
+extern const struct out_source PTY_SOURCE;
+extern const struct in_sink SOCK_SINK;
 
 #endif

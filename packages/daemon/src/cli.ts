@@ -1,6 +1,7 @@
 import { DEFAULT_URL } from "@sbx/protocol";
-import { createCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
+import { connectFor, createCommand, execCommand, killCommand, logsCommand, lsCommand, netCommand, runCommand, usageCommand } from "./cli/client-commands.js";
 import { cpCommand } from "./cli/cp.js";
+import { shellCommand } from "./cli/shell.js";
 import { describeFailure } from "./cli/errors.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { doctorCommand } from "./cli/doctor-daemon.js";
@@ -16,6 +17,8 @@ sbx run [--allow-net HOST]... [--secret NAME=ENVVAR@HOST[,HOST]]... [--memory 1G
   Durations: 90s, 5m, 2h, 1h30m.
 sbx create [same options as run]        Prints the new sandbox's id, after any --upload (default --timeout 30m; not "session").
 sbx exec ID -- CMD [ARGS...]            Runs CMD in a running sandbox.
+sbx shell ID [-- CMD [ARGS...]]         An interactive terminal (default bash) in a running sandbox: raw mode,
+                                        follows this window's size; exits with the command's status.
 sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
 sbx cp SRC DEST                         Copies files or trees; one side is ID:/path; into DEST when it is a directory.
@@ -39,6 +42,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   run: runCommand,
   create: createCommand,
   exec: execCommand,
+  shell: (args) => shellCommand(args, (values) => connectFor(values, "existing")),
   ls: lsCommand,
   kill: killCommand,
   cp: cpCommand,

@@ -29,6 +29,8 @@ export interface DaemonConfig {
   pidsPerSandbox: number;
   /** Ptys one sandbox may hold at once (the max= of its own devpts). */
   ptysPerSandbox: number;
+  /** The Deno binary bound into every sandbox: a path, false for none, null to take the deno npm package's. */
+  deno: string | false | null;
   /** RLIMIT_NOFILE of every sandbox process. */
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
@@ -75,6 +77,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     pidsPerSandbox: 1024,
     ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
+    deno: null,
     warmPool: 2,
     warmPoolMax: 8,
     storageStock: 2,
@@ -122,6 +125,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.ptysPerSandbox = int("ptysPerSandbox", v, 1);
   },
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
+  deno: (v, c) => (c.deno = v === false ? false : str("deno", v)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
   warmPoolMax: (v, c) => (c.warmPoolMax = int("warmPoolMax", v, 0)),
   storageStock: (v, c) => (c.storageStock = int("storageStock", v, 0)),

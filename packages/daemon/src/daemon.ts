@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -27,6 +28,7 @@ import { createApiServer } from "./server/server.js";
 import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
+import { findDeno, replDrivers } from "./runtimes/files.js";
 import { HostState } from "./fleet/host-state.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
@@ -102,7 +104,13 @@ export class Daemon {
     const ca = await CertificateAuthority.loadOrCreate(join(config.stateDir, "ca"));
     const upstream = upstreamTrust(config.extraCaCerts);
     const trustFiles = await writeSandboxTrust(join(config.stateDir, "lib"), ca.certPem, config.sandboxCaCerts);
-    const files = await prepareSandboxFiles(config.stateDir, { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL }, rootMode);
+    const denoPath = findDeno(config.deno);
+    if (!denoPath) log.info(config.deno === false ? "sandboxes get no Deno (config deno: false)" : "no Deno binary found (the deno npm package beside the daemon, or config deno): sandboxes get none");
+    const files = await prepareSandboxFiles(
+      config.stateDir,
+      { nodePath: process.execPath, supervisorPath: SUPERVISOR, preloadPath: PRELOAD, preloadImplPath: PRELOAD_IMPL, denoPath, ...replDrivers() },
+      rootMode,
+    );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
     // Read when scraped: nothing to report until the manager exists.
@@ -123,6 +131,8 @@ export class Daemon {
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
     const manager = new SandboxManager({
+      // A wildcard listen address is no host to put in a URL: the machine's name stands for it.
+      expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
       launcherPath: LAUNCHER,

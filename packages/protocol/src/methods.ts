@@ -5,6 +5,8 @@ import * as S from "./sandbox.js";
 import * as P from "./process.js";
 import * as F from "./fs.js";
 import * as E from "./env.js";
+import * as N from "./net.js";
+import * as R from "./repl.js";
 import * as H from "./host.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
@@ -83,6 +85,55 @@ export const METHODS = {
     outStreams: ["stdout", "stderr"],
   }),
   "process.kill": supervisor({ summary: "Send a signal to a process (default SIGTERM).", params: P.KillParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "process.resize": supervisor({ summary: "Resize the terminal of a process started with a pty.", params: P.ResizeParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
+  "process.ports": supervisor({ summary: "TCP ports a running process and its descendants listen on.", params: P.PortsParams, result: P.PortsResult, errors: [...onSandbox, "ProcessNotFound"] }),
+  "net.connect": supervisor({
+    summary: "Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`.",
+    params: N.ConnectParams,
+    result: Null,
+    errors: [...onSandbox, "StreamFailed", "ResourceLimit"],
+    inStreams: ["input"],
+    outStreams: ["output"],
+  }),
+  "process.list": daemon({
+    summary: "The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output.",
+    params: P.ListProcessesParams,
+    result: P.ListProcessesResult,
+    errors: onSandbox,
+  }),
+  "process.attach": daemon({
+    summary: "Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit.",
+    params: P.AttachParams,
+    result: P.AttachResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+    outStreams: ["stdout", "stderr"],
+  }),
+  "net.exposeHttp": daemon({
+    summary: "Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends.",
+    params: N.ExposeHttpParams,
+    result: N.ExposeHttpResult,
+    errors: [...onSandbox, "ResourceLimit"],
+  }),
+  "repl.start": daemon({
+    summary: "Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr.",
+    params: R.ReplStartParams,
+    result: R.ReplStartResult,
+    errors: [...onSandbox, "SpawnFailed", "ResourceLimit"],
+    outStreams: ["stdout", "stderr"],
+  }),
+  "repl.eval": daemon({
+    summary: "Evaluate code in a REPL; the value of its last expression, or the exception it raised.",
+    params: R.ReplEvalParams,
+    result: R.ReplResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+  }),
+  "repl.call": daemon({
+    summary: "Call a function of a REPL (by name, or a function expression) with JSON arguments.",
+    params: R.ReplCallParams,
+    result: R.ReplResult,
+    errors: [...onSandbox, "ProcessNotFound"],
+  }),
+  "repl.close": daemon({ summary: "End a REPL (its state is lost).", params: R.ReplCloseParams, result: Null, errors: [...onSandbox, "ProcessNotFound"] }),
   "fs.readFile": supervisor({
     summary: "Open a file and stream its bytes on `stream`; resolves with its size once open.",
     params: F.ReadFileParams,

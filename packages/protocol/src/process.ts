@@ -13,6 +13,12 @@ export const SpawnParams = Obj({
   stdin: Type.Union([StreamId, Type.Null()], { description: "Stream the client writes the process's stdin to, or null for /dev/null." }),
   stdout: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stdout to the client, or null to discard it." }),
   stderr: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stderr to the client, or null to discard it." }),
+  pty: Type.Optional(
+    Obj(
+      { cols: Type.Integer({ minimum: 1, maximum: 65535 }), rows: Type.Integer({ minimum: 1, maximum: 65535 }) },
+      { description: "Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)." },
+    ),
+  ),
 });
 export const SpawnResult = Obj({ pid: Type.Integer({ minimum: 1, description: "Process id inside the sandbox." }) });
 
@@ -26,3 +32,49 @@ export const ExitStatus = Obj({
 });
 
 export const ProcessExitNotification = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }), status: ExitStatus });
+
+export const ResizeParams = Obj({
+  sandbox: SandboxId,
+  pid: Type.Integer({ minimum: 1 }),
+  cols: Type.Integer({ minimum: 1, maximum: 65535 }),
+  rows: Type.Integer({ minimum: 1, maximum: 65535 }),
+});
+
+export const PortsParams = Obj({ sandbox: SandboxId, pid: Type.Integer({ minimum: 1 }) });
+export const PortsResult = Obj({
+  ports: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64, description: "TCP ports the process or its descendants listen on, ascending." }),
+});
+
+const Span = Type.Optional(
+  Obj(
+    { start: Type.Integer({ minimum: 0, description: "The first byte offset still kept." }), end: Type.Integer({ minimum: 0, description: "Bytes the stream carried so far." }) },
+    { description: "What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped." },
+  ),
+);
+
+export const ListProcessesParams = Obj({ sandbox: SandboxId });
+export const ProcessListing = Obj({
+  pid: Type.Integer({ minimum: 1 }),
+  cmd: Type.String(),
+  args: Type.Array(Type.String()),
+  startedAt: Type.String({ format: "date-time" }),
+  running: Type.Boolean(),
+  status: Type.Optional(ExitStatus),
+  stdout: Span,
+  stderr: Span,
+});
+export const ListProcessesResult = Obj({ processes: Type.Array(ProcessListing) });
+
+export const AttachParams = Obj({
+  sandbox: SandboxId,
+  pid: Type.Integer({ minimum: 1 }),
+  stdout: Type.Union([StreamId, Type.Null()], { description: "Stream to carry stdout from `stdoutFrom` on, or null." }),
+  stderr: Type.Union([StreamId, Type.Null()]),
+  stdoutFrom: Type.Optional(Type.Integer({ minimum: 0, description: "Byte offset to resume stdout at (default: the earliest kept)." })),
+  stderrFrom: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+export const AttachResult = Obj({
+  stdoutFrom: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: "The offset stdout resumes at (null: not attached)." }),
+  stderrFrom: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  status: Type.Optional(ExitStatus),
+});

@@ -2,4 +2,6 @@ export * from "./sandbox.js";
 export * from "./process.js";
 export * from "./fs.js";
 export * from "./env.js";
+export * from "./repl.js";
+export * from "./net.js";
 export * from "./host.js";

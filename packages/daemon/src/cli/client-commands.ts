@@ -28,7 +28,7 @@ function connectOptions(values: { url?: string; token?: string }) {
 }
 
 /** Connection options for a command, after making sure a daemon answers (see local-daemon.ts). */
-async function connectFor(values: { url?: string; token?: string }, mode: "start" | "existing") {
+export async function connectFor(values: { url?: string; token?: string }, mode: "start" | "existing") {
   const options = connectOptions(values);
   await ensureLocalDaemon(values, mode);
   return options;

@@ -7,6 +7,10 @@ import { SANDBOX_HOME } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, TRUST_ENV } from "../egress/tls/trust.js";
 import { JKS_PASSWORD } from "../egress/tls/jks.js";
 import type { Sandbox } from "./sandbox.js";
+import { DENO_BIN_DIR, DENO_ENV } from "../runtimes/files.js";
+
+/** The port of the supervisor's bridge to the egress proxy on the sandbox's loopback (HTTP_PROXY and friends). */
+export const EGRESS_BRIDGE_PORT = 3128;
 
 /** The Node option that loads the egress preload. */
 const PROXY_PRELOAD = "--require /.sbx/node-proxy.cjs";
@@ -47,8 +51,10 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   USER: "user",
   LOGNAME: "user",
   SHELL: "/bin/bash",
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  // Last: a Deno the user installs in the sandbox comes first.
+  PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${DENO_BIN_DIR}`,
   LANG: "C.UTF-8",
+  ...DENO_ENV,
   // The way out: the supervisor's bridge to the daemon's egress proxy. Programs that ignore these get no network at all.
   ...Object.fromEntries(
     ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].flatMap((k) => [

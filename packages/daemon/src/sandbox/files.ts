@@ -26,6 +26,10 @@ export interface SandboxFiles {
   supervisorPath: string;
   preloadPath: string;
   preloadImplPath: string;
+  /** The Deno binary (null: sandboxes get none) and the REPL drivers (runtimes/files.ts). */
+  denoPath: string | null;
+  denoReplPath: string;
+  pythonReplPath: string;
 }
 
 export async function prepareSandboxFiles(stateDir: string, files: SandboxFiles, rootMode: boolean): Promise<SandboxFiles> {
@@ -50,10 +54,18 @@ export async function prepareSandboxFiles(stateDir: string, files: SandboxFiles,
   const supervisorPath = await copy(files.supervisorPath, "sbx-supervisor", 0o755);
   const preloadPath = await copy(files.preloadPath, "node-proxy.cjs", 0o644);
   const preloadImplPath = await copy(files.preloadImplPath, "node-proxy-impl.cjs", 0o644);
-  if (reachableByOthers(files.nodePath)) return { nodePath: files.nodePath, supervisorPath, preloadPath, preloadImplPath };
-  const node = join(lib, "node");
-  const src = await fsp.stat(files.nodePath);
-  const dst = await fsp.stat(node).catch(() => null);
-  if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copy(files.nodePath, "node", 0o755);
-  return { nodePath: node, supervisorPath, preloadPath, preloadImplPath };
+  const denoReplPath = await copy(files.denoReplPath, "deno-repl.js", 0o644);
+  const pythonReplPath = await copy(files.pythonReplPath, "python-repl.py", 0o644);
+  // Large binaries are copied only when their own place is private, and only when they changed.
+  const reachable = async (src: string, name: string) => {
+    if (reachableByOthers(src)) return src;
+    const dst = join(lib, name);
+    const from = await fsp.stat(src);
+    const to = await fsp.stat(dst).catch(() => null);
+    if (!to || to.size !== from.size || to.mtimeMs < from.mtimeMs) await copy(src, name, 0o755);
+    return dst;
+  };
+  const nodePath = await reachable(files.nodePath, "node");
+  const denoPath = files.denoPath && (await reachable(files.denoPath, "deno"));
+  return { nodePath, supervisorPath, preloadPath, preloadImplPath, denoPath, denoReplPath, pythonReplPath };
 }

@@ -4,6 +4,8 @@ import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 import { ETC_SHARED } from "./etc.js";
 import { formatCpuList } from "./cpus.js";
+import type { SandboxFiles } from "./files.js";
+import { DENO_PATH, DENO_REPL_DRIVER, PYTHON_REPL_DRIVER } from "../runtimes/files.js";
 
 /** Top-level host paths made visible read-only (as the symlinks they are on merged-/usr hosts). */
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -32,6 +34,8 @@ export interface LaunchSpec {
   /** The Node preload that routes fetch and http(s) through the proxy, and its lazily loaded half. */
   preloadFd: number;
   preloadImplFd: number;
+  /** The Deno binary (null: none) and the REPL drivers (runtimes/files.ts). */
+  runtimes: { denoFd: number | null; denoReplFd: number; pythonReplFd: number };
   /** The CA bundle every TLS client inside trusts (the host's plus the daemon's CA), and the daemon's CA alone. */
   trustBundleFd: number;
   /** The same bundle on a second fd, bound over the system bundle's path. */
@@ -50,7 +54,7 @@ export interface LaunchSpec {
 }
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
 
 const USER_ETC = {
   passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
@@ -113,6 +117,8 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
+  if (spec.runtimes.denoFd !== null) a.push("--ro-bind-fd", String(fds.deno), DENO_PATH);
+  a.push("--ro-bind-fd", String(fds.denoRepl), DENO_REPL_DRIVER, "--ro-bind-fd", String(fds.pythonRepl), PYTHON_REPL_DRIVER);
   // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
   const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
@@ -144,8 +150,9 @@ export function launchArgv(spec: LaunchSpec): string[] {
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */
 export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
-  const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
-  if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
+  const stdio: Array<"pipe" | "ignore" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
+  stdio.push(spec.storage?.homeFd ?? "ignore", spec.storage?.tmpFd ?? "ignore");
+  stdio.push(spec.runtimes.denoFd ?? "ignore", spec.runtimes.denoReplFd, spec.runtimes.pythonReplFd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});
@@ -162,11 +169,12 @@ export function launch(spec: LaunchSpec): ChildProcess {
  * Opens the files every sandbox binds read-only. Holding the fds means a rebuilt or upgraded
  * file on disk never changes (or breaks) what running and new sandboxes of this daemon get.
  */
-export function openSandboxFiles(paths: { nodePath: string; supervisorPath: string; preloadPath: string; preloadImplPath: string }) {
+export function openSandboxFiles(paths: SandboxFiles) {
   const nodeFd = openSync(paths.nodePath, "r");
   const supervisorFd = openSync(paths.supervisorPath, "r");
   const preloadFd = openSync(paths.preloadPath, "r");
   const preloadImplFd = openSync(paths.preloadImplPath, "r");
-  const all = [nodeFd, supervisorFd, preloadFd, preloadImplFd];
-  return { nodeFd, supervisorFd, preloadFd, preloadImplFd, close: () => all.forEach((fd) => closeSync(fd)) };
+  const runtimes = { denoFd: paths.denoPath ? openSync(paths.denoPath, "r") : null, denoReplFd: openSync(paths.denoReplPath, "r"), pythonReplFd: openSync(paths.pythonReplPath, "r") };
+  const all = [nodeFd, supervisorFd, preloadFd, preloadImplFd, runtimes.denoReplFd, runtimes.pythonReplFd, ...(runtimes.denoFd === null ? [] : [runtimes.denoFd])];
+  return { nodeFd, supervisorFd, preloadFd, preloadImplFd, runtimes, close: () => all.forEach((fd) => closeSync(fd)) };
 }

@@ -48,6 +48,11 @@ export interface ManagerOptions {
   supervisorPath: string;
   preloadPath: string;
   preloadImplPath: string;
+  denoPath: string | null;
+  /** Where exposeHttp listens (the API's listen host) and the host its URLs name. */
+  expose: { bind: string; host: string };
+  denoReplPath: string;
+  pythonReplPath: string;
   /** Host uids this daemon claimed for its sandboxes (root mode); null in rootless mode. */
   uids: { base: number; count: number } | null;
   sessionGraceMs: number;
@@ -233,6 +238,16 @@ export class SandboxManager {
   }
 
   /** The sandbox `id` if `owner` may use it; otherwise SandboxNotFound (never revealing it exists). */
+  /** Where exposeHttp listens and the host its URLs name. */
+  get expose(): { bind: string; host: string } {
+    return this.opts.expose;
+  }
+
+  /** Whether its sandboxes have Deno (bound at runtimes/files.ts's DENO_PATH). */
+  get hasDeno(): boolean {
+    return this.files.runtimes.denoFd !== null;
+  }
+
   get(owner: string, id: string): Sandbox {
     const sb = this.sandboxes.get(id);
     if (!sb || sb.owner !== owner || sb.stopped) throw new DaemonError("SandboxNotFound", `no running sandbox '${id.slice(0, 128)}'`);
@@ -352,6 +367,7 @@ export class SandboxManager {
       supervisorFd: this.files.supervisorFd,
       preloadFd: this.files.preloadFd,
       preloadImplFd: this.files.preloadImplFd,
+      runtimes: this.files.runtimes,
       trustBundleFd: this.opts.tls.bundleFd,
       trustSystemBundleFd: this.opts.tls.systemBundleFd,
       trustCaFd: this.opts.tls.caFd,

@@ -25,6 +25,8 @@ export class ProcessTable {
     private readonly sandboxId: string,
     /** The cgroup's count of OOM kills so far (0 without cgroups). */
     private readonly oomKills: () => number,
+    /** Told of every exit (the sandbox's kept outputs record the status). */
+    private readonly onExit: (pid: number, status: ExitStatus) => void = () => {},
   ) {}
 
   /** `client` spawned `pid`: it hears of the exit, now if the exit came first. */
@@ -53,6 +55,7 @@ export class ProcessTable {
     this.oomKillsSeen = kills;
     const sentByUs = this.sigkilled.delete(pid);
     const status: ExitStatus = { success: code === 0, code: code ?? 128 + signum, signal, oom: signal === "SIGKILL" && fresh && !sentByUs };
+    this.onExit(pid, status);
     const client = this.owners.get(pid);
     if (!client) {
       if (this.early.size >= MAX_EARLY_EXITS) this.early.delete(this.early.keys().next().value!);
@@ -67,6 +70,11 @@ export class ProcessTable {
   /** Whether the cgroup counted an OOM kill no process exit has accounted for (the supervisor's own death, say). */
   unattributedOom(): boolean {
     return this.oomKills() > this.oomKillsSeen;
+  }
+
+  /** `client` attached to `pid` again: it, not the spawner, hears of the exit. */
+  reattach(pid: number, client: Client): void {
+    if (this.owners.has(pid)) this.owners.set(pid, client);
   }
 
   /** Takes the early exit of `pid` nobody will track (the warm pool's own spawn); false if it has not come yet. */

@@ -10,6 +10,9 @@ import type { SandboxLimits } from "./limits.js";
 import { FileHandles } from "./file-handles.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
+import { ProcessOutputs } from "./outputs.js";
+import { ReplTable } from "../runtimes/repl.js";
+import { Exposures } from "../runtimes/expose.js";
 
 export type { SandboxLimits } from "./limits.js";
 
@@ -59,6 +62,12 @@ export class Sandbox {
   /** Variables of the base environment (the daemon's or create's) that env.delete removed. */
   readonly envRemoved = new Set<string>();
   readonly processes: ProcessTable;
+  /** What its clients may attach to again: processes' commands, statuses and kept output. */
+  readonly outputs = new ProcessOutputs();
+  /** Its REPLs (runtimes/repl.ts), by pid. */
+  readonly repls = new ReplTable();
+  /** Its exposed ports (runtimes/expose.ts), closed when it stops. */
+  readonly exposures = new Exposures();
   /** Files opened with fs.open, by the connection holding each. */
   readonly files = new FileHandles();
   readonly lifetime: Lifetime;
@@ -91,7 +100,7 @@ export class Sandbox {
   ) {
     this.#limits = parts.limits;
     ({ resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
-    this.processes = new ProcessTable(id, () => this.meter.oomKills());
+    this.processes = new ProcessTable(id, () => this.meter.oomKills(), (pid, status) => this.outputs.exited(pid, status));
     this.lifetime = new Lifetime(sessionGraceMs, end);
   }
 
@@ -191,6 +200,7 @@ export class Sandbox {
     if (this.#stopped) return false;
     this.#stopped = true;
     this.lifetime.stop();
+    this.exposures.closeAll();
     for (const client of this.#attached) client.notify("sandbox.exit", { id: this.id, reason, ...(message ? { message: message.slice(0, 4000) } : {}) });
     this.#attached.clear();
     this.#watchers.clear();

@@ -216,10 +216,26 @@ export class Connection implements Client {
     }
     const sb = this.manager.get(this.owner, params.sandbox as string);
     const out: Record<string, number> = {};
+    // process.attach: the streams start at the daemon's kept output, not in the sandbox; all checked first.
+    const attaching = method === "process.attach" ? sb.outputs.check(params.pid as number, { stdout: params.stdoutFrom as number | undefined, stderr: params.stderrFrom as number | undefined }, named.map(([f]) => f as "stdout" | "stderr")) : null;
     for (const [field, outbound] of named) {
       const cid = params[field] as number;
-      const sid = sb.link.allocStream();
       const client = this.endpoint(cid);
+      const forget = () => this.streams.delete(cid);
+      if (attaching) {
+        const { relay, from } = sb.outputs.attach(attaching, field as "stdout" | "stderr", params[`${field}From`] as number | undefined, client, forget);
+        this.streams.set(cid, { relay, outbound });
+        out[`${field}From`] = from;
+        continue;
+      }
+      const sid = sb.link.allocStream();
+      if (outbound && method === "process.spawn") {
+        // A process's output goes through a tap that keeps its tail, for a client that attaches again.
+        const relay = sb.outputs.tapFor(sb.link, sid, (reason) => sb.link.onFatal(reason)).attach(client, 0, forget);
+        this.streams.set(cid, { relay, outbound });
+        out[field] = sid;
+        continue;
+      }
       const inside = sb.link.endpoint(sid);
       const relay = new Relay(
         outbound ? inside : client,

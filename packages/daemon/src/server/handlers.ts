@@ -8,6 +8,7 @@ import { execSizeProblem } from "../sandbox/exec-size.js";
 import { defaultEnv, deleteEnv, setEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
+import { runtimeHandlers } from "../runtimes/handlers.js";
 import type { HostState } from "../fleet/host-state.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
@@ -53,6 +54,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
       const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
       const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
+      const sids = { ...(ctx.streams.stdout ? { stdout: ctx.streams.stdout } : {}), ...(ctx.streams.stderr ? { stderr: ctx.streams.stderr } : {}) };
       const result = await inside(sb, "process.spawn", {
         cmd: p.cmd,
         ...(p.args ? { args: p.args } : {}),
@@ -61,7 +63,12 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
         stdin: ctx.streams.stdin ?? null,
         stdout: ctx.streams.stdout ?? null,
         stderr: ctx.streams.stderr ?? null,
+        ...(p.pty ? { pty: p.pty } : {}),
+      }).catch((err) => {
+        sb.outputs.drop(Object.values(sids));
+        throw err;
       });
+      sb.outputs.adopt(result.pid, p.cmd, p.args ?? [], sids);
       sb.processes.track(result.pid, ctx.conn);
       manager.metrics.spawns.inc();
       return result;
@@ -111,6 +118,15 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
     "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
+    "process.list": (p, ctx) => ({ processes: sandboxOf(ctx, p.sandbox).outputs.list() }),
+    "process.attach": (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const record = sb.outputs.list().find((r) => r.pid === p.pid);
+      if (!record) throw new DaemonError("ProcessNotFound", `no process with pid ${p.pid} that this sandbox's clients started (or it ended long ago)`);
+      // Ended already: its status comes with the answer (no process.exit will follow); else this connection hears it.
+      if (!record.status) sb.processes.reattach(p.pid, ctx.conn);
+      return { stdoutFrom: ctx.streams.stdoutFrom ?? null, stderrFrom: ctx.streams.stderrFrom ?? null, ...(record.status ? { status: record.status } : {}) };
+    },
     // As Deno's: what a process started now would see, the base environment (PATH, HOME...) included.
     "env.get": (p, ctx) => {
       const env = defaultEnv(sandboxOf(ctx, p.sandbox));
@@ -129,6 +145,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "daemon.info": (_p, ctx) => host.info(ctx.conn.owner),
     "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
+    ...runtimeHandlers(sandboxOf, inside, () => manager.hasDeno, () => manager.expose),
   };
 
   for (const [name, handler] of Object.entries(handlers)) {

@@ -196,7 +196,8 @@ export function useSecretsSandbox() {
     daemon: () => ({ config: { egress: { resolve, extraCaCerts: [join(hostDir!, "test-ca.pem")] }, storageStock: 0 }, args: ["--warm-pool", "0"] }),
     sandbox: { disk: "512MiB", allowNet: ALLOW, secrets: SECRETS },
     setup: async (sb) => {
-      Object.assign(P, await sb.env.toObject());
+      // The placeholders only: env.toObject also lists the base environment (PATH, DENO_NO_UPDATE_CHECK=1 ...).
+      Object.assign(P, Object.fromEntries(Object.entries(await sb.env.toObject()).filter(([, v]) => v.startsWith("SBX_SECRET_"))));
       await sb.fs.writeTextFile(TEST_CA, up!.caPem);
     },
   });

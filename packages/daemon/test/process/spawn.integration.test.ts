@@ -15,10 +15,13 @@ describe("spawn", () => {
     const proxyVars = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].flatMap((k) => [k, k.toLowerCase()]);
     // NODE_EXTRA_CA_CERTS only where the sandbox holds secrets (it costs every Node start ~20 ms).
     const trustVars = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "DENO_CERT"];
-    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", ...proxyVars, ...trustVars].includes(k))).toEqual([]);
+    expect(Object.keys(env).filter((k) => !["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "FROM_CREATE", "PWD", "SHLVL", "_", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "DENO_NO_UPDATE_CHECK", "DENO_NO_PROMPT", ...proxyVars, ...trustVars].includes(k))).toEqual([]);
     for (const k of trustVars) expect(env[k]).toBe("/.sbx/ca-bundle.pem");
     expect(env.HTTPS_PROXY).toBe("http://127.0.0.1:3128");
     expect(env.NODE_OPTIONS).toBe("--require /.sbx/node-proxy.cjs");
+    // The daemon's Deno comes last on PATH (one the user installs wins) and never prompts or checks for updates.
+    expect(env.PATH!.endsWith(":/.sbx/bin")).toBe(true);
+    expect([env.DENO_NO_UPDATE_CHECK, env.DENO_NO_PROMPT]).toEqual(["1", "1"]);
   });
 
   it("streams stdout while the process is still running", async () => {

@@ -21,4 +21,7 @@ export const RENAMES = {
   FsStatResult: "FileInfo",
   FsReadDirResultItem: "DirEntry",
   ProcessExitNotificationStatus: "ExitStatus",
+  ProcessListResultProcessesItemStatus: "ExitStatus",
+  ProcessListResultProcessesItemStdout: "OutputSpan",
+  ProcessListResultProcessesItem: "ProcessListing",
 };

@@ -327,7 +327,7 @@ describe("the daemon's CA key", () => {
       { KA: line.slice(0, 20), KB: line.slice(20) },
     );
     expect(r.out).toMatch(/^exit=[12]\n/);
-    expect(r.out.split("\n").slice(1).filter(Boolean).sort()).toEqual(["ca-bundle.pem", "ca.pem", "java-cacerts.jks", "node", "node-proxy-impl.cjs", "node-proxy.cjs", "run", "supervisor"]);
+    expect(r.out.split("\n").slice(1).filter(Boolean).sort()).toEqual(["bin", "ca-bundle.pem", "ca.pem", "java-cacerts.jks", "node", "node-proxy-impl.cjs", "node-proxy.cjs", "repl", "run", "supervisor"]);
   });
 });
 

@@ -14,6 +14,7 @@ from ._async.deno import AsyncDenoDeploy
 from ._async.file import AsyncFsFile
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
+from ._async.runtimes import AsyncDenoProcess, AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
 from ._async.sandbox import AsyncSandbox
 from ._errors import (
     AuthenticationError,
@@ -31,12 +32,14 @@ from ._errors import (
     SandboxError,
     SandboxNotFoundError,
 )
-from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
+from ._generated.models import DirEntry, ExitStatus, FileInfo, OutputSpan, ProcessListing, SandboxInfo, SecretSpec, Usage
 from ._sync.env import SandboxEnv
 from ._sync.deno import DenoDeploy
 from ._sync.file import FsFile
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
+from ._sync.runtimes import DenoProcess, DenoRepl, PythonRepl, SandboxDeno, SandboxPython
+from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
 from ._tar import TarEntryError
 from ._types import CommandOutput, WalkEntry
@@ -46,6 +49,19 @@ __all__ = [
     "AsyncSandbox",
     "ChildProcess",
     "AsyncChildProcess",
+    "SandboxDeno",
+    "AsyncSandboxDeno",
+    "SandboxPython",
+    "AsyncSandboxPython",
+    "DenoRepl",
+    "DenoProcess",
+    "AsyncDenoProcess",
+    "AsyncDenoRepl",
+    "PythonRepl",
+    "AsyncPythonRepl",
+    "ReplError",
+    "ReplOutput",
+    "decode_value",
     "SandboxFs",
     "AsyncSandboxFs",
     "FsFile",
@@ -58,6 +74,8 @@ __all__ = [
     "CommandOutput",
     "WalkEntry",
     "ExitStatus",
+    "ProcessListing",
+    "OutputSpan",
     "FileInfo",
     "DirEntry",
     "SandboxInfo",

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
 
 from .._generated.models import ExitStatus, Signal
-from .._types import CommandOutput
+from .._types import CommandOutput, Stdio
 from .streams import AsyncIncoming, AsyncOutgoing
 from .transport import AsyncConnection
 
-__all__ = ["AsyncChildProcess"]
+__all__ = ["AsyncChildProcess", "launch"]
 
 
 class AsyncChildProcess:
@@ -41,6 +42,9 @@ class AsyncChildProcess:
         #: stderr chunks when spawned with stderr="piped" (the default).
         self.stderr = None if inherit[1] else stderr
         self._inherited = (stdout if inherit[0] else None, stderr if inherit[1] else None)
+        #: After ``attach``: the byte offsets stdout and stderr resumed at (None when not attached).
+        self.stdout_from: int | None = None
+        self.stderr_from: int | None = None
 
     @property
     def status(self) -> ExitStatus | None:
@@ -62,6 +66,10 @@ class AsyncChildProcess:
         """Sends a signal (default SIGTERM)."""
         await self._conn.process_kill(sandbox=self._sandbox, pid=self.pid, signal=signal)
 
+    async def resize(self, cols: int, rows: int) -> None:
+        """Resizes the terminal of a process spawned with ``pty=True`` (it gets SIGWINCH)."""
+        await self._conn.process_resize(sandbox=self._sandbox, pid=self.pid, cols=cols, rows=rows)
+
     async def wait(self) -> ExitStatus:
         """Waits for the process to exit (copying inherited output through meanwhile)."""
         await self._drain_inherited()
@@ -81,6 +89,33 @@ class AsyncChildProcess:
             streams = list(self._inherited)
             self._inherited = (None, None)
             await self._conn.collect(streams, [_write_to(sys.stdout), _write_to(sys.stderr)])
+
+
+P = TypeVar("P", bound=AsyncChildProcess)
+
+
+async def launch(
+    conn: AsyncConnection,
+    sandbox: str,
+    cls: type[P],
+    stdin: Literal["piped", "null"],
+    stdout: Stdio,
+    stderr: Stdio,
+    start: Callable[[int | None, int | None, int | None], Awaitable[int]],
+) -> P:
+    """Starts a process with ``start`` (given the stream ids its call names: stdin, stdout, stderr;
+    it returns the pid) and builds its handle: what ``spawn``, ``deno.run`` and the REPLs share."""
+    stdin_s = conn.outgoing() if stdin == "piped" else None
+    stdout_s = None if stdout == "null" else conn.incoming()
+    stderr_s = None if stderr == "null" else conn.incoming()
+    try:
+        pid = await start(stdin_s.id if stdin_s else None, stdout_s.id if stdout_s else None, stderr_s.id if stderr_s else None)
+    except BaseException as err:
+        for s in (stdin_s, stdout_s, stderr_s):
+            if s is not None:
+                s.fail(err)
+        raise
+    return cls(conn, sandbox, pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
 
 
 def _write_to(stream: object) -> Callable[[bytes], object]:

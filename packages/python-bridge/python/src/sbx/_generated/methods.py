@@ -16,8 +16,18 @@ from .models import (
     _SandboxSetAllowNetParams_to_wire,
     _SandboxEgressLogParams_to_wire,
     _SandboxWatchNetworkParams_to_wire,
+    _ProcessSpawnParamsPty_to_wire,
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
+    _ProcessResizeParams_to_wire,
+    _ProcessPortsParams_to_wire,
+    _NetConnectParams_to_wire,
+    _ProcessListParams_to_wire,
+    _ProcessAttachParams_to_wire,
+    _NetExposeHttpParams_to_wire,
+    _ReplStartParams_to_wire,
+    _ReplEvalParams_to_wire,
+    _ReplCallParams_to_wire,
     _FsReadFileParams_to_wire,
     _FsWriteFileParams_to_wire,
     _FsStatParams_to_wire,
@@ -42,7 +52,6 @@ from .models import (
     _FsFileLockParams_to_wire,
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
-    _EnvToObjectParams_to_wire,
     _DaemonInfoParams_to_wire,
     _DaemonDrainParams_to_wire,
 )
@@ -52,6 +61,7 @@ __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERROR
 #: Params naming streams the client writes, per method.
 IN_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdin",),
+    "net.connect": ("input",),
     "fs.writeFile": ("stream",),
     "fs.fileWrite": ("stream",),
     "fs.upload": ("stream",),
@@ -59,6 +69,9 @@ IN_STREAMS: dict[str, tuple[str, ...]] = {
 #: Params naming streams the daemon writes, per method.
 OUT_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdout", "stderr",),
+    "net.connect": ("output",),
+    "process.attach": ("stdout", "stderr",),
+    "repl.start": ("stdout", "stderr",),
     "fs.readFile": ("stream",),
     "fs.fileRead": ("stream",),
     "fs.download": ("stream",),
@@ -76,6 +89,16 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "sandbox.watchNetwork": ("InvalidParams", "SandboxNotFound",),
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "process.ports": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "net.connect": ("InvalidParams", "SandboxNotFound", "Unavailable", "StreamFailed", "ResourceLimit",),
+    "process.list": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "process.attach": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "net.exposeHttp": ("InvalidParams", "SandboxNotFound", "Unavailable", "ResourceLimit",),
+    "repl.start": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
+    "repl.eval": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "repl.call": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
+    "repl.close": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "fs.readFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.writeFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.stat": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
@@ -212,7 +235,7 @@ class Methods:
         result = self._call("sandbox.watchNetwork", params)
         return cast("None", result)
 
-    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
+    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -228,10 +251,12 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> Pending[ProcessSpawnResult]:
+    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -247,6 +272,8 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
         raw = self._start("process.spawn", params, streams)
         return Pending(raw, lambda result: ProcessSpawnResult.from_wire(result))
@@ -259,6 +286,159 @@ class Methods:
         if signal is not None:
             params["signal"] = signal
         result = self._call("process.kill", params)
+        return cast("None", result)
+
+    def process_resize(self, *, sandbox: str, pid: int, cols: int, rows: int) -> None:
+        """Resize the terminal of a process started with a pty. (`process.resize`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["cols"] = cols
+        params["rows"] = rows
+        result = self._call("process.resize", params)
+        return cast("None", result)
+
+    def process_ports(self, *, sandbox: str, pid: int) -> ProcessPortsResult:
+        """TCP ports a running process and its descendants listen on. (`process.ports`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = self._call("process.ports", params)
+        return ProcessPortsResult.from_wire(result)
+
+    def net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> None:
+        """Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`. (`net.connect`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        result = self._call("net.connect", params)
+        return cast("None", result)
+
+    def start_net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> Pending[None]:
+        """Sends `net.connect` and returns while its streams (input, output) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
+        raw = self._start("net.connect", params, streams)
+        return Pending(raw, lambda result: cast("None", result))
+
+    def process_list(self, *, sandbox: str) -> ProcessListResult:
+        """The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output. (`process.list`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        result = self._call("process.list", params)
+        return ProcessListResult.from_wire(result)
+
+    def process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> ProcessAttachResult:
+        """Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit. (`process.attach`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        result = self._call("process.attach", params)
+        return ProcessAttachResult.from_wire(result)
+
+    def start_process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> Pending[ProcessAttachResult]:
+        """Sends `process.attach` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = self._start("process.attach", params, streams)
+        return Pending(raw, lambda result: ProcessAttachResult.from_wire(result))
+
+    def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
+        """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        if public is not None:
+            params["public"] = public
+        result = self._call("net.exposeHttp", params)
+        return NetExposeHttpResult.from_wire(result)
+
+    def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
+        """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        result = self._call("repl.start", params)
+        return ReplStartResult.from_wire(result)
+
+    def start_repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> Pending[ReplStartResult]:
+        """Sends `repl.start` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = self._start("repl.start", params, streams)
+        return Pending(raw, lambda result: ReplStartResult.from_wire(result))
+
+    def repl_eval(self, *, sandbox: str, pid: int, code: str, timeout: str | int | None = None) -> ReplEvalResult:
+        """Evaluate code in a REPL; the value of its last expression, or the exception it raised. (`repl.eval`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["code"] = code
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = self._call("repl.eval", params)
+        return ReplEvalResult.from_wire(result)
+
+    def repl_call(self, *, sandbox: str, pid: int, fn: str, args: list[Any], timeout: str | int | None = None) -> ReplEvalResult:
+        """Call a function of a REPL (by name, or a function expression) with JSON arguments. (`repl.call`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["fn"] = fn
+        params["args"] = args
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = self._call("repl.call", params)
+        return ReplEvalResult.from_wire(result)
+
+    def repl_close(self, *, sandbox: str, pid: int) -> None:
+        """End a REPL (its state is lost). (`repl.close`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = self._call("repl.close", params)
         return cast("None", result)
 
     def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:
@@ -807,7 +987,7 @@ class AsyncMethods:
         result = await self._call("sandbox.watchNetwork", params)
         return cast("None", result)
 
-    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
+    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -823,10 +1003,12 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = await self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> AsyncPending[ProcessSpawnResult]:
+    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -842,6 +1024,8 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if pty is not None:
+            params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
         raw = await self._start("process.spawn", params, streams)
         return AsyncPending(raw, lambda result: ProcessSpawnResult.from_wire(result))
@@ -854,6 +1038,159 @@ class AsyncMethods:
         if signal is not None:
             params["signal"] = signal
         result = await self._call("process.kill", params)
+        return cast("None", result)
+
+    async def process_resize(self, *, sandbox: str, pid: int, cols: int, rows: int) -> None:
+        """Resize the terminal of a process started with a pty. (`process.resize`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["cols"] = cols
+        params["rows"] = rows
+        result = await self._call("process.resize", params)
+        return cast("None", result)
+
+    async def process_ports(self, *, sandbox: str, pid: int) -> ProcessPortsResult:
+        """TCP ports a running process and its descendants listen on. (`process.ports`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = await self._call("process.ports", params)
+        return ProcessPortsResult.from_wire(result)
+
+    async def net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> None:
+        """Open a TCP connection to a port on the sandbox's loopback: bytes to it on `input`, from it on `output`. (`net.connect`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        result = await self._call("net.connect", params)
+        return cast("None", result)
+
+    async def start_net_connect(self, *, sandbox: str, port: int, input: int, output: int) -> AsyncPending[None]:
+        """Sends `net.connect` and returns while its streams (input, output) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        params["input"] = input
+        params["output"] = output
+        streams = tuple(s for s in (params["input"], params["output"],) if isinstance(s, int))
+        raw = await self._start("net.connect", params, streams)
+        return AsyncPending(raw, lambda result: cast("None", result))
+
+    async def process_list(self, *, sandbox: str) -> ProcessListResult:
+        """The processes started in the sandbox that a client may attach to: running or recently ended, with what is kept of their output. (`process.list`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        result = await self._call("process.list", params)
+        return ProcessListResult.from_wire(result)
+
+    async def process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> ProcessAttachResult:
+        """Attach to a process's stdout/stderr again (after a reconnect) from byte offsets; this connection then hears its exit. (`process.attach`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        result = await self._call("process.attach", params)
+        return ProcessAttachResult.from_wire(result)
+
+    async def start_process_attach(self, *, sandbox: str, pid: int, stdout: int | None, stderr: int | None, stdout_from: int | None = None, stderr_from: int | None = None) -> AsyncPending[ProcessAttachResult]:
+        """Sends `process.attach` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if stdout_from is not None:
+            params["stdoutFrom"] = stdout_from
+        if stderr_from is not None:
+            params["stderrFrom"] = stderr_from
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = await self._start("process.attach", params, streams)
+        return AsyncPending(raw, lambda result: ProcessAttachResult.from_wire(result))
+
+    async def net_expose_http(self, *, sandbox: str, port: int, public: bool | None = None) -> NetExposeHttpResult:
+        """Expose an HTTP server inside the sandbox at a URL on the daemon's host (authenticated by a token in the URL unless public), until the sandbox ends. (`net.exposeHttp`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["port"] = port
+        if public is not None:
+            params["public"] = public
+        result = await self._call("net.exposeHttp", params)
+        return NetExposeHttpResult.from_wire(result)
+
+    async def repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ReplStartResult:
+        """Start a stateful REPL (Deno or Python) in the sandbox; what its code prints outside calls travels on stdout/stderr. (`repl.start`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        result = await self._call("repl.start", params)
+        return ReplStartResult.from_wire(result)
+
+    async def start_repl_start(self, *, sandbox: str, language: Literal["deno", "python"], stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> AsyncPending[ReplStartResult]:
+        """Sends `repl.start` and returns while its streams (stdout, stderr) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["language"] = language
+        params["stdout"] = stdout
+        params["stderr"] = stderr
+        if args is not None:
+            params["args"] = args
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = env
+        if clear_env is not None:
+            params["clearEnv"] = clear_env
+        streams = tuple(s for s in (params["stdout"], params["stderr"],) if isinstance(s, int))
+        raw = await self._start("repl.start", params, streams)
+        return AsyncPending(raw, lambda result: ReplStartResult.from_wire(result))
+
+    async def repl_eval(self, *, sandbox: str, pid: int, code: str, timeout: str | int | None = None) -> ReplEvalResult:
+        """Evaluate code in a REPL; the value of its last expression, or the exception it raised. (`repl.eval`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["code"] = code
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = await self._call("repl.eval", params)
+        return ReplEvalResult.from_wire(result)
+
+    async def repl_call(self, *, sandbox: str, pid: int, fn: str, args: list[Any], timeout: str | int | None = None) -> ReplEvalResult:
+        """Call a function of a REPL (by name, or a function expression) with JSON arguments. (`repl.call`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        params["fn"] = fn
+        params["args"] = args
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = await self._call("repl.call", params)
+        return ReplEvalResult.from_wire(result)
+
+    async def repl_close(self, *, sandbox: str, pid: int) -> None:
+        """End a REPL (its state is lost). (`repl.close`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["pid"] = pid
+        result = await self._call("repl.close", params)
         return cast("None", result)
 
     async def fs_read_file(self, *, sandbox: str, path: str, stream: int) -> FsReadFileResult:

@@ -21,9 +21,29 @@ __all__ = [
     "SandboxEgressLogParams",
     "SandboxEgressLogResultItem",
     "SandboxWatchNetworkParams",
+    "ProcessSpawnParamsPty",
     "ProcessSpawnParams",
     "ProcessSpawnResult",
     "ProcessKillParams",
+    "ProcessResizeParams",
+    "ProcessPortsParams",
+    "ProcessPortsResult",
+    "NetConnectParams",
+    "ProcessListParams",
+    "ExitStatus",
+    "OutputSpan",
+    "ProcessListing",
+    "ProcessListResult",
+    "ProcessAttachParams",
+    "ProcessAttachResult",
+    "NetExposeHttpParams",
+    "NetExposeHttpResult",
+    "ReplStartParams",
+    "ReplStartResult",
+    "ReplEvalParams",
+    "ReplEvalResultError",
+    "ReplEvalResult",
+    "ReplCallParams",
     "FsReadFileParams",
     "FsReadFileResult",
     "FsWriteFileParams",
@@ -56,7 +76,6 @@ __all__ = [
     "FsUploadResult",
     "EnvGetParams",
     "EnvSetParams",
-    "EnvToObjectParams",
     "DaemonInfoParams",
     "DaemonInfoResultCapacitySandboxes",
     "DaemonInfoResultCapacityMemory",
@@ -65,7 +84,6 @@ __all__ = [
     "DaemonInfoResultCapacity",
     "DaemonInfoResult",
     "DaemonDrainParams",
-    "ExitStatus",
     "ProcessExitNotification",
     "SandboxExitNotification",
     "SandboxNetworkNotification",
@@ -480,6 +498,20 @@ def _SandboxWatchNetworkParams_to_wire(v: SandboxWatchNetworkParams) -> dict[str
     return w
 
 
+class ProcessSpawnParamsPty(TypedDict):
+    """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
+
+    cols: int
+    rows: int
+
+
+def _ProcessSpawnParamsPty_to_wire(v: ProcessSpawnParamsPty) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["cols"] = v["cols"]
+    w["rows"] = v["rows"]
+    return w
+
+
 class _ProcessSpawnParamsRequired(TypedDict):
     sandbox: str
     cmd: str
@@ -498,6 +530,8 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     """Environment variables."""
     clear_env: bool
     """Start from an empty environment instead of the sandbox's."""
+    pty: ProcessSpawnParamsPty
+    """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
 
 
 def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
@@ -515,6 +549,8 @@ def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
     w["stdin"] = v["stdin"]
     w["stdout"] = v["stdout"]
     w["stderr"] = v["stderr"]
+    if "pty" in v:
+        w["pty"] = _ProcessSpawnParamsPty_to_wire(v["pty"])
     return w
 
 
@@ -557,6 +593,490 @@ def _ProcessKillParams_to_wire(v: ProcessKillParams) -> dict[str, Any]:
     w["pid"] = v["pid"]
     if "signal" in v:
         w["signal"] = v["signal"]
+    return w
+
+
+class ProcessResizeParams(TypedDict):
+    """The ProcessResizeParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    pid: int
+    cols: int
+    rows: int
+
+
+def _ProcessResizeParams_to_wire(v: ProcessResizeParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["cols"] = v["cols"]
+    w["rows"] = v["rows"]
+    return w
+
+
+class ProcessPortsParams(TypedDict):
+    """The ProcessPortsParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    pid: int
+
+
+def _ProcessPortsParams_to_wire(v: ProcessPortsParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    return w
+
+
+@dataclass(frozen=True)
+class ProcessPortsResult:
+    """The ProcessPortsResult shape."""
+
+    ports: list[int]
+    """TCP ports the process or its descendants listen on, ascending."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessPortsResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            ports=w["ports"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["ports"] = self.ports
+        return w
+
+
+class NetConnectParams(TypedDict):
+    """The NetConnectParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    port: int
+    """A TCP port on the sandbox's own loopback (127.0.0.1, then ::1)."""
+    input: int
+    """A stream id chosen by the client, unique on its connection."""
+    output: int
+    """A stream id chosen by the client, unique on its connection."""
+
+
+def _NetConnectParams_to_wire(v: NetConnectParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["port"] = v["port"]
+    w["input"] = v["input"]
+    w["output"] = v["output"]
+    return w
+
+
+class ProcessListParams(TypedDict):
+    """The ProcessListParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+
+
+def _ProcessListParams_to_wire(v: ProcessListParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    return w
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """The ExitStatus shape."""
+
+    success: bool
+    code: int
+    """Exit code; 128 + signal number when killed by a signal."""
+    signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"] | str | None
+    oom: bool
+    """The kernel killed the process for exceeding the sandbox's memory."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ExitStatus:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            success=w["success"],
+            code=w["code"],
+            signal=w["signal"],
+            oom=w["oom"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["success"] = self.success
+        w["code"] = self.code
+        w["signal"] = self.signal
+        w["oom"] = self.oom
+        return w
+
+
+@dataclass(frozen=True)
+class OutputSpan:
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+
+    start: int
+    """The first byte offset still kept."""
+    end: int
+    """Bytes the stream carried so far."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> OutputSpan:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            start=w["start"],
+            end=w["end"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["start"] = self.start
+        w["end"] = self.end
+        return w
+
+
+@dataclass(frozen=True)
+class ProcessListing:
+    """The ProcessListing shape."""
+
+    pid: int
+    cmd: str
+    args: list[str]
+    started_at: str
+    running: bool
+    status: ExitStatus | None = None
+    stdout: OutputSpan | None = None
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+    stderr: OutputSpan | None = None
+    """What the daemon keeps of the stream (the last 1 MiB); absent when it was not piped."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessListing:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            pid=w["pid"],
+            cmd=w["cmd"],
+            args=w["args"],
+            started_at=w["startedAt"],
+            running=w["running"],
+            status=None if w.get("status") is None else ExitStatus.from_wire(w["status"]),
+            stdout=None if w.get("stdout") is None else OutputSpan.from_wire(w["stdout"]),
+            stderr=None if w.get("stderr") is None else OutputSpan.from_wire(w["stderr"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["pid"] = self.pid
+        w["cmd"] = self.cmd
+        w["args"] = self.args
+        w["startedAt"] = self.started_at
+        w["running"] = self.running
+        if self.status is not None:
+            w["status"] = self.status.to_wire()
+        if self.stdout is not None:
+            w["stdout"] = self.stdout.to_wire()
+        if self.stderr is not None:
+            w["stderr"] = self.stderr.to_wire()
+        return w
+
+
+@dataclass(frozen=True)
+class ProcessListResult:
+    """The ProcessListResult shape."""
+
+    processes: list[ProcessListing]
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessListResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            processes=[ProcessListing.from_wire(v1) for v1 in w["processes"]],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["processes"] = [v1.to_wire() for v1 in self.processes]
+        return w
+
+
+class _ProcessAttachParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    stdout: int | None
+    stderr: int | None
+
+
+class ProcessAttachParams(_ProcessAttachParamsRequired, total=False):
+    """The ProcessAttachParams shape."""
+
+    stdout_from: int
+    """Byte offset to resume stdout at (default: the earliest kept)."""
+    stderr_from: int
+
+
+def _ProcessAttachParams_to_wire(v: ProcessAttachParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["stdout"] = v["stdout"]
+    w["stderr"] = v["stderr"]
+    if "stdout_from" in v:
+        w["stdoutFrom"] = v["stdout_from"]
+    if "stderr_from" in v:
+        w["stderrFrom"] = v["stderr_from"]
+    return w
+
+
+@dataclass(frozen=True)
+class ProcessAttachResult:
+    """The ProcessAttachResult shape."""
+
+    stdout_from: int | None
+    """The offset stdout resumes at (null: not attached)."""
+    stderr_from: int | None
+    status: ExitStatus | None = None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ProcessAttachResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            stdout_from=w["stdoutFrom"],
+            stderr_from=w["stderrFrom"],
+            status=None if w.get("status") is None else ExitStatus.from_wire(w["status"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["stdoutFrom"] = self.stdout_from
+        w["stderrFrom"] = self.stderr_from
+        if self.status is not None:
+            w["status"] = self.status.to_wire()
+        return w
+
+
+class _NetExposeHttpParamsRequired(TypedDict):
+    sandbox: str
+    port: int
+
+
+class NetExposeHttpParams(_NetExposeHttpParamsRequired, total=False):
+    """The NetExposeHttpParams shape."""
+
+    public: bool
+    """Serve without a token: anyone who can reach the daemon's host can use the URL."""
+
+
+def _NetExposeHttpParams_to_wire(v: NetExposeHttpParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["port"] = v["port"]
+    if "public" in v:
+        w["public"] = v["public"]
+    return w
+
+
+@dataclass(frozen=True)
+class NetExposeHttpResult:
+    """The NetExposeHttpResult shape."""
+
+    url: str
+    """http://HOST:PORT/TOKEN/ (or http://HOST:PORT/ when public): a listener of the daemon's, open until the sandbox ends."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> NetExposeHttpResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            url=w["url"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["url"] = self.url
+        return w
+
+
+class _ReplStartParamsRequired(TypedDict):
+    sandbox: str
+    language: Literal["deno", "python"]
+    stdout: int | None
+    stderr: int | None
+
+
+class ReplStartParams(_ReplStartParamsRequired, total=False):
+    """The ReplStartParams shape."""
+
+    args: list[str]
+    """Script arguments (Deno.args, sys.argv[1:])."""
+    cwd: str
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
+    env: dict[str, str]
+    """Environment variables."""
+    clear_env: bool
+
+
+def _ReplStartParams_to_wire(v: ReplStartParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["language"] = v["language"]
+    if "args" in v:
+        w["args"] = v["args"]
+    if "cwd" in v:
+        w["cwd"] = v["cwd"]
+    if "env" in v:
+        w["env"] = v["env"]
+    if "clear_env" in v:
+        w["clearEnv"] = v["clear_env"]
+    w["stdout"] = v["stdout"]
+    w["stderr"] = v["stderr"]
+    return w
+
+
+@dataclass(frozen=True)
+class ReplStartResult:
+    """The ReplStartResult shape."""
+
+    pid: int
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplStartResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            pid=w["pid"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["pid"] = self.pid
+        return w
+
+
+class _ReplEvalParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    code: str
+
+
+class ReplEvalParams(_ReplEvalParamsRequired, total=False):
+    """The ReplEvalParams shape."""
+
+    timeout: str | int
+    """Interrupts the call after this long (milliseconds or a duration). Python keeps its session (KeyboardInterrupt); Deno cannot interrupt running JavaScript, so its REPL is ended."""
+
+
+def _ReplEvalParams_to_wire(v: ReplEvalParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["code"] = v["code"]
+    if "timeout" in v:
+        w["timeout"] = v["timeout"]
+    return w
+
+
+@dataclass(frozen=True)
+class ReplEvalResultError:
+    """The ReplEvalResultError shape."""
+
+    type: str
+    """The exception's class: TypeError, ZeroDivisionError, KeyboardInterrupt ..."""
+    message: str
+    traceback: str
+    """The stack (JavaScript) or formatted traceback (Python)."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplEvalResultError:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            type=w["type"],
+            message=w["message"],
+            traceback=w["traceback"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["type"] = self.type
+        w["message"] = self.message
+        w["traceback"] = self.traceback
+        return w
+
+
+@dataclass(frozen=True)
+class ReplEvalResult:
+    """The ReplEvalResult shape."""
+
+    ok: bool
+    """Whether the code ran to completion (else `error` says what it raised)."""
+    stdout: str
+    """What the call printed to stdout (Python: captured per call, Deno: empty)."""
+    stderr: str
+    value: Any | None = None
+    """The value (when ok), encoded so that undefined, NaN, BigInt, Date, Map, Set, bytes and shared references survive (see the SDKs' decodeValue)."""
+    repr: str | None | None = None
+    """Python: repr() of the value (null for None)."""
+    error: ReplEvalResultError | None = None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ReplEvalResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            ok=w["ok"],
+            stdout=w["stdout"],
+            stderr=w["stderr"],
+            value=w.get("value"),
+            repr=w.get("repr"),
+            error=None if w.get("error") is None else ReplEvalResultError.from_wire(w["error"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["ok"] = self.ok
+        w["stdout"] = self.stdout
+        w["stderr"] = self.stderr
+        if self.value is not None:
+            w["value"] = self.value
+        if self.repr is not None:
+            w["repr"] = self.repr
+        if self.error is not None:
+            w["error"] = self.error.to_wire()
+        return w
+
+
+class _ReplCallParamsRequired(TypedDict):
+    sandbox: str
+    pid: int
+    fn: str
+    args: list[Any]
+
+
+class ReplCallParams(_ReplCallParamsRequired, total=False):
+    """The ReplCallParams shape."""
+
+    timeout: str | int
+    """Interrupts the call after this long (milliseconds or a duration). Python keeps its session (KeyboardInterrupt); Deno cannot interrupt running JavaScript, so its REPL is ended."""
+
+
+def _ReplCallParams_to_wire(v: ReplCallParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["pid"] = v["pid"]
+    w["fn"] = v["fn"]
+    w["args"] = v["args"]
+    if "timeout" in v:
+        w["timeout"] = v["timeout"]
     return w
 
 
@@ -1328,19 +1848,6 @@ def _EnvSetParams_to_wire(v: EnvSetParams) -> dict[str, Any]:
     return w
 
 
-class EnvToObjectParams(TypedDict):
-    """The EnvToObjectParams shape."""
-
-    sandbox: str
-    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
-
-
-def _EnvToObjectParams_to_wire(v: EnvToObjectParams) -> dict[str, Any]:
-    w: dict[str, Any] = {}
-    w["sandbox"] = v["sandbox"]
-    return w
-
-
 class DaemonInfoParams(TypedDict):
     """The DaemonInfoParams shape."""
 
@@ -1537,37 +2044,6 @@ def _DaemonDrainParams_to_wire(v: DaemonDrainParams) -> dict[str, Any]:
     if "draining" in v:
         w["draining"] = v["draining"]
     return w
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    """The ExitStatus shape."""
-
-    success: bool
-    code: int
-    """Exit code; 128 + signal number when killed by a signal."""
-    signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"] | str | None
-    oom: bool
-    """The kernel killed the process for exceeding the sandbox's memory."""
-
-    @classmethod
-    def from_wire(cls, w: Any) -> ExitStatus:
-        """Builds the model from the daemon's JSON (camelCase field names)."""
-        return cls(
-            success=w["success"],
-            code=w["code"],
-            signal=w["signal"],
-            oom=w["oom"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The model as the daemon's JSON."""
-        w: dict[str, Any] = {}
-        w["success"] = self.success
-        w["code"] = self.code
-        w["signal"] = self.signal
-        w["oom"] = self.oom
-        return w
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,31 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
-from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
+from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
-from .process import ChildProcess
+from .process import ChildProcess, P, launch
+from .runtimes import SandboxDeno, SandboxPython, listening_ports
 from .transport import Connection
 
 __all__ = ["Sandbox"]
+
+
+def _pty_size(pty: bool, cols: int | None, rows: int | None, stderr: str) -> ProcessSpawnParamsPty | None:
+    """The terminal ``spawn`` asks for, checked here so that a bad size names the option."""
+    if not pty:
+        if cols is not None or rows is not None:
+            raise ValueError("cols/rows: only with pty=True")
+        return None
+    if stderr != "null":
+        raise ValueError(f'stderr: must be "null" with pty=True (the terminal carries stderr in stdout), not "{stderr}"')
+    size: ProcessSpawnParamsPty = {"cols": 80 if cols is None else cols, "rows": 24 if rows is None else rows}
+    for k, v in size.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+            raise ValueError(f"{k}: must be an integer from 1 to 65535, not {v!r}")
+    return size
 
 
 def _parse_time(s: str | None) -> datetime | None:
@@ -44,6 +60,10 @@ class Sandbox:
         self.fs = SandboxFs(conn, info.id)
         #: The default environment of later spawns.
         self.env = SandboxEnv(conn, info.id)
+        #: Deno inside the sandbox: ``eval``, stateful ``repl()``.
+        self.deno = SandboxDeno(conn, info.id, self._spawn_as)
+        #: A stateful Python inside the sandbox: ``eval``, ``repl()`` (``exec`` for value, output and exception).
+        self.python = SandboxPython(conn, info.id)
 
     @classmethod
     def create(
@@ -132,30 +152,87 @@ class Sandbox:
         clear_env: bool | None = None,
         stdin: Literal["piped", "null"] = "null",
         stdout: Stdio = "piped",
-        stderr: Stdio = "piped",
+        stderr: Stdio | None = None,
+        pty: bool = False,
+        cols: int | None = None,
+        rows: int | None = None,
     ) -> ChildProcess:
-        """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT."""
-        stdin_s = self._conn.outgoing() if stdin == "piped" else None
-        stdout_s = None if stdout == "null" else self._conn.incoming()
-        stderr_s = None if stderr == "null" else self._conn.incoming()
-        try:
-            spawned = self._conn.process_spawn(
-                sandbox=self.id,
-                cmd=cmd,
-                args=args,
-                cwd=cwd,
-                env=env,
-                clear_env=clear_env or None,
-                stdin=stdin_s.id if stdin_s else None,
-                stdout=stdout_s.id if stdout_s else None,
-                stderr=stderr_s.id if stderr_s else None,
-            )
-        except BaseException as err:
-            for s in (stdin_s, stdout_s, stderr_s):
-                if s is not None:
-                    s.fail(err)
-            raise
-        return ChildProcess(self._conn, self.id, spawned.pid, stdin_s, stdout_s, stderr_s, (stdout == "inherit", stderr == "inherit"))
+        """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT.
+
+        ``pty=True`` runs it on a terminal of ``cols`` x ``rows`` (default 80 x 24) from the sandbox's
+        own devpts: stdin and stdout are the terminal and stderr arrives merged into stdout (``stderr``
+        must be left out or "null"); ``resize`` changes the size.
+        """
+        if stderr is None:
+            stderr = "null" if pty else "piped"
+        size = _pty_size(pty, cols, rows, stderr)
+        return self._spawn_as(ChildProcess, cmd, args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr, pty=size)
+
+    def processes(self) -> builtins.list[ProcessListing]:
+        """The processes started in this sandbox (by any client of this token) that can be attached
+        to: running or recently ended (then with ``status``), with the byte range of their output
+        the daemon still keeps (``stdout.start``, ``stdout.end``)."""
+        return (self._conn.process_list(sandbox=self.id)).processes
+
+    def attach(self, pid: int, *, stdout_from: int | None = None, stderr_from: int | None = None) -> ChildProcess:
+        """Attaches to a process again, typically after ``Sandbox.connect`` from a new connection:
+        its stdout and stderr from byte offsets (default: the earliest kept; the daemon keeps the
+        last 1 MiB of each) and then live; this connection hears its exit. While no client is
+        attached the process runs on. An offset no longer kept raises ``InvalidOptionError`` naming
+        the earliest one kept. The offsets used are on the result's ``stdout_from``/``stderr_from``."""
+        found: builtins.list[ProcessAttachResult] = []
+
+        def start(_i: int | None, o: int | None, e: int | None) -> int:
+            found.append(self._conn.process_attach(sandbox=self.id, pid=pid, stdout=o, stderr=e, stdout_from=stdout_from, stderr_from=stderr_from))
+            return pid
+
+        child = launch(self._conn, self.id, ChildProcess, "null", "piped", "piped", start)
+        r = found[0]
+        # Ended already: no process.exit will come, the answer carries the status.
+        if r.status is not None:
+            child._status = r.status
+        child.stdout_from = r.stdout_from
+        child.stderr_from = r.stderr_from
+        return child
+
+    def expose_http(self, port: int | None = None, *, pid: int | None = None, public: bool = False) -> str:
+        """Makes an HTTP server inside the sandbox reachable at a URL on the daemon's host until the
+        sandbox ends: ``port``, or ``pid=`` for the port a process listens on. The URL carries an
+        unguessable token as its first path segment; ``public=True`` serves it without one. The
+        sandbox gets no inbound network: the daemon relays each connection through its supervisor."""
+        if (port is None) == (pid is None):
+            raise ValueError("expose_http: give exactly one of port or pid=")
+        if pid is not None:
+            ports = listening_ports(self._conn, self.id, pid)
+            if not ports:
+                raise SandboxError(f"process {pid} listens on no TCP port (yet)")
+            port = ports[0]
+        assert port is not None
+        return (self._conn.net_expose_http(sandbox=self.id, port=port, public=public or None)).url
+
+    def expose_ssh(self) -> None:
+        """Not supported: sbx offers no SSH server; use ``sbx shell ID`` or ``spawn(..., pty=True)``."""
+        raise SandboxError("expose_ssh is not supported by sbx; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, pty=True)")
+
+    def _spawn_as(
+        self,
+        cls: type[P],
+        cmd: str,
+        *,
+        args: builtins.list[str] | None,
+        cwd: str | None,
+        env: dict[str, str] | None,
+        clear_env: bool | None,
+        stdin: Literal["piped", "null"],
+        stdout: Stdio,
+        stderr: Stdio,
+        pty: ProcessSpawnParamsPty | None = None,
+    ) -> P:
+        def start(i: int | None, o: int | None, e: int | None) -> int:
+            spawned = self._conn.process_spawn(sandbox=self.id, cmd=cmd, args=args, cwd=cwd, env=env, clear_env=clear_env or None, stdin=i, stdout=o, stderr=e, pty=pty)
+            return spawned.pid
+
+        return launch(self._conn, self.id, cls, stdin, stdout, stderr, start)
 
     def sh(
         self,
