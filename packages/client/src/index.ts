@@ -16,5 +16,6 @@ export { SandboxEnv } from "./env.js";
 export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
-  InvalidOptionError, NetworkPolicyError, ResourceLimitError,
+  InvalidOptionError, NetworkPolicyError, ResourceLimitError, VolumeNotFoundError, InUseError, UnsupportedError,
 } from "./errors.js";
+export { Client, Volume, Snapshot, Volumes, Snapshots, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";

@@ -40,6 +40,12 @@ export interface SandboxOptions extends ConnectOptions {
   secrets?: CreateParams["secrets"];
   /** Labels to find the sandbox by with `Sandbox.list`. */
   labels?: CreateParams["labels"];
+  /**
+   * Volumes to mount: absolute path -> volume id or slug (read-write; one sandbox at a time) or
+   * snapshot id or slug (read-only). Paths outside the system's (/usr, /etc, /proc, /dev, /.sbx...),
+   * and not /, /home, /home/user or /tmp themselves. Root-mode daemons only.
+   */
+  volumes?: CreateParams["volumes"];
 }
 
 /** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */

@@ -17,6 +17,9 @@ export const ErrorCodes = {
   TooManyRequests: -32007,
   StreamFailed: -32008,
   Unavailable: -32009,
+  VolumeNotFound: -32010,
+  InUse: -32011,
+  Unsupported: -32012,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCodes;
@@ -43,4 +46,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCodeName, string> = {
   TooManyRequests: "Too many calls in flight on this connection.",
   StreamFailed: "A byte stream broke (the other side aborted or violated flow control).",
   Unavailable: "The sandbox stopped while the call was running.",
+  VolumeNotFound: "No volume or snapshot with that id or slug belongs to this token.",
+  InUse: "The volume or snapshot is in use: mounted by a sandbox, or busy with another call; the message says by what.",
+  Unsupported: "This daemon cannot do that in the mode it runs in (volumes need root mode); the message says why.",
 };

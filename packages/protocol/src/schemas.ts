@@ -2,3 +2,4 @@ export * from "./sandbox.js";
 export * from "./process.js";
 export * from "./fs.js";
 export * from "./env.js";
+export * from "./volumes.js";

@@ -23,6 +23,8 @@ export interface LaunchSpec {
   cpusOnline: readonly number[];
   /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
   storage: { homeFd: number; tmpFd: number } | null;
+  /** Mounted volumes and snapshots (root mode, with storage): directory fds bound at checked paths. */
+  volumes?: readonly { fd: number; path: string; readOnly: boolean }[];
   /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
@@ -48,6 +50,9 @@ export interface LaunchSpec {
 
 /** Fixed fd numbers in bwrap's table. */
 const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18 } as const;
+
+/** Volumes' directory fds follow home and tmp. */
+const FIRST_VOLUME_FD = FD.tmp + 1;
 
 /**
  * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
@@ -111,6 +116,8 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
     a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", "/home/user");
   }
   a.push("--symlink", "/tmp", "/var/tmp");
+  // Volumes after home and /tmp, so a volume may sit below either; their paths were checked (volumes/paths.ts).
+  (spec.volumes ?? []).forEach((v, i) => a.push(v.readOnly ? "--ro-bind-fd" : "--bind-fd", String(FIRST_VOLUME_FD + i), v.path));
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
@@ -143,6 +150,8 @@ export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
   const stdio: Array<"pipe" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
   if (spec.storage) stdio.push(spec.storage.homeFd, spec.storage.tmpFd);
+  if (spec.volumes?.length && !spec.storage) throw new Error("volumes need the root mode's storage");
+  for (const v of spec.volumes ?? []) stdio.push(v.fd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});

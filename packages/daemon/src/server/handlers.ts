@@ -8,6 +8,7 @@ import { execSizeProblem } from "../sandbox/exec-size.js";
 import { defaultEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
+import { volumeHandlers } from "../volumes/handlers.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 
@@ -75,7 +76,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
-    "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),
+    "sandbox.kill": async (p, ctx) => (await manager.kill(ctx.conn, p.id), null),
     "sandbox.usage": (p, ctx) => manager.usage(ctx.conn, p.id),
     "sandbox.setAllowNet": (p, ctx) => (manager.setAllowNet(ctx.conn, p.id, p.allowNet), null),
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
@@ -93,6 +94,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
     "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
     "rpc.discover": () => openrpc,
+    ...volumeHandlers(manager.volumes),
   };
 
   for (const [name, handler] of Object.entries(handlers)) {

@@ -21,4 +21,9 @@ export const RENAMES = {
   FsStatResult: "FileInfo",
   FsReadDirResultItem: "DirEntry",
   ProcessExitNotificationStatus: "ExitStatus",
+  VolumeCreateResult: "VolumeInfo",
+  VolumeCreateResultBaseSnapshot: "SnapshotRef",
+  VolumeSnapshotResult: "SnapshotInfo",
+  VolumeSnapshotResultVolume: "VolumeRef",
+  VolumeListParams: "ListOptions",
 };

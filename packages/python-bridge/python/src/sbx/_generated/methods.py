@@ -30,6 +30,11 @@ from .models import (
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
     _EnvToObjectParams_to_wire,
+    _VolumeCreateParams_to_wire,
+    _VolumeGetParams_to_wire,
+    _ListOptions_to_wire,
+    _VolumeResizeParams_to_wire,
+    _VolumeSnapshotParams_to_wire,
     _RpcDiscoverParams_to_wire,
 )
 
@@ -49,7 +54,7 @@ OUT_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Error codes each method may answer with.
 METHOD_ERRORS: dict[str, tuple[str, ...]] = {
-    "sandbox.create": ("InvalidParams", "ResourceLimit", "InternalError",),
+    "sandbox.create": ("InvalidParams", "ResourceLimit", "InternalError", "VolumeNotFound", "InUse", "Unsupported",),
     "sandbox.connect": ("InvalidParams", "SandboxNotFound",),
     "sandbox.list": ("InvalidParams",),
     "sandbox.kill": ("InvalidParams", "SandboxNotFound",),
@@ -80,6 +85,15 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "env.set": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.delete": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.toObject": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "volume.create": ("InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "volume.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
+    "volume.list": ("InvalidParams", "Unsupported",),
+    "volume.delete": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported",),
+    "volume.resize": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "volume.snapshot": ("InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "snapshot.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
+    "snapshot.list": ("InvalidParams", "Unsupported",),
+    "snapshot.delete": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported",),
     "rpc.discover": (),
 }
 
@@ -93,7 +107,7 @@ class Methods:
     def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> RawPending:
         raise NotImplementedError
 
-    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
+    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -112,6 +126,8 @@ class Methods:
             params["secrets"] = {k1: _SecretSpec_to_wire(v1) for k1, v1 in secrets.items()}
         if labels is not None:
             params["labels"] = labels
+        if volumes is not None:
+            params["volumes"] = volumes
         result = self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -461,6 +477,86 @@ class Methods:
         result = self._call("env.toObject", params)
         return cast("dict[str, str]", result)
 
+    def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
+        """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        params["capacity"] = capacity
+        if region is not None:
+            params["region"] = region
+        if from_ is not None:
+            params["from"] = from_
+        result = self._call("volume.create", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_get(self, *, id_or_slug: str) -> VolumeInfo:
+        """A volume of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`volume.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("volume.get", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> VolumeListResult:
+        """This token's volumes, oldest first, a page at a time. (`volume.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = self._call("volume.list", params)
+        return VolumeListResult.from_wire(result)
+
+    def volume_delete(self, *, id_or_slug: str) -> None:
+        """Delete a volume and its data; refused while a sandbox has it mounted. (`volume.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("volume.delete", params)
+        return cast("None", result)
+
+    def volume_resize(self, *, id_or_slug: str, capacity: int | str) -> VolumeInfo:
+        """Grow or shrink a volume's file system to `capacity`; refused while mounted, or below what its data needs. (`volume.resize`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["capacity"] = capacity
+        result = self._call("volume.resize", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_snapshot(self, *, id_or_slug: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a volume; refused while a sandbox has the volume mounted. (`volume.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["slug"] = slug
+        result = self._call("volume.snapshot", params)
+        return SnapshotInfo.from_wire(result)
+
+    def snapshot_get(self, *, id_or_slug: str) -> SnapshotInfo:
+        """A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`snapshot.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("snapshot.get", params)
+        return SnapshotInfo.from_wire(result)
+
+    def snapshot_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> SnapshotListResult:
+        """This token's snapshots, oldest first, a page at a time. (`snapshot.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = self._call("snapshot.list", params)
+        return SnapshotListResult.from_wire(result)
+
+    def snapshot_delete(self, *, id_or_slug: str) -> None:
+        """Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it. (`snapshot.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("snapshot.delete", params)
+        return cast("None", result)
+
     def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
         params: dict[str, Any] = {}
@@ -477,7 +573,7 @@ class AsyncMethods:
     async def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> AsyncRawPending:
         raise NotImplementedError
 
-    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
+    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -496,6 +592,8 @@ class AsyncMethods:
             params["secrets"] = {k1: _SecretSpec_to_wire(v1) for k1, v1 in secrets.items()}
         if labels is not None:
             params["labels"] = labels
+        if volumes is not None:
+            params["volumes"] = volumes
         result = await self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -844,6 +942,86 @@ class AsyncMethods:
         params["sandbox"] = sandbox
         result = await self._call("env.toObject", params)
         return cast("dict[str, str]", result)
+
+    async def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
+        """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        params["capacity"] = capacity
+        if region is not None:
+            params["region"] = region
+        if from_ is not None:
+            params["from"] = from_
+        result = await self._call("volume.create", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_get(self, *, id_or_slug: str) -> VolumeInfo:
+        """A volume of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`volume.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("volume.get", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> VolumeListResult:
+        """This token's volumes, oldest first, a page at a time. (`volume.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = await self._call("volume.list", params)
+        return VolumeListResult.from_wire(result)
+
+    async def volume_delete(self, *, id_or_slug: str) -> None:
+        """Delete a volume and its data; refused while a sandbox has it mounted. (`volume.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("volume.delete", params)
+        return cast("None", result)
+
+    async def volume_resize(self, *, id_or_slug: str, capacity: int | str) -> VolumeInfo:
+        """Grow or shrink a volume's file system to `capacity`; refused while mounted, or below what its data needs. (`volume.resize`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["capacity"] = capacity
+        result = await self._call("volume.resize", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_snapshot(self, *, id_or_slug: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a volume; refused while a sandbox has the volume mounted. (`volume.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["slug"] = slug
+        result = await self._call("volume.snapshot", params)
+        return SnapshotInfo.from_wire(result)
+
+    async def snapshot_get(self, *, id_or_slug: str) -> SnapshotInfo:
+        """A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`snapshot.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("snapshot.get", params)
+        return SnapshotInfo.from_wire(result)
+
+    async def snapshot_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> SnapshotListResult:
+        """This token's snapshots, oldest first, a page at a time. (`snapshot.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = await self._call("snapshot.list", params)
+        return SnapshotListResult.from_wire(result)
+
+    async def snapshot_delete(self, *, id_or_slug: str) -> None:
+        """Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it. (`snapshot.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("snapshot.delete", params)
+        return cast("None", result)
 
     async def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
