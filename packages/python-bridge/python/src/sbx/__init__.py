@@ -13,6 +13,7 @@ from ._async.env import AsyncSandboxEnv
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.sandbox import AsyncSandbox
+from ._async.volumes import AsyncClient, AsyncPaginatedList, AsyncSnapshots, AsyncVolumes
 from ._errors import (
     AuthError,
     ConnectionError,
@@ -24,12 +25,16 @@ from ._errors import (
     SandboxCommandError,
     SandboxError,
     SandboxNotFoundError,
+    UnsupportedError,
+    InUseError,
+    VolumeNotFoundError,
 )
-from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, Usage
+from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, SnapshotInfo, Usage, VolumeInfo
 from ._sync.env import SandboxEnv
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
 from ._sync.sandbox import Sandbox
+from ._sync.volumes import Client, PaginatedList, Snapshots, Volumes
 from ._tar import TarEntryError
 from ._types import CommandOutput, WalkEntry
 
@@ -50,6 +55,19 @@ __all__ = [
     "SandboxInfo",
     "SecretSpec",
     "Usage",
+    "Client",
+    "AsyncClient",
+    "Volumes",
+    "AsyncVolumes",
+    "Snapshots",
+    "AsyncSnapshots",
+    "PaginatedList",
+    "AsyncPaginatedList",
+    "VolumeInfo",
+    "SnapshotInfo",
+    "VolumeNotFoundError",
+    "InUseError",
+    "UnsupportedError",
     "SandboxError",
     "ConnectionError",
     "AuthError",
