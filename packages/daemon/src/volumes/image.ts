@@ -37,7 +37,8 @@ export async function copyImage(from: string, to: string): Promise<void> {
     await fsp.chmod(to, 0o600);
   } catch (err) {
     await fsp.rm(to, { force: true });
-    throw err;
+    if (stderrOf(err).includes("No space left on device")) throw new HostDiskFull();
+    throw new Error(`copying the image failed: ${stderrOf(err).split(": ").pop()}`);
   }
 }
 
@@ -112,6 +113,13 @@ export async function resizeImage(image: string, bytes: number): Promise<void> {
     throw new ShrinkError(stderrOf(err));
   }
   await fsp.truncate(image, bytes);
+}
+
+/** The disk holding the state dir filled up (the partial copy is removed). */
+export class HostDiskFull extends Error {
+  constructor() {
+    super("the daemon host's disk holding volumes is full (No space left on device); nothing was kept");
+  }
 }
 
 /** resize2fs refused to shrink: the data needs more room than asked for. */

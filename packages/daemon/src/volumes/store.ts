@@ -5,7 +5,7 @@ import { customAlphabet } from "nanoid";
 import { parseBytes, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { allocatedBytes, attached, chownTree, copyImage, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
+import { allocatedBytes, attached, chownTree, copyImage, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -245,6 +245,7 @@ export class VolumeStore {
       this.records.delete(r.id);
       await fsp.rm(this.image(r.id), { force: true });
       if (err instanceof ShrinkError) throw invalid("capacity", `${capacity} bytes is too small for snapshot '${base!.slug}''s data (${err.message})`);
+      if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not make volume '${r.slug}': ${err.message}`);
       throw new DaemonError("InternalError", `could not make the volume's file system: ${(err as Error).message}`);
     } finally {
       release();
@@ -305,6 +306,7 @@ export class VolumeStore {
       this.records.delete(r.id);
       await fsp.rm(this.image(r.id), { force: true });
       if (err instanceof DaemonError) throw err;
+      if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not snapshot volume '${v.slug}': ${err.message}`);
       throw new DaemonError("InternalError", `could not snapshot volume '${v.slug}': ${(err as Error).message}`);
     } finally {
       release();
