@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import * as fsp from "node:fs/promises";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { formatExt4 } from "../sandbox/storage.js";
 
@@ -138,19 +137,16 @@ async function check(image: string): Promise<void> {
 /**
  * Hands the volume's files to the host uid of the sandbox about to mount it (each sandbox has its
  * own uid, seen as uid 1000 inside). Runs on a mount point only the daemon can reach, with no
- * sandbox holding the file system, so nothing changes under the walk; symlinks are changed
- * themselves (lchown) and never followed.
+ * sandbox holding the file system, so nothing changes under the walk. `chown -R -P -h` changes
+ * symlinks themselves and never follows one, and walks with openat, so a tree deeper than
+ * PATH_MAX (which a sandbox can build) is handled too.
  */
 export async function chownTree(root: string, uid: number): Promise<void> {
-  await fsp.lchown(root, uid, uid);
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      await fsp.lchown(path, uid, uid);
-      if (entry.isDirectory()) await walk(path);
-    }
-  };
-  await walk(root);
+  try {
+    await run("chown", ["-R", "-P", "-h", `${uid}:${uid}`, "--", root], { maxBuffer: 1 << 20 });
+  } catch (err) {
+    throw new Error(`chown failed: ${stderrOf(err)}`);
+  }
 }
 
 function stderrOf(err: unknown): string {

@@ -138,6 +138,15 @@ export class VolumeStore {
     return null;
   }
 
+  /**
+   * A failure of the daemon's own tools (mount, e2fsck, cp...): the whole story, host paths
+   * included, goes to the log; the caller learns what failed and the request id to look up.
+   */
+  private internal(what: string, err: unknown): DaemonError {
+    this.log.warn(`${what}: ${(err as Error).message}`);
+    return new DaemonError("InternalError", `${what} (the daemon's log says why)`);
+  }
+
   private refuseIfInUse(r: VolumeRecord, doing: string): void {
     const why = this.inUse(r);
     if (why) throw new DaemonError("InUse", `cannot ${doing} ${r.kind} '${r.slug}': it is ${why}`);
@@ -180,9 +189,24 @@ export class VolumeStore {
 
   // ---- what the API shows --------------------------------------------------------------
 
+  /**
+   * The image's size on the host disk and what its file system has in use. A file system whose
+   * superblock cannot be read (a damaged image) is estimated at what its image holds, and logged,
+   * so one bad volume does not break listing the rest.
+   */
+  private async sizes(r: VolumeRecord): Promise<{ allocated: number; used: number }> {
+    const allocated = await allocatedBytes(this.image(r.id));
+    try {
+      return { allocated, used: await usedBytes(this.image(r.id), this.mounts.get(r.id)?.at ?? null) };
+    } catch (err) {
+      this.log.warn(`${r.kind} ${r.id}: cannot read its file system's usage, estimating it at the image's size: ${(err as Error).message}`);
+      return { allocated, used: allocated };
+    }
+  }
+
   private async volumeInfo(r: VolumeRecord): Promise<VolumeInfo> {
     const mount = this.mounts.get(r.id);
-    const [allocated, used] = await Promise.all([allocatedBytes(this.image(r.id)), usedBytes(this.image(r.id), mount?.at ?? null)]);
+    const { allocated, used } = await this.sizes(r);
     const base = r.baseSnapshot && this.records.has(r.baseSnapshot.id) ? { baseSnapshot: r.baseSnapshot } : {};
     return {
       id: r.id,
@@ -200,7 +224,7 @@ export class VolumeStore {
 
   private async snapshotInfo(r: VolumeRecord): Promise<SnapshotInfo> {
     const mount = this.mounts.get(r.id);
-    const [allocated, used] = await Promise.all([allocatedBytes(this.image(r.id)), usedBytes(this.image(r.id), mount?.at ?? null)]);
+    const { allocated, used } = await this.sizes(r);
     const volume = r.volume && this.records.has(r.volume.id) ? { volume: r.volume } : {};
     return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: false, ...volume, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
   }
@@ -246,7 +270,7 @@ export class VolumeStore {
       await fsp.rm(this.image(r.id), { force: true });
       if (err instanceof ShrinkError) throw invalid("capacity", `${capacity} bytes is too small for snapshot '${base!.slug}''s data (${err.message})`);
       if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not make volume '${r.slug}': ${err.message}`);
-      throw new DaemonError("InternalError", `could not make the volume's file system: ${(err as Error).message}`);
+      throw this.internal(`could not make the volume's file system`, err);
     } finally {
       release();
       if (base) this.copying.set(base.id, this.copying.get(base.id)! - 1);
@@ -280,7 +304,7 @@ export class VolumeStore {
     } catch (err) {
       if (err instanceof ShrinkError) throw invalid("capacity", `${capacity} bytes is too small for the data on volume '${r.slug}' (${err.message})`);
       if (err instanceof DaemonError) throw err;
-      throw new DaemonError("InternalError", `could not resize volume '${r.slug}': ${(err as Error).message}`);
+      throw this.internal(`could not resize volume '${r.slug}'`, err);
     } finally {
       release();
     }
@@ -307,7 +331,7 @@ export class VolumeStore {
       await fsp.rm(this.image(r.id), { force: true });
       if (err instanceof DaemonError) throw err;
       if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not snapshot volume '${v.slug}': ${err.message}`);
-      throw new DaemonError("InternalError", `could not snapshot volume '${v.slug}': ${(err as Error).message}`);
+      throw this.internal(`could not snapshot volume '${v.slug}'`, err);
     } finally {
       release();
       releaseSnap();
@@ -411,7 +435,7 @@ export class VolumeStore {
     try {
       await mountImage(this.image(r.id), at, false);
     } catch (err) {
-      throw new DaemonError("InternalError", `could not mount volume '${r.slug}': ${(err as Error).message}`);
+      throw this.internal(`could not mount volume '${r.slug}'`, err);
     }
     try {
       if (r.lastUid !== hostUid) {
@@ -424,7 +448,7 @@ export class VolumeStore {
       return mount;
     } catch (err) {
       await unmountImage(at);
-      throw new DaemonError("InternalError", `could not prepare volume '${r.slug}' for the sandbox: ${(err as Error).message}`);
+      throw this.internal(`could not prepare volume '${r.slug}' for the sandbox`, err);
     }
   }
 
@@ -438,7 +462,7 @@ export class VolumeStore {
     try {
       await mountImage(this.image(r.id), at, true);
     } catch (err) {
-      throw new DaemonError("InternalError", `could not mount snapshot '${r.slug}': ${(err as Error).message}`);
+      throw this.internal(`could not mount snapshot '${r.slug}'`, err);
     }
     // A reader that came while this one awaited mounted it already: use that mount.
     const raced = this.mounts.get(r.id);

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, InUseError, InvalidOptionError, Sandbox, Volume, VolumeNotFoundError } from "@sbx/client";
+import { Client, InUseError, InvalidOptionError, RpcError, Sandbox, Volume, VolumeNotFoundError } from "@sbx/client";
 import { removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 /**
@@ -145,6 +146,44 @@ describe("volumes in sandboxes", () => {
     expect(await next.sh`cd work && cat f d/e/g && stat -c '%u' f d d/e d/e/g && readlink link && echo more >> f && touch d/e/new`.text()).toBe("hello\ndeep\n1000\n1000\n1000\n1000\n/etc/passwd");
     expect(statSync("/etc/passwd").uid).toBe(0);
     await next.kill();
+    await client.volumes.delete(s);
+  });
+
+  it("a tree deeper than PATH_MAX, hostile names and links do not stop the next sandbox from owning its volume", async () => {
+    const s = slug("deep");
+    await new Client(A).volumes.create({ slug: s, capacity: "32MiB" });
+    {
+      await using sb = await Sandbox.create({ ...A, volumes: { "/data": s } });
+      // 300 levels of 20-character names: about 6300 characters, past PATH_MAX (4096).
+      const built = await sb.sh`cd /data && for i in $(seq 300); do mkdir aaaaaaaaaaaaaaaaaaaa && cd aaaaaaaaaaaaaaaaaaaa || exit 1; done && echo bottom > f && pwd | wc -c; cd /data && touch "$(printf 'new\nline')" && ln -s /proc/self/root/etc/shadow esc && ln -s .. up && mkfifo pipe && echo done`.text();
+      expect(Number(built.split("\n")[0])).toBeGreaterThan(4096);
+      await sb.kill();
+    }
+    await using _blocker = await Sandbox.create(A);
+    await using next = await Sandbox.create({ ...A, volumes: { "/data": s } });
+    const seen = await next.sh`cd /data && stat -c %u esc up pipe "$(printf 'new\nline')"; for i in $(seq 300); do cd aaaaaaaaaaaaaaaaaaaa; done; stat -c %u f; cat f`.text();
+    expect(seen).toBe("1000\n1000\n1000\n1000\n1000\nbottom");
+    expect(statSync("/etc/shadow").uid).toBe(0);
+    await next.kill();
+    await new Client(A).volumes.delete(s);
+  });
+
+  it("an image that cannot be mounted fails the create with what failed, no host paths, and leaves nothing reserved", async () => {
+    const client = new Client(A);
+    const s = slug("broken");
+    const v = await client.volumes.create({ slug: s, capacity: "16MiB" });
+    // The host (not a sandbox) damages the image: its superblock zeroed.
+    execFileSync("dd", ["if=/dev/zero", `of=${join(daemon.stateDir, "volumes", `${v.id}.img`)}`, "bs=1024", "seek=1", "count=1", "conv=notrunc"], { stdio: "ignore" });
+    const err = await rejection(Sandbox.create({ ...A, volumes: { "/data": s } }));
+    expect(err).toBeInstanceOf(RpcError);
+    expect(err.message).toMatch(new RegExp(`^could not mount volume '${s}' \\(the daemon's log says why\\)`));
+    expect(err.message).not.toContain(daemon.stateDir);
+    expect(daemon.logs()).toContain(`could not mount volume '${s}': mount failed`);
+    // Nothing reserved, nothing started; the volume is still listed (its usage estimated, the log says why) and deletable.
+    expect(await Sandbox.list(A)).toEqual([]);
+    const listed = (await client.volumes.list({ search: s })).items;
+    expect(listed.map((x) => [x.id, x.mountedBy])).toEqual([[v.id, null]]);
+    expect(daemon.logs()).toMatch(new RegExp(`volume ${v.id}: cannot read its file system's usage, estimating it at the image's size`));
     await client.volumes.delete(s);
   });
 
