@@ -9,7 +9,7 @@
 /** Paths a volume can be neither at nor below. */
 const SYSTEM = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev", "/sys", "/.sbx", "/run", "/var/tmp", "/boot", "/root"];
 /** Paths a volume can be below but not at: replacing them would hide the sandbox's own storage. */
-const CONTAINERS = ["/", "/home", "/home/user", "/tmp", "/var"];
+const CONTAINERS = ["/", "/home", "/home/user", "/home/sandbox", "/tmp", "/var"];
 
 const SEGMENT = /^[A-Za-z0-9._@+=,-]+$/;
 

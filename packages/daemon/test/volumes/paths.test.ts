@@ -27,7 +27,7 @@ describe("volume mount paths", () => {
   });
 
   it("refuses covering the sandbox's own storage as a whole", () => {
-    for (const p of ["/", "/home", "/home/user", "/tmp", "/var"]) expect(mountPathProblem(p), p).toMatch(/would hide the sandbox's own files/);
+    for (const p of ["/", "/home", "/home/user", "/home/sandbox", "/tmp", "/var"]) expect(mountPathProblem(p), p).toMatch(/would hide the sandbox's own files/);
   });
 
   it("finds paths inside one another, not mere prefixes", () => {
