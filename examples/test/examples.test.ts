@@ -6,14 +6,13 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { startDaemon, type TestDaemon } from "../../packages/daemon/test/helpers/daemon.js";
+import { useDaemon } from "../../packages/daemon/test/helpers/fixtures.js";
 import { startUpstreams, type Upstreams } from "../../packages/daemon/test/helpers/upstreams.js";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const examples = join(here, "..");
 const require = createRequire(import.meta.url);
-let daemon: TestDaemon;
 /** Local upstreams by real names (api.openai.com among them), which the daemon reaches through egress.resolve. */
 let up: Upstreams;
 let caDir: string;
@@ -22,13 +21,13 @@ beforeAll(async () => {
   up = await startUpstreams();
   caDir = mkdtempSync(join(tmpdir(), "sbx-examples-ca-"));
   writeFileSync(join(caDir, "ca.pem"), up.caPem);
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [join(caDir, "ca.pem")] } } });
 });
+// registered before the daemon's hooks, so it runs after the daemon stopped
 afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   if (caDir) rmSync(caDir, { recursive: true, force: true });
 });
+const daemon = useDaemon(() => ({ config: { egress: { resolve: up.resolve, extraCaCerts: [join(caDir, "ca.pem")] } } }));
 
 const env = () => ({ ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token });
 

@@ -22,7 +22,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { CLI, removeStateDir, startDaemon, waitForListening, type TestDaemon } from "../../packages/daemon/test/helpers/daemon.js";
+import { CLI, removeStateDir, waitForListening } from "../../packages/daemon/test/helpers/daemon.js";
+import { useDaemon } from "../../packages/daemon/test/helpers/fixtures.js";
 import { startUpstreams, type Upstreams } from "../../packages/daemon/test/helpers/upstreams.js";
 import { blocksOf, type Block } from "./readme-blocks.js";
 
@@ -80,7 +81,6 @@ const RULES: Record<string, Rule> = {
 const readmes = ["README.md", ...readdirSync(join(repo, "packages")).map((p) => `packages/${p}/README.md`), "examples/README.md"].filter((f) => existsSync(join(repo, f)));
 const blocks = readmes.flatMap((f) => blocksOf(join(repo, f), f));
 
-let daemon: TestDaemon;
 let up: Upstreams;
 
 beforeAll(async () => {
@@ -95,14 +95,13 @@ beforeAll(async () => {
   mkdirSync(join(scratch, "node_modules", "@sbx"), { recursive: true });
   symlinkSync(join(repo, "packages", "client"), join(scratch, "node_modules", "@sbx", "client"));
   mkdirSync(home());
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [caFile] } } });
 });
-
+// registered before the daemon's hooks, so it runs after the daemon stopped
 afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
+const daemon = useDaemon(() => ({ config: { egress: { resolve: up.resolve, extraCaCerts: [caFile] } } }));
 
 function env(): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token, OPENAI_API_KEY, HOME: home(), PATH: pathWithLocalBin() };
@@ -270,7 +269,7 @@ describe.each(readmes)("%s", (file) => {
 });
 
 describe("links", () => {
-  it.each(["README.md", "SECURITY.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
+  it.each(["README.md", "SECURITY.md", "CONTRIBUTING.md", "deploy/systemd/README.md", ...readmes.filter((f) => f !== "README.md")])("%s links only to files inside the repository that exist", (file) => {
     const text = readFileSync(join(repo, file), "utf8");
     const targets = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((t) => !/^(https?:|mailto:|#)/.test(t));
     for (const target of targets) {

@@ -5,20 +5,13 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError } from "../src/index.js";
-import { startDaemon, type TestDaemon } from "../../daemon/test/helpers/daemon.js";
+import { useDaemon } from "../../daemon/test/helpers/fixtures.js";
 
 const run = promisify(execFile);
 const clientEntry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon();
 
 /** Runs an ES module script against the test daemon; rejects if it has not exited within `ms`. */
 async function script(body: string, ms: number) {

@@ -94,8 +94,9 @@ export class Accounting {
   /** Each tenant's CPU- and GB-seconds since this daemon started: ended sandboxes' final figures plus running ones' so far. */
   tenantUsage(): Map<string, { cpuSeconds: number; gbSeconds: number }> {
     const out = new Map([...this.endedTotals].map(([t, u]) => [t, { ...u }]));
+    // Stopping sandboxes too: their figures are frozen, and they reach endedTotals only when they end.
     for (const sb of this.live()) {
-      if (!sb.owner || sb.stopped) continue;
+      if (!sb.owner) continue;
       const tenant = this.tenants.nameOf(sb.owner);
       const now = sb.meter.current();
       const t = out.get(tenant) ?? { cpuSeconds: 0, gbSeconds: 0 };
@@ -120,7 +121,9 @@ export class Accounting {
     if (q.cpuSeconds === undefined && q.gbSeconds === undefined) return;
     const periodMs = q.periodMs ?? DEFAULT_PERIOD_MS;
     const used = this.ledger.usedSince(owner, Date.now() - periodMs);
-    for (const sb of mine) {
+    // Stopping sandboxes count too: killed but not yet ended, they are in neither `mine` nor the ledger.
+    for (const sb of this.live()) {
+      if (sb.owner !== owner) continue;
       const now = sb.meter.current();
       used.cpuSeconds += now.cpuSeconds;
       used.gbSeconds += now.memoryGbSeconds;

@@ -3,18 +3,12 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { describe, expect, it } from "vitest";
+import { CLI, removeStateDir } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
 const execFileP = promisify(execFile);
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon();
 
 /** Runs the sbx CLI; resolves with its exit code and output instead of throwing. */
 async function sbx(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { runBash } from "../helpers/bash.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
@@ -15,23 +16,20 @@ import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
 let up: Upstreams;
 let dir: string;
-let daemon: TestDaemon;
-let plain: TestDaemon;
 
 beforeAll(async () => {
   up = await startUpstreams();
   dir = mkdtempSync(join(tmpdir(), "sbx-operator-"));
   writeFileSync(join(dir, "corp-ca.pem"), up.caPem);
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, sandboxCaCerts: [join(dir, "corp-ca.pem")], allowedRanges: ["127.0.0.0/8"] } }, args: ["--warm-pool", "0"] });
-  plain = await startDaemon({ config: { egress: { resolve: up.resolve } }, args: ["--warm-pool", "0"] });
 });
-
+// registered before the daemons' hooks, so it runs after they stopped
 afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-  await plain?.[Symbol.asyncDispose]();
   await up?.close();
   rmSync(dir, { recursive: true, force: true });
 });
+/** A daemon with the operator's settings, and one without. */
+const daemon = useDaemon(() => ({ config: { egress: { resolve: up.resolve, sandboxCaCerts: [join(dir, "corp-ca.pem")], allowedRanges: ["127.0.0.0/8"] } }, args: ["--warm-pool", "0"] }));
+const plain = useDaemon(() => ({ config: { egress: { resolve: up.resolve } }, args: ["--warm-pool", "0"] }));
 
 describe("egress.sandboxCaCerts", () => {
   it("every sandbox trusts the operator's CA (a re-signing gateway): tools verify with it and no flag", async () => {

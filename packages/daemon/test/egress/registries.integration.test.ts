@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { classifyAddress } from "../../src/egress/policy/address-classes.js";
 import { ipBytes } from "../../src/egress/policy/ip.js";
@@ -68,7 +68,8 @@ const PROBES: Record<string, string> = {
 };
 const reach = new Map<string, boolean>();
 let sumdb = false;
-let daemon: TestDaemon;
+/** The addresses of the registries that the proxy would refuse by default, allowed as an operator's mirror would be. */
+let allowedRanges: string[] = [];
 
 beforeAll(async () => {
   for (const [tool, url] of Object.entries(PROBES)) reach.set(tool, await reachable(url));
@@ -77,11 +78,9 @@ beforeAll(async () => {
   const addresses = [...(await addressesOf(names)).values()].flatMap((a) => a ?? []);
   // Only the addresses the proxy would refuse (by the daemon's own classification); public ones pass anyway.
   const special = [...new Set(addresses)].filter((a) => classifyAddress(ipBytes(a)!).addressClass !== "public");
-  daemon = await startDaemon({ config: { warmPool: 0, egress: { allowedRanges: special.map((a) => (a.includes(":") ? `${a}/128` : `${a}/32`)) } } });
+  allowedRanges = special.map((a) => (a.includes(":") ? `${a}/128` : `${a}/32`));
 }, 60_000);
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon(() => ({ config: { warmPool: 0, egress: { allowedRanges } } }));
 
 /** Runs `script` in a fresh sandbox allowed exactly `allowNet`; returns its stdout or fails showing both streams. */
 async function inSandbox(allowNet: string[], script: string, what: string, env: Record<string, string> = {}): Promise<string> {

@@ -11,29 +11,15 @@ import { rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { sandboxAlive } from "../helpers/bash.js";
+import { useSandbox } from "../helpers/fixtures.js";
 
 const MiB = 1 << 20;
 const CLIENT = createRequire(import.meta.url).resolve("@sbx/client");
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { daemon, sb } = useSandbox({ replaceDead: true });
 let n = 0;
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
-});
-beforeEach(async () => {
-  if (!(await sandboxAlive(sb))) sb = await Sandbox.create(daemon.opts);
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 const filled = (size: number, byte: number) => new Uint8Array(size).fill(byte);
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

@@ -10,21 +10,16 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RpcError } from "@sbx/client";
+import { useSandbox } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { sb } = useSandbox();
 let host: string;
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
   host = await fsp.mkdtemp(join(tmpdir(), "sbx-download-names-"));
 });
 afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
   if (host) await fsp.rm(host, { recursive: true, force: true });
 });
 

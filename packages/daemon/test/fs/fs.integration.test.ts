@@ -3,13 +3,13 @@ import { createReadStream, existsSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { sandboxAlive } from "../helpers/bash.js";
+import { useSandbox } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+// A test that crashes the sandbox must not take every later test down with it: each test
+// gets a live sandbox (the crash itself is reported by the test that caused it).
+const { daemon, sb } = useSandbox({ replaceDead: true });
 let hostTmp: string;
 const encoder = new TextEncoder();
 const MiB = 1 << 20;
@@ -76,23 +76,10 @@ async function snapshotHostTree(root: string): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
   hostTmp = await fsp.mkdtemp(join(tmpdir(), "sbx-fs-test-"));
 });
 
-// A test that crashes the sandbox must not take every later test down with it: each test
-// gets a live sandbox (the crash itself is reported by the test that caused it).
-beforeEach(async () => {
-  if (!(await sandboxAlive(sb))) {
-    await sb.close().catch(() => {});
-    sb = await Sandbox.create(daemon.opts);
-  }
-});
-
 afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
   if (hostTmp) await fsp.rm(hostTmp, { recursive: true, force: true });
 });
 

@@ -2,8 +2,8 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ResourceLimitError, RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ResourceLimitError, RpcError } from "@sbx/client";
+import { useSandbox } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 
 /**
@@ -12,19 +12,14 @@ import { ok, runBash } from "../helpers/bash.js";
  * files that grow while they are read.
  */
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { sb } = useSandbox({ daemon: { args: ["--warm-pool", "0"] }, sandbox: { timeout: "10m" } });
 let local: string;
 
-beforeAll(async () => {
-  daemon = await startDaemon({ args: ["--warm-pool", "0"] });
-  sb = await Sandbox.create({ ...daemon.opts, timeout: "10m" });
+beforeAll(() => {
   local = mkdtempSync(join(tmpdir(), "sbx-download-"));
 });
 
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
+afterAll(() => {
   rmSync(local, { recursive: true, force: true });
 });
 

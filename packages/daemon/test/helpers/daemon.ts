@@ -15,13 +15,24 @@ export interface TestDaemon extends AsyncDisposable {
   uids: [number, number] | null;
   /** Everything the daemon wrote to stderr so far. */
   logs(): string;
+  /** Everything the daemon wrote to stdout so far. */
+  stdout(): string;
   /** Options for Sandbox.create/connect/list. */
   opts: { url: string; token: string };
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+export interface DaemonOptions {
+  /** Kept at the end; a fresh temporary one (removed at the end) unless given. */
+  stateDir?: string;
+  /** Written to a file beside the state dir and passed with --config. */
+  config?: Record<string, unknown>;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Starts a real `sbx daemon` on a free port with its own state dir. */
-export async function startDaemon(options: { stateDir?: string; config?: Record<string, unknown>; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
+export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaemon> {
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "sbx-test-"));
   const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--session-grace", "1s", ...(options.args ?? [])];
   let configFile: string | null = null;
@@ -36,7 +47,9 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
   Object.assign(env, options.env);
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
   let stderr = "";
+  let stdout = "";
   proc.stderr!.on("data", (d) => (stderr += d));
+  proc.stdout!.on("data", (d) => (stdout += d));
   const url = await waitForListening(proc, () => stderr);
   // Written before the daemon says it listens.
   const { uids } = JSON.parse(readFileSync(join(stateDir, "daemon.json"), "utf8")) as { uids?: [number, number] };
@@ -55,6 +68,7 @@ export async function startDaemon(options: { stateDir?: string; config?: Record<
     uids: uids ?? null,
     opts: { url, token },
     logs: () => stderr,
+    stdout: () => stdout,
     stop,
     async [Symbol.asyncDispose]() {
       await stop();

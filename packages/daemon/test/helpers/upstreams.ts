@@ -353,25 +353,3 @@ export async function startUpstreams(): Promise<Upstreams> {
   api.resolve = resolve;
   return api;
 }
-
-/** One HTTP/1.x response, parsed from raw bytes (latin-1). */
-export interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  raw: string;
-}
-
-/** Parses the first response in `raw` (headers lower-cased; the body is everything after the head). */
-export function parseResponse(raw: string): RawResponse {
-  const end = raw.indexOf("\r\n\r\n");
-  const head = end < 0 ? raw : raw.slice(0, end);
-  const [statusLine, ...lines] = head.split("\r\n");
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? "")?.[1] ?? NaN);
-  const headers: Record<string, string> = {};
-  for (const l of lines) {
-    const i = l.indexOf(":");
-    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-  }
-  return { status, headers, body: end < 0 ? "" : raw.slice(end + 4), raw };
-}

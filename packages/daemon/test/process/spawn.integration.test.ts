@@ -1,19 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { describe, expect, it } from "vitest";
+import { RpcError, SandboxCommandError } from "@sbx/client";
+import { useSandbox } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { daemon, sb } = useSandbox({ sandbox: { env: { FROM_CREATE: "yes" } } });
 const text = (b: Uint8Array | null) => new TextDecoder().decode(b ?? new Uint8Array());
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create({ ...daemon.opts, env: { FROM_CREATE: "yes" } });
-});
-afterAll(async () => {
-  await sb?.kill();
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 describe("spawn", () => {
   it("runs as uid 1000 'user' in /home/user with a clean environment", async () => {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { InvalidOptionError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { ok, runBash, waitFor } from "../helpers/bash.js";
 import { duringAttack, expectUnharmed, rssBytes } from "../helpers/neighbour.js";
 
@@ -13,13 +13,12 @@ import { duringAttack, expectUnharmed, rssBytes } from "../helpers/neighbour.js"
  * while a neighbour (another token's sandbox) measures its round trips.
  */
 
-let daemon: TestDaemon;
 let neighbour: Sandbox;
 let victim: Sandbox;
 const OTHER_TOKEN = "resilience-other-tenant-token-0123456789";
+const daemon = useDaemon({ config: { tokens: [OTHER_TOKEN], stallTimeout: "2s" }, args: ["--warm-pool", "0"] });
 
 beforeAll(async () => {
-  daemon = await startDaemon({ config: { tokens: [OTHER_TOKEN], stallTimeout: "2s" }, args: ["--warm-pool", "0"] });
   neighbour = await Sandbox.create({ url: daemon.url, token: OTHER_TOKEN, timeout: "10m" });
   victim = await Sandbox.create({ ...daemon.opts, timeout: "10m" });
 });
@@ -27,7 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await neighbour?.kill().catch(() => {});
   await victim?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 /** A raw client of the attacking tenant that never reads what the daemon sends. */

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { duringAttack, expectUnharmed, openFds } from "../helpers/neighbour.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
@@ -18,7 +19,6 @@ import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
  */
 
 let up: Upstreams;
-let daemon: TestDaemon;
 let attacker: Sandbox;
 let neighbour: Sandbox;
 let dir: string;
@@ -36,24 +36,28 @@ s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
 beforeAll(async () => {
   up = await startUpstreams();
   dir = mkdtempSync(join(tmpdir(), "sbx-proxy-abuse-"));
-  const ca = join(dir, "ca.pem");
-  writeFileSync(ca, up.caPem);
+  writeFileSync(join(dir, "ca.pem"), up.caPem);
   sink = spawn(process.execPath, ["-e", SINK], { stdio: ["ignore", "pipe", "inherit"] });
   sinkPort = await new Promise<string>((r) => sink.stdout!.once("data", (d) => r(String(d).trim())));
-  // Port-less on purpose: item 13's footgun (a pin and a secret host both without a port).
-  const resolve = { ...up.resolve, "sink.example.test": daemonSink(), "portless.example.test": "127.0.0.1" };
-  daemon = await startDaemon({ config: { egress: { resolve, extraCaCerts: [ca] } }, args: ["--warm-pool", "0"] });
-  attacker = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test", "sink.example.test"], secrets: { KEY: { hosts: ["api.openai.com"], value: "sk-resilience-0123456789" } } });
-  neighbour = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test"] });
 });
-
+// registered before the daemon's hooks, so it runs after the daemon stopped
 afterAll(async () => {
-  await attacker?.kill().catch(() => {});
-  await neighbour?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   sink?.kill();
   rmSync(dir, { recursive: true, force: true });
+});
+const daemon = useDaemon(() => {
+  // Port-less on purpose: item 13's footgun (a pin and a secret host both without a port).
+  const resolve = { ...up.resolve, "sink.example.test": daemonSink(), "portless.example.test": "127.0.0.1" };
+  return { config: { egress: { resolve, extraCaCerts: [join(dir, "ca.pem")] } }, args: ["--warm-pool", "0"] };
+});
+beforeAll(async () => {
+  attacker = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test", "sink.example.test"], secrets: { KEY: { hosts: ["api.openai.com"], value: "sk-resilience-0123456789" } } });
+  neighbour = await Sandbox.create({ ...daemon.opts, timeout: "10m", allowNet: ["api.example.test"] });
+});
+afterAll(async () => {
+  await attacker?.kill().catch(() => {});
+  await neighbour?.kill().catch(() => {});
 });
 
 /** Posts `file` with `coding` to `url` from `parallel` curls at once, `rounds` times each; prints every status code. */

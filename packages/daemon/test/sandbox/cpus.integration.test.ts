@@ -1,8 +1,8 @@
 import { availableParallelism } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
 /**
  * A sandbox sees as many CPUs as its quota rounded up (issue 16 item 4), so tools that size
@@ -14,16 +14,9 @@ import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const HOST_CPUS = availableParallelism();
 const CPUSET = existsSync("/sys/fs/cgroup/cpuset/cpuset.cpus") || (existsSync("/sys/fs/cgroup/cgroup.controllers") && /\bcpuset\b/.test(readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8")));
-let daemon: TestDaemon;
+const daemon = useDaemon({ args: ["--warm-pool", "0"] });
 
 const counts = (sb: Sandbox) => sb.sh`nproc; python3 -c "import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))"; /.sbx/node -p "require('os').availableParallelism()"`.text().then((s) => s.trim());
-
-beforeAll(async () => {
-  daemon = await startDaemon({ args: ["--warm-pool", "0"] });
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 describe.skipIf(HOST_CPUS < 2)("the CPUs a sandbox sees", () => {
   it("match its quota rounded up, for nproc, Python and Node", async () => {

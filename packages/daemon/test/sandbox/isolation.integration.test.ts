@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RpcError, Sandbox } from "@sbx/client";
-import { CLI, removeStateDir, sandboxHostPids, startDaemon, waitForListening, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, removeStateDir, sandboxHostPids, startDaemon, waitForListening } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { runBash, waitFor } from "../helpers/bash.js";
 
 /**
@@ -12,12 +13,9 @@ import { runBash, waitFor } from "../helpers/bash.js";
  * what the code inside observes, and (where it matters) what the host sees of it.
  */
 
-let daemon: TestDaemon;
-let sb: Sandbox;
-
+const { daemon, sb } = useSandbox();
 
 const run = (box: Sandbox, script: string) => runBash(box, script);
-
 
 function readProc(pid: number, file: string): string | null {
   try {
@@ -73,7 +71,6 @@ function uidsOf(pid: number): number[] {
   return /^Uid:\s+(.*)$/m.exec(status)![1]!.trim().split(/\s+/).map(Number);
 }
 
-
 const uniq = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
 /** Starts `sleep <unique seconds>` inside and finds its host pid by that argument. */
@@ -86,15 +83,6 @@ async function sleeper(box: Sandbox) {
   });
   return { child, marker, hostPid: hostPid! };
 }
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create({ ...daemon.opts });
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 describe("no capability, no host root", () => {
   it("has no effective (or any other) capability inside", async () => {

@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
@@ -30,31 +29,29 @@ else if (!MAVEN) console.warn("java.integration: Maven tests skipped: mvn is not
 
 const KEY = "sk-java-secret-value-0123456789";
 let up: Upstreams;
-let daemon: TestDaemon;
-let sb: Sandbox;
 let dir: string;
-
-const run = (script: string) => runBash(sb, script);
 
 beforeAll(async () => {
   up = await startUpstreams();
   dir = mkdtempSync(join(tmpdir(), "sbx-java-"));
   writeFileSync(join(dir, "test-ca.pem"), up.caPem);
-  // The test CA plays an operator's internal CA: every sandbox trusts it, Java through its trust store.
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve, extraCaCerts: [join(dir, "test-ca.pem")], sandboxCaCerts: [join(dir, "test-ca.pem")] } } });
-  sb = await Sandbox.create({
-    ...daemon.opts,
-    memory: "1GiB",
-    allowNet: ["api.example.test", "other.example.test"],
-    secrets: { REPO_TOKEN: { hosts: ["registry.example.test"], value: KEY } },
-  });
-}, 60_000);
+});
+// registered before the daemon's hooks, so it runs after the daemon stopped
 afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
   await up?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+const { sb } = useSandbox({
+  // The test CA plays an operator's internal CA: every sandbox trusts it, Java through its trust store.
+  daemon: () => ({ config: { egress: { resolve: up.resolve, extraCaCerts: [join(dir, "test-ca.pem")], sandboxCaCerts: [join(dir, "test-ca.pem")] } } }),
+  sandbox: {
+    memory: "1GiB",
+    allowNet: ["api.example.test", "other.example.test"],
+    secrets: { REPO_TOKEN: { hosts: ["registry.example.test"], value: KEY } },
+  },
+});
+
+const run = (script: string) => runBash(sb, script);
 
 describe("links from /usr into /etc", () => {
   it("resolve inside as on the host, but for what is never bound (credentials, host identity)", async () => {

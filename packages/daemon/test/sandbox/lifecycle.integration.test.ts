@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConnectionError, Sandbox, SandboxNotFoundError } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
+const daemon = useDaemon();
 const cleanup: Sandbox[] = [];
 
 const ID = /^sbx_[A-Za-z0-9]{20,}$/;
@@ -54,12 +55,8 @@ async function expectGone(id: string): Promise<void> {
   expect((err as Error).message).toBe(`no running sandbox '${id}'`);
 }
 
-beforeAll(async () => {
-  daemon = await startDaemon();
-});
 afterAll(async () => {
   for (const sb of cleanup) await sb.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 describe("create, list, connect, kill", () => {

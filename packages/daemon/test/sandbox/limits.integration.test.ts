@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
 import { sandboxHostPids, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { runBash, waitFor } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 
@@ -26,7 +27,7 @@ const UID_BASE = 20_000_000; // above the automatic ranges (200000 + 65536 × up
 const UID_COUNT = 1000;
 const CONTROLLERS = ["memory", "cpu", "cpuacct", "pids"] as const;
 
-let daemon: TestDaemon;
+const daemon = useDaemon({ config: { pidsPerSandbox: PIDS, openFilesPerProcess: NOFILE, uidBase: UID_BASE, uidCount: UID_COUNT } });
 const cleanup: Sandbox[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,7 +77,6 @@ function loopsUnder(dir: string): string[] {
   return out;
 }
 
-
 function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -87,7 +87,6 @@ function alive(pid: number): boolean {
 }
 
 const rssBytes = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
-
 
 /** Reads a process's stdout until the first newline (the process keeps running). */
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
@@ -128,14 +127,8 @@ process.exit(0);
 /** Allocates and touches 1 GiB, then says it survived (it must not). */
 const MEMORY_HOG = "b = bytearray(1 << 30)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived', len(b))";
 
-beforeAll(async () => {
-  daemon = await startDaemon({ config: { pidsPerSandbox: PIDS, openFilesPerProcess: NOFILE, uidBase: UID_BASE, uidCount: UID_COUNT } });
-});
 afterAll(async () => {
   for (const sb of cleanup) await sb.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-  // startDaemon writes the config file beside the state dir and leaves it there.
-  if (daemon) rmSync(`${daemon.stateDir}-config.json`, { force: true });
 });
 
 describe("memory", () => {

@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Sandbox, SandboxNotFoundError, type Usage } from "@sbx/client";
-import { CLI, removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { CLI, removeStateDir, startDaemon } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { runBash, waitFor } from "../helpers/bash.js";
 import { RawClient } from "../helpers/raw.js";
 
@@ -19,8 +20,6 @@ const MIB = 1024 * 1024;
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let daemon: TestDaemon;
-let sb: Sandbox;
 let createdBefore = 0;
 let createdAfter = 0;
 /** The last live reading, to compare the final figures with. */
@@ -39,17 +38,16 @@ async function sbxUsage(id: string): Promise<unknown> {
 const OTHER_TOKEN = "metering-other-tenant-0123456789";
 const USAGE_KEYS = ["approximate", "cpuSeconds", "diskBytes", "egress", "memoryGbSeconds", "memoryPeakBytes", "status", "wallSeconds"];
 
-beforeAll(async () => {
-  daemon = await startDaemon({ config: { tokens: [OTHER_TOKEN] } });
-  createdBefore = Date.now();
-  sb = await Sandbox.create({ ...daemon.opts });
-  createdAfter = Date.now();
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-  // startDaemon writes the config file beside the state dir and leaves it there.
-  if (daemon) rmSync(`${daemon.stateDir}-config.json`, { force: true });
+// The sandbox's creation is timed from just before the call to just after it.
+const { daemon, sb } = useSandbox({
+  daemon: { config: { tokens: [OTHER_TOKEN] } },
+  sandbox: () => {
+    createdBefore = Date.now();
+    return {};
+  },
+  setup: async () => {
+    createdAfter = Date.now();
+  },
 });
 
 describe("a running sandbox", () => {

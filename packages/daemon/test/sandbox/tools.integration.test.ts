@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { describe, expect, it } from "vitest";
+import { useSandbox } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 
 /**
@@ -10,20 +9,9 @@ import { ok, runBash } from "../helpers/bash.js";
  * run for real inside one sandbox and its exact output checked.
  */
 
-let daemon: TestDaemon;
-let sb: Sandbox;
-
+const { sb } = useSandbox();
 
 const run = (script: string, cwd?: string) => runBash(sb, script, cwd ? { cwd } : {});
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create({ ...daemon.opts });
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 describe("python3", () => {
   it("runs threads and subprocesses", async () => {

@@ -2,14 +2,15 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthError, ConnectionError, Sandbox, SandboxNotFoundError } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
 
 const TENANT_B = `tenant-b-${randomBytes(24).toString("base64url")}`;
 
-let daemon: TestDaemon;
+const daemon = useDaemon({ config: { tokens: [TENANT_B] } });
 
 /** Attempts a WebSocket upgrade; resolves with the HTTP status it was refused with, or 101 if it opened. */
 function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
@@ -30,13 +31,6 @@ function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ 
     ws.once("error", (err) => reject(err));
   });
 }
-
-beforeAll(async () => {
-  daemon = await startDaemon({ config: { tokens: [TENANT_B] } });
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
 
 describe("authentication happens before the upgrade", () => {
   it("refuses a missing token with HTTP 401", async () => {

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
 /**
  * Operating sbx as a service (issue 16 item 10): a Prometheus endpoint on its own address (off
@@ -8,7 +9,7 @@ import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
  * caused them.
  */
 
-let daemon: TestDaemon;
+const daemon = useDaemon({ args: ["--metrics", "127.0.0.1:0", "--log-format", "json", "--warm-pool", "1"] });
 let metricsUrl: string;
 
 /** The value of one sample (`name{labels}`) in an exposition, 0 when absent. */
@@ -24,13 +25,9 @@ async function sample(name: string, labels: Record<string, string> = {}): Promis
   return 0;
 }
 
-beforeAll(async () => {
-  daemon = await startDaemon({ args: ["--metrics", "127.0.0.1:0", "--log-format", "json", "--warm-pool", "1"] });
+beforeAll(() => {
   const m = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(daemon.logs());
   metricsUrl = m![1]!;
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 describe("/metrics", () => {

@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResourceLimitError, Sandbox } from "@sbx/client";
 import { execFileSync } from "node:child_process";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { runBash } from "../helpers/bash.js";
+import { CLI, startDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
+import { runBash, waitFor } from "../helpers/bash.js";
 
 /**
  * Tenants with names and quotas (issue 16 item 11): each token is a named tenant; live
@@ -16,27 +17,22 @@ import { runBash } from "../helpers/bash.js";
 const GRADING = "grading-tenant-token-0123456789";
 const CI = "ci-tenant-token-from-a-file-0123";
 let dir: string;
-let daemon: TestDaemon;
-const as = (token: string) => ({ url: daemon.url, token });
-
-beforeAll(async () => {
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "sbx-tenants-"));
   writeFileSync(join(dir, "ci.token"), `${CI}\n`);
-  daemon = await startDaemon({
-    config: {
-      tenants: [
-        { name: "grading", token: GRADING, quotas: { sandboxes: 2, memory: "700MiB", cpuSeconds: 1, period: "1h" } },
-        { name: "ci", tokenFile: join(dir, "ci.token") },
-      ],
-    },
-    args: ["--warm-pool", "0"],
-  });
 });
-
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-  rmSync(dir, { recursive: true, force: true });
-});
+// registered before the daemon's hooks, so it runs after the daemon stopped
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const daemon = useDaemon(() => ({
+  config: {
+    tenants: [
+      { name: "grading", token: GRADING, quotas: { sandboxes: 2, memory: "700MiB", cpuSeconds: 1, period: "1h" } },
+      { name: "ci", tokenFile: join(dir, "ci.token") },
+    ],
+  },
+  args: ["--warm-pool", "0"],
+}));
+const as = (token: string) => ({ url: daemon.url, token });
 
 describe("tenants", () => {
   it("live sandboxes and their memory are refused past the tenant's quota, naming it", async () => {
@@ -59,13 +55,16 @@ describe("tenants", () => {
     const refused = await Sandbox.create({ ...as(GRADING), memory: "256MiB" }).catch((e: unknown) => e);
     expect((refused as Error).message).toMatch(/^tenant grading: used \d+\.\d CPU-seconds in the last 1h, its quota is 1 \(quotas\.cpuSeconds\)$/);
     await busy.kill();
-    // Ended, it still counts.
+    // Killed, it still counts: right away (stopping, not yet in the ledger) and once it has ended.
     await expect(Sandbox.create({ ...as(GRADING), memory: "256MiB" })).rejects.toThrow(/CPU-seconds in the last 1h/);
-    const ledger = readFileSync(join(daemon.stateDir, "usage", "ledger.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    const mine = ledger.find((e) => e.id === busy.id);
+    const path = join(daemon.stateDir, "usage", "ledger.jsonl");
+    const readLedger = (): Array<Record<string, unknown> & { id: string; tenant: string; cpuSeconds: number }> =>
+      existsSync(path) ? readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l)) : [];
+    const mine = await waitFor("the killed sandbox's ledger entry", () => readLedger().find((e) => e.id === busy.id));
+    await expect(Sandbox.create({ ...as(GRADING), memory: "256MiB" })).rejects.toThrow(/CPU-seconds in the last 1h/);
     expect(mine).toMatchObject({ tenant: "grading", id: busy.id });
     expect(mine.cpuSeconds).toBeGreaterThan(1);
-    expect(new Set(ledger.map((e) => e.tenant))).toEqual(new Set(["grading", "ci"]));
+    expect(new Set(readLedger().map((e) => e.tenant))).toEqual(new Set(["grading", "ci"]));
   });
 
   it("sbx usage --tenant exports the ledger (and running sandboxes' totals) as CSV, JSON or a table, and reads it with the daemon stopped", async () => {

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FrameOp, MAX_CHUNK, STREAM_WINDOW, encodeFrame } from "@sbx/protocol";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+const { daemon, sb } = useSandbox();
 let raw: RawClient;
 
 const SIGNALS = "SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT, SIGTSTP, SIGALRM, SIGPIPE, SIGWINCH, SIGABRT";
@@ -38,14 +37,10 @@ async function daemonStillServes(): Promise<void> {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create({ ...daemon.opts });
   raw = await RawClient.open(daemon.url, daemon.token);
 });
-afterAll(async () => {
+afterAll(() => {
   raw?.close();
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 describe("every bad param is -32602 naming the field", () => {

@@ -6,26 +6,12 @@
  * environment are closed to them. Its children are dumpable again after exec.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { runBash, sandboxAlive } from "../helpers/bash.js";
+import { describe, expect, it } from "vitest";
+import { useSandbox } from "../helpers/fixtures.js";
+import { runBash } from "../helpers/bash.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
-
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
-});
 // A test that brings the sandbox down fails by itself; the next one gets a new sandbox.
-beforeEach(async () => {
-  if (!(await sandboxAlive(sb))) sb = await Sandbox.create(daemon.opts);
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-});
+const { daemon, sb } = useSandbox({ replaceDead: true });
 
 /** The sandbox still runs commands, reads and writes files, and pid 1 is the same supervisor. */
 async function stillServing(startTime: string): Promise<void> {

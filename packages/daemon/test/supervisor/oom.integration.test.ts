@@ -5,18 +5,14 @@
  * supervisor, 60 small processes in a 256 MiB sandbox got it killed: "exited unexpectedly
  * (code 137)".)
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { Sandbox, type ExitStatus } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
-beforeAll(async () => {
+beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error("memory caps need cgroups: run as root (CI does)");
-  daemon = await startDaemon();
 });
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon();
 
 /** Allocates and touches about 8 MB (a bytes object is written as it is made), then lingers. */
 const EIGHT_MB = "import time\nb = b'x' * (8 << 20)\ntime.sleep(3)\nprint(len(b))";

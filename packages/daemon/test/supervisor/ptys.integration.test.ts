@@ -4,19 +4,12 @@
  * (bwrap's own devpts shares the host's kernel.pty.max among every sandbox: one sandbox once
  * held 3,071 ptys and the next could open none.)
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useDaemon } from "../helpers/fixtures.js";
 
 const CAP = 4;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  daemon = await startDaemon({ config: { ptysPerSandbox: CAP } });
-});
-afterAll(async () => {
-  await daemon?.[Symbol.asyncDispose]();
-});
+const daemon = useDaemon({ config: { ptysPerSandbox: CAP } });
 
 /** Opens ptys until one fails, prints how many and why, then holds them until stdin closes. */
 const HOARD = String.raw`

@@ -3,20 +3,10 @@
  * and not dumpable, so /proc/1/fd cannot even be listed, let alone reopened, and ptrace of it
  * is refused (by seccomp and by the kernel's dumpable check).
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { expect, it } from "vitest";
+import { useSandbox } from "../helpers/fixtures.js";
 
-let daemon: TestDaemon;
-let sb: Sandbox;
-beforeAll(async () => {
-  daemon = await startDaemon();
-  sb = await Sandbox.create(daemon.opts);
-});
-afterAll(async () => {
-  await sb?.kill();
-  await daemon?.[Symbol.asyncDispose]();
-});
+const { sb } = useSandbox();
 
 it("the supervisor's channel cannot be reopened or its memory touched from inside", async () => {
   const probe = String.raw`

@@ -2,10 +2,9 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
+import { beforeAll, describe, expect, it } from "vitest";
 import { buildPolicy, DENIED } from "../../src/seccomp/policy.js";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { useSandbox } from "../helpers/fixtures.js";
 
 /**
  * SECURITY.md "Escaping the sandbox", seccomp: a program inside a real sandbox tries each
@@ -271,8 +270,12 @@ print(json.dumps(out))
 
 const spec = () => JSON.stringify({ denied: Object.fromEntries(DENIED.map((n) => [n, [X64[n], ARGS[n]]])) });
 
-let daemon: TestDaemon;
-let sb: Sandbox;
+beforeAll(() => {
+  if (process.arch !== "x64") throw new Error("these probes use x86_64 syscall numbers");
+  const missing = DENIED.filter((n) => X64[n] === undefined || ARGS[n] === undefined);
+  if (missing.length) throw new Error(`DENIED gained ${missing.join(", ")}: add its x86_64 number and probe arguments here`);
+});
+const { sb } = useSandbox();
 let inside: Record<string, string>;
 let control: Record<string, string>;
 let controlError: Error | undefined;
@@ -302,11 +305,6 @@ function runControl(): Record<string, string> {
 }
 
 beforeAll(async () => {
-  if (process.arch !== "x64") throw new Error("these probes use x86_64 syscall numbers");
-  const missing = DENIED.filter((n) => X64[n] === undefined || ARGS[n] === undefined);
-  if (missing.length) throw new Error(`DENIED gained ${missing.join(", ")}: add its x86_64 number and probe arguments here`);
-  daemon = await startDaemon();
-  sb = await Sandbox.create({ ...daemon.opts });
   await sb.fs.writeTextFile("probe.py", PROBE);
   await sb.fs.writeTextFile("spec.json", spec());
   const r = await (await sb.spawn("python3", { args: ["probe.py", "full", "spec.json"] })).output();
@@ -317,10 +315,6 @@ beforeAll(async () => {
   } catch (e) {
     controlError = e as Error; // fails the two control tests only
   }
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
 });
 
 describe("seccomp inside a sandbox", () => {

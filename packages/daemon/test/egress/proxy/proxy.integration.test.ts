@@ -4,9 +4,11 @@ import { networkInterfaces } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, Sandbox, type EgressEvent } from "@sbx/client";
-import { CLI, startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { ok, runBash } from "../helpers/bash.js";
-import { parseResponse, startUpstreams, type RawResponse, type Upstreams } from "../helpers/upstreams.js";
+import { CLI } from "../../helpers/daemon.js";
+import { useSandbox } from "../../helpers/fixtures.js";
+import { ok, runBash } from "../../helpers/bash.js";
+import { connect, get, rawRequests, REPLY_HEAD, type RawRequest, type RawResponse } from "../../helpers/raw-http.js";
+import { startUpstreams, type Upstreams } from "../../helpers/upstreams.js";
 
 /**
  * The egress proxy against a real daemon, real bwrap and real upstream servers on loopback
@@ -18,73 +20,29 @@ import { parseResponse, startUpstreams, type RawResponse, type Upstreams } from 
 
 const execFileP = promisify(execFile);
 let up: Upstreams;
-let daemon: TestDaemon;
-let sb: Sandbox;
 let apiPort: number;
+beforeAll(async () => {
+  up = await startUpstreams();
+  // the API port is fixed up front so that a pin can point at it
+  apiPort = await freePort();
+});
+// registered before the daemon's hooks, so it runs after the daemon stopped
+afterAll(() => up?.close());
+const { daemon, sb } = useSandbox({
+  daemon: () => ({
+    config: { egress: { resolve: { ...up.resolve, "api-port.example.test": `127.0.0.1:${apiPort}` } } },
+    args: ["--listen", `127.0.0.1:${apiPort}`],
+  }),
+  sandbox: { allowNet: ["api.example.test"] },
+  setup: (sb) => sb.fs.writeTextFile("/home/user/ca.pem", up.caPem),
+});
+beforeAll(() => {
+  expect(Number(new URL(daemon.url).port)).toBe(apiPort);
+});
 
 const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
-/** Sends each raw request on its own connection to the proxy bridge; returns everything read back until close or `wait` seconds of silence. */
-const RAW_PY = `
-import base64, json, socket, sys, time
-SLEEP = base64.b64encode(b"\\x00sleep").decode()
-reqs = json.load(open(sys.argv[1]))
-out = []
-for r in reqs:
-    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
-    s.settimeout(r.get("wait", 5))
-    data = b""
-    for i, part in enumerate(r["parts"]):
-        part = base64.b64decode(part)
-        if part == b"\\x00sleep":
-            time.sleep(0.5)
-            continue
-        s.sendall(part)
-        if i < len(r["parts"]) - 1 and r["parts"][i + 1] != SLEEP:
-            # the next part goes only after the reply's head (the tunnel is up)
-            try:
-                while b"\\r\\n\\r\\n" not in data:
-                    c = s.recv(65536)
-                    if not c:
-                        break
-                    data += c
-            except socket.timeout:
-                pass
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-    except socket.timeout:
-        pass
-    s.close()
-    out.append(base64.b64encode(data).decode())
-print(json.dumps(out))
-`;
-
-interface RawRequest {
-  /**
-   * Each one sendall; a part waits for the head of the proxy's reply (the tunnel's 200) before
-   * the next, unless the next is "\x00sleep", which sleeps 0.5 s instead.
-   */
-  parts: string[];
-  /** Seconds of silence after which the reply is taken as complete (refusals close at once). */
-  wait?: number;
-}
-
-async function raw(requests: RawRequest[]): Promise<RawResponse[]> {
-  const file = `/tmp/raw-${Math.random().toString(36).slice(2)}.json`;
-  await sb.fs.writeTextFile(file, JSON.stringify(requests.map((r) => ({ ...r, parts: r.parts.map((p) => Buffer.from(p, "latin1").toString("base64")) }))));
-  const out = ok(await run(`python3 /tmp/raw.py ${file}`), "raw.py");
-  return (JSON.parse(out) as string[]).map((b) => parseResponse(Buffer.from(b, "base64").toString("latin1")));
-}
-
-const connect = (authority: string, wait?: number): RawRequest => ({ parts: [`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`], ...(wait ? { wait } : {}) });
-const get = (authority: string, path = "/echo", wait?: number): RawRequest => ({
-  parts: [`GET http://${authority}${path} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`],
-  ...(wait ? { wait } : {}),
-});
+const raw = (requests: RawRequest[]) => rawRequests(sb, requests);
 
 /** The refusal the proxy must answer: status, X-Sbx-Error equal to the reason, and a body naming it. */
 function expectRefusal(res: RawResponse, status: 400 | 403 | 502, reason: string | RegExp): void {
@@ -114,25 +72,6 @@ async function freePort(): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
-
-beforeAll(async () => {
-  up = await startUpstreams();
-  apiPort = await freePort();
-  // the API port is fixed up front so that a pin can point at it
-  daemon = await startDaemon({
-    config: { egress: { resolve: { ...up.resolve, "api-port.example.test": `127.0.0.1:${apiPort}` } } },
-    args: ["--listen", `127.0.0.1:${apiPort}`],
-  });
-  expect(Number(new URL(daemon.url).port)).toBe(apiPort);
-  sb = await Sandbox.create({ ...daemon.opts, allowNet: ["api.example.test"] });
-  await sb.fs.writeTextFile("/tmp/raw.py", RAW_PY);
-  await sb.fs.writeTextFile("/home/user/ca.pem", up.caPem);
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-  await up?.close();
-});
 
 describe("the allowed path", () => {
   it("plain HTTP and CONNECT reach an allowed name at the pinned upstream", async () => {
@@ -252,7 +191,7 @@ describe("refusals", () => {
       const [plain, spelled, tunnel, otherAddr, otherPort] = await raw([
         get(`127.0.0.1:${up.httpPort}`, "/echo/literal-allowed", 1),
         get(`0x7f.1:${up.httpPort}`, "/echo/literal-spelled", 1),
-        { parts: [`CONNECT 127.0.0.1:${up.httpPort} HTTP/1.1\r\nHost: 127.0.0.1:${up.httpPort}\r\n\r\n`, `GET /echo/literal-tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`], wait: 2 },
+        { parts: [`CONNECT 127.0.0.1:${up.httpPort} HTTP/1.1\r\nHost: 127.0.0.1:${up.httpPort}\r\n\r\n`, REPLY_HEAD, `GET /echo/literal-tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`], wait: 2 },
         get(`127.0.0.2:${up.httpPort}`, "/echo/literal-other"),
         connect(`127.0.0.1:${up.httpsPort}`),
       ]);
@@ -460,7 +399,7 @@ describe("malformed and smuggling-shaped requests", () => {
         parts: [
           `POST http://api.example.test/echo/late-badchunk HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
           // sent 0.5 s later, once the proxy has started the upstream request
-          "\x00sleep",
+          0.5,
           "zz\r\nworld\r\n0\r\n\r\n",
         ],
       },
@@ -473,7 +412,7 @@ describe("malformed and smuggling-shaped requests", () => {
   });
 
   it("a client that goes away mid-body leaves no upstream request hanging", async () => {
-    await raw([{ parts: [`POST http://api.example.test/echo/abandoned HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 100\r\n\r\nabc`, "\x00sleep"], wait: 0.1 }]);
+    await raw([{ parts: [`POST http://api.example.test/echo/abandoned HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 100\r\n\r\nabc`, 0.5], wait: 0.1 }]);
     await waitFor(() => up.seen.find((s) => s.path === "/echo/abandoned")?.aborted === true, 2000);
     expect(up.seen.find((s) => s.path === "/echo/abandoned")).toMatchObject({ complete: false, aborted: true });
   });
@@ -763,7 +702,7 @@ describe("visibility", () => {
   it("tunnel bytes are counted both ways, including bytes sent together with the CONNECT", async () => {
     const request = "GET /bytes/3000 HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n";
     const b0 = (await sb.usage()).egress;
-    const [separate] = await raw([{ parts: ["CONNECT api.example.test:80 HTTP/1.1\r\nHost: api.example.test:80\r\n\r\n", request], wait: 3 }]);
+    const [separate] = await raw([{ parts: ["CONNECT api.example.test:80 HTTP/1.1\r\nHost: api.example.test:80\r\n\r\n", REPLY_HEAD, request], wait: 3 }]);
     const b1 = (await sb.usage()).egress;
     const established = "HTTP/1.1 200 Connection Established\r\n\r\n";
     expect(separate!.raw.startsWith(established)).toBe(true);

@@ -2,10 +2,9 @@ import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { ok, runBash } from "../helpers/bash.js";
-import { startUpstreams, type SeenRequest, type Upstreams } from "../helpers/upstreams.js";
+import { useSandbox } from "../../helpers/fixtures.js";
+import { ok, runBash } from "../../helpers/bash.js";
+import { startUpstreams, type SeenRequest, type Upstreams } from "../../helpers/upstreams.js";
 
 /**
  * Real clients reach allowed hosts through the sandbox's egress proxy with no per-tool setup
@@ -16,11 +15,20 @@ import { startUpstreams, type SeenRequest, type Upstreams } from "../helpers/ups
  */
 
 let up: Upstreams;
-let daemon: TestDaemon;
-let sb: Sandbox;
 
 const CA = "/home/user/ca.pem";
 const ALLOW = ["api.example.test", "pypi.example.test", "files.pythonhosted.test", "registry.example.test", "git.example.test"];
+
+beforeAll(async () => {
+  up = await startUpstreams();
+});
+// registered before the daemon's hooks, so it runs after the daemon stopped
+afterAll(() => up?.close());
+const { sb } = useSandbox({
+  daemon: () => ({ config: { egress: { resolve: up.resolve } } }),
+  sandbox: { allowNet: ALLOW },
+  setup: (sb) => sb.fs.writeTextFile(CA, up.caPem),
+});
 
 const run = (script: string, env?: Record<string, string>) => runBash(sb, script, { env });
 
@@ -33,18 +41,6 @@ async function decisions(fn: () => Promise<unknown>) {
   await fn();
   return (await sb.egressLog()).slice(before).map((e) => `${e.allowed ? "allowed" : "blocked"} ${e.method} ${e.host}:${e.port}`);
 }
-
-beforeAll(async () => {
-  up = await startUpstreams();
-  daemon = await startDaemon({ config: { egress: { resolve: up.resolve } } });
-  sb = await Sandbox.create({ ...daemon.opts, allowNet: ALLOW });
-  await sb.fs.writeTextFile(CA, up.caPem);
-});
-afterAll(async () => {
-  await sb?.kill().catch(() => {});
-  await daemon?.[Symbol.asyncDispose]();
-  await up?.close();
-});
 
 describe("the environment", () => {
   it("sets the proxy variables in both cases, NO_PROXY for loopback, and the Node preload", async () => {
@@ -285,7 +281,7 @@ describe("git", () => {
 
 describe("Deno", () => {
   const denoBin = (() => {
-    const root = fileURLToPath(new URL("../../../../", import.meta.url));
+    const root = fileURLToPath(new URL("../../../../../", import.meta.url));
     const shim = join(root, "node_modules", ".bin", "deno");
     if (!existsSync(shim)) return null;
     const pkg = join(root, "node_modules", ".pnpm", "node_modules", "@deno", `${process.platform}-${process.arch === "x64" ? "x64" : "arm64"}-glibc`, "deno");
