@@ -7,6 +7,7 @@ import { SandboxFs } from "./fs.js";
 import { ChildProcess } from "./process.js";
 import { ShCommand, buildScript } from "./sh.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
+import { snapshotOf, type Snapshot } from "./volumes.js";
 
 type CreateParams = ParamsOf<"sandbox.create">;
 
@@ -298,6 +299,14 @@ export class Sandbox implements AsyncDisposable {
       off();
       if (--this.networkListeners === 0 && !this.stopped && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
     };
+  }
+
+  /**
+   * A read-only snapshot of this sandbox's writable storage (its home and /tmp, frozen for the
+   * copy; beyond @deno/sandbox): mount it with `volumes`, or start a volume `from` it. Root-mode daemons.
+   */
+  async snapshot(init: { slug: string }): Promise<Snapshot> {
+    return snapshotOf(await this.conn.request("sandbox.snapshot", { id: this.id, slug: init.slug }));
   }
 
   /** Destroys the sandbox now and closes this connection (`usage()` still works afterwards). */

@@ -167,6 +167,10 @@ export class Snapshot {
   get isBootable(): boolean {
     return this.data.isBootable;
   }
+  /** The sandbox whose writable storage it was taken of (`sandbox.snapshot`), or null (beyond @deno/sandbox). */
+  get sandbox(): string | null {
+    return this.data.sandbox ?? null;
+  }
   /** The volume it was taken of (null once that volume is deleted). */
   get volume(): { id: string; slug: string } | null {
     return this.data.volume ?? null;
@@ -182,6 +186,11 @@ export class Snapshot {
     const { id, slug, region, allocatedSize, flattenedSize } = this;
     return `Snapshot ${JSON.stringify({ id, slug, region, allocatedSize, flattenedSize })}`;
   }
+}
+
+/** @internal The Snapshot a daemon answered with (for `sandbox.snapshot`). */
+export function snapshotOf(data: SnapshotData): Snapshot {
+  return new Snapshot(PRIVATE, data);
 }
 
 function paginated<T>(fetchPage: (opts: ListOptions) => Promise<{ items: T[]; nextCursor: string | null }>, opts: ListOptions, page: { items: T[]; nextCursor: string | null }): PaginatedList<T> {

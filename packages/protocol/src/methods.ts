@@ -74,6 +74,12 @@ export const METHODS = {
     result: Null,
     errors: ["InvalidParams", "SandboxNotFound"],
   }),
+  "sandbox.snapshot": daemon({
+    summary: "Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it.",
+    params: V.SandboxSnapshotParams,
+    result: V.SnapshotInfo,
+    errors: ["InvalidParams", "SandboxNotFound", "ResourceLimit", "Unsupported", "InternalError"],
+  }),
   "process.spawn": supervisor({
     summary: "Start a process in the sandbox; stdio travels on the named streams.",
     params: P.SpawnParams,

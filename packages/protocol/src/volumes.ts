@@ -53,6 +53,7 @@ export const SnapshotInfo = Obj(
     flattenedSize: Type.Integer({ minimum: 0, description: "Bytes in use in the snapshot's file system." }),
     isBootable: Type.Boolean(),
     volume: Type.Optional(ref("The volume it was taken of; absent once that volume is deleted.")),
+    sandbox: Type.Optional(Type.String({ description: "The sandbox whose writable storage (home and /tmp) it was taken of, for sandbox.snapshot." })),
     usedBy: Type.Array(Type.String(), { description: "Sandboxes that have it mounted read-only." }),
     createdAt: Type.String({ format: "date-time" }),
   },
@@ -77,6 +78,7 @@ export const SnapshotListResult = Obj({ items: Type.Array(SnapshotInfo), nextCur
 export const IdOrSlugParams = Obj({ idOrSlug: IdOrSlug });
 export const VolumeResizeParams = Obj({ idOrSlug: IdOrSlug, capacity: Capacity });
 export const VolumeSnapshotParams = Obj({ idOrSlug: IdOrSlug, slug: Slug });
+export const SandboxSnapshotParams = Obj({ id: Type.String({ minLength: 1, maxLength: 128 }), slug: Slug });
 
 /** `sandbox.create`'s `volumes`: mount path inside the sandbox -> volume (read-write) or snapshot (read-only). */
 export const VolumeMounts = Type.Record(Type.String({ minLength: 1, maxLength: 1024, pattern: "^[^\\u0000]+$" }), IdOrSlug, {

@@ -387,6 +387,14 @@ export class SandboxManager {
     return { ...this.get(client.owner, id).meter.current(), status: "running" };
   }
 
+  /** A read-only snapshot of the sandbox's writable storage (root mode). */
+  async snapshot(client: Client, id: string, slug: string) {
+    const sb = this.get(client.owner, id);
+    const storage = sb.resources.storage;
+    if (!this.volumes || !storage) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
+    return this.volumes.snapshotStorage(client.owner, sb.id, storage, slug);
+  }
+
   /** Kills the sandbox; resolves at once, or once its volumes are unmounted if it has any (so they can be used again). */
   async kill(client: Client, id: string): Promise<void> {
     const sb = this.get(client.owner, id);

@@ -76,6 +76,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
+    "sandbox.snapshot": (p, ctx) => manager.snapshot(ctx.conn, p.id, p.slug),
     "sandbox.kill": async (p, ctx) => (await manager.kill(ctx.conn, p.id), null),
     "sandbox.usage": (p, ctx) => manager.usage(ctx.conn, p.id),
     "sandbox.setAllowNet": (p, ctx) => (manager.setAllowNet(ctx.conn, p.id, p.allowNet), null),

@@ -82,6 +82,15 @@ export async function usedBytes(image: string, mountPoint: string | null): Promi
   return (field("Block count") - field("Overhead clusters") - field("Free blocks")) * field("Block size");
 }
 
+/** Freezes (or thaws) a mounted file system: writes wait, and what was written is on its image. */
+export async function freeze(mountPoint: string, on: boolean): Promise<void> {
+  try {
+    await run("fsfreeze", [on ? "--freeze" : "--unfreeze", mountPoint]);
+  } catch (err) {
+    throw new Error(`fsfreeze ${on ? "--freeze" : "--unfreeze"} failed: ${stderrOf(err)}`);
+  }
+}
+
 /** Bytes the image file occupies on the host disk (it is sparse). */
 export async function allocatedBytes(image: string): Promise<number> {
   const st = await fsp.stat(image);
@@ -151,5 +160,7 @@ export async function chownTree(root: string, uid: number): Promise<void> {
 
 function stderrOf(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
-  return (e.stderr?.trim() || e.message || String(err)).split("\n").slice(-3).join("; ");
+  // e2fsprogs start with a banner ("resize2fs 1.47.0 (5-Feb-2023)"): not part of what went wrong.
+  const lines = (e.stderr?.trim() || e.message || String(err)).split("\n").filter((l) => l.trim() && !/^\S+ \d+\.\d+(\.\d+)? \(/.test(l));
+  return lines.slice(-3).join("; ");
 }

@@ -5,7 +5,7 @@ import { customAlphabet } from "nanoid";
 import { parseBytes, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { allocatedBytes, attached, chownTree, copyImage, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
+import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -27,6 +27,8 @@ interface VolumeRecord {
   baseSnapshot?: { id: string; slug: string };
   /** Snapshots: the volume it was taken of. */
   volume?: { id: string; slug: string };
+  /** Snapshots: the sandbox whose storage it was taken of. */
+  sandbox?: string;
   /** Volumes: the host uid its files were last handed to (a sandbox with the same uid needs no chown walk). */
   lastUid?: number;
 }
@@ -226,7 +228,8 @@ export class VolumeStore {
     const mount = this.mounts.get(r.id);
     const { allocated, used } = await this.sizes(r);
     const volume = r.volume && this.records.has(r.volume.id) ? { volume: r.volume } : {};
-    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: false, ...volume, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
+    const sandbox = r.sandbox ? { sandbox: r.sandbox } : {};
+    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: false, ...volume, ...sandbox, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
   }
 
   private page<T>(owner: string, kind: Kind, p: ParamsOf<"volume.list">, show: (r: VolumeRecord) => Promise<T>) {
@@ -337,6 +340,36 @@ export class VolumeStore {
       releaseSnap();
     }
     this.log.info(`snapshot ${r.id} (${slug}) taken of volume ${v.id}`);
+    return this.snapshotInfo(r);
+  }
+
+  /**
+   * A snapshot of a running sandbox's writable storage (root mode: one ext4 image holding home and
+   * /tmp). The file system is frozen for the copy, so the copy is consistent; the sandbox's
+   * writes wait meanwhile and go on after.
+   */
+  async snapshotStorage(owner: string, sandboxId: string, storage: { root: string; image: string }, slug: string): Promise<SnapshotInfo> {
+    this.checkNew(owner, slug);
+    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), sandbox: sandboxId };
+    this.records.set(r.id, r);
+    const release = this.hold(r, "being created");
+    try {
+      await freeze(storage.root, true);
+      try {
+        await copyImage(storage.image, this.image(r.id));
+      } finally {
+        await freeze(storage.root, false);
+      }
+      await this.save(r);
+    } catch (err) {
+      this.records.delete(r.id);
+      await fsp.rm(this.image(r.id), { force: true });
+      if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not snapshot sandbox ${sandboxId}: ${err.message}`);
+      throw this.internal(`could not snapshot sandbox ${sandboxId}`, err);
+    } finally {
+      release();
+    }
+    this.log.info(`snapshot ${r.id} (${slug}) taken of sandbox ${sandboxId}'s storage`);
     return this.snapshotInfo(r);
   }
 

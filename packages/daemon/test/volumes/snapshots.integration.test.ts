@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, InUseError, InvalidOptionError, Sandbox, Snapshot, VolumeNotFoundError } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RawClient } from "../helpers/raw.js";
 
 /**
  * Snapshots of volumes (issue 15 item 2) against a real root-mode daemon: read-only copies taken
@@ -137,5 +138,35 @@ describe("snapshots", () => {
 
     await client.snapshots.delete(snap.id);
     await client.volumes.delete(v.id);
+  });
+
+  it("sandbox.snapshot copies a running sandbox's home and /tmp consistently, while it keeps writing; other tokens cannot", async () => {
+    const client = new Client(A);
+    await using sb = await Sandbox.create(A);
+    await sb.sh`mkdir -p project && echo state > project/f && echo scratch > /tmp/t`;
+    // A writer running through the snapshot: the freeze holds it, it carries on after.
+    const writer = await sb.spawn("bash", { args: ["-c", "for i in $(seq 200); do echo $i >> /home/user/log; sleep 0.01; done"] });
+    const snap = await sb.snapshot({ slug: slug("live") });
+    expect(snap).toBeInstanceOf(Snapshot);
+    expect(snap.sandbox).toBe(sb.id);
+    expect(snap.volume).toBeNull();
+    expect((await writer.status).success).toBe(true);
+    expect(await sb.sh`wc -l < log`.text()).toBe("200");
+
+    // A sandbox's storage is a 10 GiB file system: its metadata alone needs about 90 MiB.
+    const copy = await client.volumes.create({ slug: slug("from-sbx"), capacity: "256MiB", from: snap.id });
+    await using other = await Sandbox.create({ ...A, volumes: { "/restored": copy.slug } });
+    const seen = await other.sh`cat /restored/home/project/f /restored/tmp/t; n=$(wc -l < /restored/home/log); [ "$n" -ge 0 ] && [ "$n" -le 200 ] && echo lines-ok; seq $n | diff - /restored/home/log && echo prefix-ok`.text();
+    expect(seen).toBe("state\nscratch\nlines-ok\nprefix-ok");
+
+    // Another token naming this sandbox gets what an unknown id gets, and no snapshot is made.
+    const raw = await RawClient.open(B.url, B.token);
+    const refused = await raw.call("sandbox.snapshot", { id: sb.id, slug: slug("steal") });
+    raw.close();
+    expect(refused.error).toMatchObject({ code: -32001, message: `no running sandbox '${sb.id}'` });
+    expect((await new Client(B).snapshots.list()).items).toEqual([]);
+    await other.kill();
+    await client.volumes.delete(copy.id);
+    await client.snapshots.delete(snap.id);
   });
 });

@@ -24,6 +24,8 @@ export const RENAMES = {
   VolumeCreateResult: "VolumeInfo",
   VolumeCreateResultBaseSnapshot: "SnapshotRef",
   VolumeSnapshotResult: "SnapshotInfo",
+  SandboxSnapshotResult: "SnapshotInfo",
+  SandboxSnapshotResultVolume: "VolumeRef",
   VolumeSnapshotResultVolume: "VolumeRef",
   VolumeListParams: "ListOptions",
 };

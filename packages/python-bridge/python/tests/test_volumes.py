@@ -86,3 +86,17 @@ async def test_async_volume_and_snapshot_calls(daemon: Daemon) -> None:
     await client.snapshots.delete(snap.id)
     assert await client.snapshots.get(snap.id) is None
     await client.volumes.delete(slug)
+
+
+def test_sandbox_snapshot(daemon: Daemon) -> None:
+    client = Client()
+    with Sandbox.create() as sb:
+        sb.sh("echo saved > /home/user/f")
+        snap = sb.snapshot(slug=_slug("sbx"))
+        assert snap.sandbox == sb.id and snap.volume is None
+    vol = client.volumes.create(_slug("restored"), "256MiB", from_snapshot=snap.id)
+    assert vol.base_snapshot is not None and vol.base_snapshot.id == snap.id
+    with Sandbox.create(volumes={"/restored": vol.slug}) as sb:
+        assert sb.sh("cat /restored/home/f").text() == "saved"
+    client.volumes.delete(vol.id)
+    client.snapshots.delete(snap.id)

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._types import CommandOutput, Stdio
 from .env import AsyncSandboxEnv
 from .fs import AsyncSandboxFs
@@ -221,6 +221,11 @@ class AsyncSandbox:
             finally:
                 await conn.close()
         return await self._conn.sandbox_usage(id=self.id)
+
+    async def snapshot(self, *, slug: str) -> SnapshotInfo:
+        """A read-only snapshot of this sandbox's writable storage (home and /tmp, frozen for the copy):
+        mount it with ``volumes``, or start a volume from it. Root-mode daemons (beyond deno-sandbox)."""
+        return await self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     async def kill(self) -> None:
         """Destroys the sandbox now and closes this connection."""

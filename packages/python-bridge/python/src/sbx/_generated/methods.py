@@ -16,6 +16,7 @@ from .models import (
     _SandboxSetAllowNetParams_to_wire,
     _SandboxEgressLogParams_to_wire,
     _SandboxWatchNetworkParams_to_wire,
+    _SandboxSnapshotParams_to_wire,
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
     _FsReadFileParams_to_wire,
@@ -63,6 +64,7 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "sandbox.setAllowNet": ("InvalidParams", "SandboxNotFound",),
     "sandbox.egressLog": ("InvalidParams", "SandboxNotFound",),
     "sandbox.watchNetwork": ("InvalidParams", "SandboxNotFound",),
+    "sandbox.snapshot": ("InvalidParams", "SandboxNotFound", "ResourceLimit", "Unsupported", "InternalError",),
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "fs.readFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
@@ -192,6 +194,14 @@ class Methods:
         params["enabled"] = enabled
         result = self._call("sandbox.watchNetwork", params)
         return cast("None", result)
+
+    def sandbox_snapshot(self, *, id: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it. (`sandbox.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["slug"] = slug
+        result = self._call("sandbox.snapshot", params)
+        return SnapshotInfo.from_wire(result)
 
     def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
@@ -658,6 +668,14 @@ class AsyncMethods:
         params["enabled"] = enabled
         result = await self._call("sandbox.watchNetwork", params)
         return cast("None", result)
+
+    async def sandbox_snapshot(self, *, id: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it. (`sandbox.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["slug"] = slug
+        result = await self._call("sandbox.snapshot", params)
+        return SnapshotInfo.from_wire(result)
 
     async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""

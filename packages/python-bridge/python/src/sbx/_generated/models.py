@@ -21,6 +21,9 @@ __all__ = [
     "SandboxEgressLogParams",
     "SandboxEgressLogResultItem",
     "SandboxWatchNetworkParams",
+    "SandboxSnapshotParams",
+    "VolumeRef",
+    "SnapshotInfo",
     "ProcessSpawnParams",
     "ProcessSpawnResult",
     "ProcessKillParams",
@@ -49,8 +52,6 @@ __all__ = [
     "VolumeListResult",
     "VolumeResizeParams",
     "VolumeSnapshotParams",
-    "VolumeRef",
-    "SnapshotInfo",
     "SnapshotListResult",
     "RpcDiscoverParams",
     "ExitStatus",
@@ -466,6 +467,99 @@ def _SandboxWatchNetworkParams_to_wire(v: SandboxWatchNetworkParams) -> dict[str
     w["id"] = v["id"]
     w["enabled"] = v["enabled"]
     return w
+
+
+class SandboxSnapshotParams(TypedDict):
+    """The SandboxSnapshotParams shape."""
+
+    id: str
+    slug: str
+    """Human readable identifier, unique among this token's volumes and snapshots together."""
+
+
+def _SandboxSnapshotParams_to_wire(v: SandboxSnapshotParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    w["slug"] = v["slug"]
+    return w
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """The volume it was taken of; absent once that volume is deleted."""
+
+    id: str
+    slug: str
+
+    @classmethod
+    def from_wire(cls, w: Any) -> VolumeRef:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        return w
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A read-only copy of a volume taken while no sandbox had it mounted."""
+
+    id: str
+    """"snap_" and 24 random characters."""
+    slug: str
+    region: str
+    allocated_size: int
+    """Bytes the snapshot's image occupies on the host disk."""
+    flattened_size: int
+    """Bytes in use in the snapshot's file system."""
+    is_bootable: bool
+    used_by: list[str]
+    """Sandboxes that have it mounted read-only."""
+    created_at: str
+    volume: VolumeRef | None = None
+    """The volume it was taken of; absent once that volume is deleted."""
+    sandbox: str | None = None
+    """The sandbox whose writable storage (home and /tmp) it was taken of, for sandbox.snapshot."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SnapshotInfo:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+            region=w["region"],
+            allocated_size=w["allocatedSize"],
+            flattened_size=w["flattenedSize"],
+            is_bootable=w["isBootable"],
+            used_by=w["usedBy"],
+            created_at=w["createdAt"],
+            volume=None if w.get("volume") is None else VolumeRef.from_wire(w["volume"]),
+            sandbox=w.get("sandbox"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        w["region"] = self.region
+        w["allocatedSize"] = self.allocated_size
+        w["flattenedSize"] = self.flattened_size
+        w["isBootable"] = self.is_bootable
+        w["usedBy"] = self.used_by
+        w["createdAt"] = self.created_at
+        if self.volume is not None:
+            w["volume"] = self.volume.to_wire()
+        if self.sandbox is not None:
+            w["sandbox"] = self.sandbox
+        return w
 
 
 class _ProcessSpawnParamsRequired(TypedDict):
@@ -1123,79 +1217,6 @@ def _VolumeSnapshotParams_to_wire(v: VolumeSnapshotParams) -> dict[str, Any]:
     w["idOrSlug"] = v["id_or_slug"]
     w["slug"] = v["slug"]
     return w
-
-
-@dataclass(frozen=True)
-class VolumeRef:
-    """The volume it was taken of; absent once that volume is deleted."""
-
-    id: str
-    slug: str
-
-    @classmethod
-    def from_wire(cls, w: Any) -> VolumeRef:
-        """Builds the model from the daemon's JSON (camelCase field names)."""
-        return cls(
-            id=w["id"],
-            slug=w["slug"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The model as the daemon's JSON."""
-        w: dict[str, Any] = {}
-        w["id"] = self.id
-        w["slug"] = self.slug
-        return w
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """A read-only copy of a volume taken while no sandbox had it mounted."""
-
-    id: str
-    """"snap_" and 24 random characters."""
-    slug: str
-    region: str
-    allocated_size: int
-    """Bytes the snapshot's image occupies on the host disk."""
-    flattened_size: int
-    """Bytes in use in the snapshot's file system."""
-    is_bootable: bool
-    used_by: list[str]
-    """Sandboxes that have it mounted read-only."""
-    created_at: str
-    volume: VolumeRef | None = None
-    """The volume it was taken of; absent once that volume is deleted."""
-
-    @classmethod
-    def from_wire(cls, w: Any) -> SnapshotInfo:
-        """Builds the model from the daemon's JSON (camelCase field names)."""
-        return cls(
-            id=w["id"],
-            slug=w["slug"],
-            region=w["region"],
-            allocated_size=w["allocatedSize"],
-            flattened_size=w["flattenedSize"],
-            is_bootable=w["isBootable"],
-            used_by=w["usedBy"],
-            created_at=w["createdAt"],
-            volume=None if w.get("volume") is None else VolumeRef.from_wire(w["volume"]),
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The model as the daemon's JSON."""
-        w: dict[str, Any] = {}
-        w["id"] = self.id
-        w["slug"] = self.slug
-        w["region"] = self.region
-        w["allocatedSize"] = self.allocated_size
-        w["flattenedSize"] = self.flattened_size
-        w["isBootable"] = self.is_bootable
-        w["usedBy"] = self.used_by
-        w["createdAt"] = self.created_at
-        if self.volume is not None:
-            w["volume"] = self.volume.to_wire()
-        return w
 
 
 @dataclass(frozen=True)

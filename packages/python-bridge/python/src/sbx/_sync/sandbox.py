@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxNotFoundError
-from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
@@ -222,6 +222,11 @@ class Sandbox:
             finally:
                 conn.close()
         return self._conn.sandbox_usage(id=self.id)
+
+    def snapshot(self, *, slug: str) -> SnapshotInfo:
+        """A read-only snapshot of this sandbox's writable storage (home and /tmp, frozen for the copy):
+        mount it with ``volumes``, or start a volume from it. Root-mode daemons (beyond deno-sandbox)."""
+        return self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     def kill(self) -> None:
         """Destroys the sandbox now and closes this connection."""
