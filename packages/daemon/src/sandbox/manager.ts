@@ -442,6 +442,7 @@ export class SandboxManager {
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );
     const cleanup = async () => {
+      await this.volumes?.thawed(sb.id);
       await stopSandboxEgress(sb.egress);
       await sb.resources.release();
       if (claim) await claim.release().finally(() => this.volumeClaims.delete(claim));

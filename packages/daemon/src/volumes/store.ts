@@ -73,6 +73,8 @@ export class VolumeStore {
   private readonly busy = new Map<string, string>();
   /** Snapshots being copied into new volumes (each may be read by several at once). */
   private readonly copying = new Map<string, number>();
+  /** Sandboxes whose storage is frozen for a snapshot, settling once it is thawed. */
+  private readonly frozen = new Map<string, Promise<void>>();
 
   constructor(private readonly dir: string, private readonly log: Logger) {}
 
@@ -349,16 +351,24 @@ export class VolumeStore {
    * writes wait meanwhile and go on after.
    */
   async snapshotStorage(owner: string, sandboxId: string, storage: { root: string; image: string }, slug: string): Promise<SnapshotInfo> {
+    if (this.frozen.has(sandboxId)) throw new DaemonError("InUse", `sandbox ${sandboxId} is already being snapshotted`);
     this.checkNew(owner, slug);
     const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), sandbox: sandboxId };
     this.records.set(r.id, r);
     const release = this.hold(r, "being created");
+    let thawed!: () => void;
+    this.frozen.set(sandboxId, new Promise<void>((resolve) => (thawed = resolve)));
+    let fd: number | null = null;
     try {
-      await freeze(storage.root, true);
+      // Frozen and thawed through a descriptor the daemon holds: a sandbox killed meanwhile has its
+      // storage detached from the path, and its file system must still be thawed for its processes to die.
+      fd = openSync(storage.root, "r");
+      const handle = `/proc/${process.pid}/fd/${fd}`;
+      await freeze(handle, true);
       try {
         await copyImage(storage.image, this.image(r.id));
       } finally {
-        await freeze(storage.root, false);
+        await freeze(handle, false);
       }
       await this.save(r);
     } catch (err) {
@@ -367,10 +377,22 @@ export class VolumeStore {
       if (err instanceof HostDiskFull) throw new DaemonError("ResourceLimit", `could not snapshot sandbox ${sandboxId}: ${err.message}`);
       throw this.internal(`could not snapshot sandbox ${sandboxId}`, err);
     } finally {
+      if (fd !== null) closeSync(fd);
+      this.frozen.delete(sandboxId);
+      thawed();
       release();
     }
     this.log.info(`snapshot ${r.id} (${slug}) taken of sandbox ${sandboxId}'s storage`);
     return this.snapshotInfo(r);
+  }
+
+  /**
+   * Settles once no snapshot holds the sandbox's storage frozen. Its teardown waits for this:
+   * anything that writes to a frozen file system (removing the proxy's socket) would block the
+   * daemon's one thread, and with it the thaw.
+   */
+  thawed(sandboxId: string): Promise<void> {
+    return this.frozen.get(sandboxId) ?? Promise.resolve();
   }
 
   async getSnapshot(owner: string, ref: string): Promise<SnapshotInfo> {

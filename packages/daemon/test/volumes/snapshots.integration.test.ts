@@ -169,4 +169,28 @@ describe("snapshots", () => {
     await client.volumes.delete(copy.id);
     await client.snapshots.delete(snap.id);
   });
+
+  it("a sandbox killed while its storage is frozen for a snapshot still ends, and the daemon carries on", async () => {
+    const sb = await Sandbox.create(A);
+    await sb.sh`head -c 200000000 /dev/urandom > big`;
+    const writer = await sb.spawn("bash", { args: ["-c", "while :; do echo x >> /home/user/log; done"] });
+    void writer.status.catch(() => {});
+    const taking = sb.snapshot({ slug: slug("killed") }).then(
+      (snap) => snap,
+      (e: unknown) => e as Error,
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    const killer = await Sandbox.connect(sb.id, A);
+    await killer.kill();
+    const result = await taking;
+    // Either the copy finished before the kill landed, or the call failed; never a hang.
+    if (result instanceof Error) expect(result.message).toMatch(/could not snapshot sandbox|no running sandbox|Connection|closed/i);
+    else await new Client(A).snapshots.delete(result.id);
+    for (let i = 0; i < 100 && (await Sandbox.list(A)).some((s) => s.id === sb.id); i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await Sandbox.list(A)).map((s) => s.id)).not.toContain(sb.id);
+    expect(daemon.logs()).not.toMatch(/unfreeze failed/);
+    await using after = await Sandbox.create(A);
+    expect(await after.sh`echo alive`.text()).toBe("alive");
+    await sb.close().catch(() => {});
+  });
 });
