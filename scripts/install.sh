@@ -48,3 +48,6 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
 fi
 
 pnpm install --frozen-lockfile --reporter=silent
+
+# The Kubernetes manifests' schema validator (PyPI, schemas bundled), for their test.
+scripts/k8s-validate-venv.sh >/dev/null

@@ -8,6 +8,8 @@ import { DEFAULT_BOUNDS, type EgressBounds } from "./egress/proxy/limits.js";
 import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
 import { parseTenants, type TenantQuotas } from "./server/tenants.js";
+import { idPrefixOf } from "./fleet/host-state.js";
+import { readTokensFile } from "./fleet/tokens-file.js";
 
 /** Everything the daemon can be told, with its defaults. */
 export interface DaemonConfig {
@@ -17,7 +19,7 @@ export interface DaemonConfig {
   /** How long a "session" sandbox outlives its creator's connection, so a reconnect can adopt it. */
   sessionGraceMs: number;
   maxSandboxesPerToken: number;
-  /** Further tenants beside the primary token's ("default"): `tenants` entries, and `tokens` (named token-2, token-3, ...). */
+  /** Further tenants beside the primary token's ("default"): `tenants` entries, and `tokens` and `tokensFile` (named token-2, token-3, ...). */
   tenants: Array<{ name: string; token: string; quotas: TenantQuotas }>;
   /** First host uid given to sandboxes when running as root; null picks a range no other daemon holds. */
   uidBase: number | null;
@@ -51,6 +53,10 @@ export interface DaemonConfig {
   logFormat: "text" | "json";
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
+  /** idPrefix: names this host in every sandbox id (sbx_<prefix>_...), for a fleet gateway; null: none. */
+  idPrefix: string | null;
+  /** The most sandboxes this daemon runs at once (all tokens); creates beyond it are refused. */
+  maxSandboxes: number;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -76,6 +82,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     egressBounds: { ...DEFAULT_BOUNDS, connections: null },
     metricsListen: null,
     logFormat: "text",
+    idPrefix: null,
+    maxSandboxes: 1000,
   };
 }
 
@@ -93,9 +101,12 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   maxSandboxesPerToken: (v, c) => (c.maxSandboxesPerToken = int("maxSandboxesPerToken", v, 1)),
   tokens: (v, c) => {
     if (!Array.isArray(v) || v.some((t) => typeof t !== "string" || t.length < 16)) throw new Error("config.tokens: must be an array of strings of at least 16 characters");
-    c.tenants.push(...(v as string[]).map((token, i) => ({ name: `token-${i + 2}`, token, quotas: {} })));
+    addPlainTokens(c, v as string[]);
   },
+  tokensFile: (v, c) => addPlainTokens(c, readTokensFile(str("tokensFile", v))),
   tenants: (v, c) => c.tenants.push(...parseTenants(v)),
+  idPrefix: (v, c) => (c.idPrefix = idPrefixOf(str("idPrefix", v))),
+  maxSandboxes: (v, c) => (c.maxSandboxes = int("maxSandboxes", v, 1)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
@@ -144,6 +155,15 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     }
   },
 };
+
+/**
+ * Tokens without a tenant entry (`tokens`, `tokensFile`) are tenants without quotas named
+ * token-2, token-3, ... in the order given, both keys together (the primary token is "default").
+ */
+function addPlainTokens(c: DaemonConfig, tokens: string[]): void {
+  let n = c.tenants.filter((t) => /^token-\d+$/.test(t.name)).length;
+  c.tenants.push(...tokens.map((token) => ({ name: `token-${(n++) + 2}`, token, quotas: {} })));
+}
 
 /** The config's egress bounds: key → the field it sets, its minimum, and how it is read. */
 const EGRESS_BOUNDS: Record<string, [keyof EgressBounds, number, (key: string, v: unknown, min: number) => number]> = {

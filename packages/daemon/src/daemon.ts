@@ -27,6 +27,7 @@ import { createApiServer } from "./server/server.js";
 import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
+import { HostState } from "./fleet/host-state.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
@@ -115,6 +116,8 @@ export class Daemon {
         throw new Error(`cannot serve metrics on ${config.metricsListen}: ${err.message}`);
       });
       const m = metricsServer.address() as AddressInfo;
+      // No token guards it: sandboxes must never reach it, whatever their allowNet says.
+      (egress as { daemonMetrics: DecideOptions["daemonMetrics"] }).daemonMetrics = { host: m.address, port: m.port };
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
     const manager = new SandboxManager({
@@ -140,12 +143,17 @@ export class Daemon {
       disk: config.disk,
       egress,
       egressShared,
+      idPrefix: config.idPrefix,
       tls: { ca, upstreamTrust: upstream, bundleFd: trustFiles.bundleFd, systemBundleFd: trustFiles.systemBundleFd, caFd: trustFiles.caFd, javaStoreFd: trustFiles.javaStoreFd },
       log,
     });
     counted = manager;
     await manager.init();
-    const server = createApiServer({ manager, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
+    const hostState = new HostState(
+      { idPrefix: config.idPrefix, maxSandboxes: config.maxSandboxes, operator: tokens.ownerOf(token)!, stateDir: config.stateDir, mode: rootMode ? "root" : "rootless", version: SBX_VERSION, metrics, log },
+      manager,
+    );
+    const server = createApiServer({ manager, host: hostState, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
@@ -156,7 +164,7 @@ export class Daemon {
     const mode = rootMode
       ? `root mode: sandbox uids ${uids.base}..${uids.base + uids.count - 1}, cgroup v${cgroups!.version}, seccomp`
       : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
-    log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"})`);
+    log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"}${config.idPrefix ? `; sandbox ids sbx_${config.idPrefix}_...` : ""})`);
     writeDaemonInfo({
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),

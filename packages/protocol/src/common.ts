@@ -21,7 +21,7 @@ export const Path = Type.String({
 export const SandboxId = Type.String({
   minLength: 1,
   maxLength: 128,
-  description: 'A sandbox id: "sbx_" followed by at least 20 url-safe random characters.',
+  description: 'A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters.',
 });
 
 /** Client-chosen id of a byte stream carried in binary frames (see STREAM_FRAMES). */

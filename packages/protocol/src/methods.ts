@@ -5,6 +5,7 @@ import * as S from "./sandbox.js";
 import * as P from "./process.js";
 import * as F from "./fs.js";
 import * as E from "./env.js";
+import * as H from "./host.js";
 import * as V from "./volumes.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
@@ -34,7 +35,7 @@ export const METHODS = {
     summary: "Start a new sandbox owned by the calling token.",
     params: S.CreateParams,
     result: S.CreateResult,
-    errors: ["InvalidParams", "ResourceLimit", "InternalError", "VolumeNotFound", "InUse", "Unsupported"],
+    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError", "VolumeNotFound", "InUse", "Unsupported"],
   }),
   "sandbox.connect": daemon({
     summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
@@ -133,6 +134,18 @@ export const METHODS = {
   "env.set": daemon({ summary: "Set a variable for processes spawned later.", params: E.EnvSetParams, result: Null, errors: onSandbox }),
   "env.delete": daemon({ summary: "Remove a variable for processes spawned later.", params: E.EnvDeleteParams, result: Null, errors: onSandbox }),
   "env.toObject": daemon({ summary: "The sandbox's whole default environment.", params: E.EnvToObjectParams, result: E.EnvToObjectResult, errors: onSandbox }),
+  "daemon.info": daemon({
+    summary: "What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only.",
+    params: Empty,
+    result: H.DaemonInfo,
+    errors: ["Forbidden"],
+  }),
+  "daemon.drain": daemon({
+    summary: "Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only.",
+    params: H.DrainParams,
+    result: H.DaemonInfo,
+    errors: ["InvalidParams", "Forbidden"],
+  }),
   "volume.create": daemon({
     summary: "Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`.",
     params: V.VolumeCreateParams,

@@ -2,4 +2,5 @@ export * from "./sandbox.js";
 export * from "./process.js";
 export * from "./fs.js";
 export * from "./env.js";
+export * from "./host.js";
 export * from "./volumes.js";

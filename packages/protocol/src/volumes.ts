@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import { byteSize, Obj } from "./common.js";
+import { byteSize, Obj, SandboxId } from "./common.js";
 
 /**
  * Volumes and snapshots, named and shaped after @deno/sandbox 0.13.2 (`client.volumes`,
@@ -78,7 +78,7 @@ export const SnapshotListResult = Obj({ items: Type.Array(SnapshotInfo), nextCur
 export const IdOrSlugParams = Obj({ idOrSlug: IdOrSlug });
 export const VolumeResizeParams = Obj({ idOrSlug: IdOrSlug, capacity: Capacity });
 export const VolumeSnapshotParams = Obj({ idOrSlug: IdOrSlug, slug: Slug });
-export const SandboxSnapshotParams = Obj({ id: Type.String({ minLength: 1, maxLength: 128 }), slug: Slug });
+export const SandboxSnapshotParams = Obj({ id: SandboxId, slug: Slug });
 
 /** `sandbox.create`'s `volumes`: mount path inside the sandbox -> volume (read-write) or snapshot (read-only). */
 export const VolumeMounts = Type.Record(Type.String({ minLength: 1, maxLength: 1024, pattern: "^[^\\u0000]+$" }), IdOrSlug, {

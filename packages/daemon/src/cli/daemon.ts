@@ -7,17 +7,20 @@ import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
 import { ResolveMap } from "../egress/policy/resolve-map.js";
+import { idPrefixOf } from "../fleet/host-state.js";
 import { parse, UsageError } from "./args.js";
 import { CliError } from "./errors.js";
+import { drainCommand, FLEET_HELP, readyCommand } from "./fleet-commands.js";
 
-export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--quiet]
+export const DAEMON_HELP = `sbx daemon [--listen 127.0.0.1:7070] [--state-dir DIR] [--config FILE] [--session-grace 5s] [--warm-pool 2] [--resolve NAME[:PORT]=ADDR[:PORT]]... [--extra-ca FILE]... [--id-prefix NAME] [--quiet]
            [--metrics HOST:PORT] [--log-format text|json]
   Runs the daemon in the foreground. Port 0 picks a free port; the line
   "sbx daemon listening on ws://HOST:PORT" on stdout says which.
 sbx daemon start [same options]         Starts it in the background (log: daemon.log in the state dir).
 sbx daemon status [--state-dir DIR]     Says whether a daemon runs for the state dir, where it listens, its pid.
 sbx daemon stop [--state-dir DIR] [--timeout 30s] [--force]
-                                        Stops it (its sandboxes are destroyed); --force: SIGKILL after the timeout.`;
+                                        Stops it (its sandboxes are destroyed); --force: SIGKILL after the timeout.
+${FLEET_HELP}`;
 
 const OPTIONS = {
   listen: { type: "string" },
@@ -27,17 +30,18 @@ const OPTIONS = {
   "warm-pool": { type: "string" },
   resolve: { type: "string", multiple: true },
   "extra-ca": { type: "string", multiple: true },
+  "id-prefix": { type: "string" },
   quiet: { type: "boolean" },
   metrics: { type: "string" },
   "log-format": { type: "string" },
 } as const;
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { start: startCommand, status: statusCommand, stop: stopCommand };
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { start: startCommand, status: statusCommand, stop: stopCommand, drain: drainCommand, ready: readyCommand };
 
 /** `sbx daemon [start|status|stop] ...`; without a subcommand the daemon runs in the foreground. */
 export async function daemonCommand(args: string[]): Promise<number> {
   const sub = args[0] && !args[0].startsWith("-") ? SUBCOMMANDS[args[0]] : undefined;
-  if (args[0] && !args[0].startsWith("-") && !sub) throw new UsageError(`unknown subcommand '${args[0]}' (known: start, status, stop; none runs the daemon in the foreground)`);
+  if (args[0] && !args[0].startsWith("-") && !sub) throw new UsageError(`unknown subcommand '${args[0]}' (known: ${Object.keys(SUBCOMMANDS).join(", ")}; none runs the daemon in the foreground)`);
   if (sub) return sub(args.slice(1));
   return runForeground(args);
 }
@@ -51,7 +55,8 @@ function readConfigFile(config: DaemonConfig, path: string): void {
   }
 }
 
-function flagDuration(flag: string, value: string): number {
+/** A duration flag's value in ms; a malformed one is a usage error naming the flag. */
+export function flagDuration(flag: string, value: string): number {
   try {
     return parseDuration(value);
   } catch (err) {
@@ -66,6 +71,13 @@ function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
   if (values.listen) config.listen = values.listen;
   if (values["state-dir"]) config.stateDir = values["state-dir"];
   if (values["session-grace"]) config.sessionGraceMs = flagDuration("--session-grace", values["session-grace"]);
+  if (values["id-prefix"]) {
+    try {
+      config.idPrefix = idPrefixOf(values["id-prefix"]);
+    } catch (err) {
+      throw new UsageError(`--id-prefix: ${(err as Error).message}`);
+    }
+  }
   // Like curl, each --resolve adds a pin (and wins over the config file's for the same name).
   if (values.resolve?.length) {
     try {

@@ -71,6 +71,8 @@ export interface ManagerOptions {
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
   disk: DiskPolicy;
+  /** Put in every sandbox id after "sbx_" (config idPrefix), so a fleet gateway routes by id. */
+  idPrefix?: string | null;
   /** Tenants' names and quotas by owner key. */
   tenants: TenantDirectory;
   /** Counters and histograms the daemon's /metrics serves. */
@@ -184,6 +186,11 @@ export class SandboxManager {
     return this.sandboxes.size;
   }
 
+  /** The caps of every live sandbox handed out to a token (fleet capacity; the warm pool is not counted). */
+  owned(): SandboxLimits[] {
+    return [...this.sandboxes.values()].filter((sb) => sb.owner && !sb.stopped).map((sb) => sb.limits);
+  }
+
   /** The daemon's counters, for the server's connections and handlers to bump. */
   get metrics(): DaemonMetrics {
     return this.opts.metrics;
@@ -291,7 +298,7 @@ export class SandboxManager {
   }
 
   private async startSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
-    const id = `sbx_${newId()}`;
+    const id = `sbx_${this.opts.idPrefix ? `${this.opts.idPrefix}_` : ""}${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
     let resources: SandboxResources;
     try {

@@ -8,6 +8,7 @@ import { execSizeProblem } from "../sandbox/exec-size.js";
 import { defaultEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
+import type { HostState } from "../fleet/host-state.js";
 import { volumeHandlers } from "../volumes/handlers.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
@@ -30,7 +31,7 @@ function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox">
 }
 
 /** The daemon's JSON-RPC methods, each one checked against the protocol before it runs. */
-export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCServer<CallContext> {
+export function createRpcServer(manager: SandboxManager, host: HostState, log: Logger): JSONRPCServer<CallContext> {
   const server = new JSONRPCServer<CallContext>({
     errorListener: (message, data) => {
       // Protocol errors (not found, bad params, ENOENT...) are answers, not faults. json-rpc-2.0 resets
@@ -71,7 +72,7 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
 
   const handlers: { [M in DaemonMethodName]: Handler<M> } = {
     "sandbox.create": async (p, ctx) => {
-      const { sandbox, warnings } = await manager.create(ctx.conn, p);
+      const { sandbox, warnings } = await host.admit(() => manager.create(ctx.conn, p));
       return { ...sandbox.info(), ...(warnings.length ? { warnings } : {}) };
     },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
@@ -94,6 +95,8 @@ export function createRpcServer(manager: SandboxManager, log: Logger): JSONRPCSe
     },
     "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
     "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
+    "daemon.info": (_p, ctx) => host.info(ctx.conn.owner),
+    "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
     ...volumeHandlers(manager.volumes),
   };

@@ -18,6 +18,8 @@ export interface VetContext {
   readonly hostAddresses?: readonly string[];
   /** Where the daemon's API listens (its `listen` setting, after binding); never reachable from a sandbox. */
   readonly daemonApi: { readonly host: string; readonly port: number };
+  /** Where the daemon's /metrics listens (config metricsListen), if it does: never reachable from a sandbox either. */
+  readonly daemonMetrics?: { readonly host: string; readonly port: number } | null;
   /** `egress.allowedRanges`: private (or loopback, link-local) blocks the operator approved for every sandbox. */
   readonly approvedRanges?: readonly Prefix[];
 }
@@ -77,19 +79,24 @@ export function vetAddress(ip: string, ctx: VetContext, port: number): AddressVe
 }
 
 /**
- * Refuses `ip:port` if it could be the daemon's API: its listen address, or any loopback,
- * unspecified or own address on the API port, since a wildcard listener answers on all of
- * them. Applies to `egress.resolve` targets too. Returns null when it is not the API.
+ * Refuses `ip:port` if it could be one of the daemon's own listeners, its API or its /metrics
+ * (no token, every tenant's figures): its listen address, or any loopback, unspecified or own
+ * address on its port, since a wildcard listener answers on all of them. Applies to
+ * `egress.resolve` targets too. Returns null when it is neither.
  */
 export function daemonApiRefusal(ip: string, port: number, ctx: VetContext, own = ownAddresses(ctx)): AddressRefusal | null {
-  if (port !== ctx.daemonApi.port) return null;
-  const raw = ipBytes(ip);
-  if (!raw) return { allowed: false, kind: "invalid", reason: `${JSON.stringify(ip)} is not an IP address` };
-  const address = formatIp(unmapIPv4(raw));
-  const { addressClass } = classifyAddress(raw);
-  const listen = canonicalIp(ctx.daemonApi.host.replace(/^\[|\]$/g, ""));
-  if (address === listen || addressClass === "loopback" || addressClass === "unspecified" || own.has(address)) {
-    return { allowed: false, kind: "daemon-api", reason: `${hostPort(address, port)} is the sbx daemon's API, which sandboxes can never reach` };
+  const listeners: Array<[{ readonly host: string; readonly port: number }, string]> = [[ctx.daemonApi, "API"]];
+  if (ctx.daemonMetrics) listeners.push([ctx.daemonMetrics, "metrics endpoint"]);
+  for (const [listener, what] of listeners) {
+    if (port !== listener.port) continue;
+    const raw = ipBytes(ip);
+    if (!raw) return { allowed: false, kind: "invalid", reason: `${JSON.stringify(ip)} is not an IP address` };
+    const address = formatIp(unmapIPv4(raw));
+    const { addressClass } = classifyAddress(raw);
+    const listen = canonicalIp(listener.host.replace(/^\[|\]$/g, ""));
+    if (address === listen || addressClass === "loopback" || addressClass === "unspecified" || own.has(address)) {
+      return { allowed: false, kind: "daemon-api", reason: `${hostPort(address, port)} is the sbx daemon's ${what}, which sandboxes can never reach` };
+    }
   }
   return null;
 }

@@ -31,12 +31,13 @@ from .models import (
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
     _EnvToObjectParams_to_wire,
+    _DaemonInfoParams_to_wire,
+    _DaemonDrainParams_to_wire,
     _VolumeCreateParams_to_wire,
     _VolumeGetParams_to_wire,
     _ListOptions_to_wire,
     _VolumeResizeParams_to_wire,
     _VolumeSnapshotParams_to_wire,
-    _RpcDiscoverParams_to_wire,
 )
 
 __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERRORS"]
@@ -55,7 +56,7 @@ OUT_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Error codes each method may answer with.
 METHOD_ERRORS: dict[str, tuple[str, ...]] = {
-    "sandbox.create": ("InvalidParams", "ResourceLimit", "InternalError", "VolumeNotFound", "InUse", "Unsupported",),
+    "sandbox.create": ("InvalidParams", "ResourceLimit", "Unavailable", "InternalError", "VolumeNotFound", "InUse", "Unsupported",),
     "sandbox.connect": ("InvalidParams", "SandboxNotFound",),
     "sandbox.list": ("InvalidParams",),
     "sandbox.kill": ("InvalidParams", "SandboxNotFound",),
@@ -87,6 +88,8 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "env.set": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.delete": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "env.toObject": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "daemon.info": ("Forbidden",),
+    "daemon.drain": ("InvalidParams", "Forbidden",),
     "volume.create": ("InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
     "volume.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
     "volume.list": ("InvalidParams", "Unsupported",),
@@ -486,6 +489,20 @@ class Methods:
         params["sandbox"] = sandbox
         result = self._call("env.toObject", params)
         return cast("dict[str, str]", result)
+
+    def daemon_info(self) -> DaemonInfoResult:
+        """What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only. (`daemon.info`)"""
+        params: dict[str, Any] = {}
+        result = self._call("daemon.info", params)
+        return DaemonInfoResult.from_wire(result)
+
+    def daemon_drain(self, *, draining: bool | None = None) -> DaemonInfoResult:
+        """Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only. (`daemon.drain`)"""
+        params: dict[str, Any] = {}
+        if draining is not None:
+            params["draining"] = draining
+        result = self._call("daemon.drain", params)
+        return DaemonInfoResult.from_wire(result)
 
     def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
         """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""
@@ -960,6 +977,20 @@ class AsyncMethods:
         params["sandbox"] = sandbox
         result = await self._call("env.toObject", params)
         return cast("dict[str, str]", result)
+
+    async def daemon_info(self) -> DaemonInfoResult:
+        """What this daemon is and how full its host is: version, mode, id prefix, whether it drains, live sandboxes and their caps against the host's memory, disk and CPUs. Operator token only. (`daemon.info`)"""
+        params: dict[str, Any] = {}
+        result = await self._call("daemon.info", params)
+        return DaemonInfoResult.from_wire(result)
+
+    async def daemon_drain(self, *, draining: bool | None = None) -> DaemonInfoResult:
+        """Stop (or resume) accepting new sandboxes; running ones go on until they end or time out. Operator token only. (`daemon.drain`)"""
+        params: dict[str, Any] = {}
+        if draining is not None:
+            params["draining"] = draining
+        result = await self._call("daemon.drain", params)
+        return DaemonInfoResult.from_wire(result)
 
     async def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
         """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""

@@ -44,6 +44,14 @@ __all__ = [
     "EnvGetParams",
     "EnvSetParams",
     "EnvToObjectParams",
+    "DaemonInfoParams",
+    "DaemonInfoResultCapacitySandboxes",
+    "DaemonInfoResultCapacityMemory",
+    "DaemonInfoResultCapacityDisk",
+    "DaemonInfoResultCapacityCpus",
+    "DaemonInfoResultCapacity",
+    "DaemonInfoResult",
+    "DaemonDrainParams",
     "VolumeCreateParams",
     "SnapshotRef",
     "VolumeInfo",
@@ -53,7 +61,6 @@ __all__ = [
     "VolumeResizeParams",
     "VolumeSnapshotParams",
     "SnapshotListResult",
-    "RpcDiscoverParams",
     "ExitStatus",
     "ProcessExitNotification",
     "SandboxExitNotification",
@@ -90,9 +97,10 @@ ERROR_CODES: dict[str, int] = {
     "TooManyRequests": -32007,
     "StreamFailed": -32008,
     "Unavailable": -32009,
-    "VolumeNotFound": -32010,
-    "InUse": -32011,
-    "Unsupported": -32012,
+    "Forbidden": -32010,
+    "VolumeNotFound": -32011,
+    "InUse": -32012,
+    "Unsupported": -32013,
 }
 
 
@@ -166,7 +174,7 @@ class CreatedSandbox:
     """The new sandbox, and any warnings about it."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     labels: dict[str, str]
     """Labels given at create."""
     created_at: str
@@ -207,7 +215,7 @@ class SandboxConnectParams(TypedDict):
     """The SandboxConnectParams shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
 
 
 def _SandboxConnectParams_to_wire(v: SandboxConnectParams) -> dict[str, Any]:
@@ -221,7 +229,7 @@ class SandboxInfo:
     """A sandbox as listed."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     labels: dict[str, str]
     """Labels given at create."""
     created_at: str
@@ -271,7 +279,7 @@ class SandboxExtendTimeoutParams(TypedDict):
     """The SandboxExtendTimeoutParams shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     duration: str
     """A duration: digits and a unit (h, m, s, ms), several from largest to smallest, such as "500ms", "90s", "5m", "2h" or "1h30m"."""
 
@@ -382,7 +390,7 @@ class SandboxSetAllowNetParams(TypedDict):
     """The SandboxSetAllowNetParams shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     allow_net: list[str]
 
 
@@ -458,7 +466,7 @@ class SandboxWatchNetworkParams(TypedDict):
     """The SandboxWatchNetworkParams shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     enabled: bool
 
 
@@ -473,6 +481,7 @@ class SandboxSnapshotParams(TypedDict):
     """The SandboxSnapshotParams shape."""
 
     id: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     slug: str
     """Human readable identifier, unique among this token's volumes and snapshots together."""
 
@@ -646,7 +655,7 @@ class FsReadFileParams(TypedDict):
     """The FsReadFileParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
     """A path inside the sandbox; relative paths resolve against /home/user."""
     stream: int
@@ -739,7 +748,7 @@ class FsStatParams(TypedDict):
     """The FsStatParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
     """A path inside the sandbox; relative paths resolve against /home/user."""
 
@@ -877,7 +886,7 @@ class FsRenameParams(TypedDict):
     """The FsRenameParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     from_: str
     """A path inside the sandbox; relative paths resolve against /home/user."""
     to: str
@@ -896,7 +905,7 @@ class FsChmodParams(TypedDict):
     """The FsChmodParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
     """A path inside the sandbox; relative paths resolve against /home/user."""
     mode: int
@@ -915,7 +924,7 @@ class FsSymlinkParams(TypedDict):
     """The FsSymlinkParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     target: str
     """A path inside the sandbox; relative paths resolve against /home/user."""
     path: str
@@ -982,7 +991,7 @@ class EnvGetParams(TypedDict):
     """The EnvGetParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     name: str
     """An environment variable name."""
 
@@ -998,7 +1007,7 @@ class EnvSetParams(TypedDict):
     """The EnvSetParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     name: str
     """An environment variable name."""
     value: str
@@ -1016,12 +1025,210 @@ class EnvToObjectParams(TypedDict):
     """The EnvToObjectParams shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
 
 
 def _EnvToObjectParams_to_wire(v: EnvToObjectParams) -> dict[str, Any]:
     w: dict[str, Any] = {}
     w["sandbox"] = v["sandbox"]
+    return w
+
+
+class DaemonInfoParams(TypedDict):
+    """The DaemonInfoParams shape."""
+
+
+
+def _DaemonInfoParams_to_wire(v: DaemonInfoParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResultCapacitySandboxes:
+    """The DaemonInfoResultCapacitySandboxes shape."""
+
+    live: int
+    """Sandboxes handed out to tokens and not yet stopped (the warm pool is not counted)."""
+    max: int
+    """The most this daemon runs at once (config maxSandboxes); creates beyond it are refused."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResultCapacitySandboxes:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            live=w["live"],
+            max=w["max"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["live"] = self.live
+        w["max"] = self.max
+        return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResultCapacityMemory:
+    """The DaemonInfoResultCapacityMemory shape."""
+
+    total_bytes: int
+    """The host's memory."""
+    available_bytes: int
+    """Memory the kernel could hand out now without swapping (MemAvailable)."""
+    committed_bytes: int
+    """The memory caps of the live sandboxes, added up."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResultCapacityMemory:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            total_bytes=w["totalBytes"],
+            available_bytes=w["availableBytes"],
+            committed_bytes=w["committedBytes"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["totalBytes"] = self.total_bytes
+        w["availableBytes"] = self.available_bytes
+        w["committedBytes"] = self.committed_bytes
+        return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResultCapacityDisk:
+    """The DaemonInfoResultCapacityDisk shape."""
+
+    total_bytes: int
+    """Size of the file system holding the state dir (and, in root mode, the sandboxes' storage)."""
+    free_bytes: int
+    """Free space on it, for unprivileged writers."""
+    committed_bytes: int
+    """The disk caps of the live sandboxes, added up."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResultCapacityDisk:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            total_bytes=w["totalBytes"],
+            free_bytes=w["freeBytes"],
+            committed_bytes=w["committedBytes"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["totalBytes"] = self.total_bytes
+        w["freeBytes"] = self.free_bytes
+        w["committedBytes"] = self.committed_bytes
+        return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResultCapacityCpus:
+    """The DaemonInfoResultCapacityCpus shape."""
+
+    count: int
+    """CPUs this daemon may use."""
+    committed: float
+    """The CPU quotas of the live sandboxes, in cores, added up."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResultCapacityCpus:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            count=w["count"],
+            committed=w["committed"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["count"] = self.count
+        w["committed"] = self.committed
+        return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResultCapacity:
+    """Live sandboxes and their caps against the host's memory, disk and CPUs."""
+
+    sandboxes: DaemonInfoResultCapacitySandboxes
+    memory: DaemonInfoResultCapacityMemory
+    disk: DaemonInfoResultCapacityDisk
+    cpus: DaemonInfoResultCapacityCpus
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResultCapacity:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            sandboxes=DaemonInfoResultCapacitySandboxes.from_wire(w["sandboxes"]),
+            memory=DaemonInfoResultCapacityMemory.from_wire(w["memory"]),
+            disk=DaemonInfoResultCapacityDisk.from_wire(w["disk"]),
+            cpus=DaemonInfoResultCapacityCpus.from_wire(w["cpus"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["sandboxes"] = self.sandboxes.to_wire()
+        w["memory"] = self.memory.to_wire()
+        w["disk"] = self.disk.to_wire()
+        w["cpus"] = self.cpus.to_wire()
+        return w
+
+
+@dataclass(frozen=True)
+class DaemonInfoResult:
+    """A daemon: its version, mode, id prefix, whether it drains, and how full its host is."""
+
+    version: str
+    """The daemon's version."""
+    mode: Literal["root", "rootless"]
+    """Root mode (cgroups, own host uids) or rootless."""
+    id_prefix: str | None
+    """The prefix in every sandbox id this daemon makes ("sbx_<prefix>_..."), so a gateway can tell which host holds a sandbox; null without one."""
+    draining: bool
+    """True while the daemon refuses new sandboxes and lets its running ones finish."""
+    capacity: DaemonInfoResultCapacity
+    """Live sandboxes and their caps against the host's memory, disk and CPUs."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> DaemonInfoResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            version=w["version"],
+            mode=w["mode"],
+            id_prefix=w["idPrefix"],
+            draining=w["draining"],
+            capacity=DaemonInfoResultCapacity.from_wire(w["capacity"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["version"] = self.version
+        w["mode"] = self.mode
+        w["idPrefix"] = self.id_prefix
+        w["draining"] = self.draining
+        w["capacity"] = self.capacity.to_wire()
+        return w
+
+
+class DaemonDrainParams(TypedDict, total=False):
+    """The DaemonDrainParams shape."""
+
+    draining: bool
+    """true (default): refuse new sandboxes from now on; false: accept them again."""
+
+
+def _DaemonDrainParams_to_wire(v: DaemonDrainParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    if "draining" in v:
+        w["draining"] = v["draining"]
     return w
 
 
@@ -1242,16 +1449,6 @@ class SnapshotListResult:
         return w
 
 
-class RpcDiscoverParams(TypedDict):
-    """The RpcDiscoverParams shape."""
-
-
-
-def _RpcDiscoverParams_to_wire(v: RpcDiscoverParams) -> dict[str, Any]:
-    w: dict[str, Any] = {}
-    return w
-
-
 @dataclass(frozen=True)
 class ExitStatus:
     """The ExitStatus shape."""
@@ -1288,7 +1485,7 @@ class ProcessExitNotification:
     """The ProcessExitNotification shape."""
 
     sandbox: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     pid: int
     status: ExitStatus
 
@@ -1315,7 +1512,7 @@ class SandboxExitNotification:
     """The SandboxExitNotification shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     reason: Literal["killed", "timeout", "session", "error"]
     """Why a sandbox stopped."""
     message: str | None = None
@@ -1344,7 +1541,7 @@ class SandboxNetworkNotification:
     """The SandboxNetworkNotification shape."""
 
     id: str
-    """A sandbox id: "sbx_" followed by at least 20 url-safe random characters."""
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     event: SandboxEgressLogResultItem
 
     @classmethod

@@ -1,0 +1,12 @@
+/**
+ * A daemon with an id prefix makes ids "sbx_<prefix>_<random>" (the random part is
+ * alphanumeric): the prefix names the host, so any gateway replica routes a call by its id
+ * alone, with no table of sandboxes to share or lose.
+ *
+ * @example hostPrefixOf("sbx_n1_x6Gm2K0cZ4bQ9pLrT8vW1yEd") // "n1"
+ * @example hostPrefixOf("sbx_x6Gm2K0cZ4bQ9pLrT8vW1yEd")    // null: a daemon without a prefix made it
+ */
+export function hostPrefixOf(id: string): string | null {
+  const m = /^sbx_([a-z0-9]{1,16})_[A-Za-z0-9]{20,}$/.exec(id);
+  return m ? m[1]! : null;
+}

@@ -1,0 +1,66 @@
+import type { MethodName } from "@sbx/protocol";
+
+/**
+ * How the gateway forwards each method. The table is typed over every method of the
+ * protocol, so a method added there does not compile here until someone decides its route.
+ *
+ * - `sandbox`: to the host named in the sandbox id found in the param `field`;
+ * - `create`: to a host chosen by placement;
+ * - `list`: to every host, results merged;
+ * - `local`: answered by the gateway itself;
+ * - `host`: a per-host operator method, refused (call it on the daemon);
+ * - `refused`: not served through a gateway yet (Unsupported, saying why).
+ */
+export type Route = { kind: "sandbox"; field: "sandbox" | "id" } | { kind: "create" } | { kind: "list" } | { kind: "local" } | { kind: "host" } | { kind: "refused"; why: string };
+
+const bySandbox: Route = { kind: "sandbox", field: "sandbox" };
+const byId: Route = { kind: "sandbox", field: "id" };
+/** Volumes and snapshots live on one daemon host, and their ids do not name it. */
+const volumes: Route = { kind: "refused", why: "volumes and snapshots live on one daemon host and the gateway does not route them yet: call that daemon directly" };
+
+export const ROUTES: { readonly [M in MethodName]: Route } = {
+  "sandbox.create": { kind: "create" },
+  "sandbox.connect": byId,
+  "sandbox.list": { kind: "list" },
+  "sandbox.kill": byId,
+  "sandbox.extendTimeout": byId,
+  "sandbox.usage": byId,
+  "sandbox.setAllowNet": byId,
+  "sandbox.egressLog": byId,
+  "sandbox.watchNetwork": byId,
+  "sandbox.snapshot": byId,
+  "process.spawn": bySandbox,
+  "process.kill": bySandbox,
+  "fs.readFile": bySandbox,
+  "fs.writeFile": bySandbox,
+  "fs.stat": bySandbox,
+  "fs.lstat": bySandbox,
+  "fs.readDir": bySandbox,
+  "fs.mkdir": bySandbox,
+  "fs.remove": bySandbox,
+  "fs.rename": bySandbox,
+  "fs.copyFile": bySandbox,
+  "fs.chmod": bySandbox,
+  "fs.symlink": bySandbox,
+  "fs.readLink": bySandbox,
+  "fs.realPath": bySandbox,
+  "fs.makeTempDir": bySandbox,
+  "fs.upload": bySandbox,
+  "fs.download": bySandbox,
+  "env.get": bySandbox,
+  "env.set": bySandbox,
+  "env.delete": bySandbox,
+  "env.toObject": bySandbox,
+  "volume.create": volumes,
+  "volume.get": volumes,
+  "volume.list": volumes,
+  "volume.delete": volumes,
+  "volume.resize": volumes,
+  "volume.snapshot": volumes,
+  "snapshot.get": volumes,
+  "snapshot.list": volumes,
+  "snapshot.delete": volumes,
+  "daemon.info": { kind: "host" },
+  "daemon.drain": { kind: "host" },
+  "rpc.discover": { kind: "local" },
+};

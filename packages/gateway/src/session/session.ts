@@ -1,0 +1,287 @@
+import type { WebSocket } from "ws";
+import { ErrorCodes, FrameOp, METHODS, buildOpenRpc, decodeFrame, encodeAbort, explainParams, isMethod, jsonDepth, type MethodName } from "@sbx/protocol";
+import type { Fleet } from "../fleet/fleet.js";
+import type { Host } from "../fleet/host.js";
+import type { Logger } from "../log.js";
+import type { ByteBudget } from "../net/budget.js";
+import { Link } from "../net/link.js";
+import { createSandbox, listSandboxes } from "./fanout.js";
+import { ROUTES } from "./routes.js";
+import { Upstream, type Pending, type UpstreamOwner } from "./upstream.js";
+
+export interface SessionLimits {
+  maxInFlight: number;
+  maxStreams: number;
+  maxJsonDepth: number;
+}
+
+type Id = number | string | null;
+
+let openrpcText: string | null = null;
+
+/**
+ * One client connection to the gateway. Every call is sent on to the daemon holding its
+ * sandbox (the host is in the sandbox id), over a connection of this client's own to that
+ * daemon, made with its token; answers, notifications and stream frames come back as they
+ * are. Binary frames are never decoded beyond their five-byte header: the client's frames go
+ * to the daemon that the call naming their stream went to, flow control included.
+ */
+export class Session implements UpstreamOwner {
+  readonly link: Link;
+  private readonly upstreams = new Map<Host, Upstream>();
+  /** The client's stream ids, each to the upstream whose call named it. */
+  private readonly streams = new Map<number, Upstream>();
+  private inFlight = 0;
+  private closed = false;
+  /** Set while the client lags behind its answers: the gateway reads nothing more from it meanwhile. */
+  private clientBehind: Promise<void> | null = null;
+  /**
+   * Messages that arrived while the client lagged, in order, handled once it catches up. One
+   * socket read brings many messages at once, and stopping the socket stops only later reads:
+   * without this, a read full of rpc.discover calls (each answered with 110 KB by the gateway
+   * itself) would queue over 100 MB for a client that reads nothing. Bounded by one read.
+   */
+  private readonly backlog: Array<{ data: Buffer; binary: boolean }> = [];
+  private readonly offLost: () => void;
+
+  constructor(
+    ws: WebSocket,
+    private readonly token: string,
+    readonly fleet: Fleet,
+    private readonly limits: SessionLimits,
+    readonly log: Logger,
+    private readonly gateway: ByteBudget,
+  ) {
+    this.link = new Link(ws, gateway);
+    ws.on("message", (data: Buffer, isBinary) => this.receive(data, isBinary));
+    ws.on("close", () => this.onClose());
+    ws.on("error", () => {});
+    // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
+    this.offLost = fleet.onHostLost((host, reason) => this.upstreams.get(host)?.abandon(`the sbx daemon ${host.label} went away (${reason})`));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** This client's connection to `host`, opened on first use. */
+  upstreamFor(host: Host): Upstream {
+    let up = this.upstreams.get(host);
+    if (!up) this.upstreams.set(host, (up = new Upstream(host, this.token, this, this.gateway)));
+    return up;
+  }
+
+  reply(id: Id, result: unknown): void {
+    this.sendText(JSON.stringify({ jsonrpc: "2.0", id, result }));
+  }
+
+  replyError(id: Id, error: { code: number; message: string; data?: unknown }): void {
+    this.sendText(JSON.stringify({ jsonrpc: "2.0", id, error }));
+  }
+
+  private fail(id: Id, code: number, message: string): void {
+    this.replyError(id, { code, message });
+  }
+
+  private receive(data: Buffer, binary: boolean): void {
+    if (this.clientBehind || this.backlog.length > 0) {
+      this.backlog.push({ data, binary });
+      return;
+    }
+    if (binary) this.onBinary(data);
+    else this.onText(data.toString("utf8"));
+  }
+
+  /** Handles what waited while the client lagged, until it lags again. */
+  private catchUp(): void {
+    while (this.backlog.length > 0 && !this.clientBehind && !this.closed) {
+      const { data, binary } = this.backlog.shift()!;
+      if (binary) this.onBinary(data);
+      else this.onText(data.toString("utf8"));
+    }
+  }
+
+  private onText(text: string): void {
+    // The same checks, in the same order and words, as the daemon's.
+    if (jsonDepth(text) > this.limits.maxJsonDepth) return this.fail(null, ErrorCodes.ParseError, `message nests deeper than ${this.limits.maxJsonDepth} levels`);
+    let msg: any;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return this.fail(null, ErrorCodes.ParseError, "message is not valid JSON");
+    }
+    if (Array.isArray(msg)) return this.fail(null, ErrorCodes.InvalidRequest, "batch requests are not supported");
+    if (!msg || typeof msg !== "object" || msg.jsonrpc !== "2.0" || typeof msg.method !== "string") {
+      return this.fail(msg?.id ?? null, ErrorCodes.InvalidRequest, "not a JSON-RPC 2.0 request");
+    }
+    const id = msg.id;
+    if (id === undefined) return;
+    if (typeof id !== "number" && typeof id !== "string") return this.fail(null, ErrorCodes.InvalidRequest, "id must be a number or string");
+    if (this.inFlight >= this.limits.maxInFlight) return this.fail(id, ErrorCodes.TooManyRequests, `more than ${this.limits.maxInFlight} calls in flight on this connection`);
+    if (!isMethod(msg.method)) return this.fail(id, ErrorCodes.MethodNotFound, `no such method '${String(msg.method).slice(0, 100)}'`);
+    if (msg.params !== undefined && (typeof msg.params !== "object" || msg.params === null || Array.isArray(msg.params))) {
+      return this.fail(id, ErrorCodes.InvalidParams, "params: must be an object (by-name parameters)");
+    }
+    const method: MethodName = msg.method;
+    const params = msg.params ?? {};
+    const problem = explainParams(method, params);
+    if (problem) return this.fail(id, ErrorCodes.InvalidParams, problem);
+
+    const route = ROUTES[method];
+    switch (route.kind) {
+      case "sandbox":
+        return this.route(text, msg, method, params, params[route.field]);
+      case "create":
+        return this.track(id, createSandbox(this, id, params));
+      case "list":
+        return this.track(id, listSandboxes(this, id, params));
+      case "local":
+        openrpcText ??= JSON.stringify(buildOpenRpc());
+        return this.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${openrpcText}}`);
+      case "host":
+        return this.fail(id, ErrorCodes.MethodNotFound, `${method} is a per-host operator method: the gateway does not forward it; call it on a daemon with its operator token`);
+      case "refused":
+        return this.fail(id, ErrorCodes.Unsupported, `${method}: ${route.why}`);
+    }
+  }
+
+  /** Counts a call the gateway answers itself (create, list) as in flight until it does. */
+  private track(id: number | string, call: Promise<void>): void {
+    this.inFlight++;
+    void call
+      .catch((err) => {
+        this.log.error(`gateway call failed: ${(err as Error)?.stack ?? err}`);
+        this.fail(id, ErrorCodes.InternalError, `the gateway failed: ${(err as Error)?.message ?? err}`);
+      })
+      .finally(() => this.inFlight--);
+  }
+
+  private route(text: string, msg: { id: number | string; method: string }, method: MethodName, params: Record<string, unknown>, sandbox: string): void {
+    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
+    const named = [...(spec.inStreams ?? []), ...(spec.outStreams ?? [])].filter((f) => typeof params[f] === "number");
+    const ids = named.map((f) => params[f] as number);
+    for (const f of named) {
+      const cid = params[f] as number;
+      if (this.streams.has(cid) || ids.indexOf(cid) !== ids.lastIndexOf(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
+    }
+    if (this.streams.size + ids.length > this.limits.maxStreams) return this.fail(msg.id, ErrorCodes.ResourceLimit, `more than ${this.limits.maxStreams} open streams on this connection`);
+    const where = this.fleet.lookup(sandbox);
+    // The daemon's own words for an id that leads nowhere (no hint whether it ever existed),
+    // unless some daemon has not said who it is yet: then the sandbox may be there.
+    if (!where) {
+      const unknown = this.fleet.unidentified();
+      const maybe = unknown > 0 ? ` (or it is on one of the ${unknown} sbx daemons this gateway cannot reach now)` : "";
+      return this.fail(msg.id, ErrorCodes.SandboxNotFound, `no running sandbox '${sandbox.slice(0, 128)}'${maybe}`);
+    }
+    if ("lost" in where) {
+      return this.fail(msg.id, ErrorCodes.Unavailable, `host lost: sandbox ${sandbox} was on the sbx daemon ${where.lost.label}, which went away (${where.lost.reason}); its sandboxes are gone or unreachable`);
+    }
+    const up = this.upstreamFor(where.host);
+    for (const cid of ids) {
+      this.streams.set(cid, up);
+      up.streams.add(cid);
+    }
+    this.inFlight++;
+    up.forward(text, msg, sandbox);
+    const behind = up.link.congestion();
+    if (behind) this.link.hold(behind);
+  }
+
+  private onBinary(data: Buffer): void {
+    const frame = decodeFrame(data);
+    if (typeof frame === "string") return this.violation(`malformed stream frame: ${frame}`);
+    const up = this.streams.get(frame.stream);
+    if (!up) return; // a stream that already ended, as at the daemon
+    if (frame.op === FrameOp.End || frame.op === FrameOp.Abort) this.forget(frame.stream);
+    up.send(data);
+    const behind = up.link.congestion();
+    if (behind) this.link.hold(behind);
+  }
+
+  private violation(reason: string): void {
+    this.log.warn(`client connection: ${reason}; closing it`);
+    this.link.ws.close(1008, reason.slice(0, 120));
+  }
+
+  private forget(stream: number): void {
+    this.streams.get(stream)?.streams.delete(stream);
+    this.streams.delete(stream);
+  }
+
+  private sendText(text: string): void {
+    this.toClient(text);
+  }
+
+  /**
+   * Everything to the client goes through here. While it lags, neither its upstreams nor the
+   * client itself is read (as the daemon stops reading a client that does not read its answers):
+   * a client costs the gateway a bounded amount whether its answers come from a daemon or from
+   * the gateway itself.
+   */
+  private toClient(data: string | Buffer): void {
+    this.link.send(data);
+    if (this.clientBehind) return;
+    const behind = this.link.congestion();
+    if (!behind) return;
+    this.clientBehind = behind;
+    void behind.then(() => {
+      this.clientBehind = null;
+      this.catchUp();
+    });
+    this.link.hold(behind);
+    for (const up of this.upstreams.values()) up.link.hold(behind);
+  }
+
+  // ---- what upstreams report
+
+  answered(up: Upstream, pending: Pending, text: string, msg: any): void {
+    this.inFlight--;
+    this.sendText(pending.remapped ? JSON.stringify({ ...msg, id: pending.clientId }) : text);
+  }
+
+  notified(up: Upstream, text: string, msg: any): void {
+    if (msg.method === "sandbox.exit" && typeof msg.params?.id === "string") up.touched.delete(msg.params.id);
+    this.sendText(text);
+  }
+
+  binary(up: Upstream, data: Buffer): void {
+    // END and ABORT from the daemon end a stream: later frames from the client for it are dropped here.
+    if (data.byteLength >= 5 && (data[0] === FrameOp.End || data[0] === FrameOp.Abort)) {
+      const stream = data.readUInt32BE(1);
+      if (this.streams.get(stream) === up) this.forget(stream);
+    }
+    this.toClient(data);
+  }
+
+  gone(up: Upstream, reason: string, code: number, closeReason: string): void {
+    if (this.upstreams.get(up.host) === up) this.upstreams.delete(up.host);
+    if (this.closed) return;
+    // The daemon closed this client for a protocol violation: as it would have, directly.
+    if (code === 1008) return void this.link.ws.close(1008, closeReason.slice(0, 120));
+    // As the daemon does when a call fails: its streams are aborted before the call is answered.
+    for (const stream of [...up.streams]) {
+      this.forget(stream);
+      this.toClient(Buffer.from(encodeAbort(stream, `host lost: ${reason}`)));
+    }
+    for (const p of up.pending.values()) {
+      if (p.internal) continue;
+      this.inFlight--;
+      this.fail(p.clientId, ErrorCodes.Unavailable, `host lost during ${p.method}: ${reason}`);
+    }
+    up.pending.clear();
+    // Sandbox.exit is what an SDK waits on for a sandbox's processes: nothing is left hanging.
+    for (const id of up.touched) {
+      this.sendText(JSON.stringify({ jsonrpc: "2.0", method: "sandbox.exit", params: { id, reason: "error", message: `host lost: ${reason}`.slice(0, 4000) } }));
+    }
+    up.touched.clear();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.backlog.length = 0;
+    this.offLost();
+    for (const up of this.upstreams.values()) up.close();
+    this.upstreams.clear();
+    this.streams.clear();
+  }
+}
