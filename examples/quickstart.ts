@@ -11,7 +11,7 @@ await using sb = await Sandbox.create({ timeout: "5m", labels: { example: "quick
 console.log(`created ${sb.id}`);
 
 // A one-liner: every ${} is shell-escaped.
-const who = await sb.sh`echo "$(id -un) on $(hostname), kernel $(uname -r)"`.text();
+const who = (await sb.sh`echo "$(id -un) on $(hostname), kernel $(uname -r)"`.text()).trimEnd(); // stdout exactly: trim its newline
 console.log(who);
 
 // Code an agent wrote, run with live output.
@@ -26,7 +26,7 @@ const local = await mkdtemp(join(tmpdir(), "sbx-quickstart-"));
 await mkdir(join(local, "project"));
 await writeFile(join(local, "project", "data.csv"), "x,y\n1,2\n3,4\n");
 await sb.fs.upload(join(local, "project"), "/home/user/project");
-const sum = await sb.sh`cd project && python3 -c ${"import csv; print(sum(int(r['y']) for r in csv.DictReader(open('data.csv'))))"} | tee total.txt`.text();
+const sum = (await sb.sh`cd project && python3 -c ${"import csv; print(sum(int(r['y']) for r in csv.DictReader(open('data.csv'))))"} | tee total.txt`.text()).trimEnd();
 console.log(`sum of y computed in the sandbox: ${sum}`);
 await sb.fs.download("/home/user/project", join(local, "result"));
 console.log(`downloaded total.txt: ${(await readFile(join(local, "result", "total.txt"), "utf8")).trim()}`);
@@ -34,4 +34,6 @@ console.log(`downloaded total.txt: ${(await readFile(join(local, "result", "tota
 // Failures are typed errors carrying the exit status.
 const res = await sb.sh`cat /etc/shadow`.noThrow();
 console.log(`reading /etc/shadow inside: exit ${res.status.code} (${res.stderrText?.trim()})`);
-console.log("done: the sandbox is destroyed when this script leaves its scope");
+// Leaving the scope only closes the connection (as in @deno/sandbox): a timed sandbox would live on until its timeout.
+await sb.kill();
+console.log("done: the sandbox is destroyed");

@@ -60,6 +60,23 @@ describe("examples", () => {
     expect(up.seen.filter((s) => s.host === "attacker.example")).toEqual([]);
   });
 
+  it("from-deno.ts: programs from @deno/sandbox's README run with only the import changed", async () => {
+    const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
+    const { stdout } = await run(process.execPath, [tsx, "from-deno.ts"], { cwd: examples, env: env(), timeout: 60_000 });
+    expect(stdout).toBe(
+      [
+        "42",
+        "Command failed: Command failed with exit code 1",
+        "Exit code: 1",
+        "Success: false",
+        "Exit code: 42",
+        "Error message: Command failed with exit code 42",
+        "API_KEY: secret-key-123",
+        "",
+      ].join("\n"),
+    );
+  });
+
   const deno = join(examples, "..", "node_modules", ".bin", "deno");
   it("deno.ts runs under Deno 2 through an npm: import", async () => {
     const { stdout } = await run(deno, ["run", "-A", "deno.ts"], { cwd: examples, env: { ...env(), NO_COLOR: "1" }, timeout: 120_000 });

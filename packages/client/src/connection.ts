@@ -1,7 +1,7 @@
 import WebSocket from "ws";
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
-import { ConnectionError, fromRpcError } from "./errors.js";
+import { ConnectionClosedError, ConnectionEstablishmentError, NetworkError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
 import { authFailure, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
 import { StreamTable } from "./streams.js";
@@ -17,9 +17,9 @@ function openSocket(url: string, token: ResolvedToken): Promise<WebSocket> {
     ws.once("unexpected-response", (_req, res) => {
       const status = res.statusCode ?? 0;
       ws.terminate();
-      reject(status === 401 ? authFailure(url, token) : new ConnectionError(`the daemon at ${url} refused the connection (HTTP ${status})`));
+      reject(status === 401 ? authFailure(url, token) : new ConnectionEstablishmentError(status, "UPGRADE_REFUSED", `the daemon at ${url} refused the connection (HTTP ${status})`));
     });
-    ws.once("error", (err) => reject(new ConnectionError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err })));
+    ws.once("error", (err) => reject(new NetworkError(`cannot connect to the sbx daemon at ${url}: ${err.message}`, { cause: err })));
   });
 }
 
@@ -32,18 +32,22 @@ export class Connection {
   /** Set once the sandbox this connection serves has ended: what later calls reject with. */
   private retiredWith: (() => Error) | null = null;
   private inFlight = 0;
+  private closeCode: number | undefined;
+  private closeReason: string | undefined;
   private readonly closeListeners = new Set<(reason: string) => void>();
   private readonly closedPromise: Promise<void>;
 
   private constructor(private readonly ws: WebSocket, readonly url: string) {
     this.streams = new StreamTable((frame) => this.sendBinary(frame));
     this.rpc = new JSONRPCClient((payload) => {
-      if (this.closedWith) throw new ConnectionError(`connection to ${url} is closed (${this.closedWith})`);
+      if (this.closedWith) throw this.closedError(`connection to ${url} is closed (${this.closedWith})`);
       ws.send(JSON.stringify(payload));
     });
     ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
     this.closedPromise = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
+        this.closeCode = code;
+        this.closeReason = reason.length ? reason.toString() : undefined;
         this.shutdown(`closed with code ${code}${reason.length ? `: ${reason.toString()}` : ""}`);
         resolve();
       });
@@ -58,6 +62,16 @@ export class Connection {
     return new Connection(await openSocket(url, await token()), url);
   }
 
+  /** What a call on a closed connection rejects with. */
+  closedError(message: string, cause?: unknown): ConnectionClosedError {
+    return new ConnectionClosedError(this.closeCode, this.closeReason, { message, ...(cause === undefined ? {} : { cause }) });
+  }
+
+  /** Resolves once the WebSocket has closed. */
+  get whenClosed(): Promise<void> {
+    return this.closedPromise;
+  }
+
   get closed(): boolean {
     return this.closedWith !== null;
   }
@@ -65,14 +79,14 @@ export class Connection {
   /** Calls a method; errors arrive as the SDK's error classes. */
   async request<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     if (this.retiredWith) throw this.retiredWith();
-    if (this.closedWith) throw new ConnectionError(`connection to ${this.url} is closed (${this.closedWith})`);
+    if (this.closedWith) throw this.closedError(`connection to ${this.url} is closed (${this.closedWith})`);
     this.inFlight++;
     try {
       return (await this.rpc.request(method, params as never)) as ResultOf<M>;
     } catch (err) {
       // (re-read: the sandbox may have ended while this call was in flight)
       const retired = this.retiredWith as (() => Error) | null;
-      if (this.closedWith) throw retired?.() ?? new ConnectionError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, { cause: err });
+      if (this.closedWith) throw retired?.() ?? this.closedError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, err);
       if (err instanceof JSONRPCErrorException) throw fromRpcError(err);
       throw err;
     } finally {
@@ -136,7 +150,7 @@ export class Connection {
     if (this.closedWith) return;
     this.closedWith = reason;
     this.rpc.rejectAllPendingRequests(`connection closed: ${reason}`);
-    this.streams.failAll(`connection to ${this.url} closed (${reason})`);
+    this.streams.failAll(() => this.closedError(`connection to ${this.url} closed (${reason})`));
     for (const l of this.closeListeners) l(reason);
   }
 }

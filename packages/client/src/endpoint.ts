@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEFAULT_URL, TOKEN_FILE, defaultStateDir } from "@sbx/protocol";
-import { AuthError, ConnectionError } from "./errors.js";
+import { ConnectionError, InvalidTokenError, MissingTokenError } from "./errors.js";
 import type { ConnectOptions } from "./types.js";
 
 /** A token and where it came from, so a refusal can say which one the daemon did not take. */
@@ -38,7 +38,7 @@ export async function resolveEndpoint(opts: ConnectOptions) {
     try {
       return { value: (await readFile(file, "utf8")).trim(), source: "file", file };
     } catch (err) {
-      throw new AuthError(`no token: pass { token }, set SBX_TOKEN, or make the daemon's token file ${file} readable (${(err as Error).message})`, { cause: err, tokenSource: "file", tokenFile: file });
+      throw new MissingTokenError(`no token: pass { token }, set SBX_TOKEN, or make the daemon's token file ${file} readable (${(err as Error).message})`, { cause: err, tokenSource: "file", tokenFile: file });
     }
   };
   return { url, token, embedded };
@@ -125,13 +125,13 @@ function pidOfSocket(inode: string): number | null {
  * this user's token file and a daemon of another user holds the loopback port, that is the
  * likely story: two users on one host, the first one's daemon on the default port.
  */
-export function authFailure(url: string, token: ResolvedToken): AuthError {
+export function authFailure(url: string, token: ResolvedToken): InvalidTokenError {
   const from = token.source === "option" ? "the token passed in { token }" : token.source === "SBX_TOKEN" ? "the token in SBX_TOKEN" : `the token from ${token.file}`;
   const owner = token.source === "file" && isLoopbackUrl(url) ? otherUsersListener(url) : null;
   const base = `the daemon at ${url} refused ${from} (HTTP 401)`;
   const details = { tokenSource: token.source, ...(token.file ? { tokenFile: token.file } : {}), ...(owner ? { portOwner: owner } : {}) };
-  if (owner) return new AuthError(`${base}: ${portOwnerHint(url, owner)}`, details);
-  return new AuthError(`${base}: pass { token } or set SBX_TOKEN to the token of the daemon at ${url} (its state dir's token file)`, details);
+  if (owner) return new InvalidTokenError(`${base}: ${portOwnerHint(url, owner)}`, details);
+  return new InvalidTokenError(`${base}: pass { token } or set SBX_TOKEN to the token of the daemon at ${url} (its state dir's token file)`, details);
 }
 
 function otherUsersListener(url: string): PortOwner | null {

@@ -10,12 +10,24 @@
  */
 export { Sandbox, type SandboxOptions, type SpawnOptions, type Stdio, type SignalName } from "./sandbox.js";
 export { ChildProcess } from "./process.js";
-export { ShCommand, shellEscape } from "./sh.js";
-export { SandboxFs, DEFAULT_MAX_READ_BYTES, type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type WriteFileOptions, type FileData, type ReadFileOptions, type DownloadOptions } from "./fs.js";
+export { ShCommand, shellEscape, type ShellPipeKind } from "./sh.js";
+export { KillController, KillSignal, type KillSignalListener } from "./kill-signal.js";
+export {
+  SandboxFs, FsFile, SeekMode, DEFAULT_MAX_READ_BYTES,
+  type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type ExpandGlobOptions, type WriteFileOptions, type FileData, type ReadFileOptions,
+  type DownloadOptions, type MkdirOptions, type RemoveOptions, type OpenOptions, type PathLike,
+} from "./fs/index.js";
 export { SandboxEnv } from "./env.js";
+export { Client, type Sandboxes, type SandboxMetadata } from "./deno/client.js";
+export { VsCode } from "./deno/unsupported.js";
+export type { DenoIgnoredOptions, DenoUnsupportedOptions } from "./deno-options.js";
 export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent } from "./types.js";
+export type { ExitStatus as ChildProcessStatus, CommandOutput as ChildProcessOutput, CommandOutput as SandboxCommandResult } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
-  InvalidOptionError, NetworkPolicyError, ResourceLimitError, VolumeNotFoundError, InUseError, UnsupportedError,
+  InvalidOptionError, NetworkPolicyError, ResourceLimitError, NotSupportedError, VolumeNotFoundError, InUseError, UnsupportedError,
+  // @deno/sandbox's family, arranged so that instanceof works for both (see errors.ts)
+  SandboxSdkError, ApiError, ConnectionClosedError, ConnectionEstablishmentError, InvalidMemoryError, InvalidTimeoutError,
+  InvalidTokenError, MissingTokenError, NetworkError, SandboxKillError,
 } from "./errors.js";
-export { Client, Volume, Snapshot, Volumes, Snapshots, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";
+export { Volume, Snapshot, Volumes, Snapshots, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";

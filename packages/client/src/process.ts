@@ -1,6 +1,8 @@
 import type { SignalName } from "@sbx/protocol";
 import { collectBytes } from "./bytes.js";
-import type { Connection } from "./connection.js";
+import { ErrorCodes } from "@sbx/protocol";
+import { Connection } from "./connection.js";
+import { RpcError } from "./errors.js";
 import type { CommandOutput, ExitStatus } from "./types.js";
 
 function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array | null> {
@@ -9,8 +11,11 @@ function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array 
 
 const decoder = new TextDecoder();
 
-/** A process running in a sandbox. */
-export class ChildProcess {
+/**
+ * A process running in a sandbox, from `sandbox.spawn`. Disposing it (`await using`) kills it
+ * and waits for it to exit.
+ */
+export class ChildProcess implements AsyncDisposable {
   /** @internal */
   constructor(
     private readonly conn: Connection,
@@ -25,11 +30,26 @@ export class ChildProcess {
     readonly stderr: ReadableStream<Uint8Array> | null,
     /** Resolves when the process exits. */
     readonly status: Promise<ExitStatus>,
-  ) {}
+  ) {
+    if (!(conn instanceof Connection)) throw new TypeError("Can not construct ChildProcess, use 'sandbox.spawn()'.");
+  }
 
-  /** Sends a signal (default SIGTERM). */
+  /**
+   * Sends a signal (default SIGTERM); resolves once it is sent, not when the process exits
+   * (await `status` for that). A process that already exited is no error.
+   */
   async kill(signal: SignalName = "SIGTERM"): Promise<void> {
-    await this.conn.request("process.kill", { sandbox: this.sandbox, pid: this.pid, signal });
+    try {
+      await this.conn.request("process.kill", { sandbox: this.sandbox, pid: this.pid, signal });
+    } catch (err) {
+      if (!(err instanceof RpcError && err.rpcCode === ErrorCodes.ProcessNotFound)) throw err;
+    }
+  }
+
+  /** Kills the process (SIGTERM) and waits for it to exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+    await this.status;
   }
 
   /** Waits for the process to exit and collects whatever stdout and stderr were piped. */

@@ -1,11 +1,13 @@
 import { Readable } from "node:stream";
 import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
-import { ConnectionError, SandboxNotFoundError } from "./errors.js";
+import { asDenoError, checkSizes, withoutDenoOptions, type DenoIgnoredOptions, type DenoUnsupportedOptions } from "./deno-options.js";
+import { NotSupportedError, RpcError, SandboxKillError, SandboxNotFoundError } from "./errors.js";
 import { SandboxEnv } from "./env.js";
-import { SandboxFs } from "./fs.js";
+import { SandboxFs } from "./fs/index.js";
+import { pathOf } from "./fs/paths.js";
 import { ChildProcess } from "./process.js";
-import { ShCommand, buildScript } from "./sh.js";
+import { ShCommand, shCommand } from "./sh.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, SandboxInfo, Usage } from "./types.js";
 import { snapshotOf, type Snapshot } from "./volumes.js";
 
@@ -16,7 +18,7 @@ type CreateParams = ParamsOf<"sandbox.create">;
  * every one is here and typed as the protocol types it) and where to connect.
  * Defaults come from the protocol's {@link LIMIT_DEFAULTS}.
  */
-export interface SandboxOptions extends ConnectOptions {
+export interface SandboxOptions extends ConnectOptions, DenoIgnoredOptions, DenoUnsupportedOptions {
   /**
    * Memory cap: bytes or a size string, case-insensitive ("1GiB", "1.5G", "2GB"); default 1280MiB.
    * K, M, G, T alone or with "iB" are binary (1G = 1GiB = 2^30 bytes); with "B" alone decimal (1GB = 10^9).
@@ -51,7 +53,7 @@ export interface SandboxOptions extends ConnectOptions {
 
 /** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */
 type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _optionsCoverCreate: Exactly<keyof CreateParams, Exclude<keyof SandboxOptions, keyof ConnectOptions>> & (Pick<SandboxOptions, keyof CreateParams> extends CreateParams ? true : false) = true;
+const _optionsCoverCreate: Exactly<keyof CreateParams, Exclude<keyof SandboxOptions, keyof ConnectOptions | keyof DenoIgnoredOptions | keyof DenoUnsupportedOptions>> & (Pick<SandboxOptions, keyof CreateParams> extends CreateParams ? true : false) = true;
 void _optionsCoverCreate;
 
 export type Stdio = "piped" | "inherit" | "null";
@@ -59,8 +61,8 @@ export type Stdio = "piped" | "inherit" | "null";
 /** Options of `sandbox.spawn`. */
 export interface SpawnOptions {
   args?: string[];
-  /** Working directory (default /home/user). */
-  cwd?: string;
+  /** Working directory (default /home/sandbox, the home). */
+  cwd?: string | URL;
   /** Variables added to the sandbox's environment for this process. */
   env?: Record<string, string>;
   /** Start from an empty environment instead of the sandbox's. */
@@ -107,9 +109,9 @@ export class Sandbox implements AsyncDisposable {
   private constructor(
     private readonly conn: Connection,
     private info: SandboxInfo,
-    private readonly owned: boolean,
     private readonly connectOptions: ConnectOptions,
   ) {
+    if (!(conn instanceof Connection)) throw new TypeError("Can not call 'Sandbox' constructor directly. Use 'Sandbox.create()' instead.");
     this.fs = new SandboxFs(conn, info.id);
     this.env = new SandboxEnv(conn, info.id);
     conn.on("process.exit", ({ sandbox, pid, status }) => {
@@ -131,26 +133,37 @@ export class Sandbox implements AsyncDisposable {
     });
   }
 
-  /** Starts a new sandbox. */
+  /**
+   * Starts a new sandbox. Options of Deno's hosted sandboxes that mean nothing here (`region`,
+   * `debug`, `org`, `apiEndpoint`, `sandboxEndpoint`) are ignored with a warning; a memory size
+   * or timeout that cannot be read throws `InvalidMemoryError` or `InvalidTimeoutError`.
+   */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
-    const { url, token, ...params } = options;
+    const { url, token, ...params } = withoutDenoOptions(options, "Sandbox.create");
+    checkSizes(params);
     const conn = await Connection.open({ url, token });
     try {
       const { warnings, ...info } = await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">);
-      const sb = new Sandbox(conn, toInfo(info), true, { url: conn.url, ...(token ? { token } : {}) });
+      const sb = new Sandbox(conn, toInfo(info), { url: conn.url, ...(token ? { token } : {}) });
       sb.warnings = warnings ?? [];
       return sb;
     } catch (err) {
       await conn.close();
-      throw err;
+      throw asDenoError(err);
     }
   }
 
-  /** Attaches to a running sandbox of this token (adopting a session sandbox whose creator left). */
-  static async connect(id: string, options: ConnectOptions = {}): Promise<Sandbox> {
+  /**
+   * Attaches to a running sandbox of this token (adopting a session sandbox whose creator left):
+   * `connect(id, options)` or, as Deno's also takes it, `connect({ id, ...options })`.
+   */
+  static async connect(idOrOptions: string | (ConnectOptions & DenoIgnoredOptions & { id: string }), connectOptions: ConnectOptions & DenoIgnoredOptions = {}): Promise<Sandbox> {
+    const [id, given] = typeof idOrOptions === "string" ? [idOrOptions, connectOptions] : [idOrOptions.id, idOrOptions];
+    if (typeof id !== "string") throw new TypeError(`Invalid sandbox ID: ${String(id)}`);
+    const { id: _id, ...options } = withoutDenoOptions({ ...given, id }, "Sandbox.connect");
     const conn = await Connection.open(options);
     try {
-      return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), false, { url: conn.url, ...(options.token ? { token: options.token } : {}) });
+      return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), { url: conn.url, ...(options.token ? { token: options.token } : {}) });
     } catch (err) {
       await conn.close();
       throw err;
@@ -200,8 +213,11 @@ export class Sandbox implements AsyncDisposable {
    * Starts a process. Resolves once it runs; a missing command rejects with an `RpcError`
    * whose `errno` is "ENOENT".
    */
-  async spawn(cmd: string, options: SpawnOptions = {}): Promise<ChildProcess> {
-    const { args, cwd, env, clearEnv, signal } = options;
+  async spawn(command: string | URL, options: SpawnOptions = {}): Promise<ChildProcess> {
+    const { args, env, clearEnv, signal } = options;
+    // As Deno's: a file: URL names a path (any other URL is a TypeError).
+    const cmd = pathOf(command);
+    const cwd = options.cwd === undefined ? undefined : pathOf(options.cwd);
     const modes = { stdin: options.stdin ?? "null", stdout: options.stdout ?? "piped", stderr: options.stderr ?? "piped" };
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
@@ -245,16 +261,31 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * A bash command from a template; every substitution is shell-escaped (arrays become
-   * several words). Await it, or call `.text()`, `.json()`, `.noThrow()`, `.spawn()`.
+   * several words; null and undefined the empty word; objects are refused). Await it, or call
+   * `.text()`, `.json()`, `.noThrow()`, `.spawn()`. A property, as Deno's: `const { sh } = sandbox` works.
    *
    * @example
    * const listing = await sb.sh`ls -la ${dir}`.text();
    */
-  sh(strings: TemplateStringsArray, ...values: unknown[]): ShCommand {
-    return new ShCommand((script, opts) => this.spawn("bash", { args: ["-c", script], ...opts }), buildScript(strings, values));
+  readonly sh = (strings: TemplateStringsArray, ...values: unknown[]): ShCommand =>
+    shCommand((script, opts) => this.spawn("bash", { args: ["-c", script], stdin: "null", ...opts }), strings, values);
+
+  /** Resolves when this handle's connection closes (by `close`, `kill`, the sandbox ending, or the daemon going away). */
+  get closed(): Promise<void> {
+    return this.conn.whenClosed;
   }
 
-  /** Pushes the expiry back by `duration` ("30s", "5m", "1h30m"); a session sandbox becomes a timed one. */
+  /** Not supported: sbx gives no SSH access to sandboxes. */
+  async exposeSsh(): Promise<never> {
+    throw new NotSupportedError("exposeSsh: sbx gives no SSH access to sandboxes; run commands with sandbox.spawn or sandbox.sh");
+  }
+
+  /** Not supported: sbx cannot expose VS Code from a sandbox. */
+  async exposeVscode(_path?: string, _options?: unknown): Promise<never> {
+    throw new NotSupportedError("exposeVscode: sbx cannot expose VS Code from a sandbox");
+  }
+
+  /** Sets the expiry to `duration` from now ("30s", "5m", "1h30m"), as Deno's does; a session sandbox becomes a timed one. Resolves to the new expiry. */
   async extendTimeout(duration: string): Promise<Date> {
     const { expiresAt } = await this.conn.request("sandbox.extendTimeout", { id: this.id, duration });
     this.info = { ...this.info, expiresAt: new Date(expiresAt) };
@@ -309,31 +340,33 @@ export class Sandbox implements AsyncDisposable {
     return snapshotOf(await this.conn.request("sandbox.snapshot", { id: this.id, slug: init.slug }));
   }
 
-  /** Destroys the sandbox now and closes this connection (`usage()` still works afterwards). */
+  /**
+   * Destroys the sandbox now and closes this connection (`usage()` still works afterwards). A
+   * sandbox already gone rejects with `SandboxNotFoundError`; any other refusal with `SandboxKillError`.
+   */
   async kill(): Promise<void> {
     try {
       if (!this.stopped) await this.conn.request("sandbox.kill", { id: this.id });
       this.stopped = true;
+    } catch (err) {
+      if (err instanceof RpcError && !(err instanceof SandboxNotFoundError)) throw new SandboxKillError(err.rpcCode, err.message, { cause: err });
+      throw err;
     } finally {
       await this.conn.close();
     }
   }
 
-  /** Closes this connection; a "session" sandbox created here dies after a short grace period. */
+  /** Closes this connection; a "session" sandbox created here dies after a short grace period, a timed one lives on. */
   async close(): Promise<void> {
     await this.conn.close();
   }
 
-  /** Kills a sandbox this handle created (only disconnects from one it connected to), then closes. */
+  /**
+   * Closes the connection, as Deno's does: a "session" sandbox created here then dies by its own
+   * rule (shortly after), a timed one lives on until its timeout. `kill()` destroys it at once.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      if (this.owned) await this.kill();
-    } catch (err) {
-      // Already gone (killed elsewhere, timed out, daemon stopped) is what disposal wanted anyway.
-      if (!(err instanceof ConnectionError) && !(err instanceof SandboxNotFoundError)) throw err;
-    } finally {
-      await this.close();
-    }
+    await this.close();
   }
 
   private waitForExit(pid: number): Promise<ExitStatus> {
@@ -346,7 +379,7 @@ export class Sandbox implements AsyncDisposable {
     const status = new Promise<ExitStatus>((resolve, reject) => {
       this.exitWaiters.set(pid, resolve);
       this.conn.onClose((reason) => {
-        if (this.exitWaiters.delete(pid)) reject(new ConnectionError(`lost the connection before process ${pid} exited (${reason})`));
+        if (this.exitWaiters.delete(pid)) reject(this.conn.closedError(`lost the connection before process ${pid} exited (${reason})`));
       });
     });
     status.catch(() => {}); // callers who never look at the status must not crash the process

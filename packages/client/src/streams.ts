@@ -1,5 +1,5 @@
 import { CREDIT_BATCH, FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
-import { ConnectionError, SandboxError } from "./errors.js";
+import { SandboxError } from "./errors.js";
 
 type Send = (frame: Uint8Array) => void;
 
@@ -49,6 +49,12 @@ export class IncomingStream {
     this.error ??= err;
     this.finish();
     this.wake?.();
+  }
+
+  /** Stops the stream from this side (the daemon stops sending); the reader gets `reason`. */
+  abort(reason: unknown): void {
+    if (!this.ended) this.send(encodeAbort(this.id, "aborted by the client"));
+    this.fail(reason as Error);
   }
 
   private finish(): void {
@@ -103,6 +109,12 @@ export class OutgoingStream {
     this.wake?.();
   }
 
+  /** Stops the stream from this side (the receiver drops what it got); writes fail with `reason`. */
+  abort(reason: unknown): void {
+    if (!this.done) this.send(encodeAbort(this.id, "aborted by the client"));
+    this.fail(reason as Error);
+  }
+
   private finish(): void {
     if (this.done) return;
     this.done = true;
@@ -133,7 +145,7 @@ export class StreamTable {
     this.streams.get(frame.stream)?.onFrame(frame);
   }
 
-  failAll(message: string): void {
-    for (const s of [...this.streams.values()]) s.fail(new ConnectionError(message));
+  failAll(error: () => Error): void {
+    for (const s of [...this.streams.values()]) s.fail(error());
   }
 }

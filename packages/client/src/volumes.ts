@@ -2,10 +2,12 @@ import type { MethodName, ParamsOf, ResultOf } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { VolumeNotFoundError } from "./errors.js";
 import type { ConnectOptions } from "./types.js";
+import { withoutDenoOptions, type DenoIgnoredOptions } from "./deno-options.js";
 
 /**
  * Volumes and snapshots, named and shaped as in @deno/sandbox 0.13.2: `Volume.create/get`,
- * `Snapshot.create/get`, and the `client.volumes` / `client.snapshots` namespaces of `Client`.
+ * `Snapshot.create/get`, and the `client.volumes` / `client.snapshots` namespaces of `Client`
+ * (deno/client.ts).
  */
 
 type VolumeData = ResultOf<"volume.create">;
@@ -47,6 +49,8 @@ export interface PaginatedList<T> {
 
 const PRIVATE = Symbol("sbx.private");
 
+const connectOf = (url?: string, token?: string): ConnectOptions => ({ ...(url !== undefined ? { url } : {}), ...(token !== undefined ? { token } : {}) });
+
 /** Opens a connection for one call and closes it after. */
 async function call<M extends MethodName>(options: ConnectOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
   const conn = await Connection.open(options);
@@ -75,14 +79,15 @@ export class Volume {
   }
 
   /** Create a new volume. Alias for `client.volumes.create()`. */
-  static create(options: VolumeInit & ConnectOptions): Promise<Volume> {
-    const { url, token, ...init } = options;
-    return new Client({ url, token }).volumes.create(init);
+  static create(options: VolumeInit & ConnectOptions & DenoIgnoredOptions): Promise<Volume> {
+    const { url, token, ...init } = withoutDenoOptions({ ...options, region: undefined }, "Volume.create");
+    return new Volumes(connectOf(url, token)).create(options.region === undefined ? init : { ...init, region: options.region });
   }
 
   /** Get volume info by ID or slug (null if this token has none such). Alias for `client.volumes.get()`. */
-  static get(idOrSlug: string, options: ConnectOptions = {}): Promise<Volume | null> {
-    return new Client(options).volumes.get(idOrSlug);
+  static get(idOrSlug: string, options: ConnectOptions & DenoIgnoredOptions = {}): Promise<Volume | null> {
+    const { url, token } = withoutDenoOptions(options, "Volume.get");
+    return new Volumes(connectOf(url, token)).get(idOrSlug);
   }
 
   /** "vol_" and 24 random characters. */
@@ -136,14 +141,15 @@ export class Snapshot {
   }
 
   /** Create a new snapshot of a volume no sandbox has mounted. Alias for `client.volumes.snapshot()`. */
-  static create(idOrSlug: string, options: SnapshotInit & ConnectOptions): Promise<Snapshot> {
-    const { url, token, ...init } = options;
-    return new Client({ url, token }).volumes.snapshot(idOrSlug, init);
+  static create(idOrSlug: string, options: SnapshotInit & ConnectOptions & DenoIgnoredOptions): Promise<Snapshot> {
+    const { url, token, slug } = withoutDenoOptions(options, "Snapshot.create");
+    return new Volumes(connectOf(url, token)).snapshot(idOrSlug, { slug });
   }
 
   /** Get snapshot info by ID or slug (null if this token has none such). Alias for `client.snapshots.get()`. */
-  static get(idOrSlug: string, options: ConnectOptions = {}): Promise<Snapshot | null> {
-    return new Client(options).snapshots.get(idOrSlug);
+  static get(idOrSlug: string, options: ConnectOptions & DenoIgnoredOptions = {}): Promise<Snapshot | null> {
+    const { url, token } = withoutDenoOptions(options, "Snapshot.get");
+    return new Snapshots(connectOf(url, token)).get(idOrSlug);
   }
 
   /** "snap_" and 24 random characters. */
@@ -262,21 +268,5 @@ export class Snapshots {
   /** Refused (InUseError) while a sandbox has it mounted or a volume is being made from it. */
   async delete(idOrSlug: string): Promise<void> {
     await call(this.options, "snapshot.delete", { idOrSlug });
-  }
-}
-
-/**
- * The resource client, as in @deno/sandbox: `new Client({ url, token })` (both optional, found
- * as `Sandbox.create` finds them). Each call opens its own connection to the daemon.
- */
-export class Client {
-  readonly volumes: Volumes;
-  readonly snapshots: Snapshots;
-  constructor(options: ConnectOptions = {}) {
-    const opts: ConnectOptions = {};
-    if (options.url !== undefined) opts.url = options.url;
-    if (options.token !== undefined) opts.token = options.token;
-    this.volumes = new Volumes(opts);
-    this.snapshots = new Snapshots(opts);
   }
 }

@@ -37,7 +37,7 @@ afterAll(async () => {
 const script = `
 import { Sandbox } from ${JSON.stringify(clientEntry)};
 const sb = await Sandbox.create();
-console.log(await sb.sh\`echo embedded \${sb.id}\`.text());
+process.stdout.write(await sb.sh\`echo embedded \${sb.id}\`.text());
 await sb.kill();
 `;
 // The same from CommonJS: there the client finds @sbx/daemon from its own location (import.meta.url shimmed for CJS).
@@ -45,7 +45,7 @@ const cjsScript = `
 const { Sandbox } = require(${JSON.stringify(clientCjs)});
 (async () => {
   const sb = await Sandbox.create();
-  console.log(await sb.sh\`echo embedded \${sb.id}\`.text());
+  process.stdout.write(await sb.sh\`echo embedded \${sb.id}\`.text());
   await sb.kill();
 })();
 `;

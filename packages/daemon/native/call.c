@@ -26,6 +26,12 @@ static const struct {
     {"fs.mkdir", h_mkdir},          {"fs.remove", h_remove},        {"fs.rename", h_rename},
     {"fs.copyFile", h_copy_file},   {"fs.chmod", h_chmod},          {"fs.symlink", h_symlink},
     {"fs.readLink", h_read_link},   {"fs.realPath", h_real_path},   {"fs.makeTempDir", h_make_temp_dir},
+    {"fs.makeTempFile", h_make_temp_file}, {"fs.link", h_link},     {"fs.truncate", h_truncate},
+    {"fs.umask", h_umask},          {"fs.utime", h_utime},          {"fs.chown", h_chown},
+    {"fs.open", h_open},            {"fs.fileRead", h_file_read},   {"fs.fileWrite", h_file_write},
+    {"fs.fileSeek", h_file_seek},   {"fs.fileStat", h_file_stat},   {"fs.fileTruncate", h_file_truncate},
+    {"fs.fileSync", h_file_sync},   {"fs.fileUtime", h_file_utime}, {"fs.fileLock", h_file_lock},
+    {"fs.fileUnlock", h_file_unlock}, {"fs.fileClose", h_file_close},
     {"supervisor.ping", h_ping},
 };
 
@@ -110,6 +116,17 @@ int param_int(const jv *p, const char *key, int64_t lo, int64_t hi, bool *presen
     }
     *present = true;
     *out = v->i;
+    return 0;
+}
+
+int param_double(const jv *p, const char *key, double lo, double hi, double *out, struct err *e)
+{
+    const jv *v = jv_get(p, key);
+    if (!v || v->type != J_NUM || !(v->d >= lo && v->d <= hi)) {
+        err_set(e, "InvalidParams", 0, "params.%s: must be a number from %g to %g", key, lo, hi);
+        return -1;
+    }
+    *out = v->d;
     return 0;
 }
 

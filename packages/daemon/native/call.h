@@ -15,10 +15,12 @@
 void call_dispatch(char *payload, size_t len);
 
 int param_str(const jv *p, const char *key, bool required, const char **out, struct err *e);
-/* A protocol path resolved against /home/user into out (PATH_BUF bytes); absent: out[0] = 0. */
+/* A protocol path resolved against HOME_DIR into out (PATH_BUF bytes); absent: out[0] = 0. */
 int param_path(const jv *p, const char *key, bool required, char *out, struct err *e);
 int param_bool(const jv *p, const char *key, bool dflt, bool *out, struct err *e);
 int param_int(const jv *p, const char *key, int64_t lo, int64_t hi, bool *present, int64_t *out, struct err *e);
+/* A required number (fractions allowed) within [lo, hi]. */
+int param_double(const jv *p, const char *key, double lo, double hi, double *out, struct err *e);
 /* A stream id; absent or null is 0. */
 int param_stream(const jv *p, const char *key, uint32_t *out, struct err *e);
 

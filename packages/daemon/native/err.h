@@ -1,7 +1,7 @@
 /*
  * Errors as the daemon expects them (channel/messages.ts): a code, a message and, for file
  * system failures, the errno name. Messages follow Node's wording ("ENOENT: no such file or
- * directory, open '/home/user/x'") because tests and users read them.
+ * directory, open '/home/sandbox/x'") because tests and users read them.
  */
 #ifndef SBX_ERR_H
 #define SBX_ERR_H

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -23,6 +24,64 @@
 
 static double ms(struct statx_timestamp t) { return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6; }
 
+void jw_file_info(jw *w, const struct statx *st)
+{
+    mode_t m = st->stx_mode;
+    jw_obj(w);
+    jw_key(w, "isFile");
+    jw_bool(w, S_ISREG(m));
+    jw_key(w, "isDirectory");
+    jw_bool(w, S_ISDIR(m));
+    jw_key(w, "isSymlink");
+    jw_bool(w, S_ISLNK(m));
+    jw_key(w, "isBlockDevice");
+    jw_bool(w, S_ISBLK(m));
+    jw_key(w, "isCharDevice");
+    jw_bool(w, S_ISCHR(m));
+    jw_key(w, "isFifo");
+    jw_bool(w, S_ISFIFO(m));
+    jw_key(w, "isSocket");
+    jw_bool(w, S_ISSOCK(m));
+    jw_key(w, "size");
+    jw_int(w, (int64_t)st->stx_size);
+    jw_key(w, "mtime");
+    jw_double(w, ms(st->stx_mtime));
+    jw_key(w, "atime");
+    jw_double(w, ms(st->stx_atime));
+    jw_key(w, "ctime");
+    jw_double(w, ms(st->stx_ctime));
+    jw_key(w, "birthtime");
+    if ((st->stx_mask & STATX_BTIME) && (st->stx_btime.tv_sec || st->stx_btime.tv_nsec)) jw_double(w, ms(st->stx_btime));
+    else jw_null(w);
+    jw_key(w, "mode");
+    jw_int(w, m);
+    jw_key(w, "dev");
+    jw_int(w, (int64_t)makedev(st->stx_dev_major, st->stx_dev_minor));
+    jw_key(w, "ino");
+    jw_int(w, (int64_t)(st->stx_ino & INT64_MAX));
+    jw_key(w, "nlink");
+    jw_int(w, st->stx_nlink);
+    jw_key(w, "uid");
+    jw_int(w, st->stx_uid);
+    jw_key(w, "gid");
+    jw_int(w, st->stx_gid);
+    jw_key(w, "rdev");
+    jw_int(w, (int64_t)makedev(st->stx_rdev_major, st->stx_rdev_minor));
+    jw_key(w, "blksize");
+    jw_int(w, st->stx_blksize);
+    jw_key(w, "blocks");
+    jw_int(w, (int64_t)st->stx_blocks);
+    jw_obj_end(w);
+}
+
+void reply_file_info(int64_t id, const struct statx *st)
+{
+    jw w;
+    reply_begin(&w, id);
+    jw_file_info(&w, st);
+    reply_finish(&w, id);
+}
+
 static void stat_common(int64_t id, const jv *p, bool follow)
 {
     char path[PATH_BUF];
@@ -33,32 +92,7 @@ static void stat_common(int64_t id, const jv *p, bool follow)
         err_fs(&e, errno, follow ? "stat" : "lstat", path);
         goto fail;
     }
-    jw w;
-    reply_begin(&w, id);
-    jw_obj(&w);
-    jw_key(&w, "isFile");
-    jw_bool(&w, S_ISREG(st.stx_mode));
-    jw_key(&w, "isDirectory");
-    jw_bool(&w, S_ISDIR(st.stx_mode));
-    jw_key(&w, "isSymlink");
-    jw_bool(&w, S_ISLNK(st.stx_mode));
-    jw_key(&w, "size");
-    jw_int(&w, (int64_t)st.stx_size);
-    jw_key(&w, "mtime");
-    jw_double(&w, ms(st.stx_mtime));
-    jw_key(&w, "atime");
-    jw_double(&w, ms(st.stx_atime));
-    jw_key(&w, "birthtime");
-    if ((st.stx_mask & STATX_BTIME) && (st.stx_btime.tv_sec || st.stx_btime.tv_nsec)) jw_double(&w, ms(st.stx_btime));
-    else jw_null(&w);
-    jw_key(&w, "mode");
-    jw_int(&w, st.stx_mode & 07777);
-    jw_key(&w, "uid");
-    jw_int(&w, st.stx_uid);
-    jw_key(&w, "gid");
-    jw_int(&w, st.stx_gid);
-    jw_obj_end(&w);
-    reply_finish(&w, id);
+    reply_file_info(id, &st);
     return;
 fail:
     reply_err(id, &e);

@@ -1,6 +1,7 @@
 /*
- * The calls that change the tree: mkdir, remove, rename, chmod, symlink and makeTempDir,
- * with Node's semantics (mkdir -p, rm -r that never follows a symlink) and messages.
+ * The calls that change the tree: mkdir, remove, rename, chmod, symlink, link, makeTempDir
+ * and makeTempFile, with Node's semantics (mkdir -p, rm -r that never follows a symlink) and
+ * messages.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -199,16 +200,33 @@ fail:
     reply_err(id, &e);
 }
 
-void h_make_temp_dir(int64_t id, const jv *p)
+void h_link(int64_t id, const jv *p)
+{
+    char target[PATH_BUF], path[PATH_BUF];
+    struct err e;
+    if (param_path(p, "target", true, target, &e) < 0 || param_path(p, "path", true, path, &e) < 0) goto fail;
+    /* No AT_SYMLINK_FOLLOW: like link(2) and Deno, a symlink named as the target is linked itself. */
+    if (linkat(AT_FDCWD, target, AT_FDCWD, path, 0) < 0) {
+        err_fs2(&e, errno, "link", target, path);
+        goto fail;
+    }
+    reply_null(id);
+    return;
+fail:
+    reply_err(id, &e);
+}
+
+/* A new directory or empty file with a random name in `dir` (default /tmp), made exclusively. */
+static void make_temp(int64_t id, const jv *p, bool dir_wanted)
 {
     char dir[PATH_BUF], path[PATH_BUF];
-    const char *prefix, *suffix;
+    const char *prefix, *suffix, *syscall = dir_wanted ? "mkdir" : "open";
     struct err e;
     if (param_path(p, "dir", false, dir, &e) < 0 || param_str(p, "prefix", false, &prefix, &e) < 0 ||
         param_str(p, "suffix", false, &suffix, &e) < 0)
         goto fail;
     if (!dir[0]) strcpy(dir, "/tmp");
-    if (!prefix) prefix = "tmp-";
+    if (!prefix) prefix = "";
     if (!suffix) suffix = "";
     if (strchr(prefix, '/') || strchr(suffix, '/')) {
         err_set(&e, "InvalidParams", 0, "params.prefix and params.suffix must not contain '/'");
@@ -217,25 +235,30 @@ void h_make_temp_dir(int64_t id, const jv *p)
     for (int attempt = 0; attempt < 16; attempt++) {
         char rnd[13];
         if (random_hex(rnd, 6) < 0) {
-            err_fs(&e, errno, "mkdir", dir);
+            err_fs(&e, errno, syscall, dir);
             goto fail;
         }
         /* The result must stay a valid protocol path (the kernel's limit is lower still). */
         int n = snprintf(path, sizeof path, "%s%s%s%s%s", dir, strcmp(dir, "/") ? "/" : "", prefix, rnd, suffix);
         if (n < 0 || n >= PATH_MAX) {
-            err_fs(&e, ENAMETOOLONG, "mkdir", dir);
+            err_fs(&e, ENAMETOOLONG, syscall, dir);
             goto fail;
         }
-        if (mkdir(path, 0700) == 0) {
+        int r = dir_wanted ? mkdir(path, 0700) : open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (r >= 0) {
+            if (!dir_wanted) close(r);
             reply_string(id, path);
             return;
         }
         if (errno != EEXIST) {
-            err_fs(&e, errno, "mkdir", path);
+            err_fs(&e, errno, syscall, path);
             goto fail;
         }
     }
-    err_set(&e, "FileSystem", EEXIST, "could not create a unique directory in %s", dir);
+    err_set(&e, "FileSystem", EEXIST, "could not create a unique %s in %s", dir_wanted ? "directory" : "file", dir);
 fail:
     reply_err(id, &e);
 }
+
+void h_make_temp_dir(int64_t id, const jv *p) { make_temp(id, p, true); }
+void h_make_temp_file(int64_t id, const jv *p) { make_temp(id, p, false); }

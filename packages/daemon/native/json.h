@@ -20,6 +20,8 @@ typedef struct jv {
     /* J_NUM: the literal is an integer (no fraction or exponent) that fits in int64. */
     bool is_int;
     int64_t i;
+    /* J_NUM: the value as a double (NaN for a literal longer than 63 characters). */
+    double d;
     /* J_STR: decoded UTF-8, NUL-terminated, may itself contain NUL (check `len`). */
     const char *s;
     /* J_STR: bytes; J_ARR/J_OBJ: members. */

@@ -1,5 +1,6 @@
 #include "json.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,9 +225,18 @@ static int parse_number(parser *ps, jv *v)
         if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') return fail(ps, "bad exponent");
         while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
     }
-    (void)s;
     v->is_int = integer && !overflow;
     v->i = v->is_int ? acc : 0;
+    /* The value as a double too, for the few params that take fractions (times in seconds). */
+    char digits[64];
+    size_t n = (size_t)(ps->p - s);
+    if (n < sizeof digits) {
+        memcpy(digits, s, n);
+        digits[n] = 0;
+        v->d = strtod(digits, NULL);
+    } else {
+        v->d = NAN;
+    }
     return 0;
 }
 

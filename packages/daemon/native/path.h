@@ -6,7 +6,9 @@
 
 /* Room for any path the protocol allows (4096 UTF-16 units can be 12 KiB of UTF-8). */
 #define PATH_BUF 16384
-#define HOME_DIR "/home/user"
+#define HOME_DIR "/home/sandbox"
+/* The home's former name, bound to the same directory (protocol SANDBOX_HOME_ALIAS). */
+#define HOME_ALIAS "/home/user"
 
 /* path.resolve(base, p) for an absolute base: lexical, no file system access. -1: too long. */
 int path_resolve(char *out, size_t cap, const char *base, const char *p);

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "path.h"
 #include "util.h"
 
 #define MAX_BPF_INSNS 4096
@@ -113,6 +114,21 @@ static void mount_devpts(unsigned ptys)
         die("/dev/ptmx does not lead to the sandbox's own devpts");
 }
 
+/*
+ * The home's former name: the same directory bound over the mount point the daemon made, so
+ * that it is a directory (`ls /home/user` lists the home) rather than a link to one. bwrap
+ * binds only host paths, and rootless homes are a tmpfs made inside, hence here.
+ */
+static void bind_home_alias(void)
+{
+    /* Recursive: volumes mounted below the home come along (and a mount tree with locked children
+     * cannot be bound without them in a user namespace: EINVAL). */
+    if (mount(HOME_DIR, HOME_ALIAS, NULL, MS_BIND | MS_REC, NULL) < 0) die("binding %s at %s: %m", HOME_DIR, HOME_ALIAS);
+    struct stat home, alias;
+    if (stat(HOME_DIR, &home) < 0 || stat(HOME_ALIAS, &alias) < 0 || home.st_dev != alias.st_dev || home.st_ino != alias.st_ino)
+        die("%s is not the home %s", HOME_ALIAS, HOME_DIR);
+}
+
 static void drop_capabilities(void)
 {
     for (int cap = 0; cap < 64; cap++)
@@ -156,6 +172,7 @@ void setup_sandbox(int argc, char **argv)
     setup_umask = umask(0);
     umask(setup_umask);
     mount_devpts(ptys);
+    bind_home_alias();
     drop_capabilities();
     install_filter(insns, count);
 }

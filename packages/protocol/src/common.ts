@@ -9,12 +9,31 @@ export function Obj<T extends Record<string, TSchema>>(props: T, options: Schema
   return Type.Object(props, { additionalProperties: false, ...options });
 }
 
-/** A path inside a sandbox: relative paths resolve against `/home/user`. */
+/** The sandbox user's home, and where processes start and relative paths resolve (as in Deno's sandboxes). */
+export const SANDBOX_HOME = "/home/sandbox";
+/** The home's former name: the same directory as {@link SANDBOX_HOME} (bound there), kept so code written for it keeps working. */
+export const SANDBOX_HOME_ALIAS = "/home/user";
+
+/**
+ * The names an absolute sandbox path has: itself and, under the home, its spelling through the
+ * other name of the home (`/home/user/x` is `/home/sandbox/x`).
+ *
+ * @example
+ * pathSpellings("/home/sandbox/t"); // ["/home/sandbox/t", "/home/user/t"]
+ */
+export function pathSpellings(path: string): string[] {
+  for (const [from, to] of [[SANDBOX_HOME, SANDBOX_HOME_ALIAS], [SANDBOX_HOME_ALIAS, SANDBOX_HOME]] as const) {
+    if (path === from || path.startsWith(`${from}/`)) return [path, to + path.slice(from.length)];
+  }
+  return [path];
+}
+
+/** A path inside a sandbox: relative paths resolve against the home. */
 export const Path = Type.String({
   minLength: 1,
   maxLength: 4096,
   pattern: "^[^\\u0000]*$",
-  description: "A path inside the sandbox; relative paths resolve against /home/user.",
+  description: `A path inside the sandbox; relative paths resolve against ${SANDBOX_HOME} (${SANDBOX_HOME_ALIAS} is the same directory).`,
   errorMessage: "must be a non-empty path of at most 4096 characters without NUL bytes",
 });
 

@@ -9,3 +9,4 @@ export * from "./units.js";
 export { LIMIT_DEFAULTS } from "./sandbox.js";
 export { SLUG_PATTERN, VOLUME_LIMITS } from "./volumes.js";
 export * as schemas from "./schemas.js";
+export { MAX_FILE_READ } from "./fs.js";

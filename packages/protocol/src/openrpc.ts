@@ -1,3 +1,4 @@
+import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "./common.js";
 import { ERROR_DESCRIPTIONS, ErrorCodes } from "./errors.js";
 import { FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW } from "./frames.js";
 import { METHODS, NOTIFICATIONS } from "./methods.js";
@@ -42,6 +43,11 @@ export function buildOpenRpc() {
       ),
     },
     "x-notifications": Object.entries(NOTIFICATIONS).map(([name, n]) => ({ name, summary: n.summary, params: paramsOf(n.params as never) })),
+    "x-sandbox": {
+      description: "Where relative paths resolve and processes start inside every sandbox, and the other name of that directory.",
+      home: SANDBOX_HOME,
+      homeAlias: SANDBOX_HOME_ALIAS,
+    },
     "x-stream-frames": {
       description:
         "Binary WebSocket messages carry byte streams: byte 0 op (0 DATA, 1 END, 2 CREDIT, 3 ABORT), bytes 1-4 the stream id (big-endian u32), then the payload. A sender keeps at most `window` bytes uncredited per stream; CREDIT carries a big-endian u32 byte count.",

@@ -16,10 +16,11 @@ export interface UnpackOptions {
    */
   outsideLinks?: "keep" | "refuse" | "skip";
   /**
-   * Where the tree lived on the side it was packed (the sandbox): an absolute link into it is
-   * rewritten as the relative link it means here instead of being treated as outside.
+   * Where the tree lived on the side it was packed (the sandbox), under each name it has there:
+   * an absolute link into it is rewritten as the relative link it means here instead of being
+   * treated as outside.
    */
-  packedRoot?: string;
+  packedRoot?: string | readonly string[];
 }
 
 export interface UnpackResult {
@@ -177,8 +178,9 @@ function linkTarget(name: string, parts: string[], linkname: string, options: Un
   const policy = options.outsideLinks ?? "keep";
   if (policy === "keep") return linkname;
   let target = linkname;
-  const root = options.packedRoot?.replace(/\/+$/, "");
-  if (root && target.startsWith("/") && (target === root || target.startsWith(`${root}/`))) {
+  const roots = typeof options.packedRoot === "string" ? [options.packedRoot] : (options.packedRoot ?? []);
+  const root = roots.map((r) => r.replace(/\/+$/, "")).find((r) => r && (target === r || target.startsWith(`${r}/`)));
+  if (root && target.startsWith("/")) {
     target = posix.relative(posix.join("/", ...parts.slice(0, -1)), posix.join("/", posix.relative(root, target))) || ".";
   }
   if (!target.startsWith("/")) {

@@ -50,7 +50,7 @@ static bool same(const jv *a, const jv *b)
 
 static const char *JSON_SEEDS[] = {
     "{\"t\":\"call\",\"id\":12,\"m\":\"process.spawn\",\"p\":{\"cmd\":\"bash\",\"args\":[\"-c\",\"echo \\\"hi\\\"\\n\"],"
-    "\"env\":{\"HOME\":\"/home/user\",\"PATH\":\"/usr/bin:/bin\"},\"stdin\":null,\"stdout\":3,\"stderr\":4}}",
+    "\"env\":{\"HOME\":\"/home/sandbox\",\"PATH\":\"/usr/bin:/bin\"},\"stdin\":null,\"stdout\":3,\"stderr\":4}}",
     "{\"t\":\"call\",\"id\":9007199254740991,\"m\":\"fs.writeFile\",\"p\":{\"path\":\"caf\\u00e9/\\ud83e\\udd80\",\"stream\":1,\"mode\":420,"
     "\"append\":false,\"createNew\":true}}",
     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",

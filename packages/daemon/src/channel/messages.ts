@@ -2,7 +2,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { MethodName } from "@sbx/protocol";
 
 /** What the supervisor may answer; anything else is a protocol violation. */
-export const SUPERVISOR_ERROR_CODES = ["InvalidParams", "ProcessNotFound", "SpawnFailed", "FileSystem", "StreamFailed", "InternalError"] as const;
+export const SUPERVISOR_ERROR_CODES = ["InvalidParams", "ProcessNotFound", "SpawnFailed", "FileSystem", "StreamFailed", "ResourceLimit", "InternalError"] as const;
 export type SupervisorErrorCode = (typeof SUPERVISOR_ERROR_CODES)[number];
 
 const Reply = Type.Union([

@@ -107,7 +107,8 @@ export async function runCommand(args: string[]): Promise<number> {
     await upload(sb, uploads);
     return await runAttached(sb, command);
   } finally {
-    await sb[Symbol.asyncDispose]().catch(() => {});
+    // `sbx run` ends its sandbox with the command (disposing only closes the connection, as Deno's).
+    await sb.kill().catch(() => {});
   }
 }
 

@@ -61,7 +61,7 @@ export async function cpCommand(args: string[]): Promise<number> {
   const [src, dest] = positionals as [string, string];
   const from = remote(src);
   const to = remote(dest);
-  if (!!from === !!to) throw new UsageError("exactly one of SRC and DEST must be ID:/path (like sbx_abc…:/home/user/file)");
+  if (!!from === !!to) throw new UsageError("exactly one of SRC and DEST must be ID:/path (like sbx_abc…:/home/sandbox/file)");
   const localStat = to ? localSource(src, "") : null;
   const connect = values as ConnectValues;
   await ensureLocalDaemon(connect, "existing");

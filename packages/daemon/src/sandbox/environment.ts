@@ -3,6 +3,7 @@
  * variables, the Node preload, the trust bundle), then the sandbox's own (env.set, create's env,
  * its secrets' placeholders), then the spawn's.
  */
+import { SANDBOX_HOME } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, TRUST_ENV } from "../egress/tls/trust.js";
 import { JKS_PASSWORD } from "../egress/tls/jks.js";
 import type { Sandbox } from "./sandbox.js";
@@ -42,7 +43,7 @@ export function withEgressOptions(env: Record<string, string>): Record<string, s
 
 /** The environment every spawn starts from, below the sandbox's and the call's own. */
 export const BASE_ENV: Readonly<Record<string, string>> = {
-  HOME: "/home/user",
+  HOME: SANDBOX_HOME,
   USER: "user",
   LOGNAME: "user",
   SHELL: "/bin/bash",
@@ -63,7 +64,28 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   ...TRUST_ENV,
 };
 
-/** What every spawn starts from unless it clears the environment: the daemon's base, the sandbox's own, then env.set. */
+/** What every spawn starts from unless it clears the environment: the daemon's base, the sandbox's own, then env.set, less what env.delete removed. */
 export function defaultEnv(sb: Sandbox): Record<string, string> {
-  return { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env) };
+  const env: Record<string, string> = { ...BASE_ENV, ...sb.baseEnv, ...Object.fromEntries(sb.env) };
+  for (const name of sb.envRemoved) delete env[name];
+  return env;
+}
+
+/** env.set: later spawns start with `name` = `value`. */
+export function setEnv(sb: Sandbox, name: string, value: string): void {
+  sb.env.set(name, value);
+  sb.envRemoved.delete(name);
+}
+
+/**
+ * Base variables env.delete may remove. The rest of the base is the sandbox's plumbing (the
+ * proxy variables, Node's and Java's options, the trust bundle, secret placeholders): deleting
+ * one only undoes an env.set, so that no call leaves a runtime without its way out.
+ */
+const REMOVABLE = new Set(["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG"]);
+
+/** env.delete: later spawns start without `name`, whether env.set or the base environment put it there (plumbing aside). */
+export function deleteEnv(sb: Sandbox, name: string): void {
+  sb.env.delete(name);
+  if (REMOVABLE.has(name)) sb.envRemoved.add(name);
 }

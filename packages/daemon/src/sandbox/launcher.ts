@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
+import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 import { ETC_SHARED } from "./etc.js";
 import { formatCpuList } from "./cpus.js";
@@ -15,7 +16,7 @@ export interface LaunchSpec {
   hostUid: number | null;
   /** Host /etc paths that links from /usr lead to (see etc.ts), bound read-only as they are. */
   etcBinds: readonly string[];
-  /** Size cap of each writable tmpfs (/home/user and /tmp) when there is no shared storage. */
+  /** Size cap of each writable tmpfs (/home and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
   /** The CPUs the sandbox runs on (its quota rounded up); null for all the daemon's. */
   cpuSet: readonly number[] | null;
@@ -61,13 +62,13 @@ const FIRST_VOLUME_FD = FD.tmp + 1;
 const JOIN_SCRIPT = 'for f do if [ "$f" = -- ]; then shift; break; fi; echo 0 > "$f" || exit 125; shift; done; echo 500 > /proc/self/oom_score_adj; exec "$@"';
 
 const USER_ETC = {
-  passwd: "root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
   group: "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n",
   hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 };
 
 const SUPERVISOR_ENV: Record<string, string> = {
-  HOME: "/home/user",
+  HOME: SANDBOX_HOME,
   USER: "user",
   LOGNAME: "user",
   PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -109,12 +110,14 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--perms", "0444", "--ro-bind-data", String(fds.cpusOnline), "/sys/devices/system/cpu/online");
   a.push("--proc", "/proc", "--dev", "/dev");
   if (spec.storage) {
-    a.push("--bind-fd", String(fds.home), "/home/user", "--bind-fd", String(fds.tmp), "/tmp");
+    a.push("--bind-fd", String(fds.home), SANDBOX_HOME, "--bind-fd", String(fds.tmp), "/tmp");
   } else {
     // Without a shared mount (rootless), each of the two gets the cap: approximate, and documented so.
     a.push("--size", String(spec.tmpfsBytes), "--perms", "1777", "--tmpfs", "/tmp");
-    a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", "/home/user");
+    a.push("--size", String(spec.tmpfsBytes), "--perms", "0755", "--tmpfs", "/home", "--dir", SANDBOX_HOME);
   }
+  // The mount point of the home's former name: the supervisor binds the home there (setup.c).
+  a.push("--dir", SANDBOX_HOME_ALIAS);
   a.push("--symlink", "/tmp", "/var/tmp");
   // Volumes after home and /tmp, so a volume may sit below either; their paths were checked (volumes/paths.ts).
   (spec.volumes ?? []).forEach((v, i) => a.push(v.readOnly ? "--ro-bind-fd" : "--bind-fd", String(FIRST_VOLUME_FD + i), v.path));
@@ -125,7 +128,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
   const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
-  a.push("--remount-ro", "/", "--chdir", "/home/user");
+  a.push("--remount-ro", "/", "--chdir", SANDBOX_HOME);
   // The seccomp program reaches the supervisor on its fd: it mounts devpts first, then installs it.
   a.push("/.sbx/supervisor", "--seccomp-fd", String(fds.seccomp), "--ptys", String(spec.ptysPerSandbox));
   return a;

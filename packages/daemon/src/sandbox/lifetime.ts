@@ -49,9 +49,9 @@ export class Lifetime {
     this.timer = setTimeout(() => this.end("timeout"), Math.max(0, at - Date.now()));
   }
 
-  /** Pushes the end `duration` past the current expiry (or past now for a session sandbox); returns the new end. */
+  /** Sets the end to `duration` from now, as Deno's extendTimeout does (a session sandbox becomes a timed one); returns it. */
   extend(duration: string): Date {
-    const until = (this.expiry?.getTime() ?? Date.now()) + parseDuration(duration);
+    const until = Date.now() + parseDuration(duration);
     if (until - Date.now() > MAX_TIMEOUT_MS) throw invalid("duration", "would put the expiry more than 168h from now");
     this.endAt(until);
     return this.expiry!;

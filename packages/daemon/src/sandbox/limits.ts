@@ -1,5 +1,5 @@
 import { availableParallelism, totalmem } from "node:os";
-import { LIMIT_DEFAULTS, type ParamsOf } from "@sbx/protocol";
+import { LIMIT_DEFAULTS, SANDBOX_HOME, type ParamsOf } from "@sbx/protocol";
 import { invalid } from "../util/errors.js";
 import { parseBytes } from "../util/units.js";
 
@@ -48,7 +48,7 @@ export const LIMITS: { [K in keyof SandboxLimits]: LimitSpec<"memory" | "cpus" |
     param: "disk",
     parse: (v) => parseBytes((v ?? LIMIT_DEFAULTS.disk) as string | number),
     problem: (n) => (n < MIB ? "must be at least 1MiB" : null),
-    rootless: (asked) => `disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at ${asked}`,
+    rootless: (asked) => `disk: approximate: rootless sandboxes keep ${SANDBOX_HOME} and /tmp in memory (tmpfs), each capped at ${asked}`,
   },
 };
 

@@ -2,7 +2,7 @@ import { closeSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
-import type { ParamsOf } from "@sbx/protocol";
+import { SANDBOX_HOME, type ParamsOf } from "@sbx/protocol";
 import { AllowList } from "../egress/policy/allowlist.js";
 import { AllowNetError } from "../egress/policy/errors.js";
 import type { DecideOptions } from "../egress/policy/policy.js";
@@ -466,7 +466,7 @@ export class SandboxManager {
 function insideStorage(bwrapPid: number): string[] {
   try {
     const init = readFileSync(`/proc/${bwrapPid}/task/${bwrapPid}/children`, "utf8").trim().split(" ")[0];
-    return init ? [`/proc/${init}/root/home/user`, `/proc/${init}/root/tmp`] : [];
+    return init ? [`/proc/${init}/root${SANDBOX_HOME}`, `/proc/${init}/root/tmp`] : [];
   } catch {
     return [];
   }

@@ -7,6 +7,7 @@ import type { EgressEvent, EgressJournal } from "../egress/proxy/journal.js";
 import type { EgressProxy } from "../egress/proxy/proxy.js";
 import { Emitter, type Registration } from "../util/emitter.js";
 import type { SandboxLimits } from "./limits.js";
+import { FileHandles } from "./file-handles.js";
 import { Lifetime } from "./lifetime.js";
 import { ProcessTable } from "./processes.js";
 
@@ -55,7 +56,11 @@ export class Sandbox {
   readonly createdAt = new Date();
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
+  /** Variables of the base environment (the daemon's or create's) that env.delete removed. */
+  readonly envRemoved = new Set<string>();
   readonly processes: ProcessTable;
+  /** Files opened with fs.open, by the connection holding each. */
+  readonly files = new FileHandles();
   readonly lifetime: Lifetime;
   readonly limits: SandboxLimits;
   readonly resources: SandboxResources;
@@ -133,10 +138,11 @@ export class Sandbox {
     this.lifetime.joined(client);
   }
 
-  /** `client`'s connection closed: it hears nothing more, and a session it held starts its grace period. */
+  /** `client`'s connection closed: it hears nothing more, its open files close, and a session it held starts its grace period. */
   detach(client: Client): void {
     this.#attached.delete(client);
     this.watchNetwork(client, false);
+    for (const handle of this.files.release(client)) this.link.call("fs.fileClose", { handle }).catch(() => {});
     if (!this.#stopped) this.lifetime.left(client);
   }
 

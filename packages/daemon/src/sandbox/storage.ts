@@ -8,7 +8,7 @@ const run = promisify(execFile);
 
 /**
  * A sandbox's writable storage in root mode: one ext4 file system in a sparse image file,
- * loop-mounted, holding both /home/user and /tmp, so the `disk` limit (bytes, and inodes) covers
+ * loop-mounted, holding both the home (/home/sandbox) and /tmp, so the `disk` limit (bytes, and inodes) covers
  * the two together. Being disk-backed, what a sandbox writes is page cache the kernel can write
  * back and reclaim: filling the disk ends in ENOSPC, never in an out-of-memory kill. The daemon
  * hands bwrap open directory fds (bwrap runs as the sandbox uid and must still resolve the

@@ -1,17 +1,22 @@
 import { JSONRPCErrorException, JSONRPCServer } from "json-rpc-2.0";
-import { buildOpenRpc, SUPERVISOR_METHODS, type DaemonMethodName, type MethodName, type ParamsOf, type ResultOf, type SupervisorMethodName } from "@sbx/protocol";
+import { buildOpenRpc, METHODS, SUPERVISOR_METHODS, type DaemonMethodName, type MethodName, type ParamsOf, type ResultOf, type SupervisorMethodName } from "@sbx/protocol";
 import { SupervisorError } from "../sandbox/supervisor-link.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { DaemonError, invalid } from "../util/errors.js";
 import { execSizeProblem } from "../sandbox/exec-size.js";
-import { defaultEnv, withEgressOptions } from "../sandbox/environment.js";
+import { defaultEnv, deleteEnv, setEnv, withEgressOptions } from "../sandbox/environment.js";
 import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 import type { HostState } from "../fleet/host-state.js";
 import { volumeHandlers } from "../volumes/handlers.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
+/** The calls on a file opened with fs.open. */
+type HandleMethod = { [M in SupervisorMethodName]: ParamsOf<M> extends { handle: number } ? M : never }[SupervisorMethodName];
+
+/** What any connection but the one that opened `handle` is told: as if it were never open (nothing revealed). */
+const notOpen = (handle: number) => new DaemonError("FileSystem", `EBADF: bad file descriptor, no open file with handle ${handle} on this connection`, { errno: "EBADF" });
 
 /** Forwards a supervisor call, mapping its failures to protocol errors. */
 async function inside(sb: Sandbox, method: MethodName, params: Record<string, unknown>): Promise<any> {
@@ -42,7 +47,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
   const openrpc = buildOpenRpc();
   const sandboxOf = (ctx: CallContext, id: string) => manager.get(ctx.conn.owner, id);
 
-  // What the supervisor carries out needs only forwarding, but for these two.
+  // What the supervisor carries out needs only forwarding (calls on open files after an ownership check), but for these.
   const special: { [M in SupervisorMethodName]?: Handler<M> } = {
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
@@ -62,6 +67,23 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
       manager.metrics.spawns.inc();
       return result;
     },
+    "fs.open": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      const result = await inside(sb, "fs.open", withoutSandbox(p));
+      if (ctx.conn.closed) {
+        // Opened for a connection that left meanwhile: nobody may use it.
+        sb.link.call("fs.fileClose", { handle: result.handle }).catch(() => {});
+        throw new DaemonError("Unavailable", "the connection closed while the file was opened");
+      }
+      if (!sb.files.opened(result.handle, ctx.conn)) throw new DaemonError("InternalError", `the sandbox answered fs.open with handle ${result.handle}, which is already open`);
+      return result;
+    },
+    "fs.fileClose": async (p, ctx) => {
+      const sb = sandboxOf(ctx, p.sandbox);
+      if (!sb.files.owns(p.handle, ctx.conn)) throw notOpen(p.handle);
+      sb.files.closed(p.handle);
+      return inside(sb, "fs.fileClose", withoutSandbox(p));
+    },
     "process.kill": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
       if (p.signal === "SIGKILL") sb.processes.killing(p.pid);
@@ -69,6 +91,13 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     },
   };
   const forward = <M extends SupervisorMethodName>(m: M): Handler<M> => (p, ctx) => inside(sandboxOf(ctx, p.sandbox), m, { ...withoutSandbox(p), ...ctx.streams });
+  /** A call on an open file: only the connection that opened it may make it. */
+  const onHandle = <M extends HandleMethod>(m: M): Handler<M> => (p, ctx) => {
+    const sb = sandboxOf(ctx, p.sandbox);
+    if (!sb.files.owns((p as { handle: number }).handle, ctx.conn)) throw notOpen((p as { handle: number }).handle);
+    return inside(sb, m, { ...withoutSandbox(p), ...ctx.streams });
+  };
+  const isHandleMethod = (m: SupervisorMethodName): m is HandleMethod => "handle" in (METHODS[m].params as { properties: object }).properties;
 
   const handlers: { [M in DaemonMethodName]: Handler<M> } = {
     "sandbox.create": async (p, ctx) => {
@@ -84,17 +113,21 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
     "sandbox.watchNetwork": (p, ctx) => (manager.watchNetwork(ctx.conn, p.id, p.enabled), null),
     "sandbox.extendTimeout": (p, ctx) => ({ expiresAt: manager.extendTimeout(ctx.conn, p.id, p.duration).toISOString() }),
-    "env.get": (p, ctx) => sandboxOf(ctx, p.sandbox).env.get(p.name) ?? null,
+    // As Deno's: what a process started now would see, the base environment (PATH, HOME...) included.
+    "env.get": (p, ctx) => {
+      const env = defaultEnv(sandboxOf(ctx, p.sandbox));
+      return Object.hasOwn(env, p.name) ? env[p.name]! : null;
+    },
     "env.set": (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
       // Refused here rather than at the next spawn: every later process would carry it.
       const tooBig = execSizeProblem([], { ...defaultEnv(sb), [p.name]: p.value });
       if (tooBig) throw invalid("value", `${p.name}: ${tooBig.message}`);
-      sb.env.set(p.name, p.value);
+      setEnv(sb, p.name, p.value);
       return null;
     },
-    "env.delete": (p, ctx) => (sandboxOf(ctx, p.sandbox).env.delete(p.name), null),
-    "env.toObject": (p, ctx) => Object.fromEntries(sandboxOf(ctx, p.sandbox).env),
+    "env.delete": (p, ctx) => (deleteEnv(sandboxOf(ctx, p.sandbox), p.name), null),
+    "env.toObject": (p, ctx) => defaultEnv(sandboxOf(ctx, p.sandbox)),
     "daemon.info": (_p, ctx) => host.info(ctx.conn.owner),
     "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
@@ -105,7 +138,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     server.addMethod(name, (params, ctx) => (handler as Handler<MethodName>)(params as never, ctx));
   }
   for (const name of SUPERVISOR_METHODS) {
-    const handler = (special[name] ?? forward(name)) as Handler<MethodName>;
+    const handler = (special[name] ?? (isHandleMethod(name) ? onHandle(name) : forward(name))) as Handler<MethodName>;
     server.addMethod(name, (params, ctx) => handler(params as never, ctx));
   }
   return server;

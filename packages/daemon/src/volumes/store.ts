@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
-import { parseBytes, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
+import { parseBytes, SANDBOX_HOME, SANDBOX_HOME_ALIAS, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
@@ -434,9 +434,12 @@ export class VolumeStore {
       const problem = mountPathProblem(path);
       if (problem) throw invalid(`volumes[${JSON.stringify(path.slice(0, 80))}]`, problem);
     }
-    const overlap = overlapping(entries.map(([path]) => path));
+    // The home's former name is a bind the supervisor makes after bwrap's mounts, which would hide
+    // a volume mounted below it: such a volume is mounted at the same place in the home itself.
+    const inHome = (path: string) => (path.startsWith(`${SANDBOX_HOME_ALIAS}/`) ? SANDBOX_HOME + path.slice(SANDBOX_HOME_ALIAS.length) : path);
+    const overlap = overlapping(entries.map(([path]) => inHome(path)));
     if (overlap) throw invalid("volumes", `mount paths '${overlap[0]}' and '${overlap[1]}' overlap: one would be inside the other`);
-    const wanted = entries.map(([path, ref]) => ({ path, r: this.lookup(owner, ref) }));
+    const wanted = entries.map(([path, ref]) => ({ path: inHome(path), r: this.lookup(owner, ref) }));
     const twice = wanted.find((w, i) => w.r.kind === "volume" && wanted.findIndex((o) => o.r.id === w.r.id) !== i);
     if (twice) throw new DaemonError("InUse", `volume '${twice.r.slug}' is named twice: a volume is mounted read-write at one path of one sandbox at a time`);
     for (const { r } of wanted) {

@@ -212,7 +212,7 @@ describe("sbx CLI", () => {
       expect(await sbx(["run", "--upload", `${join(dir, "nope.txt")}:/home/user/x`, "--", "true"])).toMatchObject({ code: 1, stderr: `sbx run: --upload ${join(dir, "nope.txt")}: no such file or directory\n` });
       // --upload into a directory, too.
       expect(await sbx(["run", "--upload", `${join(dir, "a.txt")}:/tmp/`, "--", "cat", "/tmp/a.txt"])).toMatchObject({ code: 0, stdout: "local a\n" });
-      expect(await sbx(["cp", "a", "b"])).toMatchObject({ code: 2, stderr: "sbx cp: exactly one of SRC and DEST must be ID:/path (like sbx_abc…:/home/user/file)\n" });
+      expect(await sbx(["cp", "a", "b"])).toMatchObject({ code: 2, stderr: "sbx cp: exactly one of SRC and DEST must be ID:/path (like sbx_abc…:/home/sandbox/file)\n" });
     } finally {
       await sbx(["kill", id]);
       rmSync(dir, { recursive: true, force: true });

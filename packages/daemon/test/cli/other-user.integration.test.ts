@@ -87,7 +87,7 @@ it("the SDK says another user's daemon owns the port, and how to run one's own",
   const res = await inNetns([process.execPath, "--input-type=module", "-e", script], myEnv());
   expect(res.code).toBe(0);
   expect(JSON.parse(res.stdout)).toEqual({
-    name: "AuthError",
+    name: "InvalidTokenError", // an AuthError: the daemon refused the token (Deno's class name)
     message: `the daemon at ws://127.0.0.1:7070 refused the token from ${myState}/token (HTTP 401): ${hint()}`,
     tokenSource: "file",
     portOwner: { uid: other.uid, user: "sbx-otheruser", pid: otherDaemon.pid },

@@ -59,7 +59,7 @@ os.symlink("${target}", "long-link")
 os.mkfifo("fifo")
 s = socket.socket(socket.AF_UNIX); s.bind("sock")
 print("made")`;
-  expect(await sb.sh`python3 -c ${made}`.text()).toBe("made");
+  expect(await sb.sh`python3 -c ${made}`.text()).toBe("made\n");
   const back = join(host, "hostile");
   await sb.fs.download("src", back);
   const got = await tree(back);
@@ -78,18 +78,18 @@ print("made")`;
   );
   expect(deep.length).toBeGreaterThan(2900);
   // The sandbox answers as before.
-  expect(await sb.sh`echo alive`.text()).toBe("alive");
+  expect(await sb.sh`echo alive`.text()).toBe("alive\n");
 });
 
 it("a path past the 4 KiB name limit is a clean ENAMETOOLONG, and the supervisor carries on", async () => {
   const component = "x".repeat(250);
   const tooDeep = Array.from({ length: 17 }, () => component).join("/");
-  expect(await sb.sh`mkdir -p over/${tooDeep} && echo made`.text()).toBe("made");
+  expect(await sb.sh`mkdir -p over/${tooDeep} && echo made`.text()).toBe("made\n");
   const err = await sb.fs.download("over", join(host, `over-${randomBytes(3).toString("hex")}`)).then(
     () => null,
     (e: unknown) => e as RpcError,
   );
   expect(err).toBeInstanceOf(RpcError);
   expect(err!.errno).toBe("ENAMETOOLONG");
-  expect(await sb.sh`echo alive`.text()).toBe("alive");
+  expect(await sb.sh`echo alive`.text()).toBe("alive\n");
 });

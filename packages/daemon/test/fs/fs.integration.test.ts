@@ -38,9 +38,9 @@ async function collectList<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** A fresh directory under /home/user for one test, so tests do not depend on each other. */
+/** A fresh directory under /home/sandbox for one test, so tests do not depend on each other. */
 async function testDir(name: string): Promise<string> {
-  const dir = `/home/user/t-${name}-${randomBytes(3).toString("hex")}`;
+  const dir = `/home/sandbox/t-${name}-${randomBytes(3).toString("hex")}`;
   await sb.fs.mkdir(dir);
   return dir;
 }
@@ -92,7 +92,7 @@ describe("reading and writing files", () => {
     expect(await sb.fs.readFile(`${dir}/hello.txt`)).toEqual(encoder.encode(text));
     expect((await sb.fs.stat(`${dir}/hello.txt`)).size).toBe(encoder.encode(text).byteLength);
     // The sandbox's own tools see the same bytes.
-    expect(await sb.sh`sha256sum ${`${dir}/hello.txt`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(text).digest("hex"));
+    expect(await sb.sh`sha256sum ${`${dir}/hello.txt`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(text).digest("hex")}\n`);
   });
 
   it("round-trips binary data with every byte value", async () => {
@@ -104,8 +104,8 @@ describe("reading and writing files", () => {
     const back = await sb.fs.readFile(`${dir}/all.bin`);
     expect(back).toBeInstanceOf(Uint8Array);
     expect(Buffer.from(back).equals(Buffer.from(bytes))).toBe(true);
-    expect(await sb.sh`sha256sum ${`${dir}/all.bin`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(bytes).digest("hex"));
-    expect(await sb.sh`head -c 8 ${`${dir}/all.bin`} | od -An -tu1 | xargs`.text()).toBe(Array.from(bytes.subarray(0, 8)).join(" "));
+    expect(await sb.sh`sha256sum ${`${dir}/all.bin`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(bytes).digest("hex")}\n`);
+    expect(await sb.sh`head -c 8 ${`${dir}/all.bin`} | od -An -tu1 | xargs`.text()).toBe(`${Array.from(bytes.subarray(0, 8)).join(" ")}\n`);
   });
 
   it("writes and reads an empty file", async () => {
@@ -133,7 +133,7 @@ describe("reading and writing files", () => {
     });
     await sb.fs.writeFile(`${dir}/from-stream.bin`, stream);
     expect((await sb.fs.stat(`${dir}/from-stream.bin`)).size).toBe(size);
-    expect(await sb.sh`sha256sum ${`${dir}/from-stream.bin`} | cut -d' ' -f1`.text()).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(await sb.sh`sha256sum ${`${dir}/from-stream.bin`} | cut -d' ' -f1`.text()).toBe(`${createHash("sha256").update(data).digest("hex")}\n`);
     expect(Buffer.from(await sb.fs.readFile(`${dir}/from-stream.bin`)).equals(Buffer.from(data))).toBe(true);
 
     async function* gen() {
@@ -150,7 +150,7 @@ describe("reading and writing files", () => {
     const dir = await testDir("readstream");
     const size = 2 * MiB + 5;
     await sb.sh`head -c ${String(size)} /dev/urandom > ${`${dir}/r.bin`}`;
-    const expected = await sb.sh`sha256sum ${`${dir}/r.bin`} | cut -d' ' -f1`.text();
+    const expected = (await sb.sh`sha256sum ${`${dir}/r.bin`} | cut -d' ' -f1`.text()).trimEnd();
     const stream = await sb.fs.readFileStream(`${dir}/r.bin`);
     expect(stream).toBeInstanceOf(ReadableStream);
     const h = createHash("sha256");
@@ -188,10 +188,10 @@ describe("reading and writing files", () => {
     await expectErrno(sb.fs.stat(`${dir}/missing.txt`), "ENOENT");
 
     await sb.fs.writeTextFile(`${dir}/secret.txt`, "s", { mode: 0o600 });
-    expect((await sb.fs.stat(`${dir}/secret.txt`)).mode).toBe(0o600);
+    expect((await sb.fs.stat(`${dir}/secret.txt`)).mode & 0o7777).toBe(0o600);
     await sb.fs.writeTextFile(`${dir}/tool.sh`, "#!/bin/sh\necho tool-ran\n", { mode: 0o755 });
-    expect((await sb.fs.stat(`${dir}/tool.sh`)).mode).toBe(0o755);
-    expect(await sb.sh`${`${dir}/tool.sh`}`.text()).toBe("tool-ran");
+    expect((await sb.fs.stat(`${dir}/tool.sh`)).mode & 0o7777).toBe(0o755);
+    expect(await sb.sh`${`${dir}/tool.sh`}`.text()).toBe("tool-ran\n");
   });
 
   it("reports ENOENT and EISDIR as RpcError with errno and path", async () => {
@@ -210,21 +210,30 @@ describe("reading and writing files", () => {
 });
 
 describe("metadata", () => {
-  it("stat and lstat report type, size, Dates, mode and owner", async () => {
+  it("stat and lstat report Deno's FileInfo: type, size, Dates, raw st_mode, owner, inode, links, blocks", async () => {
     const dir = await testDir("stat");
     const before = Date.now();
     await sb.fs.writeTextFile(`${dir}/f.txt`, "12345");
     const after = Date.now();
     const st = await sb.fs.stat(`${dir}/f.txt`);
-    expect(st).toMatchObject({ isFile: true, isDirectory: false, isSymlink: false, size: 5, mode: 0o644, uid: 1000, gid: 1000 });
+    expect(st).toMatchObject({ isFile: true, isDirectory: false, isSymlink: false, isBlockDevice: false, isCharDevice: false, isFifo: false, isSocket: false });
+    expect(st).toMatchObject({ size: 5, mode: 0o100644, uid: 1000, gid: 1000, nlink: 1, rdev: 0 });
+    expect(Object.keys(st).sort()).toEqual(
+      ["atime", "birthtime", "blksize", "blocks", "ctime", "dev", "gid", "ino", "isBlockDevice", "isCharDevice", "isDirectory", "isFifo", "isFile", "isSocket", "isSymlink", "mode", "mtime", "nlink", "rdev", "size", "uid"],
+    );
+    const [ino, dev, blocks, blksize] = (await sb.sh`stat -c '%i %d %b %o' ${`${dir}/f.txt`}`.text()).trim().split(" ").map(Number);
+    expect([st.ino, st.dev, st.blocks, st.blksize]).toEqual([ino, dev, blocks, blksize]);
     expect(st.mtime).toBeInstanceOf(Date);
     expect(st.atime).toBeInstanceOf(Date);
+    expect(st.ctime).toBeInstanceOf(Date);
     expect(st.mtime!.getTime()).toBeGreaterThanOrEqual(before - 2000);
     expect(st.mtime!.getTime()).toBeLessThanOrEqual(after + 2000);
     expect(st.birthtime === null || st.birthtime instanceof Date).toBe(true);
 
     const d = await sb.fs.stat(dir);
     expect(d).toMatchObject({ isFile: false, isDirectory: true, isSymlink: false, uid: 1000 });
+    expect(d.mode & 0o170000).toBe(0o040000);
+    expect(await sb.fs.stat("/dev/null")).toMatchObject({ isCharDevice: true, isFile: false, mode: 0o20666 });
 
     await sb.fs.symlink("f.txt", `${dir}/link`);
     expect(await sb.fs.stat(`${dir}/link`)).toMatchObject({ isFile: true, isSymlink: false, size: 5 });
@@ -259,10 +268,10 @@ describe("metadata", () => {
     const dir = await testDir("chmod");
     await sb.fs.writeTextFile(`${dir}/f`, "x");
     await sb.fs.chmod(`${dir}/f`, 0o600);
-    expect((await sb.fs.stat(`${dir}/f`)).mode).toBe(0o600);
+    expect((await sb.fs.stat(`${dir}/f`)).mode & 0o7777).toBe(0o600);
     await sb.fs.chmod(`${dir}/f`, 0o751);
-    expect((await sb.fs.stat(`${dir}/f`)).mode).toBe(0o751);
-    expect(await sb.sh`stat -c %a ${`${dir}/f`}`.text()).toBe("751");
+    expect((await sb.fs.stat(`${dir}/f`)).mode & 0o7777).toBe(0o751);
+    expect(await sb.sh`stat -c %a ${`${dir}/f`}`.text()).toBe("751\n");
     await expectErrno(sb.fs.chmod(`${dir}/missing`, 0o600), "ENOENT");
   });
 });
@@ -276,7 +285,7 @@ describe("directories and names", () => {
     await expectErrno(sb.fs.mkdir(`${dir}/a`), "EEXIST");
     await sb.fs.mkdir(`${dir}/a/b`, { recursive: true }); // existing is fine when recursive
     await sb.fs.mkdir(`${dir}/m`, { mode: 0o700 });
-    expect((await sb.fs.stat(`${dir}/m`)).mode).toBe(0o700);
+    expect((await sb.fs.stat(`${dir}/m`)).mode & 0o7777).toBe(0o700);
     await sb.fs.writeTextFile(`${dir}/file`, "x");
     await expectErrno(sb.fs.mkdir(`${dir}/file/sub`, { recursive: true }), ["ENOTDIR", "EEXIST"]);
   });
@@ -354,7 +363,7 @@ describe("directories and names", () => {
     expect(a).not.toBe(b);
     const st = await sb.fs.stat(a);
     expect(st.isDirectory).toBe(true);
-    expect(st.mode).toBe(0o700);
+    expect(st.mode).toBe(0o40700);
     expect(st.uid).toBe(1000);
     const named = await sb.fs.makeTempDir({ prefix: "pre-", suffix: ".d" });
     expect(named).toMatch(/^\/tmp\/pre-[^/]+\.d$/);
@@ -394,20 +403,32 @@ describe("directories and names", () => {
     expect(logs.map((e) => e.path)).toEqual([`${dir}/a/b/deep.log`]);
     const skipped = await collectList(sb.fs.walk(dir, { skip: [/\/a$/] }));
     expect(skipped.map((e) => e.path).sort()).toEqual([dir, `${dir}/ln`, `${dir}/top.txt`].sort());
-    // walk from a relative root resolves against /home/user
-    const rel = await collectList(sb.fs.walk(dir.slice("/home/user/".length), { includeDirs: false }));
-    expect(rel.map((e) => e.path).sort()).toEqual(filesOnly.map((e) => e.path).concat(`${dir}/ln`).sort());
+    // From a relative root (resolved against the home) the paths are relative, as Deno's walk gives them.
+    const home = "/home/sandbox/";
+    const rel = await collectList(sb.fs.walk(dir.slice(home.length), { includeDirs: false }));
+    expect(rel.map((e) => e.path).sort()).toEqual(filesOnly.map((e) => e.path).concat(`${dir}/ln`).map((p) => p.slice(home.length)).sort());
   });
 });
 
 describe("paths resolve inside the sandbox", () => {
-  it("relative paths resolve against /home/user", async () => {
+  it("/home/user, the home's former name, is the same directory", async () => {
+    const dir = await testDir("alias");
+    const name = dir.slice("/home/sandbox/".length);
+    await sb.fs.writeTextFile(`/home/user/${name}/via-alias.txt`, "one home");
+    expect(await sb.fs.readTextFile(`${name}/via-alias.txt`)).toBe("one home");
+    expect((await sb.fs.stat("/home/user")).isDirectory).toBe(true);
+    const [home, alias] = (await sb.sh`stat -c %d:%i /home/sandbox /home/user`.text()).split("\n");
+    expect(alias).toBe(home);
+    expect(await sb.sh`cd /home/user/${name} && cat via-alias.txt`.text()).toBe("one home");
+  });
+
+  it("relative paths resolve against /home/sandbox", async () => {
     const dir = await testDir("relative");
-    const name = dir.slice("/home/user/".length);
+    const name = dir.slice("/home/sandbox/".length);
     await sb.fs.writeTextFile(`${name}/rel.txt`, "relative");
     expect(await sb.fs.readTextFile(`${dir}/rel.txt`)).toBe("relative");
-    expect(await sb.sh`cat /home/user/${name}/rel.txt`.text()).toBe("relative");
-    expect(await sb.fs.realPath(".")).toBe("/home/user");
+    expect(await sb.sh`cat /home/sandbox/${name}/rel.txt`.text()).toBe("relative");
+    expect(await sb.fs.realPath(".")).toBe("/home/sandbox");
     expect(await sb.fs.realPath(name)).toBe(dir);
     const listed = await collectList(sb.fs.readDir("."));
     expect(listed.map((e) => e.name)).toContain(name);
@@ -428,10 +449,10 @@ describe("paths resolve inside the sandbox", () => {
 
   it("absolute paths name the sandbox's files: /etc/passwd is the sandbox's, with user 1000", async () => {
     const passwd = await sb.fs.readTextFile("/etc/passwd");
-    expect(passwd).toMatch(/^user:x:1000:1000:[^:]*:\/home\/user:/m);
+    expect(passwd).toMatch(/^user:x:1000:1000:[^:]*:\/home\/sandbox:/m);
     expect(passwd).not.toBe(readFileSync("/etc/passwd", "utf8"));
     expect(passwd.trim().split("\n").map((l) => l.split(":")[0])).toEqual(["root", "user", "nobody"]);
-    expect(await sb.sh`cat /etc/passwd`.text()).toBe(passwd.trimEnd());
+    expect(await sb.sh`cat /etc/passwd`.text()).toBe(passwd);
     // A file written to /tmp in the sandbox does not appear in the host's /tmp.
     const name = `sbx-fs-probe-${randomBytes(6).toString("hex")}`;
     await sb.fs.writeTextFile(`/tmp/${name}`, "inside");
@@ -493,7 +514,7 @@ describe("upload and download", () => {
     await makeHostTree(local);
     const dir = await testDir("upload");
     await sb.fs.upload(local, `${dir}/tree`);
-    const listing = await sb.sh`cd ${`${dir}/tree`} && find . -printf '%y %m %p %l\n' | sort`.text();
+    const listing = (await sb.sh`cd ${`${dir}/tree`} && find . -printf '%y %m %p %l\n' | sort`.text()).trimEnd();
     expect(listing.split("\n")).toEqual(
       [
         "d 755 . ",
@@ -513,10 +534,10 @@ describe("upload and download", () => {
       ].sort(),
     );
     expect(await sb.fs.readTextFile(`${dir}/tree/link-to-a`)).toBe("alpha\n");
-    expect(await sb.sh`sha256sum ${`${dir}/tree/nested/deep/er/data.bin`} | cut -d' ' -f1`.text()).toBe(await sha256File(join(local, "nested/deep/er/data.bin")));
-    expect(await sb.sh`${`${dir}/tree/bin/run.sh`}`.text()).toBe("ran");
+    expect(await sb.sh`sha256sum ${`${dir}/tree/nested/deep/er/data.bin`} | cut -d' ' -f1`.text()).toBe(`${await sha256File(join(local, "nested/deep/er/data.bin"))}\n`);
+    expect(await sb.sh`${`${dir}/tree/bin/run.sh`}`.text()).toBe("ran\n");
     const owners = await sb.sh`find ${`${dir}/tree`} -printf '%U:%G\n' | sort -u`.text();
-    expect(owners).toBe("1000:1000");
+    expect(owners).toBe("1000:1000\n");
   });
 
   it("downloads a directory tree back to an identical host tree", async () => {
@@ -545,7 +566,7 @@ describe("upload and download", () => {
     const dir = await testDir("single");
     await sb.fs.upload(local, `${dir}/single.txt`);
     expect(await sb.fs.readTextFile(`${dir}/single.txt`)).toBe("single file\n");
-    expect((await sb.fs.stat(`${dir}/single.txt`)).mode).toBe(0o640);
+    expect((await sb.fs.stat(`${dir}/single.txt`)).mode & 0o7777).toBe(0o640);
 
     await sb.fs.writeTextFile(`${dir}/made.sh`, "#!/bin/sh\n", { mode: 0o750 });
     const back = join(hostTmp, "made.sh");
@@ -589,10 +610,10 @@ describe("upload and download", () => {
     expect((await sb.fs.stat(`${dir}/big.bin`)).size).toBe(GiB);
     const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
     for (const [off, buf] of windows) {
-      expect(await sb.sh`tail -c +${String(off + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | sha256sum | cut -d' ' -f1`.text()).toBe(sha(buf));
+      expect(await sb.sh`tail -c +${String(off + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | sha256sum | cut -d' ' -f1`.text()).toBe(`${sha(buf)}\n`);
     }
     // Between the windows the file is zeros, as the sparse source was.
-    expect(await sb.sh`tail -c +${String(MiB + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | tr -d '\\0' | wc -c`.text()).toBe("0");
+    expect(await sb.sh`tail -c +${String(MiB + 1)} ${`${dir}/big.bin`} | head -c ${String(MiB)} | tr -d '\\0' | wc -c`.text()).toBe("0\n");
     expect(upGrowth).toBeLessThan(64 << 20);
 
     const dst = join(hostTmp, "big.back");
@@ -660,7 +681,7 @@ describe("disk limit", () => {
   it("the cap covers home and /tmp together", async () => {
     await small.sh`rm -f /tmp/* ~/* 2>/dev/null; true`;
     await small.fs.writeFile("/tmp/half.bin", new Uint8Array(5 * MiB));
-    const err = await failure(small.fs.writeFile("/home/user/other-half.bin", new Uint8Array(5 * MiB)));
+    const err = await failure(small.fs.writeFile("/home/sandbox/other-half.bin", new Uint8Array(5 * MiB)));
     expect(err).toBeInstanceOf(RpcError);
     expect(err.message).toMatch(/no space|ENOSPC|disk is full/i);
   });

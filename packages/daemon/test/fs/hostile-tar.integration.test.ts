@@ -48,7 +48,7 @@ async function freshTarget(name: string): Promise<{ base: string; dest: string }
 async function expectHealthy(): Promise<void> {
   expect(raw.closed).toBeNull();
   expect(daemon.proc.exitCode).toBeNull();
-  expect(await sb.sh`echo alive`.text()).toBe("alive");
+  expect(await sb.sh`echo alive`.text()).toBe("alive\n");
   const list = await Sandbox.list(daemon.opts);
   expect(list.map((s) => s.id)).toContain(sb.id);
 }
@@ -76,7 +76,7 @@ describe("fs.upload refuses hostile archives", () => {
     expect(await writableTree()).toBe(before);
     expect(await sb.sh`cat ${`${dest}/keep.txt`}`.text()).toBe("was here before");
     expect(await sb.sh`cat /home/user/sentinel/canary`.text()).toBe("canary");
-    expect((await sb.fs.stat("/home/user/sentinel/canary")).mode).toBe(0o644);
+    expect((await sb.fs.stat("/home/user/sentinel/canary")).mode & 0o7777).toBe(0o644);
     await expectHealthy();
   });
 
@@ -102,7 +102,7 @@ describe("fs.upload refuses hostile archives", () => {
     const inner = await sb.fs.stat(`${dest}/sticky/inner`);
     expect(inner.mode & 0o7777).toBe(0o777);
     expect([inner.uid, inner.gid]).toEqual([1000, 1000]);
-    expect(await sb.sh`${`${dest}/suid`}`.text()).toBe("1000");
+    expect(await sb.sh`${`${dest}/suid`}`.text()).toBe("1000\n");
     await expectHealthy();
   });
 
@@ -121,8 +121,8 @@ describe("fs.upload refuses hostile archives", () => {
     const res = await rawUpload(dest, archive);
     expect(res.error.message).toMatch(/refusing tar entry '\.\.\/escape'/);
     expect(await writableTree()).toBe(before);
-    expect((await sb.sh`ls -A ${dest}`.text()).split("\n")).toEqual(["keep.txt"]);
-    expect((await sb.sh`ls -A ${base}`.text()).split("\n")).toEqual(["dest"]);
+    expect((await sb.sh`ls -A ${dest}`.text()).split("\n")).toEqual(["keep.txt", ""]);
+    expect((await sb.sh`ls -A ${base}`.text()).split("\n")).toEqual(["dest", ""]);
     await expectHealthy();
   });
 
@@ -189,7 +189,7 @@ describe("fs.upload refuses hostile archives", () => {
     expect(res.result).toEqual({ entries: 5, bytes: 4 + 600_000 });
     expect(await sb.sh`cat ${`${dest}/dir/link`}`.text()).toBe("good");
     expect(await sb.fs.readLink(`${dest}/dir/link`)).toBe("file.txt");
-    expect(await sb.sh`stat -c '%a %h' ${`${dest}/dir`} ${`${dest}/dir/file.txt`} ${`${dest}/dir/hard`}`.text()).toBe("750 2\n640 2\n640 2");
+    expect(await sb.sh`stat -c '%a %h' ${`${dest}/dir`} ${`${dest}/dir/file.txt`} ${`${dest}/dir/hard`}`.text()).toBe("750 2\n640 2\n640 2\n");
     expect((await sb.fs.stat(`${dest}/big.bin`)).size).toBe(600_000);
     await expectHealthy();
   });

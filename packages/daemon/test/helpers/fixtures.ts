@@ -3,7 +3,7 @@
  * stopped after the last, so that no file repeats the hooks or forgets the teardown.
  *
  *     const { daemon, sb } = useSandbox({ sandbox: { allowNet: ["api.example.test"] } });
- *     it("runs", async () => expect(await sb.sh`echo hi`.text()).toBe("hi"));
+ *     it("runs", async () => expect(await sb.sh`echo hi`.text()).toBe("hi\n"));
  *
  * `daemon` and `sb` are stand-ins that forward to the file's daemon and sandbox once the
  * hooks have started them (touching one while the file is collected throws), so the tests

@@ -71,7 +71,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     expect(limited.warnings).toEqual([
       'memory: not enforced: this daemon runs rootless (without cgroups), so memory "256MiB" is not a limit here; run the daemon as root for enforced limits',
       "cpus: not enforced: this daemon runs rootless (without cgroups), so cpus 0.5 is not a limit here; run the daemon as root for enforced limits",
-      'disk: approximate: rootless sandboxes keep /home/user and /tmp in memory (tmpfs), each capped at "64MiB"',
+      'disk: approximate: rootless sandboxes keep /home/sandbox and /tmp in memory (tmpfs), each capped at "64MiB"',
     ]);
   });
 
@@ -89,7 +89,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
   it("runs sandboxes as uid 1000 inside, mapped to the daemon's own unprivileged uid", async () => {
     await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
     const out = await sb.sh`id -u; cat /proc/self/uid_map | awk '{print $1}'; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | awk '{print $2}'`.text();
-    expect(out.split("\n")).toEqual(["1000", "1000", "0000000000000000", "1", "2"]);
+    expect(out.split("\n")).toEqual(["1000", "1000", "0000000000000000", "1", "2", ""]);
     const name = `rootless-${Date.now()}`;
     const sleeper = await sb.spawn("python3", { args: ["-c", "import time; time.sleep(30)", name] });
     try {
@@ -103,7 +103,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
 
   it("keeps the seccomp filter and the open-files rlimit", async () => {
     await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
-    expect(await sb.sh`ulimit -n`.text()).toBe("4096");
+    expect(await sb.sh`ulimit -n`.text()).toBe("4096\n");
     const unshare = await sb.sh`unshare -Ur true`.noThrow();
     expect(unshare.status.success).toBe(false);
   });
@@ -111,7 +111,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
   it("runs processes, moves files and meters usage approximately", async () => {
     await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
     await sb.fs.writeTextFile("note.txt", "rootless");
-    expect(await sb.sh`cat note.txt && python3 -c 'print(6*7)'`.text()).toBe("rootless42");
+    expect(await sb.sh`cat note.txt && python3 -c 'print(6*7)'`.text()).toBe("rootless42\n");
     // Half a second of CPU time (not wall time: the machine may be busy).
     await sb.sh`python3 -c 'import time\nwhile time.process_time() < 0.5: pass'`;
     const usage = await sb.usage();
@@ -131,7 +131,7 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     expect(logs).not.toContain(value);
   });
 
-  it("caps each of /home/user and /tmp at the disk size (approximate: per mount)", async () => {
+  it("caps each of /home/sandbox (and its alias /home/user) and /tmp at the disk size (approximate: per mount)", async () => {
     await using sb = await Sandbox.create({ ...opts, timeout: "1m", disk: "8MiB" });
     const res = await sb.sh`head -c 16M /dev/zero > /home/user/big`.noThrow();
     expect(res.status.success).toBe(false);

@@ -195,10 +195,15 @@ describe("no host secrets visible", () => {
     expect(r.err).toBe("ls: cannot access '/root': No such file or directory\n");
   });
 
-  it("/home holds only the sandbox user's home", async () => {
-    expect(readdirSync("/home").filter((n) => n !== "user").length).toBeGreaterThan(0); // the host has others
-    const r = await run(sb, "ls -A /home");
-    expect(r.out.split("\n").filter(Boolean)).toEqual(["user"]);
+  it("/home holds only the sandbox user's home, under its name and its former name", async () => {
+    expect(readdirSync("/home").filter((n) => n !== "user" && n !== "sandbox").length).toBeGreaterThan(0); // the host has others
+    const r = await run(sb, "ls -A /home; stat -c '%d:%i %U' /home/sandbox /home/user");
+    const [a, b, home, alias] = r.out.split("\n");
+    expect([a, b]).toEqual(["sandbox", "user"]);
+    expect(alias).toBe(home); // the same directory, owned by the sandbox user
+    expect(home).toMatch(/ user$/);
+    // Neither name can be taken away from inside.
+    expect((await run(sb, "umount /home/user || rmdir /home/user || mv /home/user /home/x || mv /home/sandbox /home/x")).code).not.toBe(0);
   });
 
   it("/var has nothing of the host", async () => {
@@ -405,7 +410,7 @@ describe("killing the daemon", () => {
         expect(readFileSync(join(stateDir, "daemon.pid"), "utf8").trim()).toBe(String(second.proc.pid));
         // And it works.
         const c = await Sandbox.create({ ...second.opts });
-        expect(await c.sh`echo ok`.text()).toBe("ok");
+        expect(await c.sh`echo ok`.text()).toBe("ok\n");
         await c.kill();
       } finally {
         await second.stop();

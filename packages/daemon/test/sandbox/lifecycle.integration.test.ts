@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConnectionError, Sandbox, SandboxNotFoundError } from "@sbx/client";
+import { ConnectionClosedError, ConnectionError, Sandbox, SandboxNotFoundError } from "@sbx/client";
 import { startDaemon } from "../helpers/daemon.js";
 import { useDaemon } from "../helpers/fixtures.js";
 
@@ -96,12 +96,12 @@ describe("create, list, connect, kill", () => {
     await sb.sh`echo from-the-creator > /home/user/note`;
     const other = await Sandbox.connect(sb.id, daemon.opts);
     expect(other.id).toBe(sb.id);
-    expect(await other.sh`cat /home/user/note`.text()).toBe("from-the-creator");
+    expect(await other.sh`cat /home/user/note`.text()).toBe("from-the-creator\n");
     const p = await other.spawn("bash", { args: ["-c", "echo $((6 * 7))"] });
     expect((await p.output()).stdoutText).toBe("42\n");
     // Closing (or disposing) a handle that only connected leaves the sandbox running.
     await other[Symbol.asyncDispose]();
-    expect(await sb.sh`echo still-here`.text()).toBe("still-here");
+    expect(await sb.sh`echo still-here`.text()).toBe("still-here\n");
     expect(await listedIds()).toContain(sb.id);
     await sb.kill();
   });
@@ -135,15 +135,23 @@ describe("create, list, connect, kill", () => {
     expect(garbage).toBeInstanceOf(SandboxNotFoundError);
   });
 
-  it("await using kills a created sandbox when the block ends", async () => {
+  it("await using closes the connection when the block ends, as Deno's: a timed sandbox lives on until killed", async () => {
     let id = "";
     let marker = "";
+    let closed: Promise<void> | null = null;
     {
       await using sb = await Sandbox.create({ ...daemon.opts, timeout: "10m" });
       id = sb.id;
+      closed = sb.closed;
       marker = await sleeper(sb);
       expect(await listedIds()).toContain(id);
     }
+    await closed;
+    await sleep(300);
+    expect(await listedIds()).toContain(id);
+    expect(hostPidsWithArg(marker)).not.toEqual([]);
+    const again = await Sandbox.connect({ id, ...daemon.opts });
+    await again.kill();
     await expectGone(id);
     await sleep(300);
     expect(hostPidsWithArg(marker)).toEqual([]);
@@ -172,17 +180,20 @@ describe("timeouts", () => {
     expect(daemon.logs()).toContain(`sandbox ${sb.id} stopping (timeout)`);
   });
 
-  it("extendTimeout pushes expiresAt back; the sandbox outlives the original expiry, then dies at the new one", async () => {
+  it("extendTimeout sets expiresAt to now + the duration (as Deno's); the sandbox outlives the original expiry, then dies at the new one", async () => {
     const sb = await create({ timeout: "2s" });
     const original = sb.expiresAt!;
+    const before = Date.now();
     const extended = await sb.extendTimeout("3s");
-    expect(extended.getTime() - original.getTime()).toBe(3000);
+    expect(extended.getTime()).toBeGreaterThanOrEqual(before + 3000);
+    expect(extended.getTime()).toBeLessThanOrEqual(Date.now() + 3000);
+    expect(extended.getTime()).toBeGreaterThan(original.getTime());
     expect(sb.expiresAt!.getTime()).toBe(extended.getTime());
     const listed = (await Sandbox.list(daemon.opts)).find((s) => s.id === sb.id)!;
     expect(listed.expiresAt!.getTime()).toBe(extended.getTime());
 
     await sleep(Math.max(0, original.getTime() + 700 - Date.now()));
-    expect(await sb.sh`echo alive`.text()).toBe("alive");
+    expect(await sb.sh`echo alive`.text()).toBe("alive\n");
     expect(await listedIds()).toContain(sb.id);
 
     const p = await sb.spawn("sleep", { args: ["30"] });
@@ -201,7 +212,7 @@ describe("timeouts", () => {
     await sleep(2500);
     const again = await Sandbox.connect(id, daemon.opts);
     cleanup.push(again);
-    expect(await again.sh`echo survived`.text()).toBe("survived");
+    expect(await again.sh`echo survived`.text()).toBe("survived\n");
     await again.kill();
   });
 
@@ -239,7 +250,7 @@ describe("session sandboxes", () => {
     cleanup.push(adopter);
     await sleep(2500);
     expect(await listedIds()).toContain(id);
-    expect(await adopter.sh`cat /home/user/kept`.text()).toBe("kept");
+    expect(await adopter.sh`cat /home/user/kept`.text()).toBe("kept\n");
     // The adopter is now the session: when it leaves, the sandbox goes too.
     await adopter.close();
     await sleep(2500);
@@ -265,17 +276,27 @@ describe("env", () => {
     const sb = await create({ env: { FROM_CREATE: "c", KEEP: "k" } });
     expect(await sb.env.get("FROM_CREATE")).toBe("c");
     expect(await sb.env.get("MISSING")).toBeUndefined();
-    expect(await sb.env.toObject()).toEqual({ FROM_CREATE: "c", KEEP: "k" });
+    // As Deno's: the whole environment a process starts with, the base (PATH, HOME...) included.
+    const base = await sb.env.toObject();
+    expect(base).toMatchObject({ FROM_CREATE: "c", KEEP: "k", HOME: "/home/sandbox", PATH: expect.stringContaining("/usr/bin") });
+    expect(await sb.env.get("PATH")).toBe(base.PATH);
+    const { FROM_CREATE: _c, KEEP: _k, ...daemonBase } = base;
 
     await sb.env.set("ADDED", "a b 'c' $d");
     expect(await sb.env.get("ADDED")).toBe("a b 'c' $d");
     await sb.env.set("KEEP", "changed");
     await sb.env.delete("FROM_CREATE");
     expect(await sb.env.get("FROM_CREATE")).toBeUndefined();
-    expect(await sb.env.toObject()).toEqual({ KEEP: "changed", ADDED: "a b 'c' $d" });
+    expect(await sb.env.toObject()).toEqual({ ...daemonBase, KEEP: "changed", ADDED: "a b 'c' $d" });
 
     const out = await sb.sh`echo "[\${FROM_CREATE-unset}] [$KEEP] [$ADDED]"`.text();
-    expect(out).toBe("[unset] [changed] [a b 'c' $d]");
+    expect(out).toBe("[unset] [changed] [a b 'c' $d]\n");
+    // A base variable can be deleted (and set again) like any other.
+    await sb.env.delete("LANG");
+    expect(await sb.env.get("LANG")).toBeUndefined();
+    expect(await sb.sh`echo "\${LANG-unset}"`.text()).toBe("unset\n");
+    await sb.env.set("LANG", "C");
+    expect(await sb.sh`echo "$LANG"`.text()).toBe("C\n");
     // Per-spawn env still overrides the sandbox's, and clearEnv drops it.
     const p = await (await sb.spawn("printenv", { args: ["KEEP"], env: { KEEP: "per-spawn" } })).output();
     expect(p.stdoutText).toBe("per-spawn\n");
@@ -285,7 +306,7 @@ describe("env", () => {
     const other = await Sandbox.connect(sb.id, daemon.opts);
     expect(await other.env.get("ADDED")).toBe("a b 'c' $d");
     await other.env.delete("ADDED");
-    expect(await sb.sh`echo "\${ADDED-gone}"`.text()).toBe("gone");
+    expect(await sb.sh`echo "\${ADDED-gone}"`.text()).toBe("gone\n");
     await other.close();
     await sb.kill();
   });
@@ -334,8 +355,9 @@ describe("losing the daemon", () => {
       const [shErr, statusErr, writeErr, readErr] = await Promise.all([sh, child.status, write, read].map(settle));
       expect(Date.now() - killedAt).toBeLessThan(2000);
       for (const err of [shErr, statusErr, writeErr, readErr]) {
+        expect(err).toBeInstanceOf(ConnectionClosedError);
         expect(err).toBeInstanceOf(ConnectionError);
-        expect((err as ConnectionError).code).toBe("CONNECTION_ERROR");
+        expect((err as ConnectionClosedError).code).toBe("CONNECTION_CLOSED");
       }
       // New calls on the dead connection fail the same way, immediately.
       expect(await sb.env.get("HOME").catch((e: unknown) => e)).toBeInstanceOf(ConnectionError);

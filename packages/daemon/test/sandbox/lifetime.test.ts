@@ -38,13 +38,16 @@ describe("Lifetime", () => {
     expect(end).toHaveBeenCalledOnce();
   });
 
-  it("extends from the current expiry, or from now for a session sandbox, and caps at 168h", () => {
+  it("extends to now + the duration (as Deno's), for a session sandbox too, and caps at 168h", () => {
     const end = vi.fn();
     const life = new Lifetime(1000, end);
     life.bindTo(client(1));
     const first = life.extend("10s");
     expect(first.getTime()).toBe(Date.now() + 10_000);
-    expect(life.extend("5s").getTime()).toBe(first.getTime() + 5000);
+    vi.advanceTimersByTime(2000);
+    // From now, not from the current expiry: a shorter duration brings the end closer.
+    expect(life.extend("5s").getTime()).toBe(Date.now() + 5000);
+    expect(life.extend("15s").getTime()).toBe(Date.now() + 15_000);
     life.left(client(1)); // no longer a session: leaving changes nothing
     vi.advanceTimersByTime(14_999);
     expect(end).not.toHaveBeenCalled();

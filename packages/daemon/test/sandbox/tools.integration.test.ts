@@ -190,7 +190,7 @@ describe("package managers", () => {
     ok(install, "pip install --user");
     expect(install.out).toMatch(/^Successfully installed x-1\.0$/m);
     const use = ok(await run("cd /tmp && python3 -c 'import pkg; print(pkg.VALUE, pkg.__file__)' && python3 -m pip show x 2>/dev/null | grep -E '^(Name|Version|Location):'"), "import pkg");
-    expect(use).toMatch(/^42 \/home\/user\/\.local\/lib\/python3\.\d+\/site-packages\/pkg\/__init__\.py\nName: x\nVersion: 1\.0\nLocation: \/home\/user\/\.local\/lib\/python3\.\d+\/site-packages\n$/);
+    expect(use).toMatch(/^42 \/home\/sandbox\/\.local\/lib\/python3\.\d+\/site-packages\/pkg\/__init__\.py\nName: x\nVersion: 1\.0\nLocation: \/home\/sandbox\/\.local\/lib\/python3\.\d+\/site-packages\n$/);
   });
 
   it("npm install of a local tarball", async () => {
@@ -206,6 +206,6 @@ describe("package managers", () => {
     ok(install, "npm install");
     expect(install.out).toMatch(/added 1 package/);
     const use = ok(await run("cd app && node -e 'const x = require(\"x\"); console.log(x.answer, x.from)' && node -p 'require(\"./package.json\").dependencies.x'"), "require('x')");
-    expect(use).toBe("42 /home/user/app/node_modules/x/index.js\nfile:x-1.0.0.tgz\n");
+    expect(use).toBe("42 /home/sandbox/app/node_modules/x/index.js\nfile:x-1.0.0.tgz\n");
   });
 });

@@ -111,7 +111,7 @@ describe("the token", () => {
       expect((await upgradeStatus(own.url, { Authorization: `Bearer ${token}` })).status).toBe(101);
       expect((await upgradeStatus(own.url, { Authorization: `Bearer ${daemon.token}` })).status).toBe(401);
       await using sb = await Sandbox.create({ url: own.url, token });
-      expect(await sb.sh`echo ok`.text()).toBe("ok");
+      expect(await sb.sh`echo ok`.text()).toBe("ok\n");
       expect(await Sandbox.list({ url: own.url, token: `${token}-` }).catch((e: unknown) => e)).toBeInstanceOf(AuthError);
     } finally {
       await own[Symbol.asyncDispose]();
@@ -159,7 +159,7 @@ describe("tenants", () => {
       raw.close();
     }
     // And the victim is untouched.
-    expect(await victim.sh`cat /home/user/secret; test ! -e /home/user/pwned && echo untouched`.text()).toBe("mine\nuntouched");
+    expect(await victim.sh`cat /home/user/secret; test ! -e /home/user/pwned && echo untouched`.text()).toBe("mine\nuntouched\n");
     expect(await victim.env.get("SECRET")).toBe("s3cret");
     expect(victim.expiresAt).toBeNull();
   }

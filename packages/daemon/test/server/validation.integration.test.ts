@@ -134,7 +134,7 @@ describe("every bad param is -32602 naming the field", () => {
     const timeoutErr = await Sandbox.create({ ...daemon.opts, timeout: "5 minutes" as never }).catch((e: unknown) => e);
     expect(timeoutErr).toBeInstanceOf(InvalidOptionError);
     // The sandbox handle is still fine afterwards.
-    expect(await sb.sh`echo fine`.text()).toBe("fine");
+    expect(await sb.sh`echo fine`.text()).toBe("fine\n");
   });
 });
 
@@ -215,7 +215,7 @@ describe("bounds on a connection", () => {
       for (const r of done) expect(r.result).toEqual({ entries: 0, bytes: 0 });
       // With the calls finished, there is room again.
       expect((await client.call("sandbox.list", {})).error).toBeUndefined();
-      expect(await sb.sh`ls /tmp | grep -c '^inflight-'`.text()).toBe("256");
+      expect(await sb.sh`ls /tmp | grep -c '^inflight-'`.text()).toBe("256\n");
     } finally {
       client.close();
     }
@@ -230,7 +230,7 @@ describe("bounds on a connection", () => {
     expect(await waitClosed(client)).toEqual({ code: 1008, reason: "flow control violated" });
     expect(daemon.logs()).toMatch(/connection \d+: flow control violated; closing it/);
     await daemonStillServes();
-    expect(await sb.sh`echo sandbox-ok`.text()).toBe("sandbox-ok");
+    expect(await sb.sh`echo sandbox-ok`.text()).toBe("sandbox-ok\n");
   });
 
   it("a malformed binary frame closes the connection with 1008", async () => {
@@ -264,6 +264,6 @@ describe("bounds on a connection", () => {
 
   it("the connection used for bad params above was never dropped", async () => {
     expect(raw.closed).toBeNull();
-    expect((await raw.call("env.toObject", { sandbox: sb.id })).result).toEqual({});
+    expect((await raw.call("env.toObject", { sandbox: sb.id })).result).toMatchObject({ HOME: "/home/sandbox" });
   });
 });

@@ -15,8 +15,8 @@ const { daemon, sb } = useSandbox({ replaceDead: true });
 
 /** The sandbox still runs commands, reads and writes files, and pid 1 is the same supervisor. */
 async function stillServing(startTime: string): Promise<void> {
-  expect(await sb.sh`cat /proc/1/comm`.text()).toBe("supervisor");
-  expect(await sb.sh`echo alive`.text()).toBe("alive");
+  expect(await sb.sh`cat /proc/1/comm`.text()).toBe("supervisor\n");
+  expect(await sb.sh`echo alive`.text()).toBe("alive\n");
   await sb.fs.writeTextFile("probe.txt", "still here");
   expect(await sb.fs.readTextFile("probe.txt")).toBe("still here");
   expect(await pid1StartTime()).toBe(startTime);
@@ -31,7 +31,7 @@ async function pid1StartTime(): Promise<string> {
 it("the supervisor is pid 1 of the sandbox's pid namespace", async () => {
   expect((await sb.sh`tr '\\0' ' ' < /proc/1/cmdline`.text()).trimEnd()).toBe("/.sbx/supervisor --seccomp-fd 6 --ptys 64");
   // No bwrap init runs inside: the supervisor is the reaper of every orphan too.
-  const ps = (await sb.sh`ps -e -o pid=,comm=`.text()).split("\n").map((l) => l.trim());
+  const ps = (await sb.sh`ps -e -o pid=,comm=`.text()).trimEnd().split("\n").map((l) => l.trim());
   expect(ps[0]).toBe("1 supervisor");
   expect(ps.filter((l) => / (bwrap|node)$/.test(l))).toEqual([]);
 });
@@ -75,7 +75,7 @@ for code in (1, -1):
     expect(r.out).toBe("1 -1 1\n-1 0 0\n");
     await new Promise((res) => setTimeout(res, 300));
     expect(exited).toBe(false);
-    expect(await sb.sh`kill -0 ${String(victim.pid)} && echo running`.text()).toBe("running");
+    expect(await sb.sh`kill -0 ${String(victim.pid)} && echo running`.text()).toBe("running\n");
     // Real exits are still reported, with what really happened.
     await victim.kill("SIGTERM");
     expect(await victim.status).toEqual({ success: false, code: 143, signal: "SIGTERM", oom: false });
@@ -114,14 +114,14 @@ print(" ".join(out))`;
   it("/proc/1/mem, /proc/1/fd/*, /proc/1/environ and ptrace are all refused", async () => {
     const started = await pid1StartTime();
     expect(await sb.sh`python3 -c ${PROBE}`.text()).toBe(
-      "mem-read=EACCES mem-write=EACCES fd0=EACCES fd1=EACCES fd-list=EACCES environ=EACCES maps=EACCES root=EACCES ptrace=EPERM",
+      "mem-read=EACCES mem-write=EACCES fd0=EACCES fd1=EACCES fd-list=EACCES environ=EACCES maps=EACCES root=EACCES ptrace=EPERM\n",
     );
     await stillServing(started);
   });
 
   it("the supervisor runs with no capability, no_new_privs and the seccomp filter; its children are dumpable after exec", async () => {
     const status = await sb.sh`grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/1/status`.text();
-    const fields = Object.fromEntries(status.split("\n").map((l) => l.split(/:\s+/) as [string, string]));
+    const fields = Object.fromEntries(status.trimEnd().split("\n").map((l) => l.split(/:\s+/) as [string, string]));
     expect(fields).toEqual({
       CapInh: "0000000000000000",
       CapPrm: "0000000000000000",
@@ -132,8 +132,8 @@ print(" ".join(out))`;
       Seccomp: "2",
     });
     // PR_GET_DUMPABLE is 3: a child is dumpable again (so ps, /proc/self and debuggers of its own work).
-    expect(await sb.sh`python3 -c 'import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))'`.text()).toBe("1");
-    expect(await sb.sh`cat /proc/self/environ | tr '\\0' '\\n' | grep -c '^HOME='`.text()).toBe("1");
+    expect(await sb.sh`python3 -c 'import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))'`.text()).toBe("1\n");
+    expect(await sb.sh`cat /proc/self/environ | tr '\\0' '\\n' | grep -c '^HOME='`.text()).toBe("1\n");
   });
 
   it("it holds nothing it inherited: seen from the host, its fds are the channel and its own few", async () => {

@@ -33,7 +33,7 @@ it("60 processes of ~8 MB each in a 256MiB sandbox: some are OOM-killed, the san
   expect(killed.filter((s) => s.oom).length).toBeGreaterThan(0);
   // The supervisor was never the victim: the same sandbox answers.
   expect(await sb.sh`true`.result().then((r) => r.status.code)).toBe(0);
-  expect(await sb.sh`cat /proc/1/comm`.text()).toBe("supervisor");
+  expect(await sb.sh`cat /proc/1/comm`.text()).toBe("supervisor\n");
   expect((await Sandbox.list(daemon.opts)).map((s) => s.id)).toContain(sb.id);
   expect(daemon.logs()).not.toMatch(new RegExp(`sandbox ${sb.id} stopping \\(error`));
 }, 120_000);

@@ -40,10 +40,10 @@ describe("ptys", () => {
   it("a sandbox can open a pty, and it is a terminal of its own devpts", async () => {
     await using sb = await Sandbox.create(daemon.opts);
     const probe = "import os; m, s = os.openpty(); print(os.isatty(s), os.ttyname(s))";
-    expect(await sb.sh`python3 -c ${probe}`.text()).toMatch(/^True \/dev\/pts\/0$/);
+    expect(await sb.sh`python3 -c ${probe}`.text()).toMatch(/^True \/dev\/pts\/0\n$/);
     const mount = await sb.sh`grep ' /dev/pts ' /proc/self/mountinfo | tail -1`.text();
     expect(mount).toMatch(new RegExp(`devpts devpts rw,.*max=${CAP}`));
-    expect(await sb.sh`readlink /dev/ptmx`.text()).toBe("pts/ptmx");
+    expect(await sb.sh`readlink /dev/ptmx`.text()).toBe("pts/ptmx\n");
   });
 
   it(`cannot hold more than ptysPerSandbox (${CAP}) at once; a neighbour still can open ptys meanwhile`, async () => {
@@ -55,10 +55,10 @@ describe("ptys", () => {
     const more = await hog.sh`python3 -c 'import os; os.openpty()'`.noThrow();
     expect(more.status.code).not.toBe(0);
     expect(more.stderrText).toMatch(/OSError: \[Errno 28\] No space left on device/);
-    expect(await neighbour.sh`python3 -c 'import os; os.openpty(); os.openpty(); print("opened")'`.text()).toBe("opened");
+    expect(await neighbour.sh`python3 -c 'import os; os.openpty(); os.openpty(); print("opened")'`.text()).toBe("opened\n");
     // And what the hoarder lets go can be opened again.
     await hoarder.stdin!.getWriter().close();
     expect((await hoarder.status).code).toBe(0);
-    expect(await hog.sh`python3 -c 'import os; os.openpty(); print("opened")'`.text()).toBe("opened");
+    expect(await hog.sh`python3 -c 'import os; os.openpty(); print("opened")'`.text()).toBe("opened\n");
   });
 });

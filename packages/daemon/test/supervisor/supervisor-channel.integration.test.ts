@@ -22,5 +22,5 @@ r = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH to the supervisor
 out.append(errno.errorcode[ctypes.get_errno()] if r < 0 else "attached")
 print(" ".join(out))`;
   expect((await sb.sh`cat /proc/1/cmdline | tr '\\0' ' '`.text()).trim()).toBe("/.sbx/supervisor --seccomp-fd 6 --ptys 64");
-  expect(await sb.sh`python3 -c ${probe}`.text()).toBe("EACCES EACCES EPERM");
+  expect(await sb.sh`python3 -c ${probe}`.text()).toBe("EACCES EACCES EPERM\n");
 });

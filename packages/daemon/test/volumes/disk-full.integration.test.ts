@@ -60,6 +60,6 @@ describe("host disk full", () => {
 
     // The source volume still reads back whole.
     await using sb = await Sandbox.create({ ...daemon.opts, disk: "16MiB", volumes: { "/data": "full-src" } });
-    expect(await sb.sh`sha256sum -c /data/sum >/dev/null && echo intact`.text()).toBe("intact");
+    expect(await sb.sh`sha256sum -c /data/sum >/dev/null && echo intact`.text()).toBe("intact\n");
   });
 });

@@ -61,10 +61,10 @@ describe("snapshots", () => {
 
     // Any number of readers at once; delete is refused while any has it mounted.
     await using reader = await Sandbox.create({ ...A, volumes: { "/ref": snap.id } });
-    expect(await reader.sh`cat /ref/f`.text()).toBe("first");
+    expect(await reader.sh`cat /ref/f`.text()).toBe("first\n");
     // Read-only mounts keep the files' owners: another sandbox's uid, so a mode-600 file stays unreadable
     // (documented; a volume made `from` the snapshot is the way to own the files).
-    expect(await reader.sh`stat -c %u /ref/f; cat /ref/private 2>&1`.noThrow().text()).toBe("65534\ncat: /ref/private: Permission denied");
+    expect(await reader.sh`stat -c %u /ref/f; cat /ref/private 2>&1`.noThrow().text()).toBe("65534\ncat: /ref/private: Permission denied\n");
     expect((await client.snapshots.get(snap.id))!.usedBy.sort()).toEqual([writer.id, reader.id].sort());
     const del = await rejection(client.snapshots.delete(snapSlug));
     expect(del).toBeInstanceOf(InUseError);
@@ -87,11 +87,11 @@ describe("snapshots", () => {
     {
       await using sb = await Sandbox.create({ ...A, volumes: { "/data": copy.slug } });
       // The copy is the new sandbox's own: every file handed to it, the private one too.
-      expect(await sb.sh`cat /data/f /data/private; echo changed > /data/f; df -B1 --output=size /data | tail -1`.text()).toMatch(/^seed\nsecret\n\s*\d+$/);
+      expect(await sb.sh`cat /data/f /data/private; echo changed > /data/f; df -B1 --output=size /data | tail -1`.text()).toMatch(/^seed\nsecret\n\s*\d+\n$/);
       await sb.kill();
     }
     await using check = await Sandbox.create({ ...A, volumes: { "/ref": snap.slug } });
-    expect(await check.sh`cat /ref/f`.text()).toBe("seed");
+    expect(await check.sh`cat /ref/f`.text()).toBe("seed\n");
     await check.kill();
 
     // Filled beyond 16 MiB, a snapshot cannot become a 16 MiB volume.
@@ -151,13 +151,13 @@ describe("snapshots", () => {
     expect(snap.sandbox).toBe(sb.id);
     expect(snap.volume).toBeNull();
     expect((await writer.status).success).toBe(true);
-    expect(await sb.sh`wc -l < log`.text()).toBe("200");
+    expect(await sb.sh`wc -l < log`.text()).toBe("200\n");
 
     // A sandbox's storage is a 10 GiB file system: its metadata alone needs about 90 MiB.
     const copy = await client.volumes.create({ slug: slug("from-sbx"), capacity: "256MiB", from: snap.id });
     await using other = await Sandbox.create({ ...A, volumes: { "/restored": copy.slug } });
     const seen = await other.sh`cat /restored/home/project/f /restored/tmp/t; n=$(wc -l < /restored/home/log); [ "$n" -ge 0 ] && [ "$n" -le 200 ] && echo lines-ok; seq $n | diff - /restored/home/log && echo prefix-ok`.text();
-    expect(seen).toBe("state\nscratch\nlines-ok\nprefix-ok");
+    expect(seen).toBe("state\nscratch\nlines-ok\nprefix-ok\n");
 
     // Another token naming this sandbox gets what an unknown id gets, and no snapshot is made.
     const raw = await RawClient.open(B.url, B.token);
@@ -190,7 +190,7 @@ describe("snapshots", () => {
     expect((await Sandbox.list(A)).map((s) => s.id)).not.toContain(sb.id);
     expect(daemon.logs()).not.toMatch(/unfreeze failed/);
     await using after = await Sandbox.create(A);
-    expect(await after.sh`echo alive`.text()).toBe("alive");
+    expect(await after.sh`echo alive`.text()).toBe("alive\n");
     await sb.close().catch(() => {});
   });
 });

@@ -24,6 +24,8 @@ export function emitModels(doc, shapes, methods, notifications) {
   out('    "STREAM_WINDOW",');
   out('    "MAX_CHUNK",');
   out('    "FRAME_HEADER",');
+  out('    "SANDBOX_HOME",');
+  out('    "SANDBOX_HOME_ALIAS",');
   out("]");
   out();
   const frames = doc["x-stream-frames"];
@@ -32,6 +34,11 @@ export function emitModels(doc, shapes, methods, notifications) {
   out(`#: Largest DATA payload in one frame.`);
   out(`MAX_CHUNK = ${frames.maxChunk}`);
   out(`FRAME_HEADER = ${frames.headerBytes}`);
+  const sandbox = doc["x-sandbox"];
+  out(`#: The sandbox user's home: where processes start and relative paths resolve.`);
+  out(`SANDBOX_HOME = ${pyStr(sandbox.home)}`);
+  out(`#: The home's other name (the same directory, bound there).`);
+  out(`SANDBOX_HOME_ALIAS = ${pyStr(sandbox.homeAlias)}`);
   out();
   for (const [alias, [method, param]] of Object.entries(ALIASES)) {
     const p = methods.find((m) => m.name === method)?.params.find((x) => x.wire === param);

@@ -25,7 +25,7 @@ def test_sh_sync(daemon: Daemon) -> None:
 
         # .cwd(p) / .env(k, v)
         assert sb.sh("pwd", cwd=f"/tmp/{WEIRD}").text() == f"/tmp/{WEIRD}"
-        assert sb.sh("pwd").text() == "/home/user"
+        assert sb.sh("pwd").text() == "/home/sandbox"
         sb.env.set("KEPT", "k")
         assert sb.sh('echo "$GREETING $lower_Case $KEPT"', env={"GREETING": "hi", "lower_Case": "x"}).text() == "hi x k"
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
 from sbx import (
+    AuthenticationError,
+    AuthError,
+    FsFile,
     InvalidOptionError,
+    MissingApiToken,
+    ProcessAlreadyExited,
     RpcError,
     Sandbox,
     SandboxCommandError,
@@ -68,6 +74,22 @@ def test_kill_reports_signal(daemon: Daemon) -> None:
         assert status.code == 137
         assert status.success is False
         assert status.oom is False
+        # Killing it again: Deno's Python SDK's error for a process that already exited.
+        with pytest.raises(ProcessAlreadyExited):
+            p.kill()
+
+
+def test_auth_errors_have_denos_names(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AuthenticationError) as refused:
+        Sandbox.create(token="not-the-token")
+    assert isinstance(refused.value, AuthError)
+    assert "refused the token passed as token=..." in str(refused.value)
+    monkeypatch.delenv("SBX_TOKEN", raising=False)
+    monkeypatch.setenv("SBX_STATE_DIR", "/nonexistent-sbx-state")
+    with pytest.raises(MissingApiToken) as missing:
+        Sandbox.create()
+    assert isinstance(missing.value, AuthError)
+    assert str(missing.value).startswith("no token:")
 
 
 def test_env_is_passed_untouched(daemon: Daemon) -> None:
@@ -108,10 +130,10 @@ def test_fs_text_and_bytes(daemon: Daemon) -> None:
         sb.fs.copy_file("d/e/c.bin", "d/copy.bin")
         sb.fs.symlink("e/c.bin", "d/link")
         assert sb.fs.read_link("d/link") == "e/c.bin"
-        assert sb.fs.real_path("d/link") == "/home/user/d/e/c.bin"
+        assert sb.fs.real_path("d/link") == "/home/sandbox/d/e/c.bin"
         assert sb.fs.lstat("d/link").is_symlink
         sb.fs.chmod("d/copy.bin", 0o600)
-        assert sb.fs.stat("d/copy.bin").mode == 0o600
+        assert sb.fs.stat("d/copy.bin").mode & 0o7777 == 0o600
         assert sorted(e.name for e in sb.fs.read_dir("d")) == ["copy.bin", "e", "link"]
         tmp = sb.fs.make_temp_dir(prefix="x-")
         assert tmp.startswith("/tmp/x-")
@@ -147,8 +169,8 @@ def test_common_size_and_duration_spellings(daemon: Daemon) -> None:
     with Sandbox.create(memory="1gb", disk="1.5GiB", timeout="1h30m") as sb:
         assert sb.expires_at is not None
         assert abs((sb.expires_at - sb.created_at).total_seconds() - 5400) < 60
-        before = sb.expires_at
-        assert (sb.extend_timeout("2m30s") - before).total_seconds() == pytest.approx(150, abs=1)
+        # As Deno's: the new expiry is now + the duration.
+        assert (sb.extend_timeout("2m30s") - datetime.now(timezone.utc)).total_seconds() == pytest.approx(150, abs=2)
     with pytest.raises(InvalidOptionError) as info:
         Sandbox.create(memory="1 gigabyte")
     assert str(info.value) == 'params.memory: must be a non-negative number of bytes or a size such as "512MiB", "1.5GiB" or "10GB"'
@@ -190,3 +212,71 @@ def test_connect_extend_usage_kill(daemon: Daemon) -> None:
             Sandbox.connect(sb.id)
     finally:
         sb.close()
+
+
+def test_fs_calls_as_denos(daemon: Daemon) -> None:
+    # link, truncate, make_temp_file, utime, chown and umask, named as Deno's Python SDK names them.
+    with Sandbox.create() as sb:
+        sb.fs.write_text_file("a.txt", "0123456789")
+        sb.fs.link("a.txt", "hard.txt")
+        assert sb.fs.stat("a.txt").nlink == 2
+        assert sb.fs.stat("a.txt").ino == sb.fs.stat("hard.txt").ino
+        sb.fs.truncate("a.txt", 4)
+        assert sb.fs.read_text_file("hard.txt") == "0123"
+        sb.fs.truncate("a.txt")
+        assert sb.fs.stat("a.txt").size == 0
+        tmp = sb.fs.make_temp_file(prefix="p-", suffix=".txt")
+        assert tmp.startswith("/tmp/p-") and tmp.endswith(".txt")
+        assert sb.fs.stat(tmp).is_file
+        sb.fs.utime("a.txt", 1_000_000, datetime(2030, 1, 1, tzinfo=timezone.utc))
+        st = sb.fs.stat("a.txt")
+        assert st.atime == 1_000_000_000
+        assert st.mtime == datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000
+        sb.fs.chown("a.txt", 1000, None)
+        with pytest.raises(RpcError) as err:
+            sb.fs.chown("a.txt", 0, 0)
+        assert err.value.errno in ("EINVAL", "EPERM")
+        assert sb.fs.umask(0o077) == 0o022
+        assert sb.fs.umask() == 0o077
+        assert sb.sh("umask").stdout_text == "0077\n"
+
+
+def test_fs_file(daemon: Daemon) -> None:
+    # open/create give an FsFile: write, seek, read(size), stat, truncate, lock, close; a context manager.
+    with Sandbox.create() as sb:
+        with sb.fs.create("data.bin") as f:
+            assert isinstance(f, FsFile)
+            assert f.write(b"hello world") == 11
+            assert f.seek(6) == 6
+            assert f.read(16) == b"world"
+            assert f.read(16) == b""
+            assert f.seek(-5, 2) == 6
+            assert f.stat().size == 11
+            f.truncate(5)
+            f.sync()
+            f.sync_data()
+            f.utime(1_000_000, 2_000_000)
+            assert f.stat().mtime == 2_000_000_000
+            f.lock(True)
+            f.unlock()
+        assert sb.fs.read_text_file("data.bin") == "hello"
+        f.close()  # closing again does nothing
+        with pytest.raises(RpcError) as err:
+            f.read(4)
+        assert err.value.errno == "EBADF"
+        ro = sb.fs.open("data.bin")
+        with pytest.raises(RpcError) as err:
+            ro.write(b"x")
+        assert err.value.errno == "EBADF"
+        ro.close()
+        with pytest.raises(RpcError) as err:
+            sb.fs.open("data.bin", write=True, create_new=True)
+        assert err.value.errno == "EEXIST"
+        big = bytes(range(256)) * 8192  # 2 MiB: more than one read
+        with sb.fs.open("big.bin", write=True, create=True) as w:
+            assert w.write(big) == len(big)
+        with sb.fs.open("big.bin") as r:
+            got = b""
+            while chunk := r.read(1 << 20):
+                got += chunk
+        assert got == big

@@ -79,7 +79,7 @@ def test_single_file_both_ways(daemon: Daemon, tmp_path: Path) -> None:
     with Sandbox.create() as sb:
         sb.fs.upload(f, "tool.sh")
         info = sb.fs.stat("tool.sh")
-        assert (info.is_file, info.mode, info.size) == (True, 0o751, f.stat().st_size)
+        assert (info.is_file, info.mode, info.size) == (True, 0o100751, f.stat().st_size)  # the raw st_mode, as Deno's
         assert sb.sh("./tool.sh | head -1").text() == "from the host"
         sb.fs.chmod("tool.sh", 0o700)
         back = tmp_path / "back.sh"
@@ -99,7 +99,7 @@ async def test_single_file_both_ways_async(daemon: Daemon, tmp_path: Path) -> No
     f.chmod(0o640)
     async with await AsyncSandbox.create() as sb:
         await sb.fs.upload(f, "/tmp/data.bin")
-        assert (await sb.fs.stat("/tmp/data.bin")).mode == 0o640
+        assert stat.S_IMODE((await sb.fs.stat("/tmp/data.bin")).mode) == 0o640
         await sb.fs.download("/tmp/data.bin", tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == f.read_bytes()
     assert stat.S_IMODE((tmp_path / "back.bin").stat().st_mode) == 0o640
@@ -138,18 +138,18 @@ def test_walk_sync(daemon: Daemon) -> None:
     with Sandbox.create() as sb:
         build_walk_tree(sb)
         entries = list(sb.fs.walk("w"))
-        assert entries[0] == WalkEntry(path="/home/user/w", name="w", is_file=False, is_directory=True, is_symlink=False)
-        by_path = {e.path.removeprefix("/home/user/w"): e for e in entries}
+        assert entries[0] == WalkEntry(path="/home/sandbox/w", name="w", is_file=False, is_directory=True, is_symlink=False)
+        by_path = {e.path.removeprefix("/home/sandbox/w"): e for e in entries}
         assert sorted(by_path) == ["", "/a", "/a/b", "/a/b/two.py", "/a/one.py", "/empty", "/link", "/node_modules", "/node_modules/x", "/node_modules/x/dep.js", "/top.txt"]
         assert by_path["/link"].is_symlink and not by_path["/link"].is_file
-        assert by_path["/a/b/two.py"] == WalkEntry(path="/home/user/w/a/b/two.py", name="two.py", is_file=True, is_directory=False, is_symlink=False)
+        assert by_path["/a/b/two.py"] == WalkEntry(path="/home/sandbox/w/a/b/two.py", name="two.py", is_file=True, is_directory=False, is_symlink=False)
         # Depth-first: every entry comes after its parent directory.
         order = [e.path for e in entries]
         for i, p in enumerate(order[1:], 1):
             assert os.path.dirname(p) in order[:i]
 
-        files = [e.path for e in sb.fs.walk("/home/user/w", include_dirs=False, include_symlinks=False, skip=[r"/node_modules$"])]
-        assert sorted(files) == ["/home/user/w/a/b/two.py", "/home/user/w/a/one.py", "/home/user/w/top.txt"]
+        files = [e.path for e in sb.fs.walk("/home/sandbox/w", include_dirs=False, include_symlinks=False, skip=[r"/node_modules$"])]
+        assert sorted(files) == ["/home/sandbox/w/a/b/two.py", "/home/sandbox/w/a/one.py", "/home/sandbox/w/top.txt"]
         shallow = sorted(e.name for e in sb.fs.walk("w", max_depth=1))
         assert shallow == ["a", "empty", "link", "node_modules", "top.txt", "w"]
         assert [e.name for e in sb.fs.walk("w", match=[r"\.py$"])] in (["one.py", "two.py"], ["two.py", "one.py"])
@@ -159,7 +159,7 @@ async def test_walk_async(daemon: Daemon) -> None:
     async with await AsyncSandbox.create() as sb:
         await sb.sh("mkdir -p w/a && touch w/a/f && ln -s a w/l")
         got = [(e.path, e.is_directory, e.is_symlink) async for e in sb.fs.walk("w")]
-        assert sorted(got) == [("/home/user/w", True, False), ("/home/user/w/a", True, False), ("/home/user/w/a/f", False, False), ("/home/user/w/l", False, True)]
+        assert sorted(got) == [("/home/sandbox/w", True, False), ("/home/sandbox/w/a", True, False), ("/home/sandbox/w/a/f", False, False), ("/home/sandbox/w/l", False, True)]
         with pytest.raises(Exception) as info:
             [e async for e in sb.fs.walk("missing")]
         assert getattr(info.value, "errno", None) == "ENOENT"

@@ -100,3 +100,17 @@ def test_sandbox_snapshot(daemon: Daemon) -> None:
         assert sb.sh("cat /restored/home/f").text() == "saved"
     client.volumes.delete(vol.id)
     client.snapshots.delete(snap.id)
+
+
+def test_deno_entry_point_has_volumes(daemon: Daemon) -> None:
+    from sbx import DenoDeploy
+
+    sdk = DenoDeploy()
+    slug = _slug("deno")
+    sdk.volumes.create(slug, "16MiB")
+    with sdk.sandbox.create(volumes={"/data": slug}) as sb:
+        sb.sh("echo via-deno > /data/f")
+    with Sandbox.create(volumes={"/data": slug}) as sb:
+        assert sb.sh("cat /data/f").text() == "via-deno"
+    sdk.volumes.delete(slug)
+    assert sdk.snapshots.get("nope-nope") is None

@@ -192,7 +192,7 @@ console.log(JSON.stringify([a, b, c]));
     const viaSpawn = await (await sb.spawn("node", { args: ["own_options.mjs"], env: { NODE_OPTIONS: "--max-old-space-size=200" } })).output();
     expect(viaSpawn.stdoutText).toBe("- /echo/own-node-options\n");
     expect(ok(await run("echo $NODE_OPTIONS", { NODE_OPTIONS: "--no-warnings" }), "env")).toBe("--require /.sbx/node-proxy.cjs --no-warnings\n");
-    expect(await sb.sh`node own_options.mjs`.env("NODE_OPTIONS", "--no-deprecation").text()).toBe("- /echo/own-node-options");
+    expect(await sb.sh`node own_options.mjs`.env("NODE_OPTIONS", "--no-deprecation").text()).toBe("- /echo/own-node-options\n");
     await sb.env.set("NODE_OPTIONS", "--enable-source-maps");
     try {
       expect(ok(await run("echo $NODE_OPTIONS"), "env")).toBe("--require /.sbx/node-proxy.cjs --enable-source-maps\n");

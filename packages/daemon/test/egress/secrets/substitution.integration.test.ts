@@ -26,7 +26,7 @@ describe("the sandbox's environment", () => {
       expect(await sb.env.get(name)).toBe(P[name]);
     }
     expect(new Set(names.map((n) => P[n])).size).toBe(names.length);
-    expect(await sb.env.toObject()).toEqual(Object.fromEntries(names.map((n) => [n, P[n]])));
+    expect(await sb.env.toObject()).toMatchObject(Object.fromEntries(names.map((n) => [n, P[n]])));
     const inside = ok(await run(`env | grep -E '^(${names.join("|")})=' | LC_ALL=C sort`), "env");
     expect(inside).toBe(
       names

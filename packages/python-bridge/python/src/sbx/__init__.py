@@ -10,16 +10,22 @@ Example::
 """
 
 from ._async.env import AsyncSandboxEnv
+from ._async.deno import AsyncDenoDeploy
+from ._async.file import AsyncFsFile
 from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.sandbox import AsyncSandbox
 from ._async.volumes import AsyncClient, AsyncPaginatedList, AsyncSnapshots, AsyncVolumes
 from ._errors import (
+    AuthenticationError,
     AuthError,
     ConnectionError,
     InvalidOptionError,
+    MissingApiToken,
+    NotSupportedError,
     NetworkPolicyError,
     PortOwner,
+    ProcessAlreadyExited,
     ResourceLimitError,
     RpcError,
     SandboxCommandError,
@@ -31,6 +37,8 @@ from ._errors import (
 )
 from ._generated.models import DirEntry, ExitStatus, FileInfo, SandboxInfo, SecretSpec, SnapshotInfo, Usage, VolumeInfo
 from ._sync.env import SandboxEnv
+from ._sync.deno import DenoDeploy
+from ._sync.file import FsFile
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
 from ._sync.sandbox import Sandbox
@@ -45,6 +53,11 @@ __all__ = [
     "AsyncChildProcess",
     "SandboxFs",
     "AsyncSandboxFs",
+    "FsFile",
+    "AsyncFsFile",
+    "DenoDeploy",
+    "AsyncDenoDeploy",
+    "NotSupportedError",
     "SandboxEnv",
     "AsyncSandboxEnv",
     "CommandOutput",
@@ -71,6 +84,9 @@ __all__ = [
     "SandboxError",
     "ConnectionError",
     "AuthError",
+    "AuthenticationError",
+    "MissingApiToken",
+    "ProcessAlreadyExited",
     "PortOwner",
     "RpcError",
     "SandboxCommandError",

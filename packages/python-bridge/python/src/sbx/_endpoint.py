@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from websockets.exceptions import InvalidStatus
 
-from ._errors import AuthError, ConnectionError, PortOwner, SandboxError
+from ._errors import AuthenticationError, AuthError, ConnectionError, MissingApiToken, PortOwner, SandboxError
 
 DEFAULT_URL = "ws://127.0.0.1:7070"
 TOKEN_FILE = "token"
@@ -60,7 +60,7 @@ class Endpoint:
         try:
             return ResolvedToken(path.read_text("utf-8").strip(), "file", path)
         except OSError as err:
-            raise AuthError(
+            raise MissingApiToken(
                 f"no token: pass token=..., set SBX_TOKEN, or make the daemon's token file {path} readable ({err})",
                 token_source="file",
                 token_file=str(path),
@@ -166,8 +166,8 @@ def auth_failure(url: str, token: ResolvedToken) -> AuthError:
     base = f"the daemon at {url} refused {source} (HTTP 401)"
     file = str(token.file) if token.file else None
     if owner is not None:
-        return AuthError(f"{base}: {port_owner_hint(url, owner)}", token_source=token.source, token_file=file, port_owner=owner)
-    return AuthError(
+        return AuthenticationError(f"{base}: {port_owner_hint(url, owner)}", token_source=token.source, token_file=file, port_owner=owner)
+    return AuthenticationError(
         f"{base}: pass token=... or set SBX_TOKEN to the token of the daemon at {url} (its state dir's token file)",
         token_source=token.source,
         token_file=file,

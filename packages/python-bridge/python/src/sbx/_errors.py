@@ -71,6 +71,14 @@ class AuthError(SandboxError):
         self.port_owner = port_owner
 
 
+class AuthenticationError(AuthError):
+    """The daemon refused the token given (HTTP 401); Deno's Python SDK's name for it."""
+
+
+class MissingApiToken(AuthError):  # noqa: N818 - Deno's Python SDK's name
+    """No token was given and none could be found; Deno's Python SDK's name for it."""
+
+
 class RpcError(SandboxError):
     """The daemon answered a call with a JSON-RPC error."""
 
@@ -94,6 +102,18 @@ class SandboxNotFoundError(RpcError):
     """No running sandbox with that id belongs to this token."""
 
     code = "SANDBOX_NOT_FOUND"
+
+
+class ProcessAlreadyExited(RpcError):  # noqa: N818 - Deno's Python SDK's name
+    """The process is not running (it exited, or the pid was never this sandbox's), as Deno's Python SDK says when killing one."""
+
+    code = "PROCESS_NOT_FOUND"
+
+
+class NotSupportedError(SandboxError):
+    """Something Deno's SDK offers that sbx does not (yet); the message says what."""
+
+    code = "NOT_SUPPORTED"
 
 
 class InvalidOptionError(RpcError):
@@ -146,6 +166,7 @@ class SandboxCommandError(SandboxError):
 
 _BY_CODE: dict[int, type[RpcError]] = {
     ERROR_CODES["SandboxNotFound"]: SandboxNotFoundError,
+    ERROR_CODES["ProcessNotFound"]: ProcessAlreadyExited,
     ERROR_CODES["InvalidParams"]: InvalidOptionError,
     ERROR_CODES["NetworkPolicy"]: NetworkPolicyError,
     ERROR_CODES["ResourceLimit"]: ResourceLimitError,

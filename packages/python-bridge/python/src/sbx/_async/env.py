@@ -28,5 +28,9 @@ class AsyncSandboxEnv:
         await self._conn.env_delete(sandbox=self._sandbox, name=name)
 
     async def to_object(self) -> dict[str, str]:
-        """The whole default environment."""
+        """The whole environment a process spawned now starts with (the base one included)."""
         return await self._conn.env_to_object(sandbox=self._sandbox)
+
+    async def as_dict(self) -> dict[str, str]:
+        """``to_object`` by the name Deno's Python SDK gives it."""
+        return await self.to_object()

@@ -1,5 +1,5 @@
 # hand-written: the sync flavour in ../_sync/fs.py is generated from this file
-"""The sandbox's file system. Paths resolve inside the sandbox (relative ones against /home/user)."""
+"""The sandbox's file system. Paths resolve inside the sandbox (relative ones against /home/sandbox)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import stat as statmod
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from .._errors import ResourceLimitError
 from .._generated.models import ERROR_CODES, DirEntry, FileInfo
+from .._paths import path_spellings
 from .._tar import pack_tree, unpack_tar
 from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
+from .file import AsyncFsFile
 from .streams import AsyncIncoming, AsyncOutgoing
 from .transport import AsyncConnection
 
@@ -137,6 +140,52 @@ class AsyncSandboxFs:
         """Creates a new uniquely named directory (in /tmp unless ``dir`` is given)."""
         return await self._conn.fs_make_temp_dir(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
 
+    async def open(
+        self,
+        path: str,
+        *,
+        read: bool | None = None,
+        write: bool | None = None,
+        append: bool | None = None,
+        truncate: bool | None = None,
+        create: bool | None = None,
+        create_new: bool | None = None,
+        mode: int | None = None,
+    ) -> AsyncFsFile:
+        """Opens a file as an ``FsFile`` (read-only unless told otherwise), as Deno's ``open``."""
+        opened = await self._conn.fs_open(
+            sandbox=self._sandbox, path=path, read=read, write=write, append=append, truncate=truncate, create=create, create_new=create_new, mode=mode
+        )
+        return AsyncFsFile(self._conn, self._sandbox, opened.handle)
+
+    async def create(self, path: str) -> AsyncFsFile:
+        """Creates a file (emptying an existing one) and opens it for reading and writing."""
+        return await self.open(path, read=True, write=True, create=True, truncate=True)
+
+    async def make_temp_file(self, *, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Creates a new uniquely named empty file (in /tmp unless ``dir`` is given)."""
+        return await self._conn.fs_make_temp_file(sandbox=self._sandbox, dir=dir, prefix=prefix, suffix=suffix)
+
+    async def link(self, target: str, path: str) -> None:
+        """Creates ``path`` as a hard link to ``target``."""
+        await self._conn.fs_link(sandbox=self._sandbox, target=target, path=path)
+
+    async def truncate(self, name: str, length: int | None = None) -> None:
+        """Truncates (or extends) a file to ``length`` bytes; without it, empties the file."""
+        await self._conn.fs_truncate(sandbox=self._sandbox, path=name, len=length)
+
+    async def umask(self, mask: int | None = None) -> int:
+        """The umask of later file calls and processes; with ``mask``, sets it. Returns the one before."""
+        return await self._conn.fs_umask(sandbox=self._sandbox, mask=mask)
+
+    async def utime(self, path: str, atime: float | datetime, mtime: float | datetime) -> None:
+        """Sets access and modification times: datetimes, or seconds since the epoch."""
+        await self._conn.fs_utime(sandbox=self._sandbox, path=path, atime=_seconds(atime), mtime=_seconds(mtime))
+
+    async def chown(self, path: str, uid: int | None = None, gid: int | None = None) -> None:
+        """Changes owner and group; None leaves one as it is."""
+        await self._conn.fs_chown(sandbox=self._sandbox, path=path, uid=uid, gid=gid)
+
     async def walk(
         self,
         root: str,
@@ -156,7 +205,7 @@ class AsyncSandboxFs:
 
         Example::
 
-            async for entry in sb.fs.walk("/home/user/project", skip=["/node_modules$"]):
+            async for entry in sb.fs.walk("/home/sandbox/project", skip=["/node_modules$"]):
                 if entry.is_file:
                     print(entry.path)
         """
@@ -236,7 +285,11 @@ class AsyncSandboxFs:
                 await self._conn.collect([stream], [tar.write])
                 await call.result()
                 tar.seek(0)
-                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=await self.real_path(sandbox_path))
+                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(await self.real_path(sandbox_path)))
+
+
+def _seconds(t: float | datetime) -> float:
+    return t.timestamp() if isinstance(t, datetime) else float(t)
 
 
 @dataclass(frozen=True)

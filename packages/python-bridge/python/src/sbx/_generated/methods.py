@@ -28,6 +28,19 @@ from .models import (
     _FsChmodParams_to_wire,
     _FsSymlinkParams_to_wire,
     _FsMakeTempDirParams_to_wire,
+    _FsTruncateParams_to_wire,
+    _FsUmaskParams_to_wire,
+    _FsUtimeParams_to_wire,
+    _FsChownParams_to_wire,
+    _FsOpenParams_to_wire,
+    _FsFileReadParams_to_wire,
+    _FsFileWriteParams_to_wire,
+    _FsFileSeekParams_to_wire,
+    _FsFileStatParams_to_wire,
+    _FsFileTruncateParams_to_wire,
+    _FsFileSyncParams_to_wire,
+    _FsFileUtimeParams_to_wire,
+    _FsFileLockParams_to_wire,
     _EnvGetParams_to_wire,
     _EnvSetParams_to_wire,
     _EnvToObjectParams_to_wire,
@@ -46,12 +59,14 @@ __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERROR
 IN_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdin",),
     "fs.writeFile": ("stream",),
+    "fs.fileWrite": ("stream",),
     "fs.upload": ("stream",),
 }
 #: Params naming streams the daemon writes, per method.
 OUT_STREAMS: dict[str, tuple[str, ...]] = {
     "process.spawn": ("stdout", "stderr",),
     "fs.readFile": ("stream",),
+    "fs.fileRead": ("stream",),
     "fs.download": ("stream",),
 }
 #: Error codes each method may answer with.
@@ -82,6 +97,23 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "fs.readLink": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.realPath": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.makeTempDir": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.makeTempFile": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.link": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.truncate": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.umask": ("InvalidParams", "SandboxNotFound", "Unavailable",),
+    "fs.utime": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.chown": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.open": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem", "ResourceLimit",),
+    "fs.fileRead": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileWrite": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem", "StreamFailed",),
+    "fs.fileSeek": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileStat": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileTruncate": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileSync": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileUtime": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileLock": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileUnlock": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
+    "fs.fileClose": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem",),
     "fs.upload": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem", "StreamFailed",),
     "fs.download": ("InvalidParams", "SandboxNotFound", "Unavailable", "FileSystem", "StreamFailed",),
     "env.get": ("InvalidParams", "SandboxNotFound", "Unavailable",),
@@ -159,7 +191,7 @@ class Methods:
         return cast("None", result)
 
     def sandbox_extend_timeout(self, *, id: str, duration: str) -> SandboxExtendTimeoutResult:
-        """Push the expiry back by a duration (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
+        """Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         params["duration"] = duration
@@ -420,6 +452,203 @@ class Methods:
         result = self._call("fs.makeTempDir", params)
         return cast("str", result)
 
+    def fs_make_temp_file(self, *, sandbox: str, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Create a new uniquely named empty file (under /tmp by default). (`fs.makeTempFile`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        if dir is not None:
+            params["dir"] = dir
+        if prefix is not None:
+            params["prefix"] = prefix
+        if suffix is not None:
+            params["suffix"] = suffix
+        result = self._call("fs.makeTempFile", params)
+        return cast("str", result)
+
+    def fs_link(self, *, sandbox: str, target: str, path: str) -> None:
+        """Create `path` as a hard link to `target`. (`fs.link`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["target"] = target
+        params["path"] = path
+        result = self._call("fs.link", params)
+        return cast("None", result)
+
+    def fs_truncate(self, *, sandbox: str, path: str, len: int | None = None) -> None:
+        """Truncate (or extend) a file to `len` bytes (default 0). (`fs.truncate`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        if len is not None:
+            params["len"] = len
+        result = self._call("fs.truncate", params)
+        return cast("None", result)
+
+    def fs_umask(self, *, sandbox: str, mask: int | None = None) -> int:
+        """The umask of the sandbox's file calls and of processes spawned later; with `mask`, set it. Returns the one before. (`fs.umask`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        if mask is not None:
+            params["mask"] = mask
+        result = self._call("fs.umask", params)
+        return cast("int", result)
+
+    def fs_utime(self, *, sandbox: str, path: str, atime: float, mtime: float) -> None:
+        """Set a file's access and modification times (seconds since the epoch). (`fs.utime`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        params["atime"] = atime
+        params["mtime"] = mtime
+        result = self._call("fs.utime", params)
+        return cast("None", result)
+
+    def fs_chown(self, *, sandbox: str, path: str, uid: int | None, gid: int | None) -> None:
+        """Change a file's owner and group (null leaves one unchanged). (`fs.chown`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        params["uid"] = uid
+        params["gid"] = gid
+        result = self._call("fs.chown", params)
+        return cast("None", result)
+
+    def fs_open(self, *, sandbox: str, path: str, read: bool | None = None, write: bool | None = None, append: bool | None = None, truncate: bool | None = None, create: bool | None = None, create_new: bool | None = None, mode: int | None = None) -> FsOpenResult:
+        """Open a file; the handle is this connection's until fs.fileClose or until the connection closes (a sandbox holds at most 256). (`fs.open`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        if read is not None:
+            params["read"] = read
+        if write is not None:
+            params["write"] = write
+        if append is not None:
+            params["append"] = append
+        if truncate is not None:
+            params["truncate"] = truncate
+        if create is not None:
+            params["create"] = create
+        if create_new is not None:
+            params["createNew"] = create_new
+        if mode is not None:
+            params["mode"] = mode
+        result = self._call("fs.open", params)
+        return FsOpenResult.from_wire(result)
+
+    def fs_file_read(self, *, sandbox: str, handle: int, length: int, stream: int) -> FsFileReadResult:
+        """Read up to `length` bytes at the handle's position and send them on `stream`. (`fs.fileRead`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["length"] = length
+        params["stream"] = stream
+        result = self._call("fs.fileRead", params)
+        return FsFileReadResult.from_wire(result)
+
+    def start_fs_file_read(self, *, sandbox: str, handle: int, length: int, stream: int) -> Pending[FsFileReadResult]:
+        """Sends `fs.fileRead` and returns while its streams (stream) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["length"] = length
+        params["stream"] = stream
+        streams = tuple(s for s in (params["stream"],) if isinstance(s, int))
+        raw = self._start("fs.fileRead", params, streams)
+        return Pending(raw, lambda result: FsFileReadResult.from_wire(result))
+
+    def fs_file_write(self, *, sandbox: str, handle: int, stream: int) -> FsWriteFileResult:
+        """Write the bytes the client sends on `stream` at the handle's position; resolves once all are written. (`fs.fileWrite`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["stream"] = stream
+        result = self._call("fs.fileWrite", params)
+        return FsWriteFileResult.from_wire(result)
+
+    def start_fs_file_write(self, *, sandbox: str, handle: int, stream: int) -> Pending[FsWriteFileResult]:
+        """Sends `fs.fileWrite` and returns while its streams (stream) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["stream"] = stream
+        streams = tuple(s for s in (params["stream"],) if isinstance(s, int))
+        raw = self._start("fs.fileWrite", params, streams)
+        return Pending(raw, lambda result: FsWriteFileResult.from_wire(result))
+
+    def fs_file_seek(self, *, sandbox: str, handle: int, offset: int, whence: Literal[0, 1, 2]) -> FsFileSeekResult:
+        """Move the handle's position; returns the new one. (`fs.fileSeek`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["offset"] = offset
+        params["whence"] = whence
+        result = self._call("fs.fileSeek", params)
+        return FsFileSeekResult.from_wire(result)
+
+    def fs_file_stat(self, *, sandbox: str, handle: int) -> FileInfo:
+        """File information of an open file. (`fs.fileStat`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = self._call("fs.fileStat", params)
+        return FileInfo.from_wire(result)
+
+    def fs_file_truncate(self, *, sandbox: str, handle: int, len: int | None = None) -> None:
+        """Truncate (or extend) an open file to `len` bytes (default 0). (`fs.fileTruncate`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if len is not None:
+            params["len"] = len
+        result = self._call("fs.fileTruncate", params)
+        return cast("None", result)
+
+    def fs_file_sync(self, *, sandbox: str, handle: int, data_only: bool | None = None) -> None:
+        """Flush an open file's data (and metadata, unless dataOnly) to disk. (`fs.fileSync`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if data_only is not None:
+            params["dataOnly"] = data_only
+        result = self._call("fs.fileSync", params)
+        return cast("None", result)
+
+    def fs_file_utime(self, *, sandbox: str, handle: int, atime: float, mtime: float) -> None:
+        """Set an open file's access and modification times. (`fs.fileUtime`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["atime"] = atime
+        params["mtime"] = mtime
+        result = self._call("fs.fileUtime", params)
+        return cast("None", result)
+
+    def fs_file_lock(self, *, sandbox: str, handle: int, exclusive: bool | None = None) -> None:
+        """Take an advisory lock (flock) on an open file without waiting: EAGAIN while another holds it. (`fs.fileLock`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if exclusive is not None:
+            params["exclusive"] = exclusive
+        result = self._call("fs.fileLock", params)
+        return cast("None", result)
+
+    def fs_file_unlock(self, *, sandbox: str, handle: int) -> None:
+        """Release an advisory lock. (`fs.fileUnlock`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = self._call("fs.fileUnlock", params)
+        return cast("None", result)
+
+    def fs_file_close(self, *, sandbox: str, handle: int) -> None:
+        """Close an open file. (`fs.fileClose`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = self._call("fs.fileClose", params)
+        return cast("None", result)
+
     def fs_upload(self, *, sandbox: str, path: str, stream: int) -> FsUploadResult:
         """Extract the tar archive the client sends on `stream` into the directory `path` (created if missing). (`fs.upload`)"""
         params: dict[str, Any] = {}
@@ -459,7 +688,7 @@ class Methods:
         return Pending(raw, lambda result: FsUploadResult.from_wire(result))
 
     def env_get(self, *, sandbox: str, name: str) -> str | None:
-        """A variable of the sandbox's default environment, or null. (`env.get`)"""
+        """A variable of the environment a process spawned now starts with (the base one included), or null. (`env.get`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -476,7 +705,7 @@ class Methods:
         return cast("None", result)
 
     def env_delete(self, *, sandbox: str, name: str) -> None:
-        """Remove a variable for processes spawned later. (`env.delete`)"""
+        """Remove a variable (set, or of the base environment) for processes spawned later. (`env.delete`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -484,7 +713,7 @@ class Methods:
         return cast("None", result)
 
     def env_to_object(self, *, sandbox: str) -> dict[str, str]:
-        """The sandbox's whole default environment. (`env.toObject`)"""
+        """The whole environment a process spawned now starts with (the base one included). (`env.toObject`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         result = self._call("env.toObject", params)
@@ -647,7 +876,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def sandbox_extend_timeout(self, *, id: str, duration: str) -> SandboxExtendTimeoutResult:
-        """Push the expiry back by a duration (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
+        """Set the expiry to a duration from now, as Deno's extendTimeout (a session sandbox becomes a timed one expiring then). (`sandbox.extendTimeout`)"""
         params: dict[str, Any] = {}
         params["id"] = id
         params["duration"] = duration
@@ -908,6 +1137,203 @@ class AsyncMethods:
         result = await self._call("fs.makeTempDir", params)
         return cast("str", result)
 
+    async def fs_make_temp_file(self, *, sandbox: str, dir: str | None = None, prefix: str | None = None, suffix: str | None = None) -> str:
+        """Create a new uniquely named empty file (under /tmp by default). (`fs.makeTempFile`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        if dir is not None:
+            params["dir"] = dir
+        if prefix is not None:
+            params["prefix"] = prefix
+        if suffix is not None:
+            params["suffix"] = suffix
+        result = await self._call("fs.makeTempFile", params)
+        return cast("str", result)
+
+    async def fs_link(self, *, sandbox: str, target: str, path: str) -> None:
+        """Create `path` as a hard link to `target`. (`fs.link`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["target"] = target
+        params["path"] = path
+        result = await self._call("fs.link", params)
+        return cast("None", result)
+
+    async def fs_truncate(self, *, sandbox: str, path: str, len: int | None = None) -> None:
+        """Truncate (or extend) a file to `len` bytes (default 0). (`fs.truncate`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        if len is not None:
+            params["len"] = len
+        result = await self._call("fs.truncate", params)
+        return cast("None", result)
+
+    async def fs_umask(self, *, sandbox: str, mask: int | None = None) -> int:
+        """The umask of the sandbox's file calls and of processes spawned later; with `mask`, set it. Returns the one before. (`fs.umask`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        if mask is not None:
+            params["mask"] = mask
+        result = await self._call("fs.umask", params)
+        return cast("int", result)
+
+    async def fs_utime(self, *, sandbox: str, path: str, atime: float, mtime: float) -> None:
+        """Set a file's access and modification times (seconds since the epoch). (`fs.utime`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        params["atime"] = atime
+        params["mtime"] = mtime
+        result = await self._call("fs.utime", params)
+        return cast("None", result)
+
+    async def fs_chown(self, *, sandbox: str, path: str, uid: int | None, gid: int | None) -> None:
+        """Change a file's owner and group (null leaves one unchanged). (`fs.chown`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        params["uid"] = uid
+        params["gid"] = gid
+        result = await self._call("fs.chown", params)
+        return cast("None", result)
+
+    async def fs_open(self, *, sandbox: str, path: str, read: bool | None = None, write: bool | None = None, append: bool | None = None, truncate: bool | None = None, create: bool | None = None, create_new: bool | None = None, mode: int | None = None) -> FsOpenResult:
+        """Open a file; the handle is this connection's until fs.fileClose or until the connection closes (a sandbox holds at most 256). (`fs.open`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["path"] = path
+        if read is not None:
+            params["read"] = read
+        if write is not None:
+            params["write"] = write
+        if append is not None:
+            params["append"] = append
+        if truncate is not None:
+            params["truncate"] = truncate
+        if create is not None:
+            params["create"] = create
+        if create_new is not None:
+            params["createNew"] = create_new
+        if mode is not None:
+            params["mode"] = mode
+        result = await self._call("fs.open", params)
+        return FsOpenResult.from_wire(result)
+
+    async def fs_file_read(self, *, sandbox: str, handle: int, length: int, stream: int) -> FsFileReadResult:
+        """Read up to `length` bytes at the handle's position and send them on `stream`. (`fs.fileRead`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["length"] = length
+        params["stream"] = stream
+        result = await self._call("fs.fileRead", params)
+        return FsFileReadResult.from_wire(result)
+
+    async def start_fs_file_read(self, *, sandbox: str, handle: int, length: int, stream: int) -> AsyncPending[FsFileReadResult]:
+        """Sends `fs.fileRead` and returns while its streams (stream) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["length"] = length
+        params["stream"] = stream
+        streams = tuple(s for s in (params["stream"],) if isinstance(s, int))
+        raw = await self._start("fs.fileRead", params, streams)
+        return AsyncPending(raw, lambda result: FsFileReadResult.from_wire(result))
+
+    async def fs_file_write(self, *, sandbox: str, handle: int, stream: int) -> FsWriteFileResult:
+        """Write the bytes the client sends on `stream` at the handle's position; resolves once all are written. (`fs.fileWrite`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["stream"] = stream
+        result = await self._call("fs.fileWrite", params)
+        return FsWriteFileResult.from_wire(result)
+
+    async def start_fs_file_write(self, *, sandbox: str, handle: int, stream: int) -> AsyncPending[FsWriteFileResult]:
+        """Sends `fs.fileWrite` and returns while its streams (stream) move; `result()` waits for the answer."""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["stream"] = stream
+        streams = tuple(s for s in (params["stream"],) if isinstance(s, int))
+        raw = await self._start("fs.fileWrite", params, streams)
+        return AsyncPending(raw, lambda result: FsWriteFileResult.from_wire(result))
+
+    async def fs_file_seek(self, *, sandbox: str, handle: int, offset: int, whence: Literal[0, 1, 2]) -> FsFileSeekResult:
+        """Move the handle's position; returns the new one. (`fs.fileSeek`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["offset"] = offset
+        params["whence"] = whence
+        result = await self._call("fs.fileSeek", params)
+        return FsFileSeekResult.from_wire(result)
+
+    async def fs_file_stat(self, *, sandbox: str, handle: int) -> FileInfo:
+        """File information of an open file. (`fs.fileStat`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = await self._call("fs.fileStat", params)
+        return FileInfo.from_wire(result)
+
+    async def fs_file_truncate(self, *, sandbox: str, handle: int, len: int | None = None) -> None:
+        """Truncate (or extend) an open file to `len` bytes (default 0). (`fs.fileTruncate`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if len is not None:
+            params["len"] = len
+        result = await self._call("fs.fileTruncate", params)
+        return cast("None", result)
+
+    async def fs_file_sync(self, *, sandbox: str, handle: int, data_only: bool | None = None) -> None:
+        """Flush an open file's data (and metadata, unless dataOnly) to disk. (`fs.fileSync`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if data_only is not None:
+            params["dataOnly"] = data_only
+        result = await self._call("fs.fileSync", params)
+        return cast("None", result)
+
+    async def fs_file_utime(self, *, sandbox: str, handle: int, atime: float, mtime: float) -> None:
+        """Set an open file's access and modification times. (`fs.fileUtime`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        params["atime"] = atime
+        params["mtime"] = mtime
+        result = await self._call("fs.fileUtime", params)
+        return cast("None", result)
+
+    async def fs_file_lock(self, *, sandbox: str, handle: int, exclusive: bool | None = None) -> None:
+        """Take an advisory lock (flock) on an open file without waiting: EAGAIN while another holds it. (`fs.fileLock`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        if exclusive is not None:
+            params["exclusive"] = exclusive
+        result = await self._call("fs.fileLock", params)
+        return cast("None", result)
+
+    async def fs_file_unlock(self, *, sandbox: str, handle: int) -> None:
+        """Release an advisory lock. (`fs.fileUnlock`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = await self._call("fs.fileUnlock", params)
+        return cast("None", result)
+
+    async def fs_file_close(self, *, sandbox: str, handle: int) -> None:
+        """Close an open file. (`fs.fileClose`)"""
+        params: dict[str, Any] = {}
+        params["sandbox"] = sandbox
+        params["handle"] = handle
+        result = await self._call("fs.fileClose", params)
+        return cast("None", result)
+
     async def fs_upload(self, *, sandbox: str, path: str, stream: int) -> FsUploadResult:
         """Extract the tar archive the client sends on `stream` into the directory `path` (created if missing). (`fs.upload`)"""
         params: dict[str, Any] = {}
@@ -947,7 +1373,7 @@ class AsyncMethods:
         return AsyncPending(raw, lambda result: FsUploadResult.from_wire(result))
 
     async def env_get(self, *, sandbox: str, name: str) -> str | None:
-        """A variable of the sandbox's default environment, or null. (`env.get`)"""
+        """A variable of the environment a process spawned now starts with (the base one included), or null. (`env.get`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -964,7 +1390,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def env_delete(self, *, sandbox: str, name: str) -> None:
-        """Remove a variable for processes spawned later. (`env.delete`)"""
+        """Remove a variable (set, or of the base environment) for processes spawned later. (`env.delete`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         params["name"] = name
@@ -972,7 +1398,7 @@ class AsyncMethods:
         return cast("None", result)
 
     async def env_to_object(self, *, sandbox: str) -> dict[str, str]:
-        """The sandbox's whole default environment. (`env.toObject`)"""
+        """The whole environment a process spawned now starts with (the base one included). (`env.toObject`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
         result = await self._call("env.toObject", params)

@@ -40,6 +40,22 @@ __all__ = [
     "FsChmodParams",
     "FsSymlinkParams",
     "FsMakeTempDirParams",
+    "FsTruncateParams",
+    "FsUmaskParams",
+    "FsUtimeParams",
+    "FsChownParams",
+    "FsOpenParams",
+    "FsOpenResult",
+    "FsFileReadParams",
+    "FsFileReadResult",
+    "FsFileWriteParams",
+    "FsFileSeekParams",
+    "FsFileSeekResult",
+    "FsFileStatParams",
+    "FsFileTruncateParams",
+    "FsFileSyncParams",
+    "FsFileUtimeParams",
+    "FsFileLockParams",
     "FsUploadResult",
     "EnvGetParams",
     "EnvSetParams",
@@ -71,6 +87,8 @@ __all__ = [
     "STREAM_WINDOW",
     "MAX_CHUNK",
     "FRAME_HEADER",
+    "SANDBOX_HOME",
+    "SANDBOX_HOME_ALIAS",
 ]
 
 #: Bytes a sender may have in flight per stream before it waits for CREDIT.
@@ -78,6 +96,10 @@ STREAM_WINDOW = 1048576
 #: Largest DATA payload in one frame.
 MAX_CHUNK = 262144
 FRAME_HEADER = 5
+#: The sandbox user's home: where processes start and relative paths resolve.
+SANDBOX_HOME = "/home/sandbox"
+#: The home's other name (the same directory, bound there).
+SANDBOX_HOME_ALIAS = "/home/user"
 
 Signal = Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"]
 
@@ -584,7 +606,7 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
 
     args: list[str]
     cwd: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     env: dict[str, str]
     """Environment variables."""
     clear_env: bool
@@ -657,7 +679,7 @@ class FsReadFileParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     stream: int
     """A stream id chosen by the client, unique on its connection."""
 
@@ -750,7 +772,7 @@ class FsStatParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsStatParams_to_wire(v: FsStatParams) -> dict[str, Any]:
@@ -767,15 +789,35 @@ class FileInfo:
     is_file: bool
     is_directory: bool
     is_symlink: bool
+    is_block_device: bool
+    is_char_device: bool
+    is_fifo: bool
+    is_socket: bool
     size: int
-    mtime: float | None
-    """Milliseconds since the epoch."""
-    atime: float | None
+    mtime: float
+    """Last modification, in milliseconds since the epoch."""
+    atime: float
+    """Last access, in milliseconds since the epoch."""
+    ctime: float
+    """Last status change, in milliseconds since the epoch."""
     birthtime: float | None
+    """Creation, in milliseconds since the epoch; null where the file system does not record it."""
     mode: int
-    """Permission bits (mode & 0o7777)."""
+    """The raw st_mode: file type and permission bits (mode & 0o7777 for the permissions alone)."""
+    dev: int
+    """Device of the file system holding the file."""
+    ino: int
+    """Inode number."""
+    nlink: int
+    """Number of hard links."""
     uid: int
     gid: int
+    rdev: int
+    """Device number, for a device file."""
+    blksize: int
+    """Block size for file system I/O."""
+    blocks: int
+    """Blocks allocated, in 512-byte units."""
 
     @classmethod
     def from_wire(cls, w: Any) -> FileInfo:
@@ -784,13 +826,24 @@ class FileInfo:
             is_file=w["isFile"],
             is_directory=w["isDirectory"],
             is_symlink=w["isSymlink"],
+            is_block_device=w["isBlockDevice"],
+            is_char_device=w["isCharDevice"],
+            is_fifo=w["isFifo"],
+            is_socket=w["isSocket"],
             size=w["size"],
             mtime=w["mtime"],
             atime=w["atime"],
+            ctime=w["ctime"],
             birthtime=w["birthtime"],
             mode=w["mode"],
+            dev=w["dev"],
+            ino=w["ino"],
+            nlink=w["nlink"],
             uid=w["uid"],
             gid=w["gid"],
+            rdev=w["rdev"],
+            blksize=w["blksize"],
+            blocks=w["blocks"],
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -799,13 +852,24 @@ class FileInfo:
         w["isFile"] = self.is_file
         w["isDirectory"] = self.is_directory
         w["isSymlink"] = self.is_symlink
+        w["isBlockDevice"] = self.is_block_device
+        w["isCharDevice"] = self.is_char_device
+        w["isFifo"] = self.is_fifo
+        w["isSocket"] = self.is_socket
         w["size"] = self.size
         w["mtime"] = self.mtime
         w["atime"] = self.atime
+        w["ctime"] = self.ctime
         w["birthtime"] = self.birthtime
         w["mode"] = self.mode
+        w["dev"] = self.dev
+        w["ino"] = self.ino
+        w["nlink"] = self.nlink
         w["uid"] = self.uid
         w["gid"] = self.gid
+        w["rdev"] = self.rdev
+        w["blksize"] = self.blksize
+        w["blocks"] = self.blocks
         return w
 
 
@@ -888,9 +952,9 @@ class FsRenameParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     from_: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     to: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsRenameParams_to_wire(v: FsRenameParams) -> dict[str, Any]:
@@ -907,7 +971,7 @@ class FsChmodParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     mode: int
     """Unix permission bits."""
 
@@ -926,9 +990,9 @@ class FsSymlinkParams(TypedDict):
     sandbox: str
     """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
     target: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     path: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
 
 
 def _FsSymlinkParams_to_wire(v: FsSymlinkParams) -> dict[str, Any]:
@@ -947,7 +1011,7 @@ class FsMakeTempDirParams(_FsMakeTempDirParamsRequired, total=False):
     """The FsMakeTempDirParams shape."""
 
     dir: str
-    """A path inside the sandbox; relative paths resolve against /home/user."""
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
     prefix: str
     suffix: str
 
@@ -961,6 +1025,362 @@ def _FsMakeTempDirParams_to_wire(v: FsMakeTempDirParams) -> dict[str, Any]:
         w["prefix"] = v["prefix"]
     if "suffix" in v:
         w["suffix"] = v["suffix"]
+    return w
+
+
+class _FsTruncateParamsRequired(TypedDict):
+    sandbox: str
+    path: str
+
+
+class FsTruncateParams(_FsTruncateParamsRequired, total=False):
+    """The FsTruncateParams shape."""
+
+    len: int
+    """Bytes (0 when absent)."""
+
+
+def _FsTruncateParams_to_wire(v: FsTruncateParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["path"] = v["path"]
+    if "len" in v:
+        w["len"] = v["len"]
+    return w
+
+
+class _FsUmaskParamsRequired(TypedDict):
+    sandbox: str
+
+
+class FsUmaskParams(_FsUmaskParamsRequired, total=False):
+    """The FsUmaskParams shape."""
+
+    mask: int
+    """The new umask; absent: only read it."""
+
+
+def _FsUmaskParams_to_wire(v: FsUmaskParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    if "mask" in v:
+        w["mask"] = v["mask"]
+    return w
+
+
+class FsUtimeParams(TypedDict):
+    """The FsUtimeParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    path: str
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
+    atime: float
+    """Seconds since the epoch (fractions allowed)."""
+    mtime: float
+    """Seconds since the epoch (fractions allowed)."""
+
+
+def _FsUtimeParams_to_wire(v: FsUtimeParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["path"] = v["path"]
+    w["atime"] = v["atime"]
+    w["mtime"] = v["mtime"]
+    return w
+
+
+class FsChownParams(TypedDict):
+    """The FsChownParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    path: str
+    """A path inside the sandbox; relative paths resolve against /home/sandbox (/home/user is the same directory)."""
+    uid: int | None
+    """A numeric id, or null to leave it unchanged."""
+    gid: int | None
+    """A numeric id, or null to leave it unchanged."""
+
+
+def _FsChownParams_to_wire(v: FsChownParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["path"] = v["path"]
+    w["uid"] = v["uid"]
+    w["gid"] = v["gid"]
+    return w
+
+
+class _FsOpenParamsRequired(TypedDict):
+    sandbox: str
+    path: str
+
+
+class FsOpenParams(_FsOpenParamsRequired, total=False):
+    """The FsOpenParams shape."""
+
+    read: bool
+    """Open for reading (default true)."""
+    write: bool
+    """Open for writing (default false)."""
+    append: bool
+    """Writes go to the end (implies write)."""
+    truncate: bool
+    """Empty an existing file (needs write)."""
+    create: bool
+    """Create the file if missing (needs write or append)."""
+    create_new: bool
+    """Fail if anything exists at the path (needs write or append)."""
+    mode: int
+    """Unix permission bits."""
+
+
+def _FsOpenParams_to_wire(v: FsOpenParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["path"] = v["path"]
+    if "read" in v:
+        w["read"] = v["read"]
+    if "write" in v:
+        w["write"] = v["write"]
+    if "append" in v:
+        w["append"] = v["append"]
+    if "truncate" in v:
+        w["truncate"] = v["truncate"]
+    if "create" in v:
+        w["create"] = v["create"]
+    if "create_new" in v:
+        w["createNew"] = v["create_new"]
+    if "mode" in v:
+        w["mode"] = v["mode"]
+    return w
+
+
+@dataclass(frozen=True)
+class FsOpenResult:
+    """The FsOpenResult shape."""
+
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> FsOpenResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            handle=w["handle"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["handle"] = self.handle
+        return w
+
+
+class FsFileReadParams(TypedDict):
+    """The FsFileReadParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+    length: int
+    stream: int
+    """A stream id chosen by the client, unique on its connection."""
+
+
+def _FsFileReadParams_to_wire(v: FsFileReadParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    w["length"] = v["length"]
+    w["stream"] = v["stream"]
+    return w
+
+
+@dataclass(frozen=True)
+class FsFileReadResult:
+    """The FsFileReadResult shape."""
+
+    bytes: int
+    """Bytes sent on the stream."""
+    eof: bool
+    """Nothing was read because the file ended (0 bytes without eof: nothing to read yet)."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> FsFileReadResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            bytes=w["bytes"],
+            eof=w["eof"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["bytes"] = self.bytes
+        w["eof"] = self.eof
+        return w
+
+
+class FsFileWriteParams(TypedDict):
+    """The FsFileWriteParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+    stream: int
+    """A stream id chosen by the client, unique on its connection."""
+
+
+def _FsFileWriteParams_to_wire(v: FsFileWriteParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    w["stream"] = v["stream"]
+    return w
+
+
+class FsFileSeekParams(TypedDict):
+    """The FsFileSeekParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+    offset: int
+    whence: Literal[0, 1, 2]
+    """0: from the start, 1: from the current position, 2: from the end."""
+
+
+def _FsFileSeekParams_to_wire(v: FsFileSeekParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    w["offset"] = v["offset"]
+    w["whence"] = v["whence"]
+    return w
+
+
+@dataclass(frozen=True)
+class FsFileSeekResult:
+    """The FsFileSeekResult shape."""
+
+    position: int
+
+    @classmethod
+    def from_wire(cls, w: Any) -> FsFileSeekResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            position=w["position"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["position"] = self.position
+        return w
+
+
+class FsFileStatParams(TypedDict):
+    """The FsFileStatParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+
+
+def _FsFileStatParams_to_wire(v: FsFileStatParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    return w
+
+
+class _FsFileTruncateParamsRequired(TypedDict):
+    sandbox: str
+    handle: int
+
+
+class FsFileTruncateParams(_FsFileTruncateParamsRequired, total=False):
+    """The FsFileTruncateParams shape."""
+
+    len: int
+    """Bytes (0 when absent)."""
+
+
+def _FsFileTruncateParams_to_wire(v: FsFileTruncateParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    if "len" in v:
+        w["len"] = v["len"]
+    return w
+
+
+class _FsFileSyncParamsRequired(TypedDict):
+    sandbox: str
+    handle: int
+
+
+class FsFileSyncParams(_FsFileSyncParamsRequired, total=False):
+    """The FsFileSyncParams shape."""
+
+    data_only: bool
+    """fdatasync instead of fsync."""
+
+
+def _FsFileSyncParams_to_wire(v: FsFileSyncParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    if "data_only" in v:
+        w["dataOnly"] = v["data_only"]
+    return w
+
+
+class FsFileUtimeParams(TypedDict):
+    """The FsFileUtimeParams shape."""
+
+    sandbox: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    handle: int
+    """A handle from fs.open; only the connection that opened it may use it."""
+    atime: float
+    """Seconds since the epoch (fractions allowed)."""
+    mtime: float
+    """Seconds since the epoch (fractions allowed)."""
+
+
+def _FsFileUtimeParams_to_wire(v: FsFileUtimeParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    w["atime"] = v["atime"]
+    w["mtime"] = v["mtime"]
+    return w
+
+
+class _FsFileLockParamsRequired(TypedDict):
+    sandbox: str
+    handle: int
+
+
+class FsFileLockParams(_FsFileLockParamsRequired, total=False):
+    """The FsFileLockParams shape."""
+
+    exclusive: bool
+
+
+def _FsFileLockParams_to_wire(v: FsFileLockParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["sandbox"] = v["sandbox"]
+    w["handle"] = v["handle"]
+    if "exclusive" in v:
+        w["exclusive"] = v["exclusive"]
     return w
 
 

@@ -29,5 +29,9 @@ class SandboxEnv:
         self._conn.env_delete(sandbox=self._sandbox, name=name)
 
     def to_object(self) -> dict[str, str]:
-        """The whole default environment."""
+        """The whole environment a process spawned now starts with (the base one included)."""
         return self._conn.env_to_object(sandbox=self._sandbox)
+
+    def as_dict(self) -> dict[str, str]:
+        """``to_object`` by the name Deno's Python SDK gives it."""
+        return self.to_object()

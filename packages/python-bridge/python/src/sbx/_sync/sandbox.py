@@ -197,9 +197,10 @@ class Sandbox:
             raise SandboxCommandError(f"command {how}: {line}" + (f"\n{tail}" if tail else ""), out.status, out.stdout_text or "", out.stderr_text or "")
         return out
 
-    def extend_timeout(self, duration: str) -> datetime:
-        """Pushes the expiry back by ``duration`` ("30s", "5m", "2h"); a session sandbox becomes a timed one."""
-        result = self._conn.sandbox_extend_timeout(id=self.id, duration=duration)
+    def extend_timeout(self, duration: str | int) -> datetime:
+        """Sets the expiry to ``duration`` from now ("30s", "5m", "2h"), as Deno's; a session sandbox becomes a timed one."""
+        # An int is seconds, as Deno's Python SDK takes it (``additional_s``).
+        result = self._conn.sandbox_extend_timeout(id=self.id, duration=f"{duration}s" if isinstance(duration, int) else duration)
         self._info = SandboxInfo(self._info.id, self._info.labels, self._info.created_at, result.expires_at, self._info.status)
         expires = _parse_time(result.expires_at)
         assert expires is not None

@@ -9,6 +9,7 @@ import shutil
 import stat
 import tarfile
 import posixpath
+from collections.abc import Sequence
 from typing import IO, Literal, NamedTuple
 
 from .names import TarEntryError, entry_parts
@@ -81,7 +82,7 @@ def unpack_tar(
     *,
     max_entries: int = 1_000_000,
     outside_links: Literal["keep", "refuse", "skip"] = "keep",
-    packed_root: str | None = None,
+    packed_root: str | Sequence[str] | None = None,
 ) -> UnpackResult:
     """Unpacks the tar archive in ``source`` (a seekable binary file, read from where it stands)
     into ``dest`` (created if missing) without ever writing outside it.
@@ -94,7 +95,8 @@ def unpack_tar(
 
     ``outside_links``: symlinks that are absolute or climb out of ``dest`` are kept (an upload
     into a sandbox), refused (a download onto your machine) or skipped; ``packed_root`` is where
-    the tree lived where it was packed, so an absolute link into it is rewritten relative.
+    the tree lived where it was packed (each name it has there), so an absolute link into it is
+    rewritten relative.
     """
     created: list[str] = []
     dir_times: list[tuple[str, float]] = []
@@ -200,7 +202,7 @@ def unpack_tar(
         raise
 
 
-def _link_target(name: str, parts: list[str], linkname: str, policy: str, packed_root: str | None) -> str | None:
+def _link_target(name: str, parts: list[str], linkname: str, policy: str, packed_root: str | Sequence[str] | None) -> str | None:
     """The target to give a symlink entry at ``parts``, or None to leave it out. Unless outside
     links are kept, a link may only point inside the tree: relative, as some ``../`` (no more than
     its own depth) then names only (a ``..`` after a name could climb out through another link),
@@ -208,8 +210,9 @@ def _link_target(name: str, parts: list[str], linkname: str, policy: str, packed
     if policy == "keep":
         return linkname
     target = linkname
-    root = packed_root.rstrip("/") if packed_root else None
-    if root and target.startswith("/") and (target == root or target.startswith(root + "/")):
+    roots = [packed_root] if isinstance(packed_root, str) else list(packed_root or ())
+    root = next((r for r in (r.rstrip("/") for r in roots) if r and (target == r or target.startswith(r + "/"))), None)
+    if root and target.startswith("/"):
         here = posixpath.join("/", *parts[:-1])
         target = posixpath.relpath(posixpath.join("/", posixpath.relpath(target, root)), here)
     if not target.startswith("/"):

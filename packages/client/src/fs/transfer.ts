@@ -1,0 +1,89 @@
+/**
+ * `upload` and `download` between this machine and a sandbox, like `cp -r`: a source lands at
+ * the target, or inside it under its own name when the target is an existing directory. Trees
+ * travel as one tar stream, unpacked by hardened code on the receiving side.
+ */
+import { constants as fsConstants, createReadStream } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { basename, join, posix, resolve } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { pathSpellings } from "@sbx/protocol";
+import type { Connection } from "../connection.js";
+import { RpcError } from "../errors.js";
+import { packTree } from "../tar/pack.js";
+import { unpackTar } from "../tar/unpack.js";
+import { TarEntryError } from "../tar/names.js";
+import type { DownloadOptions, FileInfo } from "./types.js";
+
+/** What moving files needs of `sandbox.fs`. */
+export interface TransferFs {
+  stat(path: string): Promise<FileInfo>;
+  realPath(path: string): Promise<string>;
+  symlink(target: string, path: string): Promise<void>;
+  writeFile(path: string, data: ReadableStream<Uint8Array>, options: { mode: number }): Promise<void>;
+  readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
+}
+
+async function statOrNull(fs: TransferFs, path: string): Promise<FileInfo | null> {
+  try {
+    return await fs.stat(path);
+  } catch (err) {
+    if (err instanceof RpcError && (err.errno === "ENOENT" || err.errno === "ENOTDIR")) return null;
+    throw err;
+  }
+}
+
+/** Copies a local file, symlink or directory tree into the sandbox at `target`, or into it when it is a directory. */
+export async function upload(conn: Connection, sandbox: string, fs: TransferFs, local: string, target: string): Promise<void> {
+  const st = await fsp.lstat(local);
+  const name = basename(resolve(local));
+  const into = (await statOrNull(fs, target))?.isDirectory && name ? posix.join(target, name) : target;
+  if (st.isFile()) {
+    return fs.writeFile(into, Readable.toWeb(createReadStream(local, { highWaterMark: 256 * 1024 })) as ReadableStream<Uint8Array>, { mode: st.mode & 0o777 });
+  }
+  if (st.isSymbolicLink()) return fs.symlink(await fsp.readlink(local), into);
+  if (!st.isDirectory()) throw new Error(`${local} is neither a file, a symlink nor a directory`);
+  const stream = conn.streams.outgoing();
+  const call = conn.request("fs.upload", { sandbox, path: into, stream: stream.id });
+  const { stream: tar, done } = packTree(local);
+  const pump = pipeline(tar, Writable.fromWeb(stream.writable));
+  const outcome = await Promise.allSettled([call, pump, done]);
+  const failed = outcome.find((o): o is PromiseRejectedResult => o.status === "rejected");
+  if (outcome[0].status === "rejected") throw outcome[0].reason;
+  if (failed) throw failed.reason;
+}
+
+/**
+ * Copies a sandbox file or tree to `local`, or into it when it is an existing directory.
+ * Nothing it writes lands outside its target or leads out of it: tree entries that would are
+ * refused, symlinks out of the tree refused (or skipped), special files never copied.
+ */
+export async function download(conn: Connection, sandbox: string, fs: TransferFs, source: string, local: string, options: DownloadOptions = {}): Promise<void> {
+  // stat, not lstat: a symlink named directly is followed in the sandbox (its content is copied, never the link).
+  const st = await fs.stat(source);
+  const root = await fs.realPath(source);
+  const existing = await fsp.stat(local).catch(() => null);
+  // The name comes from the sandbox: only a plain one may lead below `local` (never "..").
+  const name = posix.basename(root);
+  const into = existing?.isDirectory() && name !== "" && name !== "." && name !== ".." ? join(local, name) : local;
+  if (!st.isDirectory) {
+    // The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
+    const body = await fs.readFileStream(source);
+    // O_NOFOLLOW: never written through a symlink standing at the target (ELOOP says so instead).
+    const handle = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, st.mode & 0o777);
+    await pipeline(Readable.fromWeb(body as never), handle.createWriteStream());
+    return;
+  }
+  const stream = conn.streams.incoming();
+  const call = conn.request("fs.download", { sandbox, path: source, stream: stream.id });
+  const unpack = unpackTar(Readable.fromWeb(stream.readable as never), into, { outsideLinks: options.symlinks ?? "refuse", packedRoot: pathSpellings(root) });
+  const [called, unpacked] = await Promise.allSettled([call, unpack]);
+  // An entry refused here is the cause; the sandbox's side then fails only because we stopped reading.
+  if (unpacked.status === "rejected" && unpacked.reason instanceof TarEntryError) throw unpacked.reason;
+  if (called.status === "rejected") {
+    stream.fail(called.reason);
+    throw called.reason;
+  }
+  if (unpacked.status === "rejected") throw unpacked.reason;
+}
