@@ -77,9 +77,9 @@ export function captureSandbox(daemonPid) {
 }
 
 /**
- * What the daemon's root-mode launch wrapped around that bwrap (the `sh` join script, `prlimit`
- * and `setpriv` exec'd into it, so only their effects are left to read): the cgroup limits it
- * sits under, its rlimits and its oom_score_adj.
+ * What the daemon's root-mode launch wrapped around that bwrap (sbx-launch, exec'd into it, so
+ * only its effects are left to read): the cgroup limits it sits under, its rlimits and its
+ * oom_score_adj.
  */
 function captureHardening(pid) {
   const cg = {};
@@ -110,7 +110,9 @@ function captureHardening(pid) {
   return {
     cgroupPaths: cg,
     cgroupValues: inCgroups ? values : null,
-    prlimit: [`--nofile=${nofile.join(":")}`, `--core=${core.join(":")}`, ...(nproc && nproc[0] !== "unlimited" ? [`--nproc=${nproc.join(":")}`] : [])],
+    // sbx-launch's rlimit options as the daemon passed them (soft = hard; it always sets core 0)
+    rlimits: ["--nofile", nofile[1], ...(nproc && nproc[1] !== "unlimited" ? ["--nproc", nproc[1]] : [])],
+    core: core.join(":"),
     oomScoreAdj: readFileSync(`/proc/${pid}/oom_score_adj`, "utf8").trim(),
   };
 }

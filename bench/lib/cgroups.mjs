@@ -1,30 +1,23 @@
 // cgroups: the throwaway ones the hardening replay (rows 6) joins, and the daemon's own, read.
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runInNewContext } from "node:vm";
 import { ROOT, sleep } from "./env.mjs";
 
 export const CG_CONTROLLERS = ["memory", "cpu", "cpuacct", "pids"];
 const BENCH_CG = `sbx-bench-${process.pid}`;
 
-/** The daemon's own cgroup join script, read from its bundle (so a change there is replayed here). */
-export const joinScript = () => (joinScript.cached ??= readJoinScript());
-function readJoinScript() {
-  const text = readFileSync(join(ROOT, "packages/daemon/dist/index.js"), "utf8");
-  const m = /JOIN_SCRIPT = ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")/.exec(text);
-  if (!m) throw new Error("could not find JOIN_SCRIPT in packages/daemon/dist/index.js: update bench/lib/cgroups.mjs");
-  return runInNewContext(m[1]);
-}
+/** sbx-launch as built (the daemon runs the same file from its dist/). */
+export const LAUNCHER = join(ROOT, "packages/daemon/dist/sbx-launch");
 
 /**
- * The daemon's root-mode launch prefix for host uid `uid` (launcher.ts `launchArgv`): join the
- * cgroups (and set oom_score_adj) as root in `sh`, then `prlimit`, then `setpriv` down to the uid.
+ * The daemon's root-mode launch prefix for host uid `uid` (launcher.ts `launchArgv`): sbx-launch
+ * joins the cgroups and sets oom_score_adj as root, sets the rlimits, drops to the uid, execs.
  */
 export function hardenedPrefix(capture, uid, procsFiles) {
+  if (!existsSync(LAUNCHER)) throw new Error(`${LAUNCHER} is missing: build @sbx/daemon first`);
   return [
-    "/bin/sh", "-c", joinScript(), "sbx-join", ...procsFiles, "--",
-    "/usr/bin/prlimit", ...capture.hardening.prlimit, "--",
-    "/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--",
+    LAUNCHER, ...procsFiles.flatMap((f) => ["--cgroup-procs", f]), "--oom-score-adj", capture.hardening.oomScoreAdj,
+    ...capture.hardening.rlimits, "--uid", String(uid), "--",
   ];
 }
 

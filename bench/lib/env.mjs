@@ -27,6 +27,8 @@ export const MiB = 1 << 20;
 export const CFG = QUICK
   ? { coldN: 5, warmN: 5, parN: 2, parWidth: 20, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 6, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50 }
   : { coldN: 30, warmN: 30, parN: 8, parWidth: 20, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 1024 * MiB, reps: 3, idleN: 200, floorIdleN: 5, hardN: 40, hardRttReps: 6, hardRttN: 100 };
+// BENCH_MIB=N: transfers of N MiB in rows 3 and 4 (for bench/streams.mjs iterations; the full bench's figures use the default)
+if (process.env.BENCH_MIB) CFG.stdoutBytes = CFG.fileBytes = Number(process.env.BENCH_MIB) * MiB;
 
 export const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

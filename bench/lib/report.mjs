@@ -1,6 +1,7 @@
 // The table of RESULTS.md: every row with its floor from the same run, its ratio and its target.
 import { CFG, MiB } from "./env.mjs";
 import { f1, mb, mbs, ms, ok, pct, ratio, sgn } from "./stats.mjs";
+import { OTHER_LIMITS } from "../rows/pool.mjs";
 
 const GiBof = (b) => (b >= 1024 * MiB ? `${b / (1024 * MiB)} GiB` : `${b / MiB} MiB`);
 
@@ -22,7 +23,7 @@ export const fitting = (i, perSandboxMb) => Math.floor((0.1 * i.memTotalMb) / pe
 export function tableRows(R) {
   const { cold: c, warm: w, par: p, rtt: t, metrics: mx, stdout: s, files: fl, idle: i, hard: h } = R;
   const coldBound = 1.2 * c.bwrapTrue.median + 10;
-  const onOff = (k, label) => `${label}: ${ms(h.seccomp[k])} seccomp only; ${ms(h.wrap[k])} cgroups + prlimit + setpriv only`;
+  const onOff = (k, label) => `${label}: ${ms(h.seccomp[k])} seccomp only; ${ms(h.wrap[k])} cgroups + rlimits + uid (sbx-launch) only`;
   // a MemAvailable drop within the host's noise gives no capacity figure of its own
   const fitAvail = i.availPerSandbox > 0 ? fitting(i, i.availPerSandbox).toLocaleString("en") : "— (drop within noise)";
   const fitKernel = fitting(i, i.treePss + Math.max(0, i.kernelPerSandbox)).toLocaleString("en");
@@ -32,13 +33,14 @@ export function tableRows(R) {
     ["1", "`Sandbox.create()` → first `spawn(\"true\")` finished, cold (daemon with `warmPool: 0`)", ms(c.total), `bare bwrap, same argv, \`/usr/bin/true\`: ${ms(c.bwrapTrue)}`, ratio(c.total.median, c.bwrapTrue.median), `≤ 1.2× floor + 10 ms = ${f1(coldBound)} ms`, ok(c.total.median <= coldBound)],
     ["1a", "… of which `Sandbox.create()` (connect + create)", ms(c.create), `bwrap (same argv) + supervisor to its ready frame: ${ms(c.sup)}`, ratio(c.create.median, c.sup.median), "", ""],
     ["1b", "… of which the first `spawn(\"true\")`", ms(c.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(c.firstSpawn.median, t.piped.median), "", ""],
-    ["1c", "bwrap, same argv, supervisor until its ready frame (no cgroups, seccomp, prlimit, setpriv)", "", ms(c.sup), `${ratio(c.sup.median, c.bwrapTrue.median)} of 1's floor`, "", ""],
+    ["1c", "bwrap, same argv, supervisor until its ready frame (no cgroups, seccomp, rlimits, sbx-launch)", "", ms(c.sup), `${ratio(c.sup.median, c.bwrapTrue.median)} of 1's floor`, "", ""],
     ["1d", "bare bwrap, same argv, `node -e 0` (the daemon's node binary)", "", ms(c.bwrapNode), "", "(anchor 42.4 ms)", ""],
     ["1i", "… `Sandbox.create()` beyond the hardened launch: median of 1a minus median of 6 (on)", `${f1(c.create.median - h.on.sup.median)} ms`, `(6 on: ${f1(h.on.sup.median)} ms)`, "", "", ""],
     ["1e", `same from a warm pool (create + first spawn; a second daemon, default pool of ${w.size}; ${w.fromPool} of ${w.starts} creates taken from it)`, ms(w.total), `cold (row 1): ${ms(c.total)}`, ratio(w.total.median, c.total.median), "≤ 5 ms", ok(w.total.median <= 5 && w.fromPool === w.starts)],
     ["1f", "… of which `Sandbox.create()` (connect + create)", ms(w.create), "", "", "", ""],
     ["1g", "… of which the first `spawn(\"true\")`", ms(w.firstSpawn), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.firstSpawn.median, t.piped.median), "", ""],
     ["1h", "… diagnostic: that first spawn when started after the pool's refill has finished", ms(w.settled), `warm spawn (row 2): ${ms(t.piped)}`, ratio(w.settled.median, t.piped.median), "", ""],
+    ["1j", `same from the warm pool with other limits (\`memory: "${OTHER_LIMITS.memory}", cpus: ${OTHER_LIMITS.cpus}\`: the cgroup is set at claim), interleaved with 1e`, ms(w.other), `default limits (1e): ${ms(w.total)}`, ratio(w.other.median, w.total.median), "≤ 5 ms", ok(w.other.median <= 5 && w.fromPool === w.starts)],
     ["1p", `${p.width} cold creates at once, each with its first \`spawn("true")\`: wall time until all are done`, ms(p.total), `${p.width} bare bwrap launches (same argv, \`/usr/bin/true\`) at once: ${ms(p.floor)}`, ratio(p.total.median, p.floor.median), "≤ 2×", ok(p.total.median <= 2 * p.floor.median)],
     ["1q", "… until the last `Sandbox.create()` returned", ms(p.create), "", ratio(p.create.median, p.floor.median), "", ""],
     ["2", "`spawn(\"true\")` round trip, live sandbox (stdout/stderr piped)", ms(t.piped), `local \`child_process.spawn('/bin/true')\`, piped: ${ms(t.localPipe)}`, ratio(t.piped.median, t.localPipe.median), "≤ 1.5×", ok(t.piped.median <= 1.5 * t.localPipe.median)],
@@ -58,12 +60,12 @@ export function tableRows(R) {
     ["5e", `… unreclaimable kernel memory per sandbox (meminfo SUnreclaim + KernelStack + PageTables + Percpu growth ÷ ${i.n}), after one \`true\` each / fresh`, `${mb(i.kernelPerSandbox)} / ${mb(i.kernelGrowth / i.n)}`, "", "", "", ""],
     ["5f", `idle sandboxes this ${hostGiB} GiB host holds with ≥ 90 % of its memory left (extrapolated linearly from ${i.n}): by MemAvailable drop (5d) / by PSS + kernel (5 + 5e); the smaller counts`, `${fitAvail} / ${fitKernel}`, "", "", `1,000 on a 24 GiB host, ≥ 90 % left (≤ ${mb(PER_SANDBOX_BUDGET)} each; 1,000 here: ${at1000.toFixed(2)} GiB)`, ok(i.hostCost <= PER_SANDBOX_BUDGET)],
     ["5g", "… the kernel's charge to each sandbox's memory cgroup (fresh): its processes' pages and the kernel memory they allocated", mb(i.cgroupCharge), "", "", "", ""],
-    ["6", "sandbox start, hardening **on** vs off: bwrap + supervisor to its ready frame", ms(h.on.sup), `off (allow-all seccomp program, no cgroups/prlimit/setpriv): ${ms(h.off.sup)}`, ratio(h.on.sup.median, h.off.sup.median), "", ""],
+    ["6", "sandbox start, hardening **on** vs off: bwrap + supervisor to its ready frame", ms(h.on.sup), `off (allow-all seccomp program, no cgroups/rlimits/sbx-launch): ${ms(h.off.sup)}`, ratio(h.on.sup.median, h.off.sup.median), "", ""],
     ["6a", "… same argv running `/usr/bin/true` (no seccomp either way: only the supervisor installs it), until bwrap exits", ms(h.on.tru), `off: ${ms(h.off.tru)}`, ratio(h.on.tru.median, h.off.tru.median), "", ""],
     ["6b", `\`true\` round trip inside the sandbox (node \`child_process.spawn('/bin/true')\` in a process the supervisor started, ${CFG.hardRttReps}×${CFG.hardRttN})`, ms(h.on.rtt), `off: ${ms(h.off.rtt)}; on the host, outside any sandbox: ${ms(h.host.rtt)}`, ratio(h.on.rtt.median, h.off.rtt.median), "", ""],
     ["6c", "… decomposition of 6 / 6b", "", `${onOff("sup", "6")}. ${onOff("rtt", "6b")}`, `${ratio(h.seccomp.sup.median, h.off.sup.median)} / ${ratio(h.wrap.sup.median, h.off.sup.median)} (6)`, "", ""],
     ["6d", "cgroup setup (mkdir × 4 + 5 limit writes) / removal per sandbox, not in 6–6b", `${ms(h.cgSetup)} / ${ms(h.cgRemove)}`, "", "", "", ""],
-    ["6e", "… samples of 6 / 6a throttled by the CPU quota (`cpu.stat` nr_throttled > 0), on", throttleText(h.throttled, "on", ["sup", "tru"]), `cgroups + prlimit + setpriv only, 6: ${throttleText(h.throttled, "wrap", ["sup"])}`, "", "", ""],
+    ["6e", "… samples of 6 / 6a throttled by the CPU quota (`cpu.stat` nr_throttled > 0), on", throttleText(h.throttled, "on", ["sup", "tru"]), `cgroups + rlimits + uid (sbx-launch) only, 6: ${throttleText(h.throttled, "wrap", ["sup"])}`, "", "", ""],
   ];
 }
 

@@ -1,10 +1,10 @@
 // What the bench does through the SDK (@sbx/client): create, spawn, stream stdout, upload, download.
 import { MiB, Sandbox, now } from "./env.mjs";
 
-/** `Sandbox.create()` then `spawn("true")` until its exit status: the sandbox and the times. */
-export async function sdkColdStart(d) {
+/** `Sandbox.create()` (with `options`: limits) then `spawn("true")` until its exit status: the sandbox and the times. */
+export async function sdkColdStart(d, options = {}) {
   const t0 = now();
-  const sb = await Sandbox.create(d.opts);
+  const sb = await Sandbox.create({ ...d.opts, ...options });
   const t1 = now();
   const p = await sb.spawn("true");
   const status = await p.status;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CFG, MiB, daemonModule, log, now } from "../lib/env.mjs";
 import { stats, ms } from "../lib/stats.mjs";
 import { allowAllProgram, withSeccompProgram } from "../lib/capture.mjs";
-import { hardenedPrefix, joinScript, makeBenchCgroup, removeBenchCgroup, removeBenchCgroupBases } from "../lib/cgroups.mjs";
+import { hardenedPrefix, makeBenchCgroup, removeBenchCgroup, removeBenchCgroupBases } from "../lib/cgroups.mjs";
 import { rawBwrapTrue, rawSupervisorStart } from "../lib/floors.mjs";
 import { startSupervisor } from "../lib/supervisor.mjs";
 
@@ -37,12 +37,11 @@ const PROBE = [
  * The captured launch replayed four ways, interleaved: hardening off (an allow-everything
  * seccomp program on the supervisor's fd, no cgroups, bwrap started as the host uid through
  * node's uid option), the daemon's seccomp program only, the root-mode wrapper only (fresh
- * cgroups with the daemon's limits joined by the daemon's own `sh` script, its oom_score_adj,
- * `prlimit`, `setpriv`) and both (= what the daemon runs).
+ * cgroups with the daemon's limits joined by the daemon's own sbx-launch, with its
+ * oom_score_adj, rlimits and uid) and both (= what the daemon runs).
  */
 export async function measureHardening(capture, uid) {
   const h = capture.hardening;
-  joinScript();
   if (!h.cgroupValues) throw new Error("the captured sandbox sits in no cgroup of its own: is the daemon in root mode with cgroups?");
   const plain = withSeccompProgram(capture, allowAllProgram());
   const variants = {

@@ -5,6 +5,9 @@ import { startDaemon } from "../lib/daemon.mjs";
 import { sandboxProcs } from "../lib/proc.mjs";
 import { sdkColdStart, sdkTrue } from "../lib/sdk.mjs";
 
+/** Row 1j's limits: neither the default memory nor the default CPU quota (the disk stays the default). */
+export const OTHER_LIMITS = { memory: "512MiB", cpus: 0.5 };
+
 /**
  * `Sandbox.create()` + first `spawn("true")` against a daemon with its default warm pool. Before
  * each sample the pool is given time to refill: the killed sandbox is gone, `size` supervisors of
@@ -40,12 +43,17 @@ export async function measureWarmPool() {
       await w.sb.kill();
     }
     const before = countStarts();
-    const total = [], create = [], firstSpawn = [];
+    const total = [], create = [], firstSpawn = [], other = [];
+    // interleaved: default limits, then OTHER_LIMITS (row 1j), which the pool serves by setting the cgroup at claim
     for (let i = 0; i < CFG.warmN; i++) {
       await refilled();
       const r = await sdkColdStart(dp);
       total.push(r.total), create.push(r.create), firstSpawn.push(r.firstSpawn);
       await r.sb.kill();
+      await refilled();
+      const o = await sdkColdStart(dp, OTHER_LIMITS);
+      other.push(o.total);
+      await o.sb.kill();
     }
     await sleep(100); // the last create's log line
     const after = countStarts();
@@ -59,10 +67,10 @@ export async function measureWarmPool() {
       await sb.kill();
     }
     const out = {
-      size, uids: dp.uids, total: stats(total), create: stats(create), firstSpawn: stats(firstSpawn), settled: stats(settled),
+      size, uids: dp.uids, total: stats(total), other: stats(other), create: stats(create), firstSpawn: stats(firstSpawn), settled: stats(settled),
       starts: after.starts - before.starts, fromPool: after.fromPool - before.fromPool,
     };
-    log(`   sdk ${ms(out.total)} (create ${ms(out.create)}, first spawn ${ms(out.firstSpawn)}); ${out.fromPool} of ${out.starts} creates taken from the pool`);
+    log(`   sdk ${ms(out.total)} (create ${ms(out.create)}, first spawn ${ms(out.firstSpawn)}); other limits ${ms(out.other)}; ${out.fromPool} of ${out.starts} creates taken from the pool`);
     return out;
   } finally {
     await dp.stop();

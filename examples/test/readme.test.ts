@@ -279,6 +279,24 @@ describe("links", () => {
     }
   });
 
+  it("the README's layout table names every folder of the repository (below a test folder, the tree mirrors the source)", () => {
+    const section = readFileSync(join(repo, "README.md"), "utf8").split("\n## Layout\n")[1]!.split("\n## ")[0]!;
+    // Each row: its path (first cell, without a trailing slash) and its whole text.
+    const rows = [...section.matchAll(/^\| `([^`]+)` \|(.*)$/gm)].map((m) => ({ path: m[1]!.replace(/\/$/, ""), text: m[2]! }));
+    expect(rows.length).toBeGreaterThan(10);
+    const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
+    const folders = new Set<string>();
+    for (const file of files) {
+      const parts = file.split("/").slice(0, -1);
+      for (let i = 1; i <= parts.length; i++) folders.add(parts.slice(0, i).join("/"));
+    }
+    const named = (folder: string) =>
+      rows.some(({ path, text }) => folder === path || (folder.startsWith(`${path}/`) && (text.includes(`\`${folder.slice(path.length + 1)}/\``) || text.includes(`\`${folder}/\``))));
+    const underTests = (folder: string) => /(^|\/)(test|tests)\/./.test(folder);
+    const missing = [...folders].filter((f) => !underTests(f) && !named(f)).sort();
+    expect(missing, "folders the README's layout table does not name").toEqual([]);
+  });
+
   it("every test SECURITY.md cites exists", () => {
     const text = readFileSync(join(repo, "SECURITY.md"), "utf8");
     const cited = [...text.matchAll(/`([\w./-]+\.(?:test\.ts|py))`/g)].map((m) => m[1]!);

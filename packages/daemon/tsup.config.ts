@@ -20,10 +20,12 @@ export default defineConfig([
   {
     // The CLI is one self-contained file beside the native supervisor (built by `make -C native dist`
     // after tsup, whose first config empties dist/): copy the two anywhere and run.
-    // bufferutil is an optional native speed-up ws loads when it can.
+    // bufferutil is an optional native speed-up ws loads when it can: it must stay a runtime
+    // require (noExternal would win over `external` and bundle its JS, whose addon lookup from
+    // dist/ always fails, leaving ws to unmask every client frame in JavaScript).
     entry: { cli: "src/cli.ts" },
     format: ["esm"],
-    noExternal: [/.*/],
+    noExternal: [/^(?!bufferutil$|utf-8-validate$)/],
     external: ["bufferutil", "utf-8-validate"],
     splitting: false,
     platform: "node",

@@ -33,6 +33,10 @@ export interface DaemonConfig {
   openFilesPerProcess: number;
   /** Sandboxes with default limits kept started ahead of demand (create takes one in milliseconds). */
   warmPool: number;
+  /** The most sandboxes the warm pool grows to when creates outrun it, all limits together (at least warmPool). */
+  warmPoolMax: number;
+  /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode), so creates skip mkfs and the mount. */
+  storageStock: number;
   /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
   stallMs: number;
   /** diskReserve, diskOvercommit, diskMinFree: what sandboxes' disk caps may promise (root mode). */
@@ -72,6 +76,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
     warmPool: 2,
+    warmPoolMax: 8,
+    storageStock: 2,
     stallMs: 30_000,
     disk: { ...DEFAULT_DISK_POLICY },
     egressPins: ResolveMap.empty,
@@ -117,6 +123,8 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   },
   openFilesPerProcess: (v, c) => (c.openFilesPerProcess = int("openFilesPerProcess", v, 64)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
+  warmPoolMax: (v, c) => (c.warmPoolMax = int("warmPoolMax", v, 0)),
+  storageStock: (v, c) => (c.storageStock = int("storageStock", v, 0)),
   diskReserve: (v, c) => {
     if (typeof v !== "boolean") throw new Error("config.diskReserve: must be true or false");
     c.disk.reserve = v;

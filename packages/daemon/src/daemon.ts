@@ -31,6 +31,8 @@ import { HostState } from "./fleet/host-state.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
+/** What the daemon runs to start each sandbox's bwrap: cgroups, rlimits, affinity and uid in one exec (native/launch.c). */
+const LAUNCHER = fileURLToPath(new URL("./sbx-launch", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -61,7 +63,7 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, LAUNCHER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
@@ -123,6 +125,7 @@ export class Daemon {
     const manager = new SandboxManager({
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
+      launcherPath: LAUNCHER,
       ...files,
       uids,
       sessionGraceMs: config.sessionGraceMs,
@@ -137,6 +140,8 @@ export class Daemon {
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
+      warmPoolMax: config.warmPoolMax,
+      storageStock: config.storageStock,
       tenants: tokens,
       metrics,
       stallMs: config.stallMs,

@@ -81,13 +81,12 @@ export function checkHost(opts: { trialUid: number | null; rootMode: boolean }):
       fix: "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0   (or install an AppArmor profile granting bwrap 'userns')",
     });
   }
-  for (const tool of opts.rootMode ? ["/usr/bin/setpriv", "/usr/bin/prlimit"] : ["/usr/bin/prlimit"]) {
-    checks.push(
-      existsSync(tool)
-        ? { name: `${tool.split("/").pop()} (util-linux)`, ok: true, detail: tool }
-        : { name: `${tool.split("/").pop()} (util-linux)`, ok: false, detail: `${tool} is missing`, fix: "apt-get install -y util-linux" },
-    );
-  }
+  // prlimit raises the daemon's own open-file limit at start (sandboxes' limits are set by sbx-launch).
+  checks.push(
+    existsSync("/usr/bin/prlimit")
+      ? { name: "prlimit (util-linux)", ok: true, detail: "/usr/bin/prlimit" }
+      : { name: "prlimit (util-linux)", ok: false, detail: "/usr/bin/prlimit is missing", fix: "apt-get install -y util-linux" },
+  );
   if (opts.rootMode) {
     const mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].find((p) => existsSync(p));
     checks.push(

@@ -15,6 +15,7 @@ import { AuthError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError,
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, token, type TestFleet } from "./helpers/fleet.js";
+import { killAtEnd } from "../../daemon/test/helpers/kill-at-end.js";
 
 const execFileP = promisify(execFile);
 let fleet: TestFleet;
@@ -113,9 +114,11 @@ describe("every SDK call through either replica", () => {
       expect(events.some((e) => e.host === "blocked.example.com" && !e.allowed)).toBe(true);
       expect((await sb.egressLog()).some((e) => e.host === "blocked.example.com" && !e.allowed)).toBe(true);
 
-      const before = created.expiresAt!.getTime();
+      // As Deno's: the new expiry is now + the duration.
+      const asked = Date.now();
       const until = await sb.extendTimeout("10m");
-      expect(until.getTime()).toBeGreaterThanOrEqual(before + 600_000 - 1000);
+      expect(until.getTime()).toBeGreaterThanOrEqual(asked + 600_000 - 1000);
+      expect(until.getTime()).toBeLessThanOrEqual(Date.now() + 600_000 + 1000);
       const usage = await sb.usage();
       expect(usage.status).toBe("running");
       expect(usage.egress.blocked).toBeGreaterThanOrEqual(1);
@@ -124,6 +127,10 @@ describe("every SDK call through either replica", () => {
       const sleeper = await sb.spawn("sleep", { args: ["30"] });
       await sleeper.kill("SIGKILL");
       expect(await sleeper.status).toMatchObject({ code: 137, signal: "SIGKILL" });
+    } catch (err) {
+      // A timed sandbox left behind would skew placement in the tests after this one.
+      await created.kill();
+      throw err;
     } finally {
       await sb.close();
     }
@@ -172,11 +179,12 @@ describe("drain", () => {
   it("a drained daemon gets no new sandboxes; its running ones stay reachable", async () => {
     const h2 = fleet.daemons[2]!;
     const onH2: Sandbox[] = [];
-    while (onH2.length === 0) {
+    for (let i = 0; i < 30 && onH2.length === 0; i++) {
       const sb = await Sandbox.create({ ...via(0), timeout: "5m" });
       if (prefixOf(sb.id) === "h2") onH2.push(sb);
       else await sb.kill();
     }
+    expect(onH2.length, "placement never chose h2 in 30 creates").toBe(1);
     const drain = await execFileP(process.execPath, [CLI, "daemon", "drain", "--state-dir", h2.stateDir], { env: { ...process.env, SBX_TOKEN: fleet.operator } });
     expect(drain.stdout).toBe("draining: 1 sandboxes running\n");
     try {
@@ -250,7 +258,7 @@ describe("the gateway's own door", () => {
       expect(fourth).toBeInstanceOf(RpcError);
       expect((fourth as RpcError).message).toMatch(/tenant graded: 1 live sandboxes, its quota \(quotas\.sandboxes: 1\)/);
       // The other tenants, from the first file, still get in through the same gateway.
-      await using other = await Sandbox.create({ url: withFile.url, token: fleet.tenants[1]!, timeout: "5m" });
+      await using other = killAtEnd(await Sandbox.create({ url: withFile.url, token: fleet.tenants[1]!, timeout: "5m" }));
       expect(prefixOf(other.id)).toMatch(/^h[012]$/);
     } finally {
       await Promise.all(made.map((s) => s.kill()));

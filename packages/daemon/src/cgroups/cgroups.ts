@@ -23,6 +23,8 @@ export interface CgroupStats {
 /** One sandbox's cgroup(s): join by writing "0" to each procs file before exec'ing bwrap. */
 export interface SandboxCgroup {
   readonly procsFiles: string[];
+  /** Sets new memory and CPU caps on the live cgroup (a pooled sandbox claimed with other limits). */
+  retune(limits: { memoryBytes: number; cpus: number }): Promise<void>;
   stats(): CgroupStats;
   /** Kills anything left inside and removes the cgroup (it must be empty of live tasks). */
   destroy(): Promise<void>;
@@ -94,6 +96,20 @@ async function reclaimUnder(base: string): Promise<number> {
   return n;
 }
 
+/**
+ * Writes v1 memory and CPU caps. The kernel keeps memory.memsw.limit_in_bytes (memory + swap) at
+ * or above memory.limit_in_bytes, so a cap that grows raises memsw first and one that shrinks
+ * lowers the memory limit first; `from` is the memory cap set now (null on a new cgroup).
+ */
+async function setV1Caps(d: { memory: string; cpu: string }, caps: { memoryBytes: number; cpus: number }, from: number | null): Promise<void> {
+  const memsw = join(d.memory, "memory.memsw.limit_in_bytes");
+  // No swap beyond the limit, where the kernel accounts swap at all.
+  const writes = [join(d.memory, "memory.limit_in_bytes"), ...(existsSync(memsw) ? [memsw] : [])];
+  if (from !== null && caps.memoryBytes > from) writes.reverse();
+  for (const file of writes) await fsp.writeFile(file, String(caps.memoryBytes));
+  await fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(caps.cpus * CPU_PERIOD_US)));
+}
+
 /** cgroup v1: separate memory, cpu, cpuacct and pids hierarchies under /sys/fs/cgroup/<controller>. */
 export class CgroupV1Driver implements CgroupDriver {
   readonly version = 1 as const;
@@ -143,18 +159,20 @@ export class CgroupV1Driver implements CgroupDriver {
         await this.makeCpuset(dir, formatCpuList(limits.cpuSet));
         made.push(dir);
       }
-      await fsp.writeFile(join(d.memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
-      // No swap beyond the limit, where the kernel accounts swap at all.
-      if (existsSync(join(d.memory, "memory.memsw.limit_in_bytes"))) await fsp.writeFile(join(d.memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
       await fsp.writeFile(join(d.cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-      await fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(limits.cpus * CPU_PERIOD_US)));
+      await setV1Caps(d, limits, null);
       await fsp.writeFile(join(d.pids, "pids.max"), String(limits.pids));
     } catch (err) {
       for (const dir of made) await removeCgroup(dir).catch(() => {});
       throw err;
     }
+    let memoryBytes = limits.memoryBytes;
     return {
       procsFiles: made.map((dir) => join(dir, "cgroup.procs")),
+      retune: async (caps) => {
+        await setV1Caps(d, caps, memoryBytes);
+        memoryBytes = caps.memoryBytes;
+      },
       stats: () => ({
         cpuSeconds: readNumber(join(d.cpuacct, "cpuacct.usage")) / 1e9,
         memoryBytes: readNumber(join(d.memory, "memory.usage_in_bytes")),
@@ -178,6 +196,11 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 }
 
+async function setV2Caps(dir: string, caps: { memoryBytes: number; cpus: number }): Promise<void> {
+  await fsp.writeFile(join(dir, "memory.max"), String(caps.memoryBytes));
+  await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(caps.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+}
+
 /** cgroup v2: one unified hierarchy; sandboxes live under <root>/<name>. */
 export class CgroupV2Driver implements CgroupDriver {
   readonly version = 2 as const;
@@ -197,9 +220,8 @@ export class CgroupV2Driver implements CgroupDriver {
     await fsp.mkdir(dir);
     try {
       if (cpuset) await fsp.writeFile(join(dir, "cpuset.cpus"), formatCpuList(limits.cpuSet!));
-      await fsp.writeFile(join(dir, "memory.max"), String(limits.memoryBytes));
+      await setV2Caps(dir, limits);
       if (existsSync(join(dir, "memory.swap.max"))) await fsp.writeFile(join(dir, "memory.swap.max"), "0");
-      await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
       await fsp.writeFile(join(dir, "pids.max"), String(limits.pids));
     } catch (err) {
       await removeCgroup(dir).catch(() => {});
@@ -208,6 +230,7 @@ export class CgroupV2Driver implements CgroupDriver {
     let peak = 0;
     return {
       procsFiles: [join(dir, "cgroup.procs")],
+      retune: (caps) => setV2Caps(dir, caps),
       stats: () => {
         const current = readNumber(join(dir, "memory.current"));
         // memory.peak exists from Linux 5.19; before that the highest value we sampled stands in.

@@ -100,6 +100,12 @@ export class CpuPlacer {
     return chosen;
   }
 
+  /** A placed sandbox's quota changed from `from` to `to` cores on the same set. */
+  reweigh(set: readonly number[] | null, from: number, to: number): void {
+    if (!set) return;
+    for (const c of set) this.load.set(c, Math.max(0, this.load.get(c)! + (to - from) / set.length));
+  }
+
   release(set: readonly number[] | null, cores: number): void {
     if (!set) return;
     for (const c of set) this.load.set(c, Math.max(0, this.load.get(c)! - cores / set.length));

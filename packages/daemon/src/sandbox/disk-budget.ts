@@ -55,6 +55,11 @@ export class DiskBudget {
     if (refusal) throw new DaemonError("ResourceLimit", refusal);
   }
 
+  /** Whether a sandbox with `cap` would be admitted now (for work done ahead of demand, which must not be refused later). */
+  allows(cap: number, live: readonly DiskClaim[]): boolean {
+    return !this.judge(cap, live).refusal;
+  }
+
   /** What the owner of a sandbox with `cap` should be told about it beside `others` (an overcommitted cap). */
   warnings(cap: number, others: readonly DiskClaim[]): string[] {
     return this.judge(cap, others).warnings;

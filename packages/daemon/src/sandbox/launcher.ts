@@ -9,6 +9,8 @@ import { formatCpuList } from "./cpus.js";
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 export interface LaunchSpec {
+  /** sbx-launch (native/launch.c): joins the cgroups, sets rlimits, affinity and the uid, then execs bwrap. */
+  launcherPath: string;
   bwrapPath: string;
   /** Directory fd holding the egress proxy's unix socket, bound in at /.sbx/run: the sandbox's only way out. */
   egressDirFd: number;
@@ -43,7 +45,7 @@ export interface LaunchSpec {
   seccomp: Buffer;
   /** Ptys the sandbox may hold at once (its own devpts instance's max=). */
   ptysPerSandbox: number;
-  /** cgroup.procs files to join before bwrap starts (root mode). */
+  /** cgroup.procs files sbx-launch joins before it execs bwrap (root mode). */
   cgroupProcs: string[];
   rlimits: { nofile: number; nproc: number | null };
   hostname: string;
@@ -54,12 +56,6 @@ const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, 
 
 /** Volumes' directory fds follow home and tmp. */
 const FIRST_VOLUME_FD = FD.tmp + 1;
-
-/**
- * Joins the cgroups (writing 0 moves the writer), makes the sandbox the preferred victim of a
- * host-wide OOM, and execs the rest of argv. A constant script: every value arrives as argv.
- */
-const JOIN_SCRIPT = 'for f do if [ "$f" = -- ]; then shift; break; fi; echo 0 > "$f" || exit 125; shift; done; echo 500 > /proc/self/oom_score_adj; exec "$@"';
 
 const USER_ETC = {
   passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
@@ -135,17 +131,21 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
 }
 
 /**
- * The full argv: in root mode `sh` joins the cgroups as root, `prlimit` sets the rlimits and
- * `setpriv` drops to the sandbox's host uid (clearing supplementary groups) before bwrap runs.
+ * The full argv: sbx-launch (one exec) joins the cgroups as root and makes the sandbox the
+ * preferred victim of a host-wide OOM (root mode), sets the rlimits and the CPU affinity (the
+ * set nproc and availableParallelism read; in root mode a cpuset enforces the same set where the
+ * host has the controller), drops to the sandbox's host uid with no supplementary groups (root
+ * mode), and execs bwrap.
  */
 export function launchArgv(spec: LaunchSpec): string[] {
-  const limits = [`--nofile=${spec.rlimits.nofile}:${spec.rlimits.nofile}`, "--core=0:0"];
-  if (spec.rlimits.nproc !== null) limits.push(`--nproc=${spec.rlimits.nproc}:${spec.rlimits.nproc}`);
-  // The affinity nproc and availableParallelism read; in root mode a cpuset enforces the same set where the host has the controller.
-  const bwrap = [...(spec.cpuSet ? ["/usr/bin/taskset", "--cpu-list", formatCpuList(spec.cpuSet)] : []), spec.bwrapPath, ...bwrapArgs(spec, FD)];
-  if (spec.hostUid === null) return ["/usr/bin/prlimit", ...limits, "--", ...bwrap];
-  const drop = ["/usr/bin/setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--"];
-  return ["/bin/sh", "-c", JOIN_SCRIPT, "sbx-join", ...spec.cgroupProcs, "--", "/usr/bin/prlimit", ...limits, "--", ...drop, ...bwrap];
+  const a = [spec.launcherPath];
+  for (const file of spec.cgroupProcs) a.push("--cgroup-procs", file);
+  if (spec.hostUid !== null) a.push("--oom-score-adj", "500");
+  a.push("--nofile", String(spec.rlimits.nofile));
+  if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));
+  if (spec.cpuSet) a.push("--cpus", formatCpuList(spec.cpuSet));
+  if (spec.hostUid !== null) a.push("--uid", String(spec.hostUid));
+  return [...a, "--", spec.bwrapPath, ...bwrapArgs(spec, FD)];
 }
 
 /** Starts bwrap for one sandbox; its stdin/stdout become the supervisor channel. */

@@ -1,4 +1,5 @@
 import { closeSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { customAlphabet } from "nanoid";
@@ -24,13 +25,14 @@ import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
 import { launch, openSandboxFiles } from "./launcher.js";
 import { timeoutOf } from "./lifetime.js";
-import { limitsOf, rootlessWarnings } from "./limits.js";
+import { limitsOf, rootlessWarnings, sameLimits } from "./limits.js";
 import { WarmPool } from "./pool.js";
 import { startReaper } from "./reaper.js";
 import { SandboxRecords } from "./records.js";
-import { acquireResources, type SandboxResources } from "./resources.js";
+import { acquireResources, setSize, type SandboxResources } from "./resources.js";
 import { Sandbox, type Client, type EndReason, type SandboxLimits } from "./sandbox.js";
 import { reclaimStorage } from "./storage.js";
+import { StorageStock } from "./storage-stock.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { UidPool } from "./uids.js";
 import { UsageMeter, type Usage } from "./usage.js";
@@ -42,6 +44,8 @@ const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 export interface ManagerOptions {
   stateDir: string;
   bwrapPath: string;
+  /** sbx-launch, which starts each sandbox's bwrap (native/launch.c). */
+  launcherPath: string;
   nodePath: string;
   supervisorPath: string;
   preloadPath: string;
@@ -65,8 +69,12 @@ export interface ManagerOptions {
   pidsPerSandbox: number;
   ptysPerSandbox: number;
   openFilesPerProcess: number;
-  /** Default-limit sandboxes kept started ahead of demand. */
+  /** Default-limit sandboxes kept started ahead of demand; 0 turns the pool off. */
   warmPool: number;
+  /** The most the pool grows to when creates outrun it. */
+  warmPoolMax: number;
+  /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode). */
+  storageStock: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
   stallMs: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
@@ -104,15 +112,37 @@ export class SandboxManager {
   private readonly volumeClaims = new Map<VolumeClaim, string>();
   /** Root mode: volumes and snapshots, and which sandbox has which mounted. */
   readonly volumes: VolumeStore | null;
+  /** Root mode: file systems made ahead of demand. */
+  private readonly storage: StorageStock;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
     this.files = openSandboxFiles(opts);
-    this.pool = new WarmPool(opts.warmPool, () => this.launchSandbox(limitsOf({})), opts.log);
+    this.pool = new WarmPool({
+      base: opts.warmPool,
+      max: Math.max(opts.warmPool, opts.warmPoolMax),
+      // Refills never take more than half the host's CPUs from the sandboxes already running.
+      parallel: Math.max(1, Math.floor(availableParallelism() / 2)),
+      defaults: limitsOf({}),
+      kindOf: (limits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`,
+      launch: (limits) => this.launchSandbox(limits),
+      discard: (sb) => this.destroy(sb, "killed", "the warm pool shrank"),
+      log: opts.log,
+    });
     this.accounting = new Accounting(opts.stateDir, opts.tenants, () => this.sandboxes.values(), opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
+    const defaultDisk = limitsOf({}).diskBytes;
+    this.storage = new StorageStock({
+      dir: this.mountDir,
+      size: opts.uids === null ? 0 : opts.storageStock,
+      bytes: defaultDisk,
+      reserve: opts.disk.reserve,
+      mayPrepare: () => this.disk?.allows(defaultDisk, [...this.diskClaims(), ...this.storage.claims()]) ?? false,
+      newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
+      log: opts.log,
+    });
     this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log);
   }
 
@@ -131,6 +161,7 @@ export class SandboxManager {
       await this.volumes!.init();
       this.disk!.describe();
       this.disk!.watch();
+      await this.storage.fill();
     }
     void this.pool.fill();
   }
@@ -249,7 +280,7 @@ export class SandboxManager {
     const claim = this.claimVolumes(client.owner, p.volumes);
 
     // The warm pool's sandboxes have no volumes bound: one that asks for volumes is launched.
-    const warm = claim ? null : this.pool.take(limits);
+    const warm = claim ? null : await this.fromPool(limits);
     const sb = warm ?? (await this.launchSandbox(limits, claim));
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
@@ -271,6 +302,21 @@ export class SandboxManager {
       `sandbox ${sb.id} started${warm ? " from the warm pool" : ""} (host uid ${hostUid ?? process.getuid?.()}, bwrap pid ${sb.proc.pid}${cgroup ? `, cgroup v${this.opts.cgroups!.version}` : ""})`,
     );
     return { sandbox: sb, warnings: this.warningsFor(sb, p) };
+  }
+
+  /** A pooled sandbox held to `limits`, or null when the pool has none of that kind (or it died being claimed). */
+  private async fromPool(limits: SandboxLimits): Promise<Sandbox | null> {
+    const sb = this.pool.take(limits);
+    if (!sb) return null;
+    if (!sameLimits(sb.limits, limits)) {
+      try {
+        await sb.retune(limits);
+      } catch (err) {
+        this.destroy(sb, "error", `could not set its limits: ${(err as Error).message}`);
+        return null;
+      }
+    }
+    return sb.stopped ? null : sb;
   }
 
   /**
@@ -298,15 +344,13 @@ export class SandboxManager {
   }
 
   private async startSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
-    const id = `sbx_${this.opts.idPrefix ? `${this.opts.idPrefix}_` : ""}${newId()}`;
     this.disk?.admit(limits.diskBytes, this.diskClaims());
+    // Root mode: the sandbox takes the id of the file system it gets (prepared ones were named ahead).
+    const fs = this.storage.take(limits.diskBytes);
+    const { id } = fs;
     let resources: SandboxResources;
     try {
-      resources = await acquireResources(
-        { uids: this.uids, cgroups: this.opts.cgroups, mountDir: this.mountDir, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus, reserveDisk: this.opts.disk.reserve },
-        id,
-        limits,
-      );
+      resources = await acquireResources({ uids: this.uids, cgroups: this.opts.cgroups, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus }, fs, limits);
     } catch (err) {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
@@ -330,6 +374,7 @@ export class SandboxManager {
     }
     const proc = launch({
       egressDirFd: egress.socketDirFd,
+      launcherPath: this.opts.launcherPath,
       bwrapPath: this.opts.bwrapPath,
       etcBinds: this.opts.etcBinds,
       hostUid,
@@ -367,10 +412,12 @@ export class SandboxManager {
     proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal, undefined, claim));
     proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message, claim));
     this.sandboxes.set(id, sb);
+    // The record (what a restarted daemon kills if this one dies) is written while bwrap starts: both are done before the sandbox is handed out.
+    const recorded = this.records.write(id, proc.pid!);
     try {
-      await link.ready(15_000);
-      await this.records.write(id, proc.pid!);
+      await Promise.all([link.ready(15_000), recorded]);
     } catch (err) {
+      await recorded.catch(() => {}); // written before the teardown removes it
       this.destroy(sb, "error", (err as Error).message);
       throw new DaemonError("InternalError", `could not start the sandbox: ${(err as Error).message}`);
     }
@@ -422,6 +469,7 @@ export class SandboxManager {
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
+    await this.storage.close();
     await this.opts.cgroups?.removeBase();
     this.accounting.close();
     this.files.close();

@@ -1,7 +1,7 @@
-import { join } from "node:path";
 import type { CgroupDriver, SandboxCgroup } from "../cgroups/cgroups.js";
 import type { SandboxLimits } from "./limits.js";
-import { SandboxStorage } from "./storage.js";
+import type { SandboxStorage } from "./storage.js";
+import type { StorageClaim } from "./storage-stock.js";
 import type { UidPool } from "./uids.js";
 import type { CpuPlacer } from "./cpus.js";
 
@@ -13,8 +13,22 @@ export class SandboxResources {
     readonly cgroup: SandboxCgroup | null,
     /** The CPUs it runs on (its quota rounded up), null for all of them. */
     readonly cpuSet: readonly number[] | null,
+    /** Its CPU quota as placed on `cpuSet`. */
+    private cores: number,
+    private readonly cpus: CpuPlacer,
     private readonly onRelease: () => void,
   ) {}
+
+  /**
+   * New memory and CPU caps for the live sandbox (a pooled one claimed with other limits). The
+   * quota must round up to as many CPUs as `cpuSet` holds: the set is what its processes see.
+   */
+  async retune(limits: { memoryBytes: number; cpus: number }): Promise<void> {
+    if (setSize(this.cpus, limits.cpus) !== setSize(this.cpus, this.cores)) throw new Error(`a quota of ${limits.cpus} CPUs needs another CPU set than the one the sandbox runs on`);
+    await this.cgroup?.retune(limits);
+    this.cpus.reweigh(this.cpuSet, this.cores, limits.cpus);
+    this.cores = limits.cpus;
+  }
 
   /** Undoes everything, once every process of the sandbox is gone. */
   async release(): Promise<void> {
@@ -22,41 +36,54 @@ export class SandboxResources {
       await this.cgroup?.destroy();
       await this.storage?.destroy();
     } finally {
+      this.cpus.release(this.cpuSet, this.cores);
       this.onRelease();
     }
   }
 }
 
+/** How many CPUs a sandbox with `cores` sees: its quota rounded up, all of them at most. */
+export function setSize(cpus: CpuPlacer, cores: number): number {
+  return Math.min(cpus.cpus.length, Math.ceil(cores - 1e-9));
+}
+
 export interface ResourceOptions {
   uids: UidPool | null;
   cgroups: CgroupDriver | null;
-  mountDir: string;
   pidsPerSandbox: number;
   /** Spreads sandboxes' CPU sets over the host's CPUs. */
   cpus: CpuPlacer;
-  /** Allocate each storage image in full (config diskReserve). */
-  reserveDisk: boolean;
 }
 
 /** Hands out per-sandbox host resources, undoing the parts already taken when a later one fails. */
-export async function acquireResources(opts: ResourceOptions, id: string, limits: SandboxLimits): Promise<SandboxResources> {
+export async function acquireResources(opts: ResourceOptions, storage: StorageClaim, limits: SandboxLimits): Promise<SandboxResources> {
+  const { id } = storage;
   const cpuSet = opts.cpus.place(limits.cpus);
-  const unplace = () => opts.cpus.release(cpuSet, limits.cpus);
-  if (!opts.uids) return new SandboxResources(null, null, null, cpuSet, unplace);
+  if (!opts.uids) return new SandboxResources(null, null, null, cpuSet, limits.cpus, opts.cpus, () => {});
   const uids = opts.uids;
-  const hostUid = uids.take();
-  let storage: SandboxStorage | null = null;
+  let hostUid: number;
   try {
-    storage = await SandboxStorage.create(join(opts.mountDir, id), limits.diskBytes, hostUid, opts.reserveDisk);
-    const cgroup = opts.cgroups ? await opts.cgroups.create(id, { memoryBytes: limits.memoryBytes, cpus: limits.cpus, pids: opts.pidsPerSandbox, cpuSet }) : null;
-    return new SandboxResources(hostUid, storage, cgroup, cpuSet, () => {
-      uids.release(hostUid);
-      unplace();
-    });
+    hostUid = uids.take();
   } catch (err) {
-    await storage?.destroy().catch(() => {});
+    await storage.discard().catch(() => {});
+    opts.cpus.release(cpuSet, limits.cpus);
+    throw err;
+  }
+  // The file system and the cgroup are made side by side: neither waits on the other.
+  const made = await Promise.allSettled([
+    storage.claim(hostUid),
+    opts.cgroups ? opts.cgroups.create(id, { memoryBytes: limits.memoryBytes, cpus: limits.cpus, pids: opts.pidsPerSandbox, cpuSet }) : Promise.resolve(null),
+  ] as const);
+  const [fs, cgroup] = made;
+  try {
+    if (fs.status === "rejected") throw fs.reason;
+    if (cgroup.status === "rejected") throw cgroup.reason;
+    return new SandboxResources(hostUid, fs.value, cgroup.value, cpuSet, limits.cpus, opts.cpus, () => uids.release(hostUid));
+  } catch (err) {
+    if (fs.status === "fulfilled") await fs.value.destroy().catch(() => {});
+    if (cgroup.status === "fulfilled") await cgroup.value?.destroy().catch(() => {});
     uids.release(hostUid);
-    unplace();
+    opts.cpus.release(cpuSet, limits.cpus);
     throw err;
   }
 }

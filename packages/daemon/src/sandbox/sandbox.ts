@@ -62,7 +62,7 @@ export class Sandbox {
   /** Files opened with fs.open, by the connection holding each. */
   readonly files = new FileHandles();
   readonly lifetime: Lifetime;
-  readonly limits: SandboxLimits;
+  #limits: SandboxLimits;
   readonly resources: SandboxResources;
   readonly proc: ChildProcess;
   readonly link: SupervisorLink;
@@ -89,9 +89,26 @@ export class Sandbox {
     /** Called when its lifetime runs out. */
     end: (reason: "timeout" | "session") => void,
   ) {
-    ({ limits: this.limits, resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
+    this.#limits = parts.limits;
+    ({ resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
     this.processes = new ProcessTable(id, () => this.meter.oomKills());
     this.lifetime = new Lifetime(sessionGraceMs, end);
+  }
+
+  /** The limits the host holds it to now. */
+  get limits(): SandboxLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Holds a pooled sandbox, before it is handed out, to other memory and CPU caps (its disk and
+   * the number of CPUs it sees stay: the pool keeps sandboxes apart by those).
+   */
+  async retune(limits: SandboxLimits): Promise<void> {
+    if (this.#owner) throw new Error(`sandbox ${this.id} is already handed out`);
+    if (limits.diskBytes !== this.#limits.diskBytes) throw new Error(`sandbox ${this.id} has a ${this.#limits.diskBytes}-byte disk, not ${limits.diskBytes}`);
+    await this.resources.retune(limits);
+    this.#limits = { ...limits };
   }
 
   /** The token's owner key; "" while the sandbox waits unowned in the warm pool. */

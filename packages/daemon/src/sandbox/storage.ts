@@ -13,20 +13,41 @@ const run = promisify(execFile);
  * back and reclaim: filling the disk ends in ENOSPC, never in an out-of-memory kill. The daemon
  * hands bwrap open directory fds (bwrap runs as the sandbox uid and must still resolve the
  * path, so `root` sits in a directory any uid can traverse).
+ *
+ * Made in two steps: {@link PreparedStorage.prepare} formats and mounts an image owned by root
+ * (the slow part, which {@link StorageStock} does ahead of demand), and `claim` hands it to one
+ * sandbox uid.
  */
 export class SandboxStorage {
-  private constructor(readonly root: string, readonly image: string, readonly homeFd: number, readonly tmpFd: number) {}
+  constructor(readonly root: string, readonly image: string, readonly bytes: number, readonly homeFd: number, readonly tmpFd: number) {}
+
+  /** Makes, mounts and claims a file system in one go (what the create path does when no prepared one fits). */
+  static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
+    return (await PreparedStorage.prepare(root, bytes, reserve)).claim(uid);
+  }
+
+  /** Releases the fds, unmounts (bwrap's namespace holds its own reference until it dies) and deletes the image. */
+  async destroy(): Promise<void> {
+    closeSync(this.homeFd);
+    closeSync(this.tmpFd);
+    await detach(this.root, this.image);
+  }
+}
+
+/** A formatted, mounted file system with home and tmp made, owned by root and by no sandbox yet. */
+export class PreparedStorage {
+  private constructor(readonly root: string, readonly image: string, readonly bytes: number) {}
 
   /** Makes and mounts the file system; `reserve` allocates the whole image up front (no write can then find the host disk full). */
-  static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
+  static async prepare(root: string, bytes: number, reserve = false): Promise<PreparedStorage> {
     const image = `${root}.img`;
     const inodes = Math.max(1024, Math.min(4_000_000, Math.floor(bytes / 8192)));
     await fsp.writeFile(image, "", { mode: 0o600 });
     try {
       if (reserve) await run("fallocate", ["-l", String(bytes), image]);
       else await fsp.truncate(image, bytes);
-      // No journal: a sandbox's storage does not outlive a crash of its sandbox.
-      await formatExt4(image, { inodes, journal: false, rootOwner: uid });
+      // No journal: a sandbox's storage does not outlive a crash of its sandbox. Root-owned: handed to its uid when used.
+      await formatExt4(image, { inodes, journal: false, rootOwner: 0 });
       await fsp.mkdir(root, { mode: 0o700 });
       // errors=remount-ro: metadata that cannot be written turns the file system read-only rather than corrupt.
       await run("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
@@ -41,20 +62,30 @@ export class SandboxStorage {
       await fsp.mkdir(join(root, "home"), { mode: 0o755 });
       await fsp.mkdir(join(root, "tmp"), { mode: 0o1777 });
       await fsp.chmod(join(root, "tmp"), 0o1777);
-      await fsp.chown(join(root, "home"), uid, uid);
-      await fsp.chown(join(root, "tmp"), uid, uid);
-      return new SandboxStorage(root, image, openSync(join(root, "home"), "r"), openSync(join(root, "tmp"), "r"));
+      return new PreparedStorage(root, image, bytes);
     } catch (err) {
       await detach(root, image);
       throw err;
     }
   }
 
-  /** Releases the fds, unmounts (bwrap's namespace holds its own reference until it dies) and deletes the image. */
-  async destroy(): Promise<void> {
-    closeSync(this.homeFd);
-    closeSync(this.tmpFd);
-    await detach(this.root, this.image);
+  /** Gives the file system to host uid `uid` (its root, home and tmp) and opens the directories bwrap binds. */
+  async claim(uid: number): Promise<SandboxStorage> {
+    let homeFd = -1;
+    try {
+      for (const dir of [this.root, join(this.root, "home"), join(this.root, "tmp")]) await fsp.chown(dir, uid, uid);
+      homeFd = openSync(join(this.root, "home"), "r");
+      return new SandboxStorage(this.root, this.image, this.bytes, homeFd, openSync(join(this.root, "tmp"), "r"));
+    } catch (err) {
+      if (homeFd >= 0) closeSync(homeFd);
+      await this.destroy();
+      throw err;
+    }
+  }
+
+  /** Unmounts and deletes it, unclaimed. */
+  destroy(): Promise<void> {
+    return detach(this.root, this.image);
   }
 }
 

@@ -69,6 +69,12 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       if (path.endsWith("/cpu.max") && /^\d+ /.test(value) && Number(value.split(" ")[0]) < 1000) throw err("EINVAL", path);
       if (path.endsWith("/cpu.cfs_quota_us") && Number(value) !== -1 && Number(value) < 1000) throw err("EINVAL", path);
       if (!path.endsWith("/cgroup.subtree_control") && !fs.existsSync(path)) throw err("ENOENT", path);
+      // v1 keeps memory + swap at or above memory alone: a write breaking that order is EINVAL.
+      const dir = path.slice(0, path.lastIndexOf("/"));
+      const current = (f: string) => (fs.existsSync(`${dir}/${f}`) ? Number(fs.readFileSync(`${dir}/${f}`, "utf8")) : null);
+      const memsw = current("memory.memsw.limit_in_bytes");
+      if (path.endsWith("/memory.limit_in_bytes") && memsw !== null && Number(value) > memsw) throw err("EINVAL", path);
+      if (path.endsWith("/memory.memsw.limit_in_bytes") && Number(value) < current("memory.limit_in_bytes")!) throw err("EINVAL", path);
     }
     return actual.writeFile(p as never, data as never, opts as never);
   };
@@ -258,6 +264,13 @@ describe("CgroupV2Driver (fake cgroupfs: the v2 path this v1 host cannot run for
     expect(existsSync(dir)).toBe(true);
   });
 
+  it("retune() writes memory.max and cpu.max of the live cgroup", async () => {
+    fakeV2();
+    const cg = await new CgroupV2Driver(root, "sbx-abc").create("sbx_re", LIMITS);
+    await cg.retune({ memoryBytes: 512 * MIB, cpus: 2 });
+    expect([read(root, "sbx-abc", "sbx_re", "memory.max"), read(root, "sbx-abc", "sbx_re", "cpu.max")]).toEqual([String(512 * MIB), "200000 100000"]);
+  });
+
   it("a limit the kernel rejects fails create() and leaves no cgroup behind", async () => {
     fakeV2();
     const driver = new CgroupV2Driver(root, "sbx-abc");
@@ -299,6 +312,18 @@ describe("CgroupV1Driver (fake cgroupfs)", () => {
     expect(at("cpu", "cpu.cfs_quota_us")).toBe("50000");
     expect(at("pids", "pids.max")).toBe("64");
     expect(cg.procsFiles).toEqual(["memory", "cpu", "cpuacct", "pids"].map((c) => join(root, c, "sbx-abc", "sbx_one", "cgroup.procs")));
+  });
+
+  it("retune() raises and lowers the memory cap (memsw never below memory) and sets the CPU quota", async () => {
+    fakeV1();
+    const cg = await new CgroupV1Driver(root, "sbx-abc").create("sbx_re", LIMITS);
+    const at = (c: string, f: string) => read(root, c, "sbx-abc", "sbx_re", f);
+    await cg.retune({ memoryBytes: 2048 * MIB, cpus: 1.5 });
+    expect([at("memory", "memory.limit_in_bytes"), at("memory", "memory.memsw.limit_in_bytes"), at("cpu", "cpu.cfs_quota_us")]).toEqual([String(2048 * MIB), String(2048 * MIB), "150000"]);
+    await cg.retune({ memoryBytes: 128 * MIB, cpus: 0.25 });
+    expect([at("memory", "memory.limit_in_bytes"), at("memory", "memory.memsw.limit_in_bytes"), at("cpu", "cpu.cfs_quota_us")]).toEqual([String(128 * MIB), String(128 * MIB), "25000"]);
+    // A quota the kernel refuses is an error, as at create.
+    await expect(cg.retune({ memoryBytes: 128 * MIB, cpus: 0.001 })).rejects.toMatchObject({ code: "EINVAL" });
   });
 
   it("resolves co-mounted cpu,cpuacct to one dir", async () => {

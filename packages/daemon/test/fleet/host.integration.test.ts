@@ -11,6 +11,7 @@ import { idPrefixOf } from "../../src/fleet/host-state.js";
 import { CLI, startDaemon } from "../helpers/daemon.js";
 import { useDaemon } from "../helpers/fixtures.js";
 import { RawClient } from "../helpers/raw.js";
+import { killAtEnd } from "../helpers/kill-at-end.js";
 
 const execFileP = promisify(execFile);
 const OPERATOR = `operator-${randomBytes(18).toString("base64url")}`;
@@ -58,8 +59,8 @@ describe("id prefix", () => {
     const pooled = readdirSync(records).map((f) => f.replace(/\.json$/, ""));
     expect(pooled).toEqual([expect.stringMatching(/^sbx_n1_[A-Za-z0-9]{24}$/)]);
     // (Whether a create gets that one depends on the pool having finished warming it: not asserted.)
-    await using a = await Sandbox.create(tenant());
-    await using b = await Sandbox.create(tenant());
+    await using a = killAtEnd(await Sandbox.create(tenant()));
+    await using b = killAtEnd(await Sandbox.create(tenant()));
     for (const sb of [a, b]) expect(sb.id).toMatch(/^sbx_n1_[A-Za-z0-9]{24}$/);
   });
 
@@ -85,7 +86,7 @@ describe("daemon.info", () => {
   it("reports the prefix, the live sandboxes and their caps against the host", async () => {
     const before = (await operatorCall("daemon.info")).result;
     expect(before).toMatchObject({ idPrefix: "n1", draining: false, mode: process.getuid?.() === 0 ? "root" : "rootless", capacity: { sandboxes: { live: 0, max: 3 } } });
-    await using sb = await Sandbox.create({ ...tenant(), memory: "256MiB", disk: "64MiB", cpus: 0.5 });
+    await using sb = killAtEnd(await Sandbox.create({ ...tenant(), memory: "256MiB", disk: "64MiB", cpus: 0.5 }));
     const { capacity } = (await operatorCall("daemon.info")).result;
     expect(capacity.sandboxes.live).toBe(1);
     expect(capacity.memory.committedBytes).toBe(256 << 20);
@@ -122,7 +123,7 @@ describe("maxSandboxes", () => {
     expect((err as RpcError).rpcCode).toBe(ErrorCodes.ResourceLimit);
     expect((err as Error).message).toMatch(/^this daemon already runs 3 sandboxes \(0 more starting\), the most it allows \(maxSandboxes 3\)$/);
     await held[0]!.kill();
-    await using again = await Sandbox.create(tenant());
+    await using again = killAtEnd(await Sandbox.create(tenant()));
     expect(again.id).toMatch(/^sbx_n1_/);
     for (const sb of held.slice(1)) await sb.kill();
   });
@@ -130,7 +131,7 @@ describe("maxSandboxes", () => {
 
 describe("drain", () => {
   it("refuses new sandboxes while running ones go on (each refusal counted in /metrics); ready says so; --undo accepts them again", async () => {
-    await using running = await Sandbox.create({ ...tenant(), timeout: "5m" });
+    await using running = killAtEnd(await Sandbox.create({ ...tenant(), timeout: "5m" }));
     expect(await sbxDaemon("ready")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ready: 1 of at most 3 sandboxes, ids sbx_n1_\.\.\.\n$/) });
 
     expect(await sbxDaemon("drain")).toMatchObject({ code: 0, stdout: "draining: 1 sandboxes running\n" });
@@ -144,7 +145,7 @@ describe("drain", () => {
     expect(daemon.logs()).toMatch(/draining: new sandboxes are refused; 1 running ones go on until they end/);
 
     expect(await sbxDaemon("drain", ["--undo"])).toMatchObject({ code: 0, stdout: "not draining: 1 sandboxes running\n" });
-    await using after = await Sandbox.create(tenant());
+    await using after = killAtEnd(await Sandbox.create(tenant()));
     expect(await sbxDaemon("ready")).toMatchObject({ code: 0 });
     expect(after.id).toMatch(/^sbx_n1_/);
   });
@@ -158,7 +159,7 @@ describe("drain", () => {
     await short.close();
 
     await sbxDaemon("drain", ["--undo"]);
-    await using long = await Sandbox.create({ ...tenant(), timeout: "5m" });
+    await using long = killAtEnd(await Sandbox.create({ ...tenant(), timeout: "5m" }));
     expect(await sbxDaemon("drain", ["--wait", "1s"])).toMatchObject({ code: 1, stdout: "draining: 1 sandboxes running\n1 sandboxes still running after 1s\n" });
     await sbxDaemon("drain", ["--undo"]);
     expect(long.id).toMatch(/^sbx_n1_/);

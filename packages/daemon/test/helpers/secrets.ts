@@ -192,8 +192,8 @@ export function useSecretsSandbox() {
     if (missed.length) throw new Error(`secret values found after the tests: ${missed.join("; ")}`);
   });
   const { daemon, sb } = useSandbox({
-    // no warm pool: every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
-    daemon: () => ({ config: { egress: { resolve, extraCaCerts: [join(hostDir!, "test-ca.pem")] } }, args: ["--warm-pool", "0"] }),
+    // no warm pool and no storage stock (default-size 10 GiB images made ahead): every sandbox image below the state dir is one of this file's (and small), so all of them can be read through
+    daemon: () => ({ config: { egress: { resolve, extraCaCerts: [join(hostDir!, "test-ca.pem")] }, storageStock: 0 }, args: ["--warm-pool", "0"] }),
     sandbox: { disk: "512MiB", allowNet: ALLOW, secrets: SECRETS },
     setup: async (sb) => {
       Object.assign(P, await sb.env.toObject());

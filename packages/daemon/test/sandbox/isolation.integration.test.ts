@@ -120,7 +120,7 @@ describe("no capability, no host root", () => {
       expect(/^CapEff:\s+(\w+)$/m.exec(readProc(hostPid, "status")!)![1]).toBe("0000000000000000");
       // Nothing that runs a sandbox (bwrap, its init, the supervisor, user processes) is host root. The
       // daemon's other children — its mount reaper, and while the warm pool refills the root-side launch
-      // steps (mkfs, mount, the cgroup-joining sh before setpriv drops) — run no sandbox code.
+      // steps (mkfs, mount, sbx-launch before it drops to the sandbox uid) — run no sandbox code.
       const all = descendants(daemon.proc.pid!);
       const bwraps = all.filter((pid) => readProc(pid, "comm")?.trim() === "bwrap");
       const tree = [...new Set(bwraps.flatMap((pid) => [pid, ...descendants(pid)]))];

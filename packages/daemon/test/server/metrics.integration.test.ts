@@ -36,7 +36,8 @@ describe("/metrics", () => {
     const spawns = await sample("sbx_process_spawns_total");
     const bytesIn = await sample("sbx_stream_bytes_total", { direction: "in" });
     const bytesOut = await sample("sbx_stream_bytes_total", { direction: "out" });
-    await using sb = await Sandbox.create({ ...daemon.opts, memory: "128MiB", allowNet: ["example.invalid"] });
+    // A disk size the warm pool holds none of: launched (the pool serves any memory and cpus, not another disk).
+    await using sb = await Sandbox.create({ ...daemon.opts, memory: "128MiB", disk: "64MiB", allowNet: ["example.invalid"] });
     expect(await sample("sbx_sandbox_creates_total", { tenant: "default", source: "launch" })).toBe(creates + 1);
     expect(await sample("sbx_sandbox_create_seconds_count", { source: "launch" })).toBeGreaterThanOrEqual(1);
     expect(await sample("sbx_sandboxes", { state: "owned" })).toBe(1);

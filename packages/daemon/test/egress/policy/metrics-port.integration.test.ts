@@ -2,6 +2,7 @@ import { networkInterfaces } from "node:os";
 import { describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { useDaemon } from "../../helpers/fixtures.js";
+import { killAtEnd } from "../../helpers/kill-at-end.js";
 
 /**
  * The daemon's /metrics (config metricsListen) carries no token and names every tenant with its
@@ -18,7 +19,7 @@ describe("the daemon's metrics endpoint", () => {
     // The host side does answer there (so a refusal below is the proxy's, not a closed port).
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
     const targets = [`127.0.0.1:${port}`, `${own}:${port}`];
-    await using sb = await Sandbox.create({ url: daemon.url, token: daemon.token, allowNet: targets });
+    await using sb = killAtEnd(await Sandbox.create({ url: daemon.url, token: daemon.token, allowNet: targets }));
     for (const target of targets) {
       // Loopback is in the sandbox's NO_PROXY (its own loopback): sent to the proxy explicitly.
       const out = await sb.sh`env -u NO_PROXY -u no_proxy curl -s -o /dev/null -w '%{http_code}' --max-time 10 --proxy http://127.0.0.1:3128 http://${target}/metrics`.noThrow().text();

@@ -1,0 +1,147 @@
+/*
+ * sbx-launch: what the daemon runs to start one sandbox's bwrap, in one exec instead of four
+ * (sh to join the cgroups, prlimit, setpriv, taskset). It runs on the host, started by the daemon
+ * with an empty environment, and trusts nothing but its argv (the daemon's):
+ *
+ *   sbx-launch [--cgroup-procs FILE]... [--oom-score-adj N] --nofile N [--nproc N]
+ *              [--cpus LIST] [--uid UID] -- PROGRAM [ARG]...
+ *
+ * In this order: joins each cgroup (writes 0 to its cgroup.procs: this process, so everything
+ * it execs), sets its oom_score_adj, sets RLIMIT_NOFILE and RLIMIT_NPROC (soft = hard) and
+ * RLIMIT_CORE 0, pins itself to the CPU list (kernel format, "0-2,5"), drops to UID:UID with no
+ * supplementary groups (and checks it cannot get root back), then execs PROGRAM (an absolute
+ * path). Any step failing ends it with status 125 and a line on stderr, before PROGRAM runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MAX_CGROUPS 16
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sbx-launch: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(125);
+}
+
+static unsigned long number(const char *flag, const char *s, unsigned long max)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || n > max) fail("%s: not a number up to %lu: '%s'", flag, max, s);
+    return n;
+}
+
+static void write_file(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open %s: %s", path, strerror(errno));
+    size_t n = strlen(value);
+    if (write(fd, value, n) != (ssize_t)n) fail("cannot write %s: %s", path, strerror(errno));
+    if (close(fd) < 0) fail("cannot write %s: %s", path, strerror(errno));
+}
+
+static void set_limit(int resource, const char *name, rlim_t n)
+{
+    struct rlimit r = { n, n };
+    if (setrlimit(resource, &r) < 0) fail("cannot set %s to %lu: %s", name, (unsigned long)n, strerror(errno));
+}
+
+/* "0-2,5" into a CPU set; the whole list must parse. */
+static void parse_cpus(const char *list, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    const char *p = list;
+    for (;;) {
+        char *end;
+        errno = 0;
+        unsigned long from = strtoul(p, &end, 10), to = from;
+        if (errno || end == p || *p == '-' || from >= CPU_SETSIZE) fail("--cpus: bad CPU list '%s'", list);
+        p = end;
+        if (*p == '-') {
+            const char *q = p + 1;
+            to = strtoul(q, &end, 10);
+            if (errno || end == q || *q == '-' || to >= CPU_SETSIZE || to < from) fail("--cpus: bad CPU list '%s'", list);
+            p = end;
+        }
+        for (unsigned long c = from; c <= to; c++) CPU_SET(c, set);
+        if (*p == '\0') return;
+        if (*p != ',') fail("--cpus: bad CPU list '%s'", list);
+        p++;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *cgroups[MAX_CGROUPS];
+    int ncgroups = 0;
+    const char *oom = NULL, *cpus = NULL;
+    long nofile = -1, nproc = -1, uid = -1;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc) fail("%s: a value must follow", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--cgroup-procs") == 0) {
+            if (ncgroups == MAX_CGROUPS) fail("more than %d --cgroup-procs", MAX_CGROUPS);
+            cgroups[ncgroups++] = v;
+        } else if (strcmp(a, "--oom-score-adj") == 0) {
+            (void)number(a, v, 1000);
+            oom = v;
+        } else if (strcmp(a, "--nofile") == 0) {
+            nofile = (long)number(a, v, 1u << 30);
+        } else if (strcmp(a, "--nproc") == 0) {
+            nproc = (long)number(a, v, 1u << 30);
+        } else if (strcmp(a, "--cpus") == 0) {
+            cpus = v;
+        } else if (strcmp(a, "--uid") == 0) {
+            uid = (long)number(a, v, 0x7fffffff);
+            if (uid == 0) fail("--uid: never 0");
+        } else {
+            fail("unknown option '%s'", a);
+        }
+    }
+    if (i >= argc || argv[i][0] != '/') fail("usage: sbx-launch [options] -- /PROGRAM [ARG]...");
+    if (nofile < 0) fail("--nofile is required");
+
+    for (int k = 0; k < ncgroups; k++) write_file(cgroups[k], "0");
+    if (oom) write_file("/proc/self/oom_score_adj", oom);
+    set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", (rlim_t)nofile);
+    set_limit(RLIMIT_CORE, "RLIMIT_CORE", 0);
+    if (nproc >= 0) set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", (rlim_t)nproc);
+    if (cpus) {
+        cpu_set_t set;
+        parse_cpus(cpus, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0) fail("cannot run on CPUs %s: %s", cpus, strerror(errno));
+    }
+    if (uid > 0) {
+        gid_t gid = (gid_t)uid;
+        if (setgroups(0, NULL) < 0) fail("cannot clear supplementary groups: %s", strerror(errno));
+        if (setresgid(gid, gid, gid) < 0) fail("cannot set gid %ld: %s", uid, strerror(errno));
+        if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0) fail("cannot set uid %ld: %s", uid, strerror(errno));
+        /* Fail closed: root must be gone for good. */
+        if (setresuid(0, 0, 0) == 0 || getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != gid || getegid() != gid)
+            fail("dropping to uid %ld did not hold", uid);
+        if (getgroups(0, NULL) != 0) fail("supplementary groups survived");
+    }
+    execv(argv[i], &argv[i]);
+    fail("cannot run %s: %s", argv[i], strerror(errno));
+}

@@ -1,0 +1,93 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+/**
+ * sbx-launch (native/launch.c), which the daemon runs as root to start every sandbox's bwrap:
+ * whatever fails, the program after `--` never runs (exit 125), and what it does run has
+ * exactly the uid, groups, rlimits, affinity and oom_score_adj asked for.
+ */
+const LAUNCH = fileURLToPath(new URL("../../dist/sbx-launch", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "sbx-launch-test-"));
+const marker = join(dir, "ran");
+const asRoot = process.getuid?.() === 0;
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs sbx-launch with `args` then `-- /bin/sh -c <script>`; the script's stdout, and whether it ran at all. */
+function launch(args: string[], script = `touch ${marker}; cat /proc/self/status /proc/self/limits /proc/self/oom_score_adj`) {
+  rmSync(marker, { force: true });
+  const r = spawnSync(LAUNCH, [...args, "--", "/bin/sh", "-c", script], { encoding: "utf8", env: {} });
+  let ran = true;
+  try {
+    readFileSync(marker);
+  } catch {
+    ran = false;
+  }
+  return { code: r.status, out: r.stdout, err: r.stderr, ran };
+}
+
+describe("sbx-launch refuses before it runs anything", () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ["an unknown option", ["--nofile", "64", "--setuid", "5"], /unknown option '--setuid'/],
+    ["no --nofile", ["--oom-score-adj", "500"], /--nofile is required/],
+    ["a number that is not one", ["--nofile", "64x"], /--nofile: not a number/],
+    ["a negative number", ["--nofile", "-1"], /--nofile: not a number/],
+    ["uid 0", ["--nofile", "64", "--uid", "0"], /--uid: never 0/],
+    ["an oom_score_adj out of range", ["--nofile", "64", "--oom-score-adj", "1001"], /--oom-score-adj: not a number up to 1000/],
+    ["a bad CPU list", ["--nofile", "64", "--cpus", "0-"], /--cpus: bad CPU list/],
+    ["a reversed CPU range", ["--nofile", "64", "--cpus", "3-1"], /--cpus: bad CPU list/],
+    ["a cgroup it cannot join", ["--cgroup-procs", join(dir, "no-such-cgroup", "cgroup.procs"), "--nofile", "64"], /cannot open .*no-such-cgroup/],
+    ["an option whose value is missing (it takes the next argument, which is no number)", ["--nofile"], /--nofile: not a number/],
+  ];
+  for (const [what, args, message] of cases) {
+    it(what, () => {
+      const r = launch(args);
+      expect([r.code, r.ran]).toEqual([125, false]);
+      expect(r.err).toMatch(message);
+    });
+  }
+
+  it("an option last, with nothing after it", () => {
+    const r = spawnSync(LAUNCH, ["--nofile"], { encoding: "utf8", env: {} });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/--nofile: a value must follow/);
+  });
+
+  it("a relative program path", () => {
+    const r = spawnSync(LAUNCH, ["--nofile", "64", "--", "sh", "-c", "true"], { encoding: "utf8", env: {} });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/usage/);
+  });
+});
+
+describe.skipIf(!asRoot)("sbx-launch as root", () => {
+  it("drops to the uid with no supplementary groups and sets rlimits, core 0, oom_score_adj and affinity", () => {
+    const uid = 299_998;
+    const r = launch(["--oom-score-adj", "500", "--nofile", "321", "--nproc", "77", "--cpus", "0", "--uid", String(uid)], "cat /proc/self/status /proc/self/limits /proc/self/oom_score_adj");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const field = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, "m").exec(r.out)![1]!.trim().split(/\s+/);
+    expect(field("Uid")).toEqual(Array(4).fill(String(uid)));
+    expect(field("Gid")).toEqual(Array(4).fill(String(uid)));
+    expect(field("Groups")).toEqual([""]);
+    expect(field("CapEff")).toEqual(["0000000000000000"]);
+    expect(field("Cpus_allowed_list")).toEqual(["0"]);
+    const limit = (name: string) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, "m").exec(r.out)!.slice(1, 3);
+    expect(limit("Max open files")).toEqual(["321", "321"]);
+    expect(limit("Max processes")).toEqual(["77", "77"]);
+    expect(limit("Max core file size")).toEqual(["0", "0"]);
+    expect(r.out.trim().split("\n").pop()).toBe("500");
+  });
+
+  it("joins every cgroup.procs file it is given (writes 0: itself) before it runs the program", () => {
+    // A plain file stands in for cgroup.procs: what matters is that "0" is written to each, in order, first.
+    const files = [join(dir, "a.procs"), join(dir, "b.procs")];
+    for (const f of files) writeFileSync(f, "");
+    const r = launch([...files.flatMap((f) => ["--cgroup-procs", f]), "--nofile", "64"], `touch ${marker}; cat ${files.join(" ")}`);
+    expect([r.code, r.ran, r.out]).toEqual([0, true, "00"]);
+  });
+});
