@@ -147,6 +147,21 @@ export class ResourceLimitError extends RpcError {
   override readonly code = "RESOURCE_LIMIT";
 }
 
+/** No volume or snapshot with that id or slug belongs to this token. */
+export class VolumeNotFoundError extends RpcError {
+  override readonly code = "VOLUME_NOT_FOUND";
+}
+
+/** The volume or snapshot is in use (mounted by a sandbox, or busy with another call); the message says by what. */
+export class InUseError extends RpcError {
+  override readonly code = "IN_USE";
+}
+
+/** The daemon cannot do this in the mode it runs in (volumes need root mode). */
+export class UnsupportedError extends RpcError {
+  override readonly code = "UNSUPPORTED";
+}
+
 /** Something `@deno/sandbox` offers that sbx does not (yet); the message says what and what to use instead. */
 export class NotSupportedError extends SandboxError {
   override readonly code: string = "NOT_SUPPORTED";
@@ -204,6 +219,12 @@ export function fromRpcError(err: { code: number; message: string; data?: unknow
     case ErrorCodes.ResourceLimit:
     case ErrorCodes.TooManyRequests:
       return new ResourceLimitError(err.message, err.code, err.data);
+    case ErrorCodes.VolumeNotFound:
+      return new VolumeNotFoundError(err.message, err.code, err.data);
+    case ErrorCodes.InUse:
+      return new InUseError(err.message, err.code, err.data);
+    case ErrorCodes.Unsupported:
+      return new UnsupportedError(err.message, err.code, err.data);
     default:
       return new RpcError(err.message, err.code, err.data);
   }

@@ -23,14 +23,15 @@ export {
 } from "./fs/index.js";
 export { SandboxEnv } from "./env.js";
 export { Client, type Sandboxes, type SandboxMetadata } from "./deno/client.js";
-export { VsCode, Volume, Snapshot } from "./deno/unsupported.js";
+export { VsCode } from "./deno/unsupported.js";
 export type { DenoIgnoredOptions, DenoUnsupportedOptions } from "./deno-options.js";
 export type { ExitStatus, CommandOutput, ConnectOptions, SandboxInfo, Usage, EgressEvent, ProcessListing } from "./types.js";
 export type { ExitStatus as ChildProcessStatus, CommandOutput as ChildProcessOutput, CommandOutput as SandboxCommandResult } from "./types.js";
 export {
   SandboxError, ConnectionError, AuthError, RpcError, SandboxCommandError, SandboxNotFoundError,
-  InvalidOptionError, NetworkPolicyError, ResourceLimitError, NotSupportedError,
+  InvalidOptionError, NetworkPolicyError, ResourceLimitError, NotSupportedError, VolumeNotFoundError, InUseError, UnsupportedError,
   // @deno/sandbox's family, arranged so that instanceof works for both (see errors.ts)
   SandboxSdkError, ApiError, ConnectionClosedError, ConnectionEstablishmentError, InvalidMemoryError, InvalidTimeoutError,
   InvalidTokenError, MissingTokenError, NetworkError, SandboxKillError,
 } from "./errors.js";
+export { Volume, Snapshot, Volumes, Snapshots, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";

@@ -14,6 +14,7 @@ import { SandboxDeno } from "./runtimes/deno.js";
 import { SandboxPython } from "./runtimes/python.js";
 import type { ReplStarter } from "./runtimes/repl.js";
 import type { ConnectOptions, EgressEvent, ExitStatus, ProcessListing, SandboxInfo, Usage } from "./types.js";
+import { snapshotOf, type Snapshot } from "./volumes.js";
 
 type CreateParams = ParamsOf<"sandbox.create">;
 
@@ -47,6 +48,12 @@ export interface SandboxOptions extends ConnectOptions, DenoIgnoredOptions, Deno
   secrets?: CreateParams["secrets"];
   /** Labels to find the sandbox by with `Sandbox.list`. */
   labels?: CreateParams["labels"];
+  /**
+   * Volumes to mount: absolute path -> volume id or slug (read-write; one sandbox at a time) or
+   * snapshot id or slug (read-only). Paths outside the system's (/usr, /etc, /proc, /dev, /.sbx...),
+   * and not /, /home, /home/user or /tmp themselves. Root-mode daemons only.
+   */
+  volumes?: CreateParams["volumes"];
 }
 
 /** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */
@@ -450,6 +457,14 @@ export class Sandbox implements AsyncDisposable {
       off();
       if (--this.networkListeners === 0 && !this.stopped && !this.conn.closed) await this.conn.request("sandbox.watchNetwork", { id: this.id, enabled: false });
     };
+  }
+
+  /**
+   * A read-only snapshot of this sandbox's writable storage (its home and /tmp, frozen for the
+   * copy; beyond @deno/sandbox): mount it with `volumes`, or start a volume `from` it. Root-mode daemons.
+   */
+  async snapshot(init: { slug: string }): Promise<Snapshot> {
+    return snapshotOf(await this.conn.request("sandbox.snapshot", { id: this.id, slug: init.slug }));
   }
 
   /**

@@ -121,7 +121,9 @@ static void mount_devpts(unsigned ptys)
  */
 static void bind_home_alias(void)
 {
-    if (mount(HOME_DIR, HOME_ALIAS, NULL, MS_BIND, NULL) < 0) die("binding %s at %s: %m", HOME_DIR, HOME_ALIAS);
+    /* Recursive: volumes mounted below the home come along (and a mount tree with locked children
+     * cannot be bound without them in a user namespace: EINVAL). */
+    if (mount(HOME_DIR, HOME_ALIAS, NULL, MS_BIND | MS_REC, NULL) < 0) die("binding %s at %s: %m", HOME_DIR, HOME_ALIAS);
     struct stat home, alias;
     if (stat(HOME_DIR, &home) < 0 || stat(HOME_ALIAS, &alias) < 0 || home.st_dev != alias.st_dev || home.st_ino != alias.st_ino)
         die("%s is not the home %s", HOME_ALIAS, HOME_DIR);

@@ -5,13 +5,15 @@ import { shellCommand } from "./cli/shell.js";
 import { describeFailure } from "./cli/errors.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { doctorCommand } from "./cli/doctor-daemon.js";
+import { snapshotCommand, VOLUME_HELP, volumeCommand } from "./cli/volumes.js";
 import { SBX_VERSION } from "./version.js";
 
 const HELP = `sbx: run untrusted code in sandboxes on this machine
 
 ${DAEMON_HELP}
 sbx run [--allow-net HOST]... [--secret NAME=ENVVAR@HOST[,HOST]]... [--memory 1GiB] [--cpus 1]
-        [--disk 10GiB] [--timeout 5m] [--env K=V]... [--label K=V]... [--upload LOCAL:REMOTE]... -- CMD [ARGS...]
+        [--disk 10GiB] [--timeout 5m] [--env K=V]... [--label K=V]... [--upload LOCAL:REMOTE]...
+        [--volume /PATH=VOLUME]... -- CMD [ARGS...]
   Runs CMD in a fresh sandbox with this terminal's stdio; exits with its exit code.
   Sizes: 512MiB, 1.5G, 2GB (case-insensitive; K/M/G/T and KiB.. are 1024-based, KB/MB/GB/TB 1000-based).
   Durations: 90s, 5m, 2h, 1h30m.
@@ -27,6 +29,7 @@ sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|
                                         What tenants used, from the state dir's ledger (on the daemon's host).
 sbx net ID [--allow HOST]...            Replaces what a running sandbox may reach (no --allow: nothing).
 sbx logs ID [--net] [--json]            Recent egress decisions: host, port, allowed or why not.
+${VOLUME_HELP}
 sbx doctor [--url URL] [--token T] [--host-only]
                                         Checks that this host can isolate sandboxes, then (when a daemon answers
                                         at --url, SBX_URL or the default URL) that it works end to end.
@@ -50,6 +53,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   net: netCommand,
   logs: logsCommand,
   doctor: doctorCommand,
+  volume: volumeCommand,
+  snapshot: snapshotCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

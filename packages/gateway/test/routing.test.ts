@@ -33,5 +33,9 @@ describe("every method has a route", () => {
     expect(ROUTES["sandbox.create"].kind).toBe("create");
     expect(ROUTES["sandbox.list"].kind).toBe("list");
     expect(ROUTES["daemon.drain"].kind).toBe("host");
+    // Volumes stay on their daemon's host; a sandbox's snapshot goes where the sandbox is.
+    expect(ROUTES["volume.create"].kind).toBe("refused");
+    expect(ROUTES["snapshot.list"].kind).toBe("refused");
+    expect(ROUTES["sandbox.snapshot"]).toEqual({ kind: "sandbox", field: "id" });
   });
 });

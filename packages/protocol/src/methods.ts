@@ -8,6 +8,7 @@ import * as E from "./env.js";
 import * as N from "./net.js";
 import * as R from "./repl.js";
 import * as H from "./host.js";
+import * as V from "./volumes.js";
 
 export interface MethodSpec<Params extends TSchema = TSchema, Result extends TSchema = TSchema> {
   summary: string;
@@ -36,7 +37,7 @@ export const METHODS = {
     summary: "Start a new sandbox owned by the calling token.",
     params: S.CreateParams,
     result: S.CreateResult,
-    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError"],
+    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "InternalError", "VolumeNotFound", "InUse", "Unsupported"],
   }),
   "sandbox.connect": daemon({
     summary: "Attach this connection to a running sandbox (adopting a session sandbox whose creator left).",
@@ -75,6 +76,12 @@ export const METHODS = {
     params: S.WatchNetworkParams,
     result: Null,
     errors: ["InvalidParams", "SandboxNotFound"],
+  }),
+  "sandbox.snapshot": daemon({
+    summary: "Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it.",
+    params: V.SandboxSnapshotParams,
+    result: V.SnapshotInfo,
+    errors: ["InvalidParams", "SandboxNotFound", "ResourceLimit", "Unsupported", "InternalError"],
   }),
   "process.spawn": supervisor({
     summary: "Start a process in the sandbox; stdio travels on the named streams.",
@@ -234,6 +241,30 @@ export const METHODS = {
     result: H.DaemonInfo,
     errors: ["InvalidParams", "Forbidden"],
   }),
+  "volume.create": daemon({
+    summary: "Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`.",
+    params: V.VolumeCreateParams,
+    result: V.VolumeInfo,
+    errors: ["InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError"],
+  }),
+  "volume.get": daemon({ summary: "A volume of this token by id or slug (the SDKs' get answers null for VolumeNotFound).", params: V.IdOrSlugParams, result: V.VolumeInfo, errors: ["InvalidParams", "VolumeNotFound", "Unsupported"] }),
+  "volume.list": daemon({ summary: "This token's volumes, oldest first, a page at a time.", params: V.ListOptions, result: V.VolumeListResult, errors: ["InvalidParams", "Unsupported"] }),
+  "volume.delete": daemon({ summary: "Delete a volume and its data; refused while a sandbox has it mounted.", params: V.IdOrSlugParams, result: Null, errors: ["InvalidParams", "VolumeNotFound", "InUse", "Unsupported"] }),
+  "volume.resize": daemon({
+    summary: "Grow or shrink a volume's file system to `capacity`; refused while mounted, or below what its data needs.",
+    params: V.VolumeResizeParams,
+    result: V.VolumeInfo,
+    errors: ["InvalidParams", "VolumeNotFound", "InUse", "Unsupported", "InternalError"],
+  }),
+  "volume.snapshot": daemon({
+    summary: "Take a read-only snapshot of a volume; refused while a sandbox has the volume mounted.",
+    params: V.VolumeSnapshotParams,
+    result: V.SnapshotInfo,
+    errors: ["InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError"],
+  }),
+  "snapshot.get": daemon({ summary: "A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound).", params: V.IdOrSlugParams, result: V.SnapshotInfo, errors: ["InvalidParams", "VolumeNotFound", "Unsupported"] }),
+  "snapshot.list": daemon({ summary: "This token's snapshots, oldest first, a page at a time.", params: V.ListOptions, result: V.SnapshotListResult, errors: ["InvalidParams", "Unsupported"] }),
+  "snapshot.delete": daemon({ summary: "Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it.", params: V.IdOrSlugParams, result: Null, errors: ["InvalidParams", "VolumeNotFound", "InUse", "Unsupported"] }),
   "rpc.discover": daemon({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 

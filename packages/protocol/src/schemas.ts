@@ -5,3 +5,4 @@ export * from "./env.js";
 export * from "./repl.js";
 export * from "./net.js";
 export * from "./host.js";
+export * from "./volumes.js";

@@ -1,12 +1,14 @@
 /**
  * `Client`, as `@deno/sandbox` has it: resource namespaces over one set of connection options.
- * sbx has sandboxes (`client.sandboxes`); the Deno Deploy namespaces (apps, revisions,
- * timelines, layers) and volumes and snapshots exist and reject with a `NotSupportedError`.
+ * sbx has sandboxes, volumes and snapshots (`client.sandboxes`, `client.volumes`,
+ * `client.snapshots`); the Deno Deploy namespaces (apps, revisions, timelines, layers) exist and
+ * reject with a `NotSupportedError`.
  */
 import { withoutDenoOptions, type DenoIgnoredOptions } from "../deno-options.js";
 import { Sandbox, type SandboxOptions } from "../sandbox.js";
 import type { ConnectOptions, SandboxInfo } from "../types.js";
 import { unsupportedNamespace, type UnsupportedNamespace } from "./unsupported.js";
+import { Snapshots, Volumes } from "../volumes.js";
 
 /** A sandbox as `client.sandboxes.list` reports it (Deno's `SandboxMetadata`). */
 export interface SandboxMetadata extends SandboxInfo {
@@ -36,6 +38,10 @@ export interface Sandboxes {
 export class Client {
   readonly #connect: ConnectOptions;
   readonly sandboxes: Sandboxes;
+  /** Volumes (see `Volume`). */
+  readonly volumes: Volumes;
+  /** Snapshots (see `Snapshot`). */
+  readonly snapshots: Snapshots;
 
   constructor(options: ConnectOptions & DenoIgnoredOptions = {}) {
     this.#connect = withoutDenoOptions(options, "new Client()");
@@ -45,14 +51,8 @@ export class Client {
       connect: (id, opts = {}) => Sandbox.connect(id, { ...connect, ...opts }),
       list: async (opts = {}) => (await Sandbox.list({ ...connect, ...opts })).map((s) => ({ ...s, stoppedAt: null, region: "local" })),
     };
-  }
-
-  get volumes(): UnsupportedNamespace {
-    return unsupportedNamespace("volumes", "volumes and snapshots are not supported by sbx yet");
-  }
-
-  get snapshots(): UnsupportedNamespace {
-    return unsupportedNamespace("snapshots", "volumes and snapshots are not supported by sbx yet");
+    this.volumes = new Volumes(connect);
+    this.snapshots = new Snapshots(connect);
   }
 
   get apps(): UnsupportedNamespace {

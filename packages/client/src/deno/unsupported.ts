@@ -1,7 +1,7 @@
 /**
- * `@deno/sandbox` classes for features sbx does not have yet (VS Code in the browser, volumes,
- * snapshots): the names exist so code importing them loads, and every use fails with a
- * `NotSupportedError` saying so. Constructing one directly fails as Deno's does.
+ * `@deno/sandbox` classes for features sbx does not have yet (VS Code in the browser): the names
+ * exist so code importing them loads, and every use fails with a `NotSupportedError` saying so.
+ * Constructing one directly fails as Deno's does.
  */
 import { NotSupportedError } from "../errors.js";
 
@@ -10,40 +10,6 @@ export class VsCode {
   /** @internal */
   constructor() {
     throw new Error("Can not construct VSCode instances directly, use 'sandbox.vscode()'");
-  }
-}
-
-const volumes = (what: string) => new NotSupportedError(`${what}: volumes and snapshots are not supported by sbx yet`);
-
-/** Not supported yet: a persistent volume. */
-export class Volume {
-  /** @internal */
-  constructor() {
-    throw new TypeError("Can not construct Volume, use 'Volume.create' instead.");
-  }
-
-  static async create(_options?: unknown): Promise<Volume> {
-    throw volumes("Volume.create");
-  }
-
-  static async get(_idOrSlug: string, _options?: unknown): Promise<Volume | null> {
-    throw volumes("Volume.get");
-  }
-}
-
-/** Not supported yet: a read-only snapshot of a volume. */
-export class Snapshot {
-  /** @internal */
-  constructor() {
-    throw new TypeError("Can not construct Snapshot, use 'Snapshot.create' instead.");
-  }
-
-  static async create(_idOrSlug: string, _options?: unknown): Promise<Snapshot> {
-    throw volumes("Snapshot.create");
-  }
-
-  static async get(_idOrSlug: string, _options?: unknown): Promise<Snapshot | null> {
-    throw volumes("Snapshot.get");
   }
 }
 

@@ -190,7 +190,7 @@ describe("README", () => {
       warn.mockRestore();
     }
     await expect(Sandbox.create({ ssh: true })).rejects.toBeInstanceOf(NotSupportedError);
-    await expect(Sandbox.create({ volumes: { "/data": "vol" } })).rejects.toThrow("volumes: volumes and snapshots are not supported by sbx yet");
+    await expect(Sandbox.create({ root: "my-snapshot" })).rejects.toThrow("root: a volume or snapshot as the root file system is not supported by sbx yet; mount volumes at a path with 'volumes'");
   });
 });
 

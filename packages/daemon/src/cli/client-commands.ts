@@ -5,6 +5,7 @@ import { localSource, uploadInto } from "./cp.js";
 import { stateDirFrom } from "./daemon.js";
 import { formatCsv, formatTable, parseWhen, usageReport } from "./usage-report.js";
 import { ensureLocalDaemon } from "./local-daemon.js";
+import { volumesOf } from "./volumes.js";
 
 const CONNECT = { url: { type: "string" }, token: { type: "string" } } as const;
 const CREATE = {
@@ -18,6 +19,7 @@ const CREATE = {
   env: { type: "string", multiple: true },
   label: { type: "string", multiple: true },
   upload: { type: "string", multiple: true },
+  volume: { type: "string", multiple: true },
 } as const;
 
 function connectOptions(values: { url?: string; token?: string }) {
@@ -61,6 +63,7 @@ function createOptions(values: Record<string, any>, defaultTimeout: SandboxOptio
     timeout: (values.timeout ?? defaultTimeout) as SandboxOptions["timeout"],
     ...(values.env ? { env: keyValues(values.env, "--env") } : {}),
     ...(values.label ? { labels: keyValues(values.label, "--label") } : {}),
+    ...(values.volume ? { volumes: volumesOf(values.volume) } : {}),
   };
 }
 

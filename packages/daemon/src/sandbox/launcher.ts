@@ -28,6 +28,8 @@ export interface LaunchSpec {
   cpusOnline: readonly number[];
   /** Directory fds of a daemon-mounted storage holding home and tmp together (root mode). */
   storage: { homeFd: number; tmpFd: number } | null;
+  /** Mounted volumes and snapshots (root mode, with storage): directory fds bound at checked paths. */
+  volumes?: readonly { fd: number; path: string; readOnly: boolean }[];
   /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
@@ -55,6 +57,9 @@ export interface LaunchSpec {
 
 /** Fixed fd numbers in bwrap's table. */
 const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
+
+/** Volumes' directory fds follow home and tmp. */
+const FIRST_VOLUME_FD = FD.pythonRepl + 1;
 
 const USER_ETC = {
   passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
@@ -114,6 +119,8 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   // The mount point of the home's former name: the supervisor binds the home there (setup.c).
   a.push("--dir", SANDBOX_HOME_ALIAS);
   a.push("--symlink", "/tmp", "/var/tmp");
+  // Volumes after home and /tmp, so a volume may sit below either; their paths were checked (volumes/paths.ts).
+  (spec.volumes ?? []).forEach((v, i) => a.push(v.readOnly ? "--ro-bind-fd" : "--bind-fd", String(FIRST_VOLUME_FD + i), v.path));
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
   a.push("--ro-bind-fd", String(fds.preload), "/.sbx/node-proxy.cjs", "--ro-bind-fd", String(fds.preloadImpl), "/.sbx/node-proxy-impl.cjs");
   a.push("--bind-fd", String(fds.egress), "/.sbx/run");
@@ -153,6 +160,9 @@ export function launch(spec: LaunchSpec): ChildProcess {
   const stdio: Array<"pipe" | "ignore" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
   stdio.push(spec.storage?.homeFd ?? "ignore", spec.storage?.tmpFd ?? "ignore");
   stdio.push(spec.runtimes.denoFd ?? "ignore", spec.runtimes.denoReplFd, spec.runtimes.pythonReplFd);
+  // Volumes after the fixed fds (FIRST_VOLUME_FD on).
+  if (spec.volumes?.length && !spec.storage) throw new Error("volumes need the root mode's storage");
+  for (const v of spec.volumes ?? []) stdio.push(v.fd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});

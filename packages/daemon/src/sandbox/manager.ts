@@ -36,6 +36,8 @@ import { StorageStock } from "./storage-stock.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { UidPool } from "./uids.js";
 import { UsageMeter, type Usage } from "./usage.js";
+import { VolumeStore, type VolumeBind, type VolumeClaim } from "../volumes/store.js";
+import { ROOTLESS_VOLUMES } from "../volumes/handlers.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
 
@@ -111,6 +113,10 @@ export class SandboxManager {
   private readonly disk: DiskBudget | null;
   /** Which CPUs each sandbox sees and runs on. */
   private readonly cpus = new CpuPlacer();
+  /** Volume claims handed to a launched bwrap: its teardown releases them. */
+  private readonly volumeClaims = new Map<VolumeClaim, string>();
+  /** Root mode: volumes and snapshots, and which sandbox has which mounted. */
+  readonly volumes: VolumeStore | null;
   /** Root mode: file systems made ahead of demand. */
   private readonly storage: StorageStock;
 
@@ -142,6 +148,7 @@ export class SandboxManager {
       newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
+    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log);
   }
 
   async init(): Promise<void> {
@@ -156,6 +163,7 @@ export class SandboxManager {
       const cgroups = (await this.opts.cgroups?.reclaim()) ?? 0;
       if (cgroups > 0) this.log.info(`removed ${cgroups} cgroups left by a previous daemon`);
       startReaper(this.mountDir, this.opts.cgroups?.baseDirs ?? []);
+      await this.volumes!.init();
       this.disk!.describe();
       this.disk!.watch();
       await this.storage.fill();
@@ -284,9 +292,11 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
     this.accounting.checkQuotas(client.owner, limits);
+    const claim = this.claimVolumes(client.owner, p.volumes);
 
-    const warm = await this.fromPool(limits);
-    const sb = warm ?? (await this.launchSandbox(limits));
+    // The warm pool's sandboxes have no volumes bound: one that asks for volumes is launched.
+    const warm = claim ? null : await this.fromPool(limits);
+    const sb = warm ?? (await this.launchSandbox(limits, claim));
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
     sb.handOut({
@@ -329,11 +339,26 @@ export class SandboxManager {
    * handed out. Outside any call's context: what the sandbox does later (exits, egress) is not
    * the doing of the call that happened to start it.
    */
-  private launchSandbox(limits: SandboxLimits): Promise<Sandbox> {
-    return callContext.exit(() => this.startSandbox(limits));
+  private launchSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
+    return callContext.exit(async () => {
+      try {
+        return await this.startSandbox(limits, claim);
+      } catch (err) {
+        // Once bwrap ran, its teardown releases the volumes (after it exited); this covers the rest.
+        if (claim && !this.volumeClaims.has(claim)) await claim.release();
+        throw err;
+      }
+    });
   }
 
-  private async startSandbox(limits: SandboxLimits): Promise<Sandbox> {
+  /** Reserves the volumes a create names (checking paths, owner and use), or null if it names none. */
+  private claimVolumes(owner: string, volumes: Record<string, string> | undefined): VolumeClaim | null {
+    if (!volumes || Object.keys(volumes).length === 0) return null;
+    if (!this.volumes) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
+    return this.volumes.claim(owner, volumes);
+  }
+
+  private async startSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
     this.disk?.admit(limits.diskBytes, this.diskClaims());
     // Root mode: the sandbox takes the id of the file system it gets (prepared ones were named ahead).
     const fs = this.storage.take(limits.diskBytes);
@@ -345,11 +370,20 @@ export class SandboxManager {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
     const { hostUid, storage, cgroup } = resources;
+    let volumes: VolumeBind[] = [];
+    try {
+      if (claim) volumes = await claim.mount(id, hostUid!);
+    } catch (err) {
+      await claim!.release();
+      await resources.release();
+      throw err;
+    }
     let egress: SandboxEgress;
     try {
       // Root mode keeps the socket on the sandbox's own storage file system.
       egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress, this.opts.egressShared, this.opts.tls);
     } catch (err) {
+      await claim?.release();
       await resources.release();
       throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
     }
@@ -361,6 +395,7 @@ export class SandboxManager {
       hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
+      volumes,
       cpuSet: resources.cpuSet,
       cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,
@@ -389,8 +424,9 @@ export class SandboxManager {
     link.onExit = (pid, code, signal) => {
       if (sb.processes.exited(pid, code, signal).oom) this.opts.metrics.oomKills.inc();
     };
-    proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal));
-    proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message));
+    if (claim) this.volumeClaims.set(claim, id);
+    proc.once("exit", (code, signal) => this.onBwrapExit(sb, code, signal, undefined, claim));
+    proc.once("error", (err) => this.onBwrapExit(sb, null, null, err.message, claim));
     this.sandboxes.set(id, sb);
     // The record (what a restarted daemon kills if this one dies) is written while bwrap starts: both are done before the sandbox is handed out.
     const recorded = this.records.write(id, proc.pid!);
@@ -421,8 +457,20 @@ export class SandboxManager {
     return { ...this.get(client.owner, id).meter.current(), status: "running" };
   }
 
-  kill(client: Client, id: string): void {
-    this.destroy(this.get(client.owner, id), "killed");
+  /** A read-only snapshot of the sandbox's writable storage (root mode). */
+  async snapshot(client: Client, id: string, slug: string) {
+    const sb = this.get(client.owner, id);
+    const storage = sb.resources.storage;
+    if (!this.volumes || !storage) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
+    return this.volumes.snapshotStorage(client.owner, sb.id, storage, slug);
+  }
+
+  /** Kills the sandbox; resolves at once, or once its volumes are unmounted if it has any (so they can be used again). */
+  async kill(client: Client, id: string): Promise<void> {
+    const sb = this.get(client.owner, id);
+    const claim = [...this.volumeClaims].find(([, owner]) => owner === sb.id)?.[0];
+    this.destroy(sb, "killed");
+    await claim?.released;
   }
 
   /** A connection closed: its session sandboxes die after the grace period unless reclaimed. */
@@ -453,7 +501,7 @@ export class SandboxManager {
     this.log.info(`sandbox ${sb.id} stopping (${reason}${message ? `: ${message}` : ""})`);
   }
 
-  private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string): void {
+  private onBwrapExit(sb: Sandbox, code: number | null, signal: string | null, error?: string, claim: VolumeClaim | null = null): void {
     if (!sb.stopped) {
       const oom = sb.processes.unattributedOom();
       this.destroy(sb, "error", error ?? deathReason({ code, signal, oom, memoryBytes: sb.limits.memoryBytes, stderr: sb.link.stderr() }));
@@ -465,8 +513,10 @@ export class SandboxManager {
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,
     );
     const cleanup = async () => {
+      await this.volumes?.thawed(sb.id);
       await stopSandboxEgress(sb.egress);
       await sb.resources.release();
+      if (claim) await claim.release().finally(() => this.volumeClaims.delete(claim));
       await this.records.remove(sb.id);
     };
     const done: Promise<void> = cleanup()

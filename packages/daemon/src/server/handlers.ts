@@ -10,6 +10,7 @@ import type { Logger } from "../util/log.js";
 import type { CallContext } from "./connection.js";
 import { runtimeHandlers } from "../runtimes/handlers.js";
 import type { HostState } from "../fleet/host-state.js";
+import { volumeHandlers } from "../volumes/handlers.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 /** The calls on a file opened with fs.open. */
@@ -112,7 +113,8 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     },
     "sandbox.connect": (p, ctx) => manager.connect(ctx.conn, p.id).info(),
     "sandbox.list": (p, ctx) => manager.list(ctx.conn.owner, p.labels),
-    "sandbox.kill": (p, ctx) => (manager.kill(ctx.conn, p.id), null),
+    "sandbox.snapshot": (p, ctx) => manager.snapshot(ctx.conn, p.id, p.slug),
+    "sandbox.kill": async (p, ctx) => (await manager.kill(ctx.conn, p.id), null),
     "sandbox.usage": (p, ctx) => manager.usage(ctx.conn, p.id),
     "sandbox.setAllowNet": (p, ctx) => (manager.setAllowNet(ctx.conn, p.id, p.allowNet), null),
     "sandbox.egressLog": (p, ctx) => manager.egressLog(ctx.conn, p.id, p.limit),
@@ -146,6 +148,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
     ...runtimeHandlers(sandboxOf, inside, () => manager.hasDeno, () => manager.expose),
+    ...volumeHandlers(manager.volumes),
   };
 
   for (const [name, handler] of Object.entries(handlers)) {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@sbx/client";
+import { Client, Sandbox, UnsupportedError } from "@sbx/client";
 import { waitForListening } from "../helpers/daemon.js";
 import { systemUser, type SystemUser } from "../helpers/users.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
@@ -73,6 +73,17 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
       "cpus: not enforced: this daemon runs rootless (without cgroups), so cpus 0.5 is not a limit here; run the daemon as root for enforced limits",
       'disk: approximate: rootless sandboxes keep /home/sandbox and /tmp in memory (tmpfs), each capped at "64MiB"',
     ]);
+  });
+
+  it("refuses volumes and snapshots clearly: they are loop-mounted images, which need root mode (issue 15)", async () => {
+    const why = "volumes need the daemon in root mode: each is an ext4 image the daemon loop-mounts, and a rootless daemon cannot mount (run the daemon as root)";
+    const client = new Client(opts);
+    await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
+    for (const attempt of [() => client.volumes.create({ slug: "data", capacity: "16MiB" }), () => client.volumes.list(), () => client.snapshots.get("x1"), () => Sandbox.create({ ...opts, volumes: { "/data": "data" } }), () => sb.snapshot({ slug: "x2" })]) {
+      const err = await attempt().then(() => null, (e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(UnsupportedError);
+      expect(err!.message).toBe(why);
+    }
   });
 
   it("runs sandboxes as uid 1000 inside, mapped to the daemon's own unprivileged uid", async () => {

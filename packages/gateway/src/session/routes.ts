@@ -8,12 +8,15 @@ import type { MethodName } from "@sbx/protocol";
  * - `create`: to a host chosen by placement;
  * - `list`: to every host, results merged;
  * - `local`: answered by the gateway itself;
- * - `host`: a per-host operator method, refused (call it on the daemon).
+ * - `host`: a per-host operator method, refused (call it on the daemon);
+ * - `refused`: not served through a gateway yet (Unsupported, saying why).
  */
-export type Route = { kind: "sandbox"; field: "sandbox" | "id" } | { kind: "create" } | { kind: "list" } | { kind: "local" } | { kind: "host" };
+export type Route = { kind: "sandbox"; field: "sandbox" | "id" } | { kind: "create" } | { kind: "list" } | { kind: "local" } | { kind: "host" } | { kind: "refused"; why: string };
 
 const bySandbox: Route = { kind: "sandbox", field: "sandbox" };
 const byId: Route = { kind: "sandbox", field: "id" };
+/** Volumes and snapshots live on one daemon host, and their ids do not name it. */
+const volumes: Route = { kind: "refused", why: "volumes and snapshots live on one daemon host and the gateway does not route them yet: call that daemon directly" };
 
 export const ROUTES: { readonly [M in MethodName]: Route } = {
   "sandbox.create": { kind: "create" },
@@ -25,6 +28,7 @@ export const ROUTES: { readonly [M in MethodName]: Route } = {
   "sandbox.setAllowNet": byId,
   "sandbox.egressLog": byId,
   "sandbox.watchNetwork": byId,
+  "sandbox.snapshot": byId,
   "process.spawn": bySandbox,
   "process.kill": bySandbox,
   "process.resize": bySandbox,
@@ -75,6 +79,15 @@ export const ROUTES: { readonly [M in MethodName]: Route } = {
   "env.set": bySandbox,
   "env.delete": bySandbox,
   "env.toObject": bySandbox,
+  "volume.create": volumes,
+  "volume.get": volumes,
+  "volume.list": volumes,
+  "volume.delete": volumes,
+  "volume.resize": volumes,
+  "volume.snapshot": volumes,
+  "snapshot.get": volumes,
+  "snapshot.list": volumes,
+  "snapshot.delete": volumes,
   "daemon.info": { kind: "host" },
   "daemon.drain": { kind: "host" },
   "rpc.discover": { kind: "local" },

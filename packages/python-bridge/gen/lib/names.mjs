@@ -24,4 +24,11 @@ export const RENAMES = {
   ProcessListResultProcessesItemStatus: "ExitStatus",
   ProcessListResultProcessesItemStdout: "OutputSpan",
   ProcessListResultProcessesItem: "ProcessListing",
+  VolumeCreateResult: "VolumeInfo",
+  VolumeCreateResultBaseSnapshot: "SnapshotRef",
+  VolumeSnapshotResult: "SnapshotInfo",
+  SandboxSnapshotResult: "SnapshotInfo",
+  SandboxSnapshotResultVolume: "VolumeRef",
+  VolumeSnapshotResultVolume: "VolumeRef",
+  VolumeListParams: "ListOptions",
 };

@@ -65,8 +65,8 @@ def test_sandbox_namespace_as_denos(daemon: Daemon) -> None:
 
 def test_what_sbx_lacks_fails_clearly(daemon: Daemon) -> None:
     sdk = DenoDeploy()
-    with pytest.raises(NotSupportedError, match="volumes and snapshots are not supported"):
-        sdk.sandbox.create(volumes={"/data": "vol"})
+    with pytest.raises(NotSupportedError, match="root: a volume or snapshot as the root file system is not supported"):
+        sdk.sandbox.create(root="snap")
     with pytest.raises(NotSupportedError, match="sdk.apps.list"):
         sdk.apps.list()  # type: ignore[attr-defined]
     with warnings.catch_warnings(record=True) as caught:

@@ -16,6 +16,7 @@ from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.runtimes import AsyncDenoProcess, AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
 from ._async.sandbox import AsyncSandbox
+from ._async.volumes import AsyncClient, AsyncPaginatedList, AsyncSnapshots, AsyncVolumes
 from ._errors import (
     AuthenticationError,
     AuthError,
@@ -31,8 +32,11 @@ from ._errors import (
     SandboxCommandError,
     SandboxError,
     SandboxNotFoundError,
+    UnsupportedError,
+    InUseError,
+    VolumeNotFoundError,
 )
-from ._generated.models import DirEntry, ExitStatus, FileInfo, OutputSpan, ProcessListing, SandboxInfo, SecretSpec, Usage
+from ._generated.models import DirEntry, ExitStatus, FileInfo, OutputSpan, ProcessListing, SandboxInfo, SecretSpec, SnapshotInfo, Usage, VolumeInfo
 from ._sync.env import SandboxEnv
 from ._sync.deno import DenoDeploy
 from ._sync.file import FsFile
@@ -41,6 +45,7 @@ from ._sync.process import ChildProcess
 from ._sync.runtimes import DenoProcess, DenoRepl, PythonRepl, SandboxDeno, SandboxPython
 from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
+from ._sync.volumes import Client, PaginatedList, Snapshots, Volumes
 from ._tar import TarEntryError
 from ._types import CommandOutput, WalkEntry
 
@@ -81,6 +86,19 @@ __all__ = [
     "SandboxInfo",
     "SecretSpec",
     "Usage",
+    "Client",
+    "AsyncClient",
+    "Volumes",
+    "AsyncVolumes",
+    "Snapshots",
+    "AsyncSnapshots",
+    "PaginatedList",
+    "AsyncPaginatedList",
+    "VolumeInfo",
+    "SnapshotInfo",
+    "VolumeNotFoundError",
+    "InUseError",
+    "UnsupportedError",
     "SandboxError",
     "ConnectionError",
     "AuthError",

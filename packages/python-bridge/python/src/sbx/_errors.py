@@ -18,6 +18,9 @@ __all__ = [
     "RpcError",
     "SandboxCommandError",
     "SandboxNotFoundError",
+    "VolumeNotFoundError",
+    "InUseError",
+    "UnsupportedError",
     "InvalidOptionError",
     "NetworkPolicyError",
     "ResourceLimitError",
@@ -131,6 +134,24 @@ class ResourceLimitError(RpcError):
     code = "RESOURCE_LIMIT"
 
 
+class VolumeNotFoundError(RpcError):
+    """No volume or snapshot with that id or slug belongs to this token."""
+
+    code = "VOLUME_NOT_FOUND"
+
+
+class InUseError(RpcError):
+    """The volume or snapshot is in use (mounted by a sandbox, or busy with another call); the message says by what."""
+
+    code = "IN_USE"
+
+
+class UnsupportedError(RpcError):
+    """The daemon cannot do this in the mode it runs in (volumes need root mode)."""
+
+    code = "UNSUPPORTED"
+
+
 class SandboxCommandError(SandboxError):
     """A command run with ``sh`` exited unsuccessfully; ``status`` and the output say how."""
 
@@ -150,6 +171,9 @@ _BY_CODE: dict[int, type[RpcError]] = {
     ERROR_CODES["NetworkPolicy"]: NetworkPolicyError,
     ERROR_CODES["ResourceLimit"]: ResourceLimitError,
     ERROR_CODES["TooManyRequests"]: ResourceLimitError,
+    ERROR_CODES["VolumeNotFound"]: VolumeNotFoundError,
+    ERROR_CODES["InUse"]: InUseError,
+    ERROR_CODES["Unsupported"]: UnsupportedError,
 }
 
 

@@ -1,7 +1,7 @@
 # hand-written: the sync flavour in ../_sync/deno.py is generated from this file
 """``AsyncDenoDeploy``: the entry point of Deno's Python SDK (``deno_sandbox``), over an sbx
 daemon, so that code written for it moves over by changing its import. ``sdk.sandbox`` creates,
-connects to and lists sandboxes; the Deno Deploy namespaces (apps, volumes, ...) raise
+connects to and lists sandboxes, ``sdk.volumes`` and ``sdk.snapshots`` are sbx's; the Deno Deploy namespaces (apps, ...) raise
 ``NotSupportedError``. Options of Deno's hosted sandboxes that mean nothing here are ignored with
 a warning."""
 
@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 from .._errors import NotSupportedError
 from .._generated.models import SandboxInfo, SecretSpec
 from .sandbox import AsyncSandbox
+from .volumes import AsyncSnapshots, AsyncVolumes
 
 __all__ = ["AsyncDenoDeploy", "Options"]
 
@@ -72,8 +73,7 @@ class AsyncSandboxApi:
         if ignored:
             warnings.warn(f"sbx ignores {', '.join(ignored)} (options of Deno's hosted sandboxes; sbx runs them on the daemon at url)", stacklevel=2)
         for name, value, why in (
-            ("root", root, "volumes and snapshots are not supported by sbx yet"),
-            ("volumes", volumes, "volumes and snapshots are not supported by sbx yet"),
+            ("root", root, "a volume or snapshot as the root file system is not supported by sbx yet; mount volumes at a path with volumes="),
             ("ssh", ssh, "sbx gives no SSH access to sandboxes; run commands with spawn or sh"),
             ("port", port, "exposing a sandbox's port is not supported by sbx yet"),
         ):
@@ -82,7 +82,7 @@ class AsyncSandboxApi:
         memory = f"{memory_mb}MiB" if memory_mb is not None else None
         return AsyncOpening(
             lambda: AsyncSandbox.create(
-                url=self._url, token=self._token, memory=memory, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels
+                url=self._url, token=self._token, memory=memory, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes
             )
         )
 
@@ -121,5 +121,8 @@ class AsyncDenoDeploy:
     def __init__(self, options: Options | None = None) -> None:
         opts = options or {}
         self.sandbox = AsyncSandboxApi(opts.get("url"), opts.get("token"))
-        for name in ("apps", "revisions", "layers", "timelines", "snapshots", "volumes"):
+        for name in ("apps", "revisions", "layers", "timelines"):
             setattr(self, name, _Unsupported(name))
+        #: sbx's volumes and snapshots (``create(slug, capacity, *, region=None, from_snapshot=None)``).
+        self.volumes = AsyncVolumes(opts.get("url"), opts.get("token"))
+        self.snapshots = AsyncSnapshots(opts.get("url"), opts.get("token"))

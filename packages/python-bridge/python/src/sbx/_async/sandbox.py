@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
-from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._types import CommandOutput, Stdio
 from .env import AsyncSandboxEnv
 from .fs import AsyncSandboxFs
@@ -78,16 +78,20 @@ class AsyncSandbox:
         allow_net: builtins.list[str] | None = None,
         secrets: dict[str, SecretSpec] | None = None,
         labels: dict[str, str] | None = None,
+        volumes: dict[str, str] | None = None,
     ) -> AsyncSandbox:
         """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon).
 
         ``secrets`` maps a variable name to ``{"hosts": [...], "value": ..., "body": False}``: inside,
         the variable holds ``SBX_SECRET_<random>``, and the egress proxy swaps in the value only in
         HTTPS request headers (and bodies with ``body``) to those hosts, which join ``allow_net``.
+
+        ``volumes`` maps an absolute path inside to a volume (read-write, one sandbox at a time) or a
+        snapshot (read-only), by id or slug; root-mode daemons only.
         """
         conn = await AsyncConnection.open(url, token)
         try:
-            info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels)
+            info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes)
         except BaseException:
             await conn.close()
             raise
@@ -295,6 +299,11 @@ class AsyncSandbox:
             finally:
                 await conn.close()
         return await self._conn.sandbox_usage(id=self.id)
+
+    async def snapshot(self, *, slug: str) -> SnapshotInfo:
+        """A read-only snapshot of this sandbox's writable storage (home and /tmp, frozen for the copy):
+        mount it with ``volumes``, or start a volume from it. Root-mode daemons (beyond deno-sandbox)."""
+        return await self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     async def kill(self) -> None:
         """Destroys the sandbox now and closes this connection."""

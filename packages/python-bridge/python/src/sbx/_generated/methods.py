@@ -16,6 +16,7 @@ from .models import (
     _SandboxSetAllowNetParams_to_wire,
     _SandboxEgressLogParams_to_wire,
     _SandboxWatchNetworkParams_to_wire,
+    _SandboxSnapshotParams_to_wire,
     _ProcessSpawnParamsPty_to_wire,
     _ProcessSpawnParams_to_wire,
     _ProcessKillParams_to_wire,
@@ -54,6 +55,11 @@ from .models import (
     _EnvSetParams_to_wire,
     _DaemonInfoParams_to_wire,
     _DaemonDrainParams_to_wire,
+    _VolumeCreateParams_to_wire,
+    _VolumeGetParams_to_wire,
+    _ListOptions_to_wire,
+    _VolumeResizeParams_to_wire,
+    _VolumeSnapshotParams_to_wire,
 )
 
 __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERRORS"]
@@ -78,7 +84,7 @@ OUT_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Error codes each method may answer with.
 METHOD_ERRORS: dict[str, tuple[str, ...]] = {
-    "sandbox.create": ("InvalidParams", "ResourceLimit", "Unavailable", "InternalError",),
+    "sandbox.create": ("InvalidParams", "ResourceLimit", "Unavailable", "InternalError", "VolumeNotFound", "InUse", "Unsupported",),
     "sandbox.connect": ("InvalidParams", "SandboxNotFound",),
     "sandbox.list": ("InvalidParams",),
     "sandbox.kill": ("InvalidParams", "SandboxNotFound",),
@@ -87,6 +93,7 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "sandbox.setAllowNet": ("InvalidParams", "SandboxNotFound",),
     "sandbox.egressLog": ("InvalidParams", "SandboxNotFound",),
     "sandbox.watchNetwork": ("InvalidParams", "SandboxNotFound",),
+    "sandbox.snapshot": ("InvalidParams", "SandboxNotFound", "ResourceLimit", "Unsupported", "InternalError",),
     "process.spawn": ("InvalidParams", "SandboxNotFound", "Unavailable", "SpawnFailed", "ResourceLimit",),
     "process.kill": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
     "process.resize": ("InvalidParams", "SandboxNotFound", "Unavailable", "ProcessNotFound",),
@@ -138,6 +145,15 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "env.toObject": ("InvalidParams", "SandboxNotFound", "Unavailable",),
     "daemon.info": ("Forbidden",),
     "daemon.drain": ("InvalidParams", "Forbidden",),
+    "volume.create": ("InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "volume.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
+    "volume.list": ("InvalidParams", "Unsupported",),
+    "volume.delete": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported",),
+    "volume.resize": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "volume.snapshot": ("InvalidParams", "ResourceLimit", "VolumeNotFound", "InUse", "Unsupported", "InternalError",),
+    "snapshot.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
+    "snapshot.list": ("InvalidParams", "Unsupported",),
+    "snapshot.delete": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported",),
     "rpc.discover": (),
 }
 
@@ -151,7 +167,7 @@ class Methods:
     def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> RawPending:
         raise NotImplementedError
 
-    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
+    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -170,6 +186,8 @@ class Methods:
             params["secrets"] = {k1: _SecretSpec_to_wire(v1) for k1, v1 in secrets.items()}
         if labels is not None:
             params["labels"] = labels
+        if volumes is not None:
+            params["volumes"] = volumes
         result = self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -234,6 +252,14 @@ class Methods:
         params["enabled"] = enabled
         result = self._call("sandbox.watchNetwork", params)
         return cast("None", result)
+
+    def sandbox_snapshot(self, *, id: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it. (`sandbox.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["slug"] = slug
+        result = self._call("sandbox.snapshot", params)
+        return SnapshotInfo.from_wire(result)
 
     def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
@@ -887,6 +913,86 @@ class Methods:
         result = self._call("daemon.drain", params)
         return DaemonInfoResult.from_wire(result)
 
+    def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
+        """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        params["capacity"] = capacity
+        if region is not None:
+            params["region"] = region
+        if from_ is not None:
+            params["from"] = from_
+        result = self._call("volume.create", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_get(self, *, id_or_slug: str) -> VolumeInfo:
+        """A volume of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`volume.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("volume.get", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> VolumeListResult:
+        """This token's volumes, oldest first, a page at a time. (`volume.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = self._call("volume.list", params)
+        return VolumeListResult.from_wire(result)
+
+    def volume_delete(self, *, id_or_slug: str) -> None:
+        """Delete a volume and its data; refused while a sandbox has it mounted. (`volume.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("volume.delete", params)
+        return cast("None", result)
+
+    def volume_resize(self, *, id_or_slug: str, capacity: int | str) -> VolumeInfo:
+        """Grow or shrink a volume's file system to `capacity`; refused while mounted, or below what its data needs. (`volume.resize`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["capacity"] = capacity
+        result = self._call("volume.resize", params)
+        return VolumeInfo.from_wire(result)
+
+    def volume_snapshot(self, *, id_or_slug: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a volume; refused while a sandbox has the volume mounted. (`volume.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["slug"] = slug
+        result = self._call("volume.snapshot", params)
+        return SnapshotInfo.from_wire(result)
+
+    def snapshot_get(self, *, id_or_slug: str) -> SnapshotInfo:
+        """A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`snapshot.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("snapshot.get", params)
+        return SnapshotInfo.from_wire(result)
+
+    def snapshot_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> SnapshotListResult:
+        """This token's snapshots, oldest first, a page at a time. (`snapshot.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = self._call("snapshot.list", params)
+        return SnapshotListResult.from_wire(result)
+
+    def snapshot_delete(self, *, id_or_slug: str) -> None:
+        """Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it. (`snapshot.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = self._call("snapshot.delete", params)
+        return cast("None", result)
+
     def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
         params: dict[str, Any] = {}
@@ -903,7 +1009,7 @@ class AsyncMethods:
     async def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> AsyncRawPending:
         raise NotImplementedError
 
-    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None) -> CreatedSandbox:
+    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -922,6 +1028,8 @@ class AsyncMethods:
             params["secrets"] = {k1: _SecretSpec_to_wire(v1) for k1, v1 in secrets.items()}
         if labels is not None:
             params["labels"] = labels
+        if volumes is not None:
+            params["volumes"] = volumes
         result = await self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -986,6 +1094,14 @@ class AsyncMethods:
         params["enabled"] = enabled
         result = await self._call("sandbox.watchNetwork", params)
         return cast("None", result)
+
+    async def sandbox_snapshot(self, *, id: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a running sandbox's writable storage (its home and /tmp, frozen for the copy): mount it or start a volume from it. (`sandbox.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["id"] = id
+        params["slug"] = slug
+        result = await self._call("sandbox.snapshot", params)
+        return SnapshotInfo.from_wire(result)
 
     async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
@@ -1638,6 +1754,86 @@ class AsyncMethods:
             params["draining"] = draining
         result = await self._call("daemon.drain", params)
         return DaemonInfoResult.from_wire(result)
+
+    async def volume_create(self, *, slug: str, capacity: int | str, region: str | None = None, from_: str | None = None) -> VolumeInfo:
+        """Make a volume owned by the calling token: an empty ext4 file system of `capacity` bytes, or a copy of snapshot `from`. (`volume.create`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        params["capacity"] = capacity
+        if region is not None:
+            params["region"] = region
+        if from_ is not None:
+            params["from"] = from_
+        result = await self._call("volume.create", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_get(self, *, id_or_slug: str) -> VolumeInfo:
+        """A volume of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`volume.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("volume.get", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> VolumeListResult:
+        """This token's volumes, oldest first, a page at a time. (`volume.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = await self._call("volume.list", params)
+        return VolumeListResult.from_wire(result)
+
+    async def volume_delete(self, *, id_or_slug: str) -> None:
+        """Delete a volume and its data; refused while a sandbox has it mounted. (`volume.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("volume.delete", params)
+        return cast("None", result)
+
+    async def volume_resize(self, *, id_or_slug: str, capacity: int | str) -> VolumeInfo:
+        """Grow or shrink a volume's file system to `capacity`; refused while mounted, or below what its data needs. (`volume.resize`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["capacity"] = capacity
+        result = await self._call("volume.resize", params)
+        return VolumeInfo.from_wire(result)
+
+    async def volume_snapshot(self, *, id_or_slug: str, slug: str) -> SnapshotInfo:
+        """Take a read-only snapshot of a volume; refused while a sandbox has the volume mounted. (`volume.snapshot`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        params["slug"] = slug
+        result = await self._call("volume.snapshot", params)
+        return SnapshotInfo.from_wire(result)
+
+    async def snapshot_get(self, *, id_or_slug: str) -> SnapshotInfo:
+        """A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound). (`snapshot.get`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("snapshot.get", params)
+        return SnapshotInfo.from_wire(result)
+
+    async def snapshot_list(self, *, search: str | None = None, limit: int | None = None, cursor: str | None = None) -> SnapshotListResult:
+        """This token's snapshots, oldest first, a page at a time. (`snapshot.list`)"""
+        params: dict[str, Any] = {}
+        if search is not None:
+            params["search"] = search
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = await self._call("snapshot.list", params)
+        return SnapshotListResult.from_wire(result)
+
+    async def snapshot_delete(self, *, id_or_slug: str) -> None:
+        """Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it. (`snapshot.delete`)"""
+        params: dict[str, Any] = {}
+        params["idOrSlug"] = id_or_slug
+        result = await self._call("snapshot.delete", params)
+        return cast("None", result)
 
     async def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""

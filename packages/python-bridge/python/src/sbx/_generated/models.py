@@ -21,6 +21,9 @@ __all__ = [
     "SandboxEgressLogParams",
     "SandboxEgressLogResultItem",
     "SandboxWatchNetworkParams",
+    "SandboxSnapshotParams",
+    "VolumeRef",
+    "SnapshotInfo",
     "ProcessSpawnParamsPty",
     "ProcessSpawnParams",
     "ProcessSpawnResult",
@@ -84,6 +87,15 @@ __all__ = [
     "DaemonInfoResultCapacity",
     "DaemonInfoResult",
     "DaemonDrainParams",
+    "VolumeCreateParams",
+    "SnapshotRef",
+    "VolumeInfo",
+    "VolumeGetParams",
+    "ListOptions",
+    "VolumeListResult",
+    "VolumeResizeParams",
+    "VolumeSnapshotParams",
+    "SnapshotListResult",
     "ProcessExitNotification",
     "SandboxExitNotification",
     "SandboxNetworkNotification",
@@ -126,6 +138,9 @@ ERROR_CODES: dict[str, int] = {
     "StreamFailed": -32008,
     "Unavailable": -32009,
     "Forbidden": -32010,
+    "VolumeNotFound": -32011,
+    "InUse": -32012,
+    "Unsupported": -32013,
 }
 
 
@@ -167,6 +182,8 @@ class SandboxCreateParams(TypedDict, total=False):
     secrets: dict[str, SecretSpec]
     labels: dict[str, str]
     """Labels for finding the sandbox later with list()."""
+    volumes: dict[str, str]
+    """Volumes to mount: absolute path inside the sandbox -> volume id or slug (read-write, one sandbox at a time) or snapshot id or slug (read-only). Paths must be normalized and outside /usr, /etc, /proc, /dev, /sys, /.sbx and the other system paths, and not /, /home, /home/user or /tmp themselves."""
 
 
 def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
@@ -187,6 +204,8 @@ def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
         w["secrets"] = {k1: _SecretSpec_to_wire(v1) for k1, v1 in v["secrets"].items()}
     if "labels" in v:
         w["labels"] = v["labels"]
+    if "volumes" in v:
+        w["volumes"] = v["volumes"]
     return w
 
 
@@ -496,6 +515,100 @@ def _SandboxWatchNetworkParams_to_wire(v: SandboxWatchNetworkParams) -> dict[str
     w["id"] = v["id"]
     w["enabled"] = v["enabled"]
     return w
+
+
+class SandboxSnapshotParams(TypedDict):
+    """The SandboxSnapshotParams shape."""
+
+    id: str
+    """A sandbox id: "sbx_", then (on a daemon with an id prefix) the prefix and "_", then at least 20 url-safe random characters."""
+    slug: str
+    """Human readable identifier, unique among this token's volumes and snapshots together."""
+
+
+def _SandboxSnapshotParams_to_wire(v: SandboxSnapshotParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["id"] = v["id"]
+    w["slug"] = v["slug"]
+    return w
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """The volume it was taken of; absent once that volume is deleted."""
+
+    id: str
+    slug: str
+
+    @classmethod
+    def from_wire(cls, w: Any) -> VolumeRef:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        return w
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A read-only copy of a volume taken while no sandbox had it mounted."""
+
+    id: str
+    """"snap_" and 24 random characters."""
+    slug: str
+    region: str
+    allocated_size: int
+    """Bytes the snapshot's image occupies on the host disk."""
+    flattened_size: int
+    """Bytes in use in the snapshot's file system."""
+    is_bootable: bool
+    used_by: list[str]
+    """Sandboxes that have it mounted read-only."""
+    created_at: str
+    volume: VolumeRef | None = None
+    """The volume it was taken of; absent once that volume is deleted."""
+    sandbox: str | None = None
+    """The sandbox whose writable storage (home and /tmp) it was taken of, for sandbox.snapshot."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SnapshotInfo:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+            region=w["region"],
+            allocated_size=w["allocatedSize"],
+            flattened_size=w["flattenedSize"],
+            is_bootable=w["isBootable"],
+            used_by=w["usedBy"],
+            created_at=w["createdAt"],
+            volume=None if w.get("volume") is None else VolumeRef.from_wire(w["volume"]),
+            sandbox=w.get("sandbox"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        w["region"] = self.region
+        w["allocatedSize"] = self.allocated_size
+        w["flattenedSize"] = self.flattened_size
+        w["isBootable"] = self.is_bootable
+        w["usedBy"] = self.used_by
+        w["createdAt"] = self.created_at
+        if self.volume is not None:
+            w["volume"] = self.volume.to_wire()
+        if self.sandbox is not None:
+            w["sandbox"] = self.sandbox
+        return w
 
 
 class ProcessSpawnParamsPty(TypedDict):
@@ -2044,6 +2157,223 @@ def _DaemonDrainParams_to_wire(v: DaemonDrainParams) -> dict[str, Any]:
     if "draining" in v:
         w["draining"] = v["draining"]
     return w
+
+
+class _VolumeCreateParamsRequired(TypedDict):
+    slug: str
+    capacity: int | str
+
+
+class VolumeCreateParams(_VolumeCreateParamsRequired, total=False):
+    """The VolumeCreateParams shape."""
+
+    region: str
+    """Accepted for @deno/sandbox compatibility and echoed back; it changes nothing."""
+    from_: str
+    """A snapshot (id or slug) whose contents the new volume starts with."""
+
+
+def _VolumeCreateParams_to_wire(v: VolumeCreateParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["slug"] = v["slug"]
+    w["capacity"] = v["capacity"]
+    if "region" in v:
+        w["region"] = v["region"]
+    if "from_" in v:
+        w["from"] = v["from_"]
+    return w
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """The snapshot this volume was created from; absent if none."""
+
+    id: str
+    slug: str
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SnapshotRef:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        return w
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """A volume: an ext4 file system of its own that outlives sandboxes."""
+
+    id: str
+    """"vol_" and 24 random characters."""
+    slug: str
+    region: str
+    """Echoes create's region ("local" if none was given); this daemon has one place."""
+    capacity: int
+    """The capacity of the volume in bytes."""
+    estimated_allocated_size: int
+    """Bytes the volume's sparse image occupies on the host disk."""
+    estimated_flattened_size: int
+    """Bytes in use in the volume's file system (data and the file system's own)."""
+    is_bootable: bool
+    """Whether the volume can be a sandbox's root (always false: root images are not implemented)."""
+    mounted_by: str | None
+    """The sandbox that has it mounted read-write, or null."""
+    created_at: str
+    base_snapshot: SnapshotRef | None = None
+    """The snapshot this volume was created from; absent if none."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> VolumeInfo:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            id=w["id"],
+            slug=w["slug"],
+            region=w["region"],
+            capacity=w["capacity"],
+            estimated_allocated_size=w["estimatedAllocatedSize"],
+            estimated_flattened_size=w["estimatedFlattenedSize"],
+            is_bootable=w["isBootable"],
+            mounted_by=w["mountedBy"],
+            created_at=w["createdAt"],
+            base_snapshot=None if w.get("baseSnapshot") is None else SnapshotRef.from_wire(w["baseSnapshot"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["id"] = self.id
+        w["slug"] = self.slug
+        w["region"] = self.region
+        w["capacity"] = self.capacity
+        w["estimatedAllocatedSize"] = self.estimated_allocated_size
+        w["estimatedFlattenedSize"] = self.estimated_flattened_size
+        w["isBootable"] = self.is_bootable
+        w["mountedBy"] = self.mounted_by
+        w["createdAt"] = self.created_at
+        if self.base_snapshot is not None:
+            w["baseSnapshot"] = self.base_snapshot.to_wire()
+        return w
+
+
+class VolumeGetParams(TypedDict):
+    """The VolumeGetParams shape."""
+
+    id_or_slug: str
+    """A volume's id ("vol_...") or slug, or a snapshot's ("snap_...")."""
+
+
+def _VolumeGetParams_to_wire(v: VolumeGetParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["idOrSlug"] = v["id_or_slug"]
+    return w
+
+
+class ListOptions(TypedDict, total=False):
+    """The ListOptions shape."""
+
+    search: str
+    """Only items whose slug or id contains this."""
+    limit: int
+    """Items per page (default 30)."""
+    cursor: str
+    """nextCursor of the previous page."""
+
+
+def _ListOptions_to_wire(v: ListOptions) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    if "search" in v:
+        w["search"] = v["search"]
+    if "limit" in v:
+        w["limit"] = v["limit"]
+    if "cursor" in v:
+        w["cursor"] = v["cursor"]
+    return w
+
+
+@dataclass(frozen=True)
+class VolumeListResult:
+    """The VolumeListResult shape."""
+
+    items: list[VolumeInfo]
+    next_cursor: str | None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> VolumeListResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            items=[VolumeInfo.from_wire(v1) for v1 in w["items"]],
+            next_cursor=w["nextCursor"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["items"] = [v1.to_wire() for v1 in self.items]
+        w["nextCursor"] = self.next_cursor
+        return w
+
+
+class VolumeResizeParams(TypedDict):
+    """The VolumeResizeParams shape."""
+
+    id_or_slug: str
+    """A volume's id ("vol_...") or slug, or a snapshot's ("snap_...")."""
+    capacity: int | str
+    """Volume size: the file system's size and so the most it holds (16 MiB to 1 TiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
+
+
+def _VolumeResizeParams_to_wire(v: VolumeResizeParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["idOrSlug"] = v["id_or_slug"]
+    w["capacity"] = v["capacity"]
+    return w
+
+
+class VolumeSnapshotParams(TypedDict):
+    """The VolumeSnapshotParams shape."""
+
+    id_or_slug: str
+    """A volume's id ("vol_...") or slug, or a snapshot's ("snap_...")."""
+    slug: str
+    """Human readable identifier, unique among this token's volumes and snapshots together."""
+
+
+def _VolumeSnapshotParams_to_wire(v: VolumeSnapshotParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["idOrSlug"] = v["id_or_slug"]
+    w["slug"] = v["slug"]
+    return w
+
+
+@dataclass(frozen=True)
+class SnapshotListResult:
+    """The SnapshotListResult shape."""
+
+    items: list[SnapshotInfo]
+    next_cursor: str | None
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SnapshotListResult:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            items=[SnapshotInfo.from_wire(v1) for v1 in w["items"]],
+            next_cursor=w["nextCursor"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["items"] = [v1.to_wire() for v1 in self.items]
+        w["nextCursor"] = self.next_cursor
+        return w
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
-from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, Usage
+from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._types import CommandOutput, Stdio
 from .env import SandboxEnv
 from .fs import SandboxFs
@@ -79,16 +79,20 @@ class Sandbox:
         allow_net: builtins.list[str] | None = None,
         secrets: dict[str, SecretSpec] | None = None,
         labels: dict[str, str] | None = None,
+        volumes: dict[str, str] | None = None,
     ) -> Sandbox:
         """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon).
 
         ``secrets`` maps a variable name to ``{"hosts": [...], "value": ..., "body": False}``: inside,
         the variable holds ``SBX_SECRET_<random>``, and the egress proxy swaps in the value only in
         HTTPS request headers (and bodies with ``body``) to those hosts, which join ``allow_net``.
+
+        ``volumes`` maps an absolute path inside to a volume (read-write, one sandbox at a time) or a
+        snapshot (read-only), by id or slug; root-mode daemons only.
         """
         conn = Connection.open(url, token)
         try:
-            info = conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels)
+            info = conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes)
         except BaseException:
             conn.close()
             raise
@@ -296,6 +300,11 @@ class Sandbox:
             finally:
                 conn.close()
         return self._conn.sandbox_usage(id=self.id)
+
+    def snapshot(self, *, slug: str) -> SnapshotInfo:
+        """A read-only snapshot of this sandbox's writable storage (home and /tmp, frozen for the copy):
+        mount it with ``volumes``, or start a volume from it. Root-mode daemons (beyond deno-sandbox)."""
+        return self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     def kill(self) -> None:
         """Destroys the sandbox now and closes this connection."""

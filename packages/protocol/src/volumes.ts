@@ -1,0 +1,90 @@
+import { Type } from "@sinclair/typebox";
+import { byteSize, Obj, SandboxId } from "./common.js";
+
+/**
+ * Volumes and snapshots, named and shaped after @deno/sandbox 0.13.2 (`client.volumes`,
+ * `client.snapshots`, `Volume`, `Snapshot`), with the wire in camelCase like the rest of sbx.
+ */
+
+/** Deno's slug rule: 2-32 of a-z, 0-9 and "-", not starting or ending with "-", no "--" at positions 3-4. */
+export const SLUG_PATTERN = "^(?=[a-z0-9-]{2,32}$)(?!.{2}--)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$";
+
+export const Slug = Type.String({
+  pattern: SLUG_PATTERN,
+  description: "Human readable identifier, unique among this token's volumes and snapshots together.",
+  errorMessage: 'must be 2-32 characters of a-z, 0-9 and "-", not starting or ending with "-", and without "--" at positions 3 and 4',
+});
+
+export const IdOrSlug = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'A volume\'s id ("vol_...") or slug, or a snapshot\'s ("snap_...").',
+});
+
+/** Sizes a volume may have: ext4 needs a few MiB of its own; a terabyte bounds a sparse image. */
+export const VOLUME_LIMITS = { minCapacity: 16 * 2 ** 20, maxCapacity: 2 ** 40, perToken: 64 } as const;
+
+const Capacity = byteSize(`Volume size: the file system's size and so the most it holds (${VOLUME_LIMITS.minCapacity / 2 ** 20} MiB to 1 TiB).`);
+
+const ref = (description: string) => Obj({ id: Type.String(), slug: Type.String() }, { description });
+
+export const VolumeInfo = Obj(
+  {
+    id: Type.String({ description: '"vol_" and 24 random characters.' }),
+    slug: Type.String(),
+    region: Type.String({ description: 'Echoes create\'s region ("local" if none was given); this daemon has one place.' }),
+    capacity: Type.Integer({ minimum: 0, description: "The capacity of the volume in bytes." }),
+    estimatedAllocatedSize: Type.Integer({ minimum: 0, description: "Bytes the volume's sparse image occupies on the host disk." }),
+    estimatedFlattenedSize: Type.Integer({ minimum: 0, description: "Bytes in use in the volume's file system (data and the file system's own)." }),
+    isBootable: Type.Boolean({ description: "Whether the volume can be a sandbox's root (always false: root images are not implemented)." }),
+    baseSnapshot: Type.Optional(ref("The snapshot this volume was created from; absent if none.")),
+    mountedBy: Type.Union([Type.String(), Type.Null()], { description: "The sandbox that has it mounted read-write, or null." }),
+    createdAt: Type.String({ format: "date-time" }),
+  },
+  { description: "A volume: an ext4 file system of its own that outlives sandboxes." },
+);
+
+export const SnapshotInfo = Obj(
+  {
+    id: Type.String({ description: '"snap_" and 24 random characters.' }),
+    slug: Type.String(),
+    region: Type.String(),
+    allocatedSize: Type.Integer({ minimum: 0, description: "Bytes the snapshot's image occupies on the host disk." }),
+    flattenedSize: Type.Integer({ minimum: 0, description: "Bytes in use in the snapshot's file system." }),
+    isBootable: Type.Boolean(),
+    volume: Type.Optional(ref("The volume it was taken of; absent once that volume is deleted.")),
+    sandbox: Type.Optional(Type.String({ description: "The sandbox whose writable storage (home and /tmp) it was taken of, for sandbox.snapshot." })),
+    usedBy: Type.Array(Type.String(), { description: "Sandboxes that have it mounted read-only." }),
+    createdAt: Type.String({ format: "date-time" }),
+  },
+  { description: "A read-only copy of a volume taken while no sandbox had it mounted." },
+);
+
+export const VolumeCreateParams = Obj({
+  slug: Slug,
+  capacity: Capacity,
+  region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z0-9-]+$", description: "Accepted for @deno/sandbox compatibility and echoed back; it changes nothing." })),
+  from: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "A snapshot (id or slug) whose contents the new volume starts with." })),
+});
+
+export const ListOptions = Obj({
+  search: Type.Optional(Type.String({ maxLength: 128, description: "Only items whose slug or id contains this." })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: "Items per page (default 30)." })),
+  cursor: Type.Optional(Type.String({ maxLength: 128, description: "nextCursor of the previous page." })),
+});
+
+export const VolumeListResult = Obj({ items: Type.Array(VolumeInfo), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+export const SnapshotListResult = Obj({ items: Type.Array(SnapshotInfo), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+export const IdOrSlugParams = Obj({ idOrSlug: IdOrSlug });
+export const VolumeResizeParams = Obj({ idOrSlug: IdOrSlug, capacity: Capacity });
+export const VolumeSnapshotParams = Obj({ idOrSlug: IdOrSlug, slug: Slug });
+export const SandboxSnapshotParams = Obj({ id: SandboxId, slug: Slug });
+
+/** `sandbox.create`'s `volumes`: mount path inside the sandbox -> volume (read-write) or snapshot (read-only). */
+export const VolumeMounts = Type.Record(Type.String({ minLength: 1, maxLength: 1024, pattern: "^[^\\u0000]+$" }), IdOrSlug, {
+  additionalProperties: false,
+  maxProperties: 16,
+  description:
+    "Volumes to mount: absolute path inside the sandbox -> volume id or slug (read-write, one sandbox at a time) or snapshot id or slug (read-only). Paths must be normalized and outside /usr, /etc, /proc, /dev, /sys, /.sbx and the other system paths, and not /, /home, /home/user or /tmp themselves.",
+  errorMessage: "must map absolute paths to volume or snapshot ids or slugs (at most 16)",
+});
