@@ -43,6 +43,7 @@ from ._sync.file import FsFile
 from ._sync.fs import SandboxFs
 from ._sync.process import ChildProcess
 from ._sync.runtimes import DenoProcess, DenoRepl, PythonRepl, SandboxDeno, SandboxPython
+from ._http import FetchResponse, HttpResponseError
 from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
 from ._sync.volumes import Client, PaginatedList, Snapshots, Volumes
@@ -64,6 +65,8 @@ __all__ = [
     "AsyncDenoRepl",
     "PythonRepl",
     "AsyncPythonRepl",
+    "FetchResponse",
+    "HttpResponseError",
     "ReplError",
     "ReplOutput",
     "decode_value",

@@ -6,14 +6,17 @@ from __future__ import annotations
 import builtins
 import os
 import shlex
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
 from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
-from .._types import CommandOutput, Stdio
+from .._http import FetchResponse
+from .._types import DEFAULT_MAX_READ_BYTES, CommandOutput, Stdio
 from .env import AsyncSandboxEnv
+from .fetch import Body, fetch_inside
 from .fs import AsyncSandboxFs
 from .process import AsyncChildProcess, P, launch
 from .runtimes import AsyncSandboxDeno, AsyncSandboxPython, listening_ports
@@ -212,6 +215,28 @@ class AsyncSandbox:
             port = ports[0]
         assert port is not None
         return (await self._conn.net_expose_http(sandbox=self.id, port=port, public=public or None)).url
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        timeout: float | None = None,
+        max_bytes: int = DEFAULT_MAX_READ_BYTES,
+    ) -> FetchResponse:
+        """One HTTP/1.1 request to a server inside the sandbox, without exposing it: ``url`` is
+        ``http://localhost:PORT/path`` (or 127.0.0.1, [::1]); any other scheme or host raises
+        ``InvalidOptionError``. The supervisor opens the TCP connection on the sandbox's loopback;
+        nothing listens outside. The request is sent with ``Connection: close`` (and
+        ``Content-Length`` for a ``body``: bytes, or str as UTF-8); the response is read whole, at
+        most ``max_bytes`` of body (default 256 MiB; more raises ``ResourceLimitError``). Nothing
+        listening on the port raises an ``RpcError`` saying so; a malformed response raises
+        ``HttpResponseError``. ``timeout`` (seconds) bounds the whole exchange with
+        ``TimeoutError`` (the sync flavour checks it as bytes arrive: a server that sends
+        nothing at all is not interrupted there)."""
+        return await fetch_inside(self._conn, self.id, url, method=method, headers=headers, body=body, timeout=timeout, max_bytes=max_bytes, port=None)
 
     async def expose_ssh(self) -> None:
         """Not supported: sbx offers no SSH server; use ``sbx shell ID`` or ``spawn(..., pty=True)``."""

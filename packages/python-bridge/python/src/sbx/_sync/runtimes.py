@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-from .._errors import RpcError
+from .._errors import RpcError, SandboxError
 from .._generated.models import ERROR_CODES, ReplEvalResult
+from .._http import FetchResponse
 from .._repl import ReplError, ReplOutput, decode_value
-from .._types import Stdio
+from .._types import DEFAULT_MAX_READ_BYTES, Stdio
+from .fetch import Body, fetch_inside
 from .process import ChildProcess, launch
 from .transport import Connection
 
@@ -49,6 +51,15 @@ def _http_ready(conn: Connection, sandbox: str, pid: int, timeout: float | None)
         delay = min(0.25, delay * 1.5)
 
 
+def _fetch_own(
+    conn: Connection, sandbox: str, pid: int, url: str, method: str, headers: Mapping[str, str] | None, body: Body, timeout: float | None, max_bytes: int
+) -> FetchResponse:
+    ports = listening_ports(conn, sandbox, pid)
+    if not ports:
+        raise SandboxError(f"process {pid} listens on no TCP port (yet); wait for http_ready() first")
+    return fetch_inside(conn, sandbox, url, method=method, headers=headers, body=body, timeout=timeout, max_bytes=max_bytes, port=ports[0])
+
+
 class DenoProcess(ChildProcess):
     """A Deno program started by ``deno.run``: a process that also knows when it serves HTTP."""
 
@@ -56,6 +67,20 @@ class DenoProcess(ChildProcess):
         """True once the program (or a child) listens on a TCP port; False if it exits first.
         With ``timeout`` (seconds), raises ``TimeoutError`` when neither happens in time."""
         return _http_ready(self._conn, self._sandbox, self.pid, timeout)
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        timeout: float | None = None,
+        max_bytes: int = DEFAULT_MAX_READ_BYTES,
+    ) -> FetchResponse:
+        """An HTTP request to the port this program listens on (the lowest, if several), whatever
+        the URL's host: ``url`` gives the path and query (``"/path"`` alone will do). As ``sb.fetch``."""
+        return _fetch_own(self._conn, self._sandbox, self.pid, url, method, headers, body, timeout, max_bytes)
 
 
 class Repl(ChildProcess):
@@ -65,6 +90,20 @@ class Repl(ChildProcess):
     def http_ready(self, timeout: float | None = None) -> bool:
         """True once code in the REPL listens on a TCP port; False if the REPL exits first."""
         return _http_ready(self._conn, self._sandbox, self.pid, timeout)
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        timeout: float | None = None,
+        max_bytes: int = DEFAULT_MAX_READ_BYTES,
+    ) -> FetchResponse:
+        """An HTTP request to the port this REPL's code listens on (the lowest, if several), whatever
+        the URL's host: ``url`` gives the path and query (``"/path"`` alone will do). As ``sb.fetch``."""
+        return _fetch_own(self._conn, self._sandbox, self.pid, url, method, headers, body, timeout, max_bytes)
 
     def _run(self, result: ReplEvalResult) -> ReplOutput:
         if not result.ok:
