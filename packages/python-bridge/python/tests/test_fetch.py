@@ -138,7 +138,11 @@ def test_malformed_responses_refused(daemon: Daemon) -> None:
         r = sb.fetch("http://localhost:8001/continue")
         assert (r.status, r.reason, r.text()) == (201, "Created", "ok")
         assert sb.fetch("http://localhost:8001/trailers").text() == "abcde"
-        # The daemon and the sandbox are fine afterwards.
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="within 0.5 s"):
+            sb.fetch("http://localhost:8001/silent", timeout=0.5)
+        assert time.monotonic() - t0 < 5
+        # The daemon, the sandbox and the connection are fine afterwards.
         assert sb.fetch("http://localhost:8000/x").status == 200
 
 

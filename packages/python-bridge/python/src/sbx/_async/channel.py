@@ -87,8 +87,8 @@ class AsyncChannel(AsyncMethods):
 
     # ------------------------------------------------------------ what a driver supplies
 
-    async def _wait(self, what: Watched) -> None:
-        """Returns once ``what`` may have changed, or the connection was lost."""
+    async def _wait(self, what: Watched, timeout: float | None = None) -> None:
+        """Returns once ``what`` may have changed, the connection was lost, or ``timeout`` seconds passed."""
         raise NotImplementedError
 
     async def _flush(self) -> None:

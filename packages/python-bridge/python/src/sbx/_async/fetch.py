@@ -5,7 +5,6 @@ daemon relays on two streams; nothing is exposed. The parsing rules are in ``.._
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 
@@ -34,14 +33,10 @@ class _Reader:
         """Reads one more chunk into the buffer; False at the end of the stream."""
         if self.eof:
             return False
-        remaining = None if self._deadline is None else self._deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
+        remaining = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        chunk = await self._stream.read_within(remaining)
+        if chunk is None:
             raise TimeoutError(f"fetch: no complete response within {self._timeout} s")
-        try:
-            # unasync: chunk = self._stream.read()
-            chunk = await asyncio.wait_for(self._stream.read(), remaining)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"fetch: no complete response within {self._timeout} s") from None
         if not chunk:
             self.eof = True
             return False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .._core import InboundStream, OutboundStream
@@ -39,6 +40,18 @@ class AsyncIncoming:
             if chunk is not None:
                 return chunk
             await self._conn._wait(self._state)
+
+    async def read_within(self, timeout: float | None) -> bytes | None:
+        """The next chunk, b"" at the end of the stream, or None if none came within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            chunk = self.take()
+            if chunk is not None:
+                return chunk
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            await self._conn._wait(self._state, remaining)
 
     async def cancel(self, reason: str = "cancelled by the reader") -> None:
         """Stops the stream; the daemon stops sending."""

@@ -66,11 +66,13 @@ class AsyncConnection(AsyncChannel):
 
     # ------------------------------------------------------------ the channel's I/O
 
-    async def _wait(self, what: Watched) -> None:
+    async def _wait(self, what: Watched, timeout: float | None = None) -> None:
         woken = asyncio.get_running_loop().create_future()
         unwatch = what.watch(lambda: None if woken.done() else woken.set_result(None))
         try:
-            await woken
+            await asyncio.wait_for(woken, timeout)
+        except asyncio.TimeoutError:
+            pass  # the caller looks again and sees its deadline passed
         finally:
             unwatch()
 

@@ -88,8 +88,8 @@ class Channel(Methods):
 
     # ------------------------------------------------------------ what a driver supplies
 
-    def _wait(self, what: Watched) -> None:
-        """Returns once ``what`` may have changed, or the connection was lost."""
+    def _wait(self, what: Watched, timeout: float | None = None) -> None:
+        """Returns once ``what`` may have changed, the connection was lost, or ``timeout`` seconds passed."""
         raise NotImplementedError
 
     def _flush(self) -> None:

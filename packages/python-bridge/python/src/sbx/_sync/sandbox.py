@@ -235,8 +235,7 @@ class Sandbox:
         most ``max_bytes`` of body (default 256 MiB; more raises ``ResourceLimitError``). Nothing
         listening on the port raises an ``RpcError`` saying so; a malformed response raises
         ``HttpResponseError``. ``timeout`` (seconds) bounds the whole exchange with
-        ``TimeoutError`` (the sync flavour checks it as bytes arrive: a server that sends
-        nothing at all is not interrupted there)."""
+        ``TimeoutError``."""
         return fetch_inside(self._conn, self.id, url, method=method, headers=headers, body=body, timeout=timeout, max_bytes=max_bytes, port=None)
 
     def expose_ssh(self) -> None:

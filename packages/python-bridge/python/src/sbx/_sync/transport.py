@@ -81,8 +81,8 @@ class Connection(Channel):
 
     # ------------------------------------------------------------ the channel's I/O
 
-    def _wait(self, what: Watched) -> None:
-        self._pump()  # whatever arrives may be what the caller waits for: it looks again
+    def _wait(self, what: Watched, timeout: float | None = None) -> None:
+        self._pump(timeout)  # whatever arrives may be what the caller waits for: it looks again
 
     def _flush(self) -> None:
         with self._send_lock:
@@ -101,19 +101,26 @@ class Connection(Channel):
         except ConnectionError:
             pass  # the streams already fail with the connection
 
-    def _pump(self) -> None:
-        """Receives and dispatches one message; raises nothing, a lost connection fails every waiter."""
+    def _pump(self, timeout: float | None = None) -> None:
+        """Receives and dispatches one message (or returns after ``timeout`` seconds without one);
+        raises nothing, a lost connection fails every waiter."""
         if self.closed:
             return
-        with self._recv_lock:
+        if not self._recv_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return  # another thread receives; the caller looks again
+        try:
             try:
-                message = self._ws.recv()
+                message = self._ws.recv(timeout=timeout)
+            except TimeoutError:
+                return
             except WebSocketException as err:
                 self._session.connection_lost(str(err) or type(err).__name__)
                 return
             except (OSError, RuntimeError) as err:
                 self._session.connection_lost(f"{type(err).__name__}: {err}")
                 return
+        finally:
+            self._recv_lock.release()
         self._session.receive(message)
         self._flush_soon()  # an ABORT the core queued for a stream that overran its window
 
