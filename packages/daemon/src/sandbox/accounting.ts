@@ -91,14 +91,15 @@ export class Accounting {
     return usage;
   }
 
-  /** Each tenant's CPU- and GB-seconds since this daemon started: ended sandboxes' final figures plus running ones' so far. */
+  /** Each tenant's CPU- and GB-seconds since this daemon started: ended sandboxes' final figures plus running ones' as of their last sample. */
   tenantUsage(): Map<string, { cpuSeconds: number; gbSeconds: number }> {
     const out = new Map([...this.endedTotals].map(([t, u]) => [t, { ...u }]));
     // Stopping sandboxes too: their figures are frozen, and they reach endedTotals only when they end.
     for (const sb of this.live()) {
       if (!sb.owner) continue;
       const tenant = this.tenants.nameOf(sb.owner);
-      const now = sb.meter.current();
+      // As of the last sample: a scrape reads no cgroup file, however many sandboxes run.
+      const now = sb.meter.sampled();
       const t = out.get(tenant) ?? { cpuSeconds: 0, gbSeconds: 0 };
       t.cpuSeconds += now.cpuSeconds;
       t.gbSeconds += now.memoryGbSeconds;

@@ -93,6 +93,12 @@ export class UsageMeter {
   current(): Usage {
     if (this.finalUsage) return this.finalUsage;
     this.sample();
+    return this.sampled();
+  }
+
+  /** The figures as of the last sample (the daemon samples every sandbox every few seconds), reading nothing: for /metrics scrapes. */
+  sampled(): Usage {
+    if (this.finalUsage) return this.finalUsage;
     return {
       cpuSeconds: round(Math.max(0, this.cpu - this.cpuBase), 3),
       memoryPeakBytes: this.peak,

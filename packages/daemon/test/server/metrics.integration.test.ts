@@ -52,6 +52,9 @@ describe("/metrics", () => {
     const hog = await sb.spawn("python3", { args: ["-c", "x = bytearray(512 << 20)"] }).then((p) => p.status);
     expect(hog.oom).toBe(true);
     expect(await sample("sbx_oom_kills_total")).toBeGreaterThanOrEqual(1);
+    // Running sandboxes count as of the daemon's last sample (every second): a scrape reads no cgroup file.
+    const deadline = Date.now() + 5000;
+    while ((await sample("sbx_tenant_cpu_seconds_total", { tenant: "default" })) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await sample("sbx_tenant_cpu_seconds_total", { tenant: "default" })).toBeGreaterThan(0);
     await sb.kill();
     expect(await sample("sbx_sandbox_ends_total", { reason: "killed" })).toBeGreaterThanOrEqual(1);
