@@ -182,3 +182,19 @@ describe("sandbox.python", () => {
     await deno.close();
   });
 });
+
+describe('config "deno": false', () => {
+  it("gives sandboxes no Deno, and sandbox.deno says why; Python keeps working", async () => {
+    await using noDeno = await startDaemon({ config: { deno: false } });
+    const plain = await Sandbox.create(noDeno.opts);
+    try {
+      expect(await plain.sh`test -e /.sbx/bin/deno && echo present || echo absent; command -v deno || true`.text()).toBe("absent\n");
+      const err = await plain.deno.eval("1 + 1", quiet).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RpcError);
+      expect((err as Error).message).toMatch(/this daemon's sandboxes have no Deno \(config deno: false/);
+      expect(await plain.python.eval("6 * 7", quiet)).toBe(42);
+    } finally {
+      await plain.kill();
+    }
+  });
+});
