@@ -1,6 +1,7 @@
 export * from "./common.js";
 export * from "./errors.js";
 export * from "./frames.js";
+export * from "./budget.js";
 export * from "./methods.js";
 export * from "./validate.js";
 export * from "./openrpc.js";

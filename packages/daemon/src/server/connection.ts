@@ -7,7 +7,8 @@ import {
 import type { Client } from "../sandbox/sandbox.js";
 import type { SandboxManager } from "../sandbox/manager.js";
 import { Relay, type Endpoint } from "../streams/relay.js";
-import type { RateLimit, SendQueue } from "./backpressure.js";
+import type { ByteBudget } from "@sbx/protocol";
+import type { RateLimit } from "./backpressure.js";
 import { callContext } from "../util/context.js";
 import { DaemonError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
@@ -51,7 +52,7 @@ export class Connection implements Client {
     private readonly rpc: JSONRPCServer<CallContext>,
     private readonly limits: ConnectionLimits,
     private readonly log: Logger,
-    private readonly out: SendQueue,
+    private readonly out: ByteBudget,
     private readonly json: RateLimit,
     private readonly releaseQueue: () => void,
     /** The tenant's name, for logs and metrics. */
