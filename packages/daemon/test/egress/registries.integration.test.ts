@@ -10,7 +10,7 @@
 // so its row is checked with the requests cargo makes: the sparse index's config.json, the
 // crate's index entry, then the download from the `dl` the index names.
 import { lookup } from "node:dns/promises";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
@@ -18,6 +18,9 @@ import { useDaemon } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { classifyAddress } from "../../src/egress/policy/address-classes.js";
 import { ipBytes } from "../../src/egress/policy/ip.js";
+
+/** A go the sandbox can run: the first on this host's PATH that lives under /usr (Debian's golang-go, /usr/local/go). */
+const GO = [...(process.env.PATH ?? "").split(":"), "/usr/bin"].map((dir) => `${dir}/go`).filter((p) => existsSync(p)).map((p) => realpathSync(p)).find((p) => p.startsWith("/usr/")) ?? null;
 
 const README = fileURLToPath(new URL("../../../../README.md", import.meta.url));
 
@@ -98,7 +101,7 @@ describe("the README's allow-lists for package managers", () => {
   });
 
   it("pip downloads a package with exactly its row, and not with the wildcard alone", async (ctx) => {
-    if (!reach.get("pip")) return ctx.skip(); // PyPI unreachable from this host
+    if (!reach.get("pip")) return ctx.skip("PyPI (pypi.org) is unreachable from this host");
     const pip = "python3 -m pip download --no-deps --no-cache-dir --disable-pip-version-check --dest /tmp/dl six==1.16.0 && ls /tmp/dl";
     expect(await inSandbox(row("pip"), pip, "pip download")).toContain("six-1.16.0-py2.py3-none-any.whl");
     // What the README used to say: `*.pypi.org` does not cover pypi.org itself.
@@ -113,14 +116,14 @@ describe("the README's allow-lists for package managers", () => {
   }, 120_000);
 
   it("npm packs a package with exactly its row", async (ctx) => {
-    if (!reach.get("npm")) return ctx.skip(); // the npm registry unreachable from this host
+    if (!reach.get("npm")) return ctx.skip("the npm registry (registry.npmjs.org) is unreachable from this host");
     const npm = "npm --no-update-notifier --no-audit --no-fund --loglevel=error";
     const out = await inSandbox(row("npm"), `mkdir -p /tmp/p && cd /tmp/p && ${npm} view is-number@7.0.0 version && ${npm} pack is-number@7.0.0 && ls`, "npm pack");
     expect(out).toMatch(/^7\.0\.0\n[\s\S]*is-number-7\.0\.0\.tgz/);
   }, 120_000);
 
   it("cargo's requests (sparse index, then the crate from the index's dl) pass with exactly its row", async (ctx) => {
-    if (!reach.get("cargo")) return ctx.skip(); // crates.io unreachable from this host
+    if (!reach.get("cargo")) return ctx.skip("crates.io (index.crates.io) is unreachable from this host");
     const script = [
       "set -euo pipefail",
       "curl -sSf https://index.crates.io/config.json > /tmp/config.json",
@@ -133,16 +136,18 @@ describe("the README's allow-lists for package managers", () => {
   }, 120_000);
 
   it("go downloads a module with exactly its row", async (ctx) => {
-    if (!reach.get("go") || !existsSync("/usr/local/go/bin/go")) return ctx.skip(); // no Go under /usr, or the module proxy unreachable
+    if (!GO) return ctx.skip("no go under /usr (sandboxes see only /usr): .ci/run installs golang-go");
+    if (!reach.get("go")) return ctx.skip("the Go module proxy (proxy.golang.org) is unreachable from this host");
     // The checksum database is checked where this host reaches it; these CI machines do not.
     const env: Record<string, string> = { GOPATH: "/tmp/go", GOCACHE: "/tmp/go-cache", GOFLAGS: "-modcacherw", GOPROXY: "https://proxy.golang.org" };
     if (!sumdb) env.GOSUMDB = "off";
-    const out = await inSandbox(row("go"), "/usr/local/go/bin/go mod download -json github.com/google/uuid@v1.6.0", "go mod download", env);
+    const out = await inSandbox(row("go"), `${GO} mod download -json github.com/google/uuid@v1.6.0`, "go mod download", env);
     expect(JSON.parse(out)).toMatchObject({ Path: "github.com/google/uuid", Version: "v1.6.0" });
   }, 180_000);
 
   it("Maven resolves an artifact and its plugins from Central with exactly its row", async (ctx) => {
-    if (!reach.get("Maven") || !existsSync("/usr/bin/mvn")) return ctx.skip(); // no Debian maven, or Central unreachable
+    if (!existsSync("/usr/bin/mvn")) return ctx.skip("no Debian maven (/usr/bin/mvn): .ci/run installs it");
+    if (!reach.get("Maven")) return ctx.skip("Maven Central (repo.maven.apache.org) is unreachable from this host");
     const mvn = "mvn -B -q -Dmaven.repo.local=/tmp/m2 dependency:get -Dartifact=junit:junit:4.13.2 -Dtransitive=false && ls /tmp/m2/junit/junit/4.13.2";
     expect(await inSandbox(row("Maven"), mvn, "mvn dependency:get")).toContain("junit-4.13.2.jar");
   }, 300_000);
