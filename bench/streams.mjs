@@ -27,5 +27,6 @@ const pct = (a, b) => `${((100 * a.median) / b.median).toFixed(0)} %`;
 console.log(`load ${load0} → ${loadavg()[0].toFixed(2)}; ${CFG.stdoutBytes / MiB} MiB stdout, ${CFG.fileBytes / MiB} MiB files, ${CFG.reps} reps`);
 console.log(`3  stdout ${mbs(out.sdk)} vs raw ws down ${mbs(out.floor)}: ${pct(out.sdk, out.floor)}; RSS growth client ${out.clientGrowth.toFixed(1)} MB, daemon ${out.daemonGrowth.toFixed(1)} MB`);
 console.log(`4  upload ${mbs(files.up)} vs raw ws up ${mbs(files.upFloor)}: ${pct(files.up, files.upFloor)}; daemon RSS growth ${files.growth.upDaemon.toFixed(1)} MB`);
+console.log(`4d dd into the same storage inside the sandbox ${mbs(files.dd)}: upload is ${pct(files.up, files.dd)} of it`);
 console.log(`4a download ${mbs(files.down)} vs raw ws down ${mbs(files.downFloor)}: ${pct(files.down, files.downFloor)}; daemon RSS growth ${files.growth.downDaemon.toFixed(1)} MB`);
 log("done");
