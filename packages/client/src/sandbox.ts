@@ -54,6 +54,13 @@ export interface SandboxOptions extends ConnectOptions, DenoIgnoredOptions, Deno
    * and not /, /home, /home/user or /tmp themselves. Root-mode daemons only.
    */
   volumes?: CreateParams["volumes"];
+  /**
+   * A volume or snapshot (id or slug) to boot from instead of the host's /usr and /etc, e.g. one
+   * made by `sbx image build`. A snapshot root gets a private writable layer (counted in `disk`,
+   * gone with the sandbox); a volume root is mounted read-write as / by one sandbox at a time and
+   * keeps everything written to it, home and /tmp included. Root-mode daemons only.
+   */
+  root?: CreateParams["root"];
 }
 
 /** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */

@@ -36,7 +36,7 @@ import { StorageStock } from "./storage-stock.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { UidPool } from "./uids.js";
 import { UsageMeter, type Usage } from "./usage.js";
-import { VolumeStore, type VolumeBind, type VolumeClaim } from "../volumes/store.js";
+import { VolumeStore, type RootBind, type VolumeBind, type VolumeClaim } from "../volumes/store.js";
 import { ROOTLESS_VOLUMES } from "../volumes/handlers.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -292,9 +292,9 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
     this.accounting.checkQuotas(client.owner, limits);
-    const claim = this.claimVolumes(client.owner, p.volumes);
+    const claim = this.claimVolumes(client.owner, p.volumes, p.root);
 
-    // The warm pool's sandboxes have no volumes bound: one that asks for volumes is launched.
+    // The warm pool's sandboxes have no volumes bound and boot from the host's /usr: one that asks for volumes or a root is launched.
     const warm = claim ? null : await this.fromPool(limits);
     const sb = warm ?? (await this.launchSandbox(limits, claim));
     sb.egress.proxy.setAllowList(allowList);
@@ -351,11 +351,11 @@ export class SandboxManager {
     });
   }
 
-  /** Reserves the volumes a create names (checking paths, owner and use), or null if it names none. */
-  private claimVolumes(owner: string, volumes: Record<string, string> | undefined): VolumeClaim | null {
-    if (!volumes || Object.keys(volumes).length === 0) return null;
+  /** Reserves the volumes and root a create names (checking paths, owner and use), or null if it names none. */
+  private claimVolumes(owner: string, volumes: Record<string, string> | undefined, root: string | undefined): VolumeClaim | null {
+    if ((!volumes || Object.keys(volumes).length === 0) && root === undefined) return null;
     if (!this.volumes) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
-    return this.volumes.claim(owner, volumes);
+    return this.volumes.claim(owner, volumes ?? {}, root);
   }
 
   private async startSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
@@ -371,8 +371,9 @@ export class SandboxManager {
     }
     const { hostUid, storage, cgroup } = resources;
     let volumes: VolumeBind[] = [];
+    let root: RootBind | null = null;
     try {
-      if (claim) volumes = await claim.mount(id, hostUid!);
+      if (claim) ({ binds: volumes, root } = await claim.mount(id, hostUid!, storage!.root));
     } catch (err) {
       await claim!.release();
       await resources.release();
@@ -396,6 +397,7 @@ export class SandboxManager {
       tmpfsBytes: limits.diskBytes,
       storage,
       volumes,
+      root,
       cpuSet: resources.cpuSet,
       cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,

@@ -7,6 +7,7 @@ import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
+import { mountOverlay, prepareRoot, RootProblem, unmountOverlay } from "./root.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
 
@@ -48,9 +49,19 @@ export interface VolumeBind {
   readOnly: boolean;
 }
 
-/** The volumes a sandbox asked for, reserved before it starts; mounted once its host uid is known. */
+/** The file system a sandbox boots from (`root`): a directory fd bwrap binds as /. */
+export interface RootBind {
+  fd: number;
+  /** A volume root holds the home and /tmp itself; a snapshot root gets the sandbox's storage for them. */
+  ownHome: boolean;
+  /** Where this root keeps its system CA bundle (bound over with the daemon's). */
+  systemBundle: string;
+}
+
+/** The volumes (and root) a sandbox asked for, reserved before it starts; mounted once its host uid and storage are known. */
 export interface VolumeClaim {
-  mount(sandboxId: string, hostUid: number): Promise<VolumeBind[]>;
+  /** `storageRoot`: the sandbox's own storage, where a snapshot root's writable layer goes. */
+  mount(sandboxId: string, hostUid: number, storageRoot: string): Promise<{ binds: VolumeBind[]; root: RootBind | null }>;
   /** Gives back what `mount` (or the reservation) took; after the sandbox's bwrap has exited. */
   release(): Promise<void>;
   /** Settles once `release` has finished. */
@@ -428,7 +439,7 @@ export class VolumeStore {
    * Checks a sandbox's `volumes` and reserves each volume and snapshot it names, all or none.
    * Synchronous: two creates naming the same volume cannot both get it.
    */
-  claim(owner: string, volumes: { [path: string]: string }): VolumeClaim {
+  claim(owner: string, volumes: { [path: string]: string }, rootRef?: string): VolumeClaim {
     const entries = Object.entries(volumes);
     for (const [path] of entries) {
       const problem = mountPathProblem(path);
@@ -440,35 +451,64 @@ export class VolumeStore {
     const overlap = overlapping(entries.map(([path]) => inHome(path)));
     if (overlap) throw invalid("volumes", `mount paths '${overlap[0]}' and '${overlap[1]}' overlap: one would be inside the other`);
     const wanted = entries.map(([path, ref]) => ({ path: inHome(path), r: this.lookup(owner, ref) }));
-    const twice = wanted.find((w, i) => w.r.kind === "volume" && wanted.findIndex((o) => o.r.id === w.r.id) !== i);
+    const root = rootRef === undefined ? null : this.lookup(owner, rootRef);
+    const all = root ? [...wanted, { path: "/", r: root }] : wanted;
+    const twice = all.find((w, i) => w.r.kind === "volume" && all.findIndex((o) => o.r.id === w.r.id) !== i);
     if (twice) throw new DaemonError("InUse", `volume '${twice.r.slug}' is named twice: a volume is mounted read-write at one path of one sandbox at a time`);
-    for (const { r } of wanted) {
+    for (const { r } of all) {
       if (r.kind === "volume") this.refuseIfInUse(r, "mount");
       else if (this.busy.get(r.id)) throw new DaemonError("InUse", `cannot mount snapshot '${r.slug}': it is ${this.busy.get(r.id)}`);
     }
     const pending = "reserved by a sandbox being created";
-    const reserved = wanted.filter((w) => w.r.kind === "volume");
+    const reserved = all.filter((w) => w.r.kind === "volume");
     for (const { r } of reserved) this.busy.set(r.id, pending);
     const readers: string[] = [];
     let sandbox: string | null = null;
+    /** A snapshot root's overlay, once mounted, and the directory fd handed to bwrap. */
+    let overlay: string | null = null;
+    let rootFd: number | null = null;
     let released = false;
     let done!: () => void;
     const releasedPromise = new Promise<void>((resolve) => (done = resolve));
     return {
       released: releasedPromise,
-      mount: async (sandboxId, hostUid) => {
+      mount: async (sandboxId, hostUid, storageRoot) => {
         sandbox = sandboxId;
         const binds: VolumeBind[] = [];
-        for (const { path, r } of wanted) {
+        const mounts: Mount[] = [];
+        for (const { r } of all) {
           if (r.kind === "snapshot") {
-            binds.push({ path, fd: (await this.mountSnapshot(r, sandboxId)).fd, readOnly: true });
+            mounts.push(await this.mountSnapshot(r, sandboxId));
             readers.push(r.id);
           } else {
-            binds.push({ path, fd: (await this.mountVolume(r, sandboxId, hostUid)).fd, readOnly: false });
+            mounts.push(await this.mountVolume(r, sandboxId, hostUid));
             this.busy.delete(r.id);
           }
         }
-        return binds;
+        wanted.forEach(({ path, r }, i) => binds.push({ path, fd: mounts[i]!.fd, readOnly: r.kind === "snapshot" }));
+        if (!root) return { binds, root: null };
+        const at = mounts[mounts.length - 1]!.at;
+        let tree = at;
+        if (root.kind === "snapshot") {
+          overlay = `${storageRoot}-root`;
+          try {
+            await mountOverlay(at, join(storageRoot, "root"), overlay);
+          } catch (err) {
+            overlay = null;
+            throw this.internal(`could not boot from snapshot '${root.slug}'`, err);
+          }
+          tree = overlay;
+        }
+        let prepared: { systemBundle: string };
+        try {
+          // A snapshot root's mount points go to its new upper layer as root's; a volume's are the sandbox's, like the rest of it.
+          prepared = prepareRoot(tree, root.kind === "volume" ? hostUid : 0);
+        } catch (err) {
+          if (err instanceof RootProblem) throw invalid("root", `${root.kind} '${root.slug}' cannot be booted: ${err.message}`);
+          throw this.internal(`could not prepare ${root.kind} '${root.slug}' to boot from`, err);
+        }
+        rootFd = openSync(tree, "r");
+        return { binds, root: { fd: rootFd, ownHome: root.kind === "volume", systemBundle: prepared.systemBundle } };
       },
       release: async () => {
         if (released) return;
@@ -476,7 +516,10 @@ export class VolumeStore {
         for (const { r } of reserved) if (this.busy.get(r.id) === pending) this.busy.delete(r.id);
         try {
           if (sandbox === null) return;
-          for (const { r } of wanted) {
+          if (rootFd !== null) closeSync(rootFd);
+          // The overlay holds its snapshot: it goes first.
+          if (overlay !== null) await unmountOverlay(overlay);
+          for (const { r } of all) {
             if (r.kind === "snapshot" && !readers.includes(r.id)) continue;
             await this.unmountFor(r, sandbox).catch((err) => this.log.warn(`could not unmount ${r.kind} ${r.id} after ${sandbox}: ${err.message}`));
           }

@@ -82,6 +82,7 @@ class AsyncSandbox:
         secrets: dict[str, SecretSpec] | None = None,
         labels: dict[str, str] | None = None,
         volumes: dict[str, str] | None = None,
+        root: str | None = None,
     ) -> AsyncSandbox:
         """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon).
 
@@ -91,10 +92,14 @@ class AsyncSandbox:
 
         ``volumes`` maps an absolute path inside to a volume (read-write, one sandbox at a time) or a
         snapshot (read-only), by id or slug; root-mode daemons only.
+
+        ``root`` names a volume or snapshot to boot from instead of the host's /usr and /etc: a
+        snapshot gets a private writable layer (counted in ``disk``, gone with the sandbox), a volume
+        is mounted read-write as / by one sandbox at a time and keeps what is written to it.
         """
         conn = await AsyncConnection.open(url, token)
         try:
-            info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes)
+            info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes, root=root)
         except BaseException:
             await conn.close()
             raise

@@ -167,7 +167,7 @@ class Methods:
     def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> RawPending:
         raise NotImplementedError
 
-    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
+    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None, root: str | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -188,6 +188,8 @@ class Methods:
             params["labels"] = labels
         if volumes is not None:
             params["volumes"] = volumes
+        if root is not None:
+            params["root"] = root
         result = self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -1009,7 +1011,7 @@ class AsyncMethods:
     async def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> AsyncRawPending:
         raise NotImplementedError
 
-    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
+    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None, root: str | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -1030,6 +1032,8 @@ class AsyncMethods:
             params["labels"] = labels
         if volumes is not None:
             params["volumes"] = volumes
+        if root is not None:
+            params["root"] = root
         result = await self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 

@@ -184,6 +184,8 @@ class SandboxCreateParams(TypedDict, total=False):
     """Labels for finding the sandbox later with list()."""
     volumes: dict[str, str]
     """Volumes to mount: absolute path inside the sandbox -> volume id or slug (read-write, one sandbox at a time) or snapshot id or slug (read-only). Paths must be normalized and outside /usr, /etc, /proc, /dev, /sys, /.sbx and the other system paths, and not /, /home, /home/user or /tmp themselves."""
+    root: str
+    """A volume or snapshot (id or slug) the sandbox boots from instead of the host's /usr and /etc. A snapshot gets a private writable layer on the sandbox's own storage (counted in `disk`, gone with the sandbox); a volume is mounted read-write as / (one sandbox at a time), so what is written anywhere in it, home and /tmp included, persists. Root-mode daemons only."""
 
 
 def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
@@ -206,6 +208,8 @@ def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
         w["labels"] = v["labels"]
     if "volumes" in v:
         w["volumes"] = v["volumes"]
+    if "root" in v:
+        w["root"] = v["root"]
     return w
 
 
