@@ -6,7 +6,7 @@ set -e
 R=/data
 mkdir -p $R/usr/bin $R/usr/lib $R/usr/lib64 $R/etc $R/var
 ln -s usr/bin $R/bin; ln -s usr/lib $R/lib; ln -s usr/lib64 $R/lib64
-for b in bash cat cp chmod chown ls id touch mkdir rm env readlink head tail stat unshare sleep grep wc; do cp -L "$(type -P $b)" $R/usr/bin/; done
+for b in bash cat cp chmod chown ls id touch mkdir rm env readlink head tail stat unshare sleep grep wc true; do cp -L "$(type -P $b)" $R/usr/bin/; done
 ln -s bash $R/usr/bin/sh
 LOADED="$R/usr/bin/*"
 if [ -n "${WITH_PYTHON:-}" ]; then
