@@ -106,6 +106,23 @@ describe("root: a volume", () => {
   });
 });
 
+describe("root: concurrent writers", () => {
+  it("two creates racing to boot one volume: exactly one gets it, the other is refused clearly", async () => {
+    const { volume } = await makeRoot(client, A, "race");
+    const results = await untilFree(() => Promise.allSettled([Sandbox.create({ ...A, root: volume }), Sandbox.create({ ...A, root: volume })]).then((r) => {
+      // Both refused because the maker's sandbox is still ending: try again.
+      if (r.every((x) => x.status === "rejected" && /still held by a sandbox that is ending/.test(String(x.reason)))) throw r[0]!.status === "rejected" ? r[0]!.reason : new Error("unreachable");
+      return r;
+    }));
+    const won = results.filter((r): r is PromiseFulfilledResult<Sandbox> => r.status === "fulfilled");
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect([won.length, lost.length]).toEqual([1, 1]);
+    expect(lost[0]!.reason).toBeInstanceOf(InUseError);
+    expect(String(lost[0]!.reason.message)).toMatch(new RegExp(`cannot mount volume '${volume}': it is (reserved by a sandbox being created|mounted by sbx_)`));
+    await won[0]!.value.kill();
+  });
+});
+
 describe("root: refusals", () => {
   it("an unknown root, or another token's, is VolumeNotFound and starts nothing", async () => {
     const unknown = await rejection(Sandbox.create({ ...A, root: "no-such-image" }));
