@@ -32,6 +32,12 @@ export interface LaunchSpec {
   volumes?: readonly { fd: number; path: string; readOnly: boolean }[];
   /** The file system to boot from instead of the host's /usr (root mode, volumes/root.ts prepared its mount points). */
   root?: { fd: number; ownHome: boolean; systemBundle: string } | null;
+  /**
+   * A sandbox booted from an image: sbx-launch makes its user namespace, mapping 0..count-1 to the
+   * host block from `base` (hostUid is the block's SANDBOX_UID), and the supervisor keeps the
+   * capabilities a process it starts as uid 0 gets (`sudo`).
+   */
+  userns?: { base: number; count: number } | null;
   /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
@@ -57,14 +63,21 @@ export interface LaunchSpec {
   hostname: string;
 }
 
+/** The sandbox's user inside (and its group). */
+export const SANDBOX_UID = 1000;
+
+/** What uid 0 of a sandbox booted from an image may do (supervisor's setup.c keeps the same set). */
+const ROOT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE"];
+
 /** Fixed fd numbers in bwrap's table. */
 const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
 
 /** Volumes' directory fds follow home and tmp. */
 const FIRST_VOLUME_FD = FD.pythonRepl + 1;
 
-/** The root's directory fd follows the volumes'. */
+/** The root's directory fd follows the volumes', and the user namespace sbx-launch makes follows that. */
 const rootFd = (spec: LaunchSpec) => FIRST_VOLUME_FD + (spec.volumes?.length ?? 0);
+const usernsFd = (spec: LaunchSpec) => rootFd(spec) + 1;
 
 const USER_ETC = {
   passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
@@ -86,13 +99,18 @@ const SUPERVISOR_ENV: Record<string, string> = {
  * bwrap needs no read access to the daemon's files after it drops to the sandbox's uid.
  */
 export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
+  // A sandbox booted from an image joins the user namespace sbx-launch made (with a max of 0
+  // nested ones, which seccomp refuses anyway); any other gets a new one mapping only its user.
+  const userns = spec.userns ? ["--userns", String(usernsFd(spec))] : ["--unshare-user"];
   const a: string[] = [
-    "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
-    "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
-    "--die-with-parent", "--new-session", "--disable-userns",
+    ...userns, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
+    "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_UID), "--hostname", spec.hostname,
+    "--die-with-parent", "--new-session", ...(spec.userns ? [] : ["--disable-userns"]),
     // The supervisor alone starts with these two: CAP_SYS_ADMIN mounts the sandbox's own devpts,
-    // CAP_SETPCAP empties the bounding set. It drops every capability before it reads a call.
+    // CAP_SETPCAP empties the bounding set. It drops every capability before it reads a call but,
+    // in a sandbox booted from an image, the ones its uid 0 may have (setup.c).
     "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
+    ...(spec.userns ? ROOT_CAPS.flatMap((cap) => ["--cap-add", cap]) : []),
     // The supervisor is pid 1: processes inside can deliver it only the signals it handles.
     "--as-pid-1",
     "--clearenv",
@@ -150,6 +168,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--chdir", SANDBOX_HOME);
   // The seccomp program reaches the supervisor on its fd: it mounts devpts first, then installs it.
   a.push("/.sbx/supervisor", "--seccomp-fd", String(fds.seccomp), "--ptys", String(spec.ptysPerSandbox));
+  if (spec.userns) a.push("--sudo");
   return a;
 }
 
@@ -167,6 +186,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
   a.push("--nofile", String(spec.rlimits.nofile));
   if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));
   if (spec.cpuSet) a.push("--cpus", formatCpuList(spec.cpuSet));
+  if (spec.userns) a.push("--userns", `${spec.userns.base}:${spec.userns.count}:${usernsFd(spec)}`);
   if (spec.hostUid !== null) a.push("--uid", String(spec.hostUid));
   return [...a, "--", spec.bwrapPath, ...bwrapArgs(spec, FD)];
 }

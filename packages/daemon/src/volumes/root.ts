@@ -45,40 +45,61 @@ function systemBundleIn(root: string): string {
 export class RootProblem extends Error {}
 
 /**
- * Makes the mount points bwrap needs in `root` (a mounted tree nothing else writes to now),
- * owned by host uid `owner`, and returns the path of the system CA bundle to bind over. Refuses
- * a tree where any component on the way is a symbolic link or not a directory.
+ * Makes the mount points bwrap needs for the tree `view` (a mounted tree nothing else writes to
+ * now), owned by `owner` (the home's by `homeOwner`), and returns the path of the system CA bundle
+ * to bind over. Refuses a tree where any component on the way is a symbolic link or not a
+ * directory. What is missing is made in `target`: the tree itself for a volume, the new upper
+ * layer of a snapshot's overlay (before it is mounted), where the directories on the way are
+ * made as the snapshot has them, so the overlay merges them.
  */
-export function prepareRoot(root: string, owner: number): { systemBundle: string } {
-  const systemBundle = systemBundleIn(root);
-  for (const dir of DIRS) ensure(root, dir, "dir", owner);
-  for (const file of [...FILES, systemBundle]) ensure(root, file, "file", owner);
+export function prepareRoot(view: string, target: string, owners: { owner: number; homeOwner: number }): { systemBundle: string } {
+  const systemBundle = systemBundleIn(view);
+  const ownerOf = (path: string) => (path === SANDBOX_HOME || path === SANDBOX_HOME_ALIAS ? owners.homeOwner : owners.owner);
+  for (const dir of DIRS) ensure(view, target, dir, "dir", { leaf: ownerOf(dir), dirs: owners.owner });
+  for (const file of [...FILES, systemBundle]) ensure(view, target, file, "file", { leaf: owners.owner, dirs: owners.owner });
   return { systemBundle };
 }
 
-function ensure(root: string, path: string, leaf: "dir" | "file", owner: number): void {
+function ensure(view: string, target: string, path: string, leaf: "dir" | "file", owner: { leaf: number; dirs: number }): void {
   const parts = path.slice(1).split("/");
-  let at = root;
+  let missing = false;
   for (let i = 0; i < parts.length; i++) {
-    at = join(at, parts[i]!);
-    const shown = `/${parts.slice(0, i + 1).join("/")}`;
-    const last = i === parts.length - 1;
-    const want = last ? leaf : "dir";
-    let st;
-    try {
-      st = lstatSync(at);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      if (want === "dir") mkdirSync(at, { mode: shown === "/tmp" ? 0o1777 : 0o755 });
-      else closeSync(openSync(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644));
-      lchownSync(at, owner, owner);
-      if (shown === "/tmp") chmodSync(at, 0o1777); // past the umask
+    const sub = parts.slice(0, i + 1).join("/");
+    const shown = `/${sub}`;
+    const want = i === parts.length - 1 ? leaf : "dir";
+    let st = null;
+    if (!missing) {
+      try {
+        st = lstatSync(join(view, sub));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        missing = true;
+      }
+    }
+    if (st) {
+      if (st.isSymbolicLink()) throw new RootProblem(`${shown} is a symbolic link, where sbx mounts ${path}`);
+      if (want === "dir" && !st.isDirectory()) throw new RootProblem(`${shown} is not a directory, where sbx mounts ${path}`);
+      if (want === "file" && !st.isFile()) throw new RootProblem(`${shown} is not a regular file, where sbx binds ${path}`);
+      // A directory on the way to something missing is made in an upper layer as the snapshot has it.
+      if (target !== view && want === "dir" && i < parts.length - 1) make(join(target, sub), "dir", st.mode & 0o7777, st.uid, st.gid);
       continue;
     }
-    if (st.isSymbolicLink()) throw new RootProblem(`${shown} is a symbolic link, where sbx mounts ${path}`);
-    if (want === "dir" && !st.isDirectory()) throw new RootProblem(`${shown} is not a directory, where sbx mounts ${path}`);
-    if (want === "file" && !st.isFile()) throw new RootProblem(`${shown} is not a regular file, where sbx binds ${path}`);
+    const uid = i === parts.length - 1 ? owner.leaf : owner.dirs;
+    make(join(target, sub), want, shown === "/tmp" ? 0o1777 : want === "dir" ? 0o755 : 0o644, uid, uid);
   }
+}
+
+/** Makes a directory or an empty file unless it is there already (made for another path), then sets its mode past the umask, and owner. */
+function make(at: string, kind: "dir" | "file", mode: number, uid: number, gid: number): void {
+  try {
+    if (kind === "dir") mkdirSync(at, { mode });
+    else closeSync(openSync(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw err;
+  }
+  chmodSync(at, mode);
+  lchownSync(at, uid, gid);
 }
 
 /**
@@ -88,22 +109,32 @@ function ensure(root: string, path: string, leaf: "dir" | "file", owner: number)
  */
 const OVERLAY_OPTS = "nosuid,nodev,redirect_dir=off,metacopy=off,index=off,xino=off";
 
-/** A snapshot root's overlay, mounted at `merged`: `lower` the mounted snapshot, the layers in `layerDir` (on the sandbox's storage). */
-export async function mountOverlay(lower: string, layerDir: string, merged: string): Promise<void> {
+/**
+ * The layers of a snapshot root's overlay, in `layerDir` (on the sandbox's storage): the top of
+ * the writable one is owned by `rootUid` (the sandbox's uid 0), as the snapshot's top is.
+ */
+export async function makeLayers(layerDir: string, rootUid: number): Promise<{ upper: string; work: string }> {
   const upper = join(layerDir, "upper");
   const work = join(layerDir, "work");
   await fsp.mkdir(layerDir, { mode: 0o700 });
   await fsp.mkdir(upper, { mode: 0o755 });
   await fsp.mkdir(work, { mode: 0o700 });
+  await fsp.chown(upper, rootUid, rootUid);
+  return { upper, work };
+}
+
+/** A snapshot root's overlay at `merged` (made here): `lower` the snapshot's idmapped view, the layers from makeLayers. */
+export async function mountOverlay(lower: string, layers: { upper: string; work: string }, merged: string): Promise<void> {
   await fsp.mkdir(merged, { mode: 0o755 });
   try {
-    await run("mount", ["-t", "overlay", "overlay", "-o", `${OVERLAY_OPTS},lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    await run("mount", ["-t", "overlay", "overlay", "-o", `${OVERLAY_OPTS},lowerdir=${lower},upperdir=${layers.upper},workdir=${layers.work}`, merged]);
   } catch (err) {
     await fsp.rmdir(merged).catch(() => {});
     throw new Error(`mounting the root's overlay failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
 }
 
+/** Unmounts one of a root's mounts (the overlay, or an idmapped view) and removes its mount point. */
 export async function unmountOverlay(merged: string): Promise<void> {
   await run("umount", [merged]).catch(() => run("umount", ["--lazy", merged]).catch(() => {}));
   await fsp.rmdir(merged).catch(() => {});

@@ -1,48 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, InUseError, InvalidOptionError, Sandbox, VolumeNotFoundError } from "@sbx/client";
+import { Client, InUseError, InvalidOptionError, Sandbox, UnsupportedError, VolumeNotFoundError } from "@sbx/client";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { makeRoot, ROOT_CAPS_HEX, slug, untilFree } from "../helpers/images.js";
 
 /**
  * Booting from a volume or snapshot (`root`, issue 15 item 3) against a real root-mode daemon.
  * The image is a small root file system made inside a sandbox from the host's own programs
- * (mini-root.sh: bash, coreutils, unshare, and the libraries they load).
+ * (helpers/images.ts).
  */
 
 const TENANT_B = `tenant-b-${randomBytes(24).toString("base64url")}`;
 let daemon: TestDaemon;
 let A: { url: string; token: string };
-const slug = (stem: string) => `${stem}-${randomBytes(3).toString("hex")}`;
 const rejection = (p: Promise<unknown>) => p.then(() => new Error("resolved, expected a rejection"), (e: unknown) => e as Error);
-
-/** Fills the volume mounted at /data with a minimal merged-/usr root file system (shared with the Python tests). */
-const MAKE_ROOT = readFileSync(new URL("./mini-root.sh", import.meta.url), "utf8");
-
-/** A new volume holding the minimal root, and a snapshot of it. */
-async function makeRoot(client: Client, stem: string): Promise<{ volume: string; snapshot: string }> {
-  const volume = slug(stem);
-  await client.volumes.create({ slug: volume, capacity: "256MiB" });
-  const sb = await Sandbox.create({ ...A, volumes: { "/data": volume } });
-  const made = await (await sb.spawn("bash", { args: ["-c", MAKE_ROOT], stdout: "piped", stderr: "piped" })).output();
-  if (!made.status.success) throw new Error(`making the root failed: ${made.stderrText}`);
-  await sb.kill();
-  const snapshot = `${volume}-s`;
-  await until(() => client.volumes.snapshot(volume, { slug: snapshot }));
-  return { volume, snapshot };
-}
-
-/** Retries while the volume is still held by a sandbox that is ending. */
-async function until<T>(fn: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof InUseError) || i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
+const until = untilFree;
 
 const mounts = () => readFileSync("/proc/self/mountinfo", "utf8");
 
@@ -53,7 +26,7 @@ beforeAll(async () => {
   daemon = await startDaemon({ config: { tokens: [TENANT_B] }, args: ["--warm-pool", "0"] });
   A = daemon.opts;
   client = new Client(A);
-  image = await makeRoot(client, "root");
+  image = await makeRoot(client, A, "root");
 }, 60_000);
 
 afterAll(async () => {
@@ -79,10 +52,6 @@ describe("root: a snapshot", () => {
       await a.sh`echo from-a > /var/scratch/seed; echo new > /var/scratch/made-by-a`.text();
       expect(await a.sh`cat /var/scratch/seed /var/scratch/made-by-a`.text()).toBe("from-a\nnew\n");
       expect(await b.sh`cat /var/scratch/seed; ls /var/scratch`.text()).toBe("from-image\nseed\n");
-      // The image's own files stay the image's: not writable by the sandbox's user.
-      const denied = await a.sh`echo x > /usr/bin/cat`.noThrow().stderr("piped");
-      expect(denied.status.code).not.toBe(0);
-      expect(denied.stderrText).toMatch(/Permission denied/);
     } finally {
       await a.kill();
       await b.kill();
@@ -99,7 +68,7 @@ describe("root: a snapshot", () => {
   });
 
   it("unmounts the layer when the sandbox ends, and the snapshot can then be deleted", async () => {
-    const { volume, snapshot } = await makeRoot(client, "gone");
+    const { volume, snapshot } = await makeRoot(client, A, "gone");
     const sb = await Sandbox.create({ ...A, root: snapshot });
     expect(mounts()).toContain(`${sb.id}-root`);
     await expect(client.snapshots.delete(snapshot)).rejects.toBeInstanceOf(InUseError);
@@ -112,10 +81,11 @@ describe("root: a snapshot", () => {
 
 describe("root: a volume", () => {
   it("is mounted read-write as /: what is written anywhere in it, home included, is there next time", async () => {
-    const { volume } = await makeRoot(client, "persist");
+    const { volume } = await makeRoot(client, A, "persist");
     {
       await using sb = await Sandbox.create({ ...A, root: volume });
-      await sb.sh`echo kept > /var/scratch/note; echo mine > ~/notes.txt; mkdir /opt-mine; echo top > /opt-mine/x`.text();
+      await sb.sh`echo kept > /var/scratch/note; echo mine > ~/notes.txt`.text();
+      await sb.sh`mkdir /opt-mine; echo top > /opt-mine/x`.sudo();
       await sb.kill();
     }
     await until(async () => {
@@ -125,7 +95,7 @@ describe("root: a volume", () => {
   });
 
   it("is one sandbox's at a time, and cannot also be mounted at a path", async () => {
-    const { volume } = await makeRoot(client, "excl");
+    const { volume } = await makeRoot(client, A, "excl");
     const twice = await rejection(Sandbox.create({ ...A, root: volume, volumes: { "/data": volume } }));
     expect(twice).toBeInstanceOf(InUseError);
     expect(twice.message).toBe(`volume '${volume}' is named twice: a volume is mounted read-write at one path of one sandbox at a time`);
@@ -133,6 +103,23 @@ describe("root: a volume", () => {
     const second = await rejection(Sandbox.create({ ...A, root: volume }));
     expect(second).toBeInstanceOf(InUseError);
     expect(second.message).toBe(`cannot mount volume '${volume}': it is mounted by ${sb.id}`);
+  });
+});
+
+describe("root: concurrent writers", () => {
+  it("two creates racing to boot one volume: exactly one gets it, the other is refused clearly", async () => {
+    const { volume } = await makeRoot(client, A, "race");
+    const results = await untilFree(() => Promise.allSettled([Sandbox.create({ ...A, root: volume }), Sandbox.create({ ...A, root: volume })]).then((r) => {
+      // Both refused because the maker's sandbox is still ending: try again.
+      if (r.every((x) => x.status === "rejected" && /still held by a sandbox that is ending/.test(String(x.reason)))) throw r[0]!.status === "rejected" ? r[0]!.reason : new Error("unreachable");
+      return r;
+    }));
+    const won = results.filter((r): r is PromiseFulfilledResult<Sandbox> => r.status === "fulfilled");
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect([won.length, lost.length]).toEqual([1, 1]);
+    expect(lost[0]!.reason).toBeInstanceOf(InUseError);
+    expect(String(lost[0]!.reason.message)).toMatch(new RegExp(`cannot mount volume '${volume}': it is (reserved by a sandbox being created|mounted by sbx_)`));
+    await won[0]!.value.kill();
   });
 });
 
@@ -181,5 +168,92 @@ describe("root: the same isolation as any sandbox", () => {
     expect(await sb.sh`cat /etc/ssl/certs/ca-certificates.crt`.text()).toContain(ca.trim());
     // sbx's own files are read-only, whatever the root.
     expect((await sb.sh`touch /.sbx/x`.noThrow()).status.code).not.toBe(0);
+  });
+});
+
+/** Host uids (real, effective, saved, fs) of the first host process whose command line holds `marker` (waiting a moment for its exec). */
+async function hostUidsOf(marker: string): Promise<number[]> {
+  for (let i = 0; i < 100; i++) {
+    const found = findUids(marker);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no host process with ${marker} in its command line`);
+}
+
+function findUids(marker: string): number[] | null {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").includes(marker)) continue;
+      return /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))![1]!.trim().split(/\s+/).map(Number);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+describe("sudo: uid 0 of the sandbox's own user namespace", () => {
+  it("runs as root inside, over the image's root files, with a small capability set; the user stays without any", async () => {
+    await using sb = await Sandbox.create({ ...A, root: image.snapshot });
+    const root = await (await sb.spawn("bash", { args: ["-c", "id -u; echo $HOME $USER; grep -E '^Cap(Eff|Prm|Bnd)|^NoNewPrivs|^Seccomp:' /proc/self/status; mkdir /srv-root && echo secret > /srv-root/f && chmod 700 /srv-root"], sudo: true })).output();
+    expect(root.status.success).toBe(true);
+    const lines = root.stdoutText!.trim().split("\n");
+    expect(lines.slice(0, 2)).toEqual(["0", "/root root"]);
+    const status = Object.fromEntries(lines.slice(2).map((l) => l.split(/:\s+/)));
+    expect(status).toEqual({ CapPrm: ROOT_CAPS_HEX, CapEff: ROOT_CAPS_HEX, CapBnd: ROOT_CAPS_HEX, NoNewPrivs: "1", Seccomp: "2" });
+
+    const user = await sb.sh`id -u; grep -E '^Cap(Eff|Prm)' /proc/self/status; cat /srv-root/f`.noThrow().stderr("piped");
+    expect(user.stdoutText).toBe("1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n");
+    expect(user.stderrText).toMatch(/Permission denied/);
+    // Deno's spelling: .sudo() on the sh chain.
+    expect(await sb.sh`id -un 2>/dev/null || id -u`.sudo().text()).toMatch(/^(root|0)\n$/);
+  });
+
+  it("writes into the image's system directories go to the sandbox's own layer, as apt-get would", async () => {
+    {
+      await using sb = await Sandbox.create({ ...A, root: image.snapshot });
+      const denied = await sb.sh`cp /usr/bin/cat /usr/bin/cat2`.noThrow().stderr("piped");
+      expect(denied.stderrText).toMatch(/Permission denied/);
+      await sb.sh`cp /usr/bin/cat /usr/bin/cat2 && chown 0:0 /usr/bin/cat2 && mkdir -p /var/lib/pkg && echo installed > /var/lib/pkg/status`.sudo();
+      expect(await sb.sh`cat2 /var/lib/pkg/status; stat -c '%u %g' /usr/bin/cat2`.text()).toBe("installed\n0 0\n");
+    }
+    await using fresh = await Sandbox.create({ ...A, root: image.snapshot });
+    expect((await fresh.sh`test -e /usr/bin/cat2 || test -e /var/lib/pkg`.noThrow()).status.code).toBe(1);
+  });
+
+  it("is an unprivileged host uid of the sandbox's own block, never the host's root", async () => {
+    await using sb = await Sandbox.create({ ...A, root: image.snapshot });
+    const marker = `sbx-sudo-${randomBytes(4).toString("hex")}`;
+    // The marker is bash's $0: it shows in the command line.
+    const asRoot = await sb.spawn("bash", { args: ["-c", "sleep 30; true", marker], sudo: true });
+    const asUser = await sb.spawn("bash", { args: ["-c", "sleep 30; true", `${marker}-user`] });
+    const rootUids = await hostUidsOf(marker);
+    const userUids = await hostUidsOf(`${marker}-user`);
+    expect(new Set(rootUids).size).toBe(1);
+    expect(rootUids[0]).toBeGreaterThanOrEqual(200000);
+    expect(userUids).toEqual(rootUids.map((u) => u + 1000));
+    // Not the block of any other sandbox: a second one gets another.
+    await using other = await Sandbox.create({ ...A, root: image.snapshot });
+    const otherMarker = `${marker}-other`;
+    const theirs = await other.spawn("bash", { args: ["-c", "sleep 30; true", otherMarker], sudo: true });
+    expect(Math.abs((await hostUidsOf(otherMarker))[0]! - rootUids[0]!)).toBeGreaterThanOrEqual(65536);
+    for (const p of [asRoot, asUser, theirs]) await p.kill("SIGKILL");
+  });
+
+  it("cannot signal the supervisor away or see the host's processes", async () => {
+    await using sb = await Sandbox.create({ ...A, root: image.snapshot });
+    await sb.sh`kill -9 1; kill -TERM 1; ls /proc | grep -E '^[0-9]+$' | wc -l`.sudo().noThrow();
+    expect(await sb.sh`echo alive`.sudo().text()).toBe("alive\n");
+    const pids = (await sb.sh`ls /proc | grep -cE '^[0-9]+$'`.sudo().text()).trim();
+    expect(Number(pids)).toBeLessThan(10);
+  });
+
+  it("is refused in a sandbox that was not booted from an image, before anything runs", async () => {
+    await using sb = await Sandbox.create(A);
+    const err = await rejection(sb.spawn("id", { sudo: true }));
+    expect(err).toBeInstanceOf(UnsupportedError);
+    expect(err.message).toBe("sudo: this sandbox has no root to run as; only a sandbox booted from an image (create it with root) has one");
   });
 });

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from sbx import AsyncClient, AsyncSandbox, Client, InUseError, InvalidOptionError, Sandbox, VolumeNotFoundError
+from sbx import AsyncClient, AsyncSandbox, Client, InUseError, InvalidOptionError, Sandbox, UnsupportedError, VolumeNotFoundError
 
 from .conftest import Daemon
 
@@ -147,6 +147,12 @@ def test_root_from_a_snapshot_and_a_volume(daemon: Daemon) -> None:
         a.sh("echo from-a > /var/scratch/seed")
         assert a.sh("cat /var/scratch/seed").text() == "from-a"
         assert b.sh("cat /var/scratch/seed").text() == "from-image"
+        # sudo: uid 0 of the sandbox's own user namespace, only where it booted from an image.
+        assert a.sh("id -u; echo $HOME", sudo=True).text() == "0\n/root"
+        assert a.spawn("id", args=["-u"], sudo=True).output().stdout_text == "0\n"
+        assert a.sh("id -u").text() == "1000"
+    with Sandbox.create() as plain, pytest.raises(UnsupportedError, match="sudo: this sandbox has no root to run as"):
+        plain.sh("id -u", sudo=True)
 
     with _retry_in_use(lambda: Sandbox.create(root=slug)) as sb:
         sb.sh("echo kept > /var/scratch/note")

@@ -263,7 +263,7 @@ class Methods:
         result = self._call("sandbox.snapshot", params)
         return SnapshotInfo.from_wire(result)
 
-    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
+    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -279,12 +279,14 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
+    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -300,6 +302,8 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
@@ -1107,7 +1111,7 @@ class AsyncMethods:
         result = await self._call("sandbox.snapshot", params)
         return SnapshotInfo.from_wire(result)
 
-    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
+    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -1123,12 +1127,14 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = await self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
+    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -1144,6 +1150,8 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))

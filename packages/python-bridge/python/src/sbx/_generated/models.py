@@ -647,6 +647,8 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     """Environment variables."""
     clear_env: bool
     """Start from an empty environment instead of the sandbox's."""
+    sudo: bool
+    """Run as uid 0 of the sandbox's own user namespace (HOME=/root, USER=root unless env says otherwise): only in a sandbox booted from an image (`root`), where that root owns the image's files and nothing outside the sandbox."""
     pty: ProcessSpawnParamsPty
     """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
 
@@ -663,6 +665,8 @@ def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
         w["env"] = v["env"]
     if "clear_env" in v:
         w["clearEnv"] = v["clear_env"]
+    if "sudo" in v:
+        w["sudo"] = v["sudo"]
     w["stdin"] = v["stdin"]
     w["stdout"] = v["stdout"]
     w["stderr"] = v["stderr"]
