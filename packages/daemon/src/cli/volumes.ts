@@ -147,7 +147,7 @@ export async function imageCommand(args: string[]): Promise<number> {
   switch (sub) {
     case "build": {
       if (positionals.length !== 0 || !values.slug) throw usage();
-      const packages = values.packages === undefined ? [] : values.packages.split(",").map((p) => p.trim()).filter((p) => p !== "");
+      const packages = values.packages === undefined ? [] : values.packages.split(",").map((p: string) => p.trim()).filter((p: string) => p !== "");
       if (values.suite !== undefined && values.suite !== "bookworm" && values.suite !== "trixie") throw new UsageError(`--suite must be bookworm or trixie, got '${values.suite}'`);
       const capacity = values.capacity === undefined ? undefined : /^\d+$/.test(values.capacity) ? Number(values.capacity) : values.capacity;
       const client = await clientFor(values);
