@@ -4,9 +4,9 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, InvalidOptionError, ResourceLimitError, Sandbox, Snapshot } from "@sbx/client";
+import { Client, InUseError, InvalidOptionError, ResourceLimitError, Sandbox, Snapshot } from "@sbx/client";
 import { VOLUME_LIMITS } from "@sbx/protocol";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { RawClient } from "../helpers/raw.js";
 import { ImageBuilder, ROOT_MOUNT_POINTS } from "../../src/volumes/build.js";
 import { bwrapArgs, type LaunchSpec } from "../../src/sandbox/launcher.js";
@@ -27,6 +27,7 @@ let B: { url: string; token: string };
 let image: Snapshot;
 const progress: string[] = [];
 let concurrentRefusal: Error;
+let whileBuilding: { del: Error; mount: Error };
 let bystander: RawClient;
 const IMAGE = `jq-${randomBytes(3).toString("hex")}`;
 const slug = (stem: string) => `${stem}-${randomBytes(3).toString("hex")}`;
@@ -39,6 +40,15 @@ const cannotBuild = await (async () => {
   const reached = await fetch("http://deb.debian.org/debian/dists/bookworm/Release", { method: "HEAD", signal: AbortSignal.timeout(10_000) }).then((r) => r.ok, () => false);
   return reached ? null : "the Debian mirror deb.debian.org is unreachable from this host";
 })();
+/** Processes (mmdebstrap, apt, dpkg, maintainer scripts) whose command line names `dir`: a build's. */
+const buildersOf = (dir: string) =>
+  readdirSync("/proc").filter((pid) => /^\d+$/.test(pid) && (() => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
+    } catch {
+      return false;
+    }
+  })());
 const mountsUnder = (dir: string) => readFileSync("/proc/self/mounts", "utf8").split("\n").filter((l) => l.split(" ")[1]?.startsWith(dir));
 
 /** Runs `fn` with the image's file system mounted read-only at a directory of the test's own. */
@@ -64,6 +74,11 @@ beforeAll(async () => {
   // Once it runs, a second build is refused at once: the daemon builds one image at a time here.
   await new Promise((r) => setTimeout(r, 300));
   concurrentRefusal = await rejection(new Client(B).images.build({ slug: slug("second") }));
+  // Meanwhile the image being built can be neither deleted nor mounted.
+  whileBuilding = {
+    del: await rejection(client.snapshots.delete(IMAGE)),
+    mount: await rejection(Sandbox.create({ ...A, volumes: { "/img": IMAGE } })),
+  };
   image = await building;
 }, 240_000);
 
@@ -169,6 +184,10 @@ describe("image.build", () => {
     if (cannotBuild) return ctx.skip(cannotBuild);
     expect(concurrentRefusal).toBeInstanceOf(ResourceLimitError);
     expect(concurrentRefusal.message).toMatch(/already building 1 image, the most it builds at once \(config imageBuilds: 1\)/);
+    expect(whileBuilding.del).toBeInstanceOf(InUseError);
+    expect(whileBuilding.del.message).toBe(`cannot delete snapshot '${IMAGE}': it is being built`);
+    expect(whileBuilding.mount).toBeInstanceOf(InUseError);
+    expect(whileBuilding.mount.message).toBe(`cannot mount snapshot '${IMAGE}': it is being built`);
   });
 
   it("refuses bad package names, suites, sizes and slugs before anything runs", async (ctx) => {
@@ -223,6 +242,47 @@ describe("image.build", () => {
     expect(err.message).toMatch(new RegExp(`already has ${VOLUME_LIMITS.perToken} volumes and snapshots, the most the daemon allows`));
     expect(await c.snapshots.get("one-more")).toBeNull();
   }, 120_000);
+
+  it("fails a build that fills its image as out of space, leaving nothing behind", async (ctx) => {
+    if (cannotBuild) return ctx.skip(cannotBuild);
+    const client = new Client(A);
+    const before = { img: files(".img"), json: files(".json") };
+    const s = slug("full");
+    const err = await rejection(client.images.build({ slug: s, capacity: "48MiB" }));
+    expect(err).toBeInstanceOf(ResourceLimitError);
+    expect(err.message).toBe(`could not build image '${s}': ran out of space: the image's capacity is too small for these packages (ask for a larger capacity), or the daemon host's disk is full`);
+    expect(await client.snapshots.get(s)).toBeNull();
+    expect(files(".img")).toEqual(before.img);
+    expect(files(".json")).toEqual(before.json);
+    expect(mountsUnder(volumesDir())).toEqual([]);
+  }, 180_000);
+
+  it("leaves nothing once a daemon killed mid-build restarts: its build dies with it, no image, record or mount", async (ctx) => {
+    if (cannotBuild) return ctx.skip(cannotBuild);
+    const own = await startDaemon({ args: ["--warm-pool", "0"] });
+    const stateDir = own.stateDir;
+    try {
+      const started = new Promise<void>((resolve) => {
+        void new Client(own.opts).images.build({ slug: "killed", onProgress: (l) => l.startsWith("I: downloading") && resolve() }).catch(() => {});
+      });
+      await started;
+      const dir = join(stateDir, "volumes");
+      expect(readdirSync(dir).filter((n) => n.endsWith(".img"))).toHaveLength(1);
+      expect(buildersOf(dir).length).toBeGreaterThan(0);
+      await own.stop("SIGKILL");
+      // setpriv's pdeathsig ends unshare, whose --kill-child ends mmdebstrap and its pid namespace.
+      const deadline = Date.now() + 10_000;
+      while (buildersOf(dir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(buildersOf(dir)).toEqual([]);
+      await using again = await startDaemon({ stateDir, args: ["--warm-pool", "0"] });
+      expect(readdirSync(dir).filter((n) => n.endsWith(".img") || n.endsWith(".json"))).toEqual([]);
+      expect(mountsUnder(dir)).toEqual([]);
+      expect(await new Client(again.opts).snapshots.get("killed")).toBeNull();
+    } finally {
+      await own.stop("SIGKILL");
+      await removeStateDir(stateDir);
+    }
+  }, 180_000);
 
   it("sends its progress as image.progress notifications to the calling connection only", async (ctx) => {
     if (cannotBuild) return ctx.skip(cannotBuild);
