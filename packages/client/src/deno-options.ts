@@ -24,14 +24,11 @@ export interface DenoIgnoredOptions {
 export interface DenoUnsupportedOptions {
   /** Not supported: sbx has no SSH access to sandboxes. */
   ssh?: boolean;
-  /** Not supported yet: a volume or snapshot as the root file system (mount volumes with `volumes`). */
-  root?: string;
 }
 
 const IGNORED: ReadonlyArray<keyof DenoIgnoredOptions> = ["region", "debug", "org", "apiEndpoint", "sandboxEndpoint"];
 const UNSUPPORTED: Record<keyof DenoUnsupportedOptions, string> = {
   ssh: "ssh: sbx gives no SSH access to sandboxes; run commands with sandbox.spawn or sandbox.sh",
-  root: "root: a volume or snapshot as the root file system is not supported by sbx yet; mount volumes at a path with 'volumes'",
 };
 
 /** `options` without Deno's ignored ones (warning once per call about those given) or unsupported ones (refused). */

@@ -54,6 +54,13 @@ export interface SandboxOptions extends ConnectOptions, DenoIgnoredOptions, Deno
    * and not /, /home, /home/user or /tmp themselves. Root-mode daemons only.
    */
   volumes?: CreateParams["volumes"];
+  /**
+   * A volume or snapshot (id or slug) to boot from instead of the host's /usr and /etc, e.g. one
+   * made by `sbx image build`. A snapshot root gets a private writable layer (counted in `disk`,
+   * gone with the sandbox); a volume root is mounted read-write as / by one sandbox at a time and
+   * keeps everything written to it, home and /tmp included. Root-mode daemons only.
+   */
+  root?: CreateParams["root"];
 }
 
 /** Fails to compile when the protocol gains a create parameter `SandboxOptions` does not offer, or types one differently. */
@@ -72,6 +79,13 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Start from an empty environment instead of the sandbox's. */
   clearEnv?: boolean;
+  /**
+   * Run as root: uid 0 of the sandbox's own user namespace, with HOME=/root (so `apt-get install`
+   * works into the sandbox's writable layer). Only in a sandbox booted from an image (`root`);
+   * elsewhere `UnsupportedError`. That root owns the image's files and the sandbox's processes,
+   * nothing outside the sandbox.
+   */
+  sudo?: boolean;
   /**
    * Run on a terminal (a pty from the sandbox's own devpts): stdin and stdout are the terminal,
    * stderr arrives merged into stdout (the `stderr` option must be left out or "null").
@@ -250,7 +264,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** `spawn`, building the handle with `make` (DenoProcess for `deno.run`). */
   private async spawnAs<P>(command: string | URL, options: SpawnOptions, make: (...parts: ConstructorParameters<typeof ChildProcess>) => P): Promise<P> {
-    const { args, env, clearEnv } = options;
+    const { args, env, clearEnv, sudo } = options;
     // As Deno's: a file: URL names a path (any other URL is a TypeError).
     const cmd = pathOf(command);
     const cwd = options.cwd === undefined ? undefined : pathOf(options.cwd);
@@ -266,6 +280,7 @@ export class Sandbox implements AsyncDisposable {
           ...(cwd ? { cwd } : {}),
           ...(env ? { env } : {}),
           ...(clearEnv ? { clearEnv } : {}),
+          ...(sudo ? { sudo } : {}),
           ...ids,
           ...(pty ? { pty } : {}),
         })

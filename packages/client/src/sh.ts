@@ -31,7 +31,7 @@ export type ShellPipeKind = "piped" | "inherit" | "null";
 
 export type Spawner = (
   script: string,
-  opts: { cwd?: string; env: Record<string, string>; stdout: ShellPipeKind; stderr: ShellPipeKind },
+  opts: { cwd?: string; env: Record<string, string>; stdout: ShellPipeKind; stderr: ShellPipeKind; sudo?: boolean },
 ) => Promise<ChildProcess>;
 
 interface ShOptions {
@@ -94,8 +94,9 @@ export class ShCommand implements PromiseLike<CommandOutput> {
   }
 
   /**
-   * Runs as root. sbx sandboxes have no root to give (their user can never gain privileges),
-   * so a command with `sudo()` fails with `NotSupportedError` saying so, rather than run unprivileged.
+   * Runs as root: uid 0 of the sandbox's own user namespace (spawn's `sudo`). Only a sandbox
+   * booted from an image (`root`) has one; elsewhere the command fails with `UnsupportedError`
+   * rather than run unprivileged.
    */
   sudo(enable = true): ShCommand {
     return this.with({ sudo: enable });
@@ -128,11 +129,8 @@ export class ShCommand implements PromiseLike<CommandOutput> {
 
   /** Starts the command and hands over the process and its streams. */
   async spawn(): Promise<ChildProcess> {
-    if (this.options.sudo) {
-      throw new NotSupportedError("sudo(): sbx sandboxes have no root to run as (the sandbox user can never gain privileges); run the command without sudo");
-    }
-    const { cwd, env, stdout, stderr } = this.options;
-    return this.spawner(this.script, { ...(cwd ? { cwd } : {}), env, stdout, stderr });
+    const { cwd, env, stdout, stderr, sudo } = this.options;
+    return this.spawner(this.script, { ...(cwd ? { cwd } : {}), env, stdout, stderr, ...(sudo ? { sudo } : {}) });
   }
 
   private async execute(): Promise<CommandOutput> {

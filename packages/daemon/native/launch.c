@@ -4,11 +4,13 @@
  * with an empty environment, and trusts nothing but its argv (the daemon's):
  *
  *   sbx-launch [--cgroup-procs FILE]... [--oom-score-adj N] --nofile N [--nproc N]
- *              [--cpus LIST] [--uid UID] -- PROGRAM [ARG]...
+ *              [--cpus LIST] [--userns BASE:COUNT:FD] [--uid UID] -- PROGRAM [ARG]...
  *
  * In this order: joins each cgroup (writes 0 to its cgroup.procs: this process, so everything
  * it execs), sets its oom_score_adj, sets RLIMIT_NOFILE and RLIMIT_NPROC (soft = hard) and
- * RLIMIT_CORE 0, pins itself to the CPU list (kernel format, "0-2,5"), drops to UID:UID with no
+ * RLIMIT_CORE 0, pins itself to the CPU list (kernel format, "0-2,5"), makes a user namespace
+ * mapping 0..COUNT-1 to host BASE.. owned by UID and leaves it open on FD for bwrap's --userns
+ * (a sandbox booted from an image: its root is uid 0 there; userns.h), drops to UID:UID with no
  * supplementary groups (and checks it cannot get root back), then execs PROGRAM (an absolute
  * path). Any step failing ends it with status 125 and a line on stderr, before PROGRAM runs.
  */
@@ -23,6 +25,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include "userns.h"
 
 #define MAX_CGROUPS 16
 
@@ -89,7 +93,7 @@ int main(int argc, char **argv)
 {
     const char *cgroups[MAX_CGROUPS];
     int ncgroups = 0;
-    const char *oom = NULL, *cpus = NULL;
+    const char *oom = NULL, *cpus = NULL, *userns = NULL;
     long nofile = -1, nproc = -1, uid = -1;
     int i = 1;
     for (; i < argc; i++) {
@@ -112,6 +116,8 @@ int main(int argc, char **argv)
             nproc = (long)number(a, v, 1u << 30);
         } else if (strcmp(a, "--cpus") == 0) {
             cpus = v;
+        } else if (strcmp(a, "--userns") == 0) {
+            userns = v;
         } else if (strcmp(a, "--uid") == 0) {
             uid = (long)number(a, v, 0x7fffffff);
             if (uid == 0) fail("--uid: never 0");
@@ -131,6 +137,18 @@ int main(int argc, char **argv)
         cpu_set_t set;
         parse_cpus(cpus, &set);
         if (sched_setaffinity(0, sizeof set, &set) < 0) fail("cannot run on CPUs %s: %s", cpus, strerror(errno));
+    }
+    if (userns) {
+        unsigned long base, count, fd;
+        int end = 0;
+        if (sscanf(userns, "%lu:%lu:%lu%n", &base, &count, &fd, &end) != 3 || userns[end] || userns[0] == '-' || base == 0 || count == 0 || base + count > 0xfffffffful || fd < 3 || fd > 1024)
+            fail("--userns: expected BASE:COUNT:FD (BASE above 0, the block within 32 bits, FD 3..1024), not '%s'", userns);
+        if (uid < (long)base || uid >= (long)(base + count)) fail("--userns: the uid %ld must be inside the block it owns", uid);
+        char why[256];
+        int ns = make_userns(base, count, (unsigned long)uid, why, sizeof why);
+        if (ns < 0) fail("cannot make the user namespace: %s", why);
+        if (dup2(ns, (int)fd) < 0) fail("cannot move the user namespace to fd %lu: %s", fd, strerror(errno));
+        if (ns != (int)fd) close(ns);
     }
     if (uid > 0) {
         gid_t gid = (gid_t)uid;

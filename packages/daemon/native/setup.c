@@ -23,6 +23,7 @@
 #define MAX_PTYS (1u << 20)
 
 mode_t setup_umask;
+bool setup_sudo;
 static int oom_fd = -1;
 static char oom_own[16];
 
@@ -65,9 +66,10 @@ static void parse_args(int argc, char **argv, int *seccomp_fd, unsigned *ptys)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seccomp-fd") == 0 && i + 1 < argc) *seccomp_fd = (int)parse_uint(argv[++i], "--seccomp-fd", 1 << 20);
         else if (strcmp(argv[i], "--ptys") == 0 && i + 1 < argc) *ptys = parse_uint(argv[++i], "--ptys", MAX_PTYS);
-        else die("usage: sbx-supervisor --seccomp-fd FD --ptys N (unexpected '%s')", argv[i]);
+        else if (strcmp(argv[i], "--sudo") == 0) setup_sudo = true;
+        else die("usage: sbx-supervisor --seccomp-fd FD --ptys N [--sudo] (unexpected '%s')", argv[i]);
     }
-    if (*seccomp_fd < 3 || *ptys < 1) die("usage: sbx-supervisor --seccomp-fd FD --ptys N");
+    if (*seccomp_fd < 3 || *ptys < 1) die("usage: sbx-supervisor --seccomp-fd FD --ptys N [--sudo]");
 }
 
 static size_t read_filter(int fd, struct sock_filter *insns)
@@ -129,24 +131,61 @@ static void bind_home_alias(void)
         die("%s is not the home %s", HOME_ALIAS, HOME_DIR);
 }
 
+/*
+ * What root inside a sandbox with --sudo may do, all of it over what its own user namespace maps
+ * (the image's files and the sandbox's processes): Docker's default set without CAP_MKNOD,
+ * CAP_NET_RAW, CAP_SETFCAP and CAP_SETPCAP. Never CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_NET_ADMIN,
+ * CAP_SYS_RESOURCE or CAP_SYS_MODULE, and seccomp applies to root as to anyone.
+ */
+static const int ROOT_CAPS[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_AUDIT_WRITE};
+
+static bool root_cap(int cap)
+{
+    for (size_t i = 0; i < sizeof ROOT_CAPS / sizeof *ROOT_CAPS; i++)
+        if (ROOT_CAPS[i] == cap) return true;
+    return false;
+}
+
+/*
+ * Without --sudo every set ends empty. With it the bounding and permitted sets end as
+ * ROOT_CAPS, the effective and the rest empty: the supervisor (uid 1000) uses none of them, and
+ * under no_new_privs an exec keeps at most the permitted set, so only a child that became uid 0
+ * (spawn.c) gets them, and a child that stays uid 1000 gets none.
+ */
 static void drop_capabilities(void)
 {
     for (int cap = 0; cap < 64; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("dropping capability %d from the bounding set: %m", cap);
+        if (!(setup_sudo && root_cap(cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("dropping capability %d from the bounding set: %m", cap);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("clearing ambient capabilities: %m");
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
+    if (setup_sudo)
+        for (size_t i = 0; i < sizeof ROOT_CAPS / sizeof *ROOT_CAPS; i++) data[ROOT_CAPS[i] / 32].permitted |= 1u << (ROOT_CAPS[i] % 32);
     if (syscall(SYS_capset, &hdr, data) < 0) die("capset: %m");
-    /* Trust, then verify: every set must now be empty. */
-    if (syscall(SYS_capget, &hdr, data) < 0) die("capget: %m");
+    /* Trust, then verify: every set must now be what it should. */
+    struct __user_cap_data_struct got[2];
+    if (syscall(SYS_capget, &hdr, got) < 0) die("capget: %m");
     for (int i = 0; i < 2; i++)
-        if (data[i].effective || data[i].permitted || data[i].inheritable) die("capabilities remain after capset");
+        if (got[i].effective || got[i].inheritable || got[i].permitted != data[i].permitted) die("capabilities other than the intended remain after capset");
     for (int cap = 0; cap < 64; cap++) {
         int in_bounding = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-        if (in_bounding > 0 || (in_bounding < 0 && errno != EINVAL)) die("capability %d remains in the bounding set", cap);
+        bool want = setup_sudo && root_cap(cap);
+        if ((in_bounding > 0) != want || (in_bounding < 0 && errno != EINVAL)) die("capability %d is %s the bounding set", cap, want ? "missing from" : "left in");
         int ambient = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0);
         if (ambient > 0) die("capability %d remains ambient", cap);
     }
+}
+
+/* In a child about to exec as root (between fork and exec: raw system calls only). */
+int become_root(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) return -1;
+    for (int i = 0; i < 2; i++) data[i].effective = data[i].permitted;
+    if (syscall(SYS_capset, &hdr, data) < 0) return -1;
+    if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0) return -1;
+    return 0;
 }
 
 static void install_filter(struct sock_filter *insns, size_t count)

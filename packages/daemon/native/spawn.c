@@ -102,6 +102,8 @@ struct spawn_req {
     /* A private channel: the child reads ctl_in's bytes on fd 3 and writes ctl_out's on fd 4 (pipes). */
     uint32_t ctl_in, ctl_out;
     bool pty;
+    /* As uid 0 of the sandbox's own user namespace (setup_sudo only). */
+    bool sudo;
     unsigned short cols, rows;
 };
 
@@ -184,6 +186,7 @@ static void child(struct spawn_req *r, const int fds[3], const int ctl[2], int e
         int a = fcntl(ctl[0], F_DUPFD_CLOEXEC, 5), b = fcntl(ctl[1], F_DUPFD_CLOEXEC, 5);
         if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0) goto fail;
     }
+    if (r->sudo && become_root() < 0) goto fail;
     if (chdir(r->cwd) < 0) goto fail;
     execve(r->file, r->argv, r->envp);
     if (errno == ENOEXEC) execve("/bin/sh", r->sh_argv, r->envp);
@@ -342,7 +345,11 @@ void h_spawn(int64_t id, const jv *p)
         err_set(&e, "InvalidParams", 0, "params.stderr: must be null with a pty (the terminal carries both)");
         goto fail;
     }
-    if (param_str(p, "cmd", true, &r.cmd, &e) < 0 || param_str(p, "cwd", false, &cwd, &e) < 0) goto fail;
+    if (param_str(p, "cmd", true, &r.cmd, &e) < 0 || param_str(p, "cwd", false, &cwd, &e) < 0 || param_bool(p, "sudo", false, &r.sudo, &e) < 0) goto fail;
+    if (r.sudo && !setup_sudo) {
+        err_set(&e, "InvalidParams", 0, "params.sudo: this sandbox has no root to run as (only a sandbox booted from an image has)");
+        goto fail;
+    }
     if (!r.cmd[0]) {
         err_set(&e, "InvalidParams", 0, "params.cmd: must be a non-empty command");
         goto fail;

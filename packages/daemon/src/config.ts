@@ -26,6 +26,8 @@ export interface DaemonConfig {
   uidBase: number | null;
   /** How many host uids (so live sandboxes, pool included) this daemon may use in root mode. */
   uidCount: number;
+  /** How many sandboxes booted from an image (`root`) may run at once: each takes a block of 65536 host uids (root mode). */
+  rootSandboxes: number;
   /** Processes and threads one sandbox may have at once (cgroup pids.max). */
   pidsPerSandbox: number;
   /** Ptys one sandbox may hold at once (the max= of its own devpts). */
@@ -79,6 +81,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     tenants: [],
     uidBase: null,
     uidCount: 65536,
+    rootSandboxes: 32,
     pidsPerSandbox: 1024,
     ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
@@ -127,6 +130,11 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   imageBuilds: (v, c) => (c.imageBuilds = int("imageBuilds", v, 1)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
+  rootSandboxes: (v, c) => {
+    // Blocks of 65536 from 200000 must stay below 2^31 (some tools read uids as signed).
+    if (Number.isInteger(v) && (v as number) > 16_000) throw new Error("config.rootSandboxes: must be at most 16000 (each takes 65536 host uids)");
+    c.rootSandboxes = int("rootSandboxes", v, 0);
+  },
   pidsPerSandbox: (v, c) => (c.pidsPerSandbox = int("pidsPerSandbox", v, 16)),
   ptysPerSandbox: (v, c) => {
     // devpts refuses a max= above the kernel's NR_UNIX98_PTY_MAX.

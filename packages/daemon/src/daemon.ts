@@ -22,7 +22,7 @@ import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
 import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
 import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
-import { claimUidRange, type UidRange } from "./sandbox/uid-range.js";
+import { claimUidRange, UID_BLOCK, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
 import { ImageBuilder } from "./volumes/build.js";
@@ -36,6 +36,7 @@ import { HostState } from "./fleet/host-state.js";
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** What the daemon runs to start each sandbox's bwrap: cgroups, rlimits, affinity and uid in one exec (native/launch.c). */
 const LAUNCHER = fileURLToPath(new URL("./sbx-launch", import.meta.url));
+const IDMAP = fileURLToPath(new URL("./sbx-idmap", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -53,7 +54,7 @@ export class Daemon {
     private readonly server: Server,
     private readonly manager: SandboxManager,
     private readonly stateDir: string,
-    private readonly uids: UidRange | null,
+    private readonly uids: Pick<UidRange, "release"> | null,
     private readonly log: Logger,
     /** The Prometheus endpoint, when config metricsListen asks for one. */
     private readonly metricsServer: Server | null,
@@ -66,21 +67,25 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, LAUNCHER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, LAUNCHER, IDMAP, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
     const uids = rootMode ? claimUidRange({ base: config.uidBase, count: config.uidCount, stateDir: config.stateDir }) : null;
+    let blocks: UidRange | null = null;
     try {
-      return await Daemon.listen(config, uids, log, env);
+      // And blocks of 65536 for sandboxes booted from an image, whose root is uid 0 of a namespace mapping a whole block.
+      blocks = rootMode && config.rootSandboxes > 0 ? claimUidRange({ base: null, count: config.rootSandboxes * UID_BLOCK, stateDir: config.stateDir }) : null;
+      return await Daemon.listen(config, uids, blocks, log, env);
     } catch (err) {
       uids?.release();
+      blocks?.release();
       removeDaemonFiles(config.stateDir);
       throw err;
     }
   }
 
-  private static async listen(config: DaemonConfig, uids: UidRange | null, log: Logger, env: NodeJS.ProcessEnv): Promise<Daemon> {
+  private static async listen(config: DaemonConfig, uids: UidRange | null, blocks: UidRange | null, log: Logger, env: NodeJS.ProcessEnv): Promise<Daemon> {
     const { host, port } = parseListen(config.listen);
     const rootMode = uids !== null;
     const checks = checkHost({ trialUid: uids?.base ?? null, rootMode });
@@ -137,8 +142,10 @@ export class Daemon {
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
       launcherPath: LAUNCHER,
+      idmapPath: IDMAP,
       ...files,
       uids,
+      uidBlocks: blocks,
       sessionGraceMs: config.sessionGraceMs,
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
@@ -179,14 +186,15 @@ export class Daemon {
     (egress as { daemonApi: DecideOptions["daemonApi"] }).daemonApi = { host: addr.address, port: addr.port };
     const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
     const mode = rootMode
-      ? `root mode: sandbox uids ${uids.base}..${uids.base + uids.count - 1}, cgroup v${cgroups!.version}, seccomp`
+      ? `root mode: sandbox uids ${uids.base}..${uids.base + uids.count - 1}${blocks ? `, ${blocks.count / UID_BLOCK} blocks for image roots from ${blocks.base}` : ""}, cgroup v${cgroups!.version}, seccomp`
       : "rootless mode: seccomp and rlimits; memory, CPU and pids caps are not enforced without cgroups; disk caps /home and /tmp each";
     log.info(`listening on ${url} (${mode}; token ${tokenPath ?? "from SBX_TOKEN"}${config.idPrefix ? `; sandbox ids sbx_${config.idPrefix}_...` : ""})`);
     writeDaemonInfo({
       pid: process.pid, url, stateDir: config.stateDir, version: SBX_VERSION, startedAt: new Date().toISOString(), mode: rootMode ? "root" : "rootless",
       ...(uids ? { uids: [uids.base, uids.base + uids.count - 1] as [number, number] } : {}),
     });
-    return new Daemon(url, tokenPath, server, manager, config.stateDir, uids, log, metricsServer);
+    const ranges = uids && { release: () => (uids.release(), blocks?.release()) };
+    return new Daemon(url, tokenPath, server, manager, config.stateDir, ranges, log, metricsServer);
   }
 
   /** Kills every sandbox and stops listening. */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCodes, FrameOp, encodeFrame } from "@sbx/protocol";
+import { ErrorCodes, FrameOp, encodeCredit, encodeFrame } from "@sbx/protocol";
 import { AuthError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
@@ -316,6 +316,41 @@ describe("the gateway's own door", () => {
     for (let i = 0; i < 600 && answers < CALLS; i++) await new Promise((r) => setTimeout(r, 50));
     expect(answers).toBe(CALLS);
     ws.close();
+  });
+
+  it("a client that keeps granting a stream credit but reads nothing costs the gateway a bounded amount: the daemon's frames wait at the daemon", async () => {
+    const gw = fleet.gateways[1]!;
+    const rss = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${gw.proc.pid}/status`, "utf8"))![1]) * 1024;
+    const sb = await Sandbox.create({ ...via(1), timeout: "5m" });
+    const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
+    try {
+      const spawned = await raw.call("process.spawn", { sandbox: sb.id, cmd: "head", args: ["-c", String(1 << 30), "/dev/zero"], stdin: null, stdout: 5, stderr: null });
+      expect(spawned.result.pid).toBeGreaterThan(0);
+      const before = rss();
+      raw.ws.pause();
+      // Credit is clamped to what was sent, so a client that reads nothing but keeps granting
+      // the window (every 10 ms here: up to 100 MiB/s) has the daemon send on; the gateway must
+      // not hold what the client does not read.
+      const crediting = setInterval(() => raw.ws.send(encodeCredit(5, 1 << 20)), 10);
+      try {
+        let peak = 0;
+        for (let i = 0; i < 30; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          peak = Math.max(peak, rss() - before);
+        }
+        expect(peak).toBeLessThan(40 << 20);
+        // Once it reads, the stream flows again: well past what any buffer on the way could hold.
+        raw.ws.resume();
+        const got = () => raw.frames.filter((f) => f.stream === 5 && f.op === FrameOp.Data).reduce((n, f) => n + f.payload.byteLength, 0);
+        for (let i = 0; i < 600 && got() < 96 << 20; i++) await new Promise((r) => setTimeout(r, 50));
+        expect(got()).toBeGreaterThanOrEqual(96 << 20);
+      } finally {
+        clearInterval(crediting);
+      }
+    } finally {
+      raw.close();
+      await sb.kill();
+    }
   });
 
   it("passes stream frames through untouched: a client overrunning its credit is closed by the daemon, and so by the gateway (1008)", async () => {

@@ -10,6 +10,12 @@ export const SpawnParams = Obj({
   cwd: Type.Optional(Path),
   env: Type.Optional(EnvMap),
   clearEnv: Type.Optional(Type.Boolean({ description: "Start from an empty environment instead of the sandbox's." })),
+  sudo: Type.Optional(
+    Type.Boolean({
+      description:
+        "Run as uid 0 of the sandbox's own user namespace (HOME=/root, USER=root unless env says otherwise): only in a sandbox booted from an image (`root`), where that root owns the image's files and nothing outside the sandbox.",
+    }),
+  ),
   stdin: Type.Union([StreamId, Type.Null()], { description: "Stream the client writes the process's stdin to, or null for /dev/null." }),
   stdout: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stdout to the client, or null to discard it." }),
   stderr: Type.Union([StreamId, Type.Null()], { description: "Stream carrying stderr to the client, or null to discard it." }),

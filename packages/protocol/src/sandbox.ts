@@ -1,6 +1,6 @@
 import { Type } from "@sinclair/typebox";
 import { byteSize, Duration, EnvMap, Obj, SandboxId, StringMap } from "./common.js";
-import { VolumeMounts } from "./volumes.js";
+import { RootRef, VolumeMounts } from "./volumes.js";
 
 export const SandboxStatus = Type.Union([Type.Literal("running"), Type.Literal("stopped")], {
   description: "Whether the sandbox is alive.",
@@ -53,6 +53,7 @@ export const CreateParams = Obj({
   secrets: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" }), SecretSpec, { maxProperties: 64, additionalProperties: false, errorMessage: "must map secret names (letters, digits, _) to { hosts, value }" })),
   labels: Type.Optional(StringMap("Labels for finding the sandbox later with list().", 64)),
   volumes: Type.Optional(VolumeMounts),
+  root: Type.Optional(RootRef),
 });
 
 export const CreateResult = Obj(

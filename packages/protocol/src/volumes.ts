@@ -131,3 +131,11 @@ export const VolumeMounts = Type.Record(Type.String({ minLength: 1, maxLength: 1
     "Volumes to mount: absolute path inside the sandbox -> volume id or slug (read-write, one sandbox at a time) or snapshot id or slug (read-only). Paths must be normalized and outside /usr, /etc, /proc, /dev, /sys, /.sbx and the other system paths, and not /, /home, /home/user or /tmp themselves.",
   errorMessage: "must map absolute paths to volume or snapshot ids or slugs (at most 16)",
 });
+
+/** `sandbox.create`'s `root`: the file system the sandbox starts from instead of the host's /usr. */
+export const RootRef = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description:
+    "A volume or snapshot (id or slug) the sandbox boots from instead of the host's /usr and /etc. A snapshot gets a private writable layer on the sandbox's own storage (counted in `disk`, gone with the sandbox); a volume is mounted read-write as / (one sandbox at a time), so what is written anywhere in it, home and /tmp included, persists. Root-mode daemons only.",
+});

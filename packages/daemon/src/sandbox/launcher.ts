@@ -30,6 +30,14 @@ export interface LaunchSpec {
   storage: { homeFd: number; tmpFd: number } | null;
   /** Mounted volumes and snapshots (root mode, with storage): directory fds bound at checked paths. */
   volumes?: readonly { fd: number; path: string; readOnly: boolean }[];
+  /** The file system to boot from instead of the host's /usr (root mode, volumes/root.ts prepared its mount points). */
+  root?: { fd: number; ownHome: boolean; systemBundle: string } | null;
+  /**
+   * A sandbox booted from an image: sbx-launch makes its user namespace, mapping 0..count-1 to the
+   * host block from `base` (hostUid is the block's SANDBOX_UID), and the supervisor keeps the
+   * capabilities a process it starts as uid 0 gets (`sudo`).
+   */
+  userns?: { base: number; count: number } | null;
   /** Open fds of the node binary (for user code) and the native supervisor, held by the daemon for its lifetime. */
   nodeFd: number;
   supervisorFd: number;
@@ -55,11 +63,21 @@ export interface LaunchSpec {
   hostname: string;
 }
 
+/** The sandbox's user inside (and its group). */
+export const SANDBOX_UID = 1000;
+
+/** What uid 0 of a sandbox booted from an image may do (supervisor's setup.c keeps the same set). */
+const ROOT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE"];
+
 /** Fixed fd numbers in bwrap's table. */
 const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
 
 /** Volumes' directory fds follow home and tmp. */
 const FIRST_VOLUME_FD = FD.pythonRepl + 1;
+
+/** The root's directory fd follows the volumes', and the user namespace sbx-launch makes follows that. */
+const rootFd = (spec: LaunchSpec) => FIRST_VOLUME_FD + (spec.volumes?.length ?? 0);
+const usernsFd = (spec: LaunchSpec) => rootFd(spec) + 1;
 
 const USER_ETC = {
   passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:1000:1000:sandbox user:${SANDBOX_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
@@ -81,35 +99,49 @@ const SUPERVISOR_ENV: Record<string, string> = {
  * bwrap needs no read access to the daemon's files after it drops to the sandbox's uid.
  */
 export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
+  // A sandbox booted from an image joins the user namespace sbx-launch made (with a max of 0
+  // nested ones, which seccomp refuses anyway); any other gets a new one mapping only its user.
+  const userns = spec.userns ? ["--userns", String(usernsFd(spec))] : ["--unshare-user"];
   const a: string[] = [
-    "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
-    "--uid", "1000", "--gid", "1000", "--hostname", spec.hostname,
-    "--die-with-parent", "--new-session", "--disable-userns",
+    ...userns, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup",
+    "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_UID), "--hostname", spec.hostname,
+    "--die-with-parent", "--new-session", ...(spec.userns ? [] : ["--disable-userns"]),
     // The supervisor alone starts with these two: CAP_SYS_ADMIN mounts the sandbox's own devpts,
-    // CAP_SETPCAP empties the bounding set. It drops every capability before it reads a call.
+    // CAP_SETPCAP empties the bounding set. It drops every capability before it reads a call but,
+    // in a sandbox booted from an image, the ones its uid 0 may have (setup.c).
     "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
+    ...(spec.userns ? ROOT_CAPS.flatMap((cap) => ["--cap-add", cap]) : []),
     // The supervisor is pid 1: processes inside can deliver it only the signals it handles.
     "--as-pid-1",
     "--clearenv",
   ];
   for (const [k, v] of Object.entries(SUPERVISOR_ENV)) a.push("--setenv", k, v);
-  a.push("--ro-bind", "/usr", "/usr");
-  for (const dir of SYSTEM_DIRS) {
-    if (!existsSync(dir)) continue;
-    const st = lstatSync(dir);
-    if (st.isSymbolicLink()) a.push("--symlink", `usr${dir}`, dir);
-    else a.push("--ro-bind", dir, dir);
+  const root = spec.root ?? null;
+  if (root) {
+    // Its own /usr and /etc (passwd and group too); sbx's files go on a tmpfs of their own, and
+    // /sys on one holding only the CPU list.
+    a.push("--bind-fd", String(rootFd(spec)), "/", "--tmpfs", "/.sbx", "--tmpfs", "/sys");
+  } else {
+    a.push("--ro-bind", "/usr", "/usr");
+    for (const dir of SYSTEM_DIRS) {
+      if (!existsSync(dir)) continue;
+      const st = lstatSync(dir);
+      if (st.isSymbolicLink()) a.push("--symlink", `usr${dir}`, dir);
+      else a.push("--ro-bind", dir, dir);
+    }
+    for (const name of ETC_SHARED) if (existsSync(`/etc/${name}`)) a.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
+    // What links from /usr lead to (OpenJDK's and Maven's configuration...), found at daemon start.
+    for (const path of spec.etcBinds) a.push("--ro-bind", path, path);
+    a.push("--perms", "0644", "--ro-bind-data", String(fds.passwd), "/etc/passwd");
+    a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
   }
-  for (const name of ETC_SHARED) if (existsSync(`/etc/${name}`)) a.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
-  // What links from /usr lead to (OpenJDK's and Maven's configuration...), found at daemon start.
-  for (const path of spec.etcBinds) a.push("--ro-bind", path, path);
-  a.push("--perms", "0644", "--ro-bind-data", String(fds.passwd), "/etc/passwd");
-  a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
   a.push("--perms", "0644", "--ro-bind-data", String(fds.hosts), "/etc/hosts");
   // glibc's get_nprocs (Python's os.cpu_count, sysconf) reads this; /sys itself is not there.
   a.push("--perms", "0444", "--ro-bind-data", String(fds.cpusOnline), "/sys/devices/system/cpu/online");
   a.push("--proc", "/proc", "--dev", "/dev");
-  if (spec.storage) {
+  if (root?.ownHome) {
+    // A volume root keeps home and /tmp in itself (they persist with it); prepareRoot made them.
+  } else if (spec.storage) {
     a.push("--bind-fd", String(fds.home), SANDBOX_HOME, "--bind-fd", String(fds.tmp), "/tmp");
   } else {
     // Without a shared mount (rootless), each of the two gets the cap: approximate, and documented so.
@@ -118,7 +150,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   }
   // The mount point of the home's former name: the supervisor binds the home there (setup.c).
   a.push("--dir", SANDBOX_HOME_ALIAS);
-  a.push("--symlink", "/tmp", "/var/tmp");
+  if (!root) a.push("--symlink", "/tmp", "/var/tmp");
   // Volumes after home and /tmp, so a volume may sit below either; their paths were checked (volumes/paths.ts).
   (spec.volumes ?? []).forEach((v, i) => a.push(v.readOnly ? "--ro-bind-fd" : "--bind-fd", String(FIRST_VOLUME_FD + i), v.path));
   a.push("--ro-bind-fd", String(fds.node), "/.sbx/node", "--ro-bind-fd", String(fds.supervisor), "/.sbx/supervisor");
@@ -128,11 +160,15 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.denoRepl), DENO_REPL_DRIVER, "--ro-bind-fd", String(fds.pythonRepl), PYTHON_REPL_DRIVER);
   // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
-  const system = SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
+  const system = root ? root.systemBundle : SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
-  a.push("--remount-ro", "/", "--chdir", SANDBOX_HOME);
+  // A root of the sandbox's own stays writable (a snapshot's private layer, or the volume); sbx's parts do not.
+  if (root) a.push("--remount-ro", "/.sbx", "--remount-ro", "/sys");
+  else a.push("--remount-ro", "/");
+  a.push("--chdir", SANDBOX_HOME);
   // The seccomp program reaches the supervisor on its fd: it mounts devpts first, then installs it.
   a.push("/.sbx/supervisor", "--seccomp-fd", String(fds.seccomp), "--ptys", String(spec.ptysPerSandbox));
+  if (spec.userns) a.push("--sudo");
   return a;
 }
 
@@ -150,6 +186,7 @@ export function launchArgv(spec: LaunchSpec): string[] {
   a.push("--nofile", String(spec.rlimits.nofile));
   if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));
   if (spec.cpuSet) a.push("--cpus", formatCpuList(spec.cpuSet));
+  if (spec.userns) a.push("--userns", `${spec.userns.base}:${spec.userns.count}:${usernsFd(spec)}`);
   if (spec.hostUid !== null) a.push("--uid", String(spec.hostUid));
   return [...a, "--", spec.bwrapPath, ...bwrapArgs(spec, FD)];
 }
@@ -163,6 +200,7 @@ export function launch(spec: LaunchSpec): ChildProcess {
   // Volumes after the fixed fds (FIRST_VOLUME_FD on).
   if (spec.volumes?.length && !spec.storage) throw new Error("volumes need the root mode's storage");
   for (const v of spec.volumes ?? []) stdio.push(v.fd);
+  if (spec.root) stdio.push(spec.root.fd);
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});

@@ -35,8 +35,10 @@ import { reclaimStorage } from "./storage.js";
 import { StorageStock } from "./storage-stock.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { UidPool } from "./uids.js";
+import { UID_BLOCK } from "./uid-range.js";
+import { SANDBOX_UID } from "./launcher.js";
 import { UsageMeter, type Usage } from "./usage.js";
-import { VolumeStore, type VolumeBind, type VolumeClaim } from "../volumes/store.js";
+import { VolumeStore, type RootBind, type VolumeBind, type VolumeClaim } from "../volumes/store.js";
 import { ROOTLESS_VOLUMES } from "../volumes/handlers.js";
 
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
@@ -57,6 +59,10 @@ export interface ManagerOptions {
   pythonReplPath: string;
   /** Host uids this daemon claimed for its sandboxes (root mode); null in rootless mode. */
   uids: { base: number; count: number } | null;
+  /** Blocks of UID_BLOCK host uids for sandboxes booted from an image (root mode); null: none may be. */
+  uidBlocks: { base: number; count: number } | null;
+  /** sbx-idmap (native/idmap_mount.c): gives such a sandbox an idmapped view of its image. */
+  idmapPath: string;
   sessionGraceMs: number;
   maxSandboxesPerOwner: number;
   /** cgroup driver in root mode; null where cgroups are not used (rootless). */
@@ -101,6 +107,8 @@ export interface ManagerOptions {
 export class SandboxManager {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly uids: UidPool | null;
+  /** Indexes of the free blocks of opts.uidBlocks. */
+  private readonly blocks: UidPool | null;
   private readonly records: SandboxRecords;
   private readonly log: Logger;
   private readonly files: ReturnType<typeof openSandboxFiles>;
@@ -136,6 +144,7 @@ export class SandboxManager {
     });
     this.accounting = new Accounting(opts.stateDir, opts.tenants, () => this.sandboxes.values(), opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
+    this.blocks = opts.uidBlocks === null ? null : new UidPool(0, Math.floor(opts.uidBlocks.count / UID_BLOCK));
     this.disk = opts.uids === null ? null : new DiskBudget(this.mountDir, opts.disk, opts.log);
     this.records = new SandboxRecords(join(opts.stateDir, "sandboxes"), opts.log);
     const defaultDisk = limitsOf({}).diskBytes;
@@ -148,7 +157,7 @@ export class SandboxManager {
       newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
-    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log);
+    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, opts.idmapPath);
   }
 
   async init(): Promise<void> {
@@ -292,9 +301,9 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
     this.accounting.checkQuotas(client.owner, limits);
-    const claim = this.claimVolumes(client.owner, p.volumes);
+    const claim = this.claimVolumes(client.owner, p.volumes, p.root);
 
-    // The warm pool's sandboxes have no volumes bound: one that asks for volumes is launched.
+    // The warm pool's sandboxes have no volumes bound and boot from the host's /usr: one that asks for volumes or a root is launched.
     const warm = claim ? null : await this.fromPool(limits);
     const sb = warm ?? (await this.launchSandbox(limits, claim));
     sb.egress.proxy.setAllowList(allowList);
@@ -351,28 +360,52 @@ export class SandboxManager {
     });
   }
 
-  /** Reserves the volumes a create names (checking paths, owner and use), or null if it names none. */
-  private claimVolumes(owner: string, volumes: Record<string, string> | undefined): VolumeClaim | null {
-    if (!volumes || Object.keys(volumes).length === 0) return null;
+  /** Reserves the volumes and root a create names (checking paths, owner and use), or null if it names none. */
+  private claimVolumes(owner: string, volumes: Record<string, string> | undefined, root: string | undefined): VolumeClaim | null {
+    if ((!volumes || Object.keys(volumes).length === 0) && root === undefined) return null;
     if (!this.volumes) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
-    return this.volumes.claim(owner, volumes);
+    return this.volumes.claim(owner, volumes ?? {}, root);
+  }
+
+  /**
+   * A sandbox booted from an image takes a block of host uids: its uid 0 is the block's first,
+   * its user (uid 1000 inside) the block's 1000th, which is the host uid it runs as.
+   */
+  private takeBlock(): { base: number; uids: Pick<UidPool, "take" | "release"> } {
+    if (!this.blocks || !this.opts.uidBlocks) throw new DaemonError("Unsupported", "this daemon boots no sandbox from an image (config rootSandboxes is 0)");
+    let block: number;
+    try {
+      block = this.blocks.take();
+    } catch {
+      throw new DaemonError("ResourceLimit", `all ${Math.floor(this.opts.uidBlocks.count / UID_BLOCK)} sandboxes booted from an image that this daemon allows at once are running (config rootSandboxes)`);
+    }
+    const base = this.opts.uidBlocks.base + block * UID_BLOCK;
+    return { base, uids: { take: () => base + SANDBOX_UID, release: () => this.blocks!.release(block) } };
   }
 
   private async startSandbox(limits: SandboxLimits, claim: VolumeClaim | null = null): Promise<Sandbox> {
     this.disk?.admit(limits.diskBytes, this.diskClaims());
+    const block = claim?.boots ? this.takeBlock() : null;
     // Root mode: the sandbox takes the id of the file system it gets (prepared ones were named ahead).
-    const fs = this.storage.take(limits.diskBytes);
+    let fs: ReturnType<StorageStock["take"]>;
+    try {
+      fs = this.storage.take(limits.diskBytes);
+    } catch (err) {
+      block?.uids.release(0);
+      throw err;
+    }
     const { id } = fs;
     let resources: SandboxResources;
     try {
-      resources = await acquireResources({ uids: this.uids, cgroups: this.opts.cgroups, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus }, fs, limits);
+      resources = await acquireResources({ uids: block?.uids ?? this.uids, cgroups: this.opts.cgroups, pidsPerSandbox: this.opts.pidsPerSandbox, cpus: this.cpus }, fs, limits);
     } catch (err) {
       throw new DaemonError("InternalError", `could not set up the sandbox's host resources: ${(err as Error).message}`);
     }
     const { hostUid, storage, cgroup } = resources;
     let volumes: VolumeBind[] = [];
+    let root: RootBind | null = null;
     try {
-      if (claim) volumes = await claim.mount(id, hostUid!);
+      if (claim) ({ binds: volumes, root } = await claim.mount(id, hostUid!, storage!.root, block?.base ?? null));
     } catch (err) {
       await claim!.release();
       await resources.release();
@@ -396,6 +429,8 @@ export class SandboxManager {
       tmpfsBytes: limits.diskBytes,
       storage,
       volumes,
+      root,
+      userns: block ? { base: block.base, count: UID_BLOCK } : null,
       cpuSet: resources.cpuSet,
       cpusOnline: this.cpus.cpus,
       nodeFd: this.files.nodeFd,
@@ -417,7 +452,7 @@ export class SandboxManager {
     releaseFd(egress);
     const link = new SupervisorLink(proc, this.log, id, this.opts.stallMs);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
-    const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir } };
+    const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir }, sudo: block !== null };
     const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));
     wireEgress(sb, egress, this.log, this.opts.metrics);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
@@ -462,7 +497,8 @@ export class SandboxManager {
     const sb = this.get(client.owner, id);
     const storage = sb.resources.storage;
     if (!this.volumes || !storage) throw new DaemonError("Unsupported", ROOTLESS_VOLUMES);
-    return this.volumes.snapshotStorage(client.owner, sb.id, storage, slug);
+    const hostUid = sb.resources.hostUid!;
+    return this.volumes.snapshotStorage(client.owner, sb.id, { root: storage.root, image: storage.image, hostUid, rootUid: sb.sudo ? hostUid - SANDBOX_UID : null }, slug);
   }
 
   /** Kills the sandbox; resolves at once, or once its volumes are unmounted if it has any (so they can be used again). */

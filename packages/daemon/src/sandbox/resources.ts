@@ -48,7 +48,8 @@ export function setSize(cpus: CpuPlacer, cores: number): number {
 }
 
 export interface ResourceOptions {
-  uids: UidPool | null;
+  /** Where its host uid comes from (a block's user for a sandbox booted from an image). */
+  uids: Pick<UidPool, "take" | "release"> | null;
   cgroups: CgroupDriver | null;
   pidsPerSandbox: number;
   /** Spreads sandboxes' CPU sets over the host's CPUs. */

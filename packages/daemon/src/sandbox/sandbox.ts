@@ -37,6 +37,8 @@ export interface SandboxParts {
   meter: UsageMeter;
   /** Its egress proxy, the counters and log, and the directory of the socket bound into it. */
   egress: { proxy: EgressProxy; journal: EgressJournal; socketDir: string };
+  /** Booted from an image (`root`): its user namespace maps a whole block, and processes may run as its uid 0. */
+  sudo: boolean;
 }
 
 /** What `create` gives a sandbox when it hands it to its owner. */
@@ -77,6 +79,7 @@ export class Sandbox {
   readonly link: SupervisorLink;
   readonly meter: UsageMeter;
   readonly egress: SandboxParts["egress"];
+  readonly sudo: boolean;
 
   #owner = "";
   #labels: Record<string, string> = {};
@@ -99,7 +102,7 @@ export class Sandbox {
     end: (reason: "timeout" | "session") => void,
   ) {
     this.#limits = parts.limits;
-    ({ resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress } = parts);
+    ({ resources: this.resources, proc: this.proc, link: this.link, meter: this.meter, egress: this.egress, sudo: this.sudo } = parts);
     this.processes = new ProcessTable(id, () => this.meter.oomKills(), (pid, status) => this.outputs.exited(pid, status));
     this.lifetime = new Lifetime(sessionGraceMs, end);
   }

@@ -11,6 +11,8 @@ export const CLAIMS_DIR = "/run/sbx/uids";
 /** Where automatic ranges start (well above distributions' user and subuid ranges). */
 export const AUTO_UID_BASE = 200000;
 const AUTO_BLOCKS = 256;
+/** Host uids a sandbox booted from an image takes: its user namespace maps 0..65535 to them. */
+export const UID_BLOCK = 65536;
 
 export interface UidRange {
   base: number;

@@ -48,13 +48,17 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     },
   });
   const openrpc = buildOpenRpc();
+  /** What a process run with sudo sees of itself, as sudo would set it. */
+  const ROOT_ENV = { HOME: "/root", USER: "root", LOGNAME: "root" };
   const sandboxOf = (ctx: CallContext, id: string) => manager.get(ctx.conn.owner, id);
 
   // What the supervisor carries out needs only forwarding (calls on open files after an ownership check), but for these.
   const special: { [M in SupervisorMethodName]?: Handler<M> } = {
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
+      if (p.sudo && !sb.sudo) throw new DaemonError("Unsupported", "sudo: this sandbox has no root to run as; only a sandbox booted from an image (create it with root) has one");
+      const asRoot = p.sudo ? ROOT_ENV : {};
+      const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...asRoot, ...(p.env ?? {}) });
       const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
       const sids = { ...(ctx.streams.stdout ? { stdout: ctx.streams.stdout } : {}), ...(ctx.streams.stderr ? { stderr: ctx.streams.stderr } : {}) };
@@ -67,6 +71,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
         stdout: ctx.streams.stdout ?? null,
         stderr: ctx.streams.stderr ?? null,
         ...(p.pty ? { pty: p.pty } : {}),
+        ...(p.sudo ? { sudo: true } : {}),
       }).catch((err) => {
         sb.outputs.drop(Object.values(sids));
         throw err;

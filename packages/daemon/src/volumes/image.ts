@@ -145,14 +145,17 @@ async function check(image: string): Promise<void> {
 
 /**
  * Hands the volume's files to the host uid of the sandbox about to mount it (each sandbox has its
- * own uid, seen as uid 1000 inside). Runs on a mount point only the daemon can reach, with no
- * sandbox holding the file system, so nothing changes under the walk. `chown -R -P -h` changes
- * symlinks themselves and never follows one, and walks with openat, so a tree deeper than
- * PATH_MAX (which a sandbox can build) is handled too.
+ * own uid, seen as uid 1000 inside), or with `from`, only those owned by `from` (owner and group
+ * separately): a volume booted as a root gets back the canonical owner of what a sandbox's uid
+ * was handed. Runs on a mount point only the daemon can reach, with no sandbox holding the file
+ * system, so nothing changes under the walk. `chown -R -P -h` changes symlinks themselves and
+ * never follows one, and walks with openat, so a tree deeper than PATH_MAX (which a sandbox can
+ * build) is handled too.
  */
-export async function chownTree(root: string, uid: number): Promise<void> {
+export async function chownTree(root: string, uid: number, from?: number): Promise<void> {
+  const passes = from === undefined ? [[`${uid}:${uid}`]] : [[`--from=${from}`, `${uid}`], [`--from=:${from}`, `:${uid}`]];
   try {
-    await run("chown", ["-R", "-P", "-h", `${uid}:${uid}`, "--", root], { maxBuffer: 1 << 20 });
+    for (const args of passes) await run("chown", ["-R", "-P", "-h", ...args, "--", root], { maxBuffer: 1 << 20 });
   } catch (err) {
     throw new Error(`chown failed: ${stderrOf(err)}`);
   }

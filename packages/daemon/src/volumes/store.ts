@@ -1,13 +1,19 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { customAlphabet } from "nanoid";
 import { parseBytes, SANDBOX_HOME, SANDBOX_HOME_ALIAS, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
+import { makeLayers, mountOverlay, prepareRoot, RootProblem, unmountOverlay } from "./root.js";
+import { SANDBOX_UID } from "../sandbox/launcher.js";
+import { UID_BLOCK } from "../sandbox/uid-range.js";
 
+const run = promisify(execFile);
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
 
 type Kind = "volume" | "snapshot";
@@ -57,9 +63,24 @@ export interface VolumeBind {
   readOnly: boolean;
 }
 
-/** The volumes a sandbox asked for, reserved before it starts; mounted once its host uid is known. */
+/** The file system a sandbox boots from (`root`): a directory fd bwrap binds as /. */
+export interface RootBind {
+  fd: number;
+  /** A volume root holds the home and /tmp itself; a snapshot root gets the sandbox's storage for them. */
+  ownHome: boolean;
+  /** Where this root keeps its system CA bundle (bound over with the daemon's). */
+  systemBundle: string;
+}
+
+/** The volumes (and root) a sandbox asked for, reserved before it starts; mounted once its host uid and storage are known. */
 export interface VolumeClaim {
-  mount(sandboxId: string, hostUid: number): Promise<VolumeBind[]>;
+  /** Whether it names a root to boot from (the sandbox then takes a block of host uids). */
+  readonly boots: boolean;
+  /**
+   * `storageRoot`: the sandbox's own storage, where a snapshot root's writable layer goes;
+   * `rootBase`: the first host uid of its block (its uid 0), when it boots from a root.
+   */
+  mount(sandboxId: string, hostUid: number, storageRoot: string, rootBase: number | null): Promise<{ binds: VolumeBind[]; root: RootBind | null }>;
   /** Gives back what `mount` (or the reservation) took; after the sandbox's bwrap has exited. */
   release(): Promise<void>;
   /** Settles once `release` has finished. */
@@ -85,7 +106,12 @@ export class VolumeStore {
   /** Sandboxes whose storage is frozen for a snapshot, settling once it is thawed. */
   private readonly frozen = new Map<string, Promise<void>>();
 
-  constructor(private readonly dir: string, private readonly log: Logger) {}
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+    /** sbx-idmap: idmapped views of a root for the sandbox booting from it. */
+    private readonly idmapPath: string,
+  ) {}
 
   private get mountDir(): string {
     return join(this.dir, "mnt");
@@ -340,6 +366,8 @@ export class VolumeStore {
     const releaseSnap = this.hold(r, "being created");
     try {
       await this.idle(v);
+      // A snapshot keeps canonical owners (the user's files 1000), so it can be a root.
+      if (v.lastUid !== undefined) await this.canonicalize(v);
       await copyImage(this.image(v.id), this.image(r.id));
       await this.save(r);
     } catch (err) {
@@ -361,7 +389,7 @@ export class VolumeStore {
    * /tmp). The file system is frozen for the copy, so the copy is consistent; the sandbox's
    * writes wait meanwhile and go on after.
    */
-  async snapshotStorage(owner: string, sandboxId: string, storage: { root: string; image: string }, slug: string): Promise<SnapshotInfo> {
+  async snapshotStorage(owner: string, sandboxId: string, storage: { root: string; image: string; hostUid: number; rootUid: number | null }, slug: string): Promise<SnapshotInfo> {
     if (this.frozen.has(sandboxId)) throw new DaemonError("InUse", `sandbox ${sandboxId} is already being snapshotted`);
     this.checkNew(owner, slug);
     const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), sandbox: sandboxId };
@@ -381,6 +409,11 @@ export class VolumeStore {
       } finally {
         await freeze(handle, false);
       }
+      // Canonical owners in the copy: the sandbox's uid becomes the user's (1000), its block's first root's (0).
+      await this.withMount(r, async (at) => {
+        await chownTree(at, SANDBOX_UID, storage.hostUid);
+        if (storage.rootUid !== null) await chownTree(at, 0, storage.rootUid);
+      });
       await this.save(r);
     } catch (err) {
       this.records.delete(r.id);
@@ -466,7 +499,7 @@ export class VolumeStore {
    * Checks a sandbox's `volumes` and reserves each volume and snapshot it names, all or none.
    * Synchronous: two creates naming the same volume cannot both get it.
    */
-  claim(owner: string, volumes: { [path: string]: string }): VolumeClaim {
+  claim(owner: string, volumes: { [path: string]: string }, rootRef?: string): VolumeClaim {
     const entries = Object.entries(volumes);
     for (const [path] of entries) {
       const problem = mountPathProblem(path);
@@ -478,35 +511,70 @@ export class VolumeStore {
     const overlap = overlapping(entries.map(([path]) => inHome(path)));
     if (overlap) throw invalid("volumes", `mount paths '${overlap[0]}' and '${overlap[1]}' overlap: one would be inside the other`);
     const wanted = entries.map(([path, ref]) => ({ path: inHome(path), r: this.lookup(owner, ref) }));
-    const twice = wanted.find((w, i) => w.r.kind === "volume" && wanted.findIndex((o) => o.r.id === w.r.id) !== i);
+    const root = rootRef === undefined ? null : this.lookup(owner, rootRef);
+    const all = root ? [...wanted, { path: "/", r: root }] : wanted;
+    const twice = all.find((w, i) => w.r.kind === "volume" && all.findIndex((o) => o.r.id === w.r.id) !== i);
     if (twice) throw new DaemonError("InUse", `volume '${twice.r.slug}' is named twice: a volume is mounted read-write at one path of one sandbox at a time`);
-    for (const { r } of wanted) {
+    for (const { r } of all) {
       if (r.kind === "volume") this.refuseIfInUse(r, "mount");
       else if (this.busy.get(r.id)) throw new DaemonError("InUse", `cannot mount snapshot '${r.slug}': it is ${this.busy.get(r.id)}`);
     }
     const pending = "reserved by a sandbox being created";
-    const reserved = wanted.filter((w) => w.r.kind === "volume");
+    const reserved = all.filter((w) => w.r.kind === "volume");
     for (const { r } of reserved) this.busy.set(r.id, pending);
     const readers: string[] = [];
     let sandbox: string | null = null;
+    /** What was mounted for the root (its idmapped view, then a snapshot's overlay on it), undone in reverse; the directory fd handed to bwrap. */
+    const rootMounts: string[] = [];
+    let rootFd: number | null = null;
     let released = false;
     let done!: () => void;
     const releasedPromise = new Promise<void>((resolve) => (done = resolve));
     return {
       released: releasedPromise,
-      mount: async (sandboxId, hostUid) => {
+      boots: root !== null,
+      mount: async (sandboxId, hostUid, storageRoot, rootBase) => {
         sandbox = sandboxId;
         const binds: VolumeBind[] = [];
-        for (const { path, r } of wanted) {
+        const mounts: Mount[] = [];
+        for (const { path, r } of all) {
           if (r.kind === "snapshot") {
-            binds.push({ path, fd: (await this.mountSnapshot(r, sandboxId)).fd, readOnly: true });
+            mounts.push(await this.mountSnapshot(r, sandboxId));
             readers.push(r.id);
           } else {
-            binds.push({ path, fd: (await this.mountVolume(r, sandboxId, hostUid)).fd, readOnly: false });
+            // A root keeps its files' owners as they are on disk (root's are 0); a volume at a path is handed to the sandbox's uid.
+            mounts.push(await this.mountVolume(r, sandboxId, path === "/" ? null : hostUid));
             this.busy.delete(r.id);
           }
         }
-        return binds;
+        wanted.forEach(({ path, r }, i) => binds.push({ path, fd: mounts[i]!.fd, readOnly: r.kind === "snapshot" }));
+        if (!root) return { binds, root: null };
+        if (rootBase === null) throw new Error("a root needs a block of host uids");
+        const at = mounts[mounts.length - 1]!.at;
+        const what = `${root.kind} '${root.slug}'`;
+        let systemBundle: string;
+        try {
+          if (root.kind === "volume") {
+            // Its mount points are made on the volume as its own files would be: root's, and the home the user's.
+            systemBundle = prepareRoot(at, at, { owner: 0, homeOwner: SANDBOX_UID }).systemBundle;
+            rootMounts.push(`${storageRoot}-root`);
+            await this.idmapped(at, rootBase, rootMounts[0]!, false);
+          } else {
+            // The snapshot's idmapped view is the lower layer of an overlay whose top, new, is root's (of the block);
+            // the mount points go to that top before the overlay is mounted.
+            rootMounts.push(`${storageRoot}-lower`);
+            await this.idmapped(at, rootBase, rootMounts[0]!, true);
+            const layers = await makeLayers(join(storageRoot, "root"), rootBase);
+            systemBundle = prepareRoot(rootMounts[0]!, layers.upper, { owner: rootBase, homeOwner: rootBase + SANDBOX_UID }).systemBundle;
+            rootMounts.push(`${storageRoot}-root`);
+            await mountOverlay(rootMounts[0]!, layers, rootMounts[1]!);
+          }
+        } catch (err) {
+          if (err instanceof RootProblem) throw invalid("root", `${what} cannot be booted: ${err.message}`);
+          throw this.internal(`could not boot from ${what}`, err);
+        }
+        rootFd = openSync(rootMounts[rootMounts.length - 1]!, "r");
+        return { binds, root: { fd: rootFd, ownHome: root.kind === "volume", systemBundle } };
       },
       release: async () => {
         if (released) return;
@@ -514,7 +582,10 @@ export class VolumeStore {
         for (const { r } of reserved) if (this.busy.get(r.id) === pending) this.busy.delete(r.id);
         try {
           if (sandbox === null) return;
-          for (const { r } of wanted) {
+          if (rootFd !== null) closeSync(rootFd);
+          // The overlay and the idmapped view hold the image: they go first.
+          for (const at of rootMounts.reverse()) await unmountOverlay(at);
+          for (const { r } of all) {
             if (r.kind === "snapshot" && !readers.includes(r.id)) continue;
             await this.unmountFor(r, sandbox).catch((err) => this.log.warn(`could not unmount ${r.kind} ${r.id} after ${sandbox}: ${err.message}`));
           }
@@ -525,7 +596,12 @@ export class VolumeStore {
     };
   }
 
-  private async mountVolume(r: VolumeRecord, sandboxId: string, hostUid: number): Promise<Mount> {
+  /**
+   * Mounts a volume for one sandbox. `hostUid`: its files are handed to that uid (uid 1000 inside
+   * a sandbox of one uid); null (a root): they keep their owners, those a sandbox's uid was handed
+   * becoming the user's (1000) again.
+   */
+  private async mountVolume(r: VolumeRecord, sandboxId: string, hostUid: number | null): Promise<Mount> {
     await this.idle(r);
     const at = join(this.mountDir, r.id);
     try {
@@ -534,10 +610,13 @@ export class VolumeStore {
       throw this.internal(`could not mount volume '${r.slug}'`, err);
     }
     try {
-      if (r.lastUid !== hostUid) {
-        await chownTree(at, hostUid);
-        await this.save({ ...r, lastUid: hostUid });
-        r.lastUid = hostUid;
+      if (hostUid === null ? r.lastUid !== undefined : r.lastUid !== hostUid) {
+        if (hostUid === null) await chownTree(at, SANDBOX_UID, r.lastUid);
+        else await chownTree(at, hostUid);
+        const { lastUid: _, ...canonical } = r;
+        await this.save(hostUid === null ? canonical : { ...r, lastUid: hostUid });
+        if (hostUid === null) delete r.lastUid;
+        else r.lastUid = hostUid;
       }
       const mount: Mount = { at, fd: openSync(at, "r"), users: new Set([sandboxId]) };
       this.mounts.set(r.id, mount);
@@ -579,11 +658,31 @@ export class VolumeStore {
     await unmountImage(mount.at);
   }
 
+  /** Mounts at `target` (made here) a view of `source` where disk owner N is host uid base+N (sbx-idmap). */
+  private async idmapped(source: string, base: number, target: string, readOnly: boolean): Promise<void> {
+    await fsp.mkdir(target, { mode: 0o755 });
+    try {
+      await run(this.idmapPath, [...(readOnly ? ["--ro"] : []), String(base), String(UID_BLOCK), source, target]);
+    } catch (err) {
+      await fsp.rmdir(target).catch(() => {});
+      throw new Error(`sbx-idmap failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+    }
+  }
+
   /** Refuses while the image's file system is still alive elsewhere (a namespace not yet torn down). */
   private async idle(r: VolumeRecord): Promise<void> {
     if (await attached(this.image(r.id))) {
       throw new DaemonError("InUse", `${r.kind} '${r.slug}' is still held by a sandbox that is ending; try again in a moment`);
     }
+  }
+
+  /** Gives the files a sandbox's uid was handed back to the user (1000), as they were written. */
+  private async canonicalize(v: VolumeRecord): Promise<void> {
+    const from = v.lastUid!;
+    await this.withMount(v, (at) => chownTree(at, SANDBOX_UID, from));
+    const { lastUid: _, ...canonical } = v;
+    await this.save(canonical);
+    delete v.lastUid;
   }
 
   /** Runs `fn` with the volume mounted at a private mount point (for the daemon's own setup). */

@@ -30,7 +30,7 @@ beforeAll(async () => {
   uid = user.uid;
   dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
   chmodSync(dir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(dir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "sbx-idmap", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(dir, f));
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
   // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.
@@ -75,11 +75,11 @@ describe("rootless mode (daemon as an unprivileged user)", () => {
     ]);
   });
 
-  it("refuses volumes and snapshots clearly: they are loop-mounted images, which need root mode (issue 15)", async () => {
+  it("refuses volumes, snapshots and booting from them clearly: they are loop-mounted images, which need root mode (issue 15)", async () => {
     const why = "volumes need the daemon in root mode: each is an ext4 image the daemon loop-mounts, and a rootless daemon cannot mount (run the daemon as root)";
     const client = new Client(opts);
     await using sb = await Sandbox.create({ ...opts, timeout: "1m" });
-    for (const attempt of [() => client.volumes.create({ slug: "data", capacity: "16MiB" }), () => client.volumes.list(), () => client.snapshots.get("x1"), () => Sandbox.create({ ...opts, volumes: { "/data": "data" } }), () => sb.snapshot({ slug: "x2" })]) {
+    for (const attempt of [() => client.volumes.create({ slug: "data", capacity: "16MiB" }), () => client.volumes.list(), () => client.snapshots.get("x1"), () => Sandbox.create({ ...opts, volumes: { "/data": "data" } }), () => Sandbox.create({ ...opts, root: "img" }), () => sb.snapshot({ slug: "x2" })]) {
       const err = await attempt().then(() => null, (e: unknown) => e as Error);
       expect(err).toBeInstanceOf(UnsupportedError);
       expect(err!.message).toBe(why);

@@ -2,9 +2,11 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildPolicy, DENIED } from "../../src/seccomp/policy.js";
+import { Client, Sandbox } from "@sbx/client";
 import { useSandbox } from "../helpers/fixtures.js";
+import { makeRoot, ROOT_CAPS_HEX } from "../helpers/images.js";
 
 /**
  * SECURITY.md "Escaping the sandbox", seccomp: a program inside a real sandbox tries each
@@ -275,8 +277,14 @@ beforeAll(() => {
   const missing = DENIED.filter((n) => X64[n] === undefined || ARGS[n] === undefined);
   if (missing.length) throw new Error(`DENIED gained ${missing.join(", ")}: add its x86_64 number and probe arguments here`);
 });
-const { sb } = useSandbox();
+const { daemon, sb } = useSandbox();
 let inside: Record<string, string>;
+/** The same probe run as uid 0 of a sandbox booted from an image (spawn's sudo): seccomp binds root as it binds the user. */
+let insideRoot: Record<string, string>;
+let rootSb: Sandbox | undefined;
+afterAll(async () => {
+  await rootSb?.kill().catch(() => {});
+});
 let control: Record<string, string>;
 let controlError: Error | undefined;
 
@@ -304,12 +312,20 @@ function runControl(): Record<string, string> {
   }
 }
 
-beforeAll(async () => {
-  await sb.fs.writeTextFile("probe.py", PROBE);
-  await sb.fs.writeTextFile("spec.json", spec());
-  const r = await (await sb.spawn("python3", { args: ["probe.py", "full", "spec.json"] })).output();
+/** Runs the probe in `box`, as its user or (sudo) as its uid 0. */
+async function probe(box: Sandbox, sudo: boolean): Promise<Record<string, string>> {
+  await box.fs.writeTextFile("probe.py", PROBE);
+  await box.fs.writeTextFile("spec.json", spec());
+  const r = await (await box.spawn("python3", { args: ["probe.py", "full", "spec.json"], sudo })).output();
   if (r.status.code !== 0) throw new Error(`the probe failed inside the sandbox (${JSON.stringify(r.status)}): ${r.stderrText}`);
-  inside = JSON.parse(r.stdoutText!);
+  return JSON.parse(r.stdoutText!);
+}
+
+beforeAll(async () => {
+  inside = await probe(sb, false);
+  const { snapshot } = await makeRoot(new Client(daemon.opts), daemon.opts, "seccomp", { python: true });
+  rootSb = await Sandbox.create({ ...daemon.opts, root: snapshot });
+  insideRoot = await probe(rootSb, true);
   try {
     control = runControl();
   } catch (e) {
@@ -317,99 +333,108 @@ beforeAll(async () => {
   }
 });
 
-describe("seccomp inside a sandbox", () => {
-  it("every process runs in filter mode with no_new_privs and no capability", () => {
-    expect(inside["status.Seccomp"]).toBe("2");
-    expect(Number(inside["status.Seccomp_filters"])).toBeGreaterThanOrEqual(1);
-    expect(inside["status.NoNewPrivs"]).toBe("1");
-    expect(inside["status.CapEff"]).toBe("0000000000000000");
+/** Who runs the probe: the sandbox's user, and uid 0 of a sandbox booted from an image (what its root may keep: launcher.ts ROOT_CAPS). */
+const AS = [
+  { who: "as the sandbox's user", out: () => inside, capEff: "0000000000000000", control: true },
+  { who: "as uid 0 of a sandbox booted from an image (sudo)", out: () => insideRoot, capEff: ROOT_CAPS_HEX, control: false },
+];
+
+for (const as of AS) describe(`seccomp inside a sandbox, ${as.who}`, () => {
+  it("every process runs in filter mode with no_new_privs and no capability but its own", () => {
+    expect(as.out()["status.Seccomp"]).toBe("2");
+    expect(Number(as.out()["status.Seccomp_filters"])).toBeGreaterThanOrEqual(1);
+    expect(as.out()["status.NoNewPrivs"]).toBe("1");
+    expect(as.out()["status.CapEff"]).toBe(as.capEff);
   });
 
   it("every syscall in DENIED answers EPERM", () => {
-    const got = Object.fromEntries(DENIED.map((n) => [n, inside[n]]));
+    const got = Object.fromEntries(DENIED.map((n) => [n, as.out()[n]]));
     expect(got).toEqual(Object.fromEntries(DENIED.map((n) => [n, "EPERM"])));
   });
 
-  it("control: without the filter the DENIED probes reach the kernel and fail some other way", () => {
-    if (controlError) throw new Error(`the unfiltered control run (bwrap without --seccomp) failed: ${controlError.message}`);
-    expect(control["status.Seccomp"]).toBe("0");
-    // So the EPERMs above are the filter's. Only where the kernel checks permission first is EPERM its own answer too.
-    const refusedAnyway = DENIED.filter((n) => control[n] === "EPERM");
-    expect(refusedAnyway.filter((n) => !KERNEL_REFUSES_FIRST.includes(n) && !HOST_SYSCTL_DEPENDENT.includes(n))).toEqual([]);
-    for (const n of DENIED) expect(control[n], n).toMatch(/^(E[A-Z0-9]+|ok)$/);
-  });
+  if (as.control) {
+    it("control: without the filter the DENIED probes reach the kernel and fail some other way", () => {
+      if (controlError) throw new Error(`the unfiltered control run (bwrap without --seccomp) failed: ${controlError.message}`);
+      expect(control["status.Seccomp"]).toBe("0");
+      // So the EPERMs above are the filter's. Only where the kernel checks permission first is EPERM its own answer too.
+      const refusedAnyway = DENIED.filter((n) => control[n] === "EPERM");
+      expect(refusedAnyway.filter((n) => !KERNEL_REFUSES_FIRST.includes(n) && !HOST_SYSCTL_DEPENDENT.includes(n))).toEqual([]);
+      for (const n of DENIED) expect(control[n], n).toMatch(/^(E[A-Z0-9]+|ok)$/);
+    });
 
-  it("control: without the filter the argument rules' probes get another answer; what must work works the same", () => {
-    if (controlError) throw new Error(`the unfiltered control run (bwrap without --seccomp) failed: ${controlError.message}`);
-    const MUST_DIFFER = [
-      "clone3", "clone.NEWUSER|SIGCHLD", "unshare.NEWUSER", "unshare.0",
-      ...["NEWNS", "NEWCGROUP", "NEWUTS", "NEWIPC", "NEWUSER", "NEWPID", "NEWNET", "NEWTIME"].map((f) => `clone.THREAD|${f}`),
-      "ioctl.stdin.TIOCSTI", "ioctl.null.TIOCSTI", "ioctl.null.TIOCSTI|1<<32", "ioctl.null.TIOCSTI|0xffffffff<<32", "ioctl.null.TIOCLINUX", "ioctl.null.TIOCLINUX|1<<32",
-      "socket.VSOCK.badtype", "socket.ALG.badtype", "socket.VSOCK|1<<32",
-      "personality.READ_IMPLIES_EXEC", "personality.ADDR_NO_RANDOMIZE", "x32.getpid",
-    ];
-    expect(MUST_DIFFER.filter((k) => control[k] === undefined || control[k] === inside[k])).toEqual([]);
-    const SAME = ["clone.THREAD", "clone.SIGCHLD", "fork", "ioctl.null.TIOCGWINSZ", "ioctl.pipe.FIONREAD", "socket.INET", "socket.UNIX"];
-    expect(Object.fromEntries(SAME.map((k) => [k, control[k]]))).toEqual(Object.fromEntries(SAME.map((k) => [k, inside[k]])));
-  });
+    it("control: without the filter the argument rules' probes get another answer; what must work works the same", () => {
+      if (controlError) throw new Error(`the unfiltered control run (bwrap without --seccomp) failed: ${controlError.message}`);
+      const MUST_DIFFER = [
+        "clone3", "clone.NEWUSER|SIGCHLD", "unshare.NEWUSER", "unshare.0",
+        ...["NEWNS", "NEWCGROUP", "NEWUTS", "NEWIPC", "NEWUSER", "NEWPID", "NEWNET", "NEWTIME"].map((f) => `clone.THREAD|${f}`),
+        "ioctl.stdin.TIOCSTI", "ioctl.null.TIOCSTI", "ioctl.null.TIOCSTI|1<<32", "ioctl.null.TIOCSTI|0xffffffff<<32", "ioctl.null.TIOCLINUX", "ioctl.null.TIOCLINUX|1<<32",
+        "socket.VSOCK.badtype", "socket.ALG.badtype", "socket.VSOCK|1<<32",
+        "personality.READ_IMPLIES_EXEC", "personality.ADDR_NO_RANDOMIZE", "x32.getpid",
+      ];
+      expect(MUST_DIFFER.filter((k) => control[k] === undefined || control[k] === inside[k])).toEqual([]);
+      const SAME = ["clone.THREAD", "clone.SIGCHLD", "fork", "ioctl.null.TIOCGWINSZ", "ioctl.pipe.FIONREAD", "socket.INET", "socket.UNIX"];
+      expect(Object.fromEntries(SAME.map((k) => [k, control[k]]))).toEqual(Object.fromEntries(SAME.map((k) => [k, inside[k]])));
+    });
+
+  }
 
   it("the mount family and the new mount API, called for real, answer EPERM", () => {
-    for (const k of ["mount.tmpfs", "fsopen.tmpfs", "open_tree.CLONE", "move_mount.tmp", "mount_setattr.tmp"]) expect(inside[k], k).toBe("EPERM");
+    for (const k of ["mount.tmpfs", "fsopen.tmpfs", "open_tree.CLONE", "move_mount.tmp", "mount_setattr.tmp"]) expect(as.out()[k], k).toBe("EPERM");
   });
 
   it("keyctl, bpf, perf_event_open, userfaultfd and io_uring_setup, called for real, answer EPERM", () => {
     // keyctl, userfaultfd (user-mode only) and io_uring_setup would all succeed for an unprivileged process.
-    for (const k of ["keyctl.GET_KEYRING_ID", "bpf.MAP_CREATE", "perf_event_open.self", "userfaultfd.USER_MODE_ONLY", "io_uring_setup.1"]) expect(inside[k], k).toBe("EPERM");
+    for (const k of ["keyctl.GET_KEYRING_ID", "bpf.MAP_CREATE", "perf_event_open.self", "userfaultfd.USER_MODE_ONLY", "io_uring_setup.1"]) expect(as.out()[k], k).toBe("EPERM");
   });
 
   it("clone3 answers ENOSYS, so libc falls back to clone", () => {
-    expect(inside.clone3).toBe("ENOSYS");
+    expect(as.out().clone3).toBe("ENOSYS");
   });
 
   it("clone with any namespace flag answers EPERM; a plain fork still works", () => {
-    expect(inside["clone.NEWUSER|SIGCHLD"]).toBe("EPERM");
-    expect(inside["clone.NEWNS|SIGCHLD"]).toBe("EPERM");
-    for (const flag of ["NEWNS", "NEWCGROUP", "NEWUTS", "NEWIPC", "NEWUSER", "NEWPID", "NEWNET", "NEWTIME"]) expect(inside[`clone.THREAD|${flag}`], flag).toBe("EPERM");
-    expect(inside["clone.THREAD"]).toBe("EINVAL"); // the kernel's own answer: the filter let it through
-    expect(inside["clone.SIGCHLD"]).toBe("ok");
-    expect(inside.fork).toBe("exit 7");
+    expect(as.out()["clone.NEWUSER|SIGCHLD"]).toBe("EPERM");
+    expect(as.out()["clone.NEWNS|SIGCHLD"]).toBe("EPERM");
+    for (const flag of ["NEWNS", "NEWCGROUP", "NEWUTS", "NEWIPC", "NEWUSER", "NEWPID", "NEWNET", "NEWTIME"]) expect(as.out()[`clone.THREAD|${flag}`], flag).toBe("EPERM");
+    expect(as.out()["clone.THREAD"]).toBe("EINVAL"); // the kernel's own answer: the filter let it through
+    expect(as.out()["clone.SIGCHLD"]).toBe("ok");
+    expect(as.out().fork).toBe("exit 7");
   });
 
   it("unshare answers EPERM whatever the flags (CLONE_NEWUSER would otherwise be ENOSPC)", () => {
-    expect(inside["unshare.NEWUSER"]).toBe("EPERM");
-    expect(inside["unshare.NEWNS"]).toBe("EPERM");
-    expect(inside["unshare.0"]).toBe("EPERM");
+    expect(as.out()["unshare.NEWUSER"]).toBe("EPERM");
+    expect(as.out()["unshare.NEWNS"]).toBe("EPERM");
+    expect(as.out()["unshare.0"]).toBe("EPERM");
   });
 
   it("TIOCSTI and TIOCLINUX answer EPERM, with or without high bits in the request; other ioctls pass", () => {
     for (const k of ["ioctl.stdin.TIOCSTI", "ioctl.null.TIOCSTI", "ioctl.null.TIOCSTI|1<<32", "ioctl.null.TIOCSTI|0xffffffff<<32", "ioctl.null.TIOCLINUX", "ioctl.null.TIOCLINUX|1<<32"]) {
-      expect(inside[k], k).toBe("EPERM");
+      expect(as.out()[k], k).toBe("EPERM");
     }
-    expect(inside["ioctl.null.TIOCGWINSZ"]).toBe("ENOTTY"); // reached the driver: /dev/null is no tty
-    expect(inside["ioctl.pipe.FIONREAD"]).toBe("ok 3");
+    expect(as.out()["ioctl.null.TIOCGWINSZ"]).toBe("ENOTTY"); // reached the driver: /dev/null is no tty
+    expect(as.out()["ioctl.pipe.FIONREAD"]).toBe("ok 3");
   });
 
   it("AF_VSOCK and AF_ALG sockets answer EAFNOSUPPORT; AF_INET and AF_UNIX work", () => {
-    for (const k of ["socket.VSOCK", "socket.ALG", "socket.VSOCK.badtype", "socket.ALG.badtype", "socket.VSOCK|1<<32"]) expect(inside[k], k).toBe("EAFNOSUPPORT");
-    expect(inside["socket.INET"]).toBe("ping");
-    expect(inside["socket.UNIX"]).toBe("pong");
+    for (const k of ["socket.VSOCK", "socket.ALG", "socket.VSOCK.badtype", "socket.ALG.badtype", "socket.VSOCK|1<<32"]) expect(as.out()[k], k).toBe("EAFNOSUPPORT");
+    expect(as.out()["socket.INET"]).toBe("ping");
+    expect(as.out()["socket.UNIX"]).toBe("pong");
   });
 
   it("personality allows only PER_LINUX, PER_LINUX32, UNAME26 and the query", () => {
-    expect(inside["personality.READ_IMPLIES_EXEC"]).toBe("EPERM");
-    expect(inside["personality.ADDR_NO_RANDOMIZE"]).toBe("EPERM");
-    expect(inside["personality.query"]).toBe("ok 0x0");
-    expect(inside["personality.LINUX32"]).toBe("ok 0x0");
-    expect(inside["personality.UNAME26"]).toBe("ok 0x8");
-    expect(inside["personality.back"]).toBe("ok 0x20000");
+    expect(as.out()["personality.READ_IMPLIES_EXEC"]).toBe("EPERM");
+    expect(as.out()["personality.ADDR_NO_RANDOMIZE"]).toBe("EPERM");
+    expect(as.out()["personality.query"]).toBe("ok 0x0");
+    expect(as.out()["personality.LINUX32"]).toBe("ok 0x0");
+    expect(as.out()["personality.UNAME26"]).toBe("ok 0x8");
+    expect(as.out()["personality.back"]).toBe("ok 0x20000");
   });
 
   it("ptrace of another process, even one's own child, answers EPERM", () => {
-    expect(inside["ptrace.ATTACH.child"]).toBe("EPERM");
+    expect(as.out()["ptrace.ATTACH.child"]).toBe("EPERM");
   });
 
   it("the x32 ABI kills the process", () => {
-    expect(inside["x32.getpid"]).toBe("signal SIGSYS");
+    expect(as.out()["x32.getpid"]).toBe("signal SIGSYS");
   });
 });
 

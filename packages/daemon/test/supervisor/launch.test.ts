@@ -42,6 +42,11 @@ describe("sbx-launch refuses before it runs anything", () => {
     ["a reversed CPU range", ["--nofile", "64", "--cpus", "3-1"], /--cpus: bad CPU list/],
     ["a cgroup it cannot join", ["--cgroup-procs", join(dir, "no-such-cgroup", "cgroup.procs"), "--nofile", "64"], /cannot open .*no-such-cgroup/],
     ["an option whose value is missing (it takes the next argument, which is no number)", ["--nofile"], /--nofile: not a number/],
+    ["a malformed --userns", ["--nofile", "64", "--userns", "500000:65536", "--uid", "501000"], /--userns: expected BASE:COUNT:FD/],
+    ["a --userns block starting at uid 0", ["--nofile", "64", "--userns", "0:65536:9", "--uid", "1000"], /--userns: expected BASE:COUNT:FD/],
+    ["a --userns block past 32 bits", ["--nofile", "64", "--userns", "4294967000:65536:9", "--uid", "1000000"], /--userns: expected BASE:COUNT:FD/],
+    ["a --userns fd among stdio", ["--nofile", "64", "--userns", "500000:65536:2", "--uid", "501000"], /--userns: expected BASE:COUNT:FD/],
+    ["a uid outside the --userns block", ["--nofile", "64", "--userns", "500000:65536:9", "--uid", "400000"], /the uid 400000 must be inside the block it owns/],
   ];
   for (const [what, args, message] of cases) {
     it(what, () => {
@@ -81,6 +86,16 @@ describe.skipIf(!asRoot)("sbx-launch as root", () => {
     expect(limit("Max processes")).toEqual(["77", "77"]);
     expect(limit("Max core file size")).toEqual(["0", "0"]);
     expect(r.out.trim().split("\n").pop()).toBe("500");
+  });
+
+  it("--userns: leaves on the fd a user namespace mapping the block, owned by the uid, with no room for nested ones", () => {
+    const base = 500_000;
+    const script = `readlink /proc/self/fd/9; nsenter --user=/proc/self/fd/9 --preserve-credentials sh -c 'cat /proc/self/uid_map /proc/self/gid_map /proc/sys/user/max_user_namespaces; id -u'`;
+    const r = launch(["--nofile", "64", "--userns", `${base}:65536:9`, "--uid", String(base + 1000)], script);
+    expect(r.err).toBe("");
+    const lines = r.out.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    expect(lines[0]).toMatch(/^user:\[\d+\]$/);
+    expect(lines.slice(1)).toEqual([`0 ${base} 65536`, `0 ${base} 65536`, "0", "1000"]);
   });
 
   it("joins every cgroup.procs file it is given (writes 0: itself) before it runs the program", () => {

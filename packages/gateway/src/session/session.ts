@@ -1,10 +1,10 @@
-import type { WebSocket } from "ws";
+import { WebSocket } from "ws";
 import { ErrorCodes, FrameOp, METHODS, buildOpenRpc, decodeFrame, encodeAbort, explainParams, isMethod, jsonDepth, type MethodName } from "@sbx/protocol";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Host } from "../fleet/host.js";
 import type { Logger } from "../log.js";
 import type { ByteBudget } from "../net/budget.js";
-import { Link } from "../net/link.js";
+import { Link, wsChannel } from "../net/link.js";
 import { createSandbox, listSandboxes } from "./fanout.js";
 import { ROUTES } from "./routes.js";
 import { Upstream, type Pending, type UpstreamOwner } from "./upstream.js";
@@ -45,16 +45,19 @@ export class Session implements UpstreamOwner {
   private readonly offLost: () => void;
 
   constructor(
-    ws: WebSocket,
+    readonly ws: WebSocket,
     private readonly token: string,
     readonly fleet: Fleet,
     private readonly limits: SessionLimits,
     readonly log: Logger,
     private readonly gateway: ByteBudget,
   ) {
-    this.link = new Link(ws, gateway);
+    this.link = new Link(wsChannel(ws), gateway);
     ws.on("message", (data: Buffer, isBinary) => this.receive(data, isBinary));
-    ws.on("close", () => this.onClose());
+    ws.on("close", () => {
+      this.link.release();
+      this.onClose();
+    });
     ws.on("error", () => {});
     // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
     this.offLost = fleet.onHostLost((host, reason) => this.upstreams.get(host)?.abandon(`the sbx daemon ${host.label} went away (${reason})`));
@@ -200,7 +203,7 @@ export class Session implements UpstreamOwner {
 
   private violation(reason: string): void {
     this.log.warn(`client connection: ${reason}; closing it`);
-    this.link.ws.close(1008, reason.slice(0, 120));
+    this.ws.close(1008, reason.slice(0, 120));
   }
 
   private forget(stream: number): void {
@@ -220,6 +223,18 @@ export class Session implements UpstreamOwner {
    */
   private toClient(data: string | Buffer): void {
     this.link.send(data);
+    this.checkClient();
+  }
+
+  /** A daemon's frame, to the client as the daemon sent it (both are server frames). */
+  private frameToClient(raw: Buffer[]): void {
+    // After its close frame, nothing more may go to the client (ws.send knows; raw writes must check).
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.link.sendFrame(raw);
+    this.checkClient();
+  }
+
+  private checkClient(): void {
     if (this.clientBehind) return;
     const behind = this.link.congestion();
     if (!behind) return;
@@ -234,30 +249,28 @@ export class Session implements UpstreamOwner {
 
   // ---- what upstreams report
 
-  answered(up: Upstream, pending: Pending, text: string, msg: any): void {
+  answered(up: Upstream, pending: Pending, text: string, raw: Buffer[] | null): void {
     this.inFlight--;
-    this.sendText(pending.remapped ? JSON.stringify({ ...msg, id: pending.clientId }) : text);
+    if (raw) this.frameToClient(raw);
+    else this.sendText(text);
   }
 
-  notified(up: Upstream, text: string, msg: any): void {
-    if (msg.method === "sandbox.exit" && typeof msg.params?.id === "string") up.touched.delete(msg.params.id);
-    this.sendText(text);
+  notified(up: Upstream, text: string, raw: Buffer[] | null): void {
+    if (raw) this.frameToClient(raw);
+    else this.sendText(text);
   }
 
-  binary(up: Upstream, data: Buffer): void {
+  binary(up: Upstream, raw: Buffer[], op: number, stream: number): void {
     // END and ABORT from the daemon end a stream: later frames from the client for it are dropped here.
-    if (data.byteLength >= 5 && (data[0] === FrameOp.End || data[0] === FrameOp.Abort)) {
-      const stream = data.readUInt32BE(1);
-      if (this.streams.get(stream) === up) this.forget(stream);
-    }
-    this.toClient(data);
+    if ((op === FrameOp.End || op === FrameOp.Abort) && this.streams.get(stream) === up) this.forget(stream);
+    this.frameToClient(raw);
   }
 
   gone(up: Upstream, reason: string, code: number, closeReason: string): void {
     if (this.upstreams.get(up.host) === up) this.upstreams.delete(up.host);
     if (this.closed) return;
     // The daemon closed this client for a protocol violation: as it would have, directly.
-    if (code === 1008) return void this.link.ws.close(1008, closeReason.slice(0, 120));
+    if (code === 1008) return void this.ws.close(1008, closeReason.slice(0, 120));
     // As the daemon does when a call fails: its streams are aborted before the call is answered.
     for (const stream of [...up.streams]) {
       this.forget(stream);

@@ -1,7 +1,7 @@
-import WebSocket from "ws";
 import type { Host } from "../fleet/host.js";
 import type { ByteBudget } from "../net/budget.js";
-import { Link } from "../net/link.js";
+import { DaemonSocket } from "../net/daemon-socket.js";
+import { daemonChannel, Link } from "../net/link.js";
 
 /** Largest message accepted from a daemon: what the SDK accepts from one (a big directory listing). */
 export const MAX_UPSTREAM_MESSAGE = 64 << 20;
@@ -20,9 +20,11 @@ export interface Pending {
 
 /** What an upstream tells the session that owns it. */
 export interface UpstreamOwner {
-  answered(up: Upstream, pending: Pending, text: string, msg: any): void;
-  notified(up: Upstream, text: string, msg: any): void;
-  binary(up: Upstream, data: Buffer): void;
+  /** The answer to a client's call, with the client's id: `raw` is the daemon's frame when it can pass as it is. */
+  answered(up: Upstream, pending: Pending, text: string, raw: Buffer[] | null): void;
+  notified(up: Upstream, text: string, raw: Buffer[] | null): void;
+  /** A binary frame (`raw`, a server frame's bytes), its first payload byte (the stream op) and stream id (-1 when too short to have them). */
+  binary(up: Upstream, raw: Buffer[], op: number, stream: number): void;
   /** The connection ended without the session asking: `code` is the WebSocket close code (1006 when it just broke). */
   gone(up: Upstream, reason: string, code: number, closeReason: string): void;
 }
@@ -36,6 +38,7 @@ export interface UpstreamOwner {
  */
 export class Upstream {
   readonly link: Link;
+  private readonly socket: DaemonSocket;
   readonly pending = new Map<number, Pending>();
   /** The client's stream ids this upstream carries. */
   readonly streams = new Set<number>();
@@ -47,28 +50,31 @@ export class Upstream {
   private ended = false;
 
   constructor(readonly host: Host, token: string, private readonly owner: UpstreamOwner, gateway: ByteBudget) {
-    const ws = new WebSocket(host.url, { headers: { Authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: MAX_UPSTREAM_MESSAGE, handshakeTimeout: 10_000 });
-    ws.binaryType = "nodebuffer";
-    this.link = new Link(ws, gateway);
-    ws.on("open", () => {
-      const queued = this.queue ?? [];
-      this.dropQueue();
-      for (const data of queued) this.link.send(data);
+    let link: Link | null = null;
+    this.socket = new DaemonSocket(host.url, { Authorization: `Bearer ${token}` }, MAX_UPSTREAM_MESSAGE, 10_000, {
+      open: () => {
+        const queued = this.queue ?? [];
+        this.dropQueue();
+        for (const data of queued) link!.send(data);
+      },
+      text: (text, raw) => this.onText(text, raw),
+      binary: (raw, op, stream) => owner.binary(this, raw, op, stream),
+      refused: (status) =>
+        this.end(
+          status === 401
+            ? `the sbx daemon ${host.label} refused this token (HTTP 401): every daemon behind the gateway must accept the gateway's tokens`
+            : `the sbx daemon ${host.label} refused the connection (HTTP ${status})`,
+          1006,
+          "",
+        ),
+      ended: (code, reason, error) =>
+        this.end(
+          error ? `lost the connection to the sbx daemon ${host.label}: ${error.message}` : `the sbx daemon ${host.label} closed the connection (${code}${reason.length ? `: ${reason}` : ""})`,
+          code,
+          reason,
+        ),
     });
-    ws.on("message", (data: Buffer, isBinary) => (isBinary ? owner.binary(this, data) : this.onText(data.toString("utf8"))));
-    ws.on("unexpected-response", (_req, res) => {
-      ws.removeAllListeners("close");
-      ws.terminate();
-      this.end(
-        res.statusCode === 401
-          ? `the sbx daemon ${host.label} refused this token (HTTP 401): every daemon behind the gateway must accept the gateway's tokens`
-          : `the sbx daemon ${host.label} refused the connection (HTTP ${res.statusCode})`,
-        1006,
-        "",
-      );
-    });
-    ws.on("error", (err) => this.end(`lost the connection to the sbx daemon ${host.label}: ${err.message}`, 1006, ""));
-    ws.on("close", (code, reason) => this.end(`the sbx daemon ${host.label} closed the connection (${code}${reason.length ? `: ${reason.toString()}` : ""})`, code, reason.toString()));
+    this.link = link = new Link(daemonChannel(this.socket), gateway);
   }
 
   /** Forwards a client's call (its text, unchanged unless its id must be remapped). */
@@ -126,33 +132,60 @@ export class Upstream {
     this.ended = true;
     this.dropQueue();
     this.rejectInternal("the client connection closed");
-    this.link.ws.removeAllListeners("close");
-    this.link.ws.removeAllListeners("error");
-    this.link.ws.on("error", () => {});
-    if (this.link.ws.readyState === WebSocket.CONNECTING) this.link.ws.terminate();
-    else this.link.ws.close(1000, "client closed");
+    this.socket.close(1000, "client closed");
+    this.link.release();
   }
 
   /** The host is lost: drop the connection now and let the session clean up. */
   abandon(reason: string): void {
-    this.link.ws.removeAllListeners("close");
-    this.link.ws.terminate();
     this.end(reason, 1006, "");
+    this.socket.terminate();
   }
 
-  private onText(text: string): void {
+  /**
+   * A daemon's message, looked at only as far as routing needs: an answer's id and a
+   * notification's method are read off the front of the text when it has the shape the daemon
+   * writes (`{"jsonrpc":"2.0","id":7,...`, `{"jsonrpc":"2.0","method":"...`), and the whole
+   * text is parsed only otherwise, for the gateway's own calls and for sandbox.exit.
+   */
+  private onText(text: string, raw: Buffer[] | null): void {
+    const at = answerId(text);
+    if (at) {
+      const pending = this.pending.get(at.id);
+      if (!pending) return;
+      this.pending.delete(at.id);
+      if (pending.internal) return this.internal(pending, text);
+      if (!pending.remapped) return this.owner.answered(this, pending, text, raw);
+      return this.owner.answered(this, pending, `${ANSWER}${JSON.stringify(pending.clientId)}${text.slice(at.end)}`, null);
+    }
+    const method = notificationMethod(text);
+    if (method !== null && method !== "sandbox.exit") return this.owner.notified(this, text, raw);
     let msg: any;
     try {
       msg = JSON.parse(text);
     } catch {
       return;
     }
-    if (msg && typeof msg.method === "string" && msg.id === undefined) return this.owner.notified(this, text, msg);
+    if (msg && typeof msg.method === "string" && msg.id === undefined) {
+      if (msg.method === "sandbox.exit" && typeof msg.params?.id === "string") this.touched.delete(msg.params.id);
+      return this.owner.notified(this, text, raw);
+    }
     const pending = typeof msg?.id === "number" ? this.pending.get(msg.id) : undefined;
     if (!pending) return;
     this.pending.delete(msg.id);
     if (pending.internal) pending.internal(msg);
-    else this.owner.answered(this, pending, text, msg);
+    else if (pending.remapped) this.owner.answered(this, pending, JSON.stringify({ ...msg, id: pending.clientId }), null);
+    else this.owner.answered(this, pending, text, raw);
+  }
+
+  private internal(pending: Pending, text: string): void {
+    let msg: any;
+    try {
+      msg = JSON.parse(text);
+    } catch (err) {
+      msg = new Error(`the sbx daemon ${this.host.label} answered ${pending.method} with invalid JSON: ${(err as Error).message}`);
+    }
+    pending.internal!(msg);
   }
 
   private dropQueue(): void {
@@ -164,6 +197,7 @@ export class Upstream {
   private end(reason: string, code: number, closeReason: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.link.release();
     this.dropQueue();
     this.rejectInternal(reason);
     this.owner.gone(this, reason, code, closeReason);
@@ -176,4 +210,31 @@ export class Upstream {
       p.internal(new Error(reason));
     }
   }
+}
+
+const ANSWER = '{"jsonrpc":"2.0","id":';
+const NOTIFICATION = '{"jsonrpc":"2.0","method":"';
+
+/**
+ * The integer id at the front of an answer as the daemon writes it (`{"jsonrpc":"2.0","id":-12,`),
+ * and where it ends; null for any other text (which is then parsed).
+ */
+export function answerId(text: string): { id: number; end: number } | null {
+  if (!text.startsWith(ANSWER)) return null;
+  let i = ANSWER.length;
+  const negative = text.charCodeAt(i) === 45; // -
+  if (negative) i++;
+  const start = i;
+  let id = 0;
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) id = id * 10 + (c - 48);
+  const digits = i - start;
+  if (digits === 0 || digits > 15 || (digits > 1 && text.charCodeAt(start) === 48) || text.charCodeAt(i) !== 44) return null;
+  return { id: negative ? -id : id, end: i };
+}
+
+/** The method at the front of a notification as the daemon writes it, or null. */
+export function notificationMethod(text: string): string | null {
+  if (!text.startsWith(NOTIFICATION)) return null;
+  const end = text.indexOf('"', NOTIFICATION.length);
+  return end < 0 ? null : text.slice(NOTIFICATION.length, end);
 }

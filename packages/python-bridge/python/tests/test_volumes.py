@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from sbx import AsyncClient, AsyncSandbox, Client, InUseError, InvalidOptionError, Sandbox, VolumeNotFoundError
+from sbx import AsyncClient, AsyncSandbox, Client, InUseError, InvalidOptionError, Sandbox, UnsupportedError, VolumeNotFoundError
 
 from .conftest import Daemon
 
@@ -114,3 +118,47 @@ def test_deno_entry_point_has_volumes(daemon: Daemon) -> None:
         assert sb.sh("cat /data/f").text() == "via-deno"
     sdk.volumes.delete(slug)
     assert sdk.snapshots.get("nope-nope") is None
+
+
+T = TypeVar("T")
+MINI_ROOT = (Path(__file__).parents[3] / "daemon" / "test" / "volumes" / "mini-root.sh").read_text()
+
+
+def _retry_in_use(fn: Callable[[], T]) -> T:
+    """Calls ``fn`` until the volume it needs is no longer held by a sandbox that is ending."""
+    for _ in range(100):
+        try:
+            return fn()
+        except InUseError:
+            time.sleep(0.05)
+    return fn()
+
+
+def test_root_from_a_snapshot_and_a_volume(daemon: Daemon) -> None:
+    client = Client()
+    slug = _slug("pyroot")
+    client.volumes.create(slug, "256MiB")
+    with Sandbox.create(volumes={"/data": slug}) as sb:
+        sb.spawn("bash", args=["-c", MINI_ROOT]).output()
+    snap = _retry_in_use(lambda: client.volumes.snapshot(slug, slug=f"{slug}-s"))
+
+    with Sandbox.create(root=snap.slug) as a, Sandbox.create(root=snap.id) as b:
+        assert a.sh("cat /etc/os-release").text() == "ID=sbx-mini"
+        a.sh("echo from-a > /var/scratch/seed")
+        assert a.sh("cat /var/scratch/seed").text() == "from-a"
+        assert b.sh("cat /var/scratch/seed").text() == "from-image"
+        # sudo: uid 0 of the sandbox's own user namespace, only where it booted from an image.
+        assert a.sh("id -u; echo $HOME", sudo=True).text() == "0\n/root"
+        assert a.spawn("id", args=["-u"], sudo=True).output().stdout_text == "0\n"
+        assert a.sh("id -u").text() == "1000"
+    with Sandbox.create() as plain, pytest.raises(UnsupportedError, match="sudo: this sandbox has no root to run as"):
+        plain.sh("id -u", sudo=True)
+
+    with _retry_in_use(lambda: Sandbox.create(root=slug)) as sb:
+        sb.sh("echo kept > /var/scratch/note")
+        with pytest.raises(InUseError, match=f"cannot mount volume '{slug}': it is mounted by {sb.id}"):
+            Sandbox.create(root=slug)
+    with _retry_in_use(lambda: Sandbox.create(root=slug)) as sb:
+        assert sb.sh("cat /var/scratch/note").text() == "kept"
+    with pytest.raises(VolumeNotFoundError, match="no volume or snapshot 'no-such-root'"):
+        Sandbox.create(root="no-such-root")

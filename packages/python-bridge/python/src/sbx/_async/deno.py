@@ -73,7 +73,6 @@ class AsyncSandboxApi:
         if ignored:
             warnings.warn(f"sbx ignores {', '.join(ignored)} (options of Deno's hosted sandboxes; sbx runs them on the daemon at url)", stacklevel=2)
         for name, value, why in (
-            ("root", root, "a volume or snapshot as the root file system is not supported by sbx yet; mount volumes at a path with volumes="),
             ("ssh", ssh, "sbx gives no SSH access to sandboxes; run commands with spawn or sh"),
             ("port", port, "exposing a sandbox's port is not supported by sbx yet"),
         ):
@@ -82,7 +81,7 @@ class AsyncSandboxApi:
         memory = f"{memory_mb}MiB" if memory_mb is not None else None
         return AsyncOpening(
             lambda: AsyncSandbox.create(
-                url=self._url, token=self._token, memory=memory, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes
+                url=self._url, token=self._token, memory=memory, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes, root=root
             )
         )
 

@@ -169,7 +169,7 @@ class Methods:
     def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> RawPending:
         raise NotImplementedError
 
-    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
+    def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None, root: str | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -190,6 +190,8 @@ class Methods:
             params["labels"] = labels
         if volumes is not None:
             params["volumes"] = volumes
+        if root is not None:
+            params["root"] = root
         result = self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -263,7 +265,7 @@ class Methods:
         result = self._call("sandbox.snapshot", params)
         return SnapshotInfo.from_wire(result)
 
-    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
+    def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -279,12 +281,14 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
+    def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> Pending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -300,6 +304,8 @@ class Methods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))
@@ -1024,7 +1030,7 @@ class AsyncMethods:
     async def _start(self, method: str, params: dict[str, Any], streams: tuple[int, ...]) -> AsyncRawPending:
         raise NotImplementedError
 
-    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None) -> CreatedSandbox:
+    async def sandbox_create(self, *, memory: int | str | None = None, cpus: float | None = None, disk: int | str | None = None, timeout: Literal["session"] | str | None = None, env: dict[str, str] | None = None, allow_net: list[str] | None = None, secrets: dict[str, SecretSpec] | None = None, labels: dict[str, str] | None = None, volumes: dict[str, str] | None = None, root: str | None = None) -> CreatedSandbox:
         """Start a new sandbox owned by the calling token. (`sandbox.create`)"""
         params: dict[str, Any] = {}
         if memory is not None:
@@ -1045,6 +1051,8 @@ class AsyncMethods:
             params["labels"] = labels
         if volumes is not None:
             params["volumes"] = volumes
+        if root is not None:
+            params["root"] = root
         result = await self._call("sandbox.create", params)
         return CreatedSandbox.from_wire(result)
 
@@ -1118,7 +1126,7 @@ class AsyncMethods:
         result = await self._call("sandbox.snapshot", params)
         return SnapshotInfo.from_wire(result)
 
-    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
+    async def process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> ProcessSpawnResult:
         """Start a process in the sandbox; stdio travels on the named streams. (`process.spawn`)"""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -1134,12 +1142,14 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         result = await self._call("process.spawn", params)
         return ProcessSpawnResult.from_wire(result)
 
-    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
+    async def start_process_spawn(self, *, sandbox: str, cmd: str, stdin: int | None, stdout: int | None, stderr: int | None, args: list[str] | None = None, cwd: str | None = None, env: dict[str, str] | None = None, clear_env: bool | None = None, sudo: bool | None = None, pty: ProcessSpawnParamsPty | None = None) -> AsyncPending[ProcessSpawnResult]:
         """Sends `process.spawn` and returns while its streams (stdin, stdout, stderr) move; `result()` waits for the answer."""
         params: dict[str, Any] = {}
         params["sandbox"] = sandbox
@@ -1155,6 +1165,8 @@ class AsyncMethods:
             params["env"] = env
         if clear_env is not None:
             params["clearEnv"] = clear_env
+        if sudo is not None:
+            params["sudo"] = sudo
         if pty is not None:
             params["pty"] = _ProcessSpawnParamsPty_to_wire(pty)
         streams = tuple(s for s in (params["stdin"], params["stdout"], params["stderr"],) if isinstance(s, int))

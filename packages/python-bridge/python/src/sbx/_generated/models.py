@@ -187,6 +187,8 @@ class SandboxCreateParams(TypedDict, total=False):
     """Labels for finding the sandbox later with list()."""
     volumes: dict[str, str]
     """Volumes to mount: absolute path inside the sandbox -> volume id or slug (read-write, one sandbox at a time) or snapshot id or slug (read-only). Paths must be normalized and outside /usr, /etc, /proc, /dev, /sys, /.sbx and the other system paths, and not /, /home, /home/user or /tmp themselves."""
+    root: str
+    """A volume or snapshot (id or slug) the sandbox boots from instead of the host's /usr and /etc. A snapshot gets a private writable layer on the sandbox's own storage (counted in `disk`, gone with the sandbox); a volume is mounted read-write as / (one sandbox at a time), so what is written anywhere in it, home and /tmp included, persists. Root-mode daemons only."""
 
 
 def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
@@ -209,6 +211,8 @@ def _SandboxCreateParams_to_wire(v: SandboxCreateParams) -> dict[str, Any]:
         w["labels"] = v["labels"]
     if "volumes" in v:
         w["volumes"] = v["volumes"]
+    if "root" in v:
+        w["root"] = v["root"]
     return w
 
 
@@ -681,6 +685,8 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     """Environment variables."""
     clear_env: bool
     """Start from an empty environment instead of the sandbox's."""
+    sudo: bool
+    """Run as uid 0 of the sandbox's own user namespace (HOME=/root, USER=root unless env says otherwise): only in a sandbox booted from an image (`root`), where that root owns the image's files and nothing outside the sandbox."""
     pty: ProcessSpawnParamsPty
     """Run the process on a terminal of this size (stdin and stdout are the terminal; stderr must be null)."""
 
@@ -697,6 +703,8 @@ def _ProcessSpawnParams_to_wire(v: ProcessSpawnParams) -> dict[str, Any]:
         w["env"] = v["env"]
     if "clear_env" in v:
         w["clearEnv"] = v["clear_env"]
+    if "sudo" in v:
+        w["sudo"] = v["sudo"]
     w["stdin"] = v["stdin"]
     w["stdout"] = v["stdout"]
     w["stderr"] = v["stderr"]

@@ -83,6 +83,7 @@ class Sandbox:
         secrets: dict[str, SecretSpec] | None = None,
         labels: dict[str, str] | None = None,
         volumes: dict[str, str] | None = None,
+        root: str | None = None,
     ) -> Sandbox:
         """Starts a new sandbox (connecting via ``url``/``token``, SBX_URL/SBX_TOKEN, or a local daemon).
 
@@ -92,10 +93,14 @@ class Sandbox:
 
         ``volumes`` maps an absolute path inside to a volume (read-write, one sandbox at a time) or a
         snapshot (read-only), by id or slug; root-mode daemons only.
+
+        ``root`` names a volume or snapshot to boot from instead of the host's /usr and /etc: a
+        snapshot gets a private writable layer (counted in ``disk``, gone with the sandbox), a volume
+        is mounted read-write as / by one sandbox at a time and keeps what is written to it.
         """
         conn = Connection.open(url, token)
         try:
-            info = conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes)
+            info = conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes, root=root)
         except BaseException:
             conn.close()
             raise
@@ -163,17 +168,22 @@ class Sandbox:
         pty: bool = False,
         cols: int | None = None,
         rows: int | None = None,
+        sudo: bool = False,
     ) -> ChildProcess:
         """Starts a process; returns once it runs. A missing command raises an ``RpcError`` whose ``errno`` is ENOENT.
 
         ``pty=True`` runs it on a terminal of ``cols`` x ``rows`` (default 80 x 24) from the sandbox's
         own devpts: stdin and stdout are the terminal and stderr arrives merged into stdout (``stderr``
         must be left out or "null"); ``resize`` changes the size.
+
+        ``sudo=True`` runs it as root: uid 0 of the sandbox's own user namespace, with HOME=/root,
+        so ``apt-get install`` works into the sandbox's writable layer. Only a sandbox booted from an
+        image (``root=``) has one; elsewhere ``UnsupportedError``.
         """
         if stderr is None:
             stderr = "null" if pty else "piped"
         size = _pty_size(pty, cols, rows, stderr)
-        return self._spawn_as(ChildProcess, cmd, args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr, pty=size)
+        return self._spawn_as(ChildProcess, cmd, args=args, cwd=cwd, env=env, clear_env=clear_env, stdin=stdin, stdout=stdout, stderr=stderr, pty=size, sudo=sudo)
 
     def processes(self) -> builtins.list[ProcessListing]:
         """The processes started in this sandbox (by any client of this token) that can be attached
@@ -255,9 +265,10 @@ class Sandbox:
         stdout: Stdio,
         stderr: Stdio,
         pty: ProcessSpawnParamsPty | None = None,
+        sudo: bool = False,
     ) -> P:
         def start(i: int | None, o: int | None, e: int | None) -> int:
-            spawned = self._conn.process_spawn(sandbox=self.id, cmd=cmd, args=args, cwd=cwd, env=env, clear_env=clear_env or None, stdin=i, stdout=o, stderr=e, pty=pty)
+            spawned = self._conn.process_spawn(sandbox=self.id, cmd=cmd, args=args, cwd=cwd, env=env, clear_env=clear_env or None, stdin=i, stdout=o, stderr=e, pty=pty, sudo=sudo or None)
             return spawned.pid
 
         return launch(self._conn, self.id, cls, stdin, stdout, stderr, start)
@@ -269,13 +280,15 @@ class Sandbox:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         check: bool = True,
+        sudo: bool = False,
     ) -> CommandOutput:
         """Runs ``bash -c`` with ``script`` followed by ``args``, each shell-quoted (``shlex.quote``),
         and returns its output once it exits.
 
         The keywords are what TypeScript's ``sh`` chain offers: ``cwd=`` is ``.cwd(p)``, ``env=``
         is ``.env(k, v)`` (added to the sandbox's environment; names pass through untouched),
-        ``check=False`` is ``.noThrow()``. On the result, ``.text()`` is stdout without its
+        ``check=False`` is ``.noThrow()``, ``sudo=True`` is ``.sudo()`` (root, in a sandbox booted
+        from an image). On the result, ``.text()`` is stdout without its
         trailing newline and ``.json()`` is stdout parsed as JSON, like ``.text()``/``.json()``.
 
         Raises ``SandboxCommandError`` (carrying ``status``, ``stdout`` and ``stderr``) when the
@@ -290,7 +303,7 @@ class Sandbox:
             sb.sh("test -d", path, check=False).status.code
         """
         line = " ".join([script, *(shlex.quote(os.fspath(a) if isinstance(a, os.PathLike) else str(a)) for a in args)])
-        p = self.spawn("bash", args=["-c", line], cwd=cwd, env=env)
+        p = self.spawn("bash", args=["-c", line], cwd=cwd, env=env, sudo=sudo)
         out = p.output()
         if check and not out.status.success:
             tail = "\n".join((out.stderr_text or "").strip().split("\n")[-5:])

@@ -1,0 +1,70 @@
+/*
+ * sbx-idmap: what the daemon runs (as root, on the host) to give a sandbox booted from an image
+ * its own view of the image's files:
+ *
+ *   sbx-idmap [--ro] BASE COUNT SOURCE TARGET
+ *
+ * mounts at TARGET (an existing empty directory) a copy of the mount at SOURCE in which a file
+ * owned by uid (gid) N on disk is owned by host uid BASE+N for N below COUNT (an idmapped mount,
+ * mount_setattr(2)): the sandbox's user namespace maps the same block, so inside the owners are
+ * the image's own (root is 0, the user 1000). Owners outside the block show as the overflow uid,
+ * and nothing can be written with them. The copy is nosuid and nodev, and read-only with --ro.
+ * Any step failing ends it with status 1 and a line on stderr, nothing mounted.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+
+#include "userns.h"
+
+static unsigned long number(const char *what, const char *s, unsigned long max)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || n > max) {
+        fprintf(stderr, "sbx-idmap: %s: not a number up to %lu: '%s'\n", what, max, s);
+        exit(1);
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    bool ro = false;
+    if (i < argc && strcmp(argv[i], "--ro") == 0) {
+        ro = true;
+        i++;
+    }
+    if (argc - i != 4 || argv[i + 2][0] != '/' || argv[i + 3][0] != '/') {
+        fprintf(stderr, "usage: sbx-idmap [--ro] BASE COUNT /SOURCE /TARGET\n");
+        return 1;
+    }
+    unsigned long base = number("BASE", argv[i], 0xfffffffful), count = number("COUNT", argv[i + 1], 0xfffffffful);
+    if (count == 0 || base == 0 || base + count > 0xfffffffful) {
+        fprintf(stderr, "sbx-idmap: the block %lu+%lu must be non-empty, above 0 and within 32 bits\n", base, count);
+        return 1;
+    }
+    char why[256];
+    int ns = make_userns(base, count, 0, why, sizeof why);
+    if (ns < 0) {
+        fprintf(stderr, "sbx-idmap: %s\n", why);
+        return 1;
+    }
+    int tree = open_tree(AT_FDCWD, argv[i + 2], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) {
+        fprintf(stderr, "sbx-idmap: open_tree %s: %s\n", argv[i + 2], strerror(errno));
+        return 1;
+    }
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0), .userns_fd = (unsigned long)ns};
+    if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+        fprintf(stderr, "sbx-idmap: idmapping %s: %s\n", argv[i + 2], strerror(errno));
+        return 1;
+    }
+    if (move_mount(tree, "", AT_FDCWD, argv[i + 3], MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        fprintf(stderr, "sbx-idmap: mounting at %s: %s\n", argv[i + 3], strerror(errno));
+        return 1;
+    }
+    return 0;
+}
