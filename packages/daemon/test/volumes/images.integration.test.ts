@@ -149,6 +149,14 @@ describe("image.build", () => {
     expect(out.trim()).toBe("6");
   });
 
+  it("boots: a sandbox with root: the image runs the image's own programs as its user, and sudo as its root", async (ctx) => {
+    if (cannotBuild) return ctx.skip(cannotBuild);
+    await using sb = await Sandbox.create({ ...A, root: IMAGE });
+    expect((await sb.sh`echo '{"a":[1,2,3]}' | jq -c '.a|add'`.text()).trim()).toBe("6");
+    expect(await sb.sh`id -un; id -u; cat /etc/debian_version`.text()).toMatch(/^user\n1000\n12\.\d+\n$/);
+    expect((await sb.sh`id -u; stat -c %U /usr/bin/jq`.sudo().text()).trim()).toBe("0\nroot");
+  });
+
   it("makes volumes created from it, and their snapshots, bootable; other volumes are not", async (ctx) => {
     if (cannotBuild) return ctx.skip(cannotBuild);
     const client = new Client(A);
@@ -309,9 +317,15 @@ describe("ImageBuilder without mmdebstrap", () => {
   });
 });
 
-/** What bwrap binds, makes or links over a sandbox's root (its destinations), from launcher.ts's own argv. */
+/** What bwrap binds, makes or links over a sandbox's root (its destinations), from launcher.ts's own argv, booted from an image or not. */
 function bwrapDestinations(): string[] {
+  return [...new Set([...destinations(null), ...destinations({ fd: 3, ownHome: false, systemBundle: "/etc/ssl/certs/ca-certificates.crt" })])];
+}
+
+/** The same, of a sandbox on the host's /usr (root null) or booted from an image. */
+function destinations(root: LaunchSpec["root"]): string[] {
   const spec: LaunchSpec = {
+    root,
     launcherPath: "/x", bwrapPath: "/x", egressDirFd: 3, hostUid: 1, etcBinds: [], tmpfsBytes: 1, cpuSet: null, cpusOnline: [0],
     storage: { homeFd: 3, tmpFd: 3 }, nodeFd: 3, supervisorFd: 3, preloadFd: 3, preloadImplFd: 3,
     runtimes: { denoFd: 3, denoReplFd: 3, pythonReplFd: 3 }, trustBundleFd: 3, trustSystemBundleFd: 3, trustCaFd: 3, javaStoreFd: 3,
@@ -326,5 +340,5 @@ function bwrapDestinations(): string[] {
     if (["--ro-bind-data", "--bind-fd", "--ro-bind-fd", "--symlink"].includes(op)) out.push(args[i + 2]!);
     else if (["--dir", "--proc", "--dev", "--tmpfs"].includes(op)) out.push(args[i + 1]!);
   }
-  return [...new Set(out)];
+  return out;
 }
