@@ -3,7 +3,6 @@ import { existsSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { JSONRPCErrorException } from "json-rpc-2.0";
 import { IMAGE_LIMITS, SANDBOX_HOME, SANDBOX_HOME_ALIAS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA } from "../egress/tls/trust.js";
 import { DENO_PATH, DENO_REPL_DRIVER, PYTHON_REPL_DRIVER } from "../runtimes/files.js";
@@ -93,8 +92,7 @@ export class ImageBuilder {
       this.opts.log.info(`image ${info.id} built in ${((performance.now() - started) / 1000).toFixed(1)} s, ${info.flattenedSize} bytes in use`);
       return info;
     } catch (err) {
-      // Not `instanceof DaemonError`: json-rpc-2.0's exception resets its prototype to its own.
-      if (err instanceof JSONRPCErrorException) throw err;
+      if (err instanceof DaemonError) throw err;
       if (err instanceof BuildFailure) throw err.code === "InvalidParams" ? invalid("packages", err.message) : new DaemonError(err.code, `could not build image '${p.slug}': ${err.message}`);
       this.opts.log.warn(`image build '${p.slug}' failed: ${(err as Error).message}`);
       throw new DaemonError("InternalError", `could not build image '${p.slug}' (the daemon's log says why)`);
