@@ -99,6 +99,8 @@ type SnapshotInfo = ResultOf<"volume.snapshot">;
 export class VolumeStore {
   private readonly records = new Map<string, VolumeRecord>();
   private readonly mounts = new Map<string, Mount>();
+  /** Snapshots being mounted read-only right now, by the first of their readers. */
+  private readonly mounting = new Map<string, Promise<Mount>>();
   /** Ids reserved by a pending sandbox or held by a running call, with what holds them. */
   private readonly busy = new Map<string, string>();
   /** Snapshots being copied into new volumes (each may be read by several at once). */
@@ -628,25 +630,24 @@ export class VolumeStore {
   }
 
   private async mountSnapshot(r: VolumeRecord, sandboxId: string): Promise<Mount> {
-    const have = this.mounts.get(r.id);
-    if (have) {
-      have.users.add(sandboxId);
-      return have;
+    // Readers that come while the first one mounts it wait for that mount: one image, one file system.
+    let pending = this.mounts.has(r.id) ? Promise.resolve(this.mounts.get(r.id)!) : this.mounting.get(r.id);
+    if (!pending) {
+      pending = (async () => {
+        const at = join(this.mountDir, r.id);
+        try {
+          await mountImage(this.image(r.id), at, true);
+        } catch (err) {
+          throw this.internal(`could not mount snapshot '${r.slug}'`, err);
+        }
+        const mount: Mount = { at, fd: openSync(at, "r"), users: new Set() };
+        this.mounts.set(r.id, mount);
+        return mount;
+      })().finally(() => this.mounting.delete(r.id));
+      this.mounting.set(r.id, pending);
     }
-    const at = join(this.mountDir, r.id);
-    try {
-      await mountImage(this.image(r.id), at, true);
-    } catch (err) {
-      throw this.internal(`could not mount snapshot '${r.slug}'`, err);
-    }
-    // A reader that came while this one awaited mounted it already: use that mount.
-    const raced = this.mounts.get(r.id);
-    if (raced) {
-      raced.users.add(sandboxId);
-      return raced;
-    }
-    const mount: Mount = { at, fd: openSync(at, "r"), users: new Set([sandboxId]) };
-    this.mounts.set(r.id, mount);
+    const mount = await pending;
+    mount.users.add(sandboxId);
     return mount;
   }
 

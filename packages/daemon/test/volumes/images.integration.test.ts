@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, InUseError, InvalidOptionError, ResourceLimitError, Sandbox, Snapshot } from "@sbx/client";
 import { VOLUME_LIMITS } from "@sbx/protocol";
 import { removeStateDir, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { mirrorAllowedRanges, whyNoImageBuild } from "../helpers/images.js";
 import { RawClient } from "../helpers/raw.js";
 import { ImageBuilder, ROOT_MOUNT_POINTS } from "../../src/volumes/build.js";
 import { bwrapArgs, type LaunchSpec } from "../../src/sandbox/launcher.js";
@@ -35,11 +36,7 @@ const rejection = (p: Promise<unknown>) => p.then(() => new Error("resolved, exp
 const volumesDir = () => join(daemon.stateDir, "volumes");
 const files = (ext: string) => readdirSync(volumesDir()).filter((n) => n.endsWith(ext)).sort();
 /** Why no image can be built on this host (the tests that need one skip, saying so), or null. */
-const cannotBuild = await (async () => {
-  if (!["/usr/bin/mmdebstrap", "/usr/local/bin/mmdebstrap"].some((p) => existsSync(p))) return "mmdebstrap is missing (scripts/install.sh installs it)";
-  const reached = await fetch("http://deb.debian.org/debian/dists/bookworm/Release", { method: "HEAD", signal: AbortSignal.timeout(10_000) }).then((r) => r.ok, () => false);
-  return reached ? null : "the Debian mirror deb.debian.org is unreachable from this host";
-})();
+const cannotBuild = await whyNoImageBuild();
 /** Processes (mmdebstrap, apt, dpkg, maintainer scripts) whose command line names `dir`: a build's. */
 const buildersOf = (dir: string) =>
   readdirSync("/proc").filter((pid) => /^\d+$/.test(pid) && (() => {
@@ -64,7 +61,8 @@ function withImage<T>(id: string, fn: (root: string) => T): T {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon({ config: { tokens: [TENANT_B, TENANT_C], imageBuilds: 1 }, args: ["--warm-pool", "0"] });
+  // Sandboxes reach the mirror (sudo apt-get) as the daemon host does.
+  daemon = await startDaemon({ config: { tokens: [TENANT_B, TENANT_C], imageBuilds: 1, egress: { allowedRanges: await mirrorAllowedRanges() } }, args: ["--warm-pool", "0"] });
   A = daemon.opts;
   B = { url: daemon.url, token: TENANT_B };
   if (cannotBuild) return;
@@ -155,6 +153,21 @@ describe("image.build", () => {
     expect((await sb.sh`echo '{"a":[1,2,3]}' | jq -c '.a|add'`.text()).trim()).toBe("6");
     expect(await sb.sh`id -un; id -u; cat /etc/debian_version`.text()).toMatch(/^user\n1000\n12\.\d+\n$/);
     expect((await sb.sh`id -u; stat -c %U /usr/bin/jq`.sudo().text()).trim()).toBe("0\nroot");
+  });
+
+  it("sudo apt-get install works into the sandbox's own layer, through the egress proxy; the user alone cannot, and the image is untouched", async (ctx) => {
+    if (cannotBuild) return ctx.skip(cannotBuild);
+    {
+      await using sb = await Sandbox.create({ ...A, root: IMAGE, allowNet: ["deb.debian.org"] });
+      const asUser = await sb.sh`apt-get install -y -q bc`.noThrow().stderr("piped");
+      expect(asUser.status.success).toBe(false);
+      expect(asUser.stderrText).toMatch(/Permission denied|are you root\?/);
+      const installed = await sb.sh`apt-get update -q && apt-get install -y -q --no-install-recommends bc`.sudo().noThrow().stderr("piped");
+      expect(installed.status.success, installed.stderrText ?? "").toBe(true);
+      expect(await sb.sh`echo 2+3 | bc; stat -c %U /usr/bin/bc`.text()).toBe("5\nroot\n");
+    }
+    await using fresh = await Sandbox.create({ ...A, root: IMAGE });
+    expect((await fresh.sh`command -v bc`.noThrow()).status.success).toBe(false);
   });
 
   it("makes volumes created from it, and their snapshots, bootable; other volumes are not", async (ctx) => {
