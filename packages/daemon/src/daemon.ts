@@ -67,7 +67,8 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, LAUNCHER, IDMAP, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    // sbx-idmap serves sandboxes booted from an image, which only root mode has.
+    for (const bundle of [SUPERVISOR, LAUNCHER, ...(rootMode ? [IDMAP] : []), PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
