@@ -40,6 +40,8 @@ export interface DaemonConfig {
   warmPool: number;
   /** The most sandboxes the warm pool grows to when creates outrun it, all limits together (at least warmPool). */
   warmPoolMax: number;
+  /** Sandboxes kept booted per image (a snapshot root) after a create from it, for the 4 booted last (root mode); 0: none. */
+  imageWarmPool: number;
   /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode), so creates skip mkfs and the mount. */
   storageStock: number;
   /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
@@ -88,6 +90,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     deno: null,
     warmPool: 2,
     warmPoolMax: 8,
+    imageWarmPool: 0,
     storageStock: 2,
     stallMs: 30_000,
     disk: { ...DEFAULT_DISK_POLICY },
@@ -145,6 +148,10 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   deno: (v, c) => (c.deno = v === false ? false : str("deno", v)),
   warmPool: (v, c) => (c.warmPool = int("warmPool", v, 0)),
   warmPoolMax: (v, c) => (c.warmPoolMax = int("warmPoolMax", v, 0)),
+  imageWarmPool: (v, c) => {
+    if (Number.isInteger(v) && (v as number) > 64) throw new Error("config.imageWarmPool: must be at most 64");
+    c.imageWarmPool = int("imageWarmPool", v, 0);
+  },
   storageStock: (v, c) => (c.storageStock = int("storageStock", v, 0)),
   diskReserve: (v, c) => {
     if (typeof v !== "boolean") throw new Error("config.diskReserve: must be true or false");

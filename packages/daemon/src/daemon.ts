@@ -160,6 +160,7 @@ export class Daemon {
       openFilesPerProcess: config.openFilesPerProcess,
       warmPool: config.warmPool,
       warmPoolMax: config.warmPoolMax,
+      imageWarmPool: config.imageWarmPool,
       storageStock: config.storageStock,
       tenants: tokens,
       metrics,

@@ -27,6 +27,7 @@ import { launch, openSandboxFiles } from "./launcher.js";
 import { timeoutOf } from "./lifetime.js";
 import { limitsOf, rootlessWarnings, sameLimits } from "./limits.js";
 import { WarmPool } from "./pool.js";
+import { ImagePool } from "./image-pool.js";
 import { startReaper } from "./reaper.js";
 import { SandboxRecords } from "./records.js";
 import { acquireResources, setSize, type SandboxResources } from "./resources.js";
@@ -84,6 +85,8 @@ export interface ManagerOptions {
   warmPool: number;
   /** The most the pool grows to when creates outrun it. */
   warmPoolMax: number;
+  /** Sandboxes kept booted per image (snapshot root) after a create from it, for the 4 images booted last; 0: none. */
+  imageWarmPool?: number;
   /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode). */
   storageStock: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
@@ -117,6 +120,8 @@ export class SandboxManager {
   private readonly accounting: Accounting;
   /** Started sandboxes nobody owns yet, handed out by create(). */
   private readonly pool: WarmPool;
+  /** Sandboxes booted ahead from the snapshots creates booted from lately (imageWarmPool). */
+  private readonly images: ImagePool;
   /** Root mode: the promises sandboxes' disk caps make against the state dir's free space. */
   private readonly disk: DiskBudget | null;
   /** Which CPUs each sandbox sees and runs on. */
@@ -142,6 +147,15 @@ export class SandboxManager {
       discard: (sb) => this.destroy(sb, "killed", "the warm pool shrank"),
       log: opts.log,
     });
+    const kindOf = (limits: SandboxLimits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`;
+    this.images = new ImagePool({
+      size: opts.uids === null ? 0 : (opts.imageWarmPool ?? 0),
+      images: 4,
+      fits: (pooled, wanted) => kindOf(pooled) === kindOf(wanted),
+      launch: (owner, snapshotId, limits) => this.launchSandbox(limits, this.volumes!.claim(owner, {}, snapshotId)),
+      discard: (sb, why) => this.end(sb, why),
+      log: opts.log,
+    });
     this.accounting = new Accounting(opts.stateDir, opts.tenants, () => this.sandboxes.values(), opts.log);
     this.uids = opts.uids === null ? null : new UidPool(opts.uids.base, opts.uids.count);
     this.blocks = opts.uidBlocks === null ? null : new UidPool(0, Math.floor(opts.uidBlocks.count / UID_BLOCK));
@@ -157,7 +171,7 @@ export class SandboxManager {
       newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
-    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, opts.idmapPath);
+    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, opts.idmapPath, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) });
   }
 
   async init(): Promise<void> {
@@ -301,11 +315,15 @@ export class SandboxManager {
       throw new DaemonError("ResourceLimit", `this token already has ${owned} sandboxes, the most the daemon allows (maxSandboxesPerToken)`);
     }
     this.accounting.checkQuotas(client.owner, limits);
-    const claim = this.claimVolumes(client.owner, p.volumes, p.root);
+    // A snapshot root (and nothing else mounted) may have sandboxes booted ahead in its image's pool.
+    const image = p.root !== undefined && !Object.keys(p.volumes ?? {}).length ? (this.volumes?.snapshotIdOf(client.owner, p.root) ?? null) : null;
+    const fromImage = image ? await this.claimPooled(this.images.take(client.owner, image, limits), limits) : null;
+    const claim = fromImage ? null : this.claimVolumes(client.owner, p.volumes, p.root);
 
     // The warm pool's sandboxes have no volumes bound and boot from the host's /usr: one that asks for volumes or a root is launched.
-    const warm = claim ? null : await this.fromPool(limits);
+    const warm = fromImage ?? (claim ? null : await this.fromPool(limits));
     const sb = warm ?? (await this.launchSandbox(limits, claim));
+    if (image) this.images.refill(client.owner, image, limits);
     sb.egress.proxy.setAllowList(allowList);
     sb.egress.proxy.setSecrets(secrets);
     sb.handOut({
@@ -329,8 +347,12 @@ export class SandboxManager {
   }
 
   /** A pooled sandbox held to `limits`, or null when the pool has none of that kind (or it died being claimed). */
-  private async fromPool(limits: SandboxLimits): Promise<Sandbox | null> {
-    const sb = this.pool.take(limits);
+  private fromPool(limits: SandboxLimits): Promise<Sandbox | null> {
+    return this.claimPooled(this.pool.take(limits), limits);
+  }
+
+  /** `sb` (taken from a pool, or null) held to `limits`, or null if it died being claimed. */
+  private async claimPooled(sb: Sandbox | null, limits: SandboxLimits): Promise<Sandbox | null> {
     if (!sb) return null;
     if (!sameLimits(sb.limits, limits)) {
       try {
@@ -517,6 +539,7 @@ export class SandboxManager {
   async shutdown(): Promise<void> {
     this.disk?.stop();
     await this.pool.close();
+    await this.images.close();
     const all = [...this.sandboxes.values()];
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
@@ -525,6 +548,13 @@ export class SandboxManager {
     await this.opts.cgroups?.removeBase();
     this.accounting.close();
     this.files.close();
+  }
+
+  /** Kills a sandbox nobody owns (a pooled one) and settles once its teardown gave back what it held. */
+  private async end(sb: Sandbox, why: string): Promise<void> {
+    const claim = [...this.volumeClaims].find(([, id]) => id === sb.id)?.[0];
+    this.destroy(sb, "killed", why);
+    await claim?.released;
   }
 
   /** Kills the sandbox; the rest of the teardown runs when bwrap has exited. */
@@ -544,6 +574,7 @@ export class SandboxManager {
     }
     this.sandboxes.delete(sb.id);
     this.pool.forget(sb);
+    this.images.forget(sb);
     const usage = this.accounting.ended(sb);
     this.log.info(
       `sandbox ${sb.id} ended: cpu ${usage.cpuSeconds}s, memory peak ${usage.memoryPeakBytes} B, ${usage.memoryGbSeconds} GB-s, disk ${usage.diskBytes} B, wall ${usage.wallSeconds}s${usage.approximate ? " (approximate)" : ""}`,

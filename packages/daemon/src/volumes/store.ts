@@ -113,6 +113,8 @@ export class VolumeStore {
     private readonly log: Logger,
     /** sbx-idmap: idmapped views of a root for the sandbox booting from it. */
     private readonly idmapPath: string,
+    /** The warm pool of images: its sandboxes hold snapshots mounted but belong to nobody yet. */
+    private readonly pooled: { evict(snapshotId: string): Promise<void>; hidden(sandboxId: string): boolean } = { evict: async () => {}, hidden: () => false },
   ) {}
 
   private get mountDir(): string {
@@ -174,7 +176,9 @@ export class VolumeStore {
     const busy = this.busy.get(r.id);
     if (busy) return busy;
     const mount = this.mounts.get(r.id);
-    if (mount && mount.users.size) return `mounted by ${[...mount.users].join(", ")}`;
+    const users = [...(mount?.users ?? [])].filter((id) => !this.pooled.hidden(id));
+    if (users.length) return `mounted by ${users.join(", ")}`;
+    if (mount?.users.size) return "mounted by sandboxes booted ahead from it (the warm pool of images)";
     if (this.copying.get(r.id)) return "being copied into a new volume";
     return null;
   }
@@ -269,7 +273,7 @@ export class VolumeStore {
     const volume = r.volume && this.records.has(r.volume.id) ? { volume: r.volume } : {};
     const sandbox = r.sandbox ? { sandbox: r.sandbox } : {};
     const build = r.build ? { build: r.build } : {};
-    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: r.build !== undefined, ...build, ...volume, ...sandbox, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
+    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: r.build !== undefined, ...build, ...volume, ...sandbox, usedBy: [...(mount?.users ?? [])].filter((id) => !this.pooled.hidden(id)), createdAt: r.createdAt };
   }
 
   private page<T>(owner: string, kind: Kind, p: ParamsOf<"volume.list">, show: (r: VolumeRecord) => Promise<T>) {
@@ -468,6 +472,12 @@ export class VolumeStore {
     return this.frozen.get(sandboxId) ?? Promise.resolve();
   }
 
+  /** The id of `owner`'s snapshot `ref` names, or null (a volume, or nothing: the create reports that). */
+  snapshotIdOf(owner: string, ref: string): string | null {
+    const r = this.find(owner, ref);
+    return r?.kind === "snapshot" ? r.id : null;
+  }
+
   async getSnapshot(owner: string, ref: string): Promise<SnapshotInfo> {
     return this.snapshotInfo(this.lookup(owner, ref, "snapshot"));
   }
@@ -482,6 +492,11 @@ export class VolumeStore {
 
   /** Deletes the record first (durably), then the image: a crash in between leaves an orphan image init removes. */
   private async remove(r: VolumeRecord): Promise<void> {
+    // Sandboxes booted ahead from a snapshot are nobody's yet: they go first, and only they.
+    if (r.kind === "snapshot" && this.mounts.get(r.id)?.users.size) {
+      const users = [...this.mounts.get(r.id)!.users];
+      if (users.every((id) => this.pooled.hidden(id))) await this.pooled.evict(r.id);
+    }
     this.refuseIfInUse(r, "delete");
     const release = this.hold(r, "being deleted");
     try {

@@ -270,3 +270,58 @@ describe("sudo: uid 0 of the sandbox's own user namespace", () => {
     expect(err.message).toBe("sudo: this sandbox has no root to run as; only a sandbox booted from an image (create it with root) has one");
   });
 });
+
+describe("the warm pool of images (config imageWarmPool)", () => {
+  let pooled: TestDaemon;
+  beforeAll(async () => {
+    pooled = await startDaemon({ config: { imageWarmPool: 1 }, args: ["--warm-pool", "0"] });
+  });
+  afterAll(async () => {
+    await pooled?.[Symbol.asyncDispose]();
+  });
+
+  /** Waits until the daemon has booted a sandbox ahead from the image (its log says which). */
+  const bootedAhead = async (since: number) => {
+    for (let i = 0; i < 200; i++) {
+      if (/sandbox sbx_\w+ ready in the warm pool of snapshot snap_\w+/.test(pooled.logs().slice(since))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("no sandbox was booted ahead from the image");
+  };
+
+  it("keeps a sandbox booted from an image after a create from it: the next create takes it; it is nobody's and never in usedBy", async () => {
+    const opts = pooled.opts;
+    const c = new Client(opts);
+    const { snapshot } = await makeRoot(c, opts, "warm");
+    const mark = pooled.logs().length;
+    const first = await Sandbox.create({ ...opts, root: snapshot });
+    await bootedAhead(pooled.logs().indexOf(`sandbox ${first.id} started`, mark) + 1);
+    expect((await c.snapshots.get(snapshot))!.usedBy).toEqual([first.id]);
+    expect((await Sandbox.list(opts)).map((s) => s.id)).toEqual([first.id]);
+    const before = pooled.logs().length;
+    await using second = await Sandbox.create({ ...opts, root: snapshot });
+    // The daemon's log reaches the test a moment after the reply.
+    for (let i = 0; i < 100 && !pooled.logs().slice(before).includes(`sandbox ${second.id} started`); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(pooled.logs().slice(before)).toContain(`sandbox ${second.id} started from the warm pool`);
+    // Its own layer, its own uid block, the image's files: as any sandbox booted from it.
+    expect(await second.sh`cat /etc/os-release; id -u`.text()).toBe("ID=sbx-mini\n1000\n");
+    expect(await second.sh`id -u`.sudo().text()).toBe("0\n");
+    await first.kill();
+    await second.kill();
+  });
+
+  it("deleting the snapshot ends the sandboxes booted ahead from it first, and is refused only for sandboxes someone owns", async () => {
+    const opts = pooled.opts;
+    const c = new Client(opts);
+    const { snapshot } = await makeRoot(c, opts, "evict");
+    const mark = pooled.logs().length;
+    const sb = await Sandbox.create({ ...opts, root: snapshot });
+    await bootedAhead(pooled.logs().indexOf(`sandbox ${sb.id} started`, mark) + 1);
+    const refused = await rejection(c.snapshots.delete(snapshot));
+    expect(refused).toBeInstanceOf(InUseError);
+    expect(refused.message).toBe(`cannot delete snapshot '${snapshot}': it is mounted by ${sb.id}`);
+    await sb.kill();
+    await untilFree(() => c.snapshots.delete(snapshot));
+    expect(await c.snapshots.get(snapshot)).toBeNull();
+  });
+});
