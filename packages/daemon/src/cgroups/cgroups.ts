@@ -106,8 +106,16 @@ async function setV1Caps(d: { memory: string; cpu: string }, caps: { memoryBytes
   // No swap beyond the limit, where the kernel accounts swap at all.
   const writes = [join(d.memory, "memory.limit_in_bytes"), ...(existsSync(memsw) ? [memsw] : [])];
   if (from !== null && caps.memoryBytes > from) writes.reverse();
-  for (const file of writes) await fsp.writeFile(file, String(caps.memoryBytes));
-  await fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(caps.cpus * CPU_PERIOD_US)));
+  // The memory files in their order, the CPU quota beside them (each fs write is three trips through the thread pool; a claim from the warm pool waits for these).
+  const memory = async () => {
+    for (const file of writes) await fsp.writeFile(file, String(caps.memoryBytes));
+  };
+  await settleAll([memory(), fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(caps.cpus * CPU_PERIOD_US)))]);
+}
+
+/** Waits for every write, then throws the first failure (none is left running behind an error). */
+async function settleAll(writes: Promise<void>[]): Promise<void> {
+  for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
 }
 
 /** cgroup v1: separate memory, cpu, cpuacct and pids hierarchies under /sys/fs/cgroup/<controller>. */
@@ -197,8 +205,7 @@ export class CgroupV1Driver implements CgroupDriver {
 }
 
 async function setV2Caps(dir: string, caps: { memoryBytes: number; cpus: number }): Promise<void> {
-  await fsp.writeFile(join(dir, "memory.max"), String(caps.memoryBytes));
-  await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(caps.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+  await settleAll([fsp.writeFile(join(dir, "memory.max"), String(caps.memoryBytes)), fsp.writeFile(join(dir, "cpu.max"), `${Math.round(caps.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`)]);
 }
 
 /** cgroup v2: one unified hierarchy; sandboxes live under <root>/<name>. */
