@@ -20,8 +20,10 @@ export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = nu
   const config = `${stateDir}.config.json`;
   // Hundreds of idle sandboxes with the default 10 GiB disk cap each promise more than /tmp holds; their images stay sparse.
   writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }), ...(metricsPort === null ? {} : { metricsListen: `127.0.0.1:${metricsPort}` }) }));
-  const args = [CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
-  const proc = spawn(process.execPath, [...(process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  // BENCH_DAEMON_NODE_ARGS: node flags for the daemon (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const args = [...nodeArgs, CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   let partial = "";
   proc.stderr.on("data", (d) => {

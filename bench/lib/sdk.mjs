@@ -86,6 +86,22 @@ export async function sdkDownload(sb, path, bytes) {
   return { rate: n / 1e6 / (t / 1000), bytes: n, error };
 }
 
+/**
+ * The storage's own pace, for comparison with an upload: `dd` inside the sandbox writes `bytes`
+ * to a new file beside `path` (ending with fdatasync) and renames it over `path`, as fs.writeFile
+ * does with what it receives. MB/s from spawn to exit status.
+ */
+export async function sandboxDd(sb, path, bytes) {
+  const bs = 256 * 1024;
+  if (bytes % bs) throw new Error(`sandboxDd writes whole ${bs}-byte blocks, not ${bytes} bytes`);
+  const t0 = now();
+  const p = await sb.spawn("sh", { args: ["-c", `dd if=/dev/zero of="$1.dd" bs=${bs} count=${bytes / bs} conv=fdatasync status=none && mv "$1.dd" "$1"`, "sh", path], stdout: "null" });
+  const st = await p.status;
+  const t = now() - t0;
+  if (!st.success) throw new Error(`dd into ${path} failed: ${JSON.stringify(st)}`);
+  return bytes / 1e6 / (t / 1000);
+}
+
 export function within(promise, ms, what) {
   let timer;
   return Promise.race([

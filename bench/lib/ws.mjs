@@ -23,6 +23,8 @@ export async function startWsPeer() {
   ws.on("message", (data, isBinary) => (isBinary ? onBinary?.(data) : onText?.(data.toString())));
   const nextText = () => new Promise((r) => (onText = (t) => ((onText = null), r(t))));
   return {
+    /** The peer process's pid (for CPU accounting). */
+    pid: proc.pid,
     /** Server→client (unmasked frames): MB/s. */
     async download(bytes, frame) {
       let got = 0;

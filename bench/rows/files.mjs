@@ -2,7 +2,7 @@
 import { CFG, MiB, Sandbox, log } from "../lib/env.mjs";
 import { tput, mbs } from "../lib/stats.mjs";
 import { waitNoSandboxProcs, withRssPeak } from "../lib/proc.mjs";
-import { sdkDownload, sdkUpload, within } from "../lib/sdk.mjs";
+import { sandboxDd, sdkDownload, sdkUpload, within } from "../lib/sdk.mjs";
 
 /**
  * `fs.writeFile` from a stream, then `fs.readFileStream`, CFG.reps times after a 64 MiB warm-up,
@@ -18,7 +18,7 @@ export async function measureFiles(d, sb, peer) {
     await box.kill().catch(() => {});
     box = await Sandbox.create(d.opts);
   };
-  const up = [], down = [], upFloor = [], downFloor = [];
+  const up = [], down = [], upFloor = [], downFloor = [], dd = [];
   const failed = { up: [], down: [] };
   const growth = { upClient: 0, upDaemon: 0, downClient: 0, downDaemon: 0 };
   // rep -1 is a 64 MiB warm-up, not recorded
@@ -38,6 +38,8 @@ export async function measureFiles(d, sb, peer) {
       await replace("after a failed upload");
       continue;
     }
+    // the storage's own pace for the same write (row 4d), right after the upload it explains
+    dd.push(await within(sandboxDd(box, path, size), limitMs, "dd"));
     downFloor.push(await peer.download(size, 64 * 1024));
     const dl = await withRssPeak(d.proc.pid, () => within(sdkDownload(box, path, size), limitMs, "fs.readFileStream"));
     if (i >= 0) {
@@ -54,9 +56,10 @@ export async function measureFiles(d, sb, peer) {
   }
   upFloor.shift();
   downFloor.shift();
+  dd.shift();
   await box.fs.remove(path).catch(() => {});
-  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), growth, failed };
-  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)}; down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
+  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), dd: tput(dd), growth, failed };
+  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)} (dd in the sandbox ${mbs(files.dd)}); down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
   await box.kill().catch(() => {});
   if (box !== sb) await sb.kill().catch(() => {});
   await waitNoSandboxProcs();

@@ -71,6 +71,10 @@ void chan_abort(uint32_t id, const char *reason)
     chan_send(OP_ABORT, id, reason, n);
 }
 
+bool chan_spare(void) { return fr_spare(&ch.reader); }
+
+void chan_release_spare(void) { fr_release(&ch.reader); }
+
 bool chan_input_ready(void) { return ch.in.readable && ch.queued < OUTQ_PAUSE; }
 
 void chan_flush(void)

@@ -25,6 +25,9 @@ void chan_abort(uint32_t id, const char *reason);
 bool chan_pump_input(void);
 /* Input is waiting and the queue has room to read it. */
 bool chan_input_ready(void);
+/* The input buffer grew past its idle size (frames were flowing); release it once input is idle. */
+bool chan_spare(void);
+void chan_release_spare(void);
 /* Writes what is queued; exits when the daemon has gone. */
 void chan_flush(void);
 

@@ -4,8 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What the reader keeps between messages; only a frame larger than this grows it, briefly. */
+/* What the reader keeps when idle; only a frame larger than this grows it. */
 #define BASE_CAP (64u * 1024)
+/*
+ * Kept between frames while they flow (one DATA frame and a read after it), so a stream of
+ * MAX_CHUNK frames does not grow and shrink the buffer for each; fr_release gives it back once
+ * the channel is idle. Anything bigger (a large call) is given back as soon as it is handled.
+ */
+#define FLOW_CAP (FRAME_HEADER + MAX_CHUNK + BASE_CAP)
 
 uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
@@ -51,7 +57,7 @@ uint8_t *fr_space(struct frame_reader *r, size_t *avail)
     size_t held = r->end - r->start;
     if (held == 0) {
         r->start = r->end = 0;
-        if (r->cap > BASE_CAP) resize(r, BASE_CAP); /* give a big frame's memory back */
+        if (r->cap > FLOW_CAP) resize(r, BASE_CAP); /* give a big frame's memory back */
     }
     size_t want = BASE_CAP;
     if (held >= 4) {
@@ -70,6 +76,15 @@ uint8_t *fr_space(struct frame_reader *r, size_t *avail)
 }
 
 void fr_commit(struct frame_reader *r, size_t n) { r->end += n; }
+
+bool fr_spare(const struct frame_reader *r) { return r->cap > BASE_CAP; }
+
+void fr_release(struct frame_reader *r)
+{
+    if (r->end != r->start || r->cap <= BASE_CAP) return;
+    r->start = r->end = 0;
+    resize(r, BASE_CAP);
+}
 
 int fr_push(struct frame_reader *r, const void *data, size_t n)
 {

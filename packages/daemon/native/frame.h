@@ -6,6 +6,7 @@
 #ifndef SBX_FRAME_H
 #define SBX_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,9 @@ void fr_free(struct frame_reader *r);
  */
 uint8_t *fr_space(struct frame_reader *r, size_t *avail);
 void fr_commit(struct frame_reader *r, size_t n);
+/* The buffer is larger than the reader keeps when idle; fr_release shrinks it if nothing is held. */
+bool fr_spare(const struct frame_reader *r);
+void fr_release(struct frame_reader *r);
 /* Copies `n` bytes in (tests and fuzzing); -1 when out of memory. */
 int fr_push(struct frame_reader *r, const void *data, size_t n);
 /* 1: *f is the next frame (valid until fr_space); 0: more bytes needed; -1: r->error says why. */

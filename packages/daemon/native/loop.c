@@ -36,12 +36,12 @@ void loop_unwatch(struct watch *w)
     w->added = false;
 }
 
-void loop_wait(int timeout_ms)
+int loop_wait(int timeout_ms)
 {
     struct epoll_event evs[64];
     int n = epoll_wait(epfd, evs, ARRAY_LEN(evs), timeout_ms);
     if (n < 0) {
-        if (errno == EINTR) return;
+        if (errno == EINTR) return 0;
         die("epoll_wait: %m");
     }
     for (int i = 0; i < n; i++) {
@@ -52,6 +52,7 @@ void loop_wait(int timeout_ms)
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) w->writable = true;
         if (e & (EPOLLHUP | EPOLLERR)) w->hup = true;
     }
+    return n;
 }
 
 static void unlink_task(struct task *t)

@@ -25,8 +25,8 @@ int loop_init(void);
 /* Watches fd for input and/or output. -1 with errno EPERM for files epoll cannot watch. */
 int loop_watch(struct watch *w, int fd, bool in, bool out);
 void loop_unwatch(struct watch *w);
-/* Waits for events (timeout in ms, -1 forever) and records readiness on the watches. */
-void loop_wait(int timeout_ms);
+/* Waits for events (timeout in ms, -1 forever) and records readiness on the watches; how many came. */
+int loop_wait(int timeout_ms);
 
 void task_start(struct task *t, bool (*pump)(struct task *), void (*destroy)(struct task *));
 /* Marks t for destruction after this turn; it is never pumped again. */

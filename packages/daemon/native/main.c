@@ -85,6 +85,8 @@ int main(int argc, char **argv)
         /* Producers that waited for room in the queue, or input paused by it, can go on now. */
         if (stream_waiting_for_room() && chan_room() >= STREAM_MIN_ROOM) busy = true;
         if (chan_input_ready()) busy = true;
-        loop_wait(busy ? 0 : -1);
+        /* A buffer grown by a stream's frames is given back after a second without input. */
+        int events = loop_wait(busy ? 0 : chan_spare() ? 1000 : -1);
+        if (!busy && events == 0) chan_release_spare();
     }
 }

@@ -139,6 +139,40 @@ static void test_frames_large_message(void)
     free(stream);
 }
 
+static void test_frames_data_flow_keeps_buffer(void)
+{
+    /* MAX_CHUNK DATA frames in 64 KiB reads: the buffer grows once, not per frame, until released. */
+    size_t one = FRAME_HEADER + MAX_CHUNK;
+    uint8_t *stream = calloc(4, one);
+    for (int i = 0; i < 4; i++) frame_header(stream + (size_t)i * one, OP_DATA, 3, MAX_CHUNK);
+    struct frame_reader r;
+    fr_init(&r, MAX_CHANNEL_FRAME);
+    uint8_t *grown = NULL;
+    int seen = 0, moved = 0;
+    for (size_t off = 0; off < 4 * one;) {
+        size_t avail;
+        uint8_t *dst = fr_space(&r, &avail);
+        CHECK(dst != NULL && avail > 0);
+        if (r.cap > 64 * 1024) {
+            if (grown && grown != r.buf) moved++;
+            grown = r.buf;
+        }
+        size_t k = MIN(MIN(4 * one - off, avail), (size_t)65536);
+        memcpy(dst, stream + off, k);
+        fr_commit(&r, k);
+        off += k;
+        struct frame f;
+        while (fr_next(&r, &f) == 1) CHECK(f.op == OP_DATA && f.id == 3 && f.len == MAX_CHUNK && ++seen);
+    }
+    size_t avail;
+    fr_space(&r, &avail); /* between frames, as after each one: the room is kept */
+    CHECK(seen == 4 && moved == 0 && fr_spare(&r));
+    fr_release(&r);
+    CHECK(!fr_spare(&r) && r.cap <= 64 * 1024);
+    fr_free(&r);
+    free(stream);
+}
+
 /* ---------------------------------------------------------------- JSON */
 
 static int parse(const char *text, jv **root, json_doc *doc, char *copy, size_t cap)
@@ -328,6 +362,7 @@ int main(void)
     test_frames_split_across_reads();
     test_frames_refused();
     test_frames_large_message();
+    test_frames_data_flow_keeps_buffer();
     test_json_accepts_and_refuses();
     test_json_bad_utf8();
     test_json_values();

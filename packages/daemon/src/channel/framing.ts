@@ -81,16 +81,38 @@ export class FrameReader {
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first;
-    return Buffer.concat(this.chunks).subarray(0, n);
+    const out = Buffer.alloc(n);
+    let off = 0;
+    for (const c of this.chunks) {
+      off += c.copy(out, off, 0, Math.min(c.length, n - off));
+      if (off === n) break;
+    }
+    return out;
   }
 
+  /**
+   * The next `n` bytes. A frame inside one read is a view of it; one spread over several reads is
+   * copied once, into a buffer of exactly its size (the bytes after it stay where they were read).
+   */
   private take(n: number): Buffer {
-    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
-    const first = this.chunks[0]!;
-    const out = first.subarray(0, n);
-    if (first.length === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    // Chunks used up are dropped in one splice (a shift each would be quadratic in tiny reads).
+    let used = 0;
+    for (let off = 0; off < n; ) {
+      const c = this.chunks[used]!;
+      const k = c.copy(out, off, 0, Math.min(c.length, n - off));
+      off += k;
+      if (k === c.length) used++;
+      else this.chunks[used] = c.subarray(k);
+    }
+    this.chunks.splice(0, used);
     return out;
   }
 }

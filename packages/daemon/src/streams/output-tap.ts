@@ -45,6 +45,26 @@ export class KeptBudget {
   }
 }
 
+interface Queued {
+  data: Buffer;
+  /** `data` preceded by five scratch bytes (see Endpoint.data), for a chunk sent once. */
+  framed?: Buffer;
+  replayed: boolean;
+}
+
+/**
+ * The chunk as the tap may keep it (for up to KEPT bytes) without pinning much more memory than
+ * it holds: a view that fills (nearly) all of its buffer, like a large frame the channel reader
+ * assembled, is kept as it is; a small piece of a larger read is copied, with room for a header.
+ */
+function keepable(chunk: Uint8Array, framed: Buffer | undefined): [Buffer, Buffer | undefined] {
+  const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (framed && chunk.byteLength * 8 >= chunk.buffer.byteLength * 7) return [view, framed];
+  const copy = Buffer.allocUnsafe(5 + chunk.byteLength);
+  view.copy(copy, 5);
+  return [copy.subarray(5), copy];
+}
+
 export class OutputTap {
   /** What the supervisor sends, into this tap. */
   private readonly fromSandbox: Relay;
@@ -54,8 +74,8 @@ export class OutputTap {
   total = 0;
   /** Received from the supervisor, not yet credited back to it. */
   private uncredited = 0;
-  /** Live chunks waiting for the attached client's window. */
-  private queue: Buffer[] = [];
+  /** Chunks waiting for the attached client's window: the replayed tail, then live ones (with their frame's scratch header, when they have one). */
+  private queue: Queued[] = [];
   private toClient: Relay | null = null;
   /** Bytes sent to the attached client it has not granted credit for. */
   private inFlight = 0;
@@ -70,7 +90,7 @@ export class OutputTap {
   ) {
     budget.add(this);
     const sink: Endpoint = {
-      data: (chunk) => this.onData(Buffer.from(chunk)),
+      data: (chunk, framed) => this.onData(...keepable(chunk, framed)),
       end: () => this.finish("end"),
       credit: () => {},
       abort: () => ((this.failed = true), this.finish("aborted")),
@@ -143,7 +163,7 @@ export class OutputTap {
       skip = 0;
       for (let off = 0; off < part.length; off += MAX_CHUNK) replay.push(part.subarray(off, off + MAX_CHUNK));
     }
-    this.queue = [...replay.map((b) => Object.assign(b, { replayed: true })), ...this.queue];
+    this.queue = [...replay.map((data) => ({ data, replayed: true })), ...this.queue];
     // What arrived while nobody read is in the replay: the supervisor may go on.
     if (this.uncredited > 0) {
       this.fromSandbox.credit(this.uncredited);
@@ -153,7 +173,7 @@ export class OutputTap {
     return relay;
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer, framed: Buffer | undefined): void {
     this.total += chunk.length;
     this.kept.push(chunk);
     this.keptBytes += chunk.length;
@@ -163,7 +183,7 @@ export class OutputTap {
     this.uncredited += chunk.length;
     // Nobody reads: kept (the window bounds it), credited when a reader attaches.
     if (!this.toClient) return;
-    this.queue.push(chunk);
+    this.queue.push({ data: chunk, framed, replayed: false });
     this.flush();
   }
 
@@ -171,13 +191,14 @@ export class OutputTap {
   private flush(): void {
     const relay = this.toClient;
     if (!relay) return;
-    while (this.queue.length && this.inFlight + this.queue[0]!.length <= STREAM_WINDOW) {
-      const chunk = this.queue.shift()! as Buffer & { replayed?: boolean };
-      this.inFlight += chunk.length;
-      relay.data(chunk);
-      if (!chunk.replayed) {
-        this.uncredited -= chunk.length;
-        this.fromSandbox.credit(chunk.length);
+    while (this.queue.length && this.inFlight + this.queue[0]!.data.length <= STREAM_WINDOW) {
+      const { data, framed, replayed } = this.queue.shift()!;
+      this.inFlight += data.length;
+      // A live chunk goes out once, so its frame's scratch header may be rewritten; a replayed one is framed afresh.
+      relay.data(data, framed);
+      if (!replayed) {
+        this.uncredited -= data.length;
+        this.fromSandbox.credit(data.length);
       }
       if (this.toClient !== relay) return;
     }
