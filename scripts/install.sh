@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything sbx needs on a Debian/Ubuntu machine with Node >= 20:
-# bubblewrap and a C toolchain (apt), pnpm (npm registry; corepack is not used) and the workspace's packages.
+# bubblewrap, mmdebstrap and a C toolchain (apt), pnpm (npm registry; corepack is not used) and the workspace's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,10 @@ command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 /usr/bin/python3 -c "import requests" >/dev/null 2>&1 || missing+=(python3-requests)
+# `sbx image build` (root images from Debian's packages) runs mmdebstrap on the daemon's host;
+# apt checks what it fetches against Debian's archive keyring
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 # the Python SDK tests make a fresh virtual environment with the python3 on PATH
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { useDaemon } from "../../packages/daemon/test/helpers/fixtures.js";
 import { startUpstreams, type Upstreams } from "../../packages/daemon/test/helpers/upstreams.js";
+import { whyNoImageBuild } from "../../packages/daemon/test/helpers/images.js";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,7 +32,22 @@ const daemon = useDaemon(() => ({ config: { egress: { resolve: up.resolve, extra
 
 const env = () => ({ ...process.env, SBX_URL: daemon.url, SBX_TOKEN: daemon.token });
 
+const cannotBuildImages = await whyNoImageBuild();
+
 describe("examples", () => {
+  it("python-image.ts builds a root image with Python packages once and starts ten sandboxes from it", async (ctx) => {
+    if (cannotBuildImages) return ctx.skip(cannotBuildImages);
+    const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
+    const { stdout } = await run(process.execPath, [tsx, "python-image.ts"], { cwd: examples, env: env(), timeout: 180_000 });
+    expect(stdout).toMatch(/^built py-image-\w+ \(\d+ MiB\) in \d+ s$/m);
+    expect(stdout).toMatch(/^10 sandboxes from the image in \d+ ms$/m);
+    for (let i = 0; i < 10; i++) expect(stdout).toContain(`{sandbox: ${i}, squares: [0, 1, 4, 9]}\n`);
+    expect(stdout).toContain("first: hello from /usr/local/bin\nsecond has it: false\nthe user cannot write there: true\n");
+    // Nothing left: the image was deleted once its sandboxes were gone.
+    const { Client } = await import("@sbx/client");
+    expect((await new Client(daemon.opts).images.list()).map((s) => s.slug).filter((s) => s.startsWith("py-image-"))).toEqual([]);
+  }, 240_000);
+
   it("quickstart.ts runs and prints what it computed in the sandbox", async () => {
     const tsx = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.mjs");
     const { stdout } = await run(process.execPath, [tsx, "quickstart.ts"], { cwd: examples, env: env(), timeout: 60_000 });

@@ -34,4 +34,4 @@ export {
   SandboxSdkError, ApiError, ConnectionClosedError, ConnectionEstablishmentError, InvalidMemoryError, InvalidTimeoutError,
   InvalidTokenError, MissingTokenError, NetworkError, SandboxKillError,
 } from "./errors.js";
-export { Volume, Snapshot, Volumes, Snapshots, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";
+export { Volume, Snapshot, Volumes, Snapshots, Images, type ImageBuildInit, type VolumeInit, type SnapshotInit, type ListOptions, type PaginatedList } from "./volumes.js";

@@ -112,7 +112,7 @@ export class Volume {
   get estimatedFlattenedSize(): number {
     return this.data.estimatedFlattenedSize;
   }
-  /** Always false: sbx has no root images yet. */
+  /** Whether it holds a root file system: true for a volume created `from` a root image (`client.images.build`). */
   get isBootable(): boolean {
     return this.data.isBootable;
   }
@@ -170,8 +170,13 @@ export class Snapshot {
   get flattenedSize(): number {
     return this.data.flattenedSize;
   }
+  /** Whether it holds a root file system: true for a root image made by `client.images.build` (or a snapshot of a volume made from one). */
   get isBootable(): boolean {
     return this.data.isBootable;
+  }
+  /** How a root image was built (Debian suite, packages, mirror), or null for other snapshots (beyond @deno/sandbox). */
+  get build(): { suite: string; packages: string[]; mirror: string } | null {
+    return this.data.build ? { ...this.data.build, packages: [...this.data.build.packages] } : null;
   }
   /** The sandbox whose writable storage it was taken of (`sandbox.snapshot`), or null (beyond @deno/sandbox). */
   get sandbox(): string | null {
@@ -268,5 +273,55 @@ export class Snapshots {
   /** Refused (InUseError) while a sandbox has it mounted or a volume is being made from it. */
   async delete(idOrSlug: string): Promise<void> {
     await call(this.options, "snapshot.delete", { idOrSlug });
+  }
+}
+
+/** What `client.images.build` takes. */
+export interface ImageBuildInit {
+  /** The new snapshot's slug (the rules of volume slugs; unique among this token's volumes and snapshots). */
+  slug: string;
+  /** Debian packages to install beside minbase (at most 256), e.g. ["python3", "git"]; their dependencies come along. */
+  packages?: string[];
+  /** The Debian suite (default "bookworm"). */
+  suite?: "bookworm" | "trixie";
+  /** The image's size: bytes or a size string ("4GiB", the default); the most the root holds. */
+  capacity?: number | string;
+  /** Called with each progress line of the build as it comes ("I: downloading packages with apt..."). */
+  onProgress?: (line: string) => void;
+}
+
+/**
+ * `client.images`: root images (beyond @deno/sandbox, which has no image builder; sbx's own
+ * name). A root image is a read-only snapshot with `isBootable` true, built on the daemon host
+ * from Debian's packages; it is listed, fetched and deleted as any snapshot (`client.snapshots`).
+ */
+export class Images {
+  /** @internal */
+  constructor(private readonly options: ConnectOptions) {}
+
+  /**
+   * Builds a root image from Debian's packages (mmdebstrap minbase plus `packages`, from the daemon's
+   * mirror): tens of seconds. Root-mode daemons with mmdebstrap installed; a failure leaves nothing behind.
+   */
+  async build(init: ImageBuildInit): Promise<Snapshot> {
+    const { onProgress, ...params } = init;
+    const conn = await Connection.open(this.options);
+    try {
+      const off = onProgress ? conn.on("image.progress", (n) => n.slug === params.slug && onProgress(n.line)) : () => {};
+      try {
+        return new Snapshot(PRIVATE, await conn.request("image.build", params));
+      } finally {
+        off();
+      }
+    } finally {
+      await conn.close();
+    }
+  }
+
+  /** This token's root images (its snapshots with `isBootable`), oldest first. */
+  async list(opts: { search?: string } = {}): Promise<Snapshot[]> {
+    const all: Snapshot[] = [];
+    for await (const s of await new Snapshots(this.options).list({ ...opts, limit: 100 })) if (s.isBootable) all.push(s);
+    return all;
   }
 }

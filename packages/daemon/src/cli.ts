@@ -5,7 +5,7 @@ import { shellCommand } from "./cli/shell.js";
 import { describeFailure } from "./cli/errors.js";
 import { DAEMON_HELP, daemonCommand } from "./cli/daemon.js";
 import { doctorCommand } from "./cli/doctor-daemon.js";
-import { snapshotCommand, VOLUME_HELP, volumeCommand } from "./cli/volumes.js";
+import { imageCommand, snapshotCommand, VOLUME_HELP, volumeCommand } from "./cli/volumes.js";
 import { SBX_VERSION } from "./version.js";
 
 const HELP = `sbx: run untrusted code in sandboxes on this machine
@@ -55,6 +55,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   doctor: doctorCommand,
   volume: volumeCommand,
   snapshot: snapshotCommand,
+  image: imageCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@ import { DEFAULT_DISK_POLICY, type DiskPolicy } from "./sandbox/disk-budget.js";
 import { parseBytes, parseDuration } from "./util/units.js";
 import { parseTenants, type TenantQuotas } from "./server/tenants.js";
 import { idPrefixOf } from "./fleet/host-state.js";
+import { DEFAULT_MIRROR } from "./volumes/build.js";
 import { readTokensFile } from "./fleet/tokens-file.js";
 
 /** Everything the daemon can be told, with its defaults. */
@@ -65,6 +66,10 @@ export interface DaemonConfig {
   idPrefix: string | null;
   /** The most sandboxes this daemon runs at once (all tokens); creates beyond it are refused. */
   maxSandboxes: number;
+  /** imageMirror: the Debian mirror image.build fetches from; tenants never choose it. */
+  imageMirror: string;
+  /** imageBuilds: how many image.build calls run at once (each is tens of seconds of mmdebstrap); more are refused. */
+  imageBuilds: number;
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -96,6 +101,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     logFormat: "text",
     idPrefix: null,
     maxSandboxes: 1000,
+    imageMirror: DEFAULT_MIRROR,
+    imageBuilds: 1,
   };
 }
 
@@ -119,6 +126,8 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   tenants: (v, c) => c.tenants.push(...parseTenants(v)),
   idPrefix: (v, c) => (c.idPrefix = idPrefixOf(str("idPrefix", v))),
   maxSandboxes: (v, c) => (c.maxSandboxes = int("maxSandboxes", v, 1)),
+  imageMirror: (v, c) => (c.imageMirror = mirrorUrl(str("imageMirror", v))),
+  imageBuilds: (v, c) => (c.imageBuilds = int("imageBuilds", v, 1)),
   uidBase: (v, c) => (c.uidBase = int("uidBase", v, 1000)),
   uidCount: (v, c) => (c.uidCount = int("uidCount", v, 16)),
   rootSandboxes: (v, c) => {
@@ -193,6 +202,18 @@ const EGRESS_BOUNDS: Record<string, [keyof EgressBounds, number, (key: string, v
   maxHeldBytesPerSandbox: ["heldBytesPerSandbox", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],
   maxHeldBytes: ["heldBytes", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],
 };
+
+/** A Debian mirror: an http(s) or file URL, without spaces or commas (mmdebstrap reads those as lists). */
+function mirrorUrl(v: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(v);
+  } catch {}
+  if (!url || !["http:", "https:", "file:"].includes(url.protocol) || /[\s,]/.test(v)) {
+    throw new Error(`config.imageMirror: must be an http://, https:// or file:/// URL of a Debian mirror, got '${v.slice(0, 200)}'`);
+  }
+  return v;
+}
 
 function atLeast(key: string, n: number, min: number): number {
   if (!Number.isFinite(n) || n < min) throw new Error(`config.${key}: must be at least ${min}`);

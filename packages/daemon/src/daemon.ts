@@ -25,6 +25,7 @@ import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
 import { claimUidRange, UID_BLOCK, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
+import { ImageBuilder } from "./volumes/build.js";
 import { createLogger, type Logger } from "./util/log.js";
 import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecycle.js";
 import { SBX_VERSION } from "./version.js";
@@ -66,7 +67,8 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, LAUNCHER, IDMAP, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    // sbx-idmap serves sandboxes booted from an image, which only root mode has.
+    for (const bundle of [SUPERVISOR, LAUNCHER, ...(rootMode ? [IDMAP] : []), PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
@@ -175,7 +177,8 @@ export class Daemon {
       { idPrefix: config.idPrefix, maxSandboxes: config.maxSandboxes, operator: tokens.ownerOf(token)!, stateDir: config.stateDir, mode: rootMode ? "root" : "rootless", version: SBX_VERSION, metrics, log },
       manager,
     );
-    const server = createApiServer({ manager, host: hostState, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log });
+    const images = manager.volumes ? new ImageBuilder(manager.volumes, { mirror: config.imageMirror, concurrent: config.imageBuilds, log }) : null;
+    const server = createApiServer({ manager, host: hostState, tokens, limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64, maxInFlightBytes: 16 << 20 }, log, images });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());

@@ -8,6 +8,6 @@ export * from "./openrpc.js";
 export * from "./paths.js";
 export * from "./units.js";
 export { LIMIT_DEFAULTS } from "./sandbox.js";
-export { SLUG_PATTERN, VOLUME_LIMITS } from "./volumes.js";
+export { SLUG_PATTERN, VOLUME_LIMITS, DEBIAN_SUITES, DEBIAN_PACKAGE_PATTERN, IMAGE_LIMITS } from "./volumes.js";
 export * as schemas from "./schemas.js";
 export { MAX_FILE_READ } from "./fs.js";

@@ -265,6 +265,13 @@ export const METHODS = {
   "snapshot.get": daemon({ summary: "A snapshot of this token by id or slug (the SDKs' get answers null for VolumeNotFound).", params: V.IdOrSlugParams, result: V.SnapshotInfo, errors: ["InvalidParams", "VolumeNotFound", "Unsupported"] }),
   "snapshot.list": daemon({ summary: "This token's snapshots, oldest first, a page at a time.", params: V.ListOptions, result: V.SnapshotListResult, errors: ["InvalidParams", "Unsupported"] }),
   "snapshot.delete": daemon({ summary: "Delete a snapshot; refused while a sandbox has it mounted or a volume is being made from it.", params: V.IdOrSlugParams, result: Null, errors: ["InvalidParams", "VolumeNotFound", "InUse", "Unsupported"] }),
+  "image.build": daemon({
+    summary:
+      "Build a root image from Debian's packages (mmdebstrap minbase of `suite` plus `packages`, from the daemon's mirror) into a new read-only snapshot owned by the calling token, with isBootable true. Takes tens of seconds; image.progress notifications carry the builder's progress lines to this connection. A failed build leaves nothing behind.",
+    params: V.ImageBuildParams,
+    result: V.SnapshotInfo,
+    errors: ["InvalidParams", "ResourceLimit", "Unavailable", "Unsupported", "InternalError"],
+  }),
   "rpc.discover": daemon({ summary: "This document.", params: Empty, result: Type.Any(), errors: [] }),
 } as const;
 
@@ -273,6 +280,7 @@ export const NOTIFICATIONS = {
   "process.exit": { summary: "A process ended.", params: P.ProcessExitNotification },
   "sandbox.exit": { summary: "A sandbox this connection used has stopped.", params: S.SandboxExitNotification },
   "sandbox.network": { summary: "An egress decision in a sandbox this connection watches.", params: S.NetworkNotification },
+  "image.progress": { summary: "A progress line of an image.build this connection called.", params: V.ImageProgressNotification },
 } as const;
 
 export type Methods = typeof METHODS;

@@ -28,6 +28,27 @@ const Capacity = byteSize(`Volume size: the file system's size and so the most i
 
 const ref = (description: string) => Obj({ id: Type.String(), slug: Type.String() }, { description });
 
+/** Debian suites `image.build` can make a root image of (a tenant picks one of these, nothing else). */
+export const DEBIAN_SUITES = ["bookworm", "trixie"] as const;
+
+/**
+ * Debian policy 5.6.7's package name (a-z, 0-9, "+", "-", "."; at least two; starting with a
+ * letter or digit), and not ending in "-", which apt reads as "remove this package".
+ */
+export const DEBIAN_PACKAGE_PATTERN = "^[a-z0-9][a-z0-9+.-]*[a-z0-9+.]$";
+
+/** What `image.build` takes: at most this many packages, an image of this size unless told. */
+export const IMAGE_LIMITS = { maxPackages: 256, defaultCapacity: 4 * 2 ** 30 } as const;
+
+export const ImageBuildInfo = Obj(
+  {
+    suite: Type.String({ description: "The Debian suite it was built from." }),
+    packages: Type.Array(Type.String(), { description: "The packages asked for beside Debian's minbase (the required-priority packages and apt)." }),
+    mirror: Type.String({ description: "The Debian mirror the packages came from: the daemon's (config imageMirror), never the caller's." }),
+  },
+  { description: "How a root image was built (`image.build`); absent on other snapshots." },
+);
+
 export const VolumeInfo = Obj(
   {
     id: Type.String({ description: '"vol_" and 24 random characters.' }),
@@ -36,7 +57,7 @@ export const VolumeInfo = Obj(
     capacity: Type.Integer({ minimum: 0, description: "The capacity of the volume in bytes." }),
     estimatedAllocatedSize: Type.Integer({ minimum: 0, description: "Bytes the volume's sparse image occupies on the host disk." }),
     estimatedFlattenedSize: Type.Integer({ minimum: 0, description: "Bytes in use in the volume's file system (data and the file system's own)." }),
-    isBootable: Type.Boolean({ description: "Whether the volume can be a sandbox's root (always false: root images are not implemented)." }),
+    isBootable: Type.Boolean({ description: "Whether the volume holds a root file system: true for a volume created `from` a root image (`image.build`), false otherwise." }),
     baseSnapshot: Type.Optional(ref("The snapshot this volume was created from; absent if none.")),
     mountedBy: Type.Union([Type.String(), Type.Null()], { description: "The sandbox that has it mounted read-write, or null." }),
     createdAt: Type.String({ format: "date-time" }),
@@ -51,7 +72,8 @@ export const SnapshotInfo = Obj(
     region: Type.String(),
     allocatedSize: Type.Integer({ minimum: 0, description: "Bytes the snapshot's image occupies on the host disk." }),
     flattenedSize: Type.Integer({ minimum: 0, description: "Bytes in use in the snapshot's file system." }),
-    isBootable: Type.Boolean(),
+    isBootable: Type.Boolean({ description: "Whether it holds a root file system: true for a root image made by `image.build` (and a snapshot of a volume made from one), false otherwise." }),
+    build: Type.Optional(ImageBuildInfo),
     volume: Type.Optional(ref("The volume it was taken of; absent once that volume is deleted.")),
     sandbox: Type.Optional(Type.String({ description: "The sandbox whose writable storage (home and /tmp) it was taken of, for sandbox.snapshot." })),
     usedBy: Type.Array(Type.String(), { description: "Sandboxes that have it mounted read-only." }),
@@ -59,6 +81,27 @@ export const SnapshotInfo = Obj(
   },
   { description: "A read-only copy of a volume taken while no sandbox had it mounted." },
 );
+
+export const ImageBuildParams = Obj({
+  slug: Slug,
+  packages: Type.Optional(
+    Type.Array(
+      Type.String({
+        pattern: DEBIAN_PACKAGE_PATTERN,
+        maxLength: 128,
+        errorMessage: 'must be a Debian package name: a-z, 0-9, "+", "-" and ".", at least two, starting with a letter or digit and not ending with "-"',
+      }),
+      { maxItems: IMAGE_LIMITS.maxPackages, uniqueItems: true, description: `Debian packages to install beside minbase (at most ${IMAGE_LIMITS.maxPackages}), e.g. ["python3", "git"]; their dependencies come along.` },
+    ),
+  ),
+  suite: Type.Optional(Type.Union(DEBIAN_SUITES.map((s) => Type.Literal(s)), { description: `The Debian suite: ${DEBIAN_SUITES.join(" or ")} (default bookworm).`, errorMessage: `must be one of ${DEBIAN_SUITES.join(", ")}` })),
+  capacity: Type.Optional(byteSize(`The image's size: its file system's size, so the most the root holds (default ${IMAGE_LIMITS.defaultCapacity / 2 ** 30} GiB; ${VOLUME_LIMITS.minCapacity / 2 ** 20} MiB to 1 TiB).`)),
+});
+
+export const ImageProgressNotification = Obj({
+  slug: Type.String({ description: "The slug of the image being built (the call's `slug`)." }),
+  line: Type.String({ description: "One line of the builder's (mmdebstrap's) progress, e.g. \"I: installing remaining packages inside the chroot...\"." }),
+});
 
 export const VolumeCreateParams = Obj({
   slug: Slug,

@@ -1,14 +1,15 @@
 /**
  * `Client`, as `@deno/sandbox` has it: resource namespaces over one set of connection options.
  * sbx has sandboxes, volumes and snapshots (`client.sandboxes`, `client.volumes`,
- * `client.snapshots`); the Deno Deploy namespaces (apps, revisions, timelines, layers) exist and
+ * `client.snapshots`), and root images built from Debian's packages (`client.images`, sbx's
+ * own: Deno has no image builder); the Deno Deploy namespaces (apps, revisions, timelines, layers) exist and
  * reject with a `NotSupportedError`.
  */
 import { withoutDenoOptions, type DenoIgnoredOptions } from "../deno-options.js";
 import { Sandbox, type SandboxOptions } from "../sandbox.js";
 import type { ConnectOptions, SandboxInfo } from "../types.js";
 import { unsupportedNamespace, type UnsupportedNamespace } from "./unsupported.js";
-import { Snapshots, Volumes } from "../volumes.js";
+import { Images, Snapshots, Volumes } from "../volumes.js";
 
 /** A sandbox as `client.sandboxes.list` reports it (Deno's `SandboxMetadata`). */
 export interface SandboxMetadata extends SandboxInfo {
@@ -42,6 +43,8 @@ export class Client {
   readonly volumes: Volumes;
   /** Snapshots (see `Snapshot`). */
   readonly snapshots: Snapshots;
+  /** Root images built from Debian's packages (sbx's own, beyond @deno/sandbox; see `Images`). */
+  readonly images: Images;
 
   constructor(options: ConnectOptions & DenoIgnoredOptions = {}) {
     this.#connect = withoutDenoOptions(options, "new Client()");
@@ -53,6 +56,7 @@ export class Client {
     };
     this.volumes = new Volumes(connect);
     this.snapshots = new Snapshots(connect);
+    this.images = new Images(connect);
   }
 
   get apps(): UnsupportedNamespace {

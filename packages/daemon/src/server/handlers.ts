@@ -11,6 +11,7 @@ import type { CallContext } from "./connection.js";
 import { runtimeHandlers } from "../runtimes/handlers.js";
 import type { HostState } from "../fleet/host-state.js";
 import { volumeHandlers } from "../volumes/handlers.js";
+import type { ImageBuilder } from "../volumes/build.js";
 
 type Handler<M extends MethodName> = (p: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 /** The calls on a file opened with fs.open. */
@@ -37,7 +38,8 @@ function withoutSandbox<T extends { sandbox: string }>(p: T): Omit<T, "sandbox">
 }
 
 /** The daemon's JSON-RPC methods, each one checked against the protocol before it runs. */
-export function createRpcServer(manager: SandboxManager, host: HostState, log: Logger): JSONRPCServer<CallContext> {
+/** `images` is null in rootless mode (no volumes), where image.build refuses clearly. */
+export function createRpcServer(manager: SandboxManager, host: HostState, log: Logger, images: ImageBuilder | null = null): JSONRPCServer<CallContext> {
   const server = new JSONRPCServer<CallContext>({
     errorListener: (message, data) => {
       // Protocol errors (not found, bad params, ENOENT...) are answers, not faults. json-rpc-2.0 resets
@@ -153,7 +155,7 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
     "daemon.drain": (p, ctx) => host.drain(ctx.conn.owner, p.draining ?? true),
     "rpc.discover": () => openrpc,
     ...runtimeHandlers(sandboxOf, inside, () => manager.hasDeno, () => manager.expose),
-    ...volumeHandlers(manager.volumes),
+    ...volumeHandlers(manager.volumes, images),
   };
 
   for (const [name, handler] of Object.entries(handlers)) {

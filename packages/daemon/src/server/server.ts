@@ -8,6 +8,7 @@ import { Connection, type ConnectionLimits } from "./connection.js";
 import { createRpcServer } from "./handlers.js";
 import { SendQueues } from "./backpressure.js";
 import type { HostState } from "../fleet/host-state.js";
+import type { ImageBuilder } from "../volumes/build.js";
 
 /**
  * Largest WebSocket message accepted: JSON calls (a spawn's arguments and environment are at
@@ -25,9 +26,9 @@ function refuse(socket: Duplex, status: number, reason: string): void {
  * token checks out; requests carrying a browser Origin are refused so that no web page can
  * drive the daemon.
  */
-export function createApiServer(opts: { manager: SandboxManager; host: HostState; tokens: Tokens; limits: ConnectionLimits; log: Logger }): Server {
+export function createApiServer(opts: { manager: SandboxManager; host: HostState; tokens: Tokens; limits: ConnectionLimits; log: Logger; images?: ImageBuilder | null }): Server {
   const { manager, tokens, limits, log } = opts;
-  const rpc = createRpcServer(manager, opts.host, log);
+  const rpc = createRpcServer(manager, opts.host, log, opts.images ?? null);
   const queues = new SendQueues();
   // One message per event-loop turn per connection: a client with a thousand calls queued takes turns with everyone else.
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false, allowSynchronousEvents: false });

@@ -5,6 +5,9 @@ import { JSONRPCErrorException } from "json-rpc-2.0";
 export class DaemonError extends JSONRPCErrorException {
   constructor(readonly codeName: ErrorCodeName, message: string, data?: unknown) {
     super(message, ErrorCodes[codeName], data);
+    // json-rpc-2.0's constructor resets the prototype to its own class, which made every
+    // `instanceof DaemonError` false (a refusal then reported as an internal error).
+    Object.setPrototypeOf(this, new.target.prototype);
   }
 }
 

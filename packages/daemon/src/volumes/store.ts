@@ -37,6 +37,15 @@ interface VolumeRecord {
   sandbox?: string;
   /** Volumes: the host uid its files were last handed to (a sandbox with the same uid needs no chown walk). */
   lastUid?: number;
+  /** A root image (isBootable): how `image.build` made it; copied to volumes made from it and their snapshots. */
+  build?: ImageBuildInfo;
+}
+
+/** How a root image was built: the Debian suite, the packages asked for, and the mirror they came from. */
+export interface ImageBuildInfo {
+  suite: string;
+  packages: string[];
+  mirror: string;
 }
 
 /** One mount of a volume (read-write, by one sandbox) or of a snapshot (read-only, shared by its readers). */
@@ -90,6 +99,8 @@ type SnapshotInfo = ResultOf<"volume.snapshot">;
 export class VolumeStore {
   private readonly records = new Map<string, VolumeRecord>();
   private readonly mounts = new Map<string, Mount>();
+  /** Snapshots being mounted read-only right now, by the first of their readers. */
+  private readonly mounting = new Map<string, Promise<Mount>>();
   /** Ids reserved by a pending sandbox or held by a running call, with what holds them. */
   private readonly busy = new Map<string, string>();
   /** Snapshots being copied into new volumes (each may be read by several at once). */
@@ -245,7 +256,7 @@ export class VolumeStore {
       capacity: r.capacity!,
       estimatedAllocatedSize: allocated,
       estimatedFlattenedSize: used,
-      isBootable: false,
+      isBootable: r.build !== undefined,
       ...base,
       mountedBy: mount ? ([...mount.users][0] ?? null) : null,
       createdAt: r.createdAt,
@@ -257,7 +268,8 @@ export class VolumeStore {
     const { allocated, used } = await this.sizes(r);
     const volume = r.volume && this.records.has(r.volume.id) ? { volume: r.volume } : {};
     const sandbox = r.sandbox ? { sandbox: r.sandbox } : {};
-    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: false, ...volume, ...sandbox, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
+    const build = r.build ? { build: r.build } : {};
+    return { id: r.id, slug: r.slug, region: r.region, allocatedSize: allocated, flattenedSize: used, isBootable: r.build !== undefined, ...build, ...volume, ...sandbox, usedBy: [...(mount?.users ?? [])], createdAt: r.createdAt };
   }
 
   private page<T>(owner: string, kind: Kind, p: ParamsOf<"volume.list">, show: (r: VolumeRecord) => Promise<T>) {
@@ -283,6 +295,7 @@ export class VolumeStore {
     const base = p.from === undefined ? null : this.lookup(owner, p.from, "snapshot");
     const r: VolumeRecord = { kind: "volume", id: `vol_${newId()}`, slug: p.slug, owner, region: p.region ?? "local", createdAt: new Date().toISOString(), capacity };
     if (base) r.baseSnapshot = { id: base.id, slug: base.slug };
+    if (base?.build) r.build = base.build;
     // The slug is taken from now on: a second create with it fails rather than racing this one.
     this.records.set(r.id, r);
     const release = this.hold(r, "being created");
@@ -349,7 +362,7 @@ export class VolumeStore {
     const v = this.lookup(owner, ref, "volume");
     this.checkNew(owner, slug);
     this.refuseIfInUse(v, "snapshot");
-    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: v.region, createdAt: new Date().toISOString(), volume: { id: v.id, slug: v.slug } };
+    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: v.region, createdAt: new Date().toISOString(), volume: { id: v.id, slug: v.slug }, ...(v.build ? { build: v.build } : {}) };
     this.records.set(r.id, r);
     const release = this.hold(v, "being snapshotted");
     const releaseSnap = this.hold(r, "being created");
@@ -416,6 +429,33 @@ export class VolumeStore {
       release();
     }
     this.log.info(`snapshot ${r.id} (${slug}) taken of sandbox ${sandboxId}'s storage`);
+    return this.snapshotInfo(r);
+  }
+
+  /**
+   * A root image `fill` builds, kept as a new snapshot of `owner` (image.build): an empty file
+   * system of `capacity`, mounted read-write at a private mount point for `fill`, unmounted, then
+   * recorded. The built image is the snapshot's image (no copy). If `fill` (or anything else)
+   * fails, nothing is kept: no record, no image, no mount; `fill`'s error is thrown as it was.
+   */
+  async buildSnapshot(owner: string, slug: string, capacityParam: number | string, build: ImageBuildInfo, fill: (at: string) => Promise<void>): Promise<SnapshotInfo> {
+    const capacity = capacityOf(capacityParam);
+    this.checkNew(owner, slug);
+    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), build };
+    this.records.set(r.id, r);
+    const release = this.hold(r, "being built");
+    try {
+      await makeImage(this.image(r.id), capacity);
+      await this.withMount(r, fill);
+      await this.save(r);
+    } catch (err) {
+      this.records.delete(r.id);
+      await fsp.rm(this.image(r.id), { force: true });
+      throw err;
+    } finally {
+      release();
+    }
+    this.log.info(`snapshot ${r.id} (${slug}) built as a root image: ${build.suite} minbase${build.packages.length ? ` + ${build.packages.join(",")}` : ""}`);
     return this.snapshotInfo(r);
   }
 
@@ -590,25 +630,24 @@ export class VolumeStore {
   }
 
   private async mountSnapshot(r: VolumeRecord, sandboxId: string): Promise<Mount> {
-    const have = this.mounts.get(r.id);
-    if (have) {
-      have.users.add(sandboxId);
-      return have;
+    // Readers that come while the first one mounts it wait for that mount: one image, one file system.
+    let pending = this.mounts.has(r.id) ? Promise.resolve(this.mounts.get(r.id)!) : this.mounting.get(r.id);
+    if (!pending) {
+      pending = (async () => {
+        const at = join(this.mountDir, r.id);
+        try {
+          await mountImage(this.image(r.id), at, true);
+        } catch (err) {
+          throw this.internal(`could not mount snapshot '${r.slug}'`, err);
+        }
+        const mount: Mount = { at, fd: openSync(at, "r"), users: new Set() };
+        this.mounts.set(r.id, mount);
+        return mount;
+      })().finally(() => this.mounting.delete(r.id));
+      this.mounting.set(r.id, pending);
     }
-    const at = join(this.mountDir, r.id);
-    try {
-      await mountImage(this.image(r.id), at, true);
-    } catch (err) {
-      throw this.internal(`could not mount snapshot '${r.slug}'`, err);
-    }
-    // A reader that came while this one awaited mounted it already: use that mount.
-    const raced = this.mounts.get(r.id);
-    if (raced) {
-      raced.users.add(sandboxId);
-      return raced;
-    }
-    const mount: Mount = { at, fd: openSync(at, "r"), users: new Set([sandboxId]) };
-    this.mounts.set(r.id, mount);
+    const mount = await pending;
+    mount.users.add(sandboxId);
     return mount;
   }
 

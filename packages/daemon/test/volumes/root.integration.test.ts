@@ -106,6 +106,19 @@ describe("root: a volume", () => {
   });
 });
 
+describe("root: many at once", () => {
+  it("sandboxes booting one snapshot at the same moment share its one mount (the first mounts it, the others wait)", async () => {
+    const { snapshot } = await makeRoot(client, A, "burst");
+    const boxes = await Promise.all(Array.from({ length: 5 }, () => Sandbox.create({ ...A, root: snapshot })));
+    try {
+      expect(await Promise.all(boxes.map((sb) => sb.sh`cat /etc/os-release`.text()))).toEqual(Array(5).fill("ID=sbx-mini\n"));
+      expect((await client.snapshots.get(snapshot))!.usedBy.sort()).toEqual(boxes.map((sb) => sb.id).sort());
+    } finally {
+      await Promise.all(boxes.map((sb) => sb.kill()));
+    }
+  });
+});
+
 describe("root: concurrent writers", () => {
   it("two creates racing to boot one volume: exactly one gets it, the other is refused clearly", async () => {
     const { volume } = await makeRoot(client, A, "race");

@@ -15,7 +15,7 @@ export type Route = { kind: "sandbox"; field: "sandbox" | "id" } | { kind: "crea
 
 const bySandbox: Route = { kind: "sandbox", field: "sandbox" };
 const byId: Route = { kind: "sandbox", field: "id" };
-/** Volumes and snapshots live on one daemon host, and their ids do not name it. */
+/** Volumes, snapshots and root images (image.build makes snapshots) live on one daemon host, and their ids do not name it. */
 const volumes: Route = { kind: "refused", why: "volumes and snapshots live on one daemon host and the gateway does not route them yet: call that daemon directly" };
 
 export const ROUTES: { readonly [M in MethodName]: Route } = {
@@ -88,6 +88,7 @@ export const ROUTES: { readonly [M in MethodName]: Route } = {
   "snapshot.get": volumes,
   "snapshot.list": volumes,
   "snapshot.delete": volumes,
+  "image.build": volumes,
   "daemon.info": { kind: "host" },
   "daemon.drain": { kind: "host" },
   "rpc.discover": { kind: "local" },

@@ -16,7 +16,7 @@ from ._async.fs import AsyncSandboxFs
 from ._async.process import AsyncChildProcess
 from ._async.runtimes import AsyncDenoProcess, AsyncDenoRepl, AsyncPythonRepl, AsyncSandboxDeno, AsyncSandboxPython
 from ._async.sandbox import AsyncSandbox
-from ._async.volumes import AsyncClient, AsyncPaginatedList, AsyncSnapshots, AsyncVolumes
+from ._async.volumes import AsyncClient, AsyncImages, AsyncPaginatedList, AsyncSnapshots, AsyncVolumes
 from ._errors import (
     AuthenticationError,
     AuthError,
@@ -46,7 +46,7 @@ from ._sync.runtimes import DenoProcess, DenoRepl, PythonRepl, SandboxDeno, Sand
 from ._http import FetchResponse, HttpResponseError
 from ._repl import ReplError, ReplOutput, decode_value
 from ._sync.sandbox import Sandbox
-from ._sync.volumes import Client, PaginatedList, Snapshots, Volumes
+from ._sync.volumes import Client, Images, PaginatedList, Snapshots, Volumes
 from ._tar import TarEntryError
 from ._types import CommandOutput, WalkEntry
 
@@ -95,6 +95,8 @@ __all__ = [
     "AsyncVolumes",
     "Snapshots",
     "AsyncSnapshots",
+    "Images",
+    "AsyncImages",
     "PaginatedList",
     "AsyncPaginatedList",
     "VolumeInfo",

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 from .._errors import NotSupportedError
 from .._generated.models import SandboxInfo, SecretSpec
 from .sandbox import AsyncSandbox
-from .volumes import AsyncSnapshots, AsyncVolumes
+from .volumes import AsyncImages, AsyncSnapshots, AsyncVolumes
 
 __all__ = ["AsyncDenoDeploy", "Options"]
 
@@ -125,3 +125,5 @@ class AsyncDenoDeploy:
         #: sbx's volumes and snapshots (``create(slug, capacity, *, region=None, from_snapshot=None)``).
         self.volumes = AsyncVolumes(opts.get("url"), opts.get("token"))
         self.snapshots = AsyncSnapshots(opts.get("url"), opts.get("token"))
+        #: sbx's root images built from Debian's packages (``build(slug, *, packages=None, suite=None, capacity=None)``).
+        self.images = AsyncImages(opts.get("url"), opts.get("token"))

@@ -7,13 +7,13 @@ import builtins
 # unasync: from collections.abc import Callable, Iterator
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from .._errors import VolumeNotFoundError
 from .._generated.models import SnapshotInfo, VolumeInfo
 from .transport import AsyncConnection
 
-__all__ = ["AsyncClient", "AsyncVolumes", "AsyncSnapshots", "AsyncPaginatedList"]
+__all__ = ["AsyncClient", "AsyncVolumes", "AsyncSnapshots", "AsyncImages", "AsyncPaginatedList"]
 
 T = TypeVar("T")
 
@@ -149,8 +149,44 @@ class AsyncSnapshots(_Calls):
             await conn.close()
 
 
+class AsyncImages(_Calls):
+    """``client.images``: root images built from Debian's packages (sbx's own; @deno/sandbox has no
+    image builder). A root image is a read-only snapshot with ``is_bootable``; get and delete it
+    with ``client.snapshots``."""
+
+    async def build(
+        self,
+        slug: str,
+        *,
+        packages: builtins.list[str] | None = None,
+        suite: Literal["bookworm", "trixie"] | None = None,
+        capacity: int | str | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> SnapshotInfo:
+        """Builds a root image on the daemon host (mmdebstrap minbase of ``suite`` plus ``packages``,
+        from the daemon's mirror; tens of seconds) and keeps it as a snapshot. ``on_progress`` gets
+        each progress line as it comes. A failed build leaves nothing behind."""
+        conn = await self._open()
+        try:
+            if on_progress is not None:
+                progress = on_progress
+                conn.on("image.progress", lambda n: progress(n["line"]) if isinstance(n, dict) and n.get("slug") == slug else None)
+            return await conn.image_build(slug=slug, packages=packages, suite=suite, capacity=capacity)
+        finally:
+            await conn.close()
+
+    async def list(self, *, search: str | None = None) -> builtins.list[SnapshotInfo]:
+        """This token's root images (its snapshots with ``is_bootable``), oldest first."""
+        page: AsyncPaginatedList[SnapshotInfo] | None = await AsyncSnapshots(self._url, self._token).list(search=search, limit=100)
+        out: builtins.list[SnapshotInfo] = []
+        while page is not None:
+            out.extend(s for s in page.items if s.is_bootable)
+            page = await page.get_next_page()
+        return out
+
+
 class AsyncClient:
-    """Resources beside sandboxes: ``client.volumes`` and ``client.snapshots``.
+    """Resources beside sandboxes: ``client.volumes``, ``client.snapshots`` and ``client.images``.
 
     Example::
 
@@ -163,3 +199,4 @@ class AsyncClient:
     def __init__(self, *, url: str | None = None, token: str | None = None) -> None:
         self.volumes = AsyncVolumes(url, token)
         self.snapshots = AsyncSnapshots(url, token)
+        self.images = AsyncImages(url, token)

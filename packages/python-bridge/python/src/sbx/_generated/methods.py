@@ -60,6 +60,7 @@ from .models import (
     _ListOptions_to_wire,
     _VolumeResizeParams_to_wire,
     _VolumeSnapshotParams_to_wire,
+    _ImageBuildParams_to_wire,
 )
 
 __all__ = ["Methods", "AsyncMethods", "IN_STREAMS", "OUT_STREAMS", "METHOD_ERRORS"]
@@ -154,6 +155,7 @@ METHOD_ERRORS: dict[str, tuple[str, ...]] = {
     "snapshot.get": ("InvalidParams", "VolumeNotFound", "Unsupported",),
     "snapshot.list": ("InvalidParams", "Unsupported",),
     "snapshot.delete": ("InvalidParams", "VolumeNotFound", "InUse", "Unsupported",),
+    "image.build": ("InvalidParams", "ResourceLimit", "Unavailable", "Unsupported", "InternalError",),
     "rpc.discover": (),
 }
 
@@ -998,6 +1000,19 @@ class Methods:
         params["idOrSlug"] = id_or_slug
         result = self._call("snapshot.delete", params)
         return cast("None", result)
+
+    def image_build(self, *, slug: str, packages: list[str] | None = None, suite: Literal["bookworm", "trixie"] | None = None, capacity: int | str | None = None) -> SnapshotInfo:
+        """Build a root image from Debian's packages (mmdebstrap minbase of `suite` plus `packages`, from the daemon's mirror) into a new read-only snapshot owned by the calling token, with isBootable true. Takes tens of seconds; image.progress notifications carry the builder's progress lines to this connection. A failed build leaves nothing behind. (`image.build`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        if packages is not None:
+            params["packages"] = packages
+        if suite is not None:
+            params["suite"] = suite
+        if capacity is not None:
+            params["capacity"] = capacity
+        result = self._call("image.build", params)
+        return SnapshotInfo.from_wire(result)
 
     def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""
@@ -1846,6 +1861,19 @@ class AsyncMethods:
         params["idOrSlug"] = id_or_slug
         result = await self._call("snapshot.delete", params)
         return cast("None", result)
+
+    async def image_build(self, *, slug: str, packages: list[str] | None = None, suite: Literal["bookworm", "trixie"] | None = None, capacity: int | str | None = None) -> SnapshotInfo:
+        """Build a root image from Debian's packages (mmdebstrap minbase of `suite` plus `packages`, from the daemon's mirror) into a new read-only snapshot owned by the calling token, with isBootable true. Takes tens of seconds; image.progress notifications carry the builder's progress lines to this connection. A failed build leaves nothing behind. (`image.build`)"""
+        params: dict[str, Any] = {}
+        params["slug"] = slug
+        if packages is not None:
+            params["packages"] = packages
+        if suite is not None:
+            params["suite"] = suite
+        if capacity is not None:
+            params["capacity"] = capacity
+        result = await self._call("image.build", params)
+        return SnapshotInfo.from_wire(result)
 
     async def rpc_discover(self) -> Any:
         """This document. (`rpc.discover`)"""

@@ -22,6 +22,7 @@ __all__ = [
     "SandboxEgressLogResultItem",
     "SandboxWatchNetworkParams",
     "SandboxSnapshotParams",
+    "SandboxSnapshotResultBuild",
     "VolumeRef",
     "SnapshotInfo",
     "ProcessSpawnParamsPty",
@@ -96,9 +97,11 @@ __all__ = [
     "VolumeResizeParams",
     "VolumeSnapshotParams",
     "SnapshotListResult",
+    "ImageBuildParams",
     "ProcessExitNotification",
     "SandboxExitNotification",
     "SandboxNetworkNotification",
+    "ImageProgressNotification",
     "Signal",
     "ERROR_CODES",
     "NOTIFICATION_DECODERS",
@@ -538,6 +541,35 @@ def _SandboxSnapshotParams_to_wire(v: SandboxSnapshotParams) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SandboxSnapshotResultBuild:
+    """How a root image was built (`image.build`); absent on other snapshots."""
+
+    suite: str
+    """The Debian suite it was built from."""
+    packages: list[str]
+    """The packages asked for beside Debian's minbase (the required-priority packages and apt)."""
+    mirror: str
+    """The Debian mirror the packages came from: the daemon's (config imageMirror), never the caller's."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> SandboxSnapshotResultBuild:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            suite=w["suite"],
+            packages=w["packages"],
+            mirror=w["mirror"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["suite"] = self.suite
+        w["packages"] = self.packages
+        w["mirror"] = self.mirror
+        return w
+
+
+@dataclass(frozen=True)
 class VolumeRef:
     """The volume it was taken of; absent once that volume is deleted."""
 
@@ -573,9 +605,12 @@ class SnapshotInfo:
     flattened_size: int
     """Bytes in use in the snapshot's file system."""
     is_bootable: bool
+    """Whether it holds a root file system: true for a root image made by `image.build` (and a snapshot of a volume made from one), false otherwise."""
     used_by: list[str]
     """Sandboxes that have it mounted read-only."""
     created_at: str
+    build: SandboxSnapshotResultBuild | None = None
+    """How a root image was built (`image.build`); absent on other snapshots."""
     volume: VolumeRef | None = None
     """The volume it was taken of; absent once that volume is deleted."""
     sandbox: str | None = None
@@ -593,6 +628,7 @@ class SnapshotInfo:
             is_bootable=w["isBootable"],
             used_by=w["usedBy"],
             created_at=w["createdAt"],
+            build=None if w.get("build") is None else SandboxSnapshotResultBuild.from_wire(w["build"]),
             volume=None if w.get("volume") is None else VolumeRef.from_wire(w["volume"]),
             sandbox=w.get("sandbox"),
         )
@@ -608,6 +644,8 @@ class SnapshotInfo:
         w["isBootable"] = self.is_bootable
         w["usedBy"] = self.used_by
         w["createdAt"] = self.created_at
+        if self.build is not None:
+            w["build"] = self.build.to_wire()
         if self.volume is not None:
             w["volume"] = self.volume.to_wire()
         if self.sandbox is not None:
@@ -2231,7 +2269,7 @@ class VolumeInfo:
     estimated_flattened_size: int
     """Bytes in use in the volume's file system (data and the file system's own)."""
     is_bootable: bool
-    """Whether the volume can be a sandbox's root (always false: root images are not implemented)."""
+    """Whether the volume holds a root file system: true for a volume created `from` a root image (`image.build`), false otherwise."""
     mounted_by: str | None
     """The sandbox that has it mounted read-write, or null."""
     created_at: str
@@ -2384,6 +2422,33 @@ class SnapshotListResult:
         return w
 
 
+class _ImageBuildParamsRequired(TypedDict):
+    slug: str
+
+
+class ImageBuildParams(_ImageBuildParamsRequired, total=False):
+    """The ImageBuildParams shape."""
+
+    packages: list[str]
+    """Debian packages to install beside minbase (at most 256), e.g. ["python3", "git"]; their dependencies come along."""
+    suite: Literal["bookworm", "trixie"]
+    """The Debian suite: bookworm or trixie (default bookworm)."""
+    capacity: int | str
+    """The image's size: its file system's size, so the most the root holds (default 4 GiB; 16 MiB to 1 TiB). Bytes, as a number or a size string, case-insensitive: "512MiB", "1.5GiB", "1G" (binary: K, M, G, T with or without "iB" are powers of 1024) or "10GB" (decimal: KB, MB, GB, TB are powers of 1000)."""
+
+
+def _ImageBuildParams_to_wire(v: ImageBuildParams) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["slug"] = v["slug"]
+    if "packages" in v:
+        w["packages"] = v["packages"]
+    if "suite" in v:
+        w["suite"] = v["suite"]
+    if "capacity" in v:
+        w["capacity"] = v["capacity"]
+    return w
+
+
 @dataclass(frozen=True)
 class ProcessExitNotification:
     """The ProcessExitNotification shape."""
@@ -2464,9 +2529,35 @@ class SandboxNetworkNotification:
         return w
 
 
+@dataclass(frozen=True)
+class ImageProgressNotification:
+    """The ImageProgressNotification shape."""
+
+    slug: str
+    """The slug of the image being built (the call's `slug`)."""
+    line: str
+    """One line of the builder's (mmdebstrap's) progress, e.g. "I: installing remaining packages inside the chroot..."."""
+
+    @classmethod
+    def from_wire(cls, w: Any) -> ImageProgressNotification:
+        """Builds the model from the daemon's JSON (camelCase field names)."""
+        return cls(
+            slug=w["slug"],
+            line=w["line"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The model as the daemon's JSON."""
+        w: dict[str, Any] = {}
+        w["slug"] = self.slug
+        w["line"] = self.line
+        return w
+
+
 #: Decoders of the notifications the daemon sends, by method name.
 NOTIFICATION_DECODERS: dict[str, Any] = {
     "process.exit": ProcessExitNotification.from_wire,
     "sandbox.exit": SandboxExitNotification.from_wire,
     "sandbox.network": SandboxNetworkNotification.from_wire,
+    "image.progress": ImageProgressNotification.from_wire,
 }

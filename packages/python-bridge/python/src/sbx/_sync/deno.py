@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from .._errors import NotSupportedError
 from .._generated.models import SandboxInfo, SecretSpec
 from .sandbox import Sandbox
-from .volumes import Snapshots, Volumes
+from .volumes import Images, Snapshots, Volumes
 
 __all__ = ["DenoDeploy", "Options"]
 
@@ -126,3 +126,5 @@ class DenoDeploy:
         #: sbx's volumes and snapshots (``create(slug, capacity, *, region=None, from_snapshot=None)``).
         self.volumes = Volumes(opts.get("url"), opts.get("token"))
         self.snapshots = Snapshots(opts.get("url"), opts.get("token"))
+        #: sbx's root images built from Debian's packages (``build(slug, *, packages=None, suite=None, capacity=None)``).
+        self.images = Images(opts.get("url"), opts.get("token"))

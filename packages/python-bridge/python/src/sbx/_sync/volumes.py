@@ -7,13 +7,13 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from .._errors import VolumeNotFoundError
 from .._generated.models import SnapshotInfo, VolumeInfo
 from .transport import Connection
 
-__all__ = ["Client", "Volumes", "Snapshots", "PaginatedList"]
+__all__ = ["Client", "Volumes", "Snapshots", "Images", "PaginatedList"]
 
 T = TypeVar("T")
 
@@ -149,8 +149,44 @@ class Snapshots(_Calls):
             conn.close()
 
 
+class Images(_Calls):
+    """``client.images``: root images built from Debian's packages (sbx's own; @deno/sandbox has no
+    image builder). A root image is a read-only snapshot with ``is_bootable``; get and delete it
+    with ``client.snapshots``."""
+
+    def build(
+        self,
+        slug: str,
+        *,
+        packages: builtins.list[str] | None = None,
+        suite: Literal["bookworm", "trixie"] | None = None,
+        capacity: int | str | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> SnapshotInfo:
+        """Builds a root image on the daemon host (mmdebstrap minbase of ``suite`` plus ``packages``,
+        from the daemon's mirror; tens of seconds) and keeps it as a snapshot. ``on_progress`` gets
+        each progress line as it comes. A failed build leaves nothing behind."""
+        conn = self._open()
+        try:
+            if on_progress is not None:
+                progress = on_progress
+                conn.on("image.progress", lambda n: progress(n["line"]) if isinstance(n, dict) and n.get("slug") == slug else None)
+            return conn.image_build(slug=slug, packages=packages, suite=suite, capacity=capacity)
+        finally:
+            conn.close()
+
+    def list(self, *, search: str | None = None) -> builtins.list[SnapshotInfo]:
+        """This token's root images (its snapshots with ``is_bootable``), oldest first."""
+        page: PaginatedList[SnapshotInfo] | None = Snapshots(self._url, self._token).list(search=search, limit=100)
+        out: builtins.list[SnapshotInfo] = []
+        while page is not None:
+            out.extend(s for s in page.items if s.is_bootable)
+            page = page.get_next_page()
+        return out
+
+
 class Client:
-    """Resources beside sandboxes: ``client.volumes`` and ``client.snapshots``.
+    """Resources beside sandboxes: ``client.volumes``, ``client.snapshots`` and ``client.images``.
 
     Example::
 
@@ -163,3 +199,4 @@ class Client:
     def __init__(self, *, url: str | None = None, token: str | None = None) -> None:
         self.volumes = Volumes(url, token)
         self.snapshots = Snapshots(url, token)
+        self.images = Images(url, token)
