@@ -1,26 +1,33 @@
 #!/usr/bin/env node
 // Rows 1 and 1e alone (cold create beside bare bwrap, and create from the warm pool), for
 // iterating on the create path: `node bench/create.mjs` (QUICK=1 for fewer samples; SKIP_WARM=1
-// leaves out 1e; HARDENING=1 adds row 6, the launch with hardening on vs off). Prints the
-// medians and the ratios the full bench (bench/run.mjs) reports for these rows; writes nothing.
+// leaves out 1e-1j and row 2, the warm spawn 1g and 1h are compared with; HARDENING=1 adds row 6,
+// the launch with hardening on vs off). Prints the medians and the ratios the full bench
+// (bench/run.mjs) reports for these rows; writes nothing.
 import { loadavg } from "node:os";
-import { CFG, log } from "./lib/env.mjs";
+import { CFG, Sandbox, log } from "./lib/env.mjs";
 import { floorUids, startDaemon } from "./lib/daemon.mjs";
 import { waitNoSandboxProcs } from "./lib/proc.mjs";
 import { measureCold } from "./rows/cold.mjs";
 import { measureHardening } from "./rows/hardening.mjs";
 import { measureWarmPool } from "./rows/pool.mjs";
+import { measureRtt } from "./rows/rtt.mjs";
 
 if (process.getuid?.() !== 0) throw new Error("run as root: sandboxes and the floors run as their own host uids");
 const load0 = loadavg()[0].toFixed(2);
 const d = await startDaemon({ warmPool: 0 });
-let cold, hard;
+let cold, hard, rtt;
 try {
   await waitNoSandboxProcs(null, 2000);
   let capture;
   ({ cold, capture } = await measureCold(d, floorUids(d)[0]));
   // HARDENING=1: also row 6 (the captured launch replayed with the daemon's hardening on and off)
   if (process.env.HARDENING) hard = await measureHardening(capture, floorUids(d)[0]);
+  if (!process.env.SKIP_WARM) {
+    const sb = await Sandbox.create(d.opts);
+    rtt = await measureRtt(sb);
+    await sb.kill();
+  }
 } finally {
   await d.stop();
 }
@@ -32,4 +39,5 @@ console.log(`1  cold create + first true: ${f(cold.total)}; bare bwrap true ${f(
 console.log(`1a   of which create ${f(cold.create)}, first spawn ${f(cold.firstSpawn)}; bwrap+supervisor ${f(cold.sup)}`);
 if (hard) console.log(`6  hardened launch to the ready frame ${f(hard.on.sup)} vs off ${f(hard.off.sup)}: ${(hard.on.sup.median / hard.off.sup.median).toFixed(2)}×; launch wrapper only ${f(hard.wrap.sup)}, seccomp only ${f(hard.seccomp.sup)}`);
 if (warm) console.log(`1e warm create + first true: ${f(warm.total)}; other limits (1j) ${f(warm.other)} (create ${f(warm.create)}, first spawn ${f(warm.firstSpawn)}, settled ${f(warm.settled)}); ${warm.fromPool} of ${warm.starts} from the pool`);
+if (warm) console.log(`2  warm spawn round trip ${f(rtt.piped)}: 1e's first spawn is ${(warm.firstSpawn.median / rtt.piped.median).toFixed(2)}× of it, 1h's ${(warm.settled.median / rtt.piped.median).toFixed(2)}×`);
 log(`done (${CFG.coldN} cold samples)`);

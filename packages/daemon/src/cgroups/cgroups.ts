@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { formatCpuList } from "../sandbox/cpus.js";
@@ -101,13 +101,38 @@ async function reclaimUnder(base: string): Promise<number> {
  * or above memory.limit_in_bytes, so a cap that grows raises memsw first and one that shrinks
  * lowers the memory limit first; `from` is the memory cap set now (null on a new cgroup).
  */
-async function setV1Caps(d: { memory: string; cpu: string }, caps: { memoryBytes: number; cpus: number }, from: number | null): Promise<void> {
+/** The caps of one v1 cgroup in the order the kernel takes them (memsw raised before memory, lowered after it), and the CPU quota. */
+function v1CapWrites(d: { memory: string; cpu: string }, caps: { memoryBytes: number; cpus: number }, from: number | null): [file: string, value: string][] {
   const memsw = join(d.memory, "memory.memsw.limit_in_bytes");
   // No swap beyond the limit, where the kernel accounts swap at all.
-  const writes = [join(d.memory, "memory.limit_in_bytes"), ...(existsSync(memsw) ? [memsw] : [])];
-  if (from !== null && caps.memoryBytes > from) writes.reverse();
-  for (const file of writes) await fsp.writeFile(file, String(caps.memoryBytes));
-  await fsp.writeFile(join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(caps.cpus * CPU_PERIOD_US)));
+  const memory = [join(d.memory, "memory.limit_in_bytes"), ...(existsSync(memsw) ? [memsw] : [])];
+  if (from !== null && caps.memoryBytes > from) memory.reverse();
+  return [...memory.map((file): [string, string] => [file, String(caps.memoryBytes)]), [join(d.cpu, "cpu.cfs_quota_us"), String(Math.round(caps.cpus * CPU_PERIOD_US))]];
+}
+
+const v2CapWrites = (dir: string, caps: { memoryBytes: number; cpus: number }): [file: string, value: string][] => [
+  [join(dir, "memory.max"), String(caps.memoryBytes)],
+  [join(dir, "cpu.max"), `${Math.round(caps.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`],
+];
+
+async function writeAll(writes: [file: string, value: string][]): Promise<void> {
+  for (const [file, value] of writes) await fsp.writeFile(file, value);
+}
+
+/**
+ * Retunes a live cgroup: a pooled sandbox claimed by a create with other limits, on the create's
+ * reply path. Each write is one blocking call of some microseconds where fs.promises takes an
+ * open, a write and a close through the thread pool. Blocking is safe here: the sandbox is idle
+ * (a supervisor and a few MiB), far below the smallest memory cap (128 MiB), so lowering it
+ * never waits on reclaim.
+ */
+function writeAllNow(writes: [file: string, value: string][]): Promise<void> {
+  try {
+    for (const [file, value] of writes) writeFileSync(file, value);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /** cgroup v1: separate memory, cpu, cpuacct and pids hierarchies under /sys/fs/cgroup/<controller>. */
@@ -160,7 +185,7 @@ export class CgroupV1Driver implements CgroupDriver {
         made.push(dir);
       }
       await fsp.writeFile(join(d.cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-      await setV1Caps(d, limits, null);
+      await writeAll(v1CapWrites(d, limits, null));
       await fsp.writeFile(join(d.pids, "pids.max"), String(limits.pids));
     } catch (err) {
       for (const dir of made) await removeCgroup(dir).catch(() => {});
@@ -170,7 +195,7 @@ export class CgroupV1Driver implements CgroupDriver {
     return {
       procsFiles: made.map((dir) => join(dir, "cgroup.procs")),
       retune: async (caps) => {
-        await setV1Caps(d, caps, memoryBytes);
+        await writeAllNow(v1CapWrites(d, caps, memoryBytes));
         memoryBytes = caps.memoryBytes;
       },
       stats: () => ({
@@ -196,10 +221,6 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 }
 
-async function setV2Caps(dir: string, caps: { memoryBytes: number; cpus: number }): Promise<void> {
-  await fsp.writeFile(join(dir, "memory.max"), String(caps.memoryBytes));
-  await fsp.writeFile(join(dir, "cpu.max"), `${Math.round(caps.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
-}
 
 /** cgroup v2: one unified hierarchy; sandboxes live under <root>/<name>. */
 export class CgroupV2Driver implements CgroupDriver {
@@ -220,7 +241,7 @@ export class CgroupV2Driver implements CgroupDriver {
     await fsp.mkdir(dir);
     try {
       if (cpuset) await fsp.writeFile(join(dir, "cpuset.cpus"), formatCpuList(limits.cpuSet!));
-      await setV2Caps(dir, limits);
+      await writeAll(v2CapWrites(dir, limits));
       if (existsSync(join(dir, "memory.swap.max"))) await fsp.writeFile(join(dir, "memory.swap.max"), "0");
       await fsp.writeFile(join(dir, "pids.max"), String(limits.pids));
     } catch (err) {
@@ -230,7 +251,7 @@ export class CgroupV2Driver implements CgroupDriver {
     let peak = 0;
     return {
       procsFiles: [join(dir, "cgroup.procs")],
-      retune: (caps) => setV2Caps(dir, caps),
+      retune: (caps) => writeAllNow(v2CapWrites(dir, caps)),
       stats: () => {
         const current = readNumber(join(dir, "memory.current"));
         // memory.peak exists from Linux 5.19; before that the highest value we sampled stands in.

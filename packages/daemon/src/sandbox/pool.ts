@@ -27,6 +27,14 @@ export interface PoolOptions {
 const BURST_MS = 2_000;
 /** How long demand is remembered: a kind's target falls by one each time this passes without a miss. */
 const DECAY_MS = 60_000;
+/**
+ * How long the refill behind a create waits. Starting a sandbox forks several processes (mkfs
+ * and mount for the storage stock, bwrap), and each fork of the daemon blocks its event loop for
+ * milliseconds: begun at once, they sit between the owner's create reply and its first spawn.
+ * Waiting this long lets the calls that usually follow a create straight away go first. A wait
+ * already pending is not pushed back, so a stream of creates still refills every REFILL_DELAY_MS.
+ */
+export const REFILL_DELAY_MS = 25;
 
 interface Kind {
   /** Limits to start its sandboxes with (memory and CPU quota are reset at claim anyway). */
@@ -58,6 +66,8 @@ export class WarmPool {
   private readonly workers = new Set<Promise<void>>();
   private closing = false;
   private readonly decay: NodeJS.Timeout | null = null;
+  /** The refill a take scheduled, while it waits (REFILL_DELAY_MS). */
+  private refill: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: PoolOptions) {
     if (opts.base > 0) {
@@ -89,7 +99,12 @@ export class WarmPool {
       if (again) kind.target = Math.max(kind.target, Math.min(kind.burst, this.opts.max));
       kind.lastMiss = Date.now();
     }
-    setImmediate(() => this.fill());
+    // A miss is launched cold by the caller, which waits for that anyway: its refill need not wait.
+    if (!sb) setImmediate(() => this.fill());
+    else this.refill ??= setTimeout(() => {
+      this.refill = null;
+      void this.fill();
+    }, REFILL_DELAY_MS);
     return sb;
   }
 
@@ -114,6 +129,7 @@ export class WarmPool {
   async close(): Promise<void> {
     this.closing = true;
     if (this.decay) clearInterval(this.decay);
+    if (this.refill) clearTimeout(this.refill);
     await Promise.all(this.workers);
   }
 

@@ -21,7 +21,20 @@ const kernel = vi.hoisted(() => ({
   /** Pids the fake kernel treats as unkillable (rmdir stays EBUSY while they are listed). */
   stuck: new Set<number>(),
   rmdirCalls: [] as string[],
+  /** Throws what the kernel would for writing `value` to `path` (set by the node:fs/promises mock below). */
+  check: null as ((path: string, value: string) => void) | null,
 }));
+
+// The drivers write a live cgroup's caps (retune) with writeFileSync: the same refusals apply to those writes.
+vi.mock("node:fs", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs")>();
+  const writeFileSync = ((p: unknown, data: unknown, opts?: unknown) => {
+    // (files the fake kernel or a test makes are written as they are)
+    if (kernel.check && kernel.root !== "" && typeof p === "string" && p.startsWith(`${kernel.root}/`) && actual.existsSync(p)) kernel.check(p, String(data));
+    return actual.writeFileSync(p as never, data as never, opts as never);
+  }) as typeof actual.writeFileSync;
+  return { ...actual, default: { ...actual, writeFileSync }, writeFileSync };
+});
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:fs/promises")>();
@@ -60,22 +73,21 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     }
     return actual.rmdir(p);
   };
+  kernel.check = (path: string, value: string) => {
+    // The kernel refuses writes it does not accept with EINVAL; the file must exist (ENOENT otherwise, never created).
+    if (path.endsWith("/cpu.max") && !/^(max|\d+) \d+$/.test(value)) throw err("EINVAL", path);
+    if (path.endsWith("/cpu.max") && /^\d+ /.test(value) && Number(value.split(" ")[0]) < 1000) throw err("EINVAL", path);
+    if (path.endsWith("/cpu.cfs_quota_us") && Number(value) !== -1 && Number(value) < 1000) throw err("EINVAL", path);
+    if (!path.endsWith("/cgroup.subtree_control") && !fs.existsSync(path)) throw err("ENOENT", path);
+    // v1 keeps memory + swap at or above memory alone: a write breaking that order is EINVAL.
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const current = (f: string) => (fs.existsSync(`${dir}/${f}`) ? Number(fs.readFileSync(`${dir}/${f}`, "utf8")) : null);
+    const memsw = current("memory.memsw.limit_in_bytes");
+    if (path.endsWith("/memory.limit_in_bytes") && memsw !== null && Number(value) > memsw) throw err("EINVAL", path);
+    if (path.endsWith("/memory.memsw.limit_in_bytes") && Number(value) < current("memory.limit_in_bytes")!) throw err("EINVAL", path);
+  };
   const writeFile = async (p: unknown, data: unknown, opts?: unknown) => {
-    if (inFake(p)) {
-      const path = p as string;
-      const value = String(data);
-      // The kernel refuses writes it does not accept with EINVAL; the file must exist (ENOENT otherwise, never created).
-      if (path.endsWith("/cpu.max") && !/^(max|\d+) \d+$/.test(value)) throw err("EINVAL", path);
-      if (path.endsWith("/cpu.max") && /^\d+ /.test(value) && Number(value.split(" ")[0]) < 1000) throw err("EINVAL", path);
-      if (path.endsWith("/cpu.cfs_quota_us") && Number(value) !== -1 && Number(value) < 1000) throw err("EINVAL", path);
-      if (!path.endsWith("/cgroup.subtree_control") && !fs.existsSync(path)) throw err("ENOENT", path);
-      // v1 keeps memory + swap at or above memory alone: a write breaking that order is EINVAL.
-      const dir = path.slice(0, path.lastIndexOf("/"));
-      const current = (f: string) => (fs.existsSync(`${dir}/${f}`) ? Number(fs.readFileSync(`${dir}/${f}`, "utf8")) : null);
-      const memsw = current("memory.memsw.limit_in_bytes");
-      if (path.endsWith("/memory.limit_in_bytes") && memsw !== null && Number(value) > memsw) throw err("EINVAL", path);
-      if (path.endsWith("/memory.memsw.limit_in_bytes") && Number(value) < current("memory.limit_in_bytes")!) throw err("EINVAL", path);
-    }
+    if (inFake(p)) kernel.check!(p as string, String(data));
     return actual.writeFile(p as never, data as never, opts as never);
   };
   return { ...actual, default: { ...actual, mkdir, rmdir, writeFile }, mkdir, rmdir, writeFile };
