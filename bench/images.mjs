@@ -47,6 +47,41 @@ async function makeImage(d) {
   await untilFree(() => client.volumes.snapshot("bench-root", { slug: "bench-root-s" }));
 }
 
+/** Waits until the daemon logs a sandbox ready in a warm pool after `since` (its default one, or an image's). */
+async function pooledAfter(d, since, what) {
+  for (let i = 0; i < 400; i++) {
+    if (d.logs().slice(since).includes(what)) return;
+    await sleep(25);
+  }
+  throw new Error(`no sandbox became ready (${what})`);
+}
+
+/**
+ * Creates served by warm pools: the default pool's and an image's (imageWarmPool), interleaved;
+ * after each create (and kill) the next waits until its pool has booted a sandbox again.
+ */
+async function measurePooled(n) {
+  const d = await startDaemon({ warmPool: 1, quiet: false, config: { imageWarmPool: 1 } });
+  try {
+    await makeImage(d);
+    const kinds = { default: ["ready in the warm pool\n", {}], snapshot: ["ready in the warm pool of snapshot", { root: "bench-root-s" }] };
+    const samples = { default: [], snapshot: [] };
+    for (let i = 0; i < n + 3; i++) {
+      for (const [kind, [ready, options]] of Object.entries(kinds)) {
+        const since = d.logs().length;
+        const r = await untilFree(() => sdkColdStart(d, options));
+        await r.sb.kill();
+        await pooledAfter(d, since, ready);
+        await waitNoSandboxProcs(null, 5000).catch(() => {});
+        if (i >= 3) samples[kind].push(r.total);
+      }
+    }
+    return Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, stats(xs)]));
+  } finally {
+    await d.stop();
+  }
+}
+
 const d = await startDaemon({ warmPool: 0 });
 try {
   const loadStart = loadavg()[0].toFixed(2);
@@ -63,6 +98,9 @@ try {
   for (let i = 0; i < N; i++) for (const kind of Object.keys(kinds)) samples[kind].push(await one(kind));
   const st = Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, stats(xs)]));
   const ratio = (k) => st[k].median / st.default.median;
+  await d.stop();
+  const pooled = await measurePooled(Math.min(N, 20));
+  const pooledRatio = pooled.snapshot.median / pooled.default.median;
   log(`default ${ms(st.default)}; snapshot root ${ms(st.snapshot)} (${ratio("snapshot").toFixed(2)}×); volume root ${ms(st.volume)} (${ratio("volume").toFixed(2)}×)`);
   const section = [
     `<!-- images:start (bench/images.mjs, ${new Date().toISOString()}; ${cpus().length} cores; load ${loadStart} → ${loadavg()[0].toFixed(2)}) -->`,
@@ -75,8 +113,10 @@ try {
     `| default (host /usr; floor) | ${ms(st.default)} | 1.00× |  |  |`,
     `| booted from a snapshot (idmapped view + overlay on its own storage) | ${ms(st.snapshot)} | ${ratio("snapshot").toFixed(2)}× | ≤ ${TARGET}× | ${ratio("snapshot") <= TARGET ? "yes" : "**no**"} |`,
     `| booted from a volume (idmapped view, read-write) | ${ms(st.volume)} | ${ratio("volume").toFixed(2)}× |  |  |`,
+    `| default, from the warm pool (warmPool 1; floor of the next row, same daemon) | ${ms(pooled.default)} | 1.00× |  |  |`,
+    `| booted from a snapshot, from its image's warm pool (imageWarmPool 1) | ${ms(pooled.snapshot)} | ${pooledRatio.toFixed(2)}× |  |  |`,
     "",
-    "What a root adds to a launch: a block of host uids and a user namespace made by `sbx-launch` (fork, unshare, write the maps), an idmapped mount (`sbx-idmap`, one exec), for a snapshot an overlay mount (one `mount` exec) and its two layer directories, the mount-point check (a few lstat calls), and the unmounts after. The snapshot itself stays mounted while any sandbox uses it.",
+    "The pooled rows come from a second daemon (warmPool 1, imageWarmPool 1): each create is followed by a kill and a wait until its pool has booted the next sandbox, the two kinds interleaved. What a root adds to a launch: a block of host uids and a user namespace made by `sbx-launch` (fork, unshare, write the maps), an idmapped mount (`sbx-idmap`, one exec), for a snapshot an overlay mount (one `mount` exec) and its two layer directories, the mount-point check (a few lstat calls), and the unmounts after. The snapshot itself stays mounted while any sandbox uses it.",
     "<!-- images:end -->",
   ].join("\n");
   const current = readFileSync(RESULTS, "utf8");
@@ -84,5 +124,5 @@ try {
   writeFileSync(RESULTS, marked.test(current) ? current.replace(marked, section) : `${current.trimEnd()}\n\n${section}\n`);
   console.log(section);
 } finally {
-  await d.stop();
+  await d.stop().catch(() => {});
 }

@@ -15,11 +15,11 @@ import { sandboxProcs, watchUids } from "./proc.mjs";
  * since a range overlapping another running daemon's is refused. Info lines (`quiet: false`) are
  * kept for counting, not echoed.
  */
-export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = null } = {}) {
+export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = null, config: extra = {} } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-"));
   const config = `${stateDir}.config.json`;
   // Hundreds of idle sandboxes with the default 10 GiB disk cap each promise more than /tmp holds; their images stay sparse.
-  writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }), ...(metricsPort === null ? {} : { metricsListen: `127.0.0.1:${metricsPort}` }) }));
+  writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }), ...(metricsPort === null ? {} : { metricsListen: `127.0.0.1:${metricsPort}` }), ...extra }));
   // BENCH_DAEMON_NODE_ARGS: node flags for the daemon (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
   const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const args = [...nodeArgs, CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];

@@ -544,6 +544,7 @@ export class SandboxManager {
     for (const sb of all) this.destroy(sb, "killed", "daemon shutting down");
     await Promise.all(all.map((sb) => (sb.proc.exitCode !== null || sb.proc.signalCode !== null ? null : new Promise((r) => sb.proc.once("exit", r)))));
     await Promise.all(this.cleanups);
+    await this.volumes?.close();
     await this.storage.close();
     await this.opts.cgroups?.removeBase();
     this.accounting.close();

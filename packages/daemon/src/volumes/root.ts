@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
 import { SYSTEM_BUNDLES } from "../egress/tls/trust.js";
+import { UID_BLOCK } from "../sandbox/uid-range.js";
 
 const run = promisify(execFile);
 
@@ -52,15 +53,16 @@ export class RootProblem extends Error {}
  * layer of a snapshot's overlay (before it is mounted), where the directories on the way are
  * made as the snapshot has them, so the overlay merges them.
  */
-export function prepareRoot(view: string, target: string, owners: { owner: number; homeOwner: number }): { systemBundle: string } {
+export function prepareRoot(view: string, target: string, owners: { owner: number; homeOwner: number; shift?: number }): { systemBundle: string } {
   const systemBundle = systemBundleIn(view);
   const ownerOf = (path: string) => (path === SANDBOX_HOME || path === SANDBOX_HOME_ALIAS ? owners.homeOwner : owners.owner);
-  for (const dir of DIRS) ensure(view, target, dir, "dir", { leaf: ownerOf(dir), dirs: owners.owner });
-  for (const file of [...FILES, systemBundle]) ensure(view, target, file, "file", { leaf: owners.owner, dirs: owners.owner });
+  const shift = owners.shift ?? 0;
+  for (const dir of DIRS) ensure(view, target, dir, "dir", { leaf: ownerOf(dir), dirs: owners.owner, shift });
+  for (const file of [...FILES, systemBundle]) ensure(view, target, file, "file", { leaf: owners.owner, dirs: owners.owner, shift });
   return { systemBundle };
 }
 
-function ensure(view: string, target: string, path: string, leaf: "dir" | "file", owner: { leaf: number; dirs: number }): void {
+function ensure(view: string, target: string, path: string, leaf: "dir" | "file", owner: { leaf: number; dirs: number; shift: number }): void {
   const parts = path.slice(1).split("/");
   let missing = false;
   for (let i = 0; i < parts.length; i++) {
@@ -81,13 +83,16 @@ function ensure(view: string, target: string, path: string, leaf: "dir" | "file"
       if (want === "dir" && !st.isDirectory()) throw new RootProblem(`${shown} is not a directory, where sbx mounts ${path}`);
       if (want === "file" && !st.isFile()) throw new RootProblem(`${shown} is not a regular file, where sbx binds ${path}`);
       // A directory on the way to something missing is made in an upper layer as the snapshot has it.
-      if (target !== view && want === "dir" && i < parts.length - 1) make(join(target, sub), "dir", st.mode & 0o7777, st.uid, st.gid);
+      if (target !== view && want === "dir" && i < parts.length - 1) make(join(target, sub), "dir", st.mode & 0o7777, shifted(st.uid, owner.shift), shifted(st.gid, owner.shift));
       continue;
     }
     const uid = i === parts.length - 1 ? owner.leaf : owner.dirs;
     make(join(target, sub), want, shown === "/tmp" ? 0o1777 : want === "dir" ? 0o755 : 0o644, uid, uid);
   }
 }
+
+/** An owner on disk as the idmapped view shows it (`shift` up, the block's size at most), or the host's overflow id. */
+const shifted = (id: number, shift: number) => (shift === 0 ? id : id < UID_BLOCK ? shift + id : 65534);
 
 /** Makes a directory or an empty file unless it is there already (made for another path), then sets its mode past the umask, and owner. */
 function make(at: string, kind: "dir" | "file", mode: number, uid: number, gid: number): void {
@@ -103,13 +108,6 @@ function make(at: string, kind: "dir" | "file", mode: number, uid: number, gid: 
 }
 
 /**
- * The options of a snapshot root's overlay: no set-uid programs or device files take effect, and
- * none of overlayfs's features that store redirects or metadata-only copies in xattrs, which a
- * hostile lower layer could forge.
- */
-const OVERLAY_OPTS = "nosuid,nodev,redirect_dir=off,metacopy=off,index=off,xino=off";
-
-/**
  * The layers of a snapshot root's overlay, in `layerDir` (on the sandbox's storage): the top of
  * the writable one is owned by `rootUid` (the sandbox's uid 0), as the snapshot's top is.
  */
@@ -123,19 +121,8 @@ export async function makeLayers(layerDir: string, rootUid: number): Promise<{ u
   return { upper, work };
 }
 
-/** A snapshot root's overlay at `merged` (made here): `lower` the snapshot's idmapped view, the layers from makeLayers. */
-export async function mountOverlay(lower: string, layers: { upper: string; work: string }, merged: string): Promise<void> {
-  await fsp.mkdir(merged, { mode: 0o755 });
-  try {
-    await run("mount", ["-t", "overlay", "overlay", "-o", `${OVERLAY_OPTS},lowerdir=${lower},upperdir=${layers.upper},workdir=${layers.work}`, merged]);
-  } catch (err) {
-    await fsp.rmdir(merged).catch(() => {});
-    throw new Error(`mounting the root's overlay failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
-  }
-}
-
 /** Unmounts one of a root's mounts (the overlay, or an idmapped view) and removes its mount point. */
-export async function unmountOverlay(merged: string): Promise<void> {
+export async function unmountRootMount(merged: string): Promise<void> {
   await run("umount", [merged]).catch(() => run("umount", ["--lazy", merged]).catch(() => {}));
   await fsp.rmdir(merged).catch(() => {});
 }

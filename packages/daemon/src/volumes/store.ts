@@ -9,11 +9,13 @@ import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
-import { makeLayers, mountOverlay, prepareRoot, RootProblem, unmountOverlay } from "./root.js";
+import { makeLayers, prepareRoot, RootProblem, unmountRootMount } from "./root.js";
 import { SANDBOX_UID } from "../sandbox/launcher.js";
 import { UID_BLOCK } from "../sandbox/uid-range.js";
 
 const run = promisify(execFile);
+/** How long a snapshot stays mounted after its last reader ended. */
+const SNAPSHOT_LINGER_MS = 60_000;
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
 
 type Kind = "volume" | "snapshot";
@@ -101,6 +103,10 @@ export class VolumeStore {
   private readonly mounts = new Map<string, Mount>();
   /** Snapshots being mounted read-only right now, by the first of their readers. */
   private readonly mounting = new Map<string, Promise<Mount>>();
+  /** Snapshots no sandbox uses, kept mounted a while for the next (their unmount timers), and those being unmounted. */
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  private readonly unmounting = new Map<string, Promise<void>>();
+  private closing = false;
   /** Ids reserved by a pending sandbox or held by a running call, with what holds them. */
   private readonly busy = new Map<string, string>();
   /** Snapshots being copied into new volumes (each may be read by several at once). */
@@ -492,10 +498,12 @@ export class VolumeStore {
 
   /** Deletes the record first (durably), then the image: a crash in between leaves an orphan image init removes. */
   private async remove(r: VolumeRecord): Promise<void> {
-    // Sandboxes booted ahead from a snapshot are nobody's yet: they go first, and only they.
-    if (r.kind === "snapshot" && this.mounts.get(r.id)?.users.size) {
-      const users = [...this.mounts.get(r.id)!.users];
-      if (users.every((id) => this.pooled.hidden(id))) await this.pooled.evict(r.id);
+    if (r.kind === "snapshot") {
+      // Sandboxes booted ahead from a snapshot are nobody's yet: they go first, and only they.
+      const users = [...(this.mounts.get(r.id)?.users ?? [])];
+      if (users.length && users.every((id) => this.pooled.hidden(id))) await this.pooled.evict(r.id);
+      // Then the mount kept for its next reader.
+      await this.unmountIdle(r.id);
     }
     this.refuseIfInUse(r, "delete");
     const release = this.hold(r, "being deleted");
@@ -578,13 +586,11 @@ export class VolumeStore {
             await this.idmapped(at, rootBase, rootMounts[0]!, false);
           } else {
             // The snapshot's idmapped view is the lower layer of an overlay whose top, new, is root's (of the block);
-            // the mount points go to that top before the overlay is mounted.
-            rootMounts.push(`${storageRoot}-lower`);
-            await this.idmapped(at, rootBase, rootMounts[0]!, true);
+            // the mount points go to that top (checked against the snapshot's tree) before both are mounted, in one exec.
             const layers = await makeLayers(join(storageRoot, "root"), rootBase);
-            systemBundle = prepareRoot(rootMounts[0]!, layers.upper, { owner: rootBase, homeOwner: rootBase + SANDBOX_UID }).systemBundle;
-            rootMounts.push(`${storageRoot}-root`);
-            await mountOverlay(rootMounts[0]!, layers, rootMounts[1]!);
+            systemBundle = prepareRoot(at, layers.upper, { owner: rootBase, homeOwner: rootBase + SANDBOX_UID, shift: rootBase }).systemBundle;
+            rootMounts.push(`${storageRoot}-lower`, `${storageRoot}-root`);
+            await this.idmapped(at, rootBase, rootMounts[0]!, true, { ...layers, merged: rootMounts[1]! });
           }
         } catch (err) {
           if (err instanceof RootProblem) throw invalid("root", `${what} cannot be booted: ${err.message}`);
@@ -601,7 +607,7 @@ export class VolumeStore {
           if (sandbox === null) return;
           if (rootFd !== null) closeSync(rootFd);
           // The overlay and the idmapped view hold the image: they go first.
-          for (const at of rootMounts.reverse()) await unmountOverlay(at);
+          for (const at of rootMounts.reverse()) await unmountRootMount(at);
           for (const { r } of all) {
             if (r.kind === "snapshot" && !readers.includes(r.id)) continue;
             await this.unmountFor(r, sandbox).catch((err) => this.log.warn(`could not unmount ${r.kind} ${r.id} after ${sandbox}: ${err.message}`));
@@ -645,7 +651,11 @@ export class VolumeStore {
   }
 
   private async mountSnapshot(r: VolumeRecord, sandboxId: string): Promise<Mount> {
-    // Readers that come while the first one mounts it wait for that mount: one image, one file system.
+    clearTimeout(this.lingering.get(r.id));
+    this.lingering.delete(r.id);
+    // An unmount of its last mount finishes first: one image, one file system.
+    await this.unmounting.get(r.id);
+    // Readers that come while the first one mounts it wait for that mount.
     let pending = this.mounts.has(r.id) ? Promise.resolve(this.mounts.get(r.id)!) : this.mounting.get(r.id);
     if (!pending) {
       pending = (async () => {
@@ -669,18 +679,48 @@ export class VolumeStore {
   private async unmountFor(r: VolumeRecord, sandboxId: string): Promise<void> {
     const mount = this.mounts.get(r.id);
     if (!mount || !mount.users.delete(sandboxId) || mount.users.size > 0) return;
+    if (r.kind === "snapshot" && !this.closing) {
+      // Kept a while: the next sandbox booting from it (or mounting it) skips the loop mount.
+      const timer = setTimeout(() => void this.unmountIdle(r.id), SNAPSHOT_LINGER_MS);
+      timer.unref();
+      this.lingering.set(r.id, timer);
+      return;
+    }
     this.mounts.delete(r.id);
     closeSync(mount.fd);
     await unmountImage(mount.at);
   }
 
-  /** Mounts at `target` (made here) a view of `source` where disk owner N is host uid base+N (sbx-idmap). */
-  private async idmapped(source: string, base: number, target: string, readOnly: boolean): Promise<void> {
-    await fsp.mkdir(target, { mode: 0o755 });
+  /** Unmounts a snapshot no sandbox uses (any more); a mount that found users meanwhile stays. */
+  private unmountIdle(id: string): Promise<void> {
+    clearTimeout(this.lingering.get(id));
+    this.lingering.delete(id);
+    const mount = this.mounts.get(id);
+    if (!mount || mount.users.size > 0) return this.unmounting.get(id) ?? Promise.resolve();
+    this.mounts.delete(id);
+    closeSync(mount.fd);
+    const done = unmountImage(mount.at).finally(() => this.unmounting.delete(id));
+    this.unmounting.set(id, done);
+    return done;
+  }
+
+  /** Unmounts the snapshots kept mounted for their next reader (the daemon is stopping). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.lingering.keys()].map((id) => this.unmountIdle(id)));
+  }
+
+  /**
+   * Mounts at `target` (made here) a view of `source` where disk owner N is host uid base+N, and
+   * with `overlay` an overlay on it at `merged` (made here) with those layers (sbx-idmap).
+   */
+  private async idmapped(source: string, base: number, target: string, readOnly: boolean, overlay?: { upper: string; work: string; merged: string }): Promise<void> {
+    const points = overlay ? [target, overlay.merged] : [target];
+    for (const at of points) await fsp.mkdir(at, { mode: 0o755 });
     try {
-      await run(this.idmapPath, [...(readOnly ? ["--ro"] : []), String(base), String(UID_BLOCK), source, target]);
+      await run(this.idmapPath, [...(readOnly ? ["--ro"] : []), String(base), String(UID_BLOCK), source, target, ...(overlay ? ["--overlay", overlay.upper, overlay.work, overlay.merged] : [])]);
     } catch (err) {
-      await fsp.rmdir(target).catch(() => {});
+      for (const at of points) await fsp.rmdir(at).catch(() => {});
       throw new Error(`sbx-idmap failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
     }
   }
