@@ -255,8 +255,12 @@ describe("sudo: uid 0 of the sandbox's own user namespace", () => {
     for (const p of [asRoot, asUser, theirs]) await p.kill("SIGKILL");
   });
 
-  it("cannot signal the supervisor away or see the host's processes", async () => {
+  it("cannot signal the supervisor away, reach its channel or memory, or see the host's processes", async () => {
     await using sb = await Sandbox.create({ ...A, root: image.snapshot });
+    // The supervisor is not dumpable: its /proc files need CAP_SYS_PTRACE, which root here lacks.
+    const probes = await sb.sh`readlink -v /proc/1/fd/0; cat /proc/1/environ; head -c 1 /proc/1/mem; : > /proc/1/fd/1; cat /proc/1/fd/0`.sudo().noThrow().stderr("piped");
+    expect(probes.stdoutText).toBe("");
+    expect(probes.stderrText!.trim().split("\n").map((l) => /Permission denied/.test(l))).toEqual([true, true, true, true, true]);
     await sb.sh`kill -9 1; kill -TERM 1; ls /proc | grep -E '^[0-9]+$' | wc -l`.sudo().noThrow();
     expect(await sb.sh`echo alive`.sudo().text()).toBe("alive\n");
     const pids = (await sb.sh`ls /proc | grep -cE '^[0-9]+$'`.sudo().text()).trim();
