@@ -11,7 +11,8 @@
  * and nothing can be written with them. The copy is nosuid and nodev, and read-only with --ro.
  * With --overlay it then mounts at MERGED an overlay with TARGET as its lower layer (a snapshot
  * root's private writable layer: one exec instead of two), nosuid, nodev, and none of overlayfs's
- * features that trust xattrs a hostile lower layer could forge (redirect_dir, metacopy, index).
+ * features that trust xattrs a hostile lower layer could forge: redirect_dir=nofollow (with "off",
+ * a kernel built with redirect_always_follow still follows a forged redirect), metacopy and index off.
  * Any step failing ends it with status 1 and a line on stderr, nothing left mounted.
  */
 #include <limits.h>
@@ -79,7 +80,7 @@ int main(int argc, char **argv)
     }
     if (upper) {
         char opts[3 * PATH_MAX + 128];
-        int n = snprintf(opts, sizeof opts, "redirect_dir=off,metacopy=off,index=off,xino=off,lowerdir=%s,upperdir=%s,workdir=%s", argv[i + 3], upper, work);
+        int n = snprintf(opts, sizeof opts, "redirect_dir=nofollow,metacopy=off,index=off,xino=off,lowerdir=%s,upperdir=%s,workdir=%s", argv[i + 3], upper, work);
         if (n < 0 || (size_t)n >= sizeof opts || mount("overlay", merged, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
             fprintf(stderr, "sbx-idmap: mounting the overlay at %s: %s\n", merged, n < 0 || (size_t)n >= sizeof opts ? "paths too long" : strerror(errno));
             umount2(argv[i + 3], MNT_DETACH);

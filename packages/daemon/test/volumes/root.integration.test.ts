@@ -71,6 +71,14 @@ describe("root: a snapshot", () => {
     const { volume, snapshot } = await makeRoot(client, A, "gone");
     const sb = await Sandbox.create({ ...A, root: snapshot });
     expect(mounts()).toContain(`${sb.id}-root`);
+    // The overlay trusts none of the xattrs a hostile snapshot could forge, and lets no set-uid program or device act.
+    const overlay = mounts().split("\n").find((l) => l.split(" ")[4]?.endsWith(`${sb.id}-root`))!;
+    expect(overlay.split(" ")[5]).toMatch(/(^|,)nosuid(,|$)/);
+    expect(overlay.split(" ")[5]).toMatch(/(^|,)nodev(,|$)/);
+    const superOptions = overlay.split(" - ")[1]!.split(" ")[2]!.split(",");
+    expect(superOptions).toContain("redirect_dir=nofollow");
+    // The kernel shows these only when they differ from off.
+    expect(superOptions.filter((o) => /^(metacopy|index|xino)=/.test(o))).toEqual([]);
     await expect(client.snapshots.delete(snapshot)).rejects.toBeInstanceOf(InUseError);
     await sb.kill();
     await until(() => client.snapshots.delete(snapshot));
