@@ -9,15 +9,13 @@
 // saying so. Cargo itself is not visible inside sandboxes here (rustup installs it under /root),
 // so its row is checked with the requests cargo makes: the sparse index's config.json, the
 // crate's index entry, then the download from the `dl` the index names.
-import { lookup } from "node:dns/promises";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
 import { useDaemon } from "../helpers/fixtures.js";
+import { reachableRanges } from "../helpers/ranges.js";
 import { ok, runBash } from "../helpers/bash.js";
-import { classifyAddress } from "../../src/egress/policy/address-classes.js";
-import { ipBytes } from "../../src/egress/policy/ip.js";
 
 /** A go the sandbox can run: the first on this host's PATH that lives under /usr (Debian's golang-go, /usr/local/go). */
 const GO = [...(process.env.PATH ?? "").split(":"), "/usr/bin"].map((dir) => `${dir}/go`).filter((p) => existsSync(p)).map((p) => realpathSync(p)).find((p) => p.startsWith("/usr/")) ?? null;
@@ -46,12 +44,6 @@ const row = (tool: string): string[] => {
 };
 
 /** Addresses this host resolves the names to; null for a name it cannot resolve. */
-async function addressesOf(names: string[]): Promise<Map<string, string[] | null>> {
-  const out = new Map<string, string[] | null>();
-  for (const name of names) out.set(name, await lookup(name, { all: true }).then((a) => a.map((x) => x.address), () => null));
-  return out;
-}
-
 /** Whether this host gets an HTTP answer from `url` (any status) within a few seconds. */
 async function reachable(url: string): Promise<boolean> {
   try {
@@ -77,11 +69,8 @@ let allowedRanges: string[] = [];
 beforeAll(async () => {
   for (const [tool, url] of Object.entries(PROBES)) reach.set(tool, await reachable(url));
   sumdb = await reachable("https://sum.golang.org/lookup/github.com/google/uuid@v1.6.0");
-  const names = [...rows.values()].flat().map((e) => e.replace(/:\d+$/, ""));
-  const addresses = [...(await addressesOf(names)).values()].flatMap((a) => a ?? []);
   // Only the addresses the proxy would refuse (by the daemon's own classification); public ones pass anyway.
-  const special = [...new Set(addresses)].filter((a) => classifyAddress(ipBytes(a)!).addressClass !== "public");
-  allowedRanges = special.map((a) => (a.includes(":") ? `${a}/128` : `${a}/32`));
+  allowedRanges = await reachableRanges([...rows.values()].flat().map((e) => e.replace(/:\d+$/, "")));
 }, 60_000);
 const daemon = useDaemon(() => ({ config: { warmPool: 0, egress: { allowedRanges } } }));
 

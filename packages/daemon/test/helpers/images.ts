@@ -1,9 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { lookup } from "node:dns/promises";
 import { existsSync, readFileSync } from "node:fs";
 import { InUseError, Sandbox, type Client } from "@sbx/client";
-import { classifyAddress } from "../../src/egress/policy/address-classes.js";
-import { ipBytes } from "../../src/egress/policy/ip.js";
 
 /**
  * Root file systems for tests of sandboxes booted from an image (`root`): a small merged-/usr
@@ -60,14 +57,4 @@ export async function whyNoImageBuild(): Promise<string | null> {
   if (!["/usr/bin/mmdebstrap", "/usr/local/bin/mmdebstrap"].some((p) => existsSync(p))) return "mmdebstrap is missing (scripts/install.sh installs it)";
   const reached = await fetch("http://deb.debian.org/debian/dists/bookworm/Release", { method: "HEAD", signal: AbortSignal.timeout(10_000) }).then((r) => r.ok, () => false);
   return reached ? null : "the Debian mirror deb.debian.org is unreachable from this host";
-}
-
-/**
- * `egress.allowedRanges` that let sandboxes reach the Debian mirror from this host: its addresses
- * the proxy would refuse by default (these CI machines reach it through an interceptor on a
- * documentation address), as an operator with a mirror would configure them; [] elsewhere.
- */
-export async function mirrorAllowedRanges(host = "deb.debian.org"): Promise<string[]> {
-  const addresses = await lookup(host, { all: true }).then((a) => a.map((x) => x.address), () => [] as string[]);
-  return [...new Set(addresses)].filter((a) => classifyAddress(ipBytes(a)!).addressClass !== "public").map((a) => (a.includes(":") ? `${a}/128` : `${a}/32`));
 }
