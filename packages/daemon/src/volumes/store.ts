@@ -633,13 +633,11 @@ export class VolumeStore {
       throw this.internal(`could not mount volume '${r.slug}'`, err);
     }
     try {
-      if (hostUid === null ? r.lastUid !== undefined : r.lastUid !== hostUid) {
-        if (hostUid === null) await chownTree(at, SANDBOX_UID, r.lastUid);
-        else await chownTree(at, hostUid);
-        const { lastUid: _, ...canonical } = r;
-        await this.save(hostUid === null ? canonical : { ...r, lastUid: hostUid });
-        if (hostUid === null) delete r.lastUid;
-        else r.lastUid = hostUid;
+      if (hostUid === null && r.lastUid !== undefined) await this.canonicalizeAt(r, at);
+      else if (hostUid !== null && r.lastUid !== hostUid) {
+        await chownTree(at, hostUid);
+        await this.save({ ...r, lastUid: hostUid });
+        r.lastUid = hostUid;
       }
       const mount: Mount = { at, fd: openSync(at, "r"), users: new Set([sandboxId]) };
       this.mounts.set(r.id, mount);
@@ -733,9 +731,13 @@ export class VolumeStore {
   }
 
   /** Gives the files a sandbox's uid was handed back to the user (1000), as they were written. */
-  private async canonicalize(v: VolumeRecord): Promise<void> {
-    const from = v.lastUid!;
-    await this.withMount(v, (at) => chownTree(at, SANDBOX_UID, from));
+  private canonicalize(v: VolumeRecord): Promise<void> {
+    return this.withMount(v, (at) => this.canonicalizeAt(v, at));
+  }
+
+  /** canonicalize, on the volume mounted at `at`. */
+  private async canonicalizeAt(v: VolumeRecord, at: string): Promise<void> {
+    await chownTree(at, SANDBOX_UID, v.lastUid);
     const { lastUid: _, ...canonical } = v;
     await this.save(canonical);
     delete v.lastUid;

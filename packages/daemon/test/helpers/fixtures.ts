@@ -110,3 +110,13 @@ export function useSandbox(options: SandboxFixtureOptions = {}): { daemon: TestD
   });
   return { daemon, sb: standIn("sandbox", () => sb) };
 }
+
+/**
+ * Skips every test of the enclosing describe, saying `why`, unless `ok`: what the tests need that
+ * this host lacks (CI installs all of it, so nothing is skipped there).
+ */
+export function requires(ok: boolean, why: string): void {
+  beforeEach((ctx) => {
+    if (!ok) ctx.skip(why);
+  });
+}

@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Sandbox } from "@sbx/client";
-import { useDaemon } from "../helpers/fixtures.js";
+import { useDaemon, requires } from "../helpers/fixtures.js";
 
 /**
  * A sandbox sees as many CPUs as its quota rounded up (issue 16 item 4), so tools that size
@@ -18,7 +18,8 @@ const daemon = useDaemon({ args: ["--warm-pool", "0"] });
 
 const counts = (sb: Sandbox) => sb.sh`nproc; python3 -c "import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))"; /.sbx/node -p "require('os').availableParallelism()"`.text().then((s) => s.trim());
 
-describe.skipIf(HOST_CPUS < 2)("the CPUs a sandbox sees", () => {
+describe("the CPUs a sandbox sees", () => {
+  requires(HOST_CPUS >= 2, "this host has one CPU: spreading and quotas rounded up need two");
   it("match its quota rounded up, for nproc, Python and Node", async () => {
     await using half = await Sandbox.create({ ...daemon.opts, cpus: 0.5 });
     await using one = await Sandbox.create({ ...daemon.opts, cpus: 1 });
@@ -35,7 +36,8 @@ describe.skipIf(HOST_CPUS < 2)("the CPUs a sandbox sees", () => {
     expect(await cpu(a)).not.toBe(await cpu(b));
   });
 
-  it.skipIf(!CPUSET)("cannot be widened from inside where a cpuset holds them (root mode)", async () => {
+  it("cannot be widened from inside where a cpuset holds them (root mode)", async (ctx) => {
+    if (!CPUSET) return ctx.skip("no cpuset controller on this host (cgroup v1 cpuset or v2 with cpuset enabled)");
     await using sb = await Sandbox.create({ ...daemon.opts, cpus: 1 });
     const out = await sb.sh`taskset -pc 0-${HOST_CPUS - 1} $$ >/dev/null 2>&1; nproc`.noThrow().text();
     expect(out.trim()).toBe("1");

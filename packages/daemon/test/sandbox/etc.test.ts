@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedLinkedEtcPaths, linkedEtcPaths } from "../../src/sandbox/etc.js";
+import { requires } from "../helpers/fixtures.js";
 
 // Needs root: it makes its own entries under the host's /etc for links to lead to.
 const ROOT = process.getuid?.() === 0;
@@ -34,7 +35,8 @@ afterAll(() => {
   for (const d of ["open", "mixed"]) rmSync(`/etc/${tag}-${d}`, { recursive: true, force: true });
 });
 
-describe.skipIf(!ROOT)("/etc paths that links lead to", () => {
+describe("/etc paths that links lead to", () => {
+  requires(ROOT, "the test makes entries under /usr and /etc: it must run as root (pnpm test does)");
   it("binds a readable entry whole, only the readable linked files of a mixed one, and never credentials or host keys", async () => {
     expect(await linkedEtcPaths([usr])).toEqual([`/etc/${tag}-mixed/public.conf`, `/etc/${tag}-open`]);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useSandbox } from "../helpers/fixtures.js";
+import { useSandbox, requires } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 import { startUpstreams, type Upstreams } from "../helpers/upstreams.js";
 
@@ -65,7 +65,8 @@ describe("links from /usr into /etc", () => {
   });
 });
 
-describe.skipIf(!JAVA)("Java", () => {
+describe("Java", () => {
+  requires(!!JAVA, "no Debian JDK under /usr (.ci/run installs default-jdk-headless)");
   it("javac compiles and java runs it, reading java.security through the link into /etc", async () => {
     await sb.fs.writeTextFile(
       "Hello.java",
@@ -119,7 +120,8 @@ describe.skipIf(!JAVA)("Java", () => {
   }, 60_000);
 });
 
-describe.skipIf(!MAVEN)("Maven", () => {
+describe("Maven", () => {
+  requires(!!MAVEN, "no Debian maven under /usr (.ci/run installs maven)");
   it("mvn runs (its m2.conf links into /etc/maven)", async () => {
     expect(ok(await run("mvn -B -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'"), "mvn -v")).toMatch(/^Apache Maven 3\./);
   }, 60_000);

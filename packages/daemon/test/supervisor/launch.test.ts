@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { requires } from "../helpers/fixtures.js";
 
 /**
  * sbx-launch (native/launch.c), which the daemon runs as root to start every sandbox's bwrap:
@@ -69,7 +70,8 @@ describe("sbx-launch refuses before it runs anything", () => {
   });
 });
 
-describe.skipIf(!asRoot)("sbx-launch as root", () => {
+describe("sbx-launch as root", () => {
+  requires(asRoot, "sbx-launch drops to another uid and makes user namespaces with maps: the tests must run as root (pnpm test does)");
   it("drops to the uid with no supplementary groups and sets rlimits, core 0, oom_score_adj and affinity", () => {
     const uid = 299_998;
     const r = launch(["--oom-score-adj", "500", "--nofile", "321", "--nproc", "77", "--cpus", "0", "--uid", String(uid)], "cat /proc/self/status /proc/self/limits /proc/self/oom_score_adj");
