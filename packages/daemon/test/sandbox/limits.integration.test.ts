@@ -424,6 +424,8 @@ describe("everything at once", () => {
       rssPeak = Math.max(rssPeak, rssBytes(daemonPid));
     }
     await sleep(300);
+    // However quick the round trips were, the flood gets a few seconds to show it kept flowing (2 cores, a fork bomb beside it).
+    await waitFor("the flood to flow on", () => floodedSoFar() - floodBefore > 16 * MIB, 5_000).catch(() => {});
     const floodDuring = floodedSoFar() - floodBefore;
 
     // Each of the four was really at it (the bomb's count dips while its processes die and respawn).
