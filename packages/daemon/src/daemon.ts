@@ -21,7 +21,8 @@ import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
 import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
-import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
+import { ETC_SHARED, cachedLinkedEtcPaths } from "./sandbox/etc.js";
+import { EtcView } from "./sandbox/etc-view.js";
 import { claimUidRange, UID_BLOCK, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -137,6 +138,10 @@ export class Daemon {
       (egress as { daemonMetrics: DecideOptions["daemonMetrics"] }).daemonMetrics = { host: m.address, port: m.port };
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
+    const linked = await etcBinds;
+    if (linked.length) log.info(`sandboxes see ${linked.length} more host /etc paths that links from /usr lead to: ${linked.join(", ")}`);
+    // SBX_TEST_ETC_ROOT (tests only) stands a directory of theirs in for the host's /etc, which tests never change.
+    const etcView = await EtcView.open(join(config.stateDir, "etc"), { root: env.SBX_TEST_ETC_ROOT || "/etc", names: ETC_SHARED, linked }, log);
     const manager = new SandboxManager({
       // A wildcard listen address is no host to put in a URL: the machine's name stands for it.
       expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
@@ -151,10 +156,7 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
-      etcBinds: await etcBinds.then((paths) => {
-        if (paths.length) log.info(`binds ${paths.length} more host /etc paths that links from /usr lead to: ${paths.join(", ")}`);
-        return paths;
-      }),
+      etcView,
       pidsPerSandbox: config.pidsPerSandbox,
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,

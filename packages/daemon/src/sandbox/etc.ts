@@ -23,6 +23,11 @@ const ETC_NEVER = new Set([
   "systemd", "default", "apt", "exports", "fstab", "mtab", "libvirt", "postfix", "mysql", "postgresql", "redis",
 ]);
 
+/** Whether the path `rel` below /etc is kept out of every sandbox, whatever links to it or contains it. */
+export function neverShared(rel: string): boolean {
+  return ETC_NEVER.has(rel.split("/")[0]!) || rel === "ssl/private" || rel.startsWith("ssl/private/");
+}
+
 /** How many entries a linked /etc directory may hold for it to be checked whole (and bound as one). */
 const MAX_DIR_ENTRIES = 10_000;
 
