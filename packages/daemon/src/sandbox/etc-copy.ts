@@ -26,6 +26,8 @@ export interface EtcSource {
   names: readonly string[];
   /** Paths under /etc that links from /usr lead to (linkedEtcPaths): whole entries or single files in them. */
   linked: readonly string[];
+  /** Bounds of one copy (default MAX_COPY_ENTRIES, MAX_COPY_BYTES). */
+  max?: { entries: number; bytes: number };
 }
 
 /** What a copy read, so that a change to any of it is noticed. */
@@ -117,12 +119,14 @@ class Copier {
   }
 
   private count(): void {
-    if (++this.entries > MAX_COPY_ENTRIES) throw new Error(`the host's /etc entries a sandbox sees hold more than ${MAX_COPY_ENTRIES} files`);
+    const max = this.source.max?.entries ?? MAX_COPY_ENTRIES;
+    if (++this.entries > max) throw new Error(`the host's /etc entries a sandbox sees hold more than ${max} files`);
   }
 
   private addBytes(n: number): void {
+    const max = this.source.max?.bytes ?? MAX_COPY_BYTES;
     this.bytes += n;
-    if (this.bytes > MAX_COPY_BYTES) throw new Error(`the host's /etc entries a sandbox sees hold more than ${MAX_COPY_BYTES >> 20} MiB`);
+    if (this.bytes > max) throw new Error(`the host's /etc entries a sandbox sees hold more than ${max} bytes`);
   }
 
   private async place(from: string, rel: string, top: boolean): Promise<void> {

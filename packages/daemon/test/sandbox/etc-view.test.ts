@@ -184,6 +184,26 @@ describe("the /etc view's generations", () => {
     }
   });
 
+  it("a rebuild that fails fails every launch until one succeeds: no sandbox starts with a view the host has moved past", async () => {
+    const dir = join(work, "state4", "etc");
+    const view = await EtcView.open(dir, { root: src, names: ["dir"], linked: [], max: { entries: 20, bytes: 1 << 20 } }, quiet);
+    try {
+      (await view.acquire()).release();
+      for (let i = 0; i < 30; i++) writeFileSync(join(src, "dir", `many-${i}`), "");
+      await new Promise((r) => setTimeout(r, 300)); // the change is seen, and its rebuild fails, meanwhile
+      await expect(view.acquire()).rejects.toThrow(/could not rebuild the \/etc view: the host's \/etc entries a sandbox sees hold more than 20 files/);
+      expect(view.generation).toBe(1);
+      for (let i = 0; i < 30; i++) rmSync(join(src, "dir", `many-${i}`));
+      await until(() => view.generation > 1);
+      const lease = await view.acquire();
+      expect(readFileSync(`/proc/self/fd/${lease.fd}/dir/a`, "utf8")).toBe("a\n");
+      lease.release();
+    } finally {
+      for (let i = 0; i < 30; i++) rmSync(join(src, "dir", `many-${i}`), { force: true });
+      await view.close();
+    }
+  });
+
   it("a predecessor's generations are removed when a daemon opens the view", async () => {
     const dir = join(work, "state3", "etc");
     mkdirSync(join(dir, "g7"), { recursive: true });
