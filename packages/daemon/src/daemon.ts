@@ -94,8 +94,15 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
-    // Reads all of /usr unless cached: under way while the rest of the start goes on.
+    // Reads all of /usr unless cached, then copies what sandboxes see of /etc: under way while the
+    // rest of the start goes on. SBX_TEST_ETC_ROOT (tests only) stands a directory of theirs in for
+    // the host's /etc, which tests never change.
     const etcBinds = cachedLinkedEtcPaths(rootMode ? ETC_CACHE : join(config.stateDir, "etc-links.json"));
+    const etcView = etcBinds.then((linked) => {
+      if (linked.length) log.info(`sandboxes see ${linked.length} more host /etc paths that links from /usr lead to: ${linked.join(", ")}`);
+      return EtcView.open(join(config.stateDir, "etc"), { root: env.SBX_TEST_ETC_ROOT || "/etc", names: ETC_SHARED, linked }, log);
+    });
+    etcView.catch(() => {}); // awaited below; a start that fails before that closes nothing of it
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
@@ -138,10 +145,6 @@ export class Daemon {
       (egress as { daemonMetrics: DecideOptions["daemonMetrics"] }).daemonMetrics = { host: m.address, port: m.port };
       log.info(`metrics on http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
     }
-    const linked = await etcBinds;
-    if (linked.length) log.info(`sandboxes see ${linked.length} more host /etc paths that links from /usr lead to: ${linked.join(", ")}`);
-    // SBX_TEST_ETC_ROOT (tests only) stands a directory of theirs in for the host's /etc, which tests never change.
-    const etcView = await EtcView.open(join(config.stateDir, "etc"), { root: env.SBX_TEST_ETC_ROOT || "/etc", names: ETC_SHARED, linked }, log);
     const manager = new SandboxManager({
       // A wildcard listen address is no host to put in a URL: the machine's name stands for it.
       expose: { bind: host, host: host === "0.0.0.0" || host === "::" ? hostname() : host },
@@ -156,7 +159,7 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
-      etcView,
+      etcView: await etcView,
       pidsPerSandbox: config.pidsPerSandbox,
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,

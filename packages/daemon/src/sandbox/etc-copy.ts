@@ -1,5 +1,4 @@
-import { constants, type BigIntStats, type Stats } from "node:fs";
-import * as fsp from "node:fs/promises";
+import { chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync, type BigIntStats, type Stats } from "node:fs";
 import { dirname, join, posix, sep } from "node:path";
 import { neverShared } from "./etc.js";
 
@@ -52,29 +51,39 @@ const TRUSTED = new Set([0, process.getuid?.() ?? 0]);
 /** Nobody but a trusted owner can change what is in it. */
 const unchangeable = (st: Stats) => TRUSTED.has(st.uid) && (st.mode & 0o022) === 0;
 
-/** Copies `source` into the empty directory `into` (made by the caller). */
+/**
+ * Copies `source` into the empty directory `into` (made by the caller). The copy is made with
+ * blocking calls: a host /etc's few hundred entries take milliseconds that way, where a thread
+ * pool round trip per call took hundreds (the daemon's start waits for it; a rebuild is rare).
+ */
 export async function copyEtc(source: EtcSource, into: string): Promise<EtcCopy> {
   const c = new Copier(source, into);
-  for (const name of source.names) await c.entry(name);
+  for (const name of source.names) c.entry(name);
   for (const path of source.linked) {
     if (!path.startsWith("/etc/")) continue;
     const rel = posix.normalize(path.slice("/etc/".length));
     if (rel.startsWith("..") || rel.startsWith("/") || rel === ".") continue;
-    await c.entry(rel);
+    c.entry(rel);
   }
   return { visited: c.visited, stamp: c.stamps.join("\n"), watch: c.watch, entries: c.entries, bytes: c.bytes };
 }
 
-/** The lstat of every path a copy looked at: equal stamps, equal copies. */
-export async function stampOf(paths: readonly string[]): Promise<string> {
-  const parts: string[] = [];
-  for (const p of paths) parts.push(await stampLine(p));
-  return parts.join("\n");
+/** The lstat of every path a copy looked at (blocking: a few milliseconds): equal stamps, equal copies. */
+export function stampOf(paths: readonly string[]): string {
+  return paths.map((p) => stampLine(lstatSync(p, { bigint: true, throwIfNoEntry: false }))).join("\n");
 }
 
-async function stampLine(path: string): Promise<string> {
-  const st: BigIntStats | null = await fsp.lstat(path, { bigint: true }).catch(() => null);
-  return st ? `${st.dev}:${st.ino}:${st.mode}:${st.uid}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : "-";
+const stampLine = (st: BigIntStats | null | undefined) => (st ? `${st.dev}:${st.ino}:${st.mode}:${st.uid}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : "-");
+
+/** Makes `path` unless it is there already (a linked path's directory, or a path inside an entry copied whole). */
+function made(fn: () => void): boolean {
+  try {
+    fn();
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
 }
 
 class Copier {
@@ -89,14 +98,15 @@ class Copier {
     private readonly into: string,
   ) {}
 
-  /** Notes `path` as read, with its lstat now. */
-  private async visit(path: string): Promise<void> {
+  /** Notes `path` as read, with its lstat now (before it is read); returns that lstat. */
+  private visit(path: string): Stats | undefined {
     this.visited.push(path);
-    this.stamps.push(await stampLine(path));
+    this.stamps.push(stampLine(lstatSync(path, { bigint: true, throwIfNoEntry: false })));
+    return lstatSync(path, { throwIfNoEntry: false });
   }
 
   /** Watches `name` in directory `dir` (null: everything in it). */
-  watchName(dir: string, name: string | null): void {
+  private watchName(dir: string, name: string | null): void {
     const names = this.watch.get(dir);
     if (name === null) this.watch.set(dir, null);
     else if (names === undefined) this.watch.set(dir, new Set([name]));
@@ -104,18 +114,16 @@ class Copier {
   }
 
   /** A top-level name, or a path below one, copied to the same place in the view. */
-  async entry(rel: string): Promise<void> {
+  entry(rel: string): void {
     const parts = rel.split("/");
     // The directories above a single linked file: made plain (0755), watched for that file's name.
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join("/");
       this.watchName(join(this.source.root, dir), parts[i]!);
-      await fsp.mkdir(join(this.into, dir), { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "EEXIST") throw err;
-      });
+      made(() => mkdirSync(join(this.into, dir), { mode: 0o755 }));
     }
     this.watchName(this.source.root, parts[0]!);
-    await this.place(join(this.source.root, rel), rel, true);
+    this.place(join(this.source.root, rel), rel, true);
   }
 
   private count(): void {
@@ -129,12 +137,10 @@ class Copier {
     if (this.bytes > max) throw new Error(`the host's /etc entries a sandbox sees hold more than ${max} bytes`);
   }
 
-  private async place(from: string, rel: string, top: boolean): Promise<void> {
+  private place(from: string, rel: string, top: boolean): void {
     if (neverShared(rel) && top) return;
-    await this.visit(from);
-    const st = await fsp.lstat(from).catch(() => null);
+    const st = this.visit(from);
     if (!st) return;
-    if (await exists(join(this.into, rel))) return; // a linked path inside an entry copied whole
     this.count();
     // Inside a shared entry (ssl/private): a directory's name as the binds showed it, never what is in it.
     if (neverShared(rel)) return st.isDirectory() ? this.dir(from, rel, st, false) : undefined;
@@ -143,71 +149,73 @@ class Copier {
     if (st.isFile()) return this.file(from, rel);
   }
 
-  private async link(from: string, rel: string): Promise<void> {
-    await fsp.symlink(await fsp.readlink(from), join(this.into, rel));
+  private link(from: string, rel: string): void {
+    made(() => symlinkSync(readlinkSync(from), join(this.into, rel)));
   }
 
-  private async topLink(from: string, rel: string): Promise<void> {
-    const target = await fsp.readlink(from);
+  private topLink(from: string, rel: string): void {
+    const target = readlinkSync(from);
     // Where the sandbox resolves it: its /usr is the host's, so a link there means the same inside.
     if (posix.resolve("/etc", posix.dirname(rel), target).startsWith("/usr/")) return this.link(from, rel);
-    const real = await this.follow(from);
+    const real = this.follow(from);
     if (real === null) return;
-    const st = await fsp.lstat(real);
     this.watchName(dirname(real), real.split(sep).pop()!);
-    await this.visit(real);
-    if (st.isDirectory()) return this.dir(real, rel, st);
-    if (st.isFile()) return this.file(real, rel);
+    const st = this.visit(real);
+    if (st?.isDirectory()) return this.dir(real, rel, st);
+    if (st?.isFile()) return this.file(real, rel);
   }
 
   /** What the link `from` leads to, if it is safe to copy from: null if not. */
-  private async follow(from: string): Promise<string | null> {
-    const real = await fsp.realpath(from).catch(() => null);
-    if (real === null || real === "/") return null;
+  private follow(from: string): string | null {
+    let real: string;
+    try {
+      real = realpathSync(from);
+    } catch {
+      return null;
+    }
+    if (real === "/") return null;
     const root = `${this.source.root}/`;
     if (real.startsWith(root) && neverShared(real.slice(root.length))) return null;
     if (real.startsWith("/etc/") && neverShared(real.slice("/etc/".length))) return null;
     // Every directory on the way: unchangeable by anyone else, and open to everyone.
     const parts = real.split("/");
     for (let i = 1; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join("/") || "/";
-      const st = await fsp.stat(dir).catch(() => null);
-      if (!st || !unchangeable(st) || (st.mode & 0o001) === 0) return null;
-      await this.visit(dir);
+      const st = this.visit(parts.slice(0, i).join("/") || "/");
+      if (!st?.isDirectory() || !unchangeable(st) || (st.mode & 0o001) === 0) return null;
     }
-    const st = await fsp.stat(real);
-    return (st.mode & 0o004) !== 0 && (st.isFile() || st.isDirectory()) ? real : null;
+    const st = statSync(real, { throwIfNoEntry: false });
+    return st && (st.mode & 0o004) !== 0 && (st.isFile() || st.isDirectory()) ? real : null;
   }
 
-  private async dir(from: string, rel: string, st: Stats, walk = true): Promise<void> {
+  private dir(from: string, rel: string, st: Stats, walk = true): void {
     const to = join(this.into, rel);
-    await fsp.mkdir(to, { mode: 0o700 });
+    if (!made(() => mkdirSync(to, { mode: 0o700 }))) return;
     this.watchName(from, null);
     // A directory others may not enter, or that someone else could change while it is read: its name only.
     if (walk && (st.mode & 0o001) !== 0 && unchangeable(st)) {
-      for (const name of (await fsp.readdir(from)).sort()) await this.place(join(from, name), join(rel, name), false);
+      for (const name of readdirSync(from).sort()) this.place(join(from, name), join(rel, name), false);
     }
     // Always writable by its owner (the daemon), so that an old generation can be removed.
-    await fsp.chmod(to, (st.mode & 0o755) | 0o700);
+    chmodSync(to, (st.mode & 0o755) | 0o700);
   }
 
-  private async file(from: string, rel: string): Promise<void> {
+  private file(from: string, rel: string): void {
     // O_NOFOLLOW and fstat: what is copied is what was checked, even if the name changes meanwhile.
-    const fh = await fsp.open(from, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
-    if (!fh) return;
+    let fd: number;
     try {
-      const st = await fh.stat();
+      fd = openSync(from, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch {
+      return;
+    }
+    try {
+      const st = fstatSync(fd);
       if (!st.isFile() || (st.mode & 0o004) === 0) return;
       this.addBytes(st.size);
-      const data = await fh.readFile();
-      await fsp.writeFile(join(this.into, rel), data, { flag: "wx", mode: 0o600 });
-      await fsp.chmod(join(this.into, rel), st.mode & 0o755);
+      const to = join(this.into, rel);
+      if (!made(() => writeFileSync(to, readFileSync(fd), { flag: "wx", mode: 0o600 }))) return;
+      chmodSync(to, st.mode & 0o755);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return (await fsp.lstat(path).catch(() => null)) !== null;
 }

@@ -64,7 +64,7 @@ export class EtcView {
     private readonly source: EtcSource,
     private readonly log: Logger,
   ) {
-    this.recheck = setInterval(() => void this.compare(), RECHECK_MS);
+    this.recheck = setInterval(() => this.compare(), RECHECK_MS);
     this.recheck.unref();
   }
 
@@ -180,7 +180,7 @@ export class EtcView {
       if (old) this.retire(old);
       this.watch(copy.watch);
       // Whatever changed while it was copied, before the watches stood, builds again.
-      if ((await stampOf(copy.visited)) !== copy.stamp) this.changed();
+      if (stampOf(copy.visited) !== copy.stamp) this.changed();
       if (old) this.log.info(`rebuilt the /etc view after a change on the host (generation ${n}: ${copy.entries} entries, ${copy.bytes} bytes)`);
       for (const fn of this.listeners) fn();
     } catch (err) {
@@ -210,10 +210,9 @@ export class EtcView {
   }
 
   /** The periodic check: every source path's lstat against the current generation's. */
-  private async compare(): Promise<void> {
+  private compare(): void {
     const g = this.now;
-    if (!g || this.building || this.dirty) return;
-    if ((await stampOf(g.copy.visited)) !== g.copy.stamp && this.now === g) this.changed();
+    if (g && !this.building && !this.dirty && stampOf(g.copy.visited) !== g.copy.stamp) this.changed();
   }
 
   private retire(g: Generation): void {
