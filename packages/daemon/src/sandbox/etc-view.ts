@@ -10,7 +10,7 @@ import { copyEtc, stampOf, type EtcCopy, type EtcSource } from "./etc-copy.js";
  * The /etc every sandbox booted from the host's /usr gets, bound with one `--ro-bind-fd`: bwrap
  * reads the whole mount table for each bind it makes, so thirty per-entry binds cost more with
  * every live sandbox's mounts. The daemon keeps generations of a copy (etc-copy.ts says what is
- * copied) in a directory only it can reach; a change on the host (inotify on every source
+ * copied), root's and read-only, in a directory nobody else can list; a change on the host (inotify on every source
  * directory, and every source path's lstat checked again each minute for what inotify cannot
  * see) builds a new generation beside the old and swaps it in for sandboxes started from then on.
  * Sandboxes already running keep theirs: a generation is removed once no sandbox holds it.
