@@ -103,9 +103,10 @@ function safeTarget(path: string): boolean {
 
 /**
  * The /etc paths that links from /usr and /opt lead to, beyond {@link ETC_SHARED}: in the /etc
- * every sandbox sees (etc-view.ts copies them with the rest) so that, say, OpenJDK's `conf/security/java.security` and Maven's
- * `m2.conf` resolve. A whole /etc entry is taken when everything in it is world-readable, else
- * only the linked paths that are; nothing ETC_NEVER names, whatever links to it.
+ * every sandbox sees (etc-view.ts copies them with the rest) so that, say, OpenJDK's
+ * `conf/security/java.security` and Maven's `m2.conf` resolve. A whole /etc entry is taken when
+ * everything in it is world-readable, else only the linked paths that are; nothing ETC_NEVER
+ * names, whatever links to it.
  */
 export async function linkedEtcPaths(roots: string[] = ["/usr", "/opt"]): Promise<string[]> {
   const shared = new Set(ETC_SHARED);
