@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
 import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
+import { dynmodsState, enableFavorDynmods } from "./cgroups/dynmods.js";
 import { CertificateAuthority } from "./egress/tls/ca.js";
 import type { DecideOptions } from "./egress/policy/policy.js";
 import { upstreamTrust, writeSandboxTrust } from "./egress/tls/trust.js";
@@ -120,6 +121,12 @@ export class Daemon {
     );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
     const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
+    if (rootMode) {
+      const dynmods = config.cgroupFavorDynmods ? await enableFavorDynmods() : dynmodsState();
+      const line = `cgroup joins: ${dynmods.detail}${config.cgroupFavorDynmods ? "" : " (config cgroupFavorDynmods: false)"}`;
+      if (dynmods.on) log.info(line);
+      else log.warn(line);
+    }
     // Read when scraped: nothing to report until the manager exists.
     let counted: SandboxManager | null = null;
     const metrics = new DaemonMetrics({

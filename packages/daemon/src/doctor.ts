@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { detectCgroups } from "./cgroups/cgroups.js";
+import { dynmodsState } from "./cgroups/dynmods.js";
 
 export interface Check {
   name: string;
@@ -110,6 +111,8 @@ export function checkHost(opts: { trialUid: number | null; rootMode: boolean }):
           }
         : { name: "cgroups (memory, cpu, pids)", ok: true, detail: `cgroup v${cg.version} under ${cg.baseDirs.join(", ")}` },
     );
+    // Speed, not safety: reported, never a failure (the daemon turns it on unless configured not to).
+    checks.push({ name: "fast cgroup joins (favordynmods)", ok: true, detail: dynmodsState().detail });
   } else {
     checks.push({
       name: "cgroups",
