@@ -120,11 +120,13 @@ export class Daemon {
       rootMode,
     );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
-    const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
-    if (rootMode) {
-      const dynmods = config.cgroupFavorDynmods ? await enableFavorDynmods() : dynmodsState();
-      const line = `cgroup joins: ${dynmods.detail}${config.cgroupFavorDynmods ? "" : " (config cgroupFavorDynmods: false)"}`;
-      if (dynmods.on) log.info(line);
+    const dynmods = rootMode ? (config.cgroupFavorDynmods ? await enableFavorDynmods() : dynmodsState()) : null;
+    // Without favordynmods, a v2 sandbox is started in its cgroup rather than moved there (no wait).
+    const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir), !dynmods!.on) as CgroupDriver) : null;
+    if (dynmods) {
+      const bornIn = !dynmods.on && cgroups!.version === 2 ? "; sandboxes start in their cgroup (clone3 CLONE_INTO_CGROUP) instead" : "";
+      const line = `cgroup joins: ${dynmods.detail}${config.cgroupFavorDynmods ? "" : " (config cgroupFavorDynmods: false)"}${bornIn}`;
+      if (dynmods.on || bornIn) log.info(line);
       else log.warn(line);
     }
     // Read when scraped: nothing to report until the manager exists.
