@@ -3,7 +3,9 @@
 // same launch without a cgroup, interleaved, each sample after 200 ms idle (the first move after
 // a pause is what waits for an RCU grace period unless favordynmods is on). Reports the host's
 // favordynmods state: on a 6.18+ kernel the option cannot be turned off again before a reboot,
-// so a run shows one state only. Writes its section of bench/RESULTS.md.
+// so a run shows one state only. Where a cgroup2 mount exists beside a v1 host's controllers, it
+// also times --cgroup-dir (born in the cgroup, the v2 path without favordynmods) there.
+// Writes its section of bench/RESULTS.md.
 // Run: node bench/cgroup-join.mjs  (JOIN_N=30 samples each by default)
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
@@ -31,7 +33,11 @@ function run(args) {
 const loadStart = loadavg()[0].toFixed(2);
 const state = daemonModule.dynmodsState();
 log(`favordynmods: ${state.detail}`);
+// Born in the cgroup (--cgroup-dir, the v2 path without favordynmods): any cgroup2 mount takes it, a hybrid host's unified one too.
+const unified = daemonModule.findCgroup2Mount(readFileSync("/proc/self/mountinfo", "utf8"));
+const bornBase = unified && join(unified.mountPoint, base);
 const joined = [];
+const born = [];
 const plain = [];
 for (let i = 0; i < N; i++) {
   const dirs = dirsOf(i);
@@ -39,13 +45,21 @@ for (let i = 0; i < N; i++) {
   await sleep(200);
   joined.push(await run([...dirs.flatMap((d) => ["--cgroup-procs", join(d, "cgroup.procs")]), "--nofile", "1024", "--", "/bin/true"]));
   for (const d of dirs) rmdirSync(d);
+  if (bornBase && bornBase !== dirs[0].replace(/\/\d+$/, "")) {
+    mkdirSync(join(bornBase, String(i)), { recursive: true });
+    await sleep(200);
+    born.push(await run(["--cgroup-dir", join(bornBase, String(i)), "--nofile", "1024", "--", "/bin/true"]));
+    rmdirSync(join(bornBase, String(i)));
+  }
   await sleep(200);
   plain.push(await run(["--nofile", "1024", "--", "/bin/true"]));
 }
 for (const d of dirsOf("").map((d) => d.replace(/\/$/, ""))) rmdirSync(d);
+if (born.length) rmdirSync(bornBase);
 const j = stats(joined);
+const b = stats(born);
 const p = stats(plain);
-log(`joined ${ms(j)}; plain ${ms(p)}`);
+log(`joined ${ms(j)}; born in ${ms(b)}; plain ${ms(p)}`);
 const section = [
   `<!-- cgroup-join:start (bench/cgroup-join.mjs, ${new Date().toISOString()}; ${cpus().length} cores; load ${loadStart} → ${loadavg()[0].toFixed(2)}) -->`,
   "## Joining the cgroup",
@@ -54,7 +68,8 @@ const section = [
   "",
   "| launch → exit | time | floor (no cgroup, same run) | difference | ratio |",
   "|---|---|---|---|---|",
-  `| sbx-launch --cgroup-procs … -- /bin/true | ${ms(j)} | ${ms(p)} | ${(j.median - p.median).toFixed(2)} ms | ${ratio(j.median, p.median)} |`,
+  `| sbx-launch --cgroup-procs … -- /bin/true (joins: moves itself in) | ${ms(j)} | ${ms(p)} | ${(j.median - p.median).toFixed(2)} ms | ${ratio(j.median, p.median)} |`,
+  ...(born.length ? [`| sbx-launch --cgroup-dir ${unified.mountPoint}/… -- /bin/true (born in it: clone3, then waits) | ${ms(b)} | ${ms(p)} | ${(b.median - p.median).toFixed(2)} ms | ${ratio(b.median, p.median)} |`] : []),
   "",
   "<!-- cgroup-join:end -->",
 ].join("\n");
