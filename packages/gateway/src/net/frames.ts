@@ -22,7 +22,7 @@ export interface Frame {
   /** Header bytes, the masking key included. */
   headerLength: number;
   payloadLength: number;
-  /** The masking key as a big-endian u32 (0 for an unmasked frame: masking with it changes nothing). */
+  /** The masking key as a big-endian u32 (0 for an unmasked frame, or one payloadOf unmasked in place: masking with 0 changes nothing). */
   key: number;
 }
 
@@ -58,37 +58,49 @@ export function payloadParts(frame: Frame): Buffer[] {
 }
 
 /**
- * The frame's payload as one buffer, unmasked: a copy when the frame was masked or spans socket
- * reads, else a slice of its bytes.
+ * The frame's payload as one buffer, unmasked: a masked frame is unmasked in place (its bytes
+ * change and its key becomes 0), and the parts are joined by a copy only when it spans reads.
  */
 export function payloadOf(frame: Frame): Buffer {
   const parts = payloadParts(frame);
-  if (frame.key === 0) return parts.length === 1 ? parts[0]! : Buffer.concat(parts, frame.payloadLength);
-  const out = Buffer.allocUnsafe(frame.payloadLength);
-  let at = 0;
-  for (const part of parts) {
-    xorInto(part, frame.key, at, out, at);
-    at += part.length;
+  if (frame.key !== 0) {
+    let at = 0;
+    for (const part of parts) {
+      xorInto(part, frame.key, at, part, 0);
+      at += part.length;
+    }
+    frame.key = 0;
   }
-  return out;
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, frame.payloadLength);
+}
+
+/** Bytes of the header of a frame of `length` payload bytes, masked or not. */
+const headerSize = (length: number, masked: boolean): number => (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
+
+/** Writes the header of a final frame of `length` payload bytes at the start of `out` (with the masking key `key` unless null); returns its size. */
+function writeHeader(out: Buffer, opcode: number, length: number, key: number | null): number {
+  out[0] = 0x80 | opcode;
+  const masked = key === null ? 0 : 0x80;
+  let at = 2;
+  if (length < 126) out[1] = masked | length;
+  else if (length < 65536) {
+    out[1] = masked | 126;
+    out.writeUInt16BE(length, 2);
+    at = 4;
+  } else {
+    out[1] = masked | 127;
+    out.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    out.writeUInt32BE(length >>> 0, 6);
+    at = 10;
+  }
+  if (key !== null) out.writeUInt32BE(key >>> 0, at);
+  return key === null ? at : at + 4;
 }
 
 /** The header of a final frame of `length` payload bytes; with a masking key when `key` is given. */
 export function frameHeader(opcode: number, length: number, key: number | null): Buffer {
-  const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
-  const header = Buffer.allocUnsafe(2 + lengthBytes + (key === null ? 0 : 4));
-  header[0] = 0x80 | opcode;
-  const masked = key === null ? 0 : 0x80;
-  if (lengthBytes === 0) header[1] = masked | length;
-  else if (lengthBytes === 2) {
-    header[1] = masked | 126;
-    header.writeUInt16BE(length, 2);
-  } else {
-    header[1] = masked | 127;
-    header.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    header.writeUInt32BE(length >>> 0, 6);
-  }
-  if (key !== null) header.writeUInt32BE(key >>> 0, 2 + lengthBytes);
+  const header = Buffer.allocUnsafe(headerSize(length, key !== null));
+  writeHeader(header, opcode, length, key);
   return header;
 }
 
@@ -100,10 +112,8 @@ export function serverFrame(opcode: number, payload: Buffer): Buffer[] {
 /** A whole (final) frame as a client sends it: masked with a fresh key, in one buffer. */
 export function clientFrame(opcode: number, payload: Buffer): Buffer {
   const key = nextKey();
-  const header = frameHeader(opcode, payload.length, key);
-  const frame = Buffer.allocUnsafe(header.length + payload.length);
-  header.copy(frame, 0);
-  xorInto(payload, key, 0, frame, header.length);
+  const frame = Buffer.allocUnsafe(headerSize(payload.length, true) + payload.length);
+  xorInto(payload, key, 0, frame, writeHeader(frame, opcode, payload.length, key));
   return frame;
 }
 

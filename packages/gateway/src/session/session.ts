@@ -20,6 +20,17 @@ type Id = number | string | null;
 
 let openrpcText: string | null = null;
 
+const streamFieldsOf = new Map<MethodName, readonly string[]>();
+/** The params of `method` that name streams (its inStreams, then its outStreams). */
+function streamFields(method: MethodName): readonly string[] {
+  let fields = streamFieldsOf.get(method);
+  if (!fields) {
+    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
+    streamFieldsOf.set(method, (fields = [...(spec.inStreams ?? []), ...(spec.outStreams ?? [])]));
+  }
+  return fields;
+}
+
 /**
  * One client connection to the gateway. Every call is sent on to the daemon holding its
  * sandbox (the host is in the sandbox id), over a connection of this client's own to that
@@ -145,12 +156,12 @@ export class Session implements UpstreamOwner {
   }
 
   private route(text: string, msg: { id: number | string; method: string }, method: MethodName, params: Record<string, unknown>, sandbox: string): void {
-    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
-    const named = [...(spec.inStreams ?? []), ...(spec.outStreams ?? [])].filter((f) => typeof params[f] === "number");
-    const ids = named.map((f) => params[f] as number);
-    for (const f of named) {
-      const cid = params[f] as number;
-      if (this.streams.has(cid) || ids.indexOf(cid) !== ids.lastIndexOf(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
+    const ids: number[] = [];
+    for (const f of streamFields(method)) {
+      const cid = params[f];
+      if (typeof cid !== "number") continue;
+      if (this.streams.has(cid) || ids.includes(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
+      ids.push(cid);
     }
     if (this.streams.size + ids.length > this.limits.maxStreams) return this.fail(msg.id, ErrorCodes.ResourceLimit, `more than ${this.limits.maxStreams} open streams on this connection`);
     const where = this.fleet.lookup(sandbox);
