@@ -156,12 +156,14 @@ export class Session implements UpstreamOwner {
   }
 
   private route(text: string, msg: { id: number | string; method: string }, method: MethodName, params: Record<string, unknown>, sandbox: string): void {
+    const fields = streamFields(method);
     const ids: number[] = [];
-    for (const f of streamFields(method)) {
+    for (const f of fields) if (typeof params[f] === "number") ids.push(params[f]);
+    // The first field naming a repeated id is the one named, in the daemon's words.
+    for (const f of fields) {
       const cid = params[f];
       if (typeof cid !== "number") continue;
-      if (this.streams.has(cid) || ids.includes(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
-      ids.push(cid);
+      if (this.streams.has(cid) || ids.indexOf(cid) !== ids.lastIndexOf(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
     }
     if (this.streams.size + ids.length > this.limits.maxStreams) return this.fail(msg.id, ErrorCodes.ResourceLimit, `more than ${this.limits.maxStreams} open streams on this connection`);
     const where = this.fleet.lookup(sandbox);
