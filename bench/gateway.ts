@@ -2,8 +2,8 @@
  * What the fleet gateway's hop costs: the same sandbox reached directly and through a gateway
  * process in front of its daemon, interleaved in one run, for an exec round trip
  * (`spawn("true")` until its status) and for stdout throughput (`head -c 256 MiB /dev/zero`),
- * plus create → first `true` as a diagnostic. Targets (shared/TARGETS.md): ≤ 1.15× round trip,
- * ≥ 90 % throughput.
+ * plus upload throughput (stdin of `cat`) and create → first `true` as diagnostics. Targets
+ * (shared/TARGETS.md): ≤ 1.15× round trip, ≥ 90 % throughput.
  *
  * Run: `pnpm bench` (after the others), or `npx tsx bench/gateway.ts` once built (as root).
  * Writes its table into bench/RESULTS.md between the "gateway" markers. With
@@ -28,6 +28,8 @@ s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
 const STREAM_BYTES = 256 * 1024 * 1024;
 const ROUND_TRIPS = 600;
 const STREAMS = 10;
+const UPLOAD_BYTES = 128 * 1024 * 1024;
+const UPLOADS = 5;
 const CREATES = 15;
 const BASELINE = process.env.SBX_BENCH_GATEWAY_BASELINE;
 
@@ -62,6 +64,19 @@ async function throughput(sb: Sandbox): Promise<number> {
   await p.status;
   if (n !== STREAM_BYTES) throw new Error(`read ${n} of ${STREAM_BYTES} bytes`);
   return STREAM_BYTES / ((performance.now() - started) / 1000) / 1e6;
+}
+
+/** MB/s into the stdin of `cat` (to /dev/null): the client's stream frames through the hop. */
+async function upload(sb: Sandbox): Promise<number> {
+  const chunk = new Uint8Array(256 * 1024);
+  const started = performance.now();
+  const p = await sb.spawn("cat", { stdin: "piped", stdout: "null", stderr: "null" });
+  const writer = p.stdin!.getWriter();
+  for (let n = 0; n < UPLOAD_BYTES; n += chunk.length) await writer.write(chunk);
+  await writer.close();
+  const status = await p.status;
+  if (status.code !== 0) throw new Error(`cat exited with ${status.code}`);
+  return UPLOAD_BYTES / ((performance.now() - started) / 1000) / 1e6;
 }
 
 async function createToTrue(opts: { url: string; token: string }): Promise<number> {
@@ -139,6 +154,21 @@ async function main(): Promise<void> {
         baselineCpu += cpuSeconds(base.proc.pid!) - baseBefore;
       }
     }
+    // Uploads, rotating which way goes first; CPU per way over its own uploads.
+    for (const w of ways) await upload(w);
+    const up = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], baseline: [] as number[] };
+    const upLists = [up.direct, up.gateway, up.relay, up.baseline];
+    const upPids = [null, gw.proc.pid!, relay.pid!, base?.proc.pid ?? null];
+    const upCpu = [0, 0, 0, 0];
+    for (let i = 0; i < UPLOADS; i++) {
+      for (let k = 0; k < ways.length; k++) {
+        const j = (i + k) % ways.length;
+        const pid = upPids[j];
+        const before = pid ? cpuSeconds(pid) : 0;
+        upLists[j]!.push(await upload(ways[j]!));
+        if (pid) upCpu[j]! += cpuSeconds(pid) - before;
+      }
+    }
     await relayed.close();
     await baseline?.close();
 
@@ -154,6 +184,8 @@ async function main(): Promise<void> {
     const tpRatio = median(tp.gateway) / median(tp.direct);
     const crRatio = median(creates.gateway) / median(creates.direct);
     const gib = (STREAMS * STREAM_BYTES) / 1024 ** 3;
+    const upGib = (UPLOADS * UPLOAD_BYTES) / 1024 ** 3;
+    const upRatio = median(up.gateway) / median(up.direct);
     const table = [
       `<!-- gateway:start (bench/gateway.ts, ${new Date().toISOString()}; ${cpus().length} cores; load ${loadStart} → ${loadavg()[0]!.toFixed(2)}) -->`,
       "## Through the fleet gateway",
@@ -168,10 +200,13 @@ async function main(): Promise<void> {
       `| stdout of \`head -c 256 MiB /dev/zero\`, n=${STREAMS} each | ${median(tp.gateway).toFixed(0)} MB/s (p10 ${quantile(tp.gateway, 0.1).toFixed(0)}) | ${median(tp.direct).toFixed(0)} MB/s (p10 ${quantile(tp.direct, 0.1).toFixed(0)}) | ${(tpRatio * 100).toFixed(0)} % | ≥ 90 % | ${tpRatio >= 0.9 ? "yes" : "**no**"} |`,
       `| … floor of any hop: the bare TCP relay | ${median(tp.relay).toFixed(0)} MB/s (p10 ${quantile(tp.relay, 0.1).toFixed(0)}) |  | ${((median(tp.relay) / median(tp.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(tp.gateway) / median(tp.relay)) * 100).toFixed(0)} %) |  |  |`,
       `| … CPU the hop takes per GiB streamed: gateway / relay; gateway peak RSS growth | ${(gatewayCpu / gib).toFixed(2)} / ${(relayCpu / gib).toFixed(2)} CPU-s/GiB; ${((gatewayRssPeak - rssBefore) / 1e6).toFixed(1)} MB |  |  |  |  |`,
+      `| stdin of \`cat\` (upload) in 256 KiB writes, ${UPLOAD_BYTES / 1024 ** 2} MiB, n=${UPLOADS} each (diagnostic) | ${median(up.gateway).toFixed(0)} MB/s (p10 ${quantile(up.gateway, 0.1).toFixed(0)}) | ${median(up.direct).toFixed(0)} MB/s (p10 ${quantile(up.direct, 0.1).toFixed(0)}) | ${(upRatio * 100).toFixed(0)} % |  |  |`,
+      `| … the bare relay; CPU per GiB uploaded: gateway / relay | ${median(up.relay).toFixed(0)} MB/s (p10 ${quantile(up.relay, 0.1).toFixed(0)}); ${(upCpu[1]! / upGib).toFixed(2)} / ${(upCpu[2]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.relay) / median(up.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(up.gateway) / median(up.relay)) * 100).toFixed(0)} %) |  |  |`,
       ...(base
         ? [
             `| … the same through the baseline gateway build (\`SBX_BENCH_GATEWAY_BASELINE\`), round trip; its CPU per round trip | ${fmt(median(rt.baseline))} ms (p90 ${fmt(quantile(rt.baseline, 0.9))}); ${((rtCpu.baseline / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  | ${(median(rt.baseline) / median(rt.direct)).toFixed(2)}× (this build / baseline ${(median(rt.gateway) / median(rt.baseline)).toFixed(2)}×) |  |  |`,
             `| … the same through the baseline gateway build, stdout; its CPU per GiB | ${median(tp.baseline).toFixed(0)} MB/s (p10 ${quantile(tp.baseline, 0.1).toFixed(0)}); ${(baselineCpu / gib).toFixed(2)} CPU-s/GiB |  | ${((median(tp.baseline) / median(tp.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(tp.gateway) / median(tp.baseline)) * 100).toFixed(0)} %) |  |  |`,
+            `| … the same through the baseline gateway build, upload; its CPU per GiB | ${median(up.baseline).toFixed(0)} MB/s (p10 ${quantile(up.baseline, 0.1).toFixed(0)}); ${(upCpu[3]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.baseline) / median(up.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(up.gateway) / median(up.baseline)) * 100).toFixed(0)} %) |  |  |`,
           ]
         : []),
       `| \`Sandbox.create()\` → first \`spawn("true")\`, cold (new connection, placement, create), n=${CREATES} each (diagnostic) | ${fmt(median(creates.gateway))} ms (p90 ${fmt(quantile(creates.gateway, 0.9))}) | ${fmt(median(creates.direct))} ms (p90 ${fmt(quantile(creates.direct, 0.9))}) | ${crRatio.toFixed(2)}× |  |  |`,
