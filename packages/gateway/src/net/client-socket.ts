@@ -229,7 +229,9 @@ export class ClientSocket {
       payload.writeUInt16BE(code, 0);
       r.copy(payload, 2, 0, n);
     }
+    // Out at once, behind whatever is batched: the socket may be ended or dropped next.
     this.writer.write(serverFrame(Opcode.Close, payload));
+    this.writer.flush();
   }
 
   private endSocket(): void {
