@@ -11,10 +11,11 @@
  * a node_modules holding bufferutil beside it), that gateway is measured too, interleaved with the
  * rest, so a change is compared with what it replaces in the same run.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Sandbox } from "../packages/client/src/index.js";
 import { startDaemon } from "../packages/daemon/test/helpers/daemon.js";
 import { startGateway, token, type TestGateway } from "../packages/gateway/test/helpers/fleet.js";
@@ -102,22 +103,30 @@ async function main(): Promise<void> {
   const base: TestGateway | null = BASELINE ? await startGateway(gwArgs, {}, BASELINE) : null;
   const relay = spawn(process.execPath, ["-e", RELAY, new URL(daemon.url).host], { stdio: ["ignore", "pipe", "inherit"] });
   const relayPort = await new Promise<string>((r) => relay.stdout!.once("data", (d) => r(String(d).trim())));
+  // The cheapest hop this machine allows: the same relay in C, epoll + splice (probes/relay.c).
+  const nativeBin = join(dir, "relay");
+  execFileSync("cc", ["-O2", "-o", nativeBin, fileURLToPath(new URL("./probes/relay.c", import.meta.url))]);
+  const daemonAddr = new URL(daemon.url);
+  const native = spawn(nativeBin, [daemonAddr.hostname, daemonAddr.port], { stdio: ["ignore", "pipe", "inherit"] });
+  const nativePort = await new Promise<string>((r) => native.stdout!.once("data", (d) => r(String(d).trim())));
   const direct = { url: daemon.url, token: tenant };
   const viaGateway = { url: gw.url, token: tenant };
   const viaRelay = { url: `ws://127.0.0.1:${relayPort}`, token: tenant };
+  const viaNative = { url: `ws://127.0.0.1:${nativePort}`, token: tenant };
   try {
     await new Promise((r) => setTimeout(r, 500)); // the gateway's control link to the daemon
     const sb = await Sandbox.create({ ...direct, timeout: "30m" });
     const through = await Sandbox.connect(sb.id, viaGateway);
     const relayed = await Sandbox.connect(sb.id, viaRelay);
+    const natived = await Sandbox.connect(sb.id, viaNative);
     const baseline = base ? await Sandbox.connect(sb.id, { url: base.url, token: tenant }) : null;
-    const ways = [sb, through, relayed, ...(baseline ? [baseline] : [])];
+    const ways = [sb, through, relayed, natived, ...(baseline ? [baseline] : [])];
 
     for (let i = 0; i < 30; i++) for (const w of ways) await roundTrip(w);
-    const rt = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], baseline: [] as number[] };
-    const lists = [rt.direct, rt.gateway, rt.relay, rt.baseline];
+    const rt = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
+    const lists = [rt.direct, rt.gateway, rt.relay, rt.native, rt.baseline];
     // Each process's CPU over the interleaved round trips is spent on its own share of them.
-    const rtCpuBefore = { gateway: cpuSeconds(gw.proc.pid!), relay: cpuSeconds(relay.pid!), baseline: base ? cpuSeconds(base.proc.pid!) : 0 };
+    const rtCpuBefore = { gateway: cpuSeconds(gw.proc.pid!), relay: cpuSeconds(relay.pid!), native: cpuSeconds(native.pid!), baseline: base ? cpuSeconds(base.proc.pid!) : 0 };
     for (let i = 0; i < ROUND_TRIPS; i++) {
       // Rotating which goes first, so none always follows another.
       for (let k = 0; k < ways.length; k++) {
@@ -129,10 +138,12 @@ async function main(): Promise<void> {
     const rtCpu = {
       gateway: cpuSeconds(gw.proc.pid!) - rtCpuBefore.gateway,
       relay: cpuSeconds(relay.pid!) - rtCpuBefore.relay,
+      native: cpuSeconds(native.pid!) - rtCpuBefore.native,
       baseline: base ? cpuSeconds(base.proc.pid!) - rtCpuBefore.baseline : 0,
     };
     for (const w of ways) await throughput(w);
-    const tp = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], baseline: [] as number[] };
+    const tp = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
+    let nativeCpu = 0;
     let baselineCpu = 0;
     let gatewayCpu = 0;
     let relayCpu = 0;
@@ -148,6 +159,9 @@ async function main(): Promise<void> {
       const relayBefore = cpuSeconds(relay.pid!);
       tp.relay.push(await throughput(relayed));
       relayCpu += cpuSeconds(relay.pid!) - relayBefore;
+      const nativeBefore = cpuSeconds(native.pid!);
+      tp.native.push(await throughput(natived));
+      nativeCpu += cpuSeconds(native.pid!) - nativeBefore;
       if (base && baseline) {
         const baseBefore = cpuSeconds(base.proc.pid!);
         tp.baseline.push(await throughput(baseline));
@@ -156,10 +170,10 @@ async function main(): Promise<void> {
     }
     // Uploads, rotating which way goes first; CPU per way over its own uploads.
     for (const w of ways) await upload(w);
-    const up = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], baseline: [] as number[] };
-    const upLists = [up.direct, up.gateway, up.relay, up.baseline];
-    const upPids = [null, gw.proc.pid!, relay.pid!, base?.proc.pid ?? null];
-    const upCpu = [0, 0, 0, 0];
+    const up = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
+    const upLists = [up.direct, up.gateway, up.relay, up.native, up.baseline];
+    const upPids = [null, gw.proc.pid!, relay.pid!, native.pid!, base?.proc.pid ?? null];
+    const upCpu = [0, 0, 0, 0, 0];
     for (let i = 0; i < UPLOADS; i++) {
       for (let k = 0; k < ways.length; k++) {
         const j = (i + k) % ways.length;
@@ -170,6 +184,7 @@ async function main(): Promise<void> {
       }
     }
     await relayed.close();
+    await natived.close();
     await baseline?.close();
 
     const creates = { direct: [] as number[], gateway: [] as number[] };
@@ -196,17 +211,20 @@ async function main(): Promise<void> {
       "|---|---|---|---|---|---|",
       `| \`spawn("true")\` round trip (stdout/stderr piped), n=${ROUND_TRIPS} each | ${fmt(median(rt.gateway))} ms (p90 ${fmt(quantile(rt.gateway, 0.9))}) | ${fmt(median(rt.direct))} ms (p90 ${fmt(quantile(rt.direct, 0.9))}) | ${rtRatio.toFixed(2)}× | ≤ 1.15× | ${rtRatio <= 1.15 ? "yes" : "**no**"} |`,
       `| … floor of any hop: a bare TCP relay process in the gateway's place | ${fmt(median(rt.relay))} ms (p90 ${fmt(quantile(rt.relay, 0.9))}) |  | ${(median(rt.relay) / median(rt.direct)).toFixed(2)}× (gateway/relay ${(median(rt.gateway) / median(rt.relay)).toFixed(2)}×) |  |  |`,
-      `| … CPU the hop takes per round trip: gateway / relay | ${((rtCpu.gateway / ROUND_TRIPS) * 1e6).toFixed(0)} / ${((rtCpu.relay / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  |  |  |  |`,
+      `| … floor of a native hop: the relay in C (epoll + splice, \`bench/probes/relay.c\`) | ${fmt(median(rt.native))} ms (p90 ${fmt(quantile(rt.native, 0.9))}) |  | ${(median(rt.native) / median(rt.direct)).toFixed(2)}× |  |  |`,
+      `| … CPU the hop takes per round trip: gateway / relay / C relay | ${((rtCpu.gateway / ROUND_TRIPS) * 1e6).toFixed(0)} / ${((rtCpu.relay / ROUND_TRIPS) * 1e6).toFixed(0)} / ${((rtCpu.native / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  |  |  |  |`,
       `| stdout of \`head -c 256 MiB /dev/zero\`, n=${STREAMS} each | ${median(tp.gateway).toFixed(0)} MB/s (p10 ${quantile(tp.gateway, 0.1).toFixed(0)}) | ${median(tp.direct).toFixed(0)} MB/s (p10 ${quantile(tp.direct, 0.1).toFixed(0)}) | ${(tpRatio * 100).toFixed(0)} % | ≥ 90 % | ${tpRatio >= 0.9 ? "yes" : "**no**"} |`,
       `| … floor of any hop: the bare TCP relay | ${median(tp.relay).toFixed(0)} MB/s (p10 ${quantile(tp.relay, 0.1).toFixed(0)}) |  | ${((median(tp.relay) / median(tp.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(tp.gateway) / median(tp.relay)) * 100).toFixed(0)} %) |  |  |`,
-      `| … CPU the hop takes per GiB streamed: gateway / relay; gateway peak RSS growth | ${(gatewayCpu / gib).toFixed(2)} / ${(relayCpu / gib).toFixed(2)} CPU-s/GiB; ${((gatewayRssPeak - rssBefore) / 1e6).toFixed(1)} MB |  |  |  |  |`,
+      `| … the C relay | ${median(tp.native).toFixed(0)} MB/s (p10 ${quantile(tp.native, 0.1).toFixed(0)}) |  | ${((median(tp.native) / median(tp.direct)) * 100).toFixed(0)} % |  |  |`,
+      `| … CPU the hop takes per GiB streamed: gateway / relay / C relay; gateway peak RSS growth | ${(gatewayCpu / gib).toFixed(2)} / ${(relayCpu / gib).toFixed(2)} / ${(nativeCpu / gib).toFixed(2)} CPU-s/GiB; ${((gatewayRssPeak - rssBefore) / 1e6).toFixed(1)} MB |  |  |  |  |`,
       `| stdin of \`cat\` (upload) in 256 KiB writes, ${UPLOAD_BYTES / 1024 ** 2} MiB, n=${UPLOADS} each (diagnostic) | ${median(up.gateway).toFixed(0)} MB/s (p10 ${quantile(up.gateway, 0.1).toFixed(0)}) | ${median(up.direct).toFixed(0)} MB/s (p10 ${quantile(up.direct, 0.1).toFixed(0)}) | ${(upRatio * 100).toFixed(0)} % |  |  |`,
       `| … the bare relay; CPU per GiB uploaded: gateway / relay | ${median(up.relay).toFixed(0)} MB/s (p10 ${quantile(up.relay, 0.1).toFixed(0)}); ${(upCpu[1]! / upGib).toFixed(2)} / ${(upCpu[2]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.relay) / median(up.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(up.gateway) / median(up.relay)) * 100).toFixed(0)} %) |  |  |`,
+      `| … the C relay; its CPU per GiB uploaded | ${median(up.native).toFixed(0)} MB/s (p10 ${quantile(up.native, 0.1).toFixed(0)}); ${(upCpu[3]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.native) / median(up.direct)) * 100).toFixed(0)} % |  |  |`,
       ...(base
         ? [
             `| … the same through the baseline gateway build (\`SBX_BENCH_GATEWAY_BASELINE\`), round trip; its CPU per round trip | ${fmt(median(rt.baseline))} ms (p90 ${fmt(quantile(rt.baseline, 0.9))}); ${((rtCpu.baseline / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  | ${(median(rt.baseline) / median(rt.direct)).toFixed(2)}× (this build / baseline ${(median(rt.gateway) / median(rt.baseline)).toFixed(2)}×) |  |  |`,
             `| … the same through the baseline gateway build, stdout; its CPU per GiB | ${median(tp.baseline).toFixed(0)} MB/s (p10 ${quantile(tp.baseline, 0.1).toFixed(0)}); ${(baselineCpu / gib).toFixed(2)} CPU-s/GiB |  | ${((median(tp.baseline) / median(tp.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(tp.gateway) / median(tp.baseline)) * 100).toFixed(0)} %) |  |  |`,
-            `| … the same through the baseline gateway build, upload; its CPU per GiB | ${median(up.baseline).toFixed(0)} MB/s (p10 ${quantile(up.baseline, 0.1).toFixed(0)}); ${(upCpu[3]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.baseline) / median(up.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(up.gateway) / median(up.baseline)) * 100).toFixed(0)} %) |  |  |`,
+            `| … the same through the baseline gateway build, upload; its CPU per GiB | ${median(up.baseline).toFixed(0)} MB/s (p10 ${quantile(up.baseline, 0.1).toFixed(0)}); ${(upCpu[4]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.baseline) / median(up.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(up.gateway) / median(up.baseline)) * 100).toFixed(0)} %) |  |  |`,
           ]
         : []),
       `| \`Sandbox.create()\` → first \`spawn("true")\`, cold (new connection, placement, create), n=${CREATES} each (diagnostic) | ${fmt(median(creates.gateway))} ms (p90 ${fmt(quantile(creates.gateway, 0.9))}) | ${fmt(median(creates.direct))} ms (p90 ${fmt(quantile(creates.direct, 0.9))}) | ${crRatio.toFixed(2)}× |  |  |`,
@@ -220,6 +238,7 @@ async function main(): Promise<void> {
     console.log(table);
   } finally {
     relay.kill();
+    native.kill();
     await gw.stop();
     await base?.stop();
     await daemon[Symbol.asyncDispose]();
