@@ -165,6 +165,7 @@ export class Daemon {
       tenants: tokens,
       metrics,
       stallMs: config.stallMs,
+      streamBytesPerSandbox: config.streamBytesPerSandbox,
       disk: config.disk,
       egress,
       egressShared,
