@@ -13,7 +13,7 @@ export const FrameOp = { Data: 0, End: 1, Credit: 2, Abort: 3 } as const;
 export type FrameOp = (typeof FrameOp)[keyof typeof FrameOp];
 
 /** Bytes a sender may have in flight per stream before it waits for CREDIT. */
-export const STREAM_WINDOW = 1 << 20;
+export const STREAM_WINDOW = 8 << 20;
 /**
  * Receivers grant credit in batches of at least this many bytes (fewer frames). It is a fixed
  * size, not a share of the window: it stays below the smallest window any hop of a stream starts
