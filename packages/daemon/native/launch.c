@@ -3,8 +3,8 @@
  * (sh to join the cgroups, prlimit, setpriv, taskset). It runs on the host, started by the daemon
  * with an empty environment, and trusts nothing but its argv (the daemon's):
  *
- *   sbx-launch [--cgroup-procs FILE]... [--oom-score-adj N] --nofile N [--nproc N]
- *              [--cpus LIST] [--userns BASE:COUNT:FD] [--uid UID] -- PROGRAM [ARG]...
+ *   sbx-launch [--cgroup-procs FILE]... | [--cgroup-dir DIR] [--oom-score-adj N] --nofile N
+ *              [--nproc N] [--cpus LIST] [--userns BASE:COUNT:FD] [--uid UID] -- PROGRAM [ARG]...
  *
  * In this order: joins each cgroup (writes 0 to its cgroup.procs: this process, so everything
  * it execs), sets its oom_score_adj, sets RLIMIT_NOFILE and RLIMIT_NPROC (soft = hard) and
@@ -13,6 +13,12 @@
  * (a sandbox booted from an image: its root is uid 0 there; userns.h), drops to UID:UID with no
  * supplementary groups (and checks it cannot get root back), then execs PROGRAM (an absolute
  * path). Any step failing ends it with status 125 and a line on stderr, before PROGRAM runs.
+ *
+ * --cgroup-dir DIR (cgroup v2, instead of --cgroup-procs): moving a process into a cgroup takes
+ * the kernel's threadgroup lock for writing, which waits for an RCU grace period after a pause
+ * (~8 ms) unless the host has favordynmods. A process born in the cgroup takes no such lock, so
+ * sbx-launch starts the rest of the launch as a child made there with clone3(CLONE_INTO_CGROUP)
+ * (kernel 5.7) and stays as its waiter (waiter.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -65,6 +73,8 @@ static void set_limit(int resource, const char *name, rlim_t n)
     if (setrlimit(resource, &r) < 0) fail("cannot set %s to %lu: %s", name, (unsigned long)n, strerror(errno));
 }
 
+#include "waiter.h" /* uses fail() and write_file() */
+
 /* "0-2,5" into a CPU set; the whole list must parse. */
 static void parse_cpus(const char *list, cpu_set_t *set)
 {
@@ -93,7 +103,7 @@ int main(int argc, char **argv)
 {
     const char *cgroups[MAX_CGROUPS];
     int ncgroups = 0;
-    const char *oom = NULL, *cpus = NULL, *userns = NULL;
+    const char *oom = NULL, *cpus = NULL, *userns = NULL, *cgroup_dir = NULL;
     long nofile = -1, nproc = -1, uid = -1;
     int i = 1;
     for (; i < argc; i++) {
@@ -107,6 +117,9 @@ int main(int argc, char **argv)
         if (strcmp(a, "--cgroup-procs") == 0) {
             if (ncgroups == MAX_CGROUPS) fail("more than %d --cgroup-procs", MAX_CGROUPS);
             cgroups[ncgroups++] = v;
+        } else if (strcmp(a, "--cgroup-dir") == 0) {
+            if (cgroup_dir) fail("--cgroup-dir: only one");
+            cgroup_dir = v;
         } else if (strcmp(a, "--oom-score-adj") == 0) {
             (void)number(a, v, 1000);
             oom = v;
@@ -127,8 +140,11 @@ int main(int argc, char **argv)
     }
     if (i >= argc || argv[i][0] != '/') fail("usage: sbx-launch [options] -- /PROGRAM [ARG]...");
     if (nofile < 0) fail("--nofile is required");
+    if (cgroup_dir && ncgroups) fail("--cgroup-dir and --cgroup-procs: one or the other");
 
     for (int k = 0; k < ncgroups; k++) write_file(cgroups[k], "0");
+    /* From here on in the child: the waiter never returns. */
+    pid_t waiter = cgroup_dir ? start_in_cgroup(cgroup_dir) : 0;
     if (oom) write_file("/proc/self/oom_score_adj", oom);
     set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", (rlim_t)nofile);
     set_limit(RLIMIT_CORE, "RLIMIT_CORE", 0);
@@ -159,6 +175,11 @@ int main(int argc, char **argv)
         if (setresuid(0, 0, 0) == 0 || getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != gid || getegid() != gid)
             fail("dropping to uid %ld did not hold", uid);
         if (getgroups(0, NULL) != 0) fail("supplementary groups survived");
+    }
+    /* After the uid drop, which clears it: the sandbox dies with its waiter (a SIGKILL from the daemon). */
+    if (waiter) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail("cannot set the parent-death signal: %s", strerror(errno));
+        if (getppid() != waiter) fail("the waiter ended before the launch");
     }
     execv(argv[i], &argv[i]);
     fail("cannot run %s: %s", argv[i], strerror(errno));

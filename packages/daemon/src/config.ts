@@ -30,6 +30,8 @@ export interface DaemonConfig {
   uidCount: number;
   /** How many sandboxes booted from an image (`root`) may run at once: each takes a block of 65536 host uids (root mode). */
   rootSandboxes: number;
+  /** cgroupFavorDynmods: turn on the cgroup2 mount's favordynmods at start (root mode), so joining a sandbox's cgroup never waits for an RCU grace period (see cgroups/dynmods.ts); host-wide. */
+  cgroupFavorDynmods: boolean;
   /** Processes and threads one sandbox may have at once (cgroup pids.max). */
   pidsPerSandbox: number;
   /** Ptys one sandbox may hold at once (the max= of its own devpts). */
@@ -88,6 +90,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     uidBase: null,
     uidCount: 65536,
     rootSandboxes: 32,
+    cgroupFavorDynmods: true,
     pidsPerSandbox: 1024,
     ptysPerSandbox: 64,
     openFilesPerProcess: 4096,
@@ -158,10 +161,8 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.imageWarmPool = int("imageWarmPool", v, 0);
   },
   storageStock: (v, c) => (c.storageStock = int("storageStock", v, 0)),
-  diskReserve: (v, c) => {
-    if (typeof v !== "boolean") throw new Error("config.diskReserve: must be true or false");
-    c.disk.reserve = v;
-  },
+  diskReserve: (v, c) => (c.disk.reserve = bool("diskReserve", v)),
+  cgroupFavorDynmods: (v, c) => (c.cgroupFavorDynmods = bool("cgroupFavorDynmods", v)),
   diskOvercommit: (v, c) => {
     if (typeof v !== "number" || !(v >= 1)) throw new Error("config.diskOvercommit: must be a number of at least 1 (1: caps add up to at most the free space)");
     c.disk.overcommit = v;
@@ -235,6 +236,11 @@ function atLeast(key: string, n: number, min: number): number {
 
 function str(key: string, v: unknown): string {
   if (typeof v !== "string" || v.length === 0) throw new Error(`config.${key}: must be a non-empty string`);
+  return v;
+}
+
+function bool(key: string, v: unknown): boolean {
+  if (typeof v !== "boolean") throw new Error(`config.${key}: must be true or false`);
   return v;
 }
 

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { type DaemonConfig, parseListen } from "./config.js";
 import { checkHost, findBwrap, formatChecks } from "./doctor.js";
 import { detectCgroups, type CgroupDriver } from "./cgroups/cgroups.js";
+import { dynmodsState, enableFavorDynmods } from "./cgroups/dynmods.js";
 import { CertificateAuthority } from "./egress/tls/ca.js";
 import type { DecideOptions } from "./egress/policy/policy.js";
 import { upstreamTrust, writeSandboxTrust } from "./egress/tls/trust.js";
@@ -119,7 +120,15 @@ export class Daemon {
       rootMode,
     );
     // checkHost refused to go on without a cgroup driver in root mode; rootless uses rlimits.
-    const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir)) as CgroupDriver) : null;
+    const dynmods = rootMode ? (config.cgroupFavorDynmods ? await enableFavorDynmods() : dynmodsState()) : null;
+    // Without favordynmods, a v2 sandbox is started in its cgroup rather than moved there (no wait).
+    const cgroups = rootMode ? (detectCgroups("/sys/fs/cgroup", cgroupName(config.stateDir), !dynmods!.on) as CgroupDriver) : null;
+    if (dynmods) {
+      const bornIn = !dynmods.on && cgroups!.version === 2 ? "; sandboxes start in their cgroup (clone3 CLONE_INTO_CGROUP) instead" : "";
+      const line = `cgroup joins: ${dynmods.detail}${config.cgroupFavorDynmods ? "" : " (config cgroupFavorDynmods: false)"}${bornIn}`;
+      if (dynmods.on || bornIn) log.info(line);
+      else log.warn(line);
+    }
     // Read when scraped: nothing to report until the manager exists.
     let counted: SandboxManager | null = null;
     const metrics = new DaemonMetrics({

@@ -1,7 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { release } from "node:os";
 import { delimiter, join } from "node:path";
 import { detectCgroups } from "./cgroups/cgroups.js";
+import { dynmodsState } from "./cgroups/dynmods.js";
+import { rootKernelProblem } from "./volumes/root.js";
 
 export interface Check {
   name: string;
@@ -110,6 +113,11 @@ export function checkHost(opts: { trialUid: number | null; rootMode: boolean }):
           }
         : { name: "cgroups (memory, cpu, pids)", ok: true, detail: `cgroup v${cg.version} under ${cg.baseDirs.join(", ")}` },
     );
+    // An optional feature: reported, never a failure.
+    const noRoot = rootKernelProblem("snapshot");
+    checks.push({ name: "booting from an image (root)", ok: true, detail: noRoot ? `not on this host (roots are refused as Unsupported): ${noRoot}` : `Linux ${release()}: volume and snapshot roots` });
+    // Speed, not safety: reported, never a failure (the daemon turns it on unless configured not to).
+    checks.push({ name: "fast cgroup joins (favordynmods)", ok: true, detail: dynmodsState().detail });
   } else {
     checks.push({
       name: "cgroups",

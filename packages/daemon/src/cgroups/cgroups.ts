@@ -20,9 +20,11 @@ export interface CgroupStats {
   oomKills: number;
 }
 
-/** One sandbox's cgroup(s): join by writing "0" to each procs file before exec'ing bwrap. */
+/** One sandbox's cgroup(s): join by writing "0" to each procs file before exec'ing bwrap, or be born in `bornIn`. */
 export interface SandboxCgroup {
   readonly procsFiles: string[];
+  /** v2 with `bornInCgroup`: the directory the launch starts its child in (clone3 CLONE_INTO_CGROUP), instead of joining. */
+  readonly bornIn: string | null;
   /** Sets new memory and CPU caps on the live cgroup (a pooled sandbox claimed with other limits). */
   retune(limits: { memoryBytes: number; cpus: number }): Promise<void>;
   stats(): CgroupStats;
@@ -194,6 +196,7 @@ export class CgroupV1Driver implements CgroupDriver {
     let memoryBytes = limits.memoryBytes;
     return {
       procsFiles: made.map((dir) => join(dir, "cgroup.procs")),
+      bornIn: null,
       retune: async (caps) => {
         await writeAllNow(v1CapWrites(d, caps, memoryBytes));
         memoryBytes = caps.memoryBytes;
@@ -227,7 +230,15 @@ export class CgroupV2Driver implements CgroupDriver {
   readonly version = 2 as const;
   readonly baseDirs: string[];
 
-  constructor(private readonly root = "/sys/fs/cgroup", name = "sbx") {
+  /**
+   * bornInCgroup: sandboxes are started in their cgroup (sbx-launch --cgroup-dir) rather than
+   * moved into it, for hosts where a move waits for an RCU grace period (favordynmods off).
+   */
+  constructor(
+    private readonly root = "/sys/fs/cgroup",
+    name = "sbx",
+    private readonly bornInCgroup = false,
+  ) {
     this.baseDirs = [join(root, name)];
   }
 
@@ -250,7 +261,8 @@ export class CgroupV2Driver implements CgroupDriver {
     }
     let peak = 0;
     return {
-      procsFiles: [join(dir, "cgroup.procs")],
+      procsFiles: this.bornInCgroup ? [] : [join(dir, "cgroup.procs")],
+      bornIn: this.bornInCgroup ? dir : null,
       retune: (caps) => writeAllNow(v2CapWrites(dir, caps)),
       stats: () => {
         const current = readNumber(join(dir, "memory.current"));
@@ -285,11 +297,12 @@ export class CgroupV2Driver implements CgroupDriver {
 }
 
 /** Which cgroup driver this host supports for a daemon running as root, or why none. */
-export function detectCgroups(root = "/sys/fs/cgroup", name = "sbx"): CgroupDriver | string {
+/** `bornInCgroup` (v2 only): start sandboxes in their cgroup instead of moving them (see CgroupV2Driver). */
+export function detectCgroups(root = "/sys/fs/cgroup", name = "sbx", bornInCgroup = false): CgroupDriver | string {
   if (existsSync(join(root, "cgroup.controllers"))) {
     const controllers = readFileSync(join(root, "cgroup.controllers"), "utf8");
     const missing = ["memory", "cpu", "pids"].filter((c) => !controllers.split(/\s+/).includes(c));
-    return missing.length ? `cgroup v2 lacks the ${missing.join(", ")} controller(s)` : new CgroupV2Driver(root, name);
+    return missing.length ? `cgroup v2 lacks the ${missing.join(", ")} controller(s)` : new CgroupV2Driver(root, name, bornInCgroup);
   }
   const missing = ["memory", "cpu", "cpuacct", "pids"].filter((c) => !existsSync(join(root, c, "cgroup.procs")));
   return missing.length ? `cgroup v1 lacks the ${missing.join(", ")} hierarchy(ies) under ${root}` : new CgroupV1Driver(root, name);

@@ -59,6 +59,8 @@ export interface LaunchSpec {
   ptysPerSandbox: number;
   /** cgroup.procs files sbx-launch joins before it execs bwrap (root mode). */
   cgroupProcs: string[];
+  /** cgroup v2 without favordynmods: the cgroup the launch starts bwrap in (sbx-launch --cgroup-dir), instead of joining. */
+  cgroupDir: string | null;
   rlimits: { nofile: number; nproc: number | null };
   hostname: string;
 }
@@ -182,6 +184,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
 export function launchArgv(spec: LaunchSpec): string[] {
   const a = [spec.launcherPath];
   for (const file of spec.cgroupProcs) a.push("--cgroup-procs", file);
+  if (spec.cgroupDir) a.push("--cgroup-dir", spec.cgroupDir);
   if (spec.hostUid !== null) a.push("--oom-score-adj", "500");
   a.push("--nofile", String(spec.rlimits.nofile));
   if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));

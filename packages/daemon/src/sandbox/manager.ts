@@ -469,6 +469,7 @@ export class SandboxManager {
       seccomp: this.opts.seccomp,
       ptysPerSandbox: this.opts.ptysPerSandbox,
       cgroupProcs: cgroup?.procsFiles ?? [],
+      cgroupDir: cgroup?.bornIn ?? null,
       // RLIMIT_NPROC counts per real uid: a per-sandbox bound only where each sandbox has its own uid.
       rlimits: { nofile: this.opts.openFilesPerProcess, nproc: hostUid !== null ? this.opts.pidsPerSandbox : null },
       hostname: "sbx",

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { chmodSync, closeSync, constants, lchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
+import { release } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
@@ -125,4 +126,19 @@ export async function makeLayers(layerDir: string, rootUid: number): Promise<{ u
 export async function unmountRootMount(merged: string): Promise<void> {
   await run("umount", [merged]).catch(() => run("umount", ["--lazy", merged]).catch(() => {}));
   await fsp.rmdir(merged).catch(() => {});
+}
+
+/**
+ * Why this kernel cannot boot a sandbox from a `kind` root, or null if it can: a volume root is
+ * an idmapped ext4 mount (Linux 5.12), a snapshot root an overlay over one (5.19). Checked before
+ * anything is mounted, so an old kernel gets a clear Unsupported instead of a failed boot.
+ */
+export function rootKernelProblem(kind: "volume" | "snapshot", kernel: string = release()): string | null {
+  const need = kind === "volume" ? [5, 12] : [5, 19];
+  const m = /^(\d+)\.(\d+)/.exec(kernel);
+  if (!m) return null;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > need[0]! || (major === need[0] && minor >= need[1]!)) return null;
+  const what = kind === "volume" ? "an idmapped mount of the volume" : "an overlay over an idmapped mount of the snapshot";
+  return `booting from a ${kind} needs ${what}, which Linux ${need.join(".")} and later have; this host runs ${kernel}`;
 }

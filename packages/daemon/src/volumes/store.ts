@@ -9,7 +9,7 @@ import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
-import { makeLayers, prepareRoot, RootProblem, unmountRootMount } from "./root.js";
+import { makeLayers, prepareRoot, RootProblem, rootKernelProblem, unmountRootMount } from "./root.js";
 import { SANDBOX_UID } from "../sandbox/launcher.js";
 import { UID_BLOCK } from "../sandbox/uid-range.js";
 
@@ -537,6 +537,8 @@ export class VolumeStore {
     if (overlap) throw invalid("volumes", `mount paths '${overlap[0]}' and '${overlap[1]}' overlap: one would be inside the other`);
     const wanted = entries.map(([path, ref]) => ({ path: inHome(path), r: this.lookup(owner, ref) }));
     const root = rootRef === undefined ? null : this.lookup(owner, rootRef);
+    const unbootable = root && rootKernelProblem(root.kind);
+    if (unbootable) throw new DaemonError("Unsupported", unbootable);
     const all = root ? [...wanted, { path: "/", r: root }] : wanted;
     const twice = all.find((w, i) => w.r.kind === "volume" && all.findIndex((o) => o.r.id === w.r.id) !== i);
     if (twice) throw new DaemonError("InUse", `volume '${twice.r.slug}' is named twice: a volume is mounted read-write at one path of one sandbox at a time`);

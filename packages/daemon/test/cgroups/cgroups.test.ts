@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { launchArgv, type LaunchSpec } from "../../src/sandbox/launcher.js";
 
 /**
  * Unit tests of the cgroup drivers against a FAKE cgroup file system in a temp dir. This host
@@ -179,6 +180,13 @@ function fakeV1(opts: { comount?: boolean; memsw?: boolean; without?: string; cp
 }
 
 const LIMITS = { memoryBytes: 256 * MIB, cpus: 0.5, pids: 64 };
+/** A rootless-shaped launch (no uid, no oom score): only the cgroup options and --nofile precede "--". */
+const LAUNCH_SPEC: LaunchSpec = {
+  launcherPath: "/sbx/sbx-launch", bwrapPath: "/usr/bin/bwrap", egressDirFd: 3, hostUid: null, etcBinds: [], tmpfsBytes: 1 << 20, cpuSet: null, cpusOnline: [0],
+  storage: null, nodeFd: 4, supervisorFd: 5, preloadFd: 6, preloadImplFd: 7, runtimes: { denoFd: null, denoReplFd: 8, pythonReplFd: 9 },
+  trustBundleFd: 10, trustSystemBundleFd: 11, trustCaFd: 12, javaStoreFd: 13, seccomp: Buffer.alloc(0), ptysPerSandbox: 1,
+  cgroupProcs: [], cgroupDir: null, rlimits: { nofile: 64, nproc: null }, hostname: "h",
+};
 
 describe("CgroupV2Driver (fake cgroupfs: the v2 path this v1 host cannot run for real)", () => {
   it("enables the controllers down to the sandbox and writes memory, swap, cpu and pids limits", async () => {
@@ -195,6 +203,16 @@ describe("CgroupV2Driver (fake cgroupfs: the v2 path this v1 host cannot run for
     expect(read(dir, "cpu.max")).toBe("50000 100000");
     expect(read(dir, "pids.max")).toBe("64");
     expect(cg.procsFiles).toEqual([join(dir, "cgroup.procs")]);
+    expect(cg.bornIn).toBeNull();
+  });
+
+  it("with bornInCgroup (no favordynmods), has the launch start in the sandbox's dir instead of joining it", async () => {
+    fakeV2();
+    const cg = await new CgroupV2Driver(root, "sbx-abc", true).create("sbx_born", LIMITS);
+    const dir = join(root, "sbx-abc", "sbx_born");
+    expect([cg.procsFiles, cg.bornIn]).toEqual([[], dir]);
+    const [launcher, ...args] = launchArgv({ ...LAUNCH_SPEC, cgroupProcs: cg.procsFiles, cgroupDir: cg.bornIn });
+    expect([launcher, args.slice(0, args.indexOf("--"))]).toEqual([LAUNCH_SPEC.launcherPath, ["--cgroup-dir", dir, "--nofile", "64"]]);
   });
 
   it("turns fractional and multi-core cpus into a quota per 100 ms period", async () => {

@@ -1,9 +1,10 @@
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { findCgroup2Mount } from "../../src/cgroups/dynmods.js";
 import { requires } from "../helpers/fixtures.js";
 
 /**
@@ -106,5 +107,70 @@ describe("sbx-launch as root", () => {
     for (const f of files) writeFileSync(f, "");
     const r = launch([...files.flatMap((f) => ["--cgroup-procs", f]), "--nofile", "64"], `touch ${marker}; cat ${files.join(" ")}`);
     expect([r.code, r.ran, r.out]).toEqual([0, true, "00"]);
+  });
+});
+
+/**
+ * --cgroup-dir (cgroup v2): the launch's child is born in the cgroup (clone3 CLONE_INTO_CGROUP),
+ * so no migration waits on the kernel's threadgroup lock; sbx-launch stays as its waiter. This
+ * host's controllers are cgroup v1, but its unified (cgroup2) hierarchy takes processes the same
+ * way, so these run there.
+ */
+describe("sbx-launch --cgroup-dir", () => {
+  const v2 = findCgroup2Mount(readFileSync("/proc/self/mountinfo", "utf8"));
+  requires(asRoot && !!v2, "needs root and a cgroup2 mount (a v2 or hybrid host) to make a cgroup to be born in");
+  const cgroup = v2 ? join(v2.mountPoint, `sbx-launch-test-${process.pid}`) : "";
+  beforeAll(() => {
+    if (asRoot && v2) mkdirSync(cgroup, { recursive: true });
+  });
+  afterAll(() => {
+    if (asRoot && v2) rmdirSync(cgroup);
+  });
+  const relative = () => cgroup.slice(v2!.mountPoint.length);
+
+  it("runs the program born in the cgroup, as the uid, and ends with its exit status", () => {
+    const r = launch(["--cgroup-dir", cgroup, "--nofile", "64", "--uid", "299997"], "grep '^0::' /proc/self/cgroup; id -u; exit 7");
+    expect(r.err).toBe("");
+    expect([r.code, r.out]).toEqual([7, `0::${relative()}\n299997\n`]);
+  });
+
+  it("ends with the signal that ended the program, and passes SIGTERM on to it", async () => {
+    const killed = spawnSync(LAUNCH, ["--cgroup-dir", cgroup, "--nofile", "64", "--", "/bin/sh", "-c", "kill -USR1 $$"], { encoding: "utf8", env: {} });
+    expect([killed.status, killed.signal]).toEqual([null, "SIGUSR1"]);
+    const waiter = spawn(LAUNCH, ["--cgroup-dir", cgroup, "--nofile", "64", "--", "/bin/sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done"], { env: {} });
+    let out = "";
+    waiter.stdout!.on("data", (d) => (out += d));
+    await vi.waitFor(() => expect(out).toBe("ready\n"));
+    const ended = new Promise<[number | null, string | null]>((resolve) => waiter.once("exit", (code, signal) => resolve([code, signal])));
+    waiter.kill("SIGTERM");
+    expect(await ended).toEqual([3, null]);
+    expect(out).toBe("ready\ngot TERM\n");
+  });
+
+  it("holds no fds, and takes the program with it when it is SIGKILLed (the daemon's kill)", async () => {
+    const waiter = spawn(LAUNCH, ["--cgroup-dir", cgroup, "--nofile", "64", "--uid", "299996", "--", "/bin/sh", "-c", "echo $$; exec sleep 600"], { env: {} });
+    let out = "";
+    waiter.stdout!.on("data", (d) => (out += d));
+    await vi.waitFor(() => expect(out).toMatch(/^\d+\n$/));
+    const child = Number(out);
+    expect(readdirSync(`/proc/${waiter.pid}/fd`)).toEqual([]);
+    expect(readFileSync(`/proc/${child}/status`, "utf8")).toMatch(new RegExp(`^PPid:\\s+${waiter.pid}$`, "m"));
+    // The program's stdout ends with the program, not with the waiter: the waiter has no copy.
+    const closed = new Promise((resolve) => waiter.stdout!.once("close", resolve));
+    waiter.kill("SIGKILL");
+    await closed;
+    await vi.waitFor(() => expect(existsSync(`/proc/${child}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${child}/status`, "utf8"))).toBe(false));
+  });
+
+  it("refuses a cgroup it cannot open, two of them, and --cgroup-procs beside it, running nothing", () => {
+    for (const [args, message] of [
+      [["--cgroup-dir", join(cgroup, "missing")], /cannot open the cgroup .*missing/],
+      [["--cgroup-dir", cgroup, "--cgroup-dir", cgroup], /--cgroup-dir: only one/],
+      [["--cgroup-dir", cgroup, "--cgroup-procs", join(cgroup, "cgroup.procs")], /--cgroup-dir and --cgroup-procs: one or the other/],
+    ] as Array<[string[], RegExp]>) {
+      const r = launch([...args, "--nofile", "64"]);
+      expect([r.code, r.ran]).toEqual([125, false]);
+      expect(r.err).toMatch(message);
+    }
   });
 });
