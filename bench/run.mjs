@@ -7,7 +7,8 @@
 // Writes bench/RESULTS.md (keeping its neighbours section). Needs root (sandboxes run as host
 // uids of each daemon's own range), bwrap >= 0.8 (--as-pid-1), cgroups.
 // Two daemons: one with its warm pool off (every create is cold) for all rows but 1e, and one with
-// the default pool for 1e. Rows 6 replay the daemon's launch with and without its hardening.
+// the default pool for 1e. Rows 6 replay the daemon's launch with and without its hardening, rows
+// 1k-1l with its /etc view and with the per-entry binds the view replaced.
 import { rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import { machine } from "./lib/machine.mjs";
 import { waitNoSandboxProcs } from "./lib/proc.mjs";
 import { startWsPeer } from "./lib/ws.mjs";
 import { measureCold } from "./rows/cold.mjs";
+import { measureEtcView } from "./rows/etc.mjs";
 import { measureFiles } from "./rows/files.mjs";
 import { measureHardening } from "./rows/hardening.mjs";
 import { measureIdle } from "./rows/idle.mjs";
@@ -56,6 +58,9 @@ async function main() {
 
     log("6. hardening on vs off");
     R.hard = await measureHardening(capture, uids[0]);
+
+    log("1k. the /etc view vs per-entry binds, with no other sandbox and with many");
+    R.etc = await measureEtcView(d, capture, uids[0]);
 
     // rows 2-4 share one sandbox (measureFiles kills it)
     const sb = await Sandbox.create(d.opts);

@@ -1,5 +1,6 @@
 // The daemon's real launch of a live sandbox, read back from /proc so the floors can replay it.
-import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SUPERVISOR, SUPERVISOR_NAME, daemonModule } from "./env.mjs";
@@ -53,6 +54,8 @@ export function captureSandbox(daemonPid) {
     // the very bytes this sandbox got (the tree may have been rebuilt since the daemon started)
     else if (dest === SUPERVISOR_CMD) source = { kind: "file", path: keepCopy(`supervisor-${pid}`, fromInside(pid, dest) ?? readFileSync(SUPERVISOR), 0o755) };
     else if (opt === "--bind-fd") source = { kind: "dir", dest, mode: dest === "/tmp" ? 0o1777 : 0o755 };
+    // a read-only directory (the daemon's /etc view): a copy of it as this sandbox sees it, bound the same way
+    else if (opt === "--ro-bind-fd" && treeInside(pid, dest)) source = { kind: "file", path: keepTree(`tree${fd}-${pid}`, treeInside(pid, dest)) };
     else {
       // bwrap closes a bound fd once it is mounted; the file itself is still there inside the sandbox
       const data = recover(pid, fd) ?? (opt === "--ro-bind-fd" ? fromInside(pid, dest) : null);
@@ -124,16 +127,54 @@ function keepCopy(name, data, mode = 0o644) {
   return path;
 }
 
+/** The root of the sandbox of bwrap `pid` as its supervisor sees it (/proc/PID/root), or null. */
+function rootInside(pid) {
+  const uid = procStatus(pid)?.uid;
+  const sup = sandboxProcs(uid).find((p) => p.name === SUPERVISOR_NAME);
+  return sup ? `/proc/${sup.pid}/root` : null;
+}
+
 /** A file as the sandbox of bwrap `pid` sees it, read through its supervisor's root. */
 function fromInside(pid, path) {
-  const uid = procStatus(pid)?.uid;
-  for (const p of sandboxProcs(uid)) {
-    if (p.name !== SUPERVISOR_NAME) continue;
-    try {
-      return readFileSync(`/proc/${p.pid}/root${path}`);
-    } catch {}
+  const root = rootInside(pid);
+  try {
+    return root && readFileSync(`${root}${path}`);
+  } catch {
+    return null;
   }
-  return null;
+}
+
+/** The host path of directory `path` as the sandbox of bwrap `pid` sees it, if it is one. */
+function treeInside(pid, path) {
+  const root = rootInside(pid);
+  try {
+    return root && statSync(`${root}${path}`).isDirectory() ? `${root}${path}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A copy of the tree at `from` (links, modes and owners kept), kept for the floors. */
+function keepTree(name, from) {
+  mkdirSync(FLOOR_DIRS, { recursive: true, mode: 0o755 });
+  const path = join(FLOOR_DIRS, name);
+  execFileSync("cp", ["-a", "--", `${from}/.`, path]);
+  return path;
+}
+
+/**
+ * The same launch with the per-entry /etc binds the daemon made before its /etc view (issue 11
+ * item 3): `--ro-bind /etc/NAME /etc/NAME` for each shared entry the host has and each linked
+ * path, where the view's one `--ro-bind-fd FD /etc` stands, exactly as launcher.ts wrote them.
+ */
+export function withPerEntryEtc(capture, names, linked) {
+  const i = capture.args.findIndex((a, k) => a === "--ro-bind-fd" && capture.args[k + 2] === "/etc");
+  if (i < 0) throw new Error("the captured argv binds no /etc view (--ro-bind-fd FD /etc)");
+  const fd = Number(capture.args[i + 1]);
+  const binds = [];
+  for (const name of names) if (existsSync(`/etc/${name}`)) binds.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
+  for (const path of linked) binds.push("--ro-bind", path, path);
+  return { ...capture, args: [...capture.args.slice(0, i), ...binds, ...capture.args.slice(i + 3)], fds: capture.fds.filter((f) => f.fd !== fd) };
 }
 
 /** The content behind fd `fd` of process `pid` if it can be read again (a file or memfd, not a pipe). */

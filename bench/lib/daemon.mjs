@@ -13,16 +13,16 @@ import { sandboxProcs, watchUids } from "./proc.mjs";
  * Starts `sbx daemon` on a free port. `warmPool: 0` turns its pool off (config file key); `null`
  * leaves the daemon's default. Its uid range is whatever free range it claimed: never fixed here,
  * since a range overlapping another running daemon's is refused. Info lines (`quiet: false`) are
- * kept for counting, not echoed.
+ * kept for counting, not echoed. `cli`: another built tree's daemon (bench/ab.mjs).
  */
-export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = null, config: extra = {} } = {}) {
+export async function startDaemon({ warmPool = 0, quiet = true, metricsPort = null, config: extra = {}, cli = CLI } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), "sbx-bench-"));
   const config = `${stateDir}.config.json`;
   // Hundreds of idle sandboxes with the default 10 GiB disk cap each promise more than /tmp holds; their images stay sparse.
   writeFileSync(config, JSON.stringify({ diskOvercommit: 100_000, maxSandboxesPerToken: 10_000, ...(warmPool === null ? {} : { warmPool }), ...(metricsPort === null ? {} : { metricsListen: `127.0.0.1:${metricsPort}` }), ...extra }));
   // BENCH_DAEMON_NODE_ARGS: node flags for the daemon (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
   const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const args = [...nodeArgs, CLI, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
+  const args = [...nodeArgs, cli, "daemon", "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--config", config, ...(quiet ? ["--quiet"] : [])];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   let partial = "";

@@ -25,8 +25,10 @@ export const QUICK = process.env.QUICK === "1" || process.env.BENCH_QUICK === "1
 export const MiB = 1 << 20;
 /** Sample counts and sizes; QUICK is a smoke run that only shows the bench still works. */
 export const CFG = QUICK
-  ? { coldN: 5, warmN: 5, parN: 2, parWidth: 20, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 6, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50 }
-  : { coldN: 30, warmN: 30, parN: 8, parWidth: 20, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 1024 * MiB, reps: 3, idleN: 200, floorIdleN: 5, hardN: 40, hardRttReps: 6, hardRttN: 100 };
+  ? { coldN: 5, warmN: 5, parN: 2, parWidth: 20, rttN: 40, stdoutBytes: 64 * MiB, fileBytes: 64 * MiB, reps: 2, idleN: 6, floorIdleN: 2, hardN: 3, hardRttReps: 1, hardRttN: 50, etcN: 5, etcLive: 20 }
+  : { coldN: 30, warmN: 30, parN: 8, parWidth: 20, rttN: 300, stdoutBytes: 1024 * MiB, fileBytes: 1024 * MiB, reps: 3, idleN: 200, floorIdleN: 5, hardN: 40, hardRttReps: 6, hardRttN: 100, etcN: 30, etcLive: 200 };
+// ETC_LIVE=N: rows 1k-1n with N live sandboxes instead
+if (process.env.ETC_LIVE) CFG.etcLive = Number(process.env.ETC_LIVE);
 // BENCH_MIB=N: transfers of N MiB in rows 3 and 4 (for bench/streams.mjs iterations; the full bench's figures use the default)
 if (process.env.BENCH_MIB) CFG.stdoutBytes = CFG.fileBytes = Number(process.env.BENCH_MIB) * MiB;
 

@@ -83,6 +83,15 @@ export async function waitNoSandboxProcs(filterUid = null, timeoutMs = 5000) {
   }
 }
 
+/** Until no more than `n` sandbox processes are left (the live ones a row keeps): a killed sandbox is gone. */
+export async function waitSandboxProcsAtMost(n, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (sandboxProcs().length > n) {
+    if (Date.now() > deadline) throw new Error(`sandbox processes still above ${n} after ${timeoutMs} ms`);
+    await sleep(2);
+  }
+}
+
 /** RSS and PSS of each sandbox's processes, grouped by host uid (one uid per sandbox). */
 export function perSandboxMemory() {
   const byUid = new Map();

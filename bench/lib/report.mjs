@@ -21,7 +21,7 @@ export const fitting = (i, perSandboxMb) => Math.floor((0.1 * i.memTotalMb) / pe
 
 /** Rows: [#, metric, sbx, floor, ratio, target, met]. */
 export function tableRows(R) {
-  const { cold: c, warm: w, par: p, rtt: t, metrics: mx, stdout: s, files: fl, idle: i, hard: h } = R;
+  const { cold: c, warm: w, par: p, rtt: t, metrics: mx, stdout: s, files: fl, idle: i, hard: h, etc: e } = R;
   const coldBound = 1.2 * c.bwrapTrue.median + 10;
   const onOff = (k, label) => `${label}: ${ms(h.seccomp[k])} seccomp only; ${ms(h.wrap[k])} cgroups + rlimits + uid (sbx-launch) only`;
   // a MemAvailable drop within the host's noise gives no capacity figure of its own
@@ -43,6 +43,9 @@ export function tableRows(R) {
     ["1j", `same from the warm pool with other limits (\`memory: "${OTHER_LIMITS.memory}", cpus: ${OTHER_LIMITS.cpus}\`: the cgroup is set at claim), interleaved with 1e`, ms(w.other), `default limits (1e): ${ms(w.total)}`, ratio(w.other.median, w.total.median), "≤ 5 ms", ok(w.other.median <= 5 && w.fromPool === w.starts)],
     ["1p", `${p.width} cold creates at once, each with its first \`spawn("true")\`: wall time until all are done`, ms(p.total), `${p.width} bare bwrap launches (same argv, \`/usr/bin/true\`) at once: ${ms(p.floor)}`, ratio(p.total.median, p.floor.median), "≤ 2×", ok(p.total.median <= 2 * p.floor.median)],
     ["1q", "… until the last `Sandbox.create()` returned", ms(p.create), "", ratio(p.create.median, p.floor.median), "", ""],
+    ["1k", `\`/etc\` as the daemon's one view (${e.binds.view} binds in all) vs the per-entry binds it replaced (${e.binds.perEntry}): bare bwrap, same argv otherwise, \`/usr/bin/true\`, no other sandbox (${e.idle.mounts} mounts)`, ms(e.idle.view), `per-entry \`/etc\` binds (the argv before the view): ${ms(e.idle.perEntry)}`, ratio(e.idle.view.median, e.idle.perEntry.median), "", ""],
+    ["1l", `… with ${e.live} live sandboxes (${e.busy.mounts} mounts: bwrap reads them all for each bind)`, ms(e.busy.view), `per-entry: ${ms(e.busy.perEntry)}`, ratio(e.busy.view.median, e.busy.perEntry.median), "", ""],
+    ["1m", `cold create + first \`true\` with ${e.live} live sandboxes, interleaved with 1l`, ms(e.busy.sdk), `no other sandbox (with 1k): ${ms(e.idle.sdk)}`, ratio(e.busy.sdk.median, e.idle.sdk.median), "", ""],
     ["2", "`spawn(\"true\")` round trip, live sandbox (stdout/stderr piped)", ms(t.piped), `local \`child_process.spawn('/bin/true')\`, piped: ${ms(t.localPipe)}`, ratio(t.piped.median, t.localPipe.median), "≤ 1.5×", ok(t.piped.median <= 1.5 * t.localPipe.median)],
     ["2a", "… with stdout/stderr `\"null\"`", ms(t.nul), `local, stdio ignore: ${ms(t.localIgnore)}`, ratio(t.nul.median, t.localIgnore.median), "≤ 1.5×", ok(t.nul.median <= 1.5 * t.localIgnore.median)],
     ["2m", `… while \`/metrics\` is scraped every 250 ms (1 s blocks, alternating with unscraped ones; a scrape of ${(mx.bytes / 1024).toFixed(0)} KiB took ${ms(mx.scrape)})`, ms(mx.scraped), `same sandbox, not scraped: ${ms(mx.quiet)}`, ratio(mx.scraped.median, mx.quiet.median), "≤ 1.1×", ok(mx.scraped.median <= 1.1 * mx.quiet.median)],

@@ -163,8 +163,13 @@ int main(int argc, char **argv)
         char why[256];
         int ns = make_userns(base, count, (unsigned long)uid, why, sizeof why);
         if (ns < 0) fail("cannot make the user namespace: %s", why);
-        if (dup2(ns, (int)fd) < 0) fail("cannot move the user namespace to fd %lu: %s", fd, strerror(errno));
-        if (ns != (int)fd) close(ns);
+        /* Opened close-on-exec: on the very number asked for (the lowest free one), dup2 would keep that. */
+        if (ns == (int)fd) {
+            if (fcntl(ns, F_SETFD, 0) < 0) fail("cannot keep the user namespace's fd %lu open for the program: %s", fd, strerror(errno));
+        } else {
+            if (dup2(ns, (int)fd) < 0) fail("cannot move the user namespace to fd %lu: %s", fd, strerror(errno));
+            close(ns);
+        }
     }
     if (uid > 0) {
         gid_t gid = (gid_t)uid;

@@ -22,7 +22,8 @@ import { prepareSandboxFiles } from "./sandbox/files.js";
 import { buildPolicy, hostArch } from "./seccomp/policy.js";
 import { SandboxManager } from "./sandbox/manager.js";
 import { DaemonMetrics, startMetricsServer } from "./metrics/metrics.js";
-import { cachedLinkedEtcPaths } from "./sandbox/etc.js";
+import { ETC_SHARED, cachedLinkedEtcPaths } from "./sandbox/etc.js";
+import { EtcView } from "./sandbox/etc-view.js";
 import { claimUidRange, UID_BLOCK, type UidRange } from "./sandbox/uid-range.js";
 import { Tokens, loadPrimaryToken } from "./server/auth.js";
 import { createApiServer } from "./server/server.js";
@@ -94,8 +95,15 @@ export class Daemon {
     if (checks.some((c) => !c.ok)) {
       throw new HostNotReadyError(`this host cannot isolate sandboxes, so the daemon will not start:\n${formatChecks(checks.filter((c) => !c.ok))}`);
     }
-    // Reads all of /usr unless cached: under way while the rest of the start goes on.
+    // Reads all of /usr unless cached, then copies what sandboxes see of /etc: under way while the
+    // rest of the start goes on. SBX_TEST_ETC_ROOT (tests only) stands a directory of theirs in for
+    // the host's /etc, which tests never change.
     const etcBinds = cachedLinkedEtcPaths(rootMode ? ETC_CACHE : join(config.stateDir, "etc-links.json"));
+    const etcView = etcBinds.then((linked) => {
+      if (linked.length) log.info(`sandboxes see ${linked.length} more host /etc paths that links from /usr lead to: ${linked.join(", ")}`);
+      return EtcView.open(join(config.stateDir, "etc"), { root: env.SBX_TEST_ETC_ROOT || "/etc", names: ETC_SHARED, linked }, log);
+    });
+    etcView.catch(() => {}); // awaited below; a start that fails before that closes nothing of it
     const { token, path: tokenPath, created } = await loadPrimaryToken(config.stateDir, env);
     if (created) log.info(`generated a new token in ${tokenPath} (mode 0600)`);
     const tokens = new Tokens([{ name: "default", token }, ...config.tenants]);
@@ -160,10 +168,7 @@ export class Daemon {
       maxSandboxesPerOwner: config.maxSandboxesPerToken,
       cgroups,
       seccomp: buildPolicy(hostArch()),
-      etcBinds: await etcBinds.then((paths) => {
-        if (paths.length) log.info(`binds ${paths.length} more host /etc paths that links from /usr lead to: ${paths.join(", ")}`);
-        return paths;
-      }),
+      etcView: await etcView,
       pidsPerSandbox: config.pidsPerSandbox,
       ptysPerSandbox: config.ptysPerSandbox,
       openFilesPerProcess: config.openFilesPerProcess,

@@ -64,7 +64,7 @@ export class Gateway implements AsyncDisposable {
   /** Stops listening and closes every client connection (their session sandboxes then end on their daemons, after the grace period). */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.sessions) s.ws.close(1001, "gateway shutting down");
+    for (const s of this.sessions) s.client.close(1001, "gateway shutting down");
     this.server.closeAllConnections();
     this.fleet.close();
     await closed;

@@ -229,6 +229,8 @@ describe("the gateway's own door", () => {
       expect((await raw.call("fs.stat", { sandbox: "sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA", path: "a\u0000b" })).error).toMatchObject({ code: ErrorCodes.InvalidParams, message: expect.stringMatching(/^params\.path: .*without NUL bytes/) });
       expect((await raw.call("fs.stat", { sandbox: "sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" })).error).toEqual({ code: ErrorCodes.SandboxNotFound, message: "no running sandbox 'sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA'" });
       expect((await raw.call("fs.stat", { sandbox: "sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA", path: "x" })).error).toEqual({ code: ErrorCodes.SandboxNotFound, message: "no running sandbox 'sbx_zz_AAAAAAAAAAAAAAAAAAAAAAAA'" });
+      // A stream id named twice: the first field naming it is the one named, as by the daemon.
+      expect((await raw.call("process.spawn", { sandbox: "sbx_h0_AAAAAAAAAAAAAAAAAAAAAAAA", cmd: "true", stdin: null, stdout: 5, stderr: 5 })).error).toEqual({ code: ErrorCodes.InvalidParams, message: "params.stdout: stream id 5 is already in use" });
       expect((await raw.call("no.such")).error).toEqual({ code: ErrorCodes.MethodNotFound, message: "no such method 'no.such'" });
       expect((await raw.call("daemon.info")).error).toMatchObject({ code: ErrorCodes.MethodNotFound, message: expect.stringMatching(/^daemon\.info is a per-host operator method/) });
       expect((await raw.call("rpc.discover")).result.info.title).toBe("sbx daemon");

@@ -52,19 +52,28 @@ export function encodeAbort(stream: number, reason: string): Uint8Array {
   return encodeFrame(FrameOp.Abort, stream, new TextEncoder().encode(reason.slice(0, 1024)));
 }
 
+/**
+ * What is wrong with a frame of `byteLength` bytes whose first byte is `op` and whose stream id
+ * is `stream`, or null: everything decodeFrame checks, for a reader that looks at the header only
+ * (the gateway passes frames on without joining their payloads).
+ */
+export function frameProblem(byteLength: number, op: number, stream: number): string | null {
+  if (byteLength < FRAME_HEADER) return "frame shorter than its header";
+  if (op > FrameOp.Abort) return `unknown frame op ${op}`;
+  if (stream === 0) return "frame for stream 0";
+  const payload = byteLength - FRAME_HEADER;
+  if (op === FrameOp.Data && payload > MAX_CHUNK) return `DATA frame of ${payload} bytes exceeds ${MAX_CHUNK}`;
+  if (op === FrameOp.Credit && payload !== 4) return "CREDIT frame without a 4-byte count";
+  if (op === FrameOp.End && payload !== 0) return "END frame with a payload";
+  return null;
+}
+
 /** Decodes a frame, or returns a string describing why it is malformed. */
 export function decodeFrame(data: Uint8Array): Frame | string {
-  if (data.byteLength < FRAME_HEADER) return "frame shorter than its header";
-  const op = data[0] as FrameOp;
-  if (op > FrameOp.Abort) return `unknown frame op ${op}`;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const stream = view.getUint32(1);
-  if (stream === 0) return "frame for stream 0";
-  const payload = data.subarray(FRAME_HEADER);
-  if (op === FrameOp.Data && payload.byteLength > MAX_CHUNK) return `DATA frame of ${payload.byteLength} bytes exceeds ${MAX_CHUNK}`;
-  if (op === FrameOp.Credit && payload.byteLength !== 4) return "CREDIT frame without a 4-byte count";
-  if (op === FrameOp.End && payload.byteLength !== 0) return "END frame with a payload";
-  return { op, stream, payload };
+  const stream = data.byteLength >= FRAME_HEADER ? new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1) : 0;
+  const problem = frameProblem(data.byteLength, data[0] ?? 0, stream);
+  if (problem) return problem;
+  return { op: data[0] as FrameOp, stream, payload: data.subarray(FRAME_HEADER) };
 }
 
 export function creditOf(frame: Frame): number {

@@ -23,7 +23,12 @@ const ETC_NEVER = new Set([
   "systemd", "default", "apt", "exports", "fstab", "mtab", "libvirt", "postfix", "mysql", "postgresql", "redis",
 ]);
 
-/** How many entries a linked /etc directory may hold for it to be checked whole (and bound as one). */
+/** Whether the path `rel` below /etc is kept out of every sandbox, whatever links to it or contains it. */
+export function neverShared(rel: string): boolean {
+  return ETC_NEVER.has(rel.split("/")[0]!) || rel === "ssl/private" || rel.startsWith("ssl/private/");
+}
+
+/** How many entries a linked /etc directory may hold for it to be checked whole (and taken as one). */
 const MAX_DIR_ENTRIES = 10_000;
 
 /** Where /usr (and /opt) link into /etc: the first component under /etc of each link target. */
@@ -97,10 +102,11 @@ function safeTarget(path: string): boolean {
 }
 
 /**
- * The /etc paths that links from /usr and /opt lead to, beyond {@link ETC_SHARED}: bound
- * read-only into every sandbox so that, say, OpenJDK's `conf/security/java.security` and Maven's
- * `m2.conf` resolve. A whole /etc entry is bound when everything in it is world-readable, else
- * only the linked paths that are; nothing ETC_NEVER names, whatever links to it.
+ * The /etc paths that links from /usr and /opt lead to, beyond {@link ETC_SHARED}: in the /etc
+ * every sandbox sees (etc-view.ts copies them with the rest) so that, say, OpenJDK's
+ * `conf/security/java.security` and Maven's `m2.conf` resolve. A whole /etc entry is taken when
+ * everything in it is world-readable, else only the linked paths that are; nothing ETC_NEVER
+ * names, whatever links to it.
  */
 export async function linkedEtcPaths(roots: string[] = ["/usr", "/opt"]): Promise<string[]> {
   const shared = new Set(ETC_SHARED);

@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, openSync, closeSync } from "node:fs";
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
-import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA, SYSTEM_BUNDLES } from "../egress/tls/trust.js";
-import { ETC_SHARED } from "./etc.js";
+import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA } from "../egress/tls/trust.js";
 import { formatCpuList } from "./cpus.js";
 import type { SandboxFiles } from "./files.js";
 import { DENO_PATH, DENO_REPL_DRIVER, PYTHON_REPL_DRIVER } from "../runtimes/files.js";
@@ -18,8 +17,12 @@ export interface LaunchSpec {
   egressDirFd: number;
   /** Host uid/gid the sandbox runs as (root mode); null keeps the daemon's own (rootless mode). */
   hostUid: number | null;
-  /** Host /etc paths that links from /usr lead to (see etc.ts), bound read-only as they are. */
-  etcBinds: readonly string[];
+  /**
+   * The daemon's copy of what the sandbox sees of the host's /etc (etc-view.ts), bound read-only
+   * at /etc in one bind, and the system CA bundle's path in it; null for a sandbox booted from an
+   * image (it has its own /etc).
+   */
+  etc: { fd: number; systemBundle: string | null } | null;
   /** Size cap of each writable tmpfs (/home and /tmp) when there is no shared storage. */
   tmpfsBytes: number;
   /** The CPUs the sandbox runs on (its quota rounded up); null for all the daemon's. */
@@ -72,10 +75,10 @@ export const SANDBOX_UID = 1000;
 const ROOT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE"];
 
 /** Fixed fd numbers in bwrap's table. */
-const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
+const FD = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21, etc: 22 } as const;
 
-/** Volumes' directory fds follow home and tmp. */
-const FIRST_VOLUME_FD = FD.pythonRepl + 1;
+/** Volumes' directory fds follow the fixed ones. */
+const FIRST_VOLUME_FD = FD.etc + 1;
 
 /** The root's directory fd follows the volumes', and the user namespace sbx-launch makes follows that. */
 const rootFd = (spec: LaunchSpec) => FIRST_VOLUME_FD + (spec.volumes?.length ?? 0);
@@ -131,9 +134,10 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
       if (st.isSymbolicLink()) a.push("--symlink", `usr${dir}`, dir);
       else a.push("--ro-bind", dir, dir);
     }
-    for (const name of ETC_SHARED) if (existsSync(`/etc/${name}`)) a.push("--ro-bind", `/etc/${name}`, `/etc/${name}`);
-    // What links from /usr lead to (OpenJDK's and Maven's configuration...), found at daemon start.
-    for (const path of spec.etcBinds) a.push("--ro-bind", path, path);
+    if (!spec.etc) throw new Error("a sandbox on the host's /usr needs the daemon's /etc view");
+    // One bind for all of it (bwrap reads the whole mount table for each); its own passwd and
+    // group go over the empty files the view holds for them.
+    a.push("--ro-bind-fd", String(fds.etc), "/etc");
     a.push("--perms", "0644", "--ro-bind-data", String(fds.passwd), "/etc/passwd");
     a.push("--perms", "0644", "--ro-bind-data", String(fds.group), "/etc/group");
   }
@@ -162,7 +166,7 @@ export function bwrapArgs(spec: LaunchSpec, fds: typeof FD): string[] {
   a.push("--ro-bind-fd", String(fds.denoRepl), DENO_REPL_DRIVER, "--ro-bind-fd", String(fds.pythonRepl), PYTHON_REPL_DRIVER);
   // The daemon's CA is trusted inside: at the paths the trust variables name, and over the system bundle for tools that read only that.
   a.push("--ro-bind-fd", String(fds.trustBundle), SANDBOX_BUNDLE, "--ro-bind-fd", String(fds.trustCa), SANDBOX_CA, "--ro-bind-fd", String(fds.javaStore), JAVA_TRUST_STORE);
-  const system = root ? root.systemBundle : SYSTEM_BUNDLES.find((path) => path.startsWith("/etc/ssl/") && existsSync(path) && lstatSync(path).isFile());
+  const system = root ? root.systemBundle : spec.etc!.systemBundle;
   if (system) a.push("--ro-bind-fd", String(fds.trustSystemBundle), system);
   // A root of the sandbox's own stays writable (a snapshot's private layer, or the volume); sbx's parts do not.
   if (root) a.push("--remount-ro", "/.sbx", "--remount-ro", "/sys");
@@ -199,7 +203,7 @@ export function launch(spec: LaunchSpec): ChildProcess {
   const [file, ...args] = launchArgv(spec);
   const stdio: Array<"pipe" | "ignore" | number> = ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe", "pipe", spec.nodeFd, spec.supervisorFd, spec.preloadFd, spec.preloadImplFd, spec.egressDirFd, spec.trustBundleFd, spec.trustSystemBundleFd, spec.trustCaFd, spec.javaStoreFd, "pipe"];
   stdio.push(spec.storage?.homeFd ?? "ignore", spec.storage?.tmpFd ?? "ignore");
-  stdio.push(spec.runtimes.denoFd ?? "ignore", spec.runtimes.denoReplFd, spec.runtimes.pythonReplFd);
+  stdio.push(spec.runtimes.denoFd ?? "ignore", spec.runtimes.denoReplFd, spec.runtimes.pythonReplFd, spec.etc?.fd ?? "ignore");
   // Volumes after the fixed fds (FIRST_VOLUME_FD on).
   if (spec.volumes?.length && !spec.storage) throw new Error("volumes need the root mode's storage");
   for (const v of spec.volumes ?? []) stdio.push(v.fd);

@@ -23,6 +23,7 @@ import { CpuPlacer } from "./cpus.js";
 import { DiskBudget, type DiskPolicy } from "./disk-budget.js";
 import { wireEgress } from "./egress-logs.js";
 import { execSizeProblem } from "./exec-size.js";
+import type { EtcLease, EtcView } from "./etc-view.js";
 import { launch, openSandboxFiles } from "./launcher.js";
 import { timeoutOf } from "./lifetime.js";
 import { limitsOf, rootlessWarnings, sameLimits } from "./limits.js";
@@ -76,8 +77,8 @@ export interface ManagerOptions {
   tls: InterceptTls & { bundleFd: number; systemBundleFd: number; caFd: number; javaStoreFd: number };
   /** The compiled seccomp program for every sandbox. */
   seccomp: Buffer;
-  /** Host /etc paths that links from /usr lead to, bound into every sandbox. */
-  etcBinds: readonly string[];
+  /** The /etc every sandbox on the host's /usr binds (the daemon's copy; closed by shutdown). */
+  etcView: EtcView;
   pidsPerSandbox: number;
   ptysPerSandbox: number;
   openFilesPerProcess: number;
@@ -134,6 +135,8 @@ export class SandboxManager {
   readonly volumes: VolumeStore | null;
   /** Root mode: file systems made ahead of demand. */
   private readonly storage: StorageStock;
+  /** The /etc view generation each launched sandbox holds until its bwrap has exited. */
+  private readonly etcLeases = new Map<Sandbox, EtcLease>();
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.log;
@@ -147,6 +150,7 @@ export class SandboxManager {
       kindOf: (limits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`,
       launch: (limits) => this.launchSandbox(limits),
       discard: (sb) => this.destroy(sb, "killed", "the warm pool shrank"),
+      fresh: (sb) => this.etcLeases.get(sb)?.current ?? true,
       log: opts.log,
     });
     const kindOf = (limits: SandboxLimits) => `${limits.diskBytes}/${setSize(this.cpus, limits.cpus)}`;
@@ -174,6 +178,8 @@ export class SandboxManager {
       log: opts.log,
     });
     this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, opts.idmapPath, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) });
+    // A pooled sandbox started with an /etc the host has since changed is no new sandbox's.
+    opts.etcView.onChange(() => this.pool.dropStale());
   }
 
   async init(): Promise<void> {
@@ -428,10 +434,16 @@ export class SandboxManager {
     const { hostUid, storage, cgroup } = resources;
     let volumes: VolumeBind[] = [];
     let root: RootBind | null = null;
+    let etc: EtcLease | null = null;
     try {
       if (claim) ({ binds: volumes, root } = await claim.mount(id, hostUid!, storage!.root, block?.base ?? null));
+      if (!root) {
+        etc = await this.opts.etcView.acquire().catch((err: Error) => {
+          throw new DaemonError("InternalError", err.message);
+        });
+      }
     } catch (err) {
-      await claim!.release();
+      await claim?.release();
       await resources.release();
       throw err;
     }
@@ -440,6 +452,7 @@ export class SandboxManager {
       // Root mode keeps the socket on the sandbox's own storage file system.
       egress = await startSandboxEgress(storage ? join(storage.root, "run") : join(this.runDir, id), hostUid, this.opts.egress, this.opts.egressShared, this.opts.tls);
     } catch (err) {
+      etc?.release();
       await claim?.release();
       await resources.release();
       throw new DaemonError("InternalError", `could not start the sandbox's egress proxy: ${(err as Error).message}`);
@@ -448,7 +461,7 @@ export class SandboxManager {
       egressDirFd: egress.socketDirFd,
       launcherPath: this.opts.launcherPath,
       bwrapPath: this.opts.bwrapPath,
-      etcBinds: this.opts.etcBinds,
+      etc: etc && { fd: etc.fd, systemBundle: etc.systemBundle },
       hostUid,
       tmpfsBytes: limits.diskBytes,
       storage,
@@ -479,6 +492,7 @@ export class SandboxManager {
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir }, sudo: block !== null };
     const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));
+    if (etc) this.etcLeases.set(sb, etc);
     wireEgress(sb, egress, this.log, this.opts.metrics);
     link.onFatal = (reason) => this.destroy(sb, "error", reason);
     link.onExit = (pid, code, signal) => {
@@ -550,6 +564,7 @@ export class SandboxManager {
     await this.volumes?.close();
     await this.storage.close();
     await this.opts.cgroups?.removeBase();
+    await this.opts.etcView.close();
     this.accounting.close();
     this.files.close();
   }
@@ -577,6 +592,9 @@ export class SandboxManager {
       this.destroy(sb, "error", error ?? deathReason({ code, signal, oom, memoryBytes: sb.limits.memoryBytes, stderr: sb.link.stderr() }));
     }
     this.sandboxes.delete(sb.id);
+    // Its mount namespace is gone with it: the /etc generation it held may be removed.
+    this.etcLeases.get(sb)?.release();
+    this.etcLeases.delete(sb);
     this.pool.forget(sb);
     this.images.forget(sb);
     const usage = this.accounting.ended(sb);

@@ -18,8 +18,10 @@ export interface PoolOptions {
    */
   kindOf(limits: SandboxLimits): string;
   launch(limits: SandboxLimits): Promise<Sandbox>;
-  /** Ends a pooled sandbox nobody needs any more (demand fell). */
+  /** Ends a pooled sandbox nobody needs any more (demand fell, or it went stale). */
   discard(sb: Sandbox): void;
+  /** Whether a pooled sandbox may still be handed out (its /etc is the host's current one); all may if not given. */
+  fresh?(sb: Sandbox): boolean;
   log: Logger;
 }
 
@@ -90,6 +92,7 @@ export class WarmPool {
     if (this.opts.base === 0) return null;
     const key = this.opts.kindOf(limits);
     const kind = this.demanded(key, limits);
+    this.dropStale(false);
     const i = this.ready.findIndex((sb) => !sb.stopped && this.opts.kindOf(sb.limits) === key);
     const sb = i >= 0 ? this.ready.splice(i, 1)[0]! : null;
     // A miss: the pool was smaller than this burst of creates; keep as many as the burst held.
@@ -114,6 +117,18 @@ export class WarmPool {
     if (i < 0) return;
     this.ready.splice(i, 1);
     setImmediate(() => this.fill());
+  }
+
+  /** Ends the ready sandboxes that may no longer be handed out (and starts others in their place). */
+  dropStale(refill = true): void {
+    const stale = this.ready.filter((sb) => this.opts.fresh && !this.opts.fresh(sb));
+    if (stale.length === 0) return;
+    for (const sb of stale) {
+      this.ready.splice(this.ready.indexOf(sb), 1);
+      this.opts.discard(sb);
+    }
+    this.opts.log.info(`ended ${stale.length} pooled sandboxes started with an /etc the host has since changed`);
+    if (refill) setImmediate(() => void this.fill());
   }
 
   /** Starts refill workers up to `parallel`; resolves when those running now have finished. */
@@ -176,6 +191,10 @@ export class WarmPool {
         kind.launching--;
       }
       if (sb.stopped) continue;
+      if (this.opts.fresh && !this.opts.fresh(sb)) {
+        this.opts.discard(sb); // the host's /etc changed while it started
+        continue;
+      }
       this.ready.push(sb);
       this.opts.log.info(`sandbox ${sb.id} ready in the warm pool`);
     }

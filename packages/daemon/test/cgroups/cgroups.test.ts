@@ -182,7 +182,7 @@ function fakeV1(opts: { comount?: boolean; memsw?: boolean; without?: string; cp
 const LIMITS = { memoryBytes: 256 * MIB, cpus: 0.5, pids: 64 };
 /** A rootless-shaped launch (no uid, no oom score): only the cgroup options and --nofile precede "--". */
 const LAUNCH_SPEC: LaunchSpec = {
-  launcherPath: "/sbx/sbx-launch", bwrapPath: "/usr/bin/bwrap", egressDirFd: 3, hostUid: null, etcBinds: [], tmpfsBytes: 1 << 20, cpuSet: null, cpusOnline: [0],
+  launcherPath: "/sbx/sbx-launch", bwrapPath: "/usr/bin/bwrap", egressDirFd: 3, hostUid: null, etc: { fd: 14, systemBundle: null }, tmpfsBytes: 1 << 20, cpuSet: null, cpusOnline: [0],
   storage: null, nodeFd: 4, supervisorFd: 5, preloadFd: 6, preloadImplFd: 7, runtimes: { denoFd: null, denoReplFd: 8, pythonReplFd: 9 },
   trustBundleFd: 10, trustSystemBundleFd: 11, trustCaFd: 12, javaStoreFd: 13, seccomp: Buffer.alloc(0), ptysPerSandbox: 1,
   cgroupProcs: [], cgroupDir: null, rlimits: { nofile: 64, nproc: null }, hostname: "h",

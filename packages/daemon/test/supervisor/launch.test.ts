@@ -101,6 +101,14 @@ describe("sbx-launch as root", () => {
     expect(lines.slice(1)).toEqual([`0 ${base} 65536`, `0 ${base} 65536`, "0", "1000"]);
   });
 
+  it("--userns: the fd reaches the program even when the namespace opens on that very number (the lowest free one)", () => {
+    // With 0-2 open, the namespace's pipes take 3-6 and it opens on 4 once they are closed: dup2(4, 4) would leave it close-on-exec.
+    const base = 500_000;
+    const r = launch(["--nofile", "64", "--userns", `${base}:65536:4`, "--uid", String(base + 1000)], "readlink /proc/self/fd/4");
+    expect(r.err).toBe("");
+    expect(r.out.trim()).toMatch(/^user:\[\d+\]$/);
+  });
+
   it("joins every cgroup.procs file it is given (writes 0: itself) before it runs the program", () => {
     // A plain file stands in for cgroup.procs: what matters is that "0" is written to each, in order, first.
     const files = [join(dir, "a.procs"), join(dir, "b.procs")];

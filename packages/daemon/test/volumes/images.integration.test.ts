@@ -347,12 +347,12 @@ function bwrapDestinations(): string[] {
 function destinations(root: LaunchSpec["root"]): string[] {
   const spec: LaunchSpec = {
     root,
-    launcherPath: "/x", bwrapPath: "/x", egressDirFd: 3, hostUid: 1, etcBinds: [], tmpfsBytes: 1, cpuSet: null, cpusOnline: [0],
+    launcherPath: "/x", bwrapPath: "/x", egressDirFd: 3, hostUid: 1, etc: root ? null : { fd: 3, systemBundle: "/etc/ssl/certs/ca-certificates.crt" }, tmpfsBytes: 1, cpuSet: null, cpusOnline: [0],
     storage: { homeFd: 3, tmpFd: 3 }, nodeFd: 3, supervisorFd: 3, preloadFd: 3, preloadImplFd: 3,
     runtimes: { denoFd: 3, denoReplFd: 3, pythonReplFd: 3 }, trustBundleFd: 3, trustSystemBundleFd: 3, trustCaFd: 3, javaStoreFd: 3,
     seccomp: Buffer.alloc(0), ptysPerSandbox: 1, cgroupProcs: [], cgroupDir: null, rlimits: { nofile: 1, nproc: 1 }, hostname: "h",
   };
-  const fds = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21 } as const;
+  const fds = { passwd: 3, group: 4, hosts: 5, seccomp: 6, node: 7, supervisor: 8, preload: 9, preloadImpl: 10, egress: 11, trustBundle: 12, trustSystemBundle: 13, trustCa: 14, javaStore: 15, cpusOnline: 16, home: 17, tmp: 18, deno: 19, denoRepl: 20, pythonRepl: 21, etc: 22 } as const;
   const args = bwrapArgs(spec, fds);
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
-import { clientFrame, FrameReader, Opcode, payloadByte, payloadOf, serverFrame, type Frame } from "./frames.js";
+import { clientFrame, CloseCode, FrameReader, Opcode, payloadByte, payloadOf, serverFrame, type Frame } from "./frames.js";
+import { FrameWriter } from "./writer.js";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** How long a close handshake may take before the socket is dropped. */
@@ -24,11 +25,13 @@ export interface DaemonSocketEvents {
 /**
  * A WebSocket client connection to a daemon, written for forwarding: messages come out with
  * their frame bytes, so the session hands a daemon's frames to its client without decoding or
- * re-encoding them. Sends are whole frames, masked with a fresh key each (RFC 6455 §5.3).
+ * re-encoding them. Sends are whole frames, masked with a fresh key each (RFC 6455 §5.3),
+ * written once per tick (FrameWriter).
  * Answers pings; a close frame is answered and ends the connection.
  */
 export class DaemonSocket {
   private socket: Socket | null = null;
+  private writer: FrameWriter | null = null;
   private readonly request: http.ClientRequest;
   private readonly reader: FrameReader;
   private fragments: { opcode: number; parts: Buffer[]; bytes: number } | null = null;
@@ -77,6 +80,7 @@ export class DaemonSocket {
         return this.end(1006, "", new Error("the server answered with an extension none was asked for"));
       }
       this.socket = socket;
+      this.writer = new FrameWriter(socket);
       socket.setNoDelay(true);
       socket.on("error", (err) => this.end(1006, "", err));
       socket.on("close", () => this.end(1006, "", null));
@@ -87,11 +91,6 @@ export class DaemonSocket {
     request.end();
   }
 
-  /** The TCP socket once open (for corking writes). */
-  get tcp(): Socket | null {
-    return this.socket;
-  }
-
   get isOpen(): boolean {
     return this.socket !== null && !this.done && !this.closeSent;
   }
@@ -100,7 +99,12 @@ export class DaemonSocket {
   send(data: string | Uint8Array, written?: () => void): void {
     if (!this.isOpen) return;
     const payload = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.socket!.write(clientFrame(typeof data === "string" ? Opcode.Text : Opcode.Binary, payload), written && (() => written()));
+    this.writer!.write(clientFrame(typeof data === "string" ? Opcode.Text : Opcode.Binary, payload), written);
+  }
+
+  /** Sends whole client frames' bytes as they are (a client's, re-masked); `written` as for send. */
+  sendFrame(parts: readonly Buffer[], written?: () => void): void {
+    if (this.isOpen) this.writer!.write(parts, written);
   }
 
   pause(): void {
@@ -128,9 +132,9 @@ export class DaemonSocket {
   private read(chunk: Buffer): void {
     const problem = this.reader.push(chunk);
     if (!problem) return;
-    this.sendClose(1002, "");
+    this.sendClose(problem.code, "");
     this.socket?.destroy();
-    this.end(1006, "", new Error(`the daemon sent ${problem}`));
+    this.end(CloseCode.Abnormal, "", new Error(`the daemon sent ${problem.message}`));
   }
 
   private onFrame(f: Frame): void {
@@ -154,10 +158,10 @@ export class DaemonSocket {
         this.fragments = null;
         const payload = Buffer.concat(m.parts, m.bytes);
         const raw = serverFrame(m.opcode, payload);
-        return this.message(m.opcode, raw, { fin: true, opcode: m.opcode, raw, headerLength: raw[0]!.length, payloadLength: payload.length }, false);
+        return this.message(m.opcode, raw, { fin: true, opcode: m.opcode, raw, headerLength: raw[0]!.length, payloadLength: payload.length, key: 0 }, false);
       }
       case Opcode.Ping:
-        if (!this.closeSent) this.socket!.write(clientFrame(Opcode.Pong, payloadOf(f)));
+        if (!this.closeSent) this.writer!.write(clientFrame(Opcode.Pong, payloadOf(f)));
         return;
       case Opcode.Pong:
         return;
@@ -194,7 +198,9 @@ export class DaemonSocket {
     const payload = Buffer.allocUnsafe(2 + r.length);
     payload.writeUInt16BE(code, 0);
     r.copy(payload, 2);
-    this.socket.write(clientFrame(Opcode.Close, payload));
+    // Whatever is batched goes first, then this, at once: the socket may be ended or dropped next.
+    this.writer!.write(clientFrame(Opcode.Close, payload));
+    this.writer!.flush();
   }
 
   /** True the first time: the one ending is reported. */

@@ -1,35 +1,13 @@
-import type { Socket } from "node:net";
-import type { WebSocket } from "ws";
 import { ByteBudget, MARKS } from "./budget.js";
-import type { DaemonSocket } from "./daemon-socket.js";
 
-/** What a Link drives: a client's `ws` socket or a DaemonSocket. */
+/** What a Link drives: a ClientSocket or a DaemonSocket (each batches its writes per tick). */
 export interface Channel {
-  /** The TCP socket while open (writes are corked on it). */
-  tcp(): Socket | null;
   /** Sends one message (text as a text message); `written` runs once the socket has written it. */
   send(data: string | Uint8Array, written: () => void): void;
+  /** Sends whole frames' bytes as they are, valid for this socket's peer; `written` as for send. */
+  sendFrame(parts: readonly Buffer[], written: () => void): void;
   pause(): void;
   resume(): void;
-}
-
-/** A client's connection, as `ws` holds it. (`_socket` is ws's own net.Socket.) */
-export function wsChannel(ws: WebSocket): Channel {
-  return {
-    tcp: () => (ws as unknown as { _socket?: Socket })._socket ?? null,
-    send: (data, written) => ws.send(data, { binary: typeof data !== "string" }, () => written()),
-    pause: () => ws.pause(),
-    resume: () => ws.resume(),
-  };
-}
-
-export function daemonChannel(socket: DaemonSocket): Channel {
-  return {
-    tcp: () => socket.tcp,
-    send: (data, written) => socket.send(data, written),
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-  };
 }
 
 /**
@@ -43,7 +21,6 @@ export class Link {
   private closed = false;
   private holds = 0;
   private reading = true;
-  private corked = false;
 
   constructor(
     private readonly channel: Channel,
@@ -55,26 +32,21 @@ export class Link {
   /** Sends (text as a text message, bytes as a binary one), counting the bytes until the socket has written them. */
   send(data: string | Uint8Array): void {
     if (this.closed) return;
-    this.batch();
     const n = typeof data === "string" ? data.length : data.byteLength;
     this.count(n);
     this.channel.send(data, () => this.written(n));
   }
 
   /**
-   * Writes whole frames' bytes as they are (a daemon's frames, passed to its client), counted
-   * like `send`. Only for a socket whose peer takes server frames, while it is open.
+   * Writes whole frames' bytes as they are (a daemon's frames to its client, a client's re-masked
+   * ones to a daemon), counted like `send`.
    */
   sendFrame(parts: readonly Buffer[]): void {
     if (this.closed) return;
-    const tcp = this.channel.tcp();
-    if (!tcp) return;
-    this.batch();
     let n = 0;
     for (const p of parts) n += p.length;
     this.count(n);
-    for (let i = 0; i < parts.length - 1; i++) tcp.write(parts[i]!);
-    tcp.write(parts[parts.length - 1]!, () => this.written(n));
+    this.channel.sendFrame(parts, () => this.written(n));
   }
 
   private count(n: number): void {
@@ -86,24 +58,6 @@ export class Link {
     if (this.closed) return;
     this.unsent -= n;
     this.budget.sub(n);
-  }
-
-  /**
-   * Holds writes back until the event loop has handled every socket that was ready to read, then
-   * lets them go in one system call: what the reads of one loop turn brought (an answer, stream
-   * ENDs and an exit notification; several chunks of a stream) leaves in one write and wakes the
-   * peer once.
-   */
-  private batch(): void {
-    if (this.corked) return;
-    const socket = this.channel.tcp();
-    if (!socket) return;
-    this.corked = true;
-    socket.cork();
-    setImmediate(() => {
-      this.corked = false;
-      socket.uncork();
-    });
   }
 
   /** Null while the peer keeps up; else resolves once it has caught up. */

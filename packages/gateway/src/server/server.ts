@@ -1,19 +1,14 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { Duplex } from "node:stream";
-import { WebSocketServer } from "ws";
+import type { Socket } from "node:net";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import { ByteBudget, MARKS } from "../net/budget.js";
 import { Session, type SessionLimits } from "../session/session.js";
 import { bearerOf, type Tokens } from "./tokens.js";
+import { acceptUpgrade, refuse } from "./upgrade.js";
 
 /** Largest message accepted from a client: the daemon's own bound (calls of at most 2 MiB). */
 export const MAX_MESSAGE = 2 << 20;
-
-function refuse(socket: Duplex, status: number, reason: string): void {
-  const body = `${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-}
 
 export interface ServerOptions {
   fleet: Fleet;
@@ -32,8 +27,6 @@ export function createGatewayServer(opts: ServerOptions): { server: Server; sess
   const { fleet, tokens, limits, log } = opts;
   const budget = new ByteBudget(MARKS.gateway.high, MARKS.gateway.low);
   const sessions = new Set<Session>();
-  // One message per event-loop turn per connection, as at the daemon: a flood takes turns with everyone else.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false, allowSynchronousEvents: false });
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/healthz") return res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
     if (req.method === "GET" && req.url === "/readyz") {
@@ -43,17 +36,16 @@ export function createGatewayServer(opts: ServerOptions): { server: Server; sess
     }
     res.writeHead(426, { "Content-Type": "text/plain", Upgrade: "websocket" }).end("sbx gateway: connect with a WebSocket client and a bearer token\n");
   });
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on("error", () => {});
     if (req.headers.origin !== undefined) return refuse(socket, 403, "Forbidden: browser origins may not connect");
     const token = bearerOf(req.headers.authorization);
     if (!token || !tokens.accepts(token)) return refuse(socket, 401, "Unauthorized");
     if (sessions.size >= opts.maxConnections) return refuse(socket, 503, "Service Unavailable: too many connections");
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = new Session(ws, token, fleet, limits, log, budget);
-      sessions.add(session);
-      ws.once("close", () => sessions.delete(session));
-    });
+    const client = acceptUpgrade(req, socket, head, MAX_MESSAGE);
+    if (!client) return;
+    const session = new Session(client, token, fleet, limits, log, budget, () => sessions.delete(session));
+    sessions.add(session);
   });
   return { server, sessions };
 }

@@ -1,10 +1,11 @@
-import { WebSocket } from "ws";
-import { ErrorCodes, FrameOp, METHODS, buildOpenRpc, decodeFrame, encodeAbort, explainParams, isMethod, jsonDepth, type MethodName } from "@sbx/protocol";
+import { ErrorCodes, FrameOp, METHODS, buildOpenRpc, encodeAbort, explainParams, frameProblem, isMethod, jsonDepth, type MethodName } from "@sbx/protocol";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Host } from "../fleet/host.js";
 import type { Logger } from "../log.js";
 import type { ByteBudget } from "../net/budget.js";
-import { Link, wsChannel } from "../net/link.js";
+import type { ClientSocket } from "../net/client-socket.js";
+import { payloadByte, remask, type Frame } from "../net/frames.js";
+import { Link } from "../net/link.js";
 import { createSandbox, listSandboxes } from "./fanout.js";
 import { ROUTES } from "./routes.js";
 import { Upstream, type Pending, type UpstreamOwner } from "./upstream.js";
@@ -18,6 +19,17 @@ export interface SessionLimits {
 type Id = number | string | null;
 
 let openrpcText: string | null = null;
+
+const streamFieldsOf = new Map<MethodName, readonly string[]>();
+/** The params of `method` that name streams (its inStreams, then its outStreams). */
+function streamFields(method: MethodName): readonly string[] {
+  let fields = streamFieldsOf.get(method);
+  if (!fields) {
+    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
+    streamFieldsOf.set(method, (fields = [...(spec.inStreams ?? []), ...(spec.outStreams ?? [])]));
+  }
+  return fields;
+}
 
 /**
  * One client connection to the gateway. Every call is sent on to the daemon holding its
@@ -33,32 +45,34 @@ export class Session implements UpstreamOwner {
   private readonly streams = new Map<number, Upstream>();
   private inFlight = 0;
   private closed = false;
-  /** Set while the client lags behind its answers: the gateway reads nothing more from it meanwhile. */
-  private clientBehind: Promise<void> | null = null;
   /**
-   * Messages that arrived while the client lagged, in order, handled once it catches up. One
-   * socket read brings many messages at once, and stopping the socket stops only later reads:
-   * without this, a read full of rpc.discover calls (each answered with 110 KB by the gateway
-   * itself) would queue over 100 MB for a client that reads nothing. Bounded by one read.
+   * Set while the client lags behind its answers: the gateway takes nothing more from it
+   * meanwhile. Holding its link stops the socket and the messages already read alike (they wait
+   * in its frame reader): a read full of rpc.discover calls, each answered with 110 KB by the
+   * gateway itself, is not all answered into a client that reads nothing.
    */
-  private readonly backlog: Array<{ data: Buffer; binary: boolean }> = [];
+  private clientBehind: Promise<void> | null = null;
   private readonly offLost: () => void;
 
   constructor(
-    readonly ws: WebSocket,
+    readonly client: ClientSocket,
     private readonly token: string,
     readonly fleet: Fleet,
     private readonly limits: SessionLimits,
     readonly log: Logger,
     private readonly gateway: ByteBudget,
+    onClosed: () => void,
   ) {
-    this.link = new Link(wsChannel(ws), gateway);
-    ws.on("message", (data: Buffer, isBinary) => this.receive(data, isBinary));
-    ws.on("close", () => {
-      this.link.release();
-      this.onClose();
+    this.link = new Link(client, gateway);
+    client.start({
+      text: (payload) => this.onText(payload.toString("utf8")),
+      binary: (frame) => this.onBinary(frame),
+      closed: () => {
+        this.link.release();
+        this.onClose();
+        onClosed();
+      },
     });
-    ws.on("error", () => {});
     // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
     this.offLost = fleet.onHostLost((host, reason) => this.upstreams.get(host)?.abandon(`the sbx daemon ${host.label} went away (${reason})`));
   }
@@ -84,24 +98,6 @@ export class Session implements UpstreamOwner {
 
   private fail(id: Id, code: number, message: string): void {
     this.replyError(id, { code, message });
-  }
-
-  private receive(data: Buffer, binary: boolean): void {
-    if (this.clientBehind || this.backlog.length > 0) {
-      this.backlog.push({ data, binary });
-      return;
-    }
-    if (binary) this.onBinary(data);
-    else this.onText(data.toString("utf8"));
-  }
-
-  /** Handles what waited while the client lagged, until it lags again. */
-  private catchUp(): void {
-    while (this.backlog.length > 0 && !this.clientBehind && !this.closed) {
-      const { data, binary } = this.backlog.shift()!;
-      if (binary) this.onBinary(data);
-      else this.onText(data.toString("utf8"));
-    }
   }
 
   private onText(text: string): void {
@@ -160,11 +156,13 @@ export class Session implements UpstreamOwner {
   }
 
   private route(text: string, msg: { id: number | string; method: string }, method: MethodName, params: Record<string, unknown>, sandbox: string): void {
-    const spec = METHODS[method] as { inStreams?: readonly string[]; outStreams?: readonly string[] };
-    const named = [...(spec.inStreams ?? []), ...(spec.outStreams ?? [])].filter((f) => typeof params[f] === "number");
-    const ids = named.map((f) => params[f] as number);
-    for (const f of named) {
-      const cid = params[f] as number;
+    const fields = streamFields(method);
+    const ids: number[] = [];
+    for (const f of fields) if (typeof params[f] === "number") ids.push(params[f]);
+    // The first field naming a repeated id is the one named, in the daemon's words.
+    for (const f of fields) {
+      const cid = params[f];
+      if (typeof cid !== "number") continue;
       if (this.streams.has(cid) || ids.indexOf(cid) !== ids.lastIndexOf(cid)) return this.fail(msg.id, ErrorCodes.InvalidParams, `params.${f}: stream id ${cid} is already in use`);
     }
     if (this.streams.size + ids.length > this.limits.maxStreams) return this.fail(msg.id, ErrorCodes.ResourceLimit, `more than ${this.limits.maxStreams} open streams on this connection`);
@@ -190,20 +188,24 @@ export class Session implements UpstreamOwner {
     if (behind) this.link.hold(behind);
   }
 
-  private onBinary(data: Buffer): void {
-    const frame = decodeFrame(data);
-    if (typeof frame === "string") return this.violation(`malformed stream frame: ${frame}`);
-    const up = this.streams.get(frame.stream);
+  /** A client's binary frame: its header checked as the daemon would, then passed on re-masked. */
+  private onBinary(frame: Frame): void {
+    const n = frame.payloadLength;
+    const op = n >= 1 ? payloadByte(frame, 0) : 0;
+    const stream = n >= 5 ? ((payloadByte(frame, 1) << 24) | (payloadByte(frame, 2) << 16) | (payloadByte(frame, 3) << 8) | payloadByte(frame, 4)) >>> 0 : 0;
+    const problem = frameProblem(n, op, stream);
+    if (problem) return this.violation(`malformed stream frame: ${problem}`);
+    const up = this.streams.get(stream);
     if (!up) return; // a stream that already ended, as at the daemon
-    if (frame.op === FrameOp.End || frame.op === FrameOp.Abort) this.forget(frame.stream);
-    up.send(data);
+    if (op === FrameOp.End || op === FrameOp.Abort) this.forget(stream);
+    up.sendFrame(remask(frame));
     const behind = up.link.congestion();
     if (behind) this.link.hold(behind);
   }
 
   private violation(reason: string): void {
     this.log.warn(`client connection: ${reason}; closing it`);
-    this.ws.close(1008, reason.slice(0, 120));
+    this.client.close(1008, reason);
   }
 
   private forget(stream: number): void {
@@ -228,8 +230,7 @@ export class Session implements UpstreamOwner {
 
   /** A daemon's frame, to the client as the daemon sent it (both are server frames). */
   private frameToClient(raw: Buffer[]): void {
-    // After its close frame, nothing more may go to the client (ws.send knows; raw writes must check).
-    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.client.isOpen) return;
     this.link.sendFrame(raw);
     this.checkClient();
   }
@@ -239,10 +240,7 @@ export class Session implements UpstreamOwner {
     const behind = this.link.congestion();
     if (!behind) return;
     this.clientBehind = behind;
-    void behind.then(() => {
-      this.clientBehind = null;
-      this.catchUp();
-    });
+    void behind.then(() => (this.clientBehind = null));
     this.link.hold(behind);
     for (const up of this.upstreams.values()) up.link.hold(behind);
   }
@@ -270,7 +268,7 @@ export class Session implements UpstreamOwner {
     if (this.upstreams.get(up.host) === up) this.upstreams.delete(up.host);
     if (this.closed) return;
     // The daemon closed this client for a protocol violation: as it would have, directly.
-    if (code === 1008) return void this.ws.close(1008, closeReason.slice(0, 120));
+    if (code === 1008) return void this.client.close(1008, closeReason);
     // As the daemon does when a call fails: its streams are aborted before the call is answered.
     for (const stream of [...up.streams]) {
       this.forget(stream);
@@ -291,7 +289,6 @@ export class Session implements UpstreamOwner {
 
   private onClose(): void {
     this.closed = true;
-    this.backlog.length = 0;
     this.offLost();
     for (const up of this.upstreams.values()) up.close();
     this.upstreams.clear();

@@ -1,7 +1,7 @@
 import type { Host } from "../fleet/host.js";
 import type { ByteBudget } from "../net/budget.js";
 import { DaemonSocket } from "../net/daemon-socket.js";
-import { daemonChannel, Link } from "../net/link.js";
+import { Link } from "../net/link.js";
 
 /** Largest message accepted from a daemon: what the SDK accepts from one (a big directory listing). */
 export const MAX_UPSTREAM_MESSAGE = 64 << 20;
@@ -44,7 +44,8 @@ export class Upstream {
   readonly streams = new Set<number>();
   /** Sandboxes the client reached through here (created, connected, called). */
   readonly touched = new Set<string>();
-  private queue: Array<string | Buffer> | null = [];
+  /** What waits for the handshake: messages, and whole frames (a client's, re-masked). */
+  private queue: Array<string | Buffer | Buffer[]> | null = [];
   private queuedBytes = 0;
   private nextInternal = -1;
   private ended = false;
@@ -55,7 +56,10 @@ export class Upstream {
       open: () => {
         const queued = this.queue ?? [];
         this.dropQueue();
-        for (const data of queued) link!.send(data);
+        for (const data of queued) {
+          if (Array.isArray(data)) link!.sendFrame(data);
+          else link!.send(data);
+        }
       },
       text: (text, raw) => this.onText(text, raw),
       binary: (raw, op, stream) => owner.binary(this, raw, op, stream),
@@ -74,7 +78,7 @@ export class Upstream {
           reason,
         ),
     });
-    this.link = link = new Link(daemonChannel(this.socket), gateway);
+    this.link = link = new Link(this.socket, gateway);
   }
 
   /** Forwards a client's call (its text, unchanged unless its id must be remapped). */
@@ -114,9 +118,21 @@ export class Upstream {
   send(data: string | Buffer): void {
     if (this.ended) return;
     if (!this.queue) return this.link.send(data);
-    this.queue.push(data);
+    this.enqueue(data, typeof data === "string" ? data.length : data.byteLength);
+  }
+
+  /** Sends a client's binary frame, re-masked (`remask`): its bytes pass on without a copy. */
+  sendFrame(parts: Buffer[]): void {
+    if (this.ended) return;
+    if (!this.queue) return this.link.sendFrame(parts);
+    let n = 0;
+    for (const p of parts) n += p.length;
+    this.enqueue(parts, n);
+  }
+
+  private enqueue(data: string | Buffer | Buffer[], n: number): void {
+    this.queue!.push(data);
     // Counted like sent bytes, so a client racing ahead of the handshake is held back too.
-    const n = typeof data === "string" ? data.length : data.byteLength;
     this.queuedBytes += n;
     this.link.budget.add(n);
   }

@@ -29,9 +29,9 @@ export interface TestFleet extends AsyncDisposable {
 
 export const token = (name: string) => `${name}-${randomBytes(18).toString("base64url")}`;
 
-/** Starts `sbx-gateway` with `args` (tokens and operator token from the fleet); resolves once it listens. */
-export async function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
-  const proc = spawn(process.execPath, [GATEWAY_CLI, "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+/** Starts `sbx-gateway` (this checkout's, or the build at `cli`) with `args`; resolves once it listens. */
+export async function startGateway(args: string[], env: NodeJS.ProcessEnv = {}, cli = GATEWAY_CLI): Promise<TestGateway> {
+  const proc = spawn(process.execPath, [cli, "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stderr = "";
   const watchers = new Set<() => void>();
   proc.stderr!.on("data", (d) => {
