@@ -4,6 +4,9 @@ import { tput, mbs } from "../lib/stats.mjs";
 import { waitNoSandboxProcs, withRssPeak } from "../lib/proc.mjs";
 import { sandboxDd, sdkDownload, sdkUpload, within } from "../lib/sdk.mjs";
 
+/** A tmpfs every sandbox has (bwrap's /dev, the sandbox user's own); its pages count in the sandbox's memory cgroup, so it is removed after each upload. */
+const TMPFS_PATH = "/dev/shm/bench.bin";
+
 /**
  * `fs.writeFile` from a stream, then `fs.readFileStream`, CFG.reps times after a 64 MiB warm-up,
  * each beside its floor. A sandbox that dies on the way is replaced; every sandbox used is
@@ -18,7 +21,7 @@ export async function measureFiles(d, sb, peer) {
     await box.kill().catch(() => {});
     box = await Sandbox.create(d.opts);
   };
-  const up = [], down = [], upFloor = [], downFloor = [], dd = [];
+  const up = [], down = [], upFloor = [], downFloor = [], dd = [], upTmpfs = [];
   const failed = { up: [], down: [] };
   const growth = { upClient: 0, upDaemon: 0, downClient: 0, downDaemon: 0 };
   // rep -1 is a 64 MiB warm-up, not recorded
@@ -40,6 +43,9 @@ export async function measureFiles(d, sb, peer) {
     }
     // the storage's own pace for the same write (row 4d), right after the upload it explains
     dd.push(await within(sandboxDd(box, path, size), limitMs, "dd"));
+    // the same upload into a tmpfs inside the sandbox (row 4e): the pipeline without the storage's cost
+    upTmpfs.push(await within(sdkUpload(box, TMPFS_PATH, size), limitMs, "fs.writeFile to tmpfs"));
+    await box.fs.remove(TMPFS_PATH);
     downFloor.push(await peer.download(size, 64 * 1024));
     const dl = await withRssPeak(d.proc.pid, () => within(sdkDownload(box, path, size), limitMs, "fs.readFileStream"));
     if (i >= 0) {
@@ -57,9 +63,10 @@ export async function measureFiles(d, sb, peer) {
   upFloor.shift();
   downFloor.shift();
   dd.shift();
+  upTmpfs.shift();
   await box.fs.remove(path).catch(() => {});
-  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), dd: tput(dd), growth, failed };
-  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)} (dd in the sandbox ${mbs(files.dd)}); down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
+  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), dd: tput(dd), upTmpfs: tput(upTmpfs), growth, failed };
+  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)} (dd in the sandbox ${mbs(files.dd)}, to a tmpfs ${mbs(files.upTmpfs)}); down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
   await box.kill().catch(() => {});
   if (box !== sb) await sb.kill().catch(() => {});
   await waitNoSandboxProcs();

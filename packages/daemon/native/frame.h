@@ -14,8 +14,10 @@ enum { OP_DATA = 0, OP_END = 1, OP_CREDIT = 2, OP_ABORT = 3, OP_MSG = 4 };
 
 /* Mirrors of @sbx/protocol/frames and channel/framing.ts. */
 #define MAX_CHANNEL_FRAME (16u << 20)
-#define STREAM_WINDOW (1u << 20)
-#define CREDIT_BATCH (STREAM_WINDOW / 8)
+#define STREAM_WINDOW (8u << 20)
+#define CREDIT_BATCH (128u * 1024)
+/* What an output stream may send before the daemon's first CREDIT (channel/framing.ts). */
+#define CHANNEL_INITIAL_WINDOW (256u * 1024)
 #define MAX_CHUNK (256u * 1024)
 #define FRAME_HEADER 9
 #define MAX_ABORT_REASON 1024

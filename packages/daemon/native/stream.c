@@ -89,7 +89,7 @@ struct outstream *out_open(uint32_t id, const struct out_source *src, void *owne
 {
     struct outstream *s = xcalloc(1, sizeof *s);
     s->id = id;
-    s->credit = STREAM_WINDOW;
+    s->credit = CHANNEL_INITIAL_WINDOW;
     s->src = src;
     s->owner = owner;
     s->fd = fd;

@@ -11,6 +11,8 @@ import { parseTenants, type TenantQuotas } from "./server/tenants.js";
 import { idPrefixOf } from "./fleet/host-state.js";
 import { DEFAULT_MIRROR } from "./volumes/build.js";
 import { readTokensFile } from "./fleet/tokens-file.js";
+import { DEFAULT_STREAM_BUDGET } from "./streams/budget.js";
+import { CHANNEL_INITIAL_WINDOW } from "./channel/framing.js";
 
 /** Everything the daemon can be told, with its defaults. */
 export interface DaemonConfig {
@@ -48,6 +50,8 @@ export interface DaemonConfig {
   storageStock: number;
   /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
   stallMs: number;
+  /** streamBytesPerSandbox: the most of one sandbox's output the daemon holds unread (all its streams' windows together); its writers wait beyond it. */
+  streamBytesPerSandbox: number;
   /** diskReserve, diskOvercommit, diskMinFree: what sandboxes' disk caps may promise (root mode). */
   disk: DiskPolicy;
   /** egress.resolve: names pinned to addresses (like curl --resolve); an operator's decision. */
@@ -96,6 +100,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     imageWarmPool: 0,
     storageStock: 2,
     stallMs: 30_000,
+    streamBytesPerSandbox: DEFAULT_STREAM_BUDGET,
     disk: { ...DEFAULT_DISK_POLICY },
     egressPins: ResolveMap.empty,
     extraCaCerts: [],
@@ -169,6 +174,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
   },
   logFormat: (v, c) => (c.logFormat = parseLogFormat(v, "config.logFormat")),
   stallTimeout: (v, c) => (c.stallMs = atLeast("stallTimeout", parseDuration(str("stallTimeout", v)), 100)),
+  streamBytesPerSandbox: (v, c) => (c.streamBytesPerSandbox = atLeast("streamBytesPerSandbox", typeof v === "number" ? v : parseBytes(str("streamBytesPerSandbox", v)), CHANNEL_INITIAL_WINDOW)),
   egress: (v, c) => {
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.egress: must be an object");
     for (const [key, value] of Object.entries(v)) {

@@ -179,6 +179,7 @@ export class Daemon {
       tenants: tokens,
       metrics,
       stallMs: config.stallMs,
+      streamBytesPerSandbox: config.streamBytesPerSandbox,
       disk: config.disk,
       egress,
       egressShared,

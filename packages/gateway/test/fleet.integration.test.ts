@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCodes, FrameOp, encodeCredit, encodeFrame } from "@sbx/protocol";
+import { ErrorCodes, FrameOp, STREAM_WINDOW, encodeCredit, encodeFrame } from "@sbx/protocol";
 import { AuthError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
@@ -362,7 +362,8 @@ describe("the gateway's own door", () => {
       const spawned = await raw.call("process.spawn", { sandbox: sb.id, cmd: "sleep", args: ["30"], stdin: 7, stdout: null, stderr: null });
       expect(spawned.result.pid).toBeGreaterThan(0);
       const chunk = new Uint8Array(256 * 1024);
-      for (let i = 0; i < 6; i++) raw.ws.send(encodeFrame(FrameOp.Data, 7, chunk)); // 1.5 MiB with a 1 MiB window
+      // Two chunks past the window, into a process that reads nothing.
+      for (let sent = 0; sent <= STREAM_WINDOW + chunk.length; sent += chunk.length) raw.ws.send(encodeFrame(FrameOp.Data, 7, chunk));
       for (let i = 0; i < 300 && !raw.closed; i++) await new Promise((r) => setTimeout(r, 50));
       expect(raw.closed).toEqual({ code: 1008, reason: "flow control violated" });
       // A malformed frame is refused by the gateway itself, in the daemon's words.

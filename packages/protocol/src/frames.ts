@@ -13,12 +13,14 @@ export const FrameOp = { Data: 0, End: 1, Credit: 2, Abort: 3 } as const;
 export type FrameOp = (typeof FrameOp)[keyof typeof FrameOp];
 
 /** Bytes a sender may have in flight per stream before it waits for CREDIT. */
-export const STREAM_WINDOW = 1 << 20;
+export const STREAM_WINDOW = 8 << 20;
 /**
- * Receivers grant credit in batches of at least this many bytes (fewer frames); it is well
- * below the window, so a sender can never wait on credit a receiver is holding back.
+ * Receivers grant credit in batches of at least this many bytes (fewer frames). It is a fixed
+ * size, not a share of the window: it stays below the smallest window any hop of a stream starts
+ * with (the daemon opens a sandbox's output with 256 KiB and widens it as it is read), so a
+ * sender can never wait on credit a receiver is holding back.
  */
-export const CREDIT_BATCH = STREAM_WINDOW / 8;
+export const CREDIT_BATCH = 128 * 1024;
 /** Largest DATA payload in one frame. */
 export const MAX_CHUNK = 256 * 1024;
 export const FRAME_HEADER = 5;

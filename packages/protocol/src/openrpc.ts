@@ -1,6 +1,6 @@
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "./common.js";
 import { ERROR_DESCRIPTIONS, ErrorCodes } from "./errors.js";
-import { FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW } from "./frames.js";
+import { CREDIT_BATCH, FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW } from "./frames.js";
 import { METHODS, NOTIFICATIONS } from "./methods.js";
 
 export const PROTOCOL_VERSION = "0.1.0";
@@ -50,9 +50,10 @@ export function buildOpenRpc() {
     },
     "x-stream-frames": {
       description:
-        "Binary WebSocket messages carry byte streams: byte 0 op (0 DATA, 1 END, 2 CREDIT, 3 ABORT), bytes 1-4 the stream id (big-endian u32), then the payload. A sender keeps at most `window` bytes uncredited per stream; CREDIT carries a big-endian u32 byte count.",
+        "Binary WebSocket messages carry byte streams: byte 0 op (0 DATA, 1 END, 2 CREDIT, 3 ABORT), bytes 1-4 the stream id (big-endian u32), then the payload. A sender keeps at most `window` bytes uncredited per stream; CREDIT carries a big-endian u32 byte count. A receiver grants credit as it consumes, never holding back `creditBatch` bytes or more.",
       headerBytes: FRAME_HEADER,
       window: STREAM_WINDOW,
+      creditBatch: CREDIT_BATCH,
       maxChunk: MAX_CHUNK,
     },
   };

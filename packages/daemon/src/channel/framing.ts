@@ -22,6 +22,14 @@ const HEADER = 9;
 /** Largest frame either side accepts on the channel. */
 export const MAX_CHANNEL_FRAME = 16 << 20;
 
+/**
+ * What the supervisor may send on a stream toward the daemon before any CREDIT: each such stream
+ * starts with this window, and the daemon widens it (up to STREAM_WINDOW) only out of the
+ * sandbox's stream budget (streams/budget.ts), so its output can never pin more daemon memory
+ * than that budget. native/frame.h has the same value.
+ */
+export const CHANNEL_INITIAL_WINDOW = 256 * 1024;
+
 /** Just the nine header bytes of a frame whose payload is written separately. */
 export function channelHeader(op: ChannelOp, id: number, payloadBytes: number): Buffer {
   const out = Buffer.allocUnsafe(HEADER);

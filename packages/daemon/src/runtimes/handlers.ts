@@ -23,6 +23,8 @@ export function runtimeHandlers(sandboxOf: (ctx: CallContext, id: string) => San
       const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...(p.env ?? {}) });
       const tooBig = execSizeProblem([cmd, ...args], env);
       if (tooBig) throw invalid(tooBig.field, tooBig.message);
+      // Its control pipe's output takes a window from the sandbox's stream budget: refused here, not later.
+      sb.link.streams.check(1);
       const pipe = new SandboxDuplex(sb.link);
       const repl = new Repl(p.language, pipe, () => {
         if (repl.pid && !sb.stopped) sb.link.call("process.kill", { pid: repl.pid, signal: "SIGKILL" }).catch(() => {});

@@ -28,6 +28,6 @@ export class Tunnel extends SandboxDuplex {
 export function openTunnel(sb: Sandbox, port: number): Tunnel {
   const journal = sb.egress.journal;
   const tunnel = new Tunnel(sb.link, { toSandbox: (n) => (journal.bytesIn += n), fromSandbox: (n) => (journal.bytesOut += n) });
-  tunnel.openWith(sb.link.call("net.connect", { port, input: tunnel.input, output: tunnel.output }));
+  tunnel.openWith(() => sb.link.call("net.connect", { port, input: tunnel.input, output: tunnel.output }));
   return tunnel;
 }

@@ -92,6 +92,8 @@ export interface ManagerOptions {
   storageStock: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
   stallMs: number;
+  /** What one sandbox's unread output may hold in the daemon, all its streams together (config streamBytesPerSandbox). */
+  streamBytesPerSandbox?: number;
   /** What the daemon promises about sandboxes' disks (root mode). */
   disk: DiskPolicy;
   /** Put in every sandbox id after "sbx_" (config idPrefix), so a fleet gateway routes by id. */
@@ -486,7 +488,7 @@ export class SandboxManager {
       hostname: "sbx",
     });
     releaseFd(egress);
-    const link = new SupervisorLink(proc, this.log, id, this.opts.stallMs);
+    const link = new SupervisorLink(proc, this.log, id, this.opts.stallMs, this.opts.streamBytesPerSandbox);
     const meter = new UsageMeter(cgroup, proc.pid ?? 0, () => (storage ? [storage.root] : insideStorage(proc.pid ?? 0)), () => egress.journal.counters());
     const parts = { limits, resources, proc, link, meter, egress: { proxy: egress.proxy, journal: egress.journal, socketDir: egress.socketDir }, sudo: block !== null };
     const sb = new Sandbox(id, parts, this.opts.sessionGraceMs, (reason) => this.destroy(sb, reason));

@@ -36,6 +36,7 @@ export class ProcessOutputs {
 
   /** A tap for the stream `sid` of a spawn under way. */
   tapFor(link: SupervisorLink, sid: number, onViolation: (reason: string) => void): OutputTap {
+    link.streams.reclaim ??= (bytes) => this.budget.reclaimUnread(bytes);
     const tap = new OutputTap(link, sid, onViolation, this.budget);
     this.pending.set(sid, tap);
     return tap;
@@ -59,7 +60,7 @@ export class ProcessOutputs {
   drop(sids: number[]): void {
     for (const sid of sids) {
       const tap = this.pending.get(sid);
-      if (tap) this.budget.forget(tap);
+      if (tap) this.budget.forget(tap, true);
       this.pending.delete(sid);
     }
   }

@@ -229,7 +229,7 @@ export class WarmPool {
 async function warmUp(sb: Sandbox): Promise<void> {
   const discard: Endpoint = { data() {}, end() {}, credit() {}, abort() {}, congestion: () => null };
   const streams = [sb.link.allocStream(), sb.link.allocStream()];
-  for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid)), true);
+  for (const sid of streams) sb.link.addRelay(sid, new Relay(sb.link.endpoint(sid), discard, () => {}, () => sb.link.removeRelay(sid), sb.link.streams.open()), true);
   const { pid } = (await sb.link.call("process.spawn", { cmd: "/bin/true", env: {}, stdin: null, stdout: streams[0], stderr: streams[1] })) as { pid: number };
   // No client tracks it, so its exit is kept as an early one; wait for it and drop it.
   await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ import { explainResult, type MethodName } from "@sbx/protocol";
 import { ChannelOp, FrameReader, MAX_CHANNEL_FRAME, channelHeader, encodeChannelFrame, encodeCreditFrame, encodeMessage, type ChannelFrame } from "../channel/framing.js";
 import { SupervisorMessage, type SupervisorErrorCode } from "../channel/messages.js";
 import type { Endpoint, Relay } from "../streams/relay.js";
+import { StreamBudget } from "../streams/budget.js";
 import type { Logger } from "../util/log.js";
 
 const checkMessage = TypeCompiler.Compile(SupervisorMessage);
@@ -58,13 +59,17 @@ export class SupervisorLink {
   onExit: ExitHandler = () => {};
   /** Called once when the supervisor must be considered hostile or dead. */
   onFatal: (reason: string) => void = () => {};
+  /** What this sandbox's streams toward the daemon may hold in it together (config streamBytesPerSandbox). */
+  readonly streams: StreamBudget;
 
   constructor(
     readonly proc: ChildProcess,
     private readonly log: Logger,
     private readonly label: string,
     private readonly stallMs = DEFAULT_STALL_MS,
+    streamBytes?: number,
   ) {
+    this.streams = new StreamBudget(streamBytes);
     proc.stdout!.on("data", (data: Buffer) => this.onData(data));
     proc.stderr!.on("data", (data: Buffer) => {
       this.stderrTail = (this.stderrTail + data.toString("utf8")).slice(-4096);
@@ -177,6 +182,8 @@ export class SupervisorLink {
   }
 
   addRelay(sid: number, relay: Relay, outbound: boolean): void {
+    // What the sandbox sends is held against its budget: a window of STREAM_WINDOW per stream would not be.
+    if (outbound && !relay.granted) throw new Error(`stream ${sid} from sandbox ${this.label} has no window from its stream budget`);
     this.relays.set(sid, { relay, outbound });
   }
 

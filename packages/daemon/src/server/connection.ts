@@ -219,6 +219,8 @@ export class Connection implements Client {
     const out: Record<string, number> = {};
     // process.attach: the streams start at the daemon's kept output, not in the sandbox; all checked first.
     const attaching = method === "process.attach" ? sb.outputs.check(params.pid as number, { stdout: params.stdoutFrom as number | undefined, stderr: params.stderrFrom as number | undefined }, named.map(([f]) => f as "stdout" | "stderr")) : null;
+    // Streams from the sandbox each take a window out of its stream budget: all of them fit, or none opens.
+    if (!attaching) sb.link.streams.check(named.filter(([, outbound]) => outbound).length);
     for (const [field, outbound] of named) {
       const cid = params[field] as number;
       const client = this.endpoint(cid);
@@ -246,6 +248,7 @@ export class Connection implements Client {
           this.streams.delete(cid);
           sb.link.removeRelay(sid);
         },
+        outbound ? sb.link.streams.open() : undefined,
       );
       this.streams.set(cid, { relay, outbound });
       sb.link.addRelay(sid, relay, outbound);

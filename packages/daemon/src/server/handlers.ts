@@ -56,23 +56,27 @@ export function createRpcServer(manager: SandboxManager, host: HostState, log: L
   const special: { [M in SupervisorMethodName]?: Handler<M> } = {
     "process.spawn": async (p, ctx) => {
       const sb = sandboxOf(ctx, p.sandbox);
-      if (p.sudo && !sb.sudo) throw new DaemonError("Unsupported", "sudo: this sandbox has no root to run as; only a sandbox booted from an image (create it with root) has one");
-      const asRoot = p.sudo ? ROOT_ENV : {};
-      const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...asRoot, ...(p.env ?? {}) });
-      const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
-      if (tooBig) throw invalid(tooBig.field, tooBig.message);
       const sids = { ...(ctx.streams.stdout ? { stdout: ctx.streams.stdout } : {}), ...(ctx.streams.stderr ? { stderr: ctx.streams.stderr } : {}) };
-      const result = await inside(sb, "process.spawn", {
-        cmd: p.cmd,
-        ...(p.args ? { args: p.args } : {}),
-        ...(p.cwd ? { cwd: p.cwd } : {}),
-        env,
-        stdin: ctx.streams.stdin ?? null,
-        stdout: ctx.streams.stdout ?? null,
-        stderr: ctx.streams.stderr ?? null,
-        ...(p.pty ? { pty: p.pty } : {}),
-        ...(p.sudo ? { sudo: true } : {}),
-      }).catch((err) => {
+      const spawn = async () => {
+        if (p.sudo && !sb.sudo) throw new DaemonError("Unsupported", "sudo: this sandbox has no root to run as; only a sandbox booted from an image (create it with root) has one");
+        const asRoot = p.sudo ? ROOT_ENV : {};
+        const env = p.clearEnv ? { ...(p.env ?? {}) } : withEgressOptions({ ...defaultEnv(sb), ...asRoot, ...(p.env ?? {}) });
+        const tooBig = execSizeProblem([p.cmd, ...(p.args ?? [])], env);
+        if (tooBig) throw invalid(tooBig.field, tooBig.message);
+        return inside(sb, "process.spawn", {
+          cmd: p.cmd,
+          ...(p.args ? { args: p.args } : {}),
+          ...(p.cwd ? { cwd: p.cwd } : {}),
+          env,
+          stdin: ctx.streams.stdin ?? null,
+          stdout: ctx.streams.stdout ?? null,
+          stderr: ctx.streams.stderr ?? null,
+          ...(p.pty ? { pty: p.pty } : {}),
+          ...(p.sudo ? { sudo: true } : {}),
+        });
+      };
+      // A spawn that fails, however early, gives back its output taps (and their share of the stream budget).
+      const result = await spawn().catch((err) => {
         sb.outputs.drop(Object.values(sids));
         throw err;
       });

@@ -3,18 +3,22 @@
  * can attach again (process.attach) and read on from a byte offset. The daemon holds the last
  * KEPT bytes of each stream. While a client is attached, the process goes at that client's pace
  * (credit flows back to the supervisor only as the client grants it, as with a plain relay).
- * While none is, the process runs on until it has written one window (1 MiB) nobody read, then
- * waits for a reader: the daemon keeps those bytes and grants no more, so a vanished client costs
+ * While none is, the process runs on until it has written one window nobody read, then waits
+ * for a reader: the daemon keeps those bytes and grants no more, so a vanished client costs
  * neither memory nor CPU (an endless writer cannot make the daemon drain it forever), and nothing
- * written is lost before someone attaches again.
+ * written is lost before someone attaches again. The window is the stream's grant from the
+ * sandbox's StreamBudget (streams/budget.ts): bytes not yet sent to a client are never trimmed,
+ * and they stay counted in that budget until they are sent (or the process is forgotten), so
+ * all of a sandbox's unread output together stays within it.
  */
 import { MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol";
 import { Relay, type Endpoint } from "./relay.js";
+import type { StreamBudget } from "./budget.js";
 import type { SupervisorLink } from "../sandbox/supervisor-link.js";
 
-/** Bytes of each stream kept for a client that attaches later. */
+/** Bytes of each stream kept for a client that attaches later, beyond those not yet sent (which are always kept). */
 export const KEPT = 1 << 20;
-/** Bytes kept across all the streams of one sandbox: many writers share it, so the daemon's memory stays bounded per sandbox. */
+/** Bytes already sent kept across all the streams of one sandbox: many writers share it, so the daemon's memory stays bounded per sandbox. */
 export const KEPT_PER_SANDBOX = 8 << 20;
 
 /**
@@ -31,8 +35,24 @@ export class KeptBudget {
     this.taps.add(tap);
   }
 
-  forget(tap: OutputTap): void {
-    if (this.taps.delete(tap)) tap.trim(tap.keptLength);
+  /**
+   * The process is forgotten: what its tap holds goes, unless a client still reads it (then only
+   * what that client was sent). `failed`: its spawn failed, nothing will ever come.
+   */
+  forget(tap: OutputTap, failed = false): void {
+    if (this.taps.delete(tap)) tap.discard(failed);
+  }
+
+  /**
+   * Lets go of the unread output of ended processes no client is attached to, oldest first,
+   * until `bytes` of the stream budget are free (see StreamBudget.reclaim).
+   */
+  reclaimUnread(bytes: number): void {
+    let left = bytes;
+    for (const tap of this.taps) {
+      if (left <= 0) return;
+      if (tap.done && !tap.attached) left -= tap.dropUnread();
+    }
   }
 
   /** Makes room after `writer` grew. */
@@ -49,7 +69,8 @@ interface Queued {
   data: Buffer;
   /** `data` preceded by five scratch bytes (see Endpoint.data), for a chunk sent once. */
   framed?: Buffer;
-  replayed: boolean;
+  /** How many of its bytes no client was sent before (the last ones): sending them credits the supervisor. */
+  unread: number;
 }
 
 /**
@@ -72,8 +93,9 @@ export class OutputTap {
   private keptBytes = 0;
   /** Bytes the stream has carried in all (the offset of its next byte). */
   total = 0;
-  /** Received from the supervisor, not yet credited back to it. */
+  /** Received from the supervisor and not yet sent to any client (the last bytes of `kept`): never trimmed, counted in the stream budget. */
   private uncredited = 0;
+  private readonly streams: StreamBudget;
   /** Chunks waiting for the attached client's window: the replayed tail, then live ones (with their frame's scratch header, when they have one). */
   private queue: Queued[] = [];
   private toClient: Relay | null = null;
@@ -88,6 +110,8 @@ export class OutputTap {
     onViolation: (reason: string) => void,
     private readonly budget: KeptBudget = new KeptBudget(),
   ) {
+    this.streams = link.streams;
+    const grant = link.streams.open();
     budget.add(this);
     const sink: Endpoint = {
       data: (chunk, framed) => this.onData(...keepable(chunk, framed)),
@@ -96,8 +120,10 @@ export class OutputTap {
       abort: () => ((this.failed = true), this.finish("aborted")),
       // A client that is not keeping up makes the supervisor link stop reading, as with a plain relay.
       congestion: () => this.toClient?.dst.congestion() ?? null,
+      // Once the stream is over, what nobody was sent yet stays in the sandbox's budget until it is.
+      held: () => this.uncredited,
     };
-    this.fromSandbox = new Relay(link.endpoint(sid), sink, onViolation, () => link.removeRelay(sid));
+    this.fromSandbox = new Relay(link.endpoint(sid), sink, onViolation, () => link.removeRelay(sid), grant);
     link.addRelay(sid, this.fromSandbox, true);
   }
 
@@ -105,8 +131,20 @@ export class OutputTap {
     return this.keptBytes;
   }
 
-  /** Drops the oldest `n` kept bytes. */
+  /** Drops the oldest `n` kept bytes, but never one no client was sent yet. */
   trim(n: number): void {
+    this.drop(Math.min(n, this.keptBytes - this.uncredited));
+  }
+
+  /** Drops what is kept and, unless a client still reads (and `always` is false), ends the stream and returns its unsent bytes to the budget. */
+  discard(always: boolean): void {
+    if (this.toClient && !always) return this.trim(this.keptBytes);
+    this.toClient?.abort("the process's output is no longer kept");
+    this.fromSandbox.abort("the process's output is no longer kept");
+    this.dropUnread();
+  }
+
+  private drop(n: number): void {
     let left = n;
     while (left > 0 && this.kept.length) {
       const head = this.kept[0]!;
@@ -132,6 +170,19 @@ export class OutputTap {
     return this.ended !== null;
   }
 
+  get attached(): boolean {
+    return this.toClient !== null;
+  }
+
+  /** Drops what is kept, unsent bytes too (the stream is over and nobody reads); returns how many unsent bytes went back to the budget. */
+  dropUnread(): number {
+    const n = this.uncredited;
+    this.drop(this.keptBytes);
+    this.uncredited = 0;
+    this.delivered(n);
+    return n;
+  }
+
   /**
    * Sends `client` the kept bytes from `from` on, then the live ones; returns the relay the
    * connection routes the client's CREDIT and ABORT to. A client attached before is let go.
@@ -151,26 +202,40 @@ export class OutputTap {
     const relay = new Relay(source, client, () => {}, onClose);
     this.toClient = relay;
     this.inFlight = 0;
-    // The replay: the kept tail from `from`, in chunks; what arrives meanwhile queues behind it.
-    let skip = from - this.start;
-    const replay: Buffer[] = [];
+    // The replay: the kept tail from `from`, in chunks (the queue of a client before is in it).
+    // Its last `uncredited` bytes no client was sent: they are credited to the supervisor as they
+    // go, those the client chose to skip at once.
+    const unreadFrom = this.total - this.uncredited;
+    const skipped = Math.max(0, Math.min(from, this.total) - unreadFrom);
+    if (skipped > 0) {
+      this.uncredited -= skipped;
+      this.delivered(skipped);
+    }
+    let at = this.start;
+    const replay: Queued[] = [];
     for (const b of this.kept) {
-      if (skip >= b.length) {
-        skip -= b.length;
-        continue;
+      const end = at + b.length;
+      if (end > from) {
+        const part = at < from ? b.subarray(from - at) : b;
+        const partAt = end - part.length;
+        for (let off = 0; off < part.length; off += MAX_CHUNK) {
+          const data = part.subarray(off, off + MAX_CHUNK);
+          const first = partAt + off;
+          replay.push({ data, unread: Math.max(0, first + data.length - Math.max(first, unreadFrom)) });
+        }
       }
-      const part = skip > 0 ? b.subarray(skip) : b;
-      skip = 0;
-      for (let off = 0; off < part.length; off += MAX_CHUNK) replay.push(part.subarray(off, off + MAX_CHUNK));
+      at = end;
     }
-    this.queue = [...replay.map((data) => ({ data, replayed: true })), ...this.queue];
-    // What arrived while nobody read is in the replay: the supervisor may go on.
-    if (this.uncredited > 0) {
-      this.fromSandbox.credit(this.uncredited);
-      this.uncredited = 0;
-    }
+    this.queue = replay;
     this.flush();
     return relay;
+  }
+
+  /** `n` bytes the supervisor sent left the daemon (or were let go): it may send as many more, or, the stream over, the budget has them back. */
+  private delivered(n: number): void {
+    if (n <= 0) return;
+    if (!this.fromSandbox.isClosed) this.fromSandbox.credit(n);
+    else this.streams.release(n);
   }
 
   private onData(chunk: Buffer, framed: Buffer | undefined): void {
@@ -181,9 +246,9 @@ export class OutputTap {
     if (this.keptBytes > KEPT) this.trim(this.keptBytes - KEPT);
     if (this.budget.used > this.budget.limit) this.budget.reclaim(this);
     this.uncredited += chunk.length;
-    // Nobody reads: kept (the window bounds it), credited when a reader attaches.
+    // Nobody reads: kept (the window bounds it), credited when a reader is sent it.
     if (!this.toClient) return;
-    this.queue.push({ data: chunk, framed, replayed: false });
+    this.queue.push({ data: chunk, framed, unread: chunk.length });
     this.flush();
   }
 
@@ -192,21 +257,19 @@ export class OutputTap {
     const relay = this.toClient;
     if (!relay) return;
     while (this.queue.length && this.inFlight + this.queue[0]!.data.length <= STREAM_WINDOW) {
-      const { data, framed, replayed } = this.queue.shift()!;
+      const { data, framed, unread } = this.queue.shift()!;
       this.inFlight += data.length;
       // A live chunk goes out once, so its frame's scratch header may be rewritten; a replayed one is framed afresh.
       relay.data(data, framed);
-      if (!replayed) {
-        this.uncredited -= data.length;
-        this.fromSandbox.credit(data.length);
-      }
+      this.uncredited -= unread;
+      this.delivered(unread);
       if (this.toClient !== relay) return;
     }
     if (this.queue.length === 0 && this.ended !== null && !this.failed) relay.end();
     else if (this.queue.length === 0 && this.failed) relay.abort("the process's output stream failed");
   }
 
-  /** The attached client went away: what it had not been sent stays kept (and uncredited) for the next reader. */
+  /** The attached client went away: what it had not been sent stays kept (and counted in the budget) for the next reader. */
   private detach(relay: Relay): void {
     if (this.toClient !== relay) return;
     this.toClient = null;

@@ -1,4 +1,5 @@
 import { STREAM_WINDOW } from "@sbx/protocol";
+import type { StreamGrant } from "./budget.js";
 
 /** One side of a relayed stream: how to send frames toward it. */
 export interface Endpoint {
@@ -15,6 +16,8 @@ export interface Endpoint {
    * once it has caught up, until when whoever feeds it data should stop reading its source.
    */
   congestion(): Promise<void> | null;
+  /** Bytes this side received and still holds, not passed on (see StreamGrant.close). */
+  held?(): number;
 }
 
 /**
@@ -22,6 +25,9 @@ export interface Endpoint {
  * more than one window: it forwards DATA only while the sender stays within the credit
  * the final receiver granted, and passes CREDIT back as the receiver grants it. A sender
  * that overruns its window is a protocol violation reported to `onViolation`.
+ *
+ * The window is STREAM_WINDOW (what a client may send), or for a stream from a sandbox its
+ * `grant`: it starts small and widens as the receiver credits, out of the sandbox's budget.
  */
 export class Relay {
   private outstanding = 0;
@@ -32,17 +38,28 @@ export class Relay {
     readonly dst: Endpoint,
     private readonly onViolation: (reason: string) => void,
     private readonly onClose: () => void,
+    private readonly grant?: StreamGrant,
   ) {}
 
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** Whether the window is a sandbox stream's grant (streams/budget.ts). */
+  get granted(): boolean {
+    return this.grant !== undefined;
+  }
+
+  /** Bytes the sender may have in flight now. */
+  get window(): number {
+    return this.grant?.size ?? STREAM_WINDOW;
+  }
+
   data(chunk: Uint8Array, framed?: Buffer): void {
     if (this.closed) return;
     this.outstanding += chunk.byteLength;
-    if (this.outstanding > STREAM_WINDOW) {
-      this.abort(`flow control violated: ${this.outstanding} bytes in flight exceed the window of ${STREAM_WINDOW}`);
+    if (this.outstanding > this.window) {
+      this.abort(`flow control violated: ${this.outstanding} bytes in flight exceed the window of ${this.window}`);
       this.onViolation("flow control violated");
       return;
     }
@@ -53,7 +70,8 @@ export class Relay {
     if (this.closed) return;
     const n = Math.min(bytes, this.outstanding);
     this.outstanding -= n;
-    if (n > 0) this.src.credit(n);
+    // A stream being read may send more at once: its window grows by what was read, budget allowing.
+    if (n > 0) this.src.credit(n + (this.grant?.widen(n) ?? 0));
   }
 
   end(): void {
@@ -86,6 +104,7 @@ export class Relay {
 
   private close(): void {
     this.closed = true;
+    this.grant?.close(this.dst.held?.() ?? 0);
     this.onClose();
   }
 }

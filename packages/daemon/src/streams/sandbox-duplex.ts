@@ -8,6 +8,7 @@
 import { Duplex } from "node:stream";
 import { MAX_CHUNK, STREAM_WINDOW } from "@sbx/protocol";
 import { Relay, type Endpoint } from "./relay.js";
+import type { StreamGrant } from "./budget.js";
 import type { SupervisorLink } from "../sandbox/supervisor-link.js";
 
 export class SandboxDuplex extends Duplex {
@@ -24,6 +25,8 @@ export class SandboxDuplex extends Duplex {
   private ended = false;
   /** Writes wait for this: a pipe whose far end the supervisor opens only when its call succeeds. */
   private opened: Promise<void> = Promise.resolve();
+  /** Why the pipe could not open (the sandbox's stream budget is spent): it fails soon after, and openWith makes no call. */
+  readonly refusal: Error | null = null;
 
   /** `meter`, when given, hears of every byte each way (a tunnel's traffic counts as the sandbox's). */
   constructor(
@@ -61,15 +64,28 @@ export class SandboxDuplex extends Duplex {
       congestion: () => null,
     };
     const violation = (reason: string) => this.fail(reason);
+    let grant: StreamGrant | undefined;
+    try {
+      grant = link.streams.open();
+    } catch (err) {
+      this.refusal = err as Error;
+    }
     this.toSandbox = new Relay(writer, link.endpoint(this.input), violation, () => link.removeRelay(this.input));
-    this.fromSandbox = new Relay(link.endpoint(this.output), reader, violation, () => link.removeRelay(this.output));
+    this.fromSandbox = new Relay(link.endpoint(this.output), reader, violation, () => link.removeRelay(this.output), grant);
+    if (this.refusal) {
+      // After the caller (an http Agent, say) has had its turn to listen for the error.
+      const refusal = this.refusal;
+      setImmediate(() => this.destroy(refusal));
+      return;
+    }
     link.addRelay(this.input, this.toSandbox, false);
     link.addRelay(this.output, this.fromSandbox, true);
   }
 
-  /** Holds writes until `call` (the supervisor call that opens the far end) succeeds; its failure destroys the pipe. */
-  openWith(call: Promise<unknown>): void {
-    this.opened = call.then(
+  /** Holds writes until `call()` (the supervisor call that opens the far end) succeeds; its failure destroys the pipe. Not called for a refused pipe. */
+  openWith(call: () => Promise<unknown>): void {
+    if (this.refusal) return;
+    this.opened = call().then(
       () => {},
       (err: Error) => {
         this.destroy(err);

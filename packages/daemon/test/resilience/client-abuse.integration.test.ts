@@ -73,8 +73,11 @@ describe("a client that stops reading (resilience item 7)", () => {
     expectUnharmed(report, expect);
     ws.terminate();
     await closed(ws);
-    // Its streams went with it; the sandbox carries on.
-    expect(ok(await runBash(victim, "pkill -x cat; echo alive"), "bash")).toBe("alive\n");
+    // Its streams went with it. The processes it left wait on their pipes, holding the sandbox's
+    // stream budget (streamBytesPerSandbox) until they end: a spawn with no output streams ends
+    // them, and then the sandbox carries on.
+    await (await victim.spawn("pkill", { args: ["-x", "cat"], stdout: "null", stderr: "null" })).status;
+    expect(ok(await runBash(victim, "echo alive"), "bash")).toBe("alive\n");
   });
 
   it("calls of 1.9 MB each, 16 at a time, are slowed to the token's JSON rate and cost neighbours nothing; one past 2 MiB closes that connection (1009)", async () => {

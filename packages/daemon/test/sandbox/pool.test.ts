@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { REFILL_DELAY_MS, WarmPool } from "../../src/sandbox/pool.js";
 import type { Sandbox, SandboxLimits } from "../../src/sandbox/sandbox.js";
 import { createLogger } from "../../src/util/log.js";
+import { StreamBudget } from "../../src/streams/budget.js";
 
 const LIMITS = { memoryBytes: 1 << 30, diskBytes: 1 << 30, cpus: 1 } as unknown as SandboxLimits;
 
@@ -11,7 +12,7 @@ function fakeSandbox(): Sandbox {
   return {
     limits: LIMITS,
     stopped: false,
-    link: { allocStream: () => ++sid, addRelay() {}, endpoint: () => ({}), removeRelay() {}, call: async () => ({ pid: 7 }) },
+    link: { allocStream: () => ++sid, addRelay() {}, endpoint: () => ({}), removeRelay() {}, call: async () => ({ pid: 7 }), streams: new StreamBudget() },
     processes: { takeUntracked: () => true },
   } as unknown as Sandbox;
 }

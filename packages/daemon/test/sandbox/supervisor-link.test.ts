@@ -8,7 +8,7 @@ import { PassThrough } from "node:stream";
 import type { ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { STREAM_WINDOW } from "@sbx/protocol";
-import { ChannelOp, encodeChannelFrame, encodeMessage } from "../../src/channel/framing.js";
+import { CHANNEL_INITIAL_WINDOW, ChannelOp, FrameReader, encodeChannelFrame, encodeMessage } from "../../src/channel/framing.js";
 import { SupervisorError, SupervisorLink } from "../../src/sandbox/supervisor-link.js";
 import { Relay, type Endpoint } from "../../src/streams/relay.js";
 
@@ -53,14 +53,41 @@ describe("a subverted supervisor", () => {
   it("sending more than the window on a stream is fatal, and nothing past the window is forwarded", async () => {
     const { link, fatal, send, settle } = fakeSupervisor();
     const received: number[] = [];
-    const client: Endpoint = { data: (c) => void received.push(c.byteLength), end() {}, credit() {}, abort() {}, congestion: () => null };
+    let relay: Relay | null = null;
+    // A client that reads and credits every byte: the window widens as it does, up to STREAM_WINDOW.
+    const client: Endpoint = { data: (c) => void (received.push(c.byteLength), relay!.credit(c.byteLength)), end() {}, credit() {}, abort() {}, congestion: () => null };
     const sid = link.allocStream();
-    link.addRelay(sid, new Relay(link.endpoint(sid), client, (reason) => link.onFatal(reason), () => link.removeRelay(sid)), true);
-    const chunk = Buffer.alloc(256 * 1024);
-    for (let sent = 0; sent <= STREAM_WINDOW; sent += chunk.length) send(encodeChannelFrame(ChannelOp.Data, sid, chunk));
+    relay = new Relay(link.endpoint(sid), client, (reason) => link.onFatal(reason), () => link.removeRelay(sid), link.streams.open());
+    link.addRelay(sid, relay, true);
+    const credits: number[] = [];
+    const frames = new FrameReader(1 << 20);
+    link.proc.stdin!.on("data", (d: Buffer) => frames.push(d).forEach((f) => f.op === ChannelOp.Credit && credits.push(f.payload.readUInt32BE(0))));
+    const chunk = Buffer.alloc(64 * 1024);
+    let granted = CHANNEL_INITIAL_WINDOW;
+    let sent = 0;
+    // Exactly what was granted, each time, until the window is as wide as it gets.
+    while (sent < 4 * STREAM_WINDOW) {
+      for (; sent + chunk.length <= granted; sent += chunk.length) send(encodeChannelFrame(ChannelOp.Data, sid, chunk));
+      await settle();
+      granted = CHANNEL_INITIAL_WINDOW + credits.reduce((a, b) => a + b, 0);
+    }
+    expect(fatal).toEqual([]);
+    expect(relay.window).toBe(STREAM_WINDOW);
+    expect(received.reduce((a, b) => a + b, 0)).toBe(sent);
+    // The client stops crediting; one chunk past what was granted is a violation and is not forwarded.
+    client.data = (c) => void received.push(c.byteLength);
+    for (; sent + chunk.length <= granted; sent += chunk.length) send(encodeChannelFrame(ChannelOp.Data, sid, chunk));
+    send(encodeChannelFrame(ChannelOp.Data, sid, chunk));
     await settle();
-    expect(received.reduce((a, b) => a + b, 0)).toBe(STREAM_WINDOW);
+    expect(received.reduce((a, b) => a + b, 0)).toBe(granted);
     expect(fatal).toEqual(["flow control violated"]);
+  });
+
+  it("a stream from the sandbox cannot be registered without a window from its budget", () => {
+    const { link } = fakeSupervisor();
+    const sid = link.allocStream();
+    const noop: Endpoint = { data() {}, end() {}, credit() {}, abort() {}, congestion: () => null };
+    expect(() => link.addRelay(sid, new Relay(link.endpoint(sid), noop, () => {}, () => {}), true)).toThrow(/no window from its stream budget/);
   });
 
   it("DATA on a stream that flows into the sandbox is fatal", async () => {

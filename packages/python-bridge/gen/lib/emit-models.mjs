@@ -22,6 +22,7 @@ export function emitModels(doc, shapes, methods, notifications) {
   out('    "ERROR_CODES",');
   out('    "NOTIFICATION_DECODERS",');
   out('    "STREAM_WINDOW",');
+  out('    "CREDIT_BATCH",');
   out('    "MAX_CHUNK",');
   out('    "FRAME_HEADER",');
   out('    "SANDBOX_HOME",');
@@ -31,6 +32,8 @@ export function emitModels(doc, shapes, methods, notifications) {
   const frames = doc["x-stream-frames"];
   out(`#: Bytes a sender may have in flight per stream before it waits for CREDIT.`);
   out(`STREAM_WINDOW = ${frames.window}`);
+  out(`#: Receivers grant credit in batches of this many bytes (fewer frames), below any stream's smallest window.`);
+  out(`CREDIT_BATCH = ${frames.creditBatch}`);
   out(`#: Largest DATA payload in one frame.`);
   out(`MAX_CHUNK = ${frames.maxChunk}`);
   out(`FRAME_HEADER = ${frames.headerBytes}`);

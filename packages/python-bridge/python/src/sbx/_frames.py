@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from ._generated.models import FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW
+from ._generated.models import CREDIT_BATCH, FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW
 
 DATA, END, CREDIT, ABORT = 0, 1, 2, 3
-#: Receivers grant credit in batches of this many bytes (fewer frames), well below the window.
-CREDIT_BATCH = STREAM_WINDOW // 8
 
 __all__ = ["DATA", "END", "CREDIT", "ABORT", "CREDIT_BATCH", "STREAM_WINDOW", "MAX_CHUNK", "encode", "credit", "abort", "decode"]
 

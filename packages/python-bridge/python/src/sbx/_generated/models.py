@@ -106,6 +106,7 @@ __all__ = [
     "ERROR_CODES",
     "NOTIFICATION_DECODERS",
     "STREAM_WINDOW",
+    "CREDIT_BATCH",
     "MAX_CHUNK",
     "FRAME_HEADER",
     "SANDBOX_HOME",
@@ -113,7 +114,9 @@ __all__ = [
 ]
 
 #: Bytes a sender may have in flight per stream before it waits for CREDIT.
-STREAM_WINDOW = 1048576
+STREAM_WINDOW = 8388608
+#: Receivers grant credit in batches of this many bytes (fewer frames), below any stream's smallest window.
+CREDIT_BATCH = 131072
 #: Largest DATA payload in one frame.
 MAX_CHUNK = 262144
 FRAME_HEADER = 5
