@@ -29,8 +29,16 @@ export interface Endpoint {
  * The window is STREAM_WINDOW (what a client may send), or for a stream from a sandbox its
  * `grant`: it starts small and widens as the receiver credits, out of the sandbox's budget.
  */
+/** The most credit a sandbox stream waits to gather before it is sent to the supervisor. */
+const SANDBOX_CREDIT_BATCH = 1 << 20;
+
 export class Relay {
   private outstanding = 0;
+  /**
+   * A sandbox stream's credit not yet sent (bytes passed on, and the widening they earned): each
+   * credit frame is a write the supervisor wakes up for, so it goes in batches (see credit()).
+   */
+  private pendingCredit = 0;
   private closed = false;
 
   constructor(
@@ -58,8 +66,9 @@ export class Relay {
   data(chunk: Uint8Array, framed?: Buffer): void {
     if (this.closed) return;
     this.outstanding += chunk.byteLength;
-    if (this.outstanding > this.window) {
-      this.abort(`flow control violated: ${this.outstanding} bytes in flight exceed the window of ${this.window}`);
+    // Credit held back is window the sender has not been given yet: it counts as in flight.
+    if (this.outstanding + this.pendingCredit > this.window) {
+      this.abort(`flow control violated: ${this.outstanding + this.pendingCredit} bytes in flight exceed the window of ${this.window}`);
       this.onViolation("flow control violated");
       return;
     }
@@ -70,8 +79,18 @@ export class Relay {
     if (this.closed) return;
     const n = Math.min(bytes, this.outstanding);
     this.outstanding -= n;
+    if (n <= 0) return;
+    if (!this.grant) return this.src.credit(n);
     // A stream being read may send more at once: its window grows by what was read, budget allowing.
-    if (n > 0) this.src.credit(n + (this.grant?.widen(n) ?? 0));
+    this.pendingCredit += n + this.grant.widen(n);
+    // Never a deadlock: while the sender waits on its window, all it sent is outstanding or
+    // pending here, so once the receiver has taken all of it the pending credit is the whole
+    // window, past the threshold.
+    if (this.pendingCredit >= Math.min(SANDBOX_CREDIT_BATCH, this.window / 4)) {
+      const credit = this.pendingCredit;
+      this.pendingCredit = 0;
+      this.src.credit(credit);
+    }
   }
 
   end(): void {
