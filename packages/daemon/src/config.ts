@@ -48,6 +48,8 @@ export interface DaemonConfig {
   imageWarmPool: number;
   /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode), so creates skip mkfs and the mount. */
   storageStock: number;
+  /** How far bursts of creates may grow the storage stock (at least storageStock); it shrinks back by one a minute. */
+  storageStockMax: number;
   /** stallTimeout: a call to a sandbox waiting this long makes the daemon check its supervisor still answers (else the sandbox ends). */
   stallMs: number;
   /** streamBytesPerSandbox: the most of one sandbox's output the daemon holds unread (all its streams' windows together); its writers wait beyond it. */
@@ -99,6 +101,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     warmPoolMax: 8,
     imageWarmPool: 0,
     storageStock: 2,
+    storageStockMax: 16,
     stallMs: 30_000,
     streamBytesPerSandbox: DEFAULT_STREAM_BUDGET,
     disk: { ...DEFAULT_DISK_POLICY },
@@ -161,6 +164,7 @@ const FILE_KEYS: Record<string, (v: unknown, c: DaemonConfig) => void> = {
     c.imageWarmPool = int("imageWarmPool", v, 0);
   },
   storageStock: (v, c) => (c.storageStock = int("storageStock", v, 0)),
+  storageStockMax: (v, c) => (c.storageStockMax = int("storageStockMax", v, 0)),
   diskReserve: (v, c) => (c.disk.reserve = bool("diskReserve", v)),
   cgroupFavorDynmods: (v, c) => (c.cgroupFavorDynmods = bool("cgroupFavorDynmods", v)),
   diskOvercommit: (v, c) => {

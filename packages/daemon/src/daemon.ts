@@ -176,6 +176,7 @@ export class Daemon {
       warmPoolMax: config.warmPoolMax,
       imageWarmPool: config.imageWarmPool,
       storageStock: config.storageStock,
+      storageStockMax: config.storageStockMax,
       tenants: tokens,
       metrics,
       stallMs: config.stallMs,

@@ -90,6 +90,7 @@ export interface ManagerOptions {
   imageWarmPool?: number;
   /** Default-size sandbox file systems kept formatted and mounted ahead of demand (root mode). */
   storageStock: number;
+  storageStockMax: number;
   /** How long a call to a sandbox may wait before its supervisor must prove it still answers. */
   stallMs: number;
   /** What one sandbox's unread output may hold in the daemon, all its streams together (config streamBytesPerSandbox). */
@@ -171,6 +172,7 @@ export class SandboxManager {
     this.storage = new StorageStock({
       dir: this.mountDir,
       size: opts.uids === null ? 0 : opts.storageStock,
+      max: Math.max(opts.storageStock, opts.storageStockMax),
       bytes: defaultDisk,
       reserve: opts.disk.reserve,
       mayPrepare: () => this.disk?.allows(defaultDisk, [...this.diskClaims(), ...this.storage.claims()]) ?? false,
