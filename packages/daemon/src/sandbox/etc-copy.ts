@@ -29,10 +29,20 @@ export interface EtcSource {
   max?: { entries: number; bytes: number };
 }
 
+/**
+ * A source path a copy looked at. A directory it only passed through on the way a link leads
+ * (`through`) counts by identity and permissions: who may change it, not what else changes in it
+ * (/tmp, /run and the like change all the time, and the entry on the way is looked at itself).
+ */
+export interface Visited {
+  path: string;
+  through?: boolean;
+}
+
 /** What a copy read, so that a change to any of it is noticed. */
 export interface EtcCopy {
   /** Every source path looked at (missing ones too): their lstat is the copy's stamp. */
-  visited: string[];
+  visited: Visited[];
   /** Their lstat as the copy found it, before reading them: {@link stampOf} the same paths differs once any changed. */
   stamp: string;
   /** Source directories to watch, each with the names in it that matter (null: all of them). */
@@ -69,11 +79,16 @@ export async function copyEtc(source: EtcSource, into: string): Promise<EtcCopy>
 }
 
 /** The lstat of every path a copy looked at (blocking: a few milliseconds): equal stamps, equal copies. */
-export function stampOf(paths: readonly string[]): string {
-  return paths.map((p) => stampLine(lstatSync(p, { bigint: true, throwIfNoEntry: false }))).join("\n");
+export function stampOf(visited: readonly Visited[]): string {
+  return visited.map(stampLine).join("\n");
 }
 
-const stampLine = (st: BigIntStats | null | undefined) => (st ? `${st.dev}:${st.ino}:${st.mode}:${st.uid}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : "-");
+function stampLine({ path, through }: Visited): string {
+  const st: BigIntStats | undefined = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  if (!st) return "-";
+  const identity = `${st.dev}:${st.ino}:${st.mode}:${st.uid}`;
+  return through ? identity : `${identity}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
 
 /** Makes `path` unless it is there already (a linked path's directory, or a path inside an entry copied whole). */
 function made(fn: () => void): boolean {
@@ -87,7 +102,7 @@ function made(fn: () => void): boolean {
 }
 
 class Copier {
-  readonly visited: string[] = [];
+  readonly visited: Visited[] = [];
   readonly stamps: string[] = [];
   readonly watch = new Map<string, Set<string> | null>();
   entries = 0;
@@ -98,10 +113,11 @@ class Copier {
     private readonly into: string,
   ) {}
 
-  /** Notes `path` as read, with its lstat now (before it is read); returns that lstat. */
-  private visit(path: string): Stats | undefined {
-    this.visited.push(path);
-    this.stamps.push(stampLine(lstatSync(path, { bigint: true, throwIfNoEntry: false })));
+  /** Notes `path` as read (or only passed `through`), with its lstat now, before it is read; returns that lstat. */
+  private visit(path: string, through = false): Stats | undefined {
+    const seen: Visited = through ? { path, through } : { path };
+    this.visited.push(seen);
+    this.stamps.push(stampLine(seen));
     return lstatSync(path, { throwIfNoEntry: false });
   }
 
@@ -180,7 +196,7 @@ class Copier {
     // Every directory on the way: unchangeable by anyone else, and open to everyone.
     const parts = real.split("/");
     for (let i = 1; i < parts.length; i++) {
-      const st = this.visit(parts.slice(0, i).join("/") || "/");
+      const st = this.visit(parts.slice(0, i).join("/") || "/", true);
       if (!st?.isDirectory() || !unchangeable(st) || (st.mode & 0o001) === 0) return null;
     }
     const st = statSync(real, { throwIfNoEntry: false });

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyEtc } from "../../src/sandbox/etc-copy.js";
+import { copyEtc, stampOf } from "../../src/sandbox/etc-copy.js";
 import { EtcView } from "../../src/sandbox/etc-view.js";
 import { requires } from "../helpers/fixtures.js";
 
@@ -108,6 +108,34 @@ describe("the /etc copy", () => {
     expect(copy.watch.get(join(src, "dir"))).toBeNull();
     expect(copy.watch.get(trusted)).toEqual(new Set(["resolv.conf"]));
     expect(copy.bytes).toBeGreaterThan(0);
+  });
+});
+
+describe("the copy's stamp", () => {
+  requires(ROOT, "it copies as the root daemon does: it must run as root (pnpm test does)");
+
+  it("moves when what was copied changes, not when something else appears in a directory a link only passes through (/run, /tmp)", async () => {
+    const into = mkdtempSync(join(work, "stamp-"));
+    const copy = await copyEtc({ root: src, names: NAMES, linked: [] }, into);
+    expect(copy.visited.some((v) => v.path === "/run" && v.through)).toBe(true);
+    expect(copy.visited.some((v) => v.path === tmpdir() && v.through)).toBe(true);
+    // Neighbours come and go in the directories the links pass through: the same copy.
+    for (const dir of ["/run", tmpdir(), trusted]) {
+      const other = join(dir, `sbx-etcview-neighbour-${process.pid}`);
+      writeFileSync(other, "x\n");
+      rmSync(other);
+    }
+    expect(stampOf(copy.visited)).toBe(copy.stamp);
+    // What a link leads to changes: another copy.
+    const target = join(trusted, "resolv.conf");
+    const before = readFileSync(target, "utf8");
+    writeFileSync(target, "nameserver 192.0.2.2\n");
+    try {
+      expect(stampOf(copy.visited)).not.toBe(copy.stamp);
+    } finally {
+      writeFileSync(target, before);
+      rmSync(into, { recursive: true, force: true });
+    }
   });
 });
 
