@@ -47,7 +47,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCodeName, string> = {
   TooManyRequests: "Too many calls in flight on this connection.",
   StreamFailed: "A byte stream broke (the other side aborted or violated flow control).",
   Unavailable: "The sandbox stopped while the call was running, or its host cannot serve the call: the daemon is draining (no new sandboxes), or, behind a gateway, the host holding the sandbox was lost.",
-  Forbidden: "The token may not call this method: daemon.* methods answer only the daemon's operator token (its primary token: SBX_TOKEN or the token file).",
+  Forbidden:
+    "The caller may not make this call: daemon.* methods answer only the daemon's operator token (its primary token: SBX_TOKEN or the token file), and a connection bound to one sandbox (bind in its URL) answers only calls about that sandbox; the message says which.",
   VolumeNotFound: "No volume or snapshot with that id or slug belongs to this token.",
   InUse: "The volume or snapshot is in use: mounted by a sandbox, or busy with another call; the message says by what.",
   Unsupported: "This daemon cannot do that in the mode it runs in (volumes need root mode); the message says why.",

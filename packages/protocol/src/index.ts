@@ -4,6 +4,7 @@ export * from "./frames.js";
 export * from "./budget.js";
 export * from "./methods.js";
 export * from "./validate.js";
+export * from "./bind.js";
 export * from "./openrpc.js";
 export * from "./paths.js";
 export * from "./units.js";

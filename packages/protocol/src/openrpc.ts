@@ -1,4 +1,5 @@
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "./common.js";
+import { BIND_ERROR_CODE, SANDBOX_ID_PATTERN, SANDBOX_PARAM } from "./bind.js";
 import { ERROR_DESCRIPTIONS, ErrorCodes } from "./errors.js";
 import { CREDIT_BATCH, FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW } from "./frames.js";
 import { METHODS, NOTIFICATIONS } from "./methods.js";
@@ -24,7 +25,7 @@ export function buildOpenRpc() {
       title: "sbx daemon",
       version: PROTOCOL_VERSION,
       description:
-        "JSON-RPC 2.0 over WebSocket between sbx clients and the sbx daemon. Authenticate with `Authorization: Bearer <token>` on the upgrade request.",
+        "JSON-RPC 2.0 over WebSocket between sbx clients and the sbx daemon. Authenticate with `Authorization: Bearer <token>` on the upgrade request. The upgrade URL may bind the connection to one sandbox (see x-bind).",
     },
     methods: Object.entries(METHODS).map(([name, m]) => ({
       name,
@@ -47,6 +48,14 @@ export function buildOpenRpc() {
       description: "Where relative paths resolve and processes start inside every sandbox, and the other name of that directory.",
       home: SANDBOX_HOME,
       homeAlias: SANDBOX_HOME_ALIAS,
+    },
+    "x-bind": {
+      description:
+        "The upgrade URL's query parameter `bind` (given at most once; any other value is refused with HTTP 400): `bind=<sandbox id>` binds the connection to that sandbox; `bind=new` lets it make one sandbox (until a sandbox.create succeeds only sandbox.create, one at a time, and rpc.discover are accepted) and then binds it to that one. On a bound connection every call but rpc.discover must name the bound sandbox in the param `sandboxParams` gives for its method; any other call (a method about no one sandbox, another sandbox, a second create) is answered with `errorCode` and a message naming the bound sandbox.",
+      param: "bind",
+      idPattern: SANDBOX_ID_PATTERN,
+      errorCode: BIND_ERROR_CODE,
+      sandboxParams: Object.fromEntries(Object.entries(SANDBOX_PARAM).filter(([, field]) => field !== null)),
     },
     "x-stream-frames": {
       description:
