@@ -2,7 +2,7 @@ import type { WebSocket } from "ws";
 import { JSONRPCErrorCode, type JSONRPCRequest, type JSONRPCServer } from "json-rpc-2.0";
 import {
   FrameOp, METHODS, creditOf, decodeFrame, encodeAbort, encodeCredit, encodeFrame, explainParams, isMethod, jsonDepth,
-  ErrorCodes, type NotificationName, type NotificationParams,
+  ErrorCodes, BIND_ERROR_CODE, bindingAfterCreate, bindingOnCall, bindingProblem, type Binding, type NotificationName, type NotificationParams,
 } from "@sbx/protocol";
 import type { Client } from "../sandbox/sandbox.js";
 import type { SandboxManager } from "../sandbox/manager.js";
@@ -57,6 +57,8 @@ export class Connection implements Client {
     private readonly releaseQueue: () => void,
     /** The tenant's name, for logs and metrics. */
     readonly tenant: string,
+    /** What the upgrade URL's `bind` promised: the one sandbox this connection may talk about. */
+    private binding: Binding = { kind: "none" },
   ) {
     ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
     ws.on("close", () => this.onClose());
@@ -173,6 +175,8 @@ export class Connection implements Client {
     const params = msg.params ?? {};
     const problem = explainParams(msg.method, params);
     if (problem) return this.replyError(id, ErrorCodes.InvalidParams, problem);
+    const unbound = bindingProblem(this.binding, msg.method, params);
+    if (unbound) return this.replyError(id, BIND_ERROR_CODE, unbound);
 
     let streams: Record<string, number>;
     try {
@@ -181,6 +185,7 @@ export class Connection implements Client {
       const e = err as DaemonError;
       return this.replyError(id, e.code, e.message);
     }
+    this.binding = bindingOnCall(this.binding, msg.method);
     this.inFlight++;
     this.inFlightBytes += text.length;
     const wait = this.json.take(text.length);
@@ -192,6 +197,8 @@ export class Connection implements Client {
       this.inFlight--;
       this.inFlightBytes -= text.length;
       this.updateReading();
+      // bind=new: the connection is bound to the sandbox its create made (before the client hears of it).
+      if (msg.method === "sandbox.create") this.binding = bindingAfterCreate(this.binding, (response && "result" in response && (response.result as { id?: string } | undefined)?.id) || null);
       if (response && "error" in response && response.error) {
         this.abortPrepared(params, streams, response.error.message);
         // What went wrong inside the daemon is in its log: the request id finds the lines.

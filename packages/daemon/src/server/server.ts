@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
+import { parseBind } from "@sbx/protocol";
 import type { SandboxManager } from "../sandbox/manager.js";
 import type { Logger } from "../util/log.js";
 import { bearerOf, type Tokens } from "./auth.js";
@@ -16,9 +17,10 @@ import type { ImageBuilder } from "../volumes/build.js";
  */
 export const MAX_MESSAGE = 2 << 20;
 
-function refuse(socket: Duplex, status: number, reason: string): void {
-  const body = `${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+/** Answers an upgrade with an HTTP error; the status line's reason is `reason`, the body `detail` (default the same). */
+function refuse(socket: Duplex, status: number, reason: string, detail = reason): void {
+  const body = `${detail}\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /**
@@ -41,9 +43,12 @@ export function createApiServer(opts: { manager: SandboxManager; host: HostState
     const token = bearerOf(req.headers.authorization);
     const owner = token ? tokens.ownerOf(token) : null;
     if (!owner) return refuse(socket, 401, "Unauthorized");
+    // The path is not looked at; the query may bind the connection to one sandbox (the value, user text, stays out of the status line).
+    const binding = parseBind(req.url ?? "/");
+    if ("problem" in binding) return refuse(socket, 400, "Bad Request", binding.problem);
     wss.handleUpgrade(req, socket, head, (ws) => {
       const { queue, json, release } = queues.forConnection(owner);
-      new Connection(ws, owner, manager, rpc, limits, log, queue, json, release, tokens.nameOf(owner));
+      new Connection(ws, owner, manager, rpc, limits, log, queue, json, release, tokens.nameOf(owner), binding);
     });
   });
   return server;
