@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
-import { decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
+import { ErrorCodes, HOST_LOST_CLOSE, decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { ConnectionClosedError, ConnectionEstablishmentError, NetworkError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
 import { authFailure, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
@@ -8,6 +8,13 @@ import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
 
 type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void;
+
+/** `url` with `bind=<value>` in its query, its path and other params kept. */
+function withBind(url: string, bind: string): string {
+  const u = new URL(url);
+  u.searchParams.set("bind", bind);
+  return u.toString();
+}
 
 function openSocket(url: string, token: ResolvedToken): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -34,6 +41,8 @@ export class Connection {
   private inFlight = 0;
   private closeCode: number | undefined;
   private closeReason: string | undefined;
+  /** Why the host of this (bound) connection's sandbox was lost, when a gateway closed it saying so. */
+  private hostLost: string | null = null;
   private readonly closeListeners = new Set<(reason: string) => void>();
   private readonly closedPromise: Promise<void>;
 
@@ -55,11 +64,15 @@ export class Connection {
     ws.on("error", (err) => this.shutdown(err.message));
   }
 
-  /** Connects, starting a local daemon first when none runs and no url was given. */
-  static async open(opts: ConnectOptions = {}): Promise<Connection> {
+  /**
+   * Connects, starting a local daemon first when none runs and no url was given. `bind` (a
+   * sandbox id, or "new" for a connection that makes one) promises the daemon or gateway that
+   * every call on it is about that one sandbox; `url` stays the one given.
+   */
+  static async open(opts: ConnectOptions = {}, bind?: string): Promise<Connection> {
     const { url, token, embedded } = await resolveEndpoint(opts);
     if (embedded && !(await isListening(url))) await startLocalDaemon(url);
-    return new Connection(await openSocket(url, await token()), url);
+    return new Connection(await openSocket(bind === undefined ? url : withBind(url, bind), await token()), url);
   }
 
   /** What a call on a closed connection rejects with. */
@@ -86,6 +99,8 @@ export class Connection {
     } catch (err) {
       // (re-read: the sandbox may have ended while this call was in flight)
       const retired = this.retiredWith as (() => Error) | null;
+      // A gateway's words when it answers the call itself for a lost host, so either way reads the same.
+      if (this.closedWith && this.hostLost !== null) throw fromRpcError({ code: ErrorCodes.Unavailable, message: `host lost during ${method}: ${this.hostLost}` });
       if (this.closedWith) throw retired?.() ?? this.closedError(`connection to ${this.url} closed during ${method} (${this.closedWith})`, err);
       if (err instanceof JSONRPCErrorException) throw fromRpcError(err);
       throw err;
@@ -149,6 +164,13 @@ export class Connection {
   private shutdown(reason: string): void {
     if (this.closedWith) return;
     this.closedWith = reason;
+    if (this.closeCode === HOST_LOST_CLOSE) {
+      // A gateway passing a bound connection through lost the sandbox's host: its streams end as
+      // if it had aborted each (as it does when it answers calls itself), before its calls fail.
+      const why = this.closeReason ?? "the sandbox's host went away";
+      this.hostLost = why.replace(/^host lost: /, "");
+      this.streams.abortAll(why.startsWith("host lost: ") ? why : `host lost: ${why}`);
+    }
     this.rpc.rejectAllPendingRequests(`connection closed: ${reason}`);
     this.streams.failAll(() => this.closedError(`connection to ${this.url} closed (${reason})`));
     for (const l of this.closeListeners) l(reason);

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { ErrorCodes, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
+import { ErrorCodes, isSandboxId, type LIMIT_DEFAULTS, type ParamsOf, type ResultOf, type SignalName } from "@sbx/protocol";
 import { Connection } from "./connection.js";
 import { asDenoError, checkSizes, withoutDenoOptions, type DenoIgnoredOptions, type DenoUnsupportedOptions } from "./deno-options.js";
 import { InvalidOptionError, NotSupportedError, RpcError, SandboxError, SandboxKillError, SandboxNotFoundError } from "./errors.js";
@@ -186,7 +186,8 @@ export class Sandbox implements AsyncDisposable {
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const { url, token, ...params } = withoutDenoOptions(options, "Sandbox.create");
     checkSizes(params);
-    const conn = await Connection.open({ url, token });
+    // Bound (bind=new): this connection makes this one sandbox and then talks only about it.
+    const conn = await Connection.open({ url, token }, "new");
     try {
       const { warnings, ...info } = await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">);
       const sb = new Sandbox(conn, toInfo(info), { url: conn.url, ...(token ? { token } : {}) });
@@ -206,7 +207,8 @@ export class Sandbox implements AsyncDisposable {
     const [id, given] = typeof idOrOptions === "string" ? [idOrOptions, connectOptions] : [idOrOptions.id, idOrOptions];
     if (typeof id !== "string") throw new TypeError(`Invalid sandbox ID: ${String(id)}`);
     const { id: _id, ...options } = withoutDenoOptions({ ...given, id }, "Sandbox.connect");
-    const conn = await Connection.open(options);
+    // Bound to the sandbox; an id no daemon could have made goes unbound, to be answered "not found" as ever.
+    const conn = await Connection.open(options, isSandboxId(id) ? id : undefined);
     try {
       return new Sandbox(conn, toInfo(await conn.request("sandbox.connect", { id })), { url: conn.url, ...(options.token ? { token: options.token } : {}) });
     } catch (err) {

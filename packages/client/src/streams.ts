@@ -148,4 +148,10 @@ export class StreamTable {
   failAll(error: () => Error): void {
     for (const s of [...this.streams.values()]) s.fail(error());
   }
+
+  /** Ends every stream as an ABORT frame from the other side with `reason` would. */
+  abortAll(reason: string): void {
+    const payload = new TextEncoder().encode(reason);
+    for (const s of [...this.streams.values()]) s.onFrame({ op: FrameOp.Abort, stream: s.id, payload });
+  }
 }

@@ -113,6 +113,17 @@ export const SANDBOX_ID_PATTERN = "^sbx_(?:[a-z0-9]{1,16}_)?[A-Za-z0-9]{20,}$";
 const SANDBOX_ID = new RegExp(SANDBOX_ID_PATTERN);
 const MAX_ID = 128;
 
+/** Whether `value` is a sandbox id as daemons make them (see {@link SANDBOX_ID_PATTERN}): what `bind` accepts. */
+export function isSandboxId(value: string): boolean {
+  return value.length <= MAX_ID && SANDBOX_ID.test(value);
+}
+
+/**
+ * The WebSocket close code a gateway closes a bound connection with when the host of its sandbox
+ * is lost, with a reason starting "host lost: " (after a `sandbox.exit` notification saying so).
+ */
+export const HOST_LOST_CLOSE = 4001;
+
 /**
  * Reads `bind` from an upgrade request's query: the request target as the server got it (`/?bind=x`,
  * or an absolute URL), or its parsed query. Any value but `new` or a sandbox id, or `bind` given more
@@ -130,7 +141,7 @@ export function parseBind(query: string | URLSearchParams): Binding | { readonly
   if (values.length > 1) return { problem: `bind is given ${values.length} times in the URL: give it once, as a sandbox id or "new"` };
   const value = values[0]!;
   if (value === "new") return { kind: "new", creating: false };
-  if (value.length <= MAX_ID && SANDBOX_ID.test(value)) return { kind: "sandbox", id: value, via: "id" };
+  if (isSandboxId(value)) return { kind: "sandbox", id: value, via: "id" };
   const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
   return { problem: `bind=${shown} in the URL: must be a sandbox id (sbx_ and at least 20 letters and digits, at most ${MAX_ID} characters) or "new"` };
 }

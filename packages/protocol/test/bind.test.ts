@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ROUTES } from "../../gateway/src/session/routes.js";
 import {
-  BIND_ERROR_CODE, ErrorCodes, METHODS, SANDBOX_PARAM, SandboxId, bindingAfterCreate, bindingOnCall, bindingProblem, buildOpenRpc, parseBind,
+  BIND_ERROR_CODE, ErrorCodes, isSandboxId, METHODS, SANDBOX_PARAM, SandboxId, bindingAfterCreate, bindingOnCall, bindingProblem, buildOpenRpc, parseBind,
   type Binding, type MethodName,
 } from "../src/index.js";
 
@@ -50,6 +50,11 @@ describe("parseBind", () => {
     const { problem } = parseBind(`/?bind=${"x".repeat(5000)}`) as { problem: string };
     expect(problem.length).toBeLessThan(250);
   });
+});
+
+it("isSandboxId takes ids with and without a host prefix, nothing else", () => {
+  expect([ID, PREFIXED, OTHER].map(isSandboxId)).toEqual([true, true, true]);
+  expect(["", "new", "sbx_short", `${ID}!`, `sbx_${"a".repeat(125)}`, `SBX_${ID.slice(4)}`, `sbx_n1__${ID.slice(4)}`].map(isSandboxId)).toEqual(Array(7).fill(false));
 });
 
 describe("SANDBOX_PARAM", () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
-import { STREAM_WINDOW } from "@sbx/protocol";
+import { ErrorCodes, STREAM_WINDOW } from "@sbx/protocol";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RawClient } from "../helpers/raw.js";
 
 let daemon: TestDaemon;
 const text = (b: Uint8Array | null) => new TextDecoder().decode(b ?? new Uint8Array());
@@ -116,10 +117,11 @@ describe("reattach after a disconnect", () => {
     expect(await readBytes(second.stdout!, 4)).toBe("one\n");
     // The first reader's stream ends with an error: it was let go.
     await expect(p.stdout!.getReader().read()).rejects.toThrow(/another client attached/);
-    await using theirs = await Sandbox.create({ url: daemon.url, token: TENANT2 });
-    const request = (theirs as unknown as { conn: { request: (m: string, p: unknown) => Promise<unknown> } }).conn;
-    await expect(request.request("process.list", { sandbox: sb.id })).rejects.toThrow(/no running sandbox/);
-    await expect(request.request("process.attach", { sandbox: sb.id, pid: p.pid, stdout: 99, stderr: null })).rejects.toThrow(/no running sandbox/);
+    // Another tenant, on a connection bound to no sandbox (the SDK's Sandbox connections are bound to theirs).
+    const theirs = await RawClient.open(daemon.url, TENANT2);
+    expect((await theirs.call("process.list", { sandbox: sb.id })).error).toMatchObject({ code: ErrorCodes.SandboxNotFound, message: expect.stringMatching(/no running sandbox/) });
+    expect((await theirs.call("process.attach", { sandbox: sb.id, pid: p.pid, stdout: 99, stderr: null })).error).toMatchObject({ code: ErrorCodes.SandboxNotFound, message: expect.stringMatching(/no running sandbox/) });
+    theirs.close();
     await expect(other.attach(999999)).rejects.toBeInstanceOf(RpcError);
     await p.kill("SIGKILL");
     await other.close();

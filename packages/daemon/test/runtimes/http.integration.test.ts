@@ -1,7 +1,9 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenoProcess, Sandbox } from "@sbx/client";
+import { ErrorCodes } from "@sbx/protocol";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { RawClient } from "../helpers/raw.js";
 
 let daemon: TestDaemon;
 const TENANT2 = "a-second-tenant-token-of-16+-chars";
@@ -191,9 +193,11 @@ describe("exposeHttp", () => {
 
   it("another tenant cannot expose, connect to, or fetch from this tenant's sandbox", async () => {
     await using theirs = await Sandbox.create({ url: daemon.url, token: TENANT2 });
-    const request = (theirs as unknown as { conn: { request: (m: string, p: unknown) => Promise<unknown> } }).conn.request.bind((theirs as unknown as { conn: object }).conn);
-    await expect(request("net.exposeHttp", { sandbox: sb.id, port: 8000 })).rejects.toThrow(/no running sandbox/);
-    await expect(request("process.ports", { sandbox: sb.id, pid: server.pid })).rejects.toThrow(/no running sandbox/);
+    // On a connection bound to no sandbox (theirs is bound to its own).
+    const raw = await RawClient.open(daemon.url, TENANT2);
+    expect((await raw.call("net.exposeHttp", { sandbox: sb.id, port: 8000 })).error).toMatchObject({ code: ErrorCodes.SandboxNotFound, message: expect.stringMatching(/no running sandbox/) });
+    expect((await raw.call("process.ports", { sandbox: sb.id, pid: server.pid })).error).toMatchObject({ code: ErrorCodes.SandboxNotFound, message: expect.stringMatching(/no running sandbox/) });
+    raw.close();
     await expect(Sandbox.connect(sb.id, { url: daemon.url, token: TENANT2 })).rejects.toThrow(/no running sandbox/);
     // Its own sandbox has no server on that port: the pid and port of another sandbox mean nothing there.
     await expect(theirs.fetch("http://localhost:8000/")).rejects.toThrow(/nothing accepts connections on port 8000/);
