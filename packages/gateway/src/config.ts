@@ -23,6 +23,8 @@ export interface GatewayConfig {
   placementCandidates: number;
   /** Control-link ping interval; a daemon silent for two is lost. */
   heartbeatMs: number;
+  /** Bound connections (`bind=` in the client's URL) go to the native relay once routed (see NativeRelay). */
+  nativeRelay: boolean;
 }
 
 /** What flags and the config file may say; read into a GatewayConfig by `resolveConfig`. */
@@ -36,9 +38,10 @@ export interface GatewaySettings {
   maxConnections?: number;
   placementCandidates?: number;
   heartbeat?: string;
+  nativeRelay?: boolean;
 }
 
-const KEYS = ["listen", "tokensFile", "daemonTokenFile", "daemons", "kubernetes", "maxConnections", "placementCandidates", "heartbeat"];
+const KEYS = ["listen", "tokensFile", "daemonTokenFile", "daemons", "kubernetes", "maxConnections", "placementCandidates", "heartbeat", "nativeRelay"];
 const KUBE_KEYS = ["service", "namespace", "portName", "apiUrl", "tokenFile", "caFile"];
 
 /** Reads a JSON config file; unknown keys are errors naming them. */
@@ -62,6 +65,12 @@ function positiveInt(key: string, v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
   if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${key}: must be a whole number of at least 1`);
   return v as number;
+}
+
+function flag(key: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== "boolean") throw new Error(`${key}: must be true or false`);
+  return v;
 }
 
 function durationMs(key: string, v: string | undefined, fallback: number): number {
@@ -120,6 +129,7 @@ export function resolveConfig(s: GatewaySettings, env: NodeJS.ProcessEnv = proce
     maxConnections: positiveInt("maxConnections", s.maxConnections, 4096),
     placementCandidates: positiveInt("placementCandidates", s.placementCandidates, 3),
     heartbeatMs: durationMs("heartbeat", s.heartbeat, 5000),
+    nativeRelay: flag("nativeRelay", s.nativeRelay, true),
   };
 }
 

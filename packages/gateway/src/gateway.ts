@@ -6,6 +6,7 @@ import { KubernetesDiscovery } from "./discovery/kubernetes.js";
 import { StaticDiscovery } from "./discovery/static.js";
 import { Fleet } from "./fleet/fleet.js";
 import { createLogger, type Logger } from "./log.js";
+import { NativeRelay } from "./net/native-relay.js";
 import { createGatewayServer } from "./server/server.js";
 import { Tokens } from "./server/tokens.js";
 import type { Session } from "./session/session.js";
@@ -32,6 +33,7 @@ export class Gateway implements AsyncDisposable {
     private readonly sessions: Set<Session>,
     readonly fleet: Fleet,
     private readonly log: Logger,
+    private readonly relay: NativeRelay | null,
   ) {}
 
   static async start(config: GatewayConfig, opts: { log?: Logger; discovery?: Discovery } = {}): Promise<Gateway> {
@@ -43,8 +45,11 @@ export class Gateway implements AsyncDisposable {
       heartbeatMs: config.heartbeatMs,
       log,
     });
+    const relay = config.nativeRelay ? NativeRelay.start(log) : null;
+    if (relay) fleet.onHostLost((host, reason) => relay.lose(host, reason));
     const { server, sessions } = createGatewayServer({
       fleet,
+      relay,
       tokens: new Tokens(config.tokens),
       limits: { maxInFlight: 256, maxStreams: 1024, maxJsonDepth: 64 },
       maxConnections: config.maxConnections,
@@ -58,7 +63,7 @@ export class Gateway implements AsyncDisposable {
     const addr = server.address() as AddressInfo;
     const url = `ws://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
     log.info(`listening on ${url} (${fleet.describe()})`);
-    return new Gateway(url, server, sessions, fleet, log);
+    return new Gateway(url, server, sessions, fleet, log, relay);
   }
 
   /** Stops listening and closes every client connection (their session sandboxes then end on their daemons, after the grace period). */
@@ -66,6 +71,7 @@ export class Gateway implements AsyncDisposable {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.client.close(1001, "gateway shutting down");
     this.server.closeAllConnections();
+    this.relay?.close();
     this.fleet.close();
     await closed;
     this.log.info("stopped");

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import type { Socket } from "node:net";
 import { CloseCode, FrameReader, frameHeader, Opcode, payloadOf, serverFrame, type Frame, type Violation } from "./frames.js";
+import { surrender, type Surrendered } from "./surrender.js";
 import { FrameWriter } from "./writer.js";
 
 /** How long a close handshake may take before the socket is dropped. */
@@ -120,6 +121,18 @@ export class ClientSocket {
   /** Drops the connection at once. */
   terminate(): void {
     this.socket.destroy();
+  }
+
+  /** Between two messages with nothing held, half-read or unwritten: the connection could change hands. */
+  get quiet(): boolean {
+    return this.isOpen && !this.closeReceived && !this.held && !this.yielding && !this.fragments && this.reader.held === 0 && this.writer.idle;
+  }
+
+  /** Gives the socket up (see `surrender`) once `quiet`; this object is done with and reports nothing more. */
+  surrender(): Surrendered {
+    this.ended = true;
+    this.reader.stop();
+    return surrender(this.socket);
   }
 
   private read(chunk: Buffer): void {

@@ -3,6 +3,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Socket } from "node:net";
 import { clientFrame, CloseCode, FrameReader, Opcode, payloadByte, payloadOf, serverFrame, type Frame } from "./frames.js";
+import { surrender, type Surrendered } from "./surrender.js";
 import { FrameWriter } from "./writer.js";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -121,6 +122,18 @@ export class DaemonSocket {
     if (this.done || this.closeSent) return;
     this.sendClose(code, reason);
     setTimeout(() => this.socket?.destroy(), CLOSE_TIMEOUT_MS).unref();
+  }
+
+  /** Open, between two messages, nothing half-read or unwritten: the connection could change hands. */
+  get quiet(): boolean {
+    return this.isOpen && !this.fragments && this.reader.held === 0 && this.writer!.idle;
+  }
+
+  /** Gives the socket up (see `surrender`) once `quiet`; this object is done with and reports nothing more. */
+  surrender(): Surrendered {
+    this.done = true;
+    this.reader.stop();
+    return surrender(this.socket!);
   }
 
   /** Drops the connection at once. */

@@ -174,6 +174,11 @@ export class FrameReader {
     return this.failed ? null : this.drain();
   }
 
+  /** Bytes read but not yet handed on as frames (a frame begun, or frames held while paused). */
+  get held(): number {
+    return this.buffered;
+  }
+
   /** Reads no further (the connection is ending). */
   stop(): void {
     this.failed = true;

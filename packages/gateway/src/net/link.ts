@@ -21,6 +21,8 @@ export class Link {
   private closed = false;
   private holds = 0;
   private reading = true;
+  /** Runs whenever the last unsent byte has been written while nothing holds the connection. */
+  onIdle: (() => void) | null = null;
 
   constructor(
     private readonly channel: Channel,
@@ -58,6 +60,12 @@ export class Link {
     if (this.closed) return;
     this.unsent -= n;
     this.budget.sub(n);
+    if (this.unsent === 0 && this.holds === 0) this.onIdle?.();
+  }
+
+  /** Everything sent has been written and nothing holds the connection. */
+  get idle(): boolean {
+    return !this.closed && this.unsent === 0 && this.holds === 0;
   }
 
   /** Null while the peer keeps up; else resolves once it has caught up. */

@@ -36,6 +36,11 @@ export class FrameWriter {
     }
   }
 
+  /** Nothing queued here or in the socket: every byte has reached the kernel. */
+  get idle(): boolean {
+    return this.parts.length === 0 && this.socket.writableLength === 0;
+  }
+
   /** Writes what is queued now (before ending the socket). */
   flush(): void {
     this.scheduled = false;

@@ -6,12 +6,15 @@ import { ByteBudget, MARKS } from "../net/budget.js";
 import { Session, type SessionLimits } from "../session/session.js";
 import { bearerOf, type Tokens } from "./tokens.js";
 import { acceptUpgrade, refuse } from "./upgrade.js";
+import type { NativeRelay } from "../net/native-relay.js";
 
 /** Largest message accepted from a client: the daemon's own bound (calls of at most 2 MiB). */
 export const MAX_MESSAGE = 2 << 20;
 
 export interface ServerOptions {
   fleet: Fleet;
+  /** Where bound connections go once routed; null keeps them on the gateway's own path. */
+  relay: NativeRelay | null;
   tokens: Tokens;
   limits: SessionLimits;
   maxConnections: number;
@@ -41,11 +44,27 @@ export function createGatewayServer(opts: ServerOptions): { server: Server; sess
     if (req.headers.origin !== undefined) return refuse(socket, 403, "Forbidden: browser origins may not connect");
     const token = bearerOf(req.headers.authorization);
     if (!token || !tokens.accepts(token)) return refuse(socket, 401, "Unauthorized");
-    if (sessions.size >= opts.maxConnections) return refuse(socket, 503, "Service Unavailable: too many connections");
+    if (sessions.size + (opts.relay?.size ?? 0) >= opts.maxConnections) return refuse(socket, 503, "Service Unavailable: too many connections");
+    const bind = parseBind(bindParamOf(req.url));
+    if (typeof bind === "object" && bind !== null) return refuse(socket, 400, `Bad Request: ${bind.problem}`);
     const client = acceptUpgrade(req, socket, head, MAX_MESSAGE);
     if (!client) return;
-    const session = new Session(client, token, fleet, limits, log, budget, () => sessions.delete(session));
+    const session = new Session(client, token, fleet, limits, log, budget, () => sessions.delete(session), bind, opts.relay);
     sessions.add(session);
   });
   return { server, sessions };
+}
+
+/** The request URL's `bind` values (the query parameter may be given once). */
+function bindParamOf(url: string | undefined): string[] {
+  return new URL(url ?? "/", "http://gateway").searchParams.getAll("bind");
+}
+
+/** TEMPORARY local parse until @sbx/protocol's lands: a sandbox id, "new", or null; a problem otherwise. */
+function parseBind(values: string[]): string | null | { problem: string } {
+  if (values.length === 0) return null;
+  if (values.length > 1) return { problem: "bind is given more than once" };
+  const v = values[0]!;
+  if (v === "new" || /^sbx_([a-z0-9]{1,16}_)?[A-Za-z0-9]{20,}$/.test(v)) return v;
+  return { problem: `bind must be a sandbox id or "new", got '${v.slice(0, 100)}'` };
 }

@@ -6,6 +6,7 @@ import type { ByteBudget } from "../net/budget.js";
 import type { ClientSocket } from "../net/client-socket.js";
 import { payloadByte, remask, type Frame } from "../net/frames.js";
 import { Link } from "../net/link.js";
+import type { NativeRelay } from "../net/native-relay.js";
 import { createSandbox, listSandboxes } from "./fanout.js";
 import { ROUTES } from "./routes.js";
 import { Upstream, type Pending, type UpstreamOwner } from "./upstream.js";
@@ -53,6 +54,8 @@ export class Session implements UpstreamOwner {
    */
   private clientBehind: Promise<void> | null = null;
   private readonly offLost: () => void;
+  /** The sandbox this connection is bound to (`bind=` in its URL): known at once, or once its create succeeds. */
+  private boundTo: string | null;
 
   constructor(
     readonly client: ClientSocket,
@@ -61,8 +64,12 @@ export class Session implements UpstreamOwner {
     private readonly limits: SessionLimits,
     readonly log: Logger,
     private readonly gateway: ByteBudget,
-    onClosed: () => void,
+    private readonly onClosed: () => void,
+    /** The client's `bind` as given (a sandbox id or "new"), passed on to each daemon; null when not bound. */
+    private readonly bind: string | null = null,
+    private readonly relay: NativeRelay | null = null,
   ) {
+    this.boundTo = bind !== null && bind !== "new" ? bind : null;
     this.link = new Link(client, gateway);
     client.start({
       text: (payload) => this.onText(payload.toString("utf8")),
@@ -75,6 +82,12 @@ export class Session implements UpstreamOwner {
     });
     // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
     this.offLost = fleet.onHostLost((host, reason) => this.upstreams.get(host)?.abandon(`the sbx daemon ${host.label} went away (${reason})`));
+    if (this.boundTo && relay) {
+      // Opened now, so the connection can go to the relay before its first call.
+      const where = fleet.lookup(this.boundTo);
+      if (where && !("lost" in where)) this.upstreamFor(where.host);
+      this.link.onIdle = () => this.maybeHandOff();
+    }
   }
 
   get isClosed(): boolean {
@@ -84,8 +97,40 @@ export class Session implements UpstreamOwner {
   /** This client's connection to `host`, opened on first use. */
   upstreamFor(host: Host): Upstream {
     let up = this.upstreams.get(host);
-    if (!up) this.upstreams.set(host, (up = new Upstream(host, this.token, this, this.gateway)));
+    if (!up) {
+      this.upstreams.set(host, (up = new Upstream(host, this.token, this, this.gateway, this.bind)));
+      if (this.relay) up.link.onIdle = () => this.maybeHandOff();
+    }
     return up;
+  }
+
+  /** A `bind=new` connection's create succeeded: it is about that sandbox from now on. */
+  bound(sandbox: string): void {
+    if (this.bind !== "new" || this.boundTo) return;
+    this.boundTo = sandbox;
+    this.link.onIdle = () => this.maybeHandOff();
+  }
+
+  /**
+   * A bound connection goes to the native relay as soon as it is quiet: nothing in flight or
+   * unwritten either way, no stream open, between two messages on both sockets. From then on its
+   * bytes pass through without this process (see NativeRelay); the daemon holds it to its one
+   * sandbox. Called whenever something that could make it quiet happens.
+   */
+  private maybeHandOff(): void {
+    const relay = this.relay;
+    if (!relay?.available || !this.boundTo || this.closed || this.inFlight > 0 || this.streams.size > 0 || this.clientBehind) return;
+    const where = this.fleet.lookup(this.boundTo);
+    if (!where || "lost" in where) return;
+    const up = this.upstreams.get(where.host);
+    if (!up?.quiet || !this.link.idle || !this.client.quiet) return;
+    this.closed = true;
+    this.offLost();
+    for (const other of this.upstreams.values()) if (other !== up) other.close();
+    this.upstreams.clear();
+    this.link.release();
+    relay.adopt(this.client.surrender(), up.surrender(), where.host, this.boundTo);
+    this.onClosed();
   }
 
   reply(id: Id, result: unknown): void {
@@ -152,7 +197,10 @@ export class Session implements UpstreamOwner {
         this.log.error(`gateway call failed: ${(err as Error)?.stack ?? err}`);
         this.fail(id, ErrorCodes.InternalError, `the gateway failed: ${(err as Error)?.message ?? err}`);
       })
-      .finally(() => this.inFlight--);
+      .finally(() => {
+        this.inFlight--;
+        this.maybeHandOff();
+      });
   }
 
   private route(text: string, msg: { id: number | string; method: string }, method: MethodName, params: Record<string, unknown>, sandbox: string): void {
@@ -251,6 +299,10 @@ export class Session implements UpstreamOwner {
     this.inFlight--;
     if (raw) this.frameToClient(raw);
     else this.sendText(text);
+  }
+
+  opened(): void {
+    this.maybeHandOff();
   }
 
   notified(up: Upstream, text: string, raw: Buffer[] | null): void {

@@ -2,6 +2,7 @@ import type { Host } from "../fleet/host.js";
 import type { ByteBudget } from "../net/budget.js";
 import { DaemonSocket } from "../net/daemon-socket.js";
 import { Link } from "../net/link.js";
+import type { Surrendered } from "../net/surrender.js";
 
 /** Largest message accepted from a daemon: what the SDK accepts from one (a big directory listing). */
 export const MAX_UPSTREAM_MESSAGE = 64 << 20;
@@ -27,6 +28,16 @@ export interface UpstreamOwner {
   binary(up: Upstream, raw: Buffer[], op: number, stream: number): void;
   /** The connection ended without the session asking: `code` is the WebSocket close code (1006 when it just broke). */
   gone(up: Upstream, reason: string, code: number, closeReason: string): void;
+  /** The handshake is done and what waited for it is sent. */
+  opened(up: Upstream): void;
+}
+
+/** A daemon URL with the client's `bind` (see @sbx/protocol's parseBind), so the daemon holds the connection to it too. */
+export function boundUrl(url: string, bind: string | null): string {
+  if (bind === null) return url;
+  const u = new URL(url);
+  u.searchParams.set("bind", bind);
+  return u.toString();
 }
 
 /**
@@ -50,9 +61,9 @@ export class Upstream {
   private nextInternal = -1;
   private ended = false;
 
-  constructor(readonly host: Host, token: string, private readonly owner: UpstreamOwner, gateway: ByteBudget) {
+  constructor(readonly host: Host, token: string, private readonly owner: UpstreamOwner, gateway: ByteBudget, bind: string | null = null) {
     let link: Link | null = null;
-    this.socket = new DaemonSocket(host.url, { Authorization: `Bearer ${token}` }, MAX_UPSTREAM_MESSAGE, 10_000, {
+    this.socket = new DaemonSocket(boundUrl(host.url, bind), { Authorization: `Bearer ${token}` }, MAX_UPSTREAM_MESSAGE, 10_000, {
       open: () => {
         const queued = this.queue ?? [];
         this.dropQueue();
@@ -60,6 +71,7 @@ export class Upstream {
           if (Array.isArray(data)) link!.sendFrame(data);
           else link!.send(data);
         }
+        owner.opened(this);
       },
       text: (text, raw) => this.onText(text, raw),
       binary: (raw, op, stream) => owner.binary(this, raw, op, stream),
@@ -141,6 +153,18 @@ export class Upstream {
     this.touched.delete(id);
     this.touched.add(id);
     if (this.touched.size > MAX_TOUCHED) this.touched.delete(this.touched.values().next().value!);
+  }
+
+  /** Open, nothing in flight, queued, unwritten or half-read: the connection could change hands. */
+  get quiet(): boolean {
+    return !this.ended && this.queue === null && this.pending.size === 0 && this.streams.size === 0 && this.link.idle && this.socket.quiet;
+  }
+
+  /** Gives the daemon connection up to another process (once `quiet`); nothing more is reported. */
+  surrender(): Surrendered {
+    this.ended = true;
+    this.link.release();
+    return this.socket.surrender();
   }
 
   /** The session is done with it (the client left): close without telling the session. */

@@ -1,0 +1,204 @@
+/**
+ * Bound connections and the native relay: a client connection about one sandbox (`bind=` in its
+ * URL) is handed, once routed and quiet, to `sbx-gateway-relay`, which carries its bytes from
+ * then on. It keeps working with the gateway's own process stopped (the proof that the relay, not
+ * the gateway, carries it); a lost daemon gives its client a sandbox.exit and close code 4001
+ * naming the host; bad `bind` values are refused; relayed connections count against
+ * maxConnections; without the relay, bound connections stay on the gateway's own path.
+ */
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { FrameOp } from "@sbx/protocol";
+import { RawClient } from "../../daemon/test/helpers/raw.js";
+import { startFleet, startGateway, type TestFleet, type TestGateway } from "./helpers/fleet.js";
+
+let fleet: TestFleet;
+let gw: TestGateway;
+const prefixOf = (id: string) => /^sbx_(h\d)_/.exec(id)?.[1];
+
+beforeAll(async () => {
+  fleet = await startFleet({ daemons: 3, gateways: 1 });
+  gw = fleet.gateways[0]!;
+});
+afterAll(async () => {
+  await fleet?.[Symbol.asyncDispose]();
+});
+
+/** The gateway's relay process. */
+function relayPid(g: TestGateway): number {
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === g.proc.pid && stat.includes("(sbx-gateway-re")) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`gateway ${g.proc.pid} has no relay process`);
+}
+
+/** Connections the relay holds: two sockets each, beyond its own five descriptors. */
+function relayed(g: TestGateway): number {
+  const pid = relayPid(g);
+  const fds = readdirSync(`/proc/${pid}/fd`).filter((fd) => Number(fd) > 4);
+  const link = (fd: string) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return ""; // closed meanwhile
+    }
+  };
+  return fds.filter((fd) => link(fd).startsWith("socket:")).length / 2;
+}
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A sandbox made through the gateway on an unbound connection (kept open: the sandbox lives as long as it). */
+async function sandboxOn(host: string | null, keep: RawClient[]): Promise<string> {
+  for (;;) {
+    const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
+    const id = (await raw.call("sandbox.create", { timeout: "5m" })).result.id as string;
+    if (host === null || prefixOf(id) === host) {
+      keep.push(raw);
+      return id;
+    }
+    await raw.call("sandbox.kill", { id });
+    raw.close();
+  }
+}
+
+/** stdout of `echo` through a raw connection: the stream's data, then its end. */
+async function echo(raw: RawClient, sandbox: string, text: string, stream: number): Promise<string> {
+  const answer = await raw.call("process.spawn", { sandbox, cmd: "echo", args: [text], stdin: null, stdout: stream, stderr: null });
+  expect(answer.error).toBeUndefined();
+  await until("the stream's end", () => raw.frames.some((f) => f.stream === stream && f.op === FrameOp.End));
+  return raw.frames
+    .filter((f) => f.stream === stream && f.op === FrameOp.Data)
+    .map((f) => new TextDecoder().decode(f.payload))
+    .join("");
+}
+
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${fleet.tenants[0]}` } });
+    ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once("open", () => {
+      ws.close();
+      reject(new Error("the upgrade was accepted"));
+    });
+    ws.once("error", () => {});
+  });
+}
+
+it("a connection bound to a sandbox is relayed once routed: calls and streams work, and go on while the gateway process is stopped", async () => {
+  const keep: RawClient[] = [];
+  const id = await sandboxOn(null, keep);
+  const before = relayed(gw);
+  const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
+  expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
+  await until("the connection to reach the relay", () => relayed(gw) === before + 1);
+  expect(await echo(raw, id, "through the gateway's relay", 3)).toBe("through the gateway's relay\n");
+
+  process.kill(gw.proc.pid!, "SIGSTOP");
+  try {
+    const written = raw.call("fs.writeFile", { sandbox: id, path: "x.txt", stream: 5 });
+    raw.data(5, new TextEncoder().encode("written while the gateway is stopped"));
+    raw.end(5);
+    expect((await written).error).toBeUndefined();
+    expect(await echo(raw, id, "while the gateway is stopped", 7)).toBe("while the gateway is stopped\n");
+    expect((await raw.call("fs.stat", { sandbox: id, path: "." })).result.isDirectory).toBe(true);
+  } finally {
+    process.kill(gw.proc.pid!, "SIGCONT");
+  }
+  raw.close();
+  await until("the relay to let the connection go", () => relayed(gw) === before);
+  for (const k of keep) k.close();
+});
+
+it("bind=new: the gateway places the create, then the connection is relayed", async () => {
+  const before = relayed(gw);
+  const raw = await RawClient.open(`${gw.url}/?bind=new`, fleet.tenants[0]!);
+  const created = await raw.call("sandbox.create", { timeout: "5m" });
+  const id = created.result.id as string;
+  expect(prefixOf(id)).toMatch(/^h\d$/);
+  await until("the connection to reach the relay", () => relayed(gw) === before + 1);
+  expect(await echo(raw, id, "made and relayed", 2)).toBe("made and relayed\n");
+  raw.close();
+  await until("the relay to let the connection go", () => relayed(gw) === before);
+});
+
+it("bad bind values are refused before the upgrade, naming the problem", async () => {
+  expect(await upgradeStatus(`${gw.url}/?bind=bogus`)).toBe(400);
+  expect(await upgradeStatus(`${gw.url}/?bind=new&bind=new`)).toBe(400);
+  expect(await upgradeStatus(`${gw.url}/?bind=`)).toBe(400);
+});
+
+it("relayed connections count against maxConnections", async () => {
+  const config = join(fleet.dir, "gateway-max2.json");
+  writeFileSync(config, JSON.stringify({ maxConnections: 2 }));
+  const small = await startGateway(["--config", config, "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const keep: RawClient[] = [];
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => small.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+    const id = await sandboxOn(null, keep);
+    const bound = [await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!), await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!)];
+    await until("both connections to reach the relay", () => relayed(small) === 2);
+    expect(await upgradeStatus(`${small.url}/?bind=${id}`)).toBe(503);
+    bound[0]!.close();
+    await until("the relay to let one go", () => relayed(small) === 1);
+    const again = await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!);
+    expect((await again.call("fs.stat", { sandbox: id, path: "." })).result.isDirectory).toBe(true);
+    again.close();
+    bound[1]!.close();
+  } finally {
+    for (const k of keep) k.close();
+    await small.stop();
+  }
+});
+
+it("without its relay (it died), the gateway keeps bound connections on its own path", async () => {
+  const other = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const keep: RawClient[] = [];
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => other.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+    process.kill(relayPid(other), "SIGKILL");
+    await other.waitForLog(/error the native relay exited \(SIGKILL\)/);
+    const id = await sandboxOn(null, keep);
+    const raw = await RawClient.open(`${other.url}/?bind=${id}`, fleet.tenants[0]!);
+    expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
+    expect(await echo(raw, id, "on the gateway's own path", 4)).toBe("on the gateway's own path\n");
+    raw.close();
+  } finally {
+    for (const k of keep) k.close();
+    await other.stop();
+  }
+});
+
+it("a daemon killed under a relayed connection: its client is told at once, with sandbox.exit and close code 4001 naming the host", async () => {
+  const keep: RawClient[] = [];
+  const id = await sandboxOn("h2", keep);
+  const before = relayed(gw);
+  const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
+  expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
+  await until("the connection to reach the relay", () => relayed(gw) === before + 1);
+  const killedAt = Date.now();
+  await fleet.daemons[2]!.stop("SIGKILL");
+  await until("the client to be told", () => raw.closed !== null);
+  expect(Date.now() - killedAt).toBeLessThan(3000);
+  expect(raw.closed).toEqual({ code: 4001, reason: expect.stringMatching(/^host lost: the sbx daemon ws:\/\/127\.0\.0\.1:\d+ closed the connection$/) });
+  expect(raw.notifications.filter((n) => n.method === "sandbox.exit")).toEqual([
+    { jsonrpc: "2.0", method: "sandbox.exit", params: { id, reason: "error", message: expect.stringMatching(/^host lost: the sbx daemon ws:\/\/127\.0\.0\.1:\d+ closed the connection$/) } },
+  ]);
+  await until("the relay to let the connection go", () => relayed(gw) === before);
+  await gw.waitForLog(/warn host lost: ws:\/\/127\.0\.0\.1:\d+: a relayed connection to sandbox sbx_h2_\w+ ended without the daemon's close frame \(the client was told\)/);
+  for (const k of keep) k.close();
+});
