@@ -81,6 +81,8 @@ struct conn {
 };
 
 static int ep, ipc;
+/* Connections whose daemon side is gone, waiting for their client to leave (or their deadline). */
+static int nclosing;
 static struct conn *conns, *graveyard;
 static unsigned char rbuf[READ_SIZE];
 
@@ -166,6 +168,7 @@ static void drop(struct conn *c, const char *how)
 {
     close_end(c, CLIENT);
     close_end(c, DAEMON);
+    if (c->how) nclosing--;
     if (c->prev) c->prev->next = c->next;
     else conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -242,6 +245,7 @@ static void daemon_gone(struct conn *c, const char *exit_text, const char *reaso
     if (c->how) return;
     close_end(c, DAEMON);
     c->deadline_ms = now_ms() + CLOSE_GRACE_MS;
+    nclosing++;
     if (c->client_eof) c->how = "client";
     else if (c->daemon_frames.saw_close) c->how = "daemon";
     else if (!ws_at_boundary(&c->daemon_frames)) c->how = "cut";
@@ -452,9 +456,13 @@ static void read_ipc(void)
     }
 }
 
+/* Drops the closing connections past their deadline: a sweep at most once a second, and only while there are some. */
 static void expire(void)
 {
+    static long long next_sweep;
     long long now = now_ms();
+    if (nclosing == 0 || now < next_sweep) return;
+    next_sweep = now + 1000;
     for (struct conn *c = conns, *next; c; c = next) {
         next = c->next;
         if (c->how && now >= c->deadline_ms) drop(c, c->how);
@@ -478,12 +486,7 @@ int main(void)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, ipc, &ev) < 0) fatal("epoll_ctl ipc");
     struct epoll_event evs[64];
     for (;;) {
-        int timeout = -1;
-        for (struct conn *c = conns; c; c = c->next)
-            if (c->how) {
-                timeout = 1000;
-                break;
-            }
+        int timeout = nclosing > 0 ? 1000 : -1;
         int n = epoll_wait(ep, evs, 64, timeout);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) fatal("epoll_wait");

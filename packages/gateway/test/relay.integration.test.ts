@@ -62,18 +62,13 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
   }
 }
 
-/** A sandbox made through the gateway on an unbound connection (kept open: the sandbox lives as long as it). */
-async function sandboxOn(host: string | null, keep: RawClient[]): Promise<string> {
-  for (;;) {
-    const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
-    const id = (await raw.call("sandbox.create", { timeout: "5m" })).result.id as string;
-    if (host === null || prefixOf(id) === host) {
-      keep.push(raw);
-      return id;
-    }
-    await raw.call("sandbox.kill", { id });
-    raw.close();
-  }
+/** A sandbox made on daemon `host` (its index), on a connection kept open: the sandbox lives as long as it. */
+async function sandboxOn(host: number, keep: RawClient[]): Promise<string> {
+  const raw = await RawClient.open(fleet.daemons[host]!.url, fleet.tenants[0]!);
+  keep.push(raw);
+  const id = (await raw.call("sandbox.create", { timeout: "5m" })).result.id as string;
+  expect(prefixOf(id)).toBe(`h${host}`);
+  return id;
 }
 
 /** stdout of `echo` through a raw connection: the stream's data, then its end. */
@@ -101,7 +96,7 @@ function upgradeStatus(url: string): Promise<number> {
 
 it("a connection bound to a sandbox is relayed once routed: calls and streams work, and go on while the gateway process is stopped", async () => {
   const keep: RawClient[] = [];
-  const id = await sandboxOn(null, keep);
+  const id = await sandboxOn(0, keep);
   const before = relayed(gw);
   const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
   expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
@@ -149,7 +144,7 @@ it("relayed connections count against maxConnections", async () => {
   const keep: RawClient[] = [];
   try {
     await Promise.all(fleet.daemons.map((_, i) => small.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
-    const id = await sandboxOn(null, keep);
+    const id = await sandboxOn(0, keep);
     const bound = [await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!), await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!)];
     await until("both connections to reach the relay", () => relayed(small) === 2);
     expect(await upgradeStatus(`${small.url}/?bind=${id}`)).toBe(503);
@@ -172,7 +167,7 @@ it("without its relay (it died), the gateway keeps bound connections on its own 
     await Promise.all(fleet.daemons.map((_, i) => other.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     process.kill(relayPid(other), "SIGKILL");
     await other.waitForLog(/error the native relay exited \(SIGKILL\)/);
-    const id = await sandboxOn(null, keep);
+    const id = await sandboxOn(0, keep);
     const raw = await RawClient.open(`${other.url}/?bind=${id}`, fleet.tenants[0]!);
     expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
     expect(await echo(raw, id, "on the gateway's own path", 4)).toBe("on the gateway's own path\n");
@@ -185,7 +180,7 @@ it("without its relay (it died), the gateway keeps bound connections on its own 
 
 it("a daemon killed under a relayed connection: its client is told at once, with sandbox.exit and close code 4001 naming the host", async () => {
   const keep: RawClient[] = [];
-  const id = await sandboxOn("h2", keep);
+  const id = await sandboxOn(2, keep);
   const before = relayed(gw);
   const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
   expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
