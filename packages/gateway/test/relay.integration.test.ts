@@ -4,7 +4,8 @@
  * then on. It keeps working with the gateway's own process stopped (the proof that the relay, not
  * the gateway, carries it); a lost daemon gives its client a sandbox.exit and close code 4001
  * naming the host; bad `bind` values are refused; relayed connections count against
- * maxConnections; without the relay, bound connections stay on the gateway's own path.
+ * maxConnections; a gateway shutting down closes them with 1001; without the relay, bound
+ * connections stay on the gateway's own path.
  */
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -157,6 +158,26 @@ it("relayed connections count against maxConnections", async () => {
   } finally {
     for (const k of keep) k.close();
     await small.stop();
+  }
+});
+
+it("a gateway shutting down closes its relayed connections with 1001, as it does its own", async () => {
+  const leaving = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const keep: RawClient[] = [];
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => leaving.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+    const id = await sandboxOn(0, keep);
+    const relayedClient = await RawClient.open(`${leaving.url}/?bind=${id}`, fleet.tenants[0]!);
+    const ownClient = await RawClient.open(leaving.url, fleet.tenants[0]!);
+    expect((await ownClient.call("sandbox.connect", { id })).result.id).toBe(id);
+    await until("the bound connection to reach the relay", () => relayed(leaving) === 1);
+    await leaving.stop("SIGTERM");
+    await until("both clients to be closed", () => relayedClient.closed !== null && ownClient.closed !== null);
+    expect(relayedClient.closed).toEqual({ code: 1001, reason: "gateway shutting down" });
+    expect(ownClient.closed).toEqual({ code: 1001, reason: "gateway shutting down" });
+  } finally {
+    for (const k of keep) k.close();
+    await leaving.stop();
   }
 });
 
