@@ -49,6 +49,18 @@ function rssBytes(pid: number): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
 }
 
+interface Way {
+  name: string;
+  sb: Sandbox;
+  /** The hop's processes (none for direct). */
+  pids: number[];
+  rt: number[];
+  tp: number[];
+  up: number[];
+  cpu: { rt: number; tp: number; up: number };
+  rssPeak: number;
+}
+
 async function roundTrip(sb: Sandbox): Promise<number> {
   const started = performance.now();
   const p = await sb.spawn("true");
@@ -100,6 +112,8 @@ async function main(): Promise<void> {
   const daemon = await startDaemon({ env: { SBX_TOKEN: operator }, config: { idPrefix: "b0", tokensFile: join(dir, "tokens"), warmPool: 0 } });
   const gwArgs = ["--quiet", "--tokens-file", join(dir, "tokens"), "--daemon-token-file", join(dir, "operator"), "--daemon", daemon.url];
   const gw = await startGateway(gwArgs);
+  writeFileSync(join(dir, "own.json"), JSON.stringify({ nativeRelay: false }));
+  const own = await startGateway([...gwArgs, "--config", join(dir, "own.json")]);
   const base: TestGateway | null = BASELINE ? await startGateway(gwArgs, {}, BASELINE) : null;
   const relay = spawn(process.execPath, ["-e", RELAY, new URL(daemon.url).host], { stdio: ["ignore", "pipe", "inherit"] });
   const relayPort = await new Promise<string>((r) => relay.stdout!.once("data", (d) => r(String(d).trim())));
@@ -111,125 +125,88 @@ async function main(): Promise<void> {
   const nativePort = await new Promise<string>((r) => native.stdout!.once("data", (d) => r(String(d).trim())));
   const direct = { url: daemon.url, token: tenant };
   const viaGateway = { url: gw.url, token: tenant };
-  const viaRelay = { url: `ws://127.0.0.1:${relayPort}`, token: tenant };
-  const viaNative = { url: `ws://127.0.0.1:${nativePort}`, token: tenant };
   try {
-    await new Promise((r) => setTimeout(r, 500)); // the gateway's control link to the daemon
+    await new Promise((r) => setTimeout(r, 500)); // the gateways' control links to the daemon
     const sb = await Sandbox.create({ ...direct, timeout: "30m" });
-    const through = await Sandbox.connect(sb.id, viaGateway);
-    const relayed = await Sandbox.connect(sb.id, viaRelay);
-    const natived = await Sandbox.connect(sb.id, viaNative);
-    const baseline = base ? await Sandbox.connect(sb.id, { url: base.url, token: tenant }) : null;
-    const ways = [sb, through, relayed, natived, ...(baseline ? [baseline] : [])];
+    // A connection bound to the sandbox (the SDK binds Sandbox.connect's): the gateway relays it natively once routed.
+    const bound = { url: `${gw.url}/?bind=${sb.id}`, token: tenant };
+    const relayOf = (pid: number) => Number(execFileSync("pgrep", ["-P", String(pid), "sbx-gateway-rel"], { encoding: "utf8" }).trim());
+    const ways: Way[] = [
+      { name: "direct", sb, pids: [] },
+      { name: "gateway", sb: await Sandbox.connect(sb.id, bound), pids: [gw.proc.pid!, relayOf(gw.proc.pid!)] },
+      { name: "own", sb: await Sandbox.connect(sb.id, { url: own.url, token: tenant }), pids: [own.proc.pid!] },
+      { name: "relay", sb: await Sandbox.connect(sb.id, { url: `ws://127.0.0.1:${relayPort}`, token: tenant }), pids: [relay.pid!] },
+      { name: "native", sb: await Sandbox.connect(sb.id, { url: `ws://127.0.0.1:${nativePort}`, token: tenant }), pids: [native.pid!] },
+      ...(base ? [{ name: "baseline", sb: await Sandbox.connect(sb.id, { url: base.url, token: tenant }), pids: [base.proc.pid!] }] : []),
+    ].map((w) => ({ ...w, rt: [], tp: [], up: [], cpu: { rt: 0, tp: 0, up: 0 }, rssPeak: 0 }));
+    const way = (name: string) => ways.find((w) => w.name === name)!;
+    const cpuOf = (w: Way) => w.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
 
-    for (let i = 0; i < 30; i++) for (const w of ways) await roundTrip(w);
-    const rt = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
-    const lists = [rt.direct, rt.gateway, rt.relay, rt.native, rt.baseline];
-    // Each process's CPU over the interleaved round trips is spent on its own share of them.
-    const rtCpuBefore = { gateway: cpuSeconds(gw.proc.pid!), relay: cpuSeconds(relay.pid!), native: cpuSeconds(native.pid!), baseline: base ? cpuSeconds(base.proc.pid!) : 0 };
-    for (let i = 0; i < ROUND_TRIPS; i++) {
-      // Rotating which goes first, so none always follows another.
-      for (let k = 0; k < ways.length; k++) {
-        const j = (i + k) % ways.length;
-        lists[j]!.push(await roundTrip(ways[j]!));
+    /** Runs `measure` on every way `rounds` times, rotating which goes first so none always follows another, with each way's CPU over its own runs. */
+    const phase = async (rounds: number, kind: "rt" | "tp" | "up", measure: (sb: Sandbox) => Promise<number>) => {
+      for (const w of ways) await measure(w.sb);
+      for (let i = 0; i < rounds; i++) {
+        for (let k = 0; k < ways.length; k++) {
+          const w = ways[(i + k) % ways.length]!;
+          const before = cpuOf(w);
+          const sampler = kind === "tp" && w.pids.length > 0 ? setInterval(() => (w.rssPeak = Math.max(w.rssPeak, rssBytes(w.pids[0]!))), 20) : null;
+          w[kind].push(await measure(w.sb));
+          if (sampler) clearInterval(sampler);
+          w.cpu[kind] += cpuOf(w) - before;
+        }
       }
-    }
-
-    const rtCpu = {
-      gateway: cpuSeconds(gw.proc.pid!) - rtCpuBefore.gateway,
-      relay: cpuSeconds(relay.pid!) - rtCpuBefore.relay,
-      native: cpuSeconds(native.pid!) - rtCpuBefore.native,
-      baseline: base ? cpuSeconds(base.proc.pid!) - rtCpuBefore.baseline : 0,
     };
-    for (const w of ways) await throughput(w);
-    const tp = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
-    let nativeCpu = 0;
-    let baselineCpu = 0;
-    let gatewayCpu = 0;
-    let relayCpu = 0;
-    let gatewayRssPeak = 0;
+    for (let i = 0; i < 30; i++) for (const w of ways) await roundTrip(w.sb);
     const rssBefore = rssBytes(gw.proc.pid!);
-    for (let i = 0; i < STREAMS; i++) {
-      tp.direct.push(await throughput(sb));
-      const cpuBefore = cpuSeconds(gw.proc.pid!);
-      const sampler = setInterval(() => (gatewayRssPeak = Math.max(gatewayRssPeak, rssBytes(gw.proc.pid!))), 20);
-      tp.gateway.push(await throughput(through));
-      clearInterval(sampler);
-      gatewayCpu += cpuSeconds(gw.proc.pid!) - cpuBefore;
-      const relayBefore = cpuSeconds(relay.pid!);
-      tp.relay.push(await throughput(relayed));
-      relayCpu += cpuSeconds(relay.pid!) - relayBefore;
-      const nativeBefore = cpuSeconds(native.pid!);
-      tp.native.push(await throughput(natived));
-      nativeCpu += cpuSeconds(native.pid!) - nativeBefore;
-      if (base && baseline) {
-        const baseBefore = cpuSeconds(base.proc.pid!);
-        tp.baseline.push(await throughput(baseline));
-        baselineCpu += cpuSeconds(base.proc.pid!) - baseBefore;
-      }
-    }
-    // Uploads, rotating which way goes first; CPU per way over its own uploads.
-    for (const w of ways) await upload(w);
-    const up = { direct: [] as number[], gateway: [] as number[], relay: [] as number[], native: [] as number[], baseline: [] as number[] };
-    const upLists = [up.direct, up.gateway, up.relay, up.native, up.baseline];
-    const upPids = [null, gw.proc.pid!, relay.pid!, native.pid!, base?.proc.pid ?? null];
-    const upCpu = [0, 0, 0, 0, 0];
-    for (let i = 0; i < UPLOADS; i++) {
-      for (let k = 0; k < ways.length; k++) {
-        const j = (i + k) % ways.length;
-        const pid = upPids[j];
-        const before = pid ? cpuSeconds(pid) : 0;
-        upLists[j]!.push(await upload(ways[j]!));
-        if (pid) upCpu[j]! += cpuSeconds(pid) - before;
-      }
-    }
-    await relayed.close();
-    await natived.close();
-    await baseline?.close();
+    await phase(ROUND_TRIPS, "rt", roundTrip);
+    await phase(STREAMS, "tp", throughput);
+    await phase(UPLOADS, "up", upload);
+    for (const w of ways.slice(1)) await w.sb.close();
 
     const creates = { direct: [] as number[], gateway: [] as number[] };
     for (let i = 0; i < CREATES; i++) {
       creates.direct.push(await createToTrue(direct));
       creates.gateway.push(await createToTrue(viaGateway));
     }
-    await through.close();
     await sb.kill();
 
-    const rtRatio = median(rt.gateway) / median(rt.direct);
-    const tpRatio = median(tp.gateway) / median(tp.direct);
+    const d = way("direct");
+    const g = way("gateway");
+    const rtRatio = median(g.rt) / median(d.rt);
+    const tpRatio = median(g.tp) / median(d.tp);
     const crRatio = median(creates.gateway) / median(creates.direct);
     const gib = (STREAMS * STREAM_BYTES) / 1024 ** 3;
     const upGib = (UPLOADS * UPLOAD_BYTES) / 1024 ** 3;
-    const upRatio = median(up.gateway) / median(up.direct);
+    const upRatio = median(g.up) / median(d.up);
+    const rtRow = (w: Way, what: string) =>
+      `| … ${what} | ${fmt(median(w.rt))} ms (p90 ${fmt(quantile(w.rt, 0.9))}); CPU ${((w.cpu.rt / ROUND_TRIPS) * 1e6).toFixed(0)} µs per round trip |  | ${(median(w.rt) / median(d.rt)).toFixed(2)}× |  |  |`;
+    const tpRow = (w: Way, what: string) =>
+      `| … ${what} | ${median(w.tp).toFixed(0)} MB/s (p10 ${quantile(w.tp, 0.1).toFixed(0)}); CPU ${(w.cpu.tp / gib).toFixed(2)} s/GiB |  | ${((median(w.tp) / median(d.tp)) * 100).toFixed(0)} % |  |  |`;
+    const upRow = (w: Way, what: string) =>
+      `| … ${what} | ${median(w.up).toFixed(0)} MB/s (p10 ${quantile(w.up, 0.1).toFixed(0)}); CPU ${(w.cpu.up / upGib).toFixed(2)} s/GiB |  | ${((median(w.up) / median(d.up)) * 100).toFixed(0)} % |  |  |`;
+    const others: Array<[string, string]> = [
+      ["own", "the gateway's own path (a connection it does not relay: `nativeRelay: false`)"],
+      ["relay", "floor of any hop: a bare Node TCP relay process in the gateway's place"],
+      ["native", "floor of a native hop: a bare C relay (epoll + splice, `bench/probes/relay.c`)"],
+      ...(base ? [["baseline", "the baseline gateway build (`SBX_BENCH_GATEWAY_BASELINE`)"] as [string, string]] : []),
+    ];
     const table = [
       `<!-- gateway:start (bench/gateway.ts, ${new Date().toISOString()}; ${cpus().length} cores; load ${loadStart} → ${loadavg()[0]!.toFixed(2)}) -->`,
       "## Through the fleet gateway",
       "",
-      "One sandbox reached two ways in the same run, interleaved: directly (`Sandbox.create` on the daemon) and through an `sbx-gateway` process in front of that daemon (`Sandbox.connect` to the same id). Medians (p90; for throughput the 10th percentile, the slow tail). Targets: ≤ 1.15× round trip, ≥ 90 % throughput.",
+      "One sandbox reached several ways in the same run, interleaved: directly (`Sandbox.create` on the daemon); through an `sbx-gateway` in front of that daemon on a connection bound to the sandbox (`Sandbox.connect`, which the SDK binds: the gateway routes it, then hands it to its native relay); through a second gateway with the relay off (its own path, which every unbound connection takes); and through two bare relays as floors. Medians (p90; for throughput the 10th percentile, the slow tail). CPU is user + system time of the hop's processes (for the gateway: its Node process and its relay) from /proc, over each way's own runs. Targets: ≤ 1.15× round trip, ≥ 90 % throughput.",
       "",
       "| metric | through the gateway | direct (same run) | ratio | target | met |",
       "|---|---|---|---|---|---|",
-      `| \`spawn("true")\` round trip (stdout/stderr piped), n=${ROUND_TRIPS} each | ${fmt(median(rt.gateway))} ms (p90 ${fmt(quantile(rt.gateway, 0.9))}) | ${fmt(median(rt.direct))} ms (p90 ${fmt(quantile(rt.direct, 0.9))}) | ${rtRatio.toFixed(2)}× | ≤ 1.15× | ${rtRatio <= 1.15 ? "yes" : "**no**"} |`,
-      `| … floor of any hop: a bare TCP relay process in the gateway's place | ${fmt(median(rt.relay))} ms (p90 ${fmt(quantile(rt.relay, 0.9))}) |  | ${(median(rt.relay) / median(rt.direct)).toFixed(2)}× (gateway/relay ${(median(rt.gateway) / median(rt.relay)).toFixed(2)}×) |  |  |`,
-      `| … floor of a native hop: the relay in C (epoll + splice, \`bench/probes/relay.c\`) | ${fmt(median(rt.native))} ms (p90 ${fmt(quantile(rt.native, 0.9))}) |  | ${(median(rt.native) / median(rt.direct)).toFixed(2)}× |  |  |`,
-      `| … CPU the hop takes per round trip: gateway / relay / C relay | ${((rtCpu.gateway / ROUND_TRIPS) * 1e6).toFixed(0)} / ${((rtCpu.relay / ROUND_TRIPS) * 1e6).toFixed(0)} / ${((rtCpu.native / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  |  |  |  |`,
-      `| stdout of \`head -c 256 MiB /dev/zero\`, n=${STREAMS} each | ${median(tp.gateway).toFixed(0)} MB/s (p10 ${quantile(tp.gateway, 0.1).toFixed(0)}) | ${median(tp.direct).toFixed(0)} MB/s (p10 ${quantile(tp.direct, 0.1).toFixed(0)}) | ${(tpRatio * 100).toFixed(0)} % | ≥ 90 % | ${tpRatio >= 0.9 ? "yes" : "**no**"} |`,
-      `| … floor of any hop: the bare TCP relay | ${median(tp.relay).toFixed(0)} MB/s (p10 ${quantile(tp.relay, 0.1).toFixed(0)}) |  | ${((median(tp.relay) / median(tp.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(tp.gateway) / median(tp.relay)) * 100).toFixed(0)} %) |  |  |`,
-      `| … the C relay | ${median(tp.native).toFixed(0)} MB/s (p10 ${quantile(tp.native, 0.1).toFixed(0)}) |  | ${((median(tp.native) / median(tp.direct)) * 100).toFixed(0)} % |  |  |`,
-      `| … CPU the hop takes per GiB streamed: gateway / relay / C relay; gateway peak RSS growth | ${(gatewayCpu / gib).toFixed(2)} / ${(relayCpu / gib).toFixed(2)} / ${(nativeCpu / gib).toFixed(2)} CPU-s/GiB; ${((gatewayRssPeak - rssBefore) / 1e6).toFixed(1)} MB |  |  |  |  |`,
-      `| stdin of \`cat\` (upload) in 256 KiB writes, ${UPLOAD_BYTES / 1024 ** 2} MiB, n=${UPLOADS} each (diagnostic) | ${median(up.gateway).toFixed(0)} MB/s (p10 ${quantile(up.gateway, 0.1).toFixed(0)}) | ${median(up.direct).toFixed(0)} MB/s (p10 ${quantile(up.direct, 0.1).toFixed(0)}) | ${(upRatio * 100).toFixed(0)} % |  |  |`,
-      `| … the bare relay; CPU per GiB uploaded: gateway / relay | ${median(up.relay).toFixed(0)} MB/s (p10 ${quantile(up.relay, 0.1).toFixed(0)}); ${(upCpu[1]! / upGib).toFixed(2)} / ${(upCpu[2]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.relay) / median(up.direct)) * 100).toFixed(0)} % (gateway/relay ${((median(up.gateway) / median(up.relay)) * 100).toFixed(0)} %) |  |  |`,
-      `| … the C relay; its CPU per GiB uploaded | ${median(up.native).toFixed(0)} MB/s (p10 ${quantile(up.native, 0.1).toFixed(0)}); ${(upCpu[3]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.native) / median(up.direct)) * 100).toFixed(0)} % |  |  |`,
-      ...(base
-        ? [
-            `| … the same through the baseline gateway build (\`SBX_BENCH_GATEWAY_BASELINE\`), round trip; its CPU per round trip | ${fmt(median(rt.baseline))} ms (p90 ${fmt(quantile(rt.baseline, 0.9))}); ${((rtCpu.baseline / ROUND_TRIPS) * 1e6).toFixed(0)} µs |  | ${(median(rt.baseline) / median(rt.direct)).toFixed(2)}× (this build / baseline ${(median(rt.gateway) / median(rt.baseline)).toFixed(2)}×) |  |  |`,
-            `| … the same through the baseline gateway build, stdout; its CPU per GiB | ${median(tp.baseline).toFixed(0)} MB/s (p10 ${quantile(tp.baseline, 0.1).toFixed(0)}); ${(baselineCpu / gib).toFixed(2)} CPU-s/GiB |  | ${((median(tp.baseline) / median(tp.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(tp.gateway) / median(tp.baseline)) * 100).toFixed(0)} %) |  |  |`,
-            `| … the same through the baseline gateway build, upload; its CPU per GiB | ${median(up.baseline).toFixed(0)} MB/s (p10 ${quantile(up.baseline, 0.1).toFixed(0)}); ${(upCpu[4]! / upGib).toFixed(2)} CPU-s/GiB |  | ${((median(up.baseline) / median(up.direct)) * 100).toFixed(0)} % (this build / baseline ${((median(up.gateway) / median(up.baseline)) * 100).toFixed(0)} %) |  |  |`,
-          ]
-        : []),
+      `| \`spawn("true")\` round trip (stdout/stderr piped), n=${ROUND_TRIPS} each | ${fmt(median(g.rt))} ms (p90 ${fmt(quantile(g.rt, 0.9))}); CPU ${((g.cpu.rt / ROUND_TRIPS) * 1e6).toFixed(0)} µs per round trip | ${fmt(median(d.rt))} ms (p90 ${fmt(quantile(d.rt, 0.9))}) | ${rtRatio.toFixed(2)}× | ≤ 1.15× | ${rtRatio <= 1.15 ? "yes" : "**no**"} |`,
+      ...others.map(([n, what]) => rtRow(way(n), what)),
+      `| stdout of \`head -c 256 MiB /dev/zero\`, n=${STREAMS} each | ${median(g.tp).toFixed(0)} MB/s (p10 ${quantile(g.tp, 0.1).toFixed(0)}); CPU ${(g.cpu.tp / gib).toFixed(2)} s/GiB; gateway peak RSS ${(g.rssPeak / 1e6).toFixed(1)} MB (${(rssBefore / 1e6).toFixed(1)} before) | ${median(d.tp).toFixed(0)} MB/s (p10 ${quantile(d.tp, 0.1).toFixed(0)}) | ${(tpRatio * 100).toFixed(0)} % | ≥ 90 % | ${tpRatio >= 0.9 ? "yes" : "**no**"} |`,
+      ...others.map(([n, what]) => tpRow(way(n), what)),
+      `| stdin of \`cat\` (upload) in 256 KiB writes, ${UPLOAD_BYTES / 1024 ** 2} MiB, n=${UPLOADS} each (diagnostic) | ${median(g.up).toFixed(0)} MB/s (p10 ${quantile(g.up, 0.1).toFixed(0)}); CPU ${(g.cpu.up / upGib).toFixed(2)} s/GiB | ${median(d.up).toFixed(0)} MB/s (p10 ${quantile(d.up, 0.1).toFixed(0)}) | ${(upRatio * 100).toFixed(0)} % |  |  |`,
+      ...others.map(([n, what]) => upRow(way(n), what)),
       `| \`Sandbox.create()\` → first \`spawn("true")\`, cold (new connection, placement, create), n=${CREATES} each (diagnostic) | ${fmt(median(creates.gateway))} ms (p90 ${fmt(quantile(creates.gateway, 0.9))}) | ${fmt(median(creates.direct))} ms (p90 ${fmt(quantile(creates.direct, 0.9))}) | ${crRatio.toFixed(2)}× |  |  |`,
       "",
-      "The hop: the gateway reads both of its sides' WebSocket frames itself. It parses each JSON call to route it (and checks it against the schema, as the daemon does again); a client's stream frames go to the daemon as the bytes the client sent, re-masked in place, and a daemon's frames (answers, notifications, stream data) go to the client as the bytes the daemon sent, the gateway reading only an answer's id off its front and a stream frame's five-byte header; each socket's frames of one tick leave in one write. For a create it first asks the daemon for fresh capacity figures (`daemon.info`) and opens the client's own connection to that daemon. CPU is user + system time of the process from /proc, over the whole phase. The baseline rows (when `SBX_BENCH_GATEWAY_BASELINE` names another build) measure that build the same way in the same run.",
+      "The gateway's own path reads both of its sides' WebSocket frames itself: it parses each JSON call to route it; a client's stream frames go to the daemon re-masked in place, a daemon's frames go to the client as the bytes the daemon sent, the gateway reading only an answer's id and a stream frame's five-byte header. A bound connection (`bind=` in its URL, held to its one sandbox by the daemon) takes that path only until it is routed and quiet; then its two sockets go to `sbx-gateway-relay` (packages/gateway/native/relay.c), which moves their bytes in one epoll loop, reading only the daemon's frame headers (to put a \"host lost\" farewell between two frames). For a create the gateway first asks the daemon for fresh capacity figures (`daemon.info`) and opens the client's own connection to that daemon.",
       "<!-- gateway:end -->",
     ].join("\n");
     const current = readFileSync(RESULTS, "utf8");
@@ -240,6 +217,7 @@ async function main(): Promise<void> {
     relay.kill();
     native.kill();
     await gw.stop();
+    await own.stop();
     await base?.stop();
     await daemon[Symbol.asyncDispose]();
     rmSync(dir, { recursive: true, force: true });

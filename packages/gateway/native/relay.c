@@ -16,7 +16,8 @@
  *   with a socket: "daemon ID HEAD EXIT REASON"  HEAD: bytes read from the daemon, not yet passed on;
  *                                                EXIT, REASON: the farewell (below)
  *   "lose ID EXIT REASON"                        the gateway lost the daemon: farewell and close
- * Lines to the gateway: "closed ID HOW" (HOW: client, daemon, lost, error).
+ *   "bye"                                        the gateway is shutting down: every client gets close 1001
+ * Lines to the gateway: "closed ID HOW" (HOW: client, daemon, lost, cut, bye, error).
  *
  * The farewell: when the daemon's side ends without a close frame from it (the daemon died or
  * was lost), the client gets the text message EXIT (a sandbox.exit notification) and a close
@@ -81,6 +82,8 @@ struct conn {
 };
 
 static int ep, ipc;
+/* Connections whose daemon side is gone, waiting for their client to leave (or their deadline). */
+static int nclosing;
 static struct conn *conns, *graveyard;
 static unsigned char rbuf[READ_SIZE];
 
@@ -166,6 +169,7 @@ static void drop(struct conn *c, const char *how)
 {
     close_end(c, CLIENT);
     close_end(c, DAEMON);
+    if (c->how) nclosing--;
     if (c->prev) c->prev->next = c->next;
     else conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -233,27 +237,36 @@ static void settle(struct conn *c)
 }
 
 /*
- * The daemon's side is gone (it closed, broke, or the gateway lost it). After its own close
- * frame nothing more is owed; otherwise, between two frames the client is told why (the farewell),
- * and mid-frame it can only be cut off. What was read before is delivered first.
+ * The daemon's side is gone (it closed, broke, or the gateway lost it), or is let go (the gateway
+ * is shutting down). After the daemon's own close frame nothing more is owed; otherwise, between
+ * two frames the client is told why: the text message `exit_text` if not NULL, then a close frame
+ * with `code` and `reason` (and the connection ends as `how`); mid-frame it can only be cut off.
+ * What was read before is delivered first.
  */
-static void daemon_gone(struct conn *c, const char *exit_text, const char *reason)
+static void end_daemon_side(struct conn *c, const char *exit_text, unsigned code, const char *reason, const char *how)
 {
     if (c->how) return;
     close_end(c, DAEMON);
     c->deadline_ms = now_ms() + CLOSE_GRACE_MS;
+    nclosing++;
     if (c->client_eof) c->how = "client";
     else if (c->daemon_frames.saw_close) c->how = "daemon";
     else if (!ws_at_boundary(&c->daemon_frames)) c->how = "cut";
     else {
         unsigned char frame[16 + 8192];
-        size_t n = ws_text_frame(frame, sizeof frame, exit_text);
-        size_t m = n > 0 ? ws_close_frame(frame + n, sizeof frame - n, HOST_LOST, reason) : 0;
-        c->how = "lost";
-        if (n == 0 || m == 0 || deliver(c, CLIENT, frame, n + m) < 0) return drop(c, "error");
+        size_t n = exit_text ? ws_text_frame(frame, sizeof frame, exit_text) : 0;
+        size_t m = ws_close_frame(frame + n, sizeof frame - n, code, reason);
+        c->how = how;
+        if ((exit_text && n == 0) || m == 0 || deliver(c, CLIENT, frame, n + m) < 0) return drop(c, "error");
     }
     rewatch(c);
     settle(c);
+}
+
+/* The daemon is gone without saying goodbye: the farewell (its sandbox.exit, close 4001 "host lost: ..."). */
+static void daemon_gone(struct conn *c, const char *exit_text, const char *reason)
+{
+    end_daemon_side(c, exit_text, HOST_LOST, reason, "lost");
 }
 
 /* Reads once from side s and passes it on. */
@@ -379,6 +392,13 @@ static void on_message(char *text, int fd)
         return rewatch(c);
     }
     if (fd >= 0) close(fd);
+    if (n == 1 && strcmp(f[0], "bye") == 0) {
+        for (struct conn *c = conns, *next; c; c = next) {
+            next = c->next;
+            if (c->ends[DAEMON].fd >= 0) end_daemon_side(c, NULL, 1001, "gateway shutting down", "bye");
+        }
+        return;
+    }
     if (n == 4 && strcmp(f[0], "lose") == 0) {
         struct conn *c = find(id);
         unsigned char *exit_text = decoded(f[2], &en), *reason = decoded(f[3], &rn);
@@ -452,9 +472,13 @@ static void read_ipc(void)
     }
 }
 
+/* Drops the closing connections past their deadline: a sweep at most once a second, and only while there are some. */
 static void expire(void)
 {
+    static long long next_sweep;
     long long now = now_ms();
+    if (nclosing == 0 || now < next_sweep) return;
+    next_sweep = now + 1000;
     for (struct conn *c = conns, *next; c; c = next) {
         next = c->next;
         if (c->how && now >= c->deadline_ms) drop(c, c->how);
@@ -478,12 +502,7 @@ int main(void)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, ipc, &ev) < 0) fatal("epoll_ctl ipc");
     struct epoll_event evs[64];
     for (;;) {
-        int timeout = -1;
-        for (struct conn *c = conns; c; c = c->next)
-            if (c->how) {
-                timeout = 1000;
-                break;
-            }
+        int timeout = nclosing > 0 ? 1000 : -1;
         int n = epoll_wait(ep, evs, 64, timeout);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) fatal("epoll_wait");

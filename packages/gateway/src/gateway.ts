@@ -71,6 +71,7 @@ export class Gateway implements AsyncDisposable {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.client.close(1001, "gateway shutting down");
     this.server.closeAllConnections();
+    await this.relay?.drain(2000);
     this.relay?.close();
     this.fleet.close();
     await closed;

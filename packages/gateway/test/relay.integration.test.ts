@@ -4,7 +4,8 @@
  * then on. It keeps working with the gateway's own process stopped (the proof that the relay, not
  * the gateway, carries it); a lost daemon gives its client a sandbox.exit and close code 4001
  * naming the host; bad `bind` values are refused; relayed connections count against
- * maxConnections; without the relay, bound connections stay on the gateway's own path.
+ * maxConnections; a gateway shutting down closes them with 1001; without the relay, bound
+ * connections stay on the gateway's own path.
  */
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -62,18 +63,13 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
   }
 }
 
-/** A sandbox made through the gateway on an unbound connection (kept open: the sandbox lives as long as it). */
-async function sandboxOn(host: string | null, keep: RawClient[]): Promise<string> {
-  for (;;) {
-    const raw = await RawClient.open(gw.url, fleet.tenants[0]!);
-    const id = (await raw.call("sandbox.create", { timeout: "5m" })).result.id as string;
-    if (host === null || prefixOf(id) === host) {
-      keep.push(raw);
-      return id;
-    }
-    await raw.call("sandbox.kill", { id });
-    raw.close();
-  }
+/** A sandbox made on daemon `host` (its index), on a connection kept open: the sandbox lives as long as it. */
+async function sandboxOn(host: number, keep: RawClient[]): Promise<string> {
+  const raw = await RawClient.open(fleet.daemons[host]!.url, fleet.tenants[0]!);
+  keep.push(raw);
+  const id = (await raw.call("sandbox.create", { timeout: "5m" })).result.id as string;
+  expect(prefixOf(id)).toBe(`h${host}`);
+  return id;
 }
 
 /** stdout of `echo` through a raw connection: the stream's data, then its end. */
@@ -101,7 +97,7 @@ function upgradeStatus(url: string): Promise<number> {
 
 it("a connection bound to a sandbox is relayed once routed: calls and streams work, and go on while the gateway process is stopped", async () => {
   const keep: RawClient[] = [];
-  const id = await sandboxOn(null, keep);
+  const id = await sandboxOn(0, keep);
   const before = relayed(gw);
   const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
   expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
@@ -149,7 +145,7 @@ it("relayed connections count against maxConnections", async () => {
   const keep: RawClient[] = [];
   try {
     await Promise.all(fleet.daemons.map((_, i) => small.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
-    const id = await sandboxOn(null, keep);
+    const id = await sandboxOn(0, keep);
     const bound = [await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!), await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!)];
     await until("both connections to reach the relay", () => relayed(small) === 2);
     expect(await upgradeStatus(`${small.url}/?bind=${id}`)).toBe(503);
@@ -165,6 +161,26 @@ it("relayed connections count against maxConnections", async () => {
   }
 });
 
+it("a gateway shutting down closes its relayed connections with 1001, as it does its own", async () => {
+  const leaving = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const keep: RawClient[] = [];
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => leaving.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+    const id = await sandboxOn(0, keep);
+    const relayedClient = await RawClient.open(`${leaving.url}/?bind=${id}`, fleet.tenants[0]!);
+    const ownClient = await RawClient.open(leaving.url, fleet.tenants[0]!);
+    expect((await ownClient.call("sandbox.connect", { id })).result.id).toBe(id);
+    await until("the bound connection to reach the relay", () => relayed(leaving) === 1);
+    await leaving.stop("SIGTERM");
+    await until("both clients to be closed", () => relayedClient.closed !== null && ownClient.closed !== null);
+    expect(relayedClient.closed).toEqual({ code: 1001, reason: "gateway shutting down" });
+    expect(ownClient.closed).toEqual({ code: 1001, reason: "gateway shutting down" });
+  } finally {
+    for (const k of keep) k.close();
+    await leaving.stop();
+  }
+});
+
 it("without its relay (it died), the gateway keeps bound connections on its own path", async () => {
   const other = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
   const keep: RawClient[] = [];
@@ -172,7 +188,7 @@ it("without its relay (it died), the gateway keeps bound connections on its own 
     await Promise.all(fleet.daemons.map((_, i) => other.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     process.kill(relayPid(other), "SIGKILL");
     await other.waitForLog(/error the native relay exited \(SIGKILL\)/);
-    const id = await sandboxOn(null, keep);
+    const id = await sandboxOn(0, keep);
     const raw = await RawClient.open(`${other.url}/?bind=${id}`, fleet.tenants[0]!);
     expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);
     expect(await echo(raw, id, "on the gateway's own path", 4)).toBe("on the gateway's own path\n");
@@ -185,7 +201,7 @@ it("without its relay (it died), the gateway keeps bound connections on its own 
 
 it("a daemon killed under a relayed connection: its client is told at once, with sandbox.exit and close code 4001 naming the host", async () => {
   const keep: RawClient[] = [];
-  const id = await sandboxOn("h2", keep);
+  const id = await sandboxOn(2, keep);
   const before = relayed(gw);
   const raw = await RawClient.open(`${gw.url}/?bind=${id}`, fleet.tenants[0]!);
   expect((await raw.call("sandbox.connect", { id })).result.id).toBe(id);

@@ -5,7 +5,8 @@
  * farewell), mid-frame (cut off), after its own close frame (nothing added), when the gateway
  * loses the host, and when the client leaves; bytes read before the handover go first; bytes that
  * are not WebSocket framing end it; a client that does not read holds the relay's memory flat;
- * malformed messages from the gateway are ignored. Plus the wire code's own C tests.
+ * malformed messages from the gateway are ignored; "bye" lets every connection go with 1001.
+ * Plus the wire code's own C tests.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -186,6 +187,27 @@ it("the gateway loses the host: the client gets the farewell it names, the daemo
   expect(await all).toEqual(Buffer.concat([first, frame(1, Buffer.from('{"lost":true}')), closeFrame(4001, "host lost: the sbx daemon d1 went away (no ping)")]));
   expect(await report(id)).toBe("lost");
   daemon.destroy();
+});
+
+it("bye (the gateway shutting down): each client gets close 1001 between two frames, each daemon connection closes", async () => {
+  const a = await relayed();
+  const b = await relayed();
+  const all = [collect(a.client), collect(b.client)];
+  const daemonsClosed = [a, b].map((x) => new Promise((r) => x.daemon.once("end", r)));
+  const partial = frame(2, Buffer.alloc(100, 9));
+  const got = received(a.client, partial.length);
+  a.daemon.write(partial);
+  await got;
+  await send("bye");
+  await Promise.all(daemonsClosed);
+  for (const x of [a, b]) x.client.once("end", () => x.client.end());
+  const [atA, atB] = await Promise.all(all);
+  expect(atA).toEqual(Buffer.concat([partial, closeFrame(1001, "gateway shutting down")]));
+  expect(atB).toEqual(closeFrame(1001, "gateway shutting down"));
+  expect(await report(a.id)).toBe("bye");
+  expect(await report(b.id)).toBe("bye");
+  a.daemon.destroy();
+  b.daemon.destroy();
 });
 
 it("bytes from the daemon that are not WebSocket framing end the connection", async () => {

@@ -38,6 +38,7 @@ export class DaemonSocket {
   private fragments: { opcode: number; parts: Buffer[]; bytes: number } | null = null;
   private closeSent = false;
   private done = false;
+  private headUnread = false;
 
   constructor(
     url: string,
@@ -86,7 +87,10 @@ export class DaemonSocket {
       socket.on("error", (err) => this.end(1006, "", err));
       socket.on("close", () => this.end(1006, "", null));
       socket.on("data", (chunk: Buffer) => this.read(chunk));
+      // Bytes that came with the handshake's answer are read after `open`, and the connection is not quiet until they are.
+      this.headUnread = head.length > 0;
       events.open();
+      this.headUnread = false;
       if (head.length > 0 && !this.done) this.read(head);
     });
     request.end();
@@ -126,7 +130,7 @@ export class DaemonSocket {
 
   /** Open, between two messages, nothing half-read or unwritten: the connection could change hands. */
   get quiet(): boolean {
-    return this.isOpen && !this.fragments && this.reader.held === 0 && this.writer!.idle;
+    return this.isOpen && !this.headUnread && !this.fragments && this.reader.held === 0 && this.writer!.idle;
   }
 
   /** Gives the socket up (see `surrender`) once `quiet`; this object is done with and reports nothing more. */

@@ -8,8 +8,8 @@ import type { Surrendered } from "./surrender.js";
 /** Where `pnpm build` puts the relay: beside the bundle that runs (dist/). */
 const BINARY = fileURLToPath(new URL("./sbx-gateway-relay", import.meta.url));
 
-/** What the relay says when it ended a connection: the client left, the daemon closed after its close frame, the host was lost (farewell sent), cut (lost mid-frame), error. */
-export type RelayEnd = "client" | "daemon" | "lost" | "cut" | "error";
+/** What the relay says when it ended a connection: the client left, the daemon closed after its close frame, the host was lost (farewell sent), cut (lost mid-frame), bye (the gateway shut down), error. */
+export type RelayEnd = "client" | "daemon" | "lost" | "cut" | "bye" | "error";
 
 interface Relayed {
   host: Host;
@@ -103,6 +103,18 @@ export class NativeRelay {
     for (const [id, c] of this.conns) {
       if (c.host === host) this.child.send(`lose ${id} ${this.farewell(c.sandbox, `the sbx daemon ${host.label} went away (${reason})`)}`);
     }
+  }
+
+  /**
+   * Lets every connection go as the gateway's own path does when it shuts down: each client gets
+   * close 1001 "gateway shutting down" between two frames, its daemon connection is closed.
+   * Resolves once all have ended, or after `ms`.
+   */
+  async drain(ms: number): Promise<void> {
+    if (!this.available || this.conns.size === 0) return;
+    this.child.send("bye");
+    const until = Date.now() + ms;
+    while (this.conns.size > 0 && this.available && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Ends the relay and every connection it carries. */

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import importlib
 import os
 import re
@@ -76,6 +78,18 @@ def resolve_endpoint(url: str | None, token: str | None) -> Endpoint:
     resolved = url or env_url or DEFAULT_URL
     _check_url(resolved, "the url argument" if url else "SBX_URL" if env_url else "the default URL")
     return Endpoint(resolved, embedded=not url and not env_url, explicit_token=token)
+
+
+def bound_url(url: str, bind: str | None) -> str:
+    """``url`` with ``bind`` in its query: the connection is about one sandbox (its id, or "new" for the one it creates).
+
+    The daemon holds a bound connection to that sandbox, and a gateway then carries it with its native relay.
+    """
+    if bind is None:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "bind"] + [("bind", bind)]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 def _check_url(url: str, source: str) -> None:

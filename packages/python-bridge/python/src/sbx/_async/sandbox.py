@@ -97,7 +97,7 @@ class AsyncSandbox:
         snapshot gets a private writable layer (counted in ``disk``, gone with the sandbox), a volume
         is mounted read-write as / by one sandbox at a time and keeps what is written to it.
         """
-        conn = await AsyncConnection.open(url, token)
+        conn = await AsyncConnection.open(url, token, bind="new")
         try:
             info = await conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes, root=root)
         except BaseException:
@@ -110,7 +110,7 @@ class AsyncSandbox:
     @classmethod
     async def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> AsyncSandbox:
         """Attaches to a running sandbox of this token (adopting a session sandbox whose creator left)."""
-        conn = await AsyncConnection.open(url, token)
+        conn = await AsyncConnection.open(url, token, bind=id)
         try:
             info = await conn.sandbox_connect(id=id)
         except BaseException:
@@ -330,7 +330,7 @@ class AsyncSandbox:
     async def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
         if self._conn.closed:
-            conn = await AsyncConnection.open(self._conn.url, None)
+            conn = await AsyncConnection.open(self._conn.url, None, bind=self.id)
             try:
                 return await conn.sandbox_usage(id=self.id)
             finally:

@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .._core import Watched
-from .._endpoint import connect_failure, ensure_daemon, resolve_endpoint
+from .._endpoint import bound_url, connect_failure, ensure_daemon, resolve_endpoint
 from .._errors import ConnectionError
 from .channel import AsyncChannel
 from .streams import AsyncIncoming
@@ -34,15 +34,15 @@ class AsyncConnection(AsyncChannel):
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def open(cls, url: str | None = None, token: str | None = None) -> AsyncConnection:
-        """Connects (starting a local daemon first when no url is configured and none runs)."""
+    async def open(cls, url: str | None = None, token: str | None = None, bind: str | None = None) -> AsyncConnection:
+        """Connects (starting a local daemon first when no url is configured and none runs); ``bind`` names the one sandbox the connection is about (see ``bound_url``)."""
         endpoint = resolve_endpoint(url, token)
         if endpoint.embedded:
             await asyncio.get_running_loop().run_in_executor(None, ensure_daemon, endpoint)
         resolved = endpoint.resolve_token()
         headers = {"Authorization": f"Bearer {resolved.value}"}
         try:
-            ws = await connect(endpoint.url, additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, ping_interval=None, open_timeout=30)
+            ws = await connect(bound_url(endpoint.url, bind), additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, ping_interval=None, open_timeout=30)
         except (OSError, WebSocketException, asyncio.TimeoutError) as err:  # InvalidStatus too: a WebSocketException
             raise connect_failure(endpoint.url, resolved, err) from err
         return cls(ws, endpoint.url)
@@ -98,17 +98,22 @@ class AsyncConnection(AsyncChannel):
 
     async def _read_loop(self) -> None:
         reason = "closed"
+        code: int | None = None
+        close_reason = ""
         try:
             async for message in self._ws:
                 self._session.receive(message)
                 self._flush_soon()  # an ABORT the core queued for a stream that overran its window
             reason = f"closed with code {self._ws.close_code}"
+            code, close_reason = self._ws.close_code, self._ws.close_reason or ""
         except WebSocketException as err:
             reason = str(err) or type(err).__name__
+            if isinstance(err, ConnectionClosed) and err.rcvd is not None:
+                code, close_reason = err.rcvd.code, err.rcvd.reason
         except Exception as err:  # a bug in dispatch must not leave calls hanging
             reason = f"{type(err).__name__}: {err}"
         finally:
-            self._session.connection_lost(reason)
+            self._session.connection_lost(reason, code, close_reason)
 
     async def close(self) -> None:
         """Closes the connection; pending calls raise ConnectionError."""

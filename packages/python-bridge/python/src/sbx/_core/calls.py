@@ -12,9 +12,11 @@ __all__ = ["PendingCall"]
 class PendingCall(Watched):
     """One request: answered with a result, or rejected (by the daemon, or by a lost connection)."""
 
-    def __init__(self, call_id: int, streams: tuple[int, ...]) -> None:
+    def __init__(self, call_id: int, streams: tuple[int, ...], method: str = "") -> None:
         super().__init__()
         self.id = call_id
+        #: The method called, for the errors of a call the connection's loss ended.
+        self.method = method
         #: Streams the call moves; an error answer fails them too.
         self.streams = streams
         self.done = False

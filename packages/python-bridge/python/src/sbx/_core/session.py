@@ -8,14 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _frames as F
-from .._errors import ConnectionError, from_rpc_error
-from .._generated.models import ExitStatus, ProcessExitNotification, SandboxExitNotification
+from .._errors import ConnectionError, SandboxError, from_rpc_error
+from .._generated.models import ERROR_CODES, ExitStatus, ProcessExitNotification, SandboxExitNotification
 from .calls import PendingCall
 from .exits import Exits
 from .streams import InboundStream, OutboundStream
 from .watch import Watched
 
-__all__ = ["Session"]
+__all__ = ["HOST_LOST_CODE", "Session"]
+
+#: The close code a gateway's relay ends a bound connection with when the sandbox's host is lost.
+HOST_LOST_CODE = 4001
+_HOST_LOST_PREFIX = "host lost: "
 
 
 class Session(Watched):
@@ -61,7 +65,7 @@ class Session(Watched):
         """Queues a JSON-RPC request; the call is answered once its response is received."""
         if self.closed_with is not None:
             raise ConnectionError(f"connection to {self.url} is closed ({self.closed_with}); cannot call {method}")
-        call = PendingCall(self._next_id, streams)
+        call = PendingCall(self._next_id, streams, method)
         self._next_id += 1
         self._calls[call.id] = call
         self._queue(json.dumps({"jsonrpc": "2.0", "id": call.id, "method": method, "params": params}))
@@ -177,16 +181,26 @@ class Session(Watched):
         if s is not None:
             s.frame(op, payload)
 
-    def connection_lost(self, reason: str) -> None:
-        """The socket is gone: every pending call raises ConnectionError, every stream fails, nothing more is sent."""
+    def connection_lost(self, reason: str, code: int | None = None, close_reason: str = "") -> None:
+        """The socket is gone: every pending call raises ConnectionError, every stream fails, nothing more is sent.
+
+        A gateway that lost the host of a bound connection's sandbox closes it with code 4001 and
+        a reason "host lost: ..." (after a sandbox.exit): calls then raise UnavailableError
+        "host lost during <method>: ..." and streams "stream aborted: host lost: ...", the words the
+        gateway uses for connections it does not relay.
+        """
         if self.closed_with is not None:
             return
         self.closed_with = reason
         self._outbox.clear()
         calls = list(self._calls.values())
         self._calls.clear()
+        lost = close_reason[len(_HOST_LOST_PREFIX) :] if code == HOST_LOST_CODE and close_reason.startswith(_HOST_LOST_PREFIX) else None
         for call in calls:
-            call.reject(ConnectionError(f"connection to {self.url} closed during a call ({reason})"))
+            if lost is None:
+                call.reject(ConnectionError(f"connection to {self.url} closed during a call ({reason})"))
+            else:
+                call.reject(from_rpc_error({"code": ERROR_CODES["Unavailable"], "message": f"host lost during {call.method}: {lost}"}))
         for s in list(self._streams.values()):
-            s.fail(ConnectionError(f"connection to {self.url} closed ({reason})"))
+            s.fail(ConnectionError(f"connection to {self.url} closed ({reason})") if lost is None else SandboxError(f"stream aborted: {close_reason}"))
         self._changed()

@@ -98,7 +98,7 @@ class Sandbox:
         snapshot gets a private writable layer (counted in ``disk``, gone with the sandbox), a volume
         is mounted read-write as / by one sandbox at a time and keeps what is written to it.
         """
-        conn = Connection.open(url, token)
+        conn = Connection.open(url, token, bind="new")
         try:
             info = conn.sandbox_create(memory=memory, cpus=cpus, disk=disk, timeout=timeout, env=env, allow_net=allow_net, secrets=secrets, labels=labels, volumes=volumes, root=root)
         except BaseException:
@@ -111,7 +111,7 @@ class Sandbox:
     @classmethod
     def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> Sandbox:
         """Attaches to a running sandbox of this token (adopting a session sandbox whose creator left)."""
-        conn = Connection.open(url, token)
+        conn = Connection.open(url, token, bind=id)
         try:
             info = conn.sandbox_connect(id=id)
         except BaseException:
@@ -331,7 +331,7 @@ class Sandbox:
     def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
         if self._conn.closed:
-            conn = Connection.open(self._conn.url, None)
+            conn = Connection.open(self._conn.url, None, bind=self.id)
             try:
                 return conn.sandbox_usage(id=self.id)
             finally:

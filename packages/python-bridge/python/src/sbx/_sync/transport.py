@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from .._core import Watched
-from .._endpoint import connect_failure, ensure_daemon, resolve_endpoint
+from .._endpoint import bound_url, connect_failure, ensure_daemon, resolve_endpoint
 from .._errors import ConnectionError
 from .channel import Channel
 from .streams import Incoming
@@ -38,8 +38,8 @@ class Connection(Channel):
         self._send_lock = threading.RLock()
 
     @classmethod
-    def open(cls, url: str | None = None, token: str | None = None) -> Connection:
-        """Connects (starting a local daemon first when no url is configured and none runs)."""
+    def open(cls, url: str | None = None, token: str | None = None, bind: str | None = None) -> Connection:
+        """Connects (starting a local daemon first when no url is configured and none runs); ``bind`` names the one sandbox the connection is about (see ``bound_url``)."""
         endpoint = resolve_endpoint(url, token)
         if endpoint.embedded:
             ensure_daemon(endpoint)
@@ -47,7 +47,7 @@ class Connection(Channel):
         headers = {"Authorization": f"Bearer {resolved.value}"}
         try:
             # Entering marks the connection as managed (websockets >= 17 warns otherwise); close() ends it.
-            ws = connect(endpoint.url, additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, open_timeout=30).__enter__()
+            ws = connect(bound_url(endpoint.url, bind), additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, open_timeout=30).__enter__()
         except (OSError, WebSocketException, TimeoutError) as err:  # InvalidStatus too: a WebSocketException
             raise connect_failure(endpoint.url, resolved, err) from err
         return cls(ws, endpoint.url)
@@ -114,7 +114,8 @@ class Connection(Channel):
             except TimeoutError:
                 return
             except WebSocketException as err:
-                self._session.connection_lost(str(err) or type(err).__name__)
+                rcvd = err.rcvd if isinstance(err, ConnectionClosed) else None
+                self._session.connection_lost(str(err) or type(err).__name__, rcvd.code if rcvd else None, rcvd.reason if rcvd else "")
                 return
             except (OSError, RuntimeError) as err:
                 self._session.connection_lost(f"{type(err).__name__}: {err}")
