@@ -17,6 +17,7 @@
  *                                                EXIT, REASON: the farewell (below)
  *   "lose ID EXIT REASON"                        the gateway lost the daemon: farewell and close
  *   "bye"                                        the gateway is shutting down: every client gets close 1001
+ *   "drop ID"                                    the gateway could not hand over a connection's other side
  * Lines to the gateway: "closed ID HOW" (HOW: client, daemon, lost, cut, bye, error).
  *
  * The farewell: when the daemon's side ends without a close frame from it (the daemon died or
@@ -70,6 +71,7 @@ struct pending {
 struct conn {
     long id;
     struct end ends[2];
+    int watched[2];       /* its fd is in epoll */
     struct pending to[2]; /* to[CLIENT]: the daemon's bytes waiting for the client; to[DAEMON]: the reverse */
     struct ws_tracker daemon_frames;
     int client_eof;        /* the client sent FIN (passed on to the daemon once its bytes are) */
@@ -102,25 +104,47 @@ static void fatal(const char *what)
 
 /* ---- the IPC channel to the gateway */
 
+/* Lines for the gateway it has not taken yet (its channel was full): written when it can take them, in order. */
+static struct pending ipc_out;
+
+static void ipc_watch(void)
+{
+    struct epoll_event ev = { .events = EPOLLIN | (ipc_out.len > 0 ? EPOLLOUT : 0), .data.ptr = NULL };
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, ipc, &ev) < 0) fatal("epoll_ctl ipc");
+}
+
+/* Writes what waits for the gateway; a gateway that is gone takes its connections with it. */
+static void ipc_flush(void)
+{
+    while (ipc_out.off < ipc_out.len) {
+        ssize_t w = write(ipc, ipc_out.buf + ipc_out.off, ipc_out.len - ipc_out.off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ipc_watch();
+        if (w <= 0) exit(0);
+        ipc_out.off += (size_t)w;
+    }
+    free(ipc_out.buf);
+    ipc_out = (struct pending){ 0 };
+    ipc_watch();
+}
+
+static int hold(struct pending *p, const unsigned char *data, size_t n);
+
+/* Queues a line for the gateway and writes what it can now: a busy or stopped gateway never stalls the connections. */
 static void ipc_send(const char *line)
 {
-    size_t n = strlen(line);
-    while (n > 0) {
-        ssize_t w = write(ipc, line, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) {
-            /* The gateway reads its channel at once; a full channel means it is busy: wait. */
-            struct timespec t = { 0, 1000000 };
-            nanosleep(&t, NULL);
-            continue;
-        }
-        if (w <= 0) exit(0); /* the gateway is gone: so are its connections */
-        line += w;
-        n -= (size_t)w;
-    }
+    if (!hold(&ipc_out, (const unsigned char *)line, strlen(line))) fatal("out of memory for the gateway's channel");
+    ipc_flush();
 }
 
 /* ---- connections */
+
+static void report(long id, const char *how)
+{
+    char line[96];
+    snprintf(line, sizeof line, "\"closed %ld %s\"\n", id, how);
+    ipc_send(line);
+}
 
 static struct conn *find(long id)
 {
@@ -156,7 +180,8 @@ static void rewatch(struct conn *c)
 static void close_end(struct conn *c, int s)
 {
     if (c->ends[s].fd >= 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->ends[s].fd, NULL);
+        if (c->watched[s]) epoll_ctl(ep, EPOLL_CTL_DEL, c->ends[s].fd, NULL);
+        c->watched[s] = 0;
         close(c->ends[s].fd);
         c->ends[s].fd = -1;
     }
@@ -173,9 +198,7 @@ static void drop(struct conn *c, const char *how)
     if (c->prev) c->prev->next = c->next;
     else conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    char line[96];
-    snprintf(line, sizeof line, "\"closed %ld %s\"\n", c->id, how);
-    ipc_send(line);
+    report(c->id, how);
     free(c->exit_text);
     free(c->reason);
     c->exit_text = c->reason = NULL;
@@ -246,6 +269,7 @@ static void settle(struct conn *c)
 static void end_daemon_side(struct conn *c, const char *exit_text, unsigned code, const char *reason, const char *how)
 {
     if (c->how) return;
+    if (!reason) reason = "host lost"; /* never without one once both sides are there; kept safe regardless */
     close_end(c, DAEMON);
     c->deadline_ms = now_ms() + CLOSE_GRACE_MS;
     nclosing++;
@@ -311,6 +335,7 @@ static void writable(struct conn *c, int s)
     settle(c);
 }
 
+/* Takes a socket as one side of a connection; it is watched only once both sides are there (add_watch). */
 static void add_end(struct conn *c, int s, int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -318,8 +343,19 @@ static void add_end(struct conn *c, int s, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->ends[s] = (struct end){ c, (enum side)s, fd, 0 };
-    struct epoll_event ev = { .events = 0, .data.ptr = &c->ends[s] };
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) fatal("epoll_ctl");
+}
+
+/*
+ * Puts both sides in epoll. Not before: epoll reports a hang-up even with no interest set, and a
+ * client side read before its daemon side exists would have nowhere to pass its bytes.
+ */
+static void add_watch(struct conn *c)
+{
+    for (int s = 0; s < 2; s++) {
+        struct epoll_event ev = { .events = 0, .data.ptr = &c->ends[s] };
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->ends[s].fd, &ev) < 0) fatal("epoll_ctl");
+        c->watched[s] = 1;
+    }
 }
 
 /* ---- what the gateway says */
@@ -362,8 +398,10 @@ static void on_message(char *text, int fd)
         unsigned char *head = decoded(f[2], &hn);
         if (!c || !head || !hold(&c->to[DAEMON], head, hn)) {
             free(head);
+            if (c) free(c->to[DAEMON].buf);
             free(c);
             close(fd);
+            report(id, "error");
             return refuse_line("client side");
         }
         free(head);
@@ -379,9 +417,11 @@ static void on_message(char *text, int fd)
         struct conn *c = find(id);
         if (!c || c->ends[DAEMON].fd >= 0) {
             close(fd);
+            if (id > 0 && !c) report(id, "error"); /* the gateway counts it until told */
             return refuse_line("daemon side of an unknown connection");
         }
         add_end(c, DAEMON, fd);
+        add_watch(c);
         unsigned char *head = decoded(f[2], &hn);
         c->exit_text = (char *)decoded(f[3], &en);
         c->reason = (char *)decoded(f[4], &rn);
@@ -392,6 +432,19 @@ static void on_message(char *text, int fd)
         return rewatch(c);
     }
     if (fd >= 0) close(fd);
+    if (n == 2 && strcmp(f[0], "drop") == 0) {
+        /* The gateway could not hand over one side: the other goes too. */
+        struct conn *c = find(id);
+        if (c) drop(c, "error");
+        return;
+    }
+    if (n >= 2 && id > 0 && (strcmp(f[0], "client") == 0 || strcmp(f[0], "daemon") == 0)) {
+        /* A side that came without its socket (the kernel cut it: out of descriptors) or malformed: the connection cannot be. */
+        struct conn *c = find(id);
+        if (c && c->ends[DAEMON].fd < 0) drop(c, "error");
+        else if (!c) report(id, "error");
+        return refuse_line(f[0]);
+    }
     if (n == 1 && strcmp(f[0], "bye") == 0) {
         for (struct conn *c = conns, *next; c; c = next) {
             next = c->next;
@@ -498,6 +551,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) fatal("epoll_create1");
+    int fl = fcntl(ipc, F_GETFL);
+    if (fl < 0 || fcntl(ipc, F_SETFL, fl | O_NONBLOCK) < 0) fatal("fcntl ipc");
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, ipc, &ev) < 0) fatal("epoll_ctl ipc");
     struct epoll_event evs[64];
@@ -509,7 +564,8 @@ int main(void)
         for (int i = 0; i < n; i++) {
             struct end *e = evs[i].data.ptr;
             if (!e) {
-                read_ipc();
+                if (evs[i].events & EPOLLOUT) ipc_flush();
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_ipc();
                 continue;
             }
             struct conn *c = e->conn;

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FrameOp } from "@sbx/protocol";
+import { ErrorCodes, FrameOp } from "@sbx/protocol";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, type TestFleet, type TestGateway } from "./helpers/fleet.js";
 
@@ -132,10 +132,39 @@ it("bind=new: the gateway places the create, then the connection is relayed", as
   await until("the relay to let the connection go", () => relayed(gw) === before);
 });
 
+it("on its own path too, the gateway holds a bound connection to its sandbox as a daemon does", async () => {
+  const config = join(fleet.dir, "gateway-own.json");
+  writeFileSync(config, JSON.stringify({ nativeRelay: false }));
+  const own = await startGateway(["--config", config, "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const keep: RawClient[] = [];
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => own.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+    const id = await sandboxOn(0, keep);
+    const other = await sandboxOn(1, keep);
+    const bound = await RawClient.open(`${own.url}/?bind=${id}`, fleet.tenants[0]!);
+    expect((await bound.call("fs.stat", { sandbox: id, path: "." })).result.isDirectory).toBe(true);
+    const listed = await bound.call("sandbox.list", {});
+    expect(listed.error).toEqual({ code: ErrorCodes.Forbidden, message: expect.stringMatching(new RegExp(`^this connection is bound to sandbox ${id} \\(bind=${id} in its URL\\): sandbox\\.list is not about that one sandbox`)) });
+    const elsewhere = await bound.call("fs.stat", { sandbox: other, path: "." });
+    expect(elsewhere.error).toEqual({ code: ErrorCodes.Forbidden, message: expect.stringContaining(`fs.stat names ${other}`) });
+    const fresh = await RawClient.open(`${own.url}/?bind=new`, fleet.tenants[0]!);
+    expect((await fresh.call("sandbox.list", {})).error.code).toBe(ErrorCodes.Forbidden);
+    const made = (await fresh.call("sandbox.create", { timeout: "5m" })).result.id as string;
+    expect((await fresh.call("sandbox.create", {})).error).toEqual({ code: ErrorCodes.Forbidden, message: expect.stringMatching(new RegExp(`^this connection is bound to sandbox ${made} \\(it made it, with bind=new in its URL\\)`)) });
+    expect((await fresh.call("fs.stat", { sandbox: made, path: "." })).result.isDirectory).toBe(true);
+    bound.close();
+    fresh.close();
+  } finally {
+    for (const k of keep) k.close();
+    await own.stop();
+  }
+});
+
 it("bad bind values are refused before the upgrade, naming the problem", async () => {
   expect(await upgradeStatus(`${gw.url}/?bind=bogus`)).toBe(400);
   expect(await upgradeStatus(`${gw.url}/?bind=new&bind=new`)).toBe(400);
   expect(await upgradeStatus(`${gw.url}/?bind=`)).toBe(400);
+  expect(await upgradeStatus(`${gw.url}/?bind=sbx_h0_${"a".repeat(130)}`)).toBe(400); // longer than any id
 });
 
 it("relayed connections count against maxConnections", async () => {

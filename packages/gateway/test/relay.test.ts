@@ -247,10 +247,46 @@ it("a client that does not read: the relay stops reading its daemon, and its mem
   expect(["client", "lost"]).toContain(await report(id));
 });
 
+it("a client that sends and resets before its daemon side arrives: nothing is read early, the relay lives on", async () => {
+  const id = nextId++;
+  const c = await pair();
+  await send(`client ${id} -`, c.far);
+  c.near.write("early bytes");
+  c.near.resetAndDestroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const d = await pair();
+  const daemonGot = collect(d.near);
+  await send(`daemon ${id} - ${b64("{}")} ${b64("host lost: x")}`, d.far);
+  expect(["client"]).toContain(await report(id));
+  d.near.end();
+  await daemonGot; // whatever it got, the relay carried on:
+  expect(relay.exitCode).toBeNull();
+  const { id: next, client, daemon } = await relayed();
+  const got = received(daemon, 2);
+  client.write("ok");
+  expect((await got).toString()).toBe("ok");
+  client.destroy();
+  daemon.destroy();
+  await report(next);
+});
+
+it("a side the gateway could not hand over: drop ends the other, and every refused side is reported", async () => {
+  const id = nextId++;
+  const c = await pair();
+  const ended = collect(c.near);
+  await send(`client ${id} -`, c.far);
+  await send(`drop ${id}`);
+  await ended;
+  expect(await report(id)).toBe("error");
+  // A daemon side for no client side: refused, and reported so the gateway stops counting it.
+  await send("daemon 424242 - - -", (await pair()).far);
+  expect(await report(424242)).toBe("error");
+});
+
 it("ignores malformed messages from the gateway and goes on", async () => {
   await send("nonsense");
   await send("lose 999999 !!! ???");
-  await send("daemon 424242 - - -", (await pair()).far); // a daemon side for no client side
+  await send("daemon 424243 - - -", (await pair()).far); // a daemon side for no client side
   const { id, client, daemon } = await relayed();
   const got = received(daemon, 5);
   client.write("still");

@@ -111,7 +111,9 @@ export const BIND_ERROR_CODE = ErrorCodes.Forbidden;
  */
 export const SANDBOX_ID_PATTERN = "^sbx_(?:[a-z0-9]{1,16}_)?[A-Za-z0-9]{20,}$";
 const SANDBOX_ID = new RegExp(SANDBOX_ID_PATTERN);
-const MAX_ID = 128;
+/** The longest sandbox id `bind` accepts. */
+export const SANDBOX_ID_MAX_LENGTH = 128;
+const MAX_ID = SANDBOX_ID_MAX_LENGTH;
 
 /** Whether `value` is a sandbox id as daemons make them (see {@link SANDBOX_ID_PATTERN}): what `bind` accepts. */
 export function isSandboxId(value: string): boolean {

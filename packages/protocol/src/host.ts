@@ -41,6 +41,13 @@ export const DaemonInfo = Obj(
     }),
     draining: Type.Boolean({ description: "True while the daemon refuses new sandboxes and lets its running ones finish." }),
     capacity: HostCapacity,
+    features: Type.Optional(
+      Type.Array(Type.String({ maxLength: 64 }), {
+        maxItems: 64,
+        description:
+          'What this daemon does beyond what every sbx daemon does, for a gateway to rely on: "bind" (it holds a connection with bind= in its URL to its one sandbox, so a gateway may pass such a connection through unread). Absent from daemons older than the feature.',
+      }),
+    ),
   },
   { description: "A daemon: its version, mode, id prefix, whether it drains, and how full its host is." },
 );

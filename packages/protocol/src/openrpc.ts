@@ -1,5 +1,5 @@
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "./common.js";
-import { BIND_ERROR_CODE, SANDBOX_ID_PATTERN, SANDBOX_PARAM } from "./bind.js";
+import { BIND_ERROR_CODE, HOST_LOST_CLOSE, SANDBOX_ID_MAX_LENGTH, SANDBOX_ID_PATTERN, SANDBOX_PARAM } from "./bind.js";
 import { ERROR_DESCRIPTIONS, ErrorCodes } from "./errors.js";
 import { CREDIT_BATCH, FRAME_HEADER, MAX_CHUNK, STREAM_WINDOW } from "./frames.js";
 import { METHODS, NOTIFICATIONS } from "./methods.js";
@@ -54,7 +54,9 @@ export function buildOpenRpc() {
         "The upgrade URL's query parameter `bind` (given at most once; any other value is refused with HTTP 400): `bind=<sandbox id>` binds the connection to that sandbox; `bind=new` lets it make one sandbox (until a sandbox.create succeeds only sandbox.create, one at a time, and rpc.discover are accepted) and then binds it to that one. On a bound connection every call but rpc.discover must name the bound sandbox in the param `sandboxParams` gives for its method; any other call (a method about no one sandbox, another sandbox, a second create) is answered with `errorCode` and a message naming the bound sandbox.",
       param: "bind",
       idPattern: SANDBOX_ID_PATTERN,
+      idMaxLength: SANDBOX_ID_MAX_LENGTH,
       errorCode: BIND_ERROR_CODE,
+      hostLostClose: HOST_LOST_CLOSE,
       sandboxParams: Object.fromEntries(Object.entries(SANDBOX_PARAM).filter(([, field]) => field !== null)),
     },
     "x-stream-frames": {

@@ -13,6 +13,9 @@ import type { SandboxLimits } from "../sandbox/sandbox.js";
 import { DaemonError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 
+/** What daemon.info tells a gateway this daemon does (see the protocol's DaemonInfo.features). */
+export const DAEMON_FEATURES = ["bind"] as const;
+
 export type DaemonInfo = ResultOf<"daemon.info">;
 
 /** What the host state reads from the sandbox manager: the caps of the sandboxes handed out. */
@@ -120,6 +123,7 @@ export class HostState {
     const sum = (pick: (l: SandboxLimits) => number) => owned.reduce((n, l) => n + pick(l), 0);
     return {
       version: this.opts.version,
+      features: [...DAEMON_FEATURES],
       mode: this.opts.mode,
       idPrefix: this.opts.idPrefix,
       draining: this.draining,

@@ -48,6 +48,11 @@ export class Host {
     return this.endpoint.url;
   }
 
+  /** Whether the daemon holds bound connections to their sandbox itself (daemon.info's features): only then may one go to the native relay. */
+  get holdsBindings(): boolean {
+    return this.info?.features?.includes("bind") ?? false;
+  }
+
   get prefix(): string | null {
     return this.info?.idPrefix ?? null;
   }

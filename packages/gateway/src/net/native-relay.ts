@@ -31,6 +31,8 @@ const b64 = (s: string | Buffer) => (s.length === 0 ? "-" : (typeof s === "strin
  */
 export class NativeRelay {
   private readonly conns = new Map<number, Relayed>();
+  /** This process's copies of sockets being handed over: closed once sent, or when the relay dies first. */
+  private readonly handing = new Set<Surrendered>();
   private nextId = 1;
   private dead = false;
 
@@ -41,6 +43,9 @@ export class NativeRelay {
     child.on("message", (m) => this.onMessage(m));
     child.on("exit", (code, signal) => {
       this.dead = true;
+      // A handover the relay did not live to take: its callback never comes, the connection ends here.
+      for (const s of this.handing) s.socket.destroy();
+      this.handing.clear();
       if (this.closing) return;
       const n = this.conns.size;
       this.conns.clear();
@@ -83,18 +88,20 @@ export class NativeRelay {
     const id = this.nextId++;
     this.conns.set(id, { host, sandbox });
     const farewell = this.farewell(sandbox, `the sbx daemon ${host.label} closed the connection`);
-    let sent = 0;
-    const done = (err: Error | null) => {
-      if (err) this.log.error(`handing a connection to the native relay: ${err.message}`);
-      // The descriptors are the relay's now (in flight or received): this process's copies close.
-      if (++sent === 2) {
-        client.socket.destroy();
-        daemon.socket.destroy();
-      }
+    const handOver = (s: Surrendered, message: string) => {
+      this.handing.add(s);
+      this.child.send(message, (s.socket as unknown as { _handle: object })._handle as never, (err: Error | null) => {
+        if (err) {
+          this.log.error(`handing a connection to the native relay: ${err.message}`);
+          if (this.available) this.child.send(`drop ${id}`); // its other side goes too
+        }
+        // The descriptor is the relay's now (in flight or received), or the send failed: this process's copy closes.
+        this.handing.delete(s);
+        s.socket.destroy();
+      });
     };
-    const handleOf = (s: Surrendered) => (s.socket as unknown as { _handle: object })._handle;
-    this.child.send(`client ${id} ${b64(client.rest)}`, handleOf(client) as never, done);
-    this.child.send(`daemon ${id} ${b64(daemon.rest)} ${farewell}`, handleOf(daemon) as never, done);
+    handOver(client, `client ${id} ${b64(client.rest)}`);
+    handOver(daemon, `daemon ${id} ${b64(daemon.rest)} ${farewell}`);
   }
 
   /** The host is lost: every connection the relay carries to it ends, its client told why. */

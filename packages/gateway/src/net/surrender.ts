@@ -16,6 +16,9 @@ export function surrender(socket: Socket, unhandled: Buffer[] = []): Surrendered
   socket.removeAllListeners("close");
   socket.removeAllListeners("end");
   socket.pause();
+  // read() below would start the handle reading again (Node's _read) when it had stopped under
+  // backpressure: bytes taken from the kernel then would reach nobody.
+  (socket as unknown as { _read: () => void })._read = () => {};
   (socket as unknown as { _handle: { readStop(): number } | null })._handle?.readStop();
   const parts = [...unhandled];
   for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) parts.push(chunk);

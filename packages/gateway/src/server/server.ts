@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { parseBind } from "@sbx/protocol";
 import type { Socket } from "node:net";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
@@ -45,26 +46,14 @@ export function createGatewayServer(opts: ServerOptions): { server: Server; sess
     const token = bearerOf(req.headers.authorization);
     if (!token || !tokens.accepts(token)) return refuse(socket, 401, "Unauthorized");
     if (sessions.size + (opts.relay?.size ?? 0) >= opts.maxConnections) return refuse(socket, 503, "Service Unavailable: too many connections");
-    const bind = parseBind(bindParamOf(req.url));
-    if (typeof bind === "object" && bind !== null) return refuse(socket, 400, `Bad Request: ${bind.problem}`);
+    // As a daemon does: the query may bind the connection to one sandbox (the value, user text, stays out of the status line).
+    const binding = parseBind(req.url ?? "/");
+    if ("problem" in binding) return refuse(socket, 400, "Bad Request", "", binding.problem);
     const client = acceptUpgrade(req, socket, head, MAX_MESSAGE);
     if (!client) return;
-    const session = new Session(client, token, fleet, limits, log, budget, () => sessions.delete(session), bind, opts.relay);
+    const session = new Session(client, token, fleet, limits, log, budget, () => sessions.delete(session), binding, opts.relay);
     sessions.add(session);
   });
   return { server, sessions };
 }
 
-/** The request URL's `bind` values (the query parameter may be given once). */
-function bindParamOf(url: string | undefined): string[] {
-  return new URL(url ?? "/", "http://gateway").searchParams.getAll("bind");
-}
-
-/** TEMPORARY local parse until @sbx/protocol's lands: a sandbox id, "new", or null; a problem otherwise. */
-function parseBind(values: string[]): string | null | { problem: string } {
-  if (values.length === 0) return null;
-  if (values.length > 1) return { problem: "bind is given more than once" };
-  const v = values[0]!;
-  if (v === "new" || /^sbx_([a-z0-9]{1,16}_)?[A-Za-z0-9]{20,}$/.test(v)) return v;
-  return { problem: `bind must be a sandbox id or "new", got '${v.slice(0, 100)}'` };
-}

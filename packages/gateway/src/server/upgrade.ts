@@ -6,9 +6,9 @@ import { ClientSocket } from "../net/client-socket.js";
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 
-/** An HTTP error answer on a socket that asked to upgrade, and the socket ended. */
-export function refuse(socket: Socket, status: number, reason: string, headers = ""): void {
-  const body = `${reason}\n`;
+/** An HTTP error answer on a socket that asked to upgrade, and the socket ended; the body is the reason unless given. */
+export function refuse(socket: Socket, status: number, reason: string, headers = "", text = reason): void {
+  const body = `${text}\n`;
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 

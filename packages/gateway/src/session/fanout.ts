@@ -65,7 +65,7 @@ export async function createSandbox(session: Session, id: Id, params: ParamsOf<"
           return attempt(i + 1);
         }
         up.touch(sandbox.id);
-        session.bound(sandbox.id);
+        session.created(sandbox.id);
         session.reply(id, sandbox);
         done();
       });

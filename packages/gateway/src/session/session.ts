@@ -1,4 +1,20 @@
-import { ErrorCodes, FrameOp, METHODS, buildOpenRpc, encodeAbort, explainParams, frameProblem, isMethod, jsonDepth, type MethodName } from "@sbx/protocol";
+import {
+  BIND_ERROR_CODE,
+  ErrorCodes,
+  FrameOp,
+  METHODS,
+  bindingAfterCreate,
+  bindingOnCall,
+  bindingProblem,
+  buildOpenRpc,
+  encodeAbort,
+  explainParams,
+  frameProblem,
+  isMethod,
+  jsonDepth,
+  type Binding,
+  type MethodName,
+} from "@sbx/protocol";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Host } from "../fleet/host.js";
 import type { Logger } from "../log.js";
@@ -42,6 +58,8 @@ function streamFields(method: MethodName): readonly string[] {
 export class Session implements UpstreamOwner {
   readonly link: Link;
   private readonly upstreams = new Map<Host, Upstream>();
+  /** The client's `bind` as given (a sandbox id or "new"), passed on to each daemon; null when not bound. */
+  private readonly bind: string | null;
   /** The client's stream ids, each to the upstream whose call named it. */
   private readonly streams = new Map<number, Upstream>();
   private inFlight = 0;
@@ -54,8 +72,8 @@ export class Session implements UpstreamOwner {
    */
   private clientBehind: Promise<void> | null = null;
   private readonly offLost: () => void;
-  /** The sandbox this connection is bound to (`bind=` in its URL): known at once, or once its create succeeds. */
-  private boundTo: string | null;
+  /** What the client's `bind` allows now (@sbx/protocol's binding: held here as a daemon holds it). */
+  private binding: Binding;
 
   constructor(
     readonly client: ClientSocket,
@@ -65,11 +83,12 @@ export class Session implements UpstreamOwner {
     readonly log: Logger,
     private readonly gateway: ByteBudget,
     private readonly onClosed: () => void,
-    /** The client's `bind` as given (a sandbox id or "new"), passed on to each daemon; null when not bound. */
-    private readonly bind: string | null = null,
+    binding: Binding = { kind: "none" },
     private readonly relay: NativeRelay | null = null,
   ) {
-    this.boundTo = bind !== null && bind !== "new" ? bind : null;
+    this.binding = binding;
+    // Each daemon holds the connection to the same promise: the client's bind goes on as given.
+    this.bind = binding.kind === "none" ? null : binding.kind === "new" ? "new" : binding.id;
     this.link = new Link(client, gateway);
     client.start({
       text: (payload) => this.onText(payload.toString("utf8")),
@@ -104,11 +123,16 @@ export class Session implements UpstreamOwner {
     return up;
   }
 
-  /** A `bind=new` connection's create succeeded: it is about that sandbox from now on. */
-  bound(sandbox: string): void {
-    if (this.bind !== "new" || this.boundTo) return;
-    this.boundTo = sandbox;
-    this.link.onIdle = () => this.maybeHandOff();
+  /** The sandbox a bound connection is about, once known (at once, or once its create succeeded). */
+  private get boundTo(): string | null {
+    return this.binding.kind === "sandbox" ? this.binding.id : null;
+  }
+
+  /** A `bind=new` connection's create answered: made `sandbox` (it is about that one from now on), or failed (null). */
+  created(sandbox: string | null): void {
+    if (this.binding.kind !== "new") return;
+    this.binding = bindingAfterCreate(this.binding, sandbox);
+    if (sandbox) this.link.onIdle = () => this.maybeHandOff();
   }
 
   /**
@@ -122,6 +146,8 @@ export class Session implements UpstreamOwner {
     if (!relay?.available || !this.boundTo || this.closed || this.inFlight > 0 || this.streams.size > 0 || this.clientBehind) return;
     const where = this.fleet.lookup(this.boundTo);
     if (!where || "lost" in where) return;
+    // A daemon that does not hold the connection to its bind itself gets it through the gateway's own path only.
+    if (!where.host.holdsBindings) return;
     const up = this.upstreams.get(where.host);
     if (!up?.quiet || !this.link.idle || !this.client.quiet) return;
     this.closed = true;
@@ -170,13 +196,21 @@ export class Session implements UpstreamOwner {
     const params = msg.params ?? {};
     const problem = explainParams(method, params);
     if (problem) return this.fail(id, ErrorCodes.InvalidParams, problem);
+    // Held to its bind as a daemon would hold it, before the gateway answers a call itself or routes it.
+    const refused = bindingProblem(this.binding, method, params);
+    if (refused) return this.fail(id, BIND_ERROR_CODE, refused);
+    this.binding = bindingOnCall(this.binding, method);
 
     const route = ROUTES[method];
     switch (route.kind) {
       case "sandbox":
         return this.route(text, msg, method, params, params[route.field]);
       case "create":
-        return this.track(id, createSandbox(this, id, params));
+        return this.track(
+          id,
+          // A create that answered with an error leaves a bind=new connection free to try again.
+          createSandbox(this, id, params).finally(() => this.binding.kind === "new" && this.created(null)),
+        );
       case "list":
         return this.track(id, listSandboxes(this, id, params));
       case "local":

@@ -27,6 +27,9 @@ export function emitModels(doc, shapes, methods, notifications) {
   out('    "FRAME_HEADER",');
   out('    "SANDBOX_HOME",');
   out('    "SANDBOX_HOME_ALIAS",');
+  out('    "SANDBOX_ID_PATTERN",');
+  out('    "SANDBOX_ID_MAX_LENGTH",');
+  out('    "HOST_LOST_CLOSE",');
   out("]");
   out();
   const frames = doc["x-stream-frames"];
@@ -42,6 +45,12 @@ export function emitModels(doc, shapes, methods, notifications) {
   out(`SANDBOX_HOME = ${pyStr(sandbox.home)}`);
   out(`#: The home's other name (the same directory, bound there).`);
   out(`SANDBOX_HOME_ALIAS = ${pyStr(sandbox.homeAlias)}`);
+  const bind = doc["x-bind"];
+  out(`#: A sandbox id as daemons make them (at most SANDBOX_ID_MAX_LENGTH characters): what a connection's \`bind\` accepts.`);
+  out(`SANDBOX_ID_PATTERN = ${pyStr(bind.idPattern)}`);
+  out(`SANDBOX_ID_MAX_LENGTH = ${bind.idMaxLength}`);
+  out(`#: The close code a gateway ends a bound connection with when its sandbox's host is lost (reason "host lost: ...").`);
+  out(`HOST_LOST_CLOSE = ${bind.hostLostClose}`);
   out();
   for (const [alias, [method, param]] of Object.entries(ALIASES)) {
     const p = methods.find((m) => m.name === method)?.params.find((x) => x.wire === param);

@@ -17,7 +17,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from sbx import AsyncSandbox, ConnectionError, RpcError, Sandbox, SandboxError
 from sbx._core import Session
-from sbx._endpoint import bound_url
+from sbx._endpoint import bound_url, sandbox_bind
 from sbx._generated.models import ERROR_CODES
 
 SANDBOX = "sbx_h1_aaaaaaaaaaaaaaaaaaaaaaaa"
@@ -72,6 +72,8 @@ def test_create_and_connect_bind_their_connections_list_does_not(host: LostHost)
         assert sb.id == SANDBOX
     Sandbox.connect(SANDBOX, url=host.url, token="t").close()
     assert host.paths.get(timeout=5) == f"/?bind={SANDBOX}"
+    # An id no daemon could have made goes unbound: the daemon answers SandboxNotFound, not a refused upgrade.
+    assert sandbox_bind("not-an-id") is None and sandbox_bind("sbx_" + "a" * 200) is None and sandbox_bind(SANDBOX) == SANDBOX
     assert Sandbox.list(url=host.url, token="t") == []
     assert host.paths.get(timeout=5) == "/"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
-
 import importlib
 import os
 import re
@@ -13,11 +11,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlsplit, urlunsplit
 
 from websockets.exceptions import InvalidStatus
 
 from ._errors import AuthenticationError, AuthError, ConnectionError, MissingApiToken, PortOwner, SandboxError
+from ._generated.models import SANDBOX_ID_MAX_LENGTH, SANDBOX_ID_PATTERN
 
 DEFAULT_URL = "ws://127.0.0.1:7070"
 TOKEN_FILE = "token"
@@ -80,6 +79,12 @@ def resolve_endpoint(url: str | None, token: str | None) -> Endpoint:
     return Endpoint(resolved, embedded=not url and not env_url, explicit_token=token)
 
 
+def sandbox_bind(sandbox_id: str) -> str | None:
+    """The ``bind`` for a connection about ``sandbox_id``: the id when a daemon could have made it
+    (so a malformed one is still answered SandboxNotFound, not refused at the upgrade), else None."""
+    return sandbox_id if len(sandbox_id) <= SANDBOX_ID_MAX_LENGTH and re.fullmatch(SANDBOX_ID_PATTERN, sandbox_id) else None
+
+
 def bound_url(url: str, bind: str | None) -> str:
     """``url`` with ``bind`` in its query: the connection is about one sandbox (its id, or "new" for the one it creates).
 
@@ -87,9 +92,9 @@ def bound_url(url: str, bind: str | None) -> str:
     """
     if bind is None:
         return url
-    parts = urllib.parse.urlsplit(url)
-    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "bind"] + [("bind", bind)]
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "bind"] + [("bind", bind)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _check_url(url: str, source: str) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
+from .._endpoint import sandbox_bind
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
 from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._http import FetchResponse
@@ -110,7 +111,7 @@ class AsyncSandbox:
     @classmethod
     async def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> AsyncSandbox:
         """Attaches to a running sandbox of this token (adopting a session sandbox whose creator left)."""
-        conn = await AsyncConnection.open(url, token, bind=id)
+        conn = await AsyncConnection.open(url, token, bind=sandbox_bind(id))
         try:
             info = await conn.sandbox_connect(id=id)
         except BaseException:
@@ -330,7 +331,7 @@ class AsyncSandbox:
     async def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
         if self._conn.closed:
-            conn = await AsyncConnection.open(self._conn.url, None, bind=self.id)
+            conn = await AsyncConnection.open(self._conn.url, None, bind=sandbox_bind(self.id))
             try:
                 return await conn.sandbox_usage(id=self.id)
             finally:

@@ -9,16 +9,14 @@ from typing import Any
 
 from .. import _frames as F
 from .._errors import ConnectionError, SandboxError, from_rpc_error
-from .._generated.models import ERROR_CODES, ExitStatus, ProcessExitNotification, SandboxExitNotification
+from .._generated.models import ERROR_CODES, HOST_LOST_CLOSE, ExitStatus, ProcessExitNotification, SandboxExitNotification
 from .calls import PendingCall
 from .exits import Exits
 from .streams import InboundStream, OutboundStream
 from .watch import Watched
 
-__all__ = ["HOST_LOST_CODE", "Session"]
+__all__ = ["Session"]
 
-#: The close code a gateway's relay ends a bound connection with when the sandbox's host is lost.
-HOST_LOST_CODE = 4001
 _HOST_LOST_PREFIX = "host lost: "
 
 
@@ -195,7 +193,7 @@ class Session(Watched):
         self._outbox.clear()
         calls = list(self._calls.values())
         self._calls.clear()
-        lost = close_reason[len(_HOST_LOST_PREFIX) :] if code == HOST_LOST_CODE and close_reason.startswith(_HOST_LOST_PREFIX) else None
+        lost = close_reason[len(_HOST_LOST_PREFIX) :] if code == HOST_LOST_CLOSE and close_reason.startswith(_HOST_LOST_PREFIX) else None
         for call in calls:
             if lost is None:
                 call.reject(ConnectionError(f"connection to {self.url} closed during a call ({reason})"))

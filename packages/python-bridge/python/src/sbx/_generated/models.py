@@ -111,6 +111,9 @@ __all__ = [
     "FRAME_HEADER",
     "SANDBOX_HOME",
     "SANDBOX_HOME_ALIAS",
+    "SANDBOX_ID_PATTERN",
+    "SANDBOX_ID_MAX_LENGTH",
+    "HOST_LOST_CLOSE",
 ]
 
 #: Bytes a sender may have in flight per stream before it waits for CREDIT.
@@ -124,6 +127,11 @@ FRAME_HEADER = 5
 SANDBOX_HOME = "/home/sandbox"
 #: The home's other name (the same directory, bound there).
 SANDBOX_HOME_ALIAS = "/home/user"
+#: A sandbox id as daemons make them (at most SANDBOX_ID_MAX_LENGTH characters): what a connection's `bind` accepts.
+SANDBOX_ID_PATTERN = "^sbx_(?:[a-z0-9]{1,16}_)?[A-Za-z0-9]{20,}$"
+SANDBOX_ID_MAX_LENGTH = 128
+#: The close code a gateway ends a bound connection with when its sandbox's host is lost (reason "host lost: ...").
+HOST_LOST_CLOSE = 4001
 
 Signal = Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGALRM", "SIGPIPE", "SIGWINCH", "SIGABRT"]
 
@@ -2171,6 +2179,8 @@ class DaemonInfoResult:
     """True while the daemon refuses new sandboxes and lets its running ones finish."""
     capacity: DaemonInfoResultCapacity
     """Live sandboxes and their caps against the host's memory, disk and CPUs."""
+    features: list[str] | None = None
+    """What this daemon does beyond what every sbx daemon does, for a gateway to rely on: "bind" (it holds a connection with bind= in its URL to its one sandbox, so a gateway may pass such a connection through unread). Absent from daemons older than the feature."""
 
     @classmethod
     def from_wire(cls, w: Any) -> DaemonInfoResult:
@@ -2181,6 +2191,7 @@ class DaemonInfoResult:
             id_prefix=w["idPrefix"],
             draining=w["draining"],
             capacity=DaemonInfoResultCapacity.from_wire(w["capacity"]),
+            features=w.get("features"),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -2191,6 +2202,8 @@ class DaemonInfoResult:
         w["idPrefix"] = self.id_prefix
         w["draining"] = self.draining
         w["capacity"] = self.capacity.to_wire()
+        if self.features is not None:
+            w["features"] = self.features
         return w
 
 

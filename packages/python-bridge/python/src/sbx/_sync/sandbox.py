@@ -12,6 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal
 
+from .._endpoint import sandbox_bind
 from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
 from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._http import FetchResponse
@@ -111,7 +112,7 @@ class Sandbox:
     @classmethod
     def connect(cls, id: str, *, url: str | None = None, token: str | None = None) -> Sandbox:
         """Attaches to a running sandbox of this token (adopting a session sandbox whose creator left)."""
-        conn = Connection.open(url, token, bind=id)
+        conn = Connection.open(url, token, bind=sandbox_bind(id))
         try:
             info = conn.sandbox_connect(id=id)
         except BaseException:
@@ -331,7 +332,7 @@ class Sandbox:
     def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
         if self._conn.closed:
-            conn = Connection.open(self._conn.url, None, bind=self.id)
+            conn = Connection.open(self._conn.url, None, bind=sandbox_bind(self.id))
             try:
                 return conn.sandbox_usage(id=self.id)
             finally:
