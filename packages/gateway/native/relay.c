@@ -49,6 +49,14 @@
 #include "wire.h"
 
 #define READ_SIZE (64 * 1024)
+/*
+ * At a frame boundary the daemon's side is read this much at a time: a small message (an answer,
+ * a notification) comes whole, and of a large one (a stream's data) only the start; the rest of
+ * a payload of SPLICE_MIN bytes or more then moves from socket to socket by splice(2), never
+ * copied through this process.
+ */
+#define HEAD_READ (4 * 1024)
+#define SPLICE_MIN (16 * 1024)
 #define IPC_MAX (64 * 1024)
 #define CLOSE_GRACE_MS 5000
 #define HOST_LOST 4001
@@ -74,6 +82,9 @@ struct conn {
     int watched[2];       /* its fd is in epoll */
     struct pending to[2]; /* to[CLIENT]: the daemon's bytes waiting for the client; to[DAEMON]: the reverse */
     struct ws_tracker daemon_frames;
+    int pipe[2];          /* a frame's payload spliced from the daemon to the client goes through it (-1: none yet) */
+    size_t piped;         /* bytes in it, owed to the client before anything else */
+    int splicing;         /* the current frame's payload is being spliced */
     int client_eof;        /* the client sent FIN (passed on to the daemon once its bytes are) */
     int daemon_shut;       /* that FIN was passed on */
     const char *how;       /* set once the daemon's side is gone: what the gateway is told at the end */
@@ -166,13 +177,19 @@ static void watch(struct end *e, uint32_t events)
  * side has taken everything it was sent (backpressure), and the client always once the daemon's
  * side is gone (to see it leave; what it sends then is dropped).
  */
+/* What the client is owed: bytes held for it and bytes in the splice pipe. */
+static size_t owed_client(const struct conn *c)
+{
+    return c->to[CLIENT].len + c->piped;
+}
+
 static void rewatch(struct conn *c)
 {
     uint32_t client = 0, daemon = 0;
-    if (c->to[CLIENT].len > 0) client |= EPOLLOUT;
+    if (owed_client(c) > 0) client |= EPOLLOUT;
     if (!c->client_eof && (c->how || c->to[DAEMON].len == 0)) client |= EPOLLIN | EPOLLRDHUP;
     if (c->to[DAEMON].len > 0) daemon |= EPOLLOUT;
-    if (c->to[CLIENT].len == 0) daemon |= EPOLLIN | EPOLLRDHUP;
+    if (owed_client(c) == 0) daemon |= EPOLLIN | EPOLLRDHUP;
     watch(&c->ends[CLIENT], client);
     watch(&c->ends[DAEMON], daemon);
 }
@@ -194,6 +211,10 @@ static void drop(struct conn *c, const char *how)
 {
     close_end(c, CLIENT);
     close_end(c, DAEMON);
+    for (int i = 0; i < 2; i++)
+        if (c->pipe[i] >= 0) close(c->pipe[i]);
+    c->pipe[0] = c->pipe[1] = -1;
+    c->piped = 0;
     if (c->how) nclosing--;
     if (c->prev) c->prev->next = c->next;
     else conns = c->next;
@@ -228,6 +249,14 @@ static int hold(struct pending *p, const unsigned char *data, size_t n)
 static int flush(struct conn *c, int s)
 {
     struct pending *p = &c->to[s];
+    /* The client's spliced bytes came first: they go first. */
+    while (s == CLIENT && c->piped > 0) {
+        ssize_t w = splice(c->pipe[0], NULL, c->ends[CLIENT].fd, NULL, c->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (w <= 0) return -1;
+        c->piped -= (size_t)w;
+    }
     while (p->off < p->len) {
         ssize_t w = send(c->ends[s].fd, p->buf + p->off, p->len - p->off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR) continue;
@@ -251,7 +280,7 @@ static int deliver(struct conn *c, int s, const unsigned char *data, size_t n)
 /* Once the daemon's side is gone and the client has all it is owed: shut our side, wait for its FIN. */
 static void settle(struct conn *c)
 {
-    if (!c->how || c->to[CLIENT].len > 0) return;
+    if (!c->how || owed_client(c) > 0) return;
     if (c->client_eof) return drop(c, c->how);
     if (!c->client_shut) {
         shutdown(c->ends[CLIENT].fd, SHUT_WR);
@@ -294,15 +323,45 @@ static void daemon_gone(struct conn *c, const char *exit_text, const char *reaso
 }
 
 /* Reads once from side s and passes it on. */
+/* Moves the next part of a spliced payload from the daemon into the pipe, and on to the client. */
+static void splice_payload(struct conn *c)
+{
+    struct ws_tracker *t = &c->daemon_frames;
+    size_t want = t->left < READ_SIZE ? (size_t)t->left : READ_SIZE;
+    ssize_t n = splice(c->ends[DAEMON].fd, NULL, c->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) return daemon_gone(c, c->exit_text, c->reason);
+    ws_skip(t, (size_t)n);
+    c->piped += (size_t)n;
+    if (!t->in_payload) c->splicing = 0;
+    if (flush(c, CLIENT) < 0) return drop(c, "client");
+    rewatch(c);
+}
+
+/* After a read: the rest of a large payload is spliced, when the client has taken everything before it. */
+static void maybe_splice(struct conn *c)
+{
+    const struct ws_tracker *t = &c->daemon_frames;
+    if (!t->in_payload || t->left < SPLICE_MIN || owed_client(c) > 0) return;
+    if (c->pipe[0] < 0 && pipe2(c->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        c->pipe[0] = c->pipe[1] = -1; /* out of descriptors: it is copied instead */
+        return;
+    }
+    c->splicing = 1;
+}
+
 static void pump(struct conn *c, int s)
 {
-    ssize_t n = recv(c->ends[s].fd, rbuf, sizeof rbuf, MSG_DONTWAIT);
+    if (s == DAEMON && c->splicing) return splice_payload(c);
+    size_t size = s == DAEMON && ws_at_boundary(&c->daemon_frames) ? HEAD_READ : sizeof rbuf;
+    ssize_t n = recv(c->ends[s].fd, rbuf, size, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (s == DAEMON) {
         if (n <= 0) return daemon_gone(c, c->exit_text, c->reason);
         /* Not WebSocket framing: nothing trustworthy can be said to the client. */
         if (ws_track(&c->daemon_frames, rbuf, (size_t)n) < 0) return drop(c, "error");
         if (deliver(c, CLIENT, rbuf, (size_t)n) < 0) return drop(c, "client");
+        maybe_splice(c);
         return rewatch(c);
     }
     if (n < 0) return drop(c, "client");
@@ -407,6 +466,7 @@ static void on_message(char *text, int fd)
         free(head);
         c->id = id;
         c->ends[DAEMON].fd = -1;
+        c->pipe[0] = c->pipe[1] = -1;
         add_end(c, CLIENT, fd);
         c->next = conns;
         if (conns) conns->prev = c;
@@ -429,6 +489,7 @@ static void on_message(char *text, int fd)
         if (ok) ok = deliver(c, CLIENT, head, hn) == 0 && flush(c, DAEMON) == 0;
         free(head);
         if (!ok) return drop(c, "error");
+        maybe_splice(c);
         return rewatch(c);
     }
     if (fd >= 0) close(fd);

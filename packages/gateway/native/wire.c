@@ -94,6 +94,16 @@ int ws_track(struct ws_tracker *t, const unsigned char *data, size_t n)
     return 0;
 }
 
+void ws_skip(struct ws_tracker *t, size_t n)
+{
+    if (!t->in_payload) return;
+    t->left -= n < t->left ? n : t->left;
+    if (t->left == 0) {
+        t->in_payload = 0;
+        if (t->opcode == 8) t->saw_close = 1;
+    }
+}
+
 int ws_at_boundary(const struct ws_tracker *t)
 {
     return !t->in_payload && t->have == 0;

@@ -25,6 +25,9 @@ struct ws_tracker {
 /* Feeds bytes; -1 if they are not WebSocket framing (a reserved opcode, a 64-bit length with its top bit set, a control frame over 125 bytes). */
 int ws_track(struct ws_tracker *t, const unsigned char *data, size_t n);
 
+/* Counts `n` payload bytes of the current frame that passed without being fed (at most what is left of it). */
+void ws_skip(struct ws_tracker *t, size_t n);
+
 /* True between two frames. */
 int ws_at_boundary(const struct ws_tracker *t);
 

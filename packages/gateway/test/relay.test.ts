@@ -9,6 +9,7 @@
  * Plus the wire code's own C tests.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -218,6 +219,44 @@ it("bytes from the daemon that are not WebSocket framing end the connection", as
   expect(await report(id)).toBe("error");
   daemon.destroy();
 });
+
+it("large payloads (spliced) and small messages (copied) interleaved reach a slow client byte for byte, in order", async () => {
+  const { id, client, daemon } = await relayed();
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 40; i++) {
+    const big = i % 3 !== 2;
+    frames.push(frame(big ? 2 : 1, big ? randomBytes(20_000 + ((i * 7919) % 300_000)) : Buffer.from(`{"n":${i}}`)));
+  }
+  const all = Buffer.concat(frames);
+  const got: Buffer[] = [];
+  let have = 0;
+  const done = new Promise<void>((resolve) => {
+    client.on("data", (d) => {
+      got.push(d);
+      have += d.length;
+      // A slow reader: it pauses now and then, so the relay's socket to it fills and its pipe holds bytes.
+      if (got.length % 5 === 0) {
+        client.pause();
+        setTimeout(() => client.resume(), 5);
+      }
+      if (have >= all.length) resolve();
+    });
+  });
+  // Written in odd pieces, so frames start and end anywhere in the daemon's writes.
+  for (let at = 0; at < all.length; ) {
+    const n = Math.min(all.length - at, 1 + ((at * 31) % 90_000));
+    daemon.write(all.subarray(at, at + n));
+    at += n;
+  }
+  await done;
+  expect(Buffer.concat(got).equals(all)).toBe(true);
+  // And the frame tracker followed it all: a farewell now comes between two frames.
+  const rest = collect(client);
+  daemon.end();
+  client.once("end", () => client.end());
+  expect(await rest).toEqual(Buffer.concat([frame(1, Buffer.from('{"bye":1}')), closeFrame(4001, "host lost: test")]));
+  expect(await report(id)).toBe("lost");
+}, 30_000);
 
 it("a client that does not read: the relay stops reading its daemon, and its memory stays flat", async () => {
   const { id, client, daemon } = await relayed();
