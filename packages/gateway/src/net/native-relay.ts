@@ -35,6 +35,8 @@ export class NativeRelay {
   private readonly handing = new Set<Surrendered>();
   private nextId = 1;
   private dead = false;
+  /** Set by close(): the exit that follows is asked for, not reported. */
+  private closing = false;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -55,8 +57,6 @@ export class NativeRelay {
     child.channel?.unref();
     child.unref();
   }
-
-  private closing = false;
 
   /** Starts the relay, or returns null (saying why) when it is not there to start. */
   static start(log: Logger, binary = BINARY): NativeRelay | null {
