@@ -172,17 +172,17 @@ static void watch(struct end *e, uint32_t events)
     e->events = events;
 }
 
-/*
- * What each socket is watched for: writable while it is owed bytes; readable while the other
- * side has taken everything it was sent (backpressure), and the client always once the daemon's
- * side is gone (to see it leave; what it sends then is dropped).
- */
 /* What the client is owed: bytes held for it and bytes in the splice pipe. */
 static size_t owed_client(const struct conn *c)
 {
     return c->to[CLIENT].len + c->piped;
 }
 
+/*
+ * What each socket is watched for: writable while it is owed bytes; readable while the other
+ * side has taken everything it was sent (backpressure), and the client always once the daemon's
+ * side is gone (to see it leave; what it sends then is dropped).
+ */
 static void rewatch(struct conn *c)
 {
     uint32_t client = 0, daemon = 0;
@@ -322,7 +322,6 @@ static void daemon_gone(struct conn *c, const char *exit_text, const char *reaso
     end_daemon_side(c, exit_text, HOST_LOST, reason, "lost");
 }
 
-/* Reads once from side s and passes it on. */
 /* Moves the next part of a spliced payload from the daemon into the pipe, and on to the client. */
 static void splice_payload(struct conn *c)
 {
@@ -350,6 +349,7 @@ static void maybe_splice(struct conn *c)
     c->splicing = 1;
 }
 
+/* Reads once from side s (or splices, in a spliced payload) and passes it on. */
 static void pump(struct conn *c, int s)
 {
     if (s == DAEMON && c->splicing) return splice_payload(c);
@@ -390,6 +390,8 @@ static void writable(struct conn *c, int s)
         shutdown(c->ends[DAEMON].fd, SHUT_WR);
         c->daemon_shut = 1;
     }
+    /* A payload begun while the client still owed bytes is spliced from here on. */
+    if (s == CLIENT && !c->how && c->ends[DAEMON].fd >= 0) maybe_splice(c);
     rewatch(c);
     settle(c);
 }
