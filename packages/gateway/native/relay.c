@@ -328,7 +328,16 @@ static void splice_payload(struct conn *c)
     struct ws_tracker *t = &c->daemon_frames;
     size_t want = t->left < READ_SIZE ? (size_t)t->left : READ_SIZE;
     ssize_t n = splice(c->ends[DAEMON].fd, NULL, c->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n < 0 && errno == EINTR) return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /*
+         * Called only when epoll says the socket is readable and the pipe is empty: a splice that
+         * still cannot move anything would be retried on every wake-up. The rest of this payload
+         * is copied instead, which always makes progress.
+         */
+        c->splicing = 0;
+        return;
+    }
     if (n <= 0) return daemon_gone(c, c->exit_text, c->reason);
     ws_skip(t, (size_t)n);
     c->piped += (size_t)n;
