@@ -9,10 +9,9 @@
  */
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ErrorCodes, FrameOp } from "@sbx/protocol";
-import { RawClient } from "../../daemon/test/helpers/raw.js";
+import { RawClient, tryUpgrade } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, type TestFleet, type TestGateway } from "./helpers/fleet.js";
 
 let fleet: TestFleet;
@@ -55,12 +54,29 @@ function relayed(g: TestGateway): number {
   return fds.filter((fd) => link(fd).startsWith("socket:")).length / 2;
 }
 
+/** The HTTP status an upgrade to `url` (as the first tenant) was answered with; 101 if it opened. */
+const upgradeStatus = async (url: string) => (await tryUpgrade(url, { Authorization: `Bearer ${fleet.tenants[0]}` })).status;
+
 async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A gateway of the test's own over the fleet's daemons, with `settings` in its config file; resolves once it sees every daemon up. */
+async function ownGateway(name: string, settings: Record<string, unknown> = {}): Promise<TestGateway> {
+  const config = join(fleet.dir, `gateway-${name}.json`);
+  writeFileSync(config, JSON.stringify(settings));
+  const g = await startGateway(["--config", config, "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  try {
+    await Promise.all(fleet.daemons.map((_, i) => g.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
+  } catch (err) {
+    await g.stop();
+    throw err;
+  }
+  return g;
 }
 
 /** A sandbox made on daemon `host` (its index), on a connection kept open: the sandbox lives as long as it. */
@@ -81,18 +97,6 @@ async function echo(raw: RawClient, sandbox: string, text: string, stream: numbe
     .filter((f) => f.stream === stream && f.op === FrameOp.Data)
     .map((f) => new TextDecoder().decode(f.payload))
     .join("");
-}
-
-function upgradeStatus(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${fleet.tenants[0]}` } });
-    ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-    ws.once("open", () => {
-      ws.close();
-      reject(new Error("the upgrade was accepted"));
-    });
-    ws.once("error", () => {});
-  });
 }
 
 it("a connection bound to a sandbox is relayed once routed: calls and streams work, and go on while the gateway process is stopped", async () => {
@@ -133,12 +137,9 @@ it("bind=new: the gateway places the create, then the connection is relayed", as
 });
 
 it("on its own path too, the gateway holds a bound connection to its sandbox as a daemon does", async () => {
-  const config = join(fleet.dir, "gateway-own.json");
-  writeFileSync(config, JSON.stringify({ nativeRelay: false }));
-  const own = await startGateway(["--config", config, "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const own = await ownGateway("own", { nativeRelay: false });
   const keep: RawClient[] = [];
   try {
-    await Promise.all(fleet.daemons.map((_, i) => own.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     const id = await sandboxOn(0, keep);
     const other = await sandboxOn(1, keep);
     const bound = await RawClient.open(`${own.url}/?bind=${id}`, fleet.tenants[0]!);
@@ -168,12 +169,9 @@ it("bad bind values are refused before the upgrade, naming the problem", async (
 });
 
 it("relayed connections count against maxConnections", async () => {
-  const config = join(fleet.dir, "gateway-max2.json");
-  writeFileSync(config, JSON.stringify({ maxConnections: 2 }));
-  const small = await startGateway(["--config", config, "--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const small = await ownGateway("max2", { maxConnections: 2 });
   const keep: RawClient[] = [];
   try {
-    await Promise.all(fleet.daemons.map((_, i) => small.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     const id = await sandboxOn(0, keep);
     const bound = [await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!), await RawClient.open(`${small.url}/?bind=${id}`, fleet.tenants[0]!)];
     await until("both connections to reach the relay", () => relayed(small) === 2);
@@ -191,10 +189,9 @@ it("relayed connections count against maxConnections", async () => {
 });
 
 it("a gateway shutting down closes its relayed connections with 1001, as it does its own", async () => {
-  const leaving = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const leaving = await ownGateway("leaving");
   const keep: RawClient[] = [];
   try {
-    await Promise.all(fleet.daemons.map((_, i) => leaving.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     const id = await sandboxOn(0, keep);
     const relayedClient = await RawClient.open(`${leaving.url}/?bind=${id}`, fleet.tenants[0]!);
     const ownClient = await RawClient.open(leaving.url, fleet.tenants[0]!);
@@ -211,10 +208,9 @@ it("a gateway shutting down closes its relayed connections with 1001, as it does
 });
 
 it("without its relay (it died), the gateway keeps bound connections on its own path", async () => {
-  const other = await startGateway(["--tokens-file", join(fleet.dir, "tokens"), "--daemon-token-file", join(fleet.dir, "operator"), ...fleet.daemons.flatMap((d) => ["--daemon", d.url])]);
+  const other = await ownGateway("dead-relay");
   const keep: RawClient[] = [];
   try {
-    await Promise.all(fleet.daemons.map((_, i) => other.waitForLog(new RegExp(`up: sandbox ids sbx_h${i}_`))));
     process.kill(relayPid(other), "SIGKILL");
     await other.waitForLog(/error the native relay exited \(SIGKILL\)/);
     const id = await sandboxOn(0, keep);

@@ -63,3 +63,26 @@ export class RawClient {
     this.ws.close();
   }
 }
+
+/**
+ * Attempts a WebSocket upgrade to `url` with `headers`: the HTTP status it was refused with and
+ * the body, or 101 (and an empty body) if it opened (the connection is then closed).
+ */
+export function tryUpgrade(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once("open", () => {
+      ws.close();
+      resolve({ status: 101, body: "" });
+    });
+    ws.once("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d));
+      res.on("end", () => {
+        ws.terminate();
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    ws.once("error", (err) => reject(err));
+  });
+}

@@ -1,36 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import { AuthError, ConnectionError, Sandbox, SandboxNotFoundError } from "@sbx/client";
 import { startDaemon } from "../helpers/daemon.js";
 import { useDaemon } from "../helpers/fixtures.js";
-import { RawClient } from "../helpers/raw.js";
+import { RawClient, tryUpgrade as upgradeStatus } from "../helpers/raw.js";
 
 const TENANT_B = `tenant-b-${randomBytes(24).toString("base64url")}`;
 
 const daemon = useDaemon({ config: { tokens: [TENANT_B] } });
-
-/** Attempts a WebSocket upgrade; resolves with the HTTP status it was refused with, or 101 if it opened. */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once("open", () => {
-      ws.close();
-      resolve({ status: 101, body: "" });
-    });
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d));
-      res.on("end", () => {
-        ws.terminate();
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    ws.once("error", (err) => reject(err));
-  });
-}
 
 describe("authentication happens before the upgrade", () => {
   it("refuses a missing token with HTTP 401", async () => {

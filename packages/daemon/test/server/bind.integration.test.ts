@@ -4,11 +4,13 @@
  * unread. The attacks: naming another sandbox, listing or touching what is not the sandbox's,
  * making a second sandbox (also with two creates at once), bad bind values.
  */
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes, FrameOp } from "@sbx/protocol";
 import { useDaemon } from "../helpers/fixtures.js";
-import { RawClient } from "../helpers/raw.js";
+import { RawClient, tryUpgrade } from "../helpers/raw.js";
+
+/** Attempts an upgrade to `url` with `token`: the HTTP status it was refused with and the body, or 101. */
+const upgrade = (url: string, token: string) => tryUpgrade(url, { Authorization: `Bearer ${token}` });
 
 const daemon = useDaemon();
 let owner: RawClient;
@@ -26,23 +28,6 @@ async function create(raw: RawClient, params: Record<string, unknown> = {}): Pro
   const r = await raw.call("sandbox.create", { timeout: "5m", ...params });
   if (r.result) made.push(r.result.id);
   return r;
-}
-
-/** Attempts an upgrade to `url`; the HTTP status it was refused with and the body, or 101. */
-function upgrade(url: string, token: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
-    ws.once("open", () => {
-      ws.close();
-      resolve({ status: 101, body: "" });
-    });
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once("error", reject);
-  });
 }
 
 beforeAll(async () => {
