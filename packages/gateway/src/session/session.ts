@@ -118,7 +118,8 @@ export class Session implements UpstreamOwner {
     let up = this.upstreams.get(host);
     if (!up) {
       this.upstreams.set(host, (up = new Upstream(host, this.token, this, this.gateway, this.bind)));
-      if (this.relay) up.link.onIdle = () => this.maybeHandOff();
+      // Only a bound connection can go to the relay: the others never pay for asking.
+      if (this.relay && this.bind !== null) up.link.onIdle = () => this.maybeHandOff();
     }
     return up;
   }
