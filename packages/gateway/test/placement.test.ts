@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { Host } from "../src/fleet/host.js";
 import { assess, bytesOf, requestOf, type DaemonInfo } from "../src/fleet/placement.js";
+import { createLogger } from "../src/log.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -41,5 +43,23 @@ describe("assess", () => {
     expect(load(info({ live: 1, committed: 1280 * MiB }), 2)).toBeGreaterThan(load(info({ live: 2, committed: 2560 * MiB })));
     // Memory in use host-wide counts too.
     expect(load(info({ available: 10 * GiB }))).toBeGreaterThan(load(info({ available: 20 * GiB })));
+  });
+});
+
+describe("which daemons get relayed connections", () => {
+  const host = (features?: string[]) => {
+    const h = new Host({ url: "ws://10.0.0.5:7070", name: "d5", ready: true }, "operator", { onUp: () => {}, onLost: () => {} }, createLogger(() => {}), 5000);
+    h.info = features === undefined ? info({}) : { ...info({}), features };
+    return h;
+  };
+  it("only one whose daemon.info says it holds bound connections itself: an older daemon, or one that does not say so, is refused (a relay routes nothing)", () => {
+    expect(host(["bind"]).holdsBindings).toBe(true);
+    expect(host(["something", "bind"]).holdsBindings).toBe(true);
+    expect(host().holdsBindings).toBe(false);
+    expect(host([]).holdsBindings).toBe(false);
+    expect(host(["bindings"]).holdsBindings).toBe(false);
+    const unknown = host(["bind"]);
+    unknown.info = null; // not heard from yet
+    expect(unknown.holdsBindings).toBe(false);
   });
 });
