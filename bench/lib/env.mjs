@@ -7,7 +7,7 @@ import { runInNewContext } from "node:vm";
 
 export const BENCH = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ROOT = process.env.BENCH_ROOT ? resolve(process.env.BENCH_ROOT) : join(BENCH, "..");
-export const CLI = join(ROOT, "packages/daemon/dist/cli.js");
+export const CLI = process.env.BENCH_CLI ?? join(ROOT, "packages/daemon/dist/cli.js");
 /** The native supervisor as built; the floors replay the bytes a live sandbox got when they can. */
 export const SUPERVISOR = join(ROOT, "packages/daemon/dist/sbx-supervisor");
 /** Its name in /proc/<pid>/status: bwrap execs it as /.sbx/supervisor. */

@@ -6,6 +6,7 @@ import { Daemon, HostNotReadyError } from "../daemon.js";
 import { isDaemonProcess, LOG_FILE, runningDaemon } from "../lifecycle.js";
 import { createLogger } from "../util/log.js";
 import { parseDuration } from "../util/units.js";
+import { tuneHeapForStreams } from "../util/heap.js";
 import { ResolveMap } from "../egress/policy/resolve-map.js";
 import { idPrefixOf } from "../fleet/host-state.js";
 import { parse, UsageError } from "./args.js";
@@ -114,6 +115,7 @@ function configOf(args: string[]): { config: DaemonConfig; quiet: boolean } {
 async function runForeground(args: string[]): Promise<number> {
   const { config, quiet } = configOf(args);
   const log = createLogger(undefined, quiet, config.logFormat);
+  tuneHeapForStreams();
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, { log });
