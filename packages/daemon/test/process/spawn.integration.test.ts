@@ -96,6 +96,52 @@ describe("spawn", () => {
     expect(daemonRss).toBeLessThan(256 << 20);
   });
 
+  it("stdout and stderr flooding at once in writes of every size arrive byte for byte, read slowly, while calls go on", async () => {
+    // Each stream repeats its own block of a prime length, so a lost, doubled or misplaced piece shows.
+    const BLOCK = 65521;
+    const total = 6 << 20;
+    const script = [
+      "import os",
+      `B = [bytes(((j * 131 + s * 7 + (j >> 8)) & 255) for j in range(${BLOCK})) for s in (1, 2)]`,
+      "sizes = [1, 7, 4096, 65527, 65536, 65537, 200000, 3, 131072]",
+      "pos = [0, 0]; k = 0",
+      `while min(pos) < ${total}:`,
+      "    for s in (0, 1):",
+      `        n = min(sizes[k % len(sizes)], ${total} - pos[s]); k += 1`,
+      `        o = pos[s] % ${BLOCK}`,
+      `        view = memoryview((B[s] * ((o + n) // ${BLOCK} + 2))[o:o + n])`,
+      "        while view: view = view[os.write(s + 1, view):]",
+      "        pos[s] += n",
+    ].join("\n");
+    const expected = (s: number) => {
+      const block = Buffer.alloc(BLOCK);
+      for (let j = 0; j < BLOCK; j++) block[j] = (j * 131 + s * 7 + (j >> 8)) & 255;
+      return Buffer.concat(Array(Math.ceil(total / BLOCK)).fill(block)).subarray(0, total);
+    };
+    const p = await sb.spawn("python3", { args: ["-c", script] });
+    const slowly = async (stream: ReadableStream<Uint8Array>) => {
+      const chunks: Uint8Array[] = [];
+      const reader = stream.getReader();
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        chunks.push(r.value);
+        if (chunks.length % 8 === 0) await new Promise((res) => setTimeout(res, 2));
+      }
+      return Buffer.concat(chunks);
+    };
+    const calls = (async () => {
+      let n = 0;
+      for (let i = 0; i < 20; i++) n += (await (await sb.spawn("true")).status).success ? 1 : 0;
+      return n;
+    })();
+    const [out, err] = await Promise.all([slowly(p.stdout!), slowly(p.stderr!)]);
+    expect((await p.status).success).toBe(true);
+    expect(await calls).toBe(20);
+    expect(out.length).toBe(total);
+    expect(err.length).toBe(total);
+    expect(out.equals(expected(1))).toBe(true);
+    expect(err.equals(expected(2))).toBe(true);
+  }, 60_000);
+
   it("a slow reader holds the sandbox back instead of buffering", async () => {
     const p = await sb.spawn("head", { args: ["-c", String(64 << 20), "/dev/zero"] });
     await new Promise((r) => setTimeout(r, 500));
