@@ -35,6 +35,8 @@ struct outstream {
     int64_t credit;
     struct watch w; /* the source's fd when epoll can watch it */
     bool pollable;
+    /* fd is a pipe enlarged to BIG_PIPE (stream.c), one of the few at a time. */
+    bool big_pipe;
     const struct out_source *src;
     void *owner;
     int fd;

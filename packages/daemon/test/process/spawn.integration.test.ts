@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { RpcError, SandboxCommandError } from "@sbx/client";
+import { describe, expect, it, vi } from "vitest";
+import { RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
 import { useSandbox } from "../helpers/fixtures.js";
 
 const { daemon, sb } = useSandbox({ sandbox: { env: { FROM_CREATE: "yes" } } });
@@ -140,6 +140,20 @@ describe("spawn", () => {
     expect(err.length).toBe(total);
     expect(out.equals(expected(1))).toBe(true);
     expect(err.equals(expected(2))).toBe(true);
+  }, 60_000);
+
+  it("gives a process's output pipes 256 KiB, at most 16 at once per sandbox (the rest keep the kernel's 64 KiB)", async () => {
+    // The sandbox user's pipe pages are limited (fs.pipe-user-pages-soft): the supervisor takes 4 MiB of them at most.
+    await using box = await Sandbox.create(daemon.opts);
+    const sizes = () => box.sh`python3 -c ${"import fcntl; print(fcntl.fcntl(1, 1032), fcntl.fcntl(2, 1032))"}`.text();
+    expect(await sizes()).toBe("262144 262144\n");
+    const holders = [];
+    for (let i = 0; i < 8; i++) holders.push(await box.spawn("sleep", { args: ["60"] }));
+    expect(await sizes()).toBe("65536 65536\n");
+    for (const h of holders) await h.kill("SIGKILL");
+    await Promise.all(holders.map((h) => h.status));
+    // Their pipes are given back as their output ends: the next process gets big ones again.
+    await vi.waitFor(async () => expect(await sizes()).toBe("262144 262144\n"), { timeout: 5000, interval: 100 });
   }, 60_000);
 
   it("a slow reader holds the sandbox back instead of buffering", async () => {
