@@ -43,9 +43,6 @@ export async function measureFiles(d, sb, peer) {
     }
     // the storage's own pace for the same write (row 4d), right after the upload it explains
     dd.push(await within(sandboxDd(box, path, size), limitMs, "dd"));
-    // the same upload into a tmpfs inside the sandbox (row 4e): the pipeline without the storage's cost
-    upTmpfs.push(await within(sdkUpload(box, TMPFS_PATH, size), limitMs, "fs.writeFile to tmpfs"));
-    await box.fs.remove(TMPFS_PATH);
     downFloor.push(await peer.download(size, 64 * 1024));
     const dl = await withRssPeak(d.proc.pid, () => within(sdkDownload(box, path, size), limitMs, "fs.readFileStream"));
     if (i >= 0) {
@@ -59,6 +56,12 @@ export async function measureFiles(d, sb, peer) {
       const alive = await box.fs.stat(path).then(() => true, () => false);
       if (!alive) await replace("the sandbox died during the download");
     }
+    // The same upload into a tmpfs inside the sandbox (row 4e): the pipeline without the storage's
+    // cost. After the download: its gigabyte of shared memory counts in the sandbox's memory limit,
+    // and before the download it pushed the file just written out of the page cache, so the
+    // download read the loop device instead of measuring the stream.
+    upTmpfs.push(await within(sdkUpload(box, TMPFS_PATH, size), limitMs, "fs.writeFile to tmpfs"));
+    await box.fs.remove(TMPFS_PATH);
   }
   upFloor.shift();
   downFloor.shift();
