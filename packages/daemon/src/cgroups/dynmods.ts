@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
+import { readMountinfo, unescapeMountPath } from "../util/mountinfo.js";
 
 /**
  * The cgroup join on the start path. sbx-launch moves itself into the sandbox's cgroup by writing
@@ -34,10 +34,6 @@ export function findCgroup2Mount(mountinfo: string): Cgroup2Mount | null {
   return null;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-const unescapeMountPath = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-
-const readMountinfo = (): string => readFileSync("/proc/self/mountinfo", "utf8");
 
 /** What the daemon's start log says about the cgroup join's cost, and what `sbx doctor` shows. */
 export interface DynmodsState {

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import * as fsp from "node:fs/promises";
 import { promisify } from "node:util";
-import { formatExt4 } from "../sandbox/storage.js";
+import { formatExt4, loopDirectIo } from "../sandbox/storage.js";
 
 const run = promisify(execFile);
 
@@ -47,6 +47,7 @@ export async function mountImage(image: string, at: string, readOnly: boolean): 
   });
   try {
     await run("mount", ["-o", readOnly ? RO : RW, image, at]);
+    await loopDirectIo(at);
   } catch (err) {
     await fsp.rmdir(at).catch(() => {});
     throw new Error(`mount failed: ${stderrOf(err)}`);

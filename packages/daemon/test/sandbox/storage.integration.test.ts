@@ -1,0 +1,49 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { PreparedStorage } from "../../src/sandbox/storage.js";
+import { mountSource } from "../../src/util/mountinfo.js";
+import { useSandbox } from "../helpers/fixtures.js";
+
+/**
+ * A sandbox's storage (root mode) is an ext4 image on a loop device that does direct I/O: the
+ * image is read and written without the host's page cache, so the sandbox's files are cached
+ * once (inside, charged to the sandbox), not twice, and a sync inside writes them once.
+ */
+
+const { sb } = useSandbox();
+const dio = (device: string) => readFileSync(`/sys/block/${device.replace("/dev/", "")}/loop/dio`, "utf8").trim();
+
+describe("sandbox storage", () => {
+  it("is a loop device doing direct I/O", async () => {
+    // The sandbox's own mount table names the device behind its home.
+    const device = mountSource("/home/sandbox", await sb.fs.readTextFile("/proc/self/mountinfo"));
+    expect(device).toMatch(/^\/dev\/loop\d+$/);
+    expect(dio(device!)).toBe("1");
+    // And a durable write through it lands whole.
+    const out = await sb.sh`dd if=/dev/zero of=/home/sandbox/f bs=1M count=64 conv=fdatasync status=none && stat -c %s /home/sandbox/f`.text();
+    expect(out).toBe(`${64 << 20}\n`);
+  });
+
+  const scratch = mkdtempSync(join(tmpdir(), "sbx-storage-ramfs-"));
+  afterAll(() => {
+    execFileSync("umount", ["--lazy", scratch]);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("on a host directory that cannot do direct I/O (a ramfs), still mounts, buffered", async () => {
+    execFileSync("mount", ["-t", "ramfs", "ramfs", scratch]);
+    const storage = await PreparedStorage.prepare(join(scratch, "s"), 32 << 20);
+    try {
+      const device = mountSource(storage.root);
+      expect(device).toMatch(/^\/dev\/loop\d+$/);
+      expect(dio(device!)).toBe("0");
+      execFileSync("dd", ["if=/dev/zero", `of=${join(storage.root, "home", "f")}`, "bs=1M", "count=8", "conv=fdatasync", "status=none"]);
+      expect(readFileSync(join(storage.root, "home", "f")).length).toBe(8 << 20);
+    } finally {
+      await storage.destroy();
+    }
+  });
+});
