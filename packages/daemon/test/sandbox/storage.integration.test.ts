@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { PreparedStorage } from "../../src/sandbox/storage.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { PreparedStorage, SandboxStorage } from "../../src/sandbox/storage.js";
 import { mountSource } from "../../src/util/mountinfo.js";
 import { useSandbox } from "../helpers/fixtures.js";
 
@@ -21,10 +21,24 @@ describe("sandbox storage", () => {
     // The sandbox's own mount table names the device behind its home.
     const device = mountSource("/home/sandbox", await sb.fs.readTextFile("/proc/self/mountinfo"));
     expect(device).toMatch(/^\/dev\/loop\d+$/);
-    expect(dio(device!)).toBe("1");
+    // A storage made on the create path (the stock had none) turns to direct I/O as the sandbox starts.
+    await vi.waitFor(() => expect(dio(device!)).toBe("1"), { timeout: 5000 });
     // And a durable write through it lands whole.
     const out = await sb.sh`dd if=/dev/zero of=/home/sandbox/f bs=1M count=64 conv=fdatasync status=none && stat -c %s /home/sandbox/f`.text();
     expect(out).toBe(`${64 << 20}\n`);
+  });
+
+  it("made on the create path, turns to direct I/O just after it is handed out", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-storage-create-"));
+    const storage = await SandboxStorage.create(join(dir, "s"), 32 << 20, 4_000_000);
+    try {
+      const device = mountSource(storage.root);
+      expect(device).toMatch(/^\/dev\/loop\d+$/);
+      await vi.waitFor(() => expect(dio(device!)).toBe("1"), { timeout: 5000 });
+    } finally {
+      await storage.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   const scratch = mkdtempSync(join(tmpdir(), "sbx-storage-ramfs-"));
