@@ -34,7 +34,6 @@ export function findCgroup2Mount(mountinfo: string): Cgroup2Mount | null {
   return null;
 }
 
-
 /** What the daemon's start log says about the cgroup join's cost, and what `sbx doctor` shows. */
 export interface DynmodsState {
   on: boolean;

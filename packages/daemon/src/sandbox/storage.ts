@@ -25,8 +25,8 @@ export class SandboxStorage {
   /**
    * Makes, mounts and claims a file system in one go (what the create path does when no prepared
    * one fits). Its loop device turns to direct I/O a second after, not before: that `losetup` is
-   * one more process, and a burst of creates that found the stock empty (20 at once: 1.79-1.86x
-   * 20 bare bwrap launches, 1.92-2.09x with the switch on the way) is short of CPU already.
+   * one more process, and a burst of creates that found the stock empty is short of CPU already
+   * (20 at once: 1.8-1.9x 20 bare bwrap launches, 1.9-2.1x with the switch before each answer).
    */
   static async create(root: string, bytes: number, uid: number, reserve = false): Promise<SandboxStorage> {
     return (await PreparedStorage.prepare(root, bytes, reserve, false)).claim(uid);
