@@ -47,7 +47,7 @@ export class PreparedStorage {
   /**
    * Makes and mounts the file system; `reserve` allocates the whole image up front (no write can
    * then find the host disk full); `awaitDirectIo` false: its loop device turns to direct I/O
-   * DIRECT_IO_LATER_MS later (see loopDirectIo), which a device in use allows.
+   * a little later (loopDirectIoSoon).
    */
   static async prepare(root: string, bytes: number, reserve = false, awaitDirectIo = true): Promise<PreparedStorage> {
     const image = `${root}.img`;
@@ -62,7 +62,7 @@ export class PreparedStorage {
       // errors=remount-ro: metadata that cannot be written turns the file system read-only rather than corrupt.
       await run("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
       if (awaitDirectIo) await loopDirectIo(root);
-      else setTimeout(() => void loopDirectIo(root), DIRECT_IO_LATER_MS).unref();
+      else loopDirectIoSoon(root);
     } catch (err) {
       await fsp.rm(image, { force: true });
       await fsp.rmdir(root).catch(() => {});
@@ -114,8 +114,13 @@ export async function formatExt4(image: string, opts: { inodes?: number; journal
   await run("mkfs.ext4", args);
 }
 
-/** How long after a create made its own storage its loop device turns to direct I/O. */
+/** How long after a create made its own storage (or mounted a volume) its loop device turns to direct I/O. */
 const DIRECT_IO_LATER_MS = 1000;
+
+/** loopDirectIo, DIRECT_IO_LATER_MS from now: off a create's path (a device in use can switch). */
+export function loopDirectIoSoon(mountPoint: string): void {
+  setTimeout(() => void loopDirectIo(mountPoint), DIRECT_IO_LATER_MS).unref();
+}
 
 /**
  * Switches the loop device under the file system mounted at `mountPoint` to direct I/O: the

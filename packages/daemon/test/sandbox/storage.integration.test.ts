@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { PreparedStorage, SandboxStorage } from "../../src/sandbox/storage.js";
 import { mountSource } from "../../src/util/mountinfo.js";
+import { makeImage, mountImage, unmountImage } from "../../src/volumes/image.js";
 import { useSandbox } from "../helpers/fixtures.js";
 
 /**
@@ -37,6 +38,23 @@ describe("sandbox storage", () => {
       await vi.waitFor(() => expect(dio(device!)).toBe("1"), { timeout: 5000 });
     } finally {
       await storage.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a volume mounted read-write turns to direct I/O just after; a snapshot (read-only) keeps the host's cache", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-storage-volume-"));
+    const [rw, ro] = [join(dir, "rw"), join(dir, "ro")];
+    try {
+      await makeImage(join(dir, "v.img"), 32 << 20);
+      execFileSync("cp", ["--sparse=always", join(dir, "v.img"), join(dir, "s.img")]);
+      await mountImage(join(dir, "v.img"), rw, false);
+      await mountImage(join(dir, "s.img"), ro, true);
+      await vi.waitFor(() => expect(dio(mountSource(rw)!)).toBe("1"), { timeout: 5000 });
+      expect(dio(mountSource(ro)!)).toBe("0");
+    } finally {
+      await unmountImage(rw);
+      await unmountImage(ro);
       rmSync(dir, { recursive: true, force: true });
     }
   });
