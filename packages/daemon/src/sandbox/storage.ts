@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { mountSource } from "../util/mountinfo.js";
+import { mountPoints, mountSource } from "../util/mountinfo.js";
 
 const run = promisify(execFile);
 
@@ -151,17 +151,14 @@ async function detach(root: string, image: string): Promise<void> {
 
 /** Detaches every storage mount left below `dir` by a daemon that died, and removes mount points and images. */
 export async function reclaimStorage(dir: string): Promise<number> {
-  let mountinfo = "";
+  let all: string[];
   try {
-    mountinfo = readFileSync("/proc/self/mountinfo", "utf8");
+    all = mountPoints();
   } catch {
     return 0;
   }
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-  const points = mountinfo
-    .split("\n")
-    .map((line) => line.split(" ")[4]?.replace(/\\040/g, " "))
-    .filter((p): p is string => !!p && p.startsWith(prefix));
+  const points = all.filter((p) => p.startsWith(prefix));
   for (const p of points.reverse()) await run("umount", ["--lazy", p]).catch(() => {});
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) await fsp.rm(join(dir, name), { recursive: true, force: true });
   return points.length;

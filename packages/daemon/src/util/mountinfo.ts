@@ -5,6 +5,14 @@ export const unescapeMountPath = (p: string): string => p.replace(/\\([0-7]{3})/
 
 export const readMountinfo = (): string => readFileSync("/proc/self/mountinfo", "utf8");
 
+/** The mount point of each line of `mountinfo`, escapes undone, in the kernel's order (parents first). */
+export function mountPoints(mountinfo = readMountinfo()): string[] {
+  return mountinfo
+    .split("\n")
+    .map((line) => unescapeMountPath(line.split(" ")[4] ?? ""))
+    .filter((p) => p !== "");
+}
+
 /**
  * The source of the file system mounted at `mountPoint` (for a loop mount, its /dev/loopN), or
  * null when nothing is mounted there. The last mount at a path is the one seen there.
@@ -13,7 +21,7 @@ export function mountSource(mountPoint: string, mountinfo = readMountinfo()): st
   let source: string | null = null;
   for (const line of mountinfo.split("\n")) {
     const sep = line.indexOf(" - ");
-    if (sep < 0 || unescapeMountPath(line.slice(0, sep).split(" ")[4] ?? "") !== mountPoint) continue;
+    if (sep < 0 || unescapeMountPath(line.split(" ")[4] ?? "") !== mountPoint) continue;
     source = unescapeMountPath(line.slice(sep + 3).split(" ")[1] ?? "") || null;
   }
   return source;

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -7,6 +7,7 @@ import { customAlphabet } from "nanoid";
 import { parseBytes, SANDBOX_HOME, SANDBOX_HOME_ALIAS, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
+import { mountPoints } from "../util/mountinfo.js";
 import { allocatedBytes, attached, chownTree, copyImage, freeze, HostDiskFull, makeImage, mountImage, resizeImage, ShrinkError, unmountImage, usedBytes } from "./image.js";
 import { mountPathProblem, overlapping } from "./paths.js";
 import { makeLayers, prepareRoot, RootProblem, rootKernelProblem, unmountRootMount } from "./root.js";
@@ -138,10 +139,7 @@ export class VolumeStore {
     await fsp.chmod(this.dir, 0o711);
     await fsp.chmod(this.mountDir, 0o711);
     const prefix = `${this.mountDir}/`;
-    const left = readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .map((line) => line.split(" ")[4]?.replace(/\\040/g, " "))
-      .filter((p): p is string => !!p && p.startsWith(prefix));
+    const left = mountPoints().filter((p) => p.startsWith(prefix));
     for (const at of left) await unmountImage(at);
     if (left.length) this.log.info(`detached ${left.length} volume mounts left by a previous daemon`);
     for (const name of await fsp.readdir(this.mountDir)) await fsp.rmdir(join(this.mountDir, name)).catch(() => {});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mountSource, unescapeMountPath } from "../../src/util/mountinfo.js";
+import { mountPoints, mountSource, unescapeMountPath } from "../../src/util/mountinfo.js";
 
 const INFO = [
   "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw",
@@ -20,6 +20,10 @@ describe("mountinfo", () => {
     expect(mountSource("/var/lib/sbx", INFO)).toBeNull();
     expect(mountSource("/var/lib/sbx/storage", INFO)).toBeNull();
     expect(mountSource("/var/lib/sbx/with\\040space", INFO)).toBeNull();
+  });
+
+  it("lists every mount point in the kernel's order, escapes undone, blank lines left out", () => {
+    expect(mountPoints(INFO)).toEqual(["/", "/var/lib/sbx/storage/a", "/var/lib/sbx/with space", "/var/lib/sbx/storage/a"]);
   });
 
   it("undoes the kernel's octal escapes (space, tab, newline, backslash)", () => {
