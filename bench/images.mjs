@@ -116,7 +116,7 @@ try {
     `| default, from the warm pool (warmPool 1; floor of the next row, same daemon) | ${ms(pooled.default)} | 1.00× |  |  |`,
     `| booted from a snapshot, from its image's warm pool (imageWarmPool 1) | ${ms(pooled.snapshot)} | ${pooledRatio.toFixed(2)}× |  |  |`,
     "",
-    "The pooled rows come from a second daemon (warmPool 1, imageWarmPool 1): each create is followed by a kill and a wait until its pool has booted the next sandbox, the two kinds interleaved. What a root adds to a launch: a block of host uids and a user namespace made by `sbx-launch` (fork, unshare, write the maps), an idmapped mount (`sbx-idmap`, one exec), for a snapshot an overlay mount (one `mount` exec) and its two layer directories, the mount-point check (a few lstat calls), and the unmounts after. The snapshot itself stays mounted while any sandbox uses it.",
+    "The pooled rows come from a second daemon (warmPool 1, imageWarmPool 1): each create is followed by a kill and a wait until its pool has booted the next sandbox, the two kinds interleaved. What a root adds to a launch: a block of host uids, a user namespace made by `sbx-launch` (fork, unshare, write the maps) and, in the same exec, the image's view idmapped by that namespace (for a snapshot with an overlay on it), the overlay's two layer directories, the mount-point check (a few lstat calls), and the unmounts after. The snapshot itself stays mounted while any sandbox uses it.",
     "<!-- images:end -->",
   ].join("\n");
   const current = readFileSync(RESULTS, "utf8");

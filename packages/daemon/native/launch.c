@@ -4,13 +4,18 @@
  * with an empty environment, and trusts nothing but its argv (the daemon's):
  *
  *   sbx-launch [--cgroup-procs FILE]... | [--cgroup-dir DIR] [--oom-score-adj N] --nofile N
- *              [--nproc N] [--cpus LIST] [--userns BASE:COUNT:FD] [--uid UID] -- PROGRAM [ARG]...
+ *              [--nproc N] [--cpus LIST] [--userns BASE:COUNT:FD]
+ *              [--root-view ro|rw:/SOURCE:/TARGET [--root-overlay /UPPER:/WORK:/MERGED] --root-fd N]
+ *              [--uid UID] -- PROGRAM [ARG]...
  *
  * In this order: joins each cgroup (writes 0 to its cgroup.procs: this process, so everything
  * it execs), sets its oom_score_adj, sets RLIMIT_NOFILE and RLIMIT_NPROC (soft = hard) and
  * RLIMIT_CORE 0, pins itself to the CPU list (kernel format, "0-2,5"), makes a user namespace
  * mapping 0..COUNT-1 to host BASE.. owned by UID and leaves it open on FD for bwrap's --userns
- * (a sandbox booted from an image: its root is uid 0 there; userns.h), drops to UID:UID with no
+ * (a sandbox booted from an image: its root is uid 0 there; userns.h), mounts the root's view
+ * idmapped by that namespace (with --root-view: rootview.h; paths without ':' or ',') and leaves
+ * the root (MERGED with an overlay, else TARGET) open on fd N for bwrap's --bind-fd (the daemon
+ * saves an exec of its own per boot this way), drops to UID:UID with no
  * supplementary groups (and checks it cannot get root back), then execs PROGRAM (an absolute
  * path). Any step failing ends it with status 125 and a line on stderr, before PROGRAM runs.
  *
@@ -34,6 +39,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "rootview.h"
 #include "userns.h"
 
 #define MAX_CGROUPS 16
@@ -75,6 +81,33 @@ static void set_limit(int resource, const char *name, rlim_t n)
 
 #include "waiter.h" /* uses fail() and write_file() */
 
+/* Moves `fd` (opened close-on-exec) to the number `want` and keeps it open for the program. */
+static void place_fd(int fd, int want, const char *what)
+{
+    if (fd == want) {
+        if (fcntl(fd, F_SETFD, 0) < 0) fail("cannot keep %s open on fd %d for the program: %s", what, want, strerror(errno));
+        return;
+    }
+    if (dup2(fd, want) < 0) fail("cannot move %s to fd %d: %s", what, want, strerror(errno));
+    close(fd);
+}
+
+/* "A:B:C" into `n` absolute paths without ',' (overlay options); `copy` holds them. */
+static void split_paths(const char *flag, const char *value, char *copy, size_t copy_len, const char **out, int n)
+{
+    if (strlen(value) >= copy_len) fail("%s: too long", flag);
+    strcpy(copy, value);
+    char *p = copy;
+    for (int k = 0; k < n; k++) {
+        char *end = strchr(p, ':');
+        if ((k < n - 1) != (end != NULL)) fail("%s: expected %d paths joined by ':', not '%s'", flag, n, value);
+        if (end) *end = '\0';
+        if (p[0] != '/' || strchr(p, ',')) fail("%s: '%s' is not an absolute path without ','", flag, p);
+        out[k] = p;
+        p = end ? end + 1 : NULL;
+    }
+}
+
 /* "0-2,5" into a CPU set; the whole list must parse. */
 static void parse_cpus(const char *list, cpu_set_t *set)
 {
@@ -104,7 +137,9 @@ int main(int argc, char **argv)
     const char *cgroups[MAX_CGROUPS];
     int ncgroups = 0;
     const char *oom = NULL, *cpus = NULL, *userns = NULL, *cgroup_dir = NULL;
-    long nofile = -1, nproc = -1, uid = -1;
+    long nofile = -1, nproc = -1, uid = -1, root_fd = -1;
+    struct root_view view = {0};
+    static char view_paths[2 * PATH_MAX], overlay_paths[3 * PATH_MAX];
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -131,6 +166,22 @@ int main(int argc, char **argv)
             cpus = v;
         } else if (strcmp(a, "--userns") == 0) {
             userns = v;
+        } else if (strcmp(a, "--root-view") == 0) {
+            const char *paths[2];
+            if (strncmp(v, "ro:", 3) != 0 && strncmp(v, "rw:", 3) != 0) fail("--root-view: expected ro|rw:/SOURCE:/TARGET, not '%s'", v);
+            split_paths(a, v + 3, view_paths, sizeof view_paths, paths, 2);
+            view.ro = v[1] == 'o';
+            view.source = paths[0];
+            view.target = paths[1];
+        } else if (strcmp(a, "--root-overlay") == 0) {
+            const char *paths[3];
+            split_paths(a, v, overlay_paths, sizeof overlay_paths, paths, 3);
+            view.upper = paths[0];
+            view.work = paths[1];
+            view.merged = paths[2];
+        } else if (strcmp(a, "--root-fd") == 0) {
+            root_fd = (long)number(a, v, 1024);
+            if (root_fd < 3) fail("--root-fd: not among stdio (3..1024), not '%s'", v);
         } else if (strcmp(a, "--uid") == 0) {
             uid = (long)number(a, v, 0x7fffffff);
             if (uid == 0) fail("--uid: never 0");
@@ -141,6 +192,8 @@ int main(int argc, char **argv)
     if (i >= argc || argv[i][0] != '/') fail("usage: sbx-launch [options] -- /PROGRAM [ARG]...");
     if (nofile < 0) fail("--nofile is required");
     if (cgroup_dir && ncgroups) fail("--cgroup-dir and --cgroup-procs: one or the other");
+    if ((view.source != NULL) != (root_fd >= 0) || (view.merged && !view.source)) fail("--root-view and --root-fd go together, and --root-overlay needs them");
+    if (view.source && !userns) fail("--root-view needs --userns: the view is idmapped by the sandbox's namespace");
 
     for (int k = 0; k < ncgroups; k++) write_file(cgroups[k], "0");
     /* From here on in the child: the waiter never returns. */
@@ -161,14 +214,17 @@ int main(int argc, char **argv)
             fail("--userns: expected BASE:COUNT:FD (BASE above 0, the block within 32 bits, FD 3..1024), not '%s'", userns);
         if (uid < (long)base || uid >= (long)(base + count)) fail("--userns: the uid %ld must be inside the block it owns", uid);
         char why[256];
+        if (root_fd == (long)fd) fail("--root-fd and the --userns fd must differ");
         int ns = make_userns(base, count, (unsigned long)uid, why, sizeof why);
         if (ns < 0) fail("cannot make the user namespace: %s", why);
+        if (view.source && mount_root_view(ns, &view, why, sizeof why) < 0) fail("cannot mount the root's view: %s", why);
         /* Opened close-on-exec: on the very number asked for (the lowest free one), dup2 would keep that. */
-        if (ns == (int)fd) {
-            if (fcntl(ns, F_SETFD, 0) < 0) fail("cannot keep the user namespace's fd %lu open for the program: %s", fd, strerror(errno));
-        } else {
-            if (dup2(ns, (int)fd) < 0) fail("cannot move the user namespace to fd %lu: %s", fd, strerror(errno));
-            close(ns);
+        place_fd(ns, (int)fd, "the user namespace");
+        if (view.source) {
+            const char *root = view.merged ? view.merged : view.target;
+            int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dir < 0) fail("cannot open the root %s: %s", root, strerror(errno));
+            place_fd(dir, (int)root_fd, "the root");
         }
     }
     if (uid > 0) {

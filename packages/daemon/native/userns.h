@@ -3,7 +3,7 @@
 /*
  * A user namespace mapping uids and gids 0..count-1 inside to base..base+count-1 on the host,
  * owned by host uid `owner`, made by a root process (only root may write a map of more than its
- * own uid). Header-only: sbx-launch and sbx-idmap are one-file programs.
+ * own uid). Header-only: sbx-launch is a one-file program.
  *
  * A child takes `owner` as its uid (the namespace's owner is the euid that creates it), unshares,
  * and waits; the parent writes its maps and opens /proc/<child>/ns/user; the child then sets the

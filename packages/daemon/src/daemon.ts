@@ -38,7 +38,6 @@ import { HostState } from "./fleet/host-state.js";
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** What the daemon runs to start each sandbox's bwrap: cgroups, rlimits, affinity and uid in one exec (native/launch.c). */
 const LAUNCHER = fileURLToPath(new URL("./sbx-launch", import.meta.url));
-const IDMAP = fileURLToPath(new URL("./sbx-idmap", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -69,8 +68,7 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    // sbx-idmap serves sandboxes booted from an image, which only root mode has.
-    for (const bundle of [SUPERVISOR, LAUNCHER, ...(rootMode ? [IDMAP] : []), PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, LAUNCHER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.
@@ -160,7 +158,6 @@ export class Daemon {
       stateDir: config.stateDir,
       bwrapPath: findBwrap(env)!,
       launcherPath: LAUNCHER,
-      idmapPath: IDMAP,
       ...files,
       uids,
       uidBlocks: blocks,

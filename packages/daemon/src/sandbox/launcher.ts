@@ -5,6 +5,7 @@ import { JAVA_TRUST_STORE, SANDBOX_BUNDLE, SANDBOX_CA } from "../egress/tls/trus
 import { formatCpuList } from "./cpus.js";
 import type { SandboxFiles } from "./files.js";
 import { DENO_PATH, DENO_REPL_DRIVER, PYTHON_REPL_DRIVER } from "../runtimes/files.js";
+import type { RootView } from "../volumes/store.js";
 
 /** Top-level host paths made visible read-only (as the symlinks they are on merged-/usr hosts). */
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -33,8 +34,11 @@ export interface LaunchSpec {
   storage: { homeFd: number; tmpFd: number } | null;
   /** Mounted volumes and snapshots (root mode, with storage): directory fds bound at checked paths. */
   volumes?: readonly { fd: number; path: string; readOnly: boolean }[];
-  /** The file system to boot from instead of the host's /usr (root mode, volumes/root.ts prepared its mount points). */
-  root?: { fd: number; ownHome: boolean; systemBundle: string } | null;
+  /**
+   * The file system to boot from instead of the host's /usr (root mode, volumes/root.ts prepared
+   * its mount points): sbx-launch mounts its view and leaves it open on rootFd for bwrap.
+   */
+  root?: { view: RootView; ownHome: boolean; systemBundle: string } | null;
   /**
    * A sandbox booted from an image: sbx-launch makes its user namespace, mapping 0..count-1 to the
    * host block from `base` (hostUid is the block's SANDBOX_UID), and the supervisor keeps the
@@ -194,6 +198,12 @@ export function launchArgv(spec: LaunchSpec): string[] {
   if (spec.rlimits.nproc !== null) a.push("--nproc", String(spec.rlimits.nproc));
   if (spec.cpuSet) a.push("--cpus", formatCpuList(spec.cpuSet));
   if (spec.userns) a.push("--userns", `${spec.userns.base}:${spec.userns.count}:${usernsFd(spec)}`);
+  if (spec.root) {
+    const { view } = spec.root;
+    a.push("--root-view", `${view.readOnly ? "ro" : "rw"}:${view.source}:${view.target}`);
+    if (view.overlay) a.push("--root-overlay", `${view.overlay.upper}:${view.overlay.work}:${view.overlay.merged}`);
+    a.push("--root-fd", String(rootFd(spec)));
+  }
   if (spec.hostUid !== null) a.push("--uid", String(spec.hostUid));
   return [...a, "--", spec.bwrapPath, ...bwrapArgs(spec, FD)];
 }
@@ -207,7 +217,8 @@ export function launch(spec: LaunchSpec): ChildProcess {
   // Volumes after the fixed fds (FIRST_VOLUME_FD on).
   if (spec.volumes?.length && !spec.storage) throw new Error("volumes need the root mode's storage");
   for (const v of spec.volumes ?? []) stdio.push(v.fd);
-  if (spec.root) stdio.push(spec.root.fd);
+  if (spec.root && !spec.userns) throw new Error("a root needs the user namespace sbx-launch makes");
+  // (the root's fd, rootFd, is sbx-launch's to open)
   const child = spawn(file!, args, { stdio, env: {} });
   // A bwrap that dies early resets these pipes; that must never take the daemon down with it.
   for (const stream of child.stdio) (stream as NodeJS.EventEmitter | null)?.on("error", () => {});

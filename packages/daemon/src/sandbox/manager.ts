@@ -63,8 +63,6 @@ export interface ManagerOptions {
   uids: { base: number; count: number } | null;
   /** Blocks of UID_BLOCK host uids for sandboxes booted from an image (root mode); null: none may be. */
   uidBlocks: { base: number; count: number } | null;
-  /** sbx-idmap (native/idmap_mount.c): gives such a sandbox an idmapped view of its image. */
-  idmapPath: string;
   sessionGraceMs: number;
   maxSandboxesPerOwner: number;
   /** cgroup driver in root mode; null where cgroups are not used (rootless). */
@@ -179,7 +177,7 @@ export class SandboxManager {
       newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
-    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, opts.idmapPath, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) });
+    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) });
     // A pooled sandbox started with an /etc the host has since changed is no new sandbox's.
     opts.etcView.onChange(() => this.pool.dropStale());
   }

@@ -66,9 +66,28 @@ export interface VolumeBind {
   readOnly: boolean;
 }
 
-/** The file system a sandbox boots from (`root`): a directory fd bwrap binds as /. */
+/**
+ * A root's view for sbx-launch to mount (it idmaps it by the sandbox's own user namespace, with
+ * no exec of the daemon's) and hand to bwrap as /: `source` (the image's mount) seen at `target`
+ * with disk owner N as host uid base+N, and for a snapshot an overlay at `merged` over it.
+ */
+export interface RootView {
+  source: string;
+  target: string;
+  readOnly: boolean;
+  overlay: { upper: string; work: string; merged: string } | null;
+}
+
+/** Why sbx-launch cannot take a view's paths (overlay options are split at ',' and ':'), or null. */
+export function viewPathProblem(view: RootView): string | null {
+  const paths = [view.source, view.target, ...(view.overlay ? [view.overlay.upper, view.overlay.work, view.overlay.merged] : [])];
+  const bad = paths.find((p) => /[,:]/.test(p));
+  return bad ? `its mount path ${JSON.stringify(bad)} holds ',' or ':' (the daemon's state dir may not, to boot sandboxes from images)` : null;
+}
+
+/** The file system a sandbox boots from (`root`). */
 export interface RootBind {
-  fd: number;
+  view: RootView;
   /** A volume root holds the home and /tmp itself; a snapshot root gets the sandbox's storage for them. */
   ownHome: boolean;
   /** Where this root keeps its system CA bundle (bound over with the daemon's). */
@@ -118,8 +137,6 @@ export class VolumeStore {
   constructor(
     private readonly dir: string,
     private readonly log: Logger,
-    /** sbx-idmap: idmapped views of a root for the sandbox booting from it. */
-    private readonly idmapPath: string,
     /** The warm pool of images: its sandboxes hold snapshots mounted but belong to nobody yet. */
     private readonly pooled: { evict(snapshotId: string): Promise<void>; hidden(sandboxId: string): boolean } = { evict: async () => {}, hidden: () => false },
   ) {}
@@ -549,9 +566,8 @@ export class VolumeStore {
     for (const { r } of reserved) this.busy.set(r.id, pending);
     const readers: string[] = [];
     let sandbox: string | null = null;
-    /** What was mounted for the root (its idmapped view, then a snapshot's overlay on it), undone in reverse; the directory fd handed to bwrap. */
+    /** The mount points of the root's view (its idmapped view, then a snapshot's overlay on it), undone in reverse. */
     const rootMounts: string[] = [];
-    let rootFd: number | null = null;
     let released = false;
     let done!: () => void;
     const releasedPromise = new Promise<void>((resolve) => (done = resolve));
@@ -578,26 +594,29 @@ export class VolumeStore {
         const at = mounts[mounts.length - 1]!.at;
         const what = `${root.kind} '${root.slug}'`;
         let systemBundle: string;
+        let view: RootView;
         try {
           if (root.kind === "volume") {
             // Its mount points are made on the volume as its own files would be: root's, and the home the user's.
             systemBundle = prepareRoot(at, at, { owner: 0, homeOwner: SANDBOX_UID }).systemBundle;
-            rootMounts.push(`${storageRoot}-root`);
-            await this.idmapped(at, rootBase, rootMounts[0]!, false);
+            view = { source: at, target: `${storageRoot}-root`, readOnly: false, overlay: null };
           } else {
             // The snapshot's idmapped view is the lower layer of an overlay whose top, new, is root's (of the block);
-            // the mount points go to that top (checked against the snapshot's tree) before both are mounted, in one exec.
+            // the mount points go to that top (checked against the snapshot's tree) before both are mounted.
             const layers = await makeLayers(join(storageRoot, "root"), rootBase);
             systemBundle = prepareRoot(at, layers.upper, { owner: rootBase, homeOwner: rootBase + SANDBOX_UID, shift: rootBase }).systemBundle;
-            rootMounts.push(`${storageRoot}-lower`, `${storageRoot}-root`);
-            await this.idmapped(at, rootBase, rootMounts[0]!, true, { ...layers, merged: rootMounts[1]! });
+            view = { source: at, target: `${storageRoot}-lower`, readOnly: true, overlay: { ...layers, merged: `${storageRoot}-root` } };
           }
+          const problem = viewPathProblem(view);
+          if (problem) throw new Error(problem);
+          // Listed before they exist: the release removes whatever of them there is, mounted or not.
+          rootMounts.push(view.target, ...(view.overlay ? [view.overlay.merged] : []));
+          for (const point of rootMounts) await fsp.mkdir(point, { mode: 0o755 });
         } catch (err) {
           if (err instanceof RootProblem) throw invalid("root", `${what} cannot be booted: ${err.message}`);
           throw this.internal(`could not boot from ${what}`, err);
         }
-        rootFd = openSync(rootMounts[rootMounts.length - 1]!, "r");
-        return { binds, root: { fd: rootFd, ownHome: root.kind === "volume", systemBundle } };
+        return { binds, root: { view, ownHome: root.kind === "volume", systemBundle } };
       },
       release: async () => {
         if (released) return;
@@ -605,7 +624,6 @@ export class VolumeStore {
         for (const { r } of reserved) if (this.busy.get(r.id) === pending) this.busy.delete(r.id);
         try {
           if (sandbox === null) return;
-          if (rootFd !== null) closeSync(rootFd);
           // The overlay and the idmapped view hold the image: they go first.
           for (const at of rootMounts.reverse()) await unmountRootMount(at);
           for (const { r } of all) {
@@ -706,21 +724,6 @@ export class VolumeStore {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([...this.lingering.keys()].map((id) => this.unmountIdle(id)));
-  }
-
-  /**
-   * Mounts at `target` (made here) a view of `source` where disk owner N is host uid base+N, and
-   * with `overlay` an overlay on it at `merged` (made here) with those layers (sbx-idmap).
-   */
-  private async idmapped(source: string, base: number, target: string, readOnly: boolean, overlay?: { upper: string; work: string; merged: string }): Promise<void> {
-    const points = overlay ? [target, overlay.merged] : [target];
-    for (const at of points) await fsp.mkdir(at, { mode: 0o755 });
-    try {
-      await run(this.idmapPath, [...(readOnly ? ["--ro"] : []), String(base), String(UID_BLOCK), source, target, ...(overlay ? ["--overlay", overlay.upper, overlay.work, overlay.merged] : [])]);
-    } catch (err) {
-      for (const at of points) await fsp.rmdir(at).catch(() => {});
-      throw new Error(`sbx-idmap failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
-    }
   }
 
   /** Refuses while the image's file system is still alive elsewhere (a namespace not yet torn down). */

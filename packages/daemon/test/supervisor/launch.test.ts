@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +32,24 @@ function launch(args: string[], script = `touch ${marker}; cat /proc/self/status
   return { code: r.status, out: r.stdout, err: r.stderr, ran };
 }
 
+/** Malformed or incomplete --root-view/--root-overlay/--root-fd: each refused with its reason. */
+function rootViewRefusals(): Array<[string, string[], RegExp]> {
+  const ns = ["--nofile", "64", "--userns", "500000:65536:9", "--uid", "501000"];
+  return [
+    ["--root-view without --root-fd", [...ns, "--root-view", "ro:/a:/b"], /--root-view and --root-fd go together/],
+    ["--root-fd without --root-view", [...ns, "--root-fd", "8"], /--root-view and --root-fd go together/],
+    ["--root-overlay without --root-view", [...ns, "--root-overlay", "/a:/b:/c", "--root-fd", "8"], /--root-view and --root-fd go together/],
+    ["--root-view without --userns (the view is idmapped by the sandbox's namespace)", ["--nofile", "64", "--root-view", "ro:/a:/b", "--root-fd", "8", "--uid", "501000"], /--root-view needs --userns/],
+    ["a --root-view mode other than ro or rw", [...ns, "--root-view", "rx:/a:/b", "--root-fd", "8"], /--root-view: expected ro\|rw:\/SOURCE:\/TARGET/],
+    ["a relative --root-view path", [...ns, "--root-view", "ro:a:/b", "--root-fd", "8"], /'a' is not an absolute path/],
+    ["a --root-view path holding ',' (overlay options are split at it)", [...ns, "--root-view", "ro:/a:/b,c", "--root-fd", "8"], /'\/b,c' is not an absolute path without ','/],
+    ["a --root-view of three paths", [...ns, "--root-view", "ro:/a:/b:/c", "--root-fd", "8"], /--root-view: expected 2 paths/],
+    ["a --root-overlay of two paths", [...ns, "--root-view", "ro:/a:/b", "--root-overlay", "/u:/w", "--root-fd", "8"], /--root-overlay: expected 3 paths/],
+    ["a --root-fd among stdio", [...ns, "--root-view", "ro:/a:/b", "--root-fd", "2"], /--root-fd: not among stdio/],
+    ["a --root-fd on the --userns fd", [...ns, "--root-view", "ro:/a:/b", "--root-fd", "9"], /--root-fd and the --userns fd must differ/],
+  ];
+}
+
 describe("sbx-launch refuses before it runs anything", () => {
   const cases: Array<[string, string[], RegExp]> = [
     ["an unknown option", ["--nofile", "64", "--setuid", "5"], /unknown option '--setuid'/],
@@ -49,6 +67,7 @@ describe("sbx-launch refuses before it runs anything", () => {
     ["a --userns block past 32 bits", ["--nofile", "64", "--userns", "4294967000:65536:9", "--uid", "1000000"], /--userns: expected BASE:COUNT:FD/],
     ["a --userns fd among stdio", ["--nofile", "64", "--userns", "500000:65536:2", "--uid", "501000"], /--userns: expected BASE:COUNT:FD/],
     ["a uid outside the --userns block", ["--nofile", "64", "--userns", "500000:65536:9", "--uid", "400000"], /the uid 400000 must be inside the block it owns/],
+    ...rootViewRefusals(),
   ];
   for (const [what, args, message] of cases) {
     it(what, () => {
@@ -115,6 +134,87 @@ describe("sbx-launch as root", () => {
     for (const f of files) writeFileSync(f, "");
     const r = launch([...files.flatMap((f) => ["--cgroup-procs", f]), "--nofile", "64"], `touch ${marker}; cat ${files.join(" ")}`);
     expect([r.code, r.ran, r.out]).toEqual([0, true, "00"]);
+  });
+});
+
+/**
+ * --root-view: a sandbox booted from an image gets its view of the image mounted by sbx-launch,
+ * idmapped by the user namespace it makes for the sandbox, and the root left on --root-fd.
+ */
+describe("sbx-launch --root-view", () => {
+  requires(asRoot, "mounting needs root: the tests must run as root (pnpm test does)");
+  const base = 600_000;
+  const at = (name: string) => join(dir, "view", name);
+  const ns = ["--nofile", "64", "--userns", `${base}:65536:10`];
+  /** The mount at `path` in this process's mountinfo: its per-mount options and file system type, or null. */
+  const mountAt = (path: string) => {
+    for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+      const f = line.split(" ");
+      if (f[4] === path) return { options: f[5]!.split(","), type: f[f.indexOf("-") + 1] };
+    }
+    return null;
+  };
+  const unmount = () => {
+    for (const p of [at("merged"), at("target")]) if (mountAt(p)) spawnSync("umount", [p]);
+  };
+
+  beforeAll(() => {
+    // An ext4 image as the daemon's volumes are: a file owned by root (0), a home owned by the user (1000).
+    mkdirSync(at("src"), { recursive: true });
+    for (const d of ["target", "upper", "work", "merged"]) mkdirSync(at(d));
+    const run = (cmd: string, args: string[]) => expect(spawnSync(cmd, args, { encoding: "utf8" }).status).toBe(0);
+    run("truncate", ["-s", "16M", at("img")]);
+    run("mkfs.ext4", ["-q", "-F", at("img")]);
+    run("mount", ["-o", "loop", at("img"), at("src")]);
+    writeFileSync(at("src/root-file"), "root's\n");
+    mkdirSync(at("src/home"));
+    chownSync(at("src/home"), 1000, 1000);
+  });
+  afterAll(() => {
+    unmount();
+    spawnSync("umount", [at("src")]);
+  });
+
+  it("a snapshot's: read-only, idmapped into the block, an overlay over it as the root on the fd", () => {
+    const script = `readlink /proc/self/fd/9; stat -c '%u %g %n' /proc/self/fd/9/root-file /proc/self/fd/9/home`;
+    const r = launch([...ns, "--root-view", `ro:${at("src")}:${at("target")}`, "--root-overlay", `${at("upper")}:${at("work")}:${at("merged")}`, "--root-fd", "9", "--uid", String(base + 1000)], script);
+    try {
+      expect(r.err).toBe("");
+      expect(r.out.trim().split("\n")).toEqual([at("merged"), `${base} ${base} /proc/self/fd/9/root-file`, `${base + 1000} ${base + 1000} /proc/self/fd/9/home`]);
+      const lower = mountAt(at("target"))!;
+      expect(lower.options).toEqual(expect.arrayContaining(["ro", "nosuid", "nodev", "idmapped"]));
+      const merged = mountAt(at("merged"))!;
+      expect(merged.type).toBe("overlay");
+      expect(merged.options).toEqual(expect.arrayContaining(["nosuid", "nodev"]));
+    } finally {
+      unmount();
+    }
+  });
+
+  it("a volume's: read-write and idmapped, the view itself the root; the user's writes land as 1000 on disk", () => {
+    const script = `readlink /proc/self/fd/9; echo hi > /proc/self/fd/9/home/w && stat -c '%u' /proc/self/fd/9/home/w; (echo no > /proc/self/fd/9/x) 2>/dev/null || echo refused`;
+    const r = launch([...ns, "--root-view", `rw:${at("src")}:${at("target")}`, "--root-fd", "9", "--uid", String(base + 1000)], script);
+    try {
+      expect(r.err).toBe("");
+      // the sandbox's host uid writes in its home; the image's root directory stays root's (base+0), closed to it
+      expect(r.out.trim().split("\n")).toEqual([at("target"), String(base + 1000), "refused"]);
+      expect(statSync(at("src/home/w")).uid).toBe(1000);
+      expect(mountAt(at("target"))!.options).toEqual(expect.arrayContaining(["rw", "nosuid", "nodev", "idmapped"]));
+      expect(mountAt(at("merged"))).toBeNull();
+    } finally {
+      unmount();
+    }
+  });
+
+  it("a view that cannot be mounted ends it before the program runs, leaving nothing mounted", () => {
+    const missing = launch([...ns, "--root-view", `ro:${at("no-such")}:${at("target")}`, "--root-fd", "9", "--uid", String(base + 1000)]);
+    expect([missing.code, missing.ran]).toEqual([125, false]);
+    expect(missing.err).toMatch(/cannot mount the root's view: open_tree .*no-such/);
+    // the overlay's layers missing: the idmapped view it had mounted goes again
+    const noLayers = launch([...ns, "--root-view", `ro:${at("src")}:${at("target")}`, "--root-overlay", `${at("no-upper")}:${at("work")}:${at("merged")}`, "--root-fd", "9", "--uid", String(base + 1000)]);
+    expect([noLayers.code, noLayers.ran]).toEqual([125, false]);
+    expect(noLayers.err).toMatch(/cannot mount the root's view: mounting the overlay at/);
+    expect([mountAt(at("target")), mountAt(at("merged"))]).toEqual([null, null]);
   });
 });
 

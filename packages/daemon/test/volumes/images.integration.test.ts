@@ -340,7 +340,7 @@ describe("ImageBuilder without mmdebstrap", () => {
 
 /** What bwrap binds, makes or links over a sandbox's root (its destinations), from launcher.ts's own argv, booted from an image or not. */
 function bwrapDestinations(): string[] {
-  return [...new Set([...destinations(null), ...destinations({ fd: 3, ownHome: false, systemBundle: "/etc/ssl/certs/ca-certificates.crt" })])];
+  return [...new Set([...destinations(null), ...destinations({ view: { source: "/s", target: "/t", readOnly: true, overlay: null }, ownHome: false, systemBundle: "/etc/ssl/certs/ca-certificates.crt" })])];
 }
 
 /** The same, of a sandbox on the host's /usr (root null) or booted from an image. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { mountPathProblem, overlapping } from "../../src/volumes/paths.js";
+import { viewPathProblem } from "../../src/volumes/store.js";
 
 describe("volume mount paths", () => {
   it("accepts plain absolute paths outside the system's, including below home and /tmp", () => {
@@ -33,5 +34,14 @@ describe("volume mount paths", () => {
   it("finds paths inside one another, not mere prefixes", () => {
     expect(overlapping(["/a", "/a-b", "/a/c"])).toEqual(["/a", "/a/c"]);
     expect(overlapping(["/a", "/ab", "/a-b"])).toBeNull();
+  });
+});
+
+describe("a root's view paths (sbx-launch --root-view, overlay options split at ',' and ':')", () => {
+  const view = (target: string) => ({ source: "/state/volumes/mnt/v1", target, readOnly: true, overlay: { upper: "/state/s1/root/upper", work: "/state/s1/root/work", merged: "/state/s1-root" } });
+  it("takes plain paths", () => expect(viewPathProblem(view("/state/s1-lower"))).toBeNull());
+  it("refuses a path holding ',' or ':', naming it", () => {
+    expect(viewPathProblem(view("/st,ate/s1-lower"))).toMatch(/"\/st,ate\/s1-lower" holds ',' or ':'/);
+    expect(viewPathProblem({ ...view("/state/s1-lower"), overlay: { upper: "/a:b", work: "/w", merged: "/m" } })).toMatch(/"\/a:b"/);
   });
 });
