@@ -136,6 +136,9 @@ describe("list and watch", () => {
     discovery.start((e) => seen.push(e));
     await until("the first set", () => seen.length === 1);
     expect(warnings.filter((w) => /GET \/apis\/discovery\.k8s\.io\/v1\/namespaces\/sbx\/endpointslices answered HTTP 403: endpointslices is forbidden/.test(w))).toHaveLength(2);
+    // The set is published before the watch is asked for: a drop before the watch is open would drop nothing.
+    await until("the first watch", () => kube.openWatches === 1);
+    expect(kube.requests.filter((r) => r.watch)[0]!.authorization).toBe("Bearer sa-token-1");
     writeFileSync(join(dir, "token"), "sa-token-2\n");
     kube.dropWatches();
     await until("a new watch", () => kube.requests.filter((r) => r.watch).length === 2);
