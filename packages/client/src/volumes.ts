@@ -90,7 +90,7 @@ export class Volume {
     return new Volumes(connectOf(url, token)).get(idOrSlug);
   }
 
-  /** "vol_" and 24 random characters. */
+  /** "vol_" and 24 random characters ("vol_<prefix>_..." from a daemon with an id prefix, as in a fleet). */
   get id(): string {
     return this.data.id;
   }
@@ -152,7 +152,7 @@ export class Snapshot {
     return new Snapshots(connectOf(url, token)).get(idOrSlug);
   }
 
-  /** "snap_" and 24 random characters. */
+  /** "snap_" and 24 random characters ("snap_<prefix>_..." from a daemon with an id prefix, as in a fleet). */
   get id(): string {
     return this.data.id;
   }

@@ -72,7 +72,7 @@ export interface DaemonConfig {
   logFormat: "text" | "json";
   /** egress.maxConnections and friends: what one sandbox's (and all sandboxes') egress may hold; `connections` null derives it from the open-file limit. */
   egressBounds: Omit<EgressBounds, "connections"> & { connections: number | null };
-  /** idPrefix: names this host in every sandbox id (sbx_<prefix>_...), for a fleet gateway; null: none. */
+  /** idPrefix: names this host in every sandbox, volume and snapshot id (sbx_<prefix>_..., vol_<prefix>_..., snap_<prefix>_...), for a fleet gateway; null: none. */
   idPrefix: string | null;
   /** The most sandboxes this daemon runs at once (all tokens); creates beyond it are refused. */
   maxSandboxes: number;

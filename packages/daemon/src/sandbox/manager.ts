@@ -177,7 +177,7 @@ export class SandboxManager {
       newId: () => `sbx_${opts.idPrefix ? `${opts.idPrefix}_` : ""}${newId()}`,
       log: opts.log,
     });
-    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) });
+    this.volumes = opts.uids === null ? null : new VolumeStore(join(opts.stateDir, "volumes"), opts.log, { evict: (id) => this.images.evict(id), hidden: (id) => this.images.holds(id) }, opts.idPrefix ?? null);
     // A pooled sandbox started with an /etc the host has since changed is no new sandbox's.
     opts.etcView.onChange(() => this.pool.dropStale());
   }

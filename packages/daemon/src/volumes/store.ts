@@ -139,7 +139,14 @@ export class VolumeStore {
     private readonly log: Logger,
     /** The warm pool of images: its sandboxes hold snapshots mounted but belong to nobody yet. */
     private readonly pooled: { evict(snapshotId: string): Promise<void>; hidden(sandboxId: string): boolean } = { evict: async () => {}, hidden: () => false },
+    /** Put in every new id after "vol_" or "snap_" (config idPrefix), so a fleet gateway routes by id. */
+    private readonly idPrefix: string | null = null,
   ) {}
+
+  /** A new volume's ("vol") or snapshot's ("snap") id: "vol_<24 random>", or "vol_<prefix>_<24 random>" on a daemon with an id prefix. */
+  private newRecordId(kind: "vol" | "snap"): string {
+    return `${kind}_${this.idPrefix ? `${this.idPrefix}_` : ""}${newId()}`;
+  }
 
   private get mountDir(): string {
     return join(this.dir, "mnt");
@@ -318,7 +325,7 @@ export class VolumeStore {
     const capacity = capacityOf(p.capacity);
     this.checkNew(owner, p.slug);
     const base = p.from === undefined ? null : this.lookup(owner, p.from, "snapshot");
-    const r: VolumeRecord = { kind: "volume", id: `vol_${newId()}`, slug: p.slug, owner, region: p.region ?? "local", createdAt: new Date().toISOString(), capacity };
+    const r: VolumeRecord = { kind: "volume", id: this.newRecordId("vol"), slug: p.slug, owner, region: p.region ?? "local", createdAt: new Date().toISOString(), capacity };
     if (base) r.baseSnapshot = { id: base.id, slug: base.slug };
     if (base?.build) r.build = base.build;
     // The slug is taken from now on: a second create with it fails rather than racing this one.
@@ -387,7 +394,7 @@ export class VolumeStore {
     const v = this.lookup(owner, ref, "volume");
     this.checkNew(owner, slug);
     this.refuseIfInUse(v, "snapshot");
-    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: v.region, createdAt: new Date().toISOString(), volume: { id: v.id, slug: v.slug }, ...(v.build ? { build: v.build } : {}) };
+    const r: VolumeRecord = { kind: "snapshot", id: this.newRecordId("snap"), slug, owner, region: v.region, createdAt: new Date().toISOString(), volume: { id: v.id, slug: v.slug }, ...(v.build ? { build: v.build } : {}) };
     this.records.set(r.id, r);
     const release = this.hold(v, "being snapshotted");
     const releaseSnap = this.hold(r, "being created");
@@ -419,7 +426,7 @@ export class VolumeStore {
   async snapshotStorage(owner: string, sandboxId: string, storage: { root: string; image: string; hostUid: number; rootUid: number | null }, slug: string): Promise<SnapshotInfo> {
     if (this.frozen.has(sandboxId)) throw new DaemonError("InUse", `sandbox ${sandboxId} is already being snapshotted`);
     this.checkNew(owner, slug);
-    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), sandbox: sandboxId };
+    const r: VolumeRecord = { kind: "snapshot", id: this.newRecordId("snap"), slug, owner, region: "local", createdAt: new Date().toISOString(), sandbox: sandboxId };
     this.records.set(r.id, r);
     const release = this.hold(r, "being created");
     let thawed!: () => void;
@@ -466,7 +473,7 @@ export class VolumeStore {
   async buildSnapshot(owner: string, slug: string, capacityParam: number | string, build: ImageBuildInfo, fill: (at: string) => Promise<void>): Promise<SnapshotInfo> {
     const capacity = capacityOf(capacityParam);
     this.checkNew(owner, slug);
-    const r: VolumeRecord = { kind: "snapshot", id: `snap_${newId()}`, slug, owner, region: "local", createdAt: new Date().toISOString(), build };
+    const r: VolumeRecord = { kind: "snapshot", id: this.newRecordId("snap"), slug, owner, region: "local", createdAt: new Date().toISOString(), build };
     this.records.set(r.id, r);
     const release = this.hold(r, "being built");
     try {
