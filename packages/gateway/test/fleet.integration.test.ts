@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes, FrameOp, STREAM_WINDOW, encodeCredit, encodeFrame } from "@sbx/protocol";
-import { AuthError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
+import { AuthError, Client, InUseError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, token, type TestFleet } from "./helpers/fleet.js";
@@ -163,6 +163,102 @@ describe("every SDK call through either replica", () => {
       }
     } finally {
       await Promise.all([...mine, theirs].map((s) => s.kill()));
+    }
+  });
+});
+
+describe("volumes and snapshots through either replica", () => {
+  const hostOf = (id: string) => /^(?:vol|snap)_(h\d)_/.exec(id)?.[1];
+  /** Retries while a sandbox that just ended still holds what `fn` needs (InUse). */
+  async function untilFree<T>(fn: () => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof InUseError) || i > 100) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+  /** The tenant's client straight to daemon `i`, beside the gateway. */
+  const direct = (i: number) => new Client({ url: fleet.daemons[i]!.url, token: fleet.tenants[0]! });
+
+  it("live on one host, found by id or slug through either replica; sandboxes naming them are created there", async () => {
+    const a = new Client(via(0));
+    const b = new Client(via(1));
+    const vol = await a.volumes.create({ slug: "fleet-data", capacity: "64MiB" });
+    const host = hostOf(vol.id);
+    expect(host).toMatch(/^h\d$/);
+    try {
+      expect((await b.volumes.get(vol.id))?.slug).toBe("fleet-data");
+      expect((await b.volumes.get("fleet-data"))?.id).toBe(vol.id);
+      expect(await b.volumes.get("no-such-volume")).toBeNull();
+      expect(await b.volumes.get("vol_h0_AAAAAAAAAAAAAAAAAAAAAAAA")).toBeNull();
+      // A slug names one thing in the fleet: a second create with it is refused wherever placement would put it.
+      await expect(b.volumes.create({ slug: "fleet-data", capacity: "64MiB" })).rejects.toThrow(/params\.slug: 'fleet-data' is already the slug of a volume or snapshot of this token/);
+
+      // Mounted by slug through the other replica: the sandbox is made on the volume's host.
+      const sb = await Sandbox.create({ ...via(1), volumes: { "/data": "fleet-data" }, timeout: "5m" });
+      expect(prefixOf(sb.id)).toBe(host);
+      await sb.fs.writeTextFile("/data/hello.txt", "from the fleet");
+      // A sandbox's snapshot takes a slug of the fleet's too.
+      await expect(sb.snapshot({ slug: "fleet-data" })).rejects.toThrow(/params\.slug: 'fleet-data' is already the slug of a volume or snapshot of this token/);
+      await sb.kill();
+
+      // Its snapshot stays on its host; a volume made from the snapshot goes there too.
+      const snap = await untilFree(() => a.volumes.snapshot("fleet-data", { slug: "fleet-snap" }));
+      expect(hostOf(snap.id)).toBe(host);
+      expect((await b.snapshots.get("fleet-snap"))?.id).toBe(snap.id);
+      const copy = await b.volumes.create({ slug: "fleet-copy", capacity: "64MiB", from: "fleet-snap" });
+      expect(hostOf(copy.id)).toBe(host);
+      expect((await a.volumes.resize("fleet-copy", "128MiB")).capacity).toBe(128 * 2 ** 20);
+      const reader = await Sandbox.create({ ...via(0), volumes: { "/snap": snap.id, "/copy": "fleet-copy" }, timeout: "5m" });
+      expect(prefixOf(reader.id)).toBe(host);
+      expect(await reader.fs.readTextFile("/snap/hello.txt")).toBe("from the fleet");
+      expect(await reader.fs.readTextFile("/copy/hello.txt")).toBe("from the fleet");
+      await reader.kill();
+
+      // Volumes on two hosts cannot be mounted by one sandbox: refused, naming where each is.
+      const other = [0, 1, 2].find((i) => `h${i}` !== host)!;
+      await direct(other).volumes.create({ slug: "fleet-elsewhere", capacity: "64MiB" });
+      const split = await Sandbox.create({ ...via(0), volumes: { "/a": "fleet-data", "/b": "fleet-elsewhere" } }).catch((e: unknown) => e);
+      expect(split).toBeInstanceOf(InvalidOptionError);
+      expect((split as Error).message).toMatch(/^params\.volumes: a sandbox mounts only what its own host holds, and these are on 2 hosts: 'fleet-data' on \S+, 'fleet-elsewhere' on \S+$/);
+      await b.volumes.delete("fleet-elsewhere");
+      expect(await direct(other).volumes.get("fleet-elsewhere")).toBeNull();
+
+      await untilFree(() => b.volumes.delete("fleet-copy"));
+      await untilFree(() => a.snapshots.delete(snap.id));
+      expect(await b.snapshots.get("fleet-snap")).toBeNull();
+    } finally {
+      await untilFree(() => a.volumes.delete(vol.id)).catch(() => {});
+    }
+    expect(await a.volumes.get("fleet-data")).toBeNull();
+  });
+
+  it("lists merge every host's, oldest first, paged as one daemon pages; a slug made on two hosts beside the gateway is ambiguous, its ids are not", async () => {
+    const made = [];
+    for (const i of [2, 0, 1]) made.push(await direct(i).volumes.create({ slug: `fleet-list-${i}`, capacity: "32MiB" }));
+    const twin = await direct(0).volumes.create({ slug: "fleet-twin", capacity: "32MiB" });
+    const twin2 = await direct(1).volumes.create({ slug: "fleet-twin", capacity: "32MiB" });
+    try {
+      const c = new Client(via(1));
+      const first = await c.volumes.list({ search: "fleet-list-", limit: 2 });
+      expect(first.items.map((v) => v.slug)).toEqual(["fleet-list-2", "fleet-list-0"]);
+      expect(first.nextCursor).toBe(made[1]!.id);
+      const second = (await first.getNextPage())!;
+      expect([second.items.map((v) => v.slug), second.nextCursor]).toEqual([["fleet-list-1"], null]);
+      const all: string[] = [];
+      for await (const v of await c.volumes.list({ search: "fleet-" })) all.push(v.slug);
+      expect(all).toEqual(["fleet-list-2", "fleet-list-0", "fleet-list-1", "fleet-twin", "fleet-twin"]);
+      await expect(c.volumes.list({ cursor: "vol_h0_AAAAAAAAAAAAAAAAAAAAAAAA" })).rejects.toThrow("params.cursor: 'vol_h0_AAAAAAAAAAAAAAAAAAAAAAAA' is not a cursor of this list (it names no volume of this token)");
+      // Another tenant sees none of them, on any host.
+      expect((await new Client(via(0, 1)).volumes.list({ search: "fleet-" })).items).toEqual([]);
+
+      await expect(c.volumes.get("fleet-twin")).rejects.toThrow(new RegExp(`^'fleet-twin' is the slug of a volume on each of 2 sbx hosts \\(.*\\): name it by its id$`));
+      expect((await c.volumes.get(twin2.id))?.id).toBe(twin2.id);
+    } finally {
+      for (const [i, v] of [[2, made[0]!], [0, made[1]!], [1, made[2]!], [0, twin], [1, twin2]] as const) await direct(i).volumes.delete(v.id);
     }
   });
 });

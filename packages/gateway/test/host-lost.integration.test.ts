@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ErrorCodes, FrameOp } from "@sbx/protocol";
-import { RpcError, Sandbox } from "@sbx/client";
+import { Client, RpcError, Sandbox } from "@sbx/client";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, type TestFleet } from "./helpers/fleet.js";
 
@@ -50,6 +50,9 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
   raw.data(5, new Uint8Array(100));
   await new Promise((r) => setTimeout(r, 200));
 
+  // A volume on the victim's host, made there directly.
+  const lostVolume = await new Client({ url: fleet.daemons[1]!.url, token: fleet.tenants[0]! }).volumes.create({ slug: "lost-vol", capacity: "32MiB" });
+
   const killedAt = Date.now();
   await fleet.daemons[1]!.stop("SIGKILL");
 
@@ -89,6 +92,17 @@ it("pending calls reject with host lost within seconds, streams abort, statuses 
   }
   const direct = await raw.call("fs.stat", { sandbox: victim.id, path: "." });
   expect(direct.error.code).toBe(ErrorCodes.Unavailable);
+
+  // Its volume: by id, host lost; by slug (or any slug nobody reachable has), not "not found" while a host cannot be asked.
+  const volumes = new Client(via(0)).volumes;
+  const byId = await volumes.get(lostVolume.id).catch((e: unknown) => e);
+  expect((byId as RpcError).rpcCode).toBe(ErrorCodes.Unavailable);
+  expect((byId as Error).message).toMatch(new RegExp(`^host lost: volume '${lostVolume.id}' is on the sbx daemon ws://127\\.0\\.0\\.1:\\d+, which went away \\(`));
+  for (const slug of ["lost-vol", "never-made"]) {
+    const bySlug = await volumes.get(slug).catch((e: unknown) => e);
+    expect((bySlug as RpcError).rpcCode).toBe(ErrorCodes.Unavailable);
+    expect((bySlug as Error).message).toBe(`no volume '${slug}' on the sbx daemons this gateway can reach; 1 cannot be reached now, and it may be on one of them`);
+  }
 
   // The same raw connection still reaches the survivor; new sandboxes avoid the lost host; list skips it.
   expect((await raw.call("fs.stat", { sandbox: survivor.id, path: "." })).result.isDirectory).toBe(true);

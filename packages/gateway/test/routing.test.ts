@@ -3,7 +3,7 @@ import { METHODS, SandboxId, type MethodName } from "@sbx/protocol";
 import { hostPrefixOf } from "../src/fleet/ids.js";
 import { ROUTES } from "../src/session/routes.js";
 
-describe("sandbox ids name their host", () => {
+describe("sandbox, volume and snapshot ids name their host", () => {
   it.each([
     ["sbx_n1_x6Gm2K0cZ4bQ9pLrT8vW1yEd", "n1"],
     ["sbx_abcdefghij_x6Gm2K0cZ4bQ9pLrT8vW1yEd", "abcdefghij"],
@@ -14,6 +14,10 @@ describe("sandbox ids name their host", () => {
     ["sbx__x6Gm2K0cZ4bQ9pLrT8vW1yEd", null],
     ["sbx_aaaaaaaaaaaaaaaaa_x6Gm2K0cZ4bQ9pLrT8vW1yEd", null], // 17 characters
     ["xyz_n1_x6Gm2K0cZ4bQ9pLrT8vW1yEd", null],
+    ["vol_n1_x6Gm2K0cZ4bQ9pLrT8vW1yEd", "n1"],
+    ["snap_n1_x6Gm2K0cZ4bQ9pLrT8vW1yEd", "n1"],
+    ["vol_x6Gm2K0cZ4bQ9pLrT8vW1yEd", null], // a daemon without a prefix
+    ["my-volume", null], // a slug: no host in it
   ])("%s → %s", (id, prefix) => {
     expect(hostPrefixOf(id)).toBe(prefix);
   });
@@ -33,9 +37,18 @@ describe("every method has a route", () => {
     expect(ROUTES["sandbox.create"].kind).toBe("create");
     expect(ROUTES["sandbox.list"].kind).toBe("list");
     expect(ROUTES["daemon.drain"].kind).toBe("host");
-    // Volumes stay on their daemon's host; a sandbox's snapshot goes where the sandbox is.
-    expect(ROUTES["volume.create"].kind).toBe("refused");
-    expect(ROUTES["snapshot.list"].kind).toBe("refused");
+    // Volumes stay on their daemon's host: found there by id or slug; a sandbox's snapshot goes where the sandbox is.
+    expect(ROUTES["volume.create"]).toEqual({ kind: "volume", how: "new" });
+    expect(ROUTES["image.build"]).toEqual({ kind: "volume", how: "new" });
+    expect(ROUTES["volume.get"]).toEqual({ kind: "volume", how: "byRef" });
+    expect(ROUTES["snapshot.delete"]).toEqual({ kind: "volume", how: "byRef" });
+    expect(ROUTES["snapshot.list"]).toEqual({ kind: "volume", how: "list" });
     expect(ROUTES["sandbox.snapshot"]).toEqual({ kind: "sandbox", field: "id" });
+    // Every volume method takes what its route reads: an idOrSlug, or a new slug.
+    for (const [method, route] of Object.entries(ROUTES) as Array<[MethodName, (typeof ROUTES)[MethodName]]>) {
+      if (route.kind !== "volume" || route.how === "list") continue;
+      const props = (METHODS[method].params as { properties: Record<string, unknown> }).properties;
+      expect(Object.keys(props), method).toContain(route.how === "byRef" ? "idOrSlug" : "slug");
+    }
   });
 });

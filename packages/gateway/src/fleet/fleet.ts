@@ -55,6 +55,11 @@ export class Fleet {
     return [...this.hosts.values()].filter((h) => h.prefix === null).length;
   }
 
+  /** Daemons discovered whose control link is not up now: a slug nobody answers for may be on one of them. */
+  down(): number {
+    return [...this.hosts.values()].filter((h) => h.state !== "up").length;
+  }
+
   describe(): string {
     return `${this.up().length} of ${this.hosts.size} daemons up (${this.discovery.describe()})`;
   }
@@ -119,6 +124,32 @@ export class Fleet {
     const order = [...scored, ...fallbacks].map((s) => s.host);
     if (order[0]) order[0].placing++;
     return { order, refusals };
+  }
+
+  /**
+   * Hosts for a new volume or image, best first: every host up, ready and not draining, asked
+   * for fresh figures, the most free disk first (a volume is a file on its host's disk; the daemon
+   * itself refuses one that does not fit). `refusals` says why the rest were left out.
+   */
+  async placeVolume(): Promise<{ order: Host[]; refusals: string[] }> {
+    const refusals: string[] = [];
+    const eligible: Host[] = [];
+    for (const h of this.hosts.values()) {
+      if (h.state !== "up") refusals.push(`${h.label}: ${h.downReason || "connecting"}`);
+      else if (!h.endpoint.ready) refusals.push(`${h.label}: not ready (Kubernetes)`);
+      else eligible.push(h);
+    }
+    const fresh = await Promise.all(
+      eligible.map((host) =>
+        host.refresh(2000).then(
+          (info) => ({ host, info }),
+          (err: Error) => (refusals.push(`${host.label}: ${err.message}`), null),
+        ),
+      ),
+    );
+    const open = fresh.filter((f) => f !== null && (!f.info.draining || (refusals.push(`${f.host.label}: draining`), false)));
+    open.sort((a, b) => b!.info.capacity.disk.freeBytes - a!.info.capacity.disk.freeBytes);
+    return { order: open.map((f) => f!.host), refusals };
   }
 
   /** Replaces the set of daemons with what discovery reports now. */

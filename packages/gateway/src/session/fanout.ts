@@ -1,10 +1,12 @@
 /**
  * The two calls the gateway answers by itself: sandbox.create (placement, and a next host if
- * the chosen one turns it down) and sandbox.list (every host asked, the answers merged).
+ * the chosen one turns it down; or the one host holding the volumes it names) and sandbox.list
+ * (every host asked, the answers merged).
  */
 import { ErrorCodes, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { hostPrefixOf } from "../fleet/ids.js";
 import { requestOf } from "../fleet/placement.js";
+import type { Host } from "../fleet/host.js";
 import type { Session } from "./session.js";
 
 /** Hosts a create is offered to before the last refusal is the answer. */
@@ -18,8 +20,9 @@ type Id = number | string;
 type RpcError = { code: number; message: string; data?: unknown };
 type ListAnswer = { result?: ResultOf<"sandbox.list">; error?: RpcError };
 
-export async function createSandbox(session: Session, id: Id, params: ParamsOf<"sandbox.create">): Promise<void> {
-  const { order, refusals } = await session.fleet.place(requestOf(params));
+/** `only`: the one host the sandbox must go to (it holds the volumes the sandbox names); placement otherwise. */
+export async function createSandbox(session: Session, id: Id, params: ParamsOf<"sandbox.create">, only?: Host): Promise<void> {
+  const { order, refusals } = only ? reserved(only) : await session.fleet.place(requestOf(params));
   if (order.length === 0) {
     if (refusals.length === 0) return session.replyError(id, { code: ErrorCodes.Unavailable, message: `no sbx daemon is known to this gateway (${session.fleet.describe()})` });
     const shown = refusals.slice(0, 10).join("; ") + (refusals.length > 10 ? `; and ${refusals.length - 10} more` : "");
@@ -72,6 +75,13 @@ export async function createSandbox(session: Session, id: Id, params: ParamsOf<"
     };
     attempt(0);
   });
+}
+
+/** `host` as place() would hand it back: reserved (its `placing` raised), or why it cannot take the sandbox. */
+function reserved(host: Host): { order: Host[]; refusals: string[] } {
+  if (host.state !== "up") return { order: [], refusals: [`${host.label}: ${host.downReason || "connecting"}`] };
+  host.placing++;
+  return { order: [host], refusals: [] };
 }
 
 export async function listSandboxes(session: Session, id: Id, params: ParamsOf<"sandbox.list">): Promise<void> {

@@ -7,16 +7,27 @@ import type { MethodName } from "@sbx/protocol";
  * - `sandbox`: to the host named in the sandbox id found in the param `field`;
  * - `create`: to a host chosen by placement;
  * - `list`: to every host, results merged;
+ * - `volume`: volumes and snapshots (session/volumes.ts): `byRef` to the host holding the one
+ *   named (by id, or by slug asked of every host), `new` where placement (or the snapshot made
+ *   from) puts it, `list` from every host, merged and paged;
  * - `local`: answered by the gateway itself;
  * - `host`: a per-host operator method, refused (call it on the daemon);
- * - `refused`: not served through a gateway yet (Unsupported, saying why).
+ * - `refused`: not served through a gateway (Unsupported, saying why).
  */
-export type Route = { kind: "sandbox"; field: "sandbox" | "id" } | { kind: "create" } | { kind: "list" } | { kind: "local" } | { kind: "host" } | { kind: "refused"; why: string };
+export type Route =
+  | { kind: "sandbox"; field: "sandbox" | "id" }
+  | { kind: "create" }
+  | { kind: "list" }
+  | { kind: "volume"; how: "byRef" | "new" | "list" }
+  | { kind: "local" }
+  | { kind: "host" }
+  | { kind: "refused"; why: string };
 
 const bySandbox: Route = { kind: "sandbox", field: "sandbox" };
 const byId: Route = { kind: "sandbox", field: "id" };
-/** Volumes, snapshots and root images (image.build makes snapshots) live on one daemon host, and their ids do not name it. */
-const volumes: Route = { kind: "refused", why: "volumes and snapshots live on one daemon host and the gateway does not route them yet: call that daemon directly" };
+const byRef: Route = { kind: "volume", how: "byRef" };
+const made: Route = { kind: "volume", how: "new" };
+const listed: Route = { kind: "volume", how: "list" };
 
 export const ROUTES: { readonly [M in MethodName]: Route } = {
   "sandbox.create": { kind: "create" },
@@ -79,16 +90,16 @@ export const ROUTES: { readonly [M in MethodName]: Route } = {
   "env.set": bySandbox,
   "env.delete": bySandbox,
   "env.toObject": bySandbox,
-  "volume.create": volumes,
-  "volume.get": volumes,
-  "volume.list": volumes,
-  "volume.delete": volumes,
-  "volume.resize": volumes,
-  "volume.snapshot": volumes,
-  "snapshot.get": volumes,
-  "snapshot.list": volumes,
-  "snapshot.delete": volumes,
-  "image.build": volumes,
+  "volume.create": made,
+  "volume.get": byRef,
+  "volume.list": listed,
+  "volume.delete": byRef,
+  "volume.resize": byRef,
+  "volume.snapshot": byRef,
+  "snapshot.get": byRef,
+  "snapshot.list": listed,
+  "snapshot.delete": byRef,
+  "image.build": made,
   "daemon.info": { kind: "host" },
   "daemon.drain": { kind: "host" },
   "rpc.discover": { kind: "local" },

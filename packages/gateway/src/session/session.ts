@@ -24,6 +24,7 @@ import { payloadByte, remask, type Frame } from "../net/frames.js";
 import { Link } from "../net/link.js";
 import type { NativeRelay } from "../net/native-relay.js";
 import { createSandbox, listSandboxes } from "./fanout.js";
+import { createWithVolumes, listAll, routeByRef, routeNew, slugTaken } from "./volumes.js";
 import { ROUTES } from "./routes.js";
 import { Upstream, type Pending, type UpstreamOwner } from "./upstream.js";
 
@@ -58,6 +59,8 @@ function streamFields(method: MethodName): readonly string[] {
 export class Session implements UpstreamOwner {
   readonly link: Link;
   private readonly upstreams = new Map<Host, Upstream>();
+  /** A bound client's unbound connections to hosts, for the gateway's own lookups (a create's volumes). */
+  private readonly askers = new Map<Host, Upstream>();
   /** The client's `bind` as given (a sandbox id or "new"), passed on to each daemon; null when not bound. */
   private readonly bind: string | null;
   /** The client's stream ids, each to the upstream whose call named it. */
@@ -100,7 +103,9 @@ export class Session implements UpstreamOwner {
       },
     });
     // A host lost for the fleet is lost for this client at once, whether or not its socket to it has noticed yet.
-    this.offLost = fleet.onHostLost((host, reason) => this.upstreams.get(host)?.abandon(`the sbx daemon ${host.label} went away (${reason})`));
+    this.offLost = fleet.onHostLost((host, reason) => {
+      for (const up of [this.upstreams.get(host), this.askers.get(host)]) up?.abandon(`the sbx daemon ${host.label} went away (${reason})`);
+    });
     if (this.boundTo && relay) {
       // Opened now, so the connection can go to the relay before its first call.
       const where = fleet.lookup(this.boundTo);
@@ -121,6 +126,18 @@ export class Session implements UpstreamOwner {
       // Only a bound connection can go to the relay: the others never pay for asking.
       if (this.relay && this.bind !== null) up.link.onIdle = () => this.maybeHandOff();
     }
+    return up;
+  }
+
+  /**
+   * A connection to `host` for the gateway's own questions on this client's behalf (which host
+   * holds a volume a create names): the client's own one when it is not bound; otherwise one of
+   * its token's without a bind, since a daemon holds a bound connection to its one create.
+   */
+  askerFor(host: Host): Upstream {
+    if (this.bind === null) return this.upstreamFor(host);
+    let up = this.askers.get(host);
+    if (!up) this.askers.set(host, (up = new Upstream(host, this.token, this, this.gateway, null)));
     return up;
   }
 
@@ -155,6 +172,7 @@ export class Session implements UpstreamOwner {
     this.offLost();
     for (const other of this.upstreams.values()) if (other !== up) other.close();
     this.upstreams.clear();
+    this.closeAskers();
     this.link.release();
     relay.adopt(this.client.surrender(), up.surrender(), where.host, this.boundTo);
     this.onClosed();
@@ -205,15 +223,23 @@ export class Session implements UpstreamOwner {
     const route = ROUTES[method];
     switch (route.kind) {
       case "sandbox":
+        // A sandbox's snapshot takes a slug no host has for this token yet, as a volume's does (volumes.ts).
+        if (method === "sandbox.snapshot") return this.track(id, slugTaken(this, id, params.slug).then((taken) => (taken ? this.replyError(id, taken) : this.route(text, msg, method, params, params[route.field]))));
         return this.route(text, msg, method, params, params[route.field]);
-      case "create":
+      case "create": {
+        // A sandbox naming volumes or a root goes to the host holding them.
+        const create = params.root !== undefined || Object.keys(params.volumes ?? {}).length ? createWithVolumes(this, id, params) : createSandbox(this, id, params);
         return this.track(
           id,
           // A create that answered with an error leaves a bind=new connection free to try again.
-          createSandbox(this, id, params).finally(() => this.binding.kind === "new" && this.created(null)),
+          create.finally(() => this.binding.kind === "new" && this.created(null)),
         );
+      }
       case "list":
         return this.track(id, listSandboxes(this, id, params));
+      case "volume":
+        if (route.how === "list") return this.track(id, listAll(this, id, method as "volume.list" | "snapshot.list", params));
+        return this.track(id, route.how === "new" ? routeNew(this, id, text, msg, params) : routeByRef(this, id, text, msg, method, params));
       case "local":
         openrpcText ??= JSON.stringify(buildOpenRpc());
         return this.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${openrpcText}}`);
@@ -269,6 +295,13 @@ export class Session implements UpstreamOwner {
     up.forward(text, msg, sandbox);
     const behind = up.link.congestion();
     if (behind) this.link.hold(behind);
+  }
+
+  /** A call with no streams, to `host` as the client sent it (the gateway chose the host itself). */
+  forwardTo(host: Host, text: string, msg: { id: number | string; method: string }): void {
+    if (this.closed) return;
+    this.inFlight++;
+    this.upstreamFor(host).forward(text, msg, null);
   }
 
   /** A client's binary frame: its header checked as the daemon would, then passed on re-masked. */
@@ -352,6 +385,7 @@ export class Session implements UpstreamOwner {
   }
 
   gone(up: Upstream, reason: string, code: number, closeReason: string): void {
+    if (this.askers.get(up.host) === up) return void this.askers.delete(up.host); // its calls were the gateway's own: they fail by themselves
     if (this.upstreams.get(up.host) === up) this.upstreams.delete(up.host);
     if (this.closed) return;
     // The daemon closed this client for a protocol violation: as it would have, directly.
@@ -379,6 +413,12 @@ export class Session implements UpstreamOwner {
     this.offLost();
     for (const up of this.upstreams.values()) up.close();
     this.upstreams.clear();
+    this.closeAskers();
     this.streams.clear();
+  }
+
+  private closeAskers(): void {
+    for (const up of this.askers.values()) up.close();
+    this.askers.clear();
   }
 }

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sbx import AsyncSandbox, Sandbox, SandboxNotFoundError
+from sbx import AsyncSandbox, Client, InUseError, InvalidOptionError, Sandbox, SandboxNotFoundError
 
 from .conftest import CLI, REPO, remove_state_dir
 
@@ -132,3 +132,31 @@ async def test_async_sdk_through_the_gateway(fleet: Fleet) -> None:
         assert b"".join([c async for c in p.stdout]) == b"through the gateway"
         outs = await asyncio.gather(*(sb.sh("echo", str(i)) for i in range(5)))
         assert [o.text() for o in outs] == [str(i) for i in range(5)]
+
+
+def test_volumes_through_the_gateway(fleet: Fleet) -> None:
+    client = Client(url=fleet.url, token=fleet.tenant)
+    vol = client.volumes.create("py-fleet", "32MiB")
+    try:
+        # The id names the host the volume lives on; the slug finds it there.
+        host = vol.id[:7]
+        assert host in ("vol_p0_", "vol_p1_")
+        found = client.volumes.get("py-fleet")
+        assert found is not None and found.id == vol.id
+        assert client.volumes.get("py-nowhere") is None
+        with pytest.raises(InvalidOptionError, match="'py-fleet' is already the slug of a volume or snapshot of this token"):
+            client.volumes.create("py-fleet", "32MiB")
+        # A sandbox mounting it is made on its host.
+        with Sandbox.create(url=fleet.url, token=fleet.tenant, volumes={"/data": "py-fleet"}) as sb:
+            assert sb.id.startswith("sbx_" + host[4:])
+            sb.sh("echo kept > /data/f")
+        assert [v.id for v in client.volumes.list(search="py-fleet").items] == [vol.id]
+        assert Client(url=fleet.url, token=fleet.other).volumes.get("py-fleet") is None
+    finally:
+        for _ in range(100):
+            try:
+                client.volumes.delete(vol.id)
+                break
+            except InUseError:
+                time.sleep(0.05)
+    assert client.volumes.get("py-fleet") is None
