@@ -36,6 +36,8 @@ async function askHosts(session: Session, id: Id, ref: string, kinds: readonly K
   await Promise.all(
     session.fleet.up().map(async (host) => {
       for (const kind of kinds) {
+        // A client gone meanwhile: no connection is opened for it any more (none would be closed).
+        if (session.isClosed) return void silent.push(host.label);
         const answer = await session
           .askerFor(host)
           .request(`${kind}.get`, { idOrSlug: ref }, id, ASK_TIMEOUT_MS)
@@ -128,6 +130,7 @@ async function allOf(session: Session, id: Id, host: Host, method: "volume.list"
   const items: Item[] = [];
   let cursor: string | null = null;
   do {
+    if (session.isClosed) throw Object.assign(new Error("the client connection closed"), { rpc: { code: ErrorCodes.Unavailable, message: "the client connection closed" } });
     const answer: { result?: ListResult; error?: RpcError } = await session
       .upstreamFor(host)
       .request(method, { ...(search === undefined ? {} : { search }), limit: HOST_PAGE, ...(cursor === null ? {} : { cursor }) }, id, ASK_TIMEOUT_MS)
