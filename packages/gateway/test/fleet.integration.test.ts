@@ -272,7 +272,7 @@ describe("sbx doctor through a replica", () => {
 });
 
 describe("drain", () => {
-  it("a drained daemon gets no new sandboxes; its running ones stay reachable", async () => {
+  it("a drained daemon gets no new sandboxes or volumes; its running ones stay reachable", async () => {
     const h2 = fleet.daemons[2]!;
     const onH2: Sandbox[] = [];
     for (let i = 0; i < 30 && onH2.length === 0; i++) {
@@ -287,6 +287,12 @@ describe("drain", () => {
       const created = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => Sandbox.create({ ...via(i % 2), timeout: "5m" })));
       expect(created.filter((s) => prefixOf(s.id) === "h2")).toEqual([]);
       await Promise.all(created.map((s) => s.kill()));
+      // Volumes go where disk is free (here one disk for all: ties at random), never to a draining host.
+      const volumes = new Client(via(1)).volumes;
+      const made = [];
+      for (let i = 0; i < 6; i++) made.push(await volumes.create({ slug: `fleet-drain-${i}`, capacity: "16MiB" }));
+      expect(made.filter((v) => /^vol_h2_/.test(v.id))).toEqual([]);
+      for (const v of made) await volumes.delete(v.id);
       const still = await Sandbox.connect(onH2[0]!.id, via(1));
       expect((await still.sh`echo on the drained host`.text()).trim()).toBe("on the drained host");
       await still.close();

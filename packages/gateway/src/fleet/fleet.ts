@@ -129,7 +129,8 @@ export class Fleet {
   /**
    * Hosts for a new volume or image, best first: every host up, ready and not draining, asked
    * for fresh figures, the most free disk first (a volume is a file on its host's disk; the daemon
-   * itself refuses one that does not fit). `refusals` says why the rest were left out.
+   * itself refuses one that does not fit), ties in random order (hosts sharing a disk). `refusals`
+   * says why the rest were left out.
    */
   async placeVolume(): Promise<{ order: Host[]; refusals: string[] }> {
     const refusals: string[] = [];
@@ -139,6 +140,7 @@ export class Fleet {
       else if (!h.endpoint.ready) refusals.push(`${h.label}: not ready (Kubernetes)`);
       else eligible.push(h);
     }
+    shuffle(eligible);
     const fresh = await Promise.all(
       eligible.map((host) =>
         host.refresh(2000).then(
