@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCodes, FrameOp, STREAM_WINDOW, encodeCredit, encodeFrame } from "@sbx/protocol";
+import { ErrorCodes, FrameOp, STREAM_WINDOW, VOLUME_LIMITS, encodeCredit, encodeFrame } from "@sbx/protocol";
 import { AuthError, Client, InUseError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
@@ -234,6 +234,23 @@ describe("volumes and snapshots through either replica", () => {
       await untilFree(() => a.volumes.delete(vol.id)).catch(() => {});
     }
     expect(await a.volumes.get("fleet-data")).toBeNull();
+  });
+
+  it("a new volume a host refuses for want of room (here the token's limit there) is made on another", async () => {
+    const tenant = { url: fleet.daemons[0]!.url, token: fleet.tenants[1]! };
+    const full = new Client(tenant).volumes;
+    const filler = [];
+    for (let i = 0; i < VOLUME_LIMITS.perToken; i++) filler.push(await full.create({ slug: `fill-${i}`, capacity: "16MiB" }));
+    await expect(full.create({ slug: "fill-over", capacity: "16MiB" })).rejects.toThrow(/the most the daemon allows/);
+    const volumes = new Client(via(0, 1)).volumes;
+    const made = [];
+    try {
+      // Ties on free disk go in random order: h0 comes first for about a third of these, and refuses.
+      for (let i = 0; i < 6; i++) made.push(await volumes.create({ slug: `spill-${i}`, capacity: "16MiB" }));
+      expect(made.filter((v) => /^vol_h0_/.test(v.id))).toEqual([]);
+    } finally {
+      for (const v of [...made, ...filler]) await volumes.delete(v.id);
+    }
   });
 
   it("lists merge every host's, oldest first, paged as one daemon pages; a slug made on two hosts beside the gateway is ambiguous, its ids are not", async () => {

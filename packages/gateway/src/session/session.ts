@@ -239,7 +239,7 @@ export class Session implements UpstreamOwner {
         return this.track(id, listSandboxes(this, id, params));
       case "volume":
         if (route.how === "list") return this.track(id, listAll(this, id, method as "volume.list" | "snapshot.list", params));
-        return this.track(id, route.how === "new" ? routeNew(this, id, text, msg, params) : routeByRef(this, id, text, msg, method, params));
+        return this.track(id, route.how === "new" ? routeNew(this, id, method as "volume.create" | "image.build", params) : routeByRef(this, id, text, msg, method, params));
       case "local":
         openrpcText ??= JSON.stringify(buildOpenRpc());
         return this.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${openrpcText}}`);

@@ -4,11 +4,12 @@
  *
  * - an id names its host ("vol_<prefix>_...", fleet/ids.ts); a slug, or an id a daemon made
  *   without a prefix, is looked for on every host;
- * - a new volume goes to the host with the most free disk, or, made from a snapshot, to the
- *   snapshot's; an image is built where the most disk is free; a new slug is refused when some
- *   host already has it for this token, so through the gateway a slug names one thing in the
- *   fleet (two made directly on two daemons stay reachable by id; their slug is refused as
- *   ambiguous, naming the hosts); a sandbox's snapshot is checked the same way;
+ * - a new volume goes to the host with the most free disk (the next one if that host refuses it
+ *   for want of room), or, made from a snapshot, to the snapshot's; an image is built the same
+ *   way; a new slug is refused when some host already has it for this token, so through the
+ *   gateway a slug names one thing in the fleet (two made directly on two daemons stay
+ *   reachable by id; their slug is refused as ambiguous, naming the hosts); a sandbox's
+ *   snapshot is checked the same way;
  * - a sandbox that names volumes or a root is created on their host;
  * - lists ask every host and merge, paged as a daemon pages (cursor: the last item's id).
  */
@@ -88,24 +89,46 @@ export async function routeByRef(session: Session, id: Id, text: string, msg: { 
   session.forwardTo(place.host, text, msg);
 }
 
-/** volume.create and image.build: on the snapshot's host (`from`), else where the most disk is free. */
-export async function routeNew(session: Session, id: Id, text: string, msg: { id: Id; method: string }, params: { slug: string; from?: string }): Promise<void> {
-  let host: Host;
+/** Refusals another host may not give: full or over the token's per-host limit (ResourceLimit), busy or going away (Unavailable), broken (InternalError), without volumes or an image builder (Unsupported). */
+const TRY_ANOTHER = new Set<number>([ErrorCodes.ResourceLimit, ErrorCodes.Unavailable, ErrorCodes.InternalError, ErrorCodes.Unsupported]);
+/** Hosts a new volume or image is offered to before the last refusal is the answer. */
+const MAX_ATTEMPTS = 3;
+
+/**
+ * volume.create and image.build: on the snapshot's host (`from`), else where the most disk is
+ * free, and if that host refuses it for want of room (or of an image builder), on the next one.
+ * A daemon that refuses leaves nothing behind, so trying again elsewhere is safe.
+ */
+export async function routeNew(session: Session, id: Id, method: "volume.create" | "image.build", params: { slug: string; from?: string }): Promise<void> {
+  let order: Host[];
   if (params.from !== undefined) {
     const place = await locate(session, id, params.from, "snapshot");
     if ("error" in place) return session.replyError(id, place.error);
-    host = place.host;
+    order = [place.host];
   } else {
-    const { order, refusals } = await session.fleet.placeVolume();
-    if (!order[0]) {
-      const why = refusals.length ? `: ${refusals.slice(0, 10).join("; ")}` : ` (${session.fleet.describe()})`;
+    const placed = await session.fleet.placeVolume();
+    if (!placed.order[0]) {
+      const why = placed.refusals.length ? `: ${placed.refusals.slice(0, 10).join("; ")}` : ` (${session.fleet.describe()})`;
       return session.replyError(id, { code: ErrorCodes.Unavailable, message: `no sbx host takes new volumes now${why}` });
     }
-    host = order[0];
+    order = placed.order.slice(0, MAX_ATTEMPTS);
   }
   const taken = await slugTaken(session, id, params.slug);
   if (taken) return session.replyError(id, taken);
-  session.forwardTo(host, text, msg);
+  let last: RpcError = { code: ErrorCodes.Unavailable, message: `every host chosen for this ${method === "image.build" ? "image" : "volume"} went away before it could make it` };
+  for (const host of order) {
+    if (session.isClosed) return;
+    // The client's own connection: an image build's progress reaches the client on it as the daemon sends it.
+    const answer: { result?: unknown; error?: RpcError } = await session
+      .upstreamFor(host)
+      .request(method, params, id)
+      .catch((err: Error) => ({ error: { code: ErrorCodes.Unavailable, message: `host lost during ${method}: ${err.message}` } }));
+    if (!answer.error) return session.reply(id, answer.result);
+    last = answer.error;
+    if (!TRY_ANOTHER.has(last.code)) break;
+    session.log.info(`${method} refused by ${host.label} (${last.message}); trying another host`);
+  }
+  session.replyError(id, last);
 }
 
 /** sandbox.create naming volumes or a root: on the one host holding them all. */
