@@ -11,8 +11,7 @@ import type { MethodName } from "@sbx/protocol";
  *   named (by id, or by slug asked of every host), `new` where placement (or the snapshot made
  *   from) puts it, `list` from every host, merged and paged;
  * - `local`: answered by the gateway itself;
- * - `host`: a per-host operator method, refused (call it on the daemon);
- * - `refused`: not served through a gateway (Unsupported, saying why).
+ * - `host`: a per-host operator method, refused (call it on the daemon).
  */
 export type Route =
   | { kind: "sandbox"; field: "sandbox" | "id" }
@@ -20,8 +19,7 @@ export type Route =
   | { kind: "list" }
   | { kind: "volume"; how: "byRef" | "new" | "list" }
   | { kind: "local" }
-  | { kind: "host" }
-  | { kind: "refused"; why: string };
+  | { kind: "host" };
 
 const bySandbox: Route = { kind: "sandbox", field: "sandbox" };
 const byId: Route = { kind: "sandbox", field: "id" };

@@ -245,8 +245,6 @@ export class Session implements UpstreamOwner {
         return this.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${openrpcText}}`);
       case "host":
         return this.fail(id, ErrorCodes.MethodNotFound, `${method} is a per-host operator method: the gateway does not forward it; call it on a daemon with its operator token`);
-      case "refused":
-        return this.fail(id, ErrorCodes.Unsupported, `${method}: ${route.why}`);
     }
   }
 
