@@ -11,11 +11,12 @@ import { promisify } from "node:util";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes, FrameOp, STREAM_WINDOW, VOLUME_LIMITS, encodeCredit, encodeFrame } from "@sbx/protocol";
-import { AuthError, Client, InUseError, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
+import { AuthError, Client, InvalidOptionError, RpcError, Sandbox, SandboxNotFoundError, type EgressEvent } from "@sbx/client";
 import { CLI } from "../../daemon/test/helpers/daemon.js";
 import { RawClient } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, token, type TestFleet } from "./helpers/fleet.js";
 import { killAtEnd } from "../../daemon/test/helpers/kill-at-end.js";
+import { untilFree } from "../../daemon/test/helpers/images.js";
 
 const execFileP = promisify(execFile);
 let fleet: TestFleet;
@@ -169,17 +170,6 @@ describe("every SDK call through either replica", () => {
 
 describe("volumes and snapshots through either replica", () => {
   const hostOf = (id: string) => /^(?:vol|snap)_(h\d)_/.exec(id)?.[1];
-  /** Retries while a sandbox that just ended still holds what `fn` needs (InUse). */
-  async function untilFree<T>(fn: () => Promise<T>): Promise<T> {
-    for (let i = 0; ; i++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof InUseError) || i > 100) throw err;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-  }
   /** The tenant's client straight to daemon `i`, beside the gateway. */
   const direct = (i: number) => new Client({ url: fleet.daemons[i]!.url, token: fleet.tenants[0]! });
 

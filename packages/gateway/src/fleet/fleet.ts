@@ -2,7 +2,7 @@ import type { DaemonEndpoint, Discovery } from "../discovery/discovery.js";
 import type { Logger } from "../log.js";
 import { Host } from "./host.js";
 import { hostPrefixOf } from "./ids.js";
-import { assess, type Request } from "./placement.js";
+import { assess, type DaemonInfo, type Request } from "./placement.js";
 
 /** Hosts that went away, remembered (bounded) so their sandboxes get "host lost" rather than "not found". */
 const LOST_MEMORY = 1024;
@@ -90,25 +90,11 @@ export class Fleet {
    */
   async place(req: Request): Promise<{ order: Host[]; refusals: string[] }> {
     const refusals: string[] = [];
-    const eligible: Host[] = [];
-    for (const h of this.hosts.values()) {
-      if (h.state !== "up") refusals.push(`${h.label}: ${h.downReason || "connecting"}`);
-      else if (!h.endpoint.ready) refusals.push(`${h.label}: not ready (Kubernetes)`);
-      else eligible.push(h);
-    }
-    shuffle(eligible);
-    const sampled = eligible.slice(0, this.opts.placementCandidates);
-    const fresh = await Promise.all(
-      sampled.map((host) =>
-        host.refresh(2000).then(
-          (info) => ({ host, info }),
-          (err: Error) => (refusals.push(`${host.label}: ${err.message}`), null),
-        ),
-      ),
-    );
+    const eligible = this.eligible(refusals);
+    const fresh = await refreshed(eligible.slice(0, this.opts.placementCandidates), refusals);
     // From here to the reservation below nothing waits: concurrent creates see each other's choice.
     const scored: Array<{ host: Host; load: number }> = [];
-    for (const { host, info } of fresh.filter((f) => f !== null)) {
+    for (const { host, info } of fresh) {
       const verdict = assess(info, req, host.placing);
       if ("load" in verdict) scored.push({ host, load: verdict.load });
       else refusals.push(`${host.label}: ${verdict.refused}`);
@@ -134,6 +120,13 @@ export class Fleet {
    */
   async placeVolume(): Promise<{ order: Host[]; refusals: string[] }> {
     const refusals: string[] = [];
+    const open = (await refreshed(this.eligible(refusals), refusals)).filter(({ host, info }) => !info.draining || (refusals.push(`${host.label}: draining`), false));
+    open.sort((a, b) => b.info.capacity.disk.freeBytes - a.info.capacity.disk.freeBytes);
+    return { order: open.map((f) => f.host), refusals };
+  }
+
+  /** Hosts up and ready, in random order; why each other one is out goes to `refusals`. */
+  private eligible(refusals: string[]): Host[] {
     const eligible: Host[] = [];
     for (const h of this.hosts.values()) {
       if (h.state !== "up") refusals.push(`${h.label}: ${h.downReason || "connecting"}`);
@@ -141,17 +134,7 @@ export class Fleet {
       else eligible.push(h);
     }
     shuffle(eligible);
-    const fresh = await Promise.all(
-      eligible.map((host) =>
-        host.refresh(2000).then(
-          (info) => ({ host, info }),
-          (err: Error) => (refusals.push(`${host.label}: ${err.message}`), null),
-        ),
-      ),
-    );
-    const open = fresh.filter((f) => f !== null && (!f.info.draining || (refusals.push(`${f.host.label}: draining`), false)));
-    open.sort((a, b) => b!.info.capacity.disk.freeBytes - a!.info.capacity.disk.freeBytes);
-    return { order: open.map((f) => f!.host), refusals };
+    return eligible;
   }
 
   /** Replaces the set of daemons with what discovery reports now. */
@@ -208,6 +191,19 @@ export class Fleet {
       if (this.lostPrefixes.size > LOST_MEMORY) this.lostPrefixes.delete(this.lostPrefixes.keys().next().value!);
     }
   }
+}
+
+/** Fresh figures (daemon.info) of `hosts`, in their order; a host that does not answer within 2 s goes to `refusals`. */
+async function refreshed(hosts: Host[], refusals: string[]): Promise<Array<{ host: Host; info: DaemonInfo }>> {
+  const fresh = await Promise.all(
+    hosts.map((host) =>
+      host.refresh(2000).then(
+        (info) => ({ host, info }),
+        (err: Error) => (refusals.push(`${host.label}: ${err.message}`), null),
+      ),
+    ),
+  );
+  return fresh.filter((f) => f !== null);
 }
 
 function shuffle<T>(a: T[]): void {
