@@ -47,7 +47,7 @@ export class Connection {
   private readonly closedPromise: Promise<void>;
 
   private constructor(private readonly ws: WebSocket, readonly url: string) {
-    this.streams = new StreamTable((frame) => this.sendBinary(frame));
+    this.streams = new StreamTable((frame, payload, written) => this.sendBinary(frame, payload, written));
     this.rpc = new JSONRPCClient((payload) => {
       if (this.closedWith) throw this.closedError(`connection to ${url} is closed (${this.closedWith})`);
       ws.send(JSON.stringify(payload));
@@ -134,8 +134,12 @@ export class Connection {
     else this.closeListeners.add(listener);
   }
 
-  sendBinary(frame: Uint8Array): void {
-    if (!this.closedWith) this.ws.send(frame);
+  /** A stream frame, or a DATA frame's header and payload as one message in two fragments (see Send in streams.ts). */
+  sendBinary(frame: Uint8Array, payload?: Uint8Array, written?: () => void): void {
+    if (this.closedWith) return written?.();
+    if (!payload) return this.ws.send(frame);
+    this.ws.send(frame, { binary: true, fin: false });
+    this.ws.send(payload, { binary: true, fin: true }, written && (() => written()));
   }
 
   async close(): Promise<void> {

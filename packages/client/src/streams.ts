@@ -1,7 +1,13 @@
 import { CREDIT_BATCH, FrameOp, MAX_CHUNK, STREAM_WINDOW, creditOf, encodeAbort, encodeCredit, encodeFrame, type Frame } from "@sbx/protocol";
 import { SandboxError } from "./errors.js";
 
-type Send = (frame: Uint8Array) => void;
+/**
+ * Sends a stream frame. With `payload`, `frame` is a DATA frame's header and the two go as the two
+ * fragments of one message, so the payload is never copied to join them (the daemon reads them
+ * apart too); `written` is called once the payload has gone to the socket, until when it may still
+ * be the caller's buffer.
+ */
+type Send = (frame: Uint8Array, payload?: Uint8Array, written?: () => void) => void;
 
 /** Bytes the daemon sends us, exposed as a Web ReadableStream that grants credit as it is read. */
 export class IncomingStream {
@@ -76,14 +82,23 @@ export class OutgoingStream {
     this.writable = new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new TypeError("write a Uint8Array");
+        if (chunk.byteLength === 0) return;
+        let written = false;
+        const onWritten = () => {
+          written = true;
+          this.wake?.();
+        };
         for (let off = 0; off < chunk.byteLength; ) {
           while (this.outstanding >= STREAM_WINDOW && !this.error) await new Promise<void>((r) => (this.wake = r));
           if (this.error) throw this.error;
           const n = Math.min(chunk.byteLength - off, MAX_CHUNK, STREAM_WINDOW - this.outstanding);
-          this.send(encodeFrame(FrameOp.Data, this.id, chunk.subarray(off, off + n)));
+          this.send(encodeFrame(FrameOp.Data, this.id), chunk.subarray(off, off + n), off + n === chunk.byteLength ? onWritten : undefined);
           this.outstanding += n;
           off += n;
         }
+        // The chunk is the caller's again once write() resolves: not before the socket has it.
+        while (!written && !this.error) await new Promise<void>((r) => (this.wake = r));
+        if (!written) throw this.error;
       },
       close: () => {
         if (this.error) throw this.error;

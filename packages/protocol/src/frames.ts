@@ -76,6 +76,30 @@ export function decodeFrame(data: Uint8Array): Frame | string {
   return { op: data[0] as FrameOp, stream, payload: data.subarray(FRAME_HEADER) };
 }
 
+/**
+ * Decodes a frame that came as the fragments of one WebSocket message (a `ws` receiver with
+ * `binaryType: "fragments"`). The SDK sends a DATA frame as two fragments, its five-byte header
+ * and then the payload, so it never copies the payload to put the header in front: those two
+ * are read without a copy. A message split any other way (a peer may split it as it likes) is
+ * joined first.
+ */
+export function decodeFrameParts(parts: readonly Uint8Array[]): Frame | string {
+  if (parts.length === 2 && parts[0]!.byteLength === FRAME_HEADER) {
+    const [head, payload] = parts as [Uint8Array, Uint8Array];
+    const stream = new DataView(head.buffer, head.byteOffset, FRAME_HEADER).getUint32(1);
+    const problem = frameProblem(FRAME_HEADER + payload.byteLength, head[0]!, stream);
+    return problem ?? { op: head[0] as FrameOp, stream, payload };
+  }
+  if (parts.length === 1) return decodeFrame(parts[0]!);
+  const whole = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    whole.set(p, off);
+    off += p.byteLength;
+  }
+  return decodeFrame(whole);
+}
+
 export function creditOf(frame: Frame): number {
   return new DataView(frame.payload.buffer, frame.payload.byteOffset, 4).getUint32(0);
 }

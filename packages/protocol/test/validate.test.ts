@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeFrame, encodeCredit, encodeFrame, creditOf, explainParams, FrameOp, jsonDepth, MAX_CHUNK, METHODS, buildOpenRpc } from "../src/index.js";
+import { decodeFrame, decodeFrameParts, encodeCredit, encodeFrame, creditOf, explainParams, FrameOp, jsonDepth, MAX_CHUNK, METHODS, buildOpenRpc } from "../src/index.js";
 
 describe("explainParams names the offending field", () => {
   it.each([
@@ -39,6 +39,29 @@ describe("frames", () => {
     expect(decodeFrame(encodeFrame(FrameOp.Data, 0, new Uint8Array(1)))).toMatch(/stream 0/);
     expect(decodeFrame(encodeFrame(FrameOp.Data, 1, new Uint8Array(MAX_CHUNK + 1)))).toMatch(/exceeds/);
     expect(decodeFrame(encodeFrame(FrameOp.Credit, 1, new Uint8Array(3)))).toMatch(/4-byte/);
+  });
+
+  it("decodes a message's fragments however it was split, the SDK's header-then-payload without a copy", () => {
+    const payload = new Uint8Array(1000).map((_, i) => i & 0xff);
+    const whole = encodeFrame(FrameOp.Data, 0x01020304, payload);
+    const splits = [[whole], [whole.subarray(0, 5), whole.subarray(5)], [whole.subarray(0, 2), whole.subarray(2)], [whole.subarray(0, 5), whole.subarray(5, 300), whole.subarray(300)], [whole.subarray(0, 7), whole.subarray(7)]];
+    for (const parts of splits) {
+      const f = decodeFrameParts(parts);
+      expect(f, `split ${parts.map((p) => p.byteLength)}`).toMatchObject({ op: FrameOp.Data, stream: 0x01020304 });
+      expect(Buffer.from((f as { payload: Uint8Array }).payload).equals(Buffer.from(payload))).toBe(true);
+    }
+    const sdk = [encodeFrame(FrameOp.Data, 3), payload];
+    expect((decodeFrameParts(sdk) as { payload: Uint8Array }).payload).toBe(payload);
+  });
+
+  it("checks fragments as it checks a whole frame", () => {
+    expect(decodeFrameParts([])).toMatch(/shorter than its header/);
+    expect(decodeFrameParts([new Uint8Array([0, 0]), new Uint8Array([0])])).toMatch(/shorter than its header/);
+    expect(decodeFrameParts([encodeFrame(FrameOp.Data, 1), new Uint8Array(MAX_CHUNK + 1)])).toMatch(/exceeds/);
+    expect(decodeFrameParts([encodeFrame(FrameOp.End, 1), new Uint8Array(1)])).toMatch(/END frame with a payload/);
+    expect(decodeFrameParts([encodeFrame(FrameOp.Credit, 1), new Uint8Array(4), new Uint8Array(1)])).toMatch(/4-byte/);
+    expect(decodeFrameParts([encodeFrame(9 as FrameOp, 1), new Uint8Array(4)])).toMatch(/unknown frame op/);
+    expect(decodeFrameParts([encodeFrame(FrameOp.Data, 0), new Uint8Array(4)])).toMatch(/stream 0/);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { WebSocket } from "ws";
 import { JSONRPCErrorCode, type JSONRPCRequest, type JSONRPCServer } from "json-rpc-2.0";
 import {
-  FrameOp, METHODS, creditOf, decodeFrame, encodeAbort, encodeCredit, encodeFrame, explainParams, isMethod, jsonDepth,
+  FrameOp, METHODS, creditOf, decodeFrameParts, encodeAbort, encodeCredit, encodeFrame, explainParams, isMethod, jsonDepth,
   ErrorCodes, BIND_ERROR_CODE, bindingAfterCreate, bindingOnCall, bindingProblem, type Binding, type NotificationName, type NotificationParams,
 } from "@sbx/protocol";
 import type { Client } from "../sandbox/sandbox.js";
@@ -60,7 +60,10 @@ export class Connection implements Client {
     /** What the upgrade URL's `bind` promised: the one sandbox this connection may talk about. */
     private binding: Binding = { kind: "none" },
   ) {
-    ws.on("message", (data: Buffer, isBinary) => (isBinary ? this.onBinary(data) : this.onText(data.toString("utf8"))));
+    // A binary message as its fragments: the SDK sends a DATA frame's header and payload as two,
+    // so that neither side copies the payload to join them (decodeFrameParts). Text comes whole.
+    ws.binaryType = "fragments";
+    ws.on("message", (data: Buffer | Buffer[], isBinary) => (isBinary ? this.onBinary(data as Buffer[]) : this.onText(data.toString("utf8"))));
     ws.on("close", () => this.onClose());
     ws.on("error", () => {});
   }
@@ -269,8 +272,8 @@ export class Connection implements Client {
     for (const field of Object.keys(streams)) this.streams.get(params[field] as number)?.relay.abort(reason);
   }
 
-  private onBinary(data: Buffer): void {
-    const frame = decodeFrame(data);
+  private onBinary(parts: Buffer[]): void {
+    const frame = decodeFrameParts(parts);
     if (typeof frame === "string") return this.violation(`malformed stream frame: ${frame}`);
     const entry = this.streams.get(frame.stream);
     if (!entry) return; // a stream that already ended

@@ -55,6 +55,11 @@ export class RawClient {
     this.ws.send(encodeFrame(FrameOp.Data, stream, bytes));
   }
 
+  /** One binary message sent as these fragments, in order. */
+  fragments(parts: Uint8Array[]): void {
+    parts.forEach((p, i) => this.ws.send(p, { binary: true, fin: i === parts.length - 1 }));
+  }
+
   end(stream: number): void {
     this.ws.send(encodeFrame(FrameOp.End, stream));
   }

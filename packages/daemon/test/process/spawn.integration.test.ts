@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import { RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
 import { useSandbox } from "../helpers/fixtures.js";
@@ -35,6 +36,21 @@ describe("spawn", () => {
     const second = await reader.read();
     expect(text(second.value!)).toBe("got ping\n");
     expect((await p.status).code).toBe(0);
+  });
+
+  it("a writer may reuse its buffer as soon as write() resolves", async () => {
+    const p = await sb.spawn("sha256sum", { stdin: "piped" });
+    const writer = p.stdin!.getWriter();
+    const buf = new Uint8Array(1 << 20);
+    const hash = createHash("sha256");
+    // 24 MiB through one buffer, refilled after each write: three windows, so some writes wait for credit.
+    for (let i = 0; i < 24; i++) {
+      buf.fill(i + 1);
+      hash.update(buf);
+      await writer.write(buf);
+    }
+    await writer.close();
+    expect((await p.output()).stdoutText).toBe(`${hash.digest("hex")}  -\n`);
   });
 
   it("reports exit codes, signals and success", async () => {

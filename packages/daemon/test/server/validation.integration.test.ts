@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FrameOp, MAX_CHUNK, STREAM_WINDOW, encodeFrame } from "@sbx/protocol";
 import { InvalidOptionError, RpcError, Sandbox } from "@sbx/client";
@@ -246,11 +247,42 @@ describe("bounds on a connection", () => {
     oversized.ws.send(encodeFrame(FrameOp.Data, 3, new Uint8Array(MAX_CHUNK + 1)));
     expect(await waitClosed(oversized)).toEqual({ code: 1008, reason: `malformed stream frame: DATA frame of ${MAX_CHUNK + 1} bytes exceeds ${MAX_CHUNK}` });
 
+    const oversizedInFragments = await RawClient.open(daemon.url, daemon.token);
+    oversizedInFragments.fragments([encodeFrame(FrameOp.Data, 3), new Uint8Array(MAX_CHUNK), new Uint8Array(1)]);
+    expect(await waitClosed(oversizedInFragments)).toEqual({ code: 1008, reason: `malformed stream frame: DATA frame of ${MAX_CHUNK + 1} bytes exceeds ${MAX_CHUNK}` });
+
+    const unknownOpInFragments = await RawClient.open(daemon.url, daemon.token);
+    unknownOpInFragments.fragments([encodeFrame(9 as FrameOp, 3), new Uint8Array(4)]);
+    expect(await waitClosed(unknownOpInFragments)).toEqual({ code: 1008, reason: "malformed stream frame: unknown frame op 9" });
+
     const streamZero = await RawClient.open(daemon.url, daemon.token);
     streamZero.ws.send(encodeFrame(FrameOp.End, 0));
     expect(await waitClosed(streamZero)).toEqual({ code: 1008, reason: "malformed stream frame: frame for stream 0" });
 
     await daemonStillServes();
+  });
+
+  it("a DATA frame in fragments, split anywhere, reaches the process whole (the SDK sends header, then payload)", async () => {
+    const client = await RawClient.open(daemon.url, daemon.token);
+    try {
+      const spawned = await client.call("process.spawn", { sandbox: sb.id, cmd: "sha256sum", stdin: 11, stdout: 12, stderr: null });
+      expect(spawned.error).toBeUndefined();
+      const hash = createHash("sha256");
+      const splits = (frame: Uint8Array) => [[frame], [frame.subarray(0, 5), frame.subarray(5)], [frame.subarray(0, 2), frame.subarray(2)], [frame.subarray(0, 5), frame.subarray(5, 100), frame.subarray(100)], [frame.subarray(0, 9), frame.subarray(9)]];
+      for (let i = 0; i < 5; i++) {
+        const payload = randomBytes(MAX_CHUNK - i);
+        hash.update(payload);
+        client.fragments(splits(encodeFrame(FrameOp.Data, 11, payload))[i]!);
+      }
+      client.end(11);
+      const deadline = Date.now() + 10_000;
+      while (!client.frames.some((f) => f.stream === 12 && f.op === FrameOp.End) && Date.now() < deadline) await sleep(10);
+      const out = Buffer.concat(client.frames.filter((f) => f.stream === 12 && f.op === FrameOp.Data).map((f) => f.payload)).toString();
+      expect(out).toBe(`${hash.digest("hex")}  -\n`);
+      expect(client.closed).toBeNull();
+    } finally {
+      client.close();
+    }
   });
 
   it("DATA on a stream the daemon writes closes the connection with 1008", async () => {
