@@ -88,15 +88,16 @@ describe("remask", () => {
     expect(payloadOf(g).equals(payload)).toBe(true);
   });
 
-  it("masks a joined message (zero key) like any other", () => {
-    const payload = bytes(300);
-    const header = frameHeader(Opcode.Binary, payload.length, 0);
-    const f: Frame = { fin: true, opcode: Opcode.Binary, raw: [header, Buffer.from(payload)], headerLength: header.length, payloadLength: payload.length, key: 0 };
-    const out = Buffer.concat(remask(f));
-    const g = readFrames(out, out.length, "client").frames[0]!;
-    expect(g.key).not.toBe(0);
-    expect(out.subarray(out.length - 300).equals(payload)).toBe(false); // masked on the wire
-    expect(payloadOf(g).equals(payload)).toBe(true);
+  it("keeps a fragment's opcode and FIN bit: a message passed on in fragments stays one message", () => {
+    const head = bytes(5);
+    const rest = bytes(70_000);
+    const input = Buffer.concat([rawClientFrame(Opcode.Binary, head, { fin: false }), rawClientFrame(Opcode.Continuation, rest)]);
+    const { frames } = readFrames(input, 4096, "client");
+    const out = Buffer.concat(frames.flatMap((f) => remask(f)));
+    const again = readFrames(out, out.length, "client");
+    expect(again.problem).toBeNull();
+    expect(again.frames.map((g) => [g.opcode, g.fin])).toEqual([[Opcode.Binary, false], [Opcode.Continuation, true]]);
+    expect(Buffer.concat(again.frames.map(payloadOf)).equals(Buffer.concat([head, rest]))).toBe(true);
   });
 });
 
@@ -120,7 +121,7 @@ describe("ClientSocket behind the gateway's handshake", () => {
   let server: Server;
   let url: string;
   const MAX = 64 * 1024;
-  type Got = { kind: string; data?: Buffer; key?: number; code?: number; reason?: string };
+  type Got = { kind: string; data?: Buffer; key?: number; frames?: number; code?: number; reason?: string };
   const sockets: Array<{ socket: ClientSocket; got: Got[]; batches: number[]; wait: (kind: string) => Promise<Got> }> = [];
 
   beforeAll(async () => {
@@ -144,7 +145,7 @@ describe("ClientSocket behind the gateway's handshake", () => {
       };
       client.start({
         text: (data) => push({ kind: "text", data: Buffer.from(data) }),
-        binary: (frame) => push({ kind: "binary", key: frame.key, data: Buffer.from(payloadOf(frame)) }),
+        binary: (frames) => push({ kind: "binary", key: frames[0]!.key, frames: frames.length, data: Buffer.concat(frames.map((f) => Buffer.from(payloadOf(f)))) }),
         closed: (code, reason) => push({ kind: "closed", code, reason }),
       });
       let seen = 0;
@@ -257,7 +258,7 @@ describe("ClientSocket behind the gateway's handshake", () => {
     ws.close();
   });
 
-  it("joins fragments (with a ping between them) and answers the ping", async () => {
+  it("joins a text message's fragments (with a ping between them), answers the ping, and hands on a binary message's fragments as they came", async () => {
     const { ws, wait } = await wsClient();
     const pong = new Promise<Buffer>((r) => ws.once("pong", r));
     ws.send("ab", { fin: false });
@@ -268,6 +269,7 @@ describe("ClientSocket behind the gateway's handshake", () => {
     ws.send(bytes(10), { fin: false, binary: true });
     ws.send(bytes(20), { fin: true, binary: true });
     const b = await wait("binary");
+    expect(b.frames).toBe(2);
     expect(b.data!.equals(Buffer.concat([bytes(10), bytes(20)]))).toBe(true);
     ws.close();
   });

@@ -7,10 +7,12 @@
  * maxConnections; a gateway shutting down closes them with 1001; without the relay, bound
  * connections stay on the gateway's own path.
  */
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ErrorCodes, FrameOp } from "@sbx/protocol";
+import { Sandbox } from "@sbx/client";
 import { RawClient, tryUpgrade } from "../../daemon/test/helpers/raw.js";
 import { startFleet, startGateway, type TestFleet, type TestGateway } from "./helpers/fleet.js";
 
@@ -155,6 +157,26 @@ it("on its own path too, the gateway holds a bound connection to its sandbox as 
     expect((await fresh.call("fs.stat", { sandbox: made, path: "." })).result.isDirectory).toBe(true);
     bound.close();
     fresh.close();
+  } finally {
+    for (const k of keep) k.close();
+    await own.stop();
+  }
+});
+
+it("on its own path, the SDK's stream writes (DATA as header and payload, two fragments) reach the sandbox byte for byte", async () => {
+  const own = await ownGateway("own-fragments", { nativeRelay: false }); // no relay process: every byte through the gateway's own path
+  const keep: RawClient[] = [];
+  try {
+    const id = await sandboxOn(1, keep);
+    await using sb = await Sandbox.connect(id, { url: own.url, token: fleet.tenants[0]! });
+    const data = randomBytes(3 << 20);
+    await sb.fs.writeFile("up.bin", data);
+    expect((await sb.sh`sha256sum up.bin`.text()).split(" ")[0]).toBe(createHash("sha256").update(data).digest("hex"));
+    const p = await sb.spawn("wc", { args: ["-c"], stdin: "piped" });
+    const writer = p.stdin!.getWriter();
+    for (let i = 0; i < 5; i++) await writer.write(new Uint8Array(700_000 + i));
+    await writer.close();
+    expect((await p.output()).stdoutText!.trim()).toBe(String(5 * 700_000 + 10));
   } finally {
     for (const k of keep) k.close();
     await own.stop();

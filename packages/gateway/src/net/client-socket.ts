@@ -1,6 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import type { Socket } from "node:net";
-import { CloseCode, FrameReader, frameHeader, Opcode, payloadOf, serverFrame, type Frame, type Violation } from "./frames.js";
+import { CloseCode, FrameReader, Opcode, payloadOf, serverFrame, type Frame, type Violation } from "./frames.js";
 import { surrender, type Surrendered } from "./surrender.js";
 import { FrameWriter } from "./writer.js";
 
@@ -14,10 +14,11 @@ export interface ClientSocketEvents {
   /** A text message's payload (valid UTF-8). */
   text(payload: Buffer): void;
   /**
-   * A binary message as one final frame, masked: the client's own bytes when it came whole (pass
-   * it on with `remask`, which changes them), else its reassembled payload under a zero key.
+   * A binary message as the client's own frames, masked: one when it came whole, else its
+   * fragments in order (pass each on with `remask`, which changes its bytes, all in the same turn,
+   * so nothing comes between them).
    */
-  binary(frame: Frame): void;
+  binary(frames: Frame[]): void;
   /** The connection is gone: the client's close code (1005 none given, 1006 none received) and reason. */
   closed(code: number, reason: string): void;
 }
@@ -27,19 +28,13 @@ export function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
-/** A message joined from fragments, as one final frame masked with the zero key (its bytes as they are). */
-function joinedFrame(opcode: number, payload: Buffer): Frame {
-  const header = frameHeader(opcode, payload.length, 0);
-  return { fin: true, opcode, raw: [header, payload], headerLength: header.length, payloadLength: payload.length, key: 0 };
-}
-
 /**
  * The server side of a client's WebSocket connection, after the gateway's own handshake
- * (upgrade.ts), written for forwarding: a binary message comes out as its frame's bytes (only
- * its header read), a text message as its unmasked payload; what goes to the client is frames'
+ * (upgrade.ts), written for forwarding: a binary message comes out as its frames' bytes (only
+ * their headers read), a text message as its unmasked payload; what goes to the client is frames'
  * bytes, the daemons' own passed as they are. Per RFC 6455: a client's frames must be masked,
  * control frames answered (ping with pong, close with close, then the server ends the TCP
- * connection first), fragments joined up to `maxMessage` bytes; any violation closes the
+ * connection first), a text message's fragments joined, a message held to `maxMessage` bytes; any violation closes the
  * connection with its code (1002 framing, 1007 invalid UTF-8, 1009 too big). No extension is
  * negotiated, so frames with reserved bits are violations too.
  */
@@ -47,7 +42,7 @@ export class ClientSocket {
   private readonly reader: FrameReader;
   private readonly writer: FrameWriter;
   private events: ClientSocketEvents | null = null;
-  private fragments: { opcode: number; parts: Buffer[]; bytes: number } | null = null;
+  private fragments: { opcode: number; frames: Frame[]; bytes: number } | null = null;
   private closeSent = false;
   private closeReceived: { code: number; reason: string } | null = null;
   private ended = false;
@@ -162,19 +157,19 @@ export class ClientSocket {
       case Opcode.Binary:
         if (this.fragments) return this.violation({ code: CloseCode.ProtocolError, message: "a new message before the last one's fragments ended" });
         if (!f.fin) {
-          this.fragments = { opcode: f.opcode, parts: [payloadOf(f)], bytes: f.payloadLength };
+          this.fragments = { opcode: f.opcode, frames: [f], bytes: f.payloadLength };
           return;
         }
-        return this.message(f.opcode, f, null);
+        return this.message(f.opcode, [f]);
       case Opcode.Continuation: {
         const m = this.fragments;
         if (!m) return this.violation({ code: CloseCode.ProtocolError, message: "a continuation frame with no message to continue" });
         m.bytes += f.payloadLength;
         if (m.bytes > this.maxMessage) return this.violation({ code: CloseCode.TooBig, message: `a message over the ${this.maxMessage}-byte limit` });
-        m.parts.push(payloadOf(f));
+        m.frames.push(f);
         if (!f.fin) return;
         this.fragments = null;
-        return this.message(m.opcode, null, Buffer.concat(m.parts, m.bytes));
+        return this.message(m.opcode, m.frames);
       }
       case Opcode.Ping:
         if (this.isOpen) this.writer.write(serverFrame(Opcode.Pong, payloadOf(f)));
@@ -186,16 +181,17 @@ export class ClientSocket {
     }
   }
 
-  /** A whole message: its one frame, or its joined payload. */
-  private message(opcode: number, frame: Frame | null, joined: Buffer | null): void {
+  /** A whole message: its one frame, or its fragments. */
+  private message(opcode: number, frames: Frame[]): void {
     // After its own close frame, the gateway takes no more calls (the client is told nothing more).
     if (this.closeSent) return;
     if (opcode === Opcode.Text) {
-      const payload = joined ?? payloadOf(frame!);
+      const parts = frames.map(payloadOf);
+      const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       if (!isUtf8(payload)) return this.violation({ code: CloseCode.InvalidData, message: "a text message that is not valid UTF-8" });
       this.events!.text(payload);
     } else {
-      this.events!.binary(frame ?? joinedFrame(opcode, joined!));
+      this.events!.binary(frames);
     }
     // One connection's flood takes turns with everyone else's traffic.
     if (++this.delivered >= MESSAGES_PER_TURN && !this.ended) {

@@ -42,6 +42,15 @@ export function payloadByte(frame: Frame, i: number): number {
   throw new RangeError(`payload byte ${i} of a ${frame.payloadLength}-byte frame`);
 }
 
+/** Byte `i` of a message's payload, unmasked, across its frames (a fragmented message's in order). */
+export function messageByte(frames: readonly Frame[], i: number): number {
+  for (const frame of frames) {
+    if (i < frame.payloadLength) return payloadByte(frame, i);
+    i -= frame.payloadLength;
+  }
+  throw new RangeError(`payload byte ${i} past the message's end`);
+}
+
 /** The payload's parts as slices of the frame's bytes (as received: still masked if the frame was). */
 export function payloadParts(frame: Frame): Buffer[] {
   const parts: Buffer[] = [];
@@ -77,9 +86,9 @@ export function payloadOf(frame: Frame): Buffer {
 /** Bytes of the header of a frame of `length` payload bytes, masked or not. */
 const headerSize = (length: number, masked: boolean): number => (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
 
-/** Writes the header of a final frame of `length` payload bytes at the start of `out` (with the masking key `key` unless null); returns its size. */
-function writeHeader(out: Buffer, opcode: number, length: number, key: number | null): number {
-  out[0] = 0x80 | opcode;
+/** Writes the header of a frame of `length` payload bytes at the start of `out` (with the masking key `key` unless null; final unless `fin` is false); returns its size. */
+function writeHeader(out: Buffer, opcode: number, length: number, key: number | null, fin = true): number {
+  out[0] = (fin ? 0x80 : 0) | opcode;
   const masked = key === null ? 0 : 0x80;
   let at = 2;
   if (length < 126) out[1] = masked | length;
@@ -97,10 +106,10 @@ function writeHeader(out: Buffer, opcode: number, length: number, key: number | 
   return key === null ? at : at + 4;
 }
 
-/** The header of a final frame of `length` payload bytes; with a masking key when `key` is given. */
-export function frameHeader(opcode: number, length: number, key: number | null): Buffer {
+/** The header of a frame of `length` payload bytes (final unless `fin` is false); with a masking key when `key` is given. */
+export function frameHeader(opcode: number, length: number, key: number | null, fin = true): Buffer {
   const header = Buffer.allocUnsafe(headerSize(length, key !== null));
-  writeHeader(header, opcode, length, key);
+  writeHeader(header, opcode, length, key, fin);
   return header;
 }
 
@@ -118,13 +127,13 @@ export function clientFrame(opcode: number, payload: Buffer): Buffer {
 }
 
 /**
- * A client's final frame re-masked for the daemon, without copying its payload: a new header
- * with a fresh key, and the payload's parts XORed in place from the client's key to it. The frame's
- * own bytes are changed: it must not be read again.
+ * A client's frame re-masked for the daemon, without copying its payload: a new header (same
+ * opcode and FIN bit) with a fresh key, and the payload's parts XORed in place from the client's
+ * key to it. The frame's own bytes are changed: it must not be read again.
  */
 export function remask(frame: Frame): Buffer[] {
   const key = nextKey();
-  const header = frameHeader(frame.opcode, frame.payloadLength, key);
+  const header = frameHeader(frame.opcode, frame.payloadLength, key, frame.fin);
   const parts = payloadParts(frame);
   const change = (frame.key ^ key) >>> 0;
   let at = 0;

@@ -20,7 +20,7 @@ import type { Host } from "../fleet/host.js";
 import type { Logger } from "../log.js";
 import type { ByteBudget } from "../net/budget.js";
 import type { ClientSocket } from "../net/client-socket.js";
-import { payloadByte, remask, type Frame } from "../net/frames.js";
+import { messageByte, remask, type Frame } from "../net/frames.js";
 import { Link } from "../net/link.js";
 import type { NativeRelay } from "../net/native-relay.js";
 import { createSandbox, listSandboxes } from "./fanout.js";
@@ -303,16 +303,19 @@ export class Session implements UpstreamOwner {
   }
 
   /** A client's binary frame: its header checked as the daemon would, then passed on re-masked. */
-  private onBinary(frame: Frame): void {
-    const n = frame.payloadLength;
-    const op = n >= 1 ? payloadByte(frame, 0) : 0;
-    const stream = n >= 5 ? ((payloadByte(frame, 1) << 24) | (payloadByte(frame, 2) << 16) | (payloadByte(frame, 3) << 8) | payloadByte(frame, 4)) >>> 0 : 0;
+  /** A stream frame from the client, whole or in fragments (the SDK sends DATA as header, then payload): passed on as the client framed it. */
+  private onBinary(frames: Frame[]): void {
+    let n = 0;
+    for (const f of frames) n += f.payloadLength;
+    const byte = (i: number) => messageByte(frames, i);
+    const op = n >= 1 ? byte(0) : 0;
+    const stream = n >= 5 ? ((byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4)) >>> 0 : 0;
     const problem = frameProblem(n, op, stream);
     if (problem) return this.violation(`malformed stream frame: ${problem}`);
     const up = this.streams.get(stream);
     if (!up) return; // a stream that already ended, as at the daemon
     if (op === FrameOp.End || op === FrameOp.Abort) this.forget(stream);
-    up.sendFrame(remask(frame));
+    for (const f of frames) up.sendFrame(remask(f));
     const behind = up.link.congestion();
     if (behind) this.link.hold(behind);
   }
