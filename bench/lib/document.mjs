@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { BENCH, CFG, QUICK } from "./env.mjs";
 import { table } from "./report.mjs";
 
-const NEIGHBOURS = /<!-- neighbours:start[\s\S]*?<!-- neighbours:end -->/;
+/** A section another bench writes: `<!-- name:start ... -->` up to `<!-- name:end -->`. */
+const SECTIONS = /<!-- (\w+):start[\s\S]*?<!-- \1:end -->/g;
 
 function howTaken(R) {
   const { warm: w, par: p, idle: i, hard: h } = R;
@@ -52,9 +53,12 @@ ${egress}
 `;
 }
 
-/** Writes bench/RESULTS.md, keeping the neighbours section of the file it replaces. */
+/**
+ * Writes bench/RESULTS.md, keeping the sections other benches write into the file it replaces
+ * (neighbours, gateway, images, density: each between its own start and end markers).
+ */
 export function writeResults(md) {
   const path = join(BENCH, "RESULTS.md");
-  const kept = existsSync(path) ? NEIGHBOURS.exec(readFileSync(path, "utf8"))?.[0] : null;
-  writeFileSync(path, kept ? `${md.trimEnd()}\n\n${kept}\n` : md);
+  const kept = existsSync(path) ? [...readFileSync(path, "utf8").matchAll(SECTIONS)].map((m) => m[0]) : [];
+  writeFileSync(path, [md.trimEnd(), ...kept].join("\n\n") + "\n");
 }
