@@ -9,6 +9,9 @@ import { SandboxError } from "./errors.js";
  */
 type Send = (frame: Uint8Array, payload?: Uint8Array, written?: () => void) => void;
 
+/** Chunks up to this size are written as one frame, copied; bigger ones as two fragments, not copied. */
+const COPY_BELOW = 16 * 1024;
+
 /** Bytes the daemon sends us, exposed as a Web ReadableStream that grants credit as it is read. */
 export class IncomingStream {
   readonly readable: ReadableStream<Uint8Array>;
@@ -83,6 +86,14 @@ export class OutgoingStream {
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new TypeError("write a Uint8Array");
         if (chunk.byteLength === 0) return;
+        // A small chunk is copied behind its header (cheaper than a second fragment, and the
+        // caller's buffer is free at once); a big one goes as the header's fragment and its own.
+        if (chunk.byteLength <= COPY_BELOW && this.outstanding + chunk.byteLength <= STREAM_WINDOW) {
+          if (this.error) throw this.error;
+          this.send(encodeFrame(FrameOp.Data, this.id, chunk));
+          this.outstanding += chunk.byteLength;
+          return;
+        }
         let written = false;
         const onWritten = () => {
           written = true;
