@@ -14,7 +14,8 @@ _HEAD = struct.Struct(">BI")
 
 
 def encode(op: int, stream: int, payload: bytes | memoryview = b"") -> bytes:
-    return _HEAD.pack(op, stream) + bytes(payload)
+    # One copy of the payload (a join takes the view as it is), not two (bytes() then +).
+    return b"".join((_HEAD.pack(op, stream), payload))
 
 
 def credit(stream: int, n: int) -> bytes:
