@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
-import { RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
+import { InvalidOptionError, RpcError, Sandbox, SandboxCommandError } from "@sbx/client";
 import { useSandbox } from "../helpers/fixtures.js";
 
 const { daemon, sb } = useSandbox({ sandbox: { env: { FROM_CREATE: "yes" } } });
@@ -51,6 +51,16 @@ describe("spawn", () => {
     }
     await writer.close();
     expect((await p.output()).stdoutText).toBe(`${hash.digest("hex")}  -\n`);
+  });
+
+  it("a stdio mode that is not one of the modes is refused naming the option, and nothing is started", async () => {
+    const bad: Array<[string, unknown]> = [["stdout", "bogus"], ["stderr", "inheirt"], ["stdin", "inherit"], ["stdout", 1]];
+    for (const [option, mode] of bad) {
+      const err = await sb.spawn("touch", { args: [`/tmp/started-${option}`], [option]: mode } as never).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect((err as Error).message).toMatch(new RegExp(`^${option}: must be "piped", `));
+    }
+    expect(await sb.sh`ls /tmp | grep -c started- || true`.text()).toBe("0\n");
   });
 
   it("reports exit codes, signals and success", async () => {

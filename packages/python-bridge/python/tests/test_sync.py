@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -194,6 +195,17 @@ def test_allow_net_and_secrets_pass_through(daemon: Daemon) -> None:
         out = sb.sh('curl -s -o /dev/null -w "%{http_code}" -H "X: $OPENAI_API_KEY" http://example.com/', check=False)
         assert out.stdout_text == "403"
         assert [(e.host, e.secret) for e in sb.egress_log()] == [("example.com", "OPENAI_API_KEY")]
+
+
+def test_bad_stdio_modes_name_the_option(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        bad: list[tuple[str, Any]] = [("stdout", "inheirt"), ("stderr", "bogus"), ("stdin", "inherit"), ("stdout", 1)]
+        for option, mode in bad:
+            with pytest.raises(InvalidOptionError) as info:
+                sb.spawn("true", **{option: mode})
+            assert str(info.value).startswith(f"{option}: must be ")
+        # Before, an unknown stdout mode opened a stream nobody read: this output stalled the process.
+        assert sb.sh("head -c 2000000 /dev/zero | wc -c").stdout_text == "2000000\n"
 
 
 def test_connect_extend_usage_kill(daemon: Daemon) -> None:

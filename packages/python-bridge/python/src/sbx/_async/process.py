@@ -7,7 +7,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from .._generated.models import ExitStatus, Signal
+from .._errors import InvalidOptionError
+from .._generated.models import ERROR_CODES, ExitStatus, Signal
 from .._types import CommandOutput, Stdio
 from .streams import AsyncIncoming, AsyncOutgoing
 from .transport import AsyncConnection
@@ -94,6 +95,17 @@ class AsyncChildProcess:
 P = TypeVar("P", bound=AsyncChildProcess)
 
 
+_STDIO_MODES = ("piped", "inherit", "null")
+
+
+def _check_stdio(name: str, mode: object, allowed: tuple[str, ...]) -> None:
+    """Refuses a stdio mode that is not one of ``allowed``, naming the option."""
+    if isinstance(mode, str) and mode in allowed:
+        return
+    shown = repr(mode[:64]) if isinstance(mode, str) else type(mode).__name__
+    raise InvalidOptionError(f"{name}: must be {', '.join(repr(m) for m in allowed)}, not {shown}", ERROR_CODES["InvalidParams"])
+
+
 async def launch(
     conn: AsyncConnection,
     sandbox: str,
@@ -105,6 +117,10 @@ async def launch(
 ) -> P:
     """Starts a process with ``start`` (given the stream ids its call names: stdin, stdout, stderr;
     it returns the pid) and builds its handle: what ``spawn``, ``deno.run`` and the REPLs share."""
+    # Checked here, not only typed: a mode nobody reads would leave its stream unread, and the process stalled on it.
+    _check_stdio("stdin", stdin, ("piped", "null"))
+    _check_stdio("stdout", stdout, _STDIO_MODES)
+    _check_stdio("stderr", stderr, _STDIO_MODES)
     stdin_s = conn.outgoing() if stdin == "piped" else None
     stdout_s = None if stdout == "null" else conn.incoming()
     stderr_s = None if stderr == "null" else conn.incoming()

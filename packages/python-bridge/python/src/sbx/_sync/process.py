@@ -8,7 +8,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from .._generated.models import ExitStatus, Signal
+from .._errors import InvalidOptionError
+from .._generated.models import ERROR_CODES, ExitStatus, Signal
 from .._types import CommandOutput, Stdio
 from .streams import Incoming, Outgoing
 from .transport import Connection
@@ -95,6 +96,17 @@ class ChildProcess:
 P = TypeVar("P", bound=ChildProcess)
 
 
+_STDIO_MODES = ("piped", "inherit", "null")
+
+
+def _check_stdio(name: str, mode: object, allowed: tuple[str, ...]) -> None:
+    """Refuses a stdio mode that is not one of ``allowed``, naming the option."""
+    if isinstance(mode, str) and mode in allowed:
+        return
+    shown = repr(mode[:64]) if isinstance(mode, str) else type(mode).__name__
+    raise InvalidOptionError(f"{name}: must be {', '.join(repr(m) for m in allowed)}, not {shown}", ERROR_CODES["InvalidParams"])
+
+
 def launch(
     conn: Connection,
     sandbox: str,
@@ -106,6 +118,10 @@ def launch(
 ) -> P:
     """Starts a process with ``start`` (given the stream ids its call names: stdin, stdout, stderr;
     it returns the pid) and builds its handle: what ``spawn``, ``deno.run`` and the REPLs share."""
+    # Checked here, not only typed: a mode nobody reads would leave its stream unread, and the process stalled on it.
+    _check_stdio("stdin", stdin, ("piped", "null"))
+    _check_stdio("stdout", stdout, _STDIO_MODES)
+    _check_stdio("stderr", stderr, _STDIO_MODES)
     stdin_s = conn.outgoing() if stdin == "piped" else None
     stdout_s = None if stdout == "null" else conn.incoming()
     stderr_s = None if stderr == "null" else conn.incoming()
