@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from sbx import AsyncSandbox, DenoProcess, Sandbox, SandboxError
+from sbx import AsyncSandbox, DenoProcess, NotSupportedError, Sandbox
 
 from .conftest import Daemon
 
@@ -41,7 +41,7 @@ def test_run_http_ready_expose(daemon: Daemon) -> None:
         assert _get(origin + "/hello", {"X-Sbx-Token": token})[0] == 200
         public = sb.expose_http(pid=server.pid, public=True)
         assert _get(public + "open")[0] == 200
-        with pytest.raises(SandboxError, match="not supported"):
+        with pytest.raises(NotSupportedError, match="not supported"):
             sb.expose_ssh()
 
 

@@ -208,6 +208,15 @@ def test_bad_stdio_modes_name_the_option(daemon: Daemon) -> None:
         assert sb.sh("head -c 2000000 /dev/zero | wc -c").stdout_text == "2000000\n"
 
 
+def test_usage_after_kill_with_a_token_given_as_an_argument(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SBX_TOKEN", raising=False)
+    sb = Sandbox.create(url=daemon.url, token=daemon.token)
+    sb.spawn("true").wait()
+    sb.kill()
+    # A new connection, made with the token the sandbox was created with (not one from the environment).
+    assert sb.usage().wall_seconds >= 0
+
+
 def test_connect_extend_usage_kill(daemon: Daemon) -> None:
     sb = Sandbox.create(timeout="5m")
     try:

@@ -39,6 +39,9 @@ class AsyncChannel(AsyncMethods):
     def __init__(self, url: str) -> None:
         #: The daemon's WebSocket URL.
         self.url = url
+        #: The token this connection was opened with when one was given (None: from the environment),
+        #: for the connections made later on its behalf.
+        self.token: str | None = None
         self._session = Session(url)
 
     @property

@@ -45,7 +45,9 @@ class AsyncConnection(AsyncChannel):
             ws = await connect(bound_url(endpoint.url, bind), additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, ping_interval=None, open_timeout=30)
         except (OSError, WebSocketException, asyncio.TimeoutError) as err:  # InvalidStatus too: a WebSocketException
             raise connect_failure(endpoint.url, resolved, err) from err
-        return cls(ws, endpoint.url)
+        conn = cls(ws, endpoint.url)
+        conn.token = token
+        return conn
 
     async def collect(self, streams: Sequence[AsyncIncoming | None], sinks: Sequence[Callable[[bytes], object] | None] = ()) -> list[bytes | None]:
         """Reads several streams to their end at once (so none stalls the others); a sink receives chunks instead."""

@@ -40,6 +40,9 @@ class Channel(Methods):
     def __init__(self, url: str) -> None:
         #: The daemon's WebSocket URL.
         self.url = url
+        #: The token this connection was opened with when one was given (None: from the environment),
+        #: for the connections made later on its behalf.
+        self.token: str | None = None
         self._session = Session(url)
 
     @property

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Literal
 
 from .._endpoint import sandbox_bind
-from .._errors import ConnectionError, SandboxCommandError, SandboxError, SandboxNotFoundError
+from .._errors import ConnectionError, NotSupportedError, SandboxCommandError, SandboxError, SandboxNotFoundError
 from .._generated.models import ProcessAttachResult, ProcessListing, ProcessSpawnParamsPty, SandboxEgressLogResultItem, SandboxInfo, SecretSpec, SnapshotInfo, Usage
 from .._http import FetchResponse
 from .._types import DEFAULT_MAX_READ_BYTES, CommandOutput, Stdio
@@ -251,7 +251,7 @@ class Sandbox:
 
     def expose_ssh(self) -> None:
         """Not supported: sbx offers no SSH server; use ``sbx shell ID`` or ``spawn(..., pty=True)``."""
-        raise SandboxError("expose_ssh is not supported by sbx; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, pty=True)")
+        raise NotSupportedError("expose_ssh is not supported by sbx; for an interactive terminal use `sbx shell <id>` (CLI) or spawn(cmd, pty=True)")
 
     def _spawn_as(
         self,
@@ -309,7 +309,8 @@ class Sandbox:
         if check and not out.status.success:
             tail = "\n".join((out.stderr_text or "").strip().split("\n")[-5:])
             how = f"was killed by {out.status.signal}" if out.status.signal else f"exited with code {out.status.code}"
-            raise SandboxCommandError(f"command {how}: {line}" + (f"\n{tail}" if tail else ""), out.status, out.stdout_text or "", out.stderr_text or "")
+            # Not the command line: its arguments may hold secrets, and error messages end up in logs.
+            raise SandboxCommandError(f"command {how}" + (f"\n{tail}" if tail else ""), out.status, out.stdout_text or "", out.stderr_text or "")
         return out
 
     def extend_timeout(self, duration: str | int) -> datetime:
@@ -332,7 +333,7 @@ class Sandbox:
     def usage(self) -> Usage:
         """CPU seconds, peak memory, memory GB-seconds, disk bytes, wall seconds and egress counters."""
         if self._conn.closed:
-            conn = Connection.open(self._conn.url, None, bind=sandbox_bind(self.id))
+            conn = Connection.open(self._conn.url, self._conn.token, bind=sandbox_bind(self.id))
             try:
                 return conn.sandbox_usage(id=self.id)
             finally:

@@ -50,7 +50,9 @@ class Connection(Channel):
             ws = connect(bound_url(endpoint.url, bind), additional_headers=headers, max_size=_MAX_MESSAGE, compression=None, open_timeout=30).__enter__()
         except (OSError, WebSocketException, TimeoutError) as err:  # InvalidStatus too: a WebSocketException
             raise connect_failure(endpoint.url, resolved, err) from err
-        return cls(ws, endpoint.url)
+        conn = cls(ws, endpoint.url)
+        conn.token = token
+        return conn
 
     def collect(self, streams: Sequence[Incoming | None], sinks: Sequence[Callable[[bytes], object] | None] = ()) -> list[bytes | None]:
         """Reads several streams to their end at once (so none stalls the others); a sink receives chunks instead."""
