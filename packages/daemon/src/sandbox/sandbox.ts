@@ -58,7 +58,6 @@ export interface Ownership {
  * owned once, stops once, and its connections, watchers and processes are kept here.
  */
 export class Sandbox {
-  readonly createdAt = new Date();
   /** Its default environment, as env.set and env.delete leave it. */
   readonly env = new Map<string, string>();
   /** Variables of the base environment (the daemon's or create's) that env.delete removed. */
@@ -132,7 +131,7 @@ export class Sandbox {
     return this.#labels;
   }
 
-  /** When its owner got it (later than createdAt for a sandbox from the warm pool). */
+  /** When its owner got it (for a sandbox from the warm pool, later than its launch): its createdAt. */
   get handedOutAt(): Date {
     return this.#handedOutAt;
   }
@@ -216,7 +215,8 @@ export class Sandbox {
     return {
       id: this.id,
       labels: { ...this.#labels },
-      createdAt: this.createdAt.toISOString(),
+      // The user's create, not the pool's launch (which may be minutes earlier).
+      createdAt: this.#handedOutAt.toISOString(),
       expiresAt: expiresAt ? expiresAt.toISOString() : null,
       status: this.#stopped ? ("stopped" as const) : ("running" as const),
     };

@@ -98,6 +98,19 @@ describe("warm pool", () => {
   const ready = () => count(daemon.logs(), / ready in the warm pool$/gm) - count(daemon.logs(), / started from the warm pool /g);
 
 
+  it("a sandbox from the pool was created when its owner asked for it, not when the pool launched it", async () => {
+    await waitFor("the pool to fill", () => ready() === 2, 15_000);
+    await new Promise((r) => setTimeout(r, 1500)); // the pooled ones are at least this old
+    const asked = Date.now();
+    const sb = await Sandbox.create(daemon.opts);
+    cleanup.push(sb);
+    expect(await fromPool(sb.id)).toBe(true);
+    expect(sb.createdAt.getTime()).toBeGreaterThanOrEqual(asked - 50);
+    const listed = (await Sandbox.list(daemon.opts)).find((s) => s.id === sb.id)!;
+    expect(listed.createdAt.getTime()).toBe(sb.createdAt.getTime());
+    await sb.kill();
+  });
+
   it("serves a create with other memory and CPU limits, holding it to them from the start", async () => {
     await waitFor("the pool to fill", () => ready() === 2, 15_000);
     const small = await Sandbox.create({ ...daemon.opts, memory: "256MiB", cpus: 0.5 });
