@@ -16,9 +16,10 @@ function withBind(url: string, bind: string): string {
   return u.toString();
 }
 
-function openSocket(url: string, token: ResolvedToken): Promise<WebSocket> {
+/** Opens the WebSocket at `target` (`url` with its bind); errors name `url`, the one the caller gave. */
+function openSocket(url: string, target: string, token: ResolvedToken): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
+    const ws = new WebSocket(target, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
     ws.binaryType = "nodebuffer";
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => {
@@ -72,7 +73,7 @@ export class Connection {
   static async open(opts: ConnectOptions = {}, bind?: string): Promise<Connection> {
     const { url, token, embedded } = await resolveEndpoint(opts);
     if (embedded && !(await isListening(url))) await startLocalDaemon(url);
-    return new Connection(await openSocket(bind === undefined ? url : withBind(url, bind), await token()), url);
+    return new Connection(await openSocket(url, bind === undefined ? url : withBind(url, bind), await token()), url);
   }
 
   /** What a call on a closed connection rejects with. */

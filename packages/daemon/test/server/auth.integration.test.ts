@@ -37,6 +37,9 @@ describe("authentication happens before the upgrade", () => {
     expect((err as AuthError).tokenSource).toBe("option");
     const create = await Sandbox.create({ url: daemon.url, token: `${daemon.token}x` }).catch((e: unknown) => e);
     expect(create).toBeInstanceOf(AuthError);
+    // Sandbox.create binds its connection (?bind=new): the message names the url as the caller gave it.
+    expect((create as Error).message).toMatch(new RegExp(`^the daemon at ${daemon.url.replace(/[.?]/g, "\\$&")} refused the token passed in \\{ token \\}`));
+    expect((create as Error).message).not.toContain("bind=");
     expect(await Sandbox.list(daemon.opts)).toEqual([]); // nothing was created
   });
 
