@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -143,6 +144,28 @@ def test_fs_text_and_bytes(daemon: Daemon) -> None:
         with pytest.raises(RpcError) as info2:
             sb.fs.read_file("/nope")
         assert info2.value.errno == "ENOENT"
+
+
+def test_write_file_errors_say_what_failed(daemon: Daemon) -> None:
+    with Sandbox.create() as sb:
+        with pytest.raises(TypeError, match=r"^data: expected bytes, str or an iterable of bytes, not int$"):
+            sb.fs.write_file("n.bin", 42)  # type: ignore[arg-type]
+        assert not sb.fs.exists("n.bin")
+
+        def broken() -> Iterator[bytes]:
+            yield b"x" * 300_000
+            raise RuntimeError("the source broke")
+
+        # The caller's own error, not the aborted upload's; the partial write is discarded.
+        with pytest.raises(RuntimeError, match="the source broke"):
+            sb.fs.write_file("g.bin", broken())
+        with pytest.raises(TypeError):
+            sb.fs.write_file("c.bin", iter([b"ok", 7]))  # type: ignore[arg-type]
+        assert not sb.fs.exists("g.bin") and not sb.fs.exists("c.bin")
+        # A refusal by the daemon is still its answer.
+        with pytest.raises(RpcError) as refused:
+            sb.fs.write_file("/no/such/dir/f", b"data")
+        assert refused.value.errno == "ENOENT"
 
 
 def test_list_by_label(daemon: Daemon) -> None:

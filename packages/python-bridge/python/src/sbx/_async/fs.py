@@ -77,6 +77,7 @@ class AsyncSandboxFs:
         create_new: bool | None = None,
     ) -> int:
         """Writes bytes, text, or an iterable of chunks to a file, with backpressure; returns the bytes written."""
+        _check_data(data)
         stream = self._conn.outgoing()
         call = await self._conn.start_fs_write_file(sandbox=self._sandbox, path=path, stream=stream.id, mode=mode, append=append, create=create, create_new=create_new)
         await _pump(data, stream, call)
@@ -322,8 +323,18 @@ class _FileChunks:
         return chunk
 
 
+def _check_data(data: object) -> None:
+    """Refuses ``data`` write_file cannot send, before anything is opened."""
+    if isinstance(data, (str, bytes, bytearray, memoryview)) or hasattr(data, "__aiter__"):
+        return
+    # unasync: raise TypeError(f"data: expected bytes, str or an iterable of bytes, not {type(data).__name__}")
+    raise TypeError(f"data: expected bytes, str or an async iterable of bytes, not {type(data).__name__}")
+
+
 async def _pump(data: FileData, stream: AsyncOutgoing, call: object) -> None:
-    """Feeds ``data`` into ``stream`` and ends it; if the daemon refuses, its answer is the error raised."""
+    """Feeds ``data`` into ``stream`` and ends it. When the daemon refused the write, its answer is
+    the error raised; when ``data`` failed (an iterable that raised, a chunk that is not bytes), the
+    caller's own error, once the daemon has discarded the partial write."""
     try:
         if isinstance(data, str):
             await stream.write(data.encode())
@@ -334,6 +345,13 @@ async def _pump(data: FileData, stream: AsyncOutgoing, call: object) -> None:
                 await stream.write(chunk)
         await stream.end()
     except BaseException:
+        refused = stream.failed
         await stream.abort()
-        await getattr(call, "result")()  # raises the call's own error when it failed
+        if refused:
+            await getattr(call, "result")()  # raises the call's own error
+        else:
+            try:
+                await getattr(call, "result")()  # the call ends with the abort just sent
+            except Exception:
+                pass
         raise

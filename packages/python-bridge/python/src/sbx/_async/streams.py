@@ -81,6 +81,11 @@ class AsyncOutgoing:
         """Fails the stream: writing raises ``err``."""
         self._state.fail(err)
 
+    @property
+    def failed(self) -> bool:
+        """Whether the stream failed (the daemon stopped it, or the connection went): writing raises its error."""
+        return self._state.error is not None
+
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Sends ``data``, waiting for credit whenever a whole window is in flight."""
         view = memoryview(data).cast("B")
