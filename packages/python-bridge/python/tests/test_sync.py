@@ -182,6 +182,11 @@ def test_bad_params_name_the_field(daemon: Daemon) -> None:
     with pytest.raises(InvalidOptionError) as info:
         Sandbox.create(memory="lots")
     assert "memory" in str(info.value)
+    # As the caller spelled it (allow_net), not as the wire does (allowNet); keys below it stay as given.
+    with pytest.raises(InvalidOptionError, match=r"^params\.allow_net"):
+        Sandbox.create(allow_net="example.com")  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match=r"^params\.labels\.myLabel: expected string"):
+        Sandbox.create(labels={"myLabel": 5})  # type: ignore[dict-item]
     assert info.value.code == "INVALID_OPTION"
     with pytest.raises(InvalidOptionError) as info2:
         Sandbox.create(timeout="forever")
@@ -236,6 +241,7 @@ def test_usage_after_kill_with_a_token_given_as_an_argument(daemon: Daemon, monk
     sb = Sandbox.create(url=daemon.url, token=daemon.token)
     sb.spawn("true").wait()
     sb.kill()
+    sb.kill()  # killed already: nothing to do (as in TypeScript)
     # A new connection, made with the token the sandbox was created with (not one from the environment).
     assert sb.usage().wall_seconds >= 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,13 @@ _BY_CODE: dict[int, type[RpcError]] = {
 }
 
 
+def _python_names(message: str) -> str:
+    """The daemon names a parameter as the wire spells it (``params.allowNet``); a Python caller typed
+    ``allow_net``. Only the parameter's own name changes: what follows it (an env var, a label) is the
+    caller's key, as given."""
+    return re.sub(r"\bparams\.([a-z][A-Za-z0-9]*)", lambda m: "params." + re.sub(r"(?<=[a-z0-9])([A-Z])", lambda c: "_" + c.group(1).lower(), m.group(1)), message)
+
+
 def from_rpc_error(err: Any) -> RpcError:
     """Maps a JSON-RPC error object from the daemon onto the error class for its code."""
     code = err.get("code") if isinstance(err, dict) else None
@@ -184,4 +192,7 @@ def from_rpc_error(err: Any) -> RpcError:
     if not isinstance(code, int):
         code = ERROR_CODES["InternalError"]
     cls = _BY_CODE.get(code, RpcError)
-    return cls(str(message or "unknown error"), code, err.get("data") if isinstance(err, dict) else None)
+    text = str(message or "unknown error")
+    if code == ERROR_CODES["InvalidParams"]:
+        text = _python_names(text)
+    return cls(text, code, err.get("data") if isinstance(err, dict) else None)

@@ -40,7 +40,7 @@ class CommandOutput:
         return self.status.success
 
     def text(self) -> str:
-        """stdout as text without its trailing newline (like TypeScript's ``sh`...`.text()``)."""
+        """stdout as text without its one trailing newline (TypeScript's ``sh`...`.text()`` keeps it: stdout exactly)."""
         t = self.stdout_text or ""
         if t.endswith("\r\n"):
             return t[:-2]

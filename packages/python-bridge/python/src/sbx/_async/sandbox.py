@@ -58,6 +58,7 @@ class AsyncSandbox:
         self._conn = conn
         self._info = info
         self._owned = owned
+        self._killed = False
         self._warnings: tuple[str, ...] = ()
         #: The sandbox's files.
         self.fs = AsyncSandboxFs(conn, info.id)
@@ -345,9 +346,12 @@ class AsyncSandbox:
         return await self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     async def kill(self) -> None:
-        """Destroys the sandbox now and closes this connection."""
+        """Destroys the sandbox now and closes this connection; once it is killed, killing it again does nothing."""
+        if self._killed:
+            return
         try:
             await self._conn.sandbox_kill(id=self.id)
+            self._killed = True
             self._conn.forget_sandbox(self.id)
         finally:
             await self._conn.close()

@@ -59,6 +59,7 @@ class Sandbox:
         self._conn = conn
         self._info = info
         self._owned = owned
+        self._killed = False
         self._warnings: tuple[str, ...] = ()
         #: The sandbox's files.
         self.fs = SandboxFs(conn, info.id)
@@ -346,9 +347,12 @@ class Sandbox:
         return self._conn.sandbox_snapshot(id=self.id, slug=slug)
 
     def kill(self) -> None:
-        """Destroys the sandbox now and closes this connection."""
+        """Destroys the sandbox now and closes this connection; once it is killed, killing it again does nothing."""
+        if self._killed:
+            return
         try:
             self._conn.sandbox_kill(id=self.id)
+            self._killed = True
             self._conn.forget_sandbox(self.id)
         finally:
             self._conn.close()
