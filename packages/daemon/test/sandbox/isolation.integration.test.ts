@@ -273,6 +273,32 @@ describe("own namespaces", () => {
     expect(ifaces).toEqual(["lo"]);
   });
 
+  it("cannot open a raw, ICMP or packet socket (no CAP_NET_RAW, no ping group), while UDP still opens", async () => {
+    const script = [
+      "import errno, socket",
+      "for name, family, kind, proto in [",
+      "  ('raw', socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),",
+      "  ('raw6', socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6),",
+      "  ('raw-tcp', socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP),",
+      "  ('icmp', socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP),",
+      "  ('icmp6', socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6),",
+      "  ('packet', socket.AF_PACKET, socket.SOCK_RAW, 0x0300),",
+      "  ('packet-dgram', socket.AF_PACKET, socket.SOCK_DGRAM, 0x0300),",
+      "  ('udp', socket.AF_INET, socket.SOCK_DGRAM, 0),",
+      "]:",
+      "  try:",
+      "    socket.socket(family, kind, proto).close()",
+      "    print(name, 'opened')",
+      "  except OSError as e:",
+      "    print(name, errno.errorcode[e.errno])",
+    ].join("\n");
+    const out = await (await sb.spawn("python3", { args: ["-c", script] })).output();
+    expect(out.stderrText).toBe("");
+    expect(out.stdoutText).toBe(
+      ["raw EPERM", "raw6 EPERM", "raw-tcp EPERM", "icmp EACCES", "icmp6 EACCES", "packet EPERM", "packet-dgram EPERM", "udp opened", ""].join("\n"),
+    );
+  });
+
   it("cannot reach the daemon's port on 127.0.0.1", async () => {
     const port = new URL(daemon.url).port;
     const curl = await run(sb, `curl -sS --max-time 3 http://127.0.0.1:${port}/`);
