@@ -127,6 +127,56 @@ process.exit(0);
 /** Allocates and touches 1 GiB, then says it survived (it must not). */
 const MEMORY_HOG = "b = bytearray(1 << 30)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived', len(b))";
 
+/**
+ * Opens up to 2000 pipes, asks each for a 1 MiB buffer (F_SETPIPE_SZ) and fills it; prints
+ * what it got as JSON and keeps them all open until its stdin closes.
+ */
+const PIPE_HOARD = [
+  "import errno, fcntl, json, os, sys",
+  "F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032",
+  "pipes, grown, refused, held, stop = [], 0, None, 0, None",
+  "try:",
+  "  while len(pipes) < 2000:",
+  "    r, w = os.pipe()",
+  "    pipes.append((r, w))",
+  "    try:",
+  "      fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20)",
+  "      grown += 1",
+  "    except OSError as e:",
+  "      refused = refused or [len(pipes) - 1, errno.errorcode[e.errno]]",
+  "    os.set_blocking(w, False)",
+  "    while True:",
+  "      try: held += os.write(w, b'x' * 65536)",
+  "      except BlockingIOError: break",
+  "except OSError as e:",
+  "  stop = errno.errorcode[e.errno]",
+  "last = fcntl.fcntl(pipes[-1][1], F_GETPIPE_SZ)",
+  "print(json.dumps({'pipes': len(pipes), 'grown': grown, 'refused': refused, 'held': held, 'stop': stop, 'last': last}), flush=True)",
+  "sys.stdin.read()",
+].join("\n");
+
+/** Forks up to 60 processes that each open as many (minimal, 8 KiB) pipes as they may, fill them, and hold them. */
+const PIPE_SWARM = [
+  "import os, time",
+  "for k in range(60):",
+  "  try: pid = os.fork()",
+  "  except OSError: break",
+  "  if pid == 0:",
+  "    pipes = []",
+  "    try:",
+  "      while True:",
+  "        r, w = os.pipe()",
+  "        pipes.append((r, w))",
+  "        os.set_blocking(w, False)",
+  "        while True:",
+  "          try: os.write(w, b'x' * 4096)",
+  "          except BlockingIOError: break",
+  "    except OSError: pass",
+  "    time.sleep(60)",
+  "    os._exit(0)",
+  "time.sleep(60)",
+].join("\n");
+
 afterAll(async () => {
   for (const sb of cleanup) await sb.kill().catch(() => {});
 });
@@ -167,6 +217,59 @@ describe("memory", () => {
     await sleeper.kill("SIGKILL");
     expect(await sleeper.status).toEqual({ success: false, code: 137, signal: "SIGKILL", oom: false });
     await sb.kill();
+  });
+
+  it("pipe buffers are bounded per sandbox: 1 MiB pipes are refused past the per-user soft limit, all of it charged to the sandbox's memory cap; a neighbour is unaffected", async () => {
+    // The kernel's per-user pipe budget (pages); each sandbox runs as a host uid of its own, so it is per sandbox.
+    const softPages = Number(readFileSync("/proc/sys/fs/pipe-user-pages-soft", "utf8"));
+    expect(softPages, "fs.pipe-user-pages-soft is 0 (unlimited) on this host").toBeGreaterThan(0);
+    const softBytes = softPages * 4096;
+    expect(softBytes).toBeLessThan(256 * MIB);
+    const neighbour = await create({ memory: "128MiB" });
+    const sb = await create({ memory: "256MiB" });
+    const hoard = await sb.spawn("python3", { args: ["-c", PIPE_HOARD], stdin: "piped", stderr: "null" });
+    const got = JSON.parse(await firstLine(hoard.stdout!)) as { pipes: number; grown: number; refused: [number, string] | null; held: number; stop: string | null; last: number };
+    // Growth is refused (EPERM: no CAP_SYS_RESOURCE inside) once the sandbox's pipes hold the soft limit: 64 MiB here, of 1 MiB pipes.
+    expect(got.refused?.[1]).toBe("EPERM");
+    expect(got.grown).toBe(got.refused![0]);
+    expect(got.grown * MIB).toBeLessThanOrEqual(softBytes);
+    expect(got.grown * MIB).toBeGreaterThan(softBytes - 2 * MIB);
+    // Later pipes get the minimal buffer, and the open-files cap ends the hoard long before 2000 pipes.
+    expect(got.last).toBeLessThanOrEqual(8192);
+    expect(got.stop).toBe("EMFILE");
+    expect(got.pipes).toBeLessThan(NOFILE / 2);
+    // What the pipes hold: the grown ones full, the rest a page or two each; well under the memory cap.
+    expect(got.held).toBeGreaterThanOrEqual(got.grown * MIB);
+    expect(got.held).toBeLessThan(softBytes + got.pipes * 8192);
+    // Pipe buffers are charged to the sandbox's memory cgroup (so more processes hoarding would meet its cap, not the host's).
+    const peak = Number(cgroupFile(daemon, "memory", sb.id, "memory.max_usage_in_bytes"));
+    expect(peak).toBeGreaterThanOrEqual(got.held);
+    expect(peak).toBeLessThanOrEqual(256 * MIB);
+
+    // While the hoard holds its pipes: the neighbour runs promptly and still gets a 1 MiB pipe of its own budget.
+    const t = performance.now();
+    expect(await (await neighbour.spawn("true")).status).toMatchObject({ success: true });
+    expect(performance.now() - t).toBeLessThan(2000);
+    const own = await neighbour.spawn("python3", { args: ["-c", "import fcntl, os\nr, w = os.pipe()\nprint(fcntl.fcntl(w, 1031, 1 << 20))"] });
+    expect((await own.output()).stdoutText).toBe(`${MIB}\n`);
+    await hoard.kill("SIGKILL");
+    expect(await hoard.status).toMatchObject({ signal: "SIGKILL", oom: false });
+    await Promise.all([sb.kill(), neighbour.kill()]);
+  });
+
+  it("many processes each holding minimal pipes meet the sandbox's memory cap (an OOM kill there), not the host's", async () => {
+    const neighbour = await create({ memory: "128MiB" });
+    const sb = await create({ memory: "256MiB" });
+    // ~60 processes × ~766 pipes × 8 KiB is ~370 MiB of pipe buffers: over the cap, though each pipe is as small as the kernel makes it.
+    await sb.spawn("python3", { args: ["-c", PIPE_SWARM], stdout: "null", stderr: "null" });
+    const oomKills = () => Number(/^oom_kill (\d+)$/m.exec(cgroupFile(daemon, "memory", sb.id, "memory.oom_control"))![1]);
+    await waitFor("an OOM kill in the pipe-hoarding sandbox", () => oomKills() > 0, 15_000);
+    expect(Number(cgroupFile(daemon, "memory", sb.id, "memory.max_usage_in_bytes"))).toBeLessThanOrEqual(256 * MIB);
+    expect(Number(cgroupFile(daemon, "memory", sb.id, "memory.memsw.max_usage_in_bytes"))).toBeLessThanOrEqual(256 * MIB);
+    const t = performance.now();
+    expect(await (await neighbour.spawn("true")).status).toMatchObject({ success: true });
+    expect(performance.now() - t).toBeLessThan(2000);
+    await Promise.all([sb.kill(), neighbour.kill()]);
   });
 });
 
