@@ -91,6 +91,31 @@ describe("create, list, connect, kill", () => {
     expect(await listedIds({ suite })).toEqual([]);
   });
 
+  it("ids are random, not a counter or a clock: every position varies, no shared prefixes, no order", async () => {
+    const N = 40;
+    const ids: string[] = [];
+    const kills: Array<Promise<void>> = [];
+    // Created one after another (a counter or a clock would show), each killed at once.
+    for (let i = 0; i < N; i++) {
+      const sb = await Sandbox.create(daemon.opts);
+      ids.push(sb.id);
+      kills.push(sb.kill());
+    }
+    await Promise.all(kills);
+    const parts = ids.map((id) => /^sbx_([A-Za-z0-9]{24})$/.exec(id)?.[1] ?? expect.fail(`id ${id} is not sbx_ and 24 alphanumerics`));
+    expect(new Set(parts).size).toBe(N);
+    // Each of the 24 positions takes many of the 62 characters: ~30 distinct of 40 draws expected, under 15 is ~5 sd off.
+    const distinct = Array.from({ length: 24 }, (_, i) => new Set(parts.map((p) => p[i])).size);
+    expect(Math.min(...distinct), `distinct characters per position: ${distinct}`).toBeGreaterThanOrEqual(15);
+    // No two share a prefix of 4 or more characters (random: ~5e-5 chance for 40 ids).
+    const prefixes = new Set(parts.map((p) => p.slice(0, 4)));
+    expect(prefixes.size).toBe(N);
+    // Consecutive ids are not ordered: about half the steps go up (random: 19.5 of 39, sd ~1.8).
+    const ups = parts.slice(1).filter((p, i) => p > parts[i]!).length;
+    expect(ups, `ids in creation order: ${parts.join(" ")}`).toBeGreaterThanOrEqual(10);
+    expect(ups).toBeLessThanOrEqual(N - 1 - 10);
+  });
+
   it("connect(id) from a second connection runs commands in the same sandbox", async () => {
     const sb = await create();
     await sb.sh`echo from-the-creator > /home/user/note`;
