@@ -68,7 +68,6 @@ function wildcardDomain(text: string): string {
   return domain.name;
 }
 
-/** A sandbox's compiled `allowNet`: nothing is allowed unless an entry names it. */
 /** Whether an entry names `host` (its canonical IP `ip`, or null for a name): an address only IP literals, a name its own entries and wildcards over its parents. */
 function namedBy(host: string, ip: string | null): (e: AllowEntry) => boolean {
   return ip !== null
@@ -76,6 +75,7 @@ function namedBy(host: string, ip: string | null): (e: AllowEntry) => boolean {
     : (e) => (e.kind === "name" && e.host === host) || (e.kind === "wildcard" && host.endsWith(`.${e.host}`));
 }
 
+/** A sandbox's compiled `allowNet`: nothing is allowed unless an entry names it. */
 export class AllowList {
   private constructor(readonly entries: readonly AllowEntry[]) {}
 
