@@ -344,13 +344,15 @@ class AsyncSandboxFs:
                 call = await self._conn.start_fs_download(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
                 try:
                     await self._conn.collect([stream], [spool])
-                except BaseException:
-                    # The sandbox stops sending; its side of the call then fails because we stopped reading.
-                    await stream.cancel("download refused")
-                    try:
-                        await call.result()
-                    except Exception:
-                        pass
+                except BaseException as err:
+                    # The sandbox stops sending; its side of the call then fails because we stopped
+                    # reading (awaited, unless we are being interrupted, so no answer is left unread).
+                    await stream.cancel("download stopped by the client")
+                    if isinstance(err, Exception):
+                        try:
+                            await call.result()
+                        except Exception:
+                            pass
                     raise
                 await call.result()
                 tar.seek(0)

@@ -345,13 +345,15 @@ class SandboxFs:
                 call = self._conn.start_fs_download(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
                 try:
                     self._conn.collect([stream], [spool])
-                except BaseException:
-                    # The sandbox stops sending; its side of the call then fails because we stopped reading.
-                    stream.cancel("download refused")
-                    try:
-                        call.result()
-                    except Exception:
-                        pass
+                except BaseException as err:
+                    # The sandbox stops sending; its side of the call then fails because we stopped
+                    # reading (awaited, unless we are being interrupted, so no answer is left unread).
+                    stream.cancel("download stopped by the client")
+                    if isinstance(err, Exception):
+                        try:
+                            call.result()
+                        except Exception:
+                            pass
                     raise
                 call.result()
                 tar.seek(0)
