@@ -100,7 +100,7 @@ export async function download(conn: Connection, sandbox: string, fs: TransferFs
     const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
         got += chunk.byteLength;
-        done(got > max ? tooBig(source, got, 0) : null, chunk);
+        done(got > max ? new ResourceLimitError(`${source} grew past maxBytes (${max} bytes) while it was downloaded; pass a larger { maxBytes } to download it`, ErrorCodes.ResourceLimit) : null, chunk);
       },
     });
     try {

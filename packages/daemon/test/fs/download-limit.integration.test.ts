@@ -95,7 +95,9 @@ describe("download writes at most maxBytes", () => {
     await new Promise((r) => setTimeout(r, 300));
     const dst = join(local, "growing");
     const before = (await sb.fs.stat("/home/user/growing")).size;
-    await refusal(sb.fs.download("/home/user/growing", dst, { maxBytes: before + 64 * 2 ** 20 }));
+    const max = before + 64 * 2 ** 20;
+    const err = await refusal(sb.fs.download("/home/user/growing", dst, { maxBytes: max }));
+    expect(err.message).toBe(`/home/user/growing grew past maxBytes (${max} bytes) while it was downloaded; pass a larger { maxBytes } to download it`);
     expect(existsSync(dst)).toBe(false);
     await runBash(sb, "pkill -x bash; rm -f /home/user/growing");
   });

@@ -112,8 +112,9 @@ async def test_async_growing_file_is_cut_and_removed(daemon: Daemon, tmp_path: P
         grower = await sb.spawn("bash", args=["-c", "while :; do head -c 1048576 /dev/zero; done >> /home/user/growing"], stdout="null", stderr="null")
         await asyncio.sleep(0.3)
         before = (await sb.fs.stat("/home/user/growing")).size
-        with pytest.raises(ResourceLimitError):
-            await sb.fs.download("/home/user/growing", tmp_path / "growing", max_bytes=before + (64 << 20))
+        limit = before + (64 << 20)
+        with pytest.raises(ResourceLimitError, match=rf"^/home/user/growing grew past max_bytes \({limit} bytes\) while it was downloaded; pass a larger max_bytes"):
+            await sb.fs.download("/home/user/growing", tmp_path / "growing", max_bytes=limit)
         assert not (tmp_path / "growing").exists()
         await grower.kill()
         await sb.fs.remove("/home/user/growing")

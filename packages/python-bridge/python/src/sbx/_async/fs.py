@@ -318,7 +318,10 @@ class AsyncSandboxFs:
                     async for chunk in body:
                         got += len(chunk)
                         if got > max_bytes:
-                            raise too_big(sandbox_path, got, 0)
+                            raise ResourceLimitError(
+                                f"{sandbox_path} grew past max_bytes ({max_bytes} bytes) while it was downloaded; pass a larger max_bytes to download it",
+                                ERROR_CODES["ResourceLimit"],
+                            )
                         out.write(chunk)
                     os.fchmod(fd, st.mode & 0o777)
             except BaseException:
