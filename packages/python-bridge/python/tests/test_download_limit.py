@@ -16,7 +16,7 @@ import pytest
 
 from sbx import AsyncSandbox, ResourceLimitError, Sandbox
 from sbx._generated.models import ERROR_CODES
-from sbx._tar import TarSizeLimit
+from sbx._tar import TarSizeLimit, unpack_tar
 from sbx._types import DEFAULT_MAX_DOWNLOAD_BYTES
 
 from .conftest import Daemon
@@ -61,6 +61,21 @@ def test_size_limit_counts_every_file_of_the_tree() -> None:
         assert fits.declared == 3000
         with pytest.raises(ResourceLimitError, match="^three 1000 2000$"):
             _feed(data, TarSizeLimit(2999, _refused), step)
+
+
+def test_unpack_tar_stops_at_max_bytes(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("one", "two", "three"):
+            info = tarfile.TarInfo(name)
+            info.size = 1000
+            tar.addfile(info, io.BytesIO(bytes(1000)))
+    buf.seek(0)
+    with pytest.raises(ResourceLimitError, match="^three 1000 2000$"):
+        unpack_tar(buf, str(tmp_path / "refused"), max_bytes=2999, too_big=_refused)
+    assert not (tmp_path / "refused").exists()
+    buf.seek(0)
+    assert unpack_tar(buf, str(tmp_path / "fits"), max_bytes=3000).bytes == 3000
 
 
 def test_sparse_terabyte_and_limits(daemon: Daemon, tmp_path: Path) -> None:

@@ -337,7 +337,10 @@ class SandboxFs:
         else:
             # Spooled to a temporary file, then unpacked: tarfile reads synchronously. The spool
             # holds no more than the limit allows: the headers are checked as the stream comes.
-            limit = TarSizeLimit(max_bytes, lambda name, size, sofar: too_big(posixpath.join(sandbox_path, name), size, sofar))
+            def entry_too_big(name: str, size: int, sofar: int) -> ResourceLimitError:
+                return too_big(posixpath.join(sandbox_path, name), size, sofar)
+
+            limit = TarSizeLimit(max_bytes, entry_too_big)
             with tempfile.TemporaryFile() as tar:
 
                 def spool(chunk: bytes) -> None:
@@ -360,7 +363,15 @@ class SandboxFs:
                     raise
                 call.result()
                 tar.seek(0)
-                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(self.real_path(sandbox_path)))
+                # The limit again, as tarfile reads the sizes (the spool was checked as TarSizeLimit reads them).
+                unpack_tar(
+                    tar,
+                    os.fspath(local_path),
+                    outside_links=symlinks,
+                    packed_root=path_spellings(self.real_path(sandbox_path)),
+                    max_bytes=max_bytes,
+                    too_big=entry_too_big,
+                )
 
 
 def _seconds(t: float | datetime) -> float:
