@@ -216,6 +216,8 @@ function addPlainTokens(c: DaemonConfig, tokens: string[]): void {
 const EGRESS_BOUNDS: Record<string, [keyof EgressBounds, number, (key: string, v: unknown, min: number) => number]> = {
   maxConnectionsPerSandbox: ["connectionsPerSandbox", 4, int],
   maxConnections: ["connections", 16, int],
+  maxConnectionsPerToken: ["connectionsPerToken", 4, int],
+  tunnelIdleTimeout: ["idleMs", 1000, (key, v, min) => atLeast(key, parseDuration(str(key, v)), min)],
   firstRequestTimeout: ["firstRequestMs", 100, (key, v, min) => atLeast(key, parseDuration(str(key, v)), min)],
   maxHeldBytesPerSandbox: ["heldBytesPerSandbox", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],
   maxHeldBytes: ["heldBytes", 1 << 20, (key, v, min) => atLeast(key, typeof v === "number" ? v : parseBytes(str(key, v)), min)],

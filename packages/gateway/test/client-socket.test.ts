@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { ClientSocket, isValidCloseCode } from "../src/net/client-socket.js";
+import { ClientSocket, isValidCloseCode, MAX_FRAGMENTS } from "../src/net/client-socket.js";
 import { clientFrame, FrameReader, frameHeader, Opcode, payloadByte, payloadOf, remask, serverFrame, type Frame } from "../src/net/frames.js";
 import { acceptUpgrade } from "../src/server/upgrade.js";
 
@@ -296,6 +296,8 @@ describe("ClientSocket behind the gateway's handshake", () => {
     ["an unmasked frame", 1002, () => rawClientFrame(Opcode.Text, Buffer.from("hi"), { key: null })],
     ["a message over the limit, in one frame", 1009, () => rawClientFrame(Opcode.Binary, bytes(MAX + 1))],
     ["a message over the limit, in fragments", 1009, () => Buffer.concat([rawClientFrame(Opcode.Binary, bytes(MAX), { fin: false }), rawClientFrame(Opcode.Continuation, bytes(1))])],
+    // Within the byte limit, but each fragment is held until the last.
+    ["a message in more fragments than MAX_FRAGMENTS", 1008, () => Buffer.concat([rawClientFrame(Opcode.Binary, Buffer.alloc(0), { fin: false }), ...Array.from({ length: MAX_FRAGMENTS }, () => rawClientFrame(Opcode.Continuation, Buffer.alloc(0), { fin: false }))])],
     ["text that is not UTF-8", 1007, () => rawClientFrame(Opcode.Text, Buffer.from([0x7b, 0xff, 0x7d]))],
     ["a continuation with nothing to continue", 1002, () => rawClientFrame(Opcode.Continuation, bytes(3))],
     ["a new message inside a fragmented one", 1002, () => Buffer.concat([rawClientFrame(Opcode.Text, Buffer.from("a"), { fin: false }), rawClientFrame(Opcode.Text, Buffer.from("b"))])],

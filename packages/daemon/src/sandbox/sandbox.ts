@@ -157,6 +157,7 @@ export class Sandbox {
     this.#secretHosts = o.secretHosts;
     for (const [k, v] of Object.entries(o.env)) this.env.set(k, v);
     this.#handedOutAt = new Date();
+    this.egress.proxy.setOwner(o.owner);
     this.meter.rebase();
   }
 

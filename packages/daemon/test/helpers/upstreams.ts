@@ -6,7 +6,8 @@
  *
  * Per name:
  * - any name: `/echo...` answers method, path, headers, body and TLS facts as JSON (`/echo-gzip...`
- *   the same JSON gzip'd, with Content-Encoding: gzip); `/bytes/N` answers N bytes of "x"; a path
+ *   the same JSON gzip'd, with Content-Encoding: gzip; `/echo-range...` the JSON without the body,
+ *   honouring `Range: bytes=A-B` with a 206); `/bytes/N` answers N bytes of "x"; a path
  *   the test put in `canned` answers what it was given; anything else is a small text naming the host.
  * - pypi.example.test: a PEP 503 simple index with one wheel, whose file lives on
  *   files.pythonhosted.test.
@@ -284,6 +285,15 @@ export async function startUpstreams(): Promise<Upstreams> {
       const data = gzipSync(JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));
       res.writeHead(200, { "Content-Type": "application/json", "Content-Encoding": "gzip", "Content-Length": data.length });
       return void res.end(data);
+    }
+    if (path.startsWith("/echo-range")) {
+      // The echo, honouring `Range: bytes=A-B` as a real server would (206 with that slice).
+      const data = Buffer.from(JSON.stringify({ method: req.method, path, headers: req.headers, tls, host }));
+      const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+      if (!range) return send(200, "application/json", data);
+      const [from, to] = [Number(range[1]), Math.min(Number(range[2]), data.length - 1)];
+      res.writeHead(206, { "Content-Type": "application/json", "Content-Range": `bytes ${from}-${to}/${data.length}`, "Content-Length": Math.max(0, to - from + 1) });
+      return void res.end(data.subarray(from, to + 1));
     }
     if (path.startsWith("/echo")) {
       return send(200, "application/json", JSON.stringify({ method: req.method, path, headers: req.headers, body: body.toString("utf8"), tls, servername, host }));

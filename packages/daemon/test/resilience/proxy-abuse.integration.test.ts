@@ -170,6 +170,42 @@ time.sleep(2)
   });
 });
 
+describe("one token's share of the daemon's proxy connections", () => {
+  it("a token's sandboxes together hold at most egress.maxConnectionsPerToken tunnels; another token's sandbox still gets its own", async () => {
+    const OTHER = `tok-${randomBytes(16).toString("hex")}`;
+    await using d = await startDaemon({ config: { tokens: [OTHER], egress: { resolve: up.resolve, maxConnectionsPerSandbox: 4, maxConnectionsPerToken: 6 } }, args: ["--warm-pool", "0"] });
+    // Opens N tunnels, prints each answer's status code, then holds them for HOLD seconds.
+    const HOLDER = `
+import socket, sys, time
+socks, codes = [], []
+for i in range(int(sys.argv[1])):
+    s = socket.create_connection(("127.0.0.1", 3128))
+    s.sendall(b"CONNECT api.example.test:443 HTTP/1.1\\r\\nHost: api.example.test:443\\r\\n\\r\\n")
+    codes.append(s.recv(4096).split(b" ")[1].decode())
+    socks.append(s)
+print(" ".join(codes), flush=True)
+time.sleep(float(sys.argv[2]))
+`;
+    const sandbox = async (token: string) => {
+      const sb = await Sandbox.create({ url: d.url, token, allowNet: ["api.example.test"] });
+      await sb.fs.writeTextFile("/tmp/hold.py", HOLDER);
+      return sb;
+    };
+    const [a1, a2, b] = [await sandbox(d.token), await sandbox(d.token), await sandbox(OTHER)];
+    try {
+      const holding = await a1.spawn("python3", { args: ["/tmp/hold.py", "4", "30"] });
+      const first = (await holding.stdout!.getReader().read()).value!;
+      expect(new TextDecoder().decode(first).trim()).toBe("200 200 200 200");
+      expect(ok(await runBash(a2, "python3 /tmp/hold.py 4 0"), "a2").trim()).toBe("200 200 503 503");
+      expect(ok(await runBash(b, "python3 /tmp/hold.py 4 0"), "b").trim()).toBe("200 200 200 200");
+      expect(d.logs()).toMatch(/egress: this sandbox's token has 6 open proxy connections over its sandboxes, the most it may \(egress\.maxConnectionsPerToken\)/);
+      await holding.kill("SIGKILL");
+    } finally {
+      for (const sb of [a1, a2, b]) await sb.kill().catch(() => {});
+    }
+  });
+});
+
 describe("a port-less pin to a loopback address (resilience item 13)", () => {
   it("plus a port-less secret host opens no port of that address; naming the port in allowNet does", async () => {
     const sb = await Sandbox.create({ ...daemon.opts, secrets: { K: { hosts: ["portless.example.test"], value: "sk-portless-0123456789" } } });

@@ -6,6 +6,8 @@ import { FrameWriter } from "./writer.js";
 
 /** How long a close handshake may take before the socket is dropped. */
 const CLOSE_TIMEOUT_MS = 5_000;
+/** Fragments one message may come in (ws's default for a server, which the daemon is). */
+export const MAX_FRAGMENTS = 16 * 1024;
 /** Messages handed on per turn of the event loop before the others (every connection) get theirs. */
 const MESSAGES_PER_TURN = 32;
 
@@ -166,6 +168,8 @@ export class ClientSocket {
         if (!m) return this.violation({ code: CloseCode.ProtocolError, message: "a continuation frame with no message to continue" });
         m.bytes += f.payloadLength;
         if (m.bytes > this.maxMessage) return this.violation({ code: CloseCode.TooBig, message: `a message over the ${this.maxMessage}-byte limit` });
+        // Each fragment is held until the last: tiny ones would cost the gateway far more memory than their bytes.
+        if (m.frames.length >= MAX_FRAGMENTS) return this.violation({ code: CloseCode.PolicyViolation, message: `a message in more than ${MAX_FRAGMENTS} fragments` });
         m.frames.push(f);
         if (!f.fin) return;
         this.fragments = null;

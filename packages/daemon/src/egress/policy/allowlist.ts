@@ -68,6 +68,13 @@ function wildcardDomain(text: string): string {
   return domain.name;
 }
 
+/** Whether an entry names `host` (its canonical IP `ip`, or null for a name): an address only IP literals, a name its own entries and wildcards over its parents. */
+function namedBy(host: string, ip: string | null): (e: AllowEntry) => boolean {
+  return ip !== null
+    ? (e) => (e.kind === "ipv4" || e.kind === "ipv6") && e.host === ip
+    : (e) => (e.kind === "name" && e.host === host) || (e.kind === "wildcard" && host.endsWith(`.${e.host}`));
+}
+
 /** A sandbox's compiled `allowNet`: nothing is allowed unless an entry names it. */
 export class AllowList {
   private constructor(readonly entries: readonly AllowEntry[]) {}
@@ -88,13 +95,15 @@ export class AllowList {
    */
   match(host: string, port: number): AllowMatch {
     const ip = canonicalIp(host);
-    const named =
-      ip !== null
-        ? (e: AllowEntry) => (e.kind === "ipv4" || e.kind === "ipv6") && e.host === ip
-        : (e: AllowEntry) => (e.kind === "name" && e.host === host) || (e.kind === "wildcard" && host.endsWith(`.${e.host}`));
+    const named = namedBy(host, ip);
     const entry = this.entries.find((e) => named(e) && (e.port === null || e.port === port));
     if (entry) return { allowed: true, entry };
     return { allowed: false, reason: this.whyNot(ip ?? host, port, named) };
+  }
+
+  /** Whether some entry names `host`, on whatever port. */
+  namesHost(host: string): boolean {
+    return this.entries.some(namedBy(host, canonicalIp(host)));
   }
 
   private whyNot(host: string, port: number, named: (e: AllowEntry) => boolean): string {

@@ -79,6 +79,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, route: Route,
       if (err instanceof SecretBlocked) return block(err);
       throw err;
     }
+    // A part of a response can hold a piece of a value too short to be recognised, so a host a
+    // secret is bound to is asked for whole responses only (a 206 it sends anyway is refused).
+    if (secrets.boundTo(to.host)) headers = without(headers, ["range", "if-range"]);
     // Only codings the proxy can read come back, so every response can be scrubbed.
     const accept = get(headers, "accept-encoding");
     if (accept !== undefined) headers = [...without(headers, ["accept-encoding"]), "Accept-Encoding", readableAccept(accept)];
@@ -159,6 +162,11 @@ function respond(up: IncomingMessage, res: ServerResponse, method: string, to: D
   if (secrets.empty) {
     res.writeHead(status, up.statusMessage, toHeaders(headers));
     up.pipe(res);
+    return;
+  }
+  if (status === 206 && secrets.boundTo(to.host)) {
+    cut();
+    refuse(res, 502, `the response from ${hostPort(to.host, to.port)} is partial content (206), which could carry a piece of a secret's value too short to scrub; the proxy asks the hosts secrets are bound to for whole responses only`);
     return;
   }
   for (let i = 1; i < headers.length; i += 2) headers[i] = secrets.scrubText(headers[i]!);

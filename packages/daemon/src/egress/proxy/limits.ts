@@ -14,6 +14,13 @@ export interface EgressBounds {
   connectionsPerSandbox: number;
   /** Open proxy connections over all sandboxes; derived from the daemon's open-file limit when not set. */
   connections: number;
+  /**
+   * Open proxy connections over all sandboxes of one token (tenant), so that one tenant's sandboxes
+   * together cannot take every connection the daemon has; null: a quarter of `connections`.
+   */
+  connectionsPerToken: number | null;
+  /** A tunnel (CONNECT) that moves no byte either way for this long is closed. */
+  idleMs: number;
   /** A connection that has sent no complete request (or CONNECT) within this long is closed. */
   firstRequestMs: number;
   /** Bytes the proxy holds whole for one sandbox at once, and over all sandboxes. */
@@ -24,6 +31,8 @@ export interface EgressBounds {
 export const DEFAULT_BOUNDS: EgressBounds = {
   connectionsPerSandbox: 256,
   connections: 16384,
+  connectionsPerToken: null,
+  idleMs: 15 * 60_000,
   firstRequestMs: 10_000,
   heldBytesPerSandbox: 32 << 20,
   heldBytes: 256 << 20,
@@ -41,10 +50,28 @@ export const DEFAULT_BOUNDS: EgressBounds = {
 export class Budget {
   private used = 0;
 
-  constructor(readonly limit: number, private readonly parent: Budget | null = null) {}
+  constructor(readonly limit: number, private parent: Budget | null = null) {}
 
   get inUse(): number {
     return this.used;
+  }
+
+  /** The first budget, this one or a parent, with no room for one more; null when all have room. */
+  get exhausted(): Budget | null {
+    if (this.used + 1 > this.limit) return this;
+    return this.parent?.exhausted ?? null;
+  }
+
+  /** Draws on `parent` from now on, what this budget holds moving with it (the new parent may be over its limit until that comes back). */
+  moveUnder(parent: Budget): void {
+    this.parent?.give(this.used);
+    this.parent = parent;
+    parent.add(this.used);
+  }
+
+  private add(n: number): void {
+    this.used += n;
+    this.parent?.add(n);
   }
 
   /** Takes `n` if this budget and every parent have room; otherwise takes nothing and says false. */
@@ -94,6 +121,8 @@ export class EgressShared {
   readonly held: Budget;
   /** Compressed request bodies decoded at once (the work runs on libuv's small thread pool, which DNS and files share). */
   readonly decodes = new Slots(2);
+  /** Each token's share of `connections` (see EgressBounds.connectionsPerToken), made at its first sandbox. */
+  private readonly tokens = new Map<string, Budget>();
   private addresses: string[] = [];
   private addressesAt = 0;
 
@@ -116,7 +145,14 @@ export class EgressShared {
     return this.addresses;
   }
 
-  /** A sandbox's own budgets, drawing on the daemon's. */
+  /** The connections of every sandbox of `owner` (a token), drawing on the daemon's. */
+  forToken(owner: string): Budget {
+    let budget = this.tokens.get(owner);
+    if (!budget) this.tokens.set(owner, (budget = new Budget(this.bounds.connectionsPerToken ?? Math.max(this.bounds.connectionsPerSandbox, Math.floor(this.bounds.connections / 4)), this.connections)));
+    return budget;
+  }
+
+  /** A sandbox's own budgets, drawing on the daemon's (and on its token's, once it has an owner). */
   forSandbox(): SandboxEgressBudgets {
     return {
       connections: new Budget(this.bounds.connectionsPerSandbox, this.connections),

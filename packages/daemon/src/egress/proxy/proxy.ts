@@ -8,7 +8,7 @@ import type { CertificateAuthority } from "../tls/ca.js";
 import { TargetError } from "../policy/errors.js";
 import { forward, forwardUpgrade, type ForwardHooks, type Route } from "./forward.js";
 import { refusal, refuse } from "./http.js";
-import type { SandboxEgressBudgets } from "./limits.js";
+import type { Budget, SandboxEgressBudgets } from "./limits.js";
 import type { EgressJournal } from "./journal.js";
 import { decideEgress, stillAllowed, type DecideOptions, type EgressDecision } from "../policy/policy.js";
 import { SecretBlocked, SecretSet } from "../secrets/secrets.js";
@@ -54,6 +54,8 @@ export class EgressProxy {
   private allowList: AllowList;
   private secrets = SecretSet.none;
   private readonly open = new Set<OpenConnection>();
+  /** Its owner's share of the daemon's connections, once it has an owner (setOwner). */
+  private token: Budget | null = null;
 
   constructor(
     allowList: AllowList,
@@ -80,18 +82,27 @@ export class EgressProxy {
   /** Told when a connection is turned away at a bound (for the daemon's rate-limited log). */
   onBound: (message: string) => void = () => {};
 
+  /** The sandbox has its owner: from now on its connections count against that token's share too. */
+  setOwner(owner: string): void {
+    this.token = this.budgets.shared.forToken(owner);
+    this.budgets.connections.moveUnder(this.token);
+  }
+
   /**
-   * Every connection from the sandbox counts against its connection budget (and the daemon's)
-   * until it closes; past either it gets a 503 naming the bound. One that has not sent a whole
-   * request (or CONNECT) within `firstRequestMs` is closed: idle sockets cost descriptors.
+   * Every connection from the sandbox counts against its connection budget (its token's and the
+   * daemon's) until it closes; past any of them it gets a 503 naming the bound. One that has not
+   * sent a whole request (or CONNECT) within `firstRequestMs` is closed: idle sockets cost descriptors.
    */
   private admit(socket: Socket): void {
     socket.on("error", () => {});
     if (!this.budgets.connections.take(1)) {
-      const own = this.budgets.connections.inUse >= this.budgets.connections.limit;
-      const reason = own
-        ? `this sandbox has ${this.budgets.connections.limit} open proxy connections, the most it may (egress.maxConnectionsPerSandbox)`
-        : "the daemon has as many open proxy connections as it may over all sandboxes (egress.maxConnections); try again";
+      const full = this.budgets.connections.exhausted;
+      const reason =
+        full === this.budgets.connections
+          ? `this sandbox has ${full.limit} open proxy connections, the most it may (egress.maxConnectionsPerSandbox)`
+          : full !== null && full === this.token
+            ? `this sandbox's token has ${full.limit} open proxy connections over its sandboxes, the most it may (egress.maxConnectionsPerToken)`
+            : "the daemon has as many open proxy connections as it may over all sandboxes (egress.maxConnections); try again";
       this.onBound(reason);
       // Closed as soon as the answer is out: a client that never reads or closes must not keep the descriptor.
       socket.end(refusal(503, reason), () => socket.destroy());
@@ -163,6 +174,10 @@ export class EgressProxy {
   private async onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     client.on("error", () => {});
     firstRequestArrived(client);
+    // A tunnel that moves nothing either way for idleMs is closed: idle ones would hold their
+    // connection (and its share of the token's and the daemon's) for ever. Every byte of it, in
+    // either direction, passes through this socket.
+    (client as Socket).setTimeout(this.budgets.shared.bounds.idleMs, () => client.destroy());
     let target: Target;
     try {
       target = parseConnectTarget(req.url ?? "");

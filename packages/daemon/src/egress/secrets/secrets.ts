@@ -77,6 +77,14 @@ export class SecretSet {
     return this.secrets.some((s) => s.hosts.match(host, port).allowed);
   }
 
+  /**
+   * Whether some secret is bound to `host`, on whatever port: its responses may hold a value (the
+   * upstream may echo or store what it was sent), so they must reach the scrubber whole.
+   */
+  boundTo(host: string): boolean {
+    return this.secrets.some((s) => s.hosts.namesHost(host));
+  }
+
   /** Placeholders of this sandbox found in `text` (unknown SBX_SECRET_ strings are only text). */
   find(text: string): Secret[] {
     const found: Secret[] = [];

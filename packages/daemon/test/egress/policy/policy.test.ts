@@ -90,3 +90,11 @@ describe("after allowNet changes, open connections are re-judged without resolvi
     expect(stillAllowed(conn.target, conn.dialled, AllowList.parse(allowNet), ctx)).toBe(expected);
   });
 });
+
+describe("namesHost: whether an entry names a host on any port (the hosts a secret is bound to)", () => {
+  it("matches names, wildcards over parents and literals whatever the entry's port, and nothing else", () => {
+    const list = AllowList.parse(["api.example.com:443", "*.svc.test", "10.0.0.1:8080"]);
+    expect(["api.example.com", "a.svc.test", "b.a.svc.test", "10.0.0.1"].map((h) => list.namesHost(h))).toEqual([true, true, true, true]);
+    expect(["example.com", "svc.test", "api.example.com.evil.test", "10.0.0.2"].map((h) => list.namesHost(h))).toEqual([false, false, false, false]);
+  });
+});

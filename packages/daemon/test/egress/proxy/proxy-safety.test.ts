@@ -118,6 +118,65 @@ describe("what a sandbox's connections may cost the daemon (resilience item 2)",
     }
   });
 
+  it("one token's sandboxes together get their token's share of the daemon's connections; another token's still connect", async () => {
+    const shared = new EgressShared({ ...DEFAULT_BOUNDS, connections: 16, connectionsPerToken: 4 }, () => []);
+    const [a1, a2, b] = [await boundedProxy({}, shared), await boundedProxy({}, shared), await boundedProxy({}, shared)];
+    a1.proxy.setOwner("token-a");
+    a2.proxy.setOwner("token-a");
+    b.proxy.setOwner("token-b");
+    try {
+      const held = [await open(a1.path), await open(a1.path), await open(a2.path), await open(a2.path)];
+      expect(await (await open(a2.path)).closed).toContain("X-Sbx-Error: this sandbox's token has 4 open proxy connections over its sandboxes, the most it may (egress.maxConnectionsPerToken)");
+      expect(await (await open(a1.path)).closed).toContain("(egress.maxConnectionsPerToken)");
+      const other = await open(b.path);
+      other.socket.write("CONNECT nowhere.example:443 HTTP/1.1\r\n\r\n");
+      expect(await other.closed).toMatch(/^HTTP\/1\.1 403 Forbidden/); // admitted, then judged by its allowNet
+      expect(shared.forToken("token-a").inUse).toBe(4);
+      for (const h of held) h.socket.destroy();
+      await Promise.all(held.map((h) => h.closed));
+      await new Promise((r) => setTimeout(r, 20));
+      expect([shared.forToken("token-a").inUse, shared.connections.inUse]).toEqual([0, 0]);
+    } finally {
+      for (const p of [a1, a2, b]) p.proxy.close();
+    }
+  });
+
+  it("without a setting, a token's share is a quarter of the daemon's connections (at least one sandbox's)", () => {
+    expect(new EgressShared({ ...DEFAULT_BOUNDS, connections: 16384 }, () => []).forToken("t").limit).toBe(4096);
+    expect(new EgressShared({ ...DEFAULT_BOUNDS, connections: 400, connectionsPerSandbox: 256 }, () => []).forToken("t").limit).toBe(256);
+  });
+
+  it("a tunnel that moves no byte for tunnelIdleTimeout is closed, and its connection given back; one in use is not", async () => {
+    const upstream = net.createServer((s) => s.on("data", (d) => s.write(`echo ${d}`)));
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const port = (upstream.address() as net.AddressInfo).port;
+    const bounds = { ...DEFAULT_BOUNDS, idleMs: 400 };
+    const { proxy, path, shared } = await boundedProxy(bounds, new EgressShared(bounds, () => []), [`127.0.0.1:${port}`]);
+    try {
+      const idle = await open(path);
+      const busy = await open(path);
+      let got = "";
+      busy.socket.on("data", (d) => (got += d));
+      for (const t of [idle, busy]) t.socket.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`);
+      const started = Date.now();
+      // The busy one talks every 150 ms, for longer than the timeout.
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        busy.socket.write(`ping${i}`);
+      }
+      expect(await idle.closed).toBe("HTTP/1.1 200 Connection Established\r\n\r\n");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(got).toContain("echo ping5");
+      expect(busy.socket.destroyed).toBe(false);
+      expect(shared.connections.inUse).toBe(1);
+      busy.socket.destroy();
+    } finally {
+      proxy.close();
+      upstream.close();
+    }
+  });
+
   it("a connection that sends no request is closed after firstRequestTimeout; one that sent a CONNECT is not", async () => {
     const upstream = net.createServer((s) => s.on("data", (d) => s.write(`echo ${d}`)));
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));

@@ -107,6 +107,27 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
 });
 
 describe("responses the proxy cannot scrub", () => {
+  it("a host a secret is bound to is asked for whole responses (Range dropped, a 206 refused): slices too short to scrub would carry the value", async () => {
+    // The attack: an echo honouring Range, read 8 bytes at a time, each slice too short to recognise.
+    const slices = await run(`for i in $(seq 0 8 600); do curl -sS -H "Authorization: Bearer $OPENAI_KEY" -H "Range: bytes=$i-$((i+7))" https://api.openai.com/echo-range/slices; done`);
+    expectNoValue(slices.out, "the reassembled slices");
+    const echoes = seenAt("/echo-range/slices");
+    expect(echoes.length).toBeGreaterThan(10);
+    expect(echoes.every((e) => e.headers.range === undefined && e.headers.authorization === `Bearer ${OPENAI}`)).toBe(true);
+    // Each asked-for slice came back as the whole (scrubbed) echo instead.
+    expect(slices.out).toContain(`"authorization":"Bearer ${P.OPENAI_KEY}"`);
+    // A 206 the upstream sends anyway (If-Range dropped too) is refused, over TLS and plain HTTP to the same host.
+    up.canned.set("/canned/partial", { status: 206, body: OPENAI.slice(0, 8), headers: { "Content-Range": `bytes 0-7/${OPENAI.length}` } });
+    const partial = await run(`curl -sS -i -H "If-Range: x" -H "Range: bytes=0-7" https://api.openai.com/canned/partial`);
+    expect(partial.out).toMatch(/^HTTP\/1\.1 502 /m);
+    expect(partial.out).toContain("X-Sbx-Error: the response from api.openai.com:443 is partial content (206)");
+    expect(partial.out).not.toContain(OPENAI.slice(0, 8));
+    expect(seenAt("/canned/partial").every((e) => e.headers["if-range"] === undefined && e.headers.range === undefined)).toBe(true);
+    // A host no secret is bound to keeps its ranges (over plain HTTP the proxy reads every request, and scrubs every response).
+    const other = await run(`curl -sS -i -H "Range: bytes=0-9" http://api.example.test/echo-range/other`);
+    expect(other.out).toMatch(/^HTTP\/1\.1 206 /m);
+  });
+
   it("a content coding it cannot read is refused with 502 rather than passed on unscrubbed", async () => {
     up.canned.set("/canned/zstd", { body: Buffer.from(OPENAI), headers: { "Content-Encoding": "zstd" } });
     const r = await run(`curl -sS -i https://api.openai.com/canned/zstd; echo; curl -sS -i http://api.example.test/canned/zstd`);
