@@ -17,7 +17,7 @@ export { decodeValue } from "./runtimes/value.js";
 export { ShCommand, shellEscape, type ShellPipeKind } from "./sh.js";
 export { KillController, KillSignal, type KillSignalListener } from "./kill-signal.js";
 export {
-  SandboxFs, FsFile, SeekMode, DEFAULT_MAX_READ_BYTES,
+  SandboxFs, FsFile, SeekMode, DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_DOWNLOAD_BYTES,
   type FileInfo, type DirEntry, type WalkEntry, type WalkOptions, type ExpandGlobOptions, type WriteFileOptions, type FileData, type ReadFileOptions,
   type DownloadOptions, type MkdirOptions, type RemoveOptions, type OpenOptions, type PathLike,
 } from "./fs/index.js";

@@ -218,7 +218,11 @@ export class SandboxFs {
    * its own name when it is an existing directory. Nothing it writes lands outside its target or
    * leads out of it: tree entries that would are refused, symlinks out of the tree are refused (or
    * skipped, see {@link DownloadOptions}), and special files (FIFOs, devices, sockets) are never
-   * copied (EINVAL for one named directly, refused inside a tree).
+   * copied (EINVAL for one named directly, refused inside a tree). It writes at most `maxBytes`
+   * (default 10 GiB) of file content, counting each file at the size the sandbox declares for it
+   * (a sparse file at its full apparent size) before writing any of it; past that it fails with
+   * `ResourceLimitError`. A failed download removes what it had created and stops the sandbox
+   * sending; files that stood at the target before are left (though one it was overwriting is cut short).
    */
   async download(sandboxPath: PathLike, localPath: PathLike, options: DownloadOptions = {}): Promise<void> {
     await download(this.conn, this.sandbox, this, pathOf(sandboxPath), pathOf(localPath), options);

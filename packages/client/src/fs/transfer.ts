@@ -6,15 +6,15 @@
 import { constants as fsConstants, createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { basename, join, posix, resolve } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { pathSpellings } from "@sbx/protocol";
+import { ErrorCodes, pathSpellings } from "@sbx/protocol";
 import type { Connection } from "../connection.js";
-import { RpcError } from "../errors.js";
+import { ResourceLimitError, RpcError } from "../errors.js";
 import { packTree } from "../tar/pack.js";
 import { unpackTar } from "../tar/unpack.js";
 import { TarEntryError } from "../tar/names.js";
-import type { DownloadOptions, FileInfo } from "./types.js";
+import { DEFAULT_MAX_DOWNLOAD_BYTES, type DownloadOptions, type FileInfo } from "./types.js";
 
 /** What moving files needs of `sandbox.fs`. */
 export interface TransferFs {
@@ -57,9 +57,19 @@ export async function upload(conn: Connection, sandbox: string, fs: TransferFs, 
 /**
  * Copies a sandbox file or tree to `local`, or into it when it is an existing directory.
  * Nothing it writes lands outside its target or leads out of it: tree entries that would are
- * refused, symlinks out of the tree refused (or skipped), special files never copied.
+ * refused, symlinks out of the tree refused (or skipped), special files never copied. At most
+ * `maxBytes` of file content is written (sizes as the sandbox declares them, checked before a
+ * file's bytes are written); when a download fails, what it created is removed again and the
+ * sandbox stops sending.
  */
 export async function download(conn: Connection, sandbox: string, fs: TransferFs, source: string, local: string, options: DownloadOptions = {}): Promise<void> {
+  const max = options.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+  if (!Number.isSafeInteger(max) || max < 0) throw new TypeError(`download: maxBytes must be a non-negative integer number of bytes, not ${String(max)}`);
+  const tooBig = (path: string, size: number, sofar: number) =>
+    new ResourceLimitError(
+      `downloading ${source} would write more than maxBytes (${max} bytes): ${path} is ${size} bytes${sofar ? ` after ${sofar} already` : ""}; pass a larger { maxBytes } to download it`,
+      ErrorCodes.ResourceLimit,
+    );
   // stat, not lstat: a symlink named directly is followed in the sandbox (its content is copied, never the link).
   const st = await fs.stat(source);
   const root = await fs.realPath(source);
@@ -68,19 +78,52 @@ export async function download(conn: Connection, sandbox: string, fs: TransferFs
   const name = posix.basename(root);
   const into = existing?.isDirectory() && name !== "" && name !== "." && name !== ".." ? join(local, name) : local;
   if (!st.isDirectory) {
+    // Refused before anything is opened on either side; counted again as the bytes come (it may grow).
+    if (st.size > max) throw tooBig(source, st.size, 0);
     // The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
     const body = await fs.readFileStream(source);
-    // O_NOFOLLOW: never written through a symlink standing at the target (ELOOP says so instead).
-    const handle = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, st.mode & 0o777);
-    await pipeline(Readable.fromWeb(body as never), handle.createWriteStream());
+    let handle: fsp.FileHandle;
+    let created = true;
+    try {
+      // O_NOFOLLOW: never written through a symlink standing at the target (ELOOP says so instead).
+      // O_EXCL first, to know whether this download created the file (and may remove it again).
+      handle = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, st.mode & 0o777).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== "EEXIST") throw err;
+        created = false;
+        return fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW);
+      });
+    } catch (err) {
+      await body.cancel(err).catch(() => {});
+      throw err;
+    }
+    let got = 0;
+    const limit = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        got += chunk.byteLength;
+        done(got > max ? new ResourceLimitError(`${source} grew past maxBytes (${max} bytes) while it was downloaded; pass a larger { maxBytes } to download it`, ErrorCodes.ResourceLimit) : null, chunk);
+      },
+    });
+    try {
+      // A failure destroys the body, which cancels the stream: the sandbox stops sending.
+      await pipeline(Readable.fromWeb(body as never), limit, handle.createWriteStream());
+    } catch (err) {
+      // Only a file this download created is removed; one that stood there is the caller's.
+      if (created) await fsp.unlink(into).catch(() => {});
+      throw err;
+    }
     return;
   }
   const stream = conn.streams.incoming();
   const call = conn.request("fs.download", { sandbox, path: source, stream: stream.id });
-  const unpack = unpackTar(Readable.fromWeb(stream.readable as never), into, { outsideLinks: options.symlinks ?? "refuse", packedRoot: pathSpellings(root) });
+  const unpack = unpackTar(Readable.fromWeb(stream.readable as never), into, {
+    outsideLinks: options.symlinks ?? "refuse",
+    packedRoot: pathSpellings(root),
+    maxBytes: max,
+    tooBig: (entry, size, sofar) => tooBig(posix.join(source, entry), size, sofar),
+  });
   const [called, unpacked] = await Promise.allSettled([call, unpack]);
-  // An entry refused here is the cause; the sandbox's side then fails only because we stopped reading.
-  if (unpacked.status === "rejected" && unpacked.reason instanceof TarEntryError) throw unpacked.reason;
+  // An entry refused here (or the limit) is the cause; the sandbox's side then fails only because we stopped reading.
+  if (unpacked.status === "rejected" && (unpacked.reason instanceof TarEntryError || unpacked.reason instanceof ResourceLimitError)) throw unpacked.reason;
   if (called.status === "rejected") {
     stream.fail(called.reason);
     throw called.reason;

@@ -146,7 +146,21 @@ export interface OpenOptions {
   mode?: number;
 }
 
+/**
+ * Bytes `download` writes to the local disk at most, unless told otherwise: 10 GiB. It goes to
+ * disk, not memory, so it is far above readFile's 256 MiB, yet a hostile sandbox cannot fill the
+ * disk with one sparse file that it claims holds a terabyte.
+ */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 10 * 2 ** 30;
+
 export interface DownloadOptions {
+  /**
+   * Fail (with `ResourceLimitError`) rather than write more than this many bytes: the sum of the
+   * sizes of all downloaded files, as the sandbox declares them (a sparse file counts at its full
+   * apparent size). Checked before a file's bytes are written; a download refused (or failing for
+   * any other reason) removes what it had written. Default 10 GiB.
+   */
+  maxBytes?: number;
   /**
    * What to do with a symlink in a downloaded tree that leads out of it (absolute, or climbing
    * above the tree): "refuse" the download (default; nothing is left behind) or "skip" the link.

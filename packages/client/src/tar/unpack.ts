@@ -21,6 +21,14 @@ export interface UnpackOptions {
    * treated as outside.
    */
   packedRoot?: string | readonly string[];
+  /**
+   * Stop before writing a file whose size, as its tar header declares it, would take the sum of
+   * all files' declared sizes past this many bytes (default: no limit). Checked before any of
+   * the file's bytes are written, so a huge (or sparse) file costs nothing to refuse.
+   */
+  maxBytes?: number;
+  /** The error to stop with when `maxBytes` is passed (default a TarEntryError). */
+  tooBig?: (name: string, size: number, sofar: number) => Error;
 }
 
 export interface UnpackResult {
@@ -51,6 +59,8 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
   const dirTimes: Array<[string, Date]> = [];
   let entries = 0;
   let bytes = 0;
+  let declared = 0;
+  const maxBytes = options.maxBytes ?? Infinity;
 
   // Every directory we write into must be a real directory reached without symlinks.
   async function parentOf(name: string, parts: string[]): Promise<string> {
@@ -113,6 +123,11 @@ export async function unpackTar(source: Readable, dest: string, options: UnpackO
         }
         case "file":
         case "contiguous-file": {
+          const size = h.size ?? 0;
+          if (declared + size > maxBytes) {
+            throw options.tooBig?.(h.name, size, declared) ?? new TarEntryError(h.name, `declares ${size} bytes, which would take the archive past ${maxBytes} bytes`);
+          }
+          declared += size;
           await clearForReplace(h.name, path);
           const handle = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
           created.push(path);

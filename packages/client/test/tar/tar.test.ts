@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import * as tar from "tar-stream";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { packTree, TarEntryError, unpackTar } from "../../src/tar/index.js";
 import { makeTar, type Entry } from "../helpers/tar.js";
@@ -205,6 +206,33 @@ describe("unpackTar refuses hostile archives and writes nothing outside dest", (
     await expect(unpackTar(Readable.from([archive]), dest, { maxEntries: 5 })).rejects.toThrow(/refusing tar entry 'f5': archive has more than 5 entries/);
     expect(await snapshot(root)).toEqual(before);
     expect(await unpackTar(Readable.from([archive]), dest, { maxEntries: 6 })).toEqual({ entries: 6, bytes: 6 });
+  });
+
+  it("stops at maxBytes of declared file sizes, before writing the file that would pass it", async () => {
+    const before = await snapshot(root);
+    const archive = await makeTar([[{ name: "a" }, "x".repeat(1000)], [{ name: "sub/b" }, "y".repeat(1000)], [{ name: "c" }, "z".repeat(1000)]]);
+    await expect(unpackTar(Readable.from([archive]), dest, { maxBytes: 2999 })).rejects.toThrow("refusing tar entry 'c': declares 1000 bytes, which would take the archive past 2999 bytes");
+    expect(await snapshot(root)).toEqual(before);
+    const tooBig = (name: string, size: number, sofar: number) => new RangeError(`${name} ${size} ${sofar}`);
+    await expect(unpackTar(Readable.from([archive]), dest, { maxBytes: 2999, tooBig })).rejects.toThrow(new RangeError("c 1000 2000"));
+    expect(await unpackTar(Readable.from([archive]), dest, { maxBytes: 3000 })).toEqual({ entries: 3, bytes: 3000 });
+  });
+
+  it("refuses a file declaring a terabyte from its header alone (base-256 size), with none of its data sent", async () => {
+    const before = await snapshot(root);
+    // Only the header of a 1 TiB entry: the data never comes, as the refusal must not wait for it.
+    const pack = tar.pack();
+    const chunks: Buffer[] = [];
+    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
+    pack.entry({ name: "huge", size: 2 ** 40, mode: 0o644 });
+    await sleep(10);
+    const header = Buffer.concat(chunks);
+    expect(header.length).toBe(512);
+    const source = new Readable({ read() {} });
+    source.push(header);
+    await expect(settlesWithin(unpackTar(source, dest, { maxBytes: 10 * 2 ** 30 }), 2000)).rejects.toThrow(`refusing tar entry 'huge': declares ${2 ** 40} bytes`);
+    expect(source.destroyed).toBe(true);
+    expect(await snapshot(root)).toEqual(before);
   });
 
   it("refuses a dest that is not a directory", async () => {

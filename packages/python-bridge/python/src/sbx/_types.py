@@ -8,12 +8,16 @@ from typing import Any, Literal
 
 from ._generated.models import ExitStatus
 
-__all__ = ["CommandOutput", "WalkEntry", "Stdio", "KILLED", "DEFAULT_MAX_READ_BYTES"]
+__all__ = ["CommandOutput", "WalkEntry", "Stdio", "KILLED", "DEFAULT_MAX_READ_BYTES", "DEFAULT_MAX_DOWNLOAD_BYTES"]
 
 Stdio = Literal["piped", "inherit", "null"]
 
 #: Bytes ``read_file`` and ``read_text_file`` hold in memory at most, unless told otherwise.
 DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024
+
+#: Bytes ``download`` writes to the local disk at most, unless told otherwise: 10 GiB (to disk, not
+#: memory, so far above ``read_file``'s limit, yet no sandbox fills a disk with one sparse file).
+DEFAULT_MAX_DOWNLOAD_BYTES = 10 * 1024 * 1024 * 1024
 
 #: The status of a process whose sandbox was destroyed under it.
 KILLED = ExitStatus(success=False, code=137, signal="SIGKILL", oom=False)

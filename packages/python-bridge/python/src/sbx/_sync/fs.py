@@ -17,8 +17,8 @@ from typing import Literal
 from .._errors import ResourceLimitError
 from .._generated.models import ERROR_CODES, DirEntry, FileInfo
 from .._paths import path_spellings
-from .._tar import pack_tree, unpack_tar
-from .._types import DEFAULT_MAX_READ_BYTES, WalkEntry
+from .._tar import TarSizeLimit, pack_tree, unpack_tar
+from .._types import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_READ_BYTES, WalkEntry
 from .file import FsFile
 from .streams import Incoming, Outgoing
 from .transport import Connection
@@ -258,7 +258,14 @@ class SandboxFs:
         else:
             raise ValueError(f"{local_path} is neither a file, a symlink nor a directory")
 
-    def download(self, sandbox_path: str, local_path: str | os.PathLike[str], *, symlinks: Literal["refuse", "skip"] = "refuse") -> None:
+    def download(
+        self,
+        sandbox_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        symlinks: Literal["refuse", "skip"] = "refuse",
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> None:
         """Copies a sandbox file or tree to the local disk.
 
         A tree is unpacked into ``local_path`` (created if missing) refusing every entry that
@@ -268,26 +275,103 @@ class SandboxFs:
         A symlink in the tree that leads out of it is refused (``symlinks="skip"`` leaves it
         out); links inside it are kept. A symlink named directly is followed in the sandbox and
         its content copied: no download creates a link that leads out of its target.
+
+        At most ``max_bytes`` (default 10 GiB) of file content is written: each file counts at
+        the size the sandbox declares for it (a sparse file at its full apparent size), checked
+        before any of its bytes are written or spooled; past it ``ResourceLimitError`` is raised.
+        A failed download removes what it had created (files that stood there are left) and
+        stops the sandbox sending.
         """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise TypeError(f"download: max_bytes must be a non-negative int number of bytes, not {max_bytes!r}")
+
+        def too_big(path: str, size: int, sofar: int) -> ResourceLimitError:
+            after = f" after {sofar} already" if sofar else ""
+            return ResourceLimitError(
+                f"downloading {sandbox_path} would write more than max_bytes ({max_bytes} bytes): {path} is {size} bytes{after}; "
+                "pass a larger max_bytes to download it",
+                ERROR_CODES["ResourceLimit"],
+            )
+
         st = self.stat(sandbox_path)
         if not st.is_directory:
+            # Refused before anything is opened on either side; counted again as the bytes come (it may grow).
+            if st.size > max_bytes:
+                raise too_big(sandbox_path, st.size, 0)
             # The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
             body = self.read_file_stream(sandbox_path)
-            # O_NOFOLLOW: never written through a symlink standing at local_path (ELOOP says so instead).
-            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), st.mode & 0o777)
-            with open(fd, "wb") as out:
-                for chunk in body:
-                    out.write(chunk)
-                os.fchmod(fd, st.mode & 0o777)
+            # O_NOFOLLOW: never written through a symlink standing at local_path (ELOOP says so instead);
+            # O_EXCL first, to know whether this download created the file (and may remove it again).
+            flags = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+            created = True
+            try:
+                try:
+                    fd = os.open(local_path, flags | os.O_CREAT | os.O_EXCL, st.mode & 0o777)
+                except FileExistsError:
+                    created = False
+                    fd = os.open(local_path, flags | os.O_TRUNC)
+            except BaseException:
+                body.cancel("the local file could not be opened")
+                raise
+            try:
+                with open(fd, "wb") as out:
+                    got = 0
+                    for chunk in body:
+                        got += len(chunk)
+                        if got > max_bytes:
+                            raise ResourceLimitError(
+                                f"{sandbox_path} grew past max_bytes ({max_bytes} bytes) while it was downloaded; pass a larger max_bytes to download it",
+                                ERROR_CODES["ResourceLimit"],
+                            )
+                        out.write(chunk)
+                    os.fchmod(fd, st.mode & 0o777)
+            except BaseException:
+                # The sandbox stops sending; only a file this download created is removed.
+                body.cancel("download failed")
+                if created:
+                    try:
+                        os.unlink(local_path)
+                    except OSError:
+                        pass
+                raise
         else:
-            # Spooled to a temporary file, then unpacked: tarfile reads synchronously.
+            # Spooled to a temporary file, then unpacked: tarfile reads synchronously. The spool
+            # holds no more than the limit allows: the headers are checked as the stream comes.
+            def entry_too_big(name: str, size: int, sofar: int) -> ResourceLimitError:
+                return too_big(posixpath.join(sandbox_path, name), size, sofar)
+
+            limit = TarSizeLimit(max_bytes, entry_too_big)
             with tempfile.TemporaryFile() as tar:
+
+                def spool(chunk: bytes) -> None:
+                    limit.feed(chunk)
+                    tar.write(chunk)
+
                 stream = self._conn.incoming()
                 call = self._conn.start_fs_download(sandbox=self._sandbox, path=sandbox_path, stream=stream.id)
-                self._conn.collect([stream], [tar.write])
+                try:
+                    self._conn.collect([stream], [spool])
+                except BaseException as err:
+                    # The sandbox stops sending; its side of the call then fails because we stopped
+                    # reading (awaited, unless we are being interrupted, so no answer is left unread).
+                    stream.cancel("download stopped by the client")
+                    if isinstance(err, Exception):
+                        try:
+                            call.result()
+                        except Exception:
+                            pass
+                    raise
                 call.result()
                 tar.seek(0)
-                unpack_tar(tar, os.fspath(local_path), outside_links=symlinks, packed_root=path_spellings(self.real_path(sandbox_path)))
+                # The limit again, as tarfile reads the sizes (the spool was checked as TarSizeLimit reads them).
+                unpack_tar(
+                    tar,
+                    os.fspath(local_path),
+                    outside_links=symlinks,
+                    packed_root=path_spellings(self.real_path(sandbox_path)),
+                    max_bytes=max_bytes,
+                    too_big=entry_too_big,
+                )
 
 
 def _seconds(t: float | datetime) -> float:

@@ -9,7 +9,7 @@ import shutil
 import stat
 import tarfile
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Literal, NamedTuple
 
 from .names import TarEntryError, entry_parts
@@ -83,6 +83,8 @@ def unpack_tar(
     max_entries: int = 1_000_000,
     outside_links: Literal["keep", "refuse", "skip"] = "keep",
     packed_root: str | Sequence[str] | None = None,
+    max_bytes: int | None = None,
+    too_big: Callable[[str, int, int], BaseException] | None = None,
 ) -> UnpackResult:
     """Unpacks the tar archive in ``source`` (a seekable binary file, read from where it stands)
     into ``dest`` (created if missing) without ever writing outside it.
@@ -97,11 +99,15 @@ def unpack_tar(
     into a sandbox), refused (a download onto your machine) or skipped; ``packed_root`` is where
     the tree lived where it was packed (each name it has there), so an absolute link into it is
     rewritten relative.
+
+    ``max_bytes``: stop before writing a file whose declared size would take the files' total
+    past it (raising ``too_big(name, size, so_far)``, by default a ``TarEntryError``).
     """
     created: list[str] = []
     dir_times: list[tuple[str, float]] = []
     entries = 0
     written = 0
+    declared = 0
 
     def parent_of(name: str, parts: list[str]) -> str:
         # Every directory written into must be a real directory reached without symlinks.
@@ -154,6 +160,11 @@ def unpack_tar(
                 os.chmod(path, mode | 0o700)
                 dir_times.append((path, member.mtime))
             elif member.type in _FILE_TYPES:
+                if max_bytes is not None and declared + member.size > max_bytes:
+                    if too_big is not None:
+                        raise too_big(name, member.size, declared)
+                    raise TarEntryError(name, f"declares {member.size} bytes, which would take the archive past {max_bytes} bytes")
+                declared += member.size
                 clear_for_replace(name, path)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
                 created.append(path)
