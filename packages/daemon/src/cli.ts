@@ -23,7 +23,8 @@ sbx shell ID [-- CMD [ARGS...]]         An interactive terminal (default bash) i
                                         follows this window's size; exits with the command's status.
 sbx ls [--json] [--label K=V]...        Lists this token's sandboxes.
 sbx kill ID [ID...]                     Destroys sandboxes.
-sbx cp SRC DEST                         Copies files or trees; one side is ID:/path; into DEST when it is a directory.
+sbx cp [--max-bytes SIZE] SRC DEST      Copies files or trees; one side is ID:/path; into DEST when it is a directory.
+                                        A download writes at most SIZE (default 10GiB; sizes as the sandbox declares them).
 sbx usage ID [--json]                   CPU, memory, disk and wall time used (also shortly after it ended).
 sbx usage --tenant NAME|--all [--since 30d|DATE] [--until DATE] [--format table|csv|json] [--state-dir DIR]
                                         What tenants used, from the state dir's ledger (on the daemon's host).

@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -205,6 +205,16 @@ describe("sbx CLI", () => {
       expect(readFileSync(join(out, "a.txt"), "utf8")).toBe("local a\n");
       expect(readFileSync(join(out, "tree", "t.txt"), "utf8")).toBe("tree t\n");
       expect(await sbx(["cp", `${id}:/home/user/in/a.txt`, join(dir, "missing", "a.txt")])).toMatchObject({ code: 1, stderr: `sbx cp: ${join(dir, "missing")}: no such directory\n` });
+      // --max-bytes bounds a download (the SDK's maxBytes, 10 GiB unless given), in the flag's words.
+      expect(await sbx(["cp", "--max-bytes", "4", `${id}:/home/user/in/a.txt`, join(dir, "small.txt")])).toMatchObject({
+        code: 1,
+        stderr: `sbx cp: downloading /home/user/in/a.txt would write more than --max-bytes (4 bytes): /home/user/in/a.txt is 8 bytes; pass a larger --max-bytes to download it\n`,
+      });
+      expect(existsSync(join(dir, "small.txt"))).toBe(false);
+      expect((await sbx(["cp", "--max-bytes", "1KiB", `${id}:/home/user/in/tree`, join(dir, "t2")])).code).toBe(0);
+      expect(readFileSync(join(dir, "t2", "t.txt"), "utf8")).toBe("tree t\n");
+      expect(await sbx(["cp", "--max-bytes", "lots", `${id}:/home/user/in/a.txt`, out])).toMatchObject({ code: 2, stderr: `sbx cp: --max-bytes: 'lots' is not a size such as "512MiB", "1.5GiB" or "10GB"\n` });
+      expect(await sbx(["cp", "--max-bytes", "1KiB", join(dir, "a.txt"), `${id}:/home/user/in`])).toMatchObject({ code: 2, stderr: "sbx cp: --max-bytes bounds a download (SRC ID:/path); an upload is bounded by the sandbox's disk\n" });
 
       // Missing paths are one line naming them, on either side.
       expect(await sbx(["cp", join(dir, "nope.txt"), `${id}:/home/user/`])).toMatchObject({ code: 1, stderr: `sbx cp: ${join(dir, "nope.txt")}: no such file or directory\n` });
