@@ -54,8 +54,8 @@ async function downloadInto(sb: Sandbox, remote: string, shown: string, local: s
   try {
     await sb.fs.download(remote, target, maxBytes === undefined ? {} : { maxBytes });
   } catch (err) {
-    // The SDK's words name its option; here it is the flag.
-    if (err instanceof ResourceLimitError) throw new CliError(err.message.replaceAll("{ maxBytes }", "--max-bytes").replaceAll("maxBytes", "--max-bytes"));
+    // The SDK's words name its option; here it is the flag (only in those words: a path may say maxBytes too).
+    if (err instanceof ResourceLimitError) throw new CliError(err.message.replace(/(than|past) maxBytes \(/, "$1 --max-bytes (").replace("larger { maxBytes }", "larger --max-bytes"));
     throw err;
   }
 }

@@ -206,9 +206,11 @@ describe("sbx CLI", () => {
       expect(readFileSync(join(out, "tree", "t.txt"), "utf8")).toBe("tree t\n");
       expect(await sbx(["cp", `${id}:/home/user/in/a.txt`, join(dir, "missing", "a.txt")])).toMatchObject({ code: 1, stderr: `sbx cp: ${join(dir, "missing")}: no such directory\n` });
       // --max-bytes bounds a download (the SDK's maxBytes, 10 GiB unless given), in the flag's words.
-      expect(await sbx(["cp", "--max-bytes", "4", `${id}:/home/user/in/a.txt`, join(dir, "small.txt")])).toMatchObject({
+      // (A path that says maxBytes keeps its name.)
+      expect((await sbx(["exec", id, "--", "cp", "/home/user/in/a.txt", "/home/user/in/maxBytes.txt"])).code).toBe(0);
+      expect(await sbx(["cp", "--max-bytes", "4", `${id}:/home/user/in/maxBytes.txt`, join(dir, "small.txt")])).toMatchObject({
         code: 1,
-        stderr: `sbx cp: downloading /home/user/in/a.txt would write more than --max-bytes (4 bytes): /home/user/in/a.txt is 8 bytes; pass a larger --max-bytes to download it\n`,
+        stderr: `sbx cp: downloading /home/user/in/maxBytes.txt would write more than --max-bytes (4 bytes): /home/user/in/maxBytes.txt is 8 bytes; pass a larger --max-bytes to download it\n`,
       });
       expect(existsSync(join(dir, "small.txt"))).toBe(false);
       expect((await sbx(["cp", "--max-bytes", "1KiB", `${id}:/home/user/in/tree`, join(dir, "t2")])).code).toBe(0);
