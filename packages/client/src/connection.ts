@@ -140,7 +140,7 @@ export class Connection {
     if (this.closedWith) return written?.();
     if (!payload) return this.ws.send(frame);
     this.ws.send(frame, { binary: true, fin: false });
-    this.ws.send(payload, { binary: true, fin: true }, written && (() => written()));
+    this.ws.send(payload, { binary: true, fin: true }, written);
   }
 
   async close(): Promise<void> {

@@ -73,7 +73,7 @@ const STDIO_MODES: readonly Stdio[] = ["piped", "inherit", "null"];
 const STDIN_MODES = ["piped", "null"] as const;
 
 /** Refuses a stdio mode that is not one of `allowed`, naming the option. */
-function stdioProblem(name: string, mode: unknown, allowed: readonly string[]): void {
+function checkStdio(name: string, mode: unknown, allowed: readonly string[]): void {
   if (typeof mode === "string" && allowed.includes(mode)) return;
   throw new InvalidOptionError(`${name}: must be ${allowed.map((m) => `"${m}"`).join(", ")}, not ${typeof mode === "string" ? JSON.stringify(mode.slice(0, 64)) : typeof mode}`, ErrorCodes.InvalidParams);
 }
@@ -309,9 +309,9 @@ export class Sandbox implements AsyncDisposable {
     make: (...parts: ConstructorParameters<typeof ChildProcess>) => P,
   ): Promise<P> {
     // Checked here, not only typed: a mode nobody reads would leave its stream unread, and the process stalled on it.
-    stdioProblem("stdin", modes.stdin, STDIN_MODES);
-    stdioProblem("stdout", modes.stdout, STDIO_MODES);
-    stdioProblem("stderr", modes.stderr, STDIO_MODES);
+    checkStdio("stdin", modes.stdin, STDIN_MODES);
+    checkStdio("stdout", modes.stdout, STDIO_MODES);
+    checkStdio("stderr", modes.stderr, STDIO_MODES);
     const stdin = modes.stdin === "piped" ? this.conn.streams.outgoing() : null;
     const stdout = modes.stdout === "null" ? null : this.conn.streams.incoming();
     const stderr = modes.stderr === "null" ? null : this.conn.streams.incoming();
