@@ -28,6 +28,10 @@ export interface SandboxCgroup {
   /** Sets new memory and CPU caps on the live cgroup (a pooled sandbox claimed with other limits). */
   retune(limits: { memoryBytes: number; cpus: number }): Promise<void>;
   stats(): CgroupStats;
+  /** The one figure of `stats()` a caller on a hot path needs, reading one file: CPU seconds used so far. */
+  cpuSeconds(): number;
+  /** … and OOM kills the cgroup has seen (read on every process exit). */
+  oomKills(): number;
   /** Kills anything left inside and removes the cgroup (it must be empty of live tasks). */
   destroy(): Promise<void>;
 }
@@ -194,6 +198,8 @@ export class CgroupV1Driver implements CgroupDriver {
       throw err;
     }
     let memoryBytes = limits.memoryBytes;
+    const cpuSeconds = () => readNumber(join(d.cpuacct, "cpuacct.usage")) / 1e9;
+    const oomKills = () => readKeyed(join(d.memory, "memory.oom_control"), "oom_kill");
     return {
       procsFiles: made.map((dir) => join(dir, "cgroup.procs")),
       bornIn: null,
@@ -201,11 +207,13 @@ export class CgroupV1Driver implements CgroupDriver {
         await writeAllNow(v1CapWrites(d, caps, memoryBytes));
         memoryBytes = caps.memoryBytes;
       },
+      cpuSeconds,
+      oomKills,
       stats: () => ({
-        cpuSeconds: readNumber(join(d.cpuacct, "cpuacct.usage")) / 1e9,
+        cpuSeconds: cpuSeconds(),
         memoryBytes: readNumber(join(d.memory, "memory.usage_in_bytes")),
         memoryPeakBytes: readNumber(join(d.memory, "memory.max_usage_in_bytes")),
-        oomKills: readKeyed(join(d.memory, "memory.oom_control"), "oom_kill"),
+        oomKills: oomKills(),
       }),
       destroy: async () => {
         for (const dir of made) await removeCgroup(dir);
@@ -260,20 +268,19 @@ export class CgroupV2Driver implements CgroupDriver {
       throw err;
     }
     let peak = 0;
+    const cpuSeconds = () => readKeyed(join(dir, "cpu.stat"), "usage_usec") / 1e6;
+    const oomKills = () => readKeyed(join(dir, "memory.events"), "oom_kill");
     return {
       procsFiles: this.bornInCgroup ? [] : [join(dir, "cgroup.procs")],
       bornIn: this.bornInCgroup ? dir : null,
       retune: (caps) => writeAllNow(v2CapWrites(dir, caps)),
+      cpuSeconds,
+      oomKills,
       stats: () => {
         const current = readNumber(join(dir, "memory.current"));
         // memory.peak exists from Linux 5.19; before that the highest value we sampled stands in.
         peak = Math.max(peak, current, readNumber(join(dir, "memory.peak")));
-        return {
-          cpuSeconds: readKeyed(join(dir, "cpu.stat"), "usage_usec") / 1e6,
-          memoryBytes: current,
-          memoryPeakBytes: peak,
-          oomKills: readKeyed(join(dir, "memory.events"), "oom_kill"),
-        };
+        return { cpuSeconds: cpuSeconds(), memoryBytes: current, memoryPeakBytes: peak, oomKills: oomKills() };
       },
       destroy: () => removeCgroup(dir),
     };

@@ -5,6 +5,10 @@ import { parseBytes } from "../util/units.js";
 
 const MIB = 1024 * 1024;
 
+/** The host's memory, read once: os.totalmem() reads /proc/meminfo, 0.1-0.25 ms on every create otherwise. */
+let hostMemory: number | undefined;
+const hostMemoryBytes = () => (hostMemory ??= totalmem());
+
 type CreateParams = ParamsOf<"sandbox.create">;
 
 /** The limits of one sandbox, as the host enforces them (cgroups, storage size). */
@@ -34,7 +38,7 @@ export const LIMITS: { [K in keyof SandboxLimits]: LimitSpec<"memory" | "cpus" |
   memoryBytes: {
     param: "memory",
     parse: (v) => parseBytes((v ?? LIMIT_DEFAULTS.memory) as string | number),
-    problem: (n) => (n < 128 * MIB || n > totalmem() ? `must be between 128MiB and this host's ${Math.floor(totalmem() / MIB)}MiB` : null),
+    problem: (n) => (n < 128 * MIB || n > hostMemoryBytes() ? `must be between 128MiB and this host's ${Math.floor(hostMemoryBytes() / MIB)}MiB` : null),
     rootless: (asked) => `memory: not enforced: this daemon runs rootless (without cgroups), so memory ${asked} is not a limit here; run the daemon as root for enforced limits`,
   },
   cpus: {

@@ -50,9 +50,13 @@ export class UsageMeter {
     private readonly egress: () => Usage["egress"],
   ) {}
 
-  /** Starts the clock now: called when the sandbox is handed to its owner. */
+  /**
+   * Starts the clock now: called when the sandbox is handed to its owner, on the create's path,
+   * so it reads only the CPU counter (one file); memory, peak and disk wait for the next sample.
+   */
   rebase(): void {
-    this.sample();
+    if (this.finalUsage) return;
+    this.cpu = this.cgroup ? this.cgroup.cpuSeconds() : Math.max(this.cpu, processTreeCpu(this.rootPid).cpu);
     this.cpuBase = this.cpu;
     this.started = this.lastSample = Date.now();
     this.gbSeconds = 0;
@@ -87,7 +91,7 @@ export class UsageMeter {
 
   /** Oom kills the cgroup has seen so far (0 without one). */
   oomKills(): number {
-    return this.cgroup?.stats().oomKills ?? 0;
+    return this.cgroup?.oomKills() ?? 0;
   }
 
   current(): Usage {
