@@ -33,11 +33,14 @@ import { daemonPid, pidFile, removeDaemonFiles, writeDaemonInfo } from "./lifecy
 import { SBX_VERSION } from "./version.js";
 import { findDeno, replDrivers } from "./runtimes/files.js";
 import { HostState } from "./fleet/host-state.js";
+import { useToolRunner } from "./util/host-tools.js";
 
 /** The native supervisor that runs as pid 1 of every sandbox (built from native/ by `pnpm build`). */
 const SUPERVISOR = fileURLToPath(new URL("./sbx-supervisor", import.meta.url));
 /** What the daemon runs to start each sandbox's bwrap: cgroups, rlimits, affinity and uid in one exec (native/launch.c). */
 const LAUNCHER = fileURLToPath(new URL("./sbx-launch", import.meta.url));
+/** Runs the daemon's host tools (mkfs.ext4, mount, ...) so that the daemon does not fork for each (native/run.c). */
+const TOOL_RUNNER = fileURLToPath(new URL("./sbx-run", import.meta.url));
 /** The Node preload bound into every sandbox (fetch and http(s) through the egress proxy). */
 const PRELOAD = fileURLToPath(new URL("./node-proxy.cjs", import.meta.url));
 const PRELOAD_IMPL = fileURLToPath(new URL("./node-proxy-impl.cjs", import.meta.url));
@@ -68,7 +71,8 @@ export class Daemon {
     parseListen(config.listen);
     const rootMode = process.getuid?.() === 0;
 
-    for (const bundle of [SUPERVISOR, LAUNCHER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    for (const bundle of [SUPERVISOR, LAUNCHER, TOOL_RUNNER, PRELOAD, PRELOAD_IMPL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build @sbx/daemon first`);
+    useToolRunner(TOOL_RUNNER);
     await fsp.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await claimStateDir(config.stateDir);
     // Root mode: host uids of our own, never shared with another daemon's sandboxes.

@@ -1,11 +1,9 @@
-import { execFile } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { mountPoints, mountSource } from "../util/mountinfo.js";
+import { runTool } from "../util/host-tools.js";
 
-const run = promisify(execFile);
 
 /**
  * A sandbox's writable storage in root mode: one ext4 file system in a sparse image file,
@@ -54,13 +52,13 @@ export class PreparedStorage {
     const inodes = Math.max(1024, Math.min(4_000_000, Math.floor(bytes / 8192)));
     await fsp.writeFile(image, "", { mode: 0o600 });
     try {
-      if (reserve) await run("fallocate", ["-l", String(bytes), image]);
+      if (reserve) await runTool("fallocate", ["-l", String(bytes), image]);
       else await fsp.truncate(image, bytes);
       // No journal: a sandbox's storage does not outlive a crash of its sandbox. Root-owned: handed to its uid when used.
       await formatExt4(image, { inodes, journal: false, rootOwner: 0 });
       await fsp.mkdir(root, { mode: 0o700 });
       // errors=remount-ro: metadata that cannot be written turns the file system read-only rather than corrupt.
-      await run("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
+      await runTool("mount", ["-o", "loop,nosuid,nodev,noatime,errors=remount-ro", image, root]);
       if (awaitDirectIo) await loopDirectIo(root);
       else loopDirectIoSoon(root);
     } catch (err) {
@@ -111,7 +109,7 @@ export async function formatExt4(image: string, opts: { inodes?: number; journal
   if (opts.inodes !== undefined) args.push("-N", String(opts.inodes));
   if (!opts.journal) args.push("-O", "^has_journal");
   args.push("-E", `lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=${opts.rootOwner}:${opts.rootOwner}`, image);
-  await run("mkfs.ext4", args);
+  await runTool("mkfs.ext4", args);
 }
 
 /** How long after a create made its own storage (or mounted a volume) its loop device turns to direct I/O. */
@@ -135,7 +133,7 @@ export async function loopDirectIo(mountPoint: string): Promise<boolean> {
   try {
     const device = mountSource(mountPoint);
     if (!device?.startsWith("/dev/loop")) return false;
-    await run("losetup", ["--direct-io=on", device]);
+    await runTool("losetup", ["--direct-io=on", device]);
     return true;
   } catch {
     return false;
@@ -144,7 +142,7 @@ export async function loopDirectIo(mountPoint: string): Promise<boolean> {
 
 async function detach(root: string, image: string): Promise<void> {
   // A loop device set up by `mount -o loop` frees itself when the file system is released.
-  await run("umount", ["--lazy", root]).catch(() => {});
+  await runTool("umount", ["--lazy", root]).catch(() => {});
   await fsp.rmdir(root).catch(() => {});
   await fsp.rm(image, { force: true });
 }
@@ -159,7 +157,7 @@ export async function reclaimStorage(dir: string): Promise<number> {
   }
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
   const points = all.filter((p) => p.startsWith(prefix));
-  for (const p of points.reverse()) await run("umount", ["--lazy", p]).catch(() => {});
+  for (const p of points.reverse()) await runTool("umount", ["--lazy", p]).catch(() => {});
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) await fsp.rm(join(dir, name), { recursive: true, force: true });
   return points.length;
 }

@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
 import * as fsp from "node:fs/promises";
-import { promisify } from "node:util";
 import { formatExt4, loopDirectIoSoon } from "../sandbox/storage.js";
+import { runTool } from "../util/host-tools.js";
 
-const run = promisify(execFile);
 
 /**
  * A volume or snapshot is one ext4 file system in a sparse image file (the same kind of file
@@ -32,7 +30,7 @@ export async function makeImage(image: string, bytes: number): Promise<void> {
 /** Copies an image as a sparse file (sharing blocks where the host file system can reflink). */
 export async function copyImage(from: string, to: string): Promise<void> {
   try {
-    await run("cp", ["--reflink=auto", "--sparse=always", "--no-preserve=all", from, to]);
+    await runTool("cp", ["--reflink=auto", "--sparse=always", "--no-preserve=all", from, to]);
     await fsp.chmod(to, 0o600);
   } catch (err) {
     await fsp.rm(to, { force: true });
@@ -46,7 +44,7 @@ export async function mountImage(image: string, at: string, readOnly: boolean): 
     if (err.code !== "EEXIST") throw err;
   });
   try {
-    await run("mount", ["-o", readOnly ? RO : RW, image, at]);
+    await runTool("mount", ["-o", readOnly ? RO : RW, image, at]);
     // A volume's syncs then write its data once (see loopDirectIo), a second after the mount, off
     // the create's path. A snapshot is only read: its image keeps the host's page cache, which
     // the next mount of it (after its minute unused) reads from.
@@ -59,9 +57,9 @@ export async function mountImage(image: string, at: string, readOnly: boolean): 
 
 /** Unmounts (not lazily: the daemon holds nothing open in it by then) and removes the mount point. */
 export async function unmountImage(at: string): Promise<void> {
-  await run("umount", [at]).catch(async () => {
+  await runTool("umount", [at]).catch(async () => {
     // Still busy in the daemon's own namespace: detach it; `attached` keeps the image unused until it is really gone.
-    await run("umount", ["--lazy", at]).catch(() => {});
+    await runTool("umount", ["--lazy", at]).catch(() => {});
   });
   await fsp.rmdir(at).catch(() => {});
 }
@@ -71,7 +69,7 @@ export async function unmountImage(at: string): Promise<void> {
  * mount namespace not yet gone). Mounting it again then would be two file systems on one image.
  */
 export async function attached(image: string): Promise<boolean> {
-  const { stdout } = await run("losetup", ["-j", image]);
+  const { stdout } = await runTool("losetup", ["-j", image]);
   return stdout.trim() !== "";
 }
 
@@ -81,7 +79,7 @@ export async function usedBytes(image: string, mountPoint: string | null): Promi
     const st = await fsp.statfs(mountPoint);
     return (st.blocks - st.bfree) * st.bsize;
   }
-  const { stdout } = await run("dumpe2fs", ["-h", image], { maxBuffer: 1 << 20 });
+  const { stdout } = await runTool("dumpe2fs", ["-h", image], { maxBuffer: 1 << 20 });
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(stdout)?.[1] ?? 0);
   return (field("Block count") - field("Overhead clusters") - field("Free blocks")) * field("Block size");
 }
@@ -89,7 +87,7 @@ export async function usedBytes(image: string, mountPoint: string | null): Promi
 /** Freezes (or thaws) a mounted file system: writes wait, and what was written is on its image. */
 export async function freeze(mountPoint: string, on: boolean): Promise<void> {
   try {
-    await run("fsfreeze", [on ? "--freeze" : "--unfreeze", mountPoint]);
+    await runTool("fsfreeze", [on ? "--freeze" : "--unfreeze", mountPoint]);
   } catch (err) {
     throw new Error(`fsfreeze ${on ? "--freeze" : "--unfreeze"} failed: ${stderrOf(err)}`);
   }
@@ -112,7 +110,7 @@ export async function resizeImage(image: string, bytes: number): Promise<void> {
   if (bytes > current) {
     await fsp.truncate(image, bytes);
     try {
-      await run("resize2fs", [image]);
+      await runTool("resize2fs", [image]);
     } catch (err) {
       await fsp.truncate(image, current);
       throw new Error(`resize2fs failed: ${stderrOf(err)}`);
@@ -120,7 +118,7 @@ export async function resizeImage(image: string, bytes: number): Promise<void> {
     return;
   }
   try {
-    await run("resize2fs", [image, `${Math.floor(bytes / 1024)}K`]);
+    await runTool("resize2fs", [image, `${Math.floor(bytes / 1024)}K`]);
   } catch (err) {
     throw new ShrinkError(stderrOf(err));
   }
@@ -140,7 +138,7 @@ export class ShrinkError extends Error {}
 /** e2fsck in preen mode, as resize2fs requires; exit codes 0 and 1 mean clean or fixed. */
 async function check(image: string): Promise<void> {
   try {
-    await run("e2fsck", ["-f", "-p", image]);
+    await runTool("e2fsck", ["-f", "-p", image]);
   } catch (err) {
     const code = (err as { code?: number }).code;
     if (code !== 1) throw new Error(`e2fsck found problems it could not fix (exit ${code}): ${stderrOf(err)}`);
@@ -159,7 +157,7 @@ async function check(image: string): Promise<void> {
 export async function chownTree(root: string, uid: number, from?: number): Promise<void> {
   const passes = from === undefined ? [[`${uid}:${uid}`]] : [[`--from=${from}`, `${uid}`], [`--from=:${from}`, `:${uid}`]];
   try {
-    for (const args of passes) await run("chown", ["-R", "-P", "-h", ...args, "--", root], { maxBuffer: 1 << 20 });
+    for (const args of passes) await runTool("chown", ["-R", "-P", "-h", ...args, "--", root], { maxBuffer: 1 << 20 });
   } catch (err) {
     throw new Error(`chown failed: ${stderrOf(err)}`);
   }

@@ -1,14 +1,12 @@
-import { execFile } from "node:child_process";
 import { chmodSync, closeSync, constants, lchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { release } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { SANDBOX_HOME, SANDBOX_HOME_ALIAS } from "@sbx/protocol";
 import { SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 import { UID_BLOCK } from "../sandbox/uid-range.js";
+import { runTool } from "../util/host-tools.js";
 
-const run = promisify(execFile);
 
 /**
  * Booting a sandbox from a volume or snapshot (`sandbox.create`'s `root`) instead of the host's
@@ -124,7 +122,7 @@ export async function makeLayers(layerDir: string, rootUid: number): Promise<{ u
 
 /** Unmounts one of a root's mounts (the overlay, or an idmapped view) and removes its mount point. */
 export async function unmountRootMount(merged: string): Promise<void> {
-  await run("umount", [merged]).catch(() => run("umount", ["--lazy", merged]).catch(() => {}));
+  await runTool("umount", [merged]).catch(() => runTool("umount", ["--lazy", merged]).catch(() => {}));
   await fsp.rmdir(merged).catch(() => {});
 }
 

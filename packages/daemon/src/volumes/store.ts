@@ -1,8 +1,6 @@
 import { closeSync, openSync } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { customAlphabet } from "nanoid";
 import { parseBytes, SANDBOX_HOME, SANDBOX_HOME_ALIAS, VOLUME_LIMITS, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { DaemonError, invalid } from "../util/errors.js";
@@ -14,7 +12,6 @@ import { makeLayers, prepareRoot, RootProblem, rootKernelProblem, unmountRootMou
 import { SANDBOX_UID } from "../sandbox/launcher.js";
 import { UID_BLOCK } from "../sandbox/uid-range.js";
 
-const run = promisify(execFile);
 /** How long a snapshot stays mounted after its last reader ended. */
 const SNAPSHOT_LINGER_MS = 60_000;
 const newId = customAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24);
