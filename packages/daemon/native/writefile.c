@@ -26,7 +26,11 @@
  * Write-behind: every FLUSH_AHEAD bytes the file's new pages are handed to the disk
  * (sync_file_range, SYNC_FILE_RANGE_WRITE: it starts their writeback and does not wait), so
  * the fdatasync that acknowledges the upload finds most of them written already instead of
- * the whole file still dirty: the disk works while the bytes arrive, not after.
+ * the whole file still dirty: the disk works while the bytes arrive, not after. The chunk
+ * before, mostly on disk by then, leaves the page cache (POSIX_FADV_DONTNEED, which skips the
+ * pages still being written): a large upload does not fill the sandbox's memory limit with its
+ * pages, evicting what the sandbox's programs had cached and making every later write reclaim
+ * first. A file up to 16 MiB stays cached whole, a larger one its last 8-16 MiB.
  */
 #define FLUSH_AHEAD (8u << 20)
 
@@ -42,6 +46,7 @@ struct wjob {
     bool in_place, create_new, set_mode;
     mode_t mode;
     uint64_t written, flushed;
+    off_t behind_at, behind_len; /* the chunk handed to the disk last */
     dev_t written_dev;
     ino_t written_ino;
     struct err err;
@@ -62,6 +67,20 @@ static void fail_job(struct wjob *j, const struct err *e)
     job_free(j);
 }
 
+/* The chunk just written goes to the disk; the one before it out of the cache. Best effort throughout: a
+   file system that cannot, or a failure (lseek on a FIFO written in place), leaves it all to the fdatasync. */
+static void write_behind(struct wjob *j)
+{
+    off_t len = (off_t)(j->written - j->flushed);
+    off_t end = lseek(j->fd, 0, SEEK_CUR); /* an append's offsets start where the file ended */
+    j->flushed = j->written;
+    if (end < len) return;
+    sync_file_range(j->fd, end - len, len, SYNC_FILE_RANGE_WRITE);
+    /* Without waiting: pages still being written stay (reclaim takes them later), the rest go now. */
+    if (j->behind_len) posix_fadvise(j->fd, j->behind_at, j->behind_len, POSIX_FADV_DONTNEED);
+    j->behind_at = end - len, j->behind_len = len;
+}
+
 static ssize_t sink_write(struct instream *s, const uint8_t *p, size_t n)
 {
     struct wjob *j = s->owner;
@@ -69,13 +88,7 @@ static ssize_t sink_write(struct instream *s, const uint8_t *p, size_t n)
         ssize_t k = write(j->fd, p, n);
         if (k >= 0) {
             j->written += (uint64_t)k;
-            if (j->written - j->flushed >= FLUSH_AHEAD) {
-                /* The whole file (offset 0, length 0: to its end), so an append's offsets need no reckoning; clean pages
-                   and pages already on their way are skipped. Best effort: a file system that cannot, or a failure,
-                   leaves it all to the fdatasync, which reports. */
-                sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-                j->flushed = j->written;
-            }
+            if (j->written - j->flushed >= FLUSH_AHEAD) write_behind(j);
             return k;
         }
         if (errno == EINTR) continue;

@@ -239,3 +239,64 @@ describe("what an overwrite keeps and refuses", () => {
     expect(await sb.fs.readTextFile(`${d}/f.txt`)).toBe("the new version\n");
   });
 });
+
+describe("a large write goes to the disk as it arrives and leaves the page cache behind it", () => {
+  /** Bytes of `path` in the page cache, as fincore (util-linux) counts them inside the sandbox. */
+  const cached = async (path: string) => Number((await sb.sh`fincore --bytes --noheadings --output RES ${path}`.text()).trim());
+  /** Bytes of `path` between `from` and `to` in the page cache (mincore(2) over a mapping of it, from Python inside). */
+  const MINCORE = `import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: mapping reads nothing in
+vec = (ctypes.c_ubyte * ((size + 4095) // 4096))()
+assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
+print(sum(b & 1 for b in vec[int(sys.argv[2]) // 4096:int(sys.argv[3]) // 4096]) * 4096)`;
+  const residentBytes = async (path: string, from: number, to: number) => Number((await sb.sh`python3 -c ${MINCORE} ${path} ${from} ${to}`.text()).trim());
+  /** `size` bytes in 1 MiB chunks, chunk i filled with byte i. */
+  const chunks = (size: number) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < size / MiB; i++) c.enqueue(filled(MiB, i & 0xff));
+        c.close();
+      },
+    });
+  const expectedSha = (size: number) => {
+    const h = createHash("sha256");
+    for (let i = 0; i < size / MiB; i++) h.update(filled(MiB, i & 0xff));
+    return h.digest("hex");
+  };
+
+  it("96 MiB written (and overwritten): all of it there, at most the last 16 MiB or so still cached", async () => {
+    const d = await dir();
+    for (let round = 0; round < 2; round++) {
+      await sb.fs.writeFile(`${d}/big.bin`, chunks(96 * MiB));
+      // The last two 8 MiB chunks stay; pages still being written when their turn came may too.
+      expect(await cached(`${d}/big.bin`)).toBeLessThanOrEqual(40 * MiB);
+      expect(await insideSha(`${d}/big.bin`)).toBe(expectedSha(96 * MiB)); // (read back: all cached now)
+    }
+  });
+
+  it("a small file stays cached whole", async () => {
+    const d = await dir();
+    await sb.fs.writeFile(`${d}/small.bin`, chunks(12 * MiB));
+    expect(await cached(`${d}/small.bin`)).toBe(12 * MiB);
+  });
+
+  it("appending 40 MiB to a file in place: the offsets are the file's, so its old content stays cached and intact", async () => {
+    const d = await dir();
+    await sb.fs.writeFile(`${d}/log.bin`, filled(4 * MiB, 0x7a));
+    const before = await cached(`${d}/log.bin`);
+    await sb.fs.writeFile(`${d}/log.bin`, chunks(40 * MiB), { append: true });
+    expect((await sb.fs.stat(`${d}/log.bin`)).size).toBe(44 * MiB);
+    // Dropped: chunks of the appended bytes only, counted from where the file ended.
+    expect(before).toBe(4 * MiB);
+    expect(await cached(`${d}/log.bin`)).toBeLessThanOrEqual(4 * MiB + 24 * MiB);
+    expect(await residentBytes(`${d}/log.bin`, 0, 4 * MiB)).toBe(4 * MiB);
+    const h = createHash("sha256").update(filled(4 * MiB, 0x7a));
+    for (let i = 0; i < 40; i++) h.update(filled(MiB, i));
+    expect(await insideSha(`${d}/log.bin`)).toBe(h.digest("hex"));
+  });
+});
