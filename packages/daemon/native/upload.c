@@ -93,6 +93,17 @@ static void sink_ended(struct instream *s)
         struct timespec ts[2] = {{t, 0}, {t, 0}};
         utimensat(u->destfd, (const char *)u->dirtimes.p + off + sizeof t, ts, AT_SYMLINK_NOFOLLOW);
     }
+    /* Acknowledged means on disk, as for fs.writeFile: one syncfs for the whole tree (one journal
+       commit, where a fdatasync per file would be one each). A write the disk cannot keep fails
+       the upload here, and what it made is removed, rather than being lost later and silently. */
+    int dir = openat(u->destfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* destfd is O_PATH, which syncfs refuses */
+    if (dir < 0 || syncfs(dir) < 0) {
+        struct err e;
+        err_fs(&e, errno, "syncfs", u->dest);
+        if (dir >= 0) close(dir);
+        return rollback_and_reply(u, &e);
+    }
+    close(dir);
     jw w;
     reply_begin(&w, u->id);
     jw_obj(&w);
