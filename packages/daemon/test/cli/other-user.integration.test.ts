@@ -39,7 +39,7 @@ beforeAll(async () => {
   // The other user's copy of the CLI, somewhere it can read, with a state dir it owns.
   otherDir = mkdtempSync(join(tmpdir(), "sbx-other-user-"));
   chmodSync(otherDir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(otherDir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(otherDir, f));
   mkdirSync(join(otherDir, "state"), { mode: 0o700 });
   chownSync(join(otherDir, "state"), other.uid, other.uid);
   // nsenter (as root) joins the namespace, setpriv then drops to the other user; both exec, so the pid is the daemon's.

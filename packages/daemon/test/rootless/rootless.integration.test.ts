@@ -30,7 +30,7 @@ beforeAll(async () => {
   uid = user.uid;
   dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
   chmodSync(dir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(dir, f));
+  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(dir, f));
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
   // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.
