@@ -228,6 +228,7 @@ static int on_entry(void *ctx, const struct tar_entry *e)
         u->mtime = e->mtime;
         u->has_mtime = e->has_mtime;
         u->file_bytes = 0;
+        u->behind = (struct write_behind){0};
         break;
     case TAR_SYMLINK:
         if (!e->link || e->link_len == 0) r = refuse(u, e->name, e->name_len, "symlink without a target");
@@ -252,6 +253,7 @@ static int on_data(void *ctx, const uint8_t *p, size_t n)
     struct upload *u = ctx;
     if (u->fd < 0) return 0; /* the body of a link or special entry: skipped */
     if (write_full(u->fd, p, n) < 0) return fs_fail(u, errno, "write", u->rel);
+    write_behind(u->fd, &u->behind, n);
     u->file_bytes += n;
     return 0;
 }

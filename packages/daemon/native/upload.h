@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "path.h"
 #include "tar.h"
 #include "util.h"
@@ -31,6 +32,7 @@ struct upload {
     buf_t dirtimes; /* (int64 mtime, relative path NUL) records */
     buf_t dirtime_at; /* offsets of those records */
     uint64_t entries, bytes, file_bytes;
+    struct write_behind behind; /* of the file being written */
     uint32_t mode;
     int64_t mtime;
     bool has_mtime;

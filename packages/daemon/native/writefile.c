@@ -16,23 +16,13 @@
 
 #include "call.h"
 #include "chan.h"
+#include "fsutil.h"
 #include "handlers.h"
 #include "path.h"
 #include "setup.h"
 #include "stream.h"
 #include "util.h"
 
-/*
- * Write-behind: every FLUSH_AHEAD bytes the file's new pages are handed to the disk
- * (sync_file_range, SYNC_FILE_RANGE_WRITE: it starts their writeback and does not wait), so
- * the fdatasync that acknowledges the upload finds most of them written already instead of
- * the whole file still dirty: the disk works while the bytes arrive, not after. The chunk
- * before, mostly on disk by then, leaves the page cache (POSIX_FADV_DONTNEED, which skips the
- * pages still being written): a large upload does not fill the sandbox's memory limit with its
- * pages, evicting what the sandbox's programs had cached and making every later write reclaim
- * first. A file up to 16 MiB stays cached whole, a larger one its last 8-16 MiB.
- */
-#define FLUSH_AHEAD (8u << 20)
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -45,8 +35,8 @@ struct wjob {
     char name[NAME_MAX + 1], tmp[NAME_MAX + 1];
     bool in_place, create_new, set_mode;
     mode_t mode;
-    uint64_t written, flushed;
-    off_t behind_at, behind_len; /* the chunk handed to the disk last */
+    uint64_t written;
+    struct write_behind behind;
     dev_t written_dev;
     ino_t written_ino;
     struct err err;
@@ -67,18 +57,17 @@ static void fail_job(struct wjob *j, const struct err *e)
     job_free(j);
 }
 
-/* The chunk just written goes to the disk; the one before it out of the cache. Best effort throughout: a
-   file system that cannot, or a failure (lseek on a FIFO written in place), leaves it all to the fdatasync. */
-static void write_behind(struct wjob *j)
+void write_behind(int fd, struct write_behind *w, size_t n)
 {
-    off_t len = (off_t)(j->written - j->flushed);
-    off_t end = lseek(j->fd, 0, SEEK_CUR); /* an append's offsets start where the file ended */
-    j->flushed = j->written;
+    w->pending += n;
+    if (w->pending < WRITE_BEHIND_CHUNK) return;
+    off_t len = (off_t)w->pending;
+    off_t end = lseek(fd, 0, SEEK_CUR);
+    w->pending = 0;
     if (end < len) return;
-    sync_file_range(j->fd, end - len, len, SYNC_FILE_RANGE_WRITE);
-    /* Without waiting: pages still being written stay (reclaim takes them later), the rest go now. */
-    if (j->behind_len) posix_fadvise(j->fd, j->behind_at, j->behind_len, POSIX_FADV_DONTNEED);
-    j->behind_at = end - len, j->behind_len = len;
+    sync_file_range(fd, end - len, len, SYNC_FILE_RANGE_WRITE);
+    if (w->behind_len) posix_fadvise(fd, w->behind_at, w->behind_len, POSIX_FADV_DONTNEED);
+    w->behind_at = end - len, w->behind_len = len;
 }
 
 static ssize_t sink_write(struct instream *s, const uint8_t *p, size_t n)
@@ -88,7 +77,7 @@ static ssize_t sink_write(struct instream *s, const uint8_t *p, size_t n)
         ssize_t k = write(j->fd, p, n);
         if (k >= 0) {
             j->written += (uint64_t)k;
-            if (j->written - j->flushed >= FLUSH_AHEAD) write_behind(j);
+            write_behind(j->fd, &j->behind, (size_t)k);
             return k;
         }
         if (errno == EINTR) continue;

@@ -279,6 +279,25 @@ print(sum(b & 1 for b in vec[int(sys.argv[2]) // 4096:int(sys.argv[3]) // 4096])
     }
   });
 
+  it("fs.upload too: a 64 MiB file of a tree leaves at most the last 16 MiB or so cached", async () => {
+    const local = mkdtempSync(join(tmpdir(), "sbx-upload-behind-"));
+    try {
+      mkdirSync(join(local, "tree"));
+      const h = createHash("sha256");
+      const big = Buffer.alloc(64 * MiB);
+      for (let i = 0; i < 64; i++) big.fill(i, i * MiB, (i + 1) * MiB), h.update(big.subarray(i * MiB, (i + 1) * MiB));
+      writeFileSync(join(local, "tree", "big.bin"), big);
+      writeFileSync(join(local, "tree", "small.bin"), filled(MiB, 1));
+      const d = await dir();
+      await sb.fs.upload(join(local, "tree"), `${d}/tree`);
+      expect(await cached(`${d}/tree/big.bin`)).toBeLessThanOrEqual(32 * MiB);
+      expect(await cached(`${d}/tree/small.bin`)).toBe(MiB);
+      expect(await insideSha(`${d}/tree/big.bin`)).toBe(h.digest("hex"));
+    } finally {
+      rmSync(local, { recursive: true, force: true });
+    }
+  });
+
   it("a small file stays cached whole", async () => {
     const d = await dir();
     await sb.fs.writeFile(`${d}/small.bin`, chunks(12 * MiB));
