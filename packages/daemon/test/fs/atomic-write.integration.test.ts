@@ -320,7 +320,7 @@ print(sum(b & 1 for b in vec[int(sys.argv[2]) // 4096:int(sys.argv[3]) // 4096])
   });
 });
 
-describe("an acknowledged upload is on disk", () => {
+describe("an acknowledged write is on disk", () => {
   /** Bytes of the sandbox's page cache still waiting to be written (its memory cgroup's count: v1 "dirty", v2 "file_dirty"). */
   const dirtyBytes = () => {
     const name = `sbx-${createHash("sha256").update(daemon.stateDir).digest("hex").slice(0, 12)}`;
@@ -328,6 +328,12 @@ describe("an acknowledged upload is on disk", () => {
     const stat = readFileSync(existsSync(v1) ? v1 : join("/sys/fs/cgroup", name, sb.id, "memory.stat"), "utf8");
     return Number(/^(?:dirty|file_dirty) (\d+)$/m.exec(stat)![1]);
   };
+
+  it("fs.writeFile of 36 MiB: nothing of it left unwritten when the call returns", async () => {
+    const d = await dir();
+    await sb.fs.writeFile(`${d}/f.bin`, filled(36 * MiB, 0x33));
+    expect(dirtyBytes()).toBeLessThan(MiB);
+  });
 
   it("fs.upload of a tree (64 files, 32 MiB): nothing of it left unwritten when the call returns", async () => {
     const local = mkdtempSync(join(tmpdir(), "sbx-upload-sync-"));
