@@ -70,7 +70,7 @@ async function closedPort(): Promise<number> {
 }
 
 const formsOf = new Map<string, string[]>();
-/** The forms of a value the proxy promises to scrub: itself and its base64 at each alignment (standard and URL-safe). */
+/** The forms of a value the proxy promises to scrub: itself, its base64 at each alignment (standard and URL-safe) and its hex (both cases). */
 export function forms(v: string): string[] {
   const known = formsOf.get(v);
   if (known) return known;
@@ -83,6 +83,7 @@ export function forms(v: string): string[] {
     out.add(core);
     out.add(core.replace(/\+/g, "-").replace(/\//g, "_"));
   }
+  out.add(bytes.toString("hex")).add(bytes.toString("hex").toUpperCase());
   formsOf.set(v, [...out]);
   return [...out];
 }

@@ -54,6 +54,9 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
     const b64url = b64.map((s) => s.replace(/\+/g, "-").replace(/\//g, "_"));
     up.canned.set("/canned/plain-b64", { body: [...b64, ...b64url].join("\n") });
     up.canned.set("/canned/plain-gzip", { body: `gz ${GIT} ${PYPI}`, gzip: true });
+    // an upstream hex-dumping what it got (what an audit read a value back with before hex was scrubbed)
+    const hex = Buffer.from(`u:${OPENAI}|`).toString("hex");
+    up.canned.set("/canned/plain-hex", { body: `${hex} ${hex.toUpperCase()}` });
     const out = ok(
       await run(
         [
@@ -62,6 +65,8 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
           "curl -sS --fail http://api.example.test/canned/plain-b64",
           "echo",
           "curl -sS --fail http://api.example.test/canned/plain-gzip",
+          "echo",
+          "curl -sS --fail http://api.example.test/canned/plain-hex",
         ].join(" && "),
       ),
       "curl",
@@ -76,6 +81,9 @@ print(json.dumps([r.status_code, r.headers.get("content-encoding"), r.json()]))
     expect(lines[1]).toContain(P.OPENAI_KEY);
     expect(lines.slice(2, 8).every((l) => l.includes(P.OPENAI_KEY) && l.includes(P.ANTHROPIC_KEY))).toBe(true);
     expect(lines[8]).toBe(`gz ${P.GIT_TOKEN} ${P.PYPI_TOKEN}`);
+    const [lower, upper] = lines[9]!.split(" ");
+    expect(lower).toBe(`${Buffer.from("u:").toString("hex")}${P.OPENAI_KEY}${Buffer.from("|").toString("hex")}`);
+    expect(upper).toBe(`${Buffer.from("u:").toString("hex").toUpperCase()}${P.OPENAI_KEY}${Buffer.from("|").toString("hex").toUpperCase()}`);
   });
 
   it("an intercepted upstream's gzip'd leak of every secret's value comes back with each one's placeholder", async () => {

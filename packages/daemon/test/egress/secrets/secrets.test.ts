@@ -701,7 +701,7 @@ describe("bodyInspector", () => {
 });
 
 describe("valueForms", () => {
-  it("is the value, its JSON and percent-encoded spellings, then base64 cores at three alignments in both alphabets", () => {
+  it("is the value, its JSON and percent-encoded spellings, base64 cores at three alignments in both alphabets, then hex in both cases", () => {
     expect(valueForms("tok?~/?~?~end")).toEqual([
       "tok?~/?~?~end",
       "tok?~\\/?~?~end",
@@ -713,15 +713,19 @@ describe("valueForms", () => {
       "Rvaz9-Lz9-P35lbm",
       "0b2s/fi8/fj9+ZW5k",
       "0b2s_fi8_fj9-ZW5k",
+      "746f6b3f7e2f3f7e3f7e656e64",
+      "746F6B3F7E2F3F7E3F7E656E64",
     ]);
   });
 
   it("lists a spelling only where it differs", () => {
-    expect(valueForms("abcdefghijkl")).toHaveLength(4);
+    expect(valueForms("abcdefghijkl")).toHaveLength(6);
+    expect(valueForms("12345678")).toContain("3132333435363738"); // digits: one hex spelling
+    expect(valueForms("12345678").filter((f) => /^[0-9a-f]+$/i.test(f) && f.length === 16)).toHaveLength(1);
   });
 
   it("leaves out forms shorter than the minimum", () => {
-    expect(valueForms("abcde")).toEqual(["abcde"]);
+    expect(valueForms("abcde")).toEqual(["abcde", "6162636465"]); // hex is never short; these digits have one case
     for (const f of valueForms("12345678")) expect(f.length).toBeGreaterThanOrEqual(MIN_VALUE_LENGTH);
   });
 
