@@ -5,7 +5,8 @@
  */
 import { constants as fsConstants, createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { basename, join, posix, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join, posix, resolve } from "node:path";
 import { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ErrorCodes, pathSpellings } from "@sbx/protocol";
@@ -60,7 +61,8 @@ export async function upload(conn: Connection, sandbox: string, fs: TransferFs, 
  * refused, symlinks out of the tree refused (or skipped), special files never copied. At most
  * `maxBytes` of file content is written (sizes as the sandbox declares them, checked before a
  * file's bytes are written); when a download fails, what it created is removed again and the
- * sandbox stops sending.
+ * sandbox stops sending. A file downloaded over an existing one replaces it only once all of it
+ * arrived (a temporary file beside it, renamed over it): a failure leaves the old one as it was.
  */
 export async function download(conn: Connection, sandbox: string, fs: TransferFs, source: string, local: string, options: DownloadOptions = {}): Promise<void> {
   const max = options.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
@@ -84,13 +86,33 @@ export async function download(conn: Connection, sandbox: string, fs: TransferFs
     const body = await fs.readFileStream(source);
     let handle: fsp.FileHandle;
     let created = true;
+    /** Where the bytes go when a regular file stands at the target: beside it, renamed over it once all arrived. */
+    let temp: string | null = null;
     try {
       // O_NOFOLLOW: never written through a symlink standing at the target (ELOOP says so instead).
       // O_EXCL first, to know whether this download created the file (and may remove it again).
       handle = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, st.mode & 0o777).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== "EEXIST") throw err;
         created = false;
-        return fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW);
+        // Opened as before to be refused as before (a symlink, a directory, no permission), but not truncated;
+        // O_NONBLOCK: a FIFO nobody reads is ENXIO, not a wait.
+        const old = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+        const was = await old.stat().catch(async (e: unknown) => {
+          await old.close();
+          throw e;
+        });
+        // A device or FIFO is written in place, as open(2) would; a file is replaced whole or not at all.
+        if (!was.isFile()) return old;
+        await old.close();
+        temp = join(dirname(into), `.${basename(into)}.sbx-download-${randomBytes(6).toString("hex")}`);
+        const fresh = await fsp.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+        // The file it replaces keeps its mode (umask aside), as an overwrite in place did.
+        await fresh.chmod(was.mode & 0o777).catch(async (e: unknown) => {
+          await fresh.close();
+          await fsp.unlink(temp!).catch(() => {});
+          throw e;
+        });
+        return fresh;
       });
     } catch (err) {
       await body.cancel(err).catch(() => {});
@@ -106,8 +128,10 @@ export async function download(conn: Connection, sandbox: string, fs: TransferFs
     try {
       // A failure destroys the body, which cancels the stream: the sandbox stops sending.
       await pipeline(Readable.fromWeb(body as never), limit, handle.createWriteStream());
+      if (temp) await fsp.rename(temp, into);
     } catch (err) {
-      // Only a file this download created is removed; one that stood there is the caller's.
+      // Only what this download created is removed: a file that stood there is the caller's, untouched.
+      if (temp) await fsp.unlink(temp).catch(() => {});
       if (created) await fsp.unlink(into).catch(() => {});
       throw err;
     }

@@ -5,15 +5,15 @@
  * file, its size) against `maxBytes` before writing any of it, removes what it had written when
  * refused, and stops the sandbox sending.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_MAX_DOWNLOAD_BYTES, ResourceLimitError } from "@sbx/client";
+import { DEFAULT_MAX_DOWNLOAD_BYTES, ResourceLimitError, Sandbox } from "@sbx/client";
 import { useSandbox } from "../helpers/fixtures.js";
 import { ok, runBash } from "../helpers/bash.js";
 
-const { sb } = useSandbox({ sandbox: { disk: "1GiB" } });
+const { daemon, sb } = useSandbox({ sandbox: { disk: "1GiB" } });
 let local: string;
 
 beforeAll(() => {
@@ -100,5 +100,27 @@ describe("download writes at most maxBytes", () => {
     expect(err.message).toBe(`/home/user/growing grew past maxBytes (${max} bytes) while it was downloaded; pass a larger { maxBytes } to download it`);
     expect(existsSync(dst)).toBe(false);
     await runBash(sb, "pkill -x bash; rm -f /home/user/growing");
+  });
+
+  it("a failed download over an existing file leaves it as it was, and no temporary file beside it", async () => {
+    // The failure: the sandbox killed while its 512 MiB file is on the way.
+    const other = await Sandbox.create(daemon.opts);
+    ok(await runBash(other, "head -c 512M /dev/zero > /home/user/big"), "bash");
+    const dir = mkdtempSync(join(local, "over-"));
+    const dst = join(dir, "kept.txt");
+    writeFileSync(dst, "the caller's own content\n", { mode: 0o640 });
+    const failed = other.fs.download("/home/user/big", dst).then(() => null, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 150));
+    await other.kill();
+    expect(await failed).toBeInstanceOf(Error);
+    expect(statSync(dst).size).toBe(25); // (a failure diffing megabytes of zeros would say less)
+    expect(readFileSync(dst, "utf8")).toBe("the caller's own content\n");
+    expect(readdirSync(dir)).toEqual(["kept.txt"]);
+    // and a download that succeeds replaces it, keeping its mode
+    await sb.fs.writeTextFile("/home/user/small.txt", "new\n");
+    await sb.fs.download("/home/user/small.txt", dst);
+    expect(readFileSync(dst, "utf8")).toBe("new\n");
+    expect(statSync(dst).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).toEqual(["kept.txt"]);
   });
 });

@@ -133,3 +133,25 @@ async def test_async_growing_file_is_cut_and_removed(daemon: Daemon, tmp_path: P
         assert not (tmp_path / "growing").exists()
         await grower.kill()
         await sb.fs.remove("/home/user/growing")
+
+
+async def test_async_failed_download_over_a_file_leaves_it_as_it_was(daemon: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / "kept.txt"
+    target.write_text("the caller's own content\n")
+    async with await AsyncSandbox.create(timeout="1m") as sb:
+        await sb.sh("bash", "-c", "head -c 512M /dev/zero > /home/user/big && echo new > /home/user/small.txt")
+        # The failure: the sandbox killed while its 512 MiB file is on the way.
+        download = asyncio.ensure_future(sb.fs.download("/home/user/big", target))
+        await asyncio.sleep(0.15)
+        await sb.kill()
+        with pytest.raises(Exception):
+            await download
+    assert target.stat().st_size == 25
+    assert target.read_text() == "the caller's own content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+    # and one that succeeds replaces it, leaving nothing beside it
+    with Sandbox.create(timeout="1m") as sb2:
+        sb2.sh("bash", "-c", "echo new > /home/user/small.txt")
+        sb2.fs.download("/home/user/small.txt", target)
+    assert target.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]

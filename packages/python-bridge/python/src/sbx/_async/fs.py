@@ -278,8 +278,9 @@ class AsyncSandboxFs:
         At most ``max_bytes`` (default 10 GiB) of file content is written: each file counts at
         the size the sandbox declares for it (a sparse file at its full apparent size), checked
         before any of its bytes are written or spooled; past it ``ResourceLimitError`` is raised.
-        A failed download removes what it had created (files that stood there are left) and
-        stops the sandbox sending.
+        A failed download removes what it had created (files that stood there are left as they
+        were: a file downloaded over one replaces it only once all of it arrived) and stops the
+        sandbox sending.
         """
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise TypeError(f"download: max_bytes must be a non-negative int number of bytes, not {max_bytes!r}")
@@ -303,12 +304,24 @@ class AsyncSandboxFs:
             # O_EXCL first, to know whether this download created the file (and may remove it again).
             flags = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
             created = True
+            # Where the bytes go when a regular file stands at local_path: beside it, renamed over it once all arrived.
+            temp: str | None = None
             try:
                 try:
                     fd = os.open(local_path, flags | os.O_CREAT | os.O_EXCL, st.mode & 0o777)
                 except FileExistsError:
                     created = False
-                    fd = os.open(local_path, flags | os.O_TRUNC)
+                    # Opened as before to be refused as before (a symlink, a directory, no permission), but not
+                    # truncated; O_NONBLOCK: a FIFO nobody reads is ENXIO, not a wait.
+                    fd = os.open(local_path, flags | os.O_NONBLOCK)
+                    if statmod.S_ISREG(os.fstat(fd).st_mode):
+                        # A file is replaced whole or not at all; a device or FIFO is written in place.
+                        os.close(fd)
+                        head, tail = os.path.split(os.fspath(local_path))
+                        temp = os.path.join(head, f".{tail}.sbx-download-{os.urandom(6).hex()}")
+                        fd = os.open(temp, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                    else:
+                        os.set_blocking(fd, True)
             except BaseException:
                 await body.cancel("the local file could not be opened")
                 raise
@@ -324,12 +337,14 @@ class AsyncSandboxFs:
                             )
                         out.write(chunk)
                     os.fchmod(fd, st.mode & 0o777)
+                if temp is not None:
+                    os.rename(temp, local_path)
             except BaseException:
-                # The sandbox stops sending; only a file this download created is removed.
+                # The sandbox stops sending; only what this download created is removed (a file that stood there is untouched).
                 await body.cancel("download failed")
-                if created:
+                for made in ([temp] if temp is not None else []) + ([os.fspath(local_path)] if created else []):
                     try:
-                        os.unlink(local_path)
+                        os.unlink(made)
                     except OSError:
                         pass
                 raise
