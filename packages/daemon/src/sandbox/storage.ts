@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { mountPoints, mountSource } from "../util/mountinfo.js";
 import { runTool } from "../util/host-tools.js";
 
-
 /**
  * A sandbox's writable storage in root mode: one ext4 file system in a sparse image file,
  * loop-mounted, holding both the home (/home/sandbox) and /tmp, so the `disk` limit (bytes, and inodes) covers

@@ -24,6 +24,8 @@ export interface ToolError extends Error {
 }
 
 const DEFAULT_MAX_BUFFER = 1 << 20;
+/** The most a request to sbx-run may hold (its MAX_REQUEST): id, limit and the argv. */
+const MAX_REQUEST = 1 << 20;
 const KIND = { exited: 0, signaled: 1, notStarted: 2, tooMuchOutput: 3 } as const;
 
 const errnoName = (n: number) => Object.entries(osConstants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
@@ -59,9 +61,11 @@ export class ToolRunner {
   run(cmd: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolOutput> {
     const argv = [cmd, ...args];
     if (argv.some((a) => a.includes("\0"))) return Promise.reject(toolError(cmd, args, "an argument holds a NUL byte", { stdout: "", stderr: "" }));
-    const child = this.child ?? this.start();
-    const id = this.nextId++;
     const strings = Buffer.from(argv.map((a) => `${a}\0`).join(""), "utf8");
+    if (8 + strings.length > MAX_REQUEST) return Promise.reject(toolError(cmd, args, `its arguments come to ${strings.length} bytes, more than the tool runner takes`, { stdout: "", stderr: "" }));
+    const child = this.child ?? this.start();
+    const id = this.nextId;
+    this.nextId = (this.nextId % 0xffffffff) + 1;
     const head = Buffer.alloc(12);
     head.writeUInt32BE(8 + strings.length, 0);
     head.writeUInt32BE(id, 4);

@@ -58,8 +58,10 @@ describe("ToolRunner", () => {
     expect(outs.map((o) => o.stdout)).toEqual(Array.from({ length: 60 }, (_, i) => `${i}\n`));
   });
 
-  it("refuses an argument with a NUL byte before anything runs", async () => {
+  it("refuses an argument with a NUL byte, or arguments over 1 MiB, before anything runs; the runner goes on", async () => {
     expect((await failure(runner.run("echo", ["a\0b"]))).message).toContain("NUL byte");
+    expect((await failure(runner.run("echo", ["x".repeat(2 << 20)]))).message).toContain("more than the tool runner takes");
+    expect((await runner.run("echo", ["still here"])).stdout).toBe("still here\n");
   });
 
   it("fails the calls in flight when the runner dies, and starts it again for the next", async () => {

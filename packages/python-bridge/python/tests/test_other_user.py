@@ -79,7 +79,7 @@ def other_daemon() -> Iterator[OtherDaemon]:
     proc: subprocess.Popen[str] | None = None
     try:
         home.chmod(0o755)
-        for f in ("cli.js", "sbx-supervisor", "sbx-launch", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"):
+        for f in ("cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"):
             shutil.copy(CLI.parent / f, home / f)
         (home / "state").mkdir(mode=0o700)
         os.chown(home / "state", uid, uid)
