@@ -26,6 +26,8 @@ export interface ToolError extends Error {
 const DEFAULT_MAX_BUFFER = 1 << 20;
 /** The most a request to sbx-run may hold (its MAX_REQUEST): id, limit and the argv. */
 const MAX_REQUEST = 1 << 20;
+/** Tools running at once; more wait their turn here (sbx-run refuses past its MAX_JOBS, 512). */
+const MAX_IN_FLIGHT = 256;
 const KIND = { exited: 0, signaled: 1, notStarted: 2, tooMuchOutput: 3 } as const;
 
 const errnoName = (n: number) => Object.entries(osConstants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
@@ -37,6 +39,8 @@ function toolError(cmd: string, args: readonly string[], message: string, fields
 }
 
 interface Pending {
+  /** The runner it was sent to: only that one's death fails it. */
+  child: ChildProcess;
   cmd: string;
   args: readonly string[];
   resolve: (out: ToolOutput) => void;
@@ -53,16 +57,19 @@ interface Pending {
 export class ToolRunner {
   private child: ChildProcess | null = null;
   private readonly pending = new Map<number, Pending>();
+  /** Calls waiting for one of MAX_IN_FLIGHT to finish (a shutdown unmounting a thousand sandboxes at once, say). */
+  private readonly queued: Array<() => void> = [];
   private nextId = 1;
   private input: Buffer = Buffer.alloc(0);
 
   constructor(readonly path: string) {}
 
-  run(cmd: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolOutput> {
+  async run(cmd: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolOutput> {
     const argv = [cmd, ...args];
-    if (argv.some((a) => a.includes("\0"))) return Promise.reject(toolError(cmd, args, "an argument holds a NUL byte", { stdout: "", stderr: "" }));
+    if (argv.some((a) => a.includes("\0"))) throw toolError(cmd, args, "an argument holds a NUL byte", { stdout: "", stderr: "" });
     const strings = Buffer.from(argv.map((a) => `${a}\0`).join(""), "utf8");
-    if (8 + strings.length > MAX_REQUEST) return Promise.reject(toolError(cmd, args, `its arguments come to ${strings.length} bytes, more than the tool runner takes`, { stdout: "", stderr: "" }));
+    if (8 + strings.length > MAX_REQUEST) throw toolError(cmd, args, `its arguments come to ${strings.length} bytes, more than the tool runner takes`, { stdout: "", stderr: "" });
+    while (this.pending.size >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.queued.push(r));
     const child = this.child ?? this.start();
     const id = this.nextId;
     this.nextId = (this.nextId % 0xffffffff) + 1;
@@ -71,10 +78,18 @@ export class ToolRunner {
     head.writeUInt32BE(id, 4);
     head.writeUInt32BE(Math.min(opts.maxBuffer ?? DEFAULT_MAX_BUFFER, 0xffffffff), 8);
     return new Promise<ToolOutput>((resolve, reject) => {
-      this.pending.set(id, { cmd, args, resolve, reject });
+      this.pending.set(id, { child, cmd, args, resolve, reject });
       this.hold(true);
       child.stdin!.write(Buffer.concat([head, strings]));
     });
+  }
+
+  /** `id` answered or failed: the next waiting call may go. */
+  private settled(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    this.queued.shift()?.();
+    return p;
   }
 
   private start(): ChildProcess {
@@ -85,10 +100,7 @@ export class ToolRunner {
     child.stdout!.on("data", (chunk: Buffer) => this.onData(chunk));
     const gone = (why: string) => {
       if (this.child === child) this.child = null;
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.reject(toolError(p.cmd, p.args, `the daemon's tool runner (${this.path}) ${why}`, { stdout: "", stderr: "" }));
-      }
+      for (const [id, p] of this.pending) if (p.child === child) this.settled(id)!.reject(toolError(p.cmd, p.args, `the daemon's tool runner (${this.path}) ${why}`, { stdout: "", stderr: "" }));
       this.hold(false);
     };
     child.on("error", (err) => gone(`could not run: ${err.message}`));
@@ -125,9 +137,8 @@ export class ToolRunner {
     const outLen = r.readUInt32BE(12);
     const stdout = r.subarray(16, 16 + outLen).toString("utf8");
     const stderr = r.subarray(20 + outLen, 20 + outLen + r.readUInt32BE(16 + outLen)).toString("utf8");
-    const p = this.pending.get(id);
+    const p = this.settled(id);
     if (!p) return;
-    this.pending.delete(id);
     const { cmd, args } = p;
     if (kind === KIND.exited && value === 0) return p.resolve({ stdout, stderr });
     if (kind === KIND.exited) return p.reject(toolError(cmd, args, stderr, { code: value, signal: null, stdout, stderr }));
