@@ -29,17 +29,19 @@ int param_times(const jv *p, struct timespec ts[2], struct err *e);
  * Write-behind for a file written front to back (fs.writeFile, and each file of fs.upload): call
  * after every write of `n` bytes to `fd`. Every WRITE_BEHIND_CHUNK bytes the chunk just written
  * is handed to the disk (sync_file_range WRITE, no wait), so the sync that acknowledges the
- * write finds most of it written already; and the chunk before it, mostly on disk by then,
- * leaves the page cache (POSIX_FADV_DONTNEED skips pages still being written), so a large write
- * does not fill the sandbox's memory limit with its pages, evicting what its programs had cached
- * and making every later write reclaim first. A file up to two chunks stays cached whole.
- * Offsets come from the file position, so an append drops only its own chunks. Best effort
- * throughout: a file system that cannot, or a failure (a FIFO), leaves all to the final sync.
+ * write finds most of it written already; the chunk two before it is waited for (written by
+ * then unless the disk is slower than the stream, which is then held back to the disk's pace)
+ * and leaves the page cache (POSIX_FADV_DONTNEED), so a large write does not fill the
+ * sandbox's memory limit with its pages, evicting what its programs had cached and making every
+ * later write reclaim first. A file up to three chunks stays cached whole, a larger one its
+ * last two or three. Offsets come from the file position, so an append drops only its own
+ * chunks. Best effort throughout: a file system that cannot, or a failure (a FIFO), leaves all
+ * to the final sync.
  */
 #define WRITE_BEHIND_CHUNK (8u << 20)
 struct write_behind {
-    uint64_t pending;           /* bytes written since the last chunk was handed over */
-    off_t behind_at, behind_len; /* the chunk handed to the disk last */
+    uint64_t pending;     /* bytes written since the last chunk was handed over */
+    off_t at[2], len[2];  /* the two chunks handed to the disk last, the older first */
 };
 void write_behind(int fd, struct write_behind *w, size_t n);
 

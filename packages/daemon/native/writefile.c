@@ -66,8 +66,10 @@ void write_behind(int fd, struct write_behind *w, size_t n)
     w->pending = 0;
     if (end < len) return;
     sync_file_range(fd, end - len, len, SYNC_FILE_RANGE_WRITE);
-    if (w->behind_len) posix_fadvise(fd, w->behind_at, w->behind_len, POSIX_FADV_DONTNEED);
-    w->behind_at = end - len, w->behind_len = len;
+    if (w->len[0] && sync_file_range(fd, w->at[0], w->len[0], SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+        posix_fadvise(fd, w->at[0], w->len[0], POSIX_FADV_DONTNEED);
+    w->at[0] = w->at[1], w->len[0] = w->len[1];
+    w->at[1] = end - len, w->len[1] = len;
 }
 
 static ssize_t sink_write(struct instream *s, const uint8_t *p, size_t n)
