@@ -18,8 +18,8 @@ export default defineConfig([
     target: "node20",
   },
   {
-    // The CLI is one self-contained file beside the native supervisor (built by `make -C native dist`
-    // after tsup, whose first config empties dist/): copy the two anywhere and run.
+    // The CLI is one self-contained file beside the native binaries (built by `make -C native dist`
+    // after tsup, whose first config empties dist/): copy dist/ anywhere and run.
     // bufferutil is an optional native speed-up ws loads when it can: it must stay a runtime
     // require (noExternal would win over `external` and bundle its JS, whose addon lookup from
     // dist/ always fails, leaving ws to unmask every client frame in JavaScript).

@@ -6,7 +6,7 @@
  * own (7070 on the host may be anybody's).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,7 +39,8 @@ beforeAll(async () => {
   // The other user's copy of the CLI, somewhere it can read, with a state dir it owns.
   otherDir = mkdtempSync(join(tmpdir(), "sbx-other-user-"));
   chmodSync(otherDir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(otherDir, f));
+  // dist/ whole, as a user would copy it: whatever the daemon needs beside its cli.js is there.
+  cpSync(dist, otherDir, { recursive: true });
   mkdirSync(join(otherDir, "state"), { mode: 0o700 });
   chownSync(join(otherDir, "state"), other.uid, other.uid);
   // nsenter (as root) joins the namespace, setpriv then drops to the other user; both exec, so the pid is the daemon's.

@@ -4,7 +4,7 @@
  * runs the real daemon as it: unprivileged user namespaces, seccomp and rlimits, no cgroups.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,7 +30,8 @@ beforeAll(async () => {
   uid = user.uid;
   dir = mkdtempSync(join(tmpdir(), "sbx-rootless-"));
   chmodSync(dir, 0o755);
-  for (const f of ["cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"]) copyFileSync(join(dist, f), join(dir, f));
+  // dist/ whole, as a user would copy it: whatever the daemon needs beside its cli.js is there.
+  cpSync(dist, dir, { recursive: true });
   const state = join(dir, "state");
   execFileSync("install", ["-d", "-m", "0700", "-o", String(uid), "-g", String(uid), state]);
   // Local upstreams (run by root, on loopback) for the secrets test, with their CA where the user can read it.

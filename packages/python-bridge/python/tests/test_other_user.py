@@ -79,8 +79,8 @@ def other_daemon() -> Iterator[OtherDaemon]:
     proc: subprocess.Popen[str] | None = None
     try:
         home.chmod(0o755)
-        for f in ("cli.js", "sbx-supervisor", "sbx-launch", "sbx-run", "node-proxy.cjs", "node-proxy-impl.cjs", "deno-repl.js", "python-repl.py"):
-            shutil.copy(CLI.parent / f, home / f)
+        # dist/ whole, as a user would copy it: whatever the daemon needs beside its cli.js is there.
+        shutil.copytree(CLI.parent, home, dirs_exist_ok=True)
         (home / "state").mkdir(mode=0o700)
         os.chown(home / "state", uid, uid)
         node = shutil.which("node")
