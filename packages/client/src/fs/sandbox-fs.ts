@@ -222,7 +222,8 @@ export class SandboxFs {
    * (default 10 GiB) of file content, counting each file at the size the sandbox declares for it
    * (a sparse file at its full apparent size) before writing any of it; past that it fails with
    * `ResourceLimitError`. A failed download removes what it had created and stops the sandbox
-   * sending; files that stood at the target before are left (though one it was overwriting is cut short).
+   * sending; files that stood at the target before are left as they were (a file downloaded over
+   * one replaces it only once all of it arrived).
    */
   async download(sandboxPath: PathLike, localPath: PathLike, options: DownloadOptions = {}): Promise<void> {
     await download(this.conn, this.sandbox, this, pathOf(sandboxPath), pathOf(localPath), options);

@@ -3,7 +3,7 @@
  * the target, or inside it under its own name when the target is an existing directory. Trees
  * travel as one tar stream, unpacked by hardened code on the receiving side.
  */
-import { constants as fsConstants, createReadStream } from "node:fs";
+import { constants as fsConstants, createReadStream, type Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join, posix, resolve } from "node:path";
@@ -55,6 +55,51 @@ export async function upload(conn: Connection, sandbox: string, fs: TransferFs, 
   if (failed) throw failed.reason;
 }
 
+/** Where a single-file download writes: the file it made, or beside the one that stood there. */
+interface DownloadTarget {
+  handle: fsp.FileHandle;
+  /** The download made `into` (and removes it again if it fails). */
+  created: boolean;
+  /** Where the bytes go when a regular file stood at `into`: renamed over it once all arrived. */
+  temp: string | null;
+}
+
+/**
+ * Opens `into` for a download: created (`mode`) when nothing is there; when a regular file is, a
+ * temporary file beside it takes the bytes (its mode, umask aside, as an overwrite in place kept
+ * it), so a failure leaves it as it was; a device or FIFO is written in place, as open(2) would.
+ * O_NOFOLLOW throughout: a symlink standing at the target is ELOOP, never written through.
+ */
+async function openTarget(into: string, mode: number): Promise<DownloadTarget> {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
+  try {
+    return { handle: await fsp.open(into, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode), created: true, temp: null };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  // Opened (not truncated) to be refused as before: a symlink, a directory, no permission. O_NONBLOCK: a FIFO nobody reads is ENXIO, not a wait.
+  const old = await fsp.open(into, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+  let was: Stats;
+  try {
+    was = await old.stat();
+    if (!was.isFile()) return { handle: old, created: false, temp: null };
+  } catch (err) {
+    await old.close();
+    throw err;
+  }
+  await old.close();
+  const temp = join(dirname(into), `.${basename(into)}.sbx-download-${randomBytes(6).toString("hex")}`);
+  const handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    await handle.chmod(was.mode & 0o777);
+  } catch (err) {
+    await handle.close();
+    await fsp.unlink(temp).catch(() => {});
+    throw err;
+  }
+  return { handle, created: false, temp };
+}
+
 /**
  * Copies a sandbox file or tree to `local`, or into it when it is an existing directory.
  * Nothing it writes lands outside its target or leads out of it: tree entries that would are
@@ -84,40 +129,14 @@ export async function download(conn: Connection, sandbox: string, fs: TransferFs
     if (st.size > max) throw tooBig(source, st.size, 0);
     // The sandbox refuses FIFOs, devices and sockets (EINVAL): only regular files are read.
     const body = await fs.readFileStream(source);
-    let handle: fsp.FileHandle;
-    let created = true;
-    /** Where the bytes go when a regular file stands at the target: beside it, renamed over it once all arrived. */
-    let temp: string | null = null;
+    let target: DownloadTarget;
     try {
-      // O_NOFOLLOW: never written through a symlink standing at the target (ELOOP says so instead).
-      // O_EXCL first, to know whether this download created the file (and may remove it again).
-      handle = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, st.mode & 0o777).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== "EEXIST") throw err;
-        created = false;
-        // Opened as before to be refused as before (a symlink, a directory, no permission), but not truncated;
-        // O_NONBLOCK: a FIFO nobody reads is ENXIO, not a wait.
-        const old = await fsp.open(into, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-        const was = await old.stat().catch(async (e: unknown) => {
-          await old.close();
-          throw e;
-        });
-        // A device or FIFO is written in place, as open(2) would; a file is replaced whole or not at all.
-        if (!was.isFile()) return old;
-        await old.close();
-        temp = join(dirname(into), `.${basename(into)}.sbx-download-${randomBytes(6).toString("hex")}`);
-        const fresh = await fsp.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-        // The file it replaces keeps its mode (umask aside), as an overwrite in place did.
-        await fresh.chmod(was.mode & 0o777).catch(async (e: unknown) => {
-          await fresh.close();
-          await fsp.unlink(temp!).catch(() => {});
-          throw e;
-        });
-        return fresh;
-      });
+      target = await openTarget(into, st.mode & 0o777);
     } catch (err) {
       await body.cancel(err).catch(() => {});
       throw err;
     }
+    const { handle, created, temp } = target;
     let got = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
