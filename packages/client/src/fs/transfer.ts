@@ -82,12 +82,11 @@ async function openTarget(into: string, mode: number): Promise<DownloadTarget> {
   let was: Stats;
   try {
     was = await old.stat();
-    if (!was.isFile()) return { handle: old, created: false, temp: null };
-  } catch (err) {
+    // Written in place, blocking (a pipe's reader may be slower than we are): the FIFO has a reader now, so this open returns at once.
+    if (!was.isFile()) return { handle: await fsp.open(into, O_WRONLY | O_NOFOLLOW), created: false, temp: null };
+  } finally {
     await old.close();
-    throw err;
   }
-  await old.close();
   const temp = join(dirname(into), `.${basename(into)}.sbx-download-${randomBytes(6).toString("hex")}`);
   const handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {

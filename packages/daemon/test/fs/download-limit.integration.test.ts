@@ -6,6 +6,7 @@
  * refused, and stops the sandbox sending.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -122,5 +123,23 @@ describe("download writes at most maxBytes", () => {
     expect(readFileSync(dst, "utf8")).toBe("new\n");
     expect(statSync(dst).mode & 0o777).toBe(0o640);
     expect(readdirSync(dir)).toEqual(["kept.txt"]);
+  });
+});
+
+describe("a download into something that is not a regular file", () => {
+  it("writes into a FIFO someone reads, in place, every byte (a pipe's 64 KiB is no limit)", async () => {
+    await sb.fs.writeFile("/home/user/for-fifo.bin", new Uint8Array(3 << 20).fill(0x5a));
+    const dir = mkdtempSync(join(local, "fifo-"));
+    const fifo = join(dir, "pipe");
+    execFileSync("mkfifo", [fifo]);
+    const reader = spawn("sh", ["-c", `wc -c < ${fifo}`], { stdio: ["ignore", "pipe", "inherit"] });
+    let counted = "";
+    reader.stdout.on("data", (d) => (counted += d));
+    const exited = new Promise((r) => reader.once("exit", r));
+    await new Promise((r) => setTimeout(r, 200)); // the reader has the FIFO open
+    await sb.fs.download("/home/user/for-fifo.bin", fifo);
+    await exited;
+    expect(counted.trim()).toBe(String(3 << 20));
+    expect(readdirSync(dir)).toEqual(["pipe"]);
   });
 });

@@ -8,6 +8,7 @@ import asyncio
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -155,3 +156,17 @@ async def test_async_failed_download_over_a_file_leaves_it_as_it_was(daemon: Dae
         sb2.fs.download("/home/user/small.txt", target)
     assert target.read_text() == "new\n"
     assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+
+
+def test_download_into_a_fifo_someone_reads(daemon: Daemon, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with Sandbox.create(timeout="1m") as sb:
+        sb.fs.write_file("/home/user/for-fifo.bin", b"\x5a" * (3 << 20))
+        reader = subprocess.Popen(["sh", "-c", f"wc -c < {fifo}"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.2)  # the reader has the FIFO open
+        sb.fs.download("/home/user/for-fifo.bin", fifo)
+        out, _ = reader.communicate(timeout=30)
+    # Written in place, every byte, though a pipe holds 64 KiB; nothing left beside it.
+    assert out.strip() == str(3 << 20)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
