@@ -3,7 +3,7 @@ import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import { ErrorCodes, HOST_LOST_CLOSE, decodeFrame, type MethodName, type NotificationName, type NotificationParams, type ParamsOf, type ResultOf } from "@sbx/protocol";
 import { ConnectionClosedError, ConnectionEstablishmentError, NetworkError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
-import { authFailure, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
+import { authFailure, maskingFor, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
 import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
 
@@ -19,7 +19,7 @@ function withBind(url: string, bind: string): string {
 /** Opens the WebSocket at `target` (`url` with its bind); errors name `url`, the one the caller gave. */
 function openSocket(url: string, target: string, token: ResolvedToken): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(target, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20 });
+    const ws = new WebSocket(target, { headers: { Authorization: `Bearer ${token.value}` }, perMessageDeflate: false, maxPayload: 64 << 20, generateMask: maskingFor(target) });
     ws.binaryType = "nodebuffer";
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => {
