@@ -4,6 +4,7 @@ import { ErrorCodes, HOST_LOST_CLOSE, decodeFrame, type MethodName, type Notific
 import { ConnectionClosedError, ConnectionEstablishmentError, NetworkError, fromRpcError } from "./errors.js";
 import { isListening, startLocalDaemon } from "./embedded.js";
 import { authFailure, maskingFor, resolveEndpoint, type ResolvedToken } from "./endpoint.js";
+import { createMade, takeSpare } from "./spare.js";
 import { StreamTable } from "./streams.js";
 import type { ConnectOptions } from "./types.js";
 
@@ -72,9 +73,22 @@ export class Connection {
    */
   static async open(opts: ConnectOptions = {}, bind?: string): Promise<Connection> {
     const { url, token, embedded } = await resolveEndpoint(opts);
-    if (embedded && !(await isListening(url))) await startLocalDaemon(url);
-    return new Connection(await openSocket(url, bind === undefined ? url : withBind(url, bind), await token()), url);
+    const target = bind === undefined ? url : withBind(url, bind);
+    const keyOf = (t: ResolvedToken) => `${target}\n${t.value}`;
+    // A create's connection may have been opened ahead (spare.ts); one still open proves the
+    // daemon runs. (A local daemon not started yet has no token file: that is read after.)
+    const early = bind === "new" ? await token().catch(() => null) : null;
+    const spare = early ? await takeSpare(keyOf(early)) : null;
+    const started = !spare && embedded && !(await isListening(url));
+    if (started) await startLocalDaemon(url);
+    const resolved = early && !started ? early : await token();
+    const conn = new Connection(spare ?? (await openSocket(url, target, resolved)), url);
+    if (bind === "new") conn.createMade = () => createMade(keyOf(resolved), () => openSocket(url, target, resolved));
+    return conn;
   }
+
+  /** Set on a `bind=new` connection: call once its create has succeeded (the next create's connection may be opened ahead). */
+  createMade: () => void = () => {};
 
   /** What a call on a closed connection rejects with. */
   closedError(message: string, cause?: unknown): ConnectionClosedError {

@@ -200,6 +200,7 @@ export class Sandbox implements AsyncDisposable {
       const { warnings, ...info } = await conn.request("sandbox.create", params as ParamsOf<"sandbox.create">);
       const sb = new Sandbox(conn, toInfo(info), { url: conn.url, ...(token ? { token } : {}) });
       sb.warnings = warnings ?? [];
+      conn.createMade();
       return sb;
     } catch (err) {
       await conn.close();
