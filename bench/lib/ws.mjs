@@ -15,20 +15,27 @@ export async function startWsPeer() {
     });
     proc.once("exit", (c) => reject(new Error(`ws peer exited ${c}`)));
   });
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 64 << 20 });
-  ws.binaryType = "nodebuffer";
-  await new Promise((r, j) => (ws.once("open", r), ws.once("error", j)));
-  let onText = null;
-  let onBinary = null;
-  ws.on("message", (data, isBinary) => (isBinary ? onBinary?.(data) : onText?.(data.toString())));
-  const nextText = () => new Promise((r) => (onText = (t) => ((onText = null), r(t))));
+  // Two connections: ws's default random masking key per frame, and the key 0 (what the SDK
+  // uses on loopback, where ws then leaves the bytes alone; client endpoint.ts maskingFor).
+  const open = async (generateMask) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 64 << 20, ...(generateMask ? { generateMask } : {}) });
+    ws.binaryType = "nodebuffer";
+    await new Promise((r, j) => (ws.once("open", r), ws.once("error", j)));
+    const conn = { ws, onText: null, onBinary: null };
+    ws.on("message", (data, isBinary) => (isBinary ? conn.onBinary?.(data) : conn.onText?.(data.toString())));
+    conn.nextText = () => new Promise((r) => (conn.onText = (t) => ((conn.onText = null), r(t))));
+    return conn;
+  };
+  const masked = await open(null);
+  const zeroKey = await open((mask) => mask.fill(0));
+  const { ws, nextText } = masked;
   return {
     /** The peer process's pid (for CPU accounting). */
     pid: proc.pid,
     /** Server→client (unmasked frames): MB/s. */
     async download(bytes, frame) {
       let got = 0;
-      onBinary = (d) => (got += d.length);
+      masked.onBinary = (d) => (got += d.length);
       const t0 = now();
       const done = nextText();
       ws.send(JSON.stringify({ op: "send", bytes, frame }));
@@ -37,8 +44,12 @@ export async function startWsPeer() {
       if (got !== bytes) throw new Error(`ws floor got ${got} of ${bytes}`);
       return bytes / 1e6 / (t / 1000);
     },
-    /** Client→server (masked frames), with at most 16 MiB handed to ws and not yet written: MB/s. */
-    async upload(bytes, frame) {
+    /**
+     * Client→server (masked frames: a random key each, or with `{ zeroKey: true }` the key 0),
+     * with at most 16 MiB handed to ws and not yet written: MB/s.
+     */
+    async upload(bytes, frame, { zeroKey: zero = false } = {}) {
+      const { ws, nextText } = zero ? zeroKey : masked;
       const ready = nextText();
       ws.send(JSON.stringify({ op: "recv", bytes }));
       await ready;
@@ -68,6 +79,7 @@ export async function startWsPeer() {
     },
     async stop() {
       ws.terminate();
+      zeroKey.ws.terminate();
       proc.kill();
     },
   };

@@ -21,13 +21,14 @@ export async function measureFiles(d, sb, peer) {
     await box.kill().catch(() => {});
     box = await Sandbox.create(d.opts);
   };
-  const up = [], down = [], upFloor = [], downFloor = [], dd = [], upTmpfs = [];
+  const up = [], down = [], upFloor = [], upZeroKey = [], downFloor = [], dd = [], upTmpfs = [];
   const failed = { up: [], down: [] };
   const growth = { upClient: 0, upDaemon: 0, downClient: 0, downDaemon: 0 };
   // rep -1 is a 64 MiB warm-up, not recorded
   for (let i = -1; i < CFG.reps; i++) {
     const size = i < 0 ? 64 * MiB : CFG.fileBytes;
     upFloor.push(await peer.upload(size, 64 * 1024));
+    upZeroKey.push(await peer.upload(size, 64 * 1024, { zeroKey: true }));
     try {
       const u = await withRssPeak(d.proc.pid, () => within(sdkUpload(box, path, size), limitMs, "fs.writeFile"));
       if (i >= 0) {
@@ -64,12 +65,13 @@ export async function measureFiles(d, sb, peer) {
     await box.fs.remove(TMPFS_PATH);
   }
   upFloor.shift();
+  upZeroKey.shift();
   downFloor.shift();
   dd.shift();
   upTmpfs.shift();
   await box.fs.remove(path).catch(() => {});
-  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), downFloor: tput(downFloor), dd: tput(dd), upTmpfs: tput(upTmpfs), growth, failed };
-  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)} (dd in the sandbox ${mbs(files.dd)}, to a tmpfs ${mbs(files.upTmpfs)}); down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
+  const files = { up: tput(up), down: tput(down), upFloor: tput(upFloor), upZeroKey: tput(upZeroKey), downFloor: tput(downFloor), dd: tput(dd), upTmpfs: tput(upTmpfs), growth, failed };
+  log(`   up ${mbs(files.up)} vs ${mbs(files.upFloor)} (key 0: ${mbs(files.upZeroKey)}; dd in the sandbox ${mbs(files.dd)}, to a tmpfs ${mbs(files.upTmpfs)}); down ${mbs(files.down)} vs ${mbs(files.downFloor)}; failures ${JSON.stringify(failed)}`);
   await box.kill().catch(() => {});
   if (box !== sb) await sb.kill().catch(() => {});
   await waitNoSandboxProcs();
