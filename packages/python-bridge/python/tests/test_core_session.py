@@ -183,3 +183,11 @@ def test_an_rpc_error_without_a_known_code_is_a_plain_rpc_error() -> None:
         call.result()
     assert type(info.value) is RpcError
     assert info.value.rpc_code == ERROR_CODES["InternalError"]
+
+
+def test_an_rpc_errors_code_is_its_errno_when_it_has_one_as_in_the_typescript_sdk() -> None:
+    assert RpcError("no such file", -32000, {"errno": "ENOENT"}).code == "ENOENT"
+    assert RpcError("odd", -32000, {"errno": 2}).code == "RPC_ERROR"
+    assert RpcError("odd", -32000).code == "RPC_ERROR"
+    # a subclass keeps its own code, errno or not
+    assert SandboxNotFoundError("gone", -32001, {"errno": "ENOENT"}).code == "SANDBOX_NOT_FOUND"

@@ -144,6 +144,7 @@ def test_fs_text_and_bytes(daemon: Daemon) -> None:
         with pytest.raises(RpcError) as info2:
             sb.fs.read_file("/nope")
         assert info2.value.errno == "ENOENT"
+        assert info2.value.code == "ENOENT"  # as @sbx/client's RpcError.code
 
 
 def test_write_file_errors_say_what_failed(daemon: Daemon) -> None:

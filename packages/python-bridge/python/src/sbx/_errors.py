@@ -81,7 +81,11 @@ class MissingApiToken(AuthError):  # noqa: N818 - Deno's Python SDK's name
 
 
 class RpcError(SandboxError):
-    """The daemon answered a call with a JSON-RPC error."""
+    """
+    The daemon answered a call with a JSON-RPC error. ``code`` is the errno name (``ENOENT``,
+    ``EACCES``, ...) of a failed file or spawn operation, else ``RPC_ERROR``, as in @sbx/client;
+    the subclasses keep their own.
+    """
 
     code = "RPC_ERROR"
 
@@ -89,6 +93,8 @@ class RpcError(SandboxError):
         super().__init__(message)
         self.rpc_code = rpc_code
         self.data = data
+        if type(self).code == RpcError.code and self.errno is not None:
+            self.code = self.errno
 
     @property
     def errno(self) -> str | None:
