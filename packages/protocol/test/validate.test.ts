@@ -33,6 +33,18 @@ describe("frames", () => {
     expect(typeof credit !== "string" && creditOf(credit)).toBe(123456);
   });
 
+  it("small frames keep their bytes while later ones are encoded (they share blocks), across a block's end", () => {
+    const frames = Array.from({ length: 2000 }, (_, i) => (i % 2 ? encodeCredit(i, 0xfffffff0 + (i % 16)) : encodeFrame(FrameOp.End, 0x7fffffff - i)));
+    frames.forEach((f, i) => {
+      const d = decodeFrame(f);
+      if (typeof d === "string") throw new Error(d);
+      expect(d.stream).toBe(i % 2 ? i : 0x7fffffff - i);
+      if (i % 2) expect(creditOf(d)).toBe(0xfffffff0 + (i % 16));
+      else expect(d.op).toBe(FrameOp.End);
+    });
+    expect(new Set(frames.map((f) => f.buffer)).size).toBeGreaterThan(1);
+  });
+
   it("rejects malformed frames with a reason", () => {
     expect(decodeFrame(new Uint8Array([0, 0]))).toMatch(/shorter than its header/);
     expect(decodeFrame(encodeFrame(9 as FrameOp, 1))).toMatch(/unknown frame op/);
