@@ -87,7 +87,8 @@ async function openTarget(into: string, mode: number): Promise<DownloadTarget> {
   } finally {
     await old.close();
   }
-  const temp = join(dirname(into), `.${basename(into)}.sbx-download-${randomBytes(6).toString("hex")}`);
+  // Not named after the file: a name near NAME_MAX would make it too long.
+  const temp = join(dirname(into), `.sbx-download-${randomBytes(6).toString("hex")}`);
   const handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
     await handle.chmod(was.mode & 0o777);

@@ -124,6 +124,17 @@ describe("download writes at most maxBytes", () => {
     expect(statSync(dst).mode & 0o777).toBe(0o640);
     expect(readdirSync(dir)).toEqual(["kept.txt"]);
   });
+
+  it("replaces a file whose name is near NAME_MAX too (the temporary file's name is not made from it)", async () => {
+    const dir = mkdtempSync(join(local, "long-"));
+    const dst = join(dir, "n".repeat(250));
+    writeFileSync(dst, "old\n", { mode: 0o640 });
+    await sb.fs.writeTextFile("/home/user/long.txt", "new\n");
+    await sb.fs.download("/home/user/long.txt", dst);
+    expect(readFileSync(dst, "utf8")).toBe("new\n");
+    expect(statSync(dst).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).toEqual(["n".repeat(250)]);
+  });
 });
 
 describe("a download into something that is not a regular file", () => {

@@ -158,11 +158,25 @@ async def test_async_failed_download_over_a_file_leaves_it_as_it_was(daemon: Dae
     assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
 
 
+def test_a_download_over_a_file_keeps_its_mode_even_with_a_name_near_name_max(daemon: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / ("n" * 250)
+    target.write_text("old\n")
+    target.chmod(0o640)
+    with Sandbox.create(timeout="1m") as sb:
+        sb.fs.write_text_file("/home/user/new.txt", "new\n")
+        sb.fs.chmod("/home/user/new.txt", 0o600)
+        sb.fs.download("/home/user/new.txt", target)
+    assert target.read_text() == "new\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_download_into_a_fifo_someone_reads(daemon: Daemon, tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
+    os.mkfifo(fifo, 0o640)
     with Sandbox.create(timeout="1m") as sb:
         sb.fs.write_file("/home/user/for-fifo.bin", b"\x5a" * (3 << 20))
+        sb.fs.chmod("/home/user/for-fifo.bin", 0o600)
         reader = subprocess.Popen(["sh", "-c", f"wc -c < {fifo}"], stdout=subprocess.PIPE, text=True)
         time.sleep(0.2)  # the reader has the FIFO open
         sb.fs.download("/home/user/for-fifo.bin", fifo)
@@ -170,3 +184,5 @@ def test_download_into_a_fifo_someone_reads(daemon: Daemon, tmp_path: Path) -> N
     # Written in place, every byte, though a pipe holds 64 KiB; nothing left beside it.
     assert out.strip() == str(3 << 20)
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+    # and not chmod'ed to the sandbox file's mode (as root, /dev/null would have been)
+    assert fifo.stat().st_mode & 0o777 == 0o640

@@ -306,6 +306,10 @@ class AsyncSandboxFs:
             created = True
             # Where the bytes go when a regular file stands at local_path: beside it, renamed over it once all arrived.
             temp: str | None = None
+            # What the file written gets at the end: a new one the sandbox file's mode; one replacing
+            # a file that file's own mode (as an overwrite in place keeps it); a device or FIFO
+            # nothing (as root, /dev/null made 0600 would be everyone's problem).
+            mode: int | None = st.mode & 0o777
             try:
                 try:
                     fd = os.open(local_path, flags | os.O_CREAT | os.O_EXCL, st.mode & 0o777)
@@ -314,14 +318,17 @@ class AsyncSandboxFs:
                     # Opened as before to be refused as before (a symlink, a directory, no permission), but not
                     # truncated; O_NONBLOCK: a FIFO nobody reads is ENXIO, not a wait.
                     fd = os.open(local_path, flags | os.O_NONBLOCK)
-                    if statmod.S_ISREG(os.fstat(fd).st_mode):
+                    was = os.fstat(fd).st_mode
+                    if statmod.S_ISREG(was):
                         # A file is replaced whole or not at all; a device or FIFO is written in place.
+                        # (Not named after the file: a name near NAME_MAX would make it too long.)
                         os.close(fd)
-                        head, tail = os.path.split(os.fspath(local_path))
-                        temp = os.path.join(head, f".{tail}.sbx-download-{os.urandom(6).hex()}")
+                        temp = os.path.join(os.path.dirname(os.fspath(local_path)), f".sbx-download-{os.urandom(6).hex()}")
                         fd = os.open(temp, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                        mode = was & 0o777
                     else:
                         os.set_blocking(fd, True)
+                        mode = None
             except BaseException:
                 await body.cancel("the local file could not be opened")
                 raise
@@ -336,7 +343,8 @@ class AsyncSandboxFs:
                                 ERROR_CODES["ResourceLimit"],
                             )
                         out.write(chunk)
-                    os.fchmod(fd, st.mode & 0o777)
+                    if mode is not None:
+                        os.fchmod(fd, mode)
                 if temp is not None:
                     os.rename(temp, local_path)
             except BaseException:
