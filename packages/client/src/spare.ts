@@ -41,9 +41,10 @@ const ignore = (): void => {};
  * still in its delay is dropped, not waited for (its timer does not keep the process alive).
  */
 export async function takeSpare(key: string): Promise<WebSocket | null> {
-  const spare = places.get(key)?.spare;
-  if (!spare) return null;
-  places.get(key)!.spare = null;
+  const place = places.get(key);
+  const spare = place?.spare;
+  if (!place || !spare) return null;
+  place.spare = null;
   clearTimeout(spare.timer);
   const ws = await spare.ws;
   if (!ws) return null;

@@ -23,7 +23,6 @@
 #include "stream.h"
 #include "util.h"
 
-
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif

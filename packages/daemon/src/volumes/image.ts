@@ -2,7 +2,6 @@ import * as fsp from "node:fs/promises";
 import { formatExt4, loopDirectIoSoon } from "../sandbox/storage.js";
 import { runTool } from "../util/host-tools.js";
 
-
 /**
  * A volume or snapshot is one ext4 file system in a sparse image file (the same kind of file
  * system as a sandbox's storage, made by the same `formatExt4`, but with a journal: a volume

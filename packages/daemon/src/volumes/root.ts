@@ -7,7 +7,6 @@ import { SYSTEM_BUNDLES } from "../egress/tls/trust.js";
 import { UID_BLOCK } from "../sandbox/uid-range.js";
 import { runTool } from "../util/host-tools.js";
 
-
 /**
  * Booting a sandbox from a volume or snapshot (`sandbox.create`'s `root`) instead of the host's
  * /usr. A snapshot is read-only and shared by every sandbox booted from it, so each gets an
